@@ -1,0 +1,20 @@
+//! Everything the coordinator and edge nodes must agree on.
+//!
+//! This crate does no I/O (the optional `io` feature only adds async frame
+//! helpers generic over `AsyncRead`/`AsyncWrite`). Every decoder is bounded
+//! and returns a typed error instead of panicking.
+
+pub mod config;
+pub mod hash;
+pub mod host;
+pub mod manifest;
+pub mod path;
+pub mod resolve;
+pub mod wire;
+
+#[cfg(feature = "io")]
+pub mod frame_io;
+
+pub use config::{CertEntry, ConfigDelta, EdgeConfig, HostTarget};
+pub use hash::{BlobHash, BundleId};
+pub use manifest::{Encoding, FileEntry, Manifest, ManifestLimits, Variant};

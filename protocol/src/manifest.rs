@@ -1,0 +1,346 @@
+//! The bundle manifest: every file of a deployment, addressed by content.
+//!
+//! The manifest's canonical bytes are its bincode encoding (maps are
+//! `BTreeMap`s, so the order is fixed); the bundle id is their blake3.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::hash::{BlobHash, BundleId};
+use crate::path::{validate_bundle_path, PathError};
+
+/// Bumped when the manifest's shape changes; old ids stay valid because the
+/// version is part of the hashed bytes.
+pub const MANIFEST_FORMAT: u16 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u16,
+    /// Bundle-relative path (`assets/app.js`) → file.
+    pub files: BTreeMap<String, FileEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub hash: BlobHash,
+    pub size: u64,
+    pub content_type: String,
+    /// Precompressed forms of the same bytes, each its own blob.
+    #[serde(default)]
+    pub variants: Vec<Variant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variant {
+    pub encoding: Encoding,
+    pub hash: BlobHash,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    Br,
+    Gzip,
+}
+
+impl Encoding {
+    pub fn token(self) -> &'static str {
+        match self {
+            Encoding::Br => "br",
+            Encoding::Gzip => "gzip",
+        }
+    }
+}
+
+/// Bounds a manifest must respect; the coordinator's are configurable.
+#[derive(Debug, Clone, Copy)]
+pub struct ManifestLimits {
+    pub max_files: usize,
+    pub max_file_size: u64,
+    pub max_total_size: u64,
+}
+
+impl Default for ManifestLimits {
+    fn default() -> Self {
+        ManifestLimits {
+            max_files: 100_000,
+            max_file_size: 512 * 1024 * 1024,
+            max_total_size: 8 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("unsupported manifest format {0} (this build understands {MANIFEST_FORMAT})")]
+    Format(u16),
+    #[error("manifest lists no files")]
+    Empty,
+    #[error("manifest lists {count} files; the limit is {limit}")]
+    TooManyFiles { count: usize, limit: usize },
+    #[error("file {path:?} is {size} bytes; the limit is {limit}")]
+    FileTooLarge { path: String, size: u64, limit: u64 },
+    #[error("bundle is {size} bytes in total; the limit is {limit}")]
+    TotalTooLarge { size: u64, limit: u64 },
+    #[error("bad path {path:?}: {source}")]
+    Path { path: String, source: PathError },
+    #[error("file {path:?} has an invalid content type")]
+    ContentType { path: String },
+    #[error("file {path:?} lists the {encoding:?} variant twice")]
+    DuplicateVariant { path: String, encoding: Encoding },
+    #[error("manifest could not be decoded: {0}")]
+    Decode(String),
+}
+
+impl Manifest {
+    pub fn new(files: BTreeMap<String, FileEntry>) -> Self {
+        Manifest {
+            format: MANIFEST_FORMAT,
+            files,
+        }
+    }
+
+    /// Checks every path, size and header-bound field against `limits`.
+    pub fn validate(&self, limits: &ManifestLimits) -> Result<(), ManifestError> {
+        if self.format != MANIFEST_FORMAT {
+            return Err(ManifestError::Format(self.format));
+        }
+        if self.files.is_empty() {
+            return Err(ManifestError::Empty);
+        }
+        if self.files.len() > limits.max_files {
+            return Err(ManifestError::TooManyFiles {
+                count: self.files.len(),
+                limit: limits.max_files,
+            });
+        }
+        let mut total: u64 = 0;
+        for (path, f) in &self.files {
+            validate_bundle_path(path).map_err(|source| ManifestError::Path {
+                path: path.chars().take(200).collect(),
+                source,
+            })?;
+            if f.size > limits.max_file_size {
+                return Err(ManifestError::FileTooLarge {
+                    path: path.clone(),
+                    size: f.size,
+                    limit: limits.max_file_size,
+                });
+            }
+            total = total.saturating_add(f.size);
+            if !valid_content_type(&f.content_type) {
+                return Err(ManifestError::ContentType { path: path.clone() });
+            }
+            let mut seen = BTreeSet::new();
+            for v in &f.variants {
+                if !seen.insert(v.encoding) {
+                    return Err(ManifestError::DuplicateVariant {
+                        path: path.clone(),
+                        encoding: v.encoding,
+                    });
+                }
+                if v.size > limits.max_file_size {
+                    return Err(ManifestError::FileTooLarge {
+                        path: format!("{path} ({})", v.encoding.token()),
+                        size: v.size,
+                        limit: limits.max_file_size,
+                    });
+                }
+                total = total.saturating_add(v.size);
+            }
+        }
+        if total > limits.max_total_size {
+            return Err(ManifestError::TotalTooLarge {
+                size: total,
+                limit: limits.max_total_size,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .expect("encoding a manifest into memory cannot fail")
+    }
+
+    /// Decodes canonical bytes, refusing input larger than `max_bytes`.
+    pub fn from_canonical_bytes(bytes: &[u8], max_bytes: usize) -> Result<Self, ManifestError> {
+        if bytes.len() > max_bytes {
+            return Err(ManifestError::Decode(format!(
+                "{} bytes exceeds the {max_bytes}-byte limit",
+                bytes.len()
+            )));
+        }
+        let (m, used): (Manifest, usize) =
+            bincode::serde::decode_from_slice(bytes, crate::wire::decode_config())
+                .map_err(|e| ManifestError::Decode(e.to_string()))?;
+        if used != bytes.len() {
+            return Err(ManifestError::Decode("trailing bytes".into()));
+        }
+        Ok(m)
+    }
+
+    pub fn bundle_id(&self) -> BundleId {
+        BlobHash::of(&self.canonical_bytes())
+    }
+
+    /// Every blob the bundle needs: originals and variants.
+    pub fn blobs(&self) -> BTreeSet<BlobHash> {
+        self.files
+            .values()
+            .flat_map(|f| std::iter::once(f.hash).chain(f.variants.iter().map(|v| v.hash)))
+            .collect()
+    }
+
+    /// Size of each distinct blob, for transfer accounting.
+    pub fn blob_sizes(&self) -> BTreeMap<BlobHash, u64> {
+        let mut out = BTreeMap::new();
+        for f in self.files.values() {
+            out.insert(f.hash, f.size);
+            for v in &f.variants {
+                out.insert(v.hash, v.size);
+            }
+        }
+        out
+    }
+}
+
+/// A content type must be a short, printable header value (`type/subtype`
+/// with optional parameters): it ends up verbatim in a response header.
+fn valid_content_type(ct: &str) -> bool {
+    !ct.is_empty()
+        && ct.len() <= 200
+        && ct.contains('/')
+        && ct.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(body: &[u8], ct: &str) -> FileEntry {
+        FileEntry {
+            hash: BlobHash::of(body),
+            size: body.len() as u64,
+            content_type: ct.into(),
+            variants: vec![],
+        }
+    }
+
+    fn manifest(files: &[(&str, FileEntry)]) -> Manifest {
+        Manifest::new(
+            files
+                .iter()
+                .map(|(p, e)| (p.to_string(), e.clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn id_is_stable_and_order_independent() {
+        let a = entry(b"a", "text/html");
+        let b = entry(b"b", "text/css");
+        let m1 = manifest(&[("index.html", a.clone()), ("style.css", b.clone())]);
+        let m2 = manifest(&[("style.css", b), ("index.html", a)]);
+        assert_eq!(m1.bundle_id(), m2.bundle_id());
+        assert_eq!(m1.bundle_id(), BlobHash::of(&m1.canonical_bytes()));
+        let back = Manifest::from_canonical_bytes(&m1.canonical_bytes(), 1 << 20).unwrap();
+        assert_eq!(back, m1);
+    }
+
+    #[test]
+    fn any_change_changes_id() {
+        let base = manifest(&[("index.html", entry(b"a", "text/html"))]);
+        let renamed = manifest(&[("home.html", entry(b"a", "text/html"))]);
+        let retyped = manifest(&[("index.html", entry(b"a", "text/plain"))]);
+        let rebody = manifest(&[("index.html", entry(b"b", "text/html"))]);
+        for other in [renamed, retyped, rebody] {
+            assert_ne!(base.bundle_id(), other.bundle_id());
+        }
+    }
+
+    #[test]
+    fn validation_table() {
+        let ok = entry(b"x", "text/html");
+        let limits = ManifestLimits {
+            max_files: 2,
+            max_file_size: 10,
+            max_total_size: 15,
+        };
+        let big = FileEntry {
+            size: 11,
+            ..ok.clone()
+        };
+        let nine = FileEntry {
+            size: 9,
+            ..ok.clone()
+        };
+        let bad_ct = entry(b"x", "text/html\r\nSet-Cookie: a=b");
+        let dup = FileEntry {
+            variants: vec![
+                Variant {
+                    encoding: Encoding::Br,
+                    hash: BlobHash::of(b"1"),
+                    size: 1,
+                },
+                Variant {
+                    encoding: Encoding::Br,
+                    hash: BlobHash::of(b"2"),
+                    size: 1,
+                },
+            ],
+            ..ok.clone()
+        };
+        let mut wrong_format = manifest(&[("a", ok.clone())]);
+        wrong_format.format = 99;
+        let cases: Vec<(Manifest, Option<&str>)> = vec![
+            (manifest(&[("index.html", ok.clone())]), None),
+            (manifest(&[]), Some("no files")),
+            (
+                manifest(&[("a", ok.clone()), ("b", ok.clone()), ("c", ok.clone())]),
+                Some("3 files"),
+            ),
+            (manifest(&[("a", big)]), Some("11 bytes")),
+            (manifest(&[("a", nine.clone()), ("b", nine)]), Some("in total")),
+            (manifest(&[("../x", ok.clone())]), Some("bad path")),
+            (manifest(&[("/x", ok.clone())]), Some("bad path")),
+            (manifest(&[("a", bad_ct)]), Some("content type")),
+            (manifest(&[("a", dup)]), Some("twice")),
+            (wrong_format, Some("format 99")),
+        ];
+        for (m, want) in cases {
+            let got = m.validate(&limits);
+            match want {
+                None => assert!(got.is_ok(), "{got:?}"),
+                Some(needle) => {
+                    let msg = got.expect_err("should fail").to_string();
+                    assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decoding_rejects_garbage_and_oversize() {
+        assert!(Manifest::from_canonical_bytes(&[0xff; 10], 1024).is_err());
+        assert!(Manifest::from_canonical_bytes(&[0u8; 2048], 1024).is_err());
+        let m = manifest(&[("a", entry(b"x", "text/plain"))]);
+        let mut bytes = m.canonical_bytes();
+        bytes.push(0);
+        assert!(Manifest::from_canonical_bytes(&bytes, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn blobs_include_variants() {
+        let mut e = entry(b"x", "text/html");
+        e.variants.push(Variant {
+            encoding: Encoding::Gzip,
+            hash: BlobHash::of(b"gz"),
+            size: 2,
+        });
+        let m = manifest(&[("a", e), ("b", entry(b"x", "text/html"))]);
+        assert_eq!(m.blobs().len(), 2);
+    }
+}

@@ -1,0 +1,276 @@
+//! Messages between edge nodes and the coordinator, and their framing.
+//!
+//! A frame is `[u32 BE length][u16 BE protocol version][bincode body]`, the
+//! length counting version and body. Every frame is bounded; a frame from
+//! another protocol version is refused with [`FrameError::UnsupportedVersion`]
+//! before its body is looked at.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigDelta, EdgeConfig};
+use crate::hash::BlobHash;
+
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Largest frame either side accepts (a config snapshot is the largest).
+pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+/// Control messages (requests, reports) must be much smaller.
+pub const MAX_CONTROL_FRAME_BYTES: usize = 64 * 1024;
+pub const HEADER_LEN: usize = 6;
+
+/// The bincode configuration every decoder uses: bounded, so a hostile
+/// length prefix cannot make the decoder allocate more than a frame.
+pub fn decode_config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_FRAME_BYTES>,
+> {
+    bincode::config::standard().with_limit::<MAX_FRAME_BYTES>()
+}
+
+/// The first frame on every stream an edge opens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EdgeRequest {
+    /// Enrolment, on a connection without a client certificate.
+    Join(JoinRequest),
+    /// Open the config stream: the coordinator answers with a snapshot and
+    /// then a delta per change; the edge reports on the same stream.
+    Subscribe(Subscribe),
+    /// Ask for one blob's bytes.
+    GetBlob { hash: BlobHash },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub token: String,
+    /// PEM certificate signing request for the node's own key.
+    pub csr_pem: String,
+    pub name: String,
+    pub region: String,
+    pub software_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscribe {
+    /// The config version the edge already holds (0 for none).
+    pub have_version: u64,
+    pub software_version: String,
+    pub http_addr: Option<String>,
+    pub https_addr: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joined {
+    pub node_id: String,
+    pub cert_pem: String,
+    pub ca_pem: String,
+    /// The name the coordinator's certificate is issued for.
+    pub coordinator_name: String,
+}
+
+/// Everything the coordinator sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CoordinatorMessage {
+    Joined(Joined),
+    Snapshot(EdgeConfig),
+    Delta(ConfigDelta),
+    /// A blob follows as `size` raw bytes after this frame.
+    Blob { size: u64 },
+    Error(WireError),
+}
+
+/// What an edge tells the coordinator on its config stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EdgeReport {
+    Status {
+        /// Version received and stored.
+        config_version: u64,
+        /// Bundles fully present on disk / still being fetched.
+        bundles_present: u32,
+        bundles_pending: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct WireError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    UnsupportedVersion,
+    BadRequest,
+    Unauthorized,
+    TokenInvalid,
+    TokenUsed,
+    TokenExpired,
+    NotFound,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
+    #[error("peer speaks protocol version {got}; this build speaks version {PROTOCOL_VERSION}")]
+    UnsupportedVersion { got: u16 },
+    #[error("malformed frame: {0}")]
+    Decode(String),
+    #[error("connection closed in the middle of a frame")]
+    Truncated,
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Encodes `msg` as one frame, refusing to build one the peer would reject.
+pub fn encode_frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    encode_frame_with_version(msg, PROTOCOL_VERSION)
+}
+
+/// Like [`encode_frame`] with an explicit version; tests use it to play a
+/// peer from another release.
+pub fn encode_frame_with_version<T: Serialize>(msg: &T, version: u16) -> Result<Vec<u8>, FrameError> {
+    let mut out = vec![0u8; HEADER_LEN];
+    bincode::serde::encode_into_std_write(msg, &mut out, bincode::config::standard())
+        .map_err(|e| FrameError::Decode(e.to_string()))?;
+    let len = out.len() - 4;
+    if len > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge {
+            len,
+            max: MAX_FRAME_BYTES,
+        });
+    }
+    out[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    out[4..6].copy_from_slice(&version.to_be_bytes());
+    Ok(out)
+}
+
+/// Reads a frame header; returns the body length still to read.
+pub fn decode_header(header: [u8; HEADER_LEN], max: usize) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(header[..4].try_into().unwrap()) as usize;
+    let version = u16::from_be_bytes(header[4..].try_into().unwrap());
+    if version != PROTOCOL_VERSION {
+        return Err(FrameError::UnsupportedVersion { got: version });
+    }
+    if len > max.min(MAX_FRAME_BYTES) {
+        return Err(FrameError::TooLarge {
+            len,
+            max: max.min(MAX_FRAME_BYTES),
+        });
+    }
+    if len < 2 {
+        return Err(FrameError::Decode("frame shorter than its header".into()));
+    }
+    Ok(len - 2)
+}
+
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    let (msg, used) = bincode::serde::decode_from_slice(body, decode_config())
+        .map_err(|e| FrameError::Decode(e.to_string()))?;
+    if used != body.len() {
+        return Err(FrameError::Decode(format!(
+            "{} trailing bytes after the message",
+            body.len() - used
+        )));
+    }
+    Ok(msg)
+}
+
+/// Decodes one whole frame held in memory.
+pub fn decode_frame<T: DeserializeOwned>(frame: &[u8], max: usize) -> Result<T, FrameError> {
+    let header: [u8; HEADER_LEN] = frame
+        .get(..HEADER_LEN)
+        .ok_or(FrameError::Truncated)?
+        .try_into()
+        .unwrap();
+    let len = decode_header(header, max)?;
+    let body = &frame[HEADER_LEN..];
+    if body.len() != len {
+        return Err(FrameError::Truncated);
+    }
+    decode_body(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> EdgeRequest {
+        EdgeRequest::Subscribe(Subscribe {
+            have_version: 7,
+            software_version: "0.1.0".into(),
+            http_addr: Some("127.0.0.1:8080".into()),
+            https_addr: None,
+        })
+    }
+
+    #[test]
+    fn round_trip() {
+        let msgs = vec![
+            sample(),
+            EdgeRequest::GetBlob {
+                hash: BlobHash::of(b"x"),
+            },
+            EdgeRequest::Join(JoinRequest {
+                token: "t".into(),
+                csr_pem: "csr".into(),
+                name: "n".into(),
+                region: "fra".into(),
+                software_version: "1".into(),
+            }),
+        ];
+        for m in msgs {
+            let f = encode_frame(&m).unwrap();
+            assert_eq!(decode_frame::<EdgeRequest>(&f, MAX_CONTROL_FRAME_BYTES).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn bad_frames_are_refused() {
+        let good = encode_frame(&sample()).unwrap();
+
+        let other_version = encode_frame_with_version(&sample(), 99).unwrap();
+        let err = decode_frame::<EdgeRequest>(&other_version, MAX_FRAME_BYTES).unwrap_err();
+        assert!(matches!(err, FrameError::UnsupportedVersion { got: 99 }));
+        assert!(err.to_string().contains("version 99"));
+
+        let mut huge = good.clone();
+        huge[..4].copy_from_slice(&(u32::MAX).to_be_bytes());
+        assert!(matches!(
+            decode_frame::<EdgeRequest>(&huge, MAX_FRAME_BYTES),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            decode_frame::<EdgeRequest>(&good, 4),
+            Err(FrameError::TooLarge { .. })
+        ));
+
+        let truncated = &good[..good.len() - 1];
+        assert!(matches!(
+            decode_frame::<EdgeRequest>(truncated, MAX_FRAME_BYTES),
+            Err(FrameError::Truncated)
+        ));
+        assert!(matches!(
+            decode_frame::<EdgeRequest>(&good[..3], MAX_FRAME_BYTES),
+            Err(FrameError::Truncated)
+        ));
+
+        // A valid header around garbage: the decoder fails, it does not panic
+        // or allocate what the garbage claims.
+        let mut garbage = vec![0u8; HEADER_LEN];
+        garbage.extend_from_slice(&[2, 0xfc, 0xff, 0xff, 0xff, 0xff]);
+        let len = (garbage.len() - 4) as u32;
+        garbage[..4].copy_from_slice(&len.to_be_bytes());
+        garbage[4..6].copy_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+        assert!(matches!(
+            decode_frame::<EdgeRequest>(&garbage, MAX_FRAME_BYTES),
+            Err(FrameError::Decode(_))
+        ));
+
+        // A message of one type is not accepted as another.
+        let wrong = encode_frame(&CoordinatorMessage::Blob { size: 3 }).unwrap();
+        assert!(decode_frame::<EdgeReport>(&wrong, MAX_FRAME_BYTES).is_err());
+    }
+}
