@@ -1,0 +1,39 @@
+//! What the HTTP side reads on every request: host → site, SNI → certificate.
+//! Replaced wholesale (an `Arc` swap) when the sync loop activates bundles,
+//! so a request sees either the old routing or the new one, never a mix.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use protocol::{BundleId, Manifest};
+use rustls::sign::CertifiedKey;
+
+pub struct Site {
+    pub project: String,
+    pub deployment: String,
+    pub bundle: BundleId,
+    pub manifest: Arc<Manifest>,
+}
+
+#[derive(Default)]
+pub struct Routing {
+    pub config_version: u64,
+    pub hosts: HashMap<String, Arc<Site>>,
+    /// Certificate name (`blog.localhost`, `*.localhost`) → key.
+    pub certs: BTreeMap<String, Arc<CertifiedKey>>,
+}
+
+#[derive(Default)]
+pub struct ServingState {
+    routing: RwLock<Arc<Routing>>,
+}
+
+impl ServingState {
+    pub fn current(&self) -> Arc<Routing> {
+        self.routing.read().unwrap().clone()
+    }
+
+    pub fn replace(&self, routing: Routing) {
+        *self.routing.write().unwrap() = Arc::new(routing);
+    }
+}

@@ -1,0 +1,109 @@
+//! The sled index: last config received, and which bundle each host serves.
+//!
+//! The config and the active host map are separate on purpose: the config
+//! is what the coordinator wants, the active map is what this node can serve
+//! (only complete bundles). Both survive a restart, which is what lets a node
+//! serve its last state while the coordinator is unreachable.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use protocol::{BundleId, EdgeConfig, HostTarget};
+
+const CONFIG_KEY: &[u8] = b"config";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("edge index (sled): {0}")]
+    Sled(#[from] sled::Error),
+    #[error("edge index holds undecodable data under {key}: {message}")]
+    Decode { key: String, message: String },
+}
+
+pub struct Index {
+    db: sled::Db,
+    meta: sled::Tree,
+    active: sled::Tree,
+    complete: sled::Tree,
+}
+
+impl Index {
+    pub fn open(path: &Path) -> Result<Self, IndexError> {
+        let db = sled::open(path)?;
+        Ok(Index {
+            meta: db.open_tree("meta")?,
+            active: db.open_tree("active")?,
+            complete: db.open_tree("complete")?,
+            db,
+        })
+    }
+
+    pub fn config(&self) -> Result<EdgeConfig, IndexError> {
+        match self.meta.get(CONFIG_KEY)? {
+            None => Ok(EdgeConfig::default()),
+            Some(bytes) => decode(&bytes, "config"),
+        }
+    }
+
+    pub fn store_config(&self, config: &EdgeConfig) -> Result<(), IndexError> {
+        self.meta.insert(CONFIG_KEY, encode(config))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn active(&self) -> Result<BTreeMap<String, HostTarget>, IndexError> {
+        let mut out = BTreeMap::new();
+        for item in self.active.iter() {
+            let (k, v) = item?;
+            let host = String::from_utf8_lossy(&k).into_owned();
+            let target = decode(&v, &format!("active/{host}"))?;
+            out.insert(host, target);
+        }
+        Ok(out)
+    }
+
+    /// Replaces the whole active map in one batch: hosts switch together
+    /// with what is persisted.
+    pub fn store_active(&self, active: &BTreeMap<String, HostTarget>) -> Result<(), IndexError> {
+        let mut batch = sled::Batch::default();
+        for item in self.active.iter().keys() {
+            let k = item?;
+            if !active.contains_key(&*String::from_utf8_lossy(&k)) {
+                batch.remove(k);
+            }
+        }
+        for (host, t) in active {
+            batch.insert(host.as_bytes(), encode(t));
+        }
+        self.active.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn is_complete(&self, bundle: &BundleId) -> Result<bool, IndexError> {
+        Ok(self.complete.contains_key(bundle.0)?)
+    }
+
+    pub fn mark_complete(&self, bundle: &BundleId) -> Result<(), IndexError> {
+        self.complete.insert(bundle.0, &[])?;
+        Ok(())
+    }
+
+    pub fn unmark_complete(&self, bundle: &BundleId) -> Result<(), IndexError> {
+        self.complete.remove(bundle.0)?;
+        Ok(())
+    }
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(v, bincode::config::standard()).expect("in-memory encode")
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T, IndexError> {
+    bincode::serde::decode_from_slice(bytes, protocol::wire::decode_config())
+        .map(|(v, _)| v)
+        .map_err(|e| IndexError::Decode {
+            key: key.to_string(),
+            message: e.to_string(),
+        })
+}
