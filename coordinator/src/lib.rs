@@ -1,1 +1,13 @@
+//! The Outpost coordinator: control plane (REST API, store, blob store,
+//! cluster CA, QUIC endpoint for edges) and the client CLI.
 
+pub mod api;
+pub mod blobs;
+pub mod ca;
+pub mod cli;
+pub mod config;
+pub mod edge_config;
+pub mod ids;
+pub mod quic;
+pub mod server;
+pub mod store;

@@ -1,1 +1,251 @@
-fn main(){}
+//! `coordinator`: the Outpost control plane and its client CLI.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use coordinator::cli::{self, client::Client, credentials};
+use coordinator::config::{default_sqlite_url, Config, FileConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "coordinator",
+    version,
+    about = "Outpost coordinator: control plane for edge deployments, and the CLI that drives it",
+    after_help = "Quick start: `coordinator dev` in one terminal, `coordinator deploy ./site --project blog --prod` in another."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where client commands find the coordinator.
+#[derive(Args, Clone)]
+struct Remote {
+    /// Coordinator API URL (default: saved credentials).
+    #[arg(long, env = "OUTPOST_URL", global = true)]
+    url: Option<String>,
+    /// API token (default: saved credentials).
+    #[arg(long, env = "OUTPOST_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// All-in-one local mode: coordinator + one edge node on SQLite and local disk.
+    Dev {
+        #[arg(long, default_value = ".outpost-dev")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: IpAddr,
+        #[arg(long, default_value_t = 8700)]
+        api_port: u16,
+        #[arg(long, default_value_t = 8701)]
+        quic_port: u16,
+        #[arg(long, default_value_t = 8080)]
+        http_port: u16,
+        #[arg(long, default_value_t = 8443)]
+        https_port: u16,
+    },
+    /// Run a coordinator (API + QUIC endpoint for edge nodes).
+    Serve(ServeArgs),
+    /// Deploy a folder: upload what the coordinator lacks, print the URLs.
+    Deploy {
+        dir: PathBuf,
+        #[arg(long)]
+        project: String,
+        /// Make it the production deployment once ready.
+        #[arg(long)]
+        prod: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List or create projects.
+    Projects {
+        #[command(subcommand)]
+        action: Option<ProjectsAction>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List a project's deployments, newest first.
+    Deployments {
+        project: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Point the project's production alias at a deployment.
+    Promote {
+        deployment: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Move production back to the previous production deployment.
+    Rollback {
+        project: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List edge nodes with region, status, config version and last contact.
+    Nodes {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Manage tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Save a coordinator URL and token for later commands.
+    Login {
+        #[arg(long)]
+        url: String,
+        #[arg(long, env = "OUTPOST_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectsAction {
+    List,
+    Create { name: String },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a one-time join token for a new edge node.
+    CreateJoin {
+        #[arg(long)]
+        region: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML config file (keys: data_dir, api_addr, quic_addr, database_url, base_domain, public_url, [limits]).
+    #[arg(long, env = "OUTPOST_CONFIG")]
+    config: Option<PathBuf>,
+    #[arg(long, env = "OUTPOST_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// API listen address [default: 127.0.0.1:8700].
+    #[arg(long, env = "OUTPOST_API_ADDR")]
+    api_addr: Option<SocketAddr>,
+    /// QUIC listen address for edge nodes [default: 0.0.0.0:8701].
+    #[arg(long, env = "OUTPOST_QUIC_ADDR")]
+    quic_addr: Option<SocketAddr>,
+    /// sqlite://PATH (default: <data-dir>/coordinator.db) or postgres://…
+    #[arg(long, env = "OUTPOST_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Sites are served as <project>.<base-domain> [default: localhost].
+    #[arg(long, env = "OUTPOST_BASE_DOMAIN")]
+    base_domain: Option<String>,
+    /// How users reach edges, {host} standing for the site host [default: https://{host}].
+    #[arg(long, env = "OUTPOST_PUBLIC_URL")]
+    public_url: Option<String>,
+}
+
+fn resolve_config(a: ServeArgs) -> anyhow::Result<Config> {
+    let file = match &a.config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    let data_dir = a.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("/var/lib/outpost"));
+    Ok(Config {
+        database_url: a.database_url.or(file.database_url).unwrap_or_else(|| default_sqlite_url(&data_dir)),
+        api_addr: a.api_addr.or(file.api_addr).unwrap_or_else(|| "127.0.0.1:8700".parse().unwrap()),
+        quic_addr: a.quic_addr.or(file.quic_addr).unwrap_or_else(|| "0.0.0.0:8701".parse().unwrap()),
+        base_domain: a.base_domain.or(file.base_domain).unwrap_or_else(|| "localhost".into()),
+        public_url: a.public_url.or(file.public_url).unwrap_or_else(|| "https://{host}".into()),
+        limits: file.limits.unwrap_or_default(),
+        data_dir,
+    })
+}
+
+fn client(r: &Remote) -> anyhow::Result<Client> {
+    Client::new(&credentials::resolve(r.url.clone(), r.token.clone())?)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let running = coordinator::server::start(resolve_config(args)?).await?;
+    println!("coordinator API on http://{}/api/v1, edge QUIC on {}", running.api_addr, running.quic_addr);
+    println!("cluster CA: {}", running.ca_path.display());
+    if let Some(t) = &running.new_admin_token {
+        println!("admin API token (shown once; also saved in the data dir as admin-token): {t}");
+    }
+    cli::dev::wait_for_signal().await;
+    tracing::info!("shutting down gracefully");
+    running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,pingora_core=warn,sqlx=warn".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Dev { data_dir, bind, api_port, quic_port, http_port, https_port } => {
+            cli::dev::run(cli::dev::DevOptions { data_dir, bind, api_port, quic_port, http_port, https_port }).await
+        }
+        Command::Serve(args) => serve(args).await,
+        Command::Deploy { dir, project, prod, remote } => {
+            let c = client(&remote)?;
+            let r = cli::deploy::deploy(&c, cli::deploy::DeployOptions { dir: &dir, project: &project, prod, json: remote.json })
+                .await
+                .context("deploy failed")?;
+            if remote.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "deployed {} as {} in {:.1}s: {} files, {} of {} blobs uploaded ({} bytes)",
+                    r.project,
+                    r.deployment,
+                    r.duration_ms as f64 / 1000.0,
+                    r.files,
+                    r.uploaded_blobs,
+                    r.blobs,
+                    r.uploaded_bytes
+                );
+                if let Some(p) = &r.production_url {
+                    println!("  production: {p}");
+                }
+                println!("  deployment: {}", r.url);
+            }
+            Ok(())
+        }
+        Command::Projects { action, remote } => {
+            let c = client(&remote)?;
+            match action.unwrap_or(ProjectsAction::List) {
+                ProjectsAction::List => cli::commands::projects_list(&c, remote.json).await,
+                ProjectsAction::Create { name } => cli::commands::projects_create(&c, &name, remote.json).await,
+            }
+        }
+        Command::Deployments { project, remote } => cli::commands::deployments(&client(&remote)?, &project, remote.json).await,
+        Command::Promote { deployment, remote } => cli::commands::promote(&client(&remote)?, &deployment, remote.json).await,
+        Command::Rollback { project, remote } => cli::commands::rollback(&client(&remote)?, &project, remote.json).await,
+        Command::Nodes { remote } => cli::commands::nodes(&client(&remote)?, remote.json).await,
+        Command::Token { action: TokenAction::CreateJoin { region, ttl }, remote } => {
+            cli::commands::create_join_token(&client(&remote)?, &region, ttl, remote.json).await
+        }
+        Command::Login { url, token } => {
+            let c = credentials::Credentials { url: url.trim_end_matches('/').to_string(), token };
+            Client::new(&c)?.get::<serde_json::Value>("/projects?limit=1").await.context("checking the token")?;
+            let p = credentials::save(&c)?;
+            println!("saved credentials to {}", p.display());
+            Ok(())
+        }
+    }
+}

@@ -1,6 +1,13 @@
 //! The edge node: enrols with a coordinator, keeps a QUIC link to it, syncs
 //! bundles into a local store and serves them over HTTP(S).
 
+pub mod enroll;
+pub mod fsutil;
 pub mod http;
+pub mod identity;
+pub mod link;
+pub mod node;
 pub mod state;
 pub mod store;
+pub mod sync;
+pub mod tls;

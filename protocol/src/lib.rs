@@ -10,6 +10,7 @@ pub mod host;
 pub mod manifest;
 pub mod path;
 pub mod resolve;
+pub mod token;
 pub mod wire;
 
 #[cfg(feature = "io")]

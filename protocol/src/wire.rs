@@ -17,6 +17,10 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 /// Control messages (requests, reports) must be much smaller.
 pub const MAX_CONTROL_FRAME_BYTES: usize = 64 * 1024;
 pub const HEADER_LEN: usize = 6;
+/// The ALPN token of the edge ↔ coordinator QUIC protocol.
+pub const ALPN: &[u8] = b"outpost/1";
+/// The name the coordinator's QUIC certificate is issued for; edges verify it.
+pub const COORDINATOR_NAME: &str = "coordinator.outpost.internal";
 
 /// The bincode configuration every decoder uses: bounded, so a hostile
 /// length prefix cannot make the decoder allocate more than a frame.

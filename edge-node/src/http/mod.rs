@@ -1,1 +1,76 @@
-//! HTTP/1.1 + HTTP/2 serving on pingora (being written).
+//! HTTP/1.1 + HTTP/2 static serving on pingora's protocol stack.
+//!
+//! We run our own accept loops (plain and TLS) and drive pingora's h1/h2
+//! sessions ourselves instead of using pingora's `Server`: that one owns the
+//! runtimes, signals and `process::exit`, cannot report the port it bound for
+//! `127.0.0.1:0`, and its per-connection loop has no time bound on the h2
+//! preface or on a whole h1 request header.
+
+mod certs;
+mod negotiate;
+mod pages;
+mod server;
+mod static_files;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::state::ServingState;
+use crate::store::BlobStore;
+
+pub use certs::SniResolver;
+pub use server::{serve_http, serve_https};
+
+/// Bounds on what one client can hold on to. Every field is a protection
+/// against a slow or idle peer pinning memory, a task and a permit.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open connections per listener; further clients wait in the backlog.
+    pub max_connections: usize,
+    /// A whole request header (h1) must arrive within this.
+    pub header_read_timeout: Duration,
+    /// TLS handshake, and the h2 connection preface after it.
+    pub handshake_timeout: Duration,
+    /// How long an idle keep-alive h1 connection or an h2 connection with no
+    /// open stream is kept.
+    pub idle_timeout: Duration,
+    /// A single body write may stall this long before the client is dropped.
+    pub write_timeout: Duration,
+    /// After shutdown, in-flight requests get this long to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What every connection handler shares: the routing snapshot source and the
+/// blob store.
+pub struct EdgeHttp {
+    pub(crate) state: Arc<ServingState>,
+    pub(crate) blobs: Arc<BlobStore>,
+    pub(crate) limits: Limits,
+}
+
+impl EdgeHttp {
+    pub fn new(state: Arc<ServingState>, blobs: Arc<BlobStore>) -> Arc<Self> {
+        Self::with_limits(state, blobs, Limits::default())
+    }
+
+    pub fn with_limits(state: Arc<ServingState>, blobs: Arc<BlobStore>, limits: Limits) -> Arc<Self> {
+        Arc::new(EdgeHttp {
+            state,
+            blobs,
+            limits,
+        })
+    }
+}

@@ -187,7 +187,9 @@ impl BlobStore {
         let mut file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(BlobError::Missing(*hash))
+                // Someone deleted it under us: fetch it again, like a corrupt one.
+                let _ = self.corrupt.send(*hash);
+                return Err(BlobError::Missing(*hash));
             }
             Err(e) => return Err(e.into()),
         };
@@ -321,8 +323,9 @@ mod tests {
 
         store.write(&h, data.len() as u64, chunks(&data)).await.unwrap();
         assert_eq!(body_bytes(store.open_verified(&h).unwrap()), data);
-        assert!(matches!(store.open_verified(&wrong), Err(BlobError::Missing(_))));
         assert!(corrupt.try_recv().is_err());
+        assert!(matches!(store.open_verified(&wrong), Err(BlobError::Missing(_))));
+        assert_eq!(corrupt.try_recv().unwrap(), wrong);
     }
 
     #[tokio::test]

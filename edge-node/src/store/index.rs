@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use protocol::{BundleId, EdgeConfig, HostTarget};
+use protocol::{BundleId, EdgeConfig, HostTarget, Manifest};
 
 const CONFIG_KEY: &[u8] = b"config";
 
@@ -84,9 +84,28 @@ impl Index {
         Ok(self.complete.contains_key(bundle.0)?)
     }
 
-    pub fn mark_complete(&self, bundle: &BundleId) -> Result<(), IndexError> {
-        self.complete.insert(bundle.0, &[])?;
+    /// Records that every blob of `bundle` is on disk, with its manifest:
+    /// a host may keep serving a bundle after the config stops listing it.
+    pub fn mark_complete(&self, bundle: &BundleId, manifest: &Manifest) -> Result<(), IndexError> {
+        self.complete.insert(bundle.0, manifest.canonical_bytes())?;
+        self.db.flush()?;
         Ok(())
+    }
+
+    pub fn complete_manifest(&self, bundle: &BundleId) -> Result<Option<Manifest>, IndexError> {
+        match self.complete.get(bundle.0)? {
+            None => Ok(None),
+            Some(bytes) => Manifest::from_canonical_bytes(&bytes, protocol::wire::MAX_FRAME_BYTES)
+                .map(Some)
+                .map_err(|e| IndexError::Decode {
+                    key: format!("complete/{bundle}"),
+                    message: e.to_string(),
+                }),
+        }
+    }
+
+    pub fn complete_count(&self) -> usize {
+        self.complete.len()
     }
 
     pub fn unmark_complete(&self, bundle: &BundleId) -> Result<(), IndexError> {

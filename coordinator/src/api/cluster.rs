@@ -1,0 +1,92 @@
+//! Cluster-wide routes: health, nodes, join tokens.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, Authed};
+use super::AppState;
+use crate::ids;
+use crate::store::{now_ms, Node};
+
+/// A node that has not reported for this long is shown as offline.
+const ONLINE_WITHIN_MS: i64 = 30_000;
+
+pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "config_version": state.hub.current().version,
+        "blob_bytes_sent_to_edges": state.quic.blob_bytes_sent.load(Ordering::Relaxed),
+    }))
+}
+
+#[derive(Serialize)]
+pub struct NodeView {
+    #[serde(flatten)]
+    pub node: Node,
+    pub status: &'static str,
+    pub config_lag: i64,
+}
+
+pub async fn nodes(_: Authed, State(state): State<AppState>) -> ApiResult<Json<Vec<NodeView>>> {
+    let current = state.hub.current().version as i64;
+    let now = now_ms();
+    let nodes = state.store.list_nodes().await?;
+    Ok(Json(
+        nodes
+            .into_iter()
+            .map(|n| NodeView {
+                status: match n.last_seen {
+                    Some(t) if now - t <= ONLINE_WITHIN_MS => "online",
+                    Some(_) => "offline",
+                    None => "never-connected",
+                },
+                config_lag: (current - n.config_version).max(0),
+                node: n,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJoinToken {
+    pub region: String,
+    /// Lifetime in seconds; default one hour, at most 7 days.
+    pub ttl_seconds: Option<i64>,
+}
+
+pub async fn create_join_token(
+    _: Authed,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateJoinToken>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    if !protocol::host::is_valid_label(&body.region) {
+        return Err(ApiError::bad_request("invalid_region", "region must be a DNS label such as `fra` or `us-east`"));
+    }
+    let ttl = body.ttl_seconds.unwrap_or(3600);
+    if !(1..=7 * 24 * 3600).contains(&ttl) {
+        return Err(ApiError::bad_request("invalid_ttl", "ttl_seconds must be between 1 and 604800"));
+    }
+    let secret = ids::new_secret();
+    let expires_at = now_ms() + ttl * 1000;
+    state
+        .store
+        .create_join_token(&ids::new_id(12), &ids::token_hash(&secret), &body.region, expires_at)
+        .await?;
+    let token = protocol::token::JoinToken {
+        secret,
+        ca_fingerprint: state.quic.ca.fingerprint(),
+    };
+    tracing::info!(region = %body.region, "join token created");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "token": token.to_string(), "region": body.region, "expires_at": expires_at })),
+    ))
+}

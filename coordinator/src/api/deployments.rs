@@ -1,0 +1,261 @@
+//! Deployments: the upload protocol (manifest → missing blobs → uploads →
+//! finalize), promotion and rollback. Promote and rollback move a pointer.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use protocol::{BlobHash, Manifest};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, Authed, Page, PageQuery};
+use super::projects;
+use super::AppState;
+use crate::store::{BundleRow, Deployment, DeploymentStatus, Project, Target};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDeployment {
+    pub manifest: Manifest,
+    #[serde(default = "default_target")]
+    pub target: Target,
+}
+
+fn default_target() -> Target {
+    Target::Preview
+}
+
+#[derive(Serialize)]
+pub struct DeploymentView {
+    #[serde(flatten)]
+    pub deployment: Deployment,
+    pub project: String,
+    pub url: String,
+    pub production_url: Option<String>,
+    pub is_production: bool,
+}
+
+#[derive(Serialize)]
+pub struct Created {
+    pub deployment: DeploymentView,
+    /// Blobs the coordinator lacks: upload these, then finalize.
+    pub missing: Vec<BlobHash>,
+    pub blob_count: usize,
+}
+
+fn view(state: &AppState, p: &Project, d: Deployment) -> DeploymentView {
+    let is_production = p.production_deployment.as_deref() == Some(d.id.as_str());
+    DeploymentView {
+        url: state.config.site_url(&state.config.deployment_host(&p.name, &d.id)),
+        production_url: is_production.then(|| state.config.site_url(&state.config.production_host(&p.name))),
+        is_production,
+        project: p.name.clone(),
+        deployment: d,
+    }
+}
+
+async fn load(state: &AppState, id: &str) -> ApiResult<(Project, Deployment)> {
+    let valid = id.len() <= 40 && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    let d = if valid { state.store.deployment(id).await? } else { None };
+    let d = d.ok_or_else(|| ApiError::not_found(format!("deployment {:?}", id.chars().take(40).collect::<String>())))?;
+    let p = projects::load(state, &d.project_id).await?;
+    Ok((p, d))
+}
+
+pub async fn create(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    ApiJson(body): ApiJson<CreateDeployment>,
+) -> ApiResult<(StatusCode, Json<Created>)> {
+    let p = projects::load(&state, &project).await?;
+    body.manifest
+        .validate(&state.config.limits.manifest())
+        .map_err(|e| ApiError::bad_request("invalid_manifest", e.to_string()))?;
+    let canonical = body.manifest.canonical_bytes();
+    let bundle_id = BlobHash::of(&canonical);
+    let total: u64 = body.manifest.blob_sizes().values().sum();
+    state
+        .store
+        .put_bundle(&BundleRow {
+            id: bundle_id.to_hex(),
+            manifest: canonical,
+            file_count: body.manifest.files.len() as i64,
+            total_size: total as i64,
+        })
+        .await?;
+    let d = Deployment {
+        id: crate::ids::new_id(10),
+        project_id: p.id.clone(),
+        bundle_id: bundle_id.to_hex(),
+        status: DeploymentStatus::Uploading,
+        target: body.target,
+        created_at: crate::store::now_ms(),
+        ready_at: None,
+        promoted_at: None,
+    };
+    state.store.create_deployment(&d).await?;
+    let blobs = body.manifest.blobs();
+    let missing = state.blobs.missing(blobs.iter().copied()).await?;
+    tracing::info!(project = %p.name, deployment = %d.id, bundle = %bundle_id.short(), blobs = blobs.len(), missing = missing.len(), "deployment created");
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            deployment: view(&state, &p, d),
+            missing,
+            blob_count: blobs.len(),
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MissingQuery {
+    pub hashes: Vec<BlobHash>,
+}
+
+pub async fn missing_blobs(
+    _: Authed,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<MissingQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if body.hashes.len() > state.config.limits.max_files * 3 {
+        return Err(ApiError::bad_request("too_many_hashes", "too many hashes in one request"));
+    }
+    let missing = state.blobs.missing(body.hashes).await?;
+    Ok(Json(json!({ "missing": missing })))
+}
+
+pub async fn upload_blob(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(hash): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<StatusCode> {
+    let hash: BlobHash = hash
+        .parse()
+        .map_err(|e: protocol::hash::HashParseError| ApiError::bad_request("bad_hash", e.to_string()))?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("blob exceeds the {}-byte limit (limits.max_blob_bytes)", state.config.limits.max_blob_bytes),
+            )
+        } else {
+            ApiError::bad_request("bad_body", e.body_text())
+        }
+    })?;
+    match state.blobs.put_verified(&hash, body).await {
+        Ok(()) => Ok(StatusCode::CREATED),
+        Err(crate::blobs::BlobStoreError::HashMismatch { expected, actual }) => Err(ApiError::bad_request(
+            "hash_mismatch",
+            format!("uploaded bytes hash to {actual}, not {expected}"),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn finalize(_: Authed, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<DeploymentView>> {
+    let (p, d) = load(&state, &id).await?;
+    if d.status == DeploymentStatus::Uploading {
+        let bytes = state
+            .store
+            .bundle_manifest(&d.bundle_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("deployment without bundle"))?;
+        let manifest = Manifest::from_canonical_bytes(&bytes, protocol::wire::MAX_FRAME_BYTES).map_err(ApiError::internal)?;
+        let missing = state.blobs.missing(manifest.blobs()).await?;
+        if !missing.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "blobs_missing",
+                format!("{} blobs are still missing; upload them first", missing.len()),
+            )
+            .with_details(json!({ "missing": missing })));
+        }
+        state.store.mark_ready(&d.id).await?;
+        if d.target == Target::Production {
+            state.store.promote(&p.id, &d.id).await?;
+        } else {
+            state.store.bump_config_version().await?;
+        }
+        state.hub.refresh().await?;
+        tracing::info!(project = %p.name, deployment = %d.id, target = d.target.as_str(), "deployment ready");
+    }
+    let (p, d) = load(&state, &id).await?;
+    Ok(Json(view(&state, &p, d)))
+}
+
+pub async fn promote(_: Authed, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<DeploymentView>> {
+    let (p, d) = load(&state, &id).await?;
+    if d.status != DeploymentStatus::Ready {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_ready", "only a ready deployment can be promoted"));
+    }
+    state.store.promote(&p.id, &d.id).await?;
+    state.hub.refresh().await?;
+    tracing::info!(project = %p.name, deployment = %d.id, "promoted");
+    let (p, d) = load(&state, &id).await?;
+    Ok(Json(view(&state, &p, d)))
+}
+
+pub async fn rollback(_: Authed, State(state): State<AppState>, Path(project): Path<String>) -> ApiResult<Json<DeploymentView>> {
+    let p = projects::load(&state, &project).await?;
+    let current_id = p
+        .production_deployment
+        .clone()
+        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_production", "the project has no production deployment"))?;
+    let current = state
+        .store
+        .deployment(&current_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("production deployment row missing"))?;
+    let previous = state.store.previous_production(&p.id, &current).await?.ok_or_else(|| {
+        ApiError::new(StatusCode::CONFLICT, "no_previous", "there is no earlier production deployment to roll back to")
+    })?;
+    state.store.promote(&p.id, &previous.id).await?;
+    state.hub.refresh().await?;
+    tracing::info!(project = %p.name, from = %current.id, to = %previous.id, "rolled back");
+    let (p, d) = load(&state, &previous.id).await?;
+    Ok(Json(view(&state, &p, d)))
+}
+
+pub async fn show(_: Authed, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<DeploymentView>> {
+    let (p, d) = load(&state, &id).await?;
+    Ok(Json(view(&state, &p, d)))
+}
+
+pub async fn list(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Page<DeploymentView>>> {
+    let p = projects::load(&state, &project).await?;
+    let limit = q.limit()?;
+    let before = match q.cursor()? {
+        None => None,
+        Some(c) => {
+            let (ts, id) = c
+                .split_once('.')
+                .and_then(|(ts, id)| Some((ts.parse::<i64>().ok()?, id)))
+                .ok_or_else(|| ApiError::bad_request("bad_cursor", "cursor is not one this API returned"))?;
+            Some((ts, id.to_string()))
+        }
+    };
+    let items = state
+        .store
+        .list_deployments(&p.id, before.as_ref().map(|(t, i)| (*t, i.as_str())), limit)
+        .await?;
+    let next_cursor = (items.len() as i64 == limit).then(|| {
+        let last = items.last().unwrap();
+        format!("{}.{}", last.created_at, last.id)
+    });
+    Ok(Json(Page {
+        items: items.into_iter().map(|d| view(&state, &p, d)).collect(),
+        next_cursor,
+    }))
+}

@@ -1,0 +1,94 @@
+//! Extractors: bearer auth, JSON with typed rejections, pagination.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::ids::token_hash;
+
+/// A request carrying a valid, unrevoked API token.
+pub struct Authed {
+    #[allow(dead_code)]
+    pub token_id: String,
+}
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header"))?;
+        let value = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .filter(|t| !t.is_empty() && t.len() <= 256)
+            .ok_or_else(|| ApiError::unauthorized("Authorization header must be `Bearer <token>`"))?;
+        match state.store.api_token_by_hash(&token_hash(value.trim())).await? {
+            Some(token_id) => Ok(Authed { token_id }),
+            None => Err(ApiError::unauthorized("invalid or revoked API token")),
+        }
+    }
+}
+
+/// `axum::Json` whose rejections are our typed errors.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body exceeds limits.max_json_bytes",
+            )),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send Content-Type: application/json",
+            )),
+            Err(e) => Err(ApiError::bad_request("bad_json", e.body_text())),
+        }
+    }
+}
+
+pub const MAX_PAGE: i64 = 200;
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> Result<i64, ApiError> {
+        match self.limit {
+            None => Ok(50),
+            Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            Some(_) => Err(ApiError::bad_request("bad_limit", format!("limit must be between 1 and {MAX_PAGE}"))),
+        }
+    }
+
+    pub fn cursor(&self) -> Result<Option<&str>, ApiError> {
+        match self.cursor.as_deref() {
+            Some(c) if c.len() > 200 => Err(ApiError::bad_request("bad_cursor", "cursor is too long")),
+            other => Ok(other.filter(|c| !c.is_empty())),
+        }
+    }
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,59 @@
+//! The REST API under `/api/v1` (axum, JSON, bearer tokens).
+
+mod cluster;
+mod deployments;
+pub mod error;
+mod extract;
+mod projects;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::Router;
+
+use crate::blobs::BlobStore;
+use crate::config::Config;
+use crate::edge_config::ConfigHub;
+use crate::quic::QuicContext;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub blobs: BlobStore,
+    pub hub: Arc<ConfigHub>,
+    pub config: Arc<Config>,
+    pub quic: Arc<QuicContext>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let json_limit = state.config.limits.max_json_bytes as usize;
+    let blob_limit = state.config.limits.max_blob_bytes as usize;
+    let api = Router::new()
+        .route("/health", get(cluster::health))
+        .route("/projects", get(projects::list).post(projects::create))
+        .route("/projects/{project}", get(projects::show))
+        .route("/projects/{project}/aliases", get(projects::aliases))
+        .route("/projects/{project}/rollback", post(deployments::rollback))
+        .route(
+            "/projects/{project}/deployments",
+            get(deployments::list).post(deployments::create),
+        )
+        .route("/deployments/{id}", get(deployments::show))
+        .route("/deployments/{id}/finalize", post(deployments::finalize))
+        .route("/deployments/{id}/promote", post(deployments::promote))
+        .route("/blobs/missing", post(deployments::missing_blobs))
+        .route(
+            "/blobs/{hash}",
+            put(deployments::upload_blob).layer(DefaultBodyLimit::max(blob_limit)),
+        )
+        .route("/nodes", get(cluster::nodes))
+        .route("/join-tokens", post(cluster::create_join_token))
+        .fallback(|| async { error::ApiError::not_found("route") })
+        .layer(DefaultBodyLimit::max(json_limit));
+    Router::new()
+        .nest("/api/v1", api)
+        .fallback(|| async { error::ApiError::not_found("route") })
+        .with_state(state)
+}

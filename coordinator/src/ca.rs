@@ -1,0 +1,209 @@
+//! The cluster CA: one self-signed root per coordinator data directory. It
+//! signs the coordinator's QUIC certificate, every node certificate (node id
+//! bound in as a DNS SAN) and the HTTPS certificates edges serve for
+//! platform hosts.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
+use time::{Duration, OffsetDateTime};
+
+pub use protocol::wire::COORDINATOR_NAME;
+/// Node certificates carry `<node id>.node.outpost.internal`.
+pub const NODE_NAME_SUFFIX: &str = "node.outpost.internal";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("certificate generation: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    #[error("cluster CA files in {dir}: {source}")]
+    Io {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cluster CA in {0} is incomplete (ca.pem without ca-key.pem or the reverse)")]
+    Incomplete(PathBuf),
+    #[error("certificate signing request is invalid: {0}")]
+    BadCsr(String),
+}
+
+pub struct ClusterCa {
+    cert_pem: String,
+    cert_der: Vec<u8>,
+    issuer: Issuer<'static, KeyPair>,
+    cert_path: PathBuf,
+}
+
+/// A certificate and its private key, both PEM.
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub not_after: OffsetDateTime,
+}
+
+impl ClusterCa {
+    /// Loads `ca.pem` + `ca-key.pem` from `dir`, creating them on first start
+    /// (the key file with mode 0600).
+    pub fn load_or_create(dir: &Path) -> Result<Self, CaError> {
+        let io = |source| CaError::Io {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let cert_path = dir.join("ca.pem");
+        let key_path = dir.join("ca-key.pem");
+        match (cert_path.exists(), key_path.exists()) {
+            (true, true) => {
+                let cert_pem = std::fs::read_to_string(&cert_path).map_err(io)?;
+                let key = KeyPair::from_pem(&std::fs::read_to_string(&key_path).map_err(io)?)?;
+                let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
+                let cert_der = pem_to_der(&cert_pem).ok_or_else(|| CaError::Incomplete(dir.into()))?;
+                Ok(ClusterCa {
+                    cert_pem,
+                    cert_der,
+                    issuer,
+                    cert_path,
+                })
+            }
+            (false, false) => {
+                let key = KeyPair::generate()?;
+                let mut params = CertificateParams::new(Vec::<String>::new())?;
+                let mut dn = DistinguishedName::new();
+                dn.push(DnType::CommonName, "Outpost cluster CA");
+                params.distinguished_name = dn;
+                params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+                params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
+                params.not_after = OffsetDateTime::now_utc() + Duration::days(3650);
+                let cert = params.self_signed(&key)?;
+                edge_node::fsutil::write_private(&key_path, key.serialize_pem().as_bytes()).map_err(io)?;
+                std::fs::write(&cert_path, cert.pem()).map_err(io)?;
+                Ok(ClusterCa {
+                    cert_pem: cert.pem(),
+                    cert_der: cert.der().to_vec(),
+                    issuer: Issuer::new(params, key),
+                    cert_path,
+                })
+            }
+            _ => Err(CaError::Incomplete(dir.into())),
+        }
+    }
+
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    pub fn cert_path(&self) -> &Path {
+        &self.cert_path
+    }
+
+    /// blake3 of the CA certificate's DER: what a join token pins.
+    pub fn fingerprint(&self) -> String {
+        blake3::hash(&self.cert_der).to_hex().to_string()
+    }
+
+    fn leaf_params(&self, names: Vec<String>, days: i64) -> Result<CertificateParams, CaError> {
+        let mut params = CertificateParams::new(names)?;
+        params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
+        params.not_after = OffsetDateTime::now_utc() + Duration::days(days);
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        Ok(params)
+    }
+
+    /// A server certificate (fresh key) for `names`.
+    pub fn issue_server(&self, names: Vec<String>, days: i64) -> Result<Issued, CaError> {
+        let key = KeyPair::generate()?;
+        let mut params = self.leaf_params(names, days)?;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let not_after = params.not_after;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Issued {
+            cert_pem: format!("{}{}", cert.pem(), self.cert_pem),
+            key_pem: key.serialize_pem(),
+            not_after,
+        })
+    }
+
+    /// Signs a node's CSR. Only the CSR's public key is used: the names and
+    /// usages are ours, so a node cannot ask for another node's identity.
+    pub fn sign_node_csr(&self, csr_pem: &str, node_id: &str) -> Result<String, CaError> {
+        if csr_pem.len() > 16 * 1024 {
+            return Err(CaError::BadCsr("larger than 16 KiB".into()));
+        }
+        let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| CaError::BadCsr(e.to_string()))?;
+        let mut params = self.leaf_params(vec![format!("{node_id}.{NODE_NAME_SUFFIX}")], 365)?;
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ClientAuth,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        ];
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, node_id);
+        params.distinguished_name = dn;
+        csr.params = params;
+        Ok(csr.signed_by(&self.issuer)?.pem())
+    }
+}
+
+pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
+    let mut rd = pem.as_bytes();
+    let first = rustls_pemfile::certs(&mut rd).next()?;
+    first.ok().map(|c| c.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_then_reload_keeps_the_same_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = ClusterCa::load_or_create(dir.path()).unwrap();
+        let b = ClusterCa::load_or_create(dir.path()).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path().join("ca-key.pem")).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn half_a_ca_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        ClusterCa::load_or_create(dir.path()).unwrap();
+        std::fs::remove_file(dir.path().join("ca-key.pem")).unwrap();
+        assert!(matches!(
+            ClusterCa::load_or_create(dir.path()),
+            Err(CaError::Incomplete(_))
+        ));
+    }
+
+    #[test]
+    fn bad_csr_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ClusterCa::load_or_create(dir.path()).unwrap();
+        for bad in ["", "not a csr", &"A".repeat(20_000)] {
+            assert!(matches!(ca.sign_node_csr(bad, "n1"), Err(CaError::BadCsr(_))));
+        }
+        let key = KeyPair::generate().unwrap();
+        let csr = CertificateParams::new(vec!["evil.node.outpost.internal".to_string()])
+            .unwrap()
+            .serialize_request(&key)
+            .unwrap()
+            .pem()
+            .unwrap();
+        let pem = ca.sign_node_csr(&csr, "n1").unwrap();
+        assert!(pem.contains("BEGIN CERTIFICATE"));
+    }
+}

@@ -1,0 +1,7 @@
+//! Client subcommands: talk to a coordinator over its REST API.
+
+pub mod client;
+pub mod commands;
+pub mod credentials;
+pub mod deploy;
+pub mod dev;

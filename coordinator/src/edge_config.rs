@@ -1,0 +1,166 @@
+//! Builds the versioned edge config from the database and publishes it to
+//! every connected edge (a `watch` channel: slow edges skip to the newest).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::{BundleId, CertEntry, EdgeConfig, HostTarget, Manifest};
+use tokio::sync::{watch, Mutex};
+
+use crate::ca::ClusterCa;
+use crate::config::Config;
+use crate::store::{HostCert, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeConfigError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("bundle {0} is referenced but missing or undecodable")]
+    Bundle(String),
+    #[error("issuing a host certificate: {0}")]
+    Ca(#[from] crate::ca::CaError),
+}
+
+/// Host certificates are renewed when less than this is left.
+const CERT_RENEW_BEFORE_SECS: i64 = 30 * 24 * 3600;
+
+pub struct ConfigHub {
+    store: Store,
+    ca: Arc<ClusterCa>,
+    config: Arc<Config>,
+    tx: watch::Sender<Arc<EdgeConfig>>,
+    /// Manifests are immutable: decode each once.
+    manifests: Mutex<HashMap<String, Manifest>>,
+    /// Serialises rebuilds so versions are published in order.
+    rebuild: Mutex<()>,
+}
+
+impl ConfigHub {
+    pub async fn new(store: Store, ca: Arc<ClusterCa>, config: Arc<Config>) -> Result<Arc<Self>, EdgeConfigError> {
+        let (tx, _) = watch::channel(Arc::new(EdgeConfig::default()));
+        let hub = Arc::new(ConfigHub {
+            store,
+            ca,
+            config,
+            tx,
+            manifests: Mutex::default(),
+            rebuild: Mutex::new(()),
+        });
+        hub.refresh().await?;
+        Ok(hub)
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<EdgeConfig>> {
+        self.tx.subscribe()
+    }
+
+    pub fn current(&self) -> Arc<EdgeConfig> {
+        self.tx.borrow().clone()
+    }
+
+    /// Rebuilds and publishes if the database's config version moved.
+    pub async fn refresh(&self) -> Result<(), EdgeConfigError> {
+        let _guard = self.rebuild.lock().await;
+        let version = self.store.config_version().await? as u64;
+        if version == self.tx.borrow().version && version != 0 {
+            return Ok(());
+        }
+        let cfg = self.build(version).await?;
+        self.tx.send_replace(Arc::new(cfg));
+        Ok(())
+    }
+
+    /// Another coordinator on the same database may change the config; a
+    /// cheap version poll picks that up.
+    pub async fn poll(self: Arc<Self>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => return,
+            }
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "refreshing the edge config failed");
+            }
+        }
+    }
+
+    async fn build(&self, version: u64) -> Result<EdgeConfig, EdgeConfigError> {
+        let mut cfg = EdgeConfig {
+            version,
+            ..Default::default()
+        };
+        let live = self.store.live_deployments().await?;
+        let mut manifests = self.manifests.lock().await;
+        for d in &live {
+            let bundle: BundleId = d
+                .bundle_id
+                .parse()
+                .map_err(|_| EdgeConfigError::Bundle(d.bundle_id.clone()))?;
+            if !manifests.contains_key(&d.bundle_id) {
+                let bytes = self
+                    .store
+                    .bundle_manifest(&d.bundle_id)
+                    .await?
+                    .ok_or_else(|| EdgeConfigError::Bundle(d.bundle_id.clone()))?;
+                let m = Manifest::from_canonical_bytes(&bytes, protocol::wire::MAX_FRAME_BYTES)
+                    .map_err(|_| EdgeConfigError::Bundle(d.bundle_id.clone()))?;
+                manifests.insert(d.bundle_id.clone(), m);
+            }
+            cfg.bundles.insert(bundle, manifests[&d.bundle_id].clone());
+            let target = HostTarget {
+                project: d.project.clone(),
+                deployment: d.id.clone(),
+                bundle,
+            };
+            cfg.hosts
+                .entry(self.config.deployment_host(&d.project, &d.id))
+                .or_insert_with(|| target.clone());
+        }
+        // Production aliases win any clash with a per-deployment name.
+        for d in live.iter().filter(|d| d.is_production) {
+            let t = cfg.hosts[&self.config.deployment_host(&d.project, &d.id)].clone();
+            cfg.hosts.insert(self.config.production_host(&d.project), t);
+        }
+        drop(manifests);
+        let wildcard = format!("*.{}", self.config.base_domain);
+        let names: Vec<String> = cfg
+            .hosts
+            .keys()
+            .cloned()
+            .chain([wildcard, self.config.base_domain.clone()])
+            .collect();
+        for name in names {
+            let cert = self.host_cert(&name).await?;
+            cfg.certificates.insert(
+                name,
+                CertEntry {
+                    chain_pem: cert.chain_pem,
+                    key_pem: cert.key_pem,
+                    not_after: cert.not_after,
+                },
+            );
+        }
+        Ok(cfg)
+    }
+
+    /// The stored certificate for `name`, issued by the cluster CA on first
+    /// use and renewed before it expires.
+    async fn host_cert(&self, name: &str) -> Result<HostCert, EdgeConfigError> {
+        let now = crate::store::now_ms() / 1000;
+        if let Some(c) = self.store.host_cert(name).await? {
+            if c.not_after - now > CERT_RENEW_BEFORE_SECS {
+                return Ok(c);
+            }
+        }
+        let issued = self.ca.issue_server(vec![name.to_string()], 90)?;
+        let c = HostCert {
+            host: name.to_string(),
+            chain_pem: issued.cert_pem,
+            key_pem: issued.key_pem,
+            not_after: issued.not_after.unix_timestamp(),
+        };
+        self.store.put_host_cert(&c).await?;
+        Ok(c)
+    }
+}

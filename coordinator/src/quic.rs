@@ -1,0 +1,322 @@
+//! The coordinator's QUIC endpoint for edge nodes (quinn + rustls, mTLS
+//! against the cluster CA). One bidirectional stream per request:
+//! `Join` (the only thing a connection without a client certificate may
+//! do), `Subscribe` (config snapshot, then deltas; status reports back) and
+//! `GetBlob`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::frame_io::{read_frame, write_frame};
+use protocol::token::JoinToken;
+use protocol::wire::{
+    CoordinatorMessage, EdgeReport, EdgeRequest, ErrorCode, FrameError, JoinRequest, Joined, Subscribe,
+    WireError, ALPN, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION,
+};
+use protocol::BlobHash;
+use quinn::{RecvStream, SendStream};
+use rustls::pki_types::CertificateDer;
+use tokio::sync::watch;
+
+use crate::blobs::{BlobStore, BlobStoreError};
+use crate::ca::{ClusterCa, COORDINATOR_NAME};
+use crate::edge_config::ConfigHub;
+use crate::ids;
+use crate::store::{JoinTokenError, Node, NodeContact, Store, StoreError};
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct QuicContext {
+    pub store: Store,
+    pub blobs: BlobStore,
+    pub hub: Arc<ConfigHub>,
+    pub ca: Arc<ClusterCa>,
+    /// Blob bytes sent to edges since start: what peer-assisted fetch saves.
+    pub blob_bytes_sent: AtomicU64,
+}
+
+pub fn endpoint(addr: SocketAddr, ca: &ClusterCa) -> anyhow::Result<quinn::Endpoint> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let issued = ca.issue_server(vec![COORDINATOR_NAME.to_string()], 365)?;
+    let certs: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut issued.cert_pem.as_bytes()).collect::<Result<_, _>>()?;
+    let key = rustls_pemfile::private_key(&mut issued.key_pem.as_bytes())?
+        .ok_or_else(|| anyhow::anyhow!("issued key is not PEM"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(ca.cert_der().to_vec()))?;
+    // Unauthenticated clients are let in for `Join` only; every other
+    // request checks the certificate's fingerprint against enrolled nodes.
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(quinn::crypto::rustls::QuicServerConfig::try_from(tls)?));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(64u32.into())
+        .max_idle_timeout(Some(Duration::from_secs(30).try_into()?));
+    server.transport_config(Arc::new(transport));
+    let endpoint = quinn::Endpoint::server(server, addr)
+        .map_err(|e| anyhow::anyhow!("binding the QUIC endpoint on {addr}: {e}"))?;
+    Ok(endpoint)
+}
+
+pub async fn serve(endpoint: quinn::Endpoint, ctx: Arc<QuicContext>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let incoming = tokio::select! {
+            i = endpoint.accept() => match i { Some(i) => i, None => break },
+            _ = shutdown.changed() => break,
+        };
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            if let Err(e) = handle_connection(ctx, incoming, shutdown).await {
+                tracing::debug!(%remote, error = %e, "edge connection ended");
+            }
+        });
+    }
+    endpoint.close(0u32.into(), b"coordinator shutting down");
+}
+
+fn peer_fingerprint(conn: &quinn::Connection) -> Option<String> {
+    let certs = conn.peer_identity()?.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    certs.first().map(|c| blake3::hash(c).to_hex().to_string())
+}
+
+async fn handle_connection(
+    ctx: Arc<QuicContext>,
+    incoming: quinn::Incoming,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let conn = incoming.await?;
+    let node = match peer_fingerprint(&conn) {
+        None => None,
+        Some(fp) => match ctx.store.node_by_fingerprint(&fp).await? {
+            Some(n) => Some(Arc::new(n)),
+            None => {
+                conn.close(1u32.into(), b"this node certificate is not enrolled here");
+                return Ok(());
+            }
+        },
+    };
+    loop {
+        let (send, recv) = conn.accept_bi().await?;
+        let ctx = ctx.clone();
+        let node = node.clone();
+        let shutdown = shutdown.clone();
+        let remote = conn.remote_address();
+        tokio::spawn(async move {
+            if let Err(e) = handle_stream(ctx, node, remote, send, recv, shutdown).await {
+                tracing::debug!(%remote, error = %e, "edge stream failed");
+            }
+        });
+    }
+}
+
+fn wire_error(code: ErrorCode, message: impl Into<String>) -> CoordinatorMessage {
+    CoordinatorMessage::Error(WireError {
+        code,
+        message: message.into(),
+    })
+}
+
+async fn reply(send: &mut SendStream, msg: &CoordinatorMessage) -> anyhow::Result<()> {
+    write_frame(send, msg).await?;
+    send.finish()?;
+    Ok(())
+}
+
+async fn handle_stream(
+    ctx: Arc<QuicContext>,
+    node: Option<Arc<Node>>,
+    remote: SocketAddr,
+    mut send: SendStream,
+    mut recv: RecvStream,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let req = match tokio::time::timeout(REQUEST_TIMEOUT, read_frame::<EdgeRequest, _>(&mut recv, MAX_CONTROL_FRAME_BYTES)).await {
+        Err(_) => return reply(&mut send, &wire_error(ErrorCode::BadRequest, "no request within 10 s")).await,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Ok(Some(req))) => req,
+        Ok(Err(FrameError::UnsupportedVersion { got })) => {
+            tracing::warn!(%remote, got, "edge speaks an unsupported protocol version");
+            let msg = format!(
+                "protocol version {got} is not supported; this coordinator speaks version {PROTOCOL_VERSION}: upgrade the edge node or the coordinator"
+            );
+            return reply(&mut send, &wire_error(ErrorCode::UnsupportedVersion, msg)).await;
+        }
+        Ok(Err(e)) => return reply(&mut send, &wire_error(ErrorCode::BadRequest, e.to_string())).await,
+    };
+    match (req, node) {
+        (EdgeRequest::Join(j), None) => {
+            let msg = match join(&ctx, j).await {
+                Ok(joined) => CoordinatorMessage::Joined(joined),
+                Err(e) => {
+                    tracing::warn!(%remote, error = %e.message, "join refused");
+                    CoordinatorMessage::Error(e)
+                }
+            };
+            reply(&mut send, &msg).await
+        }
+        (EdgeRequest::Join(_), Some(n)) => {
+            reply(&mut send, &wire_error(ErrorCode::BadRequest, format!("already enrolled as node {}", n.id))).await
+        }
+        (_, None) => {
+            reply(
+                &mut send,
+                &wire_error(ErrorCode::Unauthorized, "a node certificate is required: run `edge-node join` first"),
+            )
+            .await
+        }
+        (EdgeRequest::Subscribe(s), Some(n)) => subscribe(ctx, n, s, send, recv, shutdown).await,
+        (EdgeRequest::GetBlob { hash }, Some(_)) => send_blob(&ctx, hash, send).await,
+    }
+}
+
+async fn join(ctx: &QuicContext, j: JoinRequest) -> Result<Joined, WireError> {
+    let bad = |code, m: &str| WireError {
+        code,
+        message: m.to_string(),
+    };
+    if !protocol::host::is_valid_label(&j.name) {
+        return Err(bad(ErrorCode::BadRequest, "node name must be a DNS label ([a-z0-9-], at most 63)"));
+    }
+    if !protocol::host::is_valid_label(&j.region) {
+        return Err(bad(ErrorCode::BadRequest, "region must be a DNS label ([a-z0-9-], at most 63)"));
+    }
+    let token = JoinToken::parse(&j.token).map_err(|e| bad(ErrorCode::TokenInvalid, &e.to_string()))?;
+    if token.ca_fingerprint != ctx.ca.fingerprint() {
+        return Err(bad(ErrorCode::TokenInvalid, "this token was created by another cluster"));
+    }
+    let node_id = ids::new_id(10);
+    let cert_pem = ctx
+        .ca
+        .sign_node_csr(&j.csr_pem, &node_id)
+        .map_err(|e| bad(ErrorCode::BadRequest, &e.to_string()))?;
+    let der = crate::ca::pem_to_der(&cert_pem).ok_or_else(|| bad(ErrorCode::Internal, "issued certificate is unreadable"))?;
+    let node = Node {
+        id: node_id.clone(),
+        name: j.name,
+        region: j.region,
+        cert_fingerprint: blake3::hash(&der).to_hex().to_string(),
+        software_version: j.software_version.chars().take(64).collect(),
+        config_version: 0,
+        bundles_present: 0,
+        bundles_pending: 0,
+        http_addr: None,
+        https_addr: None,
+        created_at: 0,
+        last_seen: None,
+    };
+    match ctx.store.enroll_node(&ids::token_hash(&token.secret), &node).await {
+        Ok(()) => {}
+        Err(StoreError::JoinToken(e)) => {
+            let code = match e {
+                JoinTokenError::Invalid | JoinTokenError::RegionMismatch => ErrorCode::TokenInvalid,
+                JoinTokenError::Used => ErrorCode::TokenUsed,
+                JoinTokenError::Expired => ErrorCode::TokenExpired,
+            };
+            return Err(bad(code, &format!("join token rejected: {e}")));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "enrolling a node failed");
+            return Err(bad(ErrorCode::Internal, "enrolment failed on the coordinator"));
+        }
+    }
+    tracing::info!(node = %node_id, name = %node.name, region = %node.region, "node enrolled");
+    Ok(Joined {
+        node_id,
+        cert_pem,
+        ca_pem: ctx.ca.cert_pem().to_string(),
+        coordinator_name: COORDINATOR_NAME.to_string(),
+    })
+}
+
+fn bounded_addr(a: Option<String>) -> Option<String> {
+    a.filter(|s| s.len() <= 100 && s.parse::<SocketAddr>().is_ok())
+}
+
+async fn subscribe(
+    ctx: Arc<QuicContext>,
+    node: Arc<Node>,
+    s: Subscribe,
+    mut send: SendStream,
+    mut recv: RecvStream,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut contact = NodeContact {
+        software_version: s.software_version.chars().take(64).collect(),
+        config_version: s.have_version as i64,
+        bundles_present: 0,
+        bundles_pending: 0,
+        http_addr: bounded_addr(s.http_addr),
+        https_addr: bounded_addr(s.https_addr),
+    };
+    ctx.store.record_node_contact(&node.id, &contact).await?;
+    tracing::info!(node = %node.id, name = %node.name, have = s.have_version, "edge subscribed");
+
+    let mut rx = ctx.hub.subscribe();
+    let mut sent = rx.borrow_and_update().clone();
+    if s.have_version != sent.version {
+        write_frame(&mut send, &CoordinatorMessage::Snapshot((*sent).clone())).await?;
+    }
+
+    // Reports are read on their own task: reading a frame is not
+    // cancellation-safe, so it must not sit in the select below.
+    let (report_tx, mut reports) = tokio::sync::mpsc::channel::<EdgeReport>(4);
+    tokio::spawn(async move {
+        while let Ok(Some(r)) = read_frame::<EdgeReport, _>(&mut recv, MAX_CONTROL_FRAME_BYTES).await {
+            if report_tx.send(r).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    loop {
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() { break; }
+                let newest = rx.borrow_and_update().clone();
+                if newest.version > sent.version {
+                    write_frame(&mut send, &CoordinatorMessage::Delta(sent.diff(&newest))).await?;
+                    sent = newest;
+                }
+            }
+            report = reports.recv() => {
+                let Some(EdgeReport::Status { config_version, bundles_present, bundles_pending }) = report else { break };
+                contact.config_version = config_version as i64;
+                contact.bundles_present = bundles_present as i64;
+                contact.bundles_pending = bundles_pending as i64;
+                ctx.store.record_node_contact(&node.id, &contact).await?;
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    let _ = send.finish();
+    Ok(())
+}
+
+async fn send_blob(ctx: &QuicContext, hash: BlobHash, mut send: SendStream) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    match ctx.blobs.get(&hash).await {
+        Ok((size, mut stream)) => {
+            write_frame(&mut send, &CoordinatorMessage::Blob { size }).await?;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                send.write_all(&chunk).await?;
+                ctx.blob_bytes_sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+            send.finish()?;
+            Ok(())
+        }
+        Err(BlobStoreError::NotFound(_)) => reply(&mut send, &wire_error(ErrorCode::NotFound, format!("blob {hash} not found"))).await,
+        Err(e) => reply(&mut send, &wire_error(ErrorCode::Internal, e.to_string())).await,
+    }
+}

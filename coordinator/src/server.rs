@@ -1,0 +1,150 @@
+//! Starting and stopping a coordinator: store, CA, blob store, config hub,
+//! QUIC endpoint for edges and the HTTP API, with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState};
+use crate::blobs::BlobStore;
+use crate::ca::ClusterCa;
+use crate::config::Config;
+use crate::edge_config::ConfigHub;
+use crate::ids;
+use crate::quic::{self, QuicContext};
+use crate::store::Store;
+
+pub struct Running {
+    pub api_addr: SocketAddr,
+    pub quic_addr: SocketAddr,
+    /// Set only on the first start, when the admin token is created.
+    pub new_admin_token: Option<String>,
+    pub ca_path: PathBuf,
+    pub ca_fingerprint: String,
+    pub store: Store,
+    pub hub: Arc<ConfigHub>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish (bounded), closes the store.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        self.store.close().await;
+    }
+}
+
+fn bind_error(what: &str, addr: SocketAddr, flag: &str, e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("cannot listen for {what} on {addr}: {e}. Is another process using that port? Choose another with {flag}.")
+}
+
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    config.validate()?;
+    let config = Arc::new(config);
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+
+    // Bind first: a taken port should fail before anything is created.
+    let api_listener = tokio::net::TcpListener::bind(config.api_addr)
+        .await
+        .map_err(|e| bind_error("the API", config.api_addr, "--api-addr", e))?;
+    let ca = Arc::new(ClusterCa::load_or_create(&config.data_dir.join("ca"))?);
+    let endpoint = quic::endpoint(config.quic_addr, &ca).map_err(|e| bind_error("edge nodes (QUIC)", config.quic_addr, "--quic-addr", e))?;
+
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?;
+    let new_admin_token = bootstrap_admin_token(&store, &config).await?;
+    let blobs = BlobStore::local(&config.data_dir.join("blobs"))?;
+    let hub = ConfigHub::new(store.clone(), ca.clone(), config.clone()).await?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let quic_ctx = Arc::new(QuicContext {
+        store: store.clone(),
+        blobs: blobs.clone(),
+        hub: hub.clone(),
+        ca: ca.clone(),
+        blob_bytes_sent: AtomicU64::new(0),
+    });
+    let api_addr = api_listener.local_addr()?;
+    let quic_addr = endpoint.local_addr()?;
+    let state = AppState {
+        store: store.clone(),
+        blobs,
+        hub: hub.clone(),
+        config: config.clone(),
+        quic: quic_ctx.clone(),
+    };
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(quic::serve(endpoint, quic_ctx, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(hub.clone().poll(Duration::from_secs(2), shutdown_rx.clone())));
+    let mut api_shutdown = shutdown_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let app = api::router(state);
+        let res = axum::serve(api_listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = api_shutdown.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, "API server failed");
+        }
+    }));
+    tracing::info!(%api_addr, %quic_addr, data_dir = %config.data_dir.display(), "coordinator started");
+    Ok(Running {
+        api_addr,
+        quic_addr,
+        new_admin_token,
+        ca_path: ca.cert_path().to_path_buf(),
+        ca_fingerprint: ca.fingerprint(),
+        store,
+        hub,
+        shutdown: shutdown_tx,
+        tasks,
+    })
+}
+
+/// On first start, creates the admin API token, writes it to
+/// `<data_dir>/admin-token` (mode 0600) and returns it; it is stored hashed.
+async fn bootstrap_admin_token(store: &Store, config: &Config) -> anyhow::Result<Option<String>> {
+    if store.count_api_tokens().await? > 0 {
+        return Ok(None);
+    }
+    let token = format!("{}{}", ids::API_TOKEN_PREFIX, ids::new_secret());
+    store.create_api_token(&ids::new_id(12), "admin", &ids::token_hash(&token)).await?;
+    edge_node::fsutil::write_private(&config.data_dir.join("admin-token"), format!("{token}\n").as_bytes())?;
+    Ok(Some(token))
+}
+
+fn redact_url(url: &str) -> String {
+    // postgres://user:password@host → postgres://user:***@host
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact_url("sqlite:///x.db"), "sqlite:///x.db");
+    }
+}

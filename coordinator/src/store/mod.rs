@@ -1,0 +1,549 @@
+//! Coordinator metadata on sqlx: SQLite by default, Postgres for scale-out.
+//!
+//! One code path for both through sqlx's `Any` driver: queries use only
+//! `$N` placeholders (in ascending order) and the types both backends share
+//! (BIGINT, TEXT, BLOB/BYTEA). Each backend has its own migration folder.
+
+mod models;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+
+pub use models::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("join token rejected: {0}")]
+    JoinToken(JoinTokenError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JoinTokenError {
+    #[error("unknown token")]
+    Invalid,
+    #[error("token was already used")]
+    Used,
+    #[error("token has expired")]
+    Expired,
+    #[error("token was created for another region")]
+    RegionMismatch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+impl Store {
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            // One writer at a time is SQLite's rule; WAL lets readers go on
+            // meanwhile and the busy timeout queues writers instead of failing.
+            opts = opts.max_connections(4).after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = opts.connect(url).await?;
+        let store = Store { pool, backend };
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&store.pool).await?,
+            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&store.pool).await?,
+        }
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await
+    }
+
+    // ---- API tokens -------------------------------------------------------
+
+    pub async fn count_api_tokens(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM api_tokens")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    pub async fn create_api_token(&self, id: &str, name: &str, hash: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(name)
+            .bind(hash)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn api_token_by_hash(&self, hash: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get("id")))
+    }
+
+    // ---- projects ---------------------------------------------------------
+
+    pub async fn create_project(&self, id: &str, name: &str) -> Result<Project, StoreError> {
+        let now = now_ms();
+        sqlx::query("INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(name)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("project {name:?}"))
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(Project {
+            id: id.into(),
+            name: name.into(),
+            created_at: now,
+            production_deployment: None,
+        })
+    }
+
+    pub async fn project(&self, name_or_id: &str) -> Result<Option<Project>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, created_at, production_deployment FROM projects WHERE name = $1 OR id = $2",
+        )
+        .bind(name_or_id)
+        .bind(name_or_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Project::from_row(&r)).transpose()
+    }
+
+    /// Projects by name, `limit` after the name `after`.
+    pub async fn list_projects(&self, after: Option<&str>, limit: i64) -> Result<Vec<Project>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, created_at, production_deployment FROM projects \
+             WHERE name > $1 ORDER BY name LIMIT $2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Project::from_row).collect()
+    }
+
+    // ---- bundles ----------------------------------------------------------
+
+    /// Stores a manifest once; storing the same bundle again is a no-op.
+    pub async fn put_bundle(&self, b: &BundleRow) -> Result<(), StoreError> {
+        let res = sqlx::query(
+            "INSERT INTO bundles (id, manifest, file_count, total_size, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&b.id)
+        .bind(&b.manifest)
+        .bind(b.file_count)
+        .bind(b.total_size)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await;
+        match res {
+            Err(e) if is_unique_violation(&e) => Ok(()),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    pub async fn bundle_manifest(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT manifest FROM bundles WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get("manifest")))
+    }
+
+    // ---- deployments ------------------------------------------------------
+
+    pub async fn create_deployment(&self, d: &Deployment) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO deployments (id, project_id, bundle_id, status, target, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&d.id)
+        .bind(&d.project_id)
+        .bind(&d.bundle_id)
+        .bind(d.status.as_str())
+        .bind(d.target.as_str())
+        .bind(d.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn deployment(&self, id: &str) -> Result<Option<Deployment>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {DEPLOYMENT_COLS} FROM deployments WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Deployment::from_row(&r)).transpose()
+    }
+
+    /// Newest first; `before` is the (created_at, id) of the last item seen.
+    pub async fn list_deployments(
+        &self,
+        project_id: &str,
+        before: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<Deployment>, StoreError> {
+        let (ts, id) = before.unwrap_or((i64::MAX, ""));
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {DEPLOYMENT_COLS} FROM deployments WHERE project_id = $1 \
+             AND (created_at < $2 OR (created_at = $3 AND id < $4)) \
+             ORDER BY created_at DESC, id DESC LIMIT $5"
+        )))
+        .bind(project_id)
+        .bind(ts)
+        .bind(ts)
+        .bind(if before.is_some() { id } else { "\u{10ffff}" })
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Deployment::from_row).collect()
+    }
+
+    pub async fn mark_ready(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE deployments SET status = $1, ready_at = $2 WHERE id = $3")
+            .bind(DeploymentStatus::Ready.as_str())
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Points the project's production alias at `deployment_id` and bumps
+    /// the config version, in one transaction.
+    pub async fn promote(&self, project_id: &str, deployment_id: &str) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let now = now_ms();
+        sqlx::query("UPDATE projects SET production_deployment = $1 WHERE id = $2")
+            .bind(deployment_id)
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE deployments SET promoted_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(deployment_id)
+            .execute(&mut *tx)
+            .await?;
+        let v = bump_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(v)
+    }
+
+    /// The production deployment that came before `current`: the newest
+    /// deployment created before it that has ever been production.
+    pub async fn previous_production(
+        &self,
+        project_id: &str,
+        current: &Deployment,
+    ) -> Result<Option<Deployment>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {DEPLOYMENT_COLS} FROM deployments WHERE project_id = $1 AND id <> $2 \
+             AND promoted_at IS NOT NULL AND status = $3 AND created_at <= $4 \
+             ORDER BY created_at DESC, id DESC LIMIT 1"
+        )))
+        .bind(project_id)
+        .bind(&current.id)
+        .bind(DeploymentStatus::Ready.as_str())
+        .bind(current.created_at)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Deployment::from_row(&r)).transpose()
+    }
+
+    /// Everything edges serve: every ready deployment, with its project and
+    /// whether it is the project's production deployment.
+    pub async fn live_deployments(&self) -> Result<Vec<LiveDeployment>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.id AS id, d.bundle_id AS bundle_id, p.name AS project, \
+             p.production_deployment AS production FROM deployments d \
+             JOIN projects p ON p.id = d.project_id WHERE d.status = $1",
+        )
+        .bind(DeploymentStatus::Ready.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                let production: Option<String> = r.try_get("production")?;
+                Ok(LiveDeployment {
+                    is_production: production.as_deref() == Some(id.as_str()),
+                    id,
+                    bundle_id: r.try_get("bundle_id")?,
+                    project: r.try_get("project")?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- config version ---------------------------------------------------
+
+    pub async fn config_version(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT version FROM config_version WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("version")?)
+    }
+
+    pub async fn bump_config_version(&self) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let v = bump_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(v)
+    }
+
+    // ---- join tokens and nodes -------------------------------------------
+
+    pub async fn create_join_token(&self, id: &str, hash: &str, region: &str, expires_at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO join_tokens (id, token_hash, region, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(hash)
+        .bind(region)
+        .bind(now_ms())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Spends a one-time join token and records the node it enrolled, in
+    /// one transaction: two nodes racing with one token cannot both win.
+    pub async fn enroll_node(&self, token_hash: &str, node: &Node) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT region, expires_at, used_at FROM join_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Err(StoreError::JoinToken(JoinTokenError::Invalid));
+        };
+        let used_at: Option<i64> = row.try_get("used_at")?;
+        let expires_at: i64 = row.try_get("expires_at")?;
+        let token_region: String = row.try_get("region")?;
+        if used_at.is_some() {
+            return Err(StoreError::JoinToken(JoinTokenError::Used));
+        }
+        if expires_at < now_ms() {
+            return Err(StoreError::JoinToken(JoinTokenError::Expired));
+        }
+        if token_region != node.region {
+            return Err(StoreError::JoinToken(JoinTokenError::RegionMismatch));
+        }
+        let spent = sqlx::query(
+            "UPDATE join_tokens SET used_at = $1, used_by = $2 WHERE token_hash = $3 AND used_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(&node.id)
+        .bind(token_hash)
+        .execute(&mut *tx)
+        .await?;
+        if spent.rows_affected() != 1 {
+            return Err(StoreError::JoinToken(JoinTokenError::Used));
+        }
+        sqlx::query(
+            "INSERT INTO nodes (id, name, region, cert_fingerprint, software_version, config_version, \
+             bundles_present, bundles_pending, created_at) VALUES ($1, $2, $3, $4, $5, 0, 0, 0, $6)",
+        )
+        .bind(&node.id)
+        .bind(&node.name)
+        .bind(&token_region)
+        .bind(&node.cert_fingerprint)
+        .bind(&node.software_version)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn node_by_fingerprint(&self, fp: &str) -> Result<Option<Node>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {NODE_COLS} FROM nodes WHERE cert_fingerprint = $1")))
+            .bind(fp)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Node::from_row(&r)).transpose()
+    }
+
+    pub async fn record_node_contact(&self, id: &str, c: &NodeContact) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE nodes SET software_version = $1, config_version = $2, bundles_present = $3, \
+             bundles_pending = $4, http_addr = $5, https_addr = $6, last_seen = $7 WHERE id = $8",
+        )
+        .bind(&c.software_version)
+        .bind(c.config_version)
+        .bind(c.bundles_present)
+        .bind(c.bundles_pending)
+        .bind(&c.http_addr)
+        .bind(&c.https_addr)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn list_nodes(&self) -> Result<Vec<Node>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {NODE_COLS} FROM nodes ORDER BY region, name, id")))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Node::from_row).collect()
+    }
+
+    // ---- host certificates ------------------------------------------------
+
+    pub async fn host_cert(&self, host: &str) -> Result<Option<HostCert>, StoreError> {
+        let row = sqlx::query("SELECT host, chain_pem, key_pem, not_after FROM host_certs WHERE host = $1")
+            .bind(host)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(HostCert {
+                host: r.try_get("host")?,
+                chain_pem: r.try_get("chain_pem")?,
+                key_pem: r.try_get("key_pem")?,
+                not_after: r.try_get("not_after")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn put_host_cert(&self, c: &HostCert) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM host_certs WHERE host = $1")
+            .bind(&c.host)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("INSERT INTO host_certs (host, chain_pem, key_pem, not_after) VALUES ($1, $2, $3, $4)")
+            .bind(&c.host)
+            .bind(&c.chain_pem)
+            .bind(&c.key_pem)
+            .bind(c.not_after)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn bump_version(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<i64, StoreError> {
+    sqlx::query("UPDATE config_version SET version = version + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    let row = sqlx::query("SELECT version FROM config_version WHERE id = 1")
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(row.try_get("version")?)
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+const DEPLOYMENT_COLS: &str =
+    "id, project_id, bundle_id, status, target, created_at, ready_at, promoted_at";
+const NODE_COLS: &str = "id, name, region, cert_fingerprint, software_version, config_version, \
+     bundles_present, bundles_pending, http_addr, https_addr, created_at, last_seen";
+
+trait FromRow: Sized {
+    fn from_row(r: &AnyRow) -> Result<Self, StoreError>;
+}
+
+impl FromRow for Project {
+    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        Ok(Project {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            created_at: r.try_get("created_at")?,
+            production_deployment: r.try_get("production_deployment")?,
+        })
+    }
+}
+
+impl FromRow for Deployment {
+    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        let status: String = r.try_get("status")?;
+        let target: String = r.try_get("target")?;
+        Ok(Deployment {
+            id: r.try_get("id")?,
+            project_id: r.try_get("project_id")?,
+            bundle_id: r.try_get("bundle_id")?,
+            status: DeploymentStatus::from_str(&status).map_err(|e| sqlx::Error::Decode(e.into()))?,
+            target: Target::from_str(&target).map_err(|e| sqlx::Error::Decode(e.into()))?,
+            created_at: r.try_get("created_at")?,
+            ready_at: r.try_get("ready_at")?,
+            promoted_at: r.try_get("promoted_at")?,
+        })
+    }
+}
+
+impl FromRow for Node {
+    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        Ok(Node {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            region: r.try_get("region")?,
+            cert_fingerprint: r.try_get("cert_fingerprint")?,
+            software_version: r.try_get("software_version")?,
+            config_version: r.try_get("config_version")?,
+            bundles_present: r.try_get("bundles_present")?,
+            bundles_pending: r.try_get("bundles_pending")?,
+            http_addr: r.try_get("http_addr")?,
+            https_addr: r.try_get("https_addr")?,
+            created_at: r.try_get("created_at")?,
+            last_seen: r.try_get("last_seen")?,
+        })
+    }
+}

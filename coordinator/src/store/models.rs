@@ -1,0 +1,105 @@
+//! Rows as the rest of the coordinator sees them.
+
+use std::str::FromStr;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub production_deployment: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeploymentStatus {
+    /// Manifest accepted, blobs being uploaded.
+    Uploading,
+    Ready,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Production,
+    Preview,
+}
+
+macro_rules! str_enum {
+    ($t:ty { $($v:ident => $s:literal),* }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),* }
+            }
+        }
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s { $($s => Ok(Self::$v),)* other => Err(format!("unknown {} {other:?}", stringify!($t))) }
+            }
+        }
+    };
+}
+str_enum!(DeploymentStatus { Uploading => "uploading", Ready => "ready" });
+str_enum!(Target { Production => "production", Preview => "preview" });
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Deployment {
+    pub id: String,
+    pub project_id: String,
+    pub bundle_id: String,
+    pub status: DeploymentStatus,
+    pub target: Target,
+    pub created_at: i64,
+    pub ready_at: Option<i64>,
+    pub promoted_at: Option<i64>,
+}
+
+pub struct BundleRow {
+    pub id: String,
+    pub manifest: Vec<u8>,
+    pub file_count: i64,
+    pub total_size: i64,
+}
+
+pub struct LiveDeployment {
+    pub id: String,
+    pub bundle_id: String,
+    pub project: String,
+    pub is_production: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Node {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    #[serde(skip)]
+    pub cert_fingerprint: String,
+    pub software_version: String,
+    pub config_version: i64,
+    pub bundles_present: i64,
+    pub bundles_pending: i64,
+    pub http_addr: Option<String>,
+    pub https_addr: Option<String>,
+    pub created_at: i64,
+    pub last_seen: Option<i64>,
+}
+
+pub struct NodeContact {
+    pub software_version: String,
+    pub config_version: i64,
+    pub bundles_present: i64,
+    pub bundles_pending: i64,
+    pub http_addr: Option<String>,
+    pub https_addr: Option<String>,
+}
+
+pub struct HostCert {
+    pub host: String,
+    pub chain_pem: String,
+    pub key_pem: String,
+    pub not_after: i64,
+}

@@ -1,0 +1,295 @@
+//! Accept loops, TLS, the per-connection h1/h2 drivers and graceful
+//! shutdown.
+//!
+//! Pingora supplies the protocol sessions (h1 parsing and keep-alive, the h2
+//! codec) and the rustls stream; the loops are ours so that every stage a
+//! client controls has a deadline: TLS handshake, h2 preface, the whole h1
+//! request header, idle keep-alive, each body write.
+
+use std::io;
+use std::sync::Arc;
+
+use http::header;
+use pingora_core::listeners::tls::Acceptor;
+use pingora_core::protocols::http::v2::server::{default_h2_options, handshake, H2Accept, HttpSession};
+use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::l4::stream::Stream as L4Stream;
+use pingora_core::protocols::{Digest, Stream, ALPN};
+use pingora_core::InvalidHTTPHeader;
+use pingora_http::ResponseHeader;
+use rustls::ServerConfig;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::{sleep, timeout, Duration};
+
+use super::certs::SniResolver;
+use super::{pages, static_files, EdgeHttp};
+
+/// Serves plain HTTP/1.x until `shutdown` becomes true (or its sender is
+/// dropped), then stops accepting and gives in-flight requests
+/// `Limits::shutdown_grace` to finish. Accept errors (e.g. out of file
+/// descriptors) are logged and retried, never fatal.
+pub async fn serve_http(
+    listener: TcpListener,
+    app: Arc<EdgeHttp>,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    serve(listener, app, shutdown, None).await
+}
+
+/// Serves HTTPS (h2 and http/1.1 by ALPN). The certificate is chosen per
+/// handshake by SNI from the current routing; no SNI or no matching
+/// certificate fails the handshake.
+pub async fn serve_https(
+    listener: TcpListener,
+    app: Arc<EdgeHttp>,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let acceptor = Arc::new(tls_acceptor(&app)?);
+    serve(listener, app, shutdown, Some(acceptor)).await
+}
+
+fn tls_acceptor(app: &EdgeHttp) -> io::Result<Acceptor> {
+    // An explicit provider: nothing here depends on (or installs) the
+    // process-wide default.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(io::Error::other)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SniResolver::new(app.state.clone())));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Acceptor::from_server_config(Arc::new(config)))
+}
+
+/// Resolves once shutdown is requested. A dropped sender counts as a
+/// request: nobody is left who could ask later.
+async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn serve(
+    listener: TcpListener,
+    app: Arc<EdgeHttp>,
+    mut shutdown: watch::Receiver<bool>,
+    tls: Option<Arc<Acceptor>>,
+) -> io::Result<()> {
+    let permits = Arc::new(Semaphore::new(app.limits.max_connections));
+    let conn_shutdown = shutdown.clone();
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown_requested(&mut shutdown) => break,
+            Some(done) = conns.join_next(), if !conns.is_empty() => {
+                if let Err(e) = done {
+                    if e.is_panic() {
+                        tracing::error!(error = %e, "connection task panicked");
+                    }
+                }
+            }
+            accepted = accept(&listener, &permits) => match accepted {
+                Ok((tcp, permit)) => {
+                    conns.spawn(connection(app.clone(), tcp, tls.clone(), conn_shutdown.clone(), permit));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    // Typically EMFILE: give connections time to close
+                    // instead of spinning on the error.
+                    sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let open = conns.len();
+    tracing::info!(open, "listener closed; draining connections");
+    let drained = timeout(app.limits.shutdown_grace, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(open = conns.len(), "shutdown grace elapsed; closing remaining connections");
+        conns.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Waits for a connection slot first, so at the limit new clients queue in
+/// the kernel backlog instead of costing us a task each.
+async fn accept(listener: &TcpListener, permits: &Arc<Semaphore>) -> io::Result<(TcpStream, OwnedSemaphorePermit)> {
+    let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+    let (tcp, _peer) = listener.accept().await?;
+    Ok((tcp, permit))
+}
+
+async fn connection(
+    app: Arc<EdgeHttp>,
+    tcp: TcpStream,
+    tls: Option<Arc<Acceptor>>,
+    shutdown: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+) {
+    // Responses are written as header then body; without this the body
+    // would wait on the header's ACK (Nagle + delayed ACK).
+    let _ = tcp.set_nodelay(true);
+    let l4 = L4Stream::from(tcp);
+    let stream: Stream = match tls {
+        None => Box::new(l4),
+        Some(acceptor) => match timeout(app.limits.handshake_timeout, acceptor.tls_handshake(l4)).await {
+            Ok(Ok(s)) => Box::new(s),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("TLS handshake timed out");
+                return;
+            }
+        },
+    };
+    if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+        serve_h2(app, stream, shutdown).await
+    } else {
+        serve_h1(app, stream, shutdown).await
+    }
+}
+
+async fn serve_h1(app: Arc<EdgeHttp>, mut stream: Stream, mut shutdown: watch::Receiver<bool>) {
+    let limits = &app.limits;
+    let idle_secs = limits.idle_timeout.as_secs().max(1);
+    let mut reused = false;
+    loop {
+        let mut session = ServerSession::new_http1(stream);
+        session.set_write_timeout(Some(limits.write_timeout));
+        let read = if reused {
+            // Pingora's keep-alive timeout ends a wait with no bytes; ours
+            // bounds the header that follows, and shutdown ends the wait.
+            session.set_keepalive(Some(idle_secs));
+            tokio::select! {
+                r = timeout(limits.idle_timeout + limits.header_read_timeout, session.read_request()) => r,
+                _ = shutdown_requested(&mut shutdown) => return,
+            }
+        } else {
+            session.set_keepalive(None);
+            timeout(limits.header_read_timeout, session.read_request()).await
+        };
+        match read {
+            Ok(Ok(true)) => {}
+            // Client closed, or an idle keep-alive connection timed out.
+            Ok(Ok(false)) => return,
+            Ok(Err(e)) => {
+                if e.etype() == &InvalidHTTPHeader {
+                    bad_request(&mut session).await;
+                }
+                tracing::debug!(error = %e, "reading request failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("request header timed out");
+                return;
+            }
+        }
+        // Set after the read: pingora resets keep-alive from the request's
+        // `Connection` header while parsing.
+        session.set_keepalive(if *shutdown.borrow() { None } else { Some(idle_secs) });
+        if let Err(e) = static_files::respond(&app, &mut session).await {
+            tracing::debug!(error = %e, "response aborted");
+            return;
+        }
+        match session.finish().await {
+            Ok(Some(reusable)) => {
+                // Pipelining is off, so there is never a prefix to carry.
+                stream = reusable.into_parts().0;
+                reused = true;
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "finishing response failed");
+                return;
+            }
+        }
+    }
+}
+
+/// Best effort: a client that sent garbage gets a 400 before the close.
+async fn bad_request(session: &mut ServerSession) {
+    let body = pages::page(400);
+    let Ok(mut h) = ResponseHeader::build(400, Some(4)) else {
+        return;
+    };
+    let _ = h.insert_header(header::SERVER, "outpost");
+    let _ = h.insert_header(header::CONTENT_TYPE, "text/html; charset=utf-8");
+    let _ = h.insert_header(header::CONTENT_LENGTH, body.len().to_string());
+    let _ = h.insert_header(header::CONNECTION, "close");
+    session.set_keepalive(None);
+    let _ = timeout(Duration::from_secs(1), async {
+        session.write_response_header(Box::new(h)).await?;
+        session.write_response_body(body, true).await
+    })
+    .await;
+}
+
+async fn serve_h2(app: Arc<EdgeHttp>, stream: Stream, mut shutdown: watch::Receiver<bool>) {
+    let limits = &app.limits;
+    let digest = Arc::new(Digest {
+        ssl_digest: stream.get_ssl_digest(),
+        timing_digest: stream.get_timing_digest(),
+        proxy_digest: stream.get_proxy_digest(),
+        socket_digest: stream.get_socket_digest(),
+    });
+    let mut conn = match timeout(limits.handshake_timeout, handshake(stream, Some(default_h2_options()))).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "h2 handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("h2 preface timed out");
+            return;
+        }
+    };
+    // Streams run as tasks; this loop keeps polling the connection, which is
+    // what actually moves their frames. Dropping the set (connection gone)
+    // cancels whatever is left.
+    let mut streams = JoinSet::new();
+    let mut draining = false;
+    loop {
+        let idle = streams.is_empty();
+        tokio::select! {
+            biased;
+            _ = shutdown_requested(&mut shutdown), if !draining => {
+                // GOAWAY: no new streams; the codec closes the connection
+                // once the open ones finish, and accept() then yields None.
+                conn.graceful_shutdown();
+                draining = true;
+            }
+            Some(_) = streams.join_next(), if !idle => {}
+            accepted = HttpSession::from_h2_conn(&mut conn, digest.clone()) => match accepted {
+                Ok(Some(H2Accept::Session(h2))) => {
+                    let app = app.clone();
+                    streams.spawn(async move {
+                        let mut session = ServerSession::new_http2(h2);
+                        session.set_write_timeout(Some(app.limits.write_timeout));
+                        match static_files::respond(&app, &mut session).await {
+                            Ok(()) => {
+                                let _ = session.finish().await;
+                            }
+                            // Dropped unfinished: the client sees a reset.
+                            Err(e) => tracing::debug!(error = %e, "h2 response aborted"),
+                        }
+                    });
+                }
+                // Pingora already answered or reset that stream.
+                Ok(Some(H2Accept::Rejected)) => {}
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "h2 connection ended");
+                    return;
+                }
+            },
+            _ = sleep(limits.idle_timeout), if idle => return,
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Bundle sync: fetch what the desired config needs, then switch hosts.
+//!
+//! A host switches to a bundle only once every blob of it is on disk and
+//! verified; until then it keeps serving its previous complete bundle. The
+//! active map is persisted with the switch, so a restart (even a `kill -9`
+//! mid-sync) resumes serving exactly what was being served.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use protocol::frame_io::{read_frame, write_frame};
+use protocol::wire::{CoordinatorMessage, EdgeRequest, MAX_CONTROL_FRAME_BYTES};
+use protocol::{BlobHash, BundleId, EdgeConfig, HostTarget, Manifest};
+use rustls::sign::CertifiedKey;
+use tokio::sync::{mpsc, watch};
+
+use crate::state::{Routing, ServingState, Site};
+use crate::store::blobs::AsyncChunkSource;
+use crate::store::{BlobStore, Index};
+
+/// Blobs fetched at once per node.
+const FETCH_CONCURRENCY: usize = 8;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncStatus {
+    pub config_version: u64,
+    pub bundles_present: u32,
+    pub bundles_pending: u32,
+}
+
+pub struct Syncer {
+    pub index: Arc<Index>,
+    pub blobs: Arc<BlobStore>,
+    pub state: Arc<ServingState>,
+    /// The live coordinator connection, when there is one.
+    pub conn: watch::Receiver<Option<quinn::Connection>>,
+    pub status: watch::Sender<SyncStatus>,
+}
+
+/// Which bundle each host serves next: the desired one when it is
+/// complete, else whatever the host served before (if anything). Hosts the
+/// config no longer lists stop being served.
+pub fn next_active(
+    config: &EdgeConfig,
+    previous: &BTreeMap<String, HostTarget>,
+    is_complete: impl Fn(&BundleId) -> bool,
+) -> BTreeMap<String, HostTarget> {
+    config
+        .hosts
+        .iter()
+        .filter_map(|(host, want)| {
+            if is_complete(&want.bundle) {
+                Some((host.clone(), want.clone()))
+            } else {
+                previous.get(host).map(|old| (host.clone(), old.clone()))
+            }
+        })
+        .collect()
+}
+
+impl Syncer {
+    /// Serves the persisted active map right away (before any network).
+    pub fn restore(&self) -> anyhow::Result<()> {
+        let config = self.index.config()?;
+        let active = self.index.active()?;
+        self.publish(&config, &active)
+    }
+
+    /// Runs until `shutdown`: every change of `desired` (or a nudge after a
+    /// corrupt blob) triggers a sync pass; failures retry after a second.
+    pub async fn run(
+        self: Arc<Self>,
+        mut desired: watch::Receiver<Arc<EdgeConfig>>,
+        mut corrupt: mpsc::UnboundedReceiver<BlobHash>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let config = desired.borrow_and_update().clone();
+            let retry = match self.sync_once(&config).await {
+                Ok(()) => false,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "bundle sync incomplete; will retry");
+                    true
+                }
+            };
+            tokio::select! {
+                _ = desired.changed() => {}
+                Some(hash) = corrupt.recv() => self.forget_blob(&config, hash),
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)), if retry => {}
+                _ = self.conn_changed(), if retry => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn conn_changed(&self) {
+        let mut c = self.conn.clone();
+        let _ = c.changed().await;
+    }
+
+    /// A blob went bad or missing: every bundle holding it is incomplete again.
+    fn forget_blob(&self, config: &EdgeConfig, hash: BlobHash) {
+        for (id, m) in &config.bundles {
+            if m.blobs().contains(&hash) {
+                tracing::warn!(bundle = %id.short(), blob = %hash.short(), "bundle lost a blob; fetching it again");
+                let _ = self.index.unmark_complete(id);
+            }
+        }
+    }
+
+    async fn sync_once(&self, config: &EdgeConfig) -> anyhow::Result<()> {
+        let wanted: BTreeSet<BundleId> = config.hosts.values().map(|t| t.bundle).collect();
+        let mut result = Ok(());
+        for bundle in &wanted {
+            if self.index.is_complete(bundle)? {
+                continue;
+            }
+            let manifest = config
+                .bundles
+                .get(bundle)
+                .with_context(|| format!("config lacks bundle {bundle}"))?;
+            match self.fetch_bundle(manifest).await {
+                Ok(()) => {
+                    self.index.mark_complete(bundle, manifest)?;
+                    tracing::info!(bundle = %bundle.short(), files = manifest.files.len(), "bundle complete");
+                    // Switch what is ready now rather than after every bundle.
+                    self.activate(config)?;
+                }
+                Err(e) => result = Err(e),
+            }
+        }
+        self.activate(config)?;
+        result
+    }
+
+    async fn fetch_bundle(&self, manifest: &Manifest) -> anyhow::Result<()> {
+        let missing: Vec<(BlobHash, u64)> = manifest
+            .blob_sizes()
+            .into_iter()
+            .filter(|(h, _)| !self.blobs.contains(h))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let conn = self
+            .conn
+            .borrow()
+            .clone()
+            .context("no connection to the coordinator")?;
+        stream::iter(missing)
+            .map(|(hash, size)| {
+                let conn = conn.clone();
+                async move { self.fetch_blob(&conn, hash, size).await }
+            })
+            .buffer_unordered(FETCH_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn fetch_blob(&self, conn: &quinn::Connection, hash: BlobHash, size: u64) -> anyhow::Result<()> {
+        let (mut send, mut recv) = conn.open_bi().await?;
+        write_frame(&mut send, &EdgeRequest::GetBlob { hash }).await?;
+        send.finish()?;
+        match read_frame::<CoordinatorMessage, _>(&mut recv, MAX_CONTROL_FRAME_BYTES).await? {
+            Some(CoordinatorMessage::Blob { size: announced }) if announced == size => {}
+            Some(CoordinatorMessage::Blob { size: announced }) => {
+                bail!("blob {hash} is {announced} bytes at the coordinator, the manifest says {size}")
+            }
+            Some(CoordinatorMessage::Error(e)) => bail!("fetching blob {hash}: {}", e.message),
+            other => bail!("unexpected answer to a blob request: {other:?}"),
+        }
+        self.blobs
+            .write(&hash, size, QuicChunks(recv))
+            .await
+            .with_context(|| format!("storing blob {hash}"))?;
+        Ok(())
+    }
+
+    /// Switches every host whose desired bundle is complete, persisting the
+    /// new active map before serving from it.
+    fn activate(&self, config: &EdgeConfig) -> anyhow::Result<()> {
+        let previous = self.index.active()?;
+        let next = next_active(config, &previous, |b| self.index.is_complete(b).unwrap_or(false));
+        if next != previous {
+            self.index.store_active(&next)?;
+            for (host, t) in &next {
+                if previous.get(host) != Some(t) {
+                    tracing::info!(%host, deployment = %t.deployment, bundle = %t.bundle.short(), "host switched");
+                }
+            }
+        }
+        self.publish(config, &next)?;
+        let present = config
+            .bundles
+            .keys()
+            .filter(|b| self.index.is_complete(b).unwrap_or(false))
+            .count() as u32;
+        self.status.send_replace(SyncStatus {
+            config_version: config.version,
+            bundles_present: present,
+            bundles_pending: config.bundles.len() as u32 - present,
+        });
+        Ok(())
+    }
+
+    fn publish(&self, config: &EdgeConfig, active: &BTreeMap<String, HostTarget>) -> anyhow::Result<()> {
+        let current = self.state.current();
+        let mut manifests: BTreeMap<BundleId, Arc<Manifest>> = current
+            .hosts
+            .values()
+            .map(|s| (s.bundle, s.manifest.clone()))
+            .collect();
+        let mut hosts = std::collections::HashMap::new();
+        for (host, t) in active {
+            let manifest = match manifests.get(&t.bundle) {
+                Some(m) => m.clone(),
+                None => {
+                    let Some(m) = self.index.complete_manifest(&t.bundle)? else {
+                        continue;
+                    };
+                    let m = Arc::new(m);
+                    manifests.insert(t.bundle, m.clone());
+                    m
+                }
+            };
+            hosts.insert(
+                host.clone(),
+                Arc::new(Site {
+                    project: t.project.clone(),
+                    deployment: t.deployment.clone(),
+                    bundle: t.bundle,
+                    manifest,
+                }),
+            );
+        }
+        let mut certs = BTreeMap::new();
+        for (name, c) in &config.certificates {
+            match certified_key(&c.chain_pem, &c.key_pem) {
+                Ok(k) => {
+                    certs.insert(name.clone(), k);
+                }
+                Err(e) => tracing::warn!(%name, error = %e, "unusable certificate in config"),
+            }
+        }
+        self.state.replace(Routing {
+            config_version: config.version,
+            hosts,
+            certs,
+        });
+        Ok(())
+    }
+}
+
+fn certified_key(chain_pem: &str, key_pem: &str) -> anyhow::Result<Arc<CertifiedKey>> {
+    let chain = crate::tls::parse_certs(chain_pem)?;
+    let key = crate::tls::parse_key(key_pem)?;
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key)?;
+    Ok(Arc::new(CertifiedKey::new(chain, signer)))
+}
+
+struct QuicChunks(quinn::RecvStream);
+
+impl AsyncChunkSource<quinn::ReadError> for QuicChunks {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, quinn::ReadError> {
+        Ok(self.0.read_chunk(256 * 1024, true).await?.map(|c| c.bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::manifest::FileEntry;
+
+    fn bundle(tag: &str) -> BundleId {
+        Manifest::new(
+            [(
+                "index.html".to_string(),
+                FileEntry {
+                    hash: BlobHash::of(tag.as_bytes()),
+                    size: 1,
+                    content_type: "text/html".into(),
+                    variants: vec![],
+                },
+            )]
+            .into(),
+        )
+        .bundle_id()
+    }
+
+    fn target(tag: &str) -> HostTarget {
+        HostTarget {
+            project: "p".into(),
+            deployment: tag.into(),
+            bundle: bundle(tag),
+        }
+    }
+
+    #[test]
+    fn next_active_table() {
+        let mut config = EdgeConfig::default();
+        config.hosts.insert("a".into(), target("new"));
+        config.hosts.insert("b".into(), target("new"));
+        config.hosts.insert("c".into(), target("other"));
+        let previous: BTreeMap<String, HostTarget> = [
+            ("a".to_string(), target("old")),
+            ("gone".to_string(), target("old")),
+        ]
+        .into();
+        // (complete bundles, expected host → deployment)
+        let cases: Vec<(Vec<&str>, Vec<(&str, &str)>)> = vec![
+            (vec![], vec![("a", "old")]),
+            (vec!["new"], vec![("a", "new"), ("b", "new")]),
+            (vec!["other"], vec![("a", "old"), ("c", "other")]),
+            (vec!["new", "other"], vec![("a", "new"), ("b", "new"), ("c", "other")]),
+        ];
+        for (complete, want) in cases {
+            let done: BTreeSet<BundleId> = complete.iter().map(|t| bundle(t)).collect();
+            let got = next_active(&config, &previous, |b| done.contains(b));
+            let got: Vec<(&str, &str)> = got.iter().map(|(h, t)| (h.as_str(), t.deployment.as_str())).collect();
+            assert_eq!(got, want, "complete = {complete:?}");
+        }
+    }
+}

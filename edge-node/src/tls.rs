@@ -1,0 +1,129 @@
+//! TLS for the node's QUIC connections. After enrolment every connection
+//! verifies the coordinator against the cluster CA and presents the node's
+//! certificate. Before it (during `join`) the node has only the CA
+//! fingerprint from the join token, and trusts the CA the coordinator
+//! presents only if it hashes to that fingerprint.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use protocol::wire::ALPN;
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn quic(tls: rustls::ClientConfig) -> anyhow::Result<quinn::ClientConfig> {
+    let mut cfg = quinn::ClientConfig::new(Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls)?));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .keep_alive_interval(Some(std::time::Duration::from_secs(5)))
+        .max_idle_timeout(Some(std::time::Duration::from_secs(20).try_into()?));
+    cfg.transport_config(Arc::new(transport));
+    Ok(cfg)
+}
+
+pub fn parse_certs(pem: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_bytes()).collect::<Result<_, _>>()?;
+    anyhow::ensure!(!certs.is_empty(), "no certificate in PEM");
+    Ok(certs)
+}
+
+pub fn parse_key(pem: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
+    rustls_pemfile::private_key(&mut pem.as_bytes())?.ok_or_else(|| anyhow::anyhow!("no private key in PEM"))
+}
+
+/// mTLS client config: cluster CA as the only root, node certificate as
+/// the client identity.
+pub fn node_client_config(ca_pem: &str, cert_pem: &str, key_pem: &str) -> anyhow::Result<quinn::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in parse_certs(ca_pem)? {
+        roots.add(c)?;
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(parse_certs(cert_pem)?, parse_key(key_pem)?)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    quic(tls)
+}
+
+/// Client config for `join`: no client certificate; the server's chain must
+/// contain a CA whose blake3 is `ca_fingerprint` and verify against it.
+pub fn join_client_config(ca_fingerprint: &str) -> anyhow::Result<quinn::ClientConfig> {
+    let verifier = Arc::new(PinnedCaVerifier {
+        fingerprint: ca_fingerprint.to_string(),
+        provider: provider(),
+    });
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    quic(tls)
+}
+
+pub fn fingerprint(der: &[u8]) -> String {
+    blake3::hash(der).to_hex().to_string()
+}
+
+#[derive(Debug)]
+struct PinnedCaVerifier {
+    fingerprint: String,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCaVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let ca = intermediates
+            .iter()
+            .find(|c| fingerprint(c) == self.fingerprint)
+            .ok_or_else(|| {
+                rustls::Error::General(
+                    "the coordinator's CA does not match the join token's fingerprint (wrong coordinator or token)".into(),
+                )
+            })?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(ca.clone().into_owned())
+            .map_err(|e| rustls::Error::General(format!("pinned CA unusable: {e}")))?;
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        inner.verify_server_cert(end_entity, &[], server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
