@@ -264,7 +264,8 @@ async fn subscribe(
 
     let mut rx = ctx.hub.subscribe();
     let mut sent = rx.borrow_and_update().clone();
-    if s.have_version != sent.version {
+    // Version 0 means "nothing yet": even the empty config carries certificates.
+    if s.have_version == 0 || s.have_version != sent.version {
         write_frame(&mut send, &CoordinatorMessage::Snapshot((*sent).clone())).await?;
     }
 
