@@ -744,8 +744,32 @@ async fn shutdown_stops_accepting_and_closes_idle_connections() {
         .unwrap();
     let (status, _, _) = read_response(&mut idle, false).await;
     assert_eq!(status, 200);
+    // An idle h2 connection (kept in the client's pool).
+    let h2 = f.tls_client(&[b"h2"]);
+    let r = h2
+        .get(format!("https://blog.localhost:{}/", f.https.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), Version::HTTP_2);
+    r.bytes().await.unwrap();
+    // A download in flight: the response header is out, most of the body
+    // is still to come (the socket buffers are far smaller than 3 MiB).
+    let mut busy = TcpStream::connect(f.http).await.unwrap();
+    busy.write_all(b"GET /big.bin HTTP/1.1\r\nHost: blog.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 1024];
+    let n = busy.read(&mut first).await.unwrap();
+    assert!(n > 0);
 
     f.shutdown.send(true).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut rest = first[..n].to_vec();
+    busy.read_to_end(&mut rest).await.unwrap();
+    let body_start = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(rest[body_start..] == big_body()[..], "in-flight download completes");
+
     for server in f.servers {
         tokio::time::timeout(Duration::from_secs(1), server)
             .await
@@ -760,4 +784,65 @@ async fn shutdown_stops_accepting_and_closes_idle_connections() {
         .unwrap_or(0);
     assert_eq!(n, 0);
     assert!(TcpStream::connect(f.http).await.is_err(), "listener closed");
+}
+
+#[tokio::test]
+async fn stalled_handshakes_are_cut_off() {
+    let f = Fixture::start_with(Limits {
+        handshake_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    })
+    .await;
+    // TCP connected, no ClientHello.
+    let mut s = TcpStream::connect(f.https).await.unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "TLS handshake deadline not enforced");
+
+    // TLS done with ALPN h2, but no h2 preface: rustls' blocking client is
+    // enough to get there.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(f.ca.clone()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let addr = f.https;
+    let outcome = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut sock = std::net::TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut conn =
+            rustls::ClientConnection::new(Arc::new(config), "blog.localhost".try_into().unwrap()).unwrap();
+        while conn.is_handshaking() {
+            conn.complete_io(&mut sock).unwrap();
+        }
+        assert_eq!(conn.alpn_protocol(), Some(&b"h2"[..]));
+        let started = std::time::Instant::now();
+        let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+        let mut byte = [0u8; 1];
+        // The server's SETTINGS may arrive first; then the close.
+        let end = loop {
+            match tls.read(&mut byte) {
+                Ok(0) => break Ok(()),
+                Ok(_) => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        (end, started.elapsed())
+    })
+    .await
+    .unwrap();
+    let (end, elapsed) = outcome;
+    if let Err(e) = end {
+        assert!(
+            !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            "h2 preface deadline not enforced: {e}"
+        );
+    }
+    assert!(elapsed >= Duration::from_millis(200), "closed by the deadline, not at once: {elapsed:?}");
 }

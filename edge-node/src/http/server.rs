@@ -191,9 +191,12 @@ async fn serve_h1(app: Arc<EdgeHttp>, mut stream: Stream, mut shutdown: watch::R
                 return;
             }
         }
-        // Set after the read: pingora resets keep-alive from the request's
-        // `Connection` header while parsing.
-        session.set_keepalive(if *shutdown.borrow() { None } else { Some(idle_secs) });
+        // Parsing set keep-alive from the request (off for HTTP/1.0 without
+        // `Connection: keep-alive`, or with `Connection: close`). Only narrow
+        // it: `set_keepalive(Some(_))` would switch it back on for HTTP/1.0,
+        // which then waits for a close that never comes.
+        let keep = session.get_keepalive().is_some() && !*shutdown.borrow();
+        session.set_keepalive(keep.then_some(idle_secs));
         if let Err(e) = static_files::respond(&app, &mut session).await {
             tracing::debug!(error = %e, "response aborted");
             return;
