@@ -66,20 +66,21 @@ impl Fixture {
 
         let mut hashes = HashMap::new();
         let mut files = BTreeMap::new();
-        let mut add = |path: &'static str, body: &[u8], ct: &str, variants: Vec<Variant>, write: bool| {
-            let hash = BlobHash::of(body);
-            hashes.insert(path, hash);
-            files.insert(
-                path.to_string(),
-                FileEntry {
-                    hash,
-                    size: body.len() as u64,
-                    content_type: ct.into(),
-                    variants,
-                },
-            );
-            write.then(|| (hash, body.to_vec()))
-        };
+        let mut add =
+            |path: &'static str, body: &[u8], ct: &str, variants: Vec<Variant>, write: bool| {
+                let hash = BlobHash::of(body);
+                hashes.insert(path, hash);
+                files.insert(
+                    path.to_string(),
+                    FileEntry {
+                        hash,
+                        size: body.len() as u64,
+                        content_type: ct.into(),
+                        variants,
+                    },
+                );
+                write.then(|| (hash, body.to_vec()))
+            };
         let variant = |encoding, body: &[u8]| Variant {
             encoding,
             hash: BlobHash::of(body),
@@ -92,17 +93,56 @@ impl Fixture {
                 "index.html",
                 INDEX,
                 "text/html; charset=utf-8",
-                vec![variant(Encoding::Br, INDEX_BR), variant(Encoding::Gzip, INDEX_GZ)],
+                vec![
+                    variant(Encoding::Br, INDEX_BR),
+                    variant(Encoding::Gzip, INDEX_GZ),
+                ],
                 true,
             ),
-            add("about.html", b"about page", "text/html; charset=utf-8", vec![], true),
-            add("docs/index.html", b"docs index", "text/html; charset=utf-8", vec![], true),
-            add("404.html", b"custom not found", "text/html; charset=utf-8", vec![], true),
-            add("assets/app.3f2a9c1b.js", b"console.log(1)", "text/javascript", vec![], true),
+            add(
+                "about.html",
+                b"about page",
+                "text/html; charset=utf-8",
+                vec![],
+                true,
+            ),
+            add(
+                "docs/index.html",
+                b"docs index",
+                "text/html; charset=utf-8",
+                vec![],
+                true,
+            ),
+            add(
+                "404.html",
+                b"custom not found",
+                "text/html; charset=utf-8",
+                vec![],
+                true,
+            ),
+            add(
+                "assets/app.3f2a9c1b.js",
+                b"console.log(1)",
+                "text/javascript",
+                vec![],
+                true,
+            ),
             add("data.txt", DATA, "text/plain; charset=utf-8", vec![], true),
             add("big.bin", &big, "application/octet-stream", vec![], true),
-            add("broken.txt", b"will be corrupted", "text/plain", vec![], true),
-            add("large-broken.bin", &large_broken, "application/octet-stream", vec![], true),
+            add(
+                "broken.txt",
+                b"will be corrupted",
+                "text/plain",
+                vec![],
+                true,
+            ),
+            add(
+                "large-broken.bin",
+                &large_broken,
+                "application/octet-stream",
+                vec![],
+                true,
+            ),
             add("missing.txt", b"never stored", "text/plain", vec![], false),
         ]
         .into_iter()
@@ -112,7 +152,10 @@ impl Fixture {
         to_write.push((BlobHash::of(INDEX_GZ), INDEX_GZ.to_vec()));
         for (hash, body) in to_write {
             let chunks = body.chunks(64 * 1024).map(Bytes::copy_from_slice).collect();
-            store.write(&hash, body.len() as u64, Chunks(chunks)).await.unwrap();
+            store
+                .write(&hash, body.len() as u64, Chunks(chunks))
+                .await
+                .unwrap();
         }
         let blog = Manifest::new(files);
         let docs = Manifest::new(
@@ -128,7 +171,11 @@ impl Fixture {
             .into(),
         );
         store
-            .write(&BlobHash::of(b"docs home"), 9, Chunks(vec![Bytes::from_static(b"docs home")]))
+            .write(
+                &BlobHash::of(b"docs home"),
+                9,
+                Chunks(vec![Bytes::from_static(b"docs home")]),
+            )
             .await
             .unwrap();
 
@@ -269,7 +316,11 @@ async fn read_response(s: &mut TcpStream, head_request: bool) -> (u16, String, V
         }
         let mut chunk = [0u8; 4096];
         let n = s.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed mid-header: {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            n > 0,
+            "connection closed mid-header: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8(buf[..header_end].to_vec()).unwrap();
@@ -278,7 +329,8 @@ async fn read_response(s: &mut TcpStream, head_request: bool) -> (u16, String, V
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().unwrap())
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().unwrap())
         })
         .expect("content-length");
     let want = if head_request { 0 } else { len };
@@ -305,7 +357,11 @@ async fn files_clean_urls_and_directory_indexes() {
         ("/about/", b"about page", "text/html; charset=utf-8"),
         ("/docs", b"docs index", "text/html; charset=utf-8"),
         ("/docs/", b"docs index", "text/html; charset=utf-8"),
-        ("//docs//index.html", b"docs index", "text/html; charset=utf-8"),
+        (
+            "//docs//index.html",
+            b"docs index",
+            "text/html; charset=utf-8",
+        ),
         ("/data.txt", DATA, "text/plain; charset=utf-8"),
     ];
     for (path, body, ct) in cases {
@@ -313,11 +369,17 @@ async fn files_clean_urls_and_directory_indexes() {
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         let h = r.headers().clone();
         assert_eq!(hdr(&h, "content-type"), Some(ct), "{path}");
-        assert_eq!(hdr(&h, "content-length"), Some(body.len().to_string().as_str()));
+        assert_eq!(
+            hdr(&h, "content-length"),
+            Some(body.len().to_string().as_str())
+        );
         assert_eq!(hdr(&h, "x-content-type-options"), Some("nosniff"));
         assert_eq!(hdr(&h, "server"), Some("outpost"));
         assert_eq!(hdr(&h, "x-outpost-deployment"), Some("dpl-blog"));
-        assert_eq!(hdr(&h, "cache-control"), Some("public, max-age=0, must-revalidate"));
+        assert_eq!(
+            hdr(&h, "cache-control"),
+            Some("public, max-age=0, must-revalidate")
+        );
         assert_eq!(hdr(&h, "accept-ranges"), Some("bytes"));
         assert_eq!(r.bytes().await.unwrap(), body, "{path}");
     }
@@ -345,7 +407,10 @@ async fn not_found_pages_are_the_tenants_or_the_platforms() {
     let r = c.get(f.url("/no/such/page")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(hdr(r.headers(), "x-outpost-deployment"), Some("dpl-blog"));
-    assert_eq!(hdr(r.headers(), "content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        hdr(r.headers(), "content-type"),
+        Some("text/html; charset=utf-8")
+    );
     assert_eq!(r.text().await.unwrap(), "custom not found");
 
     // A site without 404.html, and an unknown host, get the platform page.
@@ -406,8 +471,18 @@ async fn bad_hosts_paths_and_methods_are_refused() {
     assert_eq!(status, 400, "no Host at all");
 
     let c = f.client();
-    for method in [reqwest::Method::POST, reqwest::Method::PUT, reqwest::Method::DELETE, reqwest::Method::OPTIONS] {
-        let r = c.request(method.clone(), f.url("/")).body("x").send().await.unwrap();
+    for method in [
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+        reqwest::Method::OPTIONS,
+    ] {
+        let r = c
+            .request(method.clone(), f.url("/"))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
         assert_eq!(hdr(r.headers(), "allow"), Some("GET, HEAD"));
     }
@@ -428,7 +503,12 @@ async fn head_etag_and_ranges() {
     assert_eq!(hdr(r.headers(), "etag"), Some(etag.as_str()));
     assert!(r.bytes().await.unwrap().is_empty());
 
-    for inm in [etag.clone(), format!("W/{etag}"), format!("\"nope\", {etag}"), "*".into()] {
+    for inm in [
+        etag.clone(),
+        format!("W/{etag}"),
+        format!("\"nope\", {etag}"),
+        "*".into(),
+    ] {
         let r = c
             .get(f.url("/data.txt"))
             .header("if-none-match", &inm)
@@ -454,18 +534,36 @@ async fn head_etag_and_ranges() {
         ("bytes=10-1000", "bytes 10-19/20", b"abcdefghij"),
     ];
     for (range, content_range, body) in ranges {
-        let r = c.get(f.url("/data.txt")).header("range", range).send().await.unwrap();
+        let r = c
+            .get(f.url("/data.txt"))
+            .header("range", range)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{range}");
         assert_eq!(hdr(r.headers(), "content-range"), Some(content_range));
-        assert_eq!(hdr(r.headers(), "content-length"), Some(body.len().to_string().as_str()));
+        assert_eq!(
+            hdr(r.headers(), "content-length"),
+            Some(body.len().to_string().as_str())
+        );
         assert_eq!(r.bytes().await.unwrap(), body);
     }
-    let r = c.get(f.url("/data.txt")).header("range", "bytes=20-").send().await.unwrap();
+    let r = c
+        .get(f.url("/data.txt"))
+        .header("range", "bytes=20-")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(hdr(r.headers(), "content-range"), Some("bytes */20"));
     assert!(r.bytes().await.unwrap().is_empty());
     // Several ranges: ignored, the whole file.
-    let r = c.get(f.url("/data.txt")).header("range", "bytes=0-1,4-5").send().await.unwrap();
+    let r = c
+        .get(f.url("/data.txt"))
+        .header("range", "bytes=0-1,4-5")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.bytes().await.unwrap(), DATA);
     // If-Range with a stale tag: the whole file.
@@ -510,7 +608,10 @@ async fn precompressed_variants_are_negotiated() {
         assert_eq!(r.status(), StatusCode::OK, "{ae:?}");
         assert_eq!(hdr(r.headers(), "content-encoding"), ce, "{ae:?}");
         assert_eq!(hdr(r.headers(), "vary"), Some("Accept-Encoding"), "{ae:?}");
-        assert_eq!(hdr(r.headers(), "content-type"), Some("text/html; charset=utf-8"));
+        assert_eq!(
+            hdr(r.headers(), "content-type"),
+            Some("text/html; charset=utf-8")
+        );
         assert_eq!(hdr(r.headers(), "etag"), Some(tag(body).as_str()), "{ae:?}");
         assert_eq!(r.bytes().await.unwrap(), body, "{ae:?}");
     }
@@ -545,7 +646,12 @@ async fn precompressed_variants_are_negotiated() {
     assert_eq!(hdr(r.headers(), "content-range"), Some("bytes 1-2/13"));
     assert_eq!(r.bytes().await.unwrap(), &b"h1"[..]);
     // Files without variants do not vary.
-    let r = c.get(f.url("/data.txt")).header("accept-encoding", "br").send().await.unwrap();
+    let r = c
+        .get(f.url("/data.txt"))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
     assert!(r.headers().get("vary").is_none());
     assert!(r.headers().get("content-encoding").is_none());
 }
@@ -554,13 +660,23 @@ async fn precompressed_variants_are_negotiated() {
 async fn fingerprinted_assets_are_immutable() {
     let f = Fixture::start().await;
     let c = f.client();
-    let r = c.get(f.url("/assets/app.3f2a9c1b.js")).send().await.unwrap();
+    let r = c
+        .get(f.url("/assets/app.3f2a9c1b.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(hdr(r.headers(), "cache-control"), Some("public, max-age=31536000, immutable"));
+    assert_eq!(
+        hdr(r.headers(), "cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
     assert_eq!(hdr(r.headers(), "content-type"), Some("text/javascript"));
     assert_eq!(hdr(r.headers(), "x-content-type-options"), Some("nosniff"));
     let r = c.get(f.url("/")).send().await.unwrap();
-    assert_eq!(hdr(r.headers(), "cache-control"), Some("public, max-age=0, must-revalidate"));
+    assert_eq!(
+        hdr(r.headers(), "cache-control"),
+        Some("public, max-age=0, must-revalidate")
+    );
 }
 
 #[tokio::test]
@@ -570,12 +686,19 @@ async fn large_files_stream_whole_and_in_ranges() {
     let big = big_body();
     let r = c.get(f.url("/big.bin")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(hdr(r.headers(), "content-length"), Some(BIG_LEN.to_string().as_str()));
+    assert_eq!(
+        hdr(r.headers(), "content-length"),
+        Some(BIG_LEN.to_string().as_str())
+    );
     let body = r.bytes().await.unwrap();
     assert!(body == big, "3 MiB body differs");
 
     // Across chunk boundaries, and the tail.
-    for (start, end) in [(65_530usize, 200_000usize), (BIG_LEN - 10, BIG_LEN - 1), (1, 1)] {
+    for (start, end) in [
+        (65_530usize, 200_000usize),
+        (BIG_LEN - 10, BIG_LEN - 1),
+        (1, 1),
+    ] {
         let r = c
             .get(f.url("/big.bin"))
             .header("range", format!("bytes={start}-{end}"))
@@ -587,10 +710,16 @@ async fn large_files_stream_whole_and_in_ranges() {
             hdr(r.headers(), "content-range"),
             Some(format!("bytes {start}-{end}/{BIG_LEN}").as_str())
         );
-        assert!(r.bytes().await.unwrap() == big[start..=end], "{start}-{end}");
+        assert!(
+            r.bytes().await.unwrap() == big[start..=end],
+            "{start}-{end}"
+        );
     }
     let r = c.head(f.url("/big.bin")).send().await.unwrap();
-    assert_eq!(hdr(r.headers(), "content-length"), Some(BIG_LEN.to_string().as_str()));
+    assert_eq!(
+        hdr(r.headers(), "content-length"),
+        Some(BIG_LEN.to_string().as_str())
+    );
     assert!(r.bytes().await.unwrap().is_empty());
 }
 
@@ -648,7 +777,10 @@ async fn keep_alive_serves_several_requests_on_one_connection() {
             .unwrap();
         let (status, head, got) = read_response(&mut s, method == "HEAD").await;
         assert_eq!(status, want, "{method} {path}");
-        assert!(head.to_ascii_lowercase().contains("connection: keep-alive"), "{head}");
+        assert!(
+            head.to_ascii_lowercase().contains("connection: keep-alive"),
+            "{head}"
+        );
         assert_eq!(got, body);
     }
     // `Connection: close` is honoured.
@@ -681,9 +813,19 @@ async fn https_by_sni_with_h2_and_http1() {
     assert_eq!(hdr(r.headers(), "content-length"), Some("20"));
     assert!(r.bytes().await.unwrap().is_empty());
     let etag = format!("\"{}\"", f.hashes["data.txt"].to_hex());
-    let r = h2.get(url("/data.txt")).header("if-none-match", etag).send().await.unwrap();
+    let r = h2
+        .get(url("/data.txt"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
-    let r = h2.get(url("/data.txt")).header("range", "bytes=2-4").send().await.unwrap();
+    let r = h2
+        .get(url("/data.txt"))
+        .header("range", "bytes=2-4")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(r.bytes().await.unwrap(), &b"234"[..]);
     let r = h2.get(url("/nope")).send().await.unwrap();
@@ -727,7 +869,10 @@ async fn slow_request_headers_are_cut_off() {
     s.write_all(b"GET / HTTP/1.1\r\nHost: blog").await.unwrap();
     let mut buf = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf)).await;
-    assert!(closed.is_ok(), "connection still open after the header deadline");
+    assert!(
+        closed.is_ok(),
+        "connection still open after the header deadline"
+    );
 }
 
 #[tokio::test]
@@ -768,7 +913,10 @@ async fn shutdown_stops_accepting_and_closes_idle_connections() {
     let mut rest = first[..n].to_vec();
     busy.read_to_end(&mut rest).await.unwrap();
     let body_start = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    assert!(rest[body_start..] == big_body()[..], "in-flight download completes");
+    assert!(
+        rest[body_start..] == big_body()[..],
+        "in-flight download completes"
+    );
 
     for server in f.servers {
         tokio::time::timeout(Duration::from_secs(1), server)
@@ -817,7 +965,8 @@ async fn stalled_handshakes_are_cut_off() {
         let mut sock = std::net::TcpStream::connect(addr).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         let mut conn =
-            rustls::ClientConnection::new(Arc::new(config), "blog.localhost".try_into().unwrap()).unwrap();
+            rustls::ClientConnection::new(Arc::new(config), "blog.localhost".try_into().unwrap())
+                .unwrap();
         while conn.is_handshaking() {
             conn.complete_io(&mut sock).unwrap();
         }
@@ -840,9 +989,15 @@ async fn stalled_handshakes_are_cut_off() {
     let (end, elapsed) = outcome;
     if let Err(e) = end {
         assert!(
-            !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
             "h2 preface deadline not enforced: {e}"
         );
     }
-    assert!(elapsed >= Duration::from_millis(200), "closed by the deadline, not at once: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(200),
+        "closed by the deadline, not at once: {elapsed:?}"
+    );
 }

@@ -66,7 +66,11 @@ impl EdgeHttp {
         Self::with_limits(state, blobs, Limits::default())
     }
 
-    pub fn with_limits(state: Arc<ServingState>, blobs: Arc<BlobStore>, limits: Limits) -> Arc<Self> {
+    pub fn with_limits(
+        state: Arc<ServingState>,
+        blobs: Arc<BlobStore>,
+        limits: Limits,
+    ) -> Arc<Self> {
         Arc::new(EdgeHttp {
             state,
             blobs,

@@ -211,7 +211,9 @@ fn looks_like_hash(t: &str) -> bool {
     let digits = t.bytes().any(|b| b.is_ascii_digit());
     let lower = t.bytes().any(|b| b.is_ascii_lowercase());
     let upper = t.bytes().any(|b| b.is_ascii_uppercase());
-    let lower_hex = t.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let lower_hex = t
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     // Hex digests (webpack, Parcel) mix digits and letters; base62/64 ones
     // (Vite, Rollup, esbuild) mix cases too. Words and version numbers do
     // neither.
@@ -257,7 +259,11 @@ mod tests {
             ("gzip", &[], None),
         ];
         for (header, avail, want) in cases {
-            assert_eq!(choose_encoding(header, avail), *want, "{header:?} with {avail:?}");
+            assert_eq!(
+                choose_encoding(header, avail),
+                *want,
+                "{header:?} with {avail:?}"
+            );
         }
     }
 
@@ -337,21 +343,49 @@ mod tests {
         let cases = [
             ("index.html", "text/html; charset=utf-8", CACHE_REVALIDATE),
             ("app.3f2a9c1b.html", "text/html", CACHE_REVALIDATE),
-            ("page.3f2a9c1b.htm", "application/octet-stream", CACHE_REVALIDATE),
+            (
+                "page.3f2a9c1b.htm",
+                "application/octet-stream",
+                CACHE_REVALIDATE,
+            ),
             ("app.3f2a9c1b.js", "text/javascript", CACHE_IMMUTABLE),
-            ("static/js/main.3f2a9c1b.chunk.js", "text/javascript", CACHE_IMMUTABLE),
-            ("static/js/main.3f2a9c1b.chunk.js.map", "application/json", CACHE_IMMUTABLE),
-            ("assets/index-BdK3x9Qa.js", "text/javascript", CACHE_IMMUTABLE),
+            (
+                "static/js/main.3f2a9c1b.chunk.js",
+                "text/javascript",
+                CACHE_IMMUTABLE,
+            ),
+            (
+                "static/js/main.3f2a9c1b.chunk.js.map",
+                "application/json",
+                CACHE_IMMUTABLE,
+            ),
+            (
+                "assets/index-BdK3x9Qa.js",
+                "text/javascript",
+                CACHE_IMMUTABLE,
+            ),
             ("_astro/index.BdK3x9Qa.css", "text/css", CACHE_IMMUTABLE),
-            ("_next/static/chunks/main.js", "text/javascript", CACHE_IMMUTABLE),
-            ("_next/static/abc/_buildManifest.js", "text/javascript", CACHE_IMMUTABLE),
+            (
+                "_next/static/chunks/main.js",
+                "text/javascript",
+                CACHE_IMMUTABLE,
+            ),
+            (
+                "_next/static/abc/_buildManifest.js",
+                "text/javascript",
+                CACHE_IMMUTABLE,
+            ),
             ("app.js", "text/javascript", CACHE_REVALIDATE),
             ("assets/logo.svg", "image/svg+xml", CACHE_REVALIDATE),
             ("jquery-3.7.1.min.js", "text/javascript", CACHE_REVALIDATE),
             ("bootstrap.min.css", "text/css", CACHE_REVALIDATE),
             ("MyComponent2.js", "text/javascript", CACHE_REVALIDATE),
             ("3f2a9c1b.js", "text/javascript", CACHE_REVALIDATE),
-            ("assets/some-component.js", "text/javascript", CACHE_REVALIDATE),
+            (
+                "assets/some-component.js",
+                "text/javascript",
+                CACHE_REVALIDATE,
+            ),
             ("report-20240101.pdf", "application/pdf", CACHE_REVALIDATE),
             ("video-1080p60fps.mp4", "video/mp4", CACHE_REVALIDATE),
             ("fonts/inter-variable.woff2", "font/woff2", CACHE_REVALIDATE),

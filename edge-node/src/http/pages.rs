@@ -11,7 +11,10 @@ pub fn page(status: u16) -> Bytes {
             "Not found",
             "There is no site at this address, or the page does not exist.",
         ),
-        405 => ("Method not allowed", "Only GET and HEAD are supported here."),
+        405 => (
+            "Method not allowed",
+            "Only GET and HEAD are supported here.",
+        ),
         503 => (
             "Temporarily unavailable",
             "This file is still being synchronised to this server. Please retry in a moment.",

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use http::header;
 use pingora_core::listeners::tls::Acceptor;
-use pingora_core::protocols::http::v2::server::{default_h2_options, handshake, H2Accept, HttpSession};
+use pingora_core::protocols::http::v2::server::{
+    default_h2_options, handshake, H2Accept, HttpSession,
+};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::{Digest, Stream, ALPN};
@@ -110,7 +112,10 @@ async fn serve(
     })
     .await;
     if drained.is_err() {
-        tracing::warn!(open = conns.len(), "shutdown grace elapsed; closing remaining connections");
+        tracing::warn!(
+            open = conns.len(),
+            "shutdown grace elapsed; closing remaining connections"
+        );
         conns.shutdown().await;
     }
     Ok(())
@@ -118,8 +123,15 @@ async fn serve(
 
 /// Waits for a connection slot first, so at the limit new clients queue in
 /// the kernel backlog instead of costing us a task each.
-async fn accept(listener: &TcpListener, permits: &Arc<Semaphore>) -> io::Result<(TcpStream, OwnedSemaphorePermit)> {
-    let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+async fn accept(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+) -> io::Result<(TcpStream, OwnedSemaphorePermit)> {
+    let permit = permits
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("semaphore is never closed");
     let (tcp, _peer) = listener.accept().await?;
     Ok((tcp, permit))
 }
@@ -137,17 +149,19 @@ async fn connection(
     let l4 = L4Stream::from(tcp);
     let stream: Stream = match tls {
         None => Box::new(l4),
-        Some(acceptor) => match timeout(app.limits.handshake_timeout, acceptor.tls_handshake(l4)).await {
-            Ok(Ok(s)) => Box::new(s),
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "TLS handshake failed");
-                return;
+        Some(acceptor) => {
+            match timeout(app.limits.handshake_timeout, acceptor.tls_handshake(l4)).await {
+                Ok(Ok(s)) => Box::new(s),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
+                    return;
+                }
             }
-            Err(_) => {
-                tracing::debug!("TLS handshake timed out");
-                return;
-            }
-        },
+        }
     };
     if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
         serve_h2(app, stream, shutdown).await
@@ -242,7 +256,12 @@ async fn serve_h2(app: Arc<EdgeHttp>, stream: Stream, mut shutdown: watch::Recei
         proxy_digest: stream.get_proxy_digest(),
         socket_digest: stream.get_socket_digest(),
     });
-    let mut conn = match timeout(limits.handshake_timeout, handshake(stream, Some(default_h2_options()))).await {
+    let mut conn = match timeout(
+        limits.handshake_timeout,
+        handshake(stream, Some(default_h2_options())),
+    )
+    .await
+    {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "h2 handshake failed");

@@ -45,7 +45,10 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
 enum Reply {
     /// One of the platform's own pages, never a tenant's.
     Platform(u16),
-    File { site: Arc<Site>, plan: FilePlan },
+    File {
+        site: Arc<Site>,
+        plan: FilePlan,
+    },
 }
 
 fn decide(app: &EdgeHttp, req: &RequestHeader) -> Reply {
@@ -162,9 +165,9 @@ pub fn plan_file(path: &str, entry: &FileEntry, found: bool, cond: &Conditionals
         headers.push((header::VARY, "Accept-Encoding".into()));
     }
     let available: Vec<Encoding> = entry.variants.iter().map(|v| v.encoding).collect();
-    let representation = |enc: Option<Encoding>| match enc.and_then(|e| {
-        entry.variants.iter().find(|v| v.encoding == e)
-    }) {
+    let representation = |enc: Option<Encoding>| match enc
+        .and_then(|e| entry.variants.iter().find(|v| v.encoding == e))
+    {
         Some(v) => (v.hash, v.size),
         None => (entry.hash, entry.size),
     };
@@ -417,7 +420,12 @@ mod tests {
         }
     }
 
-    fn cond(ae: &str, inm: Option<&str>, range: Option<&str>, if_range: Option<&str>) -> Conditionals {
+    fn cond(
+        ae: &str,
+        inm: Option<&str>,
+        range: Option<&str>,
+        if_range: Option<&str>,
+    ) -> Conditionals {
         Conditionals {
             accept_encoding: ae.into(),
             if_none_match: inm.map(Into::into),
@@ -426,7 +434,7 @@ mod tests {
         }
     }
 
-    fn header<'a>(p: &'a FilePlan, name: HeaderName) -> Option<&'a str> {
+    fn header(p: &FilePlan, name: HeaderName) -> Option<&str> {
         p.headers
             .iter()
             .find(|(n, _)| *n == name)
@@ -444,25 +452,100 @@ mod tests {
         let br_tag = etag(&br);
         let weak_br = format!("W/{br_tag}");
         // (entry, found, conditionals) → (status, blob sent, content-encoding, content-length)
-        type Want = (u16, Option<(BlobHash, u64, u64)>, Option<&'static str>, Option<u64>);
+        type Want = (
+            u16,
+            Option<(BlobHash, u64, u64)>,
+            Option<&'static str>,
+            Option<u64>,
+        );
         let cases: Vec<(&FileEntry, bool, Conditionals, Want)> = vec![
-            (&both, true, cond("", None, None, None), (200, Some((id, 0, 100)), None, Some(100))),
-            (&both, true, cond("gzip, br", None, None, None), (200, Some((br, 0, 40)), Some("br"), Some(40))),
-            (&both, true, cond("gzip", None, None, None), (200, Some((gz, 0, 40)), Some("gzip"), Some(40))),
-            (&plain, true, cond("br", None, None, None), (200, Some((id, 0, 100)), None, Some(100))),
+            (
+                &both,
+                true,
+                cond("", None, None, None),
+                (200, Some((id, 0, 100)), None, Some(100)),
+            ),
+            (
+                &both,
+                true,
+                cond("gzip, br", None, None, None),
+                (200, Some((br, 0, 40)), Some("br"), Some(40)),
+            ),
+            (
+                &both,
+                true,
+                cond("gzip", None, None, None),
+                (200, Some((gz, 0, 40)), Some("gzip"), Some(40)),
+            ),
+            (
+                &plain,
+                true,
+                cond("br", None, None, None),
+                (200, Some((id, 0, 100)), None, Some(100)),
+            ),
             // Validators are per representation.
-            (&both, true, cond("br", Some(&br_tag), None, None), (304, None, None, None)),
-            (&both, true, cond("br", Some(&weak_br), None, None), (304, None, None, None)),
-            (&both, true, cond("", Some(&br_tag), None, None), (200, Some((id, 0, 100)), None, Some(100))),
-            (&both, true, cond("", Some("*"), None, None), (304, None, None, None)),
+            (
+                &both,
+                true,
+                cond("br", Some(&br_tag), None, None),
+                (304, None, None, None),
+            ),
+            (
+                &both,
+                true,
+                cond("br", Some(&weak_br), None, None),
+                (304, None, None, None),
+            ),
+            (
+                &both,
+                true,
+                cond("", Some(&br_tag), None, None),
+                (200, Some((id, 0, 100)), None, Some(100)),
+            ),
+            (
+                &both,
+                true,
+                cond("", Some("*"), None, None),
+                (304, None, None, None),
+            ),
             // Ranges are on the identity bytes whatever the client accepts.
-            (&both, true, cond("br", None, Some("bytes=10-19"), None), (206, Some((id, 10, 10)), None, Some(10))),
-            (&both, true, cond("br", None, Some("bytes=100-"), None), (416, None, None, Some(0))),
-            (&both, true, cond("", Some(&id_tag), Some("bytes=0-1"), None), (304, None, None, None)),
-            (&both, true, cond("", None, Some("bytes=0-1"), Some(&id_tag)), (206, Some((id, 0, 2)), None, Some(2))),
-            (&both, true, cond("br", None, Some("bytes=0-1"), Some("\"stale\"")), (200, Some((br, 0, 40)), Some("br"), Some(40))),
+            (
+                &both,
+                true,
+                cond("br", None, Some("bytes=10-19"), None),
+                (206, Some((id, 10, 10)), None, Some(10)),
+            ),
+            (
+                &both,
+                true,
+                cond("br", None, Some("bytes=100-"), None),
+                (416, None, None, Some(0)),
+            ),
+            (
+                &both,
+                true,
+                cond("", Some(&id_tag), Some("bytes=0-1"), None),
+                (304, None, None, None),
+            ),
+            (
+                &both,
+                true,
+                cond("", None, Some("bytes=0-1"), Some(&id_tag)),
+                (206, Some((id, 0, 2)), None, Some(2)),
+            ),
+            (
+                &both,
+                true,
+                cond("br", None, Some("bytes=0-1"), Some("\"stale\"")),
+                (200, Some((br, 0, 40)), Some("br"), Some(40)),
+            ),
             // The bundle's 404 page: no conditionals, no ranges.
-            (&both, false, cond("br", Some("*"), Some("bytes=0-1"), None), (404, Some((br, 0, 40)), Some("br"), Some(40))),
+            (
+                &both,
+                false,
+                cond("br", Some("*"), Some("bytes=0-1"), None),
+                (404, Some((br, 0, 40)), Some("br"), Some(40)),
+            ),
         ];
         for (i, (e, found, c, want)) in cases.iter().enumerate() {
             let p = plan_file("app.js", e, *found, c);
@@ -480,10 +563,23 @@ mod tests {
                 "case {i}: Vary"
             );
         }
-        let partial = plan_file("app.js", &both, true, &cond("", None, Some("bytes=-5"), None));
-        assert_eq!(header(&partial, header::CONTENT_RANGE), Some("bytes 95-99/100"));
+        let partial = plan_file(
+            "app.js",
+            &both,
+            true,
+            &cond("", None, Some("bytes=-5"), None),
+        );
+        assert_eq!(
+            header(&partial, header::CONTENT_RANGE),
+            Some("bytes 95-99/100")
+        );
         assert_eq!(header(&partial, header::ETAG), Some(id_tag.as_str()));
-        let unsat = plan_file("app.js", &both, true, &cond("", None, Some("bytes=500-"), None));
+        let unsat = plan_file(
+            "app.js",
+            &both,
+            true,
+            &cond("", None, Some("bytes=500-"), None),
+        );
         assert_eq!(header(&unsat, header::CONTENT_RANGE), Some("bytes */100"));
     }
 }
