@@ -65,6 +65,9 @@ fn tls_acceptor(app: &EdgeHttp) -> io::Result<Acceptor> {
     Ok(Acceptor::from_server_config(Arc::new(config)))
 }
 
+/// Malformed h2 requests tolerated per connection (pingora's own figure).
+const MAX_REJECTED_H2_STREAMS: usize = 32;
+
 /// Resolves once shutdown is requested. A dropped sender counts as a
 /// request: nobody is left who could ask later.
 async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
@@ -277,6 +280,7 @@ async fn serve_h2(app: Arc<EdgeHttp>, stream: Stream, mut shutdown: watch::Recei
     // cancels whatever is left.
     let mut streams = JoinSet::new();
     let mut draining = false;
+    let mut rejected = 0;
     loop {
         let idle = streams.is_empty();
         tokio::select! {
@@ -303,8 +307,16 @@ async fn serve_h2(app: Arc<EdgeHttp>, stream: Stream, mut shutdown: watch::Recei
                         }
                     });
                 }
-                // Pingora already answered or reset that stream.
-                Ok(Some(H2Accept::Rejected)) => {}
+                // Pingora already answered or reset that stream. Its own
+                // loop caps these per connection; `from_h2_conn` does not,
+                // so the cap is kept here.
+                Ok(Some(H2Accept::Rejected)) => {
+                    rejected += 1;
+                    if rejected >= MAX_REJECTED_H2_STREAMS {
+                        tracing::debug!("too many malformed h2 requests; closing");
+                        return;
+                    }
+                }
                 Ok(None) => return,
                 Err(e) => {
                     tracing::debug!(error = %e, "h2 connection ended");
