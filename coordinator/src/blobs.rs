@@ -54,17 +54,29 @@ impl BlobStore {
     }
 
     /// Which of `hashes` the store lacks, checked concurrently.
-    pub async fn missing(&self, hashes: impl IntoIterator<Item = BlobHash>) -> Result<Vec<BlobHash>, BlobStoreError> {
+    pub async fn missing(
+        &self,
+        hashes: impl IntoIterator<Item = BlobHash>,
+    ) -> Result<Vec<BlobHash>, BlobStoreError> {
         let checks = futures::stream::iter(hashes.into_iter().map(|h| async move {
-            self.contains(&h).await.map(|present| (!present).then_some(h))
+            self.contains(&h)
+                .await
+                .map(|present| (!present).then_some(h))
         }))
         .buffer_unordered(32);
-        let mut missing: Vec<BlobHash> = checks.try_filter_map(|x| async move { Ok(x) }).try_collect().await?;
+        let mut missing: Vec<BlobHash> = checks
+            .try_filter_map(|x| async move { Ok(x) })
+            .try_collect()
+            .await?;
         missing.sort();
         Ok(missing)
     }
 
-    pub async fn put_verified(&self, expected: &BlobHash, bytes: Bytes) -> Result<(), BlobStoreError> {
+    pub async fn put_verified(
+        &self,
+        expected: &BlobHash,
+        bytes: Bytes,
+    ) -> Result<(), BlobStoreError> {
         let actual = BlobHash::of(&bytes);
         if actual != *expected {
             return Err(BlobStoreError::HashMismatch {
@@ -72,7 +84,9 @@ impl BlobStore {
                 actual,
             });
         }
-        self.inner.put(&key(expected), PutPayload::from(bytes)).await?;
+        self.inner
+            .put(&key(expected), PutPayload::from(bytes))
+            .await?;
         Ok(())
     }
 
@@ -114,6 +128,9 @@ mod tests {
         assert_eq!(size, 5);
         let got: Vec<Bytes> = stream.try_collect().await.unwrap();
         assert_eq!(got.concat(), b"alpha");
-        assert!(matches!(store.get(&hb).await, Err(BlobStoreError::NotFound(_))));
+        assert!(matches!(
+            store.get(&hb).await,
+            Err(BlobStoreError::NotFound(_))
+        ));
     }
 }

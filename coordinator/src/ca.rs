@@ -60,7 +60,8 @@ impl ClusterCa {
                 let cert_pem = std::fs::read_to_string(&cert_path).map_err(io)?;
                 let key = KeyPair::from_pem(&std::fs::read_to_string(&key_path).map_err(io)?)?;
                 let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
-                let cert_der = pem_to_der(&cert_pem).ok_or_else(|| CaError::Incomplete(dir.into()))?;
+                let cert_der =
+                    pem_to_der(&cert_pem).ok_or_else(|| CaError::Incomplete(dir.into()))?;
                 Ok(ClusterCa {
                     cert_pem,
                     cert_der,
@@ -79,7 +80,8 @@ impl ClusterCa {
                 params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
                 params.not_after = OffsetDateTime::now_utc() + Duration::days(3650);
                 let cert = params.self_signed(&key)?;
-                edge_node::fsutil::write_private(&key_path, key.serialize_pem().as_bytes()).map_err(io)?;
+                edge_node::fsutil::write_private(&key_path, key.serialize_pem().as_bytes())
+                    .map_err(io)?;
                 std::fs::write(&cert_path, cert.pem()).map_err(io)?;
                 Ok(ClusterCa {
                     cert_pem: cert.pem(),
@@ -173,7 +175,9 @@ mod tests {
         let b = ClusterCa::load_or_create(dir.path()).unwrap();
         assert_eq!(a.fingerprint(), b.fingerprint());
         let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(dir.path().join("ca-key.pem")).unwrap().permissions(),
+            &std::fs::metadata(dir.path().join("ca-key.pem"))
+                .unwrap()
+                .permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
     }
@@ -194,7 +198,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = ClusterCa::load_or_create(dir.path()).unwrap();
         for bad in ["", "not a csr", &"A".repeat(20_000)] {
-            assert!(matches!(ca.sign_node_csr(bad, "n1"), Err(CaError::BadCsr(_))));
+            assert!(matches!(
+                ca.sign_node_csr(bad, "n1"),
+                Err(CaError::BadCsr(_))
+            ));
         }
         let key = KeyPair::generate().unwrap();
         let csr = CertificateParams::new(vec!["evil.node.outpost.internal".to_string()])

@@ -103,7 +103,10 @@ impl Config {
         if !self.public_url.contains("{host}") {
             anyhow::bail!("public_url {:?} must contain {{host}}", self.public_url);
         }
-        if self.limits.max_blob_bytes == 0 || self.limits.max_json_bytes == 0 || self.limits.max_files == 0 {
+        if self.limits.max_blob_bytes == 0
+            || self.limits.max_json_bytes == 0
+            || self.limits.max_files == 0
+        {
             anyhow::bail!("limits must be greater than zero");
         }
         Ok(())
@@ -111,7 +114,10 @@ impl Config {
 }
 
 pub fn default_sqlite_url(data_dir: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", data_dir.join("coordinator.db").display())
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("coordinator.db").display()
+    )
 }
 
 #[cfg(test)]
@@ -120,7 +126,8 @@ mod tests {
 
     #[test]
     fn file_config_rejects_unknown_keys_and_bad_values() {
-        let ok: FileConfig = toml::from_str("base_domain = \"example.com\"\n[limits]\nmax_files = 5\n").unwrap();
+        let ok: FileConfig =
+            toml::from_str("base_domain = \"example.com\"\n[limits]\nmax_files = 5\n").unwrap();
         assert_eq!(ok.limits.unwrap().max_files, 5);
         for bad in [
             "unknown = 1",

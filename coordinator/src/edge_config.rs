@@ -37,7 +37,11 @@ pub struct ConfigHub {
 }
 
 impl ConfigHub {
-    pub async fn new(store: Store, ca: Arc<ClusterCa>, config: Arc<Config>) -> Result<Arc<Self>, EdgeConfigError> {
+    pub async fn new(
+        store: Store,
+        ca: Arc<ClusterCa>,
+        config: Arc<Config>,
+    ) -> Result<Arc<Self>, EdgeConfigError> {
         let (tx, _) = watch::channel(Arc::new(EdgeConfig::default()));
         let hub = Arc::new(ConfigHub {
             store,

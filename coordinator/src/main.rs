@@ -157,13 +157,31 @@ fn resolve_config(a: ServeArgs) -> anyhow::Result<Config> {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
     };
-    let data_dir = a.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("/var/lib/outpost"));
+    let data_dir = a
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/outpost"));
     Ok(Config {
-        database_url: a.database_url.or(file.database_url).unwrap_or_else(|| default_sqlite_url(&data_dir)),
-        api_addr: a.api_addr.or(file.api_addr).unwrap_or_else(|| "127.0.0.1:8700".parse().unwrap()),
-        quic_addr: a.quic_addr.or(file.quic_addr).unwrap_or_else(|| "0.0.0.0:8701".parse().unwrap()),
-        base_domain: a.base_domain.or(file.base_domain).unwrap_or_else(|| "localhost".into()),
-        public_url: a.public_url.or(file.public_url).unwrap_or_else(|| "https://{host}".into()),
+        database_url: a
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| default_sqlite_url(&data_dir)),
+        api_addr: a
+            .api_addr
+            .or(file.api_addr)
+            .unwrap_or_else(|| "127.0.0.1:8700".parse().unwrap()),
+        quic_addr: a
+            .quic_addr
+            .or(file.quic_addr)
+            .unwrap_or_else(|| "0.0.0.0:8701".parse().unwrap()),
+        base_domain: a
+            .base_domain
+            .or(file.base_domain)
+            .unwrap_or_else(|| "localhost".into()),
+        public_url: a
+            .public_url
+            .or(file.public_url)
+            .unwrap_or_else(|| "https://{host}".into()),
         limits: file.limits.unwrap_or_default(),
         data_dir,
     })
@@ -175,7 +193,10 @@ fn client(r: &Remote) -> anyhow::Result<Client> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let running = coordinator::server::start(resolve_config(args)?).await?;
-    println!("coordinator API on http://{}/api/v1, edge QUIC on {}", running.api_addr, running.quic_addr);
+    println!(
+        "coordinator API on http://{}/api/v1, edge QUIC on {}",
+        running.api_addr, running.quic_addr
+    );
     println!("cluster CA: {}", running.ca_path.display());
     if let Some(t) = &running.new_admin_token {
         println!("admin API token (shown once; also saved in the data dir as admin-token): {t}");
@@ -198,15 +219,43 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Dev { data_dir, bind, api_port, quic_port, http_port, https_port } => {
-            cli::dev::run(cli::dev::DevOptions { data_dir, bind, api_port, quic_port, http_port, https_port }).await
+        Command::Dev {
+            data_dir,
+            bind,
+            api_port,
+            quic_port,
+            http_port,
+            https_port,
+        } => {
+            cli::dev::run(cli::dev::DevOptions {
+                data_dir,
+                bind,
+                api_port,
+                quic_port,
+                http_port,
+                https_port,
+            })
+            .await
         }
         Command::Serve(args) => serve(args).await,
-        Command::Deploy { dir, project, prod, remote } => {
+        Command::Deploy {
+            dir,
+            project,
+            prod,
+            remote,
+        } => {
             let c = client(&remote)?;
-            let r = cli::deploy::deploy(&c, cli::deploy::DeployOptions { dir: &dir, project: &project, prod, json: remote.json })
-                .await
-                .context("deploy failed")?;
+            let r = cli::deploy::deploy(
+                &c,
+                cli::deploy::DeployOptions {
+                    dir: &dir,
+                    project: &project,
+                    prod,
+                    json: remote.json,
+                },
+            )
+            .await
+            .context("deploy failed")?;
             if remote.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -231,19 +280,34 @@ async fn main() -> anyhow::Result<()> {
             let c = client(&remote)?;
             match action.unwrap_or(ProjectsAction::List) {
                 ProjectsAction::List => cli::commands::projects_list(&c, remote.json).await,
-                ProjectsAction::Create { name } => cli::commands::projects_create(&c, &name, remote.json).await,
+                ProjectsAction::Create { name } => {
+                    cli::commands::projects_create(&c, &name, remote.json).await
+                }
             }
         }
-        Command::Deployments { project, remote } => cli::commands::deployments(&client(&remote)?, &project, remote.json).await,
-        Command::Promote { deployment, remote } => cli::commands::promote(&client(&remote)?, &deployment, remote.json).await,
-        Command::Rollback { project, remote } => cli::commands::rollback(&client(&remote)?, &project, remote.json).await,
-        Command::Nodes { remote } => cli::commands::nodes(&client(&remote)?, remote.json).await,
-        Command::Token { action: TokenAction::CreateJoin { region, ttl }, remote } => {
-            cli::commands::create_join_token(&client(&remote)?, &region, ttl, remote.json).await
+        Command::Deployments { project, remote } => {
+            cli::commands::deployments(&client(&remote)?, &project, remote.json).await
         }
+        Command::Promote { deployment, remote } => {
+            cli::commands::promote(&client(&remote)?, &deployment, remote.json).await
+        }
+        Command::Rollback { project, remote } => {
+            cli::commands::rollback(&client(&remote)?, &project, remote.json).await
+        }
+        Command::Nodes { remote } => cli::commands::nodes(&client(&remote)?, remote.json).await,
+        Command::Token {
+            action: TokenAction::CreateJoin { region, ttl },
+            remote,
+        } => cli::commands::create_join_token(&client(&remote)?, &region, ttl, remote.json).await,
         Command::Login { url, token } => {
-            let c = credentials::Credentials { url: url.trim_end_matches('/').to_string(), token };
-            Client::new(&c)?.get::<serde_json::Value>("/projects?limit=1").await.context("checking the token")?;
+            let c = credentials::Credentials {
+                url: url.trim_end_matches('/').to_string(),
+                token,
+            };
+            Client::new(&c)?
+                .get::<serde_json::Value>("/projects?limit=1")
+                .await
+                .context("checking the token")?;
             let p = credentials::save(&c)?;
             println!("saved credentials to {}", p.display());
             Ok(())

@@ -12,8 +12,8 @@ use std::time::Duration;
 use protocol::frame_io::{read_frame, write_frame};
 use protocol::token::JoinToken;
 use protocol::wire::{
-    CoordinatorMessage, EdgeReport, EdgeRequest, ErrorCode, FrameError, JoinRequest, Joined, Subscribe,
-    WireError, ALPN, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION,
+    CoordinatorMessage, EdgeReport, EdgeRequest, ErrorCode, FrameError, JoinRequest, Joined,
+    Subscribe, WireError, ALPN, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use protocol::BlobHash;
 use quinn::{RecvStream, SendStream};
@@ -48,15 +48,20 @@ pub fn endpoint(addr: SocketAddr, ca: &ClusterCa) -> anyhow::Result<quinn::Endpo
     roots.add(CertificateDer::from(ca.cert_der().to_vec()))?;
     // Unauthenticated clients are let in for `Join` only; every other
     // request checks the certificate's fingerprint against enrolled nodes.
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(quinn::crypto::rustls::QuicServerConfig::try_from(tls)?));
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(
+        quinn::crypto::rustls::QuicServerConfig::try_from(tls)?,
+    ));
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_concurrent_bidi_streams(64u32.into())
@@ -67,7 +72,11 @@ pub fn endpoint(addr: SocketAddr, ca: &ClusterCa) -> anyhow::Result<quinn::Endpo
     Ok(endpoint)
 }
 
-pub async fn serve(endpoint: quinn::Endpoint, ctx: Arc<QuicContext>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    endpoint: quinn::Endpoint,
+    ctx: Arc<QuicContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let incoming = tokio::select! {
             i = endpoint.accept() => match i { Some(i) => i, None => break },
@@ -86,7 +95,10 @@ pub async fn serve(endpoint: quinn::Endpoint, ctx: Arc<QuicContext>, mut shutdow
 }
 
 fn peer_fingerprint(conn: &quinn::Connection) -> Option<String> {
-    let certs = conn.peer_identity()?.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    let certs = conn
+        .peer_identity()?
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .ok()?;
     certs.first().map(|c| blake3::hash(c).to_hex().to_string())
 }
 
@@ -141,8 +153,19 @@ async fn handle_stream(
     mut recv: RecvStream,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let req = match tokio::time::timeout(REQUEST_TIMEOUT, read_frame::<EdgeRequest, _>(&mut recv, MAX_CONTROL_FRAME_BYTES)).await {
-        Err(_) => return reply(&mut send, &wire_error(ErrorCode::BadRequest, "no request within 10 s")).await,
+    let req = match tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        read_frame::<EdgeRequest, _>(&mut recv, MAX_CONTROL_FRAME_BYTES),
+    )
+    .await
+    {
+        Err(_) => {
+            return reply(
+                &mut send,
+                &wire_error(ErrorCode::BadRequest, "no request within 10 s"),
+            )
+            .await
+        }
         Ok(Ok(None)) => return Ok(()),
         Ok(Ok(Some(req))) => req,
         Ok(Err(FrameError::UnsupportedVersion { got })) => {
@@ -152,7 +175,9 @@ async fn handle_stream(
             );
             return reply(&mut send, &wire_error(ErrorCode::UnsupportedVersion, msg)).await;
         }
-        Ok(Err(e)) => return reply(&mut send, &wire_error(ErrorCode::BadRequest, e.to_string())).await,
+        Ok(Err(e)) => {
+            return reply(&mut send, &wire_error(ErrorCode::BadRequest, e.to_string())).await
+        }
     };
     match (req, node) {
         (EdgeRequest::Join(j), None) => {
@@ -166,12 +191,22 @@ async fn handle_stream(
             reply(&mut send, &msg).await
         }
         (EdgeRequest::Join(_), Some(n)) => {
-            reply(&mut send, &wire_error(ErrorCode::BadRequest, format!("already enrolled as node {}", n.id))).await
+            reply(
+                &mut send,
+                &wire_error(
+                    ErrorCode::BadRequest,
+                    format!("already enrolled as node {}", n.id),
+                ),
+            )
+            .await
         }
         (_, None) => {
             reply(
                 &mut send,
-                &wire_error(ErrorCode::Unauthorized, "a node certificate is required: run `edge-node join` first"),
+                &wire_error(
+                    ErrorCode::Unauthorized,
+                    "a node certificate is required: run `edge-node join` first",
+                ),
             )
             .await
         }
@@ -186,21 +221,32 @@ async fn join(ctx: &QuicContext, j: JoinRequest) -> Result<Joined, WireError> {
         message: m.to_string(),
     };
     if !protocol::host::is_valid_label(&j.name) {
-        return Err(bad(ErrorCode::BadRequest, "node name must be a DNS label ([a-z0-9-], at most 63)"));
+        return Err(bad(
+            ErrorCode::BadRequest,
+            "node name must be a DNS label ([a-z0-9-], at most 63)",
+        ));
     }
     if !protocol::host::is_valid_label(&j.region) {
-        return Err(bad(ErrorCode::BadRequest, "region must be a DNS label ([a-z0-9-], at most 63)"));
+        return Err(bad(
+            ErrorCode::BadRequest,
+            "region must be a DNS label ([a-z0-9-], at most 63)",
+        ));
     }
-    let token = JoinToken::parse(&j.token).map_err(|e| bad(ErrorCode::TokenInvalid, &e.to_string()))?;
+    let token =
+        JoinToken::parse(&j.token).map_err(|e| bad(ErrorCode::TokenInvalid, &e.to_string()))?;
     if token.ca_fingerprint != ctx.ca.fingerprint() {
-        return Err(bad(ErrorCode::TokenInvalid, "this token was created by another cluster"));
+        return Err(bad(
+            ErrorCode::TokenInvalid,
+            "this token was created by another cluster",
+        ));
     }
     let node_id = ids::new_id(10);
     let cert_pem = ctx
         .ca
         .sign_node_csr(&j.csr_pem, &node_id)
         .map_err(|e| bad(ErrorCode::BadRequest, &e.to_string()))?;
-    let der = crate::ca::pem_to_der(&cert_pem).ok_or_else(|| bad(ErrorCode::Internal, "issued certificate is unreadable"))?;
+    let der = crate::ca::pem_to_der(&cert_pem)
+        .ok_or_else(|| bad(ErrorCode::Internal, "issued certificate is unreadable"))?;
     let node = Node {
         id: node_id.clone(),
         name: j.name,
@@ -215,7 +261,11 @@ async fn join(ctx: &QuicContext, j: JoinRequest) -> Result<Joined, WireError> {
         created_at: 0,
         last_seen: None,
     };
-    match ctx.store.enroll_node(&ids::token_hash(&token.secret), &node).await {
+    match ctx
+        .store
+        .enroll_node(&ids::token_hash(&token.secret), &node)
+        .await
+    {
         Ok(()) => {}
         Err(StoreError::JoinToken(e)) => {
             let code = match e {
@@ -227,7 +277,10 @@ async fn join(ctx: &QuicContext, j: JoinRequest) -> Result<Joined, WireError> {
         }
         Err(e) => {
             tracing::error!(error = %e, "enrolling a node failed");
-            return Err(bad(ErrorCode::Internal, "enrolment failed on the coordinator"));
+            return Err(bad(
+                ErrorCode::Internal,
+                "enrolment failed on the coordinator",
+            ));
         }
     }
     tracing::info!(node = %node_id, name = %node.name, region = %node.region, "node enrolled");
@@ -273,7 +326,9 @@ async fn subscribe(
     // cancellation-safe, so it must not sit in the select below.
     let (report_tx, mut reports) = tokio::sync::mpsc::channel::<EdgeReport>(4);
     tokio::spawn(async move {
-        while let Ok(Some(r)) = read_frame::<EdgeReport, _>(&mut recv, MAX_CONTROL_FRAME_BYTES).await {
+        while let Ok(Some(r)) =
+            read_frame::<EdgeReport, _>(&mut recv, MAX_CONTROL_FRAME_BYTES).await
+        {
             if report_tx.send(r).await.is_err() {
                 break;
             }
@@ -312,12 +367,19 @@ async fn send_blob(ctx: &QuicContext, hash: BlobHash, mut send: SendStream) -> a
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
                 send.write_all(&chunk).await?;
-                ctx.blob_bytes_sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                ctx.blob_bytes_sent
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             }
             send.finish()?;
             Ok(())
         }
-        Err(BlobStoreError::NotFound(_)) => reply(&mut send, &wire_error(ErrorCode::NotFound, format!("blob {hash} not found"))).await,
+        Err(BlobStoreError::NotFound(_)) => {
+            reply(
+                &mut send,
+                &wire_error(ErrorCode::NotFound, format!("blob {hash} not found")),
+            )
+            .await
+        }
         Err(e) => reply(&mut send, &wire_error(ErrorCode::Internal, e.to_string())).await,
     }
 }

@@ -44,7 +44,12 @@ impl Running {
     }
 }
 
-fn bind_error(what: &str, addr: SocketAddr, flag: &str, e: impl std::fmt::Display) -> anyhow::Error {
+fn bind_error(
+    what: &str,
+    addr: SocketAddr,
+    flag: &str,
+    e: impl std::fmt::Display,
+) -> anyhow::Error {
     anyhow::anyhow!("cannot listen for {what} on {addr}: {e}. Is another process using that port? Choose another with {flag}.")
 }
 
@@ -59,7 +64,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .map_err(|e| bind_error("the API", config.api_addr, "--api-addr", e))?;
     let ca = Arc::new(ClusterCa::load_or_create(&config.data_dir.join("ca"))?);
-    let endpoint = quic::endpoint(config.quic_addr, &ca).map_err(|e| bind_error("edge nodes (QUIC)", config.quic_addr, "--quic-addr", e))?;
+    let endpoint = quic::endpoint(config.quic_addr, &ca)
+        .map_err(|e| bind_error("edge nodes (QUIC)", config.quic_addr, "--quic-addr", e))?;
 
     let store = Store::connect(&config.database_url)
         .await
@@ -86,8 +92,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         quic: quic_ctx.clone(),
     };
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(quic::serve(endpoint, quic_ctx, shutdown_rx.clone())));
-    tasks.push(tokio::spawn(hub.clone().poll(Duration::from_secs(2), shutdown_rx.clone())));
+    tasks.push(tokio::spawn(quic::serve(
+        endpoint,
+        quic_ctx,
+        shutdown_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(
+        hub.clone()
+            .poll(Duration::from_secs(2), shutdown_rx.clone()),
+    ));
     let mut api_shutdown = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
         let app = api::router(state);
@@ -121,8 +134,13 @@ async fn bootstrap_admin_token(store: &Store, config: &Config) -> anyhow::Result
         return Ok(None);
     }
     let token = format!("{}{}", ids::API_TOKEN_PREFIX, ids::new_secret());
-    store.create_api_token(&ids::new_id(12), "admin", &ids::token_hash(&token)).await?;
-    edge_node::fsutil::write_private(&config.data_dir.join("admin-token"), format!("{token}\n").as_bytes())?;
+    store
+        .create_api_token(&ids::new_id(12), "admin", &ids::token_hash(&token))
+        .await?;
+    edge_node::fsutil::write_private(
+        &config.data_dir.join("admin-token"),
+        format!("{token}\n").as_bytes(),
+    )?;
     Ok(Some(token))
 }
 
@@ -144,7 +162,10 @@ fn redact_url(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact_url("sqlite:///x.db"), "sqlite:///x.db");
     }
 }

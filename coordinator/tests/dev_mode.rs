@@ -5,7 +5,11 @@ mod common;
 use common::*;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]
@@ -18,10 +22,24 @@ async fn dev_mode_serves_a_deploy_made_with_saved_credentials() {
     let d = data.display().to_string();
     let home_s = home.display().to_string();
     let args = [
-        "dev", "--data-dir", &d, "--api-port", &ports[0], "--quic-port", &ports[1], "--http-port", &ports[2],
-        "--https-port", &ports[3],
+        "dev",
+        "--data-dir",
+        &d,
+        "--api-port",
+        &ports[0],
+        "--quic-port",
+        &ports[1],
+        "--http-port",
+        &ports[2],
+        "--https-port",
+        &ports[3],
     ];
-    let mut dev = Proc::spawn(&coordinator_bin(), &args, tmp.path().join("dev.log"), &[("HOME", &home_s)]);
+    let mut dev = Proc::spawn(
+        &coordinator_bin(),
+        &args,
+        tmp.path().join("dev.log"),
+        &[("HOME", &home_s)],
+    );
     dev.wait_line("Outpost dev is running");
     let token_line = dev.wait_line("admin token:");
     let ca_line = dev.wait_line("cluster CA:");
@@ -32,7 +50,13 @@ async fn dev_mode_serves_a_deploy_made_with_saved_credentials() {
     write_site(&site, "from-dev");
     // No URL or token given: the credentials `dev` saved are used.
     let out = std::process::Command::new(coordinator_bin())
-        .args(["deploy", site.to_str().unwrap(), "--project", "blog", "--prod"])
+        .args([
+            "deploy",
+            site.to_str().unwrap(),
+            "--project",
+            "blog",
+            "--prod",
+        ])
         .env("HOME", &home)
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("OUTPOST_URL")
@@ -40,8 +64,15 @@ async fn dev_mode_serves_a_deploy_made_with_saved_credentials() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("http://blog.localhost:{}/", ports[2])), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("http://blog.localhost:{}/", ports[2])),
+        "{stdout}"
+    );
 
     let http = http_client();
     eventually(20, "the dev edge to serve the deploy", || async {
@@ -63,7 +94,13 @@ fn dev_mode_refuses_a_taken_port_clearly() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let out = std::process::Command::new(coordinator_bin())
-        .args(["dev", "--data-dir", tmp.path().to_str().unwrap(), "--api-port", &port])
+        .args([
+            "dev",
+            "--data-dir",
+            tmp.path().to_str().unwrap(),
+            "--api-port",
+            &port,
+        ])
         .env("HOME", tmp.path())
         .env_remove("RUST_BACKTRACE")
         .output()

@@ -21,13 +21,19 @@ fn https_client(ca_pem: &[u8], host: &str, addr: std::net::SocketAddr) -> reqwes
     for c in rustls_pemfile::certs(&mut &ca_pem[..]) {
         roots.add(c.unwrap()).unwrap();
     }
-    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    reqwest::Client::builder().use_preconfigured_tls(tls).resolve(host, addr).build().unwrap()
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .resolve(host, addr)
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -44,18 +50,30 @@ async fn deploy_redeploy_rollback_promote_and_https() {
     assert_eq!(d1["url"], format!("http://blog-{id1}.localhost/"));
     assert_eq!(d1["uploaded_blobs"], d1["blobs"]);
     served(&edge, "blog.localhost", "/", "v1").await;
-    served(&edge, &format!("blog-{id1}.localhost"), "/about", "about v1").await;
+    served(
+        &edge,
+        &format!("blog-{id1}.localhost"),
+        "/about",
+        "about v1",
+    )
+    .await;
     let (status, body, _) = edge.get("blog.localhost", "/nope").await;
     assert_eq!((status, body.as_str()), (404, "custom not found"));
     let (status, body, _) = edge.get("unknown.localhost", "/").await;
     assert_eq!(status, 404);
-    assert!(!body.contains("custom not found"), "an unknown host must get the platform's page");
+    assert!(
+        !body.contains("custom not found"),
+        "an unknown host must get the platform's page"
+    );
 
     // Redeploy: only the changed files travel.
     write_site(&site, "v2");
     let d2 = coord.deploy(&site, "blog", true);
     let id2 = d2["deployment"].as_str().unwrap().to_string();
-    assert_eq!(d2["uploaded_blobs"], 2, "only index.html and about.html changed: {d2}");
+    assert_eq!(
+        d2["uploaded_blobs"], 2,
+        "only index.html and about.html changed: {d2}"
+    );
     served(&edge, "blog.localhost", "/", "v2").await;
     served(&edge, &format!("blog-{id1}.localhost"), "/", "v1").await;
 
@@ -96,53 +114,187 @@ async fn deploy_redeploy_rollback_promote_and_https() {
 #[tokio::test]
 async fn api_rejects_bad_input_with_typed_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let coord = Coordinator::start(&tmp.path().join("coord"), Some("[limits]\nmax_blob_bytes = 1024\n"));
+    let coord = Coordinator::start(
+        &tmp.path().join("coord"),
+        Some("[limits]\nmax_blob_bytes = 1024\n"),
+    );
     let api = coord.api();
     async fn expect(resp: reqwest::Response, status: u16, code: &str) -> Value {
         let got = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap();
-        assert_eq!((got, body["error"]["code"].as_str().unwrap_or("")), (status, code), "{body}");
+        assert_eq!(
+            (got, body["error"]["code"].as_str().unwrap_or("")),
+            (status, code),
+            "{body}"
+        );
         assert!(!body["error"]["message"].as_str().unwrap().is_empty());
         body
     }
     let http = http_client();
-    expect(http.get(format!("{}/projects", api.base)).send().await.unwrap(), 401, "unauthorized").await;
-    expect(http.get(format!("{}/projects", api.base)).bearer_auth("opt_wrong").send().await.unwrap(), 401, "unauthorized").await;
-    expect(api.req(Method::GET, "/projects/nope").send().await.unwrap(), 404, "not_found").await;
-    expect(api.req(Method::GET, "/no/such/route").send().await.unwrap(), 404, "not_found").await;
     expect(
-        api.req(Method::POST, "/projects").header("content-type", "application/json").body("{nope").send().await.unwrap(),
+        http.get(format!("{}/projects", api.base))
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "unauthorized",
+    )
+    .await;
+    expect(
+        http.get(format!("{}/projects", api.base))
+            .bearer_auth("opt_wrong")
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "unauthorized",
+    )
+    .await;
+    expect(
+        api.req(Method::GET, "/projects/nope").send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    expect(
+        api.req(Method::GET, "/no/such/route").send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    expect(
+        api.req(Method::POST, "/projects")
+            .header("content-type", "application/json")
+            .body("{nope")
+            .send()
+            .await
+            .unwrap(),
         400,
         "bad_json",
     )
     .await;
-    expect(api.req(Method::POST, "/projects").body("name=x").send().await.unwrap(), 415, "unsupported_media_type").await;
-    expect(api.req(Method::POST, "/projects").json(&json!({"name": "Bad_Name"})).send().await.unwrap(), 400, "invalid_name").await;
-    expect(api.req(Method::POST, "/projects").json(&json!({"name": "x", "extra": 1})).send().await.unwrap(), 400, "bad_json").await;
+    expect(
+        api.req(Method::POST, "/projects")
+            .body("name=x")
+            .send()
+            .await
+            .unwrap(),
+        415,
+        "unsupported_media_type",
+    )
+    .await;
+    expect(
+        api.req(Method::POST, "/projects")
+            .json(&json!({"name": "Bad_Name"}))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "invalid_name",
+    )
+    .await;
+    expect(
+        api.req(Method::POST, "/projects")
+            .json(&json!({"name": "x", "extra": 1}))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "bad_json",
+    )
+    .await;
     for n in ["alpha", "bravo", "charlie"] {
-        assert_eq!(api.req(Method::POST, "/projects").json(&json!({"name": n})).send().await.unwrap().status(), 201);
+        assert_eq!(
+            api.req(Method::POST, "/projects")
+                .json(&json!({"name": n}))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            201
+        );
     }
-    expect(api.req(Method::POST, "/projects").json(&json!({"name": "alpha"})).send().await.unwrap(), 409, "conflict").await;
+    expect(
+        api.req(Method::POST, "/projects")
+            .json(&json!({"name": "alpha"}))
+            .send()
+            .await
+            .unwrap(),
+        409,
+        "conflict",
+    )
+    .await;
 
     // Pagination.
-    expect(api.req(Method::GET, "/projects?limit=0").send().await.unwrap(), 400, "bad_limit").await;
-    let p1: Value = api.req(Method::GET, "/projects?limit=2").send().await.unwrap().json().await.unwrap();
+    expect(
+        api.req(Method::GET, "/projects?limit=0")
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "bad_limit",
+    )
+    .await;
+    let p1: Value = api
+        .req(Method::GET, "/projects?limit=2")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(p1["items"].as_array().unwrap().len(), 2);
     let cursor = p1["next_cursor"].as_str().unwrap();
-    let p2: Value = api.req(Method::GET, &format!("/projects?limit=2&cursor={cursor}")).send().await.unwrap().json().await.unwrap();
+    let p2: Value = api
+        .req(Method::GET, &format!("/projects?limit=2&cursor={cursor}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(p2["items"][0]["name"], "charlie");
     assert!(p2["next_cursor"].is_null());
 
     // Manifests: traversal, empty, oversized files.
     let h = protocol::BlobHash::of(b"hi").to_hex();
-    let manifest = |path: &str, size: u64| {
-        json!({"manifest": {"format": 1, "files": {path: {"hash": h, "size": size, "content_type": "text/plain"}}}, "target": "production"})
-    };
-    expect(api.req(Method::POST, "/projects/alpha/deployments").json(&manifest("../etc/passwd", 2)).send().await.unwrap(), 400, "invalid_manifest").await;
-    expect(api.req(Method::POST, "/projects/alpha/deployments").json(&manifest("a\\b", 2)).send().await.unwrap(), 400, "invalid_manifest").await;
-    expect(api.req(Method::POST, "/projects/alpha/deployments").json(&manifest("big.txt", 4096)).send().await.unwrap(), 400, "invalid_manifest").await;
+    let manifest = |path: &str, size: u64| json!({"manifest": {"format": 1, "files": {path: {"hash": h, "size": size, "content_type": "text/plain"}}}, "target": "production"});
     expect(
-        api.req(Method::POST, "/projects/alpha/deployments").json(&json!({"manifest": {"format": 1, "files": {}}})).send().await.unwrap(),
+        api.req(Method::POST, "/projects/alpha/deployments")
+            .json(&manifest("../etc/passwd", 2))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "invalid_manifest",
+    )
+    .await;
+    expect(
+        api.req(Method::POST, "/projects/alpha/deployments")
+            .json(&manifest("a\\b", 2))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "invalid_manifest",
+    )
+    .await;
+    expect(
+        api.req(Method::POST, "/projects/alpha/deployments")
+            .json(&manifest("big.txt", 4096))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "invalid_manifest",
+    )
+    .await;
+    expect(
+        api.req(Method::POST, "/projects/alpha/deployments")
+            .json(&json!({"manifest": {"format": 1, "files": {}}}))
+            .send()
+            .await
+            .unwrap(),
         400,
         "invalid_manifest",
     )
@@ -159,26 +311,126 @@ async fn api_rejects_bad_input_with_typed_errors() {
     .await;
 
     // Upload protocol: missing blobs block finalize; bad blobs are refused.
-    let created: Value = api.req(Method::POST, "/projects/alpha/deployments").json(&manifest("hi.txt", 2)).send().await.unwrap().json().await.unwrap();
+    let created: Value = api
+        .req(Method::POST, "/projects/alpha/deployments")
+        .json(&manifest("hi.txt", 2))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(created["missing"], json!([h]));
     let id = created["deployment"]["id"].as_str().unwrap();
-    let body = expect(api.req(Method::POST, &format!("/deployments/{id}/finalize")).send().await.unwrap(), 409, "blobs_missing").await;
+    let body = expect(
+        api.req(Method::POST, &format!("/deployments/{id}/finalize"))
+            .send()
+            .await
+            .unwrap(),
+        409,
+        "blobs_missing",
+    )
+    .await;
     assert_eq!(body["error"]["details"]["missing"], json!([h]));
-    expect(api.req(Method::PUT, &format!("/blobs/{h}")).body("not hi").send().await.unwrap(), 400, "hash_mismatch").await;
-    expect(api.req(Method::PUT, "/blobs/xyz").body("hi").send().await.unwrap(), 400, "bad_hash").await;
+    expect(
+        api.req(Method::PUT, &format!("/blobs/{h}"))
+            .body("not hi")
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "hash_mismatch",
+    )
+    .await;
+    expect(
+        api.req(Method::PUT, "/blobs/xyz")
+            .body("hi")
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "bad_hash",
+    )
+    .await;
     let big = vec![7u8; 2048];
     let big_hash = protocol::BlobHash::of(&big).to_hex();
-    expect(api.req(Method::PUT, &format!("/blobs/{big_hash}")).body(big).send().await.unwrap(), 413, "payload_too_large").await;
-    assert_eq!(api.req(Method::PUT, &format!("/blobs/{h}")).body("hi").send().await.unwrap().status(), 201);
-    let done: Value = api.req(Method::POST, &format!("/deployments/{id}/finalize")).send().await.unwrap().json().await.unwrap();
+    expect(
+        api.req(Method::PUT, &format!("/blobs/{big_hash}"))
+            .body(big)
+            .send()
+            .await
+            .unwrap(),
+        413,
+        "payload_too_large",
+    )
+    .await;
+    assert_eq!(
+        api.req(Method::PUT, &format!("/blobs/{h}"))
+            .body("hi")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let done: Value = api
+        .req(Method::POST, &format!("/deployments/{id}/finalize"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(done["status"], "ready");
     assert_eq!(done["is_production"], true);
 
-    expect(api.req(Method::POST, "/projects/bravo/rollback").send().await.unwrap(), 409, "no_production").await;
-    expect(api.req(Method::POST, "/projects/alpha/rollback").send().await.unwrap(), 409, "no_previous").await;
-    expect(api.req(Method::POST, "/deployments/nope/promote").send().await.unwrap(), 404, "not_found").await;
-    expect(api.req(Method::POST, "/join-tokens").json(&json!({"region": "Not A Label"})).send().await.unwrap(), 400, "invalid_region").await;
-    expect(api.req(Method::POST, "/join-tokens").json(&json!({"region": "fra", "ttl_seconds": 0})).send().await.unwrap(), 400, "invalid_ttl").await;
+    expect(
+        api.req(Method::POST, "/projects/bravo/rollback")
+            .send()
+            .await
+            .unwrap(),
+        409,
+        "no_production",
+    )
+    .await;
+    expect(
+        api.req(Method::POST, "/projects/alpha/rollback")
+            .send()
+            .await
+            .unwrap(),
+        409,
+        "no_previous",
+    )
+    .await;
+    expect(
+        api.req(Method::POST, "/deployments/nope/promote")
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    expect(
+        api.req(Method::POST, "/join-tokens")
+            .json(&json!({"region": "Not A Label"}))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "invalid_region",
+    )
+    .await;
+    expect(
+        api.req(Method::POST, "/join-tokens")
+            .json(&json!({"region": "fra", "ttl_seconds": 0}))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "invalid_ttl",
+    )
+    .await;
 
     // The CLI turns typed errors into a readable message and a failure.
     let out = coord.cli(&["rollback", "nope"]);
@@ -186,14 +438,35 @@ async fn api_rejects_bad_input_with_typed_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
 }
 
-fn join_no_run(coord: &Coordinator, token: &str, region: &str, dir: &std::path::Path) -> (bool, String) {
+fn join_no_run(
+    coord: &Coordinator,
+    token: &str,
+    region: &str,
+    dir: &std::path::Path,
+) -> (bool, String) {
     let out = std::process::Command::new(edge_bin())
-        .args(["join", &coord.quic.to_string(), "--token", token, "--region", region, "--no-run", "--data-dir"])
+        .args([
+            "join",
+            &coord.quic.to_string(),
+            "--token",
+            token,
+            "--region",
+            region,
+            "--no-run",
+            "--data-dir",
+        ])
         .arg(dir)
         .env_remove("RUST_BACKTRACE")
         .output()
         .unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 #[tokio::test]
@@ -215,22 +488,40 @@ async fn join_refuses_bad_reused_expired_and_foreign_tokens() {
     // A token from another cluster pins another CA: the TLS handshake fails.
     let foreign = other.join_token("fra");
     let (ok, out) = join_no_run(&coord, &foreign, "fra", &dir("c"));
-    assert!(!ok && out.contains("connecting to the coordinator"), "{out}");
+    assert!(
+        !ok && out.contains("connecting to the coordinator"),
+        "{out}"
+    );
 
     let (ok, out) = join_no_run(&coord, &good, "ams", &dir("d"));
     assert!(!ok && out.contains("another region"), "{out}");
 
     let (ok, out) = join_no_run(&coord, &good, "fra", &dir("e"));
     assert!(ok, "{out}");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir("e").join("node-key.pem")).unwrap().permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir("e").join("node-key.pem"))
+            .unwrap()
+            .permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600);
     let (ok, out) = join_no_run(&coord, &good, "fra", &dir("f"));
     assert!(!ok && out.contains("already used"), "{out}");
     let (ok, out) = join_no_run(&coord, &coord.join_token("fra"), "fra", &dir("e"));
-    assert!(!ok && out.contains("already holds a node identity"), "{out}");
+    assert!(
+        !ok && out.contains("already holds a node identity"),
+        "{out}"
+    );
 
-    let short: Value =
-        serde_json::from_str(&coord.cli_ok(&["token", "create-join", "--region", "fra", "--ttl", "1", "--json"])).unwrap();
+    let short: Value = serde_json::from_str(&coord.cli_ok(&[
+        "token",
+        "create-join",
+        "--region",
+        "fra",
+        "--ttl",
+        "1",
+        "--json",
+    ]))
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (ok, out) = join_no_run(&coord, short["token"].as_str().unwrap(), "fra", &dir("g"));
     assert!(!ok && out.contains("expired"), "{out}");
@@ -238,7 +529,10 @@ async fn join_refuses_bad_reused_expired_and_foreign_tokens() {
 
 #[tokio::test]
 async fn unknown_protocol_version_is_refused_clearly() {
-    use protocol::wire::{decode_frame, encode_frame_with_version, CoordinatorMessage, EdgeRequest, ErrorCode, MAX_FRAME_BYTES};
+    use protocol::wire::{
+        decode_frame, encode_frame_with_version, CoordinatorMessage, EdgeRequest, ErrorCode,
+        MAX_FRAME_BYTES,
+    };
     let tmp = tempfile::tempdir().unwrap();
     let coord = Coordinator::start(&tmp.path().join("coord"), None);
     let ca = std::fs::read(coord.ca_path()).unwrap();
@@ -246,31 +540,56 @@ async fn unknown_protocol_version_is_refused_clearly() {
     for c in rustls_pemfile::certs(&mut &ca[..]) {
         roots.add(c.unwrap()).unwrap();
     }
-    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     tls.alpn_protocols = vec![protocol::wire::ALPN.to_vec()];
-    let cfg = quinn::ClientConfig::new(std::sync::Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap()));
+    let cfg = quinn::ClientConfig::new(std::sync::Arc::new(
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap(),
+    ));
     let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let conn = endpoint.connect_with(cfg, coord.quic, protocol::wire::COORDINATOR_NAME).unwrap().await.unwrap();
+    let conn = endpoint
+        .connect_with(cfg, coord.quic, protocol::wire::COORDINATOR_NAME)
+        .unwrap()
+        .await
+        .unwrap();
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    let frame = encode_frame_with_version(&EdgeRequest::GetBlob { hash: protocol::BlobHash::of(b"x") }, 99).unwrap();
+    let frame = encode_frame_with_version(
+        &EdgeRequest::GetBlob {
+            hash: protocol::BlobHash::of(b"x"),
+        },
+        99,
+    )
+    .unwrap();
     send.write_all(&frame).await.unwrap();
     send.finish().unwrap();
     let reply = recv.read_to_end(1 << 20).await.unwrap();
     match decode_frame::<CoordinatorMessage>(&reply, MAX_FRAME_BYTES).unwrap() {
         CoordinatorMessage::Error(e) => {
             assert_eq!(e.code, ErrorCode::UnsupportedVersion);
-            assert!(e.message.contains("99") && e.message.contains("version 1"), "{}", e.message);
+            assert!(
+                e.message.contains("99") && e.message.contains("version 1"),
+                "{}",
+                e.message
+            );
         }
         other => panic!("expected an error, got {other:?}"),
     }
 
     // Without a node certificate only `join` is allowed.
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    send.write_all(&protocol::wire::encode_frame(&EdgeRequest::GetBlob { hash: protocol::BlobHash::of(b"x") }).unwrap()).await.unwrap();
+    send.write_all(
+        &protocol::wire::encode_frame(&EdgeRequest::GetBlob {
+            hash: protocol::BlobHash::of(b"x"),
+        })
+        .unwrap(),
+    )
+    .await
+    .unwrap();
     send.finish().unwrap();
     let reply = recv.read_to_end(1 << 20).await.unwrap();
     assert!(matches!(
@@ -301,11 +620,15 @@ async fn edge_keeps_serving_without_the_coordinator_also_after_restart() {
     assert!(edge.proc.terminate().success(), "{}", edge.proc.log_text());
     let edge = Edge::run(&edge_dir);
     served(&edge, "blog.localhost", "/", "v1").await;
-    let https_ok = https_client(&std::fs::read(coord_dir.join("ca/ca.pem")).unwrap(), "blog.localhost", edge.https)
-        .get(format!("https://blog.localhost:{}/", edge.https.port()))
-        .send()
-        .await
-        .unwrap();
+    let https_ok = https_client(
+        &std::fs::read(coord_dir.join("ca/ca.pem")).unwrap(),
+        "blog.localhost",
+        edge.https,
+    )
+    .get(format!("https://blog.localhost:{}/", edge.https.port()))
+    .send()
+    .await
+    .unwrap();
     assert_eq!(https_ok.status(), 200);
 
     // The coordinator comes back on the same address: the edge relinks and
@@ -335,7 +658,10 @@ async fn corrupt_blob_on_edge_disk_is_never_served_and_is_refetched() {
     let path = blob_path(&edge_dir, b"about v1");
     std::fs::write(&path, b"ABOUT V1").unwrap();
     let (status, body, _) = edge.get("blog.localhost", "/about").await;
-    assert_eq!(status, 503, "a corrupt blob must not be served (got {body:?})");
+    assert_eq!(
+        status, 503,
+        "a corrupt blob must not be served (got {body:?})"
+    );
     assert!(!body.contains("ABOUT"));
     served(&edge, "blog.localhost", "/about", "about v1").await;
     assert_eq!(std::fs::read(&path).unwrap(), b"about v1");
@@ -357,12 +683,17 @@ async fn edge_killed_mid_sync_serves_the_previous_bundle_then_finishes() {
     write_site(&site, "v2");
     std::fs::create_dir_all(site.join("data")).unwrap();
     for i in 0..400u32 {
-        let chunk: Vec<u8> = (0..64 * 1024u32).map(|j| (j.wrapping_mul(31).wrapping_add(i * 7919) % 251) as u8).collect();
+        let chunk: Vec<u8> = (0..64 * 1024u32)
+            .map(|j| (j.wrapping_mul(31).wrapping_add(i * 7919) % 251) as u8)
+            .collect();
         std::fs::write(site.join(format!("data/{i}.bin")), chunk).unwrap();
     }
     let before = count_blobs(&edge_dir);
     coord.deploy(&site, "blog", true);
-    eventually(30, "the edge to start fetching v2", || async { (count_blobs(&edge_dir) > before).then_some(()) }).await;
+    eventually(30, "the edge to start fetching v2", || async {
+        (count_blobs(&edge_dir) > before).then_some(())
+    })
+    .await;
     edge.proc.kill9();
     let partial = count_blobs(&edge_dir);
 
@@ -371,7 +702,10 @@ async fn edge_killed_mid_sync_serves_the_previous_bundle_then_finishes() {
     let (_, index, _) = edge.get("blog.localhost", "/").await;
     let (_, about, _) = edge.get("blog.localhost", "/about").await;
     let version = if index.contains("v2") { "v2" } else { "v1" };
-    assert!(index.contains(version) && about == format!("about {version}"), "mixed: {index:?} / {about:?}");
+    assert!(
+        index.contains(version) && about == format!("about {version}"),
+        "mixed: {index:?} / {about:?}"
+    );
     if version == "v1" {
         assert!(partial < 400, "the kill landed mid-sync ({partial} blobs)");
     }
@@ -380,7 +714,9 @@ async fn edge_killed_mid_sync_serves_the_previous_bundle_then_finishes() {
 }
 
 fn count_blobs(edge_dir: &std::path::Path) -> usize {
-    let Ok(dirs) = std::fs::read_dir(edge_dir.join("blobs")) else { return 0 };
+    let Ok(dirs) = std::fs::read_dir(edge_dir.join("blobs")) else {
+        return 0;
+    };
     dirs.filter_map(Result::ok)
         .filter(|d| d.file_name() != "tmp")
         .map(|d| std::fs::read_dir(d.path()).map(|r| r.count()).unwrap_or(0))

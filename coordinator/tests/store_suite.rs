@@ -1,7 +1,10 @@
 //! One store test suite, run against SQLite and against Postgres
 //! (127.0.0.1:5432, or `OUTPOST_TEST_POSTGRES`), each in a fresh database.
 
-use coordinator::store::{BundleRow, Deployment, DeploymentStatus, HostCert, JoinTokenError, Node, NodeContact, Store, StoreError, Target};
+use coordinator::store::{
+    BundleRow, Deployment, DeploymentStatus, HostCert, JoinTokenError, Node, NodeContact, Store,
+    StoreError, Target,
+};
 use sqlx::Connection;
 
 async fn sqlite() -> (Store, tempfile::TempDir) {
@@ -31,15 +34,21 @@ impl PgDb {
             Some((base, _)) => format!("{base}/{name}"),
             None => panic!("bad postgres url"),
         };
-        (Store::connect(&url).await.unwrap(), PgDb { admin_url, name })
+        (
+            Store::connect(&url).await.unwrap(),
+            PgDb { admin_url, name },
+        )
     }
 
     async fn drop_db(self, store: Store) {
         store.close().await;
         let mut conn = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
-            .execute(&mut conn)
-            .await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut conn)
+        .await;
     }
 }
 
@@ -77,41 +86,80 @@ async fn suite(s: &Store) {
     // Tokens.
     assert_eq!(s.count_api_tokens().await.unwrap(), 0);
     s.create_api_token("t1", "admin", "hash1").await.unwrap();
-    assert_eq!(s.api_token_by_hash("hash1").await.unwrap().as_deref(), Some("t1"));
+    assert_eq!(
+        s.api_token_by_hash("hash1").await.unwrap().as_deref(),
+        Some("t1")
+    );
     assert_eq!(s.api_token_by_hash("nope").await.unwrap(), None);
 
     // Projects: unique names, pagination by name.
     for n in ["charlie", "alpha", "bravo"] {
         s.create_project(&format!("id-{n}"), n).await.unwrap();
     }
-    assert!(matches!(s.create_project("x", "alpha").await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.create_project("x", "alpha").await,
+        Err(StoreError::Conflict(_))
+    ));
     let first = s.list_projects(None, 2).await.unwrap();
-    assert_eq!(first.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["alpha", "bravo"]);
+    assert_eq!(
+        first.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["alpha", "bravo"]
+    );
     let rest = s.list_projects(Some("bravo"), 2).await.unwrap();
-    assert_eq!(rest.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["charlie"]);
+    assert_eq!(
+        rest.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["charlie"]
+    );
     assert_eq!(s.project("alpha").await.unwrap().unwrap().id, "id-alpha");
     assert_eq!(s.project("id-alpha").await.unwrap().unwrap().name, "alpha");
     assert!(s.project("zulu").await.unwrap().is_none());
 
     // Bundles are stored once.
-    let b = BundleRow { id: "b1".into(), manifest: vec![1, 2, 3], file_count: 1, total_size: 3 };
+    let b = BundleRow {
+        id: "b1".into(),
+        manifest: vec![1, 2, 3],
+        file_count: 1,
+        total_size: 3,
+    };
     s.put_bundle(&b).await.unwrap();
     s.put_bundle(&b).await.unwrap();
     assert_eq!(s.bundle_manifest("b1").await.unwrap(), Some(vec![1, 2, 3]));
-    s.put_bundle(&BundleRow { id: "b2".into(), manifest: vec![9], file_count: 1, total_size: 1 }).await.unwrap();
+    s.put_bundle(&BundleRow {
+        id: "b2".into(),
+        manifest: vec![9],
+        file_count: 1,
+        total_size: 1,
+    })
+    .await
+    .unwrap();
 
     // Deployments: list newest first with a cursor; promote and roll back.
     let v0 = s.config_version().await.unwrap();
     for (i, id) in ["d1", "d2", "d3"].iter().enumerate() {
-        s.create_deployment(&deployment(id, "id-alpha", if i == 1 { "b2" } else { "b1" }, 1000 + i as i64, Target::Production))
-            .await
-            .unwrap();
+        s.create_deployment(&deployment(
+            id,
+            "id-alpha",
+            if i == 1 { "b2" } else { "b1" },
+            1000 + i as i64,
+            Target::Production,
+        ))
+        .await
+        .unwrap();
     }
     let page = s.list_deployments("id-alpha", None, 2).await.unwrap();
-    assert_eq!(page.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d3", "d2"]);
+    assert_eq!(
+        page.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["d3", "d2"]
+    );
     let last = page.last().unwrap();
-    let page2 = s.list_deployments("id-alpha", Some((last.created_at, &last.id)), 2).await.unwrap();
-    assert_eq!(page2.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d1"]);
+    let page2 = s
+        .list_deployments("id-alpha", Some((last.created_at, &last.id)), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        page2.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["d1"]
+    );
     assert!(s.live_deployments().await.unwrap().is_empty());
     for id in ["d1", "d2", "d3"] {
         s.mark_ready(id).await.unwrap();
@@ -120,30 +168,70 @@ async fn suite(s: &Store) {
     }
     let d3 = s.deployment("d3").await.unwrap().unwrap();
     assert_eq!(d3.status, DeploymentStatus::Ready);
-    assert_eq!(s.project("alpha").await.unwrap().unwrap().production_deployment.as_deref(), Some("d3"));
-    let prev = s.previous_production("id-alpha", &d3).await.unwrap().unwrap();
+    assert_eq!(
+        s.project("alpha")
+            .await
+            .unwrap()
+            .unwrap()
+            .production_deployment
+            .as_deref(),
+        Some("d3")
+    );
+    let prev = s
+        .previous_production("id-alpha", &d3)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(prev.id, "d2");
     let d1 = s.deployment("d1").await.unwrap().unwrap();
-    assert!(s.previous_production("id-alpha", &d1).await.unwrap().is_none());
+    assert!(s
+        .previous_production("id-alpha", &d1)
+        .await
+        .unwrap()
+        .is_none());
     let live = s.live_deployments().await.unwrap();
     assert_eq!(live.len(), 3);
-    assert_eq!(live.iter().filter(|l| l.is_production).map(|l| l.id.as_str()).collect::<Vec<_>>(), ["d3"]);
+    assert_eq!(
+        live.iter()
+            .filter(|l| l.is_production)
+            .map(|l| l.id.as_str())
+            .collect::<Vec<_>>(),
+        ["d3"]
+    );
     assert_eq!(s.config_version().await.unwrap(), v0 + 3);
     assert_eq!(s.bump_config_version().await.unwrap(), v0 + 4);
 
     // Join tokens: one use, expiry, region; nodes by fingerprint.
     let future = coordinator::store::now_ms() + 60_000;
-    s.create_join_token("j1", "jh1", "fra", future).await.unwrap();
-    s.create_join_token("j2", "jh2", "fra", coordinator::store::now_ms() - 1).await.unwrap();
+    s.create_join_token("j1", "jh1", "fra", future)
+        .await
+        .unwrap();
+    s.create_join_token("j2", "jh2", "fra", coordinator::store::now_ms() - 1)
+        .await
+        .unwrap();
     let err = |r: Result<(), StoreError>| match r {
         Err(StoreError::JoinToken(e)) => e,
         other => panic!("expected a join token error, got {other:?}"),
     };
-    assert_eq!(err(s.enroll_node("nope", &node("n0", "fp0", "fra")).await), JoinTokenError::Invalid);
-    assert_eq!(err(s.enroll_node("jh2", &node("n0", "fp0", "fra")).await), JoinTokenError::Expired);
-    assert_eq!(err(s.enroll_node("jh1", &node("n0", "fp0", "ams")).await), JoinTokenError::RegionMismatch);
-    s.enroll_node("jh1", &node("n1", "fp1", "fra")).await.unwrap();
-    assert_eq!(err(s.enroll_node("jh1", &node("n2", "fp2", "fra")).await), JoinTokenError::Used);
+    assert_eq!(
+        err(s.enroll_node("nope", &node("n0", "fp0", "fra")).await),
+        JoinTokenError::Invalid
+    );
+    assert_eq!(
+        err(s.enroll_node("jh2", &node("n0", "fp0", "fra")).await),
+        JoinTokenError::Expired
+    );
+    assert_eq!(
+        err(s.enroll_node("jh1", &node("n0", "fp0", "ams")).await),
+        JoinTokenError::RegionMismatch
+    );
+    s.enroll_node("jh1", &node("n1", "fp1", "fra"))
+        .await
+        .unwrap();
+    assert_eq!(
+        err(s.enroll_node("jh1", &node("n2", "fp2", "fra")).await),
+        JoinTokenError::Used
+    );
     let n1 = s.node_by_fingerprint("fp1").await.unwrap().unwrap();
     assert_eq!((n1.id.as_str(), n1.region.as_str()), ("n1", "fra"));
     assert!(s.node_by_fingerprint("fp2").await.unwrap().is_none());
@@ -167,11 +255,19 @@ async fn suite(s: &Store) {
 
     // Host certificates are replaced, not duplicated.
     for n in [1, 2] {
-        s.put_host_cert(&HostCert { host: "a.localhost".into(), chain_pem: format!("c{n}"), key_pem: "k".into(), not_after: n })
-            .await
-            .unwrap();
+        s.put_host_cert(&HostCert {
+            host: "a.localhost".into(),
+            chain_pem: format!("c{n}"),
+            key_pem: "k".into(),
+            not_after: n,
+        })
+        .await
+        .unwrap();
     }
-    assert_eq!(s.host_cert("a.localhost").await.unwrap().unwrap().chain_pem, "c2");
+    assert_eq!(
+        s.host_cert("a.localhost").await.unwrap().unwrap().chain_pem,
+        "c2"
+    );
     assert!(s.host_cert("b.localhost").await.unwrap().is_none());
 }
 

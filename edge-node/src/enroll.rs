@@ -6,11 +6,12 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use protocol::frame_io::{read_frame, write_frame};
 use protocol::token::JoinToken;
-use protocol::wire::{CoordinatorMessage, EdgeRequest, JoinRequest, COORDINATOR_NAME, MAX_CONTROL_FRAME_BYTES};
+use protocol::wire::{
+    CoordinatorMessage, EdgeRequest, JoinRequest, COORDINATOR_NAME, MAX_CONTROL_FRAME_BYTES,
+};
 
 use crate::identity::{Identity, NodeInfo};
 use crate::tls;
-
 
 pub struct JoinOptions<'a> {
     pub coordinator: &'a str,
@@ -31,7 +32,11 @@ pub async fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
 }
 
 pub fn client_endpoint(peer: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
-    let bind: SocketAddr = if peer.is_ipv6() { "[::]:0".parse()? } else { "0.0.0.0:0".parse()? };
+    let bind: SocketAddr = if peer.is_ipv6() {
+        "[::]:0".parse()?
+    } else {
+        "0.0.0.0:0".parse()?
+    };
     Ok(quinn::Endpoint::client(bind)?)
 }
 
@@ -52,7 +57,11 @@ pub async fn join(opts: JoinOptions<'_>) -> anyhow::Result<Identity> {
 
     let endpoint = client_endpoint(addr)?;
     let conn = endpoint
-        .connect_with(tls::join_client_config(&token.ca_fingerprint)?, addr, COORDINATOR_NAME)?
+        .connect_with(
+            tls::join_client_config(&token.ca_fingerprint)?,
+            addr,
+            COORDINATOR_NAME,
+        )?
         .await
         .with_context(|| format!("connecting to the coordinator at {addr}"))?;
     let (mut send, mut recv) = conn.open_bi().await?;
@@ -75,7 +84,9 @@ pub async fn join(opts: JoinOptions<'_>) -> anyhow::Result<Identity> {
     endpoint.wait_idle().await;
     let joined = match reply {
         CoordinatorMessage::Joined(j) => j,
-        CoordinatorMessage::Error(e) => bail!("the coordinator refused to enrol this node: {}", e.message),
+        CoordinatorMessage::Error(e) => {
+            bail!("the coordinator refused to enrol this node: {}", e.message)
+        }
         other => bail!("unexpected answer to join: {other:?}"),
     };
     let ca = tls::parse_certs(&joined.ca_pem)?;

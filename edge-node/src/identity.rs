@@ -31,7 +31,10 @@ pub struct Identity {
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a node identity: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("no node identity in {0}: run `edge-node join` first")]
@@ -57,10 +60,11 @@ impl Identity {
             std::fs::read_to_string(&path).map_err(|source| IdentityError::Io { path, source })
         };
         let info_text = read(INFO)?;
-        let info: NodeInfo = serde_json::from_str(&info_text).map_err(|e| IdentityError::Invalid {
-            path: dir.join(INFO),
-            message: e.to_string(),
-        })?;
+        let info: NodeInfo =
+            serde_json::from_str(&info_text).map_err(|e| IdentityError::Invalid {
+                path: dir.join(INFO),
+                message: e.to_string(),
+            })?;
         Ok(Identity {
             info,
             ca_pem: read(CA)?,
@@ -82,6 +86,9 @@ impl Identity {
         write(KEY, self.key_pem.as_bytes())?;
         write(CERT, self.cert_pem.as_bytes())?;
         write(CA, self.ca_pem.as_bytes())?;
-        write(INFO, serde_json::to_string_pretty(&self.info).unwrap().as_bytes())
+        write(
+            INFO,
+            serde_json::to_string_pretty(&self.info).unwrap().as_bytes(),
+        )
     }
 }

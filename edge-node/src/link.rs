@@ -68,14 +68,22 @@ impl Link {
     async fn session(&self, force_snapshot: bool) -> anyhow::Result<()> {
         let info = &self.identity.info;
         let addr = enroll::resolve(&info.coordinator).await?;
-        let cfg = crate::tls::node_client_config(&self.identity.ca_pem, &self.identity.cert_pem, &self.identity.key_pem)?;
+        let cfg = crate::tls::node_client_config(
+            &self.identity.ca_pem,
+            &self.identity.cert_pem,
+            &self.identity.key_pem,
+        )?;
         let endpoint = enroll::client_endpoint(addr)?;
         let conn = endpoint
             .connect_with(cfg, addr, &info.coordinator_name)?
             .await
             .with_context(|| format!("connecting to the coordinator at {addr}"))?;
         let (mut send, mut recv) = conn.open_bi().await?;
-        let have = if force_snapshot { 0 } else { self.desired.borrow().version };
+        let have = if force_snapshot {
+            0
+        } else {
+            self.desired.borrow().version
+        };
 
         write_frame(
             &mut send,
@@ -152,7 +160,11 @@ impl Link {
         }
         // Persist before acting on it: a restart resumes from here.
         self.index.store_config(&next)?;
-        tracing::info!(version = next.version, hosts = next.hosts.len(), "config received");
+        tracing::info!(
+            version = next.version,
+            hosts = next.hosts.len(),
+            "config received"
+        );
         self.desired.send_replace(Arc::new(next));
         Ok(())
     }
@@ -176,4 +188,3 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
-

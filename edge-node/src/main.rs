@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use edge_node::{enroll, identity::Identity, node};
 
 #[derive(Parser)]
-#[command(name = "edge-node", version, about = "Outpost edge node: serves deployed sites close to users")]
+#[command(
+    name = "edge-node",
+    version,
+    about = "Outpost edge node: serves deployed sites close to users"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,7 +33,11 @@ enum Command {
         /// Node name shown in `coordinator nodes` (default: the host name).
         #[arg(long)]
         name: Option<String>,
-        #[arg(long, env = "OUTPOST_EDGE_DATA_DIR", default_value = "/var/lib/outpost-edge")]
+        #[arg(
+            long,
+            env = "OUTPOST_EDGE_DATA_DIR",
+            default_value = "/var/lib/outpost-edge"
+        )]
         data_dir: PathBuf,
         /// HTTP listen address, saved for later runs.
         #[arg(long, default_value = "0.0.0.0:80")]
@@ -43,7 +51,11 @@ enum Command {
     },
     /// Run an enrolled node with its saved identity.
     Run {
-        #[arg(long, env = "OUTPOST_EDGE_DATA_DIR", default_value = "/var/lib/outpost-edge")]
+        #[arg(
+            long,
+            env = "OUTPOST_EDGE_DATA_DIR",
+            default_value = "/var/lib/outpost-edge"
+        )]
         data_dir: PathBuf,
         /// HTTP listen address (default: the one saved at join).
         #[arg(long)]
@@ -64,7 +76,11 @@ fn default_name() -> String {
         .take(63)
         .collect();
     let label = label.trim_matches('-').to_string();
-    if label.is_empty() { "edge".into() } else { label }
+    if label.is_empty() {
+        "edge".into()
+    } else {
+        label
+    }
 }
 
 #[tokio::main]
@@ -73,12 +89,22 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,pingora_core=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,pingora_core=warn".into()),
         )
         .init();
     let cli = Cli::parse();
     let (data_dir, http, https) = match cli.command {
-        Command::Join { coordinator, token, region, name, data_dir, http, https, no_run } => {
+        Command::Join {
+            coordinator,
+            token,
+            region,
+            name,
+            data_dir,
+            http,
+            https,
+            no_run,
+        } => {
             let name = name.unwrap_or_else(default_name);
             let id = enroll::join(enroll::JoinOptions {
                 coordinator: &coordinator,
@@ -90,24 +116,41 @@ async fn main() -> anyhow::Result<()> {
                 https_addr: Some(https.to_string()),
             })
             .await?;
-            println!("joined as node {} ({}, region {})", id.info.node_id, id.info.name, id.info.region);
+            println!(
+                "joined as node {} ({}, region {})",
+                id.info.node_id, id.info.name, id.info.region
+            );
             println!("identity saved in {}", data_dir.display());
             if no_run {
                 return Ok(());
             }
             (data_dir, None, None)
         }
-        Command::Run { data_dir, http, https } => {
+        Command::Run {
+            data_dir,
+            http,
+            https,
+        } => {
             if !Identity::exists(&data_dir) {
-                anyhow::bail!("{} holds no node identity: run `edge-node join` first", data_dir.display());
+                anyhow::bail!(
+                    "{} holds no node identity: run `edge-node join` first",
+                    data_dir.display()
+                );
             }
             (data_dir, http, https)
         }
     };
-    let running = node::start(node::RunOptions { data_dir, http_addr: http, https_addr: https })
-        .await
-        .context("starting the edge node")?;
-    println!("serving http://{} and https://{}", running.http_addr, running.https_addr);
+    let running = node::start(node::RunOptions {
+        data_dir,
+        http_addr: http,
+        https_addr: https,
+    })
+    .await
+    .context("starting the edge node")?;
+    println!(
+        "serving http://{} and https://{}",
+        running.http_addr, running.https_addr
+    );
     let stop = running.shutdown_handle();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -56,12 +56,17 @@ impl RunningNode {
     }
 }
 
-fn pick(flag: Option<SocketAddr>, saved: &Option<String>, default: &str) -> anyhow::Result<SocketAddr> {
+fn pick(
+    flag: Option<SocketAddr>,
+    saved: &Option<String>,
+    default: &str,
+) -> anyhow::Result<SocketAddr> {
     if let Some(a) = flag {
         return Ok(a);
     }
     let s = saved.as_deref().unwrap_or(default);
-    s.parse().with_context(|| format!("invalid listen address {s:?}"))
+    s.parse()
+        .with_context(|| format!("invalid listen address {s:?}"))
 }
 
 async fn bind(addr: SocketAddr, what: &str, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
@@ -120,7 +125,11 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
             tracing::error!(error = %e, "HTTPS server failed");
         }
     }));
-    tasks.push(tokio::spawn(syncer.run(desired_rx, corrupt, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(syncer.run(
+        desired_rx,
+        corrupt,
+        shutdown_rx.clone(),
+    )));
     let link = Link {
         identity: identity.clone(),
         index,

@@ -161,14 +161,21 @@ impl Syncer {
         Ok(())
     }
 
-    async fn fetch_blob(&self, conn: &quinn::Connection, hash: BlobHash, size: u64) -> anyhow::Result<()> {
+    async fn fetch_blob(
+        &self,
+        conn: &quinn::Connection,
+        hash: BlobHash,
+        size: u64,
+    ) -> anyhow::Result<()> {
         let (mut send, mut recv) = conn.open_bi().await?;
         write_frame(&mut send, &EdgeRequest::GetBlob { hash }).await?;
         send.finish()?;
         match read_frame::<CoordinatorMessage, _>(&mut recv, MAX_CONTROL_FRAME_BYTES).await? {
             Some(CoordinatorMessage::Blob { size: announced }) if announced == size => {}
             Some(CoordinatorMessage::Blob { size: announced }) => {
-                bail!("blob {hash} is {announced} bytes at the coordinator, the manifest says {size}")
+                bail!(
+                    "blob {hash} is {announced} bytes at the coordinator, the manifest says {size}"
+                )
             }
             Some(CoordinatorMessage::Error(e)) => bail!("fetching blob {hash}: {}", e.message),
             other => bail!("unexpected answer to a blob request: {other:?}"),
@@ -184,7 +191,9 @@ impl Syncer {
     /// new active map before serving from it.
     fn activate(&self, config: &EdgeConfig) -> anyhow::Result<()> {
         let previous = self.index.active()?;
-        let next = next_active(config, &previous, |b| self.index.is_complete(b).unwrap_or(false));
+        let next = next_active(config, &previous, |b| {
+            self.index.is_complete(b).unwrap_or(false)
+        });
         if next != previous {
             self.index.store_active(&next)?;
             for (host, t) in &next {
@@ -207,7 +216,11 @@ impl Syncer {
         Ok(())
     }
 
-    fn publish(&self, config: &EdgeConfig, active: &BTreeMap<String, HostTarget>) -> anyhow::Result<()> {
+    fn publish(
+        &self,
+        config: &EdgeConfig,
+        active: &BTreeMap<String, HostTarget>,
+    ) -> anyhow::Result<()> {
         let current = self.state.current();
         let mut manifests: BTreeMap<BundleId, Arc<Manifest>> = current
             .hosts
@@ -311,16 +324,23 @@ mod tests {
         ]
         .into();
         // (complete bundles, expected host → deployment)
-        let cases: Vec<(Vec<&str>, Vec<(&str, &str)>)> = vec![
+        type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+        let cases: Vec<Case> = vec![
             (vec![], vec![("a", "old")]),
             (vec!["new"], vec![("a", "new"), ("b", "new")]),
             (vec!["other"], vec![("a", "old"), ("c", "other")]),
-            (vec!["new", "other"], vec![("a", "new"), ("b", "new"), ("c", "other")]),
+            (
+                vec!["new", "other"],
+                vec![("a", "new"), ("b", "new"), ("c", "other")],
+            ),
         ];
         for (complete, want) in cases {
             let done: BTreeSet<BundleId> = complete.iter().map(|t| bundle(t)).collect();
             let got = next_active(&config, &previous, |b| done.contains(b));
-            let got: Vec<(&str, &str)> = got.iter().map(|(h, t)| (h.as_str(), t.deployment.as_str())).collect();
+            let got: Vec<(&str, &str)> = got
+                .iter()
+                .map(|(h, t)| (h.as_str(), t.deployment.as_str()))
+                .collect();
             assert_eq!(got, want, "complete = {complete:?}");
         }
     }

@@ -18,7 +18,9 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 fn quic(tls: rustls::ClientConfig) -> anyhow::Result<quinn::ClientConfig> {
-    let mut cfg = quinn::ClientConfig::new(Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls)?));
+    let mut cfg = quinn::ClientConfig::new(Arc::new(
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls)?,
+    ));
     let mut transport = quinn::TransportConfig::default();
     transport
         .keep_alive_interval(Some(std::time::Duration::from_secs(5)))
@@ -34,12 +36,17 @@ pub fn parse_certs(pem: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
 }
 
 pub fn parse_key(pem: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
-    rustls_pemfile::private_key(&mut pem.as_bytes())?.ok_or_else(|| anyhow::anyhow!("no private key in PEM"))
+    rustls_pemfile::private_key(&mut pem.as_bytes())?
+        .ok_or_else(|| anyhow::anyhow!("no private key in PEM"))
 }
 
 /// mTLS client config: cluster CA as the only root, node certificate as
 /// the client identity.
-pub fn node_client_config(ca_pem: &str, cert_pem: &str, key_pem: &str) -> anyhow::Result<quinn::ClientConfig> {
+pub fn node_client_config(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> anyhow::Result<quinn::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for c in parse_certs(ca_pem)? {
         roots.add(c)?;
@@ -99,9 +106,12 @@ impl ServerCertVerifier for PinnedCaVerifier {
         roots
             .add(ca.clone().into_owned())
             .map_err(|e| rustls::Error::General(format!("pinned CA unusable: {e}")))?;
-        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            self.provider.clone(),
+        )
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
         inner.verify_server_cert(end_entity, &[], server_name, ocsp_response, now)
     }
 
@@ -111,7 +121,12 @@ impl ServerCertVerifier for PinnedCaVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -120,10 +135,17 @@ impl ServerCertVerifier for PinnedCaVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

@@ -151,7 +151,10 @@ fn changed<K: Ord + Clone, V: PartialEq + Clone>(
 }
 
 fn removed<K: Ord + Clone, V>(old: &BTreeMap<K, V>, new: &BTreeMap<K, V>) -> Vec<K> {
-    old.keys().filter(|k| !new.contains_key(k)).cloned().collect()
+    old.keys()
+        .filter(|k| !new.contains_key(k))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -210,7 +213,11 @@ mod tests {
     fn diff_then_apply_reaches_the_newer_config() {
         let empty = EdgeConfig::default();
         let v1 = config(1, &[("a.localhost", "one")], &["*.localhost"]);
-        let v2 = config(2, &[("a.localhost", "two"), ("b.localhost", "one")], &["*.localhost"]);
+        let v2 = config(
+            2,
+            &[("a.localhost", "two"), ("b.localhost", "one")],
+            &["*.localhost"],
+        );
         let v3 = config(3, &[("b.localhost", "two")], &["b.localhost"]);
         let v4 = config(4, &[], &[]);
         let chain = [&empty, &v1, &v2, &v3, &v4];
@@ -249,11 +256,17 @@ mod tests {
         let mut cur = v1.clone();
         let mut backwards = v1.diff(&v2);
         backwards.to_version = 1;
-        assert!(matches!(cur.apply(&backwards), Err(ConfigError::NotForward { .. })));
+        assert!(matches!(
+            cur.apply(&backwards),
+            Err(ConfigError::NotForward { .. })
+        ));
 
         let mut dangling = v1.diff(&v2);
         dangling.bundles_added.clear();
-        assert!(matches!(cur.apply(&dangling), Err(ConfigError::DanglingBundle { .. })));
+        assert!(matches!(
+            cur.apply(&dangling),
+            Err(ConfigError::DanglingBundle { .. })
+        ));
         assert_eq!(cur, v1);
     }
 

@@ -100,7 +100,11 @@ mod tests {
             (&long_label, Err(HostError::BadLabel)),
         ];
         for (input, want) in cases {
-            assert_eq!(normalize_host(input), want.clone().map(String::from), "{input:?}");
+            assert_eq!(
+                normalize_host(input),
+                want.clone().map(String::from),
+                "{input:?}"
+            );
         }
     }
 
@@ -131,7 +135,14 @@ mod tests {
 
     #[test]
     fn labels() {
-        for (l, ok) in [("blog", true), ("my-blog2", true), ("-a", false), ("A", false), ("", false), ("a_b", false)] {
+        for (l, ok) in [
+            ("blog", true),
+            ("my-blog2", true),
+            ("-a", false),
+            ("A", false),
+            ("", false),
+            ("a_b", false),
+        ] {
             assert_eq!(is_valid_label(l), ok, "{l}");
         }
     }

@@ -303,7 +303,10 @@ mod tests {
                 Some("3 files"),
             ),
             (manifest(&[("a", big)]), Some("11 bytes")),
-            (manifest(&[("a", nine.clone()), ("b", nine)]), Some("in total")),
+            (
+                manifest(&[("a", nine.clone()), ("b", nine)]),
+                Some("in total"),
+            ),
             (manifest(&[("../x", ok.clone())]), Some("bad path")),
             (manifest(&[("/x", ok.clone())]), Some("bad path")),
             (manifest(&[("a", bad_ct)]), Some("content type")),

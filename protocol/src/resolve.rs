@@ -23,7 +23,12 @@ pub const NOT_FOUND_PAGE: &str = "404.html";
 /// 4. otherwise not found, with `404.html` when the bundle has one.
 pub fn resolve<'m>(manifest: &'m Manifest, req: &RequestPath) -> Resolution<'m> {
     let joined = req.joined();
-    let lookup = |p: &str| manifest.files.get_key_value(p).map(|(k, v)| (k.as_str(), v));
+    let lookup = |p: &str| {
+        manifest
+            .files
+            .get_key_value(p)
+            .map(|(k, v)| (k.as_str(), v))
+    };
     let candidates = [
         (!joined.is_empty() && !req.trailing_slash).then(|| joined.clone()),
         Some(if joined.is_empty() {

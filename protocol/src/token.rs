@@ -20,9 +20,16 @@ pub struct JoinTokenFormatError;
 
 impl JoinToken {
     pub fn parse(s: &str) -> Result<Self, JoinTokenFormatError> {
-        let rest = s.trim().strip_prefix(JOIN_TOKEN_PREFIX).ok_or(JoinTokenFormatError)?;
+        let rest = s
+            .trim()
+            .strip_prefix(JOIN_TOKEN_PREFIX)
+            .ok_or(JoinTokenFormatError)?;
         let (secret, fp) = rest.split_once('_').ok_or(JoinTokenFormatError)?;
-        let hex64 = |x: &str| x.len() == 64 && x.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let hex64 = |x: &str| {
+            x.len() == 64
+                && x.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
         if !hex64(secret) || !hex64(fp) {
             return Err(JoinTokenFormatError);
         }
@@ -35,7 +42,11 @@ impl JoinToken {
 
 impl std::fmt::Display for JoinToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{JOIN_TOKEN_PREFIX}{}_{}", self.secret, self.ca_fingerprint)
+        write!(
+            f,
+            "{JOIN_TOKEN_PREFIX}{}_{}",
+            self.secret, self.ca_fingerprint
+        )
     }
 }
 

@@ -79,7 +79,9 @@ pub enum CoordinatorMessage {
     Snapshot(EdgeConfig),
     Delta(ConfigDelta),
     /// A blob follows as `size` raw bytes after this frame.
-    Blob { size: u64 },
+    Blob {
+        size: u64,
+    },
     Error(WireError),
 }
 
@@ -135,7 +137,10 @@ pub fn encode_frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
 
 /// Like [`encode_frame`] with an explicit version; tests use it to play a
 /// peer from another release.
-pub fn encode_frame_with_version<T: Serialize>(msg: &T, version: u16) -> Result<Vec<u8>, FrameError> {
+pub fn encode_frame_with_version<T: Serialize>(
+    msg: &T,
+    version: u16,
+) -> Result<Vec<u8>, FrameError> {
     let mut out = vec![0u8; HEADER_LEN];
     bincode::serde::encode_into_std_write(msg, &mut out, bincode::config::standard())
         .map_err(|e| FrameError::Decode(e.to_string()))?;
@@ -227,7 +232,10 @@ mod tests {
         ];
         for m in msgs {
             let f = encode_frame(&m).unwrap();
-            assert_eq!(decode_frame::<EdgeRequest>(&f, MAX_CONTROL_FRAME_BYTES).unwrap(), m);
+            assert_eq!(
+                decode_frame::<EdgeRequest>(&f, MAX_CONTROL_FRAME_BYTES).unwrap(),
+                m
+            );
         }
     }
 

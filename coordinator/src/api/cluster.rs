@@ -68,17 +68,28 @@ pub async fn create_join_token(
     ApiJson(body): ApiJson<CreateJoinToken>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     if !protocol::host::is_valid_label(&body.region) {
-        return Err(ApiError::bad_request("invalid_region", "region must be a DNS label such as `fra` or `us-east`"));
+        return Err(ApiError::bad_request(
+            "invalid_region",
+            "region must be a DNS label such as `fra` or `us-east`",
+        ));
     }
     let ttl = body.ttl_seconds.unwrap_or(3600);
     if !(1..=7 * 24 * 3600).contains(&ttl) {
-        return Err(ApiError::bad_request("invalid_ttl", "ttl_seconds must be between 1 and 604800"));
+        return Err(ApiError::bad_request(
+            "invalid_ttl",
+            "ttl_seconds must be between 1 and 604800",
+        ));
     }
     let secret = ids::new_secret();
     let expires_at = now_ms() + ttl * 1000;
     state
         .store
-        .create_join_token(&ids::new_id(12), &ids::token_hash(&secret), &body.region, expires_at)
+        .create_join_token(
+            &ids::new_id(12),
+            &ids::token_hash(&secret),
+            &body.region,
+            expires_at,
+        )
         .await?;
     let token = protocol::token::JoinToken {
         secret,
@@ -87,6 +98,8 @@ pub async fn create_join_token(
     tracing::info!(region = %body.region, "join token created");
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "token": token.to_string(), "region": body.region, "expires_at": expires_at })),
+        Json(
+            json!({ "token": token.to_string(), "region": body.region, "expires_at": expires_at }),
+        ),
     ))
 }

@@ -49,8 +49,14 @@ pub struct Created {
 fn view(state: &AppState, p: &Project, d: Deployment) -> DeploymentView {
     let is_production = p.production_deployment.as_deref() == Some(d.id.as_str());
     DeploymentView {
-        url: state.config.site_url(&state.config.deployment_host(&p.name, &d.id)),
-        production_url: is_production.then(|| state.config.site_url(&state.config.production_host(&p.name))),
+        url: state
+            .config
+            .site_url(&state.config.deployment_host(&p.name, &d.id)),
+        production_url: is_production.then(|| {
+            state
+                .config
+                .site_url(&state.config.production_host(&p.name))
+        }),
         is_production,
         project: p.name.clone(),
         deployment: d,
@@ -59,8 +65,17 @@ fn view(state: &AppState, p: &Project, d: Deployment) -> DeploymentView {
 
 async fn load(state: &AppState, id: &str) -> ApiResult<(Project, Deployment)> {
     let valid = id.len() <= 40 && id.bytes().all(|b| b.is_ascii_alphanumeric());
-    let d = if valid { state.store.deployment(id).await? } else { None };
-    let d = d.ok_or_else(|| ApiError::not_found(format!("deployment {:?}", id.chars().take(40).collect::<String>())))?;
+    let d = if valid {
+        state.store.deployment(id).await?
+    } else {
+        None
+    };
+    let d = d.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "deployment {:?}",
+            id.chars().take(40).collect::<String>()
+        ))
+    })?;
     let p = projects::load(state, &d.project_id).await?;
     Ok((p, d))
 }
@@ -123,7 +138,10 @@ pub async fn missing_blobs(
     ApiJson(body): ApiJson<MissingQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     if body.hashes.len() > state.config.limits.max_files * 3 {
-        return Err(ApiError::bad_request("too_many_hashes", "too many hashes in one request"));
+        return Err(ApiError::bad_request(
+            "too_many_hashes",
+            "too many hashes in one request",
+        ));
     }
     let missing = state.blobs.missing(body.hashes).await?;
     Ok(Json(json!({ "missing": missing })))
@@ -135,15 +153,18 @@ pub async fn upload_blob(
     Path(hash): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<StatusCode> {
-    let hash: BlobHash = hash
-        .parse()
-        .map_err(|e: protocol::hash::HashParseError| ApiError::bad_request("bad_hash", e.to_string()))?;
+    let hash: BlobHash = hash.parse().map_err(|e: protocol::hash::HashParseError| {
+        ApiError::bad_request("bad_hash", e.to_string())
+    })?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
-                format!("blob exceeds the {}-byte limit (limits.max_blob_bytes)", state.config.limits.max_blob_bytes),
+                format!(
+                    "blob exceeds the {}-byte limit (limits.max_blob_bytes)",
+                    state.config.limits.max_blob_bytes
+                ),
             )
         } else {
             ApiError::bad_request("bad_body", e.body_text())
@@ -151,15 +172,21 @@ pub async fn upload_blob(
     })?;
     match state.blobs.put_verified(&hash, body).await {
         Ok(()) => Ok(StatusCode::CREATED),
-        Err(crate::blobs::BlobStoreError::HashMismatch { expected, actual }) => Err(ApiError::bad_request(
-            "hash_mismatch",
-            format!("uploaded bytes hash to {actual}, not {expected}"),
-        )),
+        Err(crate::blobs::BlobStoreError::HashMismatch { expected, actual }) => {
+            Err(ApiError::bad_request(
+                "hash_mismatch",
+                format!("uploaded bytes hash to {actual}, not {expected}"),
+            ))
+        }
         Err(e) => Err(e.into()),
     }
 }
 
-pub async fn finalize(_: Authed, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<DeploymentView>> {
+pub async fn finalize(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeploymentView>> {
     let (p, d) = load(&state, &id).await?;
     if d.status == DeploymentStatus::Uploading {
         let bytes = state
@@ -167,13 +194,17 @@ pub async fn finalize(_: Authed, State(state): State<AppState>, Path(id): Path<S
             .bundle_manifest(&d.bundle_id)
             .await?
             .ok_or_else(|| ApiError::internal("deployment without bundle"))?;
-        let manifest = Manifest::from_canonical_bytes(&bytes, protocol::wire::MAX_FRAME_BYTES).map_err(ApiError::internal)?;
+        let manifest = Manifest::from_canonical_bytes(&bytes, protocol::wire::MAX_FRAME_BYTES)
+            .map_err(ApiError::internal)?;
         let missing = state.blobs.missing(manifest.blobs()).await?;
         if !missing.is_empty() {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "blobs_missing",
-                format!("{} blobs are still missing; upload them first", missing.len()),
+                format!(
+                    "{} blobs are still missing; upload them first",
+                    missing.len()
+                ),
             )
             .with_details(json!({ "missing": missing })));
         }
@@ -190,10 +221,18 @@ pub async fn finalize(_: Authed, State(state): State<AppState>, Path(id): Path<S
     Ok(Json(view(&state, &p, d)))
 }
 
-pub async fn promote(_: Authed, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<DeploymentView>> {
+pub async fn promote(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeploymentView>> {
     let (p, d) = load(&state, &id).await?;
     if d.status != DeploymentStatus::Ready {
-        return Err(ApiError::new(StatusCode::CONFLICT, "not_ready", "only a ready deployment can be promoted"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_ready",
+            "only a ready deployment can be promoted",
+        ));
     }
     state.store.promote(&p.id, &d.id).await?;
     state.hub.refresh().await?;
@@ -202,20 +241,35 @@ pub async fn promote(_: Authed, State(state): State<AppState>, Path(id): Path<St
     Ok(Json(view(&state, &p, d)))
 }
 
-pub async fn rollback(_: Authed, State(state): State<AppState>, Path(project): Path<String>) -> ApiResult<Json<DeploymentView>> {
+pub async fn rollback(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+) -> ApiResult<Json<DeploymentView>> {
     let p = projects::load(&state, &project).await?;
-    let current_id = p
-        .production_deployment
-        .clone()
-        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_production", "the project has no production deployment"))?;
+    let current_id = p.production_deployment.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_production",
+            "the project has no production deployment",
+        )
+    })?;
     let current = state
         .store
         .deployment(&current_id)
         .await?
         .ok_or_else(|| ApiError::internal("production deployment row missing"))?;
-    let previous = state.store.previous_production(&p.id, &current).await?.ok_or_else(|| {
-        ApiError::new(StatusCode::CONFLICT, "no_previous", "there is no earlier production deployment to roll back to")
-    })?;
+    let previous = state
+        .store
+        .previous_production(&p.id, &current)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "no_previous",
+                "there is no earlier production deployment to roll back to",
+            )
+        })?;
     state.store.promote(&p.id, &previous.id).await?;
     state.hub.refresh().await?;
     tracing::info!(project = %p.name, from = %current.id, to = %previous.id, "rolled back");
@@ -223,7 +277,11 @@ pub async fn rollback(_: Authed, State(state): State<AppState>, Path(project): P
     Ok(Json(view(&state, &p, d)))
 }
 
-pub async fn show(_: Authed, State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<DeploymentView>> {
+pub async fn show(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeploymentView>> {
     let (p, d) = load(&state, &id).await?;
     Ok(Json(view(&state, &p, d)))
 }
@@ -242,7 +300,9 @@ pub async fn list(
             let (ts, id) = c
                 .split_once('.')
                 .and_then(|(ts, id)| Some((ts.parse::<i64>().ok()?, id)))
-                .ok_or_else(|| ApiError::bad_request("bad_cursor", "cursor is not one this API returned"))?;
+                .ok_or_else(|| {
+                    ApiError::bad_request("bad_cursor", "cursor is not one this API returned")
+                })?;
             Some((ts, id.to_string()))
         }
     };

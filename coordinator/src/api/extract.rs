@@ -24,14 +24,22 @@ impl FromRequestParts<AppState> for Authed {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing Authorization: Bearer <token> header")
+            })?;
         let value = header
             .to_str()
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .filter(|t| !t.is_empty() && t.len() <= 256)
-            .ok_or_else(|| ApiError::unauthorized("Authorization header must be `Bearer <token>`"))?;
-        match state.store.api_token_by_hash(&token_hash(value.trim())).await? {
+            .ok_or_else(|| {
+                ApiError::unauthorized("Authorization header must be `Bearer <token>`")
+            })?;
+        match state
+            .store
+            .api_token_by_hash(&token_hash(value.trim()))
+            .await?
+        {
             Some(token_id) => Ok(Authed { token_id }),
             None => Err(ApiError::unauthorized("invalid or revoked API token")),
         }
@@ -47,11 +55,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "request body exceeds limits.max_json_bytes",
-            )),
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "request body exceeds limits.max_json_bytes",
+                ))
+            }
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -75,13 +87,18 @@ impl PageQuery {
         match self.limit {
             None => Ok(50),
             Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-            Some(_) => Err(ApiError::bad_request("bad_limit", format!("limit must be between 1 and {MAX_PAGE}"))),
+            Some(_) => Err(ApiError::bad_request(
+                "bad_limit",
+                format!("limit must be between 1 and {MAX_PAGE}"),
+            )),
         }
     }
 
     pub fn cursor(&self) -> Result<Option<&str>, ApiError> {
         match self.cursor.as_deref() {
-            Some(c) if c.len() > 200 => Err(ApiError::bad_request("bad_cursor", "cursor is too long")),
+            Some(c) if c.len() > 200 => {
+                Err(ApiError::bad_request("bad_cursor", "cursor is too long"))
+            }
             other => Ok(other.filter(|c| !c.is_empty())),
         }
     }

@@ -28,7 +28,9 @@ pub struct ProjectView {
 
 pub fn view(state: &AppState, p: Project) -> ProjectView {
     ProjectView {
-        production_url: state.config.site_url(&state.config.production_host(&p.name)),
+        production_url: state
+            .config
+            .site_url(&state.config.production_host(&p.name)),
         project: p,
     }
 }
@@ -62,7 +64,10 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateProject>,
 ) -> ApiResult<(StatusCode, Json<ProjectView>)> {
     validate_name(&body.name)?;
-    let p = state.store.create_project(&crate::ids::new_id(12), &body.name).await?;
+    let p = state
+        .store
+        .create_project(&crate::ids::new_id(12), &body.name)
+        .await?;
     tracing::info!(project = %p.name, "project created");
     Ok((StatusCode::CREATED, Json(view(&state, p))))
 }
@@ -81,7 +86,11 @@ pub async fn list(
     }))
 }
 
-pub async fn show(_: Authed, State(state): State<AppState>, Path(project): Path<String>) -> ApiResult<Json<ProjectView>> {
+pub async fn show(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+) -> ApiResult<Json<ProjectView>> {
     let p = load(&state, &project).await?;
     Ok(Json(view(&state, p)))
 }
@@ -95,7 +104,11 @@ pub struct Alias {
 }
 
 /// The hosts that serve this project right now, from the published config.
-pub async fn aliases(_: Authed, State(state): State<AppState>, Path(project): Path<String>) -> ApiResult<Json<Vec<Alias>>> {
+pub async fn aliases(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Vec<Alias>>> {
     let p = load(&state, &project).await?;
     let cfg = state.hub.current();
     let prod_host = state.config.production_host(&p.name);
@@ -107,7 +120,11 @@ pub async fn aliases(_: Authed, State(state): State<AppState>, Path(project): Pa
             url: state.config.site_url(host),
             host: host.clone(),
             deployment: t.deployment.clone(),
-            kind: if *host == prod_host { "production" } else { "deployment" },
+            kind: if *host == prod_host {
+                "production"
+            } else {
+                "deployment"
+            },
         })
         .collect();
     Ok(Json(out))

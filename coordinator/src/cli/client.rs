@@ -70,7 +70,13 @@ impl Client {
                 message: w.error.message,
             }
             .into()),
-            Err(_) => bail!("HTTP {status} from the coordinator: {}", String::from_utf8_lossy(&body).chars().take(300).collect::<String>()),
+            Err(_) => bail!(
+                "HTTP {status} from the coordinator: {}",
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            ),
         }
     }
 
@@ -78,12 +84,18 @@ impl Client {
         self.send(self.request(Method::GET, path)).await
     }
 
-    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
         self.send(self.request(Method::POST, path).json(body)).await
     }
 
     pub async fn put_bytes(&self, path: &str, body: bytes::Bytes) -> anyhow::Result<()> {
-        let _: serde_json::Value = self.send(self.request(Method::PUT, path).body(body)).await?;
+        let _: serde_json::Value = self
+            .send(self.request(Method::PUT, path).body(body))
+            .await?;
         Ok(())
     }
 }

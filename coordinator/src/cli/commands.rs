@@ -25,7 +25,10 @@ pub async fn projects_list(client: &Client, as_json: bool) -> anyhow::Result<()>
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let q = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+        let q = cursor
+            .as_ref()
+            .map(|c| format!("&cursor={c}"))
+            .unwrap_or_default();
         let page: Value = client.get(&format!("/projects?limit=200{q}")).await?;
         all.extend(page["items"].as_array().cloned().unwrap_or_default());
         match page["next_cursor"].as_str() {
@@ -56,13 +59,19 @@ pub async fn projects_create(client: &Client, name: &str, as_json: bool) -> anyh
     if as_json {
         print_json(&p);
     } else {
-        println!("created project {} ({})", name, p["production_url"].as_str().unwrap_or(""));
+        println!(
+            "created project {} ({})",
+            name,
+            p["production_url"].as_str().unwrap_or("")
+        );
     }
     Ok(())
 }
 
 pub async fn deployments(client: &Client, project: &str, as_json: bool) -> anyhow::Result<()> {
-    let page: Value = client.get(&format!("/projects/{project}/deployments?limit=50")).await?;
+    let page: Value = client
+        .get(&format!("/projects/{project}/deployments?limit=50"))
+        .await?;
     if as_json {
         print_json(&page);
         return Ok(());
@@ -73,7 +82,11 @@ pub async fn deployments(client: &Client, project: &str, as_json: bool) -> anyho
             d["id"].as_str().unwrap_or(""),
             d["status"].as_str().unwrap_or(""),
             d["target"].as_str().unwrap_or(""),
-            if d["is_production"].as_bool() == Some(true) { "prod" } else { "" },
+            if d["is_production"].as_bool() == Some(true) {
+                "prod"
+            } else {
+                ""
+            },
             ago(d["created_at"].as_i64()),
             d["url"].as_str().unwrap_or(""),
         );
@@ -88,19 +101,25 @@ fn print_deployment(action: &str, d: &Value, as_json: bool) {
     }
     println!(
         "{action}: {} now serves deployment {}",
-        d["production_url"].as_str().unwrap_or(d["project"].as_str().unwrap_or("")),
+        d["production_url"]
+            .as_str()
+            .unwrap_or(d["project"].as_str().unwrap_or("")),
         d["id"].as_str().unwrap_or("")
     );
 }
 
 pub async fn promote(client: &Client, deployment: &str, as_json: bool) -> anyhow::Result<()> {
-    let d: Value = client.post(&format!("/deployments/{deployment}/promote"), &json!({})).await?;
+    let d: Value = client
+        .post(&format!("/deployments/{deployment}/promote"), &json!({}))
+        .await?;
     print_deployment("promoted", &d, as_json);
     Ok(())
 }
 
 pub async fn rollback(client: &Client, project: &str, as_json: bool) -> anyhow::Result<()> {
-    let d: Value = client.post(&format!("/projects/{project}/rollback"), &json!({})).await?;
+    let d: Value = client
+        .post(&format!("/projects/{project}/rollback"), &json!({}))
+        .await?;
     print_deployment("rolled back", &d, as_json);
     Ok(())
 }
@@ -116,7 +135,10 @@ pub async fn nodes(client: &Client, as_json: bool) -> anyhow::Result<()> {
         println!("no nodes yet: `coordinator token create-join --region REGION`, then `edge-node join` on the new host");
         return Ok(());
     }
-    println!("{:<12} {:<16} {:<8} {:<16} {:<8} {:<8} LAST CONTACT", "ID", "NAME", "REGION", "STATUS", "CONFIG", "BUNDLES");
+    println!(
+        "{:<12} {:<16} {:<8} {:<16} {:<8} {:<8} LAST CONTACT",
+        "ID", "NAME", "REGION", "STATUS", "CONFIG", "BUNDLES"
+    );
     for n in list {
         println!(
             "{:<12} {:<16} {:<8} {:<16} {:<8} {:<8} {}",
@@ -125,16 +147,29 @@ pub async fn nodes(client: &Client, as_json: bool) -> anyhow::Result<()> {
             n["region"].as_str().unwrap_or(""),
             n["status"].as_str().unwrap_or(""),
             n["config_version"].as_i64().unwrap_or(0),
-            format!("{}/{}", n["bundles_present"].as_i64().unwrap_or(0), n["bundles_present"].as_i64().unwrap_or(0) + n["bundles_pending"].as_i64().unwrap_or(0)),
+            format!(
+                "{}/{}",
+                n["bundles_present"].as_i64().unwrap_or(0),
+                n["bundles_present"].as_i64().unwrap_or(0)
+                    + n["bundles_pending"].as_i64().unwrap_or(0)
+            ),
             ago(n["last_seen"].as_i64()),
         );
     }
     Ok(())
 }
 
-pub async fn create_join_token(client: &Client, region: &str, ttl: i64, as_json: bool) -> anyhow::Result<()> {
+pub async fn create_join_token(
+    client: &Client,
+    region: &str,
+    ttl: i64,
+    as_json: bool,
+) -> anyhow::Result<()> {
     let t: Value = client
-        .post("/join-tokens", &json!({ "region": region, "ttl_seconds": ttl }))
+        .post(
+            "/join-tokens",
+            &json!({ "region": region, "ttl_seconds": ttl }),
+        )
         .await?;
     if as_json {
         print_json(&t);

@@ -18,7 +18,10 @@ pub fn path() -> anyhow::Result<PathBuf> {
         return Ok(PathBuf::from(dir).join("outpost").join("credentials.json"));
     }
     let home = std::env::var_os("HOME").context("neither XDG_CONFIG_HOME nor HOME is set")?;
-    Ok(PathBuf::from(home).join(".config").join("outpost").join("credentials.json"))
+    Ok(PathBuf::from(home)
+        .join(".config")
+        .join("outpost")
+        .join("credentials.json"))
 }
 
 pub fn save(c: &Credentials) -> anyhow::Result<PathBuf> {

@@ -46,7 +46,9 @@ fn walk(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), String::new())];
     while let Some((abs, rel)) = stack.pop() {
-        for entry in std::fs::read_dir(&abs).with_context(|| format!("reading {}", abs.display()))? {
+        for entry in
+            std::fs::read_dir(&abs).with_context(|| format!("reading {}", abs.display()))?
+        {
             let entry = entry?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else {
@@ -55,7 +57,11 @@ fn walk(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
             if name.starts_with('.') && name != ".well-known" {
                 continue;
             }
-            let rel_path = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+            let rel_path = if rel.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel}/{name}")
+            };
             let ft = entry.file_type()?;
             if ft.is_dir() {
                 stack.push((entry.path(), rel_path));
@@ -64,7 +70,10 @@ fn walk(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
                     .with_context(|| format!("cannot deploy {}", entry.path().display()))?;
                 out.push((rel_path, entry.path()));
             } else if ft.is_symlink() {
-                bail!("{} is a symlink; deploy refuses to follow links", entry.path().display());
+                bail!(
+                    "{} is a symlink; deploy refuses to follow links",
+                    entry.path().display()
+                );
             }
         }
     }
@@ -75,7 +84,10 @@ fn walk(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
 fn content_type(path: &str) -> String {
     let mime = mime_guess::from_path(path).first_or_octet_stream();
     let textual = mime.type_() == "text"
-        || matches!(mime.subtype().as_str(), "javascript" | "json" | "xml" | "svg" | "manifest+json");
+        || matches!(
+            mime.subtype().as_str(),
+            "javascript" | "json" | "xml" | "svg" | "manifest+json"
+        );
     if textual {
         format!("{}; charset=utf-8", mime.essence_str())
     } else {
@@ -85,9 +97,18 @@ fn content_type(path: &str) -> String {
 
 fn compressible(ct: &str) -> bool {
     ct.starts_with("text/")
-        || ["javascript", "json", "xml", "svg", "wasm", "font/ttf", "font/otf", "vnd.ms-fontobject"]
-            .iter()
-            .any(|k| ct.contains(k))
+        || [
+            "javascript",
+            "json",
+            "xml",
+            "svg",
+            "wasm",
+            "font/ttf",
+            "font/otf",
+            "vnd.ms-fontobject",
+        ]
+        .iter()
+        .any(|k| ct.contains(k))
 }
 
 fn brotli(data: &[u8]) -> Vec<u8> {
@@ -119,13 +140,22 @@ fn hash_file(rel: &str, abs: &Path) -> anyhow::Result<Hashed> {
         for (enc, bytes) in [(Encoding::Br, brotli(&data)), (Encoding::Gzip, gzip(&data))] {
             if (bytes.len() as f64) < data.len() as f64 * (1.0 - MIN_SAVING) {
                 let h = BlobHash::of(&bytes);
-                entries.push(Variant { encoding: enc, hash: h, size: bytes.len() as u64 });
+                entries.push(Variant {
+                    encoding: enc,
+                    hash: h,
+                    size: bytes.len() as u64,
+                });
                 variants.push((h, Bytes::from(bytes)));
             }
         }
     }
     Ok(Hashed {
-        entry: FileEntry { hash: BlobHash::of(&data), size: data.len() as u64, content_type: ct, variants: entries },
+        entry: FileEntry {
+            hash: BlobHash::of(&data),
+            size: data.len() as u64,
+            content_type: ct,
+            variants: entries,
+        },
         variants,
     })
 }
@@ -139,7 +169,9 @@ pub fn prepare(dir: &Path) -> anyhow::Result<Prepared> {
     if files.is_empty() {
         bail!("{} contains no files to deploy", dir.display());
     }
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let chunk = files.len().div_ceil(workers);
     let results: Vec<anyhow::Result<Vec<(String, PathBuf, Hashed)>>> = std::thread::scope(|s| {
         let handles: Vec<_> = files
@@ -152,7 +184,10 @@ pub fn prepare(dir: &Path) -> anyhow::Result<Prepared> {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("hash worker panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("hash worker panicked"))
+            .collect()
     });
     let mut manifest_files = BTreeMap::new();
     let mut sources = HashMap::new();
@@ -166,7 +201,10 @@ pub fn prepare(dir: &Path) -> anyhow::Result<Prepared> {
             manifest_files.insert(rel, h.entry);
         }
     }
-    Ok(Prepared { manifest: Manifest::new(manifest_files), sources })
+    Ok(Prepared {
+        manifest: Manifest::new(manifest_files),
+        sources,
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -197,9 +235,15 @@ pub async fn deploy(client: &Client, opts: DeployOptions<'_>) -> anyhow::Result<
             }),
         )
         .await?;
-    let id = created["deployment"]["id"].as_str().context("no deployment id in the answer")?.to_string();
+    let id = created["deployment"]["id"]
+        .as_str()
+        .context("no deployment id in the answer")?
+        .to_string();
     let missing: Vec<BlobHash> = serde_json::from_value(created["missing"].clone())?;
-    let total_bytes: u64 = missing.iter().map(|h| prepared.sources.get(h).map_or(0, |s| s.1)).sum();
+    let total_bytes: u64 = missing
+        .iter()
+        .map(|h| prepared.sources.get(h).map_or(0, |s| s.1))
+        .sum();
 
     let bar = if opts.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         indicatif::ProgressBar::hidden()
@@ -207,9 +251,11 @@ pub async fn deploy(client: &Client, opts: DeployOptions<'_>) -> anyhow::Result<
         indicatif::ProgressBar::new(total_bytes)
     };
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} uploading {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-            .unwrap()
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} uploading {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap()
+        .progress_chars("=> "),
     );
     bar.set_message(format!("{} blobs", missing.len()));
     stream::iter(missing.iter())
@@ -217,11 +263,15 @@ pub async fn deploy(client: &Client, opts: DeployOptions<'_>) -> anyhow::Result<
             let bar = bar.clone();
             let sources = &prepared.sources;
             async move {
-                let (src, len) = sources.get(h).context("the coordinator asked for a blob this deploy does not have")?;
+                let (src, len) = sources
+                    .get(h)
+                    .context("the coordinator asked for a blob this deploy does not have")?;
                 let bytes = match src {
                     Source::Memory(b) => b.clone(),
                     Source::File(p) => {
-                        let data = tokio::fs::read(p).await.with_context(|| format!("reading {}", p.display()))?;
+                        let data = tokio::fs::read(p)
+                            .await
+                            .with_context(|| format!("reading {}", p.display()))?;
                         if BlobHash::of(&data) != *h {
                             bail!("{} changed during the deploy; run it again", p.display());
                         }
@@ -238,7 +288,9 @@ pub async fn deploy(client: &Client, opts: DeployOptions<'_>) -> anyhow::Result<
         .await?;
     bar.finish_and_clear();
 
-    let done: serde_json::Value = client.post(&format!("/deployments/{id}/finalize"), &json!({})).await?;
+    let done: serde_json::Value = client
+        .post(&format!("/deployments/{id}/finalize"), &json!({}))
+        .await?;
     Ok(DeployResult {
         project: opts.project.to_string(),
         deployment: id,
@@ -255,10 +307,18 @@ pub async fn deploy(client: &Client, opts: DeployOptions<'_>) -> anyhow::Result<
 
 /// Deploying to a project that does not exist yet creates it.
 async fn ensure_project(client: &Client, project: &str, quiet: bool) -> anyhow::Result<()> {
-    match client.get::<serde_json::Value>(&format!("/projects/{project}")).await {
+    match client
+        .get::<serde_json::Value>(&format!("/projects/{project}"))
+        .await
+    {
         Ok(_) => Ok(()),
-        Err(e) if e.downcast_ref::<ApiFailure>().is_some_and(|f| f.status == 404) => {
-            let _: serde_json::Value = client.post("/projects", &json!({ "name": project })).await?;
+        Err(e)
+            if e.downcast_ref::<ApiFailure>()
+                .is_some_and(|f| f.status == 404) =>
+        {
+            let _: serde_json::Value = client
+                .post("/projects", &json!({ "name": project }))
+                .await?;
             if !quiet {
                 eprintln!("created project {project}");
             }

@@ -39,7 +39,10 @@ fn check_ports(o: &DevOptions) -> anyhow::Result<()> {
             std::net::TcpListener::bind(addr).map(drop)
         };
         if let Err(e) = res {
-            bail!("port {port} on {} is not available ({e}); pick another with {flag}", o.bind);
+            bail!(
+                "port {port} on {} is not available ({e}); pick another with {flag}",
+                o.bind
+            );
         }
     }
     Ok(())
@@ -47,7 +50,8 @@ fn check_ports(o: &DevOptions) -> anyhow::Result<()> {
 
 pub async fn run(o: DevOptions) -> anyhow::Result<()> {
     check_ports(&o)?;
-    std::fs::create_dir_all(&o.data_dir).with_context(|| format!("creating {}", o.data_dir.display()))?;
+    std::fs::create_dir_all(&o.data_dir)
+        .with_context(|| format!("creating {}", o.data_dir.display()))?;
     let data_dir = o.data_dir.canonicalize()?;
     let coord_dir = data_dir.join("coordinator");
     let config = Config {
@@ -73,9 +77,17 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         let secret = ids::new_secret();
         running
             .store
-            .create_join_token(&ids::new_id(12), &ids::token_hash(&secret), "local", crate::store::now_ms() + 60_000)
+            .create_join_token(
+                &ids::new_id(12),
+                &ids::token_hash(&secret),
+                "local",
+                crate::store::now_ms() + 60_000,
+            )
             .await?;
-        let join_token = protocol::token::JoinToken { secret, ca_fingerprint: running.ca_fingerprint.clone() };
+        let join_token = protocol::token::JoinToken {
+            secret,
+            ca_fingerprint: running.ca_fingerprint.clone(),
+        };
         edge_node::enroll::join(edge_node::enroll::JoinOptions {
             coordinator: &running.quic_addr.to_string(),
             token: &join_token.to_string(),
@@ -97,14 +109,24 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
     .context("starting the local edge node")?;
 
     let api_url = format!("http://{}", running.api_addr);
-    let creds_path = credentials::save(&Credentials { url: api_url.clone(), token: token.clone() })?;
+    let creds_path = credentials::save(&Credentials {
+        url: api_url.clone(),
+        token: token.clone(),
+    })?;
     println!("Outpost dev is running.");
     println!("  API:          {api_url}/api/v1");
-    println!("  edge HTTP:    http://{} (sites at http://<project>.localhost:{})", edge.http_addr, edge.http_addr.port());
+    println!(
+        "  edge HTTP:    http://{} (sites at http://<project>.localhost:{})",
+        edge.http_addr,
+        edge.http_addr.port()
+    );
     println!("  edge HTTPS:   https://{}", edge.https_addr);
     println!("  admin token:  {token}");
     println!("  cluster CA:   {}", running.ca_path.display());
-    println!("  edge QUIC:    {} (for `edge-node join`)", running.quic_addr);
+    println!(
+        "  edge QUIC:    {} (for `edge-node join`)",
+        running.quic_addr
+    );
     println!("  credentials:  {}", creds_path.display());
     println!("  data:         {}", data_dir.display());
     println!();

@@ -72,9 +72,15 @@ impl Store {
             // meanwhile and the busy timeout queues writers instead of failing.
             opts = opts.max_connections(4).after_connect(|conn, _| {
                 Box::pin(async move {
-                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout = 5000")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA foreign_keys = ON")
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             });
@@ -83,7 +89,11 @@ impl Store {
         let store = Store { pool, backend };
         match backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&store.pool).await?,
-            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&store.pool).await?,
+            Backend::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&store.pool)
+                    .await?
+            }
         }
         Ok(store)
     }
@@ -105,22 +115,30 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
-    pub async fn create_api_token(&self, id: &str, name: &str, hash: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(name)
-            .bind(hash)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
+    pub async fn create_api_token(
+        &self,
+        id: &str,
+        name: &str,
+        hash: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(hash)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     pub async fn api_token_by_hash(&self, hash: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|r| r.get("id")))
     }
 
@@ -161,7 +179,11 @@ impl Store {
     }
 
     /// Projects by name, `limit` after the name `after`.
-    pub async fn list_projects(&self, after: Option<&str>, limit: i64) -> Result<Vec<Project>, StoreError> {
+    pub async fn list_projects(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Project>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, name, created_at, production_deployment FROM projects \
              WHERE name > $1 ORDER BY name LIMIT $2",
@@ -220,10 +242,12 @@ impl Store {
     }
 
     pub async fn deployment(&self, id: &str) -> Result<Option<Deployment>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {DEPLOYMENT_COLS} FROM deployments WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {DEPLOYMENT_COLS} FROM deployments WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| Deployment::from_row(&r)).transpose()
     }
 
@@ -344,7 +368,13 @@ impl Store {
 
     // ---- join tokens and nodes -------------------------------------------
 
-    pub async fn create_join_token(&self, id: &str, hash: &str, region: &str, expires_at: i64) -> Result<(), StoreError> {
+    pub async fn create_join_token(
+        &self,
+        id: &str,
+        hash: &str,
+        region: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO join_tokens (id, token_hash, region, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -362,10 +392,12 @@ impl Store {
     /// one transaction: two nodes racing with one token cannot both win.
     pub async fn enroll_node(&self, token_hash: &str, node: &Node) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("SELECT region, expires_at, used_at FROM join_tokens WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT region, expires_at, used_at FROM join_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(row) = row else {
             return Err(StoreError::JoinToken(JoinTokenError::Invalid));
         };
@@ -409,10 +441,12 @@ impl Store {
     }
 
     pub async fn node_by_fingerprint(&self, fp: &str) -> Result<Option<Node>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {NODE_COLS} FROM nodes WHERE cert_fingerprint = $1")))
-            .bind(fp)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {NODE_COLS} FROM nodes WHERE cert_fingerprint = $1"
+        )))
+        .bind(fp)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| Node::from_row(&r)).transpose()
     }
 
@@ -435,19 +469,23 @@ impl Store {
     }
 
     pub async fn list_nodes(&self) -> Result<Vec<Node>, StoreError> {
-        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {NODE_COLS} FROM nodes ORDER BY region, name, id")))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {NODE_COLS} FROM nodes ORDER BY region, name, id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(Node::from_row).collect()
     }
 
     // ---- host certificates ------------------------------------------------
 
     pub async fn host_cert(&self, host: &str) -> Result<Option<HostCert>, StoreError> {
-        let row = sqlx::query("SELECT host, chain_pem, key_pem, not_after FROM host_certs WHERE host = $1")
-            .bind(host)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT host, chain_pem, key_pem, not_after FROM host_certs WHERE host = $1",
+        )
+        .bind(host)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| {
             Ok(HostCert {
                 host: r.try_get("host")?,
@@ -464,13 +502,15 @@ impl Store {
             .bind(&c.host)
             .execute(&self.pool)
             .await?;
-        sqlx::query("INSERT INTO host_certs (host, chain_pem, key_pem, not_after) VALUES ($1, $2, $3, $4)")
-            .bind(&c.host)
-            .bind(&c.chain_pem)
-            .bind(&c.key_pem)
-            .bind(c.not_after)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO host_certs (host, chain_pem, key_pem, not_after) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&c.host)
+        .bind(&c.chain_pem)
+        .bind(&c.key_pem)
+        .bind(c.not_after)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }
@@ -520,7 +560,8 @@ impl FromRow for Deployment {
             id: r.try_get("id")?,
             project_id: r.try_get("project_id")?,
             bundle_id: r.try_get("bundle_id")?,
-            status: DeploymentStatus::from_str(&status).map_err(|e| sqlx::Error::Decode(e.into()))?,
+            status: DeploymentStatus::from_str(&status)
+                .map_err(|e| sqlx::Error::Decode(e.into()))?,
             target: Target::from_str(&target).map_err(|e| sqlx::Error::Decode(e.into()))?,
             created_at: r.try_get("created_at")?,
             ready_at: r.try_get("ready_at")?,

@@ -45,7 +45,9 @@ impl Proc {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()));
         let out = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -55,7 +57,11 @@ impl Proc {
                 }
             }
         });
-        Proc { child, lines: rx, log }
+        Proc {
+            child,
+            lines: rx,
+            log,
+        }
     }
 
     /// Waits for a stdout line containing `needle`.
@@ -92,14 +98,20 @@ impl Proc {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "process did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "process did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
 
 fn unsafe_kill(pid: u32, sig: i32) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 impl Drop for Proc {
@@ -117,9 +129,14 @@ pub struct Coordinator {
 }
 
 fn addr_after(line: &str, prefix: &str) -> SocketAddr {
-    let rest = &line[line.find(prefix).unwrap_or_else(|| panic!("{prefix:?} not in {line:?}")) + prefix.len()..];
+    let rest = &line[line
+        .find(prefix)
+        .unwrap_or_else(|| panic!("{prefix:?} not in {line:?}"))
+        + prefix.len()..];
     let end = rest.find(['/', ' ', ',']).unwrap_or(rest.len());
-    rest[..end].parse().unwrap_or_else(|e| panic!("address in {line:?}: {e}"))
+    rest[..end]
+        .parse()
+        .unwrap_or_else(|e| panic!("address in {line:?}: {e}"))
 }
 
 impl Coordinator {
@@ -158,7 +175,13 @@ impl Coordinator {
             Ok(t) => t.trim().to_string(),
             Err(e) => panic!("admin token: {e}"),
         };
-        Coordinator { proc, api, quic, token, dir: dir.to_path_buf() }
+        Coordinator {
+            proc,
+            api,
+            quic,
+            token,
+            dir: dir.to_path_buf(),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -193,7 +216,9 @@ impl Coordinator {
     }
 
     pub fn join_token(&self, region: &str) -> String {
-        self.cli_ok(&["token", "create-join", "--region", region]).trim().to_string()
+        self.cli_ok(&["token", "create-join", "--region", region])
+            .trim()
+            .to_string()
     }
 
     pub fn deploy(&self, site: &Path, project: &str, prod: bool) -> serde_json::Value {
@@ -206,7 +231,11 @@ impl Coordinator {
     }
 
     pub fn api(&self) -> Api {
-        Api { base: format!("{}/api/v1", self.url()), token: self.token.clone(), http: http_client() }
+        Api {
+            base: format!("{}/api/v1", self.url()),
+            token: self.token.clone(),
+            http: http_client(),
+        }
     }
 }
 
@@ -218,7 +247,9 @@ pub struct Api {
 
 impl Api {
     pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token)
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
     }
 }
 
@@ -234,7 +265,12 @@ impl Edge {
         let line = proc.wait_line("serving http://");
         let http = addr_after(&line, "serving http://");
         let https = addr_after(&line, "https://");
-        Edge { proc, http, https, dir: dir.to_path_buf() }
+        Edge {
+            proc,
+            http,
+            https,
+            dir: dir.to_path_buf(),
+        }
     }
 
     pub fn join(coord: &Coordinator, region: &str, dir: &Path) -> Edge {
@@ -242,7 +278,17 @@ impl Edge {
         let quic = coord.quic.to_string();
         let d = dir.display().to_string();
         let args = [
-            "join", &quic, "--token", &token, "--region", region, "--data-dir", &d, "--http", "127.0.0.1:0", "--https",
+            "join",
+            &quic,
+            "--token",
+            &token,
+            "--region",
+            region,
+            "--data-dir",
+            &d,
+            "--http",
+            "127.0.0.1:0",
+            "--https",
             "127.0.0.1:0",
         ];
         std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
@@ -252,7 +298,15 @@ impl Edge {
 
     pub fn run(dir: &Path) -> Edge {
         let d = dir.display().to_string();
-        let args = ["run", "--data-dir", &d, "--http", "127.0.0.1:0", "--https", "127.0.0.1:0"];
+        let args = [
+            "run",
+            "--data-dir",
+            &d,
+            "--http",
+            "127.0.0.1:0",
+            "--https",
+            "127.0.0.1:0",
+        ];
         let n = std::fs::read_dir(dir.parent().unwrap()).unwrap().count();
         let log = dir.with_extension(format!("run{n}.log"));
         Self::wait_serving(Proc::spawn(&edge_bin(), &args, log, &[]), dir)
@@ -291,7 +345,11 @@ where
 /// Writes a small site: index.html with `tag`, plus fixed extra files.
 pub fn write_site(dir: &Path, tag: &str) {
     std::fs::create_dir_all(dir.join("assets")).unwrap();
-    std::fs::write(dir.join("index.html"), format!("<!doctype html><h1>{tag}</h1>")).unwrap();
+    std::fs::write(
+        dir.join("index.html"),
+        format!("<!doctype html><h1>{tag}</h1>"),
+    )
+    .unwrap();
     std::fs::write(dir.join("about.html"), format!("about {tag}")).unwrap();
     std::fs::write(dir.join("404.html"), "custom not found").unwrap();
     std::fs::write(dir.join("assets/app.css"), "body{color:red}".repeat(50)).unwrap();

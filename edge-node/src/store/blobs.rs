@@ -167,7 +167,9 @@ impl BlobStore {
             tokio::fs::create_dir_all(dest.parent().unwrap())
                 .await
                 .map_err(BlobError::Io)?;
-            tokio::fs::rename(&tmp, &dest).await.map_err(BlobError::Io)?;
+            tokio::fs::rename(&tmp, &dest)
+                .await
+                .map_err(BlobError::Io)?;
             Ok(())
         }
         .await;
@@ -319,12 +321,21 @@ mod tests {
             Err(WriteError::Store(BlobError::SizeMismatch { .. }))
         ));
         assert!(!store.contains(&h) && !store.contains(&wrong));
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
 
-        store.write(&h, data.len() as u64, chunks(&data)).await.unwrap();
+        store
+            .write(&h, data.len() as u64, chunks(&data))
+            .await
+            .unwrap();
         assert_eq!(body_bytes(store.open_verified(&h).unwrap()), data);
         assert!(corrupt.try_recv().is_err());
-        assert!(matches!(store.open_verified(&wrong), Err(BlobError::Missing(_))));
+        assert!(matches!(
+            store.open_verified(&wrong),
+            Err(BlobError::Missing(_))
+        ));
         assert_eq!(corrupt.try_recv().unwrap(), wrong);
     }
 
@@ -340,7 +351,10 @@ mod tests {
             let mut bad = data.clone();
             bad[size / 2] ^= 0xff;
             std::fs::write(&path, &bad).unwrap();
-            assert!(matches!(store.open_verified(&h), Err(BlobError::Corrupt(_))));
+            assert!(matches!(
+                store.open_verified(&h),
+                Err(BlobError::Corrupt(_))
+            ));
             assert_eq!(corrupt.try_recv().unwrap(), h);
             assert!(!path.exists(), "corrupt blob must be removed");
         }
