@@ -116,7 +116,7 @@ async fn api_rejects_bad_input_with_typed_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let coord = Coordinator::start(
         &tmp.path().join("coord"),
-        Some("[limits]\nmax_blob_bytes = 1024\n"),
+        Some("[limits]\nmax_blob_bytes = 1024\nmax_json_bytes = 8192\n"),
     );
     let api = coord.api();
     async fn expect(resp: reqwest::Response, status: u16, code: &str) -> Value {

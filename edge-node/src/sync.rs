@@ -74,7 +74,7 @@ impl Syncer {
     pub async fn run(
         self: Arc<Self>,
         mut desired: watch::Receiver<Arc<EdgeConfig>>,
-        mut corrupt: mpsc::UnboundedReceiver<BlobHash>,
+        mut corrupt: mpsc::Receiver<BlobHash>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         loop {

@@ -42,7 +42,7 @@ fn big_body() -> Vec<u8> {
 struct Fixture {
     _dir: tempfile::TempDir,
     blob_root: std::path::PathBuf,
-    corrupt: mpsc::UnboundedReceiver<BlobHash>,
+    corrupt: mpsc::Receiver<BlobHash>,
     http: SocketAddr,
     https: SocketAddr,
     ca: CertificateDer<'static>,

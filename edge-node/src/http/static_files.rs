@@ -337,9 +337,15 @@ async fn send_file(
 /// the whole file). `None` means the node cannot serve it right now; the
 /// store has already queued a corrupt blob for re-fetch.
 async fn open_blob(app: &EdgeHttp, slice: BlobSlice) -> Option<BlobBody> {
-    let blobs = app.blobs.clone();
     let hash = slice.hash;
-    let opened = tokio::task::spawn_blocking(move || blobs.open_verified(&hash)).await;
+    // Verified small blobs sit in memory: no thread hop for the hot path.
+    let opened = match app.blobs.cached(&hash) {
+        Some(bytes) => Ok(Ok(BlobBody::Memory(bytes))),
+        None => {
+            let blobs = app.blobs.clone();
+            tokio::task::spawn_blocking(move || blobs.open_verified(&hash)).await
+        }
+    };
     match opened {
         Ok(Ok(body)) if body.len() == slice.size => Some(body),
         Ok(Ok(body)) => {

@@ -86,19 +86,21 @@ struct Caches {
 pub struct BlobStore {
     root: PathBuf,
     caches: Mutex<Caches>,
-    corrupt: mpsc::UnboundedSender<BlobHash>,
+    // Bounded: a burst of requests for one bad blob must not queue without
+    // limit; dropping a report is fine, the first one already queued a fetch.
+    corrupt: mpsc::Sender<BlobHash>,
 }
 
 impl BlobStore {
     /// Opens (creating) the store under `root`; corrupt blobs found while
     /// serving are announced on the returned receiver.
-    pub fn open(root: &Path) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<BlobHash>), BlobError> {
+    pub fn open(root: &Path) -> Result<(Arc<Self>, mpsc::Receiver<BlobHash>), BlobError> {
         std::fs::create_dir_all(root.join("tmp"))?;
         // Leftovers of a crash mid-write are never valid blobs.
         for e in std::fs::read_dir(root.join("tmp"))? {
             let _ = std::fs::remove_file(e?.path());
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(1024);
         Ok((
             Arc::new(BlobStore {
                 root: root.to_path_buf(),
@@ -179,18 +181,23 @@ impl BlobStore {
         result
     }
 
+    /// A verified small blob from memory, if cached. Never blocks on disk.
+    pub fn cached(&self, hash: &BlobHash) -> Option<Bytes> {
+        self.caches.lock().unwrap().memory.get(hash).cloned()
+    }
+
     /// Opens a blob for serving, verified against its hash. Blocking: call
     /// from `spawn_blocking` or accept the cost for small files.
     pub fn open_verified(&self, hash: &BlobHash) -> Result<BlobBody, BlobError> {
-        if let Some(b) = self.caches.lock().unwrap().memory.get(hash) {
-            return Ok(BlobBody::Memory(b.clone()));
+        if let Some(b) = self.cached(hash) {
+            return Ok(BlobBody::Memory(b));
         }
         let path = self.path_of(hash);
         let mut file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // Someone deleted it under us: fetch it again, like a corrupt one.
-                let _ = self.corrupt.send(*hash);
+                let _ = self.corrupt.try_send(*hash);
                 return Err(BlobError::Missing(*hash));
             }
             Err(e) => return Err(e.into()),
@@ -242,7 +249,7 @@ impl BlobStore {
         tracing::error!(blob = %hash, path = %path.display(), "blob on disk does not match its hash; removing it and fetching it again");
         let _ = std::fs::remove_file(path);
         self.caches.lock().unwrap().verified_files.remove(hash);
-        let _ = self.corrupt.send(*hash);
+        let _ = self.corrupt.try_send(*hash);
         BlobError::Corrupt(*hash)
     }
 }
