@@ -7,6 +7,7 @@
 //! preface or on a whole h1 request header.
 
 mod certs;
+mod coalesce;
 mod negotiate;
 mod pages;
 mod server;

@@ -149,7 +149,7 @@ async fn connection(
     // Responses are written as header then body; without this the body
     // would wait on the header's ACK (Nagle + delayed ACK).
     let _ = tcp.set_nodelay(true);
-    let l4 = L4Stream::from(tcp);
+    let l4 = super::coalesce::Coalesced::new(L4Stream::from(tcp));
     let stream: Stream = match tls {
         None => Box::new(l4),
         Some(acceptor) => {
