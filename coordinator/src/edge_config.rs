@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::{BundleId, CertEntry, EdgeConfig, HostTarget, Manifest};
+use protocol::{BundleId, CertEntry, EdgeConfig, EnvKind, HostTarget, Manifest};
 use tokio::sync::{watch, Mutex};
 
 use crate::ca::ClusterCa;
 use crate::config::Config;
-use crate::store::{HostCert, Store, StoreError};
+use crate::store::{HostCert, Store, StoreError, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeConfigError {
@@ -112,10 +112,16 @@ impl ConfigHub {
                 manifests.insert(d.bundle_id.clone(), m);
             }
             cfg.bundles.insert(bundle, manifests[&d.bundle_id].clone());
+            // A deployment made for production keeps production variables
+            // on its own URL too; previews get preview variables.
             let target = HostTarget {
                 project: d.project.clone(),
                 deployment: d.id.clone(),
                 bundle,
+                env: match d.target {
+                    Target::Production => EnvKind::Production,
+                    Target::Preview => EnvKind::Preview,
+                },
             };
             cfg.hosts
                 .entry(self.config.deployment_host(&d.project, &d.id))
@@ -123,7 +129,8 @@ impl ConfigHub {
         }
         // Production aliases win any clash with a per-deployment name.
         for d in live.iter().filter(|d| d.is_production) {
-            let t = cfg.hosts[&self.config.deployment_host(&d.project, &d.id)].clone();
+            let mut t = cfg.hosts[&self.config.deployment_host(&d.project, &d.id)].clone();
+            t.env = EnvKind::Production;
             cfg.hosts.insert(self.config.production_host(&d.project), t);
         }
         drop(manifests);

@@ -309,6 +309,7 @@ mod tests {
             project: "p".into(),
             deployment: tag.into(),
             bundle: bundle(tag),
+            env: protocol::EnvKind::Production,
         }
     }
 

@@ -19,6 +19,47 @@ pub struct EdgeConfig {
     pub bundles: BTreeMap<BundleId, Manifest>,
     /// Certificate name (`blog.localhost` or `*.localhost`) → chain and key.
     pub certificates: BTreeMap<String, CertEntry>,
+    /// Project name → what its functions may see and do.
+    pub projects: BTreeMap<String, ProjectRuntime>,
+}
+
+/// Which set of variables a host's functions get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvKind {
+    Production,
+    Preview,
+}
+
+/// Per-project function settings. Values may be secrets: `Debug` hides them.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectRuntime {
+    pub production_env: BTreeMap<String, String>,
+    pub preview_env: BTreeMap<String, String>,
+    /// Hosts functions may call (`api.example.com`); empty = no outbound.
+    pub outbound: Vec<String>,
+}
+
+impl ProjectRuntime {
+    pub fn env(&self, kind: EnvKind) -> &BTreeMap<String, String> {
+        match kind {
+            EnvKind::Production => &self.production_env,
+            EnvKind::Preview => &self.preview_env,
+        }
+    }
+}
+
+impl fmt::Debug for ProjectRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProjectRuntime")
+            .field(
+                "production_env",
+                &self.production_env.keys().collect::<Vec<_>>(),
+            )
+            .field("preview_env", &self.preview_env.keys().collect::<Vec<_>>())
+            .field("outbound", &self.outbound)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +67,7 @@ pub struct HostTarget {
     pub project: String,
     pub deployment: String,
     pub bundle: BundleId,
+    pub env: EnvKind,
 }
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +98,8 @@ pub struct ConfigDelta {
     pub bundles_removed: Vec<BundleId>,
     pub certs_set: BTreeMap<String, CertEntry>,
     pub certs_removed: Vec<String>,
+    pub projects_set: BTreeMap<String, ProjectRuntime>,
+    pub projects_removed: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,6 +130,8 @@ impl EdgeConfig {
             bundles_removed: removed(&self.bundles, &newer.bundles),
             certs_set: changed(&self.certificates, &newer.certificates),
             certs_removed: removed(&self.certificates, &newer.certificates),
+            projects_set: changed(&self.projects, &newer.projects),
+            projects_removed: removed(&self.projects, &newer.projects),
         }
     }
 
@@ -121,6 +167,15 @@ impl EdgeConfig {
         }
         next.certificates
             .extend(delta.certs_set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for p in &delta.projects_removed {
+            next.projects.remove(p);
+        }
+        next.projects.extend(
+            delta
+                .projects_set
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         next.check()?;
         *self = next;
         Ok(())
@@ -193,9 +248,17 @@ mod tests {
                     project: "p".into(),
                     deployment: format!("d-{tag}"),
                     bundle: id,
+                    env: EnvKind::Production,
                 },
             );
         }
+        c.projects.insert(
+            "p".into(),
+            ProjectRuntime {
+                production_env: [("KEY".to_string(), format!("secret-{version}"))].into(),
+                ..Default::default()
+            },
+        );
         for name in certs {
             c.certificates.insert(
                 name.to_string(),
@@ -273,6 +336,8 @@ mod tests {
     #[test]
     fn debug_redacts_keys() {
         let c = config(1, &[], &["x.localhost"]);
-        assert!(!format!("{c:?}").contains("secret"));
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("secret"), "{dbg}");
+        assert!(dbg.contains("KEY"));
     }
 }

@@ -5,6 +5,7 @@
 //! and returns a typed error instead of panicking.
 
 pub mod config;
+pub mod functions;
 pub mod hash;
 pub mod host;
 pub mod manifest;
@@ -16,6 +17,7 @@ pub mod wire;
 #[cfg(feature = "io")]
 pub mod frame_io;
 
-pub use config::{CertEntry, ConfigDelta, EdgeConfig, HostTarget};
+pub use config::{CertEntry, ConfigDelta, EdgeConfig, EnvKind, HostTarget, ProjectRuntime};
+pub use functions::FunctionEntry;
 pub use hash::{BlobHash, BundleId};
 pub use manifest::{Encoding, FileEntry, Manifest, ManifestLimits, Variant};

@@ -7,6 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::functions::{
+    validate_route, FunctionEntry, RouteError, MAX_FUNCTIONS, MAX_MEMORY_BYTES, MAX_TIMEOUT_MS,
+};
 use crate::hash::{BlobHash, BundleId};
 use crate::path::{validate_bundle_path, PathError};
 
@@ -19,6 +22,9 @@ pub struct Manifest {
     pub format: u16,
     /// Bundle-relative path (`assets/app.js`) → file.
     pub files: BTreeMap<String, FileEntry>,
+    /// Route pattern (`/api/users/:id`) → wasi:http component.
+    #[serde(default)]
+    pub functions: BTreeMap<String, FunctionEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +98,12 @@ pub enum ManifestError {
     DuplicateVariant { path: String, encoding: Encoding },
     #[error("manifest could not be decoded: {0}")]
     Decode(String),
+    #[error("manifest lists {count} functions; the limit is {MAX_FUNCTIONS}")]
+    TooManyFunctions { count: usize },
+    #[error("bad function route: {0}")]
+    Route(#[from] RouteError),
+    #[error("function {route:?}: timeout must be 1..={MAX_TIMEOUT_MS} ms and memory 1 MiB..={MAX_MEMORY_BYTES} bytes")]
+    FunctionLimits { route: String },
 }
 
 impl Manifest {
@@ -99,6 +111,7 @@ impl Manifest {
         Manifest {
             format: MANIFEST_FORMAT,
             files,
+            functions: BTreeMap::new(),
         }
     }
 
@@ -107,8 +120,32 @@ impl Manifest {
         if self.format != MANIFEST_FORMAT {
             return Err(ManifestError::Format(self.format));
         }
-        if self.files.is_empty() {
+        if self.files.is_empty() && self.functions.is_empty() {
             return Err(ManifestError::Empty);
+        }
+        if self.functions.len() > MAX_FUNCTIONS {
+            return Err(ManifestError::TooManyFunctions {
+                count: self.functions.len(),
+            });
+        }
+        for (route, f) in &self.functions {
+            validate_route(route)?;
+            if f.timeout_ms == 0
+                || f.timeout_ms > MAX_TIMEOUT_MS
+                || f.memory_bytes < 1024 * 1024
+                || f.memory_bytes > MAX_MEMORY_BYTES
+            {
+                return Err(ManifestError::FunctionLimits {
+                    route: route.clone(),
+                });
+            }
+            if f.size > limits.max_file_size {
+                return Err(ManifestError::FileTooLarge {
+                    path: route.clone(),
+                    size: f.size,
+                    limit: limits.max_file_size,
+                });
+            }
         }
         if self.files.len() > limits.max_files {
             return Err(ManifestError::TooManyFiles {
@@ -188,10 +225,7 @@ impl Manifest {
 
     /// Every blob the bundle needs: originals and variants.
     pub fn blobs(&self) -> BTreeSet<BlobHash> {
-        self.files
-            .values()
-            .flat_map(|f| std::iter::once(f.hash).chain(f.variants.iter().map(|v| v.hash)))
-            .collect()
+        self.blob_sizes().into_keys().collect()
     }
 
     /// Size of each distinct blob, for transfer accounting.
@@ -202,6 +236,9 @@ impl Manifest {
             for v in &f.variants {
                 out.insert(v.hash, v.size);
             }
+        }
+        for f in self.functions.values() {
+            out.insert(f.component, f.size);
         }
         out
     }

@@ -329,7 +329,7 @@ impl Store {
     /// whether it is the project's production deployment.
     pub async fn live_deployments(&self) -> Result<Vec<LiveDeployment>, StoreError> {
         let rows = sqlx::query(
-            "SELECT d.id AS id, d.bundle_id AS bundle_id, p.name AS project, \
+            "SELECT d.id AS id, d.bundle_id AS bundle_id, d.target AS target, p.name AS project, \
              p.production_deployment AS production FROM deployments d \
              JOIN projects p ON p.id = d.project_id WHERE d.status = $1",
         )
@@ -340,7 +340,9 @@ impl Store {
             .map(|r| {
                 let id: String = r.try_get("id")?;
                 let production: Option<String> = r.try_get("production")?;
+                let target: String = r.try_get("target")?;
                 Ok(LiveDeployment {
+                    target: Target::from_str(&target).map_err(|e| sqlx::Error::Decode(e.into()))?,
                     is_production: production.as_deref() == Some(id.as_str()),
                     id,
                     bundle_id: r.try_get("bundle_id")?,

@@ -66,6 +66,7 @@ pub struct BundleRow {
 
 pub struct LiveDeployment {
     pub id: String,
+    pub target: Target,
     pub bundle_id: String,
     pub project: String,
     pub is_production: bool,
