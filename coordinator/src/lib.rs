@@ -9,5 +9,6 @@ pub mod config;
 pub mod edge_config;
 pub mod ids;
 pub mod quic;
+pub mod secrets;
 pub mod server;
 pub mod store;

@@ -479,6 +479,178 @@ impl Store {
         rows.iter().map(Node::from_row).collect()
     }
 
+    // ---- environment variables and function settings -------------------
+
+    pub async fn env_vars(&self, project_id: &str) -> Result<Vec<EnvVarRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT env_kind, name, secret, value_plain, value_enc, updated_at FROM env_vars \
+             WHERE project_id = $1 ORDER BY name, env_kind",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let secret: i64 = r.try_get("secret")?;
+                Ok(EnvVarRow {
+                    env_kind: r.try_get("env_kind")?,
+                    name: r.try_get("name")?,
+                    secret: secret != 0,
+                    value_plain: r.try_get("value_plain")?,
+                    value_enc: r.try_get("value_enc")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Sets one variable for one environment and bumps the config version.
+    pub async fn set_env_var(&self, project_id: &str, v: &EnvVarRow) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM env_vars WHERE project_id = $1 AND env_kind = $2 AND name = $3")
+            .bind(project_id)
+            .bind(&v.env_kind)
+            .bind(&v.name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO env_vars (project_id, env_kind, name, secret, value_plain, value_enc, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(project_id)
+        .bind(&v.env_kind)
+        .bind(&v.name)
+        .bind(v.secret as i64)
+        .bind(&v.value_plain)
+        .bind(&v.value_enc)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        let version = bump_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// Removes a variable (from one environment, or all); false if absent.
+    pub async fn delete_env_var(&self, project_id: &str, env_kind: Option<&str>, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let res = match env_kind {
+            Some(k) => {
+                sqlx::query("DELETE FROM env_vars WHERE project_id = $1 AND env_kind = $2 AND name = $3")
+                    .bind(project_id)
+                    .bind(k)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?
+            }
+            None => {
+                sqlx::query("DELETE FROM env_vars WHERE project_id = $1 AND name = $2")
+                    .bind(project_id)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?
+            }
+        };
+        if res.rows_affected() == 0 {
+            return Ok(false);
+        }
+        bump_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn outbound(&self, project_id: &str) -> Result<Vec<String>, StoreError> {
+        let row = sqlx::query("SELECT outbound FROM projects WHERE id = $1")
+            .bind(project_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let text: String = match row {
+            Some(r) => r.try_get("outbound")?,
+            None => return Ok(vec![]),
+        };
+        Ok(serde_json::from_str(&text).unwrap_or_default())
+    }
+
+    pub async fn set_outbound(&self, project_id: &str, hosts: &[String]) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE projects SET outbound = $1 WHERE id = $2")
+            .bind(serde_json::to_string(hosts).expect("strings serialise"))
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+        let version = bump_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// Every project's id and name (for building the edge config).
+    pub async fn project_ids(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT id, name FROM projects ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
+            .collect()
+    }
+
+    // ---- function logs ----------------------------------------------------
+
+    pub async fn insert_function_logs(&self, node_id: &str, rows: &[FunctionLogRow]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO function_logs (project_id, deployment_id, node_id, request_id, ts, stream, line) \
+                 SELECT p.id, $1, $2, $3, $4, $5, $6 FROM projects p WHERE p.name = $7",
+            )
+            .bind(&r.deployment)
+            .bind(node_id)
+            .bind(&r.request_id)
+            .bind(r.ts)
+            .bind(&r.stream)
+            .bind(&r.line)
+            .bind(&r.project)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Oldest first, after `q.after_id`.
+    pub async fn function_logs(&self, project: &Project, q: &LogQuery) -> Result<Vec<FunctionLogRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, deployment_id, node_id, request_id, ts, stream, line FROM function_logs \
+             WHERE project_id = $1 AND id > $2 AND ts >= $3 AND ts <= $4 \
+             AND ($5 = '' OR deployment_id = $6) AND ($7 = '' OR stream = $8) \
+             ORDER BY id LIMIT $9",
+        )
+        .bind(&project.id)
+        .bind(q.after_id)
+        .bind(q.since_ms.unwrap_or(0))
+        .bind(q.until_ms.unwrap_or(i64::MAX))
+        .bind(q.deployment.clone().unwrap_or_default())
+        .bind(q.deployment.clone().unwrap_or_default())
+        .bind(q.stream.clone().unwrap_or_default())
+        .bind(q.stream.clone().unwrap_or_default())
+        .bind(q.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FunctionLogRow {
+                    id: r.try_get("id")?,
+                    project: project.name.clone(),
+                    deployment: r.try_get("deployment_id")?,
+                    node: r.try_get("node_id")?,
+                    request_id: r.try_get("request_id")?,
+                    ts: r.try_get("ts")?,
+                    stream: r.try_get("stream")?,
+                    line: r.try_get("line")?,
+                })
+            })
+            .collect()
+    }
+
     // ---- host certificates ------------------------------------------------
 
     pub async fn host_cert(&self, host: &str) -> Result<Option<HostCert>, StoreError> {

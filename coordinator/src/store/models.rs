@@ -104,3 +104,38 @@ pub struct HostCert {
     pub key_pem: String,
     pub not_after: i64,
 }
+
+/// A stored variable; `value_enc` is set for secrets, `value_plain` otherwise.
+#[derive(Debug, Clone)]
+pub struct EnvVarRow {
+    pub env_kind: String,
+    pub name: String,
+    pub secret: bool,
+    pub value_plain: Option<String>,
+    pub value_enc: Option<Vec<u8>>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct FunctionLogRow {
+    pub id: i64,
+    pub project: String,
+    pub deployment: String,
+    pub node: String,
+    pub request_id: String,
+    pub ts: i64,
+    pub stream: String,
+    pub line: String,
+}
+
+/// Filters for reading function logs.
+#[derive(Debug, Default, Clone)]
+pub struct LogQuery {
+    pub deployment: Option<String>,
+    pub stream: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Only rows with a larger id (the pagination cursor).
+    pub after_id: i64,
+    pub limit: i64,
+}
