@@ -78,6 +78,8 @@ pub struct Config {
     /// e.g. `https://{host}` or `http://{host}:8080`.
     pub public_url: String,
     pub limits: Limits,
+    /// Key for secrets at rest (64 hex); default: `<data_dir>/secret.key`.
+    pub secret_key: Option<String>,
 }
 
 impl Config {

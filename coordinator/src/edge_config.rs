@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::{BundleId, CertEntry, EdgeConfig, EnvKind, HostTarget, Manifest};
+use protocol::{BundleId, CertEntry, EdgeConfig, EnvKind, HostTarget, Manifest, ProjectRuntime};
 use tokio::sync::{watch, Mutex};
 
 use crate::ca::ClusterCa;
 use crate::config::Config;
+use crate::secrets::SecretBox;
 use crate::store::{HostCert, Store, StoreError, Target};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,8 @@ pub enum EdgeConfigError {
     Bundle(String),
     #[error("issuing a host certificate: {0}")]
     Ca(#[from] crate::ca::CaError),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
 }
 
 /// Host certificates are renewed when less than this is left.
@@ -27,6 +30,7 @@ const CERT_RENEW_BEFORE_SECS: i64 = 30 * 24 * 3600;
 
 pub struct ConfigHub {
     store: Store,
+    secrets: Arc<SecretBox>,
     ca: Arc<ClusterCa>,
     config: Arc<Config>,
     tx: watch::Sender<Arc<EdgeConfig>>,
@@ -39,12 +43,14 @@ pub struct ConfigHub {
 impl ConfigHub {
     pub async fn new(
         store: Store,
+        secrets: Arc<SecretBox>,
         ca: Arc<ClusterCa>,
         config: Arc<Config>,
     ) -> Result<Arc<Self>, EdgeConfigError> {
         let (tx, _) = watch::channel(Arc::new(EdgeConfig::default()));
         let hub = Arc::new(ConfigHub {
             store,
+            secrets,
             ca,
             config,
             tx,
@@ -134,6 +140,7 @@ impl ConfigHub {
             cfg.hosts.insert(self.config.production_host(&d.project), t);
         }
         drop(manifests);
+        cfg.projects = self.project_runtimes(&live).await?;
         let wildcard = format!("*.{}", self.config.base_domain);
         let names: Vec<String> = cfg
             .hosts
@@ -153,6 +160,35 @@ impl ConfigHub {
             );
         }
         Ok(cfg)
+    }
+
+    /// Variables (secrets decrypted: edges need the values) and outbound
+    /// lists of every project with something live.
+    async fn project_runtimes(
+        &self,
+        live: &[crate::store::LiveDeployment],
+    ) -> Result<std::collections::BTreeMap<String, ProjectRuntime>, EdgeConfigError> {
+        let mut out = std::collections::BTreeMap::new();
+        for (id, name) in self.store.project_ids().await? {
+            if !live.iter().any(|d| d.project == name) {
+                continue;
+            }
+            let mut rt = ProjectRuntime {
+                outbound: self.store.outbound(&id).await?,
+                ..Default::default()
+            };
+            for v in self.store.env_vars(&id).await? {
+                let value = match (&v.value_plain, &v.value_enc) {
+                    (Some(p), _) => p.clone(),
+                    (None, Some(enc)) => self.secrets.open(enc)?,
+                    (None, None) => continue,
+                };
+                let map = if v.env_kind == "preview" { &mut rt.preview_env } else { &mut rt.production_env };
+                map.insert(v.name, value);
+            }
+            out.insert(name, rt);
+        }
+        Ok(out)
     }
 
     /// The stored certificate for `name`, issued by the cluster CA on first

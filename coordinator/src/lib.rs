@@ -5,6 +5,7 @@ pub mod api;
 pub mod blobs;
 pub mod ca;
 pub mod cli;
+pub mod components;
 pub mod config;
 pub mod edge_config;
 pub mod ids;

@@ -101,6 +101,36 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Manage a project's environment variables and secrets.
+    Env {
+        #[command(subcommand)]
+        action: EnvAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show or set the hosts a project's functions may call (no hosts: no outbound).
+    Outbound {
+        project: String,
+        hosts: Vec<String>,
+        /// Remove every host.
+        #[arg(long)]
+        clear: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Read a project's function logs (stdout/stderr), optionally following.
+    Logs {
+        project: String,
+        #[arg(long)]
+        deployment: Option<String>,
+        /// stdout or stderr.
+        #[arg(long)]
+        stream: Option<String>,
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Save a coordinator URL and token for later commands.
     Login {
         #[arg(long)]
@@ -114,6 +144,29 @@ enum Command {
 enum ProjectsAction {
     List,
     Create { name: String },
+}
+
+#[derive(Subcommand)]
+enum EnvAction {
+    /// Set KEY=VALUE (secrets are encrypted at rest and never shown again).
+    Set {
+        project: String,
+        assignment: String,
+        #[arg(long)]
+        secret: bool,
+        /// production, preview or all.
+        #[arg(long, default_value = "all")]
+        env: String,
+    },
+    /// List variables (secret values hidden).
+    Ls { project: String },
+    /// Remove a variable.
+    Rm {
+        project: String,
+        name: String,
+        #[arg(long, default_value = "all")]
+        env: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -150,6 +203,9 @@ struct ServeArgs {
     /// How users reach edges, {host} standing for the site host [default: https://{host}].
     #[arg(long, env = "OUTPOST_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Key encrypting secret variables at rest, 64 hex characters [default: <data-dir>/secret.key, created on first start].
+    #[arg(long, env = "OUTPOST_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
 }
 
 fn resolve_config(a: ServeArgs) -> anyhow::Result<Config> {
@@ -183,6 +239,7 @@ fn resolve_config(a: ServeArgs) -> anyhow::Result<Config> {
             .or(file.public_url)
             .unwrap_or_else(|| "https://{host}".into()),
         limits: file.limits.unwrap_or_default(),
+        secret_key: a.secret_key,
         data_dir,
     })
 }
@@ -272,6 +329,9 @@ async fn main() -> anyhow::Result<()> {
                 if let Some(p) = &r.production_url {
                     println!("  production: {p}");
                 }
+                for f in &r.functions {
+                    println!("  function:   {f}");
+                }
                 println!("  deployment: {}", r.url);
             }
             Ok(())
@@ -299,6 +359,32 @@ async fn main() -> anyhow::Result<()> {
             action: TokenAction::CreateJoin { region, ttl },
             remote,
         } => cli::commands::create_join_token(&client(&remote)?, &region, ttl, remote.json).await,
+        Command::Env { action, remote } => {
+            let c = client(&remote)?;
+            match action {
+                EnvAction::Set { project, assignment, secret, env } => {
+                    cli::commands::env_set(&c, &project, &assignment, secret, &env).await
+                }
+                EnvAction::Ls { project } => cli::commands::env_list(&c, &project, remote.json).await,
+                EnvAction::Rm { project, name, env } => cli::commands::env_remove(&c, &project, &name, &env).await,
+            }
+        }
+        Command::Outbound { project, hosts, clear, remote } => {
+            cli::commands::outbound(&client(&remote)?, &project, &hosts, clear, remote.json).await
+        }
+        Command::Logs { project, deployment, stream, follow, remote } => {
+            cli::commands::logs(
+                &client(&remote)?,
+                cli::commands::LogsOptions {
+                    project: &project,
+                    deployment: deployment.as_deref(),
+                    stream: stream.as_deref(),
+                    follow,
+                    json: remote.json,
+                },
+            )
+            .await
+        }
         Command::Login { url, token } => {
             let c = credentials::Credentials {
                 url: url.trim_end_matches('/').to_string(),

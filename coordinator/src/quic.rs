@@ -13,7 +13,7 @@ use protocol::frame_io::{read_frame, write_frame};
 use protocol::token::JoinToken;
 use protocol::wire::{
     CoordinatorMessage, EdgeReport, EdgeRequest, ErrorCode, FrameError, JoinRequest, Joined,
-    Subscribe, WireError, ALPN, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION,
+    Subscribe, WireError, ALPN, MAX_CONTROL_FRAME_BYTES, MAX_LOG_BATCH, MAX_LOG_LINE_BYTES, MAX_REQUEST_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use protocol::BlobHash;
 use quinn::{RecvStream, SendStream};
@@ -24,7 +24,7 @@ use crate::blobs::{BlobStore, BlobStoreError};
 use crate::ca::{ClusterCa, COORDINATOR_NAME};
 use crate::edge_config::ConfigHub;
 use crate::ids;
-use crate::store::{JoinTokenError, Node, NodeContact, Store, StoreError};
+use crate::store::{FunctionLogRow, JoinTokenError, Node, NodeContact, Store, StoreError};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -155,7 +155,7 @@ async fn handle_stream(
 ) -> anyhow::Result<()> {
     let req = match tokio::time::timeout(
         REQUEST_TIMEOUT,
-        read_frame::<EdgeRequest, _>(&mut recv, MAX_CONTROL_FRAME_BYTES),
+        read_frame::<EdgeRequest, _>(&mut recv, MAX_REQUEST_FRAME_BYTES),
     )
     .await
     {
@@ -212,6 +212,13 @@ async fn handle_stream(
         }
         (EdgeRequest::Subscribe(s), Some(n)) => subscribe(ctx, n, s, send, recv, shutdown).await,
         (EdgeRequest::GetBlob { hash }, Some(_)) => send_blob(&ctx, hash, send).await,
+        (EdgeRequest::Logs(records), Some(n)) => {
+            let msg = match store_logs(&ctx, &n, records).await {
+                Ok(()) => CoordinatorMessage::Ack,
+                Err(e) => e,
+            };
+            reply(&mut send, &msg).await
+        }
     }
 }
 
@@ -357,6 +364,39 @@ async fn subscribe(
     }
     let _ = send.finish();
     Ok(())
+}
+
+async fn store_logs(ctx: &QuicContext, node: &Node, records: Vec<protocol::wire::LogRecord>) -> Result<(), CoordinatorMessage> {
+    if records.len() > MAX_LOG_BATCH {
+        return Err(wire_error(ErrorCode::BadRequest, format!("at most {MAX_LOG_BATCH} log records per batch")));
+    }
+    let cut = |s: String, max: usize| -> String {
+        if s.len() <= max {
+            return s;
+        }
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s[..end].to_string()
+    };
+    let rows: Vec<FunctionLogRow> = records
+        .into_iter()
+        .map(|r| FunctionLogRow {
+            id: 0,
+            project: cut(r.project, 64),
+            deployment: cut(r.deployment, 64),
+            node: node.id.clone(),
+            request_id: cut(r.request_id, 64),
+            ts: r.ts_ms,
+            stream: if r.stream == "stderr" { "stderr".into() } else { "stdout".into() },
+            line: cut(r.line, MAX_LOG_LINE_BYTES),
+        })
+        .collect();
+    ctx.store.insert_function_logs(&node.id, &rows).await.map_err(|e| {
+        tracing::error!(error = %e, "storing function logs failed");
+        wire_error(ErrorCode::Internal, "storing logs failed")
+    })
 }
 
 async fn send_blob(ctx: &QuicContext, hash: BlobHash, mut send: SendStream) -> anyhow::Result<()> {

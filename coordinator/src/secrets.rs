@@ -71,9 +71,10 @@ impl SecretBox {
             return Err(SecretError::Decrypt);
         }
         let (nonce, ct) = sealed.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("split at NONCE_LEN");
         let plain = self
             .cipher
-            .decrypt(XNonce::from_slice(nonce), ct)
+            .decrypt(&XNonce::from(nonce), ct)
             .map_err(|_| SecretError::Decrypt)?;
         String::from_utf8(plain).map_err(|_| SecretError::Decrypt)
     }

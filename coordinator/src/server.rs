@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::edge_config::ConfigHub;
 use crate::ids;
 use crate::quic::{self, QuicContext};
+use crate::secrets::SecretBox;
 use crate::store::Store;
 
 pub struct Running {
@@ -72,7 +73,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?;
     let new_admin_token = bootstrap_admin_token(&store, &config).await?;
     let blobs = BlobStore::local(&config.data_dir.join("blobs"))?;
-    let hub = ConfigHub::new(store.clone(), ca.clone(), config.clone()).await?;
+    let secrets = Arc::new(match &config.secret_key {
+        Some(hex) => SecretBox::from_hex(hex)?,
+        None => SecretBox::load_or_create(&config.data_dir.join("secret.key"))?,
+    });
+    let hub = ConfigHub::new(store.clone(), secrets.clone(), ca.clone(), config.clone()).await?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let quic_ctx = Arc::new(QuicContext {
@@ -85,6 +90,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let api_addr = api_listener.local_addr()?;
     let quic_addr = endpoint.local_addr()?;
     let state = AppState {
+        secrets,
         store: store.clone(),
         blobs,
         hub: hub.clone(),

@@ -16,6 +16,11 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 /// Control messages (requests, reports) must be much smaller.
 pub const MAX_CONTROL_FRAME_BYTES: usize = 64 * 1024;
+/// The first frame of an edge's stream: a request, at most a log batch.
+pub const MAX_REQUEST_FRAME_BYTES: usize = 1024 * 1024;
+/// Most log records per batch; lines are cut at `MAX_LOG_LINE_BYTES`.
+pub const MAX_LOG_BATCH: usize = 1000;
+pub const MAX_LOG_LINE_BYTES: usize = 4096;
 pub const HEADER_LEN: usize = 6;
 /// The ALPN token of the edge ↔ coordinator QUIC protocol.
 pub const ALPN: &[u8] = b"outpost/1";
@@ -42,6 +47,19 @@ pub enum EdgeRequest {
     Subscribe(Subscribe),
     /// Ask for one blob's bytes.
     GetBlob { hash: BlobHash },
+    /// Function stdout/stderr lines, shipped in batches; answered with `Ack`.
+    Logs(Vec<LogRecord>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRecord {
+    pub ts_ms: i64,
+    pub project: String,
+    pub deployment: String,
+    pub request_id: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    pub line: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +100,8 @@ pub enum CoordinatorMessage {
     Blob {
         size: u64,
     },
+    /// The request was processed (log batches).
+    Ack,
     Error(WireError),
 }
 

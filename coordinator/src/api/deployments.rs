@@ -208,6 +208,7 @@ pub async fn finalize(
             )
             .with_details(json!({ "missing": missing })));
         }
+        check_functions(&state, &manifest).await?;
         state.store.mark_ready(&d.id).await?;
         if d.target == Target::Production {
             state.store.promote(&p.id, &d.id).await?;
@@ -219,6 +220,24 @@ pub async fn finalize(
     }
     let (p, d) = load(&state, &id).await?;
     Ok(Json(view(&state, &p, d)))
+}
+
+/// Every function must be a wasi:http component; a bad one is refused
+/// here, before any edge sees it.
+async fn check_functions(state: &AppState, manifest: &Manifest) -> ApiResult<()> {
+    use futures::TryStreamExt;
+    for (route, f) in &manifest.functions {
+        let (_, stream) = state.blobs.get(&f.component).await?;
+        let bytes: Vec<bytes::Bytes> = stream.try_collect().await?;
+        let bytes = bytes.concat();
+        let checked = tokio::task::spawn_blocking(move || crate::components::validate_http_component(&bytes))
+            .await
+            .map_err(ApiError::internal)?;
+        if let Err(e) = checked {
+            return Err(ApiError::bad_request("invalid_function", format!("function {route}: {e}")));
+        }
+    }
+    Ok(())
 }
 
 pub async fn promote(

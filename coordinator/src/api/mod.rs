@@ -2,8 +2,10 @@
 
 mod cluster;
 mod deployments;
+mod env;
 pub mod error;
 mod extract;
+mod logs;
 mod projects;
 
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use crate::store::Store;
 
 #[derive(Clone)]
 pub struct AppState {
+    pub secrets: Arc<crate::secrets::SecretBox>,
     pub store: Store,
     pub blobs: BlobStore,
     pub hub: Arc<ConfigHub>,
@@ -36,6 +39,10 @@ pub fn router(state: AppState) -> Router {
         .route("/projects/{project}", get(projects::show))
         .route("/projects/{project}/aliases", get(projects::aliases))
         .route("/projects/{project}/rollback", post(deployments::rollback))
+        .route("/projects/{project}/env", get(env::list))
+        .route("/projects/{project}/env/{name}", put(env::set).delete(env::delete))
+        .route("/projects/{project}/outbound", get(env::get_outbound).put(env::set_outbound))
+        .route("/projects/{project}/logs", get(logs::list))
         .route(
             "/projects/{project}/deployments",
             get(deployments::list).post(deployments::create),

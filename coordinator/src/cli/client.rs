@@ -92,6 +92,15 @@ impl Client {
         self.send(self.request(Method::POST, path).json(body)).await
     }
 
+    pub async fn put_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+        self.send(self.request(Method::PUT, path).json(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
+        let _: serde_json::Value = self.send(self.request(Method::DELETE, path)).await?;
+        Ok(())
+    }
+
     pub async fn put_bytes(&self, path: &str, body: bytes::Bytes) -> anyhow::Result<()> {
         let _: serde_json::Value = self
             .send(self.request(Method::PUT, path).body(body))

@@ -181,3 +181,123 @@ pub async fn create_join_token(
     }
     Ok(())
 }
+
+pub async fn env_set(client: &Client, project: &str, assignment: &str, secret: bool, env: &str) -> anyhow::Result<()> {
+    let (name, value) = assignment
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("expected KEY=VALUE"))?;
+    let _: Value = client
+        .put_json(
+            &format!("/projects/{project}/env/{name}"),
+            &json!({ "value": value, "secret": secret, "env": env }),
+        )
+        .await?;
+    println!("set {name} ({}{env})", if secret { "secret, " } else { "" });
+    Ok(())
+}
+
+pub async fn env_list(client: &Client, project: &str, as_json: bool) -> anyhow::Result<()> {
+    let vars: Value = client.get(&format!("/projects/{project}/env")).await?;
+    if as_json {
+        print_json(&vars);
+        return Ok(());
+    }
+    for v in vars.as_array().cloned().unwrap_or_default() {
+        let value = if v["secret"].as_bool() == Some(true) {
+            "•••••• (secret)".to_string()
+        } else {
+            v["value"].as_str().unwrap_or("").to_string()
+        };
+        println!("{:<11} {:<32} {}", v["env"].as_str().unwrap_or(""), v["name"].as_str().unwrap_or(""), value);
+    }
+    Ok(())
+}
+
+pub async fn env_remove(client: &Client, project: &str, name: &str, env: &str) -> anyhow::Result<()> {
+    client.delete(&format!("/projects/{project}/env/{name}?env={env}")).await?;
+    println!("removed {name} ({env})");
+    Ok(())
+}
+
+pub async fn outbound(client: &Client, project: &str, hosts: &[String], clear: bool, as_json: bool) -> anyhow::Result<()> {
+    let path = format!("/projects/{project}/outbound");
+    let v: Value = if clear || !hosts.is_empty() {
+        client.put_json(&path, &json!({ "hosts": hosts })).await?
+    } else {
+        client.get(&path).await?
+    };
+    if as_json {
+        print_json(&v);
+    } else if v["hosts"].as_array().is_none_or(|h| h.is_empty()) {
+        println!("{project}: functions may not make outbound requests");
+    } else {
+        for h in v["hosts"].as_array().unwrap() {
+            println!("{}", h.as_str().unwrap_or(""));
+        }
+    }
+    Ok(())
+}
+
+pub struct LogsOptions<'a> {
+    pub project: &'a str,
+    pub deployment: Option<&'a str>,
+    pub stream: Option<&'a str>,
+    pub follow: bool,
+    pub json: bool,
+}
+
+/// Prints function logs; with `follow`, keeps polling with the cursor.
+pub async fn logs(client: &Client, o: LogsOptions<'_>) -> anyhow::Result<()> {
+    let mut cursor = String::new();
+    loop {
+        let mut q = format!("/projects/{}/logs?limit=500&cursor={cursor}", o.project);
+        if let Some(d) = o.deployment {
+            q.push_str(&format!("&deployment={d}"));
+        }
+        if let Some(s) = o.stream {
+            q.push_str(&format!("&stream={s}"));
+        }
+        let page: Value = client.get(&q).await?;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        for l in &items {
+            if o.json {
+                println!("{l}");
+            } else {
+                let ts = l["ts"].as_i64().unwrap_or(0);
+                println!(
+                    "{} {} {} {} {}",
+                    httpdate_ms(ts),
+                    l["deployment"].as_str().unwrap_or(""),
+                    l["request_id"].as_str().unwrap_or(""),
+                    l["stream"].as_str().unwrap_or(""),
+                    l["line"].as_str().unwrap_or("")
+                );
+            }
+        }
+        cursor = page["next_cursor"].as_str().unwrap_or("").to_string();
+        if items.len() == 500 {
+            continue;
+        }
+        if !o.follow {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+fn httpdate_ms(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
-use protocol::{BlobHash, Encoding, FileEntry, Manifest, Variant};
+use protocol::{BlobHash, Encoding, FileEntry, FunctionEntry, Manifest, Variant};
 use serde::Serialize;
 use serde_json::json;
 
@@ -165,14 +165,22 @@ pub fn prepare(dir: &Path) -> anyhow::Result<Prepared> {
     if !dir.is_dir() {
         bail!("{} is not a directory", dir.display());
     }
-    let files = walk(dir)?;
-    if files.is_empty() {
+    let all = walk(dir)?;
+    if all.is_empty() {
         bail!("{} contains no files to deploy", dir.display());
     }
+    let names: Vec<String> = all.iter().map(|(rel, _)| rel.clone()).collect();
+    let specs = super::site_config::functions(dir, &names)?;
+    // Components and the site config are not static files: serving them
+    // would publish the server code.
+    let (components, files): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .filter(|(rel, _)| rel != super::site_config::FILE_NAME)
+        .partition(|(rel, _)| specs.values().any(|s| &s.component == rel));
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    let chunk = files.len().div_ceil(workers);
+    let chunk = files.len().div_ceil(workers).max(1);
     let results: Vec<anyhow::Result<Vec<(String, PathBuf, Hashed)>>> = std::thread::scope(|s| {
         let handles: Vec<_> = files
             .chunks(chunk)
@@ -201,15 +209,30 @@ pub fn prepare(dir: &Path) -> anyhow::Result<Prepared> {
             manifest_files.insert(rel, h.entry);
         }
     }
-    Ok(Prepared {
-        manifest: Manifest::new(manifest_files),
-        sources,
-    })
+    let mut manifest = Manifest::new(manifest_files);
+    for (rel, abs) in &components {
+        let data = std::fs::read(abs).with_context(|| format!("reading {}", abs.display()))?;
+        let hash = BlobHash::of(&data);
+        sources.insert(hash, (Source::File(abs.clone()), data.len() as u64));
+        for (route, spec) in specs.iter().filter(|(_, s)| &s.component == rel) {
+            manifest.functions.insert(
+                route.clone(),
+                FunctionEntry {
+                    component: hash,
+                    size: data.len() as u64,
+                    timeout_ms: spec.timeout_ms,
+                    memory_bytes: spec.memory_bytes,
+                },
+            );
+        }
+    }
+    Ok(Prepared { manifest, sources })
 }
 
 #[derive(Debug, Serialize)]
 pub struct DeployResult {
     pub project: String,
+    pub functions: Vec<String>,
     pub deployment: String,
     pub bundle: String,
     pub url: String,
@@ -292,6 +315,7 @@ pub async fn deploy(client: &Client, opts: DeployOptions<'_>) -> anyhow::Result<
         .post(&format!("/deployments/{id}/finalize"), &json!({}))
         .await?;
     Ok(DeployResult {
+        functions: prepared.manifest.functions.keys().cloned().collect(),
         project: opts.project.to_string(),
         deployment: id,
         bundle: done["bundle_id"].as_str().unwrap_or_default().to_string(),

@@ -5,3 +5,4 @@ pub mod commands;
 pub mod credentials;
 pub mod deploy;
 pub mod dev;
+pub mod site_config;
