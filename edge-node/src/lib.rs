@@ -6,6 +6,7 @@ pub mod fsutil;
 pub mod http;
 pub mod identity;
 pub mod link;
+pub mod logship;
 pub mod node;
 pub mod state;
 pub mod store;

@@ -13,6 +13,10 @@ pub struct Site {
     pub deployment: String,
     pub bundle: BundleId,
     pub manifest: Arc<Manifest>,
+    /// The variables this host's functions see (its project's, for the
+    /// host's environment kind) and the hosts they may call.
+    pub env: Arc<BTreeMap<String, String>>,
+    pub outbound: Arc<Vec<String>>,
 }
 
 #[derive(Default)]

@@ -240,6 +240,7 @@ impl Syncer {
                     m
                 }
             };
+            let runtime = config.projects.get(&t.project);
             hosts.insert(
                 host.clone(),
                 Arc::new(Site {
@@ -247,6 +248,8 @@ impl Syncer {
                     deployment: t.deployment.clone(),
                     bundle: t.bundle,
                     manifest,
+                    env: Arc::new(runtime.map(|r| r.env(t.env).clone()).unwrap_or_default()),
+                    outbound: Arc::new(runtime.map(|r| r.outbound.clone()).unwrap_or_default()),
                 }),
             );
         }
