@@ -185,6 +185,8 @@ impl Fixture {
                 deployment: format!("dpl-{name}"),
                 bundle: manifest.bundle_id(),
                 manifest: Arc::new(manifest),
+                env: Arc::default(),
+                outbound: Arc::default(),
             })
         };
         let (ca, blog_key) = certificates();
