@@ -31,7 +31,8 @@ pub fn validate_http_component(bytes: &[u8]) -> Result<(), ComponentError> {
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentExportSection(reader) if depth == 1 => {
                 for export in reader {
-                    let export = export.map_err(|e| ComponentError::Invalid(e.message().to_string()))?;
+                    let export =
+                        export.map_err(|e| ComponentError::Invalid(e.message().to_string()))?;
                     exports.push(export.name.name.to_string());
                 }
             }
@@ -44,7 +45,11 @@ pub fn validate_http_component(bytes: &[u8]) -> Result<(), ComponentError> {
     if exports.iter().any(|e| e.starts_with(HANDLER_INTERFACE)) {
         Ok(())
     } else {
-        Err(ComponentError::NoHandler(if exports.is_empty() { "none".into() } else { exports.join(", ") }))
+        Err(ComponentError::NoHandler(if exports.is_empty() {
+            "none".into()
+        } else {
+            exports.join(", ")
+        }))
     }
 }
 
@@ -54,13 +59,25 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_an_http_component() {
-        assert!(matches!(validate_http_component(b""), Err(ComponentError::Invalid(_))));
-        assert!(matches!(validate_http_component(b"hello world"), Err(ComponentError::Invalid(_))));
+        assert!(matches!(
+            validate_http_component(b""),
+            Err(ComponentError::Invalid(_))
+        ));
+        assert!(matches!(
+            validate_http_component(b"hello world"),
+            Err(ComponentError::Invalid(_))
+        ));
         // The smallest valid core module.
         let core = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
-        assert_eq!(validate_http_component(&core), Err(ComponentError::NotComponent));
+        assert_eq!(
+            validate_http_component(&core),
+            Err(ComponentError::NotComponent)
+        );
         // The smallest valid component: valid, but exports nothing.
         let empty_component = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
-        assert!(matches!(validate_http_component(&empty_component), Err(ComponentError::NoHandler(_))));
+        assert!(matches!(
+            validate_http_component(&empty_component),
+            Err(ComponentError::NoHandler(_))
+        ));
     }
 }

@@ -183,7 +183,11 @@ impl ConfigHub {
                     (None, Some(enc)) => self.secrets.open(enc)?,
                     (None, None) => continue,
                 };
-                let map = if v.env_kind == "preview" { &mut rt.preview_env } else { &mut rt.production_env };
+                let map = if v.env_kind == "preview" {
+                    &mut rt.preview_env
+                } else {
+                    &mut rt.production_env
+                };
                 map.insert(v.name, value);
             }
             out.insert(name, rt);

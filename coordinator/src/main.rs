@@ -362,17 +362,33 @@ async fn main() -> anyhow::Result<()> {
         Command::Env { action, remote } => {
             let c = client(&remote)?;
             match action {
-                EnvAction::Set { project, assignment, secret, env } => {
-                    cli::commands::env_set(&c, &project, &assignment, secret, &env).await
+                EnvAction::Set {
+                    project,
+                    assignment,
+                    secret,
+                    env,
+                } => cli::commands::env_set(&c, &project, &assignment, secret, &env).await,
+                EnvAction::Ls { project } => {
+                    cli::commands::env_list(&c, &project, remote.json).await
                 }
-                EnvAction::Ls { project } => cli::commands::env_list(&c, &project, remote.json).await,
-                EnvAction::Rm { project, name, env } => cli::commands::env_remove(&c, &project, &name, &env).await,
+                EnvAction::Rm { project, name, env } => {
+                    cli::commands::env_remove(&c, &project, &name, &env).await
+                }
             }
         }
-        Command::Outbound { project, hosts, clear, remote } => {
-            cli::commands::outbound(&client(&remote)?, &project, &hosts, clear, remote.json).await
-        }
-        Command::Logs { project, deployment, stream, follow, remote } => {
+        Command::Outbound {
+            project,
+            hosts,
+            clear,
+            remote,
+        } => cli::commands::outbound(&client(&remote)?, &project, &hosts, clear, remote.json).await,
+        Command::Logs {
+            project,
+            deployment,
+            stream,
+            follow,
+            remote,
+        } => {
             cli::commands::logs(
                 &client(&remote)?,
                 cli::commands::LogsOptions {

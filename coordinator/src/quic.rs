@@ -13,7 +13,8 @@ use protocol::frame_io::{read_frame, write_frame};
 use protocol::token::JoinToken;
 use protocol::wire::{
     CoordinatorMessage, EdgeReport, EdgeRequest, ErrorCode, FrameError, JoinRequest, Joined,
-    Subscribe, WireError, ALPN, MAX_CONTROL_FRAME_BYTES, MAX_LOG_BATCH, MAX_LOG_LINE_BYTES, MAX_REQUEST_FRAME_BYTES, PROTOCOL_VERSION,
+    Subscribe, WireError, ALPN, MAX_CONTROL_FRAME_BYTES, MAX_LOG_BATCH, MAX_LOG_LINE_BYTES,
+    MAX_REQUEST_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use protocol::BlobHash;
 use quinn::{RecvStream, SendStream};
@@ -366,9 +367,16 @@ async fn subscribe(
     Ok(())
 }
 
-async fn store_logs(ctx: &QuicContext, node: &Node, records: Vec<protocol::wire::LogRecord>) -> Result<(), CoordinatorMessage> {
+async fn store_logs(
+    ctx: &QuicContext,
+    node: &Node,
+    records: Vec<protocol::wire::LogRecord>,
+) -> Result<(), CoordinatorMessage> {
     if records.len() > MAX_LOG_BATCH {
-        return Err(wire_error(ErrorCode::BadRequest, format!("at most {MAX_LOG_BATCH} log records per batch")));
+        return Err(wire_error(
+            ErrorCode::BadRequest,
+            format!("at most {MAX_LOG_BATCH} log records per batch"),
+        ));
     }
     let cut = |s: String, max: usize| -> String {
         if s.len() <= max {
@@ -389,14 +397,21 @@ async fn store_logs(ctx: &QuicContext, node: &Node, records: Vec<protocol::wire:
             node: node.id.clone(),
             request_id: cut(r.request_id, 64),
             ts: r.ts_ms,
-            stream: if r.stream == "stderr" { "stderr".into() } else { "stdout".into() },
+            stream: if r.stream == "stderr" {
+                "stderr".into()
+            } else {
+                "stdout".into()
+            },
             line: cut(r.line, MAX_LOG_LINE_BYTES),
         })
         .collect();
-    ctx.store.insert_function_logs(&node.id, &rows).await.map_err(|e| {
-        tracing::error!(error = %e, "storing function logs failed");
-        wire_error(ErrorCode::Internal, "storing logs failed")
-    })
+    ctx.store
+        .insert_function_logs(&node.id, &rows)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "storing function logs failed");
+            wire_error(ErrorCode::Internal, "storing logs failed")
+        })
 }
 
 async fn send_blob(ctx: &QuicContext, hash: BlobHash, mut send: SendStream) -> anyhow::Result<()> {

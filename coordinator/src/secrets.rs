@@ -29,9 +29,12 @@ pub struct SecretBox {
 impl SecretBox {
     /// From 64 hex characters.
     pub fn from_hex(hex_key: &str) -> Result<Self, SecretError> {
-        let bytes = hex::decode(hex_key.trim()).map_err(|e| SecretError::Key(format!("not hex: {e}")))?;
+        let bytes =
+            hex::decode(hex_key.trim()).map_err(|e| SecretError::Key(format!("not hex: {e}")))?;
         if bytes.len() != 32 {
-            return Err(SecretError::Key("must be 32 bytes (64 hex characters)".into()));
+            return Err(SecretError::Key(
+                "must be 32 bytes (64 hex characters)".into(),
+            ));
         }
         Ok(SecretBox {
             cipher: XChaCha20Poly1305::new_from_slice(&bytes).expect("32-byte key"),
@@ -103,7 +106,9 @@ mod tests {
         for bad_key in ["", "zz", &"11".repeat(31)] {
             assert!(SecretBox::from_hex(bad_key).is_err());
         }
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
         assert_eq!(mode & 0o777, 0o600);
     }
 }

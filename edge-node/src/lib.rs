@@ -3,6 +3,7 @@
 
 pub mod enroll;
 pub mod fsutil;
+pub mod functions;
 pub mod http;
 pub mod identity;
 pub mod link;

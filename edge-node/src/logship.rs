@@ -10,16 +10,19 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use protocol::frame_io::{read_frame, write_frame};
 use protocol::wire::{
-    CoordinatorMessage, EdgeRequest, LogRecord, MAX_CONTROL_FRAME_BYTES, MAX_LOG_BATCH, MAX_REQUEST_FRAME_BYTES,
+    CoordinatorMessage, EdgeRequest, LogRecord, MAX_CONTROL_FRAME_BYTES, MAX_LOG_BATCH,
+    MAX_REQUEST_FRAME_BYTES,
 };
 use tokio::sync::{mpsc, watch};
+
+use crate::functions::{FunctionLog, LogStream};
 
 /// Lines kept while the coordinator cannot take them.
 pub const BUFFER_LINES: usize = 20_000;
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 pub async fn run(
-    mut lines: mpsc::Receiver<LogRecord>,
+    mut lines: mpsc::Receiver<FunctionLog>,
     conn: watch::Receiver<Option<quinn::Connection>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -30,6 +33,7 @@ pub async fn run(
         tokio::select! {
             line = lines.recv() => match line {
                 Some(l) => {
+                    let l = record(l);
                     if buffer.len() == BUFFER_LINES {
                         buffer.pop_front();
                         dropped += 1;
@@ -50,7 +54,10 @@ pub async fn run(
             }
         }
         if dropped > 0 {
-            tracing::warn!(dropped, "function log buffer was full; oldest lines dropped");
+            tracing::warn!(
+                dropped,
+                "function log buffer was full; oldest lines dropped"
+            );
             dropped = 0;
         }
         if let Err(e) = flush(&mut buffer, &conn).await {
@@ -59,7 +66,24 @@ pub async fn run(
     }
 }
 
-async fn flush(buffer: &mut VecDeque<LogRecord>, conn: &watch::Receiver<Option<quinn::Connection>>) -> anyhow::Result<()> {
+fn record(l: FunctionLog) -> LogRecord {
+    LogRecord {
+        ts_ms: l.ts_ms as i64,
+        project: l.project,
+        deployment: l.deployment,
+        request_id: l.request_id,
+        stream: match l.stream {
+            LogStream::Stdout => "stdout".into(),
+            LogStream::Stderr => "stderr".into(),
+        },
+        line: l.line,
+    }
+}
+
+async fn flush(
+    buffer: &mut VecDeque<LogRecord>,
+    conn: &watch::Receiver<Option<quinn::Connection>>,
+) -> anyhow::Result<()> {
     while !buffer.is_empty() {
         let Some(c) = conn.borrow().clone() else {
             bail!("no coordinator connection");

@@ -48,6 +48,10 @@ enum Command {
         /// Enrol and exit instead of running.
         #[arg(long)]
         no_run: bool,
+        /// Let functions reach loopback and private addresses (still only
+        /// hosts on their project's outbound list).
+        #[arg(long)]
+        allow_private_outbound: bool,
     },
     /// Run an enrolled node with its saved identity.
     Run {
@@ -63,6 +67,10 @@ enum Command {
         /// HTTPS listen address (default: the one saved at join).
         #[arg(long)]
         https: Option<SocketAddr>,
+        /// Let functions reach loopback and private addresses (still only
+        /// hosts on their project's outbound list).
+        #[arg(long)]
+        allow_private_outbound: bool,
     },
 }
 
@@ -94,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let (data_dir, http, https) = match cli.command {
+    let (data_dir, http, https, allow_private_outbound) = match cli.command {
         Command::Join {
             coordinator,
             token,
@@ -104,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
             http,
             https,
             no_run,
+            allow_private_outbound,
         } => {
             let name = name.unwrap_or_else(default_name);
             let id = enroll::join(enroll::JoinOptions {
@@ -124,12 +133,13 @@ async fn main() -> anyhow::Result<()> {
             if no_run {
                 return Ok(());
             }
-            (data_dir, None, None)
+            (data_dir, None, None, allow_private_outbound)
         }
         Command::Run {
             data_dir,
             http,
             https,
+            allow_private_outbound,
         } => {
             if !Identity::exists(&data_dir) {
                 anyhow::bail!(
@@ -137,13 +147,14 @@ async fn main() -> anyhow::Result<()> {
                     data_dir.display()
                 );
             }
-            (data_dir, http, https)
+            (data_dir, http, https, allow_private_outbound)
         }
     };
     let running = node::start(node::RunOptions {
         data_dir,
         http_addr: http,
         https_addr: https,
+        allow_private_outbound,
     })
     .await
     .context("starting the edge node")?;

@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::functions::{FunctionRuntime, RuntimeConfig};
 use crate::http::{self, EdgeHttp};
 use crate::identity::Identity;
 use crate::link::Link;
@@ -23,6 +24,9 @@ pub struct RunOptions {
     /// :80 / :443.
     pub http_addr: Option<SocketAddr>,
     pub https_addr: Option<SocketAddr>,
+    /// Let functions reach loopback/private addresses (hosts must still be
+    /// on their project's outbound list).
+    pub allow_private_outbound: bool,
 }
 
 pub struct RunningNode {
@@ -92,12 +96,19 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     let (desired_tx, desired_rx) = watch::channel(Arc::new(index.config()?));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
+    let (fn_log_tx, fn_log_rx) = tokio::sync::mpsc::channel(4096);
+    let mut runtime_config = RuntimeConfig::new(&opts.data_dir);
+    runtime_config.allow_private_outbound = opts.allow_private_outbound;
+    let functions = Arc::new(
+        FunctionRuntime::new(runtime_config, fn_log_tx).context("starting the function runtime")?,
+    );
     let syncer = Arc::new(Syncer {
         index: index.clone(),
         blobs: blobs.clone(),
         state: state.clone(),
-        conn: conn_rx,
+        conn: conn_rx.clone(),
         status: status_tx,
+        functions: Some(functions.clone()),
     });
     // Serve the last known state before talking to anyone.
     syncer.restore()?;
@@ -111,7 +122,12 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         "edge node serving"
     );
 
-    let app = EdgeHttp::new(state.clone(), blobs.clone());
+    let app = EdgeHttp::with_functions(
+        state.clone(),
+        blobs.clone(),
+        crate::http::Limits::default(),
+        functions,
+    );
     let mut tasks = Vec::new();
     let (a, s) = (app.clone(), shutdown_rx.clone());
     tasks.push(tokio::spawn(async move {
@@ -128,6 +144,11 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     tasks.push(tokio::spawn(syncer.run(
         desired_rx,
         corrupt,
+        shutdown_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::logship::run(
+        fn_log_rx,
+        conn_rx,
         shutdown_rx.clone(),
     )));
     let link = Link {

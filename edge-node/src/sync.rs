@@ -38,6 +38,9 @@ pub struct Syncer {
     /// The live coordinator connection, when there is one.
     pub conn: watch::Receiver<Option<quinn::Connection>>,
     pub status: watch::Sender<SyncStatus>,
+    /// Compiles a bundle's functions before its hosts switch, so the first
+    /// request after a deploy does not pay for compilation.
+    pub functions: Option<Arc<crate::functions::FunctionRuntime>>,
 }
 
 /// Which bundle each host serves next: the desired one when it is
@@ -124,6 +127,7 @@ impl Syncer {
                 .with_context(|| format!("config lacks bundle {bundle}"))?;
             match self.fetch_bundle(manifest).await {
                 Ok(()) => {
+                    self.prepare_functions(manifest).await;
                     self.index.mark_complete(bundle, manifest)?;
                     tracing::info!(bundle = %bundle.short(), files = manifest.files.len(), "bundle complete");
                     // Switch what is ready now rather than after every bundle.
@@ -134,6 +138,18 @@ impl Syncer {
         }
         self.activate(config)?;
         result
+    }
+
+    async fn prepare_functions(&self, manifest: &Manifest) {
+        let Some(rt) = &self.functions else { return };
+        let components: BTreeSet<BlobHash> =
+            manifest.functions.values().map(|f| f.component).collect();
+        for c in components {
+            if let Err(e) = rt.prepare(&self.blobs, c).await {
+                // The request path reports it again; the switch goes on.
+                tracing::warn!(component = %c.short(), error = %format!("{e:#}"), "function failed to compile");
+            }
+        }
     }
 
     async fn fetch_bundle(&self, manifest: &Manifest) -> anyhow::Result<()> {

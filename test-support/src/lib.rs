@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 /// The fixtures every caller can rely on.
 pub const FIXTURES: &[&str] = &[
     "hello", "echo", "headers", "env", "panic", "loop", "memhog", "slow", "outbound", "logs",
+    "count",
 ];
 
 const TARGET: &str = "wasm32-wasip2";
@@ -63,10 +64,17 @@ fn build() -> PathBuf {
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--release", "--locked", "--target", TARGET, "--manifest-path"])
-        .arg(&manifest)
-        .env("CARGO_TARGET_DIR", &target)
-        .current_dir(root.join("fixtures/wasm"));
+    cmd.args([
+        "build",
+        "--release",
+        "--locked",
+        "--target",
+        TARGET,
+        "--manifest-path",
+    ])
+    .arg(&manifest)
+    .env("CARGO_TARGET_DIR", &target)
+    .current_dir(root.join("fixtures/wasm"));
     // Host-side settings of the outer build must not leak into the wasm one.
     for var in [
         "RUSTFLAGS",

@@ -230,11 +230,15 @@ async fn check_functions(state: &AppState, manifest: &Manifest) -> ApiResult<()>
         let (_, stream) = state.blobs.get(&f.component).await?;
         let bytes: Vec<bytes::Bytes> = stream.try_collect().await?;
         let bytes = bytes.concat();
-        let checked = tokio::task::spawn_blocking(move || crate::components::validate_http_component(&bytes))
-            .await
-            .map_err(ApiError::internal)?;
+        let checked =
+            tokio::task::spawn_blocking(move || crate::components::validate_http_component(&bytes))
+                .await
+                .map_err(ApiError::internal)?;
         if let Err(e) = checked {
-            return Err(ApiError::bad_request("invalid_function", format!("function {route}: {e}")));
+            return Err(ApiError::bad_request(
+                "invalid_function",
+                format!("function {route}: {e}"),
+            ));
         }
     }
     Ok(())

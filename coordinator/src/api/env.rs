@@ -39,11 +39,18 @@ fn kinds(env: &str) -> ApiResult<Vec<&'static str>> {
         "production" => Ok(vec!["production"]),
         "preview" => Ok(vec!["preview"]),
         "all" => Ok(vec!["production", "preview"]),
-        _ => Err(ApiError::bad_request("invalid_env", "env must be production, preview or all")),
+        _ => Err(ApiError::bad_request(
+            "invalid_env",
+            "env must be production, preview or all",
+        )),
     }
 }
 
-pub async fn list(_: Authed, State(state): State<AppState>, Path(project): Path<String>) -> ApiResult<Json<Vec<EnvVarView>>> {
+pub async fn list(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Vec<EnvVarView>>> {
     let p = projects::load(&state, &project).await?;
     let vars = state.store.env_vars(&p.id).await?;
     Ok(Json(
@@ -81,16 +88,26 @@ pub async fn set(
 ) -> ApiResult<Json<serde_json::Value>> {
     let p = projects::load(&state, &project).await?;
     if !valid_name(&name) {
-        return Err(ApiError::bad_request("invalid_name", "variable names are [A-Za-z_][A-Za-z0-9_]*, at most 128 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "variable names are [A-Za-z_][A-Za-z0-9_]*, at most 128 characters",
+        ));
     }
     if body.value.len() > MAX_VALUE_BYTES {
-        return Err(ApiError::bad_request("value_too_large", format!("values are at most {MAX_VALUE_BYTES} bytes")));
+        return Err(ApiError::bad_request(
+            "value_too_large",
+            format!("values are at most {MAX_VALUE_BYTES} bytes"),
+        ));
     }
     let kinds = kinds(&body.env)?;
     let existing = state.store.env_vars(&p.id).await?;
-    let distinct: std::collections::BTreeSet<&str> = existing.iter().map(|v| v.name.as_str()).collect();
+    let distinct: std::collections::BTreeSet<&str> =
+        existing.iter().map(|v| v.name.as_str()).collect();
     if !distinct.contains(name.as_str()) && distinct.len() >= MAX_VARS {
-        return Err(ApiError::bad_request("too_many_vars", format!("a project has at most {MAX_VARS} variables")));
+        return Err(ApiError::bad_request(
+            "too_many_vars",
+            format!("a project has at most {MAX_VARS} variables"),
+        ));
     }
     for kind in &kinds {
         let row = EnvVarRow {
@@ -106,7 +123,9 @@ pub async fn set(
     state.hub.refresh().await?;
     // The name and kind are logged; the value never is.
     tracing::info!(project = %p.name, %name, env = %body.env, secret = body.secret, "variable set");
-    Ok(Json(json!({ "name": name, "env": kinds, "secret": body.secret })))
+    Ok(Json(
+        json!({ "name": name, "env": kinds, "secret": body.secret }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -139,7 +158,11 @@ pub struct Outbound {
     pub hosts: Vec<String>,
 }
 
-pub async fn get_outbound(_: Authed, State(state): State<AppState>, Path(project): Path<String>) -> ApiResult<Json<Outbound>> {
+pub async fn get_outbound(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Outbound>> {
     let p = projects::load(&state, &project).await?;
     Ok(Json(Outbound {
         hosts: state.store.outbound(&p.id).await?,
@@ -154,7 +177,10 @@ pub async fn set_outbound(
 ) -> ApiResult<Json<Outbound>> {
     let p = projects::load(&state, &project).await?;
     if body.hosts.len() > MAX_OUTBOUND_HOSTS {
-        return Err(ApiError::bad_request("too_many_hosts", format!("at most {MAX_OUTBOUND_HOSTS} hosts")));
+        return Err(ApiError::bad_request(
+            "too_many_hosts",
+            format!("at most {MAX_OUTBOUND_HOSTS} hosts"),
+        ));
     }
     let mut hosts = Vec::new();
     for h in &body.hosts {
@@ -174,7 +200,15 @@ pub async fn set_outbound(
 mod tests {
     #[test]
     fn names() {
-        for (n, ok) in [("API_KEY", true), ("_x1", true), ("a", true), ("1A", false), ("A-B", false), ("", false), ("Ä", false)] {
+        for (n, ok) in [
+            ("API_KEY", true),
+            ("_x1", true),
+            ("a", true),
+            ("1A", false),
+            ("A-B", false),
+            ("", false),
+            ("Ä", false),
+        ] {
             assert_eq!(super::valid_name(n), ok, "{n}");
         }
     }

@@ -41,23 +41,30 @@ pub async fn list(
     let p = projects::load(&state, &project).await?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_PAGE * 5).contains(&limit) {
-        return Err(ApiError::bad_request("bad_limit", format!("limit must be between 1 and {}", MAX_PAGE * 5)));
+        return Err(ApiError::bad_request(
+            "bad_limit",
+            format!("limit must be between 1 and {}", MAX_PAGE * 5),
+        ));
     }
     let after_id = match q.cursor.as_deref() {
         None | Some("") => 0,
-        Some(c) => c
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| ApiError::bad_request("bad_cursor", "cursor is not one this API returned"))?,
+        Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::bad_request("bad_cursor", "cursor is not one this API returned")
+        })?,
     };
     if let Some(s) = q.stream.as_deref() {
         if s != "stdout" && s != "stderr" {
-            return Err(ApiError::bad_request("bad_stream", "stream must be stdout or stderr"));
+            return Err(ApiError::bad_request(
+                "bad_stream",
+                "stream must be stdout or stderr",
+            ));
         }
     }
     if q.deployment.as_ref().is_some_and(|d| d.len() > 64) {
-        return Err(ApiError::bad_request("bad_deployment", "deployment id is too long"));
+        return Err(ApiError::bad_request(
+            "bad_deployment",
+            "deployment id is too long",
+        ));
     }
     let items = state
         .store

@@ -40,8 +40,14 @@ pub fn router(state: AppState) -> Router {
         .route("/projects/{project}/aliases", get(projects::aliases))
         .route("/projects/{project}/rollback", post(deployments::rollback))
         .route("/projects/{project}/env", get(env::list))
-        .route("/projects/{project}/env/{name}", put(env::set).delete(env::delete))
-        .route("/projects/{project}/outbound", get(env::get_outbound).put(env::set_outbound))
+        .route(
+            "/projects/{project}/env/{name}",
+            put(env::set).delete(env::delete),
+        )
+        .route(
+            "/projects/{project}/outbound",
+            get(env::get_outbound).put(env::set_outbound),
+        )
         .route("/projects/{project}/logs", get(logs::list))
         .route(
             "/projects/{project}/deployments",

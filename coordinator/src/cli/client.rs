@@ -92,7 +92,11 @@ impl Client {
         self.send(self.request(Method::POST, path).json(body)).await
     }
 
-    pub async fn put_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+    pub async fn put_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
         self.send(self.request(Method::PUT, path).json(body)).await
     }
 

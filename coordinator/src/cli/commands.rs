@@ -182,7 +182,13 @@ pub async fn create_join_token(
     Ok(())
 }
 
-pub async fn env_set(client: &Client, project: &str, assignment: &str, secret: bool, env: &str) -> anyhow::Result<()> {
+pub async fn env_set(
+    client: &Client,
+    project: &str,
+    assignment: &str,
+    secret: bool,
+    env: &str,
+) -> anyhow::Result<()> {
     let (name, value) = assignment
         .split_once('=')
         .ok_or_else(|| anyhow::anyhow!("expected KEY=VALUE"))?;
@@ -208,18 +214,36 @@ pub async fn env_list(client: &Client, project: &str, as_json: bool) -> anyhow::
         } else {
             v["value"].as_str().unwrap_or("").to_string()
         };
-        println!("{:<11} {:<32} {}", v["env"].as_str().unwrap_or(""), v["name"].as_str().unwrap_or(""), value);
+        println!(
+            "{:<11} {:<32} {}",
+            v["env"].as_str().unwrap_or(""),
+            v["name"].as_str().unwrap_or(""),
+            value
+        );
     }
     Ok(())
 }
 
-pub async fn env_remove(client: &Client, project: &str, name: &str, env: &str) -> anyhow::Result<()> {
-    client.delete(&format!("/projects/{project}/env/{name}?env={env}")).await?;
+pub async fn env_remove(
+    client: &Client,
+    project: &str,
+    name: &str,
+    env: &str,
+) -> anyhow::Result<()> {
+    client
+        .delete(&format!("/projects/{project}/env/{name}?env={env}"))
+        .await?;
     println!("removed {name} ({env})");
     Ok(())
 }
 
-pub async fn outbound(client: &Client, project: &str, hosts: &[String], clear: bool, as_json: bool) -> anyhow::Result<()> {
+pub async fn outbound(
+    client: &Client,
+    project: &str,
+    hosts: &[String],
+    clear: bool,
+    as_json: bool,
+) -> anyhow::Result<()> {
     let path = format!("/projects/{project}/outbound");
     let v: Value = if clear || !hosts.is_empty() {
         client.put_json(&path, &json!({ "hosts": hosts })).await?
@@ -289,7 +313,8 @@ pub async fn logs(client: &Client, o: LogsOptions<'_>) -> anyhow::Result<()> {
 }
 
 fn httpdate_ms(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         t.year(),

@@ -105,6 +105,7 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         data_dir: edge_dir,
         http_addr: Some(SocketAddr::new(o.bind, o.http_port)),
         https_addr: Some(SocketAddr::new(o.bind, o.https_port)),
+        allow_private_outbound: false,
     })
     .await
     .context("starting the local edge node")?;

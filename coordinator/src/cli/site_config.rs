@@ -45,7 +45,8 @@ pub struct FunctionSpec {
 }
 
 fn parse_timeout(s: &str) -> anyhow::Result<u32> {
-    let d = humantime::parse_duration(s).with_context(|| format!("timeout {s:?} (e.g. \"10s\", \"500ms\")"))?;
+    let d = humantime::parse_duration(s)
+        .with_context(|| format!("timeout {s:?} (e.g. \"10s\", \"500ms\")"))?;
     u32::try_from(d.as_millis()).context("timeout too large")
 }
 
@@ -79,28 +80,40 @@ pub fn functions(dir: &Path, files: &[String]) -> anyhow::Result<BTreeMap<String
     if !path.exists() {
         return Ok(out);
     }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     if text.len() > 256 * 1024 {
         bail!("{} is larger than 256 KiB", path.display());
     }
-    let cfg: SiteConfig = toml::from_str(&text).with_context(|| format!("{} is invalid", path.display()))?;
+    let cfg: SiteConfig =
+        toml::from_str(&text).with_context(|| format!("{} is invalid", path.display()))?;
     for f in cfg.functions {
         validate_route(&f.route).with_context(|| format!("{FILE_NAME}: function route"))?;
         let component = f.component.trim_start_matches("./").to_string();
         if !files.contains(&component) {
-            bail!("{FILE_NAME}: function {} names {:?}, which is not in the folder", f.route, f.component);
+            bail!(
+                "{FILE_NAME}: function {} names {:?}, which is not in the folder",
+                f.route,
+                f.component
+            );
         }
         if !component.ends_with(".wasm") {
-            bail!("{FILE_NAME}: function {} component must be a .wasm file", f.route);
+            bail!(
+                "{FILE_NAME}: function {} component must be a .wasm file",
+                f.route
+            );
         }
         let spec = FunctionSpec {
             component,
             timeout_ms: match &f.timeout {
-                Some(t) => parse_timeout(t).with_context(|| format!("{FILE_NAME}: function {}", f.route))?,
+                Some(t) => parse_timeout(t)
+                    .with_context(|| format!("{FILE_NAME}: function {}", f.route))?,
                 None => DEFAULT_TIMEOUT_MS,
             },
             memory_bytes: match &f.memory {
-                Some(m) => parse_memory(m).with_context(|| format!("{FILE_NAME}: function {}", f.route))?,
+                Some(m) => {
+                    parse_memory(m).with_context(|| format!("{FILE_NAME}: function {}", f.route))?
+                }
                 None => DEFAULT_MEMORY_BYTES,
             },
         };
@@ -120,9 +133,17 @@ mod tests {
     #[test]
     fn convention_and_config() {
         let dir = tempfile::tempdir().unwrap();
-        let list = files(&["index.html", "api/hello.wasm", "api/nested/x.wasm", "fn/users.wasm"]);
+        let list = files(&[
+            "index.html",
+            "api/hello.wasm",
+            "api/nested/x.wasm",
+            "fn/users.wasm",
+        ]);
         let got = functions(dir.path(), &list).unwrap();
-        assert_eq!(got.keys().collect::<Vec<_>>(), ["/api/hello", "/api/hello/*"]);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            ["/api/hello", "/api/hello/*"]
+        );
 
         std::fs::write(
             dir.path().join(FILE_NAME),
@@ -132,7 +153,11 @@ mod tests {
         let got = functions(dir.path(), &list).unwrap();
         assert_eq!(
             got["/api/users/:id"],
-            FunctionSpec { component: "fn/users.wasm".into(), timeout_ms: 2000, memory_bytes: 64 * 1024 * 1024 }
+            FunctionSpec {
+                component: "fn/users.wasm".into(),
+                timeout_ms: 2000,
+                memory_bytes: 64 * 1024 * 1024
+            }
         );
     }
 

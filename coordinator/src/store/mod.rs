@@ -532,25 +532,31 @@ impl Store {
     }
 
     /// Removes a variable (from one environment, or all); false if absent.
-    pub async fn delete_env_var(&self, project_id: &str, env_kind: Option<&str>, name: &str) -> Result<bool, StoreError> {
+    pub async fn delete_env_var(
+        &self,
+        project_id: &str,
+        env_kind: Option<&str>,
+        name: &str,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let res = match env_kind {
-            Some(k) => {
-                sqlx::query("DELETE FROM env_vars WHERE project_id = $1 AND env_kind = $2 AND name = $3")
-                    .bind(project_id)
-                    .bind(k)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?
-            }
-            None => {
-                sqlx::query("DELETE FROM env_vars WHERE project_id = $1 AND name = $2")
-                    .bind(project_id)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?
-            }
-        };
+        let res =
+            match env_kind {
+                Some(k) => sqlx::query(
+                    "DELETE FROM env_vars WHERE project_id = $1 AND env_kind = $2 AND name = $3",
+                )
+                .bind(project_id)
+                .bind(k)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?,
+                None => {
+                    sqlx::query("DELETE FROM env_vars WHERE project_id = $1 AND name = $2")
+                        .bind(project_id)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?
+                }
+            };
         if res.rows_affected() == 0 {
             return Ok(false);
         }
@@ -571,7 +577,11 @@ impl Store {
         Ok(serde_json::from_str(&text).unwrap_or_default())
     }
 
-    pub async fn set_outbound(&self, project_id: &str, hosts: &[String]) -> Result<i64, StoreError> {
+    pub async fn set_outbound(
+        &self,
+        project_id: &str,
+        hosts: &[String],
+    ) -> Result<i64, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE projects SET outbound = $1 WHERE id = $2")
             .bind(serde_json::to_string(hosts).expect("strings serialise"))
@@ -595,7 +605,11 @@ impl Store {
 
     // ---- function logs ----------------------------------------------------
 
-    pub async fn insert_function_logs(&self, node_id: &str, rows: &[FunctionLogRow]) -> Result<(), StoreError> {
+    pub async fn insert_function_logs(
+        &self,
+        node_id: &str,
+        rows: &[FunctionLogRow],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for r in rows {
             sqlx::query(
@@ -617,7 +631,11 @@ impl Store {
     }
 
     /// Oldest first, after `q.after_id`.
-    pub async fn function_logs(&self, project: &Project, q: &LogQuery) -> Result<Vec<FunctionLogRow>, StoreError> {
+    pub async fn function_logs(
+        &self,
+        project: &Project,
+        q: &LogQuery,
+    ) -> Result<Vec<FunctionLogRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, deployment_id, node_id, request_id, ts, stream, line FROM function_logs \
              WHERE project_id = $1 AND id > $2 AND ts >= $3 AND ts <= $4 \

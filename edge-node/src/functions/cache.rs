@@ -44,7 +44,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.{:016x}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("artefact"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("artefact"),
         rand::random::<u64>()
     ));
     let result = (|| {
@@ -88,10 +90,7 @@ mod tests {
         assert_ne!(t1, t2);
         assert_eq!(t1.len(), 32);
         let p = artefact_path(dir, &a, &t1);
-        assert_eq!(
-            p,
-            dir.join(format!("{}-{t1}.cwasm", a.to_hex())),
-        );
+        assert_eq!(p, dir.join(format!("{}-{t1}.cwasm", a.to_hex())),);
         assert_ne!(p, artefact_path(dir, &b, &t1));
         assert_ne!(p, artefact_path(dir, &a, &t2));
     }

@@ -35,6 +35,22 @@ pub struct FunctionLog {
     pub line: String,
 }
 
+impl From<FunctionLog> for protocol::wire::LogRecord {
+    fn from(l: FunctionLog) -> Self {
+        protocol::wire::LogRecord {
+            ts_ms: i64::try_from(l.ts_ms).unwrap_or(i64::MAX),
+            project: l.project,
+            deployment: l.deployment,
+            request_id: l.request_id,
+            stream: match l.stream {
+                LogStream::Stdout => "stdout".into(),
+                LogStream::Stderr => "stderr".into(),
+            },
+            line: l.line,
+        }
+    }
+}
+
 /// Appended to a line cut at the length limit.
 pub const TRUNCATED_MARK: &str = " …[truncated]";
 
@@ -128,6 +144,11 @@ impl RequestLogMeta {
         self.send(stream, line);
     }
 
+    /// A line from the platform about this request (outside the budget).
+    pub fn note(&self, line: String) {
+        self.send(LogStream::Stderr, line);
+    }
+
     fn send(&self, stream: LogStream, line: String) {
         let record = FunctionLog {
             ts_ms: now_ms(),
@@ -198,7 +219,10 @@ impl LogSink {
     }
 
     fn write(&self, bytes: &[u8]) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(bytes);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write(bytes);
     }
 }
 
@@ -284,7 +308,11 @@ mod tests {
             (80, vec!["\n\n"], vec!["".into(), "".into()]),
             (80, vec![], vec![]),
             (4, vec!["abcdefgh\nxy\n"], vec![t("abcd"), "xy".into()]),
-            (4, vec!["ab", "cdef", "gh\nxy"], vec![t("abcd"), "xy".into()]),
+            (
+                4,
+                vec!["ab", "cdef", "gh\nxy"],
+                vec![t("abcd"), "xy".into()],
+            ),
             (4, vec!["abcd\n"], vec!["abcd".into()]),
             (4, vec!["abcde"], vec![t("abcd")]),
             (80, vec!["caf\u{e9}\n"], vec!["café".into()]),
@@ -321,7 +349,10 @@ mod tests {
         assert_eq!(dropped.load(Ordering::Relaxed), 1);
         assert_eq!(meta.over_budget.load(Ordering::Relaxed), 2);
         let first = rx.try_recv().unwrap();
-        assert_eq!((first.stream, first.line.as_str()), (LogStream::Stdout, "1"));
+        assert_eq!(
+            (first.stream, first.line.as_str()),
+            (LogStream::Stdout, "1")
+        );
         assert_eq!(first.request_id, "r");
         assert_eq!(rx.try_recv().unwrap().line, "2");
         assert_eq!(rx.try_recv().unwrap().line, "e1");

@@ -103,7 +103,8 @@ impl FunctionCounters {
             Outcome::Ok => {}
         }
         c.invocations += 1;
-        c.latency.saturating_record(elapsed.as_micros().max(1) as u64);
+        c.latency
+            .saturating_record(elapsed.as_micros().max(1) as u64);
     }
 
     pub fn snapshot(&self, project: &str, route: &str, component: BlobHash) -> FunctionMetrics {
@@ -248,9 +249,6 @@ mod tests {
 
     #[test]
     fn empty_summary_is_zero() {
-        assert_eq!(
-            LatencySummary::of(&histogram()),
-            LatencySummary::default()
-        );
+        assert_eq!(LatencySummary::of(&histogram()), LatencySummary::default());
     }
 }

@@ -6,6 +6,7 @@
 //! goes to a checked address: there is no second lookup an attacker's DNS
 //! could answer differently (no rebinding gap).
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,12 +88,7 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
         return Some(v4);
     }
     let s = v6.segments();
-    let tail = Ipv4Addr::new(
-        (s[6] >> 8) as u8,
-        s[6] as u8,
-        (s[7] >> 8) as u8,
-        s[7] as u8,
-    );
+    let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     if s[..6] == [0, 0, 0, 0, 0, 0] && !v6.is_loopback() && !v6.is_unspecified() {
         return Some(tail);
     }
@@ -103,7 +99,10 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
 }
 
 /// Of the resolved addresses, those the function may connect to.
-pub fn permitted(addrs: impl IntoIterator<Item = SocketAddr>, allow_private: bool) -> Vec<SocketAddr> {
+pub fn permitted(
+    addrs: impl IntoIterator<Item = SocketAddr>,
+    allow_private: bool,
+) -> Vec<SocketAddr> {
     addrs
         .into_iter()
         .filter(|a| allow_private || !is_restricted(a.ip()))
@@ -147,7 +146,10 @@ async fn send(
     let authority = uri.authority().ok_or(Error::HttpRequestUriInvalid)?;
     let host = authority.host();
     if !host_allowed(&policy.allowed, host) {
-        tracing::debug!(host, "outbound request to a host not on the allow-list refused");
+        tracing::debug!(
+            host,
+            "outbound request to a host not on the allow-list refused"
+        );
         return Err(Error::HttpRequestDenied);
     }
     let tls = match uri.scheme_str() {
@@ -365,10 +367,15 @@ mod tests {
 
     #[test]
     fn only_checked_addresses_are_dialled() {
-        let addrs: Vec<SocketAddr> = ["127.0.0.1:80", "8.8.8.8:80", "[::1]:80", "[2606:4700::1]:80"]
-            .iter()
-            .map(|a| a.parse().unwrap())
-            .collect();
+        let addrs: Vec<SocketAddr> = [
+            "127.0.0.1:80",
+            "8.8.8.8:80",
+            "[::1]:80",
+            "[2606:4700::1]:80",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
         let public = permitted(addrs.clone(), false);
         assert_eq!(
             public,

@@ -16,6 +16,7 @@ mod static_files;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::functions::FunctionRuntime;
 use crate::state::ServingState;
 use crate::store::BlobStore;
 
@@ -54,12 +55,13 @@ impl Default for Limits {
     }
 }
 
-/// What every connection handler shares: the routing snapshot source and the
-/// blob store.
+/// What every connection handler shares: the routing snapshot source, the
+/// blob store and, when the node runs functions, their runtime.
 pub struct EdgeHttp {
     pub(crate) state: Arc<ServingState>,
     pub(crate) blobs: Arc<BlobStore>,
     pub(crate) limits: Limits,
+    pub(crate) functions: Option<Arc<FunctionRuntime>>,
 }
 
 impl EdgeHttp {
@@ -76,6 +78,27 @@ impl EdgeHttp {
             state,
             blobs,
             limits,
+            functions: None,
         })
+    }
+
+    /// A server that also runs WebAssembly functions. Without a runtime,
+    /// requests routed to a function get a 503.
+    pub fn with_functions(
+        state: Arc<ServingState>,
+        blobs: Arc<BlobStore>,
+        limits: Limits,
+        functions: Arc<FunctionRuntime>,
+    ) -> Arc<Self> {
+        Arc::new(EdgeHttp {
+            state,
+            blobs,
+            limits,
+            functions: Some(functions),
+        })
+    }
+
+    pub fn functions(&self) -> Option<&Arc<FunctionRuntime>> {
+        self.functions.as_ref()
     }
 }

@@ -14,6 +14,7 @@ use http::Method;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::{OrErr, ReadError};
 use pingora_http::{RequestHeader, ResponseHeader};
+use protocol::functions::match_route;
 use protocol::host::normalize_host;
 use protocol::path::parse_request_path;
 use protocol::resolve::{resolve, Resolution};
@@ -22,6 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::negotiate::{self, RangeDecision};
 use super::{pages, EdgeHttp};
+use crate::functions;
 use crate::state::Site;
 use crate::store::{BlobBody, BlobError};
 
@@ -39,6 +41,26 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
     match decide(app, session.req_header()) {
         Reply::Platform(status) => send_page(session, status, None, head).await,
         Reply::File { site, plan } => send_file(app, session, &site, plan, head).await,
+        Reply::Function {
+            site,
+            route,
+            authority,
+        } => {
+            let Some(entry) = site.manifest.functions.get(&route) else {
+                return send_page(session, 404, Some(&site), head).await;
+            };
+            let Some(runtime) = &app.functions else {
+                tracing::warn!(project = %site.project, %route, "request for a function, but this node runs none");
+                return send_page(session, 503, Some(&site), head).await;
+            };
+            let call = functions::serve::Call {
+                site: &site,
+                route: &route,
+                entry,
+                authority: &authority,
+            };
+            functions::respond(runtime, &app.blobs, session, call).await
+        }
     }
 }
 
@@ -48,6 +70,13 @@ enum Reply {
     File {
         site: Arc<Site>,
         plan: FilePlan,
+    },
+    /// A function's route matched; it takes every method.
+    Function {
+        site: Arc<Site>,
+        route: String,
+        /// `Host` / `:authority` as the client sent it.
+        authority: String,
     },
 }
 
@@ -65,9 +94,6 @@ fn decide(app: &EdgeHttp, req: &RequestHeader) -> Reply {
     let Some(site) = routing.hosts.get(&host).cloned() else {
         return Reply::Platform(404);
     };
-    if req.method != Method::GET && req.method != Method::HEAD {
-        return Reply::Platform(405);
-    }
     // The raw target, not the parsed URI: the path parser does the one and
     // only percent-decoding, and refuses anything that could leave the bundle.
     let Some(path) = std::str::from_utf8(req.raw_path())
@@ -76,6 +102,18 @@ fn decide(app: &EdgeHttp, req: &RequestHeader) -> Reply {
     else {
         return Reply::Platform(400);
     };
+    // Functions first: their routes shadow files of the same path.
+    if let Some(m) = match_route(&site.manifest.functions, &path.segments) {
+        let route = m.route.to_string();
+        return Reply::Function {
+            authority: raw_host.unwrap_or(&host).to_string(),
+            site,
+            route,
+        };
+    }
+    if req.method != Method::GET && req.method != Method::HEAD {
+        return Reply::Platform(405);
+    }
     let cond = Conditionals::from_request(req);
     let plan = match resolve(&site.manifest, &path) {
         Resolution::File { path, entry } => plan_file(path, entry, true, &cond),

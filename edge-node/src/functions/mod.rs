@@ -1,0 +1,516 @@
+//! WebAssembly functions: standard `wasi:http/proxy` components run by
+//! wasmtime, one fresh instance per request.
+//!
+//! - One [`wasmtime::Engine`] per node: pooling allocator sized to the
+//!   node's concurrency limit, epoch interruption driven by a ticker thread.
+//! - Compiled code is cached on disk per (component hash, engine
+//!   compatibility hash) and loaded with `Component::deserialize_file`, so a
+//!   restart never recompiles; a bounded in-memory map keeps a `ProxyPre`
+//!   per component.
+//! - Per request: memory limit, wall-clock timeout (504), request-body limit
+//!   (413), node and per-function concurrency limits (503, never queued),
+//!   the project's env vars only, stdout/stderr as [`FunctionLog`] lines,
+//!   outbound HTTP only to listed public hosts.
+//!
+//! `serve.rs` moves the request and response between pingora and the
+//! instance; `outbound.rs`, `logs.rs`, `cache.rs` and `metrics.rs` hold the
+//! pure parts, table-tested.
+
+mod cache;
+mod host;
+mod logs;
+mod metrics;
+mod outbound;
+pub(crate) mod serve;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use protocol::BlobHash;
+use tokio::sync::{mpsc, OnceCell, Semaphore};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use crate::store::{BlobBody, BlobStore};
+use host::Host;
+use metrics::{bump, load, FunctionCounters, StatCounters};
+
+pub use logs::{FunctionLog, LogStream};
+pub use metrics::{FunctionMetrics, LatencySummary, RuntimeStats};
+pub use outbound::is_restricted as is_restricted_address;
+pub(crate) use serve::respond;
+
+/// Linear memories, core instances and tables one component may use. Rust
+/// components have one memory and a handful of core instances (the program,
+/// the WASI adapter, shims); these leave room for other toolchains.
+const MEMORIES_PER_COMPONENT: u32 = 2;
+const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+const TABLES_PER_COMPONENT: u32 = 16;
+const TABLE_ELEMENTS: usize = 100_000;
+/// Resources (headers, streams, pollables…) one instance may hold.
+const MAX_RESOURCES: usize = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Compiled components: `<data_dir>/functions`.
+    pub cache_dir: PathBuf,
+    /// Instances running at once on this node; also sizes the pooling
+    /// allocator. Requests over it get a 503.
+    pub max_concurrent: usize,
+    /// Instances of one function (project, route, component) at once.
+    pub max_concurrent_per_function: usize,
+    /// Larger request bodies get a 413.
+    pub max_request_body_bytes: u64,
+    /// Ceiling of any function's memory limit (the pool's slot size).
+    pub max_memory_bytes: u64,
+    /// Lets functions reach loopback/private/link-local addresses (tests,
+    /// private deployments). Hosts must still be on the project's list.
+    pub allow_private_outbound: bool,
+    pub outbound_connect_timeout: Duration,
+    /// `ProxyPre`s kept in memory (least recently used go first).
+    pub max_cached_components: usize,
+    /// Epoch tick: the granularity of timeouts and of yielding a busy
+    /// instance back to the scheduler.
+    pub epoch_tick: Duration,
+    pub max_log_line_bytes: usize,
+    pub max_log_lines_per_request: usize,
+    /// How often per-function metrics are logged (at info).
+    pub metrics_log_interval: Duration,
+    /// Threads of the executor instances run on (they are kept apart from
+    /// the threads serving sockets); `0` = one per core.
+    pub executor_threads: usize,
+}
+
+impl RuntimeConfig {
+    pub fn new(data_dir: &Path) -> Self {
+        RuntimeConfig {
+            cache_dir: data_dir.join("functions"),
+            max_concurrent: 64,
+            max_concurrent_per_function: 16,
+            max_request_body_bytes: 16 * 1024 * 1024,
+            max_memory_bytes: protocol::functions::MAX_MEMORY_BYTES,
+            allow_private_outbound: false,
+            outbound_connect_timeout: Duration::from_secs(10),
+            max_cached_components: 256,
+            epoch_tick: Duration::from_millis(10),
+            max_log_line_bytes: 4096,
+            max_log_lines_per_request: 1000,
+            metrics_log_interval: Duration::from_secs(60),
+            executor_threads: 0,
+        }
+    }
+}
+
+/// The node's function runtime. Share it with an `Arc`; the epoch ticker
+/// stops once the runtime and every instance still running are gone.
+pub struct FunctionRuntime {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    engine: Engine,
+    linker: Linker<Host>,
+    config: RuntimeConfig,
+    /// Engine compatibility tag in artefact names.
+    tag: String,
+    components: Mutex<HashMap<BlobHash, Arc<Slot>>>,
+    use_clock: AtomicU64,
+    node_permits: Arc<Semaphore>,
+    functions: Mutex<HashMap<FunctionKey, Arc<FunctionState>>>,
+    logs: mpsc::Sender<FunctionLog>,
+    logs_dropped: Arc<AtomicU64>,
+    stats: Arc<StatCounters>,
+    tls: Arc<rustls::ClientConfig>,
+    /// Where instances run; `None` only while dropping.
+    executor: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // May be dropped inside another runtime: never block here.
+        if let Some(rt) = self.executor.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+struct Slot {
+    pre: OnceCell<ProxyPre<Host>>,
+    last_used: AtomicU64,
+    /// The last failed load: requests within [`RETRY_LOAD_AFTER`] fail fast
+    /// instead of compiling a bad component again and again.
+    failed: Mutex<Option<(Instant, String)>>,
+}
+
+const RETRY_LOAD_AFTER: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct FunctionKey {
+    project: String,
+    route: String,
+    component: BlobHash,
+}
+
+pub(crate) struct FunctionState {
+    permits: Arc<Semaphore>,
+    counters: FunctionCounters,
+}
+
+/// Per-function states kept before idle ones are forgotten.
+const MAX_FUNCTION_STATES: usize = 4096;
+
+impl FunctionRuntime {
+    /// Builds the engine (pooling allocator, epoch interruption) and starts
+    /// the epoch ticker. Function stdout/stderr lines go to `logs`; when it
+    /// is full they are dropped and counted.
+    pub fn new(config: RuntimeConfig, logs: mpsc::Sender<FunctionLog>) -> anyhow::Result<Self> {
+        anyhow::ensure!(config.max_concurrent > 0, "max_concurrent must be positive");
+        anyhow::ensure!(
+            config.max_concurrent_per_function > 0,
+            "max_concurrent_per_function must be positive"
+        );
+        std::fs::create_dir_all(&config.cache_dir).with_context(|| {
+            format!(
+                "cannot create function cache {}",
+                config.cache_dir.display()
+            )
+        })?;
+        cache::remove_temporaries(&config.cache_dir);
+        let engine = engine(&config)?;
+        let linker = host::linker(&engine)?;
+        let tag = cache::compatibility_tag(engine.precompile_compatibility_hash());
+        let inner = Arc::new(Inner {
+            node_permits: Arc::new(Semaphore::new(config.max_concurrent)),
+            engine,
+            linker,
+            tag,
+            components: Mutex::default(),
+            use_clock: AtomicU64::new(0),
+            functions: Mutex::default(),
+            logs,
+            logs_dropped: Arc::default(),
+            stats: Arc::default(),
+            tls: outbound::tls_client_config(),
+            executor: Some(executor(&config)?),
+            config,
+        });
+        spawn_ticker(&inner)?;
+        Ok(FunctionRuntime { inner })
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Compiles (or loads from the disk cache) a component so the first
+    /// request does not pay for it. Call it when a bundle becomes complete.
+    pub async fn prepare(&self, blobs: &Arc<BlobStore>, component: BlobHash) -> anyhow::Result<()> {
+        self.inner.proxy_pre(blobs, component).await.map(|_| ())
+    }
+
+    /// Where the compiled artefact of `component` lives for this engine.
+    pub fn artefact_path(&self, component: &BlobHash) -> PathBuf {
+        cache::artefact_path(&self.inner.config.cache_dir, component, &self.inner.tag)
+    }
+
+    pub fn stats(&self) -> RuntimeStats {
+        let s = &self.inner.stats;
+        RuntimeStats {
+            compiled: load(&s.compiled),
+            loaded_from_cache: load(&s.loaded_from_cache),
+            load_failures: load(&s.load_failures),
+            instantiations: load(&s.instantiations),
+            instantiate: s.instantiate.summary_us(),
+            rejected_busy: load(&s.rejected_busy),
+            rejected_too_large: load(&s.rejected_too_large),
+            timeouts: load(&s.timeouts),
+            traps: load(&s.traps),
+            memory_exceeded: load(&s.memory_exceeded),
+            logs_dropped: load(&self.inner.logs_dropped),
+            cached_components: self.inner.components.lock().unwrap().len(),
+            in_flight: self.inner.config.max_concurrent
+                - self.inner.node_permits.available_permits(),
+        }
+    }
+
+    /// Median instantiation time in nanoseconds (for benchmarks).
+    pub fn instantiate_p50_ns(&self) -> u64 {
+        self.inner.stats.instantiate.p50_ns()
+    }
+
+    /// Every function seen since start (idle ones may have been forgotten
+    /// past a few thousand), sorted by project and route.
+    pub fn snapshot(&self) -> Vec<FunctionMetrics> {
+        self.inner.snapshot()
+    }
+}
+
+fn engine(config: &RuntimeConfig) -> anyhow::Result<Engine> {
+    let n = u32::try_from(config.max_concurrent).context("max_concurrent is too large")?;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(n)
+        .total_core_instances(n.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(n.saturating_mul(MEMORIES_PER_COMPONENT))
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .total_tables(n.saturating_mul(TABLES_PER_COMPONENT))
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .max_tables_per_module(2)
+        .table_elements(TABLE_ELEMENTS)
+        .total_stacks(n)
+        .max_memory_size(
+            usize::try_from(config.max_memory_bytes).context("max_memory_bytes is too large")?,
+        );
+    let mut c = Config::new();
+    c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    c.epoch_interruption(true);
+    c.wasm_component_model(true);
+    Engine::new(&c).map_err(anyhow::Error::from)
+}
+
+/// The executor instances run on. Every tick a running instance yields;
+/// checking the injection queue and the I/O driver on every scheduling tick
+/// lets a newly admitted instance start while others spin, instead of
+/// waiting out tokio's default 61 ticks (61 epoch slices).
+fn executor(config: &RuntimeConfig) -> anyhow::Result<tokio::runtime::Runtime> {
+    let threads = match config.executor_threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("wasm")
+        .global_queue_interval(1)
+        .event_interval(1)
+        .enable_all()
+        .build()
+        .context("cannot start the function executor")
+}
+
+/// Ticks the engine's epoch and logs the metrics summary now and then.
+/// Exits when the runtime is dropped.
+fn spawn_ticker(inner: &Arc<Inner>) -> anyhow::Result<()> {
+    let weak: Weak<Inner> = Arc::downgrade(inner);
+    let engine = inner.engine.clone();
+    let tick = inner.config.epoch_tick.max(Duration::from_millis(1));
+    let interval = inner.config.metrics_log_interval;
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            let mut last_log = Instant::now();
+            loop {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+                // In-flight instances hold the runtime too: they still need
+                // ticks for their timeouts after the last handle is dropped.
+                let Some(inner) = weak.upgrade() else { break };
+                if last_log.elapsed() >= interval {
+                    last_log = Instant::now();
+                    inner.log_summary();
+                }
+            }
+        })
+        .context("cannot start the epoch ticker thread")?;
+    Ok(())
+}
+
+impl Inner {
+    pub(crate) fn executor(&self) -> &tokio::runtime::Handle {
+        self.executor
+            .as_ref()
+            .expect("the executor lives as long as the runtime")
+            .handle()
+    }
+
+    /// The `ProxyPre` of a component: from memory, else the disk cache, else
+    /// compiled from its blob (once, however many requests ask at the same
+    /// time).
+    async fn proxy_pre(
+        self: &Arc<Self>,
+        blobs: &Arc<BlobStore>,
+        component: BlobHash,
+    ) -> anyhow::Result<ProxyPre<Host>> {
+        let slot = self.slot(component);
+        if let Some(pre) = slot.pre.get() {
+            return Ok(pre.clone());
+        }
+        if let Some((at, why)) = slot.failed.lock().unwrap().as_ref() {
+            if at.elapsed() < RETRY_LOAD_AFTER {
+                anyhow::bail!("{why} (failed {} ms ago)", at.elapsed().as_millis());
+            }
+        }
+        let pre = slot
+            .pre
+            .get_or_try_init(|| {
+                let inner = self.clone();
+                let blobs = blobs.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || inner.load(&blobs, component))
+                        .await
+                        .context("component load task failed")?
+                }
+            })
+            .await;
+        match pre {
+            Ok(pre) => Ok(pre.clone()),
+            Err(e) => {
+                bump(&self.stats.load_failures);
+                *slot.failed.lock().unwrap() = Some((Instant::now(), format!("{e:#}")));
+                Err(e)
+            }
+        }
+    }
+
+    fn slot(&self, component: BlobHash) -> Arc<Slot> {
+        let now = self.use_clock.fetch_add(1, Ordering::Relaxed);
+        let mut map = self.components.lock().unwrap();
+        if let Some(slot) = map.get(&component) {
+            slot.last_used.store(now, Ordering::Relaxed);
+            return slot.clone();
+        }
+        if map.len() >= self.config.max_cached_components.max(1) {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, s)| s.last_used.load(Ordering::Relaxed))
+                .map(|(h, _)| *h);
+            if let Some(h) = oldest {
+                map.remove(&h);
+            }
+        }
+        let slot = Arc::new(Slot {
+            pre: OnceCell::new(),
+            last_used: AtomicU64::new(now),
+            failed: Mutex::new(None),
+        });
+        map.insert(component, slot.clone());
+        slot
+    }
+
+    /// Blocking: deserialize the cached artefact, or compile and cache it.
+    fn load(&self, blobs: &BlobStore, hash: BlobHash) -> anyhow::Result<ProxyPre<Host>> {
+        let path = cache::artefact_path(&self.config.cache_dir, &hash, &self.tag);
+        let mut component = None;
+        if path.is_file() {
+            // SAFETY: the file is one this node wrote (atomically) from a
+            // component it compiled with an engine of the same
+            // compatibility hash; the cache directory is ours alone.
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(c) => {
+                    bump(&self.stats.loaded_from_cache);
+                    component = Some(c);
+                }
+                Err(e) => {
+                    tracing::warn!(component = %hash, path = %path.display(), error = %e, "unusable compiled artefact; recompiling");
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let component = match component {
+            Some(c) => c,
+            None => {
+                let wasm = read_blob(blobs, &hash)?;
+                let started = Instant::now();
+                let c = Component::new(&self.engine, &wasm)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| format!("component {hash} does not compile"))?;
+                bump(&self.stats.compiled);
+                tracing::info!(component = %hash, bytes = wasm.len(), ms = started.elapsed().as_millis() as u64, "compiled function component");
+                match c.serialize() {
+                    Ok(bytes) => {
+                        if let Err(e) = cache::write_atomic(&path, &bytes) {
+                            tracing::warn!(path = %path.display(), error = %e, "cannot cache compiled component");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(component = %hash, error = %e, "cannot serialize compiled component")
+                    }
+                }
+                c
+            }
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("component {hash} imports what the edge does not provide"))?;
+        ProxyPre::new(pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("component {hash} does not export wasi:http/incoming-handler"))
+    }
+
+    fn function(&self, project: &str, route: &str, component: BlobHash) -> Arc<FunctionState> {
+        let key = FunctionKey {
+            project: project.to_string(),
+            route: route.to_string(),
+            component,
+        };
+        let mut map = self.functions.lock().unwrap();
+        if let Some(f) = map.get(&key) {
+            return f.clone();
+        }
+        if map.len() >= MAX_FUNCTION_STATES {
+            let per_fn = self.config.max_concurrent_per_function;
+            map.retain(|_, f| Arc::strong_count(f) > 1 || f.permits.available_permits() < per_fn);
+        }
+        let f = Arc::new(FunctionState {
+            permits: Arc::new(Semaphore::new(self.config.max_concurrent_per_function)),
+            counters: FunctionCounters::new(),
+        });
+        map.insert(key, f.clone());
+        f
+    }
+
+    fn snapshot(&self) -> Vec<FunctionMetrics> {
+        let map = self.functions.lock().unwrap();
+        let mut v: Vec<FunctionMetrics> = map
+            .iter()
+            .map(|(k, f)| f.counters.snapshot(&k.project, &k.route, k.component))
+            .collect();
+        v.sort_by(|a, b| (&a.project, &a.route).cmp(&(&b.project, &b.route)));
+        v
+    }
+
+    fn log_summary(&self) {
+        let due: Vec<FunctionMetrics> = {
+            let map = self.functions.lock().unwrap();
+            map.iter()
+                .filter(|(_, f)| f.counters.take_log_due())
+                .map(|(k, f)| f.counters.snapshot(&k.project, &k.route, k.component))
+                .collect()
+        };
+        for m in due {
+            tracing::info!(
+                project = %m.project,
+                route = %m.route,
+                component = %m.component,
+                invocations = m.invocations,
+                errors = m.errors,
+                rejected = m.rejected,
+                p50_us = m.latency.p50_us,
+                p99_us = m.latency.p99_us,
+                max_us = m.latency.max_us,
+                "function metrics"
+            );
+        }
+    }
+}
+
+fn read_blob(blobs: &BlobStore, hash: &BlobHash) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    match blobs
+        .open_verified(hash)
+        .with_context(|| format!("component blob {hash} is not available"))?
+    {
+        BlobBody::Memory(b) => Ok(b.to_vec()),
+        BlobBody::File { mut file, len } => {
+            let mut v = Vec::with_capacity(len as usize);
+            file.read_to_end(&mut v)?;
+            Ok(v)
+        }
+    }
+}

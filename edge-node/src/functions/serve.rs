@@ -1,0 +1,1092 @@
+//! One function request on a pingora session (h1 or h2): admission,
+//! a fresh instance, the request body streamed in, the response streamed
+//! out, and a clean 5xx page with the request id when anything fails
+//! before the response has started.
+//!
+//! Everything runs in the connection's task: the instance is a future
+//! polled next to the request-body pump and the response-body writer, so a
+//! client that goes away cancels the instance with it. An instance still
+//! running after its response is complete (logging, say) finishes in a task
+//! of its own, bounded by the same deadline.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Version};
+use http_body::Frame;
+use http_body_util::BodyExt;
+use pingora_core::protocols::http::ServerSession;
+use pingora_http::ResponseHeader;
+use protocol::functions::FunctionEntry;
+use tokio::sync::{mpsc, oneshot};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
+
+use super::host::{Host, Limiter};
+use super::logs::{LogSink, LogStream, RequestLogMeta};
+use super::metrics::{bump, Outcome};
+use super::outbound::{Hooks, OutboundPolicy};
+use super::{FunctionRuntime, FunctionState, Inner, MAX_RESOURCES, TABLE_ELEMENTS};
+use crate::state::Site;
+use crate::store::BlobStore;
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_OUTPOST_DEPLOYMENT: HeaderName = HeaderName::from_static("x-outpost-deployment");
+
+/// Request-body chunks buffered between the client and the instance.
+const BODY_CHANNEL: usize = 2;
+/// A response body this small that is complete this soon after its header
+/// goes out with `Content-Length` in one write.
+const COLLECT_LIMIT: usize = 64 * 1024;
+const COLLECT_WAIT: Duration = Duration::from_millis(1);
+/// The instance's task ends itself at its deadline; the request gives up
+/// on it this much later at the latest.
+const DEADLINE_GRACE: Duration = Duration::from_millis(250);
+
+/// What the dispatcher matched.
+pub(crate) struct Call<'a> {
+    pub site: &'a Arc<Site>,
+    pub route: &'a str,
+    pub entry: &'a FunctionEntry,
+    /// The authority the client addressed (`Host` or `:authority`).
+    pub authority: &'a str,
+}
+
+/// Why a request got one of our pages instead of the function's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    BadRequest,
+    TooLarge,
+    Busy,
+    Unavailable,
+    Trap,
+    Memory,
+    Timeout,
+    NoResponse,
+}
+
+impl Failure {
+    fn status(self) -> u16 {
+        match self {
+            Failure::BadRequest => 400,
+            Failure::TooLarge => 413,
+            Failure::Busy | Failure::Unavailable => 503,
+            Failure::Timeout => 504,
+            Failure::Trap | Failure::Memory | Failure::NoResponse => 500,
+        }
+    }
+
+    fn text(self) -> (&'static str, &'static str) {
+        match self {
+            Failure::BadRequest => (
+                "Bad request",
+                "The request could not be passed to the function.",
+            ),
+            Failure::TooLarge => (
+                "Payload too large",
+                "The request body is larger than functions on this server accept.",
+            ),
+            Failure::Busy => (
+                "Busy",
+                "This function is handling as many requests as it may. Please retry in a moment.",
+            ),
+            Failure::Unavailable => (
+                "Temporarily unavailable",
+                "This function could not be loaded on this server.",
+            ),
+            Failure::Trap => (
+                "Function error",
+                "The function failed while handling this request.",
+            ),
+            Failure::Memory => ("Function error", "The function exceeded its memory limit."),
+            Failure::Timeout => (
+                "Function timed out",
+                "The function did not answer within its time limit.",
+            ),
+            Failure::NoResponse => (
+                "Function error",
+                "The function ended without sending a response.",
+            ),
+        }
+    }
+
+    fn outcome(self) -> Outcome {
+        match self {
+            Failure::TooLarge | Failure::Busy => Outcome::Rejected,
+            _ => Outcome::Error,
+        }
+    }
+}
+
+/// Our error page. The request id is ours (hex), never request data.
+fn error_page(failure: Failure, request_id: &str) -> Bytes {
+    let status = failure.status();
+    let (title, detail) = failure.text();
+    Bytes::from(format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\">\
+         <title>{status} {title}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}}\
+         h1{{font-size:1.4rem}}p{{color:#555}}small{{color:#999}}</style></head>\
+         <body><h1>{status} · {title}</h1><p>{detail}</p>\
+         <p><small>Request id: <code>{request_id}</code> · outpost</small></p></body></html>\n"
+    ))
+}
+
+pub(crate) fn new_request_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Serves one function request. An `Err` means the response could not be
+/// completed and the connection must not be reused.
+pub(crate) async fn respond(
+    runtime: &FunctionRuntime,
+    blobs: &Arc<BlobStore>,
+    session: &mut ServerSession,
+    call: Call<'_>,
+) -> pingora_core::Result<()> {
+    let inner = &runtime.inner;
+    let mut ex = Exchange {
+        start: Instant::now(),
+        request_id: new_request_id(),
+        head: session.req_header().method == Method::HEAD,
+        site: call.site.clone(),
+        route: call.route.to_string(),
+        function: inner.function(&call.site.project, call.route, call.entry.component),
+        inner: inner.clone(),
+        meta: None,
+    };
+    let limit = inner.config.max_request_body_bytes;
+    if declared_length(session).is_some_and(|n| n > limit) {
+        bump(&inner.stats.rejected_too_large);
+        session.set_keepalive(None);
+        return ex.fail(session, Failure::TooLarge).await;
+    }
+    let permits = match (
+        inner.node_permits.clone().try_acquire_owned(),
+        ex.function.permits.clone().try_acquire_owned(),
+    ) {
+        (Ok(node), Ok(function)) => (node, function),
+        _ => {
+            bump(&inner.stats.rejected_busy);
+            return ex.fail(session, Failure::Busy).await;
+        }
+    };
+    let pre = match inner.proxy_pre(blobs, call.entry.component).await {
+        Ok(pre) => pre,
+        Err(e) => {
+            tracing::error!(project = %ex.site.project, route = %ex.route, request_id = %ex.request_id, error = %format!("{e:#}"), "function could not be loaded");
+            return ex.fail(session, Failure::Unavailable).await;
+        }
+    };
+
+    let Some((request, pump)) = incoming_request(session, &call, limit) else {
+        return ex.fail(session, Failure::BadRequest).await;
+    };
+    if !session.is_http2()
+        && !pump.eof
+        && session
+            .req_header()
+            .headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+    {
+        session.write_continue_response().await?;
+    }
+
+    let memory_exceeded = Arc::new(AtomicBool::new(false));
+    let meta = Arc::new(RequestLogMeta {
+        project: ex.site.project.clone(),
+        deployment: ex.site.deployment.clone(),
+        request_id: ex.request_id.clone(),
+        tx: inner.logs.clone(),
+        budget: AtomicUsize::new(inner.config.max_log_lines_per_request),
+        over_budget: AtomicUsize::new(0),
+        dropped: inner.logs_dropped.clone(),
+    });
+    ex.meta = Some(meta.clone());
+    // The clock starts once the component is loaded: compiling it (first
+    // request on this node) is not the function's time.
+    let timeout = Duration::from_millis(u64::from(call.entry.timeout_ms.max(1)));
+    let deadline = Instant::now() + timeout;
+    let mut store = new_store(inner, &call, meta, memory_exceeded.clone(), deadline);
+    let (response_tx, response_rx) = oneshot::channel();
+    let scheme = if is_tls(session) {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    let resources = store
+        .data_mut()
+        .http()
+        .new_incoming_request(scheme, request)
+        .and_then(|req| {
+            let out = store.data_mut().http().new_response_outparam(response_tx)?;
+            Ok((req, out))
+        });
+    let Ok((req, out)) = resources else {
+        return ex.fail(session, Failure::BadRequest).await;
+    };
+
+    let stats = inner.stats.clone();
+    let failed = Arc::new(AtomicBool::new(false));
+    let failed_in_task = failed.clone();
+    let guest = async move {
+        let mut store = store;
+        let result = async {
+            let started = Instant::now();
+            let proxy = pre.instantiate_async(&mut store).await?;
+            stats.instantiate.record(started.elapsed());
+            bump(&stats.instantiations);
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+        };
+        // A busy instance traps at the deadline (epoch callback); this ends
+        // one waiting on a clock or on I/O.
+        let result = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), result)
+            .await
+            .unwrap_or_else(|_| Err(wasmtime::Error::from(Trap::Interrupt)));
+        // Said before the store goes: dropping it ends the response body
+        // as if it were complete, and the reader must know it was not.
+        if result.is_err() {
+            failed_in_task.store(true, Ordering::Release);
+        }
+        // The instance goes back to the pool before its permits are freed.
+        drop(store);
+        drop(permits);
+        result
+    };
+    // Instances run on the runtime's own executor: a spinning one can never
+    // delay this node's sockets, static files included.
+    let guest = GuestTask(Some(inner.executor().spawn(guest)));
+
+    let drive = Drive {
+        guest,
+        guest_result: None,
+        response_rx: Some(response_rx),
+        body: None,
+        header_sent: false,
+        pump,
+        deadline,
+        memory_exceeded,
+        failed,
+        status: 0,
+    };
+    drive.run(&mut ex, session).await
+}
+
+/// The instance's task on the executor; aborted when dropped, unless
+/// detached to finish after its response.
+struct GuestTask(Option<tokio::task::JoinHandle<wasmtime::Result<()>>>);
+
+impl GuestTask {
+    fn detach(mut self) {
+        self.0.take();
+    }
+}
+
+impl Drop for GuestTask {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Future for GuestTask {
+    type Output = wasmtime::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let task = self.0.as_mut().expect("polled after completion");
+        let out = ready!(Pin::new(task).poll(cx));
+        self.0 = None;
+        Poll::Ready(out.unwrap_or_else(|e| Err(wasmtime::format_err!("function task failed: {e}"))))
+    }
+}
+
+/// The request's identity and bookkeeping.
+struct Exchange {
+    start: Instant,
+    request_id: String,
+    head: bool,
+    site: Arc<Site>,
+    route: String,
+    function: Arc<FunctionState>,
+    inner: Arc<Inner>,
+    meta: Option<Arc<RequestLogMeta>>,
+}
+
+impl Exchange {
+    fn record(&self, outcome: Outcome) {
+        self.function.counters.record(outcome, self.start.elapsed());
+    }
+
+    /// Answers with our page (the response has not started).
+    async fn fail(
+        &self,
+        session: &mut ServerSession,
+        failure: Failure,
+    ) -> pingora_core::Result<()> {
+        self.record(failure.outcome());
+        let body = error_page(failure, &self.request_id);
+        let mut h = base_header(failure.status(), &self.request_id, &self.site);
+        set(&mut h, header::CONTENT_TYPE, "text/html; charset=utf-8");
+        set(&mut h, header::CONTENT_LENGTH, &body.len().to_string());
+        set(&mut h, header::CACHE_CONTROL, "no-store");
+        if failure == Failure::Busy || failure == Failure::Unavailable {
+            set(&mut h, header::RETRY_AFTER, "1");
+        }
+        session.write_response_header(Box::new(h)).await?;
+        let body = if self.head { Bytes::new() } else { body };
+        session.write_response_body(body, true).await
+    }
+
+    /// A failure of the instance itself: counted, logged here and in the
+    /// function's own log stream.
+    fn report(&self, failure: Failure, error: Option<&wasmtime::Error>) {
+        let stats = &self.inner.stats;
+        match failure {
+            Failure::Timeout => bump(&stats.timeouts),
+            Failure::Memory => bump(&stats.memory_exceeded),
+            Failure::Trap => bump(&stats.traps),
+            _ => {}
+        }
+        let detail = error.map(|e| format!("{e:#}")).unwrap_or_default();
+        tracing::warn!(project = %self.site.project, deployment = %self.site.deployment, route = %self.route, request_id = %self.request_id, ?failure, error = %detail, "function failed");
+        if let Some(meta) = &self.meta {
+            let line = match failure {
+                Failure::Timeout => "[outpost] the request timed out".to_string(),
+                Failure::Memory => "[outpost] the function exceeded its memory limit".to_string(),
+                Failure::NoResponse => {
+                    "[outpost] the function returned without a response".to_string()
+                }
+                _ => format!("[outpost] the function failed: {}", first_line(&detail)),
+            };
+            meta.note(line);
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+fn classify(error: &wasmtime::Error, memory_exceeded: bool) -> Failure {
+    if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        Failure::Timeout
+    } else if memory_exceeded {
+        Failure::Memory
+    } else {
+        Failure::Trap
+    }
+}
+
+/// The request's state while the instance runs.
+struct Drive {
+    guest: GuestTask,
+    guest_result: Option<wasmtime::Result<()>>,
+    response_rx: Option<oneshot::Receiver<GuestResponse>>,
+    body: Option<HyperOutgoingBody>,
+    header_sent: bool,
+    pump: Pump,
+    deadline: Instant,
+    memory_exceeded: Arc<AtomicBool>,
+    /// Set by the instance's task, before its store is dropped, when the
+    /// call failed.
+    failed: Arc<AtomicBool>,
+    /// The function's status, once its response has started.
+    status: u16,
+}
+
+enum Step {
+    Continue,
+    /// The response is complete (or our page was sent).
+    Done,
+}
+
+impl Drive {
+    async fn run(
+        mut self,
+        ex: &mut Exchange,
+        session: &mut ServerSession,
+    ) -> pingora_core::Result<()> {
+        let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(
+            self.deadline + DEADLINE_GRACE,
+        ));
+        tokio::pin!(sleep);
+        let result = loop {
+            let guest_running = self.guest_result.is_none();
+            let step = tokio::select! {
+                r = &mut self.guest, if guest_running => {
+                    self.guest_result = Some(r);
+                    self.on_guest_done(ex, session).await
+                }
+                r = recv_response(&mut self.response_rx), if self.response_rx.is_some() => {
+                    self.response_rx = None;
+                    self.on_response(ex, session, r).await
+                }
+                f = next_frame(&mut self.body), if self.body.is_some() => {
+                    self.on_frame(ex, session, f).await
+                }
+                r = session.read_request_body(), if self.pump.wants_read() => {
+                    self.on_request_chunk(ex, session, r).await
+                }
+                p = reserve(self.pump.tx.clone()), if self.pump.has_pending() => {
+                    self.pump.deliver(p);
+                    Ok(Step::Continue)
+                }
+                _ = &mut sleep, if guest_running => self.on_timeout(ex, session).await,
+            };
+            match step {
+                Ok(Step::Continue) => continue,
+                Ok(Step::Done) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        if !self.pump.is_complete() {
+            // Unread request body: the connection cannot carry another
+            // request (and draining it could take forever).
+            session.set_keepalive(None);
+        }
+        if self.guest_result.is_none() && result.is_ok() && self.header_sent {
+            // The response is out; the instance may finish what it does
+            // after it (its task ends by the deadline in any case).
+            self.guest.detach();
+        }
+        result
+    }
+
+    async fn on_guest_done(
+        &mut self,
+        ex: &Exchange,
+        session: &mut ServerSession,
+    ) -> pingora_core::Result<Step> {
+        let Some(Err(e)) = &self.guest_result else {
+            // Returned normally: the response (or its absence) is seen on
+            // the outparam channel.
+            return Ok(Step::Continue);
+        };
+        let failure = classify(e, self.memory_exceeded.load(Ordering::Relaxed));
+        ex.report(failure, Some(e));
+        if self.header_sent {
+            // Whatever the body looks like, it is not the whole answer.
+            ex.record(Outcome::Error);
+            return Err(aborted("function failed mid-response"));
+        }
+        ex.fail(session, failure).await.map(|()| Step::Done)
+    }
+
+    async fn on_response(
+        &mut self,
+        ex: &Exchange,
+        session: &mut ServerSession,
+        r: Result<GuestResponse, oneshot::error::RecvError>,
+    ) -> pingora_core::Result<Step> {
+        let response = match r {
+            Ok(Ok(response)) => response,
+            Ok(Err(code)) => {
+                tracing::debug!(request_id = %ex.request_id, ?code, "function answered with an error code");
+                ex.report(Failure::Trap, None);
+                return ex.fail(session, Failure::Trap).await.map(|()| Step::Done);
+            }
+            Err(_) => {
+                // The outparam is gone without a response: the instance has
+                // ended (or dropped it and goes on; then wait for its end).
+                return match &self.guest_result {
+                    Some(Ok(())) => {
+                        ex.report(Failure::NoResponse, None);
+                        ex.fail(session, Failure::NoResponse)
+                            .await
+                            .map(|()| Step::Done)
+                    }
+                    // Reported when the instance's end was seen.
+                    Some(Err(_)) => Ok(Step::Done),
+                    None => Ok(Step::Continue),
+                };
+            }
+        };
+        let (parts, mut body) = response.into_parts();
+        let status = parts.status.as_u16();
+        if parts.status.is_informational() {
+            // Interim responses are not a function's final answer.
+            ex.report(Failure::Trap, None);
+            return ex.fail(session, Failure::Trap).await.map(|()| Step::Done);
+        }
+        let bodyless = ex.head || status == 204 || status == 304;
+
+        // A small body that completes right after its header (the usual API
+        // answer) goes out with a Content-Length in one write; anything
+        // slower or larger streams.
+        let mut collected: Vec<Bytes> = Vec::new();
+        let mut collected_len = 0;
+        let mut ended = false;
+        let mut failed = false;
+        if !bodyless {
+            let collect = async {
+                while collected_len < COLLECT_LIMIT {
+                    match body.frame().await {
+                        Some(Ok(frame)) => {
+                            if let Ok(data) = frame.into_data() {
+                                collected_len += data.len();
+                                collected.push(data);
+                            }
+                        }
+                        Some(Err(_)) => {
+                            failed = true;
+                            return;
+                        }
+                        None => {
+                            ended = true;
+                            return;
+                        }
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(COLLECT_WAIT, collect).await;
+        }
+        if failed {
+            ex.report(Failure::Trap, None);
+            return ex.fail(session, Failure::Trap).await.map(|()| Step::Done);
+        }
+        if ended && self.failed.load(Ordering::Acquire) {
+            // A body cut short by a failure also "ends"; the failure itself
+            // is answered (and reported) when the task's result arrives.
+            return Ok(Step::Continue);
+        }
+
+        let mut h = base_header(status, &ex.request_id, &ex.site);
+        for (name, value) in parts.headers.iter() {
+            if is_hop_by_hop(name) || name == X_REQUEST_ID {
+                continue;
+            }
+            if let Err(e) = h.append_header(name.clone(), value.clone()) {
+                tracing::debug!(header = %name, error = %e, "dropping function response header");
+            }
+        }
+        if parts.headers.get(header::SERVER).is_none() {
+            set(&mut h, header::SERVER, "outpost");
+        }
+        let has_length = parts.headers.contains_key(header::CONTENT_LENGTH);
+        if !bodyless && !has_length {
+            if ended {
+                set(&mut h, header::CONTENT_LENGTH, &collected_len.to_string());
+            } else if !session.is_http2() {
+                if session.req_header().version == Version::HTTP_11 {
+                    set(&mut h, header::TRANSFER_ENCODING, "chunked");
+                } else {
+                    // HTTP/1.0: the end of the body is the end of the connection.
+                    session.set_keepalive(None);
+                }
+            }
+        }
+        session.write_response_header(Box::new(h)).await?;
+        self.header_sent = true;
+
+        if bodyless {
+            session.write_response_body(Bytes::new(), true).await?;
+            ex.record(outcome_of(status));
+            return Ok(Step::Done);
+        }
+        if ended {
+            let all = join(collected);
+            session.write_response_body(all, true).await?;
+            ex.record(outcome_of(status));
+            return Ok(Step::Done);
+        }
+        if !collected.is_empty() {
+            session.write_response_body(join(collected), false).await?;
+        }
+        self.body = Some(body);
+        // Remember the status for the outcome when the body ends.
+        self.status = status;
+        Ok(Step::Continue)
+    }
+
+    async fn on_frame(
+        &mut self,
+        ex: &Exchange,
+        session: &mut ServerSession,
+        frame: Option<Result<Frame<Bytes>, wasmtime_wasi_http::Error>>,
+    ) -> pingora_core::Result<Step> {
+        match frame {
+            Some(Ok(frame)) => {
+                // Trailers are dropped: neither h1 chunked trailers nor h2
+                // trailers are worth the complexity for functions yet.
+                if let Ok(data) = frame.into_data() {
+                    if !data.is_empty() {
+                        session.write_response_body(data, false).await?;
+                    }
+                }
+                Ok(Step::Continue)
+            }
+            Some(Err(e)) => {
+                tracing::debug!(request_id = %ex.request_id, error = %e, "function response body failed");
+                ex.record(Outcome::Error);
+                Err(aborted("function response body failed"))
+            }
+            None => {
+                self.body = None;
+                if self.failed.load(Ordering::Acquire) {
+                    // Cut short, not finished: the task's result (on its
+                    // way) aborts the response.
+                    return Ok(Step::Continue);
+                }
+                session.write_response_body(Bytes::new(), true).await?;
+                ex.record(outcome_of(self.status));
+                Ok(Step::Done)
+            }
+        }
+    }
+
+    async fn on_request_chunk(
+        &mut self,
+        ex: &Exchange,
+        session: &mut ServerSession,
+        r: pingora_core::Result<Option<Bytes>>,
+    ) -> pingora_core::Result<Step> {
+        match r {
+            Ok(Some(chunk)) => {
+                self.pump.received += chunk.len() as u64;
+                if self.pump.received > self.pump.limit {
+                    bump(&ex.inner.stats.rejected_too_large);
+                    session.set_keepalive(None);
+                    let err =
+                        wasmtime_wasi_http::Error::HttpRequestBodySize(Some(self.pump.received));
+                    self.pump.finish(Some(err));
+                    if !self.header_sent {
+                        return ex
+                            .fail(session, Failure::TooLarge)
+                            .await
+                            .map(|()| Step::Done);
+                    }
+                    return Ok(Step::Continue);
+                }
+                self.pump.offer(chunk);
+                Ok(Step::Continue)
+            }
+            Ok(None) => {
+                self.pump.finish(None);
+                Ok(Step::Continue)
+            }
+            Err(e) => {
+                ex.record(Outcome::Error);
+                Err(e)
+            }
+        }
+    }
+
+    async fn on_timeout(
+        &mut self,
+        ex: &Exchange,
+        session: &mut ServerSession,
+    ) -> pingora_core::Result<Step> {
+        // The instance's task ends itself at the deadline; this is the
+        // backstop should its executor be slow to say so.
+        self.guest_result = Some(Err(wasmtime::Error::from(Trap::Interrupt)));
+        ex.report(Failure::Timeout, None);
+        if self.header_sent {
+            ex.record(Outcome::Error);
+            return Err(aborted("function timed out mid-response"));
+        }
+        ex.fail(session, Failure::Timeout)
+            .await
+            .map(|()| Step::Done)
+    }
+}
+
+type BodyItem = Result<Bytes, wasmtime_wasi_http::Error>;
+type GuestResponse = Result<hyper::Response<HyperOutgoingBody>, ErrorCode>;
+
+// Branch futures of the select loop. Each borrows one field only, and
+// their bodies run when polled (a disabled branch never unwraps).
+async fn recv_response(
+    rx: &mut Option<oneshot::Receiver<GuestResponse>>,
+) -> Result<GuestResponse, oneshot::error::RecvError> {
+    rx.as_mut().expect("guarded by is_some").await
+}
+
+async fn next_frame(
+    body: &mut Option<HyperOutgoingBody>,
+) -> Option<Result<Frame<Bytes>, wasmtime_wasi_http::Error>> {
+    body.as_mut().expect("guarded by is_some").frame().await
+}
+
+async fn reserve(
+    tx: Option<mpsc::Sender<BodyItem>>,
+) -> Result<mpsc::OwnedPermit<BodyItem>, mpsc::error::SendError<()>> {
+    tx.expect("guarded by has_pending").reserve_owned().await
+}
+
+/// Moves the client's request body into the instance, one chunk at a time
+/// (backpressure: nothing more is read while a chunk waits).
+struct Pump {
+    tx: Option<mpsc::Sender<BodyItem>>,
+    pending: Option<BodyItem>,
+    /// Nothing more will be read from the client.
+    eof: bool,
+    /// The client's body was read to its end.
+    complete: Arc<AtomicBool>,
+    received: u64,
+    limit: u64,
+}
+
+impl Pump {
+    fn wants_read(&self) -> bool {
+        !self.eof && self.pending.is_none() && self.tx.is_some()
+    }
+
+    fn has_pending(&self) -> bool {
+        self.pending.is_some() && self.tx.is_some()
+    }
+
+    fn is_complete(&self) -> bool {
+        self.complete.load(Ordering::Acquire)
+    }
+
+    fn offer(&mut self, chunk: Bytes) {
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send(Ok(chunk)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(item)) => self.pending = Some(item),
+            // The instance dropped the body: it does not want the rest.
+            Err(mpsc::error::TrySendError::Closed(_)) => self.tx = None,
+        }
+    }
+
+    /// A reservation made while a chunk (or the final error) waited.
+    fn deliver(&mut self, permit: Result<mpsc::OwnedPermit<BodyItem>, mpsc::error::SendError<()>>) {
+        match permit {
+            Ok(permit) => {
+                if let Some(item) = self.pending.take() {
+                    permit.send(item);
+                }
+                if self.eof {
+                    self.tx = None;
+                }
+            }
+            Err(_) => {
+                self.tx = None;
+                self.pending = None;
+            }
+        }
+    }
+
+    /// Stops reading: at the end of the body (`None`), or with an error the
+    /// instance must see instead of a clean end.
+    fn finish(&mut self, error: Option<wasmtime_wasi_http::Error>) {
+        self.eof = true;
+        match error {
+            None => {
+                self.complete.store(true, Ordering::Release);
+                if self.pending.is_none() {
+                    self.tx = None;
+                }
+            }
+            Some(e) => self.pending = Some(Err(e)),
+        }
+    }
+}
+
+/// The instance's view of the request body. A channel closed before the
+/// client's body was complete reads as an error, never as a clean end.
+struct RequestBody {
+    rx: mpsc::Receiver<BodyItem>,
+    complete: Arc<AtomicBool>,
+    done: bool,
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match ready!(self.rx.poll_recv(cx)) {
+            Some(Ok(chunk)) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+            Some(Err(e)) => {
+                self.done = true;
+                Poll::Ready(Some(Err(e)))
+            }
+            None => {
+                self.done = true;
+                if self.complete.load(Ordering::Acquire) {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Err(wasmtime_wasi_http::Error::ConnectionTerminated)))
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+}
+
+/// The request as the instance sees it: method, the original path and
+/// query, headers (less hop-by-hop ones), and the body as a stream.
+fn incoming_request(
+    session: &mut ServerSession,
+    call: &Call<'_>,
+    limit: u64,
+) -> Option<(http::Request<RequestBody>, Pump)> {
+    let empty = session.is_body_empty();
+    let scheme = if is_tls(session) { "https" } else { "http" };
+    let req = session.req_header();
+    let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    let uri = http::Uri::builder()
+        .scheme(scheme)
+        .authority(call.authority)
+        .path_and_query(path)
+        .build()
+        .ok()?;
+    let mut builder = http::Request::builder().method(req.method.clone()).uri(uri);
+    for (name, value) in req.headers.iter() {
+        if !is_hop_by_hop(name) {
+            builder = builder.header(name, value);
+        }
+    }
+    let complete = Arc::new(AtomicBool::new(empty));
+    let (tx, rx) = mpsc::channel(BODY_CHANNEL);
+    let pump = Pump {
+        tx: (!empty).then_some(tx),
+        pending: None,
+        eof: empty,
+        complete: complete.clone(),
+        received: 0,
+        limit,
+    };
+    let body = RequestBody {
+        rx,
+        complete,
+        done: false,
+    };
+    Some((builder.body(body).ok()?, pump))
+}
+
+fn new_store(
+    inner: &Arc<Inner>,
+    call: &Call<'_>,
+    meta: Arc<RequestLogMeta>,
+    memory_exceeded: Arc<AtomicBool>,
+    deadline: Instant,
+) -> Store<Host> {
+    let config = &inner.config;
+    let mut wasi = WasiCtxBuilder::new();
+    // The project's variables for this host's environment, and nothing of
+    // the node's own environment. No arguments, no preopened directories.
+    for (k, v) in call.site.env.iter() {
+        wasi.env(k, v);
+    }
+    let max_line = config.max_log_line_bytes;
+    wasi.stdout(LogSink::new(LogStream::Stdout, meta.clone(), max_line))
+        .stderr(LogSink::new(LogStream::Stderr, meta, max_line))
+        // Raw sockets stay closed: outbound traffic goes through wasi:http,
+        // where the allow-list and address checks apply.
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    let policy = (!call.site.outbound.is_empty()).then(|| OutboundPolicy {
+        allowed: call.site.outbound.clone(),
+        allow_private: config.allow_private_outbound,
+        connect_timeout: config.outbound_connect_timeout,
+        tls: inner.tls.clone(),
+    });
+    let memory_bytes = call.entry.memory_bytes.min(config.max_memory_bytes);
+    let host = Host {
+        table,
+        wasi: wasi.build(),
+        http: WasiHttpCtx::new(),
+        hooks: Hooks { policy },
+        limiter: Limiter {
+            memory_bytes: usize::try_from(memory_bytes).unwrap_or(usize::MAX),
+            table_elements: TABLE_ELEMENTS,
+            memory_exceeded,
+        },
+    };
+    let mut store = Store::new(&inner.engine, host);
+    store.limiter(|h| &mut h.limiter);
+    // Every tick a running instance yields to the scheduler (a busy loop
+    // cannot starve other requests on this thread); past the deadline it
+    // traps.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(if Instant::now() >= deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            // tokio's own yield: the worker also polls the I/O driver
+            // before it comes back, so spinning instances cannot starve
+            // the node's sockets.
+            UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+        })
+    });
+    store
+}
+
+fn base_header(status: u16, request_id: &str, site: &Site) -> ResponseHeader {
+    let mut h = ResponseHeader::build(status, Some(16))
+        .unwrap_or_else(|_| ResponseHeader::build(500, Some(16)).expect("500 is a valid status"));
+    set(&mut h, X_REQUEST_ID, request_id);
+    set(&mut h, X_OUTPOST_DEPLOYMENT, &site.deployment);
+    h
+}
+
+fn set(h: &mut ResponseHeader, name: HeaderName, value: &str) {
+    match HeaderValue::from_str(value) {
+        Ok(v) => {
+            if let Err(e) = h.insert_header(name.clone(), v) {
+                tracing::debug!(header = %name, error = %e, "dropping response header");
+            }
+        }
+        Err(e) => {
+            tracing::debug!(header = %name, error = %e, "dropping invalid response header value")
+        }
+    }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "transfer-encoding"
+            | "upgrade"
+            | "te"
+            | "trailer"
+    )
+}
+
+fn outcome_of(status: u16) -> Outcome {
+    if status >= 500 {
+        Outcome::Error
+    } else {
+        Outcome::Ok
+    }
+}
+
+fn join(chunks: Vec<Bytes>) -> Bytes {
+    match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.into_iter().next().expect("one chunk"),
+        _ => {
+            let mut all = BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
+            for c in chunks {
+                all.extend_from_slice(&c);
+            }
+            all.freeze()
+        }
+    }
+}
+
+fn aborted(why: &'static str) -> Box<pingora_core::Error> {
+    pingora_core::Error::explain(pingora_core::ErrorType::InternalError, why)
+}
+
+fn declared_length(session: &ServerSession) -> Option<u64> {
+    session
+        .req_header()
+        .headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn is_tls(session: &ServerSession) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_pages_name_status_and_request_id() {
+        for f in [
+            Failure::BadRequest,
+            Failure::TooLarge,
+            Failure::Busy,
+            Failure::Unavailable,
+            Failure::Trap,
+            Failure::Memory,
+            Failure::Timeout,
+            Failure::NoResponse,
+        ] {
+            let page = String::from_utf8(error_page(f, "00ff00ff00ff00ff").to_vec()).unwrap();
+            assert!(page.contains(&format!("<title>{} ", f.status())), "{page}");
+            assert!(page.contains("00ff00ff00ff00ff"), "{page}");
+        }
+        assert_eq!(Failure::Timeout.status(), 504);
+        assert_eq!(Failure::TooLarge.status(), 413);
+        assert_eq!(Failure::Busy.status(), 503);
+        assert_eq!(Failure::Memory.status(), 500);
+    }
+
+    #[test]
+    fn request_ids_are_hex_and_distinct() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_eq!(a.len(), 16);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn trap_classification() {
+        let interrupt = wasmtime::Error::from(Trap::Interrupt);
+        assert_eq!(classify(&interrupt, false), Failure::Timeout);
+        assert_eq!(classify(&interrupt, true), Failure::Timeout);
+        let unreachable = wasmtime::Error::from(Trap::UnreachableCodeReached);
+        assert_eq!(classify(&unreachable, true), Failure::Memory);
+        assert_eq!(classify(&unreachable, false), Failure::Trap);
+    }
+
+    #[tokio::test]
+    async fn body_cut_short_is_an_error_not_an_end() {
+        let complete = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel(2);
+        let mut body = RequestBody {
+            rx,
+            complete: complete.clone(),
+            done: false,
+        };
+        tx.send(Ok(Bytes::from_static(b"abc"))).await.unwrap();
+        drop(tx);
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), Bytes::from_static(b"abc"));
+        assert!(body.frame().await.unwrap().is_err());
+        assert!(body.frame().await.is_none());
+
+        let complete = Arc::new(AtomicBool::new(true));
+        let (tx, rx) = mpsc::channel::<BodyItem>(2);
+        drop(tx);
+        let mut body = RequestBody {
+            rx,
+            complete,
+            done: false,
+        };
+        assert!(body.frame().await.is_none());
+    }
+}
