@@ -250,3 +250,85 @@ async fn outbound_is_refused_unless_listed_and_never_to_private_addresses() {
     let out = coord.cli(&["outbound", "blog", "bad host!"]);
     assert!(!out.status.success());
 }
+
+#[tokio::test]
+async fn misbehaving_functions_fail_alone_and_the_node_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(&tmp.path().join("coord"), None);
+    let edge = Edge::join(&coord, "fra", &tmp.path().join("edge"));
+    let site = tmp.path().join("site");
+    site_with(
+        &site,
+        &[
+            ("hello", "hello"),
+            ("panic", "panic"),
+            ("loop", "loop"),
+            ("memhog", "memhog"),
+            ("echo", "echo"),
+        ],
+    );
+    std::fs::write(
+        site.join("outpost.toml"),
+        "[[functions]]\nroute = \"/api/loop\"\ncomponent = \"api/loop.wasm\"\ntimeout = \"1s\"\n\n\
+         [[functions]]\nroute = \"/api/memhog\"\ncomponent = \"api/memhog.wasm\"\nmemory = \"32MiB\"\n",
+    )
+    .unwrap();
+    coord.deploy(&site, "blog", true);
+    eventually(30, "hello to answer", || async {
+        let (s, _, _) = call(&edge, "blog.localhost", "/api/hello").await;
+        (s == 200).then_some(())
+    })
+    .await;
+
+    // The infinite loop is cut off at its timeout while hello keeps answering.
+    let looping = {
+        let url = format!("http://{}/api/loop", edge.http);
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let r = http_client()
+                .get(url)
+                .header("Host", "blog.localhost")
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.headers().get("x-request-id").is_some(),
+                started.elapsed(),
+            )
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for _ in 0..5 {
+        let (s, body, _) = call(&edge, "blog.localhost", "/api/hello").await;
+        assert_eq!((s, body.contains("hello")), (200, true));
+    }
+    let (status, has_id, took) = looping.await.unwrap();
+    assert_eq!(status, 504);
+    assert!(has_id, "errors carry a request id");
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "the 1 s timeout applied ({took:?})"
+    );
+
+    let (s, _, h) = call(&edge, "blog.localhost", "/api/panic").await;
+    assert_eq!(s, 500);
+    assert!(h.contains_key("x-request-id"));
+    let (s, _, _) = call(&edge, "blog.localhost", "/api/memhog").await;
+    assert!((500..600).contains(&s), "memory blow-up answered {s}");
+
+    // Streaming body in and out through the edge.
+    let body = vec![b'x'; 3 * 1024 * 1024];
+    let r = http_client()
+        .post(format!("http://{}/api/echo?q=1", edge.http))
+        .header("Host", "blog.localhost")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().len(), body.len());
+
+    let (s, body, _) = call(&edge, "blog.localhost", "/api/hello").await;
+    assert_eq!((s, body.contains("hello")), (200, true));
+}
