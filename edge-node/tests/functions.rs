@@ -1028,16 +1028,26 @@ async fn measure_hello() {
         t.elapsed() / 2000
     );
 
-    let url = fx.url("/api/hello").replace(BLOG, "127.0.0.1");
-    let out = tokio::process::Command::new("wrk")
-        .args(["-t1", "-c16", "-d5s", "--latency", "-H"])
-        .arg(format!("Host: {BLOG}"))
-        .arg(&url)
-        .output()
-        .await;
-    match out {
-        Ok(o) => eprintln!("wrk:\n{}", String::from_utf8_lossy(&o.stdout)),
-        Err(e) => eprintln!("wrk not available: {e}"),
+    for (path, connections) in [
+        ("/api/hello", "16"),
+        ("/api/hello", "1"),
+        ("/", "1"),
+        ("/", "16"),
+    ] {
+        let url = fx.url(path).replace(BLOG, "127.0.0.1");
+        let out = tokio::process::Command::new("wrk")
+            .args(["-t1", "-c", connections, "-d4s", "--latency", "-H"])
+            .arg(format!("Host: {BLOG}"))
+            .arg(&url)
+            .output()
+            .await;
+        match out {
+            Ok(o) => eprintln!(
+                "wrk {path} c={connections}:\n{}",
+                String::from_utf8_lossy(&o.stdout)
+            ),
+            Err(e) => eprintln!("wrk not available: {e}"),
+        }
     }
     let s = fx.runtime.stats();
     eprintln!(

@@ -219,7 +219,8 @@ mod tests {
         .iter()
         .map(|r| (r.to_string(), f(r)))
         .collect();
-        let cases: &[(&str, Option<(&str, &[(&str, &str)])>)] = &[
+        type Expected<'a> = Option<(&'a str, &'a [(&'a str, &'a str)])>;
+        let cases: &[(&str, Expected)] = &[
             ("/api/hello", Some(("/api/hello", &[]))),
             ("/api/hello/x/y", Some(("/api/hello/*", &[]))),
             ("/api/users/42", Some(("/api/users/:id", &[("id", "42")]))),

@@ -52,6 +52,8 @@ const MEMORIES_PER_COMPONENT: u32 = 2;
 const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 const TABLES_PER_COMPONENT: u32 = 16;
 const TABLE_ELEMENTS: usize = 100_000;
+/// Bytes of each pool slot kept resident between instances.
+const KEEP_RESIDENT: usize = 256 * 1024;
 /// Resources (headers, streams, pollables…) one instance may hold.
 const MAX_RESOURCES: usize = 10_000;
 
@@ -64,6 +66,9 @@ pub struct RuntimeConfig {
     pub max_concurrent: usize,
     /// Instances of one function (project, route, component) at once.
     pub max_concurrent_per_function: usize,
+    /// How long a request may wait for a free slot before its 503 (bridges
+    /// the moment an instance takes to be released; not a queue).
+    pub admission_wait: Duration,
     /// Larger request bodies get a 413.
     pub max_request_body_bytes: u64,
     /// Ceiling of any function's memory limit (the pool's slot size).
@@ -75,7 +80,8 @@ pub struct RuntimeConfig {
     /// `ProxyPre`s kept in memory (least recently used go first).
     pub max_cached_components: usize,
     /// Epoch tick: the granularity of timeouts and of yielding a busy
-    /// instance back to the scheduler.
+    /// instance back to the scheduler; also the longest an instance runs on
+    /// a socket thread before it moves to the executor.
     pub epoch_tick: Duration,
     pub max_log_line_bytes: usize,
     pub max_log_lines_per_request: usize,
@@ -92,12 +98,13 @@ impl RuntimeConfig {
             cache_dir: data_dir.join("functions"),
             max_concurrent: 64,
             max_concurrent_per_function: 16,
+            admission_wait: Duration::from_millis(20),
             max_request_body_bytes: 16 * 1024 * 1024,
             max_memory_bytes: protocol::functions::MAX_MEMORY_BYTES,
             allow_private_outbound: false,
             outbound_connect_timeout: Duration::from_secs(10),
             max_cached_components: 256,
-            epoch_tick: Duration::from_millis(10),
+            epoch_tick: Duration::from_millis(1),
             max_log_line_bytes: 4096,
             max_log_lines_per_request: 1000,
             metrics_log_interval: Duration::from_secs(60),
@@ -263,6 +270,11 @@ fn engine(config: &RuntimeConfig) -> anyhow::Result<Engine> {
         .max_tables_per_module(2)
         .table_elements(TABLE_ELEMENTS)
         .total_stacks(n)
+        // Reset a slot's first pages with memset instead of madvise: the
+        // next instance in that slot does not page-fault them back in.
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT)
+        .async_stack_keep_resident(KEEP_RESIDENT)
         .max_memory_size(
             usize::try_from(config.max_memory_bytes).context("max_memory_bytes is too large")?,
         );

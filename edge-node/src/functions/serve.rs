@@ -24,7 +24,7 @@ use http_body_util::BodyExt;
 use pingora_core::protocols::http::ServerSession;
 use pingora_http::ResponseHeader;
 use protocol::functions::FunctionEntry;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
@@ -172,15 +172,9 @@ pub(crate) async fn respond(
         session.set_keepalive(None);
         return ex.fail(session, Failure::TooLarge).await;
     }
-    let permits = match (
-        inner.node_permits.clone().try_acquire_owned(),
-        ex.function.permits.clone().try_acquire_owned(),
-    ) {
-        (Ok(node), Ok(function)) => (node, function),
-        _ => {
-            bump(&inner.stats.rejected_busy);
-            return ex.fail(session, Failure::Busy).await;
-        }
+    let Some(permits) = admit(inner, &ex.function).await else {
+        bump(&inner.stats.rejected_busy);
+        return ex.fail(session, Failure::Busy).await;
     };
     let pre = match inner.proxy_pre(blobs, call.entry.component).await {
         Ok(pre) => pre,
@@ -268,9 +262,7 @@ pub(crate) async fn respond(
         drop(permits);
         result
     };
-    // Instances run on the runtime's own executor: a spinning one can never
-    // delay this node's sockets, static files included.
-    let guest = GuestTask(Some(inner.executor().spawn(guest)));
+    let guest = GuestTask::new(Box::pin(guest), inner.executor().clone());
 
     let drive = Drive {
         guest,
@@ -287,19 +279,75 @@ pub(crate) async fn respond(
     drive.run(&mut ex, session).await
 }
 
-/// The instance's task on the executor; aborted when dropped, unless
+/// A slot on the node and one for the function, waiting at most
+/// `admission_wait` for them. The short wait absorbs the instant between a
+/// response's end and its instance's release (a keep-alive client asks
+/// again at once); it is not a queue.
+async fn admit(
+    inner: &Inner,
+    function: &FunctionState,
+) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+    let try_now = || {
+        let node = inner.node_permits.clone().try_acquire_owned().ok()?;
+        let function = function.permits.clone().try_acquire_owned().ok()?;
+        Some((node, function))
+    };
+    if let Some(p) = try_now() {
+        return Some(p);
+    }
+    let wait = inner.config.admission_wait;
+    tokio::time::timeout(wait, async {
+        // The function's own slot first: waiting for it holds nothing
+        // other functions need.
+        let function = function.permits.clone().acquire_owned().await.ok()?;
+        let node = inner.node_permits.clone().acquire_owned().await.ok()?;
+        Some((node, function))
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// The instance. Its first poll runs right here, on the connection's task:
+/// most functions answer within it (no thread hop at all). If it has to
+/// wait (request body, a clock, outbound I/O) or uses up its first epoch
+/// slice, it moves to the runtime's executor, so a spinning instance holds
+/// a socket thread for one tick at most. Aborted when dropped, unless
 /// detached to finish after its response.
-struct GuestTask(Option<tokio::task::JoinHandle<wasmtime::Result<()>>>);
+struct GuestTask {
+    state: GuestState,
+    executor: tokio::runtime::Handle,
+}
+
+type GuestFuture = Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send>>;
+
+enum GuestState {
+    Inline(GuestFuture),
+    Spawned(tokio::task::JoinHandle<wasmtime::Result<()>>),
+    Finished,
+}
 
 impl GuestTask {
+    fn new(future: GuestFuture, executor: tokio::runtime::Handle) -> Self {
+        GuestTask {
+            state: GuestState::Inline(future),
+            executor,
+        }
+    }
+
     fn detach(mut self) {
-        self.0.take();
+        match std::mem::replace(&mut self.state, GuestState::Finished) {
+            GuestState::Inline(future) => {
+                self.executor.spawn(future);
+            }
+            GuestState::Spawned(_) | GuestState::Finished => {}
+        }
     }
 }
 
 impl Drop for GuestTask {
     fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
+        if let GuestState::Spawned(task) = &self.state {
             task.abort();
         }
     }
@@ -309,10 +357,31 @@ impl Future for GuestTask {
     type Output = wasmtime::Result<()>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let task = self.0.as_mut().expect("polled after completion");
-        let out = ready!(Pin::new(task).poll(cx));
-        self.0 = None;
-        Poll::Ready(out.unwrap_or_else(|e| Err(wasmtime::format_err!("function task failed: {e}"))))
+        loop {
+            match &mut self.state {
+                GuestState::Inline(future) => {
+                    if let Poll::Ready(out) = future.as_mut().poll(cx) {
+                        self.state = GuestState::Finished;
+                        return Poll::Ready(out);
+                    }
+                    let GuestState::Inline(future) =
+                        std::mem::replace(&mut self.state, GuestState::Finished)
+                    else {
+                        unreachable!("matched above")
+                    };
+                    let task = self.executor.spawn(future);
+                    self.state = GuestState::Spawned(task);
+                }
+                GuestState::Spawned(task) => {
+                    let out = ready!(Pin::new(task).poll(cx));
+                    self.state = GuestState::Finished;
+                    return Poll::Ready(out.unwrap_or_else(|e| {
+                        Err(wasmtime::format_err!("function task failed: {e}"))
+                    }));
+                }
+                GuestState::Finished => panic!("instance polled after it finished"),
+            }
+        }
     }
 }
 
