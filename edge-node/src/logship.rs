@@ -15,7 +15,7 @@ use protocol::wire::{
 };
 use tokio::sync::{mpsc, watch};
 
-use crate::functions::{FunctionLog, LogStream};
+use crate::functions::FunctionLog;
 
 /// Lines kept while the coordinator cannot take them.
 pub const BUFFER_LINES: usize = 20_000;
@@ -33,7 +33,7 @@ pub async fn run(
         tokio::select! {
             line = lines.recv() => match line {
                 Some(l) => {
-                    let l = record(l);
+                    let l = LogRecord::from(l);
                     if buffer.len() == BUFFER_LINES {
                         buffer.pop_front();
                         dropped += 1;
@@ -63,20 +63,6 @@ pub async fn run(
         if let Err(e) = flush(&mut buffer, &conn).await {
             tracing::debug!(error = %format!("{e:#}"), pending = buffer.len(), "shipping function logs deferred");
         }
-    }
-}
-
-fn record(l: FunctionLog) -> LogRecord {
-    LogRecord {
-        ts_ms: l.ts_ms as i64,
-        project: l.project,
-        deployment: l.deployment,
-        request_id: l.request_id,
-        stream: match l.stream {
-            LogStream::Stdout => "stdout".into(),
-            LogStream::Stderr => "stderr".into(),
-        },
-        line: l.line,
     }
 }
 
