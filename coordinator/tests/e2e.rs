@@ -111,6 +111,49 @@ async fn deploy_redeploy_rollback_promote_and_https() {
     assert!(coord.cli_ok(&["projects"]).contains("blog"));
 }
 
+/// What a bad-input case sends.
+enum Body {
+    None,
+    Json(Value),
+    Raw(&'static str, Option<&'static str>),
+    Bytes(Vec<u8>),
+}
+
+/// Sends one request and checks the typed error: status, code, message.
+async fn expect_error(
+    api: &Api,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Body,
+    status: u16,
+    code: &str,
+) -> Value {
+    let mut req = http_client().request(method.clone(), format!("{}{path}", api.base));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req = match body {
+        Body::None => req,
+        Body::Json(v) => req.json(&v),
+        Body::Raw(text, content_type) => {
+            let r = req.body(text);
+            match content_type {
+                Some(ct) => r.header("content-type", ct),
+                None => r,
+            }
+        }
+        Body::Bytes(b) => req.body(b),
+    };
+    let resp = req.send().await.unwrap();
+    let got = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap();
+    let got_code = body["error"]["code"].as_str().unwrap_or("");
+    assert_eq!((got, got_code), (status, code), "{method} {path}: {body}");
+    assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+    body
+}
+
 #[tokio::test]
 async fn api_rejects_bad_input_with_typed_errors() {
     let tmp = tempfile::tempdir().unwrap();
@@ -119,122 +162,221 @@ async fn api_rejects_bad_input_with_typed_errors() {
         Some("[limits]\nmax_blob_bytes = 1024\nmax_json_bytes = 8192\n"),
     );
     let api = coord.api();
-    async fn expect(resp: reqwest::Response, status: u16, code: &str) -> Value {
-        let got = resp.status().as_u16();
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(
-            (got, body["error"]["code"].as_str().unwrap_or("")),
-            (status, code),
-            "{body}"
-        );
-        assert!(!body["error"]["message"].as_str().unwrap().is_empty());
-        body
-    }
-    let http = http_client();
-    expect(
-        http.get(format!("{}/projects", api.base))
-            .send()
-            .await
-            .unwrap(),
-        401,
-        "unauthorized",
-    )
-    .await;
-    expect(
-        http.get(format!("{}/projects", api.base))
-            .bearer_auth("opt_wrong")
-            .send()
-            .await
-            .unwrap(),
-        401,
-        "unauthorized",
-    )
-    .await;
-    expect(
-        api.req(Method::GET, "/projects/nope").send().await.unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
-    expect(
-        api.req(Method::GET, "/no/such/route").send().await.unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
-    expect(
-        api.req(Method::POST, "/projects")
-            .header("content-type", "application/json")
-            .body("{nope")
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "bad_json",
-    )
-    .await;
-    expect(
-        api.req(Method::POST, "/projects")
-            .body("name=x")
-            .send()
-            .await
-            .unwrap(),
-        415,
-        "unsupported_media_type",
-    )
-    .await;
-    expect(
-        api.req(Method::POST, "/projects")
-            .json(&json!({"name": "Bad_Name"}))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "invalid_name",
-    )
-    .await;
-    expect(
-        api.req(Method::POST, "/projects")
-            .json(&json!({"name": "x", "extra": 1}))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "bad_json",
-    )
-    .await;
+    let token = Some(api.token.as_str());
     for n in ["alpha", "bravo", "charlie"] {
-        assert_eq!(
-            api.req(Method::POST, "/projects")
-                .json(&json!({"name": n}))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            201
-        );
+        let r = api
+            .req(Method::POST, "/projects")
+            .json(&json!({"name": n}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
     }
-    expect(
-        api.req(Method::POST, "/projects")
-            .json(&json!({"name": "alpha"}))
-            .send()
-            .await
-            .unwrap(),
-        409,
-        "conflict",
-    )
-    .await;
+    let h = protocol::BlobHash::of(b"hi").to_hex();
+    let manifest = |path: &str, size: u64| json!({"manifest": {"format": 1, "files": {path: {"hash": h, "size": size, "content_type": "text/plain"}}}, "target": "production"});
+    let big = vec![7u8; 2048];
+    let big_hash = protocol::BlobHash::of(&big).to_hex();
+    let deployments = "/projects/alpha/deployments";
+    let cases: Vec<(Option<&str>, Method, String, Body, u16, &str)> = vec![
+        // Authentication.
+        (
+            None,
+            Method::GET,
+            "/projects".into(),
+            Body::None,
+            401,
+            "unauthorized",
+        ),
+        (
+            Some("opt_wrong"),
+            Method::GET,
+            "/projects".into(),
+            Body::None,
+            401,
+            "unauthorized",
+        ),
+        // Unknown things.
+        (
+            token,
+            Method::GET,
+            "/projects/nope".into(),
+            Body::None,
+            404,
+            "not_found",
+        ),
+        (
+            token,
+            Method::GET,
+            "/no/such/route".into(),
+            Body::None,
+            404,
+            "not_found",
+        ),
+        (
+            token,
+            Method::POST,
+            "/deployments/nope/promote".into(),
+            Body::None,
+            404,
+            "not_found",
+        ),
+        // Bodies.
+        (
+            token,
+            Method::POST,
+            "/projects".into(),
+            Body::Raw("{nope", Some("application/json")),
+            400,
+            "bad_json",
+        ),
+        (
+            token,
+            Method::POST,
+            "/projects".into(),
+            Body::Raw("name=x", None),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            token,
+            Method::POST,
+            "/projects".into(),
+            Body::Json(json!({"name": "x".repeat(10_000)})),
+            413,
+            "payload_too_large",
+        ),
+        (
+            token,
+            Method::POST,
+            "/projects".into(),
+            Body::Json(json!({"name": "Bad_Name"})),
+            400,
+            "invalid_name",
+        ),
+        (
+            token,
+            Method::POST,
+            "/projects".into(),
+            Body::Json(json!({"name": "x", "extra": 1})),
+            400,
+            "bad_json",
+        ),
+        (
+            token,
+            Method::POST,
+            "/projects".into(),
+            Body::Json(json!({"name": "alpha"})),
+            409,
+            "conflict",
+        ),
+        (
+            token,
+            Method::GET,
+            "/projects?limit=0".into(),
+            Body::None,
+            400,
+            "bad_limit",
+        ),
+        // Manifests: traversal, backslashes, oversized and empty, bad hashes.
+        (
+            token,
+            Method::POST,
+            deployments.into(),
+            Body::Json(manifest("../etc/passwd", 2)),
+            400,
+            "invalid_manifest",
+        ),
+        (
+            token,
+            Method::POST,
+            deployments.into(),
+            Body::Json(manifest("a\\b", 2)),
+            400,
+            "invalid_manifest",
+        ),
+        (
+            token,
+            Method::POST,
+            deployments.into(),
+            Body::Json(manifest("big.txt", 4096)),
+            400,
+            "invalid_manifest",
+        ),
+        (
+            token,
+            Method::POST,
+            deployments.into(),
+            Body::Json(json!({"manifest": {"format": 1, "files": {}}})),
+            400,
+            "invalid_manifest",
+        ),
+        (
+            token,
+            Method::POST,
+            deployments.into(),
+            Body::Json(
+                json!({"manifest": {"format": 1, "files": {"a": {"hash": "zz", "size": 1, "content_type": "text/plain"}}}}),
+            ),
+            400,
+            "bad_json",
+        ),
+        // Blobs: wrong bytes, bad name, too large.
+        (
+            token,
+            Method::PUT,
+            format!("/blobs/{h}"),
+            Body::Raw("not hi", None),
+            400,
+            "hash_mismatch",
+        ),
+        (
+            token,
+            Method::PUT,
+            "/blobs/xyz".into(),
+            Body::Raw("hi", None),
+            400,
+            "bad_hash",
+        ),
+        (
+            token,
+            Method::PUT,
+            format!("/blobs/{big_hash}"),
+            Body::Bytes(big),
+            413,
+            "payload_too_large",
+        ),
+        // Pointer moves without a target.
+        (
+            token,
+            Method::POST,
+            "/projects/bravo/rollback".into(),
+            Body::None,
+            409,
+            "no_production",
+        ),
+        // Join tokens.
+        (
+            token,
+            Method::POST,
+            "/join-tokens".into(),
+            Body::Json(json!({"region": "Not A Label"})),
+            400,
+            "invalid_region",
+        ),
+        (
+            token,
+            Method::POST,
+            "/join-tokens".into(),
+            Body::Json(json!({"region": "fra", "ttl_seconds": 0})),
+            400,
+            "invalid_ttl",
+        ),
+    ];
+    for (tok, method, path, body, status, code) in cases {
+        expect_error(&api, tok, method, &path, body, status, code).await;
+    }
 
-    // Pagination.
-    expect(
-        api.req(Method::GET, "/projects?limit=0")
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "bad_limit",
-    )
-    .await;
+    // Pagination follows the cursor to the end.
     let p1: Value = api
         .req(Method::GET, "/projects?limit=2")
         .send()
@@ -256,63 +398,9 @@ async fn api_rejects_bad_input_with_typed_errors() {
     assert_eq!(p2["items"][0]["name"], "charlie");
     assert!(p2["next_cursor"].is_null());
 
-    // Manifests: traversal, empty, oversized files.
-    let h = protocol::BlobHash::of(b"hi").to_hex();
-    let manifest = |path: &str, size: u64| json!({"manifest": {"format": 1, "files": {path: {"hash": h, "size": size, "content_type": "text/plain"}}}, "target": "production"});
-    expect(
-        api.req(Method::POST, "/projects/alpha/deployments")
-            .json(&manifest("../etc/passwd", 2))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "invalid_manifest",
-    )
-    .await;
-    expect(
-        api.req(Method::POST, "/projects/alpha/deployments")
-            .json(&manifest("a\\b", 2))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "invalid_manifest",
-    )
-    .await;
-    expect(
-        api.req(Method::POST, "/projects/alpha/deployments")
-            .json(&manifest("big.txt", 4096))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "invalid_manifest",
-    )
-    .await;
-    expect(
-        api.req(Method::POST, "/projects/alpha/deployments")
-            .json(&json!({"manifest": {"format": 1, "files": {}}}))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "invalid_manifest",
-    )
-    .await;
-    expect(
-        api.req(Method::POST, "/projects/alpha/deployments")
-            .json(&json!({"manifest": {"format": 1, "files": {"a": {"hash": "zz", "size": 1, "content_type": "text/plain"}}}}))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "bad_json",
-    )
-    .await;
-
-    // Upload protocol: missing blobs block finalize; bad blobs are refused.
+    // Upload protocol: missing blobs block finalize, then it goes through.
     let created: Value = api
-        .req(Method::POST, "/projects/alpha/deployments")
+        .req(Method::POST, deployments)
         .json(&manifest("hi.txt", 2))
         .send()
         .await
@@ -322,59 +410,27 @@ async fn api_rejects_bad_input_with_typed_errors() {
         .unwrap();
     assert_eq!(created["missing"], json!([h]));
     let id = created["deployment"]["id"].as_str().unwrap();
-    let body = expect(
-        api.req(Method::POST, &format!("/deployments/{id}/finalize"))
-            .send()
-            .await
-            .unwrap(),
+    let finalize = format!("/deployments/{id}/finalize");
+    let body = expect_error(
+        &api,
+        token,
+        Method::POST,
+        &finalize,
+        Body::None,
         409,
         "blobs_missing",
     )
     .await;
     assert_eq!(body["error"]["details"]["missing"], json!([h]));
-    expect(
-        api.req(Method::PUT, &format!("/blobs/{h}"))
-            .body("not hi")
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "hash_mismatch",
-    )
-    .await;
-    expect(
-        api.req(Method::PUT, "/blobs/xyz")
-            .body("hi")
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "bad_hash",
-    )
-    .await;
-    let big = vec![7u8; 2048];
-    let big_hash = protocol::BlobHash::of(&big).to_hex();
-    expect(
-        api.req(Method::PUT, &format!("/blobs/{big_hash}"))
-            .body(big)
-            .send()
-            .await
-            .unwrap(),
-        413,
-        "payload_too_large",
-    )
-    .await;
-    assert_eq!(
-        api.req(Method::PUT, &format!("/blobs/{h}"))
-            .body("hi")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        201
-    );
+    let put = api
+        .req(Method::PUT, &format!("/blobs/{h}"))
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
     let done: Value = api
-        .req(Method::POST, &format!("/deployments/{id}/finalize"))
+        .req(Method::POST, &finalize)
         .send()
         .await
         .unwrap()
@@ -383,52 +439,14 @@ async fn api_rejects_bad_input_with_typed_errors() {
         .unwrap();
     assert_eq!(done["status"], "ready");
     assert_eq!(done["is_production"], true);
-
-    expect(
-        api.req(Method::POST, "/projects/bravo/rollback")
-            .send()
-            .await
-            .unwrap(),
-        409,
-        "no_production",
-    )
-    .await;
-    expect(
-        api.req(Method::POST, "/projects/alpha/rollback")
-            .send()
-            .await
-            .unwrap(),
+    expect_error(
+        &api,
+        token,
+        Method::POST,
+        "/projects/alpha/rollback",
+        Body::None,
         409,
         "no_previous",
-    )
-    .await;
-    expect(
-        api.req(Method::POST, "/deployments/nope/promote")
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
-    expect(
-        api.req(Method::POST, "/join-tokens")
-            .json(&json!({"region": "Not A Label"}))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "invalid_region",
-    )
-    .await;
-    expect(
-        api.req(Method::POST, "/join-tokens")
-            .json(&json!({"region": "fra", "ttl_seconds": 0}))
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "invalid_ttl",
     )
     .await;
 
