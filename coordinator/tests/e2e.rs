@@ -177,7 +177,9 @@ async fn api_rejects_bad_input_with_typed_errors() {
     let big = vec![7u8; 2048];
     let big_hash = protocol::BlobHash::of(&big).to_hex();
     let deployments = "/projects/alpha/deployments";
-    let cases: Vec<(Option<&str>, Method, String, Body, u16, &str)> = vec![
+    // (token, method, path, body, status, error code)
+    type Case<'a> = (Option<&'a str>, Method, String, Body, u16, &'a str);
+    let cases: Vec<Case> = vec![
         // Authentication.
         (
             None,
