@@ -9,7 +9,7 @@
 //! runtime's settings (pooling allocator with the same pool, epoch
 //! interruption with a 1 ms ticker and a yield every tick) and the linker
 //! the same worlds (`wasi:cli/command` + `wasi:http`), so every fixture
-//! runs. Keep `engine` in step with `edge-node/src/functions/mod.rs`.
+//! runs. The engine is the edge's own (`edge_node::functions::engine`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,10 +23,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder, UpdateDeadline,
-};
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -36,14 +33,8 @@ use wasmtime_wasi_http::{
     RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
 
-// The edge runtime's defaults (`RuntimeConfig::new` and the constants of
-// `functions/mod.rs`).
-const MAX_CONCURRENT: u32 = 64;
-const MEMORIES_PER_COMPONENT: u32 = 2;
-const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
-const TABLES_PER_COMPONENT: u32 = 16;
-const TABLE_ELEMENTS: usize = 100_000;
-const KEEP_RESIDENT: usize = 256 * 1024;
+use edge_node::functions::TABLE_ELEMENTS;
+
 const MAX_RESOURCES: usize = 10_000;
 const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// The memory limit of a function that sets none.
@@ -94,30 +85,6 @@ impl WasiHttpView for Host {
             hooks: &mut self.hooks,
         }
     }
-}
-
-fn engine() -> anyhow::Result<Engine> {
-    let n = MAX_CONCURRENT;
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(n)
-        .total_core_instances(n * CORE_INSTANCES_PER_COMPONENT)
-        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
-        .total_memories(n * MEMORIES_PER_COMPONENT)
-        .max_memories_per_component(MEMORIES_PER_COMPONENT)
-        .total_tables(n * TABLES_PER_COMPONENT)
-        .max_tables_per_component(TABLES_PER_COMPONENT)
-        .max_tables_per_module(2)
-        .table_elements(TABLE_ELEMENTS)
-        .total_stacks(n)
-        .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(KEEP_RESIDENT)
-        .async_stack_keep_resident(KEEP_RESIDENT)
-        .max_memory_size(usize::try_from(protocol::functions::MAX_MEMORY_BYTES)?);
-    let mut c = Config::new();
-    c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    c.epoch_interruption(true);
-    c.wasm_component_model(true);
-    Ok(Engine::new(&c)?)
 }
 
 struct Server {
@@ -202,7 +169,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let addr: SocketAddr = addr.parse().context("invalid listen address")?;
 
-    let engine = engine()?;
+    // The edge runtime's own engine and pool settings (its defaults).
+    let engine = edge_node::functions::engine(&edge_node::functions::RuntimeConfig::new(
+        &std::env::temp_dir(),
+    ))?;
     let mut linker = Linker::<Host>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;

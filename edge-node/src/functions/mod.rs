@@ -51,7 +51,7 @@ pub(crate) use serve::respond;
 const MEMORIES_PER_COMPONENT: u32 = 2;
 const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 const TABLES_PER_COMPONENT: u32 = 16;
-const TABLE_ELEMENTS: usize = 100_000;
+pub const TABLE_ELEMENTS: usize = 100_000;
 /// Bytes of each pool slot kept resident between instances.
 const KEEP_RESIDENT: usize = 256 * 1024;
 /// Resources (headers, streams, pollables…) one instance may hold.
@@ -257,7 +257,9 @@ impl FunctionRuntime {
     }
 }
 
-fn engine(config: &RuntimeConfig) -> anyhow::Result<Engine> {
+/// The engine every function on a node runs on. Public so the benchmark's
+/// bare host (`examples/bare_host.rs`) is measured with the very same settings.
+pub fn engine(config: &RuntimeConfig) -> anyhow::Result<Engine> {
     let n = u32::try_from(config.max_concurrent).context("max_concurrent is too large")?;
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(n)
