@@ -36,6 +36,9 @@ pub struct ConfigHub {
     tx: watch::Sender<Arc<EdgeConfig>>,
     /// Manifests are immutable: decode each once.
     manifests: Mutex<HashMap<String, Manifest>>,
+    /// Host certificates already read or issued: every rebuild lists every
+    /// host, and a database read per host per deploy adds up.
+    certs: Mutex<HashMap<String, HostCert>>,
     /// Serialises rebuilds so versions are published in order.
     rebuild: Mutex<()>,
 }
@@ -55,6 +58,7 @@ impl ConfigHub {
             config,
             tx,
             manifests: Mutex::default(),
+            certs: Mutex::default(),
             rebuild: Mutex::new(()),
         });
         hub.refresh().await?;
@@ -199,10 +203,13 @@ impl ConfigHub {
     /// use and renewed before it expires.
     async fn host_cert(&self, name: &str) -> Result<HostCert, EdgeConfigError> {
         let now = crate::store::now_ms() / 1000;
-        if let Some(c) = self.store.host_cert(name).await? {
-            if c.not_after - now > CERT_RENEW_BEFORE_SECS {
-                return Ok(c);
-            }
+        let fresh = |c: &HostCert| c.not_after - now > CERT_RENEW_BEFORE_SECS;
+        if let Some(c) = self.certs.lock().await.get(name).filter(|c| fresh(c)) {
+            return Ok(c.clone());
+        }
+        if let Some(c) = self.store.host_cert(name).await?.filter(|c| fresh(c)) {
+            self.certs.lock().await.insert(name.to_string(), c.clone());
+            return Ok(c);
         }
         let issued = self.ca.issue_server(vec![name.to_string()], 90)?;
         let c = HostCert {
@@ -212,6 +219,7 @@ impl ConfigHub {
             not_after: issued.not_after.unix_timestamp(),
         };
         self.store.put_host_cert(&c).await?;
+        self.certs.lock().await.insert(name.to_string(), c.clone());
         Ok(c)
     }
 }

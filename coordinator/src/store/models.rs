@@ -98,6 +98,7 @@ pub struct NodeContact {
     pub https_addr: Option<String>,
 }
 
+#[derive(Clone)]
 pub struct HostCert {
     pub host: String,
     pub chain_pem: String,
