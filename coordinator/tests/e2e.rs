@@ -17,18 +17,8 @@ async fn served(edge: &Edge, host: &str, path: &str, want: &str) {
 }
 
 fn https_client(ca_pem: &[u8], host: &str, addr: std::net::SocketAddr) -> reqwest::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut &ca_pem[..]) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let tls =
+        test_support::tls_client_config(test_support::pem_certs(ca_pem), &[b"h2", b"http/1.1"]);
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .resolve(host, addr)
@@ -557,8 +547,8 @@ async fn unknown_protocol_version_is_refused_clearly() {
     let coord = Coordinator::start(&tmp.path().join("coord"), None);
     let ca = std::fs::read(coord.ca_path()).unwrap();
     let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut &ca[..]) {
-        roots.add(c.unwrap()).unwrap();
+    for c in test_support::pem_certs(&ca) {
+        roots.add(c).unwrap();
     }
     let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),

@@ -232,16 +232,7 @@ impl Fixture {
     }
 
     fn h2_client(&self) -> reqwest::Client {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.clone()).unwrap();
-        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        let config = test_support::tls_client_config([self.ca.clone()], &[b"h2"]);
         reqwest::Client::builder()
             .use_preconfigured_tls(config)
             .resolve(BLOG, self.https)

@@ -238,16 +238,7 @@ impl Fixture {
     }
 
     fn tls_client(&self, alpn: &[&[u8]]) -> reqwest::Client {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.clone()).unwrap();
-        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let config = test_support::tls_client_config([self.ca.clone()], alpn);
         let mut builder = reqwest::Client::builder()
             .use_preconfigured_tls(config)
             .resolve("blog.localhost", self.https)
@@ -951,16 +942,7 @@ async fn stalled_handshakes_are_cut_off() {
 
     // TLS done with ALPN h2, but no h2 preface: rustls' blocking client is
     // enough to get there.
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(f.ca.clone()).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    let config = test_support::tls_client_config([f.ca.clone()], &[b"h2"]);
     let addr = f.https;
     let outcome = tokio::task::spawn_blocking(move || {
         use std::io::Read;
