@@ -28,6 +28,8 @@ pub enum CaError {
     Incomplete(PathBuf),
     #[error("certificate signing request is invalid: {0}")]
     BadCsr(String),
+    #[error("config signing key {0}")]
+    BadSigningKey(String),
 }
 
 pub struct ClusterCa {
@@ -158,6 +160,30 @@ impl ClusterCa {
     }
 }
 
+/// The ed25519 key every edge config is signed with, next to the CA
+/// (`config-key.pk8`, mode 0600), created on first start. Nodes get its
+/// public half at `join`.
+pub fn load_or_create_config_signer(
+    dir: &Path,
+) -> Result<protocol::signing::ConfigSigner, CaError> {
+    let io = |source| CaError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let path = dir.join("config-key.pk8");
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let b = protocol::signing::ConfigSigner::generate_pkcs8();
+            edge_node::fsutil::write_private(&path, &b).map_err(io)?;
+            b
+        }
+        Err(e) => return Err(io(e)),
+    };
+    protocol::signing::ConfigSigner::from_pkcs8(&bytes)
+        .map_err(|e| CaError::BadSigningKey(format!("{}: {e}", path.display())))
+}
+
 pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
     let mut rd = pem.as_bytes();
     let first = rustls_pemfile::certs(&mut rd).next()?;
@@ -180,6 +206,19 @@ mod tests {
                 .permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn config_signer_persists_and_a_corrupt_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_create_config_signer(dir.path()).unwrap();
+        let b = load_or_create_config_signer(dir.path()).unwrap();
+        assert_eq!(a.public_key_hex(), b.public_key_hex());
+        std::fs::write(dir.path().join("config-key.pk8"), b"garbage").unwrap();
+        assert!(matches!(
+            load_or_create_config_signer(dir.path()),
+            Err(CaError::BadSigningKey(_))
+        ));
     }
 
     #[test]

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::{BundleId, CertEntry, EdgeConfig, EnvKind, HostTarget, Manifest, ProjectRuntime};
+use protocol::signing::ConfigSigner;
+use protocol::{
+    BundleId, CertEntry, EdgeConfig, EnvKind, HostTarget, Manifest, ProjectRuntime, SignedConfig,
+};
 use tokio::sync::{watch, Mutex};
 
 use crate::ca::ClusterCa;
@@ -33,7 +36,8 @@ pub struct ConfigHub {
     secrets: Arc<SecretBox>,
     ca: Arc<ClusterCa>,
     config: Arc<Config>,
-    tx: watch::Sender<Arc<EdgeConfig>>,
+    signer: ConfigSigner,
+    tx: watch::Sender<Arc<SignedConfig>>,
     /// Manifests are immutable: decode each once.
     manifests: Mutex<HashMap<String, Manifest>>,
     /// Host certificates already read or issued: every rebuild lists every
@@ -49,13 +53,19 @@ impl ConfigHub {
         secrets: Arc<SecretBox>,
         ca: Arc<ClusterCa>,
         config: Arc<Config>,
+        signer: ConfigSigner,
     ) -> Result<Arc<Self>, EdgeConfigError> {
-        let (tx, _) = watch::channel(Arc::new(EdgeConfig::default()));
+        let empty = EdgeConfig::default();
+        let (tx, _) = watch::channel(Arc::new(SignedConfig {
+            signature: signer.sign(&empty),
+            config: empty,
+        }));
         let hub = Arc::new(ConfigHub {
             store,
             secrets,
             ca,
             config,
+            signer,
             tx,
             manifests: Mutex::default(),
             certs: Mutex::default(),
@@ -65,23 +75,32 @@ impl ConfigHub {
         Ok(hub)
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<Arc<EdgeConfig>> {
+    pub fn subscribe(&self) -> watch::Receiver<Arc<SignedConfig>> {
         self.tx.subscribe()
     }
 
-    pub fn current(&self) -> Arc<EdgeConfig> {
+    pub fn current(&self) -> Arc<SignedConfig> {
         self.tx.borrow().clone()
+    }
+
+    /// Hex public key edges verify configs with.
+    pub fn config_key(&self) -> String {
+        self.signer.public_key_hex()
     }
 
     /// Rebuilds and publishes if the database's config version moved.
     pub async fn refresh(&self) -> Result<(), EdgeConfigError> {
         let _guard = self.rebuild.lock().await;
         let version = self.store.config_version().await? as u64;
-        if version == self.tx.borrow().version && version != 0 {
+        if version == self.tx.borrow().config.version && version != 0 {
             return Ok(());
         }
         let cfg = self.build(version).await?;
-        self.tx.send_replace(Arc::new(cfg));
+        let signature = self.signer.sign(&cfg);
+        self.tx.send_replace(Arc::new(SignedConfig {
+            config: cfg,
+            signature,
+        }));
         Ok(())
     }
 

@@ -9,6 +9,7 @@ pub mod components;
 pub mod config;
 pub mod edge_config;
 pub mod ids;
+pub mod mesh_view;
 pub mod quic;
 pub mod secrets;
 pub mod server;

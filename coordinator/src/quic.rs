@@ -36,6 +36,8 @@ pub struct QuicContext {
     pub ca: Arc<ClusterCa>,
     /// Blob bytes sent to edges since start: what peer-assisted fetch saves.
     pub blob_bytes_sent: AtomicU64,
+    /// What each edge last reported of the mesh.
+    pub mesh: crate::mesh_view::MeshViews,
 }
 
 pub fn endpoint(addr: SocketAddr, ca: &ClusterCa) -> anyhow::Result<quinn::Endpoint> {
@@ -266,6 +268,7 @@ async fn join(ctx: &QuicContext, j: JoinRequest) -> Result<Joined, WireError> {
         bundles_pending: 0,
         http_addr: None,
         https_addr: None,
+        mesh_addr: None,
         created_at: 0,
         last_seen: None,
     };
@@ -297,6 +300,7 @@ async fn join(ctx: &QuicContext, j: JoinRequest) -> Result<Joined, WireError> {
         cert_pem,
         ca_pem: ctx.ca.cert_pem().to_string(),
         coordinator_name: COORDINATOR_NAME.to_string(),
+        config_key: ctx.hub.config_key(),
     })
 }
 
@@ -319,6 +323,7 @@ async fn subscribe(
         bundles_pending: 0,
         http_addr: bounded_addr(s.http_addr),
         https_addr: bounded_addr(s.https_addr),
+        mesh_addr: bounded_addr(s.mesh_addr),
     };
     ctx.store.record_node_contact(&node.id, &contact).await?;
     tracing::info!(node = %node.id, name = %node.name, have = s.have_version, "edge subscribed");
@@ -326,9 +331,15 @@ async fn subscribe(
     let mut rx = ctx.hub.subscribe();
     let mut sent = rx.borrow_and_update().clone();
     // Version 0 means "nothing yet": even the empty config carries certificates.
-    if s.have_version == 0 || s.have_version != sent.version {
-        write_frame(&mut send, &CoordinatorMessage::Snapshot((*sent).clone())).await?;
+    if s.have_version == 0 || s.have_version != sent.config.version {
+        write_frame(
+            &mut send,
+            &CoordinatorMessage::Snapshot(Box::new((*sent).clone())),
+        )
+        .await?;
     }
+    let peers = seed_peers(&ctx.store.list_nodes().await?, &node);
+    write_frame(&mut send, &CoordinatorMessage::Peers(peers)).await?;
 
     // Reports are read on their own task: reading a frame is not
     // cancellation-safe, so it must not sit in the select below.
@@ -348,23 +359,50 @@ async fn subscribe(
             changed = rx.changed() => {
                 if changed.is_err() { break; }
                 let newest = rx.borrow_and_update().clone();
-                if newest.version > sent.version {
-                    write_frame(&mut send, &CoordinatorMessage::Delta(sent.diff(&newest))).await?;
+                if newest.config.version > sent.config.version {
+                    let msg = CoordinatorMessage::Delta {
+                        delta: Box::new(sent.config.diff(&newest.config)),
+                        signature: newest.signature.clone(),
+                    };
+                    write_frame(&mut send, &msg).await?;
                     sent = newest;
                 }
             }
             report = reports.recv() => {
-                let Some(EdgeReport::Status { config_version, bundles_present, bundles_pending }) = report else { break };
+                let Some(EdgeReport::Status { config_version, bundles_present, bundles_pending, mut members }) = report else { break };
                 contact.config_version = config_version as i64;
                 contact.bundles_present = bundles_present as i64;
                 contact.bundles_pending = bundles_pending as i64;
                 ctx.store.record_node_contact(&node.id, &contact).await?;
+                members.truncate(protocol::mesh::MAX_REPORTED_MEMBERS);
+                ctx.mesh.record(&node.id, crate::store::now_ms(), members);
             }
             _ = shutdown.changed() => break,
         }
     }
     let _ = send.finish();
     Ok(())
+}
+
+/// Nodes a subscriber can join the mesh through: those with a mesh
+/// address, same region first, most recently seen first.
+pub fn seed_peers(nodes: &[Node], me: &Node) -> Vec<protocol::mesh::PeerInfo> {
+    let mut candidates: Vec<&Node> = nodes
+        .iter()
+        .filter(|n| n.id != me.id && n.mesh_addr.is_some())
+        .collect();
+    candidates.sort_by_key(|n| (n.region != me.region, std::cmp::Reverse(n.last_seen)));
+    candidates
+        .into_iter()
+        .map(|n| protocol::mesh::PeerInfo {
+            node_id: n.id.clone(),
+            name: n.name.clone(),
+            region: n.region.clone(),
+            mesh_addr: n.mesh_addr.clone().unwrap_or_default(),
+        })
+        .filter(|p| p.is_valid())
+        .take(protocol::mesh::MAX_SEEDS)
+        .collect()
 }
 
 async fn store_logs(

@@ -77,7 +77,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Some(hex) => SecretBox::from_hex(hex)?,
         None => SecretBox::load_or_create(&config.data_dir.join("secret.key"))?,
     });
-    let hub = ConfigHub::new(store.clone(), secrets.clone(), ca.clone(), config.clone()).await?;
+    let signer = crate::ca::load_or_create_config_signer(&config.data_dir.join("ca"))?;
+    let hub = ConfigHub::new(
+        store.clone(),
+        secrets.clone(),
+        ca.clone(),
+        config.clone(),
+        signer,
+    )
+    .await?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let quic_ctx = Arc::new(QuicContext {
@@ -86,6 +94,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         hub: hub.clone(),
         ca: ca.clone(),
         blob_bytes_sent: AtomicU64::new(0),
+        mesh: Default::default(),
     });
     let api_addr = api_listener.local_addr()?;
     let quic_addr = endpoint.local_addr()?;

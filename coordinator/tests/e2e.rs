@@ -582,7 +582,9 @@ async fn unknown_protocol_version_is_refused_clearly() {
         CoordinatorMessage::Error(e) => {
             assert_eq!(e.code, ErrorCode::UnsupportedVersion);
             assert!(
-                e.message.contains("99") && e.message.contains("version 1"),
+                e.message.contains("99")
+                    && e.message
+                        .contains(&format!("version {}", protocol::wire::PROTOCOL_VERSION)),
                 "{}",
                 e.message
             );

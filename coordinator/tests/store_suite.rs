@@ -64,6 +64,7 @@ fn node(id: &str, fp: &str, region: &str) -> Node {
         bundles_pending: 0,
         http_addr: None,
         https_addr: None,
+        mesh_addr: None,
         created_at: 0,
         last_seen: None,
     }
@@ -244,6 +245,7 @@ async fn suite(s: &Store) {
             bundles_pending: 1,
             http_addr: Some("127.0.0.1:80".into()),
             https_addr: None,
+            mesh_addr: Some("127.0.0.1:8702".into()),
         },
     )
     .await
@@ -251,6 +253,7 @@ async fn suite(s: &Store) {
     let nodes = s.list_nodes().await.unwrap();
     assert_eq!(nodes.len(), 1);
     assert_eq!(nodes[0].config_version, 7);
+    assert_eq!(nodes[0].mesh_addr.as_deref(), Some("127.0.0.1:8702"));
     assert!(nodes[0].last_seen.is_some());
 
     // Host certificates are replaced, not duplicated.

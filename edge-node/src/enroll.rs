@@ -21,6 +21,8 @@ pub struct JoinOptions<'a> {
     pub data_dir: &'a Path,
     pub http_addr: Option<String>,
     pub https_addr: Option<String>,
+    pub mesh_addr: Option<String>,
+    pub advertise_addr: Option<String>,
 }
 
 pub async fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
@@ -89,6 +91,8 @@ pub async fn join(opts: JoinOptions<'_>) -> anyhow::Result<Identity> {
         }
         other => bail!("unexpected answer to join: {other:?}"),
     };
+    protocol::signing::ConfigVerifier::from_hex(&joined.config_key)
+        .context("the coordinator sent an unusable config key")?;
     let ca = tls::parse_certs(&joined.ca_pem)?;
     if tls::fingerprint(&ca[0]) != token.ca_fingerprint {
         bail!("the CA sent by the coordinator does not match the join token");
@@ -102,6 +106,9 @@ pub async fn join(opts: JoinOptions<'_>) -> anyhow::Result<Identity> {
             coordinator_name: joined.coordinator_name,
             http_addr: opts.http_addr,
             https_addr: opts.https_addr,
+            mesh_addr: opts.mesh_addr,
+            advertise_addr: opts.advertise_addr,
+            config_key: joined.config_key,
         },
         ca_pem: joined.ca_pem,
         cert_pem: joined.cert_pem,

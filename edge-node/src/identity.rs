@@ -18,6 +18,16 @@ pub struct NodeInfo {
     pub coordinator_name: String,
     pub http_addr: Option<String>,
     pub https_addr: Option<String>,
+    /// QUIC listen address for peers (edge mesh), saved at join.
+    #[serde(default)]
+    pub mesh_addr: Option<String>,
+    /// Address peers are told to use, when the listen address is not it
+    /// (`0.0.0.0`, NAT).
+    #[serde(default)]
+    pub advertise_addr: Option<String>,
+    /// Hex ed25519 key the coordinator signs configs with.
+    #[serde(default)]
+    pub config_key: String,
 }
 
 pub struct Identity {

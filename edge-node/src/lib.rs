@@ -1,15 +1,19 @@
 //! The edge node: enrols with a coordinator, keeps a QUIC link to it, syncs
 //! bundles into a local store and serves them over HTTP(S).
 
+pub mod config_state;
 pub mod enroll;
+pub mod fetch;
 pub mod fsutil;
 pub mod functions;
 pub mod http;
 pub mod identity;
 pub mod link;
 pub mod logship;
+pub mod mesh;
 pub mod node;
 pub mod state;
+pub mod status;
 pub mod store;
 pub mod sync;
 pub mod tls;

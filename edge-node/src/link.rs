@@ -11,12 +11,12 @@ use protocol::frame_io::{read_frame, write_frame};
 use protocol::wire::{
     CoordinatorMessage, EdgeReport, EdgeRequest, FrameError, Subscribe, MAX_FRAME_BYTES,
 };
-use protocol::EdgeConfig;
 use tokio::sync::{mpsc, watch};
 
+use crate::config_state::ConfigState;
 use crate::enroll;
 use crate::identity::Identity;
-use crate::store::Index;
+use crate::mesh::Mesh;
 use crate::sync::SyncStatus;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
@@ -25,12 +25,15 @@ const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Link {
     pub identity: Arc<Identity>,
-    pub index: Arc<Index>,
-    pub desired: watch::Sender<Arc<EdgeConfig>>,
+    pub config: Arc<ConfigState>,
+    /// The node's one QUIC endpoint (also the mesh's).
+    pub endpoint: quinn::Endpoint,
+    pub mesh: Arc<Mesh>,
     pub conn: watch::Sender<Option<quinn::Connection>>,
     pub status: watch::Receiver<SyncStatus>,
     pub http_addr: Option<String>,
     pub https_addr: Option<String>,
+    pub mesh_addr: Option<String>,
 }
 
 impl Link {
@@ -50,7 +53,9 @@ impl Link {
             match result {
                 Ok(()) => tracing::warn!("coordinator closed the link"),
                 Err(e) => {
-                    force_snapshot = e.downcast_ref::<protocol::config::ConfigError>().is_some();
+                    force_snapshot = e
+                        .downcast_ref::<crate::config_state::AcceptError>()
+                        .is_some();
                     tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "link to coordinator down; serving last known state");
                 }
             }
@@ -73,8 +78,8 @@ impl Link {
             &self.identity.cert_pem,
             &self.identity.key_pem,
         )?;
-        let endpoint = enroll::client_endpoint(addr)?;
-        let conn = endpoint
+        let conn = self
+            .endpoint
             .connect_with(cfg, addr, &info.coordinator_name)?
             .await
             .with_context(|| format!("connecting to the coordinator at {addr}"))?;
@@ -82,7 +87,7 @@ impl Link {
         let have = if force_snapshot {
             0
         } else {
-            self.desired.borrow().version
+            self.config.version()
         };
 
         write_frame(
@@ -92,6 +97,7 @@ impl Link {
                 software_version: env!("CARGO_PKG_VERSION").to_string(),
                 http_addr: self.http_addr.clone(),
                 https_addr: self.https_addr.clone(),
+                mesh_addr: self.mesh_addr.clone(),
             }),
         )
         .await?;
@@ -117,6 +123,7 @@ impl Link {
         let _reader = AbortOnDrop(reader);
 
         let mut status = self.status.clone();
+        let mut members = self.mesh.members_changed();
         let mut tick = tokio::time::interval(REPORT_EVERY);
         loop {
             tokio::select! {
@@ -136,45 +143,37 @@ impl Link {
                     if changed.is_err() { bail!("sync stopped"); }
                     self.report(&mut send).await?;
                 }
+                changed = members.changed() => {
+                    if changed.is_err() { bail!("mesh stopped"); }
+                    self.report(&mut send).await?;
+                }
             }
         }
     }
 
     fn apply(&self, msg: CoordinatorMessage) -> anyhow::Result<()> {
-        let next = match msg {
-            CoordinatorMessage::Snapshot(c) => {
-                c.check()?;
-                c
+        match msg {
+            CoordinatorMessage::Snapshot(signed) => {
+                self.config
+                    .accept(*signed, crate::config_state::Source::Coordinator)?;
             }
-            CoordinatorMessage::Delta(d) => {
-                let mut c = EdgeConfig::clone(&self.desired.borrow());
-                c.apply(&d)?;
-                c
+            CoordinatorMessage::Delta { delta, signature } => {
+                self.config.accept_delta(&delta, signature)?;
             }
+            CoordinatorMessage::Peers(peers) => self.mesh.add_seeds(peers),
             CoordinatorMessage::Error(e) => bail!("coordinator error: {}", e.message),
             other => bail!("unexpected message on the config stream: {other:?}"),
-        };
-        if next.version < self.desired.borrow().version {
-            tracing::warn!(got = next.version, "ignoring an older config");
-            return Ok(());
         }
-        // Persist before acting on it: a restart resumes from here.
-        self.index.store_config(&next)?;
-        tracing::info!(
-            version = next.version,
-            hosts = next.hosts.len(),
-            "config received"
-        );
-        self.desired.send_replace(Arc::new(next));
         Ok(())
     }
 
     async fn report(&self, send: &mut quinn::SendStream) -> anyhow::Result<()> {
         let s = *self.status.borrow();
         let report = EdgeReport::Status {
-            config_version: self.desired.borrow().version,
+            config_version: self.config.version(),
             bundles_present: s.bundles_present,
             bundles_pending: s.bundles_pending,
+            members: self.mesh.member_views(),
         };
         write_frame(send, &report).await?;
         Ok(())

@@ -45,6 +45,18 @@ enum Command {
         /// HTTPS listen address, saved for later runs.
         #[arg(long, default_value = "0.0.0.0:443")]
         https: SocketAddr,
+        /// QUIC (UDP) listen address for other edge nodes: SWIM gossip,
+        /// config relay, blob transfer. Saved for later runs.
+        #[arg(long, default_value = "0.0.0.0:8702")]
+        mesh: SocketAddr,
+        /// Address peers should dial (IP:PORT) when it differs from --mesh
+        /// (NAT, 0.0.0.0). Default: --mesh, with 0.0.0.0 replaced by the
+        /// local IP that routes to the coordinator. Saved for later runs.
+        #[arg(long)]
+        advertise: Option<SocketAddr>,
+        /// Fetch blobs only from the coordinator, never from peers.
+        #[arg(long)]
+        no_peer_assist: bool,
         /// Enrol and exit instead of running.
         #[arg(long)]
         no_run: bool,
@@ -67,11 +79,85 @@ enum Command {
         /// HTTPS listen address (default: the one saved at join).
         #[arg(long)]
         https: Option<SocketAddr>,
+        /// Mesh (QUIC) listen address (default: the one saved at join).
+        #[arg(long)]
+        mesh: Option<SocketAddr>,
+        /// Address peers should dial (default: the one saved at join).
+        #[arg(long)]
+        advertise: Option<SocketAddr>,
+        /// Fetch blobs only from the coordinator, never from peers.
+        #[arg(long)]
+        no_peer_assist: bool,
         /// Let functions reach loopback and private addresses (still only
         /// hosts on their project's outbound list).
         #[arg(long)]
         allow_private_outbound: bool,
     },
+    /// Show this node's own view: config version, coordinator link, mesh
+    /// members (alive / suspect / down) and the config version each
+    /// announced. Reads `<data-dir>/status.json`, which a running node
+    /// rewrites every second.
+    Status {
+        #[arg(
+            long,
+            env = "OUTPOST_EDGE_DATA_DIR",
+            default_value = "/var/lib/outpost-edge"
+        )]
+        data_dir: PathBuf,
+        /// Print the raw status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn print_status(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let s = edge_node::status::read(data_dir)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    let age_ms = edge_node::status::now_ms() - s.updated_at_ms;
+    println!("node      {} ({}, region {})", s.node_id, s.name, s.region);
+    println!("mesh      {}", s.mesh_addr);
+    println!("config    version {}", s.config_version);
+    println!(
+        "link      {}",
+        if s.coordinator_link {
+            "connected to the coordinator"
+        } else {
+            "no coordinator link (serving last known state)"
+        }
+    );
+    println!(
+        "bundles   {} present, {} pending",
+        s.bundles_present, s.bundles_pending
+    );
+    println!(
+        "blobs     {} B from the coordinator, {} B from peers, {} served to peers",
+        s.blob_bytes_from_coordinator, s.blob_bytes_from_peers, s.blobs_served_to_peers
+    );
+    if age_ms > 5_000 {
+        println!(
+            "WARNING   this status is {}s old: the node is probably not running",
+            age_ms / 1000
+        );
+    }
+    println!();
+    if s.members.is_empty() {
+        println!("no other members known yet");
+        return Ok(());
+    }
+    println!(
+        "{:<12} {:<16} {:<8} {:<22} {:<8} CONFIG",
+        "ID", "NAME", "REGION", "MESH ADDRESS", "STATE"
+    );
+    for m in &s.members {
+        println!(
+            "{:<12} {:<16} {:<8} {:<22} {:<8} {}",
+            m.node_id, m.name, m.region, m.mesh_addr, m.state, m.config_version
+        );
+    }
+    Ok(())
 }
 
 fn default_name() -> String {
@@ -102,65 +188,94 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let (data_dir, http, https, allow_private_outbound) = match cli.command {
-        Command::Join {
-            coordinator,
-            token,
-            region,
-            name,
-            data_dir,
-            http,
-            https,
-            no_run,
-            allow_private_outbound,
-        } => {
-            let name = name.unwrap_or_else(default_name);
-            let id = enroll::join(enroll::JoinOptions {
-                coordinator: &coordinator,
-                token: &token,
-                name: &name,
-                region: &region,
-                data_dir: &data_dir,
-                http_addr: Some(http.to_string()),
-                https_addr: Some(https.to_string()),
-            })
-            .await?;
-            println!(
-                "joined as node {} ({}, region {})",
-                id.info.node_id, id.info.name, id.info.region
-            );
-            println!("identity saved in {}", data_dir.display());
-            if no_run {
-                return Ok(());
-            }
-            (data_dir, None, None, allow_private_outbound)
-        }
-        Command::Run {
-            data_dir,
-            http,
-            https,
-            allow_private_outbound,
-        } => {
-            if !Identity::exists(&data_dir) {
-                anyhow::bail!(
-                    "{} holds no node identity: run `edge-node join` first",
-                    data_dir.display()
+    let (data_dir, http, https, mesh, advertise, no_peer_assist, allow_private_outbound) =
+        match cli.command {
+            Command::Status { data_dir, json } => return print_status(&data_dir, json),
+            Command::Join {
+                coordinator,
+                token,
+                region,
+                name,
+                data_dir,
+                http,
+                https,
+                mesh,
+                advertise,
+                no_peer_assist,
+                no_run,
+                allow_private_outbound,
+            } => {
+                let name = name.unwrap_or_else(default_name);
+                let id = enroll::join(enroll::JoinOptions {
+                    coordinator: &coordinator,
+                    token: &token,
+                    name: &name,
+                    region: &region,
+                    data_dir: &data_dir,
+                    http_addr: Some(http.to_string()),
+                    https_addr: Some(https.to_string()),
+                    mesh_addr: Some(mesh.to_string()),
+                    advertise_addr: advertise.map(|a| a.to_string()),
+                })
+                .await?;
+                println!(
+                    "joined as node {} ({}, region {})",
+                    id.info.node_id, id.info.name, id.info.region
                 );
+                println!("identity saved in {}", data_dir.display());
+                if no_run {
+                    return Ok(());
+                }
+                (
+                    data_dir,
+                    None,
+                    None,
+                    None,
+                    None,
+                    no_peer_assist,
+                    allow_private_outbound,
+                )
             }
-            (data_dir, http, https, allow_private_outbound)
-        }
-    };
+            Command::Run {
+                data_dir,
+                http,
+                https,
+                mesh,
+                advertise,
+                no_peer_assist,
+                allow_private_outbound,
+            } => {
+                if !Identity::exists(&data_dir) {
+                    anyhow::bail!(
+                        "{} holds no node identity: run `edge-node join` first",
+                        data_dir.display()
+                    );
+                }
+                (
+                    data_dir,
+                    http,
+                    https,
+                    mesh,
+                    advertise,
+                    no_peer_assist,
+                    allow_private_outbound,
+                )
+            }
+        };
     let running = node::start(node::RunOptions {
         data_dir,
         http_addr: http,
         https_addr: https,
         allow_private_outbound,
+        mesh_addr: mesh,
+        advertise_addr: advertise,
+        peer_assist: !no_peer_assist,
     })
     .await
     .context("starting the edge node")?;
     println!(
-        "serving http://{} and https://{}",
-        running.http_addr, running.https_addr
+        "serving http://{} and https://{}, mesh {}",
+        running.http_addr, running.https_addr, running.mesh_addr
     );
     let stop = running.shutdown_handle();
     tokio::spawn(async move {

@@ -10,11 +10,15 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::config_state::ConfigState;
+use crate::fetch::Fetcher;
 use crate::functions::{FunctionRuntime, RuntimeConfig};
 use crate::http::{self, EdgeHttp};
 use crate::identity::Identity;
 use crate::link::Link;
+use crate::mesh::{Mesh, MeshOptions};
 use crate::state::ServingState;
+use crate::status::StatusWriter;
 use crate::store::{BlobStore, Index};
 use crate::sync::{SyncStatus, Syncer};
 
@@ -27,12 +31,22 @@ pub struct RunOptions {
     /// Let functions reach loopback/private addresses (hosts must still be
     /// on their project's outbound list).
     pub allow_private_outbound: bool,
+    /// QUIC listen address for peers; `None` falls back to what `join`
+    /// saved, then to :8702.
+    pub mesh_addr: Option<SocketAddr>,
+    /// Address peers should dial, when not the listen address.
+    pub advertise_addr: Option<SocketAddr>,
+    /// Fetch blobs from the region's peers before the coordinator.
+    pub peer_assist: bool,
 }
 
 pub struct RunningNode {
     pub node_id: String,
     pub http_addr: SocketAddr,
     pub https_addr: SocketAddr,
+    /// Where peers reach this node (advertised mesh address).
+    pub mesh_addr: SocketAddr,
+    pub mesh: Arc<Mesh>,
     pub state: Arc<ServingState>,
     pub status: watch::Receiver<SyncStatus>,
     shutdown: watch::Sender<bool>,
@@ -79,22 +93,109 @@ async fn bind(addr: SocketAddr, what: &str, flag: &str) -> anyhow::Result<tokio:
     })
 }
 
+/// The address peers should use: the advertised one, else the listen
+/// address, with an unspecified IP replaced by the local IP that routes to
+/// the coordinator (no packet is sent to find it).
+async fn advertised(
+    listen: SocketAddr,
+    advertise: Option<SocketAddr>,
+    coordinator: &str,
+) -> SocketAddr {
+    if let Some(a) = advertise {
+        return a;
+    }
+    if !listen.ip().is_unspecified() {
+        return listen;
+    }
+    let ip = async {
+        let target = crate::enroll::resolve(coordinator).await.ok()?;
+        let bind: SocketAddr = if target.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        }
+        .parse()
+        .ok()?;
+        let s = std::net::UdpSocket::bind(bind).ok()?;
+        s.connect(target).ok()?;
+        s.local_addr().ok().map(|a| a.ip())
+    }
+    .await;
+    SocketAddr::new(ip.unwrap_or(listen.ip()), listen.port())
+}
+
 pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     let identity = Arc::new(Identity::load(&opts.data_dir)?);
+    let verifier = protocol::signing::ConfigVerifier::from_hex(&identity.info.config_key)
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{} was enrolled by an older coordinator without a config signing key: join again with a new token",
+                opts.data_dir.display()
+            )
+        })?;
     let http_addr = pick(opts.http_addr, &identity.info.http_addr, "0.0.0.0:80")?;
     let https_addr = pick(opts.https_addr, &identity.info.https_addr, "0.0.0.0:443")?;
     let http_listener = bind(http_addr, "HTTP", "--http").await?;
     let https_listener = bind(https_addr, "HTTPS", "--https").await?;
     let http_addr = http_listener.local_addr()?;
     let https_addr = https_listener.local_addr()?;
+    let mesh_listen = pick(opts.mesh_addr, &identity.info.mesh_addr, "0.0.0.0:8702")?;
+    let server_cfg =
+        crate::tls::mesh_server_config(&identity.ca_pem, &identity.cert_pem, &identity.key_pem)?;
+    let endpoint = quinn::Endpoint::server(server_cfg, mesh_listen).map_err(|e| {
+        anyhow::anyhow!("cannot listen for peers (QUIC) on {mesh_listen}: {e}. Is the port taken? Choose another with --mesh.")
+    })?;
+    let mesh_listen = endpoint.local_addr()?;
+    let advertise_flag = match (opts.advertise_addr, &identity.info.advertise_addr) {
+        (Some(a), _) => Some(a),
+        (None, Some(s)) => Some(
+            s.parse()
+                .with_context(|| format!("invalid saved advertise address {s:?}"))?,
+        ),
+        (None, None) => None,
+    };
+    let mesh_addr = advertised(mesh_listen, advertise_flag, &identity.info.coordinator).await;
 
     let index = Arc::new(Index::open(&opts.data_dir.join("index"))?);
     let (blobs, corrupt) = BlobStore::open(&opts.data_dir.join("blobs"))?;
     let state = Arc::new(ServingState::default());
     let (status_tx, status_rx) = watch::channel(SyncStatus::default());
     let (conn_tx, conn_rx) = watch::channel(None);
-    let (desired_tx, desired_rx) = watch::channel(Arc::new(index.config()?));
+    let config_state = Arc::new(ConfigState::new(index.clone(), verifier)?);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let persist_index = index.clone();
+    let mesh = Mesh::start(
+        MeshOptions {
+            me: protocol::mesh::PeerInfo {
+                node_id: identity.info.node_id.clone(),
+                name: identity.info.name.clone(),
+                region: identity.info.region.clone(),
+                mesh_addr: mesh_addr.to_string(),
+            },
+            incarnation: crate::status::now_ms() as u64,
+            endpoint: endpoint.clone(),
+            client: crate::tls::mesh_client_config(
+                &identity.ca_pem,
+                &identity.cert_pem,
+                &identity.key_pem,
+            )?,
+            peer_assist: opts.peer_assist,
+            persist: Box::new(move |members| {
+                if let Err(e) = persist_index.store_members(members) {
+                    tracing::warn!(error = %e, "persisting mesh members");
+                }
+            }),
+        },
+        config_state.clone(),
+    )?;
+    // Rejoin through the peers we knew, before (and without) the coordinator.
+    mesh.add_seeds(index.members()?);
+    let fetcher = Arc::new(Fetcher::new(
+        blobs.clone(),
+        conn_rx.clone(),
+        Some(mesh.clone()),
+    ));
 
     let (fn_log_tx, fn_log_rx) = tokio::sync::mpsc::channel(4096);
     let mut runtime_config = RuntimeConfig::new(&opts.data_dir);
@@ -107,6 +208,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         blobs: blobs.clone(),
         state: state.clone(),
         conn: conn_rx.clone(),
+        fetcher: fetcher.clone(),
         status: status_tx,
         functions: Some(functions.clone()),
     });
@@ -119,6 +221,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         hosts = restored.hosts.len(),
         %http_addr,
         %https_addr,
+        %mesh_addr,
         "edge node serving"
     );
 
@@ -142,29 +245,58 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         }
     }));
     tasks.push(tokio::spawn(syncer.run(
-        desired_rx,
+        config_state.subscribe(),
         corrupt,
         shutdown_rx.clone(),
     )));
     tasks.push(tokio::spawn(crate::logship::run(
         fn_log_rx,
-        conn_rx,
+        conn_rx.clone(),
         shutdown_rx.clone(),
     )));
+    tasks.push(tokio::spawn(crate::mesh::peer::serve(
+        endpoint.clone(),
+        mesh.transport.clone(),
+        config_state.clone(),
+        fetcher.clone(),
+        shutdown_rx.clone(),
+    )));
+    let status_writer = StatusWriter {
+        data_dir: opts.data_dir.clone(),
+        mesh: mesh.clone(),
+        config: config_state.clone(),
+        fetcher,
+        sync: status_rx.clone(),
+        conn: conn_rx,
+    };
+    // Written before the node says it is serving, so `edge-node status`
+    // never sees a running node without a status.
+    status_writer.write_now();
+    tasks.push(tokio::spawn(status_writer.run(shutdown_rx.clone())));
+    // On shutdown, say goodbye so peers mark us down at once.
+    let (m, mut s) = (mesh.clone(), shutdown_rx.clone());
+    tasks.push(tokio::spawn(async move {
+        let _ = s.wait_for(|stop| *stop).await;
+        m.leave().await;
+    }));
     let link = Link {
         identity: identity.clone(),
-        index,
-        desired: desired_tx,
+        config: config_state,
+        endpoint,
+        mesh: mesh.clone(),
         conn: conn_tx,
         status: status_rx.clone(),
         http_addr: Some(http_addr.to_string()),
         https_addr: Some(https_addr.to_string()),
+        mesh_addr: Some(mesh_addr.to_string()),
     };
     tasks.push(tokio::spawn(link.run(shutdown_rx)));
     Ok(RunningNode {
         node_id: identity.info.node_id.clone(),
         http_addr,
         https_addr,
+        mesh_addr,
+        mesh,
         state,
         status: status_rx,
         shutdown: shutdown_tx,

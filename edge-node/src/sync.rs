@@ -8,17 +8,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
-use bytes::Bytes;
+use anyhow::Context;
 use futures::stream::{self, StreamExt, TryStreamExt};
-use protocol::frame_io::{read_frame, write_frame};
-use protocol::wire::{CoordinatorMessage, EdgeRequest, MAX_CONTROL_FRAME_BYTES};
 use protocol::{BlobHash, BundleId, EdgeConfig, HostTarget, Manifest};
 use rustls::sign::CertifiedKey;
 use tokio::sync::{mpsc, watch};
 
+use crate::fetch::Fetcher;
 use crate::state::{Routing, ServingState, Site};
-use crate::store::blobs::AsyncChunkSource;
 use crate::store::{BlobStore, Index};
 
 /// Blobs fetched at once per node.
@@ -37,6 +34,8 @@ pub struct Syncer {
     pub state: Arc<ServingState>,
     /// The live coordinator connection, when there is one.
     pub conn: watch::Receiver<Option<quinn::Connection>>,
+    /// Gets missing blobs from peers or the coordinator.
+    pub fetcher: Arc<Fetcher>,
     pub status: watch::Sender<SyncStatus>,
     /// Compiles a bundle's functions before its hosts switch, so the first
     /// request after a deploy does not pay for compilation.
@@ -161,45 +160,11 @@ impl Syncer {
         if missing.is_empty() {
             return Ok(());
         }
-        let conn = self
-            .conn
-            .borrow()
-            .clone()
-            .context("no connection to the coordinator")?;
         stream::iter(missing)
-            .map(|(hash, size)| {
-                let conn = conn.clone();
-                async move { self.fetch_blob(&conn, hash, size).await }
-            })
+            .map(|(hash, size)| self.fetcher.fetch(hash, size))
             .buffer_unordered(FETCH_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
-        Ok(())
-    }
-
-    async fn fetch_blob(
-        &self,
-        conn: &quinn::Connection,
-        hash: BlobHash,
-        size: u64,
-    ) -> anyhow::Result<()> {
-        let (mut send, mut recv) = conn.open_bi().await?;
-        write_frame(&mut send, &EdgeRequest::GetBlob { hash }).await?;
-        send.finish()?;
-        match read_frame::<CoordinatorMessage, _>(&mut recv, MAX_CONTROL_FRAME_BYTES).await? {
-            Some(CoordinatorMessage::Blob { size: announced }) if announced == size => {}
-            Some(CoordinatorMessage::Blob { size: announced }) => {
-                bail!(
-                    "blob {hash} is {announced} bytes at the coordinator, the manifest says {size}"
-                )
-            }
-            Some(CoordinatorMessage::Error(e)) => bail!("fetching blob {hash}: {}", e.message),
-            other => bail!("unexpected answer to a blob request: {other:?}"),
-        }
-        self.blobs
-            .write(&hash, size, QuicChunks(recv))
-            .await
-            .with_context(|| format!("storing blob {hash}"))?;
         Ok(())
     }
 
@@ -292,14 +257,6 @@ fn certified_key(chain_pem: &str, key_pem: &str) -> anyhow::Result<Arc<Certified
     let key = crate::tls::parse_key(key_pem)?;
     let signer = rustls::crypto::ring::sign::any_supported_type(&key)?;
     Ok(Arc::new(CertifiedKey::new(chain, signer)))
-}
-
-struct QuicChunks(quinn::RecvStream);
-
-impl AsyncChunkSource<quinn::ReadError> for QuicChunks {
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, quinn::ReadError> {
-        Ok(self.0.read_chunk(256 * 1024, true).await?.map(|c| c.bytes))
-    }
 }
 
 #[cfg(test)]

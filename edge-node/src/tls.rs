@@ -21,12 +21,17 @@ fn quic(tls: rustls::ClientConfig) -> anyhow::Result<quinn::ClientConfig> {
     let mut cfg = quinn::ClientConfig::new(Arc::new(
         quinn::crypto::rustls::QuicClientConfig::try_from(tls)?,
     ));
+    cfg.transport_config(Arc::new(transport()?));
+    Ok(cfg)
+}
+
+fn transport() -> anyhow::Result<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
     transport
         .keep_alive_interval(Some(std::time::Duration::from_secs(5)))
-        .max_idle_timeout(Some(std::time::Duration::from_secs(20).try_into()?));
-    cfg.transport_config(Arc::new(transport));
-    Ok(cfg)
+        .max_idle_timeout(Some(std::time::Duration::from_secs(20).try_into()?))
+        .max_concurrent_bidi_streams(64u32.into());
+    Ok(transport)
 }
 
 pub fn parse_certs(pem: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
@@ -47,6 +52,60 @@ pub fn node_client_config(
     cert_pem: &str,
     key_pem: &str,
 ) -> anyhow::Result<quinn::ClientConfig> {
+    client_config_with_alpn(ca_pem, cert_pem, key_pem, ALPN)
+}
+
+/// Client config for connections to peers: the peer must present a
+/// certificate from the cluster CA issued for the node id we dial
+/// (`<id>.node.outpost.internal`), so a member cannot pose as another.
+pub fn mesh_client_config(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> anyhow::Result<quinn::ClientConfig> {
+    client_config_with_alpn(ca_pem, cert_pem, key_pem, protocol::mesh::MESH_ALPN)
+}
+
+/// Server side of the mesh: only clients with a cluster-CA certificate
+/// get in.
+pub fn mesh_server_config(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> anyhow::Result<quinn::ServerConfig> {
+    let provider = provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in parse_certs(ca_pem)? {
+        roots.add(c)?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(parse_certs(cert_pem)?, parse_key(key_pem)?)?;
+    tls.alpn_protocols = vec![protocol::mesh::MESH_ALPN.to_vec()];
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(
+        quinn::crypto::rustls::QuicServerConfig::try_from(tls)?,
+    ));
+    server.transport_config(Arc::new(transport()?));
+    Ok(server)
+}
+
+/// The name a node's certificate is issued for.
+pub fn node_server_name(node_id: &str) -> String {
+    format!("{node_id}.node.outpost.internal")
+}
+
+fn client_config_with_alpn(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+    alpn: &[u8],
+) -> anyhow::Result<quinn::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for c in parse_certs(ca_pem)? {
         roots.add(c)?;
@@ -55,7 +114,7 @@ pub fn node_client_config(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_client_auth_cert(parse_certs(cert_pem)?, parse_key(key_pem)?)?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = vec![alpn.to_vec()];
     quic(tls)
 }
 

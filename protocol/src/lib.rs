@@ -9,8 +9,10 @@ pub mod functions;
 pub mod hash;
 pub mod host;
 pub mod manifest;
+pub mod mesh;
 pub mod path;
 pub mod resolve;
+pub mod signing;
 pub mod token;
 pub mod wire;
 
@@ -21,3 +23,4 @@ pub use config::{CertEntry, ConfigDelta, EdgeConfig, EnvKind, HostTarget, Projec
 pub use functions::FunctionEntry;
 pub use hash::{BlobHash, BundleId};
 pub use manifest::{Encoding, FileEntry, Manifest, ManifestLimits, Variant};
+pub use signing::{ConfigSignature, SignedConfig};

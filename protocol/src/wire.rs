@@ -8,10 +8,13 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigDelta, EdgeConfig};
+use crate::config::ConfigDelta;
 use crate::hash::BlobHash;
+use crate::mesh::{MemberView, PeerInfo};
+use crate::signing::{ConfigSignature, SignedConfig};
 
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: signed configs, mesh addresses, seed peers and mesh views.
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Largest frame either side accepts (a config snapshot is the largest).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 /// Control messages (requests, reports) must be much smaller.
@@ -79,6 +82,8 @@ pub struct Subscribe {
     pub software_version: String,
     pub http_addr: Option<String>,
     pub https_addr: Option<String>,
+    /// Where peers reach this node's QUIC endpoint (`ip:port`).
+    pub mesh_addr: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,14 +93,22 @@ pub struct Joined {
     pub ca_pem: String,
     /// The name the coordinator's certificate is issued for.
     pub coordinator_name: String,
+    /// Hex ed25519 public key every config is signed with.
+    pub config_key: String,
 }
 
 /// Everything the coordinator sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CoordinatorMessage {
     Joined(Joined),
-    Snapshot(EdgeConfig),
-    Delta(ConfigDelta),
+    Snapshot(Box<SignedConfig>),
+    /// Applies to the edge's current config; `signature` is of the result.
+    Delta {
+        delta: Box<ConfigDelta>,
+        signature: ConfigSignature,
+    },
+    /// Other nodes to join the mesh through (same region first).
+    Peers(Vec<PeerInfo>),
     /// A blob follows as `size` raw bytes after this frame.
     Blob {
         size: u64,
@@ -114,6 +127,8 @@ pub enum EdgeReport {
         /// Bundles fully present on disk / still being fetched.
         bundles_present: u32,
         bundles_pending: u32,
+        /// This node's view of the mesh (bounded by `MAX_REPORTED_MEMBERS`).
+        members: Vec<MemberView>,
     },
 }
 
@@ -232,6 +247,7 @@ mod tests {
             software_version: "0.1.0".into(),
             http_addr: Some("127.0.0.1:8080".into()),
             https_addr: None,
+            mesh_addr: Some("127.0.0.1:8702".into()),
         })
     }
 

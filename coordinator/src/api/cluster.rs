@@ -21,7 +21,7 @@ pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
-        "config_version": state.hub.current().version,
+        "config_version": state.hub.current().config.version,
         "blob_bytes_sent_to_edges": state.quic.blob_bytes_sent.load(Ordering::Relaxed),
     }))
 }
@@ -30,18 +30,30 @@ pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
 pub struct NodeView {
     #[serde(flatten)]
     pub node: Node,
+    /// Link to this coordinator: online / offline / never-connected.
     pub status: &'static str,
     pub config_lag: i64,
+    /// What the other edges see: alive / suspect / down, or `unknown`
+    /// when no peer reports the node (a single-node cluster).
+    pub mesh_state: &'static str,
+    /// How many peers' fresh reports the verdict is made of.
+    pub mesh_seen_by: usize,
 }
 
 pub async fn nodes(_: Authed, State(state): State<AppState>) -> ApiResult<Json<Vec<NodeView>>> {
-    let current = state.hub.current().version as i64;
+    let current = state.hub.current().config.version as i64;
     let now = now_ms();
     let nodes = state.store.list_nodes().await?;
+    let verdicts = state.quic.mesh.verdicts(now);
     Ok(Json(
         nodes
             .into_iter()
             .map(|n| NodeView {
+                mesh_state: verdicts
+                    .get(&n.id)
+                    .map(|v| v.state.as_str())
+                    .unwrap_or("unknown"),
+                mesh_seen_by: verdicts.get(&n.id).map(|v| v.seen_by).unwrap_or(0),
                 status: match n.last_seen {
                     Some(t) if now - t <= ONLINE_WITHIN_MS => "online",
                     Some(_) => "offline",

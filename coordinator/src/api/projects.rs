@@ -110,7 +110,8 @@ pub async fn aliases(
     Path(project): Path<String>,
 ) -> ApiResult<Json<Vec<Alias>>> {
     let p = load(&state, &project).await?;
-    let cfg = state.hub.current();
+    let signed = state.hub.current();
+    let cfg = &signed.config;
     let prod_host = state.config.production_host(&p.name);
     let out = cfg
         .hosts

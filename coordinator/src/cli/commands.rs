@@ -136,16 +136,18 @@ pub async fn nodes(client: &Client, as_json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<12} {:<16} {:<8} {:<16} {:<8} {:<8} LAST CONTACT",
-        "ID", "NAME", "REGION", "STATUS", "CONFIG", "BUNDLES"
+        "{:<12} {:<16} {:<8} {:<16} {:<8} {:<8} {:<8} {:<10} LAST CONTACT",
+        "ID", "NAME", "REGION", "LINK", "MESH", "VERSION", "CONFIG", "BUNDLES"
     );
     for n in list {
         println!(
-            "{:<12} {:<16} {:<8} {:<16} {:<8} {:<8} {}",
+            "{:<12} {:<16} {:<8} {:<16} {:<8} {:<8} {:<8} {:<10} {}",
             n["id"].as_str().unwrap_or(""),
             n["name"].as_str().unwrap_or(""),
             n["region"].as_str().unwrap_or(""),
             n["status"].as_str().unwrap_or(""),
+            n["mesh_state"].as_str().unwrap_or(""),
+            n["software_version"].as_str().unwrap_or(""),
             n["config_version"].as_i64().unwrap_or(0),
             format!(
                 "{}/{}",

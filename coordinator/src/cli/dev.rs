@@ -97,6 +97,8 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
             data_dir: &edge_dir,
             http_addr: None,
             https_addr: None,
+            mesh_addr: Some(SocketAddr::new(o.bind, 0).to_string()),
+            advertise_addr: None,
         })
         .await
         .context("enrolling the local edge node")?;
@@ -106,6 +108,9 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         http_addr: Some(SocketAddr::new(o.bind, o.http_port)),
         https_addr: Some(SocketAddr::new(o.bind, o.https_port)),
         allow_private_outbound: false,
+        mesh_addr: None,
+        advertise_addr: None,
+        peer_assist: true,
     })
     .await
     .context("starting the local edge node")?;

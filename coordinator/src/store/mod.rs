@@ -394,38 +394,45 @@ impl Store {
     /// one transaction: two nodes racing with one token cannot both win.
     pub async fn enroll_node(&self, token_hash: &str, node: &Node) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "SELECT region, expires_at, used_at FROM join_tokens WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Err(StoreError::JoinToken(JoinTokenError::Invalid));
-        };
-        let used_at: Option<i64> = row.try_get("used_at")?;
-        let expires_at: i64 = row.try_get("expires_at")?;
-        let token_region: String = row.try_get("region")?;
-        if used_at.is_some() {
-            return Err(StoreError::JoinToken(JoinTokenError::Used));
-        }
-        if expires_at < now_ms() {
-            return Err(StoreError::JoinToken(JoinTokenError::Expired));
-        }
-        if token_region != node.region {
-            return Err(StoreError::JoinToken(JoinTokenError::RegionMismatch));
-        }
+        // Write first: on SQLite a transaction that reads and then writes
+        // fails outright (SQLITE_BUSY) when another writer got in between,
+        // while one that starts by writing waits for the lock.
+        let now = now_ms();
         let spent = sqlx::query(
-            "UPDATE join_tokens SET used_at = $1, used_by = $2 WHERE token_hash = $3 AND used_at IS NULL",
+            "UPDATE join_tokens SET used_at = $1, used_by = $2 \
+             WHERE token_hash = $3 AND used_at IS NULL AND expires_at >= $4 AND region = $5",
         )
-        .bind(now_ms())
+        .bind(now)
         .bind(&node.id)
         .bind(token_hash)
+        .bind(now)
+        .bind(&node.region)
         .execute(&mut *tx)
         .await?;
         if spent.rows_affected() != 1 {
-            return Err(StoreError::JoinToken(JoinTokenError::Used));
+            let row = sqlx::query(
+                "SELECT region, expires_at, used_at FROM join_tokens WHERE token_hash = $1",
+            )
+            .bind(token_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Err(StoreError::JoinToken(JoinTokenError::Invalid));
+            };
+            let used_at: Option<i64> = row.try_get("used_at")?;
+            let expires_at: i64 = row.try_get("expires_at")?;
+            let token_region: String = row.try_get("region")?;
+            return Err(StoreError::JoinToken(if used_at.is_some() {
+                JoinTokenError::Used
+            } else if expires_at < now {
+                JoinTokenError::Expired
+            } else if token_region != node.region {
+                JoinTokenError::RegionMismatch
+            } else {
+                JoinTokenError::Used
+            }));
         }
+        let token_region = &node.region;
         sqlx::query(
             "INSERT INTO nodes (id, name, region, cert_fingerprint, software_version, config_version, \
              bundles_present, bundles_pending, created_at) VALUES ($1, $2, $3, $4, $5, 0, 0, 0, $6)",
@@ -455,7 +462,8 @@ impl Store {
     pub async fn record_node_contact(&self, id: &str, c: &NodeContact) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE nodes SET software_version = $1, config_version = $2, bundles_present = $3, \
-             bundles_pending = $4, http_addr = $5, https_addr = $6, last_seen = $7 WHERE id = $8",
+             bundles_pending = $4, http_addr = $5, https_addr = $6, mesh_addr = $7, last_seen = $8 \
+             WHERE id = $9",
         )
         .bind(&c.software_version)
         .bind(c.config_version)
@@ -463,6 +471,7 @@ impl Store {
         .bind(c.bundles_pending)
         .bind(&c.http_addr)
         .bind(&c.https_addr)
+        .bind(&c.mesh_addr)
         .bind(now_ms())
         .bind(id)
         .execute(&self.pool)
@@ -727,7 +736,7 @@ pub fn now_ms() -> i64 {
 const DEPLOYMENT_COLS: &str =
     "id, project_id, bundle_id, status, target, created_at, ready_at, promoted_at";
 const NODE_COLS: &str = "id, name, region, cert_fingerprint, software_version, config_version, \
-     bundles_present, bundles_pending, http_addr, https_addr, created_at, last_seen";
+     bundles_present, bundles_pending, http_addr, https_addr, mesh_addr, created_at, last_seen";
 
 trait FromRow: Sized {
     fn from_row(r: &AnyRow) -> Result<Self, StoreError>;
@@ -775,6 +784,7 @@ impl FromRow for Node {
             bundles_pending: r.try_get("bundles_pending")?,
             http_addr: r.try_get("http_addr")?,
             https_addr: r.try_get("https_addr")?,
+            mesh_addr: r.try_get("mesh_addr")?,
             created_at: r.try_get("created_at")?,
             last_seen: r.try_get("last_seen")?,
         })

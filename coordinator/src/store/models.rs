@@ -85,6 +85,7 @@ pub struct Node {
     pub bundles_pending: i64,
     pub http_addr: Option<String>,
     pub https_addr: Option<String>,
+    pub mesh_addr: Option<String>,
     pub created_at: i64,
     pub last_seen: Option<i64>,
 }
@@ -96,6 +97,7 @@ pub struct NodeContact {
     pub bundles_pending: i64,
     pub http_addr: Option<String>,
     pub https_addr: Option<String>,
+    pub mesh_addr: Option<String>,
 }
 
 #[derive(Clone)]

@@ -290,6 +290,8 @@ impl Edge {
             "127.0.0.1:0",
             "--https",
             "127.0.0.1:0",
+            "--mesh",
+            "127.0.0.1:0",
         ];
         std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
         let log = dir.with_extension("join.log");

@@ -8,9 +8,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use protocol::{BundleId, EdgeConfig, HostTarget, Manifest};
+use protocol::mesh::PeerInfo;
+use protocol::{BundleId, ConfigSignature, EdgeConfig, HostTarget, Manifest};
 
 const CONFIG_KEY: &[u8] = b"config";
+const SIGNATURE_KEY: &[u8] = b"config-signature";
+const MEMBERS_KEY: &[u8] = b"members";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -45,9 +48,39 @@ impl Index {
         }
     }
 
-    pub fn store_config(&self, config: &EdgeConfig) -> Result<(), IndexError> {
-        self.meta.insert(CONFIG_KEY, encode(config))?;
+    /// Stores a config with the coordinator's signature of it (kept so the
+    /// node can relay the config to peers), in one batch.
+    pub fn store_config(
+        &self,
+        config: &EdgeConfig,
+        signature: &ConfigSignature,
+    ) -> Result<(), IndexError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(CONFIG_KEY, encode(config));
+        batch.insert(SIGNATURE_KEY, encode(signature));
+        self.meta.apply_batch(batch)?;
         self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn signature(&self) -> Result<Option<ConfigSignature>, IndexError> {
+        self.meta
+            .get(SIGNATURE_KEY)?
+            .map(|b| decode(&b, "config-signature"))
+            .transpose()
+    }
+
+    /// Peers last seen alive: a restarted node rejoins the mesh through
+    /// them, without the coordinator.
+    pub fn members(&self) -> Result<Vec<PeerInfo>, IndexError> {
+        match self.meta.get(MEMBERS_KEY)? {
+            None => Ok(Vec::new()),
+            Some(b) => decode(&b, "members"),
+        }
+    }
+
+    pub fn store_members(&self, members: &[PeerInfo]) -> Result<(), IndexError> {
+        self.meta.insert(MEMBERS_KEY, encode(&members))?;
         Ok(())
     }
 

@@ -1,0 +1,210 @@
+//! The edge mesh: SWIM membership (foca) over QUIC datagrams between edge
+//! nodes, signed config relayed peer to peer, and blobs fetched from peers
+//! (one designated fetcher per blob per region) before the coordinator.
+//!
+//! Everything here talks only to nodes holding a cluster-CA certificate;
+//! nothing a peer says is trusted beyond that: configs must carry the
+//! coordinator's signature and blobs must hash to what the manifest says.
+
+pub mod owner;
+pub mod peer;
+pub mod swim;
+pub mod transport;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::mesh::{ConfigAnnounce, MemberState, MemberView, PeerInfo, MAX_REPORTED_MEMBERS};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config_state::{ConfigState, Source};
+use swim::{Command, SwimId, SwimLoop};
+use transport::Transport;
+
+/// How often a node asks a random peer for a newer config, in case it
+/// missed an announcement (partition, restart).
+const PULL_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberEntry {
+    #[serde(flatten)]
+    pub info: PeerInfo,
+    pub state: MemberState,
+}
+
+/// The membership as this node sees it (itself excluded), plus the config
+/// version each member last announced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Members {
+    pub members: BTreeMap<String, MemberEntry>,
+    pub versions: BTreeMap<String, u64>,
+}
+
+pub struct Mesh {
+    pub me: PeerInfo,
+    commands: mpsc::Sender<Command>,
+    members: watch::Receiver<Members>,
+    members_tx: watch::Sender<Members>,
+    pub transport: Arc<Transport>,
+    /// Fetch blobs from peers first (off: coordinator only, for
+    /// comparison benchmarks).
+    pub peer_assist: bool,
+}
+
+pub struct MeshOptions {
+    pub me: PeerInfo,
+    pub incarnation: u64,
+    pub endpoint: quinn::Endpoint,
+    pub client: quinn::ClientConfig,
+    pub peer_assist: bool,
+    /// Called with members worth remembering across restarts.
+    pub persist: Box<dyn Fn(&[PeerInfo]) + Send>,
+}
+
+impl Mesh {
+    /// Starts the SWIM loop and the config puller; returns the handle and
+    /// the receiving end of SWIM datagrams' sink (for accepted connections).
+    pub fn start(opts: MeshOptions, config: Arc<ConfigState>) -> anyhow::Result<Arc<Mesh>> {
+        let addr = opts.me.mesh_addr.parse()?;
+        let me_id = SwimId {
+            node_id: opts.me.node_id.clone(),
+            name: opts.me.name.clone(),
+            region: opts.me.region.clone(),
+            addr,
+            incarnation: opts.incarnation,
+        };
+        let (dg_tx, dg_rx) = mpsc::channel(1024);
+        let transport = Transport::new(opts.endpoint, opts.client, dg_tx);
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let (ann_tx, ann_rx) = mpsc::channel(256);
+        let (members_tx, members_rx) = watch::channel(Members::default());
+        let swim = SwimLoop {
+            me: me_id,
+            transport: transport.clone(),
+            datagrams: dg_rx,
+            commands: cmd_rx,
+            announces: ann_tx,
+            members: members_tx.clone(),
+            persist: opts.persist,
+        };
+        tokio::spawn(swim.run());
+        let mesh = Arc::new(Mesh {
+            me: opts.me,
+            commands: cmd_tx,
+            members: members_rx,
+            members_tx,
+            transport,
+            peer_assist: opts.peer_assist,
+        });
+        tokio::spawn(mesh.clone().pull_configs(config, ann_rx));
+        Ok(mesh)
+    }
+
+    pub fn add_seeds(&self, peers: Vec<PeerInfo>) {
+        let peers: Vec<PeerInfo> = peers.into_iter().filter(|p| p.is_valid()).collect();
+        if !peers.is_empty() {
+            let _ = self.commands.try_send(Command::Join(peers));
+        }
+    }
+
+    pub fn announce(&self, version: u64) {
+        let _ = self.commands.try_send(Command::Announce(version));
+    }
+
+    pub fn members_changed(&self) -> watch::Receiver<Members> {
+        self.members.clone()
+    }
+
+    pub fn snapshot(&self) -> Members {
+        self.members.borrow().clone()
+    }
+
+    pub fn member_views(&self) -> Vec<MemberView> {
+        self.members
+            .borrow()
+            .members
+            .values()
+            .take(MAX_REPORTED_MEMBERS)
+            .map(|m| MemberView {
+                node_id: m.info.node_id.clone(),
+                state: m.state,
+            })
+            .collect()
+    }
+
+    /// Live peers, same region first.
+    pub fn live_peers(&self) -> Vec<PeerInfo> {
+        let m = self.members.borrow();
+        let mut peers: Vec<PeerInfo> = m
+            .members
+            .values()
+            .filter(|m| m.state != MemberState::Down)
+            .map(|m| m.info.clone())
+            .collect();
+        peers.sort_by_key(|p| p.region != self.me.region);
+        peers
+    }
+
+    /// Leaves the cluster so peers mark this node down at once rather
+    /// than after the suspicion timeout.
+    pub async fn leave(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Leave(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
+        }
+    }
+
+    /// Pulls newer signed configs from peers: right after an announcement
+    /// of a newer version, and every `PULL_EVERY` from a random peer.
+    async fn pull_configs(
+        self: Arc<Self>,
+        config: Arc<ConfigState>,
+        mut announces: mpsc::Receiver<ConfigAnnounce>,
+    ) {
+        let mut tick = tokio::time::interval(PULL_EVERY);
+        let mut rx_config = config.subscribe();
+        self.announce(config.version());
+        loop {
+            let target = tokio::select! {
+                a = announces.recv() => {
+                    let Some(a) = a else { return };
+                    self.members_tx.send_if_modified(|m| {
+                        let v = m.versions.entry(a.node_id.clone()).or_insert(0);
+                        let newer = a.version > *v;
+                        if newer { *v = a.version; }
+                        newer
+                    });
+                    if a.node_id == self.me.node_id || a.version <= config.version() {
+                        continue;
+                    }
+                    self.live_peers().into_iter().find(|p| p.node_id == a.node_id)
+                }
+                _ = tick.tick() => {
+                    let peers = self.live_peers();
+                    if peers.is_empty() { continue; }
+                    let i = rand::random_range(0..peers.len());
+                    Some(peers[i].clone())
+                }
+                changed = rx_config.changed() => {
+                    if changed.is_err() { return; }
+                    let v = rx_config.borrow_and_update().version;
+                    self.announce(v);
+                    continue;
+                }
+            };
+            let Some(peer) = target else { continue };
+            match peer::get_config(&self.transport, &peer, config.version()).await {
+                Ok(Some(signed)) => {
+                    // Refusals are logged by `accept` with the peer's id.
+                    let _ = config.accept(signed, Source::Peer(peer.node_id.clone()));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(peer = %peer.node_id, error = %format!("{e:#}"), "config pull failed")
+                }
+            }
+        }
+    }
+}

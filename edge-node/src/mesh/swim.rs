@@ -1,0 +1,393 @@
+//! foca (SWIM) driven on tokio: datagrams in, timers in deadline order,
+//! commands from the node; datagrams out through the transport and a
+//! membership view published on a `watch`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use foca::{AccumulatingRuntime, BroadcastHandler, Foca, Invalidates, OwnedNotification, Timer};
+use protocol::mesh::{ConfigAnnounce, MemberState, PeerInfo, MAX_SWIM_PACKET};
+use rand010::SeedableRng;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use super::transport::Transport;
+use super::{MemberEntry, Members};
+
+/// A node as SWIM knows it. `incarnation` is the process start time, so a
+/// restarted node carries a newer identity than the one the cluster
+/// remembers and wins the conflict on its node id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwimId {
+    pub node_id: String,
+    pub name: String,
+    pub region: String,
+    pub addr: SocketAddr,
+    pub incarnation: u64,
+}
+
+impl foca::Identity for SwimId {
+    type Addr = String;
+
+    fn renew(&self) -> Option<Self> {
+        Some(SwimId {
+            incarnation: self.incarnation + 1,
+            ..self.clone()
+        })
+    }
+
+    fn addr(&self) -> String {
+        self.node_id.clone()
+    }
+
+    fn win_addr_conflict(&self, adversary: &Self) -> bool {
+        self.incarnation > adversary.incarnation
+    }
+}
+
+impl SwimId {
+    pub fn info(&self) -> PeerInfo {
+        PeerInfo {
+            node_id: self.node_id.clone(),
+            name: self.name.clone(),
+            region: self.region.clone(),
+            mesh_addr: self.addr.to_string(),
+        }
+    }
+
+    /// A seed we know only by address: incarnation 0 loses to the real
+    /// identity as soon as the peer answers.
+    pub fn seed(p: &PeerInfo) -> Option<SwimId> {
+        Some(SwimId {
+            node_id: p.node_id.clone(),
+            name: p.name.clone(),
+            region: p.region.clone(),
+            addr: p.mesh_addr.parse().ok()?,
+            incarnation: 0,
+        })
+    }
+
+    fn is_valid(&self) -> bool {
+        self.info().is_valid()
+    }
+}
+
+/// "node X holds config version N", deduplicated: a newer announcement of
+/// the same node replaces an older one in foca's backlog.
+#[derive(Debug)]
+pub struct AnnounceKey {
+    node_id: String,
+    version: u64,
+}
+
+impl Invalidates for AnnounceKey {
+    fn invalidates(&self, other: &Self) -> bool {
+        self.node_id == other.node_id && self.version >= other.version
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("bad config announcement: {0}")]
+pub struct AnnounceError(String);
+
+/// Most node ids remembered for announcement dedup before starting over.
+const MAX_TRACKED_ANNOUNCERS: usize = 10_000;
+
+pub struct Announces {
+    seen: HashMap<String, u64>,
+    /// New announcements go to the config puller; dropped when it lags
+    /// (its periodic pull catches up).
+    tx: mpsc::Sender<ConfigAnnounce>,
+}
+
+impl BroadcastHandler<SwimId> for Announces {
+    type Key = AnnounceKey;
+    type Error = AnnounceError;
+
+    fn receive_item(
+        &mut self,
+        data: &[u8],
+        _sender: Option<&SwimId>,
+    ) -> Result<Option<AnnounceKey>, AnnounceError> {
+        let a = ConfigAnnounce::decode(data).map_err(AnnounceError)?;
+        if self.seen.len() >= MAX_TRACKED_ANNOUNCERS && !self.seen.contains_key(&a.node_id) {
+            self.seen.clear();
+        }
+        let last = self.seen.entry(a.node_id.clone()).or_insert(0);
+        if a.version <= *last {
+            return Ok(None);
+        }
+        *last = a.version;
+        let _ = self.tx.try_send(a.clone());
+        Ok(Some(AnnounceKey {
+            node_id: a.node_id,
+            version: a.version,
+        }))
+    }
+}
+
+pub enum Command {
+    /// Announce ourselves to these peers (seeds from the coordinator or
+    /// members persisted before a restart).
+    Join(Vec<PeerInfo>),
+    /// We now hold this config version.
+    Announce(u64),
+    /// Leave the cluster, flush, then stop.
+    Leave(oneshot::Sender<()>),
+}
+
+type Swim = Foca<SwimId, foca::PostcardCodec, rand010::rngs::StdRng, Announces>;
+
+pub fn foca_config(cluster_size: usize) -> foca::Config {
+    let n = NonZeroU32::new(cluster_size.clamp(1, u32::MAX as usize) as u32).unwrap();
+    let mut c = foca::Config::new_lan(n);
+    c.max_packet_size = std::num::NonZeroUsize::new(MAX_SWIM_PACKET).unwrap();
+    c
+}
+
+pub struct SwimLoop {
+    pub me: SwimId,
+    pub transport: Arc<Transport>,
+    pub datagrams: mpsc::Receiver<Bytes>,
+    pub commands: mpsc::Receiver<Command>,
+    pub announces: mpsc::Sender<ConfigAnnounce>,
+    pub members: watch::Sender<Members>,
+    /// Called with the members worth persisting (alive or suspect).
+    pub persist: Box<dyn Fn(&[PeerInfo]) + Send>,
+}
+
+impl SwimLoop {
+    pub async fn run(mut self) {
+        let rng = rand010::rngs::StdRng::seed_from_u64(rand::random());
+        let handler = Announces {
+            seen: HashMap::new(),
+            tx: self.announces.clone(),
+        };
+        let mut foca: Swim = Foca::with_custom_broadcast(
+            self.me.clone(),
+            foca_config(1),
+            rng,
+            foca::PostcardCodec,
+            handler,
+        );
+        let mut rt = AccumulatingRuntime::new();
+        // Deadline, then submission order: timers fire in the order foca
+        // asked for them, never two at once out of order.
+        let mut timers: BTreeMap<(Instant, u64), Timer<SwimId>> = BTreeMap::new();
+        let mut seq = 0u64;
+        let mut cluster_size = 1usize;
+        let mut refresh = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            let next = timers.keys().next().map(|k| k.0);
+            tokio::select! {
+                d = self.datagrams.recv() => {
+                    let Some(d) = d else { return };
+                    if let Err(e) = foca.handle_data(&d, &mut rt) {
+                        tracing::debug!(error = %e, "SWIM datagram refused");
+                    }
+                }
+                _ = sleep_until(next), if next.is_some() => {
+                    let now = Instant::now();
+                    let due: Vec<(Instant, u64)> = timers.range(..=(now, u64::MAX)).map(|(k, _)| *k).collect();
+                    for k in due {
+                        if let Some(t) = timers.remove(&k) {
+                            if let Err(e) = foca.handle_timer(t, &mut rt) {
+                                tracing::debug!(error = %e, "SWIM timer");
+                            }
+                        }
+                    }
+                }
+                c = self.commands.recv() => match c {
+                    None => return,
+                    Some(Command::Join(peers)) => {
+                        for p in peers.iter().filter(|p| p.node_id != self.me.node_id) {
+                            if let Some(id) = SwimId::seed(p) {
+                                if id.is_valid() {
+                                    let _ = foca.announce(id, &mut rt);
+                                }
+                            }
+                        }
+                    }
+                    Some(Command::Announce(version)) => {
+                        let a = ConfigAnnounce { node_id: self.me.node_id.clone(), version };
+                        if let Err(e) = foca.add_broadcast(&a.encode()) {
+                            tracing::debug!(error = %e, "config announcement");
+                        }
+                    }
+                    Some(Command::Leave(done)) => {
+                        if let Err(e) = foca.leave_cluster(&mut rt) {
+                            tracing::debug!(error = %e, "leaving the mesh");
+                        }
+                        self.flush(&mut rt, &mut timers, &mut seq);
+                        // Let the goodbye datagrams leave before the endpoint closes.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        tracing::info!("left the mesh");
+                        let _ = done.send(());
+                        return;
+                    }
+                },
+                _ = refresh.tick() => {}
+            }
+            let notified = self.flush(&mut rt, &mut timers, &mut seq);
+            let active = foca.num_members() + 1;
+            if active != cluster_size {
+                cluster_size = active;
+                // Suspicion timeouts and retransmissions scale with the cluster.
+                if let Err(e) = foca.set_config(foca_config(cluster_size)) {
+                    tracing::warn!(error = %e, "resizing SWIM config");
+                }
+            }
+            self.publish(&foca, notified);
+        }
+    }
+
+    /// Drains foca's runtime: datagrams out, timers in, notifications logged.
+    /// Returns whether membership changed.
+    fn flush(
+        &self,
+        rt: &mut AccumulatingRuntime<SwimId>,
+        timers: &mut BTreeMap<(Instant, u64), Timer<SwimId>>,
+        seq: &mut u64,
+    ) -> bool {
+        while let Some((dst, data)) = rt.to_send() {
+            self.transport.send_datagram(&dst.node_id, dst.addr, data);
+        }
+        let now = Instant::now();
+        while let Some((after, timer)) = rt.to_schedule() {
+            *seq += 1;
+            timers.insert((now + after, *seq), timer);
+        }
+        let mut changed = false;
+        while let Some(n) = rt.to_notify() {
+            changed = true;
+            match n {
+                OwnedNotification::MemberUp(id) => {
+                    tracing::info!(node = %id.node_id, name = %id.name, region = %id.region, addr = %id.addr, "mesh: member up")
+                }
+                OwnedNotification::MemberDown(id) => {
+                    tracing::warn!(node = %id.node_id, name = %id.name, region = %id.region, "mesh: member down")
+                }
+                OwnedNotification::Rename(old, new) => {
+                    tracing::info!(node = %new.node_id, old = old.incarnation, new = new.incarnation, "mesh: member restarted")
+                }
+                OwnedNotification::Rejoin(id) => {
+                    tracing::warn!(
+                        incarnation = id.incarnation,
+                        "mesh: we were declared down; rejoined"
+                    )
+                }
+                OwnedNotification::Active => tracing::info!("mesh: joined"),
+                OwnedNotification::Idle => tracing::warn!("mesh: no live peers"),
+                OwnedNotification::Defunct => tracing::warn!("mesh: declared down"),
+            }
+        }
+        changed
+    }
+
+    fn publish(&self, foca: &Swim, notified: bool) {
+        let mut next: BTreeMap<String, MemberEntry> = BTreeMap::new();
+        for m in foca.iter_membership_state() {
+            let id = m.id();
+            if id.node_id == self.me.node_id {
+                continue;
+            }
+            let state = match m.state() {
+                foca::State::Alive => MemberState::Alive,
+                foca::State::Suspect => MemberState::Suspect,
+                foca::State::Down => MemberState::Down,
+            };
+            next.insert(
+                id.node_id.clone(),
+                MemberEntry {
+                    info: id.info(),
+                    state,
+                },
+            );
+        }
+        let changed = self.members.send_if_modified(|cur| {
+            if cur.members == next {
+                false
+            } else {
+                cur.members = next;
+                true
+            }
+        });
+        if changed || notified {
+            let keep: Vec<PeerInfo> = self
+                .members
+                .borrow()
+                .members
+                .values()
+                .filter(|m| m.state != MemberState::Down)
+                .map(|m| m.info.clone())
+                .collect();
+            (self.persist)(&keep);
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use foca::Identity;
+
+    fn id(inc: u64) -> SwimId {
+        SwimId {
+            node_id: "n1".into(),
+            name: "edge".into(),
+            region: "fra".into(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            incarnation: inc,
+        }
+    }
+
+    #[test]
+    fn restarted_identity_wins_and_renew_wins() {
+        let old = id(5);
+        let new = id(9);
+        assert_eq!(old.addr(), new.addr());
+        assert!(new.win_addr_conflict(&old));
+        assert!(!old.win_addr_conflict(&new));
+        let renewed = old.renew().unwrap();
+        assert!(renewed.win_addr_conflict(&old));
+        assert!(SwimId::seed(&old.info()).unwrap().incarnation < old.incarnation);
+    }
+
+    #[test]
+    fn announcements_dedupe_and_newer_invalidates_older() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut h = Announces {
+            seen: HashMap::new(),
+            tx,
+        };
+        let a = |v| ConfigAnnounce {
+            node_id: "n2".into(),
+            version: v,
+        };
+        assert!(h.receive_item(&a(3).encode(), None).unwrap().is_some());
+        assert!(h.receive_item(&a(3).encode(), None).unwrap().is_none());
+        assert!(h.receive_item(&a(2).encode(), None).unwrap().is_none());
+        let k4 = h.receive_item(&a(4).encode(), None).unwrap().unwrap();
+        assert!(h.receive_item(b"\xff\xff", None).is_err());
+        assert_eq!(rx.try_recv().unwrap().version, 3);
+        assert_eq!(rx.try_recv().unwrap().version, 4);
+        let k3 = AnnounceKey {
+            node_id: "n2".into(),
+            version: 3,
+        };
+        assert!(k4.invalidates(&k3));
+        assert!(!k3.invalidates(&k4));
+    }
+}

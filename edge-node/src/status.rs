@@ -1,0 +1,149 @@
+//! `<data_dir>/status.json`: the running node's own view (config, link,
+//! mesh members with their announced config versions, blob sources),
+//! rewritten every second. `edge-node status` reads it: the sled index is
+//! locked by the running process, and a file needs no extra listener.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::config_state::ConfigState;
+use crate::fetch::Fetcher;
+use crate::mesh::Mesh;
+use crate::sync::SyncStatus;
+
+pub const FILE: &str = "status.json";
+const EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeStatus {
+    pub node_id: String,
+    pub name: String,
+    pub region: String,
+    pub mesh_addr: String,
+    pub software_version: String,
+    pub config_version: u64,
+    pub coordinator_link: bool,
+    pub bundles_present: u32,
+    pub bundles_pending: u32,
+    pub blob_bytes_from_coordinator: u64,
+    pub blob_bytes_from_peers: u64,
+    pub blobs_served_to_peers: u64,
+    pub members: Vec<MemberStatus>,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MemberStatus {
+    pub node_id: String,
+    pub name: String,
+    pub region: String,
+    pub mesh_addr: String,
+    pub state: String,
+    /// Last config version the member announced (0: none heard yet).
+    pub config_version: u64,
+}
+
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join(FILE)
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub struct StatusWriter {
+    pub data_dir: PathBuf,
+    pub mesh: Arc<Mesh>,
+    pub config: Arc<ConfigState>,
+    pub fetcher: Arc<Fetcher>,
+    pub sync: watch::Receiver<SyncStatus>,
+    pub conn: watch::Receiver<Option<quinn::Connection>>,
+}
+
+impl StatusWriter {
+    pub fn snapshot(&self) -> NodeStatus {
+        let m = self.mesh.snapshot();
+        let s = *self.sync.borrow();
+        let f = self.fetcher.stats();
+        NodeStatus {
+            node_id: self.mesh.me.node_id.clone(),
+            name: self.mesh.me.name.clone(),
+            region: self.mesh.me.region.clone(),
+            mesh_addr: self.mesh.me.mesh_addr.clone(),
+            software_version: env!("CARGO_PKG_VERSION").to_string(),
+            config_version: self.config.version(),
+            coordinator_link: self.conn.borrow().is_some(),
+            bundles_present: s.bundles_present,
+            bundles_pending: s.bundles_pending,
+            blob_bytes_from_coordinator: f.from_coordinator_bytes,
+            blob_bytes_from_peers: f.from_peers_bytes,
+            blobs_served_to_peers: f.served_to_peers,
+            members: m
+                .members
+                .values()
+                .map(|e| MemberStatus {
+                    node_id: e.info.node_id.clone(),
+                    name: e.info.name.clone(),
+                    region: e.info.region.clone(),
+                    mesh_addr: e.info.mesh_addr.clone(),
+                    state: e.state.as_str().to_string(),
+                    config_version: m.versions.get(&e.info.node_id).copied().unwrap_or(0),
+                })
+                .collect(),
+            updated_at_ms: now_ms(),
+        }
+    }
+
+    pub fn write_now(&self) {
+        if let Err(e) = write_atomic(&path(&self.data_dir), &self.snapshot()) {
+            tracing::warn!(error = %e, "writing status.json");
+        }
+    }
+
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut members = self.mesh.members_changed();
+        loop {
+            self.write_now();
+            tokio::select! {
+                _ = tokio::time::sleep(EVERY) => {}
+                _ = members.changed() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+fn write_atomic(path: &Path, status: &NodeStatus) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(status).expect("serialisable"),
+    )?;
+    std::fs::rename(tmp, path)
+}
+
+/// Reads what a running (or the last) node wrote.
+pub fn read(data_dir: &Path) -> anyhow::Result<NodeStatus> {
+    let p = path(data_dir);
+    let bytes = std::fs::read(&p).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}. Is an edge node running with --data-dir {}?",
+            p.display(),
+            data_dir.display()
+        )
+    })?;
+    anyhow::ensure!(
+        bytes.len() < 16 * 1024 * 1024,
+        "{} is implausibly large",
+        p.display()
+    );
+    serde_json::from_slice(&bytes)
+        .map_err(|e| anyhow::anyhow!("{} is not a node status: {e}", p.display()))
+}
