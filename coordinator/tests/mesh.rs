@@ -207,7 +207,7 @@ async fn peer_assist_sends_each_blob_about_once_per_region() {
     let mut total = 0u64;
     for i in 0..40u32 {
         let bytes: Vec<u8> = (0..25_000u32)
-            .map(|j| (blake3::hash(&[i.to_le_bytes(), j.to_le_bytes()].concat()).as_bytes()[0]))
+            .map(|j| blake3::hash(&[i.to_le_bytes(), j.to_le_bytes()].concat()).as_bytes()[0])
             .collect();
         total += bytes.len() as u64;
         std::fs::write(site.join(format!("f{i}.bin")), bytes).unwrap();

@@ -71,7 +71,7 @@ impl Fetcher {
         }
         let mut last_err = None;
         if let Some(owner) = self.designated_peer(&hash) {
-            match self.from_peer(&owner, hash, size).await {
+            match self.fetch_from_peer(&owner, hash, size).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     tracing::debug!(peer = %owner.node_id, blob = %hash.short(), error = %format!("{e:#}"), "designated peer failed; trying the coordinator");
@@ -80,7 +80,7 @@ impl Fetcher {
             }
         }
         if self.conn.borrow().is_some() {
-            match self.from_coordinator(hash, size).await {
+            match self.fetch_from_coordinator(hash, size).await {
                 Ok(()) => return Ok(()),
                 Err(e) => last_err = Some(e),
             }
@@ -88,7 +88,7 @@ impl Fetcher {
         // No coordinator: any live peer may have it.
         if let Some(mesh) = &self.mesh {
             for peer in mesh.live_peers().into_iter().take(MAX_FALLBACK_PEERS) {
-                match self.from_peer(&peer, hash, size).await {
+                match self.fetch_from_peer(&peer, hash, size).await {
                     Ok(()) => return Ok(()),
                     Err(e) => last_err = Some(e),
                 }
@@ -110,7 +110,7 @@ impl Fetcher {
         if self.conn.borrow().is_none() {
             bail!("blob {hash} is not here and this node has no coordinator link");
         }
-        self.from_coordinator(hash, size).await?;
+        self.fetch_from_coordinator(hash, size).await?;
         self.stats.lock().unwrap().served_to_peers += 1;
         Ok(())
     }
@@ -132,7 +132,12 @@ impl Fetcher {
         region.iter().find(|p| p.node_id == chosen).cloned()
     }
 
-    async fn from_peer(&self, peer: &PeerInfo, hash: BlobHash, size: u64) -> anyhow::Result<()> {
+    async fn fetch_from_peer(
+        &self,
+        peer: &PeerInfo,
+        hash: BlobHash,
+        size: u64,
+    ) -> anyhow::Result<()> {
         let mesh = self.mesh.as_ref().context("no mesh")?;
         let work = async {
             let recv = request_blob(&mesh.transport, peer, hash, size).await?;
@@ -151,7 +156,7 @@ impl Fetcher {
         Ok(())
     }
 
-    async fn from_coordinator(&self, hash: BlobHash, size: u64) -> anyhow::Result<()> {
+    async fn fetch_from_coordinator(&self, hash: BlobHash, size: u64) -> anyhow::Result<()> {
         let gate = self
             .inflight
             .lock()

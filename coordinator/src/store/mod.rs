@@ -439,7 +439,7 @@ impl Store {
         )
         .bind(&node.id)
         .bind(&node.name)
-        .bind(&token_region)
+        .bind(token_region)
         .bind(&node.cert_fingerprint)
         .bind(&node.software_version)
         .bind(now_ms())

@@ -27,6 +27,9 @@ use transport::Transport;
 /// missed an announcement (partition, restart).
 const PULL_EVERY: Duration = Duration::from_secs(5);
 
+/// Saves the members worth rejoining through after a restart.
+pub type PersistMembers = Box<dyn Fn(&[PeerInfo]) + Send>;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MemberEntry {
     #[serde(flatten)]
@@ -60,7 +63,7 @@ pub struct MeshOptions {
     pub client: quinn::ClientConfig,
     pub peer_assist: bool,
     /// Called with members worth remembering across restarts.
-    pub persist: Box<dyn Fn(&[PeerInfo]) + Send>,
+    pub persist: PersistMembers,
 }
 
 impl Mesh {

@@ -158,7 +158,7 @@ pub struct SwimLoop {
     pub announces: mpsc::Sender<ConfigAnnounce>,
     pub members: watch::Sender<Members>,
     /// Called with the members worth persisting (alive or suspect).
-    pub persist: Box<dyn Fn(&[PeerInfo]) + Send>,
+    pub persist: super::PersistMembers,
 }
 
 impl SwimLoop {
