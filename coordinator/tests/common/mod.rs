@@ -261,7 +261,8 @@ pub struct Edge {
 }
 
 impl Edge {
-    fn wait_serving(mut proc: Proc, dir: &Path) -> Edge {
+    /// Waits for a spawned edge process to serve (it prints its addresses).
+    pub fn wait_serving(mut proc: Proc, dir: &Path) -> Edge {
         let line = proc.wait_line("serving http://");
         let http = addr_after(&line, "serving http://");
         let https = addr_after(&line, "https://");

@@ -182,6 +182,10 @@ impl SwimLoop {
         let mut seq = 0u64;
         let mut cluster_size = 1usize;
         let mut refresh = tokio::time::interval(Duration::from_millis(500));
+        // Everyone we were ever told about (bounded): foca forgets down
+        // members, so healing a partition relies on re-announcing to them.
+        let mut known: HashMap<String, SwimId> = HashMap::new();
+        let mut rejoin = tokio::time::interval(REJOIN_EVERY);
         loop {
             let next = timers.keys().next().map(|k| k.0);
             tokio::select! {
@@ -206,10 +210,9 @@ impl SwimLoop {
                     None => return,
                     Some(Command::Join(peers)) => {
                         for p in peers.iter().filter(|p| p.node_id != self.me.node_id) {
-                            if let Some(id) = SwimId::seed(p) {
-                                if id.is_valid() {
-                                    let _ = foca.announce(id, &mut rt);
-                                }
+                            if let Some(id) = SwimId::seed(p).filter(SwimId::is_valid) {
+                                let _ = foca.announce(id.clone(), &mut rt);
+                                remember(&mut known, id);
                             }
                         }
                     }
@@ -232,6 +235,21 @@ impl SwimLoop {
                     }
                 },
                 _ = refresh.tick() => {}
+                _ = rejoin.tick() => {
+                    for m in foca.iter_members() {
+                        remember(&mut known, m.id().clone());
+                    }
+                    let active: std::collections::HashSet<&str> =
+                        foca.iter_members().map(|m| m.id().node_id.as_str()).collect();
+                    let absent: Vec<SwimId> = known
+                        .values()
+                        .filter(|k| !active.contains(k.node_id.as_str()))
+                        .cloned()
+                        .collect();
+                    for id in absent {
+                        let _ = foca.announce(id, &mut rt);
+                    }
+                }
             }
             let notified = self.flush(&mut rt, &mut timers, &mut seq);
             let active = foca.num_members() + 1;
@@ -327,6 +345,25 @@ impl SwimLoop {
                 .map(|m| m.info.clone())
                 .collect();
             (self.persist)(&keep);
+        }
+    }
+}
+
+/// How often a node re-announces itself to known peers it does not see
+/// as members (after a partition both sides have declared the other down
+/// and foca has forgotten them).
+const REJOIN_EVERY: Duration = Duration::from_secs(5);
+/// Most peers remembered for rejoining.
+const MAX_KNOWN: usize = 1024;
+
+fn remember(known: &mut HashMap<String, SwimId>, id: SwimId) {
+    if known.len() >= MAX_KNOWN && !known.contains_key(&id.node_id) {
+        return;
+    }
+    match known.get(&id.node_id) {
+        Some(k) if k.incarnation > id.incarnation => {}
+        _ => {
+            known.insert(id.node_id.clone(), id);
         }
     }
 }
