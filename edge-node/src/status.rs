@@ -109,11 +109,13 @@ impl StatusWriter {
 
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut members = self.mesh.members_changed();
+        let mut config = self.config.subscribe();
         loop {
             self.write_now();
             tokio::select! {
                 _ = tokio::time::sleep(EVERY) => {}
                 _ = members.changed() => {}
+                _ = config.changed() => {}
                 _ = shutdown.changed() => return,
             }
         }

@@ -143,9 +143,20 @@ pub enum Command {
 
 type Swim = Foca<SwimId, foca::PostcardCodec, rand010::rngs::StdRng, Announces>;
 
+/// Probe period of our LAN profile: half of memberlist's LAN default, so
+/// a dead node is declared down in about 3 s (suspicion lasts four probe
+/// periods per order of magnitude of the cluster size). One ping per node
+/// per period is a negligible load.
+const PROBE_PERIOD: Duration = Duration::from_millis(500);
+const PROBE_RTT: Duration = Duration::from_millis(250);
+
+/// foca's LAN profile, faster probes, sized for `cluster_size`.
 pub fn foca_config(cluster_size: usize) -> foca::Config {
     let n = NonZeroU32::new(cluster_size.clamp(1, u32::MAX as usize) as u32).unwrap();
     let mut c = foca::Config::new_lan(n);
+    c.probe_period = PROBE_PERIOD;
+    c.probe_rtt = PROBE_RTT;
+    c.suspect_to_down_after = PROBE_PERIOD.mul_f64(4.0 * f64::max(1.0, f64::from(n.get()).log10()));
     c.max_packet_size = std::num::NonZeroUsize::new(MAX_SWIM_PACKET).unwrap();
     c
 }
@@ -388,6 +399,33 @@ mod tests {
             addr: "127.0.0.1:1".parse().unwrap(),
             incarnation: inc,
         }
+    }
+
+    #[test]
+    fn config_scales_with_the_cluster_and_can_be_replaced() {
+        // (cluster size, suspicion)
+        let cases = [(1, 2000), (5, 2000), (10, 2000), (100, 4000)];
+        for (n, ms) in cases {
+            let c = foca_config(n);
+            assert_eq!(
+                c.suspect_to_down_after,
+                Duration::from_millis(ms),
+                "n = {n}"
+            );
+            assert_eq!(c.probe_period, PROBE_PERIOD);
+        }
+        let mut f: Swim = Foca::with_custom_broadcast(
+            id(1),
+            foca_config(1),
+            rand010::rngs::StdRng::seed_from_u64(1),
+            foca::PostcardCodec,
+            Announces {
+                seen: HashMap::new(),
+                tx: mpsc::channel(1).0,
+            },
+        );
+        // set_config refuses a different probe period: resizing must not change it.
+        assert!(f.set_config(foca_config(50)).is_ok());
     }
 
     #[test]

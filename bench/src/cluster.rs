@@ -1,0 +1,281 @@
+//! A real cluster for measuring: `coordinator serve` and N `edge-node`
+//! processes on loopback, each with its own data directory, killed when
+//! the cluster is dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use edge_node::status::NodeStatus;
+
+pub struct Proc {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(bin: &Path, args: &[String], log: PathBuf) -> anyhow::Result<Proc> {
+        let stderr = std::fs::File::create(&log)?;
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let out = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Proc {
+            child,
+            lines: rx,
+            log,
+        })
+    }
+
+    fn wait_line(&mut self, needle: &str) -> anyhow::Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return Ok(l),
+                Ok(_) => {}
+                Err(_) => bail!(
+                    "no {needle:?} from the process; its log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                ),
+            }
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn addr_after(line: &str, prefix: &str) -> anyhow::Result<SocketAddr> {
+    let start = line.find(prefix).context("address missing")? + prefix.len();
+    let rest = &line[start..];
+    let end = rest.find(['/', ' ', ',']).unwrap_or(rest.len());
+    rest[..end]
+        .parse()
+        .with_context(|| format!("address in {line:?}"))
+}
+
+pub struct Edge {
+    pub proc: Proc,
+    pub dir: PathBuf,
+    pub http: SocketAddr,
+    pub node_id: String,
+}
+
+impl Edge {
+    pub fn status(&self) -> Option<NodeStatus> {
+        edge_node::status::read(&self.dir).ok()
+    }
+}
+
+pub struct Cluster {
+    pub bin_dir: PathBuf,
+    pub root: tempfile::TempDir,
+    /// Held so the process lives (and dies) with the cluster.
+    _coordinator: Proc,
+    pub api: String,
+    pub token: String,
+    pub edges: Vec<Edge>,
+    pub peer_assist: bool,
+    http: reqwest::Client,
+}
+
+impl Cluster {
+    pub fn start(
+        bin_dir: &Path,
+        nodes: usize,
+        regions: &[String],
+        peer_assist: bool,
+    ) -> anyhow::Result<Cluster> {
+        let root = tempfile::Builder::new().prefix("outpost-bench").tempdir()?;
+        let coord_dir = root.path().join("coordinator");
+        std::fs::create_dir_all(&coord_dir)?;
+        let args: Vec<String> = [
+            "serve",
+            "--data-dir",
+            &coord_dir.display().to_string(),
+            "--api-addr",
+            "127.0.0.1:0",
+            "--quic-addr",
+            "127.0.0.1:0",
+            "--public-url",
+            "http://{host}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut coordinator = Proc::spawn(
+            &bin_dir.join("coordinator"),
+            &args,
+            root.path().join("coordinator.log"),
+        )?;
+        let line = coordinator.wait_line("coordinator API on")?;
+        let api = format!("http://{}", addr_after(&line, "http://")?);
+        let quic = addr_after(&line, "edge QUIC on ")?;
+        let token = std::fs::read_to_string(coord_dir.join("admin-token"))?
+            .trim()
+            .to_string();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut cluster = Cluster {
+            bin_dir: bin_dir.to_path_buf(),
+            _coordinator: coordinator,
+            api,
+            token,
+            edges: Vec::new(),
+            peer_assist,
+            http: reqwest::Client::new(),
+            root,
+        };
+        for i in 0..nodes {
+            let region = &regions[i % regions.len()];
+            let edge = cluster.join(i, region, quic)?;
+            cluster.edges.push(edge);
+        }
+        Ok(cluster)
+    }
+
+    fn join_token(&self, region: &str) -> anyhow::Result<String> {
+        let out = Command::new(self.bin_dir.join("coordinator"))
+            .args(["token", "create-join", "--region", region])
+            .env("OUTPOST_URL", &self.api)
+            .env("OUTPOST_TOKEN", &self.token)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "creating a join token: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?.trim().to_string())
+    }
+
+    fn join(&self, i: usize, region: &str, quic: SocketAddr) -> anyhow::Result<Edge> {
+        let dir = self.root.path().join(format!("edge{i}"));
+        let mut args: Vec<String> = [
+            "join",
+            &quic.to_string(),
+            "--token",
+            &self.join_token(region)?,
+            "--region",
+            region,
+            "--name",
+            &format!("edge-{i}"),
+            "--data-dir",
+            &dir.display().to_string(),
+            "--http",
+            "127.0.0.1:0",
+            "--https",
+            "127.0.0.1:0",
+            "--mesh",
+            "127.0.0.1:0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if !self.peer_assist {
+            args.push("--no-peer-assist".into());
+        }
+        self.spawn_edge(dir, &args, "join")
+    }
+
+    fn spawn_edge(&self, dir: PathBuf, args: &[String], what: &str) -> anyhow::Result<Edge> {
+        let log = dir.with_extension(format!("{what}.log"));
+        let mut proc = Proc::spawn(&self.bin_dir.join("edge-node"), args, log)?;
+        let line = proc.wait_line("serving http://")?;
+        let http = addr_after(&line, "serving http://")?;
+        let node_id = edge_node::status::read(&dir)?.node_id;
+        Ok(Edge {
+            proc,
+            dir,
+            http,
+            node_id,
+        })
+    }
+
+    /// Restarts edge `i` with its saved identity.
+    pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        let dir = self.edges[i].dir.clone();
+        let mut args: Vec<String> = [
+            "run",
+            "--data-dir",
+            &dir.display().to_string(),
+            "--http",
+            "127.0.0.1:0",
+            "--https",
+            "127.0.0.1:0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if !self.peer_assist {
+            args.push("--no-peer-assist".into());
+        }
+        self.edges[i] = self.spawn_edge(dir, &args, "run")?;
+        Ok(())
+    }
+
+    /// Waits until every node sees every other node alive.
+    pub async fn wait_formed(&self, timeout: Duration) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        loop {
+            let formed = self.edges.iter().all(|e| {
+                e.status().is_some_and(|s| {
+                    s.members.iter().filter(|m| m.state == "alive").count() == self.edges.len() - 1
+                })
+            });
+            if formed {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > timeout {
+                bail!("the mesh did not form within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn client(&self) -> anyhow::Result<coordinator::cli::client::Client> {
+        coordinator::cli::client::Client::new(&coordinator::cli::credentials::Credentials {
+            url: self.api.clone(),
+            token: self.token.clone(),
+        })
+    }
+
+    /// Blob bytes the coordinator has sent to edges since it started.
+    pub async fn egress(&self) -> anyhow::Result<u64> {
+        let h: serde_json::Value = self
+            .http
+            .get(format!("{}/api/v1/health", self.api))
+            .send()
+            .await?
+            .json()
+            .await?;
+        h["blob_bytes_sent_to_edges"]
+            .as_u64()
+            .context("health lacks egress")
+    }
+}

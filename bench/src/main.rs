@@ -1,0 +1,174 @@
+//! `bench`: measure what users and operators feel, on real processes.
+//!
+//! `membership` and `propagate` start a real coordinator and N real edge
+//! nodes on loopback. Every loop is bounded in count and time. Results go
+//! to `results/<timestamp>/report.{json,md}`.
+
+mod cluster;
+mod membership;
+mod propagate;
+mod report;
+mod stats;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "bench",
+    version,
+    about = "Outpost latency benchmarks on real processes (loopback only)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Cluster sizes to measure, e.g. `5,10,20`.
+    #[arg(long, value_delimiter = ',', default_value = "5")]
+    nodes: Vec<usize>,
+    /// Regions assigned to nodes in turn.
+    #[arg(long, value_delimiter = ',', default_value = "fra")]
+    regions: Vec<String>,
+    /// Where the `coordinator` and `edge-node` binaries are (default: next
+    /// to this one).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Report directory (default: results/<timestamp>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Give up on any single wait after this long.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Kill -9 a node: time until each peer marks it down; restart it:
+    /// time until every peer sees it alive.
+    Membership {
+        #[command(flatten)]
+        common: Common,
+        /// Kill/restart rounds per cluster size.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Deploy repeatedly: time from finalize until every node serves the
+    /// new version, and coordinator egress per deploy, with and without
+    /// peer-assisted blob fetch.
+    Propagate {
+        #[command(flatten)]
+        common: Common,
+        /// Deploys measured per cluster size (after one warm-up deploy).
+        #[arg(long, default_value_t = 5)]
+        deploys: usize,
+        /// Files rewritten by every deploy.
+        #[arg(long, default_value_t = 20)]
+        changed_files: usize,
+        /// Size of each rewritten file in bytes.
+        #[arg(long, default_value_t = 50_000)]
+        file_size: usize,
+        /// Files that never change.
+        #[arg(long, default_value_t = 100)]
+        stable_files: usize,
+        /// Measure only with peer assist (skip the coordinator-only run).
+        #[arg(long)]
+        assist_only: bool,
+    },
+}
+
+fn bin_dir(c: &Common) -> anyhow::Result<PathBuf> {
+    let dir = match &c.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_default(),
+    };
+    for b in ["coordinator", "edge-node"] {
+        anyhow::ensure!(
+            dir.join(b).exists(),
+            "{} is missing: build with `cargo build --release -p outpost-coordinator -p outpost-edge-node` or pass --bin-dir",
+            dir.join(b).display()
+        );
+    }
+    Ok(dir)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let argv: Vec<String> = std::env::args().collect();
+    match cli.command {
+        Command::Membership { common, rounds } => {
+            anyhow::ensure!((1..=100).contains(&rounds), "--rounds must be 1..=100");
+            let bins = bin_dir(&common)?;
+            let mut results = Vec::new();
+            for &n in &common.nodes {
+                anyhow::ensure!((2..=64).contains(&n), "--nodes must be 2..=64");
+                eprintln!("membership: {n} nodes, {rounds} rounds");
+                let mut c = cluster::Cluster::start(&bins, n, &common.regions, true)?;
+                let r = membership::run(&mut c, rounds, common.timeout).await?;
+                eprintln!(
+                    "  down seen by a peer p50 {:.0} ms, by all p50 {:.0} ms max {:.0} ms; rejoin seen by all p50 {:.0} ms",
+                    r.detect_down.p50_ms, r.detect_down_all.p50_ms, r.detect_down_all.max_ms, r.rejoin_all.p50_ms
+                );
+                results.push(r);
+            }
+            report::write(
+                common.out,
+                "membership",
+                &argv,
+                &results,
+                report::membership_md(&results),
+            )?;
+        }
+        Command::Propagate {
+            common,
+            deploys,
+            changed_files,
+            file_size,
+            stable_files,
+            assist_only,
+        } => {
+            anyhow::ensure!((1..=100).contains(&deploys), "--deploys must be 1..=100");
+            anyhow::ensure!(
+                file_size <= 16 << 20 && changed_files <= 1000 && stable_files <= 10_000,
+                "site shape too large"
+            );
+            let bins = bin_dir(&common)?;
+            let shape = propagate::SiteShape {
+                changed_files,
+                file_size,
+                stable_files,
+            };
+            let mut results = Vec::new();
+            for &n in &common.nodes {
+                anyhow::ensure!((1..=64).contains(&n), "--nodes must be 1..=64");
+                let modes: &[bool] = if assist_only { &[true] } else { &[true, false] };
+                for &assist in modes {
+                    eprintln!("propagate: {n} nodes, peer assist {assist}, {deploys} deploys");
+                    let c = cluster::Cluster::start(&bins, n, &common.regions, assist)?;
+                    let r = propagate::run(&c, deploys, &shape, common.timeout).await?;
+                    eprintln!(
+                        "  all nodes serving p50 {:.0} ms max {:.0} ms; coordinator egress {:.2}x the changed bytes",
+                        r.all_nodes.p50_ms, r.all_nodes.max_ms, r.egress_ratio
+                    );
+                    results.push(r);
+                }
+            }
+            report::write(
+                common.out,
+                "propagate",
+                &argv,
+                &results,
+                report::propagate_md(&results),
+            )?;
+        }
+    }
+    Ok(())
+}

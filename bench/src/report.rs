@@ -1,0 +1,111 @@
+//! `results/<timestamp>/report.json` and `report.md`: the figures, the
+//! machine they were measured on and the exact command.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::membership::MembershipReport;
+use crate::propagate::PropagateReport;
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let mem_kb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    format!(
+        "{cpus} CPUs ({model}), {} GiB RAM, {}",
+        mem_kb / (1 << 20),
+        std::env::consts::OS
+    )
+}
+
+pub fn write<T: Serialize>(
+    out: Option<PathBuf>,
+    what: &str,
+    argv: &[String],
+    results: &[T],
+    md: String,
+) -> anyhow::Result<()> {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "-");
+    let dir = out.unwrap_or_else(|| PathBuf::from("results").join(format!("{stamp}-{what}")));
+    std::fs::create_dir_all(&dir)?;
+    let json = serde_json::json!({
+        "benchmark": what,
+        "command": argv.join(" "),
+        "machine": machine(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "results": results,
+    });
+    std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&json)?)?;
+    let full = format!(
+        "# bench {what}\n\n- command: `{}`\n- machine: {}\n- outpost {}\n\n{md}",
+        argv.join(" "),
+        machine(),
+        env!("CARGO_PKG_VERSION")
+    );
+    std::fs::write(dir.join("report.md"), &full)?;
+    println!("{full}");
+    eprintln!("report: {}", dir.display());
+    Ok(())
+}
+
+pub fn membership_md(rs: &[MembershipReport]) -> String {
+    let mut s = String::from(
+        "| nodes | rounds | down at a peer p50 | p99 | down at all peers p50 | max | rejoin seen by all p50 | max |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rs {
+        s += &format!(
+            "| {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms |\n",
+            r.nodes,
+            r.rounds,
+            r.detect_down.p50_ms,
+            r.detect_down.p99_ms,
+            r.detect_down_all.p50_ms,
+            r.detect_down_all.max_ms,
+            r.rejoin_all.p50_ms,
+            r.rejoin_all.max_ms
+        );
+    }
+    s
+}
+
+pub fn propagate_md(rs: &[PropagateReport]) -> String {
+    let mut s = String::from(
+        "| nodes | peer assist | deploys | changed per deploy | node serving p50 | p99 | all nodes p50 | max | coordinator egress / deploy | egress ÷ changed |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rs {
+        s += &format!(
+            "| {} | {} | {} | {} B | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {} B | {:.2} |\n",
+            r.nodes,
+            if r.peer_assist { "yes" } else { "no" },
+            r.deploys,
+            r.changed_bytes_per_deploy,
+            r.per_node.p50_ms,
+            r.per_node.p99_ms,
+            r.all_nodes.p50_ms,
+            r.all_nodes.max_ms,
+            r.coordinator_egress_per_deploy,
+            r.egress_ratio
+        );
+    }
+    s
+}
