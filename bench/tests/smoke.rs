@@ -1,0 +1,61 @@
+//! A few seconds of each subcommand on tiny clusters, so the benchmarks
+//! keep working. Figures are not checked: measuring is `bench`'s job.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn run(args: &[&str]) -> serde_json::Value {
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_bench"));
+    let bins = bench.parent().unwrap();
+    assert!(
+        bins.join("edge-node").exists() && bins.join("coordinator").exists(),
+        "build every binary first: cargo build --workspace --bins"
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(&bench)
+        .args(args)
+        .arg("--out")
+        .arg(out_dir.path())
+        .arg("--timeout")
+        .arg("60s")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bench {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(out_dir.path().join("report.md")).unwrap();
+    assert!(md.contains("| nodes |"), "{md}");
+    serde_json::from_slice(&std::fs::read(out_dir.path().join("report.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn membership_smoke() {
+    let r = run(&["membership", "--nodes", "2", "--rounds", "1"]);
+    assert_eq!(r["results"][0]["nodes"], 2);
+}
+
+#[test]
+fn propagate_smoke() {
+    let r = run(&[
+        "propagate", "--nodes", "2", "--deploys", "1", "--changed-files", "2",
+        "--file-size", "1000", "--stable-files", "2",
+    ]);
+    assert_eq!(r["results"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_arguments_are_refused_clearly() {
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_bench"));
+    for (args, needle) in [
+        (vec!["membership", "--nodes", "1"], "--nodes must be"),
+        (vec!["propagate", "--deploys", "0"], "--deploys must be"),
+        (vec!["membership", "--bin-dir", "/nonexistent"], "is missing"),
+    ] {
+        let out = Command::new(&bench).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(needle), "{args:?}: {err}");
+    }
+}
