@@ -265,17 +265,27 @@ impl Cluster {
         })
     }
 
-    /// Blob bytes the coordinator has sent to edges since it started.
-    pub async fn egress(&self) -> anyhow::Result<u64> {
-        let h: serde_json::Value = self
+    async fn health(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(self
             .http
             .get(format!("{}/api/v1/health", self.api))
             .send()
             .await?
             .json()
-            .await?;
-        h["blob_bytes_sent_to_edges"]
+            .await?)
+    }
+
+    /// Blob bytes the coordinator has sent to edges since it started.
+    pub async fn egress(&self) -> anyhow::Result<u64> {
+        self.health().await?["blob_bytes_sent_to_edges"]
             .as_u64()
             .context("health lacks egress")
+    }
+
+    /// The config version the coordinator publishes.
+    pub async fn config_version(&self) -> anyhow::Result<u64> {
+        self.health().await?["config_version"]
+            .as_u64()
+            .context("health lacks config_version")
     }
 }

@@ -16,6 +16,10 @@ pub struct PropagateReport {
     pub peer_assist: bool,
     pub deploys: usize,
     pub changed_bytes_per_deploy: u64,
+    /// Finalize → a node holds the new signed config, every node of every deploy.
+    pub config_per_node: Summary,
+    /// Finalize → the last node holds it, per deploy.
+    pub config_all_nodes: Summary,
     /// Finalize → a node serves the new version, every node of every deploy.
     pub per_node: Summary,
     /// Finalize → the last node serves it, per deploy.
@@ -78,6 +82,7 @@ pub async fn run(
     let site = cluster.root.path().join("site");
     let http = reqwest::Client::new();
     let (mut per_node, mut all, mut egress) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cfg_node, mut cfg_all) = (Vec::new(), Vec::new());
     let mut changed = 0;
     // Deploy 0 warms the cluster (project creation, first certificates).
     for round in 0..=deploys {
@@ -95,6 +100,20 @@ pub async fn run(
         let before = cluster.egress().await?;
         let t0 = Instant::now();
         coordinator::cli::deploy::finalize(&client, staged).await?;
+        // The coordinator has published the new version when finalize returns.
+        let want = cluster.config_version().await?;
+        let config_waits = cluster.edges.iter().map(|e| async move {
+            loop {
+                if e.status().is_some_and(|s| s.config_version >= want) {
+                    return Ok(t0.elapsed());
+                }
+                if t0.elapsed() > timeout {
+                    anyhow::bail!("{} did not get config {want} within {timeout:?}", e.node_id);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        });
+        let config_times = futures::future::try_join_all(config_waits);
         let marker = format!("deploy-{round}");
         let waits = cluster.edges.iter().map(|e| {
             let (http, marker) = (http.clone(), marker.clone());
@@ -122,13 +141,20 @@ pub async fn run(
                 }
             }
         });
-        let times: Vec<Duration> = futures::future::try_join_all(waits).await?;
+        let (config_times, times): (Vec<Duration>, Vec<Duration>) =
+            futures::future::try_join(config_times, futures::future::try_join_all(waits)).await?;
         // Let in-flight transfers finish counting.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let sent = cluster.egress().await? - before;
         if round == 0 {
             continue;
         }
+        let cms: Vec<f64> = config_times
+            .iter()
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .collect();
+        cfg_all.push(cms.iter().copied().fold(0.0, f64::max));
+        cfg_node.extend(cms);
         let ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
         all.push(ms.iter().copied().fold(0.0, f64::max));
         per_node.extend(ms);
@@ -140,6 +166,8 @@ pub async fn run(
         peer_assist: cluster.peer_assist,
         deploys,
         changed_bytes_per_deploy: changed,
+        config_per_node: summarize(&cfg_node),
+        config_all_nodes: summarize(&cfg_all),
         per_node: summarize(&per_node),
         all_nodes: summarize(&all),
         coordinator_egress_per_deploy: mean_egress,

@@ -90,15 +90,17 @@ pub fn membership_md(rs: &[MembershipReport]) -> String {
 
 pub fn propagate_md(rs: &[PropagateReport]) -> String {
     let mut s = String::from(
-        "| nodes | peer assist | deploys | changed per deploy | node serving p50 | p99 | all nodes p50 | max | coordinator egress / deploy | egress ÷ changed |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| nodes | peer assist | deploys | changed per deploy | config at all nodes p50 | max | node serving p50 | p99 | all nodes serving p50 | max | coordinator egress / deploy | egress ÷ changed |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rs {
         s += &format!(
-            "| {} | {} | {} | {} B | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {} B | {:.2} |\n",
+            "| {} | {} | {} | {} B | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {} B | {:.2} |\n",
             r.nodes,
             if r.peer_assist { "yes" } else { "no" },
             r.deploys,
             r.changed_bytes_per_deploy,
+            r.config_all_nodes.p50_ms,
+            r.config_all_nodes.max_ms,
             r.per_node.p50_ms,
             r.per_node.p99_ms,
             r.all_nodes.p50_ms,

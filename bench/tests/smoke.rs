@@ -40,8 +40,17 @@ fn membership_smoke() {
 #[test]
 fn propagate_smoke() {
     let r = run(&[
-        "propagate", "--nodes", "2", "--deploys", "1", "--changed-files", "2",
-        "--file-size", "1000", "--stable-files", "2",
+        "propagate",
+        "--nodes",
+        "2",
+        "--deploys",
+        "1",
+        "--changed-files",
+        "2",
+        "--file-size",
+        "1000",
+        "--stable-files",
+        "2",
     ]);
     assert_eq!(r["results"].as_array().unwrap().len(), 2);
 }
@@ -52,10 +61,16 @@ fn bad_arguments_are_refused_clearly() {
     for (args, needle) in [
         (vec!["membership", "--nodes", "1"], "--nodes must be"),
         (vec!["propagate", "--deploys", "0"], "--deploys must be"),
-        (vec!["membership", "--bin-dir", "/nonexistent"], "is missing"),
+        (
+            vec!["membership", "--bin-dir", "/nonexistent"],
+            "is missing",
+        ),
     ] {
         let out = Command::new(&bench).args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && err.contains(needle), "{args:?}: {err}");
+        assert!(
+            !out.status.success() && err.contains(needle),
+            "{args:?}: {err}"
+        );
     }
 }

@@ -104,60 +104,52 @@ impl Drop for Netns {
     }
 }
 
-fn join_in(ns: &Netns, coord: &Coordinator, dir: &Path) -> Edge {
+/// Joins an edge listening on `listen_ip` (HTTP, HTTPS and mesh), inside
+/// `ns` when given.
+fn join(coord: &Coordinator, dir: &Path, listen_ip: &str, ns: Option<&Netns>) -> Edge {
+    let any = format!("{listen_ip}:0");
+    let mut argv: Vec<String> = match ns {
+        Some(ns) => ["netns", "exec", &ns.name, &edge_bin().display().to_string()]
+            .map(String::from)
+            .to_vec(),
+        None => Vec::new(),
+    };
     let token = coord.join_token("fra");
-    let any = format!("{}:0", ns.ns_ip);
     let (quic, d) = (coord.quic.to_string(), dir.display().to_string());
-    let edge = edge_bin().display().to_string();
-    let args = [
-        "netns",
-        "exec",
-        &ns.name,
-        &edge,
-        "join",
-        &quic,
-        "--token",
-        &token,
-        "--region",
-        "fra",
-        "--data-dir",
-        &d,
-        "--http",
-        &any,
-        "--https",
-        &any,
-        "--mesh",
-        &any,
-    ];
+    argv.extend(
+        [
+            "join",
+            &quic,
+            "--token",
+            &token,
+            "--region",
+            "fra",
+            "--data-dir",
+            &d,
+            "--http",
+            &any,
+            "--https",
+            &any,
+            "--mesh",
+            &any,
+        ]
+        .map(String::from),
+    );
+    let bin = match ns {
+        Some(_) => Path::new("/usr/sbin/ip").to_path_buf(),
+        None => edge_bin(),
+    };
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
     let log = dir.with_extension("join.log");
-    Edge::wait_serving(Proc::spawn(Path::new("/usr/sbin/ip"), &args, log, &[]), dir)
+    Edge::wait_serving(Proc::spawn(&bin, &args, log, &[]), dir)
 }
 
-fn join_on(coord: &Coordinator, ip: &str, dir: &Path) -> Edge {
-    let token = coord.join_token("fra");
-    let (quic, d, mesh) = (
-        coord.quic.to_string(),
-        dir.display().to_string(),
-        format!("{ip}:0"),
-    );
-    let args = [
-        "join",
-        &quic,
-        "--token",
-        &token,
-        "--region",
-        "fra",
-        "--data-dir",
-        &d,
-        "--http",
-        "127.0.0.1:0",
-        "--https",
-        "127.0.0.1:0",
-        "--mesh",
-        &mesh,
-    ];
-    let log = dir.with_extension("join.log");
-    Edge::wait_serving(Proc::spawn(&edge_bin(), &args, log, &[]), dir)
+async fn serves(e: &Edge, marker: &str, what: &str) {
+    eventually(30, what, || async {
+        let (s, body, _) = e.get("blog.localhost", "/").await;
+        (s == 200 && body.contains(marker)).then_some(())
+    })
+    .await;
 }
 
 fn status(e: &Edge) -> Option<edge_node::status::NodeStatus> {
@@ -193,9 +185,9 @@ async fn partitioned_node_keeps_serving_and_converges_after_healing() {
         None,
         &format!("{}:0", ns.host_ip),
     );
-    let a = join_on(&coord, &ns.host_ip, &tmp.path().join("a"));
-    let b = join_on(&coord, &ns.host_ip, &tmp.path().join("b"));
-    let c = join_in(&ns, &coord, &tmp.path().join("c"));
+    let a = join(&coord, &tmp.path().join("a"), &ns.host_ip, None);
+    let b = join(&coord, &tmp.path().join("b"), &ns.host_ip, None);
+    let c = join(&coord, &tmp.path().join("c"), &ns.ns_ip, Some(&ns));
     let ids: Vec<String> = [&a, &b, &c]
         .iter()
         .map(|e| status(e).unwrap().node_id)
@@ -213,22 +205,14 @@ async fn partitioned_node_keeps_serving_and_converges_after_healing() {
     write_site(&site, "before-cut");
     coord.deploy(&site, "blog", true);
     for e in [&a, &b, &c] {
-        eventually(30, "v1 everywhere", || async {
-            let (s, body, _) = e.get("blog.localhost", "/").await;
-            (s == 200 && body.contains("before-cut")).then_some(())
-        })
-        .await;
+        serves(e, "before-cut", "v1 everywhere").await;
     }
 
     ns.cut();
     write_site(&site, "after-cut");
     coord.deploy(&site, "blog", true);
     for e in [&a, &b] {
-        eventually(30, "the connected side to converge", || async {
-            let (s, body, _) = e.get("blog.localhost", "/").await;
-            (s == 200 && body.contains("after-cut")).then_some(())
-        })
-        .await;
+        serves(e, "after-cut", "the connected side to converge").await;
         eventually(
             30,
             "the connected side to mark the cut node down",
@@ -245,6 +229,7 @@ async fn partitioned_node_keeps_serving_and_converges_after_healing() {
     assert!(body.contains("before-cut"), "{body:?}");
 
     ns.heal();
+    // Over the coordinator link (it reconnects with backoff) or from peers.
     eventually(
         60,
         "the healed node to converge to the newest config",

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use edge_node::{enroll, identity::Identity, node};
 
 #[derive(Parser)]
@@ -16,6 +16,29 @@ use edge_node::{enroll, identity::Identity, node};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Args)]
+struct DataDir {
+    /// Where the node keeps its identity, index, blobs and status.
+    #[arg(
+        long,
+        env = "OUTPOST_EDGE_DATA_DIR",
+        default_value = "/var/lib/outpost-edge"
+    )]
+    data_dir: PathBuf,
+}
+
+/// Behaviour flags shared by `join` (which then runs) and `run`.
+#[derive(Args)]
+struct NodeFlags {
+    /// Fetch blobs only from the coordinator, never from peers.
+    #[arg(long)]
+    no_peer_assist: bool,
+    /// Let functions reach loopback and private addresses (still only
+    /// hosts on their project's outbound list).
+    #[arg(long)]
+    allow_private_outbound: bool,
 }
 
 #[derive(Subcommand)]
@@ -33,12 +56,8 @@ enum Command {
         /// Node name shown in `coordinator nodes` (default: the host name).
         #[arg(long)]
         name: Option<String>,
-        #[arg(
-            long,
-            env = "OUTPOST_EDGE_DATA_DIR",
-            default_value = "/var/lib/outpost-edge"
-        )]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
         /// HTTP listen address, saved for later runs.
         #[arg(long, default_value = "0.0.0.0:80")]
         http: SocketAddr,
@@ -54,25 +73,16 @@ enum Command {
         /// local IP that routes to the coordinator. Saved for later runs.
         #[arg(long)]
         advertise: Option<SocketAddr>,
-        /// Fetch blobs only from the coordinator, never from peers.
-        #[arg(long)]
-        no_peer_assist: bool,
         /// Enrol and exit instead of running.
         #[arg(long)]
         no_run: bool,
-        /// Let functions reach loopback and private addresses (still only
-        /// hosts on their project's outbound list).
-        #[arg(long)]
-        allow_private_outbound: bool,
+        #[command(flatten)]
+        node: NodeFlags,
     },
     /// Run an enrolled node with its saved identity.
     Run {
-        #[arg(
-            long,
-            env = "OUTPOST_EDGE_DATA_DIR",
-            default_value = "/var/lib/outpost-edge"
-        )]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
         /// HTTP listen address (default: the one saved at join).
         #[arg(long)]
         http: Option<SocketAddr>,
@@ -85,29 +95,39 @@ enum Command {
         /// Address peers should dial (default: the one saved at join).
         #[arg(long)]
         advertise: Option<SocketAddr>,
-        /// Fetch blobs only from the coordinator, never from peers.
-        #[arg(long)]
-        no_peer_assist: bool,
-        /// Let functions reach loopback and private addresses (still only
-        /// hosts on their project's outbound list).
-        #[arg(long)]
-        allow_private_outbound: bool,
+        #[command(flatten)]
+        node: NodeFlags,
     },
     /// Show this node's own view: config version, coordinator link, mesh
     /// members (alive / suspect / down) and the config version each
     /// announced. Reads `<data-dir>/status.json`, which a running node
     /// rewrites every second.
     Status {
-        #[arg(
-            long,
-            env = "OUTPOST_EDGE_DATA_DIR",
-            default_value = "/var/lib/outpost-edge"
-        )]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
         /// Print the raw status as JSON.
         #[arg(long)]
         json: bool,
     },
+}
+
+fn run_options(
+    data: DataDir,
+    http: Option<SocketAddr>,
+    https: Option<SocketAddr>,
+    mesh: Option<SocketAddr>,
+    advertise: Option<SocketAddr>,
+    node: NodeFlags,
+) -> node::RunOptions {
+    node::RunOptions {
+        data_dir: data.data_dir,
+        http_addr: http,
+        https_addr: https,
+        mesh_addr: mesh,
+        advertise_addr: advertise,
+        allow_private_outbound: node.allow_private_outbound,
+        peer_assist: !node.no_peer_assist,
+    }
 }
 
 fn print_status(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
@@ -188,91 +208,63 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let (data_dir, http, https, mesh, advertise, no_peer_assist, allow_private_outbound) =
-        match cli.command {
-            Command::Status { data_dir, json } => return print_status(&data_dir, json),
-            Command::Join {
-                coordinator,
-                token,
-                region,
-                name,
-                data_dir,
-                http,
-                https,
-                mesh,
-                advertise,
-                no_peer_assist,
-                no_run,
-                allow_private_outbound,
-            } => {
-                let name = name.unwrap_or_else(default_name);
-                let id = enroll::join(enroll::JoinOptions {
-                    coordinator: &coordinator,
-                    token: &token,
-                    name: &name,
-                    region: &region,
-                    data_dir: &data_dir,
-                    http_addr: Some(http.to_string()),
-                    https_addr: Some(https.to_string()),
-                    mesh_addr: Some(mesh.to_string()),
-                    advertise_addr: advertise.map(|a| a.to_string()),
-                })
-                .await?;
-                println!(
-                    "joined as node {} ({}, region {})",
-                    id.info.node_id, id.info.name, id.info.region
+    let opts = match cli.command {
+        Command::Status { data, json } => return print_status(&data.data_dir, json),
+        Command::Join {
+            coordinator,
+            token,
+            region,
+            name,
+            data,
+            http,
+            https,
+            mesh,
+            advertise,
+            no_run,
+            node,
+        } => {
+            let name = name.unwrap_or_else(default_name);
+            let id = enroll::join(enroll::JoinOptions {
+                coordinator: &coordinator,
+                token: &token,
+                name: &name,
+                region: &region,
+                data_dir: &data.data_dir,
+                http_addr: Some(http.to_string()),
+                https_addr: Some(https.to_string()),
+                mesh_addr: Some(mesh.to_string()),
+                advertise_addr: advertise.map(|a| a.to_string()),
+            })
+            .await?;
+            println!(
+                "joined as node {} ({}, region {})",
+                id.info.node_id, id.info.name, id.info.region
+            );
+            println!("identity saved in {}", data.data_dir.display());
+            if no_run {
+                return Ok(());
+            }
+            // Listen addresses come from what join just saved.
+            run_options(data, None, None, None, None, node)
+        }
+        Command::Run {
+            data,
+            http,
+            https,
+            mesh,
+            advertise,
+            node,
+        } => {
+            if !Identity::exists(&data.data_dir) {
+                anyhow::bail!(
+                    "{} holds no node identity: run `edge-node join` first",
+                    data.data_dir.display()
                 );
-                println!("identity saved in {}", data_dir.display());
-                if no_run {
-                    return Ok(());
-                }
-                (
-                    data_dir,
-                    None,
-                    None,
-                    None,
-                    None,
-                    no_peer_assist,
-                    allow_private_outbound,
-                )
             }
-            Command::Run {
-                data_dir,
-                http,
-                https,
-                mesh,
-                advertise,
-                no_peer_assist,
-                allow_private_outbound,
-            } => {
-                if !Identity::exists(&data_dir) {
-                    anyhow::bail!(
-                        "{} holds no node identity: run `edge-node join` first",
-                        data_dir.display()
-                    );
-                }
-                (
-                    data_dir,
-                    http,
-                    https,
-                    mesh,
-                    advertise,
-                    no_peer_assist,
-                    allow_private_outbound,
-                )
-            }
-        };
-    let running = node::start(node::RunOptions {
-        data_dir,
-        http_addr: http,
-        https_addr: https,
-        allow_private_outbound,
-        mesh_addr: mesh,
-        advertise_addr: advertise,
-        peer_assist: !no_peer_assist,
-    })
-    .await
-    .context("starting the edge node")?;
+            run_options(data, http, https, mesh, advertise, node)
+        }
+    };
+    let running = node::start(opts).await.context("starting the edge node")?;
     println!(
         "serving http://{} and https://{}, mesh {}",
         running.http_addr, running.https_addr, running.mesh_addr

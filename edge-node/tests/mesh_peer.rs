@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use edge_node::config_state::{AcceptError, ConfigState, Source};
-use edge_node::mesh::peer::{get_config, request_blob, QuicChunks};
+use edge_node::mesh::peer::{get_config, request_blob, PeerConfig, QuicChunks};
 use edge_node::mesh::transport::Transport;
 use edge_node::store::blobs::WriteError;
 use edge_node::store::{BlobError, BlobStore, Index};
@@ -132,8 +132,10 @@ async fn tampered_config_and_blob_from_a_peer_are_refused() {
     let (sink, _datagrams) = tokio::sync::mpsc::channel(8);
     let transport = Transport::new(honest_ep, client, sink);
 
-    let relayed = get_config(&transport, &evil, 3).await.unwrap().unwrap();
-    match state.accept(relayed, Source::Peer("evil".into())) {
+    let PeerConfig::Newer(relayed) = get_config(&transport, &evil, 3).await.unwrap() else {
+        panic!("the evil peer sends a config");
+    };
+    match state.accept(*relayed, Source::Peer("evil".into())) {
         Err(AcceptError::Signature { error, .. }) => {
             assert_eq!(error, SignatureError::DigestMismatch)
         }

@@ -159,6 +159,19 @@ impl Mesh {
         }
     }
 
+    /// Records the config version a member holds (from its announcement
+    /// or its answer to a pull).
+    fn note_version(&self, node_id: &str, version: u64) {
+        self.members_tx.send_if_modified(|m| {
+            let v = m.versions.entry(node_id.to_string()).or_insert(0);
+            let newer = version > *v;
+            if newer {
+                *v = version;
+            }
+            newer
+        });
+    }
+
     /// Pulls newer signed configs from peers: right after an announcement
     /// of a newer version, and every `PULL_EVERY` from a random peer.
     async fn pull_configs(
@@ -173,12 +186,7 @@ impl Mesh {
             let target = tokio::select! {
                 a = announces.recv() => {
                     let Some(a) = a else { return };
-                    self.members_tx.send_if_modified(|m| {
-                        let v = m.versions.entry(a.node_id.clone()).or_insert(0);
-                        let newer = a.version > *v;
-                        if newer { *v = a.version; }
-                        newer
-                    });
+                    self.note_version(&a.node_id, a.version);
                     if a.node_id == self.me.node_id || a.version <= config.version() {
                         continue;
                     }
@@ -199,11 +207,17 @@ impl Mesh {
             };
             let Some(peer) = target else { continue };
             match peer::get_config(&self.transport, &peer, config.version()).await {
-                Ok(Some(signed)) => {
+                Ok(peer::PeerConfig::Newer(signed)) => {
+                    let version = signed.config.version;
                     // Refusals are logged by `accept` with the peer's id.
-                    let _ = config.accept(signed, Source::Peer(peer.node_id.clone()));
+                    if config
+                        .accept(*signed, Source::Peer(peer.node_id.clone()))
+                        .is_ok()
+                    {
+                        self.note_version(&peer.node_id, version);
+                    }
                 }
-                Ok(None) => {}
+                Ok(peer::PeerConfig::UpToDate(v)) => self.note_version(&peer.node_id, v),
                 Err(e) => {
                     tracing::debug!(peer = %peer.node_id, error = %format!("{e:#}"), "config pull failed")
                 }

@@ -125,12 +125,20 @@ async fn handle(
     Ok(())
 }
 
-/// Asks `peer` for a config newer than `have`. `None`: it has nothing newer.
+/// What a peer answered to a config request.
+#[derive(Debug)]
+pub enum PeerConfig {
+    Newer(Box<SignedConfig>),
+    /// It holds this version, not newer than ours.
+    UpToDate(u64),
+}
+
+/// Asks `peer` for a config newer than `have`.
 pub async fn get_config(
     transport: &Transport,
     peer: &PeerInfo,
     have: u64,
-) -> anyhow::Result<Option<SignedConfig>> {
+) -> anyhow::Result<PeerConfig> {
     let conn = transport
         .connection(&peer.node_id, peer.mesh_addr.parse()?)
         .await?;
@@ -139,8 +147,8 @@ pub async fn get_config(
         write_frame(&mut send, &PeerRequest::GetConfig { have_version: have }).await?;
         send.finish()?;
         match read_frame::<PeerMessage, _>(&mut recv, MAX_FRAME_BYTES).await? {
-            Some(PeerMessage::Config(c)) => Ok(Some(*c)),
-            Some(PeerMessage::UpToDate { .. }) => Ok(None),
+            Some(PeerMessage::Config(c)) => Ok(PeerConfig::Newer(c)),
+            Some(PeerMessage::UpToDate { version }) => Ok(PeerConfig::UpToDate(version)),
             Some(PeerMessage::Error(e)) => bail!("peer refused: {}", e.message),
             other => bail!("unexpected answer to a config request: {other:?}"),
         }
