@@ -182,6 +182,11 @@ async fn peers_keep_serving_and_rejoin_without_the_coordinator() {
     // A node restarted while the coordinator is down serves its last state
     // and finds its peers again from the members it persisted.
     assert!(edges[1].proc.terminate().success());
+    let log = edges[1].proc.log_text();
+    assert!(
+        log.contains("left the mesh"),
+        "a stopped node says goodbye:\n{log}"
+    );
     let dir = edges[1].dir.clone();
     edges[1] = Edge::run(&dir);
     served(&edges[1], "blog.localhost", "steady").await;

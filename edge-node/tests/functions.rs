@@ -590,7 +590,10 @@ async fn infinite_loop_times_out_while_others_answer() {
     request_id(&h);
     let limit = Duration::from_millis(LOOP_TIMEOUT_MS as u64);
     assert!(elapsed >= limit, "{elapsed:?}");
-    assert!(elapsed < limit + Duration::from_secs(2), "{elapsed:?}");
+    // The guest loops forever: any bounded answer proves the timeout
+    // fired. The bound is loose because a loaded CI machine (other test
+    // binaries start whole clusters) delays the 504 by seconds.
+    assert!(elapsed < limit + Duration::from_secs(15), "{elapsed:?}");
     assert_eq!(looping2.await.unwrap(), 504);
     assert_eq!(fx.runtime.stats().timeouts, 2);
     // Their pool slots and permits come back.
