@@ -176,36 +176,39 @@ impl Cluster {
 
     fn join(&self, i: usize, region: &str, quic: SocketAddr) -> anyhow::Result<Edge> {
         let dir = self.root.path().join(format!("edge{i}"));
-        let mut args: Vec<String> = [
+        let (quic, token, name, d) = (
+            quic.to_string(),
+            self.join_token(region)?,
+            format!("edge-{i}"),
+            dir.display().to_string(),
+        );
+        let args = [
             "join",
-            &quic.to_string(),
+            &quic,
             "--token",
-            &self.join_token(region)?,
+            &token,
             "--region",
             region,
             "--name",
-            &format!("edge-{i}"),
+            &name,
             "--data-dir",
-            &dir.display().to_string(),
-            "--http",
-            "127.0.0.1:0",
-            "--https",
-            "127.0.0.1:0",
+            &d,
             "--mesh",
             "127.0.0.1:0",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        if !self.peer_assist {
-            args.push("--no-peer-assist".into());
-        }
-        self.spawn_edge(dir, &args, "join")
+        ];
+        self.spawn_edge(dir.clone(), &args, "join")
     }
 
-    fn spawn_edge(&self, dir: PathBuf, args: &[String], what: &str) -> anyhow::Result<Edge> {
+    /// Starts an edge with `args` plus the listen addresses and the
+    /// cluster's peer-assist choice; waits until it serves.
+    fn spawn_edge(&self, dir: PathBuf, args: &[&str], what: &str) -> anyhow::Result<Edge> {
+        let mut argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        argv.extend(["--http", "127.0.0.1:0", "--https", "127.0.0.1:0"].map(String::from));
+        if !self.peer_assist {
+            argv.push("--no-peer-assist".into());
+        }
         let log = dir.with_extension(format!("{what}.log"));
-        let mut proc = Proc::spawn(&self.bin_dir.join("edge-node"), args, log)?;
+        let mut proc = Proc::spawn(&self.bin_dir.join("edge-node"), &argv, log)?;
         let line = proc.wait_line("serving http://")?;
         let http = addr_after(&line, "serving http://")?;
         let node_id = edge_node::status::read(&dir)?.node_id;
@@ -220,22 +223,8 @@ impl Cluster {
     /// Restarts edge `i` with its saved identity.
     pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
         let dir = self.edges[i].dir.clone();
-        let mut args: Vec<String> = [
-            "run",
-            "--data-dir",
-            &dir.display().to_string(),
-            "--http",
-            "127.0.0.1:0",
-            "--https",
-            "127.0.0.1:0",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        if !self.peer_assist {
-            args.push("--no-peer-assist".into());
-        }
-        self.edges[i] = self.spawn_edge(dir, &args, "run")?;
+        let d = dir.display().to_string();
+        self.edges[i] = self.spawn_edge(dir, &["run", "--data-dir", &d], "run")?;
         Ok(())
     }
 
