@@ -85,6 +85,7 @@ pub struct Edge {
     pub proc: Proc,
     pub dir: PathBuf,
     pub http: SocketAddr,
+    pub https: SocketAddr,
     pub node_id: String,
 }
 
@@ -211,11 +212,13 @@ impl Cluster {
         let mut proc = Proc::spawn(&self.bin_dir.join("edge-node"), &argv, log)?;
         let line = proc.wait_line("serving http://")?;
         let http = addr_after(&line, "serving http://")?;
+        let https = addr_after(&line, "https://")?;
         let node_id = edge_node::status::read(&dir)?.node_id;
         Ok(Edge {
             proc,
             dir,
             http,
+            https,
             node_id,
         })
     }
@@ -245,6 +248,27 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The cluster CA edges' HTTPS certificates chain to.
+    pub fn ca_pem(&self) -> anyhow::Result<String> {
+        Ok(std::fs::read_to_string(
+            self.root.path().join("coordinator/ca/ca.pem"),
+        )?)
+    }
+
+    /// Deploys `site` to production as project `project` and returns when
+    /// finalize does.
+    pub async fn deploy(&self, site: &Path, project: &str) -> anyhow::Result<()> {
+        let client = self.client()?;
+        let opts = coordinator::cli::deploy::DeployOptions {
+            dir: site,
+            project,
+            prod: true,
+            json: true,
+        };
+        coordinator::cli::deploy::deploy(&client, opts).await?;
+        Ok(())
     }
 
     pub fn client(&self) -> anyhow::Result<coordinator::cli::client::Client> {

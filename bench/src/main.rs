@@ -5,9 +5,13 @@
 //! to `results/<timestamp>/report.{json,md}`.
 
 mod cluster;
+mod load;
 mod membership;
+mod nginx;
+mod plot;
 mod propagate;
 mod report;
+mod static_files;
 mod stats;
 
 use std::path::PathBuf;
@@ -48,6 +52,32 @@ struct Common {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The same files (1 KB, 100 KB, 1 MB) from an edge node and from nginx
+    /// under the same load: req/s, p50/p90/p99/p99.9 and edge/nginx ratios.
+    Static {
+        /// Protocols: h1 (HTTP/1.1), h1s (HTTP/1.1 over TLS), h2 (over TLS).
+        #[arg(long, value_delimiter = ',', default_value = "h1,h2")]
+        protos: Vec<load::Proto>,
+        /// Connections (closed loop, or spreading --rate).
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Constant request rate (req/s) instead of a closed loop; latency
+        /// then counts from each request's scheduled time.
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Load duration per server and file.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Where the `coordinator` and `edge-node` binaries are.
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Report directory (default: results/<timestamp>-static).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Give up waiting for the deploy to be served after this long.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
     /// Kill -9 a node: time until each peer marks it down; restart it:
     /// time until every peer sees it alive.
     Membership {
@@ -82,7 +112,11 @@ enum Command {
 }
 
 fn bin_dir(c: &Common) -> anyhow::Result<PathBuf> {
-    let dir = match &c.bin_dir {
+    find_bins(&c.bin_dir)
+}
+
+fn find_bins(flag: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let dir = match flag {
         Some(d) => d.clone(),
         None => std::env::current_exe()?
             .parent()
@@ -104,6 +138,53 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let argv: Vec<String> = std::env::args().collect();
     match cli.command {
+        Command::Static {
+            protos,
+            concurrency,
+            rate,
+            duration,
+            bin_dir,
+            out,
+            timeout,
+        } => {
+            anyhow::ensure!(
+                (1..=4096).contains(&concurrency),
+                "--concurrency must be 1..=4096"
+            );
+            anyhow::ensure!(
+                duration >= Duration::from_millis(100) && duration <= Duration::from_secs(600),
+                "--duration must be between 100ms and 10m"
+            );
+            let mode = match rate {
+                Some(r) => {
+                    anyhow::ensure!((1..=10_000_000).contains(&r), "--rate must be 1..=10000000");
+                    load::Mode::Rate {
+                        rate: r,
+                        conns: concurrency,
+                    }
+                }
+                None => load::Mode::Concurrency(concurrency),
+            };
+            let bins = find_bins(&bin_dir)?;
+            let cluster = cluster::Cluster::start(&bins, 1, &["local".to_string()], true)?;
+            let progress = indicatif::MultiProgress::new();
+            let plan = static_files::Plan {
+                protos,
+                mode,
+                duration,
+                timeout,
+            };
+            let rows = static_files::run(&cluster, &plan, &progress).await?;
+            let dir = report::write(out, "static", &argv, &rows, report::static_md(&rows))?;
+            for r in &rows {
+                let name = format!("static-{}-{:?}.svg", r.file, r.proto).to_lowercase();
+                plot::latency_cdf(
+                    &dir.join(&name),
+                    &format!("{} over {:?}: latency CDF", r.file, r.proto),
+                    &[("edge", &r.edge.cdf), ("nginx", &r.nginx.cdf)],
+                )?;
+            }
+        }
         Command::Membership { common, rounds } => {
             anyhow::ensure!((1..=100).contains(&rounds), "--rounds must be 1..=100");
             let bins = bin_dir(&common)?;

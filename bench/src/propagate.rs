@@ -38,7 +38,7 @@ pub struct SiteShape {
 
 /// Pseudo-random, incompressible bytes (so precompression does not shrink
 /// what the coordinator has to send).
-fn noise(seed: &str, len: usize) -> Vec<u8> {
+pub fn noise(seed: &str, len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + 32);
     let mut i = 0u64;
     while out.len() < len {

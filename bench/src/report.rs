@@ -36,13 +36,14 @@ fn machine() -> String {
     )
 }
 
+/// Writes the report; returns its directory (plots go there too).
 pub fn write<T: Serialize>(
     out: Option<PathBuf>,
     what: &str,
     argv: &[String],
     results: &[T],
     md: String,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<PathBuf> {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .replace(':', "-");
@@ -65,7 +66,28 @@ pub fn write<T: Serialize>(
     std::fs::write(dir.join("report.md"), &full)?;
     println!("{full}");
     eprintln!("report: {}", dir.display());
-    Ok(())
+    Ok(dir)
+}
+
+pub fn static_md(rs: &[crate::static_files::StaticRow]) -> String {
+    let mut s = String::from(
+        "| file | proto | load | edge req/s | nginx req/s | edge/nginx req/s | edge p50 | p90 | p99 | p99.9 | nginx p50 | p90 | p99 | p99.9 | edge/nginx p99 | errors e/n |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rs {
+        let load = match r.mode {
+            crate::load::Mode::Concurrency(c) => format!("{c} conns"),
+            crate::load::Mode::Rate { rate, conns } => format!("{rate}/s on {conns} conns"),
+        };
+        s += &format!(
+            "| {} | {:?} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {}/{} |\n",
+            r.file, r.proto, load, r.edge.rps, r.nginx.rps, r.rps_ratio,
+            r.edge.p50_ms, r.edge.p90_ms, r.edge.p99_ms, r.edge.p999_ms,
+            r.nginx.p50_ms, r.nginx.p90_ms, r.nginx.p99_ms, r.nginx.p999_ms,
+            r.p99_ratio, r.edge.errors, r.nginx.errors
+        );
+    }
+    s += "\nLatency CDFs: `static-<file>-<proto>.svg` next to this report (milliseconds).\n";
+    s
 }
 
 pub fn membership_md(rs: &[MembershipReport]) -> String {

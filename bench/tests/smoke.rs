@@ -27,7 +27,7 @@ fn run(args: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     let md = std::fs::read_to_string(out_dir.path().join("report.md")).unwrap();
-    assert!(md.contains("| nodes |"), "{md}");
+    assert!(md.contains("|---|"), "a Markdown table: {md}");
     serde_json::from_slice(&std::fs::read(out_dir.path().join("report.json")).unwrap()).unwrap()
 }
 
@@ -53,6 +53,41 @@ fn propagate_smoke() {
         "2",
     ]);
     assert_eq!(r["results"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn static_smoke() {
+    let r = run(&[
+        "static",
+        "--duration",
+        "300ms",
+        "--protos",
+        "h1,h2",
+        "--concurrency",
+        "2",
+    ]);
+    let rows = r["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 6, "3 files x 2 protocols");
+    for row in rows {
+        assert!(row["edge"]["rps"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["nginx"]["rps"].as_f64().unwrap() > 0.0, "{row}");
+    }
+}
+
+#[test]
+fn constant_rate_smoke() {
+    let r = run(&[
+        "static",
+        "--duration",
+        "300ms",
+        "--protos",
+        "h1",
+        "--rate",
+        "200",
+        "--concurrency",
+        "2",
+    ]);
+    assert_eq!(r["results"][0]["mode"]["Rate"]["rate"], 200);
 }
 
 #[test]

@@ -1,0 +1,246 @@
+//! The built-in load generator: keep-alive HTTP/1.1 (plain or TLS) and
+//! HTTP/2 (TLS), closed-loop at a fixed concurrency or open-loop at a
+//! constant rate. In constant-rate mode latency is measured from when a
+//! request *should* have been sent, so a stalled server is charged for the
+//! requests it delayed (no coordinated omission).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// HTTP/1.1 over TCP.
+    H1,
+    /// HTTP/1.1 over TLS.
+    H1s,
+    /// HTTP/2 over TLS.
+    H2,
+}
+
+impl Proto {
+    pub fn tls(self) -> bool {
+        !matches!(self, Proto::H1)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub enum Mode {
+    /// `n` connections, each sending the next request when the last ends.
+    Concurrency(usize),
+    /// `rate` requests per second spread over `conns` connections.
+    Rate { rate: u64, conns: usize },
+}
+
+#[derive(Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// Host header / SNI / :authority.
+    pub host: String,
+    pub path: String,
+    pub proto: Proto,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// Latencies in microseconds.
+pub struct LoadResult {
+    pub requests: u64,
+    pub errors: u64,
+    pub elapsed: Duration,
+    pub latency: Histogram<u64>,
+}
+
+impl LoadResult {
+    pub fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        self.latency.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Empty<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Empty<Bytes>>),
+}
+
+async fn connect(t: &Target) -> anyhow::Result<Sender> {
+    let tcp = tokio::net::TcpStream::connect(t.addr)
+        .await
+        .with_context(|| format!("connecting to {}", t.addr))?;
+    tcp.set_nodelay(true)?;
+    if !t.proto.tls() {
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+        tokio::spawn(conn);
+        return Ok(Sender::H1(send));
+    }
+    let mut cfg = rustls::ClientConfig::clone(
+        t.tls
+            .as_ref()
+            .context("TLS target without a client config")?,
+    );
+    cfg.alpn_protocols = vec![if t.proto == Proto::H2 {
+        b"h2".to_vec()
+    } else {
+        b"http/1.1".to_vec()
+    }];
+    let name = rustls::pki_types::ServerName::try_from(t.host.clone())?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await?;
+    if t.proto == Proto::H2 {
+        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            bail!("{} did not negotiate HTTP/2", t.addr);
+        }
+        let (send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await?;
+        tokio::spawn(conn);
+        Ok(Sender::H2(send))
+    } else {
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+        tokio::spawn(conn);
+        Ok(Sender::H1(send))
+    }
+}
+
+/// One request, body read to the end. `Ok(false)`: not a 2xx.
+async fn request(s: &mut Sender, t: &Target) -> anyhow::Result<bool> {
+    let scheme = if t.proto.tls() { "https" } else { "http" };
+    let req = http::Request::get(match s {
+        Sender::H1(_) => t.path.clone(),
+        Sender::H2(_) => format!("{scheme}://{}{}", t.host, t.path),
+    });
+    let req = match s {
+        Sender::H1(_) => req.header(http::header::HOST, &t.host),
+        Sender::H2(_) => req,
+    }
+    .body(Empty::<Bytes>::new())?;
+    let resp = match s {
+        Sender::H1(s) => {
+            s.ready().await?;
+            s.send_request(req).await?
+        }
+        Sender::H2(s) => {
+            s.ready().await?;
+            s.send_request(req).await?
+        }
+    };
+    let ok = resp.status().is_success();
+    let mut body = resp.into_body();
+    while let Some(frame) = body.frame().await {
+        frame?;
+    }
+    Ok(ok)
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs .. 60 s, 3 significant digits.
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
+}
+
+/// Drives `target` for `duration`. Connection failures mid-run count as
+/// errors and the connection is re-established.
+pub async fn run(target: &Target, mode: Mode, duration: Duration) -> anyhow::Result<LoadResult> {
+    // Fail early and clearly if the target does not answer at all.
+    let mut probe = connect(target).await?;
+    anyhow::ensure!(
+        request(&mut probe, target).await?,
+        "{}{} does not answer 2xx",
+        target.host,
+        target.path
+    );
+    drop(probe);
+
+    let started = Instant::now();
+    let deadline = started + duration;
+    let (conns, interval) = match mode {
+        Mode::Concurrency(n) => (n, None),
+        Mode::Rate { rate, conns } => {
+            anyhow::ensure!(
+                rate > 0 && conns > 0,
+                "rate and connections must be positive"
+            );
+            (
+                conns,
+                Some(Duration::from_secs_f64(conns as f64 / rate as f64)),
+            )
+        }
+    };
+    let tasks = (0..conns).map(|i| {
+        let t = target.clone();
+        async move {
+            let mut hist = histogram();
+            let (mut n, mut errors) = (0u64, 0u64);
+            let mut sender = None;
+            // Task i sends the requests scheduled at start + (i + k*conns)/rate.
+            let mut intended = interval.map(|iv| started + iv.mul_f64(i as f64 / conns as f64));
+            loop {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                let t0 = match intended {
+                    Some(at) => {
+                        if at >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(at.into()).await;
+                        at
+                    }
+                    None => now,
+                };
+                if sender.is_none() {
+                    match connect(&t).await {
+                        Ok(s) => sender = Some(s),
+                        Err(_) => {
+                            errors += 1;
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    }
+                }
+                match request(sender.as_mut().unwrap(), &t).await {
+                    Ok(true) => {
+                        n += 1;
+                        let us = t0.elapsed().as_micros().clamp(1, 60_000_000) as u64;
+                        let _ = hist.record(us);
+                    }
+                    Ok(false) => errors += 1,
+                    Err(_) => {
+                        errors += 1;
+                        sender = None;
+                    }
+                }
+                if let (Some(at), Some(iv)) = (intended.as_mut(), interval) {
+                    *at += iv;
+                }
+            }
+            (n, errors, hist)
+        }
+    });
+    let mut total = LoadResult {
+        requests: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latency: histogram(),
+    };
+    // One task per connection, so the generator uses every core.
+    let handles: Vec<_> = tasks.map(tokio::spawn).collect();
+    for h in handles {
+        let (n, e, h) = h.await?;
+        total.requests += n;
+        total.errors += e;
+        total.latency.add(&h)?;
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}

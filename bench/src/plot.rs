@@ -1,0 +1,55 @@
+//! SVG latency CDFs: one chart per measurement, the edge beside its
+//! reference.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+/// Draws `series` (name, points of (latency ms, fraction)) on a log-x CDF.
+pub fn latency_cdf(
+    path: &Path,
+    title: &str,
+    series: &[(&str, &[(f64, f64)])],
+) -> anyhow::Result<()> {
+    let max_x = series
+        .iter()
+        .flat_map(|(_, pts)| pts.iter().map(|p| p.0))
+        .fold(0.01f64, f64::max)
+        * 1.1;
+    let min_x = series
+        .iter()
+        .flat_map(|(_, pts)| pts.iter().map(|p| p.0))
+        .fold(f64::MAX, f64::min)
+        .clamp(0.001, max_x / 2.0);
+    let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d((min_x..max_x).log_scale(), 0f64..1f64)?;
+    chart
+        .configure_mesh()
+        .x_desc("latency (ms, log)")
+        .y_desc("fraction of requests")
+        .draw()?;
+    let colors = [BLUE, RED, GREEN, MAGENTA];
+    for (i, (name, pts)) in series.iter().enumerate() {
+        let color = colors[i % colors.len()];
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

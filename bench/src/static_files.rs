@@ -1,0 +1,189 @@
+//! `bench static`: the same files from an edge node and from nginx, under
+//! the same load from the built-in generator, side by side.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cluster::Cluster;
+use crate::load::{self, Mode, Proto, Target};
+use crate::nginx::Nginx;
+
+pub const HOST: &str = "bench.localhost";
+
+#[derive(Debug, Serialize)]
+pub struct Side {
+    pub rps: f64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    /// (latency ms, fraction of requests at or below it), for the CDF plot.
+    #[serde(skip)]
+    pub cdf: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StaticRow {
+    pub file: String,
+    pub bytes: usize,
+    pub proto: Proto,
+    pub mode: Mode,
+    pub edge: Side,
+    pub nginx: Side,
+    pub rps_ratio: f64,
+    pub p99_ratio: f64,
+}
+
+pub const FILES: [(&str, usize); 3] = [
+    ("1k.bin", 1024),
+    ("100k.bin", 100 * 1024),
+    ("1m.bin", 1 << 20),
+];
+
+fn side(r: &load::LoadResult) -> Side {
+    let cdf = r
+        .latency
+        .iter_quantiles(1)
+        .map(|v| {
+            (
+                v.value_iterated_to() as f64 / 1000.0,
+                v.quantile_iterated_to(),
+            )
+        })
+        .collect();
+    Side {
+        rps: r.rps(),
+        errors: r.errors,
+        p50_ms: r.quantile_ms(0.5),
+        p90_ms: r.quantile_ms(0.9),
+        p99_ms: r.quantile_ms(0.99),
+        p999_ms: r.quantile_ms(0.999),
+        cdf,
+    }
+}
+
+fn tls_config(roots_pem: &[&str]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for pem in roots_pem {
+        for c in rustls_pemfile::certs(&mut pem.as_bytes()) {
+            roots.add(c?)?;
+        }
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+pub struct Plan {
+    pub protos: Vec<Proto>,
+    pub mode: Mode,
+    pub duration: Duration,
+    /// Bound on waiting for the deploy to be served.
+    pub timeout: Duration,
+}
+
+pub async fn run(
+    cluster: &Cluster,
+    plan: &Plan,
+    progress: &indicatif::MultiProgress,
+) -> anyhow::Result<Vec<StaticRow>> {
+    let site = cluster.root.path().join("static-site");
+    std::fs::create_dir_all(&site)?;
+    std::fs::write(site.join("index.html"), "<h1>bench</h1>")?;
+    for (name, len) in FILES {
+        std::fs::write(site.join(name), crate::propagate::noise(name, len))?;
+    }
+    cluster.deploy(&site, "bench").await?;
+    let edge = &cluster.edges[0];
+    // The edge switches once it holds every blob.
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    loop {
+        let r = http
+            .get(format!("http://{}/1m.bin", edge.http))
+            .header("Host", HOST)
+            .send()
+            .await;
+        if r.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < plan.timeout,
+            "the edge did not serve the deploy within {:?}",
+            plan.timeout
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let key = rcgen::KeyPair::generate()?;
+    let cert = rcgen::CertificateParams::new(vec![HOST.to_string()])?.self_signed(&key)?;
+    let nginx = Nginx::start(
+        &cluster.root.path().join("nginx"),
+        &site,
+        &cert.pem(),
+        &key.serialize_pem(),
+    )?;
+    let tls = tls_config(&[&cluster.ca_pem()?, &cert.pem()])?;
+
+    let mut rows = Vec::new();
+    for &proto in &plan.protos {
+        for (name, bytes) in FILES {
+            let target = |addr| Target {
+                addr,
+                host: HOST.into(),
+                path: format!("/{name}"),
+                proto,
+                tls: Some(tls.clone()),
+            };
+            let (edge_addr, nginx_addr) = if proto.tls() {
+                (edge.https, nginx.https)
+            } else {
+                (edge.http, nginx.http)
+            };
+            let mut sides = Vec::new();
+            for (who, addr) in [("edge", edge_addr), ("nginx", nginx_addr)] {
+                let bar =
+                    progress.add(indicatif::ProgressBar::new(plan.duration.as_millis() as u64));
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{msg:32} [{bar:30}] {elapsed}")
+                        .unwrap()
+                        .progress_chars("=> "),
+                );
+                bar.set_message(format!("{who} {name} {proto:?}"));
+                let ticker = {
+                    let bar = bar.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            bar.inc(100);
+                        }
+                    })
+                };
+                let r = load::run(&target(addr), plan.mode, plan.duration).await;
+                ticker.abort();
+                bar.finish_and_clear();
+                sides.push(side(&r?));
+            }
+            let nginx_side = sides.pop().unwrap();
+            let edge_side = sides.pop().unwrap();
+            rows.push(StaticRow {
+                file: name.into(),
+                bytes,
+                proto,
+                mode: plan.mode,
+                rps_ratio: edge_side.rps / nginx_side.rps,
+                p99_ratio: edge_side.p99_ms / nginx_side.p99_ms,
+                edge: edge_side,
+                nginx: nginx_side,
+            });
+        }
+    }
+    Ok(rows)
+}
