@@ -9,6 +9,7 @@ mod load;
 mod membership;
 mod nginx;
 mod plot;
+mod probe;
 mod propagate;
 mod report;
 mod static_files;
@@ -52,6 +53,32 @@ struct Common {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Time DNS, TCP connect, TLS and first byte to each URL, repeated:
+    /// run it from each region against your own nodes.
+    Probe {
+        /// http:// or https:// URLs (at most 64).
+        #[arg(required = true)]
+        urls: Vec<String>,
+        /// Probes per URL.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        /// Pause between probes of one URL.
+        #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+        interval: Duration,
+        /// Give up on one probe after this long.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// Connect to this address instead of resolving the URL's host
+        /// (Host and SNI stay the URL's), like curl's --connect-to.
+        #[arg(long)]
+        connect: Option<std::net::SocketAddr>,
+        /// Also trust this CA (PEM), e.g. the cluster CA for platform hosts.
+        #[arg(long)]
+        cacert: Option<PathBuf>,
+        /// Report directory (default: results/<timestamp>-probe).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The same files (1 KB, 100 KB, 1 MB) from an edge node and from nginx
     /// under the same load: req/s, p50/p90/p99/p99.9 and edge/nginx ratios.
     Static {
@@ -138,6 +165,50 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let argv: Vec<String> = std::env::args().collect();
     match cli.command {
+        Command::Probe {
+            urls,
+            count,
+            interval,
+            timeout,
+            connect,
+            cacert,
+            out,
+        } => {
+            anyhow::ensure!(urls.len() <= 64, "at most 64 URLs");
+            anyhow::ensure!((1..=1000).contains(&count), "--count must be 1..=1000");
+            anyhow::ensure!(
+                interval <= Duration::from_secs(60),
+                "--interval must be at most 60s"
+            );
+            anyhow::ensure!(
+                timeout > Duration::ZERO && timeout <= Duration::from_secs(120),
+                "--timeout must be between 1ms and 120s"
+            );
+            let targets = urls
+                .iter()
+                .map(|u| {
+                    let url = reqwest::Url::parse(u)
+                        .map_err(|e| anyhow::anyhow!("{u:?} is not a URL: {e}"))?;
+                    anyhow::ensure!(
+                        matches!(url.scheme(), "http" | "https") && url.host_str().is_some(),
+                        "{u:?}: only http:// and https:// URLs with a host"
+                    );
+                    Ok(probe::ProbeTarget { url, connect })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let ca = match &cacert {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+                ),
+                None => None,
+            };
+            let rs = probe::run(&targets, count, interval, timeout, ca.as_deref()).await?;
+            report::write(out, "probe", &argv, &rs, report::probe_md(&rs))?;
+            if rs.iter().all(|r| r.samples == 0) {
+                anyhow::bail!("every probe failed");
+            }
+        }
         Command::Static {
             protos,
             concurrency,

@@ -133,3 +133,35 @@ pub fn propagate_md(rs: &[PropagateReport]) -> String {
     }
     s
 }
+
+pub fn probe_md(rs: &[crate::probe::ProbeReport]) -> String {
+    let mut s = String::from(
+        "| url | ok/failed | DNS p50 | connect p50 | TLS p50 | first byte p50 | p99 | total p50 | p99 |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let f = |v: f64| {
+        if v.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{v:.2} ms")
+        }
+    };
+    for r in rs {
+        s += &format!(
+            "| {} | {}/{} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.url,
+            r.samples,
+            r.failures,
+            f(r.dns.p50_ms),
+            f(r.connect.p50_ms),
+            f(r.tls.p50_ms),
+            f(r.first_byte.p50_ms),
+            f(r.first_byte.p99_ms),
+            f(r.total.p50_ms),
+            f(r.total.p99_ms)
+        );
+        if let Some(e) = &r.last_error {
+            s += &format!("\nlast error for {}: {e}\n", r.url);
+        }
+    }
+    s
+}

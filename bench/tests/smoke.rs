@@ -90,6 +90,51 @@ fn constant_rate_smoke() {
     assert_eq!(r["results"][0]["mode"]["Rate"]["rate"], 200);
 }
 
+/// A loopback HTTP server answering every connection with one response.
+fn tiny_server() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    addr
+}
+
+#[test]
+fn probe_smoke() {
+    let addr = tiny_server();
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_bench"));
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(&bench)
+        .args(["probe", "--count", "3", "--interval", "10ms", "--connect"])
+        .arg(addr.to_string())
+        .arg("http://edge.localhost/")
+        .arg(format!("http://{addr}/x?y=1"))
+        .arg("--out")
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.path().join("report.json")).unwrap())
+            .unwrap();
+    for target in r["results"].as_array().unwrap() {
+        assert_eq!(target["samples"], 3, "{target}");
+        assert!(target["first_byte"]["p50_ms"].as_f64().unwrap() > 0.0);
+    }
+}
+
 #[test]
 fn bad_arguments_are_refused_clearly() {
     let bench = PathBuf::from(env!("CARGO_BIN_EXE_bench"));

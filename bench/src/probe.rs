@@ -1,0 +1,207 @@
+//! `bench probe`: what one user's first request costs, phase by phase —
+//! DNS, TCP connect, TLS handshake, time to first byte — to each target,
+//! repeated. For operators to run from each region against their nodes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::stats::{summarize, Summary};
+
+/// Bytes of a response read before giving up on reading the rest.
+const MAX_BODY: usize = 16 << 20;
+
+#[derive(Debug, Serialize)]
+pub struct ProbeReport {
+    pub url: String,
+    pub samples: usize,
+    pub failures: usize,
+    pub dns: Summary,
+    pub connect: Summary,
+    /// Empty for plain HTTP.
+    pub tls: Summary,
+    /// From sending the request to the first response byte.
+    pub first_byte: Summary,
+    /// DNS through the last byte.
+    pub total: Summary,
+    pub last_error: Option<String>,
+}
+
+pub struct ProbeTarget {
+    pub url: reqwest::Url,
+    /// Connect here instead of resolving the URL's host (Host and SNI are
+    /// still the URL's).
+    pub connect: Option<SocketAddr>,
+}
+
+struct Sample {
+    dns: Duration,
+    connect: Duration,
+    tls: Option<Duration>,
+    first_byte: Duration,
+    total: Duration,
+}
+
+fn tls_config(extra_ca: Option<&str>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = extra_ca {
+        for c in rustls_pemfile::certs(&mut pem.as_bytes()) {
+            roots.add(c?)?;
+        }
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    url: &reqwest::Url,
+    host: &str,
+) -> anyhow::Result<(Duration, usize)> {
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: outpost-bench\r\nConnection: close\r\n\r\n"
+    );
+    let sent = Instant::now();
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = s.read(&mut buf).await?;
+    if n == 0 {
+        bail!("the server closed the connection without answering");
+    }
+    let first = sent.elapsed();
+    if !buf.starts_with(b"HTTP/1.") {
+        bail!("not an HTTP/1 response");
+    }
+    let mut total = n;
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(k) => total += k,
+            // Servers that close without TLS close_notify: the body is in.
+            Err(_) => break,
+        }
+        if total > MAX_BODY {
+            break;
+        }
+    }
+    Ok((first, total))
+}
+
+async fn once(t: &ProbeTarget, tls: &Arc<rustls::ClientConfig>) -> anyhow::Result<Sample> {
+    let host = t.url.host_str().context("URL without a host")?.to_string();
+    let https = match t.url.scheme() {
+        "https" => true,
+        "http" => false,
+        other => bail!("unsupported scheme {other:?} (http or https)"),
+    };
+    let port = t
+        .url
+        .port_or_known_default()
+        .context("URL without a port")?;
+    let started = Instant::now();
+    let addr = match t.connect {
+        Some(a) => a,
+        None => tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .with_context(|| format!("resolving {host}"))?
+            .next()
+            .with_context(|| format!("{host} resolves to nothing"))?,
+    };
+    let dns = started.elapsed();
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    tcp.set_nodelay(true)?;
+    let connect = started.elapsed() - dns;
+    let header_host = match t.url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
+    };
+    let (tls_time, first_byte) = if https {
+        let name = rustls::pki_types::ServerName::try_from(host.clone())?;
+        let before = Instant::now();
+        let stream = tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(name, tcp)
+            .await
+            .context("TLS handshake")?;
+        let hs = before.elapsed();
+        let (fb, _) = exchange(stream, &t.url, &header_host).await?;
+        (Some(hs), fb)
+    } else {
+        let (fb, _) = exchange(tcp, &t.url, &header_host).await?;
+        (None, fb)
+    };
+    Ok(Sample {
+        dns,
+        connect,
+        tls: tls_time,
+        first_byte,
+        total: started.elapsed(),
+    })
+}
+
+pub async fn run(
+    targets: &[ProbeTarget],
+    count: usize,
+    interval: Duration,
+    timeout: Duration,
+    extra_ca: Option<&str>,
+) -> anyhow::Result<Vec<ProbeReport>> {
+    let tls = tls_config(extra_ca)?;
+    let mut out = Vec::new();
+    for t in targets {
+        let mut samples = Vec::new();
+        let mut failures = 0;
+        let mut last_error = None;
+        for i in 0..count {
+            if i > 0 {
+                tokio::time::sleep(interval).await;
+            }
+            match tokio::time::timeout(timeout, once(t, &tls)).await {
+                Ok(Ok(s)) => samples.push(s),
+                Ok(Err(e)) => {
+                    failures += 1;
+                    last_error = Some(format!("{e:#}"));
+                }
+                Err(_) => {
+                    failures += 1;
+                    last_error = Some(format!("no answer within {timeout:?}"));
+                }
+            }
+        }
+        let ms = |f: &dyn Fn(&Sample) -> Option<Duration>| -> Vec<f64> {
+            samples
+                .iter()
+                .filter_map(f)
+                .map(|d| d.as_secs_f64() * 1000.0)
+                .collect()
+        };
+        out.push(ProbeReport {
+            url: t.url.to_string(),
+            samples: samples.len(),
+            failures,
+            dns: summarize(&ms(&|s| Some(s.dns))),
+            connect: summarize(&ms(&|s| Some(s.connect))),
+            tls: summarize(&ms(&|s| s.tls)),
+            first_byte: summarize(&ms(&|s| Some(s.first_byte))),
+            total: summarize(&ms(&|s| Some(s.total))),
+            last_error,
+        });
+    }
+    Ok(out)
+}
