@@ -5,6 +5,7 @@
 //! to `results/<timestamp>/report.{json,md}`.
 
 mod cluster;
+mod function;
 mod load;
 mod membership;
 mod nginx;
@@ -53,6 +54,34 @@ struct Common {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A wasi:http component (default: the `hello` fixture) through the
+    /// edge versus a bare wasmtime-wasi-http host with the same engine;
+    /// first request after a deploy and after a restart.
+    Function {
+        /// The component to serve (default: build fixtures/wasm `hello`,
+        /// which needs the wasm32-wasip2 target).
+        #[arg(long)]
+        component: Option<PathBuf>,
+        /// Connections (closed loop, or spreading --rate).
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Constant request rate (req/s) instead of a closed loop.
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Load duration per server.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Where `coordinator`, `edge-node` and `examples/bare_host` are
+        /// (`cargo build --release --bins --example bare_host -p outpost-edge-node`).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Report directory (default: results/<timestamp>-function).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Give up waiting for the function to be served after this long.
+        #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
     /// Time DNS, TCP connect, TLS and first byte to each URL, repeated:
     /// run it from each region against your own nodes.
     Probe {
@@ -138,6 +167,32 @@ enum Command {
     },
 }
 
+/// Validates the load flags shared by `static` and `function`.
+fn load_mode(
+    concurrency: usize,
+    rate: Option<u64>,
+    duration: Duration,
+) -> anyhow::Result<load::Mode> {
+    anyhow::ensure!(
+        (1..=4096).contains(&concurrency),
+        "--concurrency must be 1..=4096"
+    );
+    anyhow::ensure!(
+        duration >= Duration::from_millis(100) && duration <= Duration::from_secs(600),
+        "--duration must be between 100ms and 10m"
+    );
+    Ok(match rate {
+        Some(r) => {
+            anyhow::ensure!((1..=10_000_000).contains(&r), "--rate must be 1..=10000000");
+            load::Mode::Rate {
+                rate: r,
+                conns: concurrency,
+            }
+        }
+        None => load::Mode::Concurrency(concurrency),
+    })
+}
+
 fn bin_dir(c: &Common) -> anyhow::Result<PathBuf> {
     find_bins(&c.bin_dir)
 }
@@ -165,6 +220,45 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let argv: Vec<String> = std::env::args().collect();
     match cli.command {
+        Command::Function {
+            component,
+            concurrency,
+            rate,
+            duration,
+            bin_dir,
+            out,
+            timeout,
+        } => {
+            let mode = load_mode(concurrency, rate, duration)?;
+            let bins = find_bins(&bin_dir)?;
+            let bare_host = bins.join("examples/bare_host");
+            anyhow::ensure!(
+                bare_host.exists(),
+                "{} is missing: cargo build --release --example bare_host -p outpost-edge-node",
+                bare_host.display()
+            );
+            let mut cluster = cluster::Cluster::start(&bins, 1, &["local".to_string()], true)?;
+            let plan = function::Plan {
+                component,
+                bare_host,
+                mode,
+                duration,
+                timeout,
+            };
+            let r = function::run(&mut cluster, &plan).await?;
+            let dir = report::write(
+                out,
+                "function",
+                &argv,
+                std::slice::from_ref(&r),
+                report::function_md(&r),
+            )?;
+            plot::latency_cdf(
+                &dir.join("function-hello-h1.svg"),
+                "wasi:http hello over HTTP/1.1: latency CDF",
+                &[("edge", &r.edge.cdf), ("bare host", &r.bare.cdf)],
+            )?;
+        }
         Command::Probe {
             urls,
             count,
@@ -218,24 +312,7 @@ async fn main() -> anyhow::Result<()> {
             out,
             timeout,
         } => {
-            anyhow::ensure!(
-                (1..=4096).contains(&concurrency),
-                "--concurrency must be 1..=4096"
-            );
-            anyhow::ensure!(
-                duration >= Duration::from_millis(100) && duration <= Duration::from_secs(600),
-                "--duration must be between 100ms and 10m"
-            );
-            let mode = match rate {
-                Some(r) => {
-                    anyhow::ensure!((1..=10_000_000).contains(&r), "--rate must be 1..=10000000");
-                    load::Mode::Rate {
-                        rate: r,
-                        conns: concurrency,
-                    }
-                }
-                None => load::Mode::Concurrency(concurrency),
-            };
+            let mode = load_mode(concurrency, rate, duration)?;
             let bins = find_bins(&bin_dir)?;
             let cluster = cluster::Cluster::start(&bins, 1, &["local".to_string()], true)?;
             let progress = indicatif::MultiProgress::new();

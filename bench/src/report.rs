@@ -165,3 +165,39 @@ pub fn probe_md(rs: &[crate::probe::ProbeReport]) -> String {
     }
     s
 }
+
+pub fn function_md(r: &crate::function::FunctionReport) -> String {
+    format!(
+        "| | edge | bare wasmtime-wasi-http host | edge/bare |\n|---|---|---|---|\n\
+         | req/s | {:.0} | {:.0} | {:.2} |\n\
+         | p50 | {:.2} ms | {:.2} ms | |\n\
+         | p90 | {:.2} ms | {:.2} ms | |\n\
+         | p99 | {:.2} ms | {:.2} ms | {:.2} |\n\
+         | p99.9 | {:.2} ms | {:.2} ms | |\n\
+         | errors | {} | {} | |\n\n\
+         - component: `{}`, load: {:?}\n\
+         - finalize → first 200 from the function: {:.1} ms (the edge compiles before switching)\n\
+         - first request after the deploy: {:.2} ms\n\
+         - first request after a restart (compiled artefact from the disk cache): {:.2} ms\n\n\
+         Latency CDF: `function-hello-h1.svg`.\n",
+        r.edge.rps,
+        r.bare.rps,
+        r.rps_ratio,
+        r.edge.p50_ms,
+        r.bare.p50_ms,
+        r.edge.p90_ms,
+        r.bare.p90_ms,
+        r.edge.p99_ms,
+        r.bare.p99_ms,
+        r.p99_ratio,
+        r.edge.p999_ms,
+        r.bare.p999_ms,
+        r.edge.errors,
+        r.bare.errors,
+        r.component,
+        r.mode,
+        r.deploy_to_first_ok_ms,
+        r.first_request_after_deploy_ms,
+        r.first_request_after_restart_ms
+    )
+}

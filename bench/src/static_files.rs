@@ -43,7 +43,7 @@ pub const FILES: [(&str, usize); 3] = [
     ("1m.bin", 1 << 20),
 ];
 
-fn side(r: &load::LoadResult) -> Side {
+pub fn side(r: &load::LoadResult) -> Side {
     let cdf = r
         .latency
         .iter_quantiles(1)

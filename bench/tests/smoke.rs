@@ -90,6 +90,19 @@ fn constant_rate_smoke() {
     assert_eq!(r["results"][0]["mode"]["Rate"]["rate"], 200);
 }
 
+#[test]
+fn function_smoke() {
+    // `cargo test --workspace` builds edge-node's examples, bare_host among them.
+    let r = run(&["function", "--duration", "300ms", "--concurrency", "2"]);
+    let f = &r["results"][0];
+    assert!(f["edge"]["rps"].as_f64().unwrap() > 0.0, "{f}");
+    assert!(f["bare"]["rps"].as_f64().unwrap() > 0.0, "{f}");
+    assert!(
+        f["first_request_after_restart_ms"].as_f64().unwrap() > 0.0,
+        "{f}"
+    );
+}
+
 /// A loopback HTTP server answering every connection with one response.
 fn tiny_server() -> std::net::SocketAddr {
     use std::io::{Read, Write};

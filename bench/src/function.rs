@@ -1,0 +1,169 @@
+//! `bench function`: a wasi:http component through the edge node versus
+//! the same component under a bare wasmtime-wasi-http host with the same
+//! engine settings (`edge-node/examples/bare_host.rs`); plus the first
+//! request after a deploy (the edge compiles before switching) and after
+//! a restart (compiled artefact loaded from the disk cache).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::cluster::Cluster;
+use crate::load::{self, Mode, Proto, Target};
+use crate::static_files::{side, Side, HOST};
+
+#[derive(Debug, Serialize)]
+pub struct FunctionReport {
+    pub component: String,
+    pub mode: Mode,
+    pub edge: Side,
+    pub bare: Side,
+    pub rps_ratio: f64,
+    pub p99_ratio: f64,
+    /// Finalize → the first 200 from the function (includes compiling).
+    pub deploy_to_first_ok_ms: f64,
+    /// Latency of that first successful request.
+    pub first_request_after_deploy_ms: f64,
+    /// Latency of the first request after a restart ("serving" line →
+    /// request; the compiled artefact comes from the disk cache).
+    pub first_request_after_restart_ms: f64,
+}
+
+struct Bare(Child);
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_bare(bin: &Path, component: &Path) -> anyhow::Result<(Bare, std::net::SocketAddr)> {
+    use std::io::BufRead;
+    let mut child = Command::new(bin)
+        .arg(component)
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let out = child.stdout.take().context("no stdout")?;
+    let bare = Bare(child);
+    let mut line = String::new();
+    std::io::BufReader::new(out).read_line(&mut line)?;
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .with_context(|| format!("unexpected first line from bare_host: {line:?}"))?
+        .parse()?;
+    Ok((bare, addr))
+}
+
+/// One GET; `Some(latency)` on a 200.
+async fn get_ok(http: &reqwest::Client, url: &str) -> Option<Duration> {
+    let t = Instant::now();
+    let r = http.get(url).header("Host", HOST).send().await.ok()?;
+    let ok = r.status() == 200;
+    let _ = r.bytes().await.ok()?;
+    ok.then(|| t.elapsed())
+}
+
+pub struct Plan {
+    pub component: Option<PathBuf>,
+    pub bare_host: PathBuf,
+    pub mode: Mode,
+    pub duration: Duration,
+    pub timeout: Duration,
+}
+
+pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionReport> {
+    let component = match &plan.component {
+        Some(c) => c.clone(),
+        None => tokio::task::spawn_blocking(|| test_support::wasm_fixture("hello")).await?,
+    };
+    anyhow::ensure!(component.is_file(), "{} is not a file", component.display());
+    let site = cluster.root.path().join("function-site");
+    std::fs::create_dir_all(site.join("api"))?;
+    std::fs::write(site.join("index.html"), "<h1>functions</h1>")?;
+    std::fs::copy(&component, site.join("api/hello.wasm"))?;
+
+    let client = cluster.client()?;
+    let staged = coordinator::cli::deploy::stage(
+        &client,
+        coordinator::cli::deploy::DeployOptions {
+            dir: &site,
+            project: "bench",
+            prod: true,
+            json: true,
+        },
+    )
+    .await?;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/api/hello", cluster.edges[0].http);
+    let t0 = Instant::now();
+    coordinator::cli::deploy::finalize(&client, staged).await?;
+    let first = loop {
+        if let Some(lat) = get_ok(&http, &url).await {
+            break lat;
+        }
+        if t0.elapsed() > plan.timeout {
+            bail!("the function was not served within {:?}", plan.timeout);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    let deploy_to_first_ok = t0.elapsed();
+
+    let edge_target = Target {
+        addr: cluster.edges[0].http,
+        host: HOST.into(),
+        path: "/api/hello".into(),
+        proto: Proto::H1,
+        tls: None,
+    };
+    let edge = side(&load::run(&edge_target, plan.mode, plan.duration).await?);
+    let (bare_proc, bare_addr) = start_bare(&plan.bare_host, &component)?;
+    let bare = side(
+        &load::run(
+            &Target {
+                addr: bare_addr,
+                ..edge_target.clone()
+            },
+            plan.mode,
+            plan.duration,
+        )
+        .await?,
+    );
+    drop(bare_proc);
+
+    // Warm restart: the compiled artefact is on disk.
+    cluster.edges[0].proc.kill();
+    cluster.restart(0)?;
+    let url = format!("http://{}/api/hello", cluster.edges[0].http);
+    let restarted = Instant::now();
+    let after_restart = loop {
+        if let Some(lat) = get_ok(&http, &url).await {
+            break lat;
+        }
+        if restarted.elapsed() > plan.timeout {
+            bail!(
+                "the restarted edge did not serve the function within {:?}",
+                plan.timeout
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    Ok(FunctionReport {
+        component: component.display().to_string(),
+        mode: plan.mode,
+        rps_ratio: edge.rps / bare.rps,
+        p99_ratio: edge.p99_ms / bare.p99_ms,
+        edge,
+        bare,
+        deploy_to_first_ok_ms: deploy_to_first_ok.as_secs_f64() * 1000.0,
+        first_request_after_deploy_ms: first.as_secs_f64() * 1000.0,
+        first_request_after_restart_ms: after_restart.as_secs_f64() * 1000.0,
+    })
+}
