@@ -80,6 +80,9 @@ pub struct Plan {
 }
 
 pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionReport> {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar.set_message("function: building the component");
     let component = match &plan.component {
         Some(c) => c.clone(),
         None => tokio::task::spawn_blocking(|| test_support::wasm_fixture("hello")).await?,
@@ -90,6 +93,7 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
     std::fs::write(site.join("index.html"), "<h1>functions</h1>")?;
     std::fs::copy(&component, site.join("api/hello.wasm"))?;
 
+    bar.set_message("function: deploying");
     let client = cluster.client()?;
     let staged = coordinator::cli::deploy::stage(
         &client,
@@ -123,7 +127,12 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
         proto: Proto::H1,
         tls: None,
     };
+    bar.set_message(format!("function: load on the edge ({:?})", plan.duration));
     let edge = side(&load::run(&edge_target, plan.mode, plan.duration).await?);
+    bar.set_message(format!(
+        "function: load on the bare host ({:?})",
+        plan.duration
+    ));
     let (bare_proc, bare_addr) = start_bare(&plan.bare_host, &component)?;
     let bare = side(
         &load::run(
@@ -138,6 +147,7 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
     );
     drop(bare_proc);
 
+    bar.set_message("function: restarting the edge");
     // Warm restart: the compiled artefact is on disk.
     cluster.edges[0].proc.kill();
     cluster.restart(0)?;
@@ -155,6 +165,7 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
+    bar.finish_and_clear();
     Ok(FunctionReport {
         component: component.display().to_string(),
         mode: plan.mode,

@@ -390,13 +390,29 @@ async fn main() -> anyhow::Result<()> {
                     results.push(r);
                 }
             }
-            report::write(
+            let dir = report::write(
                 common.out,
                 "propagate",
                 &argv,
                 &results,
                 report::propagate_md(&results),
             )?;
+            for r in &results {
+                let assist = if r.peer_assist { "assist" } else { "direct" };
+                plot::per_node(
+                    &dir.join(format!("propagate-{}-nodes-{assist}.svg", r.nodes)),
+                    &format!(
+                        "{} nodes, peer assist {}: finalize → per node (p50)",
+                        r.nodes,
+                        if r.peer_assist { "on" } else { "off" }
+                    ),
+                    "milliseconds",
+                    &[
+                        ("signed config", &r.node_config_p50_ms),
+                        ("serving", &r.node_serving_p50_ms),
+                    ],
+                )?;
+            }
         }
     }
     Ok(())

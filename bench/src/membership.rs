@@ -29,6 +29,13 @@ pub async fn run(
     anyhow::ensure!(n >= 2, "membership needs at least 2 nodes");
     cluster.wait_formed(timeout).await?;
     let (mut down, mut down_all, mut rejoin) = (Vec::new(), Vec::new(), Vec::new());
+    let bar = indicatif::ProgressBar::new(rounds as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rounds")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("membership {n} nodes"));
     for round in 0..rounds {
         let victim = n - 1 - (round % n);
         let id = cluster.edges[victim].node_id.clone();
@@ -89,7 +96,9 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         cluster.wait_formed(timeout).await?;
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     Ok(MembershipReport {
         nodes: n,
         rounds,

@@ -53,3 +53,56 @@ pub fn latency_cdf(
     root.present()?;
     Ok(())
 }
+
+/// A value per node (x = node index in join order), one line per series.
+pub fn per_node(
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    series: &[(&str, &[f64])],
+) -> anyhow::Result<()> {
+    let n = series
+        .iter()
+        .map(|(_, v)| v.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let max_y = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(1.0f64, f64::max)
+        * 1.1;
+    let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..(n as f64 - 1.0).max(1.0), 0f64..max_y)?;
+    chart
+        .configure_mesh()
+        .x_desc("node (join order)")
+        .y_desc(y_desc)
+        .draw()?;
+    let colors = [BLUE, RED, GREEN, MAGENTA];
+    for (i, (name, values)) in series.iter().enumerate() {
+        let color = colors[i % colors.len()];
+        let pts = values.iter().enumerate().map(|(x, y)| (x as f64, *y));
+        chart
+            .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -28,6 +28,10 @@ pub struct PropagateReport {
     pub coordinator_egress_per_deploy: u64,
     /// That, divided by the bytes a deploy changed.
     pub egress_ratio: f64,
+    /// Per node (in join order): median finalize → signed config.
+    pub node_config_p50_ms: Vec<f64>,
+    /// Per node: median finalize → serving the new version.
+    pub node_serving_p50_ms: Vec<f64>,
 }
 
 pub struct SiteShape {
@@ -83,6 +87,15 @@ pub async fn run(
     let http = reqwest::Client::new();
     let (mut per_node, mut all, mut egress) = (Vec::new(), Vec::new(), Vec::new());
     let (mut cfg_node, mut cfg_all) = (Vec::new(), Vec::new());
+    let n = cluster.edges.len();
+    let (mut by_node_cfg, mut by_node_serve) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+    let bar = indicatif::ProgressBar::new(deploys as u64 + 1);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} deploys")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("propagate {n} nodes"));
     let mut changed = 0;
     // Deploy 0 warms the cluster (project creation, first certificates).
     for round in 0..=deploys {
@@ -146,8 +159,13 @@ pub async fn run(
         // Let in-flight transfers finish counting.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let sent = cluster.egress().await? - before;
+        bar.inc(1);
         if round == 0 {
             continue;
+        }
+        for (i, (c, t)) in config_times.iter().zip(&times).enumerate() {
+            by_node_cfg[i].push(c.as_secs_f64() * 1000.0);
+            by_node_serve[i].push(t.as_secs_f64() * 1000.0);
         }
         let cms: Vec<f64> = config_times
             .iter()
@@ -160,6 +178,7 @@ pub async fn run(
         per_node.extend(ms);
         egress.push(sent);
     }
+    bar.finish_and_clear();
     let mean_egress = egress.iter().sum::<u64>() / egress.len().max(1) as u64;
     Ok(PropagateReport {
         nodes: cluster.edges.len(),
@@ -172,5 +191,7 @@ pub async fn run(
         all_nodes: summarize(&all),
         coordinator_egress_per_deploy: mean_egress,
         egress_ratio: mean_egress as f64 / changed.max(1) as f64,
+        node_config_p50_ms: by_node_cfg.iter().map(|v| summarize(v).p50_ms).collect(),
+        node_serving_p50_ms: by_node_serve.iter().map(|v| summarize(v).p50_ms).collect(),
     })
 }

@@ -131,6 +131,7 @@ pub fn propagate_md(rs: &[PropagateReport]) -> String {
             r.egress_ratio
         );
     }
+    s += "\nPer-node times: `propagate-<N>-nodes-<assist|direct>.svg` next to this report.\n";
     s
 }
 
