@@ -83,6 +83,8 @@ pub fn per_node(
         .build_cartesian_2d(0f64..(n as f64 - 1.0).max(1.0), 0f64..max_y)?;
     chart
         .configure_mesh()
+        .x_labels(n.min(20))
+        .x_label_formatter(&|x| format!("{}", x.round() as usize))
         .x_desc("node (join order)")
         .y_desc(y_desc)
         .draw()?;
