@@ -261,14 +261,26 @@ impl Cluster {
     /// finalize does.
     pub async fn deploy(&self, site: &Path, project: &str) -> anyhow::Result<()> {
         let client = self.client()?;
+        let staged = self.stage(&client, site, project).await?;
+        coordinator::cli::deploy::finalize(&client, staged).await?;
+        Ok(())
+    }
+
+    /// Uploads `site` as a production deployment of `project`, short of
+    /// finalize (which benchmarks time on their own).
+    pub async fn stage(
+        &self,
+        client: &coordinator::cli::client::Client,
+        site: &Path,
+        project: &str,
+    ) -> anyhow::Result<coordinator::cli::deploy::Staged> {
         let opts = coordinator::cli::deploy::DeployOptions {
             dir: site,
             project,
             prod: true,
             json: true,
         };
-        coordinator::cli::deploy::deploy(&client, opts).await?;
-        Ok(())
+        coordinator::cli::deploy::stage(client, opts).await
     }
 
     pub fn client(&self) -> anyhow::Result<coordinator::cli::client::Client> {

@@ -95,16 +95,7 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
 
     bar.set_message("function: deploying");
     let client = cluster.client()?;
-    let staged = coordinator::cli::deploy::stage(
-        &client,
-        coordinator::cli::deploy::DeployOptions {
-            dir: &site,
-            project: "bench",
-            prod: true,
-            json: true,
-        },
-    )
-    .await?;
+    let staged = cluster.stage(&client, &site, "bench").await?;
     let http = reqwest::Client::new();
     let url = format!("http://{}/api/hello", cluster.edges[0].http);
     let t0 = Instant::now();

@@ -25,7 +25,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "bench",
     version,
-    about = "Outpost latency benchmarks on real processes (loopback only)"
+    about = "Outpost latency benchmarks: real processes on loopback, side by side with a reference; `probe` measures your own nodes"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -52,6 +52,32 @@ struct Common {
     timeout: Duration,
 }
 
+/// Load and run flags shared by `static` and `function`.
+#[derive(Args, Clone)]
+struct LoadArgs {
+    /// Connections, closed loop or spreading --rate (default: 32 for
+    /// static, 16 for function).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Constant request rate (req/s) instead of a closed loop; latency
+    /// then counts from each request's scheduled send time.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Load duration per server (and file).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Where `coordinator`, `edge-node` (and for `function`
+    /// `examples/bare_host`) are; default: next to this binary.
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Report directory (default: results/<timestamp>-<subcommand>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Give up waiting for the deploy to be served after this long.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// A wasi:http component (default: the `hello` fixture) through the
@@ -62,25 +88,8 @@ enum Command {
         /// which needs the wasm32-wasip2 target).
         #[arg(long)]
         component: Option<PathBuf>,
-        /// Connections (closed loop, or spreading --rate).
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        /// Constant request rate (req/s) instead of a closed loop.
-        #[arg(long)]
-        rate: Option<u64>,
-        /// Load duration per server.
-        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-        duration: Duration,
-        /// Where `coordinator`, `edge-node` and `examples/bare_host` are
-        /// (`cargo build --release --bins --example bare_host -p outpost-edge-node`).
-        #[arg(long)]
-        bin_dir: Option<PathBuf>,
-        /// Report directory (default: results/<timestamp>-function).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Give up waiting for the function to be served after this long.
-        #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
-        timeout: Duration,
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// Time DNS, TCP connect, TLS and first byte to each URL, repeated:
     /// run it from each region against your own nodes.
@@ -114,25 +123,8 @@ enum Command {
         /// Protocols: h1 (HTTP/1.1), h1s (HTTP/1.1 over TLS), h2 (over TLS).
         #[arg(long, value_delimiter = ',', default_value = "h1,h2")]
         protos: Vec<load::Proto>,
-        /// Connections (closed loop, or spreading --rate).
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
-        /// Constant request rate (req/s) instead of a closed loop; latency
-        /// then counts from each request's scheduled time.
-        #[arg(long)]
-        rate: Option<u64>,
-        /// Load duration per server and file.
-        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-        duration: Duration,
-        /// Where the `coordinator` and `edge-node` binaries are.
-        #[arg(long)]
-        bin_dir: Option<PathBuf>,
-        /// Report directory (default: results/<timestamp>-static).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Give up waiting for the deploy to be served after this long.
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-        timeout: Duration,
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// Kill -9 a node: time until each peer marks it down; restart it:
     /// time until every peer sees it alive.
@@ -168,20 +160,17 @@ enum Command {
 }
 
 /// Validates the load flags shared by `static` and `function`.
-fn load_mode(
-    concurrency: usize,
-    rate: Option<u64>,
-    duration: Duration,
-) -> anyhow::Result<load::Mode> {
+fn load_mode(l: &LoadArgs, default_concurrency: usize) -> anyhow::Result<load::Mode> {
+    let concurrency = l.concurrency.unwrap_or(default_concurrency);
     anyhow::ensure!(
         (1..=4096).contains(&concurrency),
         "--concurrency must be 1..=4096"
     );
     anyhow::ensure!(
-        duration >= Duration::from_millis(100) && duration <= Duration::from_secs(600),
+        l.duration >= Duration::from_millis(100) && l.duration <= Duration::from_secs(600),
         "--duration must be between 100ms and 10m"
     );
-    Ok(match rate {
+    Ok(match l.rate {
         Some(r) => {
             anyhow::ensure!((1..=10_000_000).contains(&r), "--rate must be 1..=10000000");
             load::Mode::Rate {
@@ -220,16 +209,15 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let argv: Vec<String> = std::env::args().collect();
     match cli.command {
-        Command::Function {
-            component,
-            concurrency,
-            rate,
-            duration,
-            bin_dir,
-            out,
-            timeout,
-        } => {
-            let mode = load_mode(concurrency, rate, duration)?;
+        Command::Function { component, load } => {
+            let mode = load_mode(&load, 16)?;
+            let LoadArgs {
+                duration,
+                bin_dir,
+                out,
+                timeout,
+                ..
+            } = load;
             let bins = find_bins(&bin_dir)?;
             let bare_host = bins.join("examples/bare_host");
             anyhow::ensure!(
@@ -303,16 +291,15 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::bail!("every probe failed");
             }
         }
-        Command::Static {
-            protos,
-            concurrency,
-            rate,
-            duration,
-            bin_dir,
-            out,
-            timeout,
-        } => {
-            let mode = load_mode(concurrency, rate, duration)?;
+        Command::Static { protos, load } => {
+            let mode = load_mode(&load, 32)?;
+            let LoadArgs {
+                duration,
+                bin_dir,
+                out,
+                timeout,
+                ..
+            } = load;
             let bins = find_bins(&bin_dir)?;
             let cluster = cluster::Cluster::start(&bins, 1, &["local".to_string()], true)?;
             let progress = indicatif::MultiProgress::new();

@@ -100,16 +100,7 @@ pub async fn run(
     // Deploy 0 warms the cluster (project creation, first certificates).
     for round in 0..=deploys {
         changed = write_site(&site, round, shape)?;
-        let staged = coordinator::cli::deploy::stage(
-            &client,
-            coordinator::cli::deploy::DeployOptions {
-                dir: &site,
-                project: "bench",
-                prod: true,
-                json: true,
-            },
-        )
-        .await?;
+        let staged = cluster.stage(&client, &site, "bench").await?;
         let before = cluster.egress().await?;
         let t0 = Instant::now();
         coordinator::cli::deploy::finalize(&client, staged).await?;
