@@ -165,9 +165,11 @@ impl Fetcher {
             .or_default()
             .clone();
         let _held = gate.lock().await;
-        let result = if self.blobs.contains(&hash) {
-            Ok(())
-        } else {
+        // `Ok(true)`: downloaded now; `Ok(false)`: the fetch we waited on got it.
+        let result = async {
+            if self.blobs.contains(&hash) {
+                return Ok(false);
+            }
             let conn = self
                 .conn
                 .borrow()
@@ -175,14 +177,15 @@ impl Fetcher {
                 .context("no connection to the coordinator")?;
             tokio::time::timeout(deadline_for(size), self.coordinator_blob(&conn, hash, size))
                 .await
-                .context("blob transfer from the coordinator timed out")
-                .and_then(|r| r)
-        };
+                .context("blob transfer from the coordinator timed out")??;
+            anyhow::Ok(true)
+        }
+        .await;
         self.inflight.lock().unwrap().remove(&hash);
-        if result.is_ok() {
+        if let Ok(true) = result {
             self.stats.lock().unwrap().from_coordinator_bytes += size;
         }
-        result
+        result.map(|_| ())
     }
 
     async fn coordinator_blob(

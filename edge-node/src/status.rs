@@ -86,7 +86,6 @@ impl StatusWriter {
             blob_bytes_from_peers: f.from_peers_bytes,
             blobs_served_to_peers: f.served_to_peers,
             members: m
-                .members
                 .values()
                 .map(|e| MemberStatus {
                     node_id: e.info.node_id.clone(),
@@ -94,7 +93,7 @@ impl StatusWriter {
                     region: e.info.region.clone(),
                     mesh_addr: e.info.mesh_addr.clone(),
                     state: e.state.as_str().to_string(),
-                    config_version: m.versions.get(&e.info.node_id).copied().unwrap_or(0),
+                    config_version: self.mesh.version_of(&e.info.node_id),
                 })
                 .collect(),
             updated_at_ms: now_ms(),

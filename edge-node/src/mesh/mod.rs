@@ -37,19 +37,18 @@ pub struct MemberEntry {
     pub state: MemberState,
 }
 
-/// The membership as this node sees it (itself excluded), plus the config
-/// version each member last announced.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Members {
-    pub members: BTreeMap<String, MemberEntry>,
-    pub versions: BTreeMap<String, u64>,
-}
+/// The membership as this node sees it (itself excluded), by node id.
+pub type Members = BTreeMap<String, MemberEntry>;
 
 pub struct Mesh {
     pub me: PeerInfo,
     commands: mpsc::Sender<Command>,
-    members: watch::Receiver<Members>,
-    members_tx: watch::Sender<Members>,
+    /// Published by the SWIM loop; its subscribers (the coordinator link's
+    /// reports, status.json) wake only on membership changes.
+    members: watch::Sender<Members>,
+    /// The config version each member last announced or answered with:
+    /// shown by `edge-node status`, not worth waking anyone for.
+    versions: std::sync::Mutex<BTreeMap<String, u64>>,
     pub transport: Arc<Transport>,
     /// Fetch blobs from peers first (off: coordinator only, for
     /// comparison benchmarks).
@@ -67,8 +66,7 @@ pub struct MeshOptions {
 }
 
 impl Mesh {
-    /// Starts the SWIM loop and the config puller; returns the handle and
-    /// the receiving end of SWIM datagrams' sink (for accepted connections).
+    /// Starts the SWIM loop and the config puller.
     pub fn start(opts: MeshOptions, config: Arc<ConfigState>) -> anyhow::Result<Arc<Mesh>> {
         let addr = opts.me.mesh_addr.parse()?;
         let me_id = SwimId {
@@ -82,7 +80,7 @@ impl Mesh {
         let transport = Transport::new(opts.endpoint, opts.client, dg_tx);
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (ann_tx, ann_rx) = mpsc::channel(256);
-        let (members_tx, members_rx) = watch::channel(Members::default());
+        let (members_tx, _) = watch::channel(Members::default());
         let swim = SwimLoop {
             me: me_id,
             transport: transport.clone(),
@@ -96,8 +94,8 @@ impl Mesh {
         let mesh = Arc::new(Mesh {
             me: opts.me,
             commands: cmd_tx,
-            members: members_rx,
-            members_tx,
+            members: members_tx,
+            versions: Default::default(),
             transport,
             peer_assist: opts.peer_assist,
         });
@@ -117,17 +115,26 @@ impl Mesh {
     }
 
     pub fn members_changed(&self) -> watch::Receiver<Members> {
-        self.members.clone()
+        self.members.subscribe()
     }
 
     pub fn snapshot(&self) -> Members {
         self.members.borrow().clone()
     }
 
+    /// Last config version `node_id` was heard to hold (0: none yet).
+    pub fn version_of(&self, node_id: &str) -> u64 {
+        self.versions
+            .lock()
+            .unwrap()
+            .get(node_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
     pub fn member_views(&self) -> Vec<MemberView> {
         self.members
             .borrow()
-            .members
             .values()
             .take(MAX_REPORTED_MEMBERS)
             .map(|m| MemberView {
@@ -139,9 +146,9 @@ impl Mesh {
 
     /// Live peers, same region first.
     pub fn live_peers(&self) -> Vec<PeerInfo> {
-        let m = self.members.borrow();
-        let mut peers: Vec<PeerInfo> = m
+        let mut peers: Vec<PeerInfo> = self
             .members
+            .borrow()
             .values()
             .filter(|m| m.state != MemberState::Down)
             .map(|m| m.info.clone())
@@ -162,14 +169,9 @@ impl Mesh {
     /// Records the config version a member holds (from its announcement
     /// or its answer to a pull).
     fn note_version(&self, node_id: &str, version: u64) {
-        self.members_tx.send_if_modified(|m| {
-            let v = m.versions.entry(node_id.to_string()).or_insert(0);
-            let newer = version > *v;
-            if newer {
-                *v = version;
-            }
-            newer
-        });
+        let mut versions = self.versions.lock().unwrap();
+        let v = versions.entry(node_id.to_string()).or_insert(0);
+        *v = (*v).max(version);
     }
 
     /// Pulls newer signed configs from peers: right after an announcement

@@ -199,6 +199,9 @@ impl SwimLoop {
         let mut rejoin = tokio::time::interval(REJOIN_EVERY);
         loop {
             let next = timers.keys().next().map(|k| k.0);
+            // Suspect states come without a notification: the tick
+            // republishes; other events publish only when foca notified.
+            let mut ticked = false;
             tokio::select! {
                 d = self.datagrams.recv() => {
                     let Some(d) = d else { return };
@@ -245,7 +248,7 @@ impl SwimLoop {
                         return;
                     }
                 },
-                _ = refresh.tick() => {}
+                _ = refresh.tick() => ticked = true,
                 _ = rejoin.tick() => {
                     for m in foca.iter_members() {
                         remember(&mut known, m.id().clone());
@@ -271,7 +274,9 @@ impl SwimLoop {
                     tracing::warn!(error = %e, "resizing SWIM config");
                 }
             }
-            self.publish(&foca, notified);
+            if notified || ticked {
+                self.publish(&foca, notified);
+            }
         }
     }
 
@@ -339,10 +344,10 @@ impl SwimLoop {
             );
         }
         let changed = self.members.send_if_modified(|cur| {
-            if cur.members == next {
+            if *cur == next {
                 false
             } else {
-                cur.members = next;
+                *cur = next;
                 true
             }
         });
@@ -350,7 +355,6 @@ impl SwimLoop {
             let keep: Vec<PeerInfo> = self
                 .members
                 .borrow()
-                .members
                 .values()
                 .filter(|m| m.state != MemberState::Down)
                 .map(|m| m.info.clone())
