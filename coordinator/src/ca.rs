@@ -12,8 +12,6 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 
 pub use protocol::wire::COORDINATOR_NAME;
-/// Node certificates carry `<node id>.node.outpost.internal`.
-pub const NODE_NAME_SUFFIX: &str = "node.outpost.internal";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
@@ -147,7 +145,7 @@ impl ClusterCa {
         }
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| CaError::BadCsr(e.to_string()))?;
-        let mut params = self.leaf_params(vec![format!("{node_id}.{NODE_NAME_SUFFIX}")], 365)?;
+        let mut params = self.leaf_params(vec![protocol::wire::node_name(node_id)], 365)?;
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ClientAuth,
             ExtendedKeyUsagePurpose::ServerAuth,

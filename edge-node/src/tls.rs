@@ -95,11 +95,6 @@ pub fn mesh_server_config(
     Ok(server)
 }
 
-/// The name a node's certificate is issued for.
-pub fn node_server_name(node_id: &str) -> String {
-    format!("{node_id}.node.outpost.internal")
-}
-
 fn client_config_with_alpn(
     ca_pem: &str,
     cert_pem: &str,

@@ -36,8 +36,7 @@ impl Pki {
     /// (cert, key) for a node id, as the coordinator's CA issues them.
     fn node(&self, id: &str) -> (String, String) {
         let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(vec![edge_node::tls::node_server_name(id)]).unwrap();
+        let mut params = CertificateParams::new(vec![protocol::wire::node_name(id)]).unwrap();
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ClientAuth,
             ExtendedKeyUsagePurpose::ServerAuth,

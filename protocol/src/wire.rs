@@ -29,6 +29,13 @@ pub const HEADER_LEN: usize = 6;
 pub const ALPN: &[u8] = b"outpost/1";
 /// The name the coordinator's QUIC certificate is issued for; edges verify it.
 pub const COORDINATOR_NAME: &str = "coordinator.outpost.internal";
+/// Node certificates are issued for `<node id>.` + this; peers dial it.
+pub const NODE_NAME_SUFFIX: &str = "node.outpost.internal";
+
+/// The name node `node_id`'s certificate is issued for.
+pub fn node_name(node_id: &str) -> String {
+    format!("{node_id}.{NODE_NAME_SUFFIX}")
+}
 
 /// The bincode configuration every decoder uses: bounded, so a hostile
 /// length prefix cannot make the decoder allocate more than a frame.

@@ -95,7 +95,7 @@ impl Transport {
         let connecting = self.endpoint.connect_with(
             self.client.clone(),
             addr,
-            &crate::tls::node_server_name(node_id),
+            &protocol::wire::node_name(node_id),
         )?;
         let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
             .await
