@@ -211,14 +211,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Function { component, load } => {
             let mode = load_mode(&load, 16)?;
-            let LoadArgs {
-                duration,
-                bin_dir,
-                out,
-                timeout,
-                ..
-            } = load;
-            let bins = find_bins(&bin_dir)?;
+            let bins = find_bins(&load.bin_dir)?;
             let bare_host = bins.join("examples/bare_host");
             anyhow::ensure!(
                 bare_host.exists(),
@@ -230,12 +223,12 @@ async fn main() -> anyhow::Result<()> {
                 component,
                 bare_host,
                 mode,
-                duration,
-                timeout,
+                duration: load.duration,
+                timeout: load.timeout,
             };
             let r = function::run(&mut cluster, &plan).await?;
             let dir = report::write(
-                out,
+                load.out,
                 "function",
                 &argv,
                 std::slice::from_ref(&r),
@@ -293,24 +286,17 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Static { protos, load } => {
             let mode = load_mode(&load, 32)?;
-            let LoadArgs {
-                duration,
-                bin_dir,
-                out,
-                timeout,
-                ..
-            } = load;
-            let bins = find_bins(&bin_dir)?;
+            let bins = find_bins(&load.bin_dir)?;
             let cluster = cluster::Cluster::start(&bins, 1, &["local".to_string()], true)?;
             let progress = indicatif::MultiProgress::new();
             let plan = static_files::Plan {
                 protos,
                 mode,
-                duration,
-                timeout,
+                duration: load.duration,
+                timeout: load.timeout,
             };
             let rows = static_files::run(&cluster, &plan, &progress).await?;
-            let dir = report::write(out, "static", &argv, &rows, report::static_md(&rows))?;
+            let dir = report::write(load.out, "static", &argv, &rows, report::static_md(&rows))?;
             for r in &rows {
                 let name = format!("static-{}-{:?}.svg", r.file, r.proto).to_lowercase();
                 plot::latency_cdf(

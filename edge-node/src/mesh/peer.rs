@@ -88,9 +88,14 @@ async fn handle(
     };
     match req {
         PeerRequest::GetConfig { have_version } => {
-            let msg = match config.signed() {
-                Some(s) if s.config.version > have_version => PeerMessage::Config(Box::new(s)),
-                _ => PeerMessage::UpToDate {
+            // Periodic pulls mostly find the asker up to date: compare
+            // versions before cloning the whole config.
+            let newer = (config.version() > have_version)
+                .then(|| config.signed())
+                .flatten();
+            let msg = match newer {
+                Some(s) => PeerMessage::Config(Box::new(s)),
+                None => PeerMessage::UpToDate {
                     version: config.version(),
                 },
             };
