@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod mesh;
 pub mod path;
 pub mod resolve;
+pub mod routing;
 pub mod signing;
 pub mod token;
 pub mod wire;
@@ -23,4 +24,5 @@ pub use config::{CertEntry, ConfigDelta, EdgeConfig, EnvKind, HostTarget, Projec
 pub use functions::FunctionEntry;
 pub use hash::{BlobHash, BundleId};
 pub use manifest::{Encoding, FileEntry, Manifest, ManifestLimits, Variant};
+pub use routing::RoutingConfig;
 pub use signing::{ConfigSignature, SignedConfig};

@@ -2,29 +2,118 @@
 //!
 //! The manifest's canonical bytes are its bincode encoding (maps are
 //! `BTreeMap`s, so the order is fixed); the bundle id is their blake3.
+//!
+//! The shape depends on `format`, which is encoded first: format 1 is
+//! `(format, files, functions)`, format 2 adds `routing`. Serde is
+//! implemented by hand so that bincode bytes written before format 2 (in
+//! the coordinator's database and edges' sled stores, and inside stored
+//! edge configs) still decode, and re-encode to the very same bytes: their
+//! bundle ids and config signatures stay valid.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::functions::{
     validate_route, FunctionEntry, RouteError, MAX_FUNCTIONS, MAX_MEMORY_BYTES, MAX_TIMEOUT_MS,
 };
 use crate::hash::{BlobHash, BundleId};
 use crate::path::{validate_bundle_path, PathError};
+use crate::routing::{RoutingConfig, RoutingError};
 
 /// Bumped when the manifest's shape changes; old ids stay valid because the
 /// version is part of the hashed bytes.
-pub const MANIFEST_FORMAT: u16 = 1;
+pub const MANIFEST_FORMAT: u16 = 2;
+/// The oldest format still decoded and accepted (no routing config).
+pub const MIN_MANIFEST_FORMAT: u16 = 1;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
     pub format: u16,
     /// Bundle-relative path (`assets/app.js`) → file.
     pub files: BTreeMap<String, FileEntry>,
     /// Route pattern (`/api/users/:id`) → wasi:http component.
-    #[serde(default)]
     pub functions: BTreeMap<String, FunctionEntry>,
+    /// Redirects, rewrites, headers (format 2 on; empty for format 1).
+    pub routing: RoutingConfig,
+}
+
+const FIELDS: &[&str] = &["format", "files", "functions", "routing"];
+
+impl Serialize for Manifest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Format 1 has no routing field: writing it would change the
+        // canonical bytes (and ids) of every manifest stored before format 2.
+        let with_routing = self.format >= 2;
+        let mut st = s.serialize_struct("Manifest", if with_routing { 4 } else { 3 })?;
+        st.serialize_field("format", &self.format)?;
+        st.serialize_field("files", &self.files)?;
+        st.serialize_field("functions", &self.functions)?;
+        if with_routing {
+            st.serialize_field("routing", &self.routing)?;
+        }
+        st.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Manifest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_struct("Manifest", FIELDS, ManifestVisitor)
+    }
+}
+
+struct ManifestVisitor;
+
+impl<'de> Visitor<'de> for ManifestVisitor {
+    type Value = Manifest;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a bundle manifest")
+    }
+
+    /// Bincode: fields in order; how many follows from `format`.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Manifest, A::Error> {
+        let missing = |i| de::Error::invalid_length(i, &"a manifest of its format");
+        let format: u16 = seq.next_element()?.ok_or_else(|| missing(0))?;
+        let files = seq.next_element()?.ok_or_else(|| missing(1))?;
+        let functions = seq.next_element()?.ok_or_else(|| missing(2))?;
+        let routing = if format >= 2 {
+            seq.next_element()?.ok_or_else(|| missing(3))?
+        } else {
+            RoutingConfig::default()
+        };
+        Ok(Manifest {
+            format,
+            files,
+            functions,
+            routing,
+        })
+    }
+
+    /// JSON (the deploy API): `functions` and `routing` may be absent.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Manifest, A::Error> {
+        let (mut format, mut files, mut functions, mut routing) = (None, None, None, None);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "format" => format = Some(map.next_value()?),
+                "files" => files = Some(map.next_value()?),
+                "functions" => functions = Some(map.next_value()?),
+                "routing" => routing = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Manifest {
+            format: format.ok_or_else(|| de::Error::missing_field("format"))?,
+            files: files.ok_or_else(|| de::Error::missing_field("files"))?,
+            functions: functions.unwrap_or_default(),
+            routing: routing.unwrap_or_default(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,7 +169,7 @@ impl Default for ManifestLimits {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
-    #[error("unsupported manifest format {0} (this build understands {MANIFEST_FORMAT})")]
+    #[error("unsupported manifest format {0} (this build understands {MIN_MANIFEST_FORMAT} to {MANIFEST_FORMAT})")]
     Format(u16),
     #[error("manifest lists no files")]
     Empty,
@@ -104,6 +193,10 @@ pub enum ManifestError {
     Route(#[from] RouteError),
     #[error("function {route:?}: timeout must be 1..={MAX_TIMEOUT_MS} ms and memory 1 MiB..={MAX_MEMORY_BYTES} bytes")]
     FunctionLimits { route: String },
+    #[error("routing: {0}")]
+    Routing(#[from] RoutingError),
+    #[error("a format-1 manifest cannot carry routing rules; use format {MANIFEST_FORMAT}")]
+    RoutingNeedsFormat2,
 }
 
 impl Manifest {
@@ -112,14 +205,19 @@ impl Manifest {
             format: MANIFEST_FORMAT,
             files,
             functions: BTreeMap::new(),
+            routing: RoutingConfig::default(),
         }
     }
 
     /// Checks every path, size and header-bound field against `limits`.
     pub fn validate(&self, limits: &ManifestLimits) -> Result<(), ManifestError> {
-        if self.format != MANIFEST_FORMAT {
+        if !(MIN_MANIFEST_FORMAT..=MANIFEST_FORMAT).contains(&self.format) {
             return Err(ManifestError::Format(self.format));
         }
+        if self.format < 2 && !self.routing.is_empty() {
+            return Err(ManifestError::RoutingNeedsFormat2);
+        }
+        self.routing.validate()?;
         if self.files.is_empty() && self.functions.is_empty() {
             return Err(ManifestError::Empty);
         }
@@ -370,6 +468,103 @@ mod tests {
         let mut bytes = m.canonical_bytes();
         bytes.push(0);
         assert!(Manifest::from_canonical_bytes(&bytes, 1 << 20).is_err());
+    }
+
+    /// The format-1 shape, as manifests were encoded before routing existed.
+    #[derive(Serialize)]
+    struct V1<'a> {
+        format: u16,
+        files: &'a BTreeMap<String, FileEntry>,
+        functions: &'a BTreeMap<String, FunctionEntry>,
+    }
+
+    fn routed() -> Manifest {
+        let mut m = manifest(&[("index.html", entry(b"a", "text/html"))]);
+        m.routing = crate::routing::from_sources(
+            None,
+            None,
+            Some("/old /new 301\n/* /index.html 200\n"),
+            Some("/*\n  X-Frame-Options: DENY\n"),
+        )
+        .unwrap();
+        m
+    }
+
+    #[test]
+    fn format_1_bytes_still_decode_to_the_same_bytes() {
+        let files: BTreeMap<String, FileEntry> =
+            [("index.html".to_string(), entry(b"a", "text/html"))].into();
+        let functions = BTreeMap::new();
+        let v1 = bincode::serde::encode_to_vec(
+            V1 {
+                format: 1,
+                files: &files,
+                functions: &functions,
+            },
+            bincode::config::standard(),
+        )
+        .unwrap();
+        let m = Manifest::from_canonical_bytes(&v1, 1 << 20).unwrap();
+        assert_eq!(m.format, 1);
+        assert!(m.routing.is_empty());
+        assert_eq!(m.files, files);
+        // Same bytes back: the stored bundle id and config digests hold.
+        assert_eq!(m.canonical_bytes(), v1);
+        assert_eq!(m.bundle_id(), BlobHash::of(&v1));
+        assert!(m.validate(&ManifestLimits::default()).is_ok());
+
+        // Inside a stored edge config too.
+        let mut cfg = crate::EdgeConfig {
+            version: 3,
+            ..Default::default()
+        };
+        cfg.bundles.insert(m.bundle_id(), m.clone());
+        cfg.bundles.insert(routed().bundle_id(), routed());
+        let bytes = bincode::serde::encode_to_vec(&cfg, bincode::config::standard()).unwrap();
+        let (back, _): (crate::EdgeConfig, usize) =
+            bincode::serde::decode_from_slice(&bytes, crate::wire::decode_config()).unwrap();
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn format_2_round_trips_with_routing() {
+        let m = routed();
+        assert_eq!(m.format, 2);
+        assert!(m.validate(&ManifestLimits::default()).is_ok());
+        let back = Manifest::from_canonical_bytes(&m.canonical_bytes(), 1 << 20).unwrap();
+        assert_eq!(back, m);
+        let mut plain = m.clone();
+        plain.routing = Default::default();
+        assert_ne!(plain.bundle_id(), m.bundle_id());
+        // JSON, as the deploy API carries it; old clients send no routing.
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), m);
+        let old: Manifest = serde_json::from_str(r#"{"format":1,"files":{}}"#).unwrap();
+        assert!(old.routing.is_empty() && old.functions.is_empty());
+    }
+
+    #[test]
+    fn routing_is_validated() {
+        let mut m = routed();
+        m.format = 1;
+        let msg = m
+            .validate(&ManifestLimits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("format-1 manifest cannot carry routing"),
+            "{msg}"
+        );
+        let mut m = routed();
+        m.routing.rules[0].destination = "ftp://x".into();
+        let msg = m
+            .validate(&ManifestLimits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("routing: manifest routing rules[0]: destination"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -84,6 +84,43 @@ impl RequestPath {
     pub fn joined(&self) -> String {
         self.segments.join("/")
     }
+
+    /// The decoded, rooted form routing rules match against: `/`,
+    /// `/a/b`, `/docs/` (the trailing slash kept).
+    pub fn rooted(&self) -> String {
+        let mut out =
+            String::with_capacity(self.segments.iter().map(|s| s.len() + 1).sum::<usize>() + 1);
+        for s in &self.segments {
+            out.push('/');
+            out.push_str(s);
+        }
+        if out.is_empty() || self.trailing_slash {
+            out.push('/');
+        }
+        out
+    }
+}
+
+/// Parses an already-decoded rooted path (a rewrite target) with the same
+/// checks as [`parse_request_path`], minus the percent-decoding: a rewrite
+/// names bundle paths literally.
+pub fn parse_decoded_path(path: &str) -> Result<RequestPath, PathError> {
+    if path.len() > MAX_PATH_BYTES {
+        return Err(PathError::TooLong);
+    }
+    if !path.starts_with('/') {
+        return Err(PathError::NotRooted);
+    }
+    check_chars(path)?;
+    let mut segments = Vec::new();
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        check_segment(seg)?;
+        segments.push(seg.to_string());
+    }
+    Ok(RequestPath {
+        segments,
+        trailing_slash: path.len() > 1 && path.ends_with('/'),
+    })
 }
 
 /// Parses the path part of a request target (the query is stripped here).
@@ -121,7 +158,7 @@ pub fn parse_request_path(target: &str) -> Result<RequestPath, PathError> {
     })
 }
 
-fn percent_decode(s: &str) -> Result<String, PathError> {
+pub(crate) fn percent_decode(s: &str) -> Result<String, PathError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -202,5 +239,26 @@ mod tests {
         }
         let huge = format!("/{}", "a/".repeat(MAX_PATH_BYTES));
         assert_eq!(parse_request_path(&huge), Err(PathError::TooLong));
+    }
+
+    #[test]
+    fn decoded_paths_round_trip_and_stay_inside() {
+        for target in ["/", "/a/b", "/docs/", "/a%20b/c%C3%A9"] {
+            let parsed = parse_request_path(target).unwrap();
+            assert_eq!(parse_decoded_path(&parsed.rooted()), Ok(parsed), "{target}");
+        }
+        assert_eq!(parse_request_path("/a%20b/").unwrap().rooted(), "/a b/");
+        let cases: &[(&str, PathError)] = &[
+            ("a/b", PathError::NotRooted),
+            ("/a/../b", PathError::DotSegment),
+            ("/a/./b", PathError::DotSegment),
+            ("/a\\b", PathError::Backslash),
+            ("/a\0b", PathError::ControlChar),
+        ];
+        for (p, want) in cases {
+            assert_eq!(parse_decoded_path(p).as_ref(), Err(want), "{p:?}");
+        }
+        // No second decoding: `%2e%2e` is a literal file name here.
+        assert!(parse_decoded_path("/%2e%2e/x").is_ok());
     }
 }

@@ -14,7 +14,8 @@ use crate::mesh::{MemberView, PeerInfo};
 use crate::signing::{ConfigSignature, SignedConfig};
 
 /// 2: signed configs, mesh addresses, seed peers and mesh views.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: manifests (inside edge configs) may be format 2, with routing rules.
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Largest frame either side accepts (a config snapshot is the largest).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 /// Control messages (requests, reports) must be much smaller.
