@@ -1,232 +1,27 @@
-//! `coordinator deploy DIR`: hash a folder into a manifest (precompressing
-//! text assets), upload only the blobs the coordinator lacks, finalize.
+//! `coordinator deploy DIR`: turn a folder into a bundle with
+//! `builder::bundle::collect` (the same code builds use), upload only the
+//! blobs the coordinator lacks, finalize.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use builder::bundle::BlobSource;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
-use protocol::{BlobHash, Encoding, FileEntry, FunctionEntry, Manifest, Variant};
+use protocol::{BlobHash, Manifest};
 use serde::Serialize;
 use serde_json::json;
 
 use super::client::{ApiFailure, Client};
 
-/// Files smaller than this are not worth compressing.
-const MIN_COMPRESS_BYTES: u64 = 256;
-/// Keep a variant only when it saves at least this fraction.
-const MIN_SAVING: f64 = 0.10;
 const UPLOAD_CONCURRENCY: usize = 8;
-
-/// Where a blob's bytes come from at upload time.
-enum Source {
-    File(PathBuf),
-    Memory(Bytes),
-}
-
-pub struct Prepared {
-    pub manifest: Manifest,
-    sources: HashMap<BlobHash, (Source, u64)>,
-}
 
 pub struct DeployOptions<'a> {
     pub dir: &'a Path,
     pub project: &'a str,
     pub prod: bool,
     pub json: bool,
-}
-
-/// Lists every regular file under `dir` (bundle-relative, `/`-separated).
-/// Hidden files are skipped except `.well-known/`; symlinks are refused
-/// rather than followed out of the folder.
-fn walk(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
-    let mut stack = vec![(dir.to_path_buf(), String::new())];
-    while let Some((abs, rel)) = stack.pop() {
-        for entry in
-            std::fs::read_dir(&abs).with_context(|| format!("reading {}", abs.display()))?
-        {
-            let entry = entry?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                bail!("{} has a name that is not UTF-8", entry.path().display());
-            };
-            if name.starts_with('.') && name != ".well-known" {
-                continue;
-            }
-            let rel_path = if rel.is_empty() {
-                name.to_string()
-            } else {
-                format!("{rel}/{name}")
-            };
-            let ft = entry.file_type()?;
-            if ft.is_dir() {
-                stack.push((entry.path(), rel_path));
-            } else if ft.is_file() {
-                protocol::path::validate_bundle_path(&rel_path)
-                    .with_context(|| format!("cannot deploy {}", entry.path().display()))?;
-                out.push((rel_path, entry.path()));
-            } else if ft.is_symlink() {
-                bail!(
-                    "{} is a symlink; deploy refuses to follow links",
-                    entry.path().display()
-                );
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-fn content_type(path: &str) -> String {
-    let mime = mime_guess::from_path(path).first_or_octet_stream();
-    let textual = mime.type_() == "text"
-        || matches!(
-            mime.subtype().as_str(),
-            "javascript" | "json" | "xml" | "svg" | "manifest+json"
-        );
-    if textual {
-        format!("{}; charset=utf-8", mime.essence_str())
-    } else {
-        mime.essence_str().to_string()
-    }
-}
-
-fn compressible(ct: &str) -> bool {
-    ct.starts_with("text/")
-        || [
-            "javascript",
-            "json",
-            "xml",
-            "svg",
-            "wasm",
-            "font/ttf",
-            "font/otf",
-            "vnd.ms-fontobject",
-        ]
-        .iter()
-        .any(|k| ct.contains(k))
-}
-
-fn brotli(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    {
-        let mut w = brotli::CompressorWriter::new(&mut out, 64 * 1024, 9, 22);
-        w.write_all(data).expect("in-memory write");
-    }
-    out
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    w.write_all(data).expect("in-memory write");
-    w.finish().expect("in-memory write")
-}
-
-struct Hashed {
-    entry: FileEntry,
-    variants: Vec<(BlobHash, Bytes)>,
-}
-
-fn hash_file(rel: &str, abs: &Path) -> anyhow::Result<Hashed> {
-    let data = std::fs::read(abs).with_context(|| format!("reading {}", abs.display()))?;
-    let ct = content_type(rel);
-    let mut variants = Vec::new();
-    let mut entries = Vec::new();
-    if data.len() as u64 >= MIN_COMPRESS_BYTES && compressible(&ct) {
-        for (enc, bytes) in [(Encoding::Br, brotli(&data)), (Encoding::Gzip, gzip(&data))] {
-            if (bytes.len() as f64) < data.len() as f64 * (1.0 - MIN_SAVING) {
-                let h = BlobHash::of(&bytes);
-                entries.push(Variant {
-                    encoding: enc,
-                    hash: h,
-                    size: bytes.len() as u64,
-                });
-                variants.push((h, Bytes::from(bytes)));
-            }
-        }
-    }
-    Ok(Hashed {
-        entry: FileEntry {
-            hash: BlobHash::of(&data),
-            size: data.len() as u64,
-            content_type: ct,
-            variants: entries,
-        },
-        variants,
-    })
-}
-
-/// Hashes and precompresses every file, spread over the machine's cores.
-pub fn prepare(dir: &Path) -> anyhow::Result<Prepared> {
-    if !dir.is_dir() {
-        bail!("{} is not a directory", dir.display());
-    }
-    let all = walk(dir)?;
-    if all.is_empty() {
-        bail!("{} contains no files to deploy", dir.display());
-    }
-    let names: Vec<String> = all.iter().map(|(rel, _)| rel.clone()).collect();
-    let specs = super::site_config::functions(dir, &names)?;
-    // Components and the site config are not static files: serving them
-    // would publish the server code.
-    let (components, files): (Vec<_>, Vec<_>) = all
-        .into_iter()
-        .filter(|(rel, _)| rel != super::site_config::FILE_NAME)
-        .partition(|(rel, _)| specs.values().any(|s| &s.component == rel));
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let chunk = files.len().div_ceil(workers).max(1);
-    let results: Vec<anyhow::Result<Vec<(String, PathBuf, Hashed)>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|(rel, abs)| Ok((rel.clone(), abs.clone(), hash_file(rel, abs)?)))
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("hash worker panicked"))
-            .collect()
-    });
-    let mut manifest_files = BTreeMap::new();
-    let mut sources = HashMap::new();
-    for part in results {
-        for (rel, abs, h) in part? {
-            sources.insert(h.entry.hash, (Source::File(abs), h.entry.size));
-            for (vh, bytes) in h.variants {
-                let len = bytes.len() as u64;
-                sources.insert(vh, (Source::Memory(bytes), len));
-            }
-            manifest_files.insert(rel, h.entry);
-        }
-    }
-    let mut manifest = Manifest::new(manifest_files);
-    for (rel, abs) in &components {
-        let data = std::fs::read(abs).with_context(|| format!("reading {}", abs.display()))?;
-        let hash = BlobHash::of(&data);
-        sources.insert(hash, (Source::File(abs.clone()), data.len() as u64));
-        for (route, spec) in specs.iter().filter(|(_, s)| &s.component == rel) {
-            manifest.functions.insert(
-                route.clone(),
-                FunctionEntry {
-                    component: hash,
-                    size: data.len() as u64,
-                    timeout_ms: spec.timeout_ms,
-                    memory_bytes: spec.memory_bytes,
-                },
-            );
-        }
-    }
-    Ok(Prepared { manifest, sources })
 }
 
 #[derive(Debug, Serialize)]
@@ -266,7 +61,8 @@ pub async fn stage(client: &Client, opts: DeployOptions<'_>) -> anyhow::Result<S
     let started = Instant::now();
     ensure_project(client, opts.project, opts.json).await?;
     let dir = opts.dir.to_path_buf();
-    let prepared = tokio::task::spawn_blocking(move || prepare(&dir)).await??;
+    let prepared = tokio::task::spawn_blocking(move || builder::bundle::collect(&dir)).await??;
+    let sizes = prepared.manifest.blob_sizes();
     let created: serde_json::Value = client
         .post(
             &format!("/projects/{}/deployments", opts.project),
@@ -283,7 +79,7 @@ pub async fn stage(client: &Client, opts: DeployOptions<'_>) -> anyhow::Result<S
     let missing: Vec<BlobHash> = serde_json::from_value(created["missing"].clone())?;
     let total_bytes: u64 = missing
         .iter()
-        .map(|h| prepared.sources.get(h).map_or(0, |s| s.1))
+        .map(|h| sizes.get(h).copied().unwrap_or(0))
         .sum();
 
     let bar = if opts.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -303,13 +99,14 @@ pub async fn stage(client: &Client, opts: DeployOptions<'_>) -> anyhow::Result<S
         .map(|h| {
             let bar = bar.clone();
             let sources = &prepared.sources;
+            let len = sizes.get(h).copied().unwrap_or(0);
             async move {
-                let (src, len) = sources
+                let src = sources
                     .get(h)
                     .context("the coordinator asked for a blob this deploy does not have")?;
                 let bytes = match src {
-                    Source::Memory(b) => b.clone(),
-                    Source::File(p) => {
+                    BlobSource::Memory(b) => b.clone(),
+                    BlobSource::File(p) => {
                         let data = tokio::fs::read(p)
                             .await
                             .with_context(|| format!("reading {}", p.display()))?;
@@ -320,7 +117,7 @@ pub async fn stage(client: &Client, opts: DeployOptions<'_>) -> anyhow::Result<S
                     }
                 };
                 client.put_bytes(&format!("/blobs/{h}"), bytes).await?;
-                bar.inc(*len);
+                bar.inc(len);
                 anyhow::Ok(())
             }
         })
@@ -379,40 +176,5 @@ async fn ensure_project(client: &Client, project: &str, quiet: bool) -> anyhow::
             Ok(())
         }
         Err(e) => Err(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prepare_hashes_compresses_and_refuses_links() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::write(d.join("index.html"), "<h1>hello</h1>".repeat(100)).unwrap();
-        std::fs::create_dir(d.join("img")).unwrap();
-        std::fs::write(d.join("img/logo.png"), [0u8; 10]).unwrap();
-        std::fs::write(d.join(".env"), "SECRET=1").unwrap();
-        let p = prepare(d).unwrap();
-        let names: Vec<&str> = p.manifest.files.keys().map(String::as_str).collect();
-        assert_eq!(names, ["img/logo.png", "index.html"]);
-        let html = &p.manifest.files["index.html"];
-        assert_eq!(html.content_type, "text/html; charset=utf-8");
-        assert_eq!(html.variants.len(), 2);
-        assert_eq!(p.manifest.files["img/logo.png"].content_type, "image/png");
-        assert!(p.manifest.files["img/logo.png"].variants.is_empty());
-        assert_eq!(p.sources.len(), 4);
-
-        std::os::unix::fs::symlink("/etc/passwd", d.join("passwd")).unwrap();
-        let err = prepare(d).err().unwrap().to_string();
-        assert!(err.contains("symlink"), "{err}");
-    }
-
-    #[test]
-    fn empty_or_missing_folder_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(prepare(dir.path()).is_err());
-        assert!(prepare(&dir.path().join("nope")).is_err());
     }
 }

@@ -5,4 +5,3 @@ pub mod commands;
 pub mod credentials;
 pub mod deploy;
 pub mod dev;
-pub mod site_config;
