@@ -38,6 +38,18 @@ pub enum BundleError {
     TooLarge { size: u64, limit: u64 },
     #[error(transparent)]
     SiteConfig(#[from] SiteConfigError),
+    #[error(transparent)]
+    Routing(#[from] protocol::routing::RoutingError),
+}
+
+/// Routing files read at the bundle's root besides `outpost.toml`; like it,
+/// they configure the site and are not served.
+pub const VERCEL_JSON: &str = "vercel.json";
+pub const REDIRECTS: &str = "_redirects";
+pub const HEADERS: &str = "_headers";
+
+fn is_config_file(rel: &str) -> bool {
+    [site_config::FILE_NAME, VERCEL_JSON, REDIRECTS, HEADERS].contains(&rel)
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {
@@ -235,15 +247,28 @@ pub fn collect_limited(dir: &Path, max_bytes: u64) -> Result<Bundle, BundleError
     let names: Vec<String> = all.iter().map(|(rel, _, _)| rel.clone()).collect();
     let config = SiteConfig::load(dir)?;
     let specs = site_config::functions(config.as_ref(), &names)?;
-    // Routing sections of `outpost.toml` (and `_redirects`, `_headers`,
-    // `vercel.json`) go into the manifest here once `protocol::routing`
-    // exists: `config.raw` is the outpost.toml text to hand it.
+    // `walk` saw these as regular files (never links) at the root.
+    let root_text = |name: &str| -> Result<Option<String>, BundleError> {
+        if !names.iter().any(|n| n == name) {
+            return Ok(None);
+        }
+        let path = dir.join(name);
+        std::fs::read_to_string(&path)
+            .map(Some)
+            .map_err(io_err(&path))
+    };
+    let routing = protocol::routing::from_sources(
+        config.map(|c| c.routing),
+        root_text(VERCEL_JSON)?.as_deref(),
+        root_text(REDIRECTS)?.as_deref(),
+        root_text(HEADERS)?.as_deref(),
+    )?;
 
     // Components and the site config are not static files: serving them
     // would publish the server code.
     let (components, files): (Vec<_>, Vec<_>) = all
         .into_iter()
-        .filter(|(rel, _, _)| rel != site_config::FILE_NAME)
+        .filter(|(rel, _, _)| !is_config_file(rel))
         .partition(|(rel, _, _)| specs.values().any(|s| &s.component == rel));
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -278,6 +303,7 @@ pub fn collect_limited(dir: &Path, max_bytes: u64) -> Result<Bundle, BundleError
         }
     }
     let mut manifest = Manifest::new(manifest_files);
+    manifest.routing = routing;
     for (rel, abs, _) in &components {
         let data = std::fs::read(abs).map_err(io_err(abs))?;
         let hash = BlobHash::of(&data);
@@ -352,6 +378,41 @@ mod tests {
         assert_eq!(b.manifest.functions["/api/users/:id"].timeout_ms, 3000);
         assert_eq!(b.sources.len(), 3);
         assert_eq!(b.manifest.blobs().len(), 3);
+    }
+
+    #[test]
+    fn routing_files_become_manifest_routing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("index.html"), "hi").unwrap();
+        std::fs::write(
+            d.join(site_config::FILE_NAME),
+            "trailing_slash = false\n[[redirects]]\nsource = \"/a\"\ndestination = \"/b\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join(VERCEL_JSON),
+            r#"{"cleanUrls": true, "rewrites": [{"source": "/app/:p*", "destination": "/index.html"}]}"#,
+        )
+        .unwrap();
+        std::fs::write(d.join(REDIRECTS), "/old /new 301\n").unwrap();
+        std::fs::write(d.join(HEADERS), "/*\n  X-Frame-Options: DENY\n").unwrap();
+        let b = collect(d).unwrap();
+        assert_eq!(b.manifest.files.keys().collect::<Vec<_>>(), ["index.html"]);
+        let r = &b.manifest.routing;
+        // outpost.toml first, then vercel.json, then _redirects.
+        assert_eq!(r.rules.len(), 3, "{r:?}");
+        assert_eq!(r.headers.len(), 1, "{r:?}");
+        assert!(r.clean_urls);
+        assert_eq!(r.trailing_slash, Some(false));
+        b.manifest
+            .validate(&protocol::ManifestLimits::default())
+            .unwrap();
+
+        std::fs::write(d.join(REDIRECTS), "/old\n").unwrap();
+        let err = collect(d).unwrap_err();
+        assert!(matches!(err, BundleError::Routing(_)), "{err}");
+        assert!(err.to_string().contains("_redirects"), "{err}");
     }
 
     #[test]

@@ -10,14 +10,16 @@
 //! memory = "128MiB"
 //! ```
 //!
-//! Top-level tables other than `functions` are not an error here: routing
-//! sections (redirects, headers, rewrites) belong to `protocol::routing`,
-//! which reads the same file text from [`SiteConfig::raw`].
+//! The same file carries routing (`[[redirects]]`, `[[rewrites]]`,
+//! `[[headers]]`, `clean_urls`, `trailing_slash`), read into
+//! [`protocol::routing::OutpostRouting`]. Other unknown top-level keys are
+//! not an error, so a newer file still deploys with an older CLI.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use protocol::functions::{validate_route, RouteError, DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT_MS};
+use protocol::routing::OutpostRouting;
 use serde::Deserialize;
 
 pub const FILE_NAME: &str = "outpost.toml";
@@ -46,12 +48,11 @@ pub enum SiteConfigError {
     Memory { route: String, value: String },
 }
 
-/// The parsed file. Unknown top-level keys are kept in `raw` only.
+/// The parsed file.
 #[derive(Debug, Default)]
 pub struct SiteConfig {
     pub functions: Vec<FunctionConfig>,
-    /// The file's text, for parsers of the other sections.
-    pub raw: String,
+    pub routing: OutpostRouting,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,7 +89,7 @@ impl SiteConfig {
         let sections: Sections = toml::from_str(text)?;
         Ok(SiteConfig {
             functions: sections.functions,
-            raw: text.to_string(),
+            routing: toml::from_str(text)?,
         })
     }
 
@@ -220,11 +221,17 @@ mod tests {
     }
 
     #[test]
-    fn other_top_level_sections_are_left_to_their_parsers() {
-        let text = "[[redirects]]\nfrom = \"/a\"\nto = \"/b\"\n\n[headers]\nx = 1\n\n[[functions]]\nroute = \"/api\"\ncomponent = \"fn/users.wasm\"\n";
+    fn routing_and_unknown_sections_sit_beside_functions() {
+        let text = "clean_urls = true\nfuture_key = 1\n\n[[redirects]]\nsource = \"/a\"\ndestination = \"/b\"\n\n[someday]\nx = 1\n\n[[functions]]\nroute = \"/api\"\ncomponent = \"fn/users.wasm\"\n";
         let cfg = SiteConfig::parse(text).unwrap();
         assert_eq!(cfg.functions.len(), 1);
-        assert_eq!(cfg.raw, text);
+        assert_eq!(cfg.routing.clean_urls, Some(true));
+        assert_eq!(cfg.routing.redirects.len(), 1);
+        // A typo inside a routing entry is an error, like one in a function.
+        let err = SiteConfig::parse("[[redirects]]\nsource = \"/a\"\ndestinaton = \"/b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid"), "{err}");
     }
 
     #[test]
