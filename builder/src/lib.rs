@@ -537,6 +537,16 @@ impl Builder {
             .map_err(io("handing the work folder to the build user"))?;
         chown_tree(src, uid, gid).map_err(io("handing the checkout to the build user"))?;
         if let Some(c) = cache {
+            // The cache root and the manager's folder above the store, so
+            // that bwrap can reach the store even if the root was 0700.
+            for dir in c
+                .ancestors()
+                .skip(1)
+                .take_while(|a| a.starts_with(&req.cache_dir))
+            {
+                std::os::unix::fs::lchown(dir, Some(uid), Some(gid))
+                    .map_err(io("handing the cache to the build user"))?;
+            }
             chown_tree(c, uid, gid).map_err(io("handing the cache to the build user"))?;
         }
         for p in std::iter::once(src).chain(cache) {

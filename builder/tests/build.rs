@@ -519,3 +519,77 @@ async fn root_dir_selects_the_project_in_a_monorepo() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn npm_ci_installs_with_the_project_cache() {
+    let b = builder_or_skip!("npm_ci_installs_with_the_project_cache");
+    if !have("npm", "npm_ci_installs_with_the_project_cache") {
+        return;
+    }
+    let repo = Repo::new();
+    // A dependency from the repository itself: install runs, offline.
+    for (path, text) in [
+        (
+            "package.json",
+            r#"{"name": "with-dep", "version": "1.0.0", "private": true,
+                "dependencies": {"greet": "file:./greet"},
+                "scripts": {"build": "node build.js"}}"#,
+        ),
+        (
+            "greet/package.json",
+            r#"{"name": "greet", "version": "1.0.0", "main": "index.js"}"#,
+        ),
+        ("greet/index.js", "module.exports = (n) => `hello ${n}`;"),
+        (
+            "build.js",
+            "require('fs').mkdirSync('dist');require('fs').writeFileSync('dist/index.html', require('greet')('npm'));",
+        ),
+    ] {
+        let p = repo.dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let lock = std::process::Command::new("npm")
+        .args([
+            "install",
+            "--package-lock-only",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+        ])
+        .current_dir(repo.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        lock.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lock.stderr)
+    );
+    let sha = repo.commit("with a dependency", &[]);
+
+    let dirs = Dirs::new();
+    for (round, expect) in [(1, "npm cache: empty"), (2, "npm cache: hit")] {
+        let mut req = dirs.request(&repo.url(), &sha);
+        req.work_dir = dirs.work.path().join(format!("round{round}"));
+        let (result, lines) = run(&b, req, CancellationToken::new()).await;
+        let log = text(&lines);
+        let out = result.unwrap_or_else(|e| panic!("{e}\n{log}"));
+        assert_eq!(out.detected.install_command.as_deref(), Some("npm ci"));
+        assert!(log.contains("Running `npm ci`"), "{log}");
+        assert!(log.contains(expect), "round {round}: {log}");
+        let index = &out.bundle.manifest.files["index.html"];
+        assert_eq!(
+            &out.bundle.sources[&index.hash].read().unwrap()[..],
+            b"hello npm"
+        );
+    }
+    // npm wrote its cache under the project's cache folder, not in $HOME.
+    let npm = dirs.cache.path().join("npm");
+    let store = std::fs::read_dir(&npm)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(store.join("npm").is_dir(), "{store:?}");
+}

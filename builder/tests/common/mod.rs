@@ -103,9 +103,13 @@ pub struct Dirs {
 
 impl Dirs {
     pub fn new() -> Dirs {
+        let cache = tempfile::tempdir().unwrap();
+        // Like a coordinator's data folder: private to its owner.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         Dirs {
             work: tempfile::tempdir().unwrap(),
-            cache: tempfile::tempdir().unwrap(),
+            cache,
         }
     }
 
