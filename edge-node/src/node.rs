@@ -225,12 +225,10 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         "edge node serving"
     );
 
-    let app = EdgeHttp::with_functions(
-        state.clone(),
-        blobs.clone(),
-        crate::http::Limits::default(),
-        functions,
-    );
+    let mut limits = crate::http::Limits::default();
+    // One operator switch for everything the node fetches for tenants.
+    limits.proxy.allow_private = opts.allow_private_outbound;
+    let app = EdgeHttp::with_functions(state.clone(), blobs.clone(), limits, functions);
     let mut tasks = Vec::new();
     let (a, s) = (app.clone(), shutdown_rx.clone());
     tasks.push(tokio::spawn(async move {

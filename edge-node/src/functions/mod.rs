@@ -20,7 +20,7 @@ mod cache;
 mod host;
 mod logs;
 mod metrics;
-mod outbound;
+pub(crate) mod outbound;
 pub(crate) mod serve;
 
 use std::collections::HashMap;

@@ -10,17 +10,22 @@ mod certs;
 mod coalesce;
 mod negotiate;
 mod pages;
+mod proxy;
+mod routing;
 mod server;
 mod static_files;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use pingora_core::connectors::http::Connector;
 
 use crate::functions::FunctionRuntime;
 use crate::state::ServingState;
 use crate::store::BlobStore;
 
 pub use certs::SniResolver;
+pub use proxy::ProxyLimits;
 pub use server::{serve_http, serve_https};
 
 /// Bounds on what one client can hold on to. Every field is a protection
@@ -40,6 +45,8 @@ pub struct Limits {
     pub write_timeout: Duration,
     /// After shutdown, in-flight requests get this long to finish.
     pub shutdown_grace: Duration,
+    /// Routing rules that proxy to an absolute URL.
+    pub proxy: ProxyLimits,
 }
 
 impl Default for Limits {
@@ -51,6 +58,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            proxy: ProxyLimits::default(),
         }
     }
 }
@@ -62,6 +70,9 @@ pub struct EdgeHttp {
     pub(crate) blobs: Arc<BlobStore>,
     pub(crate) limits: Limits,
     pub(crate) functions: Option<Arc<FunctionRuntime>>,
+    /// pingora's client for proxy rewrites, with its upstream connection
+    /// pool; built on first use (it loads the system's root certificates).
+    proxy_connector: OnceLock<Connector>,
 }
 
 impl EdgeHttp {
@@ -79,6 +90,7 @@ impl EdgeHttp {
             blobs,
             limits,
             functions: None,
+            proxy_connector: OnceLock::new(),
         })
     }
 
@@ -95,7 +107,12 @@ impl EdgeHttp {
             blobs,
             limits,
             functions: Some(functions),
+            proxy_connector: OnceLock::new(),
         })
+    }
+
+    fn proxy_connector(&self) -> &Connector {
+        self.proxy_connector.get_or_init(|| Connector::new(None))
     }
 
     pub fn functions(&self) -> Option<&Arc<FunctionRuntime>> {

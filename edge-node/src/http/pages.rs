@@ -15,6 +15,18 @@ pub fn page(status: u16) -> Bytes {
             "Method not allowed",
             "Only GET and HEAD are supported here.",
         ),
+        413 => (
+            "Request too large",
+            "The request body is larger than this server accepts.",
+        ),
+        502 => (
+            "Bad gateway",
+            "The upstream server could not be reached or refused the request.",
+        ),
+        504 => (
+            "Gateway timeout",
+            "The upstream server did not answer in time.",
+        ),
         503 => (
             "Temporarily unavailable",
             "This file is still being synchronised to this server. Please retry in a moment.",
@@ -35,7 +47,7 @@ pub fn page(status: u16) -> Bytes {
 mod tests {
     #[test]
     fn pages_name_their_status() {
-        for s in [400, 404, 405, 503, 500] {
+        for s in [400, 404, 405, 413, 502, 503, 504, 500] {
             let body = String::from_utf8(super::page(s).to_vec()).unwrap();
             assert!(body.contains(&format!("<title>{s} ")), "{body}");
         }

@@ -7,6 +7,7 @@
 //! request header, idle keep-alive, each body write.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use http::header;
@@ -16,7 +17,7 @@ use pingora_core::protocols::http::v2::server::{
 };
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
-use pingora_core::protocols::{Digest, Stream, ALPN};
+use pingora_core::protocols::{Digest, GetSocketDigest, SocketDigest, Stream, ALPN};
 use pingora_core::InvalidHTTPHeader;
 use pingora_http::ResponseHeader;
 use rustls::ServerConfig;
@@ -149,7 +150,12 @@ async fn connection(
     // Responses are written as header then body; without this the body
     // would wait on the header's ACK (Nagle + delayed ACK).
     let _ = tcp.set_nodelay(true);
-    let l4 = super::coalesce::Coalesced::new(L4Stream::from(tcp));
+    let fd = tcp.as_raw_fd();
+    let mut l4 = L4Stream::from(tcp);
+    // Lets sessions report the client address (X-Forwarded-For on proxy
+    // rewrites); the peer address is looked up only when asked for.
+    l4.set_socket_digest(SocketDigest::from_raw_fd(fd));
+    let l4 = super::coalesce::Coalesced::new(l4);
     let stream: Stream = match tls {
         None => Box::new(l4),
         Some(acceptor) => {

@@ -1,4 +1,5 @@
-//! The request handler: Host → site → bundle file → response.
+//! The request handler: Host → site → routing rules → function or bundle
+//! file → response (the order is explained in `super::routing`).
 //!
 //! The response is decided first from the routing snapshot and the manifest
 //! alone ([`decide`], [`plan_file`]); only then is a blob opened, so a
@@ -16,13 +17,14 @@ use pingora_core::{OrErr, ReadError};
 use pingora_http::{RequestHeader, ResponseHeader};
 use protocol::functions::match_route;
 use protocol::host::normalize_host;
-use protocol::path::parse_request_path;
+use protocol::path::{parse_decoded_path, parse_request_path};
 use protocol::resolve::{resolve, Resolution};
+use protocol::routing::{headers_for, route, Decision};
 use protocol::{BlobHash, Encoding, FileEntry};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::negotiate::{self, RangeDecision};
-use super::{pages, EdgeHttp};
+use super::{pages, proxy, routing, EdgeHttp};
 use crate::functions;
 use crate::state::Site;
 use crate::store::{BlobBody, BlobError};
@@ -40,12 +42,25 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
     let head = session.req_header().method == Method::HEAD;
     match decide(app, session.req_header()) {
         Reply::Platform(status) => send_page(session, status, None, head).await,
-        Reply::File { site, plan } => send_file(app, session, &site, plan, head).await,
+        Reply::File { site, plan, extra } => {
+            send_file(app, session, &site, plan, &extra, head).await
+        }
+        Reply::Redirect {
+            site,
+            status,
+            location,
+        } => send_redirect(session, &site, status, &location).await,
+        Reply::Proxy { site, url } => proxy::respond(app, session, &site, &url).await,
         Reply::Function {
             site,
             route,
             authority,
+            target,
         } => {
+            if let Some(uri) = target {
+                // A rewrite: the function sees the path it was rewritten to.
+                session.req_header_mut().set_uri(uri);
+            }
             let Some(entry) = site.manifest.functions.get(&route) else {
                 return send_page(session, 404, Some(&site), head).await;
             };
@@ -70,6 +85,8 @@ enum Reply {
     File {
         site: Arc<Site>,
         plan: FilePlan,
+        /// Headers from the bundle's header rules.
+        extra: Vec<(String, String)>,
     },
     /// A function's route matched; it takes every method.
     Function {
@@ -77,7 +94,17 @@ enum Reply {
         route: String,
         /// `Host` / `:authority` as the client sent it.
         authority: String,
+        /// The request target after a rewrite.
+        target: Option<http::Uri>,
     },
+    /// A redirect rule (or a clean-URL / trailing-slash canonicalisation).
+    Redirect {
+        site: Arc<Site>,
+        status: u16,
+        location: String,
+    },
+    /// A rewrite to an absolute URL.
+    Proxy { site: Arc<Site>, url: String },
 }
 
 fn decide(app: &EdgeHttp, req: &RequestHeader) -> Reply {
@@ -102,6 +129,44 @@ fn decide(app: &EdgeHttp, req: &RequestHeader) -> Reply {
     else {
         return Reply::Platform(400);
     };
+    let mut path = path;
+    let mut extra = Vec::new();
+    let mut target = None;
+    let mut not_found_rewrite = false;
+    let rules = &site.manifest.routing;
+    // A bundle without routing rules pays for this one check only.
+    if !rules.is_empty() {
+        let rooted = path.rooted();
+        let query = req.uri.query();
+        match route(rules, &rooted, query, |p| {
+            routing::exists(&site.manifest, p)
+        }) {
+            Decision::Pass => {}
+            Decision::Redirect { status, location } => {
+                return Reply::Redirect {
+                    site,
+                    status,
+                    location,
+                }
+            }
+            Decision::Proxy { url } => return Reply::Proxy { site, url },
+            Decision::Rewrite {
+                path: to,
+                query,
+                status,
+            } => {
+                let Ok(rewritten) = parse_decoded_path(&to) else {
+                    tracing::debug!(project = %site.project, "rewrite to an invalid path");
+                    return Reply::Platform(404);
+                };
+                target = routing::rewritten_target(&to, query.as_deref());
+                not_found_rewrite = status == 404;
+                path = rewritten;
+            }
+        }
+        // Header rules match the path the client asked for.
+        extra = headers_for(rules, &rooted);
+    }
     // Functions first: their routes shadow files of the same path.
     if let Some(m) = match_route(&site.manifest.functions, &path.segments) {
         let route = m.route.to_string();
@@ -109,6 +174,7 @@ fn decide(app: &EdgeHttp, req: &RequestHeader) -> Reply {
             authority: raw_host.unwrap_or(&host).to_string(),
             site,
             route,
+            target,
         };
     }
     if req.method != Method::GET && req.method != Method::HEAD {
@@ -116,13 +182,13 @@ fn decide(app: &EdgeHttp, req: &RequestHeader) -> Reply {
     }
     let cond = Conditionals::from_request(req);
     let plan = match resolve(&site.manifest, &path) {
-        Resolution::File { path, entry } => plan_file(path, entry, true, &cond),
+        Resolution::File { path, entry } => plan_file(path, entry, !not_found_rewrite, &cond),
         Resolution::NotFound {
             page: Some((path, entry)),
         } => plan_file(path, entry, false, &cond),
         Resolution::NotFound { page: None } => return Reply::Platform(404),
     };
-    Reply::File { site, plan }
+    Reply::File { site, plan, extra }
 }
 
 /// The request headers a static response depends on. Repeated header lines
@@ -316,7 +382,7 @@ fn set(h: &mut ResponseHeader, name: HeaderName, value: &str) {
     }
 }
 
-async fn send_page(
+pub(super) async fn send_page(
     session: &mut ServerSession,
     status: u16,
     site: Option<&Site>,
@@ -329,7 +395,7 @@ async fn send_page(
     set(&mut h, header::CACHE_CONTROL, NO_STORE);
     match status {
         405 => set(&mut h, header::ALLOW, "GET, HEAD"),
-        503 => set(&mut h, header::RETRY_AFTER, "1"),
+        503 | 504 => set(&mut h, header::RETRY_AFTER, "1"),
         _ => {}
     }
     if let Some(site) = site {
@@ -340,11 +406,28 @@ async fn send_page(
     session.write_response_body(body, true).await
 }
 
+/// A redirect: no body (clients follow `Location`; a body would only be
+/// shown by clients that do not).
+async fn send_redirect(
+    session: &mut ServerSession,
+    site: &Site,
+    status: u16,
+    location: &str,
+) -> pingora_core::Result<()> {
+    let mut h = base_header(status);
+    set(&mut h, header::LOCATION, location);
+    set(&mut h, header::CONTENT_LENGTH, "0");
+    set(&mut h, X_OUTPOST_DEPLOYMENT, &site.deployment);
+    session.write_response_header(Box::new(h)).await?;
+    session.write_response_body(Bytes::new(), true).await
+}
+
 async fn send_file(
     app: &EdgeHttp,
     session: &mut ServerSession,
     site: &Site,
     plan: FilePlan,
+    extra: &[(String, String)],
     head: bool,
 ) -> pingora_core::Result<()> {
     // HEAD opens the blob too, so it answers exactly as GET would (a blob
@@ -359,6 +442,13 @@ async fn send_file(
     let mut h = base_header(plan.status);
     for (name, value) in plan.headers {
         set(&mut h, name, &value);
+    }
+    // After ours, so a rule's `Cache-Control` replaces the default one.
+    // Rule headers were validated (tokens, no framing headers) at deploy.
+    for (name, value) in extra {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            set(&mut h, name, value);
+        }
     }
     if let Some(len) = plan.content_length {
         set(&mut h, header::CONTENT_LENGTH, &len.to_string());

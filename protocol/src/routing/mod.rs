@@ -292,6 +292,14 @@ impl Problem {
     }
 }
 
+/// Percent-encodes a decoded, rooted path for use in a URL (a rewritten
+/// request target, a `Location`).
+pub fn encode_path(decoded: &str) -> String {
+    let mut out = String::with_capacity(decoded.len() + 8);
+    pattern::encode_path(decoded, &mut out);
+    out
+}
+
 /// True for `http://` and `https://` destinations (proxy or external redirect).
 pub fn is_absolute(destination: &str) -> bool {
     destination.starts_with("http://") || destination.starts_with("https://")
