@@ -39,6 +39,73 @@ impl Limits {
     }
 }
 
+/// The `[builds]` table: builds from git.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuildsConfig {
+    /// Builds that may run at once on this coordinator (0 turns building off).
+    pub concurrency: usize,
+    /// Wall clock per build, e.g. "15m".
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: std::time::Duration,
+    /// Memory per build process, e.g. "4GiB".
+    pub memory: bytesize::ByteSize,
+    /// Largest output folder a build may produce.
+    pub max_output: bytesize::ByteSize,
+    /// Largest log a build may print.
+    pub max_log: bytesize::ByteSize,
+    /// Workspaces and package caches. Every parent must be searchable by the
+    /// unprivileged build user [default: <temp dir>/outpost-builds].
+    pub work_dir: Option<PathBuf>,
+    /// Allow `file://` and local-path repositories (tests, single-user setups).
+    pub allow_local_git: bool,
+    /// When set, repositories must live on one of these hosts.
+    pub allowed_git_hosts: Vec<String>,
+}
+
+impl Default for BuildsConfig {
+    fn default() -> Self {
+        let limits = builder::Limits::default();
+        BuildsConfig {
+            concurrency: 1,
+            timeout: limits.timeout,
+            memory: bytesize::ByteSize(limits.memory_bytes),
+            max_output: bytesize::ByteSize(limits.max_output_bytes),
+            max_log: bytesize::ByteSize(limits.max_log_bytes),
+            work_dir: None,
+            allow_local_git: false,
+            allowed_git_hosts: Vec::new(),
+        }
+    }
+}
+
+impl BuildsConfig {
+    pub fn limits(&self) -> builder::Limits {
+        builder::Limits {
+            timeout: self.timeout,
+            memory_bytes: self.memory.as_u64(),
+            max_output_bytes: self.max_output.as_u64(),
+            max_log_bytes: self.max_log.as_u64(),
+        }
+    }
+
+    pub fn work_dir(&self) -> PathBuf {
+        self.work_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("outpost-builds"))
+    }
+}
+
+/// `timeout = "15m"` in TOML.
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The TOML file: every key optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,6 +118,8 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     #[serde(default)]
     pub limits: Option<Limits>,
+    #[serde(default)]
+    pub builds: Option<BuildsConfig>,
 }
 
 impl FileConfig {
@@ -78,6 +147,7 @@ pub struct Config {
     /// e.g. `https://{host}` or `http://{host}:8080`.
     pub public_url: String,
     pub limits: Limits,
+    pub builds: BuildsConfig,
     /// Key for secrets at rest (64 hex); default: `<data_dir>/secret.key`.
     pub secret_key: Option<String>,
 }
@@ -91,6 +161,11 @@ impl Config {
         u
     }
 
+    /// The API's address as clients on this host reach it (webhook URLs).
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api_addr)
+    }
+
     pub fn production_host(&self, project: &str) -> String {
         format!("{project}.{}", self.base_domain)
     }
@@ -99,7 +174,15 @@ impl Config {
         format!("{project}-{deployment}.{}", self.base_domain)
     }
 
+    /// The stable preview host of a branch: `<project>-git-<branch slug>`.
+    pub fn branch_host(&self, project: &str, branch: &str) -> String {
+        format!("{}.{}", branch_label(project, branch), self.base_domain)
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
+        if self.builds.timeout.is_zero() || self.builds.memory.as_u64() < 64 << 20 {
+            anyhow::bail!("[builds] timeout must be positive and memory at least 64MiB");
+        }
         protocol::host::normalize_host(&self.base_domain)
             .map_err(|e| anyhow::anyhow!("base_domain {:?}: {e}", self.base_domain))?;
         if !self.public_url.contains("{host}") {
@@ -122,9 +205,66 @@ pub fn default_sqlite_url(data_dir: &Path) -> String {
     )
 }
 
+/// One DNS label for a branch's preview host: the branch lowercased, runs
+/// of anything but a-z0-9 as one `-`; too long (or empty) and it is cut
+/// and suffixed with a hash of the branch, so distinct branches stay apart.
+pub fn branch_label(project: &str, branch: &str) -> String {
+    let mut slug = String::new();
+    for c in branch.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_matches('-');
+    let prefix = format!("{project}-git-");
+    let room = 63usize.saturating_sub(prefix.len());
+    if !slug.is_empty() && slug.len() <= room && slug == branch {
+        return format!("{prefix}{slug}");
+    }
+    let hash = &blake3::hash(branch.as_bytes()).to_hex()[..6];
+    // A slug that differs from the branch name gets the hash too, so
+    // `feature/x` and `feature-x` never share a host.
+    let keep = room.saturating_sub(7).min(slug.len());
+    let cut = slug[..keep].trim_end_matches('-');
+    if cut.is_empty() {
+        format!("{prefix}{hash}")
+    } else {
+        format!("{prefix}{cut}-{hash}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn branch_labels() {
+        let long = "a".repeat(80);
+        // (project, branch, expected label or a prefix of it)
+        let cases: &[(&str, &str, &str)] = &[
+            ("blog", "main", "blog-git-main"),
+            ("blog", "dev-2", "blog-git-dev-2"),
+            ("blog", "feature/login", "blog-git-feature-login-"),
+            ("blog", "Feature_X", "blog-git-feature-x-"),
+            ("blog", "__", "blog-git-"),
+            ("blog", &long, "blog-git-aaaa"),
+        ];
+        for (project, branch, want) in cases {
+            let got = branch_label(project, branch);
+            assert!(got.starts_with(want), "{branch}: {got}");
+            assert!(got.len() <= 63, "{got}");
+            assert!(protocol::host::is_valid_label(&got), "{got}");
+        }
+        assert_ne!(
+            branch_label("b", "feature/x"),
+            branch_label("b", "feature-x")
+        );
+        assert_ne!(branch_label("b", "Main"), branch_label("b", "main"));
+        let max = "p".repeat(40);
+        assert!(branch_label(&max, &long).len() <= 63);
+    }
 
     #[test]
     fn file_config_rejects_unknown_keys_and_bad_values() {
@@ -137,6 +277,9 @@ mod tests {
             "[limits]\nmax_files = -1",
             "[limits]\nbogus = 1",
             "base_domain = [",
+            "[builds]\ntimeout = \"soon\"",
+            "[builds]\nmemory = \"lots\"",
+            "[builds]\nbogus = 1",
         ] {
             assert!(toml::from_str::<FileConfig>(bad).is_err(), "{bad}");
         }

@@ -162,6 +162,15 @@ impl ConfigHub {
             t.env = EnvKind::Production;
             cfg.hosts.insert(self.config.production_host(&d.project), t);
         }
+        // Branch previews: the newest ready build of each branch.
+        for (project, branch, deployment) in self.store.branch_aliases().await? {
+            let own = self.config.deployment_host(&project, &deployment);
+            if let Some(t) = cfg.hosts.get(&own).cloned() {
+                cfg.hosts
+                    .entry(self.config.branch_host(&project, &branch))
+                    .or_insert(t);
+            }
+        }
         drop(manifests);
         cfg.projects = self.project_runtimes(&live).await?;
         let wildcard = format!("*.{}", self.config.base_domain);

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod blobs;
+pub mod builds;
 pub mod ca;
 pub mod cli;
 pub mod components;
@@ -14,3 +15,4 @@ pub mod quic;
 pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod webhooks;

@@ -118,8 +118,46 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
-    /// Read a project's function logs (stdout/stderr), optionally following.
+    /// Show a project's git connection (webhook URL and secret), or connect a repository.
+    Git {
+        project: String,
+        #[command(flatten)]
+        git: GitFlags,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Build and deploy the newest commit of a branch (default: the production branch).
+    Build {
+        project: String,
+        #[arg(long)]
+        branch: Option<String>,
+        /// Build this exact commit (full sha) instead of the branch's newest.
+        #[arg(long)]
+        commit: Option<String>,
+        /// Print the build log until the build ends; fail if it does not become ready.
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Build a deployment's commit again.
+    Redeploy {
+        deployment: String,
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Cancel a queued or running build.
+    Cancel {
+        deployment: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Read logs: a deployment's build log (`logs <deployment>`) or a project's function logs (`logs <project>`).
     Logs {
+        /// A project name (function logs) or a deployment id (build log).
+        #[arg(value_name = "PROJECT|DEPLOYMENT")]
         project: String,
         #[arg(long)]
         deployment: Option<String>,
@@ -143,7 +181,52 @@ enum Command {
 #[derive(Subcommand)]
 enum ProjectsAction {
     List,
-    Create { name: String },
+    /// Create a project, optionally connected to a git repository.
+    Create {
+        name: String,
+        #[command(flatten)]
+        git: GitFlags,
+    },
+}
+
+/// A repository connection, as flags.
+#[derive(Args, Clone, Default)]
+struct GitFlags {
+    /// Repository URL (https:// or ssh://).
+    #[arg(long = "git", value_name = "URL")]
+    git_url: Option<String>,
+    /// Production branch; other branches get preview deployments.
+    #[arg(long, default_value = "main")]
+    branch: String,
+    /// Subfolder to build (monorepos).
+    #[arg(long)]
+    root_dir: Option<String>,
+    /// Override the detected install command ("" skips installing).
+    #[arg(long)]
+    install_command: Option<String>,
+    /// Override the detected build command ("" skips building).
+    #[arg(long)]
+    build_command: Option<String>,
+    /// Override the detected output folder.
+    #[arg(long)]
+    output_dir: Option<String>,
+    /// Keep production-branch builds as previews until promoted by hand.
+    #[arg(long)]
+    no_auto_promote: bool,
+}
+
+impl GitFlags {
+    fn args(&self) -> Option<cli::builds::GitArgs> {
+        Some(cli::builds::GitArgs {
+            url: self.git_url.clone()?,
+            branch: self.branch.clone(),
+            root_dir: self.root_dir.clone(),
+            install_command: self.install_command.clone(),
+            build_command: self.build_command.clone(),
+            output_dir: self.output_dir.clone(),
+            auto_promote: !self.no_auto_promote,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -239,6 +322,7 @@ fn resolve_config(a: ServeArgs) -> anyhow::Result<Config> {
             .or(file.public_url)
             .unwrap_or_else(|| "https://{host}".into()),
         limits: file.limits.unwrap_or_default(),
+        builds: file.builds.unwrap_or_default(),
         secret_key: a.secret_key,
         data_dir,
     })
@@ -340,8 +424,8 @@ async fn main() -> anyhow::Result<()> {
             let c = client(&remote)?;
             match action.unwrap_or(ProjectsAction::List) {
                 ProjectsAction::List => cli::commands::projects_list(&c, remote.json).await,
-                ProjectsAction::Create { name } => {
-                    cli::commands::projects_create(&c, &name, remote.json).await
+                ProjectsAction::Create { name, git } => {
+                    cli::commands::projects_create(&c, &name, git.args(), remote.json).await
                 }
             }
         }
@@ -382,6 +466,36 @@ async fn main() -> anyhow::Result<()> {
             clear,
             remote,
         } => cli::commands::outbound(&client(&remote)?, &project, &hosts, clear, remote.json).await,
+        Command::Git {
+            project,
+            git,
+            remote,
+        } => cli::builds::git(&client(&remote)?, &project, git.args(), remote.json).await,
+        Command::Build {
+            project,
+            branch,
+            commit,
+            follow,
+            remote,
+        } => {
+            cli::builds::build(
+                &client(&remote)?,
+                &project,
+                branch.as_deref(),
+                commit.as_deref(),
+                follow,
+                remote.json,
+            )
+            .await
+        }
+        Command::Redeploy {
+            deployment,
+            follow,
+            remote,
+        } => cli::builds::redeploy(&client(&remote)?, &deployment, follow, remote.json).await,
+        Command::Cancel { deployment, remote } => {
+            cli::builds::cancel(&client(&remote)?, &deployment, remote.json).await
+        }
         Command::Logs {
             project,
             deployment,
@@ -389,8 +503,12 @@ async fn main() -> anyhow::Result<()> {
             follow,
             remote,
         } => {
+            let c = client(&remote)?;
+            if deployment.is_none() && cli::builds::is_build(&c, &project).await {
+                return cli::builds::print_log(&c, &project, follow, remote.json).await;
+            }
             cli::commands::logs(
-                &client(&remote)?,
+                &c,
                 cli::commands::LogsOptions {
                     project: &project,
                     deployment: deployment.as_deref(),

@@ -98,7 +98,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     });
     let api_addr = api_listener.local_addr()?;
     let quic_addr = endpoint.local_addr()?;
+    let builds = crate::builds::BuildService::new(
+        store.clone(),
+        blobs.clone(),
+        hub.clone(),
+        secrets.clone(),
+        config.clone(),
+    );
     let state = AppState {
+        builds: builds.clone(),
         secrets,
         store: store.clone(),
         blobs,
@@ -116,6 +124,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         hub.clone()
             .poll(Duration::from_secs(2), shutdown_rx.clone()),
     ));
+    tasks.push(tokio::spawn(builds.run(shutdown_rx.clone())));
     let mut api_shutdown = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
         let app = api::router(state);

@@ -80,6 +80,7 @@ fn deployment(id: &str, project: &str, bundle: &str, at: i64, target: Target) ->
         created_at: at,
         ready_at: None,
         promoted_at: None,
+        git: None,
     }
 }
 

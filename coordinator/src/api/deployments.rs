@@ -63,7 +63,7 @@ fn view(state: &AppState, p: &Project, d: Deployment) -> DeploymentView {
     }
 }
 
-async fn load(state: &AppState, id: &str) -> ApiResult<(Project, Deployment)> {
+pub(super) async fn load(state: &AppState, id: &str) -> ApiResult<(Project, Deployment)> {
     let valid = id.len() <= 40 && id.bytes().all(|b| b.is_ascii_alphanumeric());
     let d = if valid {
         state.store.deployment(id).await?
@@ -111,6 +111,7 @@ pub async fn create(
         created_at: crate::store::now_ms(),
         ready_at: None,
         promoted_at: None,
+        git: None,
     };
     state.store.create_deployment(&d).await?;
     let blobs = body.manifest.blobs();
@@ -300,13 +301,21 @@ pub async fn rollback(
     Ok(Json(view(&state, &p, d)))
 }
 
+/// A deployment; while a git build has not produced it yet, the build
+/// (same id) with its status.
 pub async fn show(
     _: Authed,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<DeploymentView>> {
-    let (p, d) = load(&state, &id).await?;
-    Ok(Json(view(&state, &p, d)))
+) -> ApiResult<Json<serde_json::Value>> {
+    let found = match load(&state, &id).await {
+        Ok((p, d)) => serde_json::to_value(view(&state, &p, d)),
+        Err(not_found) => match super::builds::load(&state, &id).await {
+            Ok((p, b)) => serde_json::to_value(super::builds::view(&state, &p, b)),
+            Err(_) => return Err(not_found),
+        },
+    };
+    Ok(Json(found.map_err(ApiError::internal)?))
 }
 
 pub async fn list(

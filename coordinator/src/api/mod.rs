@@ -1,10 +1,12 @@
 //! The REST API under `/api/v1` (axum, JSON, bearer tokens).
 
+mod builds;
 mod cluster;
 mod deployments;
 mod env;
 pub mod error;
 mod extract;
+mod git;
 mod logs;
 mod projects;
 
@@ -28,6 +30,7 @@ pub struct AppState {
     pub hub: Arc<ConfigHub>,
     pub config: Arc<Config>,
     pub quic: Arc<QuicContext>,
+    pub builds: Arc<crate::builds::BuildService>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -53,7 +56,21 @@ pub fn router(state: AppState) -> Router {
             "/projects/{project}/deployments",
             get(deployments::list).post(deployments::create),
         )
+        .route(
+            "/projects/{project}/git",
+            get(git::show).put(git::put).delete(git::delete),
+        )
+        .route(
+            "/projects/{project}/builds",
+            get(builds::list).post(builds::create),
+        )
+        .route("/hooks/git/{project}", post(git::hook))
+        .route("/builds/{id}", get(builds::show))
         .route("/deployments/{id}", get(deployments::show))
+        .route("/deployments/{id}/cancel", post(builds::cancel))
+        .route("/deployments/{id}/redeploy", post(builds::redeploy))
+        .route("/deployments/{id}/events", get(builds::events))
+        .route("/deployments/{id}/build-logs", get(builds::logs))
         .route("/deployments/{id}/finalize", post(deployments::finalize))
         .route("/deployments/{id}/promote", post(deployments::promote))
         .route("/blobs/missing", post(deployments::missing_blobs))

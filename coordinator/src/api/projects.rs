@@ -17,6 +17,8 @@ pub const MAX_PROJECT_NAME: usize = 40;
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
     pub name: String,
+    /// Connect a repository at once (see `PUT /projects/{name}/git`).
+    pub git: Option<super::git::GitInput>,
 }
 
 #[derive(Serialize)]
@@ -64,10 +66,17 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateProject>,
 ) -> ApiResult<(StatusCode, Json<ProjectView>)> {
     validate_name(&body.name)?;
+    let git = match &body.git {
+        Some(g) => Some(super::git::validate(&state, g)?),
+        None => None,
+    };
     let p = state
         .store
         .create_project(&crate::ids::new_id(12), &body.name)
         .await?;
+    if let Some(g) = &git {
+        super::git::connect(&state, &p, g).await?;
+    }
     tracing::info!(project = %p.name, "project created");
     Ok((StatusCode::CREATED, Json(view(&state, p))))
 }

@@ -54,8 +54,15 @@ pub async fn projects_list(client: &Client, as_json: bool) -> anyhow::Result<()>
     Ok(())
 }
 
-pub async fn projects_create(client: &Client, name: &str, as_json: bool) -> anyhow::Result<()> {
-    let p: Value = client.post("/projects", &json!({ "name": name })).await?;
+pub async fn projects_create(
+    client: &Client,
+    name: &str,
+    git: Option<super::builds::GitArgs>,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let p: Value = client
+        .post("/projects", &json!({ "name": name, "git": git }))
+        .await?;
     if as_json {
         print_json(&p);
     } else {
@@ -314,7 +321,7 @@ pub async fn logs(client: &Client, o: LogsOptions<'_>) -> anyhow::Result<()> {
     }
 }
 
-fn httpdate_ms(ms: i64) -> String {
+pub(crate) fn httpdate_ms(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(

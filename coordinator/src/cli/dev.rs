@@ -62,6 +62,7 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         base_domain: "localhost".into(),
         public_url: format!("http://{{host}}:{}", o.http_port),
         limits: Limits::default(),
+        builds: Default::default(),
         secret_key: None,
     };
     let running = server::start(config).await?;

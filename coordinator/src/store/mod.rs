@@ -4,6 +4,7 @@
 //! `$N` placeholders (in ascending order) and the types both backends share
 //! (BIGINT, TEXT, BLOB/BYTEA). Each backend has its own migration folder.
 
+mod builds;
 mod models;
 
 use std::str::FromStr;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
+pub use builds::{ReadyBuild, MAX_BUILD_ATTEMPTS};
 pub use models::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -227,8 +229,9 @@ impl Store {
 
     pub async fn create_deployment(&self, d: &Deployment) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO deployments (id, project_id, bundle_id, status, target, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO deployments (id, project_id, bundle_id, status, target, created_at, \
+             branch, commit_sha, commit_message, commit_author) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&d.id)
         .bind(&d.project_id)
@@ -236,6 +239,10 @@ impl Store {
         .bind(d.status.as_str())
         .bind(d.target.as_str())
         .bind(d.created_at)
+        .bind(d.git.as_ref().map(|g| g.branch.clone()))
+        .bind(d.git.as_ref().and_then(|g| g.commit_sha.clone()))
+        .bind(d.git.as_ref().and_then(|g| g.commit_message.clone()))
+        .bind(d.git.as_ref().and_then(|g| g.commit_author.clone()))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -733,8 +740,8 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-const DEPLOYMENT_COLS: &str =
-    "id, project_id, bundle_id, status, target, created_at, ready_at, promoted_at";
+const DEPLOYMENT_COLS: &str = "id, project_id, bundle_id, status, target, created_at, ready_at, \
+     promoted_at, branch, commit_sha, commit_message, commit_author";
 const NODE_COLS: &str = "id, name, region, cert_fingerprint, software_version, config_version, \
      bundles_present, bundles_pending, http_addr, https_addr, mesh_addr, created_at, last_seen";
 
@@ -767,6 +774,7 @@ impl FromRow for Deployment {
             created_at: r.try_get("created_at")?,
             ready_at: r.try_get("ready_at")?,
             promoted_at: r.try_get("promoted_at")?,
+            git: GitMeta::from_row_opt(r)?,
         })
     }
 }

@@ -44,6 +44,8 @@ macro_rules! str_enum {
 }
 str_enum!(DeploymentStatus { Uploading => "uploading", Ready => "ready" });
 str_enum!(Target { Production => "production", Preview => "preview" });
+str_enum!(BuildStatus { Queued => "queued", Building => "building", Ready => "ready", Error => "error", Canceled => "canceled" });
+str_enum!(BuildTrigger { Push => "push", Api => "api", Redeploy => "redeploy" });
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Deployment {
@@ -55,6 +57,81 @@ pub struct Deployment {
     pub created_at: i64,
     pub ready_at: Option<i64>,
     pub promoted_at: Option<i64>,
+    /// Set for deployments built from git.
+    pub git: Option<GitMeta>,
+}
+
+/// Which commit a deployment or build is made of.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct GitMeta {
+    pub branch: String,
+    pub commit_sha: Option<String>,
+    pub commit_message: Option<String>,
+    pub commit_author: Option<String>,
+}
+
+/// A project's repository connection.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct GitSettings {
+    pub url: String,
+    /// The production branch; pushes to any other branch make previews.
+    pub branch: String,
+    pub root_dir: Option<String>,
+    pub install_command: Option<String>,
+    pub build_command: Option<String>,
+    pub output_dir: Option<String>,
+    /// Promote production-branch builds once ready.
+    pub auto_promote: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildStatus {
+    Queued,
+    Building,
+    Ready,
+    Error,
+    Canceled,
+}
+
+impl BuildStatus {
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Ready | Self::Error | Self::Canceled)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildTrigger {
+    Push,
+    Api,
+    Redeploy,
+}
+
+/// A queued, running or finished build; a ready build's deployment has
+/// the same id.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Build {
+    pub id: String,
+    pub project_id: String,
+    pub status: BuildStatus,
+    pub target: Target,
+    pub git: GitMeta,
+    pub trigger: BuildTrigger,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct BuildLogLine {
+    pub seq: i64,
+    pub ts: i64,
+    /// `system`, `stdout` or `stderr`.
+    pub stream: String,
+    pub line: String,
 }
 
 pub struct BundleRow {

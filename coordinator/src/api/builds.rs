@@ -1,0 +1,332 @@
+//! Builds: queue one (latest commit of a branch, or an exact commit),
+//! list them, cancel, redeploy, and read the build log — whole, paginated,
+//! or live over server-sent events.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, Authed, Page, PageQuery};
+use super::projects;
+use super::AppState;
+use crate::store::{Build, BuildLogLine, BuildTrigger, GitMeta, Project};
+use crate::webhooks;
+
+#[derive(Serialize)]
+pub struct BuildView {
+    #[serde(flatten)]
+    pub build: Build,
+    pub project: String,
+    /// The deployment's own URL once the build is ready.
+    pub url: String,
+    /// The branch's stable preview URL.
+    pub branch_url: String,
+}
+
+pub fn view(state: &AppState, p: &Project, b: Build) -> BuildView {
+    BuildView {
+        url: state
+            .config
+            .site_url(&state.config.deployment_host(&p.name, &b.id)),
+        branch_url: state
+            .config
+            .site_url(&state.config.branch_host(&p.name, &b.git.branch)),
+        project: p.name.clone(),
+        build: b,
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    id.len() <= 40 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+pub async fn load(state: &AppState, id: &str) -> ApiResult<(Project, Build)> {
+    let b = if valid_id(id) {
+        state.store.build(id).await?
+    } else {
+        None
+    };
+    let b = b.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "build {:?}",
+            id.chars().take(40).collect::<String>()
+        ))
+    })?;
+    let p = projects::load(state, &b.project_id).await?;
+    Ok((p, b))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBuild {
+    /// Default: the production branch.
+    pub branch: Option<String>,
+    /// Default: the newest commit of the branch when the build starts.
+    pub commit: Option<String>,
+}
+
+/// `POST /projects/{p}/builds`: "deploy the latest commit of branch X".
+pub async fn create(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    ApiJson(body): ApiJson<CreateBuild>,
+) -> ApiResult<(StatusCode, Json<BuildView>)> {
+    let p = projects::load(&state, &project).await?;
+    let Some((settings, _)) = state.store.git(&p.id).await? else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_connected",
+            format!("project {:?} is not connected to a git repository", p.name),
+        ));
+    };
+    let branch = body.branch.unwrap_or(settings.branch);
+    webhooks::validate_branch(&branch)
+        .map_err(|e| ApiError::bad_request("invalid_branch", e.to_string()))?;
+    if let Some(c) = &body.commit {
+        webhooks::validate_sha(c)
+            .map_err(|e| ApiError::bad_request("invalid_commit", e.to_string()))?;
+    }
+    let b = state
+        .builds
+        .enqueue(
+            &p,
+            GitMeta {
+                branch,
+                commit_sha: body.commit.map(|c| c.to_ascii_lowercase()),
+                ..Default::default()
+            },
+            BuildTrigger::Api,
+        )
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(view(&state, &p, b))))
+}
+
+pub async fn list(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<Page<BuildView>>> {
+    let p = projects::load(&state, &project).await?;
+    let limit = q.limit()?;
+    let before = match q.cursor()? {
+        None => None,
+        Some(c) => Some(
+            c.split_once('.')
+                .and_then(|(ts, id)| Some((ts.parse::<i64>().ok()?, id.to_string())))
+                .ok_or_else(|| {
+                    ApiError::bad_request("bad_cursor", "cursor is not one this API returned")
+                })?,
+        ),
+    };
+    let items = state
+        .store
+        .list_builds(&p.id, before.as_ref().map(|(t, i)| (*t, i.as_str())), limit)
+        .await?;
+    let next_cursor = (items.len() as i64 == limit).then(|| {
+        let last = items.last().unwrap();
+        format!("{}.{}", last.created_at, last.id)
+    });
+    Ok(Json(Page {
+        items: items.into_iter().map(|b| view(&state, &p, b)).collect(),
+        next_cursor,
+    }))
+}
+
+pub async fn show(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BuildView>> {
+    let (p, b) = load(&state, &id).await?;
+    Ok(Json(view(&state, &p, b)))
+}
+
+pub async fn cancel(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BuildView>> {
+    let (p, b) = load(&state, &id).await?;
+    if b.status.is_finished() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "build_finished",
+            format!("build {} already ended ({})", b.id, b.status.as_str()),
+        ));
+    }
+    let b = state.builds.cancel(&b.id).await?.unwrap_or(b);
+    Ok(Json(view(&state, &p, b)))
+}
+
+/// `POST /deployments/{id}/redeploy`: builds the same commit again.
+pub async fn redeploy(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<BuildView>)> {
+    let (p, git) = match state.store.build(&id).await? {
+        Some(b) if valid_id(&id) => (projects::load(&state, &b.project_id).await?, b.git),
+        _ => {
+            let (p, d) = super::deployments::load(&state, &id).await?;
+            let git = d.git.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "not_a_build",
+                    "this deployment was uploaded, not built from git: deploy the folder again or promote it",
+                )
+            })?;
+            (p, git)
+        }
+    };
+    let b = state
+        .builds
+        .enqueue(&p, git, BuildTrigger::Redeploy)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(view(&state, &p, b))))
+}
+
+#[derive(Deserialize)]
+pub struct LogQuery {
+    /// Lines after this sequence number.
+    #[serde(default)]
+    pub after: i64,
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct LogPage {
+    pub items: Vec<BuildLogLine>,
+    /// The build's status now; when it has ended and `items` is short,
+    /// the log is complete.
+    pub status: crate::store::BuildStatus,
+    pub next_after: i64,
+}
+
+pub async fn logs(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Json<LogPage>> {
+    let (_, b) = load(&state, &id).await?;
+    let limit = q.limit.unwrap_or(500);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "bad_limit",
+            "limit must be between 1 and 1000",
+        ));
+    }
+    let items = state.store.build_logs(&b.id, q.after.max(0), limit).await?;
+    let next_after = items.last().map(|l| l.seq).unwrap_or(q.after.max(0));
+    Ok(Json(LogPage {
+        items,
+        status: b.status,
+        next_after,
+    }))
+}
+
+/// How long an SSE stream waits between looks at the database when the
+/// build does not run on this coordinator.
+const SSE_POLL: Duration = Duration::from_secs(1);
+
+/// `GET /deployments/{id}/events`: every log line as an `event: log`
+/// (id = sequence number, so a reconnecting client's `Last-Event-ID`
+/// resumes), then one `event: status` when the build ends.
+pub async fn events(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let (_, b) = load(&state, &id).await?;
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0)
+        .max(0);
+    struct Cursor {
+        state: AppState,
+        id: String,
+        after: i64,
+        pending: std::collections::VecDeque<Event>,
+        done: bool,
+    }
+    let cursor = Cursor {
+        state,
+        id: b.id,
+        after,
+        pending: Default::default(),
+        done: false,
+    };
+    let stream = futures::stream::unfold(cursor, |mut c| async move {
+        loop {
+            if let Some(e) = c.pending.pop_front() {
+                return Some((Ok(e), c));
+            }
+            if c.done {
+                return None;
+            }
+            // Subscribe before reading, so a line written in between wakes us.
+            let mut live = c.state.builds.logs.follow(&c.id);
+            let lines = c.state.store.build_logs(&c.id, c.after, 500).await;
+            let lines = match lines {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(build = %c.id, error = %e, "reading build log for SSE");
+                    return None;
+                }
+            };
+            if !lines.is_empty() {
+                for l in lines {
+                    c.after = l.seq;
+                    let data = serde_json::to_string(&l).unwrap_or_default();
+                    c.pending.push_back(
+                        Event::default()
+                            .event("log")
+                            .id(l.seq.to_string())
+                            .data(data),
+                    );
+                }
+                continue;
+            }
+            let build = match c.state.store.build(&c.id).await {
+                Ok(Some(b)) => b,
+                _ => return None,
+            };
+            if build.status.is_finished() {
+                // One more read: lines written just before the status changed.
+                if let Ok(rest) = c.state.store.build_logs(&c.id, c.after, 500).await {
+                    if !rest.is_empty() {
+                        continue;
+                    }
+                }
+                let data = serde_json::json!({
+                    "status": build.status,
+                    "error": build.error,
+                })
+                .to_string();
+                c.pending
+                    .push_back(Event::default().event("status").data(data));
+                c.done = true;
+                continue;
+            }
+            match live.as_mut() {
+                Some(rx) => {
+                    let _ = tokio::time::timeout(SSE_POLL, rx.changed()).await;
+                }
+                None => tokio::time::sleep(SSE_POLL).await,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

@@ -1,0 +1,249 @@
+//! A project's repository connection and the push webhook.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, Authed};
+use super::projects;
+use super::AppState;
+use crate::builds::BuildServiceError;
+use crate::store::{BuildTrigger, GitMeta, GitSettings};
+use crate::webhooks::{self, HookError, HookEvent};
+
+const MAX_COMMAND: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitInput {
+    pub url: String,
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    pub root_dir: Option<String>,
+    pub install_command: Option<String>,
+    pub build_command: Option<String>,
+    pub output_dir: Option<String>,
+    #[serde(default = "yes")]
+    pub auto_promote: bool,
+}
+
+fn default_branch() -> String {
+    "main".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Serialize)]
+pub struct GitView {
+    #[serde(flatten)]
+    pub settings: GitSettings,
+    /// Where GitHub, GitLab or Gitea should POST push events.
+    pub webhook_url: String,
+    /// The HMAC secret (GitHub, Gitea) or token (GitLab) for that hook.
+    pub webhook_secret: String,
+}
+
+fn bad(field: &str, why: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request("invalid_git_settings", format!("{field}: {why}"))
+}
+
+/// Checks every field of a repository connection.
+pub fn validate(state: &AppState, g: &GitInput) -> ApiResult<GitSettings> {
+    let policy = builder::git::UrlPolicy {
+        allow_local: state.config.builds.allow_local_git,
+        allowed_hosts: state.config.builds.allowed_git_hosts.clone(),
+    };
+    if g.url.len() > 2000 {
+        return Err(bad("url", "longer than 2000 characters"));
+    }
+    builder::git::validate_url(&g.url, &policy).map_err(|e| bad("url", e))?;
+    webhooks::validate_branch(&g.branch).map_err(|e| bad("branch", e))?;
+    for (field, dir) in [("root_dir", &g.root_dir), ("output_dir", &g.output_dir)] {
+        if let Some(d) = dir {
+            let d = d.trim_matches('/');
+            if !d.is_empty() && d != "." {
+                protocol::path::validate_bundle_path(d).map_err(|e| bad(field, e))?;
+            }
+        }
+    }
+    for (field, cmd) in [
+        ("install_command", &g.install_command),
+        ("build_command", &g.build_command),
+    ] {
+        if let Some(c) = cmd {
+            if c.len() > MAX_COMMAND || c.chars().any(|ch| ch.is_control() && ch != '\t') {
+                return Err(bad(
+                    field,
+                    format!("at most {MAX_COMMAND} characters on one line"),
+                ));
+            }
+        }
+    }
+    Ok(GitSettings {
+        url: g.url.clone(),
+        branch: g.branch.clone(),
+        root_dir: g.root_dir.clone(),
+        install_command: g.install_command.clone(),
+        build_command: g.build_command.clone(),
+        output_dir: g.output_dir.clone(),
+        auto_promote: g.auto_promote,
+    })
+}
+
+fn view(state: &AppState, project: &str, settings: GitSettings, secret: String) -> GitView {
+    GitView {
+        settings,
+        webhook_url: format!(
+            "{}/api/v1/hooks/git/{project}",
+            state.config.api_url().trim_end_matches('/')
+        ),
+        webhook_secret: secret,
+    }
+}
+
+/// Stores the connection; the webhook secret is made once and kept.
+pub async fn connect(
+    state: &AppState,
+    project: &crate::store::Project,
+    settings: &GitSettings,
+) -> ApiResult<GitView> {
+    let existing = state.store.git(&project.id).await?.and_then(|(_, s)| s);
+    let (sealed, secret) = match existing {
+        Some(sealed) => {
+            let s = state.secrets.open(&sealed).map_err(ApiError::internal)?;
+            (sealed, s)
+        }
+        None => {
+            let s = crate::ids::new_secret();
+            (state.secrets.seal(&s), s)
+        }
+    };
+    state
+        .store
+        .set_git(&project.id, Some(settings), Some(&sealed))
+        .await?;
+    tracing::info!(project = %project.name, url = %builder::git::redact_url(&settings.url), branch = %settings.branch, "git connected");
+    Ok(view(state, &project.name, settings.clone(), secret))
+}
+
+pub async fn put(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    ApiJson(body): ApiJson<GitInput>,
+) -> ApiResult<Json<GitView>> {
+    let p = projects::load(&state, &project).await?;
+    let settings = validate(&state, &body)?;
+    Ok(Json(connect(&state, &p, &settings).await?))
+}
+
+pub async fn show(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+) -> ApiResult<Json<GitView>> {
+    let p = projects::load(&state, &project).await?;
+    let (settings, sealed) =
+        state.store.git(&p.id).await?.ok_or_else(|| {
+            ApiError::not_found(format!("git connection of project {:?}", p.name))
+        })?;
+    let secret = match sealed {
+        Some(s) => state.secrets.open(&s).map_err(ApiError::internal)?,
+        None => String::new(),
+    };
+    Ok(Json(view(&state, &p.name, settings, secret)))
+}
+
+pub async fn delete(
+    _: Authed,
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+) -> ApiResult<StatusCode> {
+    let p = projects::load(&state, &project).await?;
+    state.store.set_git(&p.id, None, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+impl From<BuildServiceError> for ApiError {
+    fn from(e: BuildServiceError) -> Self {
+        match e {
+            BuildServiceError::NotConnected(_) => {
+                ApiError::new(StatusCode::CONFLICT, "not_connected", e.to_string())
+            }
+            BuildServiceError::Store(s) => s.into(),
+        }
+    }
+}
+
+fn hook_error(e: HookError) -> ApiError {
+    let status = match e {
+        HookError::MissingSignature(_) | HookError::BadSignature => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, "bad_webhook", e.to_string())
+}
+
+/// `POST /hooks/git/{project}`: no bearer token; the provider's signature
+/// over the body (or GitLab's token) proves the sender holds the secret.
+pub async fn hook(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    // One answer for "no such project" and "not connected", so the hook
+    // URL does not tell strangers which projects exist.
+    let unknown = || ApiError::not_found("webhook");
+    let p = projects::load(&state, &project)
+        .await
+        .map_err(|_| unknown())?;
+    let (_, sealed) = state.store.git(&p.id).await?.ok_or_else(unknown)?;
+    let secret = state
+        .secrets
+        .open(&sealed.ok_or_else(unknown)?)
+        .map_err(ApiError::internal)?;
+    let provider = webhooks::detect(&headers).map_err(hook_error)?;
+    webhooks::verify(provider, &headers, &body, secret.as_bytes()).map_err(|e| {
+        tracing::warn!(project = %p.name, ?provider, "webhook refused: {e}");
+        hook_error(e)
+    })?;
+    match webhooks::parse(provider, &headers, &body).map_err(hook_error)? {
+        HookEvent::Push(push) => {
+            let b = state
+                .builds
+                .enqueue(
+                    &p,
+                    GitMeta {
+                        branch: push.branch,
+                        commit_sha: Some(push.commit_sha),
+                        commit_message: push.message,
+                        commit_author: push.author,
+                    },
+                    BuildTrigger::Push,
+                )
+                .await?;
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "queued": b.id, "branch": b.git.branch, "target": b.target })),
+            ))
+        }
+        HookEvent::BranchDeleted { branch } => {
+            let removed = state.store.delete_branch_alias(&p.id, &branch).await?;
+            if removed {
+                state.hub.refresh().await?;
+            }
+            Ok((
+                StatusCode::OK,
+                Json(json!({ "branch_deleted": branch, "alias_removed": removed })),
+            ))
+        }
+        HookEvent::Ping => Ok((StatusCode::OK, Json(json!({ "pong": true })))),
+        HookEvent::Ignored(what) => Ok((StatusCode::ACCEPTED, Json(json!({ "ignored": what })))),
+    }
+}

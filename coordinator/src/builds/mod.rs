@@ -1,0 +1,521 @@
+//! The build service: queue builds of a project's repository, run them
+//! (bounded by `[builds] concurrency`) through the `builder` crate, and
+//! turn each finished bundle into a deployment.
+//!
+//! The queue lives in the database, so a restart loses nothing: builds
+//! left running by a stopped coordinator are re-queued once (and the log
+//! says so), then failed.
+
+pub mod logs;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use protocol::BlobHash;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::blobs::BlobStore;
+use crate::config::Config;
+use crate::edge_config::ConfigHub;
+use crate::secrets::SecretBox;
+use crate::store::{
+    Build, BuildStatus, BuildTrigger, BundleRow, GitMeta, Project, ReadyBuild, Store, Target,
+};
+use logs::{LogHub, LogWriter};
+
+/// How often idle workers look at the queue (an enqueue wakes them at once)
+/// and running builds look for a cancel request from another coordinator.
+const POLL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildServiceError {
+    #[error("project {0:?} is not connected to a git repository")]
+    NotConnected(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+pub struct BuildService {
+    store: Store,
+    blobs: BlobStore,
+    hub: Arc<ConfigHub>,
+    secrets: Arc<SecretBox>,
+    config: Arc<Config>,
+    builder: Option<Arc<builder::Builder>>,
+    /// Why builds cannot run here, when `builder` is `None`.
+    unavailable: Option<String>,
+    pub logs: Arc<LogHub>,
+    wake: Notify,
+    running: Mutex<HashMap<String, CancellationToken>>,
+}
+
+impl BuildService {
+    pub fn new(
+        store: Store,
+        blobs: BlobStore,
+        hub: Arc<ConfigHub>,
+        secrets: Arc<SecretBox>,
+        config: Arc<Config>,
+    ) -> Arc<BuildService> {
+        let b = &config.builds;
+        let made = builder::Builder::new(builder::BuilderConfig {
+            url_policy: builder::git::UrlPolicy {
+                allow_local: b.allow_local_git,
+                allowed_hosts: b.allowed_git_hosts.clone(),
+            },
+            ..Default::default()
+        });
+        let (builder, unavailable) = match made {
+            Ok(b) => (Some(Arc::new(b)), None),
+            Err(e) => {
+                // Uploads keep working on a host that cannot build.
+                tracing::warn!(error = %e, "builds from git are unavailable on this coordinator");
+                (None, Some(e.to_string()))
+            }
+        };
+        Arc::new(BuildService {
+            store,
+            blobs,
+            hub,
+            secrets,
+            config,
+            builder,
+            unavailable,
+            logs: Arc::new(LogHub::default()),
+            wake: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Queues a build of `branch` (its newest commit, or `commit`).
+    pub async fn enqueue(
+        &self,
+        project: &Project,
+        git: GitMeta,
+        trigger: BuildTrigger,
+    ) -> Result<Build, BuildServiceError> {
+        let Some((settings, _)) = self.store.git(&project.id).await? else {
+            return Err(BuildServiceError::NotConnected(project.name.clone()));
+        };
+        let target = if git.branch == settings.branch {
+            Target::Production
+        } else {
+            Target::Preview
+        };
+        let b = Build {
+            id: crate::ids::new_id(10),
+            project_id: project.id.clone(),
+            status: BuildStatus::Queued,
+            target,
+            git,
+            trigger,
+            attempts: 0,
+            error: None,
+            created_at: crate::store::now_ms(),
+            started_at: None,
+            finished_at: None,
+        };
+        self.store.enqueue_build(&b).await?;
+        let line = format!(
+            "Queued ({}) build of {}{} for {}",
+            trigger.as_str(),
+            b.git.branch,
+            b.git
+                .commit_sha
+                .as_deref()
+                .map(|s| format!(" at {}", &s[..s.len().min(12)]))
+                .unwrap_or_default(),
+            target.as_str()
+        );
+        self.append_system(&b.id, &line).await;
+        tracing::info!(project = %project.name, build = %b.id, branch = %b.git.branch, "build queued");
+        self.wake.notify_one();
+        Ok(b)
+    }
+
+    /// Cancels a queued build, or stops a running one.
+    pub async fn cancel(&self, id: &str) -> Result<Option<Build>, BuildServiceError> {
+        let b = self.store.request_cancel(id).await?;
+        if let Some(token) = self.running.lock().unwrap().get(id) {
+            token.cancel();
+        }
+        Ok(b)
+    }
+
+    async fn append_system(&self, build_id: &str, text: &str) {
+        let seq = self.store.next_build_log_seq(build_id).await.unwrap_or(1);
+        let line = logs::system(text);
+        let row = crate::store::BuildLogLine {
+            seq,
+            ts: line.ts_ms,
+            stream: "system".into(),
+            line: line.text,
+        };
+        if let Err(e) = self.store.append_build_logs(build_id, &[row]).await {
+            tracing::error!(build = %build_id, error = %e, "writing build log");
+        }
+    }
+
+    /// Re-queues what a stopped coordinator left running, then runs the
+    /// queue until shutdown.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        match self.store.recover_interrupted_builds().await {
+            Ok(found) => {
+                for (b, requeued) in found {
+                    let text = if requeued {
+                        format!(
+                            "The coordinator restarted while this build ran; re-queued (attempt {} of {}).",
+                            b.attempts + 1,
+                            crate::store::MAX_BUILD_ATTEMPTS
+                        )
+                    } else {
+                        "The coordinator restarted while this build ran, and it has no attempts left; marked failed.".to_string()
+                    };
+                    tracing::warn!(build = %b.id, requeued, "interrupted build found at start");
+                    self.append_system(&b.id, &text).await;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "recovering interrupted builds"),
+        }
+        let workers = self.config.builds.concurrency;
+        if workers == 0 || self.builder.is_none() {
+            return;
+        }
+        let slots = Arc::new(Semaphore::new(workers));
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            let permit = tokio::select! {
+                p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+                _ = shutdown.wait_for(|s| *s) => break,
+            };
+            match self.store.claim_build().await {
+                Ok(Some(b)) => {
+                    let me = self.clone();
+                    let stop = shutdown.clone();
+                    tasks.spawn(async move {
+                        me.run_one(b, stop).await;
+                        drop(permit);
+                    });
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "reading the build queue"),
+            }
+            drop(permit);
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+            while tasks.try_join_next().is_some() {}
+        }
+        // Running builds stop with the coordinator; the next start re-queues them.
+        for t in self.running.lock().unwrap().values() {
+            t.cancel();
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    async fn run_one(self: &Arc<Self>, b: Build, shutdown: watch::Receiver<bool>) {
+        let cancel = CancellationToken::new();
+        self.running
+            .lock()
+            .unwrap()
+            .insert(b.id.clone(), cancel.clone());
+        // A cancel requested through another coordinator arrives by the DB.
+        let watcher = {
+            let me = self.clone();
+            let (id, token) = (b.id.clone(), cancel.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(POLL).await;
+                    if me.store.cancel_requested(&id).await.unwrap_or(false) {
+                        token.cancel();
+                        return;
+                    }
+                }
+            })
+        };
+        let writer = LogWriter::start(self.store.clone(), self.logs.clone(), b.id.clone()).await;
+        let result = self.build(&b, &writer, cancel.clone()).await;
+        watcher.abort();
+        self.running.lock().unwrap().remove(&b.id);
+        let interrupted = *shutdown.borrow();
+        let outcome = match result {
+            Ok(()) => None,
+            Err(BuildFailure::Canceled) if interrupted => {
+                // Left `building`: the next start re-queues it.
+                let _ = writer.tx.send(logs::system(
+                    "The coordinator is stopping; this build will be re-queued.",
+                ));
+                writer.finish().await;
+                return;
+            }
+            Err(BuildFailure::Canceled) => Some((BuildStatus::Canceled, "canceled".to_string())),
+            Err(BuildFailure::Failed(msg)) => Some((BuildStatus::Error, msg)),
+        };
+        if let Some((status, msg)) = &outcome {
+            let _ = writer.tx.send(logs::system(match status {
+                BuildStatus::Canceled => "Build canceled.".to_string(),
+                _ => format!("Build failed: {msg}"),
+            }));
+        }
+        writer.finish().await;
+        if let Some((status, msg)) = outcome {
+            if let Err(e) = self.store.finish_build(&b.id, status, Some(&msg)).await {
+                tracing::error!(build = %b.id, error = %e, "recording build result");
+            }
+            tracing::info!(build = %b.id, status = status.as_str(), error = %msg, "build ended");
+        }
+    }
+
+    async fn build(
+        &self,
+        b: &Build,
+        writer: &LogWriter,
+        cancel: CancellationToken,
+    ) -> Result<(), BuildFailure> {
+        let builder = self
+            .builder
+            .clone()
+            .ok_or_else(|| BuildFailure::Failed(self.unavailable.clone().unwrap_or_default()))?;
+        let project = self
+            .store
+            .project(&b.project_id)
+            .await
+            .map_err(BuildFailure::internal)?
+            .ok_or_else(|| BuildFailure::Failed("the project was deleted".into()))?;
+        let (settings, _) = self
+            .store
+            .git(&project.id)
+            .await
+            .map_err(BuildFailure::internal)?
+            .ok_or_else(|| {
+                BuildFailure::Failed("the project is no longer connected to git".into())
+            })?;
+        let policy = builder::git::UrlPolicy {
+            allow_local: self.config.builds.allow_local_git,
+            allowed_hosts: self.config.builds.allowed_git_hosts.clone(),
+        };
+        let commit = match &b.git.commit_sha {
+            Some(sha) => sha.clone(),
+            None => {
+                let resolved = tokio::select! {
+                    r = builder::git::resolve_branch(&settings.url, &b.git.branch, &policy) => r,
+                    _ = cancel.cancelled() => return Err(BuildFailure::Canceled),
+                };
+                let sha = resolved.map_err(|e| BuildFailure::Failed(e.to_string()))?;
+                let _ = writer
+                    .tx
+                    .send(logs::system(format!("Branch {} is at {sha}", b.git.branch)));
+                sha
+            }
+        };
+        let (env, redact) = self.build_env(&project, b.target).await?;
+        let root = self.config.builds.work_dir();
+        let work_dir = root.join("jobs").join(&b.id);
+        let cache_dir = root.join("cache").join(&project.id);
+        prepare_dirs(&root, &work_dir, &cache_dir).map_err(BuildFailure::internal)?;
+        let req = builder::BuildRequest {
+            repo_url: settings.url.clone(),
+            commit,
+            settings: builder::ProjectSettings {
+                root_dir: settings.root_dir.clone(),
+                install_command: settings.install_command.clone(),
+                build_command: settings.build_command.clone(),
+                output_dir: settings.output_dir.clone(),
+            },
+            env,
+            redact,
+            limits: self.config.builds.limits(),
+            work_dir: work_dir.clone(),
+            cache_dir,
+        };
+        let out = builder.run(req, writer.tx.clone(), cancel.clone()).await;
+        let result = match out {
+            Ok(out) => self.publish(b, &project, &settings, out, writer).await,
+            Err(builder::BuildError::Canceled) => Err(BuildFailure::Canceled),
+            Err(e) => Err(BuildFailure::Failed(e.to_string())),
+        };
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&work_dir)).await;
+        result
+    }
+
+    /// The project's variables for the build's environment; secret values
+    /// are also returned to be redacted from the log.
+    async fn build_env(
+        &self,
+        project: &Project,
+        target: Target,
+    ) -> Result<(BTreeMap<String, String>, Vec<String>), BuildFailure> {
+        let kind = match target {
+            Target::Production => "production",
+            Target::Preview => "preview",
+        };
+        let mut env = BTreeMap::new();
+        let mut redact = Vec::new();
+        for v in self
+            .store
+            .env_vars(&project.id)
+            .await
+            .map_err(BuildFailure::internal)?
+        {
+            if v.env_kind != kind {
+                continue;
+            }
+            let value = match (&v.value_plain, &v.value_enc) {
+                (Some(p), _) => p.clone(),
+                (None, Some(enc)) => {
+                    let s = self.secrets.open(enc).map_err(BuildFailure::internal)?;
+                    redact.push(s.clone());
+                    s
+                }
+                (None, None) => continue,
+            };
+            env.insert(v.name, value);
+        }
+        Ok((env, redact))
+    }
+
+    /// Stores the bundle's blobs and manifest, checks its functions, and
+    /// makes the deployment (moving aliases) in one transaction.
+    async fn publish(
+        &self,
+        b: &Build,
+        project: &Project,
+        settings: &crate::store::GitSettings,
+        out: builder::BuildOutput,
+        writer: &LogWriter,
+    ) -> Result<(), BuildFailure> {
+        let manifest = out.bundle.manifest;
+        manifest
+            .validate(&self.config.limits.manifest())
+            .map_err(|e| BuildFailure::Failed(format!("the output cannot be deployed: {e}")))?;
+        let sources = Arc::new(out.bundle.sources);
+        let wanted: Vec<BlobHash> = sources.keys().copied().collect();
+        let missing = self
+            .blobs
+            .missing(wanted.iter().copied())
+            .await
+            .map_err(BuildFailure::internal)?;
+        let mut sent = 0u64;
+        for h in &missing {
+            let src = sources.clone();
+            let h2 = *h;
+            let bytes = tokio::task::spawn_blocking(move || src[&h2].read())
+                .await
+                .map_err(BuildFailure::internal)?
+                .map_err(BuildFailure::internal)?;
+            sent += bytes.len() as u64;
+            self.blobs
+                .put_verified(h, bytes)
+                .await
+                .map_err(BuildFailure::internal)?;
+        }
+        for (route, f) in &manifest.functions {
+            let src = sources.clone();
+            let h = f.component;
+            let checked = tokio::task::spawn_blocking(move || {
+                let bytes = src[&h].read()?;
+                Ok::<_, std::io::Error>(crate::components::validate_http_component(&bytes))
+            })
+            .await
+            .map_err(BuildFailure::internal)?
+            .map_err(BuildFailure::internal)?;
+            if let Err(e) = checked {
+                return Err(BuildFailure::Failed(format!("function {route}: {e}")));
+            }
+        }
+        let canonical = manifest.canonical_bytes();
+        let bundle_id = BlobHash::of(&canonical);
+        let total: u64 = manifest.blob_sizes().values().sum();
+        self.store
+            .put_bundle(&BundleRow {
+                id: bundle_id.to_hex(),
+                manifest: canonical,
+                file_count: manifest.files.len() as i64,
+                total_size: total as i64,
+            })
+            .await
+            .map_err(BuildFailure::internal)?;
+        let _ = writer.tx.send(logs::system(format!(
+            "Stored {} new of {} blobs ({} bytes); bundle {}",
+            missing.len(),
+            wanted.len(),
+            sent,
+            bundle_id.short()
+        )));
+        let promote = b.target == Target::Production && settings.auto_promote;
+        let author = match (
+            out.commit.author_name.is_empty(),
+            out.commit.author_email.is_empty(),
+        ) {
+            (false, false) => format!("{} <{}>", out.commit.author_name, out.commit.author_email),
+            (false, true) => out.commit.author_name.clone(),
+            _ => out.commit.author_email.clone(),
+        };
+        self.store
+            .finish_build_ready(&ReadyBuild {
+                build: b,
+                bundle_id: &bundle_id.to_hex(),
+                commit_sha: &out.commit.sha,
+                commit_message: &out.commit.message,
+                commit_author: &author,
+                promote,
+                branch_alias: true,
+            })
+            .await
+            .map_err(BuildFailure::internal)?;
+        self.hub.refresh().await.map_err(BuildFailure::internal)?;
+        let mut urls = vec![self
+            .config
+            .site_url(&self.config.deployment_host(&project.name, &b.id))];
+        urls.push(
+            self.config
+                .site_url(&self.config.branch_host(&project.name, &b.git.branch)),
+        );
+        if promote {
+            urls.push(
+                self.config
+                    .site_url(&self.config.production_host(&project.name)),
+            );
+        }
+        let _ = writer
+            .tx
+            .send(logs::system(format!("Ready: {}", urls.join(" "))));
+        tracing::info!(project = %project.name, deployment = %b.id, promote, "build ready");
+        Ok(())
+    }
+}
+
+enum BuildFailure {
+    Canceled,
+    /// A message for the user (the log and the build's `error`).
+    Failed(String),
+}
+
+impl BuildFailure {
+    fn internal(e: impl std::fmt::Display) -> BuildFailure {
+        tracing::error!(error = %e, "build failed on the platform side");
+        BuildFailure::Failed(format!("internal error: {e}"))
+    }
+}
+
+/// The work root must be searchable by the unprivileged build user; the
+/// per-build folder starts empty.
+fn prepare_dirs(root: &Path, work: &Path, cache: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for d in [root.to_path_buf(), root.join("jobs"), root.join("cache")] {
+        std::fs::create_dir_all(&d)?;
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o711))?;
+    }
+    if work.exists() {
+        std::fs::remove_dir_all(work)?;
+    }
+    std::fs::create_dir_all(work)?;
+    std::fs::create_dir_all(cache)?;
+    Ok(())
+}
