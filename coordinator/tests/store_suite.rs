@@ -2,7 +2,8 @@
 //! (127.0.0.1:5432, or `OUTPOST_TEST_POSTGRES`), each in a fresh database.
 
 use coordinator::store::{
-    BundleRow, Deployment, DeploymentStatus, HostCert, JoinTokenError, Node, NodeContact, Store,
+    Build, BuildLogLine, BuildStatus, BuildTrigger, BundleRow, Deployment, DeploymentStatus,
+    GitMeta, GitSettings, HostCert, JoinTokenError, Node, NodeContact, ReadyBuild, Store,
     StoreError, Target,
 };
 use sqlx::Connection;
@@ -275,10 +276,198 @@ async fn suite(s: &Store) {
     assert!(s.host_cert("b.localhost").await.unwrap().is_none());
 }
 
+fn queued(id: &str, project: &str, branch: &str, at: i64) -> Build {
+    Build {
+        id: id.into(),
+        project_id: project.into(),
+        status: BuildStatus::Queued,
+        target: Target::Preview,
+        git: GitMeta {
+            branch: branch.into(),
+            ..Default::default()
+        },
+        trigger: BuildTrigger::Push,
+        attempts: 0,
+        error: None,
+        created_at: at,
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+/// The build queue, logs, git settings and branch aliases.
+async fn builds_suite(s: &Store) {
+    let p = s.create_project("pb", "builds").await.unwrap();
+    assert!(s.git(&p.id).await.unwrap().is_none());
+    let settings = GitSettings {
+        url: "https://example.com/a.git".into(),
+        branch: "main".into(),
+        root_dir: Some("web".into()),
+        install_command: None,
+        build_command: Some("".into()),
+        output_dir: None,
+        auto_promote: false,
+    };
+    s.set_git(&p.id, Some(&settings), Some(b"sealed"))
+        .await
+        .unwrap();
+    let (got, secret) = s.git(&p.id).await.unwrap().unwrap();
+    assert_eq!(got, settings);
+    assert_eq!(secret.as_deref(), Some(&b"sealed"[..]));
+
+    // Oldest first; each build is claimed once.
+    s.enqueue_build(&queued("b2", &p.id, "dev", 20))
+        .await
+        .unwrap();
+    s.enqueue_build(&queued("b1", &p.id, "main", 10))
+        .await
+        .unwrap();
+    let first = s.claim_build().await.unwrap().unwrap();
+    assert_eq!(
+        (first.id.as_str(), first.status, first.attempts),
+        ("b1", BuildStatus::Building, 1)
+    );
+    let second = s.claim_build().await.unwrap().unwrap();
+    assert_eq!(second.id, "b2");
+    assert!(s.claim_build().await.unwrap().is_none());
+
+    // Logs continue their sequence.
+    assert_eq!(s.next_build_log_seq("b1").await.unwrap(), 1);
+    let line = |seq: i64, text: &str| BuildLogLine {
+        seq,
+        ts: seq,
+        stream: "stdout".into(),
+        line: text.into(),
+    };
+    s.append_build_logs("b1", &[line(1, "a"), line(2, "b")])
+        .await
+        .unwrap();
+    assert_eq!(s.next_build_log_seq("b1").await.unwrap(), 3);
+    let after1 = s.build_logs("b1", 1, 10).await.unwrap();
+    assert_eq!(after1, vec![line(2, "b")]);
+
+    // A ready build becomes its deployment; the branch alias is upserted.
+    s.put_bundle(&BundleRow {
+        id: "bundle-b".into(),
+        manifest: vec![1],
+        file_count: 1,
+        total_size: 1,
+    })
+    .await
+    .unwrap();
+    let v0 = s.config_version().await.unwrap();
+    for (b, promote) in [(&first, true), (&second, false)] {
+        s.finish_build_ready(&ReadyBuild {
+            build: b,
+            bundle_id: "bundle-b",
+            commit_sha: "0123456789abcdef0123456789abcdef01234567",
+            commit_message: "msg",
+            commit_author: "Ada <a@example.com>",
+            promote,
+            branch_alias: true,
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(s.config_version().await.unwrap(), v0 + 2);
+    let d = s.deployment("b1").await.unwrap().unwrap();
+    assert_eq!(d.status, DeploymentStatus::Ready);
+    assert_eq!(
+        d.git.as_ref().unwrap().commit_message.as_deref(),
+        Some("msg")
+    );
+    assert_eq!(
+        s.project(&p.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .production_deployment
+            .as_deref(),
+        Some("b1")
+    );
+    assert_eq!(
+        s.build("b2").await.unwrap().unwrap().status,
+        BuildStatus::Ready
+    );
+    let mut again = queued("b3", &p.id, "dev", 30);
+    s.enqueue_build(&again).await.unwrap();
+    again = s.claim_build().await.unwrap().unwrap();
+    s.finish_build_ready(&ReadyBuild {
+        build: &again,
+        bundle_id: "bundle-b",
+        commit_sha: "1123456789abcdef0123456789abcdef01234567",
+        commit_message: "m2",
+        commit_author: "Ada",
+        promote: false,
+        branch_alias: true,
+    })
+    .await
+    .unwrap();
+    let aliases = s.branch_aliases().await.unwrap();
+    assert_eq!(
+        aliases,
+        vec![
+            ("builds".to_string(), "dev".to_string(), "b3".to_string()),
+            ("builds".to_string(), "main".to_string(), "b1".to_string()),
+        ]
+    );
+    assert!(s.delete_branch_alias(&p.id, "dev").await.unwrap());
+    assert!(!s.delete_branch_alias(&p.id, "dev").await.unwrap());
+    assert_eq!(s.branch_aliases().await.unwrap().len(), 1);
+
+    // Cancel: queued at once, running by request.
+    s.enqueue_build(&queued("c1", &p.id, "x", 40))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.request_cancel("c1").await.unwrap().unwrap().status,
+        BuildStatus::Canceled
+    );
+    s.enqueue_build(&queued("c2", &p.id, "x", 50))
+        .await
+        .unwrap();
+    s.claim_build().await.unwrap().unwrap();
+    assert!(!s.cancel_requested("c2").await.unwrap());
+    assert_eq!(
+        s.request_cancel("c2").await.unwrap().unwrap().status,
+        BuildStatus::Building
+    );
+    assert!(s.cancel_requested("c2").await.unwrap());
+    s.finish_build("c2", BuildStatus::Canceled, Some("canceled"))
+        .await
+        .unwrap();
+
+    // Interrupted builds: re-queued while attempts remain, then failed.
+    s.enqueue_build(&queued("r1", &p.id, "x", 60))
+        .await
+        .unwrap();
+    s.claim_build().await.unwrap().unwrap();
+    let found = s.recover_interrupted_builds().await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(found[0].1, "first interruption re-queues");
+    assert_eq!(
+        s.build("r1").await.unwrap().unwrap().status,
+        BuildStatus::Queued
+    );
+    s.claim_build().await.unwrap().unwrap();
+    let found = s.recover_interrupted_builds().await.unwrap();
+    assert!(!found[0].1, "second interruption fails");
+    let r1 = s.build("r1").await.unwrap().unwrap();
+    assert_eq!(r1.status, BuildStatus::Error);
+    assert!(r1.error.unwrap().contains("restarts"));
+    let listed = s.list_builds(&p.id, None, 100).await.unwrap();
+    assert_eq!(listed.len(), 6);
+    assert_eq!(listed[0].id, "r1", "newest first");
+
+    s.set_git(&p.id, None, None).await.unwrap();
+    assert!(s.git(&p.id).await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn store_suite_sqlite() {
     let (s, _dir) = sqlite().await;
     suite(&s).await;
+    builds_suite(&s).await;
     s.close().await;
 }
 
@@ -286,6 +475,7 @@ async fn store_suite_sqlite() {
 async fn store_suite_postgres() {
     let (s, db) = PgDb::create().await;
     suite(&s).await;
+    builds_suite(&s).await;
     db.drop_db(s).await;
 }
 
