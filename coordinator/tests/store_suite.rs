@@ -327,9 +327,16 @@ async fn builds_suite(s: &Store) {
         (first.id.as_str(), first.status, first.attempts),
         ("b1", BuildStatus::Building, 1)
     );
-    let second = s.claim_build().await.unwrap().unwrap();
-    assert_eq!(second.id, "b2");
+    // b2 waits: its project is building; another project's build goes on.
     assert!(s.claim_build().await.unwrap().is_none());
+    let other = s.create_project("po", "other").await.unwrap();
+    s.enqueue_build(&queued("o1", &other.id, "main", 25))
+        .await
+        .unwrap();
+    assert_eq!(s.claim_build().await.unwrap().unwrap().id, "o1");
+    s.finish_build("o1", BuildStatus::Error, Some("x"))
+        .await
+        .unwrap();
 
     // Logs continue their sequence.
     assert_eq!(s.next_build_log_seq("b1").await.unwrap(), 1);
@@ -356,19 +363,19 @@ async fn builds_suite(s: &Store) {
     .await
     .unwrap();
     let v0 = s.config_version().await.unwrap();
-    for (b, promote) in [(&first, true), (&second, false)] {
-        s.finish_build_ready(&ReadyBuild {
-            build: b,
-            bundle_id: "bundle-b",
-            commit_sha: "0123456789abcdef0123456789abcdef01234567",
-            commit_message: "msg",
-            commit_author: "Ada <a@example.com>",
-            promote,
-            branch_alias: true,
-        })
-        .await
-        .unwrap();
-    }
+    let ready = |b, promote| ReadyBuild {
+        build: b,
+        bundle_id: "bundle-b",
+        commit_sha: "0123456789abcdef0123456789abcdef01234567",
+        commit_message: "msg",
+        commit_author: "Ada <a@example.com>",
+        promote,
+        branch_alias: true,
+    };
+    s.finish_build_ready(&ready(&first, true)).await.unwrap();
+    let second = s.claim_build().await.unwrap().unwrap();
+    assert_eq!(second.id, "b2", "claimed once b1 is done");
+    s.finish_build_ready(&ready(&second, false)).await.unwrap();
     assert_eq!(s.config_version().await.unwrap(), v0 + 2);
     let d = s.deployment("b1").await.unwrap().unwrap();
     assert_eq!(d.status, DeploymentStatus::Ready);
@@ -456,7 +463,7 @@ async fn builds_suite(s: &Store) {
     assert_eq!(r1.status, BuildStatus::Error);
     assert!(r1.error.unwrap().contains("restarts"));
     let listed = s.list_builds(&p.id, None, 100).await.unwrap();
-    assert_eq!(listed.len(), 6);
+    assert_eq!(listed.len(), 6, "o1 belongs to another project");
     assert_eq!(listed[0].id, "r1", "newest first");
 
     s.set_git(&p.id, None, None).await.unwrap();

@@ -196,13 +196,19 @@ impl Store {
         rows.iter().map(Build::from_row).collect()
     }
 
-    /// Takes the oldest queued build, if any, and marks it building.
+    /// Takes the oldest queued build of a project with nothing building,
+    /// if any, and marks it building.
     pub async fn claim_build(&self) -> Result<Option<Build>, StoreError> {
         loop {
+            // One build per project at a time: they share the project's
+            // package cache, and the newer one would be promoted last anyway.
             let row = sqlx::query(
-                "SELECT id FROM builds WHERE status = $1 ORDER BY created_at, id LIMIT 1",
+                "SELECT id FROM builds WHERE status = $1 AND project_id NOT IN \
+                 (SELECT project_id FROM builds WHERE status = $2) \
+                 ORDER BY created_at, id LIMIT 1",
             )
             .bind(BuildStatus::Queued.as_str())
+            .bind(BuildStatus::Building.as_str())
             .fetch_optional(&self.pool)
             .await?;
             let Some(row) = row else { return Ok(None) };
