@@ -35,8 +35,8 @@ struct NodeFlags {
     /// Fetch blobs only from the coordinator, never from peers.
     #[arg(long)]
     no_peer_assist: bool,
-    /// Let functions reach loopback and private addresses (still only
-    /// hosts on their project's outbound list).
+    /// Let functions (still only hosts on their project's outbound list)
+    /// and proxy rewrites reach loopback and private addresses.
     #[arg(long)]
     allow_private_outbound: bool,
 }
