@@ -13,7 +13,7 @@ use futures::Stream;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, Authed, Page, PageQuery};
+use super::extract::{time_cursor, ApiJson, Authed, Page, PageQuery};
 use super::projects;
 use super::AppState;
 use crate::store::{Build, BuildLogLine, BuildTrigger, GitMeta, Project};
@@ -117,24 +117,8 @@ pub async fn list(
 ) -> ApiResult<Json<Page<BuildView>>> {
     let p = projects::load(&state, &project).await?;
     let limit = q.limit()?;
-    let before = match q.cursor()? {
-        None => None,
-        Some(c) => Some(
-            c.split_once('.')
-                .and_then(|(ts, id)| Some((ts.parse::<i64>().ok()?, id.to_string())))
-                .ok_or_else(|| {
-                    ApiError::bad_request("bad_cursor", "cursor is not one this API returned")
-                })?,
-        ),
-    };
-    let items = state
-        .store
-        .list_builds(&p.id, before.as_ref().map(|(t, i)| (*t, i.as_str())), limit)
-        .await?;
-    let next_cursor = (items.len() as i64 == limit).then(|| {
-        let last = items.last().unwrap();
-        format!("{}.{}", last.created_at, last.id)
-    });
+    let items = state.store.list_builds(&p.id, q.before()?, limit).await?;
+    let next_cursor = time_cursor(&items, limit, |b| (b.created_at, &b.id));
     Ok(Json(Page {
         items: items.into_iter().map(|b| view(&state, &p, b)).collect(),
         next_cursor,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, Authed, Page, PageQuery};
+use super::extract::{time_cursor, ApiJson, Authed, Page, PageQuery};
 use super::projects;
 use super::AppState;
 use crate::store::{BundleRow, Deployment, DeploymentStatus, Project, Target};
@@ -326,26 +326,11 @@ pub async fn list(
 ) -> ApiResult<Json<Page<DeploymentView>>> {
     let p = projects::load(&state, &project).await?;
     let limit = q.limit()?;
-    let before = match q.cursor()? {
-        None => None,
-        Some(c) => {
-            let (ts, id) = c
-                .split_once('.')
-                .and_then(|(ts, id)| Some((ts.parse::<i64>().ok()?, id)))
-                .ok_or_else(|| {
-                    ApiError::bad_request("bad_cursor", "cursor is not one this API returned")
-                })?;
-            Some((ts, id.to_string()))
-        }
-    };
     let items = state
         .store
-        .list_deployments(&p.id, before.as_ref().map(|(t, i)| (*t, i.as_str())), limit)
+        .list_deployments(&p.id, q.before()?, limit)
         .await?;
-    let next_cursor = (items.len() as i64 == limit).then(|| {
-        let last = items.last().unwrap();
-        format!("{}.{}", last.created_at, last.id)
-    });
+    let next_cursor = time_cursor(&items, limit, |d| (d.created_at, &d.id));
     Ok(Json(Page {
         items: items.into_iter().map(|d| view(&state, &p, d)).collect(),
         next_cursor,

@@ -94,6 +94,21 @@ impl PageQuery {
         }
     }
 
+    /// The `(created_at, id)` a newest-first list continues after; the
+    /// cursor is one [`time_cursor`] made.
+    pub fn before(&self) -> Result<Option<(i64, &str)>, ApiError> {
+        match self.cursor()? {
+            None => Ok(None),
+            Some(c) => c
+                .split_once('.')
+                .and_then(|(ts, id)| Some((ts.parse::<i64>().ok()?, id)))
+                .map(Some)
+                .ok_or_else(|| {
+                    ApiError::bad_request("bad_cursor", "cursor is not one this API returned")
+                }),
+        }
+    }
+
     pub fn cursor(&self) -> Result<Option<&str>, ApiError> {
         match self.cursor.as_deref() {
             Some(c) if c.len() > 200 => {
@@ -102,6 +117,13 @@ impl PageQuery {
             other => Ok(other.filter(|c| !c.is_empty())),
         }
     }
+}
+
+/// The next-page cursor of a newest-first list that came back full.
+pub fn time_cursor<T>(items: &[T], limit: i64, key: impl Fn(&T) -> (i64, &str)) -> Option<String> {
+    let last = items.last().filter(|_| items.len() as i64 == limit)?;
+    let (ts, id) = key(last);
+    Some(format!("{ts}.{id}"))
 }
 
 #[derive(Debug, serde::Serialize)]
