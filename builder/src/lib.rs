@@ -414,7 +414,11 @@ impl Builder {
                     workspace: src.clone(),
                     workdir: workdir.clone(),
                     cache: cache.clone(),
-                    env: sandbox::sandbox_env(&req.env, cache.is_some(), req.limits.memory_bytes),
+                    env: sandbox::sandbox_env(
+                        &req.env,
+                        cache.as_ref().and(detected.package_manager),
+                        req.limits.memory_bytes,
+                    ),
                     command: command.clone(),
                     tmp_bytes: Some(req.limits.memory_bytes),
                 };

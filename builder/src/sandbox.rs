@@ -33,6 +33,7 @@ use tokio::io::AsyncReadExt;
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+use crate::detect::PackageManager;
 use crate::log::{LogStream, Logger};
 use crate::process;
 
@@ -171,11 +172,11 @@ pub fn bwrap_args(spec: &SandboxSpec) -> Vec<OsString> {
 }
 
 /// The environment a build sees: a fixed base (PATH, HOME, CI=1, package
-/// manager caches under [`CACHE`], Node's heap limit) with the project's
-/// build variables over it.
+/// manager caches under [`CACHE`] when `cache` names the project's manager,
+/// Node's heap limit) with the project's build variables over it.
 pub fn sandbox_env(
     project: &BTreeMap<String, String>,
-    with_cache: bool,
+    cache: Option<PackageManager>,
     memory_bytes: u64,
 ) -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = [
@@ -192,15 +193,21 @@ pub fn sandbox_env(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    if with_cache {
+    if let Some(pm) = cache {
         for (k, v) in [
             ("npm_config_cache", "/cache/npm"),
-            ("npm_config_store_dir", "/cache/pnpm-store"),
             ("YARN_CACHE_FOLDER", "/cache/yarn"),
             ("BUN_INSTALL_CACHE_DIR", "/cache/bun"),
             ("XDG_CACHE_HOME", "/cache/xdg"),
         ] {
             env.insert(k.into(), v.into());
+        }
+        // pnpm reads its store folder from npm's variable namespace, but npm
+        // itself does not know `store-dir`: npm 11 prints "Unknown env config
+        // \"store-dir\"" on every run (and says a later major will stop
+        // accepting it), so only a pnpm build gets it.
+        if pm == PackageManager::Pnpm {
+            env.insert("npm_config_store_dir".into(), "/cache/pnpm-store".into());
         }
     }
     // Three quarters of the limit for V8's heap leaves room for the rest of
@@ -508,11 +515,13 @@ mod tests {
             ("CI".to_string(), "true".to_string()),
         ]
         .into();
-        let env = sandbox_env(&project, true, 2 * 1024 * 1024 * 1024);
+        let env = sandbox_env(&project, Some(PackageManager::Npm), 2 * 1024 * 1024 * 1024);
         assert_eq!(env["PATH"], PATH);
         assert_eq!(env["API_URL"], "https://x");
         assert_eq!(env["CI"], "true");
         assert_eq!(env["npm_config_cache"], "/cache/npm");
+        // npm warns about `store-dir`, a pnpm-only setting.
+        assert!(!env.contains_key("npm_config_store_dir"));
         assert_eq!(env["NODE_OPTIONS"], "--max-old-space-size=1536");
         assert!(!env.contains_key("CARGO_TARGET_DIR"));
 
@@ -521,11 +530,15 @@ mod tests {
             "--enable-source-maps".to_string(),
         )]
         .into();
-        let env = sandbox_env(&with_opts, false, 1024 * 1024 * 1024);
+        let env = sandbox_env(&with_opts, None, 1024 * 1024 * 1024);
         assert_eq!(
             env["NODE_OPTIONS"],
             "--enable-source-maps --max-old-space-size=768"
         );
         assert!(!env.contains_key("npm_config_cache"));
+
+        let env = sandbox_env(&BTreeMap::new(), Some(PackageManager::Pnpm), 1 << 30);
+        assert_eq!(env["npm_config_store_dir"], "/cache/pnpm-store");
+        assert_eq!(env["npm_config_cache"], "/cache/npm");
     }
 }
