@@ -4,69 +4,18 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
-use common::{eventually, Coordinator, Edge};
+use common::git::{commit, git, github_push, have, hmac_hex, sse, start, wait_status};
+use common::{eventually, Edge};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-fn have(program: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
-    if !found {
-        eprintln!("\n\n!!!!! SKIPPING: `{program}` is not installed on this host !!!!!\n\n");
-    }
-    found
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Ada Tester",
-            "-c",
-            "user.email=ada@example.com",
-        ])
-        .args([
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// Writes `files` and commits them; returns the sha.
-fn commit(repo: &Path, files: &[(&str, &str)], message: &str) -> String {
-    for (p, c) in files {
-        let path = repo.join(p);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, c).unwrap();
-    }
-    git(repo, &["add", "-A"]);
-    git(repo, &["commit", "-q", "-m", message]);
-    git(repo, &["rev-parse", "HEAD"])
-}
 
 /// An npm project with no registry dependencies: `npm run build` writes
 /// `dist/` from `message.txt` and prints a secret variable (which the log
 /// must redact).
 fn init_repo(repo: &Path, message: &str) -> String {
-    std::fs::create_dir_all(repo).unwrap();
-    git(repo, &["init", "-q"]);
-    git(repo, &["config", "uploadpack.allowAnySHA1InWant", "true"]);
+    common::git::init(repo);
     let build_js = r#"
 const fs = require('fs');
 fs.mkdirSync('dist', { recursive: true });
@@ -88,91 +37,6 @@ console.log('built ' + msg);
         ],
         "First page",
     )
-}
-
-fn hmac_hex(secret: &str, body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    hex::encode(ring::hmac::sign(&key, body).as_ref())
-}
-
-fn github_push(branch: &str, sha: &str, message: &str) -> Vec<u8> {
-    json!({
-        "ref": format!("refs/heads/{branch}"),
-        "before": "0000000000000000000000000000000000000000",
-        "after": sha,
-        "deleted": false,
-        "head_commit": {"id": sha, "message": message, "author": {"name": "Ada Tester", "email": "ada@example.com"}},
-        "commits": [],
-    })
-    .to_string()
-    .into_bytes()
-}
-
-/// A coordinator allowed to build from local repositories, with its build
-/// workspace where the unprivileged build user can reach it.
-fn start(tmp: &Path) -> Coordinator {
-    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o711)).unwrap();
-    let builds = tmp.join("builds");
-    Coordinator::start(
-        &tmp.join("coord"),
-        Some(&format!(
-            "[builds]\nallow_local_git = true\ntimeout = \"2m\"\nconcurrency = 2\nwork_dir = \"{}\"\n",
-            builds.display()
-        )),
-    )
-}
-
-async fn build_status(api: &common::Api, id: &str) -> Value {
-    api.req(Method::GET, &format!("/builds/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn wait_status(api: &common::Api, id: &str, want: &str, secs: u64) -> Value {
-    eventually(secs, &format!("build {id} to be {want}"), || async {
-        let b = build_status(api, id).await;
-        if b["status"] == want {
-            return Some(b);
-        }
-        let s = b["status"].as_str().unwrap_or("");
-        assert!(
-            s == "queued" || s == "building" || s == want,
-            "build {id} is {s}, waiting for {want}: {b}"
-        );
-        None
-    })
-    .await
-}
-
-/// Reads the SSE stream to its end (the `status` event).
-async fn sse(api: &common::Api, id: &str) -> String {
-    let mut resp = api
-        .req(Method::GET, &format!("/deployments/{id}/events"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.headers()["content-type"].to_str().unwrap(),
-        "text/event-stream"
-    );
-    let mut text = String::new();
-    let read = async {
-        while let Some(chunk) = resp.chunk().await.unwrap() {
-            text.push_str(&String::from_utf8_lossy(&chunk));
-            if text.contains("event: status") && text.ends_with("\n\n") {
-                break;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(120), read)
-        .await
-        .expect("SSE stream ends with a status event");
-    text
 }
 
 #[tokio::test]

@@ -3,6 +3,8 @@
 //! real HTTP(S) clients.
 #![allow(dead_code)]
 
+pub mod git;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
