@@ -114,10 +114,32 @@ impl Cluster {
         regions: &[String],
         peer_assist: bool,
     ) -> anyhow::Result<Cluster> {
+        Self::start_with(bin_dir, nodes, regions, peer_assist, false)
+    }
+
+    /// A cluster whose coordinator builds from local git repositories
+    /// (`[builds] allow_local_git`), its build work folder under the
+    /// cluster's root, which is made searchable (`o+x`) for the
+    /// unprivileged build user.
+    pub fn start_building(
+        bin_dir: &Path,
+        nodes: usize,
+        regions: &[String],
+    ) -> anyhow::Result<Cluster> {
+        Self::start_with(bin_dir, nodes, regions, true, true)
+    }
+
+    fn start_with(
+        bin_dir: &Path,
+        nodes: usize,
+        regions: &[String],
+        peer_assist: bool,
+        builds: bool,
+    ) -> anyhow::Result<Cluster> {
         let root = tempfile::Builder::new().prefix("outpost-bench").tempdir()?;
         let coord_dir = root.path().join("coordinator");
         std::fs::create_dir_all(&coord_dir)?;
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "serve",
             "--data-dir",
             &coord_dir.display().to_string(),
@@ -131,6 +153,19 @@ impl Cluster {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if builds {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o711))?;
+            let toml = coord_dir.join("coordinator.toml");
+            std::fs::write(
+                &toml,
+                format!(
+                    "[builds]\nallow_local_git = true\ntimeout = \"10m\"\nconcurrency = 1\nwork_dir = \"{}\"\n",
+                    root.path().join("builds").display()
+                ),
+            )?;
+            args.extend(["--config".to_string(), toml.display().to_string()]);
+        }
         let mut coordinator = Proc::spawn(
             &bin_dir.join("coordinator"),
             &args,
@@ -288,6 +323,13 @@ impl Cluster {
             url: self.api.clone(),
             token: self.token.clone(),
         })
+    }
+
+    /// An authenticated request to the coordinator API (`path` under `/api/v1`).
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}/api/v1{path}", self.api))
+            .bearer_auth(&self.token)
     }
 
     async fn health(&self) -> anyhow::Result<serde_json::Value> {

@@ -1,9 +1,11 @@
 //! `bench`: measure what users and operators feel, on real processes.
 //!
 //! `membership` and `propagate` start a real coordinator and N real edge
-//! nodes on loopback. Every loop is bounded in count and time. Results go
-//! to `results/<timestamp>/report.{json,md}`.
+//! nodes on loopback; `build`, `static` and `function` one edge node.
+//! Every loop is bounded in count and time. Results go to
+//! `results/<timestamp>-<subcommand>/report.{json,md}`.
 
+mod build;
 mod cluster;
 mod function;
 mod load;
@@ -125,6 +127,33 @@ enum Command {
         protos: Vec<load::Proto>,
         #[command(flatten)]
         load: LoadArgs,
+    },
+    /// Builds from git of an N-file static site with empty install/build
+    /// commands (so only Outpost's own work is timed: queue, clone, collect,
+    /// hash + precompress, store, publish, edge fetch) against the same work
+    /// by hand (`git clone --depth 1` + `coordinator deploy <dir>`); every
+    /// warm round changes one file. Needs `bwrap` and `git` (skips without).
+    Build {
+        /// Files in the site (html, css, js, images, fonts, json, svg).
+        #[arg(long, default_value_t = 1000)]
+        files: usize,
+        /// Warm builds measured, after one cold build (each side).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// The project's build command, run in the sandbox ("" skips the
+        /// sandbox; e.g. `true` adds its setup cost to the measurement).
+        #[arg(long, default_value = "")]
+        build_command: String,
+        /// Where `coordinator` and `edge-node` are (default: next to this
+        /// binary).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Report directory (default: results/<timestamp>-build).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Give up on one build (or one reference deploy) after this long.
+        #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
     },
     /// Kill -9 a node: time until each peer marks it down; restart it:
     /// time until every peer sees it alive.
@@ -305,6 +334,37 @@ async fn main() -> anyhow::Result<()> {
                     &[("edge", &r.edge.cdf), ("nginx", &r.nginx.cdf)],
                 )?;
             }
+        }
+        Command::Build {
+            files,
+            rounds,
+            build_command,
+            bin_dir,
+            out,
+            timeout,
+        } => {
+            anyhow::ensure!((1..=100).contains(&rounds), "--rounds must be 1..=100");
+            anyhow::ensure!((2..=20_000).contains(&files), "--files must be 2..=20000");
+            if let Some(why) = build::missing_tools() {
+                eprintln!("\n\n!!!!! SKIPPING bench build: {why} !!!!!\n\n");
+                return Ok(());
+            }
+            let bins = find_bins(&bin_dir)?;
+            let cluster = cluster::Cluster::start_building(&bins, 1, &["local".to_string()])?;
+            let plan = build::Plan {
+                files,
+                rounds,
+                build_command,
+                timeout,
+            };
+            let r = build::run(&cluster, &plan).await?;
+            report::write(
+                out,
+                "build",
+                &argv,
+                std::slice::from_ref(&r),
+                report::build_md(&r),
+            )?;
         }
         Command::Membership { common, rounds } => {
             anyhow::ensure!((1..=100).contains(&rounds), "--rounds must be 1..=100");

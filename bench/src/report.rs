@@ -202,3 +202,96 @@ pub fn function_md(r: &crate::function::FunctionReport) -> String {
         r.first_request_after_restart_ms
     )
 }
+
+pub fn build_md(r: &crate::build::BuildReport) -> String {
+    let mb = |b: f64| format!("{:.2} MB", b / 1e6);
+    let (cb, cr) = (&r.cold_build, &r.cold_reference);
+    let mut s = format!(
+        "Site: {} files, {} in the repository; bundle {} blobs (files + .br/.gz variants), {}. \
+         Build command: {}. One edge node; {} warm rounds after one cold round, each changing one file (`index.html`).\n\n\
+         | | build from git (p50) | max | clone --depth 1 + `coordinator deploy` (p50) | max | build / reference |\n|---|---|---|---|---|---|\n\
+         | → ready | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.2} |\n\
+         | → served at the edge | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.2} |\n\
+         | cold → ready | {:.0} ms | | {:.0} ms | | {:.2} |\n\
+         | cold → served at the edge | {:.0} ms | | {:.0} ms | | {:.2} |\n\n",
+        r.files,
+        mb(r.site_bytes as f64),
+        r.bundle_blobs,
+        mb(r.bundle_bytes as f64),
+        if r.build_command.is_empty() {
+            "none (the sandbox is not entered)".to_string()
+        } else {
+            format!("`{}` in the sandbox", r.build_command)
+        },
+        r.rounds,
+        r.build_to_ready.p50_ms,
+        r.build_to_ready.max_ms,
+        r.reference_to_ready.p50_ms,
+        r.reference_to_ready.max_ms,
+        r.ratio_to_ready,
+        r.build_to_edge.p50_ms,
+        r.build_to_edge.max_ms,
+        r.reference_to_edge.p50_ms,
+        r.reference_to_edge.max_ms,
+        r.ratio_to_edge,
+        cb.to_ready_ms,
+        cr.to_ready_ms,
+        r.cold_ratio_to_ready,
+        cb.to_edge_ms,
+        cr.to_edge_ms,
+        cb.to_edge_ms / cr.to_edge_ms,
+    );
+    s += "Where a warm build's time goes (build-log timestamps, ms resolution, p50 of each phase; they add up to POST → served at the edge):\n\n| phase | ms |\n|---|---|\n";
+    for (k, v) in &r.phases_p50_ms {
+        s += &format!("| {k} | {v:.0} |\n");
+    }
+    let gap =
+        |rs: &mut dyn Iterator<Item = f64>| crate::stats::summarize(&rs.collect::<Vec<_>>()).p50_ms;
+    s += &format!(
+        "\n`ready` status seen → served at the edge (config push + blob fetch), p50: build {:.0} ms, reference {:.0} ms.\n",
+        gap(&mut r.build_rounds[1..].iter().map(|b| b.to_edge_ms - b.to_ready_ms)),
+        gap(&mut r.reference_rounds[1..].iter().map(|x| x.to_edge_ms - x.to_ready_ms)),
+    );
+    s += &format!(
+        "\nCold build: clone {:.0} ms, collect {:.0} ms, store {:.0} ms. Reference warm p50: clone {:.0} ms, deploy {:.0} ms.\n\n",
+        cb.phases.clone_ms,
+        cb.phases.collect_ms,
+        cb.phases.store_ms,
+        crate::stats::summarize(&r.reference_rounds[1..].iter().map(|x| x.clone_ms).collect::<Vec<_>>()).p50_ms,
+        crate::stats::summarize(&r.reference_rounds[1..].iter().map(|x| x.deploy_ms).collect::<Vec<_>>()).p50_ms,
+    );
+    s += &format!(
+        "One-file change (warm rounds, mean): the build stored {:.1} new blobs, {:.0} B = {:.4}% of the bundle's {} B; \
+         the coordinator sent the edge {:.0} B of blobs; the reference uploaded {:.0} B. \
+         Cold: the build stored {} of {} blobs ({} B), the edge fetched {} B.\n\n",
+        r.one_file_stored_blobs,
+        r.one_file_stored_bytes,
+        r.one_file_stored_fraction * 100.0,
+        r.bundle_bytes,
+        r.one_file_edge_fetched_bytes,
+        r.reference_one_file_uploaded_bytes,
+        cb.new_blobs,
+        cb.blobs,
+        cb.stored_bytes,
+        cb.edge_fetched_bytes,
+    );
+    s += "| round | build → ready | → edge | stored blobs | stored B | edge fetched B | ref clone | ref deploy | ref → edge | ref uploaded B |\n|---|---|---|---|---|---|---|---|---|---|\n";
+    for (b, x) in r.build_rounds.iter().zip(&r.reference_rounds) {
+        s += &format!(
+            "| {}{} | {:.0} ms | {:.0} ms | {}/{} | {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {} |\n",
+            b.round,
+            if b.round == 0 { " (cold)" } else { "" },
+            b.to_ready_ms,
+            b.to_edge_ms,
+            b.new_blobs,
+            b.blobs,
+            b.stored_bytes,
+            b.edge_fetched_bytes,
+            x.clone_ms,
+            x.deploy_ms,
+            x.to_edge_ms,
+            x.uploaded_bytes
+        );
+    }
+    s
+}

@@ -103,6 +103,28 @@ fn function_smoke() {
     );
 }
 
+#[test]
+fn build_smoke() {
+    for tool in ["bwrap", "git"] {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+        if !found {
+            eprintln!("\n\n!!!!! SKIPPING build_smoke: `{tool}` is not installed !!!!!\n\n");
+            return;
+        }
+    }
+    let r = run(&["build", "--files", "20", "--rounds", "1"]);
+    let b = &r["results"][0];
+    assert_eq!(b["build_rounds"].as_array().unwrap().len(), 2, "{b}");
+    assert_eq!(b["reference_rounds"].as_array().unwrap().len(), 2, "{b}");
+    let warm = &b["build_rounds"][1];
+    assert!(warm["new_blobs"].as_u64().unwrap() >= 1, "{warm}");
+    assert!(
+        warm["new_blobs"].as_u64().unwrap() < warm["blobs"].as_u64().unwrap(),
+        "a one-file change stores only what changed: {warm}"
+    );
+}
+
 /// A loopback HTTP server answering every connection with one response.
 fn tiny_server() -> std::net::SocketAddr {
     use std::io::{Read, Write};
@@ -154,6 +176,7 @@ fn bad_arguments_are_refused_clearly() {
     for (args, needle) in [
         (vec!["membership", "--nodes", "1"], "--nodes must be"),
         (vec!["propagate", "--deploys", "0"], "--deploys must be"),
+        (vec!["build", "--rounds", "0"], "--rounds must be"),
         (
             vec!["membership", "--bin-dir", "/nonexistent"],
             "is missing",
