@@ -41,6 +41,45 @@ pub enum Framework {
     Custom,
 }
 
+impl Framework {
+    /// Where the framework writes only content-hashed files. Their names
+    /// do not always look hashed (Vite's `index-BMbs-Q2W.js`), so the edge's
+    /// own guess would miss some; the bundle says so explicitly instead.
+    pub fn immutable_assets(self) -> Option<&'static str> {
+        match self {
+            Framework::Vite | Framework::Docusaurus => Some("/assets/*"),
+            Framework::Astro => Some("/_astro/*"),
+            Framework::NextStatic => Some("/_next/static/*"),
+            Framework::SvelteKitStatic => Some("/_app/immutable/*"),
+            Framework::NuxtGenerate => Some("/_nuxt/*"),
+            _ => None,
+        }
+    }
+}
+
+/// The cache policy for a framework's hashed assets, unless the project's
+/// own header rules already set one for that path.
+pub fn add_immutable_rule(framework: Framework, routing: &mut protocol::routing::RoutingConfig) {
+    let Some(source) = framework.immutable_assets() else {
+        return;
+    };
+    let user_set = routing.headers.iter().any(|h| {
+        h.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("cache-control"))
+    });
+    if user_set {
+        return;
+    }
+    routing.headers.push(protocol::routing::HeaderRule {
+        source: source.to_string(),
+        headers: vec![(
+            "Cache-Control".to_string(),
+            "public, max-age=31536000, immutable".to_string(),
+        )],
+    });
+}
+
 impl fmt::Display for Framework {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -1059,5 +1098,28 @@ mod tests {
             Some("not-exec")
         );
         assert_eq!(missing_tool(&["absent"], &[bin]), Some("absent"));
+    }
+
+    #[test]
+    fn hashed_asset_folders_are_declared_immutable() {
+        use protocol::routing::{HeaderRule, RoutingConfig};
+        let mut r = RoutingConfig::default();
+        add_immutable_rule(Framework::Vite, &mut r);
+        assert_eq!(r.headers.len(), 1);
+        assert_eq!(r.headers[0].source, "/assets/*");
+        assert!(r.headers[0].headers[0].1.contains("immutable"));
+        r.validate().expect("the added rule is valid");
+
+        let mut plain = RoutingConfig::default();
+        add_immutable_rule(Framework::Static, &mut plain);
+        assert!(plain.headers.is_empty(), "no guess for plain sites");
+
+        let mut own = RoutingConfig::default();
+        own.headers.push(HeaderRule {
+            source: "/assets/*".into(),
+            headers: vec![("cache-control".into(), "no-store".into())],
+        });
+        add_immutable_rule(Framework::Astro, &mut own);
+        assert_eq!(own.headers.len(), 1, "the project's own policy wins");
     }
 }

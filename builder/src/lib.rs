@@ -477,6 +477,8 @@ impl Builder {
                 BundleError::Empty(_) => BuildError::OutputMissing(out_rel.clone()),
                 e => BuildError::Bundle(e),
             })?;
+        let mut bundle = bundle;
+        detect::add_immutable_rule(detected.framework, &mut bundle.manifest.routing);
         let functions: BTreeSet<_> = bundle
             .manifest
             .functions

@@ -171,8 +171,9 @@ async fn pushes_build_production_and_branch_previews() {
     assert_eq!(r.status(), 301);
     assert_eq!(r.headers()["location"], "/");
 
-    // The whole log stays readable; the CLI prints it.
+    // The whole log stays readable, complete as soon as the build is ready.
     let printed = coord.cli_ok(&["logs", &id]);
+    assert!(printed.contains(" Ready: "), "{printed}");
     assert!(printed.contains("built hello from main"), "{printed}");
     assert!(!printed.contains("tok-very-secret-123"));
 

@@ -226,15 +226,12 @@ fn decode(encoding: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The whole build log, as the CLI prints it. The build's status turns
-/// `ready` a moment before its last lines are stored, so this waits for
-/// the final "Ready:" line.
-async fn build_log(coord: &common::Coordinator, id: &str) -> String {
-    eventually(30, "the build log's Ready line", || async {
-        let log = coord.cli_ok(&["logs", id]);
-        log.contains(" Ready: ").then_some(log)
-    })
-    .await
+/// The whole build log, as the CLI prints it: complete once the build is
+/// `ready` (its lines are stored before the status changes).
+fn build_log(coord: &common::Coordinator, id: &str) -> String {
+    let log = coord.cli_ok(&["logs", id]);
+    assert!(log.contains(" Ready: "), "log complete at ready: {log}");
+    log
 }
 
 /// Checks a fingerprinted asset: served, immutable, and precompressed for
@@ -329,7 +326,7 @@ async fn vite_build_from_push_to_served_page() {
     let cold = t.elapsed();
     eprintln!("cold Vite build (push to ready): {cold:.1?}");
     assert_eq!(b["git"]["commit_sha"], first.as_str());
-    let log = build_log(&coord, &id).await;
+    let log = build_log(&coord, &id);
     eprintln!("----- cold build log -----\n{log}\n--------------------------");
     assert!(
         log.contains("Detected Vite (package.json depends on vite)"),
@@ -393,7 +390,7 @@ async fn vite_build_from_push_to_served_page() {
     wait_status(&api, &id2, "ready", 600).await;
     let warm = t.elapsed();
     eprintln!("cached Vite build (push to ready): {warm:.1?}");
-    let log2 = build_log(&coord, &id2).await;
+    let log2 = build_log(&coord, &id2);
     eprintln!("----- cached build log -----\n{log2}\n----------------------------");
     assert!(log2.contains("npm cache: hit for lockfile"), "{log2}");
     let html2 = eventually(60, "the new commit served", || async {

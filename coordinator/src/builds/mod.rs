@@ -245,7 +245,18 @@ impl BuildService {
         self.running.lock().unwrap().remove(&b.id);
         let interrupted = *shutdown.borrow();
         let outcome = match result {
-            Ok(()) => None,
+            Ok(published) => {
+                writer.finish().await;
+                if let Err(BuildFailure::Failed(msg)) = self.go_live(&b, &published).await {
+                    self.append_system(&b.id, &format!("Build failed: {msg}"))
+                        .await;
+                    let _ = self
+                        .store
+                        .finish_build(&b.id, BuildStatus::Error, Some(&msg))
+                        .await;
+                }
+                return;
+            }
             Err(BuildFailure::Canceled) if interrupted => {
                 // Left `building`: the next start re-queues it.
                 let _ = writer.tx.send(logs::system(
@@ -277,7 +288,7 @@ impl BuildService {
         b: &Build,
         writer: &LogWriter,
         cancel: CancellationToken,
-    ) -> Result<(), BuildFailure> {
+    ) -> Result<Published, BuildFailure> {
         let builder = self
             .builder
             .clone()
@@ -389,7 +400,7 @@ impl BuildService {
         settings: &crate::store::GitSettings,
         out: builder::BuildOutput,
         writer: &LogWriter,
-    ) -> Result<(), BuildFailure> {
+    ) -> Result<Published, BuildFailure> {
         let manifest = out.bundle.manifest;
         manifest
             .validate(&self.config.limits.manifest())
@@ -457,19 +468,6 @@ impl BuildService {
             (false, true) => out.commit.author_name.clone(),
             _ => out.commit.author_email.clone(),
         };
-        self.store
-            .finish_build_ready(&ReadyBuild {
-                build: b,
-                bundle_id: &bundle_id.to_hex(),
-                commit_sha: &out.commit.sha,
-                commit_message: &out.commit.message,
-                commit_author: &author,
-                promote,
-                branch_alias: true,
-            })
-            .await
-            .map_err(BuildFailure::internal)?;
-        self.hub.refresh().await.map_err(BuildFailure::internal)?;
         let mut urls = vec![self
             .config
             .site_url(&self.config.deployment_host(&project.name, &b.id))];
@@ -486,9 +484,43 @@ impl BuildService {
         let _ = writer
             .tx
             .send(logs::system(format!("Ready: {}", urls.join(" "))));
-        tracing::info!(project = %project.name, deployment = %b.id, promote, "build ready");
+        Ok(Published {
+            bundle_id: bundle_id.to_hex(),
+            commit_sha: out.commit.sha,
+            commit_message: out.commit.message,
+            commit_author: author,
+            promote,
+        })
+    }
+
+    /// Makes the build's deployment live — after its whole log is stored,
+    /// so a reader that sees `ready` has every line.
+    async fn go_live(&self, b: &Build, p: &Published) -> Result<(), BuildFailure> {
+        self.store
+            .finish_build_ready(&ReadyBuild {
+                build: b,
+                bundle_id: &p.bundle_id,
+                commit_sha: &p.commit_sha,
+                commit_message: &p.commit_message,
+                commit_author: &p.commit_author,
+                promote: p.promote,
+                branch_alias: true,
+            })
+            .await
+            .map_err(BuildFailure::internal)?;
+        self.hub.refresh().await.map_err(BuildFailure::internal)?;
+        tracing::info!(deployment = %b.id, promote = p.promote, "build ready");
         Ok(())
     }
+}
+
+/// A built and stored bundle, about to become the build's deployment.
+struct Published {
+    bundle_id: String,
+    commit_sha: String,
+    commit_message: String,
+    commit_author: String,
+    promote: bool,
 }
 
 enum BuildFailure {
