@@ -96,6 +96,35 @@ impl BuildsConfig {
     }
 }
 
+/// The `[accounts]` table: sign-up and sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    /// Anyone who reaches the dashboard may create an account (the first
+    /// account can always be created: it becomes the instance owner).
+    pub open_signup: bool,
+    /// How long a dashboard session lasts, e.g. "14d".
+    #[serde(with = "humantime_serde_compat")]
+    pub session_ttl: std::time::Duration,
+    /// Mark session cookies `Secure`. Turn on when the dashboard is served
+    /// over TLS (a request with `X-Forwarded-Proto: https` also gets it).
+    pub secure_cookies: bool,
+    /// Take the client address from `X-Forwarded-For` (behind a proxy you
+    /// run); otherwise the TCP peer address is used for rate limits.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig {
+            open_signup: true,
+            session_ttl: std::time::Duration::from_secs(14 * 24 * 3600),
+            secure_cookies: false,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
 /// `timeout = "15m"` in TOML.
 mod humantime_serde_compat {
     use serde::{Deserialize, Deserializer};
@@ -120,6 +149,8 @@ pub struct FileConfig {
     pub limits: Option<Limits>,
     #[serde(default)]
     pub builds: Option<BuildsConfig>,
+    #[serde(default)]
+    pub accounts: Option<AccountsConfig>,
 }
 
 impl FileConfig {
@@ -148,6 +179,7 @@ pub struct Config {
     pub public_url: String,
     pub limits: Limits,
     pub builds: BuildsConfig,
+    pub accounts: AccountsConfig,
     /// Key for secrets at rest (64 hex); default: `<data_dir>/secret.key`.
     pub secret_key: Option<String>,
 }
@@ -180,6 +212,9 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        if self.accounts.session_ttl < std::time::Duration::from_secs(60) {
+            anyhow::bail!("[accounts] session_ttl must be at least one minute");
+        }
         if self.builds.timeout.is_zero() || self.builds.memory.as_u64() < 64 << 20 {
             anyhow::bail!("[builds] timeout must be positive and memory at least 64MiB");
         }

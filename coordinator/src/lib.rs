@@ -1,6 +1,7 @@
 //! The Outpost coordinator: control plane (REST API, store, blob store,
 //! cluster CA, QUIC endpoint for edges) and the client CLI.
 
+pub mod accounts;
 pub mod api;
 pub mod blobs;
 pub mod builds;

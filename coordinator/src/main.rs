@@ -323,6 +323,7 @@ fn resolve_config(a: ServeArgs) -> anyhow::Result<Config> {
             .unwrap_or_else(|| "https://{host}".into()),
         limits: file.limits.unwrap_or_default(),
         builds: file.builds.unwrap_or_default(),
+        accounts: file.accounts.unwrap_or_default(),
         secret_key: a.secret_key,
         data_dir,
     })

@@ -71,6 +71,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = Store::connect(&config.database_url)
         .await
         .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?;
+    // Projects from before accounts existed belong to the first team.
+    store
+        .ensure_default_team(&crate::store::Team {
+            id: ids::new_id(12),
+            name: "default".into(),
+            created_at: crate::store::now_ms(),
+        })
+        .await?;
     let new_admin_token = bootstrap_admin_token(&store, &config).await?;
     let blobs = BlobStore::local(&config.data_dir.join("blobs"))?;
     let secrets = Arc::new(match &config.secret_key {
@@ -113,6 +121,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         hub: hub.clone(),
         config: config.clone(),
         quic: quic_ctx.clone(),
+        login_limits: Default::default(),
     };
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(quic::serve(
@@ -128,6 +137,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let mut api_shutdown = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
         let app = api::router(state);
+        // Peer addresses feed the sign-in rate limit and the audit log.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let res = axum::serve(api_listener, app)
             .with_graceful_shutdown(async move {
                 let _ = api_shutdown.wait_for(|s| *s).await;

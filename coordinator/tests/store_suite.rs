@@ -89,26 +89,27 @@ async fn suite(s: &Store) {
     // Tokens.
     assert_eq!(s.count_api_tokens().await.unwrap(), 0);
     s.create_api_token("t1", "admin", "hash1").await.unwrap();
-    assert_eq!(
-        s.api_token_by_hash("hash1").await.unwrap().as_deref(),
-        Some("t1")
-    );
-    assert_eq!(s.api_token_by_hash("nope").await.unwrap(), None);
+    let t = s.live_api_token("hash1").await.unwrap().unwrap();
+    assert_eq!((t.id.as_str(), t.user_id), ("t1", None));
+    assert_eq!(s.live_api_token("nope").await.unwrap(), None);
 
     // Projects: unique names, pagination by name.
     for n in ["charlie", "alpha", "bravo"] {
-        s.create_project(&format!("id-{n}"), n).await.unwrap();
+        s.create_project(&format!("id-{n}"), n, "team-a")
+            .await
+            .unwrap();
     }
     assert!(matches!(
-        s.create_project("x", "alpha").await,
+        s.create_project("x", "alpha", "team-a").await,
         Err(StoreError::Conflict(_))
     ));
-    let first = s.list_projects(None, 2).await.unwrap();
+    let team_a = vec!["team-a".to_string()];
+    let first = s.list_projects(&team_a, None, 2).await.unwrap();
     assert_eq!(
         first.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
         ["alpha", "bravo"]
     );
-    let rest = s.list_projects(Some("bravo"), 2).await.unwrap();
+    let rest = s.list_projects(&team_a, Some("bravo"), 2).await.unwrap();
     assert_eq!(
         rest.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
         ["charlie"]
@@ -297,7 +298,7 @@ fn queued(id: &str, project: &str, branch: &str, at: i64) -> Build {
 
 /// The build queue, logs, git settings and branch aliases.
 async fn builds_suite(s: &Store) {
-    let p = s.create_project("pb", "builds").await.unwrap();
+    let p = s.create_project("pb", "builds", "team-a").await.unwrap();
     assert!(s.git(&p.id).await.unwrap().is_none());
     let settings = GitSettings {
         url: "https://example.com/a.git".into(),
@@ -329,7 +330,7 @@ async fn builds_suite(s: &Store) {
     );
     // b2 waits: its project is building; another project's build goes on.
     assert!(s.claim_build().await.unwrap().is_none());
-    let other = s.create_project("po", "other").await.unwrap();
+    let other = s.create_project("po", "other", "team-a").await.unwrap();
     s.enqueue_build(&queued("o1", &other.id, "main", 25))
         .await
         .unwrap();
@@ -475,6 +476,7 @@ async fn store_suite_sqlite() {
     let (s, _dir) = sqlite().await;
     suite(&s).await;
     builds_suite(&s).await;
+    accounts_suite(&s).await;
     s.close().await;
 }
 
@@ -483,6 +485,7 @@ async fn store_suite_postgres() {
     let (s, db) = PgDb::create().await;
     suite(&s).await;
     builds_suite(&s).await;
+    accounts_suite(&s).await;
     db.drop_db(s).await;
 }
 
@@ -491,7 +494,7 @@ async fn reopening_runs_no_migration_twice_and_keeps_data() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
     let s = Store::connect(&url).await.unwrap();
-    s.create_project("p1", "kept").await.unwrap();
+    s.create_project("p1", "kept", "team-a").await.unwrap();
     s.close().await;
     let s = Store::connect(&url).await.unwrap();
     assert!(s.project("kept").await.unwrap().is_some());
@@ -501,4 +504,292 @@ async fn reopening_runs_no_migration_twice_and_keeps_data() {
 async fn unsupported_database_url_is_a_clear_error() {
     let err = Store::connect("mysql://x").await.err().unwrap().to_string();
     assert!(err.contains("sqlite://"), "{err}");
+}
+
+/// Accounts on both backends: the first sign-up's adoption rules, roles
+/// with the last-owner guard, one-shot invitations, sessions, token scopes
+/// and the audit log's team filter and paging.
+async fn accounts_suite(s: &Store) {
+    use coordinator::store::{
+        AcceptOutcome, ApiToken, AuditEvent, Invitation, Role, Session, Team, User,
+    };
+    let now = coordinator::store::now_ms();
+    let team = |id: &str| Team {
+        id: id.into(),
+        name: format!("{id} team"),
+        created_at: now,
+    };
+    let user = |id: &str| User {
+        id: id.into(),
+        email: format!("{id}@example.com"),
+        name: id.into(),
+        instance_owner: false,
+        created_at: now,
+    };
+    // Projects made before anyone signed up land in the default team.
+    let default = s.ensure_default_team(&team("dflt")).await.unwrap();
+    assert_eq!(
+        s.ensure_default_team(&team("other")).await.unwrap(),
+        default
+    );
+    s.create_api_token("boot", "admin", "boot-hash")
+        .await
+        .unwrap();
+
+    let ada = s
+        .create_user(&user("ada"), "$argon2id$x", &team("t-ada"))
+        .await
+        .unwrap();
+    assert!(ada.instance_owner, "the first account owns the instance");
+    let ms = s.memberships("ada").await.unwrap();
+    assert_eq!(ms.len(), 1);
+    assert_eq!(
+        (ms[0].team.id.as_str(), ms[0].role),
+        (default.as_str(), Role::Owner)
+    );
+    assert_eq!(
+        s.live_api_token("boot-hash")
+            .await
+            .unwrap()
+            .unwrap()
+            .user_id
+            .as_deref(),
+        Some("ada"),
+        "the admin token becomes the owner's first token"
+    );
+    let bob = s
+        .create_user(&user("bob"), "$argon2id$y", &team("t-bob"))
+        .await
+        .unwrap();
+    assert!(!bob.instance_owner);
+    assert_eq!(s.memberships("bob").await.unwrap()[0].team.id, "t-bob");
+    assert!(matches!(
+        s.create_user(&user("bob"), "h", &team("t-bob2")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let (found, hash) = s.user_by_email("bob@example.com").await.unwrap().unwrap();
+    assert_eq!((found.id.as_str(), hash.as_str()), ("bob", "$argon2id$y"));
+
+    // Roles: the last owner cannot step down or leave.
+    assert!(matches!(
+        s.set_member_role("t-bob", "bob", Some(Role::Member)).await,
+        Err(StoreError::LastOwner)
+    ));
+    assert!(!s
+        .set_member_role("t-bob", "ada", Some(Role::Viewer))
+        .await
+        .unwrap());
+
+    // Invitations are used once.
+    let inv = Invitation {
+        id: "inv1".into(),
+        team_id: "t-bob".into(),
+        role: Role::Viewer,
+        token_hash: "inv-hash".into(),
+        created_by: "bob".into(),
+        created_at: now,
+        expires_at: now + 60_000,
+        accepted_at: None,
+        accepted_by: None,
+        revoked_at: None,
+    };
+    s.create_invitation(&inv).await.unwrap();
+    assert_eq!(s.pending_invitations("t-bob").await.unwrap().len(), 1);
+    assert_eq!(
+        s.accept_invitation("inv1", "ada").await.unwrap(),
+        AcceptOutcome::Joined
+    );
+    assert_eq!(
+        s.accept_invitation("inv1", "ada").await.unwrap(),
+        AcceptOutcome::Gone
+    );
+    assert!(s.pending_invitations("t-bob").await.unwrap().is_empty());
+    let roles: Vec<_> = s
+        .members("t-bob")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.user_id, m.role))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("bob".to_string(), Role::Owner),
+            ("ada".to_string(), Role::Viewer)
+        ]
+    );
+    assert!(s
+        .set_member_role("t-bob", "ada", Some(Role::Owner))
+        .await
+        .unwrap());
+    assert!(
+        s.set_member_role("t-bob", "bob", None).await.unwrap(),
+        "another owner exists now"
+    );
+    assert!(s.memberships("bob").await.unwrap().is_empty());
+    let expired = Invitation {
+        id: "inv2".into(),
+        token_hash: "inv-hash2".into(),
+        expires_at: now - 1,
+        ..inv.clone()
+    };
+    s.create_invitation(&expired).await.unwrap();
+    assert_eq!(
+        s.accept_invitation("inv2", "bob").await.unwrap(),
+        AcceptOutcome::Gone
+    );
+    let revoked = Invitation {
+        id: "inv3".into(),
+        token_hash: "inv-hash3".into(),
+        ..inv.clone()
+    };
+    s.create_invitation(&revoked).await.unwrap();
+    assert!(s.revoke_invitation("t-bob", "inv3").await.unwrap());
+    assert!(!s.revoke_invitation("t-bob", "inv3").await.unwrap());
+    assert_eq!(
+        s.accept_invitation("inv3", "bob").await.unwrap(),
+        AcceptOutcome::Gone
+    );
+
+    // Sessions: found while live, gone after logout or a password change.
+    let sess = |id: &str, user: &str, expires_at: i64| Session {
+        id_hash: id.into(),
+        user_id: user.into(),
+        csrf: "c".into(),
+        created_at: now,
+        expires_at,
+        ip: "127.0.0.1".into(),
+        user_agent: "test".into(),
+    };
+    s.create_session(&sess("s1", "ada", now + 60_000))
+        .await
+        .unwrap();
+    s.create_session(&sess("s2", "ada", now + 60_000))
+        .await
+        .unwrap();
+    s.create_session(&sess("s3", "ada", now - 1)).await.unwrap();
+    assert_eq!(s.session("s1").await.unwrap().unwrap().1.id, "ada");
+    assert!(s.session("s3").await.unwrap().is_none(), "expired");
+    s.set_password("ada", "$argon2id$new", Some("s1"))
+        .await
+        .unwrap();
+    assert!(
+        s.session("s1").await.unwrap().is_some(),
+        "the current session stays"
+    );
+    assert!(
+        s.session("s2").await.unwrap().is_none(),
+        "other sessions end"
+    );
+    s.delete_session("s1").await.unwrap();
+    assert!(s.session("s1").await.unwrap().is_none());
+
+    // Tokens: scoped, expiring, revocable only by their owner.
+    let tok = |id: &str, user: &str, expires_at: Option<i64>| ApiToken {
+        id: id.into(),
+        name: id.into(),
+        token_hash: format!("{id}-hash"),
+        user_id: Some(user.into()),
+        team_id: Some("t-bob".into()),
+        project_id: None,
+        created_at: now,
+        expires_at,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    s.insert_api_token(&tok("k1", "ada", None)).await.unwrap();
+    s.insert_api_token(&tok("k2", "ada", Some(now - 1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.live_api_token("k1-hash")
+            .await
+            .unwrap()
+            .unwrap()
+            .team_id
+            .as_deref(),
+        Some("t-bob")
+    );
+    assert!(
+        s.live_api_token("k2-hash").await.unwrap().is_none(),
+        "expired"
+    );
+    s.touch_api_token("k1").await.unwrap();
+    assert!(s
+        .live_api_token("k1-hash")
+        .await
+        .unwrap()
+        .unwrap()
+        .last_used_at
+        .is_some());
+    assert!(
+        !s.revoke_api_token(Some("bob"), "k1").await.unwrap(),
+        "not bob's"
+    );
+    assert!(s.revoke_api_token(Some("ada"), "k1").await.unwrap());
+    assert!(s.live_api_token("k1-hash").await.unwrap().is_none());
+    let ids: Vec<_> = s
+        .api_tokens_of(Some("ada"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert!(
+        ids.contains(&"k1".to_string()) && ids.contains(&"boot".to_string()),
+        "{ids:?}"
+    );
+
+    // Audit: filtered by team, instance events apart, paged newest first.
+    for (i, team) in [Some("t-bob"), None, Some("t-bob"), Some("t-ada")]
+        .into_iter()
+        .enumerate()
+    {
+        s.insert_audit(&AuditEvent {
+            id: format!("e{i}"),
+            at: now + i as i64,
+            actor_id: Some("ada".into()),
+            actor: "ada@example.com".into(),
+            team_id: team.map(str::to_string),
+            action: "test".into(),
+            target: format!("t{i}"),
+            ip: "127.0.0.1".into(),
+            detail: "{}".into(),
+        })
+        .await
+        .unwrap();
+    }
+    let bobs = s
+        .audit_events(&["t-bob".into()], false, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        bobs.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["e2", "e0"]
+    );
+    let with_instance = s
+        .audit_events(&["t-bob".into()], true, None, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        with_instance
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<Vec<_>>(),
+        ["e2", "e1"]
+    );
+    let last = with_instance.last().unwrap();
+    let rest = s
+        .audit_events(&["t-bob".into()], true, Some((last.at, &last.id)), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["e0"]
+    );
+    assert!(s
+        .audit_events(&[], false, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -13,9 +13,11 @@ use futures::Stream;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{time_cursor, ApiJson, Authed, Page, PageQuery};
+use super::extract::{time_cursor, ApiJson, Page, PageQuery};
 use super::projects;
 use super::AppState;
+use crate::accounts::{audit, Principal};
+use crate::store::Role;
 use crate::store::{Build, BuildLogLine, BuildTrigger, GitMeta, Project};
 use crate::webhooks;
 
@@ -47,7 +49,12 @@ fn valid_id(id: &str) -> bool {
     id.len() <= 40 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-pub async fn load(state: &AppState, id: &str) -> ApiResult<(Project, Build)> {
+pub async fn load(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    need: Role,
+) -> ApiResult<(Project, Build)> {
     let b = if valid_id(id) {
         state.store.build(id).await?
     } else {
@@ -59,7 +66,7 @@ pub async fn load(state: &AppState, id: &str) -> ApiResult<(Project, Build)> {
             id.chars().take(40).collect::<String>()
         ))
     })?;
-    let p = projects::load(state, &b.project_id).await?;
+    let p = projects::load(state, who, &b.project_id, need).await?;
     Ok((p, b))
 }
 
@@ -74,12 +81,12 @@ pub struct CreateBuild {
 
 /// `POST /projects/{p}/builds`: "deploy the latest commit of branch X".
 pub async fn create(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(project): Path<String>,
     ApiJson(body): ApiJson<CreateBuild>,
 ) -> ApiResult<(StatusCode, Json<BuildView>)> {
-    let p = projects::load(&state, &project).await?;
+    let p = projects::load(&state, &who, &project, Role::Member).await?;
     let Some((settings, _)) = state.store.git(&p.id).await? else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -106,16 +113,25 @@ pub async fn create(
             BuildTrigger::Api,
         )
         .await?;
+    audit::record(
+        &state.store,
+        &who,
+        Some(&p.team_id),
+        "build.create",
+        &p.name,
+        serde_json::json!({ "build": b.id }),
+    )
+    .await;
     Ok((StatusCode::ACCEPTED, Json(view(&state, &p, b))))
 }
 
 pub async fn list(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(project): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<BuildView>>> {
-    let p = projects::load(&state, &project).await?;
+    let p = projects::load(&state, &who, &project, Role::Viewer).await?;
     let limit = q.limit()?;
     let items = state.store.list_builds(&p.id, q.before()?, limit).await?;
     let next_cursor = time_cursor(&items, limit, |b| (b.created_at, &b.id));
@@ -126,20 +142,20 @@ pub async fn list(
 }
 
 pub async fn show(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<BuildView>> {
-    let (p, b) = load(&state, &id).await?;
+    let (p, b) = load(&state, &who, &id, Role::Viewer).await?;
     Ok(Json(view(&state, &p, b)))
 }
 
 pub async fn cancel(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<BuildView>> {
-    let (p, b) = load(&state, &id).await?;
+    let (p, b) = load(&state, &who, &id, Role::Member).await?;
     if b.status.is_finished() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -148,19 +164,31 @@ pub async fn cancel(
         ));
     }
     let b = state.builds.cancel(&b.id).await?.unwrap_or(b);
+    audit::record(
+        &state.store,
+        &who,
+        Some(&p.team_id),
+        "deployment.cancel",
+        &p.name,
+        serde_json::json!({ "deployment": b.id }),
+    )
+    .await;
     Ok(Json(view(&state, &p, b)))
 }
 
 /// `POST /deployments/{id}/redeploy`: builds the same commit again.
 pub async fn redeploy(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<BuildView>)> {
     let (p, git) = match state.store.build(&id).await? {
-        Some(b) if valid_id(&id) => (projects::load(&state, &b.project_id).await?, b.git),
+        Some(b) if valid_id(&id) => (
+            projects::load(&state, &who, &b.project_id, Role::Member).await?,
+            b.git,
+        ),
         _ => {
-            let (p, d) = super::deployments::load(&state, &id).await?;
+            let (p, d) = super::deployments::load(&state, &who, &id, Role::Member).await?;
             let git = d.git.ok_or_else(|| {
                 ApiError::new(
                     StatusCode::CONFLICT,
@@ -175,6 +203,15 @@ pub async fn redeploy(
         .builds
         .enqueue(&p, git, BuildTrigger::Redeploy)
         .await?;
+    audit::record(
+        &state.store,
+        &who,
+        Some(&p.team_id),
+        "deployment.redeploy",
+        &p.name,
+        serde_json::json!({ "from": id, "build": b.id }),
+    )
+    .await;
     Ok((StatusCode::ACCEPTED, Json(view(&state, &p, b))))
 }
 
@@ -196,12 +233,12 @@ pub struct LogPage {
 }
 
 pub async fn logs(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> ApiResult<Json<LogPage>> {
-    let (_, b) = load(&state, &id).await?;
+    let (_, b) = load(&state, &who, &id, Role::Viewer).await?;
     let limit = q.limit.unwrap_or(500);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -226,12 +263,12 @@ const SSE_POLL: Duration = Duration::from_secs(1);
 /// (id = sequence number, so a reconnecting client's `Last-Event-ID`
 /// resumes), then one `event: status` when the build ends.
 pub async fn events(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let (_, b) = load(&state, &id).await?;
+    let (_, b) = load(&state, &who, &id, Role::Viewer).await?;
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, Authed};
+use super::extract::ApiJson;
 use super::AppState;
+use crate::accounts::{audit, Principal};
 use crate::ids;
 use crate::store::{now_ms, Node};
 
@@ -40,7 +41,10 @@ pub struct NodeView {
     pub mesh_seen_by: usize,
 }
 
-pub async fn nodes(_: Authed, State(state): State<AppState>) -> ApiResult<Json<Vec<NodeView>>> {
+pub async fn nodes(
+    _who: Principal,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Vec<NodeView>>> {
     let current = state.hub.current().config.version as i64;
     let now = now_ms();
     let nodes = state.store.list_nodes().await?;
@@ -75,10 +79,15 @@ pub struct CreateJoinToken {
 }
 
 pub async fn create_join_token(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateJoinToken>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    if !who.is_instance_owner() {
+        return Err(ApiError::forbidden(
+            "only the instance owner (with an unscoped credential) may add nodes",
+        ));
+    }
     if !protocol::host::is_valid_label(&body.region) {
         return Err(ApiError::bad_request(
             "invalid_region",
@@ -108,6 +117,15 @@ pub async fn create_join_token(
         ca_fingerprint: state.quic.ca.fingerprint(),
     };
     tracing::info!(region = %body.region, "join token created");
+    audit::record(
+        &state.store,
+        &who,
+        None,
+        "node.join_token",
+        &body.region,
+        json!({ "expires_at": expires_at }),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         Json(

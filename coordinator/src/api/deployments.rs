@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{time_cursor, ApiJson, Authed, Page, PageQuery};
+use super::extract::{time_cursor, ApiJson, Page, PageQuery};
 use super::projects;
 use super::AppState;
+use crate::accounts::{audit, Principal};
+use crate::store::Role;
 use crate::store::{BundleRow, Deployment, DeploymentStatus, Project, Target};
 
 #[derive(Deserialize)]
@@ -63,7 +65,12 @@ fn view(state: &AppState, p: &Project, d: Deployment) -> DeploymentView {
     }
 }
 
-pub(super) async fn load(state: &AppState, id: &str) -> ApiResult<(Project, Deployment)> {
+pub(super) async fn load(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    need: Role,
+) -> ApiResult<(Project, Deployment)> {
     let valid = id.len() <= 40 && id.bytes().all(|b| b.is_ascii_alphanumeric());
     let d = if valid {
         state.store.deployment(id).await?
@@ -76,17 +83,17 @@ pub(super) async fn load(state: &AppState, id: &str) -> ApiResult<(Project, Depl
             id.chars().take(40).collect::<String>()
         ))
     })?;
-    let p = projects::load(state, &d.project_id).await?;
+    let p = projects::load(state, who, &d.project_id, need).await?;
     Ok((p, d))
 }
 
 pub async fn create(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(project): Path<String>,
     ApiJson(body): ApiJson<CreateDeployment>,
 ) -> ApiResult<(StatusCode, Json<Created>)> {
-    let p = projects::load(&state, &project).await?;
+    let p = projects::load(&state, &who, &project, Role::Member).await?;
     body.manifest
         .validate(&state.config.limits.manifest())
         .map_err(|e| ApiError::bad_request("invalid_manifest", e.to_string()))?;
@@ -117,6 +124,15 @@ pub async fn create(
     let blobs = body.manifest.blobs();
     let missing = state.blobs.missing(blobs.iter().copied()).await?;
     tracing::info!(project = %p.name, deployment = %d.id, bundle = %bundle_id.short(), blobs = blobs.len(), missing = missing.len(), "deployment created");
+    audit::record(
+        &state.store,
+        &who,
+        Some(&p.team_id),
+        "deployment.create",
+        &p.name,
+        serde_json::json!({ "deployment": d.id, "target": d.target.as_str() }),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         Json(Created {
@@ -134,10 +150,15 @@ pub struct MissingQuery {
 }
 
 pub async fn missing_blobs(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<MissingQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    if !who.can_write_somewhere() {
+        return Err(ApiError::forbidden(
+            "uploading needs the member role in some team",
+        ));
+    }
     if body.hashes.len() > state.config.limits.max_files * 3 {
         return Err(ApiError::bad_request(
             "too_many_hashes",
@@ -149,11 +170,16 @@ pub async fn missing_blobs(
 }
 
 pub async fn upload_blob(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(hash): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<StatusCode> {
+    if !who.can_write_somewhere() {
+        return Err(ApiError::forbidden(
+            "uploading needs the member role in some team",
+        ));
+    }
     let hash: BlobHash = hash.parse().map_err(|e: protocol::hash::HashParseError| {
         ApiError::bad_request("bad_hash", e.to_string())
     })?;
@@ -184,11 +210,11 @@ pub async fn upload_blob(
 }
 
 pub async fn finalize(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeploymentView>> {
-    let (p, d) = load(&state, &id).await?;
+    let (p, d) = load(&state, &who, &id, Role::Member).await?;
     if d.status == DeploymentStatus::Uploading {
         let bytes = state
             .store
@@ -219,7 +245,7 @@ pub async fn finalize(
         state.hub.refresh().await?;
         tracing::info!(project = %p.name, deployment = %d.id, target = d.target.as_str(), "deployment ready");
     }
-    let (p, d) = load(&state, &id).await?;
+    let (p, d) = load(&state, &who, &id, Role::Viewer).await?;
     Ok(Json(view(&state, &p, d)))
 }
 
@@ -246,11 +272,11 @@ async fn check_functions(state: &AppState, manifest: &Manifest) -> ApiResult<()>
 }
 
 pub async fn promote(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeploymentView>> {
-    let (p, d) = load(&state, &id).await?;
+    let (p, d) = load(&state, &who, &id, Role::Member).await?;
     if d.status != DeploymentStatus::Ready {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -261,16 +287,25 @@ pub async fn promote(
     state.store.promote(&p.id, &d.id).await?;
     state.hub.refresh().await?;
     tracing::info!(project = %p.name, deployment = %d.id, "promoted");
-    let (p, d) = load(&state, &id).await?;
+    let (p, d) = load(&state, &who, &id, Role::Viewer).await?;
+    audit::record(
+        &state.store,
+        &who,
+        Some(&p.team_id),
+        "deployment.promote",
+        &p.name,
+        serde_json::json!({ "deployment": d.id }),
+    )
+    .await;
     Ok(Json(view(&state, &p, d)))
 }
 
 pub async fn rollback(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(project): Path<String>,
 ) -> ApiResult<Json<DeploymentView>> {
-    let p = projects::load(&state, &project).await?;
+    let p = projects::load(&state, &who, &project, Role::Member).await?;
     let current_id = p.production_deployment.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -297,20 +332,29 @@ pub async fn rollback(
     state.store.promote(&p.id, &previous.id).await?;
     state.hub.refresh().await?;
     tracing::info!(project = %p.name, from = %current.id, to = %previous.id, "rolled back");
-    let (p, d) = load(&state, &previous.id).await?;
+    let (p, d) = load(&state, &who, &previous.id, Role::Viewer).await?;
+    audit::record(
+        &state.store,
+        &who,
+        Some(&p.team_id),
+        "deployment.rollback",
+        &p.name,
+        serde_json::json!({ "to": d.id }),
+    )
+    .await;
     Ok(Json(view(&state, &p, d)))
 }
 
 /// A deployment; while a git build has not produced it yet, the build
 /// (same id) with its status.
 pub async fn show(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let found = match load(&state, &id).await {
+    let found = match load(&state, &who, &id, Role::Viewer).await {
         Ok((p, d)) => serde_json::to_value(view(&state, &p, d)),
-        Err(not_found) => match super::builds::load(&state, &id).await {
+        Err(not_found) => match super::builds::load(&state, &who, &id, Role::Viewer).await {
             Ok((p, b)) => serde_json::to_value(super::builds::view(&state, &p, b)),
             Err(_) => return Err(not_found),
         },
@@ -319,12 +363,12 @@ pub async fn show(
 }
 
 pub async fn list(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(project): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<DeploymentView>>> {
-    let p = projects::load(&state, &project).await?;
+    let p = projects::load(&state, &who, &project, Role::Viewer).await?;
     let limit = q.limit()?;
     let items = state
         .store

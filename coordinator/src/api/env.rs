@@ -8,10 +8,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, Authed};
+use super::extract::ApiJson;
 use super::projects;
 use super::AppState;
+use crate::accounts::{audit, Principal};
 use crate::store::EnvVarRow;
+use crate::store::Role;
 
 pub const MAX_VARS: usize = 200;
 pub const MAX_VALUE_BYTES: usize = 32 * 1024;
@@ -47,11 +49,11 @@ fn kinds(env: &str) -> ApiResult<Vec<&'static str>> {
 }
 
 pub async fn list(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(project): Path<String>,
 ) -> ApiResult<Json<Vec<EnvVarView>>> {
-    let p = projects::load(&state, &project).await?;
+    let p = projects::load(&state, &who, &project, Role::Viewer).await?;
     let vars = state.store.env_vars(&p.id).await?;
     Ok(Json(
         vars.into_iter()
@@ -81,12 +83,12 @@ fn all() -> String {
 }
 
 pub async fn set(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path((project, name)): Path<(String, String)>,
     ApiJson(body): ApiJson<SetVar>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let p = projects::load(&state, &project).await?;
+    let p = projects::load(&state, &who, &project, Role::Member).await?;
     if !valid_name(&name) {
         return Err(ApiError::bad_request(
             "invalid_name",
@@ -123,6 +125,15 @@ pub async fn set(
     state.hub.refresh().await?;
     // The name and kind are logged; the value never is.
     tracing::info!(project = %p.name, %name, env = %body.env, secret = body.secret, "variable set");
+    audit::record(
+        &state.store,
+        &who,
+        Some(&p.team_id),
+        "env.set",
+        &p.name,
+        serde_json::json!({ "name": name, "env": body.env, "secret": body.secret }),
+    )
+    .await;
     Ok(Json(
         json!({ "name": name, "env": kinds, "secret": body.secret }),
     ))
@@ -134,12 +145,12 @@ pub struct EnvQuery {
 }
 
 pub async fn delete(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path((project, name)): Path<(String, String)>,
     Query(q): Query<EnvQuery>,
 ) -> ApiResult<StatusCode> {
-    let p = projects::load(&state, &project).await?;
+    let p = projects::load(&state, &who, &project, Role::Member).await?;
     let kind = match q.env.as_deref() {
         None | Some("all") => None,
         Some(k) => Some(kinds(k)?[0]),
@@ -149,6 +160,15 @@ pub async fn delete(
     }
     state.hub.refresh().await?;
     tracing::info!(project = %p.name, %name, "variable deleted");
+    audit::record(
+        &state.store,
+        &who,
+        Some(&p.team_id),
+        "env.delete",
+        &p.name,
+        serde_json::json!({ "name": name }),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -159,23 +179,23 @@ pub struct Outbound {
 }
 
 pub async fn get_outbound(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(project): Path<String>,
 ) -> ApiResult<Json<Outbound>> {
-    let p = projects::load(&state, &project).await?;
+    let p = projects::load(&state, &who, &project, Role::Viewer).await?;
     Ok(Json(Outbound {
         hosts: state.store.outbound(&p.id).await?,
     }))
 }
 
 pub async fn set_outbound(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(project): Path<String>,
     ApiJson(body): ApiJson<Outbound>,
 ) -> ApiResult<Json<Outbound>> {
-    let p = projects::load(&state, &project).await?;
+    let p = projects::load(&state, &who, &project, Role::Member).await?;
     if body.hosts.len() > MAX_OUTBOUND_HOSTS {
         return Err(ApiError::bad_request(
             "too_many_hosts",
@@ -193,6 +213,15 @@ pub async fn set_outbound(
     state.store.set_outbound(&p.id, &hosts).await?;
     state.hub.refresh().await?;
     tracing::info!(project = %p.name, hosts = ?hosts, "outbound allow-list set");
+    audit::record(
+        &state.store,
+        &who,
+        Some(&p.team_id),
+        "outbound.set",
+        &p.name,
+        serde_json::json!({ "hosts": hosts }),
+    )
+    .await;
     Ok(Json(Outbound { hosts }))
 }
 

@@ -43,6 +43,10 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
     pub fn internal(e: impl std::fmt::Display) -> Self {
         // The detail goes to the log, not to the client.
         tracing::error!(error = %e, "internal error");
@@ -71,6 +75,11 @@ impl From<crate::store::StoreError> for ApiError {
                 StatusCode::CONFLICT,
                 "conflict",
                 format!("{what} already exists"),
+            ),
+            crate::store::StoreError::LastOwner => ApiError::new(
+                StatusCode::CONFLICT,
+                "last_owner",
+                "a team needs at least one owner; make someone else owner first",
             ),
             other => ApiError::internal(other),
         }

@@ -1,4 +1,4 @@
-//! Extractors: bearer auth, JSON with typed rejections, pagination.
+//! Extractors: the caller's principal, JSON with typed rejections, pagination.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -9,41 +9,58 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::ids::token_hash;
+use crate::accounts::authz::Via;
+use crate::accounts::{session, Principal};
 
-/// A request carrying a valid, unrevoked API token.
-pub struct Authed {
-    #[allow(dead_code)]
-    pub token_id: String,
-}
-
-impl FromRequestParts<AppState> for Authed {
+/// Every API route but health and webhooks needs a principal: a bearer
+/// API token, or the dashboard's session cookie. With a cookie, a request
+/// that changes something must also carry the session's CSRF token in
+/// `X-CSRF-Token`, so another site cannot make the browser send it.
+impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::unauthorized("missing Authorization: Bearer <token> header")
-            })?;
-        let value = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .filter(|t| !t.is_empty() && t.len() <= 256)
-            .ok_or_else(|| {
-                ApiError::unauthorized("Authorization header must be `Bearer <token>`")
-            })?;
-        match state
-            .store
-            .api_token_by_hash(&token_hash(value.trim()))
-            .await?
-        {
-            Some(token_id) => Ok(Authed { token_id }),
-            None => Err(ApiError::unauthorized("invalid or revoked API token")),
+        let ip = client_ip_of(parts, state);
+        let who = match session::resolve(&state.store, &parts.headers, ip).await? {
+            Ok(Some(who)) => who,
+            Ok(None) => {
+                return Err(ApiError::unauthorized(
+                    "missing Authorization: Bearer <token> header",
+                ))
+            }
+            Err(e) => return Err(ApiError::unauthorized(e.to_string())),
+        };
+        if let Via::Session { csrf, .. } = &who.via {
+            if !parts.method.is_safe() {
+                let sent = parts
+                    .headers
+                    .get(session::CSRF_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if !session::csrf_matches(csrf, sent) {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "csrf",
+                        "missing or wrong X-CSRF-Token for a cookie-authenticated request",
+                    ));
+                }
+            }
         }
+        Ok(who)
     }
+}
+
+/// The client address as the audit log and rate limits see it.
+pub fn client_ip_of(parts: &Parts, state: &AppState) -> String {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    session::client_ip(
+        &parts.headers,
+        peer,
+        state.config.accounts.trust_forwarded_for,
+    )
 }
 
 /// `axum::Json` whose rejections are our typed errors.

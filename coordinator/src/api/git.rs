@@ -8,10 +8,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, Authed};
+use super::extract::ApiJson;
 use super::projects;
 use super::AppState;
+use crate::accounts::{audit, Principal};
 use crate::builds::BuildServiceError;
+use crate::store::Role;
 use crate::store::{BuildTrigger, GitMeta, GitSettings};
 use crate::webhooks::{self, HookError, HookEvent};
 
@@ -133,40 +135,63 @@ pub async fn connect(
 }
 
 pub async fn put(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(project): Path<String>,
     ApiJson(body): ApiJson<GitInput>,
 ) -> ApiResult<Json<GitView>> {
-    let p = projects::load(&state, &project).await?;
+    let p = projects::load(&state, &who, &project, Role::Member).await?;
     let settings = validate(&state, &body)?;
-    Ok(Json(connect(&state, &p, &settings).await?))
+    let view = connect(&state, &p, &settings).await?;
+    audit::record(
+        &state.store,
+        &who,
+        Some(&p.team_id),
+        "git.connect",
+        &p.name,
+        serde_json::json!({ "url": view.settings.url, "branch": view.settings.branch }),
+    )
+    .await;
+    Ok(Json(view))
 }
 
 pub async fn show(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(project): Path<String>,
 ) -> ApiResult<Json<GitView>> {
-    let p = projects::load(&state, &project).await?;
+    let p = projects::load(&state, &who, &project, Role::Viewer).await?;
     let (settings, sealed) =
         state.store.git(&p.id).await?.ok_or_else(|| {
             ApiError::not_found(format!("git connection of project {:?}", p.name))
         })?;
+    // Viewers see the settings but not the secret that lets one trigger builds.
+    let may_see_secret = who
+        .project_role(&p.team_id, &p.id)
+        .is_some_and(|r| r >= Role::Member);
     let secret = match sealed {
-        Some(s) => state.secrets.open(&s).map_err(ApiError::internal)?,
-        None => String::new(),
+        Some(s) if may_see_secret => state.secrets.open(&s).map_err(ApiError::internal)?,
+        _ => String::new(),
     };
     Ok(Json(view(&state, &p.name, settings, secret)))
 }
 
 pub async fn delete(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(project): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let p = projects::load(&state, &project).await?;
+    let p = projects::load(&state, &who, &project, Role::Member).await?;
     state.store.set_git(&p.id, None, None).await?;
+    audit::record(
+        &state.store,
+        &who,
+        Some(&p.team_id),
+        "git.disconnect",
+        &p.name,
+        serde_json::json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -200,7 +225,7 @@ pub async fn hook(
     // One answer for "no such project" and "not connected", so the hook
     // URL does not tell strangers which projects exist.
     let unknown = || ApiError::not_found("webhook");
-    let p = projects::load(&state, &project)
+    let p = projects::find(&state, &project)
         .await
         .map_err(|_| unknown())?;
     let (_, sealed) = state.store.git(&p.id).await?.ok_or_else(unknown)?;

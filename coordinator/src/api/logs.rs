@@ -6,9 +6,11 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{Authed, MAX_PAGE};
+use super::extract::MAX_PAGE;
 use super::projects;
 use super::AppState;
+use crate::accounts::Principal;
+use crate::store::Role;
 use crate::store::{FunctionLogRow, LogQuery};
 
 #[derive(Deserialize)]
@@ -33,12 +35,12 @@ pub struct LogPage {
 }
 
 pub async fn list(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(project): Path<String>,
     Query(q): Query<LogParams>,
 ) -> ApiResult<Json<LogPage>> {
-    let p = projects::load(&state, &project).await?;
+    let p = projects::load(&state, &who, &project, Role::Viewer).await?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_PAGE * 5).contains(&limit) {
         return Err(ApiError::bad_request(

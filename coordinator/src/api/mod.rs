@@ -1,5 +1,6 @@
 //! The REST API under `/api/v1` (axum, JSON, bearer tokens).
 
+pub mod accounts;
 mod builds;
 mod cluster;
 mod deployments;
@@ -13,7 +14,7 @@ mod projects;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use crate::blobs::BlobStore;
@@ -31,6 +32,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub quic: Arc<QuicContext>,
     pub builds: Arc<crate::builds::BuildService>,
+    pub login_limits: Arc<crate::accounts::ratelimit::LoginLimits>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -78,6 +80,34 @@ pub fn router(state: AppState) -> Router {
             "/blobs/{hash}",
             put(deployments::upload_blob).layer(DefaultBodyLimit::max(blob_limit)),
         )
+        .route("/me", get(accounts::me))
+        .route(
+            "/teams",
+            get(accounts::list_teams).post(accounts::create_team),
+        )
+        .route("/teams/{team}/members", get(accounts::members))
+        .route(
+            "/teams/{team}/members/{user}",
+            put(accounts::set_member).delete(accounts::remove_member),
+        )
+        .route(
+            "/teams/{team}/invitations",
+            get(accounts::list_invitations).post(accounts::create_invitation),
+        )
+        .route(
+            "/teams/{team}/invitations/{id}",
+            delete(accounts::revoke_invitation),
+        )
+        .route(
+            "/invitations/{token}/accept",
+            post(accounts::accept_invitation),
+        )
+        .route(
+            "/tokens",
+            get(accounts::list_tokens).post(accounts::create_token),
+        )
+        .route("/tokens/{id}", delete(accounts::revoke_token))
+        .route("/audit", get(accounts::audit))
         .route("/nodes", get(cluster::nodes))
         .route("/join-tokens", post(cluster::create_join_token))
         .fallback(|| async { error::ApiError::not_found("route") })

@@ -6,9 +6,11 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, Authed, Page, PageQuery};
+use super::extract::{ApiJson, Page, PageQuery};
 use super::AppState;
+use crate::accounts::{audit, Principal};
 use crate::store::Project;
+use crate::store::Role;
 
 /// Leaves room for `-<deployment id>` within a 63-byte DNS label.
 pub const MAX_PROJECT_NAME: usize = 40;
@@ -17,6 +19,8 @@ pub const MAX_PROJECT_NAME: usize = 40;
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
     pub name: String,
+    /// The team that owns it (default: the caller's first team).
+    pub team: Option<String>,
     /// Connect a repository at once (see `PUT /projects/{name}/git`).
     pub git: Option<super::git::GitInput>,
 }
@@ -37,7 +41,9 @@ pub fn view(state: &AppState, p: Project) -> ProjectView {
     }
 }
 
-pub async fn load(state: &AppState, name: &str) -> ApiResult<Project> {
+/// A project by name or id, without any access check: for webhooks, which
+/// authenticate by signature instead.
+pub async fn find(state: &AppState, name: &str) -> ApiResult<Project> {
     if name.len() > 100 {
         return Err(ApiError::not_found("project"));
     }
@@ -46,6 +52,52 @@ pub async fn load(state: &AppState, name: &str) -> ApiResult<Project> {
         .project(name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("project {name:?}")))
+}
+
+/// A project the principal may act on with at least `need`. Without any
+/// role it answers "not found", so names of other teams' projects leak
+/// nothing; with too small a role, 403.
+pub async fn load(state: &AppState, who: &Principal, name: &str, need: Role) -> ApiResult<Project> {
+    let p = find(state, name).await?;
+    match who.project_role(&p.team_id, &p.id) {
+        None => Err(ApiError::not_found(format!("project {name:?}"))),
+        Some(role) if role < need => Err(ApiError::forbidden(format!(
+            "your role on this project's team is {}; this needs {}",
+            role.as_str(),
+            need.as_str()
+        ))),
+        Some(_) => Ok(p),
+    }
+}
+
+/// The team a new project goes to: the one asked for, else the token's
+/// team, else the principal's oldest team where it may create projects.
+pub fn team_for_new_project(who: &Principal, asked: Option<&str>) -> ApiResult<String> {
+    if let crate::accounts::Scope::Project(_) = who.scope {
+        return Err(ApiError::forbidden(
+            "a project-scoped token cannot create projects",
+        ));
+    }
+    let team = match asked {
+        Some(t) => t.to_string(),
+        None => match &who.scope {
+            crate::accounts::Scope::Team(t) => t.clone(),
+            _ => who
+                .teams_with(Role::Member)
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    ApiError::forbidden("you are not a member of any team that may create projects")
+                })?,
+        },
+    };
+    match who.team_role(&team) {
+        None => Err(ApiError::not_found(format!("team {team:?}"))),
+        Some(r) if r < Role::Member => Err(ApiError::forbidden(
+            "viewers cannot create projects; ask a team owner for the member role",
+        )),
+        Some(_) => Ok(team),
+    }
 }
 
 pub fn validate_name(name: &str) -> ApiResult<()> {
@@ -61,19 +113,32 @@ pub fn validate_name(name: &str) -> ApiResult<()> {
 }
 
 pub async fn create(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateProject>,
 ) -> ApiResult<(StatusCode, Json<ProjectView>)> {
     validate_name(&body.name)?;
+    if body.team.as_ref().is_some_and(|t| t.len() > 64) {
+        return Err(ApiError::not_found("team"));
+    }
+    let team = team_for_new_project(&who, body.team.as_deref())?;
     let git = match &body.git {
         Some(g) => Some(super::git::validate(&state, g)?),
         None => None,
     };
     let p = state
         .store
-        .create_project(&crate::ids::new_id(12), &body.name)
+        .create_project(&crate::ids::new_id(12), &body.name, &team)
         .await?;
+    audit::record(
+        &state.store,
+        &who,
+        Some(&team),
+        "project.create",
+        &p.name,
+        serde_json::json!({ "id": p.id }),
+    )
+    .await;
     if let Some(g) = &git {
         super::git::connect(&state, &p, g).await?;
     }
@@ -82,12 +147,18 @@ pub async fn create(
 }
 
 pub async fn list(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<ProjectView>>> {
     let limit = q.limit()?;
-    let items = state.store.list_projects(q.cursor()?, limit).await?;
+    let mut items = state
+        .store
+        .list_projects(&who.teams_with(Role::Viewer), q.cursor()?, limit)
+        .await?;
+    if let crate::accounts::Scope::Project(only) = &who.scope {
+        items.retain(|p| &p.id == only);
+    }
     let next_cursor = (items.len() as i64 == limit).then(|| items.last().unwrap().name.clone());
     Ok(Json(Page {
         items: items.into_iter().map(|p| view(&state, p)).collect(),
@@ -96,11 +167,11 @@ pub async fn list(
 }
 
 pub async fn show(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(project): Path<String>,
 ) -> ApiResult<Json<ProjectView>> {
-    let p = load(&state, &project).await?;
+    let p = load(&state, &who, &project, Role::Viewer).await?;
     Ok(Json(view(&state, p)))
 }
 
@@ -114,11 +185,11 @@ pub struct Alias {
 
 /// The hosts that serve this project right now, from the published config.
 pub async fn aliases(
-    _: Authed,
+    who: Principal,
     State(state): State<AppState>,
     Path(project): Path<String>,
 ) -> ApiResult<Json<Vec<Alias>>> {
-    let p = load(&state, &project).await?;
+    let p = load(&state, &who, &project, Role::Viewer).await?;
     let signed = state.hub.current();
     let cfg = &signed.config;
     let prod_host = state.config.production_host(&p.name);

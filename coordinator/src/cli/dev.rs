@@ -63,6 +63,7 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         public_url: format!("http://{{host}}:{}", o.http_port),
         limits: Limits::default(),
         builds: Default::default(),
+        accounts: Default::default(),
         secret_key: None,
     };
     let running = server::start(config).await?;

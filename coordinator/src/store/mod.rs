@@ -4,6 +4,7 @@
 //! `$N` placeholders (in ascending order) and the types both backends share
 //! (BIGINT, TEXT, BLOB/BYTEA). Each backend has its own migration folder.
 
+mod accounts;
 mod builds;
 mod models;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
+pub use accounts::AcceptOutcome;
 pub use builds::{ReadyBuild, MAX_BUILD_ATTEMPTS};
 pub use models::*;
 
@@ -26,6 +28,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0} already exists")]
     Conflict(String),
+    #[error("a team needs at least one owner")]
+    LastOwner,
     #[error("join token rejected: {0}")]
     JoinToken(JoinTokenError),
 }
@@ -135,23 +139,20 @@ impl Store {
         Ok(())
     }
 
-    pub async fn api_token_by_hash(&self, hash: &str) -> Result<Option<String>, StoreError> {
-        let row =
-            sqlx::query("SELECT id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
-                .bind(hash)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|r| r.get("id")))
-    }
-
     // ---- projects ---------------------------------------------------------
 
-    pub async fn create_project(&self, id: &str, name: &str) -> Result<Project, StoreError> {
+    pub async fn create_project(
+        &self,
+        id: &str,
+        name: &str,
+        team_id: &str,
+    ) -> Result<Project, StoreError> {
         let now = now_ms();
-        sqlx::query("INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3)")
+        sqlx::query("INSERT INTO projects (id, name, created_at, team_id) VALUES ($1, $2, $3, $4)")
             .bind(id)
             .bind(name)
             .bind(now)
+            .bind(team_id)
             .execute(&self.pool)
             .await
             .map_err(|e| {
@@ -166,12 +167,13 @@ impl Store {
             name: name.into(),
             created_at: now,
             production_deployment: None,
+            team_id: team_id.into(),
         })
     }
 
     pub async fn project(&self, name_or_id: &str) -> Result<Option<Project>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, name, created_at, production_deployment FROM projects WHERE name = $1 OR id = $2",
+            "SELECT id, name, created_at, production_deployment, team_id FROM projects WHERE name = $1 OR id = $2",
         )
         .bind(name_or_id)
         .bind(name_or_id)
@@ -180,20 +182,29 @@ impl Store {
         row.map(|r| Project::from_row(&r)).transpose()
     }
 
-    /// Projects by name, `limit` after the name `after`.
+    /// Projects of the given teams by name, `limit` after the name `after`.
     pub async fn list_projects(
         &self,
+        teams: &[String],
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Project>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, name, created_at, production_deployment FROM projects \
-             WHERE name > $1 ORDER BY name LIMIT $2",
-        )
-        .bind(after.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        if teams.is_empty() {
+            return Ok(Vec::new());
+        }
+        let params: Vec<String> = (0..teams.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "SELECT id, name, created_at, production_deployment, team_id FROM projects \
+             WHERE name > $1 AND team_id IN ({}) ORDER BY name LIMIT $2",
+            params.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql))
+            .bind(after.unwrap_or(""))
+            .bind(limit);
+        for t in teams {
+            q = q.bind(t);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(Project::from_row).collect()
     }
 
@@ -756,6 +767,9 @@ impl FromRow for Project {
             name: r.try_get("name")?,
             created_at: r.try_get("created_at")?,
             production_deployment: r.try_get("production_deployment")?,
+            team_id: r
+                .try_get::<Option<String>, _>("team_id")?
+                .unwrap_or_default(),
         })
     }
 }

@@ -10,6 +10,7 @@ pub struct Project {
     pub name: String,
     pub created_at: i64,
     pub production_deployment: Option<String>,
+    pub team_id: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -218,4 +219,104 @@ pub struct LogQuery {
     /// Only rows with a larger id (the pagination cursor).
     pub after_id: i64,
     pub limit: i64,
+}
+
+// ---- accounts ---------------------------------------------------------------
+
+/// What a team member may do; ordered, so `role >= Role::Member` reads as
+/// "may change things".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Member,
+    Owner,
+}
+str_enum!(Role { Viewer => "viewer", Member => "member", Owner => "owner" });
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub instance_owner: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Team {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Membership {
+    pub team: Team,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Member {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Invitation {
+    pub id: String,
+    pub team_id: String,
+    pub role: Role,
+    #[serde(skip)]
+    pub token_hash: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub accepted_at: Option<i64>,
+    pub accepted_by: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id_hash: String,
+    pub user_id: String,
+    pub csrf: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// An API token as stored: never the secret, only its hash.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: String,
+    pub name: String,
+    #[serde(skip)]
+    pub token_hash: String,
+    /// `None` only for the first-start admin token before anyone signed up.
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub project_id: Option<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub id: String,
+    pub at: i64,
+    pub actor_id: Option<String>,
+    pub actor: String,
+    pub team_id: Option<String>,
+    pub action: String,
+    pub target: String,
+    pub ip: String,
+    pub detail: String,
 }

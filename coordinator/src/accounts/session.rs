@@ -1,0 +1,244 @@
+//! Credentials on a request: a bearer API token or the dashboard's session
+//! cookie, resolved to a [`Principal`].
+
+use std::net::SocketAddr;
+
+use axum::http::{header, HeaderMap, HeaderValue};
+
+use super::authz::{Principal, Scope, Via};
+use crate::ids::token_hash;
+use crate::store::{now_ms, Role, Session, Store, StoreError, User};
+
+pub const COOKIE: &str = "outpost_session";
+/// Dashboard scripts send the session's CSRF token in this header.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+const MAX_TOKEN: usize = 256;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CredentialError {
+    #[error("Authorization header must be `Bearer <token>`")]
+    Malformed,
+    #[error("invalid, expired or revoked API token")]
+    BadToken,
+    #[error("session expired; sign in again")]
+    BadSession,
+}
+
+/// The session cookie's value, if the request carries one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty() && v.len() <= MAX_TOKEN)
+}
+
+/// The client's address: the TCP peer, or the first `X-Forwarded-For`
+/// entry when the operator says a proxy of theirs sets it.
+pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trust_forwarded: bool) -> String {
+    if trust_forwarded {
+        if let Some(first) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
+        {
+            return first.to_string();
+        }
+    }
+    peer.map(|p| p.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Resolves whatever credential the request carries; `Ok(None)` when it
+/// carries none.
+pub async fn resolve(
+    store: &Store,
+    headers: &HeaderMap,
+    ip: String,
+) -> Result<Result<Option<Principal>, CredentialError>, StoreError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let Some(token) = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN)
+        else {
+            return Ok(Err(CredentialError::Malformed));
+        };
+        let Some(t) = store.live_api_token(&token_hash(token)).await? else {
+            return Ok(Err(CredentialError::BadToken));
+        };
+        store.touch_api_token(&t.id).await?;
+        let scope = Scope::from_columns(t.team_id.as_deref(), t.project_id.as_deref());
+        let via = Via::Token {
+            id: t.id.clone(),
+            name: t.name.clone(),
+        };
+        let principal = match &t.user_id {
+            Some(uid) => match store.user(uid).await? {
+                Some(user) => for_user(store, user, scope, via, ip).await?,
+                None => return Ok(Err(CredentialError::BadToken)),
+            },
+            // The first-start admin token, before the first sign-up adopts
+            // it: it owns the team projects are created in until then.
+            None => Principal {
+                user: None,
+                instance_owner: true,
+                memberships: store
+                    .oldest_team()
+                    .await?
+                    .map(|t| vec![(t.id, Role::Owner)])
+                    .unwrap_or_default(),
+                scope,
+                via,
+                ip,
+            },
+        };
+        return Ok(Ok(Some(principal)));
+    }
+    if let Some(cookie) = session_cookie(headers) {
+        let Some((session, user)) = store.session(&token_hash(cookie)).await? else {
+            return Ok(Err(CredentialError::BadSession));
+        };
+        let via = Via::Session {
+            id_hash: session.id_hash,
+            csrf: session.csrf,
+        };
+        return Ok(Ok(Some(for_user(store, user, Scope::All, via, ip).await?)));
+    }
+    Ok(Ok(None))
+}
+
+async fn for_user(
+    store: &Store,
+    user: User,
+    scope: Scope,
+    via: Via,
+    ip: String,
+) -> Result<Principal, StoreError> {
+    let memberships = store
+        .memberships(&user.id)
+        .await?
+        .into_iter()
+        .map(|m| (m.team.id, m.role))
+        .collect();
+    Ok(Principal {
+        instance_owner: user.instance_owner,
+        user: Some(user),
+        memberships,
+        scope,
+        via,
+        ip,
+    })
+}
+
+/// A new session: the cookie value (shown to the browser only) and the row.
+pub fn new_session(
+    user_id: &str,
+    ttl: std::time::Duration,
+    ip: &str,
+    user_agent: &str,
+) -> (String, Session) {
+    let secret = crate::ids::new_secret();
+    let now = now_ms();
+    let session = Session {
+        id_hash: token_hash(&secret),
+        user_id: user_id.to_string(),
+        csrf: crate::ids::new_secret(),
+        created_at: now,
+        expires_at: now + ttl.as_millis() as i64,
+        ip: ip.chars().take(64).collect(),
+        user_agent: user_agent.chars().take(200).collect(),
+    };
+    (secret, session)
+}
+
+/// `Set-Cookie` for a session: HttpOnly, SameSite=Lax (links from other
+/// sites still land signed in; their POSTs carry no cookie), Secure on TLS.
+pub fn set_cookie(value: &str, ttl: std::time::Duration, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        ttl.as_secs()
+    ))
+    .expect("cookie value is hex")
+}
+
+pub fn clear_cookie() -> HeaderValue {
+    HeaderValue::from_static("outpost_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+}
+
+/// Whether the browser reached us over TLS (directly or via a proxy).
+pub fn wants_secure_cookie(headers: &HeaderMap, configured: bool) -> bool {
+    configured
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+/// Constant-time comparison of a submitted CSRF token with the session's.
+pub fn csrf_matches(expected: &str, submitted: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    !expected.is_empty() && expected.as_bytes().ct_eq(submitted.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_session_cookie_among_others() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            "a=1; outpost_session=abc; b=2".parse().unwrap(),
+        );
+        assert_eq!(session_cookie(&h), Some("abc"));
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, "x=1".parse().unwrap());
+        h.append(header::COOKIE, "outpost_session=def".parse().unwrap());
+        assert_eq!(session_cookie(&h), Some("def"));
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, "outpost_session=".parse().unwrap());
+        assert_eq!(session_cookie(&h), None);
+        let long = format!("outpost_session={}", "a".repeat(300));
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, long.parse().unwrap());
+        assert_eq!(session_cookie(&h), None);
+    }
+
+    #[test]
+    fn client_ip_trusts_forwarded_only_when_told() {
+        let peer: SocketAddr = "10.1.1.1:5000".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.9, 10.0.0.1".parse().unwrap());
+        assert_eq!(client_ip(&h, Some(peer), false), "10.1.1.1");
+        assert_eq!(client_ip(&h, Some(peer), true), "203.0.113.9");
+        h.insert("x-forwarded-for", "junk".parse().unwrap());
+        assert_eq!(client_ip(&h, Some(peer), true), "10.1.1.1");
+    }
+
+    #[test]
+    fn cookies_and_csrf() {
+        let c = set_cookie("ab12", std::time::Duration::from_secs(60), true);
+        let c = c.to_str().unwrap();
+        for part in ["HttpOnly", "SameSite=Lax", "Secure", "Max-Age=60", "Path=/"] {
+            assert!(c.contains(part), "{c}");
+        }
+        assert!(!set_cookie("ab", std::time::Duration::from_secs(1), false)
+            .to_str()
+            .unwrap()
+            .contains("Secure"));
+        assert!(csrf_matches("abc", "abc"));
+        assert!(!csrf_matches("abc", "abd"));
+        assert!(!csrf_matches("", ""));
+    }
+}
