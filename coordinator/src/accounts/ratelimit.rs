@@ -177,7 +177,11 @@ mod tests {
         let q = limits.check("ada@example.com", "10.0.0.2", t0);
         assert_eq!((q.limit, q.remaining), (5, 0));
         let other = limits.check("bob@example.com", "10.0.0.1", t0);
-        assert_eq!((other.limit, other.remaining), (5, 5), "bob's own quota is tighter");
+        assert_eq!(
+            (other.limit, other.remaining),
+            (5, 5),
+            "bob's own quota is tighter"
+        );
         for _ in 0..15 {
             limits.fail("eve@example.com", "10.0.0.1", t0);
         }

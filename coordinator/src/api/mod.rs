@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1` (axum, JSON, bearer tokens).
 
 pub mod accounts;
+pub mod auth;
 mod builds;
 mod cluster;
 mod deployments;
@@ -80,6 +81,9 @@ pub fn router(state: AppState) -> Router {
             "/blobs/{hash}",
             put(deployments::upload_blob).layer(DefaultBodyLimit::max(blob_limit)),
         )
+        .route("/auth/signup", post(auth::signup))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
         .route("/me", get(accounts::me))
         .route(
             "/teams",
