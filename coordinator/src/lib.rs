@@ -16,4 +16,5 @@ pub mod quic;
 pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod web;
 pub mod webhooks;

@@ -2,15 +2,15 @@
 
 pub mod accounts;
 pub mod auth;
-mod builds;
-mod cluster;
-mod deployments;
-mod env;
+pub(crate) mod builds;
+pub(crate) mod cluster;
+pub(crate) mod deployments;
+pub(crate) mod env;
 pub mod error;
-mod extract;
-mod git;
+pub(crate) mod extract;
+pub(crate) mod git;
 mod logs;
-mod projects;
+pub(crate) mod projects;
 
 use std::sync::Arc;
 
@@ -118,6 +118,14 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(json_limit));
     Router::new()
         .nest("/api/v1", api)
-        .fallback(|| async { error::ApiError::not_found("route") })
+        .merge(crate::web::router().layer(DefaultBodyLimit::max(json_limit)))
+        .fallback(|uri: axum::http::Uri| async move {
+            use axum::response::IntoResponse;
+            if uri.path().starts_with("/api/") {
+                error::ApiError::not_found("route").into_response()
+            } else {
+                crate::web::WebError::not_found("page").into_response()
+            }
+        })
         .with_state(state)
 }

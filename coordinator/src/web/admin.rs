@@ -1,0 +1,499 @@
+//! Nodes, API tokens, teams and the audit log.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::response::{Redirect, Response};
+use axum::{Form, Json};
+use dashboard::model::{
+    AuditPage, AuditRow, InvitationRow, MemberRow, Nav, NodeRow, NodesPage, Pager, RegionGroup,
+    TeamPage, TeamRef, TokenRow, TokensPage,
+};
+use serde::Deserialize;
+
+use super::{done, failed, render, urlencode, Flash, SignedIn, WebError, WebResult};
+use crate::accounts::Scope;
+use crate::api::accounts as acc;
+use crate::api::extract::ApiJson;
+use crate::api::{cluster, AppState};
+use crate::store::Role;
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+// ---- nodes --------------------------------------------------------------------
+
+async fn nodes_model(
+    state: &AppState,
+    signed: &SignedIn,
+    new_join_token: Option<String>,
+) -> WebResult<NodesPage> {
+    let Json(nodes) = cluster::nodes(signed.who.clone(), State(state.clone())).await?;
+    let mut regions: BTreeMap<String, Vec<NodeRow>> = BTreeMap::new();
+    for n in nodes {
+        // What peers see wins; without peers, the coordinator's own link.
+        let state_label = match n.mesh_state {
+            "unknown" => match n.status {
+                "online" => "alive",
+                "offline" => "down",
+                _ => "unknown",
+            },
+            s => s,
+        };
+        regions
+            .entry(n.node.region.clone())
+            .or_default()
+            .push(NodeRow {
+                name: n.node.name.clone(),
+                state: state_label.into(),
+                version: n.node.software_version.clone(),
+                config_version: n.node.config_version,
+                bundles_present: n.node.bundles_present,
+                bundles_pending: n.node.bundles_pending,
+                last_seen: n.node.last_seen,
+                addr: n.node.https_addr.clone().or(n.node.http_addr.clone()),
+            });
+    }
+    Ok(NodesPage {
+        regions: regions
+            .into_iter()
+            .map(|(region, nodes)| RegionGroup { region, nodes })
+            .collect(),
+        current_config_version: state.hub.current().config.version as i64,
+        new_join_token,
+    })
+}
+
+pub async fn nodes_page(State(state): State<AppState>, signed: SignedIn) -> WebResult<Response> {
+    let model = nodes_model(&state, &signed, None).await?;
+    let html = dashboard::nodes(&signed.page("Nodes", Nav::Nodes), &model);
+    Ok(render(&signed, html))
+}
+
+#[derive(Deserialize)]
+pub struct JoinTokenPost {
+    csrf: String,
+    region: String,
+}
+
+pub async fn create_join_token(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Form(f): Form<JoinTokenPost>,
+) -> WebResult<Response> {
+    signed.check_csrf(&f.csrf)?;
+    let body = cluster::CreateJoinToken {
+        region: f.region.trim().to_string(),
+        ttl_seconds: None,
+    };
+    match cluster::create_join_token(signed.who.clone(), State(state.clone()), ApiJson(body)).await
+    {
+        Ok((_, Json(v))) => {
+            // Shown on this response only: it is not stored in clear.
+            let token = v["token"].as_str().map(str::to_string);
+            let model = nodes_model(&state, &signed, token).await?;
+            let html = dashboard::nodes(&signed.page("Nodes", Nav::Nodes), &model);
+            Ok(render(&signed, html))
+        }
+        Err(e) => Ok(failed("/nodes", e)),
+    }
+}
+
+// ---- tokens ---------------------------------------------------------------------
+
+async fn tokens_model(
+    state: &AppState,
+    signed: &SignedIn,
+    new_token: Option<String>,
+) -> WebResult<TokensPage> {
+    let who = &signed.who;
+    let tokens = state.store.api_tokens_of(who.user_id()).await?;
+    let teams = acc::my_teams(state, who).await?;
+    let mut scopes = vec![("all".to_string(), "Everything I can access".to_string())];
+    for t in &teams {
+        scopes.push((format!("team:{}", t.id), format!("Team: {}", t.name)));
+    }
+    let projects = state
+        .store
+        .list_projects(&who.teams_with(Role::Viewer), None, 200)
+        .await?;
+    for p in &projects {
+        scopes.push((
+            format!("project:{}", p.name),
+            format!("Project: {}", p.name),
+        ));
+    }
+    let describe = |t: &crate::store::ApiToken| match Scope::from_columns(
+        t.team_id.as_deref(),
+        t.project_id.as_deref(),
+    ) {
+        Scope::All => "everything".to_string(),
+        Scope::Team(id) => format!(
+            "team {}",
+            teams
+                .iter()
+                .find(|x| x.id == id)
+                .map(|x| x.name.as_str())
+                .unwrap_or(&id)
+        ),
+        Scope::Project(id) => format!(
+            "project {}",
+            projects
+                .iter()
+                .find(|x| x.id == id)
+                .map(|x| x.name.as_str())
+                .unwrap_or(&id)
+        ),
+    };
+    Ok(TokensPage {
+        tokens: tokens
+            .iter()
+            .map(|t| TokenRow {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                scope: describe(t),
+                created_at: t.created_at,
+                expires_at: t.expires_at,
+                last_used_at: t.last_used_at,
+                revoked_at: t.revoked_at,
+            })
+            .collect(),
+        new_token,
+        scopes,
+        error: None,
+    })
+}
+
+pub async fn tokens_page(State(state): State<AppState>, signed: SignedIn) -> WebResult<Response> {
+    let model = tokens_model(&state, &signed, None).await?;
+    let html = dashboard::tokens(&signed.page("API tokens", Nav::Tokens), &model);
+    Ok(render(&signed, html))
+}
+
+#[derive(Deserialize)]
+pub struct TokenPost {
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    expires_days: String,
+}
+
+pub async fn create_token(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Form(f): Form<TokenPost>,
+) -> WebResult<Response> {
+    signed.check_csrf(&f.csrf)?;
+    let expires_in_days = match f.expires_days.trim() {
+        "" => None,
+        d => match d.parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Ok(done(
+                    "/tokens",
+                    Flash::error("Expiry must be a whole number of days, or empty for never."),
+                ))
+            }
+        },
+    };
+    let body = acc::CreateToken {
+        name: f.name,
+        scope: Some(f.scope).filter(|s| !s.is_empty()),
+        expires_in_days,
+    };
+    match acc::create_token_as(&state, &signed.who, &body).await {
+        Ok(t) => {
+            let model = tokens_model(&state, &signed, Some(t.secret)).await?;
+            let html = dashboard::tokens(&signed.page("API tokens", Nav::Tokens), &model);
+            Ok(render(&signed, html))
+        }
+        Err(e) => Ok(failed("/tokens", e)),
+    }
+}
+
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> WebResult<Response> {
+    signed.check_csrf(&f.csrf)?;
+    Ok(match acc::revoke_token_as(&state, &signed.who, &id).await {
+        Ok(()) => done(
+            "/tokens",
+            Flash::success("Token revoked. Requests using it now fail."),
+        ),
+        Err(e) => failed("/tokens", e),
+    })
+}
+
+// ---- teams ------------------------------------------------------------------------
+
+pub async fn teams_index(signed: SignedIn) -> WebResult<Response> {
+    let first = signed
+        .who
+        .memberships
+        .first()
+        .map(|(t, _)| t.clone())
+        .ok_or_else(|| WebError::not_found("team"))?;
+    Ok(axum::response::IntoResponse::into_response(Redirect::to(
+        &format!("/teams/{first}"),
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct TeamPost {
+    csrf: String,
+    name: String,
+}
+
+pub async fn create_team(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Form(f): Form<TeamPost>,
+) -> WebResult<Response> {
+    signed.check_csrf(&f.csrf)?;
+    Ok(
+        match acc::create_team_as(&state, &signed.who, &f.name).await {
+            Ok(t) => done(
+                &format!("/teams/{}", t.id),
+                Flash::success(format!("Team {} created.", t.name)),
+            ),
+            Err(e) => failed("/teams", e),
+        },
+    )
+}
+
+async fn team_model(
+    state: &AppState,
+    signed: &SignedIn,
+    id: &str,
+    new_invite_url: Option<String>,
+) -> WebResult<TeamPage> {
+    let team = acc::team_for(state, &signed.who, id, Role::Viewer).await?;
+    let role = signed.who.team_role(&team.id).unwrap_or(Role::Viewer);
+    let is_owner = role == Role::Owner;
+    let me = signed.who.user_id().unwrap_or("");
+    let members = state
+        .store
+        .members(&team.id)
+        .await?
+        .into_iter()
+        .map(|m| MemberRow {
+            is_self: m.user_id == me,
+            user_id: m.user_id,
+            email: m.email,
+            name: m.name,
+            role: m.role.as_str().into(),
+            joined_at: m.created_at,
+        })
+        .collect();
+    let invitations = if is_owner {
+        state
+            .store
+            .pending_invitations(&team.id)
+            .await?
+            .into_iter()
+            .map(|i| InvitationRow {
+                id: i.id,
+                role: i.role.as_str().into(),
+                created_by: i.created_by,
+                created_at: i.created_at,
+                expires_at: i.expires_at,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let teams = acc::my_teams(state, &signed.who)
+        .await?
+        .into_iter()
+        .map(|t| TeamRef {
+            id: t.id,
+            name: t.name,
+            role: t.role.as_str().into(),
+        })
+        .collect();
+    Ok(TeamPage {
+        team: TeamRef {
+            id: team.id,
+            name: team.name,
+            role: role.as_str().into(),
+        },
+        teams,
+        members,
+        invitations,
+        new_invite_url,
+        is_owner,
+        error: None,
+    })
+}
+
+pub async fn team_page(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let model = team_model(&state, &signed, &id, None).await?;
+    let html = dashboard::team(&signed.page(model.team.name.clone(), Nav::Team), &model);
+    Ok(render(&signed, html))
+}
+
+#[derive(Deserialize)]
+pub struct RolePost {
+    csrf: String,
+    role: String,
+}
+
+fn parse_role(s: &str) -> Option<Role> {
+    s.parse::<Role>().ok()
+}
+
+fn bad_role(back: &str) -> Response {
+    done(back, Flash::error("Choose owner, member or viewer."))
+}
+
+pub async fn invite(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    Form(f): Form<RolePost>,
+) -> WebResult<Response> {
+    signed.check_csrf(&f.csrf)?;
+    let back = format!("/teams/{}", urlencode(&id));
+    let Some(role) = parse_role(&f.role) else {
+        return Ok(bad_role(&back));
+    };
+    match acc::invite_as(&state, &signed.who, &id, role).await {
+        Ok(inv) => {
+            let model = team_model(&state, &signed, &id, Some(inv.url)).await?;
+            let html = dashboard::team(&signed.page(model.team.name.clone(), Nav::Team), &model);
+            Ok(render(&signed, html))
+        }
+        Err(e) => Ok(failed(&back, e)),
+    }
+}
+
+pub async fn revoke_invitation(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((id, iid)): Path<(String, String)>,
+    Form(f): Form<CsrfOnly>,
+) -> WebResult<Response> {
+    signed.check_csrf(&f.csrf)?;
+    let back = format!("/teams/{}", urlencode(&id));
+    Ok(
+        match acc::revoke_invitation_as(&state, &signed.who, &id, &iid).await {
+            Ok(()) => done(&back, Flash::success("Invitation revoked.")),
+            Err(e) => failed(&back, e),
+        },
+    )
+}
+
+pub async fn set_role(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((id, uid)): Path<(String, String)>,
+    Form(f): Form<RolePost>,
+) -> WebResult<Response> {
+    signed.check_csrf(&f.csrf)?;
+    let back = format!("/teams/{}", urlencode(&id));
+    let Some(role) = parse_role(&f.role) else {
+        return Ok(bad_role(&back));
+    };
+    Ok(
+        match acc::set_member_as(&state, &signed.who, &id, &uid, Some(role)).await {
+            Ok(()) => done(&back, Flash::success("Role changed.")),
+            Err(e) => failed(&back, e),
+        },
+    )
+}
+
+pub async fn remove_member(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((id, uid)): Path<(String, String)>,
+    Form(f): Form<CsrfOnly>,
+) -> WebResult<Response> {
+    signed.check_csrf(&f.csrf)?;
+    let leaving = signed.who.user_id() == Some(uid.as_str());
+    let back = format!("/teams/{}", urlencode(&id));
+    Ok(
+        match acc::set_member_as(&state, &signed.who, &id, &uid, None).await {
+            Ok(()) if leaving => done("/", Flash::success("You left the team.")),
+            Ok(()) => done(&back, Flash::success("Member removed.")),
+            Err(e) => failed(&back, e),
+        },
+    )
+}
+
+// ---- audit ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    team: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn audit_page(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Query(q): Query<AuditQuery>,
+) -> WebResult<Response> {
+    let team = q.team.clone().filter(|t| !t.is_empty());
+    let query = acc::AuditQuery {
+        team: team.clone(),
+        limit: Some(50),
+        cursor: q.cursor.clone(),
+    };
+    let page = acc::audit_page(&state, &signed.who, &query).await?;
+    let teams = acc::my_teams(&state, &signed.who).await?;
+    let team_name = |id: &Option<String>| match id {
+        Some(id) => teams
+            .iter()
+            .find(|t| &t.id == id)
+            .map(|t| t.name.clone())
+            .unwrap_or_else(|| id.clone()),
+        None => "instance".into(),
+    };
+    let base = match &team {
+        Some(t) => format!("/audit?team={}", urlencode(t)),
+        None => "/audit?team=".into(),
+    };
+    let model = AuditPage {
+        events: page
+            .items
+            .iter()
+            .map(|e| AuditRow {
+                at: e.at,
+                actor: e.actor.clone(),
+                action: e.action.clone(),
+                target: e.target.clone(),
+                ip: e.ip.clone(),
+                team: team_name(&e.team_id),
+            })
+            .collect(),
+        pager: Pager {
+            prev: q.cursor.as_ref().map(|_| base.clone()),
+            next: page
+                .next_cursor
+                .map(|c| format!("{base}&cursor={}", urlencode(&c))),
+        },
+        teams: teams
+            .iter()
+            .filter(|t| t.role == Role::Owner)
+            .map(|t| TeamRef {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                role: t.role.as_str().into(),
+            })
+            .collect(),
+        team,
+    };
+    let html = dashboard::audit(&signed.page("Audit log", Nav::Audit), &model);
+    Ok(render(&signed, html))
+}

@@ -1,0 +1,663 @@
+//! The overview and a project's tabs, and the forms on them.
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use axum::{Form, Json};
+use dashboard::model::{
+    DeploymentBrief, DeploymentRow, DeploymentsTab, DomainsTab, EnvRow, EnvTab, FunctionRow,
+    FunctionsTab, GitForm, Nav, Overview, Pager, ProjectBody, ProjectHeader, ProjectRow,
+    SettingsTab, TeamRef,
+};
+use serde::Deserialize;
+
+use super::{done, failed, render, urlencode, Flash, SignedIn, WebResult};
+use crate::accounts::Scope;
+use crate::api::extract::{ApiJson, PageQuery};
+use crate::api::{builds, deployments, env, git, projects, AppState};
+use crate::store::{Build, BuildStatus, Deployment, Project, Role};
+
+const PAGE: i64 = 25;
+
+#[derive(Deserialize)]
+pub struct CursorQuery {
+    cursor: Option<String>,
+}
+
+pub async fn overview(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Query(q): Query<CursorQuery>,
+) -> WebResult<Response> {
+    let who = &signed.who;
+    let after = q
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= 100);
+    let mut items = state
+        .store
+        .list_projects(&who.teams_with(Role::Viewer), after, PAGE)
+        .await?;
+    if let Scope::Project(only) = &who.scope {
+        items.retain(|p| &p.id == only);
+    }
+    let teams = crate::api::accounts::my_teams(&state, who).await?;
+    let team_name = |id: &str| {
+        teams
+            .iter()
+            .find(|t| t.id == id)
+            .map(|t| t.name.clone())
+            .unwrap_or_default()
+    };
+    let mut rows = Vec::new();
+    for p in &items {
+        let last = latest(&state, p).await?;
+        let git = state.store.git(&p.id).await?.map(|(g, _)| g.url);
+        rows.push(ProjectRow {
+            name: p.name.clone(),
+            team: team_name(&p.team_id),
+            production_url: p.production_deployment.as_ref().map(|_| {
+                state
+                    .config
+                    .site_url(&state.config.production_host(&p.name))
+            }),
+            last_deployment: last,
+            git_repo: git.map(|u| builder::git::redact_url(&u)),
+        });
+    }
+    let next = (items.len() as i64 == PAGE)
+        .then(|| format!("/?cursor={}", urlencode(&items.last().unwrap().name)));
+    let overview = Overview {
+        projects: rows,
+        teams: teams
+            .iter()
+            .filter(|t| t.role >= Role::Member)
+            .map(|t| TeamRef {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                role: t.role.as_str().into(),
+            })
+            .collect(),
+        pager: Pager {
+            prev: after.map(|_| "/".to_string()),
+            next,
+        },
+        error: None,
+    };
+    let html = dashboard::overview(&signed.page("Projects", Nav::Projects), &overview);
+    Ok(render(&signed, html))
+}
+
+/// The newest deployment or build of a project.
+async fn latest(state: &AppState, p: &Project) -> WebResult<Option<DeploymentBrief>> {
+    let d = state.store.list_deployments(&p.id, None, 1).await?;
+    let b = state.store.list_builds(&p.id, None, 1).await?;
+    let from_d = d.into_iter().next().map(|d| DeploymentBrief {
+        status: d.status.as_str().into(),
+        created_at: d.created_at,
+        id: d.id,
+    });
+    let from_b = b.into_iter().next().map(|b| DeploymentBrief {
+        status: build_status(b.status).into(),
+        created_at: b.created_at,
+        id: b.id,
+    });
+    Ok(match (from_d, from_b) {
+        (Some(d), Some(b)) if b.created_at > d.created_at => Some(b),
+        (Some(d), _) => Some(d),
+        (None, b) => b,
+    })
+}
+
+pub fn build_status(s: BuildStatus) -> &'static str {
+    match s {
+        BuildStatus::Queued => "queued",
+        BuildStatus::Building => "building",
+        BuildStatus::Ready => "ready",
+        BuildStatus::Error => "failed",
+        BuildStatus::Canceled => "cancelled",
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CreateProjectPost {
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    team: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Form(f): Form<CreateProjectPost>,
+) -> WebResult<Response> {
+    signed.check_csrf(&f.csrf)?;
+    let body = projects::CreateProject {
+        name: f.name.trim().to_string(),
+        team: Some(f.team).filter(|t| !t.is_empty()),
+        git: None,
+    };
+    Ok(
+        match projects::create(signed.who.clone(), State(state), ApiJson(body)).await {
+            Ok((_, Json(p))) => done(
+                &format!("/projects/{}", p.project.name),
+                Flash::success(format!(
+                    "Project {} created. Deploy a folder with the CLI or connect a repository in Settings.",
+                    p.project.name
+                )),
+            ),
+            Err(e) => failed("/", e),
+        },
+    )
+}
+
+/// The project (if the user may see it), its header, and their role.
+async fn header(
+    state: &AppState,
+    signed: &SignedIn,
+    name: &str,
+) -> WebResult<(Project, ProjectHeader)> {
+    let p = projects::load(state, &signed.who, name, Role::Viewer).await?;
+    let role = signed
+        .who
+        .project_role(&p.team_id, &p.id)
+        .unwrap_or(Role::Viewer);
+    let team = state
+        .store
+        .team(&p.team_id)
+        .await?
+        .map(|t| t.name)
+        .unwrap_or_default();
+    let has_git = state.store.git(&p.id).await?.is_some();
+    let h = ProjectHeader {
+        name: p.name.clone(),
+        team,
+        production_url: p.production_deployment.as_ref().map(|_| {
+            state
+                .config
+                .site_url(&state.config.production_host(&p.name))
+        }),
+        production_deployment: p.production_deployment.clone(),
+        can_write: role >= Role::Member,
+        has_git,
+    };
+    Ok((p, h))
+}
+
+pub fn deployment_row(state: &AppState, p: &Project, d: &Deployment) -> DeploymentRow {
+    let git = d.git.as_ref();
+    let is_production = p.production_deployment.as_deref() == Some(d.id.as_str());
+    DeploymentRow {
+        id: d.id.clone(),
+        status: d.status.as_str().into(),
+        target: d.target.as_str().into(),
+        branch: git.map(|g| g.branch.clone()),
+        commit: git.and_then(|g| g.commit_sha.clone()),
+        commit_message: git.and_then(|g| g.commit_message.clone()),
+        author: git.and_then(|g| g.commit_author.clone()),
+        created_at: d.created_at,
+        url: state
+            .config
+            .site_url(&state.config.deployment_host(&p.name, &d.id)),
+        is_production,
+        can_promote: !is_production && d.status == crate::store::DeploymentStatus::Ready,
+        can_cancel: false,
+        can_redeploy: git.is_some(),
+    }
+}
+
+pub fn build_row(state: &AppState, p: &Project, b: &Build) -> DeploymentRow {
+    DeploymentRow {
+        id: b.id.clone(),
+        status: build_status(b.status).into(),
+        target: b.target.as_str().into(),
+        branch: Some(b.git.branch.clone()),
+        commit: b.git.commit_sha.clone(),
+        commit_message: b.git.commit_message.clone(),
+        author: b.git.commit_author.clone(),
+        created_at: b.created_at,
+        url: state
+            .config
+            .site_url(&state.config.deployment_host(&p.name, &b.id)),
+        is_production: false,
+        can_promote: false,
+        can_cancel: !b.status.is_finished(),
+        can_redeploy: b.status.is_finished(),
+    }
+}
+
+pub async fn deployments_tab(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(name): Path<String>,
+    Query(q): Query<CursorQuery>,
+) -> WebResult<Response> {
+    let (p, h) = header(&state, &signed, &name).await?;
+    let page = PageQuery {
+        limit: Some(PAGE),
+        cursor: q.cursor.clone(),
+    };
+    let before = page.before()?;
+    // Builds that have not become deployments (queued, building, failed,
+    // cancelled) are listed with the deployments, newest first.
+    let ds = state.store.list_deployments(&p.id, before, PAGE).await?;
+    let bs = state.store.list_builds(&p.id, before, PAGE).await?;
+    let mut rows: Vec<DeploymentRow> = ds.iter().map(|d| deployment_row(&state, &p, d)).collect();
+    for b in &bs {
+        if b.status != BuildStatus::Ready && !ds.iter().any(|d| d.id == b.id) {
+            rows.push(build_row(&state, &p, b));
+        }
+    }
+    rows.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    rows.truncate(PAGE as usize);
+    let next = (rows.len() as i64 == PAGE).then(|| {
+        let last = rows.last().unwrap();
+        format!(
+            "/projects/{}?cursor={}.{}",
+            p.name, last.created_at, last.id
+        )
+    });
+    let can_rollback = match &p.production_deployment {
+        Some(id) => match state.store.deployment(id).await? {
+            Some(current) => state
+                .store
+                .previous_production(&p.id, &current)
+                .await?
+                .is_some(),
+            None => false,
+        },
+        None => false,
+    };
+    let tab = DeploymentsTab {
+        rows,
+        pager: Pager {
+            prev: q.cursor.as_ref().map(|_| format!("/projects/{}", p.name)),
+            next,
+        },
+        can_rollback,
+    };
+    let html = dashboard::project(
+        &signed.page(p.name.clone(), Nav::Projects),
+        &h,
+        &ProjectBody::Deployments(tab),
+    );
+    Ok(render(&signed, html))
+}
+
+pub async fn domains_tab(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(name): Path<String>,
+) -> WebResult<Response> {
+    let (p, h) = header(&state, &signed, &name).await?;
+    let signed_cfg = state.hub.current();
+    let prod = state.config.production_host(&p.name);
+    let mut aliases: Vec<(String, String)> = signed_cfg
+        .config
+        .hosts
+        .iter()
+        .filter(|(host, t)| t.project == p.name && **host != prod)
+        .map(|(host, t)| (host.clone(), format!("deployment {}", t.deployment)))
+        .collect();
+    aliases.sort();
+    let tab = DomainsTab {
+        production_host: prod,
+        aliases,
+    };
+    let html = dashboard::project(
+        &signed.page(p.name.clone(), Nav::Projects),
+        &h,
+        &ProjectBody::Domains(tab),
+    );
+    Ok(render(&signed, html))
+}
+
+pub async fn env_tab(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(name): Path<String>,
+) -> WebResult<Response> {
+    let (p, h) = header(&state, &signed, &name).await?;
+    let vars = state
+        .store
+        .env_vars(&p.id)
+        .await?
+        .into_iter()
+        .map(|v| EnvRow {
+            name: v.name,
+            env: v.env_kind,
+            secret: v.secret,
+            // Secrets are never shown again once set.
+            value: if v.secret { None } else { v.value_plain },
+            updated_at: v.updated_at,
+        })
+        .collect();
+    let tab = EnvTab {
+        vars,
+        outbound: state.store.outbound(&p.id).await?,
+    };
+    let html = dashboard::project(
+        &signed.page(p.name.clone(), Nav::Projects),
+        &h,
+        &ProjectBody::Env(tab),
+    );
+    Ok(render(&signed, html))
+}
+
+#[derive(Deserialize)]
+pub struct EnvPost {
+    csrf: String,
+    name: String,
+    value: String,
+    env: String,
+    #[serde(default)]
+    secret: Option<String>,
+}
+
+pub async fn set_env(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(project): Path<String>,
+    Form(f): Form<EnvPost>,
+) -> WebResult<Response> {
+    signed.check_csrf(&f.csrf)?;
+    let back = format!("/projects/{}/env", urlencode(&project));
+    let name = f.name.trim().to_string();
+    let body = env::SetVar {
+        value: f.value,
+        secret: f.secret.is_some(),
+        env: f.env,
+    };
+    Ok(
+        match env::set(
+            signed.who.clone(),
+            State(state),
+            Path((project, name.clone())),
+            ApiJson(body),
+        )
+        .await
+        {
+            Ok(_) => done(
+                &back,
+                Flash::success(format!(
+                    "{name} saved. New deployments and functions see it."
+                )),
+            ),
+            Err(e) => failed(&back, e),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+pub async fn delete_env(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path((project, kind, name)): Path<(String, String, String)>,
+    Form(f): Form<CsrfOnly>,
+) -> WebResult<Response> {
+    signed.check_csrf(&f.csrf)?;
+    let back = format!("/projects/{}/env", urlencode(&project));
+    let q = env::EnvQuery { env: Some(kind) };
+    Ok(
+        match env::delete(
+            signed.who.clone(),
+            State(state),
+            Path((project, name.clone())),
+            Query(q),
+        )
+        .await
+        {
+            Ok(_) => done(&back, Flash::success(format!("{name} deleted."))),
+            Err(e) => failed(&back, e),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct OutboundPost {
+    csrf: String,
+    #[serde(default)]
+    hosts: String,
+}
+
+pub async fn set_outbound(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(project): Path<String>,
+    Form(f): Form<OutboundPost>,
+) -> WebResult<Response> {
+    signed.check_csrf(&f.csrf)?;
+    let back = format!("/projects/{}/env", urlencode(&project));
+    let hosts = f
+        .hosts
+        .lines()
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+        .collect();
+    let body = env::Outbound { hosts };
+    Ok(
+        match env::set_outbound(
+            signed.who.clone(),
+            State(state),
+            Path(project),
+            ApiJson(body),
+        )
+        .await
+        {
+            Ok(_) => done(&back, Flash::success("Outbound hosts saved.")),
+            Err(e) => failed(&back, e),
+        },
+    )
+}
+
+pub async fn functions_tab(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(name): Path<String>,
+) -> WebResult<Response> {
+    let (p, h) = header(&state, &signed, &name).await?;
+    let functions = match &p.production_deployment {
+        Some(id) => match state.store.deployment(id).await? {
+            Some(d) => manifest_functions(&state, &d.bundle_id).await?,
+            None => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    let tab = FunctionsTab { functions };
+    let html = dashboard::project(
+        &signed.page(p.name.clone(), Nav::Projects),
+        &h,
+        &ProjectBody::Functions(tab),
+    );
+    Ok(render(&signed, html))
+}
+
+pub async fn manifest(state: &AppState, bundle: &str) -> WebResult<Option<protocol::Manifest>> {
+    let Some(bytes) = state.store.bundle_manifest(bundle).await? else {
+        return Ok(None);
+    };
+    protocol::Manifest::from_canonical_bytes(&bytes, protocol::wire::MAX_FRAME_BYTES)
+        .map(Some)
+        .map_err(|e| crate::api::error::ApiError::internal(e).into())
+}
+
+pub async fn manifest_functions(state: &AppState, bundle: &str) -> WebResult<Vec<FunctionRow>> {
+    Ok(match manifest(state, bundle).await? {
+        Some(m) => m
+            .functions
+            .iter()
+            .map(|(route, f)| FunctionRow {
+                route: route.clone(),
+                component: format!("{} ({} bytes)", f.component.short(), f.size),
+                timeout: format!("{} ms", f.timeout_ms),
+                memory: bytesize::ByteSize(f.memory_bytes).to_string(),
+            })
+            .collect(),
+        None => Vec::new(),
+    })
+}
+
+pub async fn settings_tab(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(name): Path<String>,
+) -> WebResult<Response> {
+    let (p, h) = header(&state, &signed, &name).await?;
+    let tab = match git::show(signed.who.clone(), State(state.clone()), Path(p.id.clone())).await {
+        Ok(Json(v)) => SettingsTab {
+            git: Some(GitForm {
+                url: builder::git::redact_url(&v.settings.url),
+                branch: v.settings.branch.clone(),
+                root_dir: v.settings.root_dir.clone().unwrap_or_default(),
+                install_command: v.settings.install_command.clone().unwrap_or_default(),
+                build_command: v.settings.build_command.clone().unwrap_or_default(),
+                output_dir: v.settings.output_dir.clone().unwrap_or_default(),
+                auto_promote: v.settings.auto_promote,
+            }),
+            webhook_url: Some(v.webhook_url),
+            webhook_secret: Some(v.webhook_secret).filter(|s| !s.is_empty()),
+            error: None,
+        },
+        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => SettingsTab::default(),
+        Err(e) => return Err(e.into()),
+    };
+    let html = dashboard::project(
+        &signed.page(p.name.clone(), Nav::Projects),
+        &h,
+        &ProjectBody::Settings(tab),
+    );
+    Ok(render(&signed, html))
+}
+
+#[derive(Deserialize)]
+pub struct GitPost {
+    csrf: String,
+    url: String,
+    #[serde(default)]
+    branch: String,
+    #[serde(default)]
+    root_dir: String,
+    #[serde(default)]
+    install_command: String,
+    #[serde(default)]
+    build_command: String,
+    #[serde(default)]
+    output_dir: String,
+    #[serde(default)]
+    auto_promote: Option<String>,
+}
+
+fn some(s: String) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+pub async fn set_git(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(project): Path<String>,
+    Form(f): Form<GitPost>,
+) -> WebResult<Response> {
+    signed.check_csrf(&f.csrf)?;
+    let back = format!("/projects/{}/settings", urlencode(&project));
+    let body = git::GitInput {
+        url: f.url.trim().to_string(),
+        branch: some(f.branch).unwrap_or_else(|| "main".into()),
+        root_dir: some(f.root_dir),
+        install_command: some(f.install_command),
+        build_command: some(f.build_command),
+        output_dir: some(f.output_dir),
+        auto_promote: f.auto_promote.is_some(),
+    };
+    Ok(
+        match git::put(
+            signed.who.clone(),
+            State(state),
+            Path(project),
+            ApiJson(body),
+        )
+        .await
+        {
+            Ok(_) => done(
+                &back,
+                Flash::success(
+                    "Repository connected. Add the webhook below to deploy on every push.",
+                ),
+            ),
+            Err(e) => failed(&back, e),
+        },
+    )
+}
+
+pub async fn delete_git(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(project): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> WebResult<Response> {
+    signed.check_csrf(&f.csrf)?;
+    let back = format!("/projects/{}/settings", urlencode(&project));
+    Ok(
+        match git::delete(signed.who.clone(), State(state), Path(project)).await {
+            Ok(_) => done(&back, Flash::success("Repository disconnected.")),
+            Err(e) => failed(&back, e),
+        },
+    )
+}
+
+pub async fn deploy(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(project): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> WebResult<Response> {
+    signed.check_csrf(&f.csrf)?;
+    let back = format!("/projects/{}", urlencode(&project));
+    let body = builds::CreateBuild {
+        branch: None,
+        commit: None,
+    };
+    Ok(
+        match builds::create(
+            signed.who.clone(),
+            State(state),
+            Path(project),
+            ApiJson(body),
+        )
+        .await
+        {
+            Ok((_, Json(b))) => done(
+                &format!("/deployments/{}", b.build.id),
+                Flash::success("Build queued. The log below follows it live."),
+            ),
+            Err(e) => failed(&back, e),
+        },
+    )
+}
+
+pub async fn rollback(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(project): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> WebResult<Response> {
+    signed.check_csrf(&f.csrf)?;
+    let back = format!("/projects/{}", urlencode(&project));
+    Ok(
+        match deployments::rollback(signed.who.clone(), State(state), Path(project)).await {
+            Ok(Json(d)) => done(
+                &back,
+                Flash::success(format!(
+                    "Rolled back: production now serves {}.",
+                    d.deployment.id
+                )),
+            ),
+            Err(e) => failed(&back, e),
+        },
+    )
+}

@@ -1,0 +1,398 @@
+//! What each page shows: plain data the coordinator fills in. Nothing here
+//! does I/O; timestamps are unix milliseconds and `Page::now_ms` is "now",
+//! so rendering is a pure function of its input.
+
+/// Shared by every page: who is signed in, the CSRF token every form
+/// carries, a one-shot message, and the clock.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub title: String,
+    pub user: Option<UserNav>,
+    /// Goes into a hidden `csrf` field of every POST form.
+    pub csrf: String,
+    pub flash: Option<Flash>,
+    /// Which top-level nav entry is highlighted.
+    pub nav: Nav,
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Nav {
+    #[default]
+    Projects,
+    Nodes,
+    Tokens,
+    Team,
+    Audit,
+    Account,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserNav {
+    pub email: String,
+    pub name: String,
+    /// The instance owner also sees the join-token form on the nodes page.
+    pub instance_owner: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlashKind {
+    Info,
+    Success,
+    Error,
+}
+
+#[derive(Debug, Clone)]
+pub struct Flash {
+    pub kind: FlashKind,
+    pub message: String,
+}
+
+/// `?cursor=` links for long lists; `None` hides the button.
+#[derive(Debug, Clone, Default)]
+pub struct Pager {
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+// ---- auth pages -------------------------------------------------------------
+
+#[derive(Debug, Clone, Default)]
+pub struct LoginForm {
+    pub email: String,
+    pub error: Option<String>,
+    /// Where to go after signing in (a local path).
+    pub next: String,
+    pub signup_open: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SignupForm {
+    pub email: String,
+    pub name: String,
+    pub error: Option<String>,
+    /// Open signup is off and this is not the first account: show why.
+    pub closed: bool,
+    /// Nobody has signed up yet: this account will own the instance.
+    pub first_account: bool,
+    /// Signing up through an invitation link (token carried in a hidden field).
+    pub invite: Option<InviteSummary>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InviteSummary {
+    pub token: String,
+    pub team: String,
+    pub role: String,
+    pub invited_by: String,
+}
+
+/// `GET /invite/{token}` for a signed-in user: accept into the team.
+#[derive(Debug, Clone)]
+pub struct InvitePage {
+    pub invite: Option<InviteSummary>,
+    /// Expired, used or unknown: a sentence saying which.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AccountPage {
+    pub email: String,
+    pub name: String,
+    pub created_at: i64,
+    pub error: Option<String>,
+    pub teams: Vec<TeamRef>,
+}
+
+// ---- projects ---------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct TeamRef {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub projects: Vec<ProjectRow>,
+    /// Teams the user may create projects in (role owner or member).
+    pub teams: Vec<TeamRef>,
+    pub pager: Pager,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProjectRow {
+    pub name: String,
+    pub team: String,
+    pub production_url: Option<String>,
+    pub last_deployment: Option<DeploymentBrief>,
+    pub git_repo: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeploymentBrief {
+    pub id: String,
+    pub status: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProjectTab {
+    #[default]
+    Deployments,
+    Domains,
+    Env,
+    Functions,
+    Settings,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProjectHeader {
+    pub name: String,
+    pub team: String,
+    pub production_url: Option<String>,
+    pub production_deployment: Option<String>,
+    /// owner or member: show the buttons that change things.
+    pub can_write: bool,
+    /// A repository is connected: show "Deploy now".
+    pub has_git: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeploymentsTab {
+    pub rows: Vec<DeploymentRow>,
+    pub pager: Pager,
+    /// A previous production deployment exists: offer "Roll back".
+    pub can_rollback: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeploymentRow {
+    pub id: String,
+    /// queued, building, ready, failed, cancelled, …
+    pub status: String,
+    pub target: String,
+    pub branch: Option<String>,
+    pub commit: Option<String>,
+    pub commit_message: Option<String>,
+    pub author: Option<String>,
+    pub created_at: i64,
+    pub url: String,
+    pub is_production: bool,
+    pub can_promote: bool,
+    pub can_cancel: bool,
+    pub can_redeploy: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DomainsTab {
+    pub production_host: String,
+    /// `(host, what it points at)`, e.g. branch aliases.
+    pub aliases: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnvTab {
+    pub vars: Vec<EnvRow>,
+    pub outbound: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnvRow {
+    pub name: String,
+    /// production or preview
+    pub env: String,
+    pub secret: bool,
+    /// `None` for secrets: they are never shown again.
+    pub value: Option<String>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct FunctionsTab {
+    /// From the production deployment's bundle.
+    pub functions: Vec<FunctionRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FunctionRow {
+    pub route: String,
+    pub component: String,
+    pub timeout: String,
+    pub memory: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SettingsTab {
+    pub git: Option<GitForm>,
+    /// Shown after connecting; `None` when no repository is connected.
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GitForm {
+    pub url: String,
+    pub branch: String,
+    pub root_dir: String,
+    pub install_command: String,
+    pub build_command: String,
+    pub output_dir: String,
+    pub auto_promote: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum ProjectBody {
+    Deployments(DeploymentsTab),
+    Domains(DomainsTab),
+    Env(EnvTab),
+    Functions(FunctionsTab),
+    Settings(SettingsTab),
+}
+
+// ---- deployment ---------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct DeploymentPage {
+    pub project: String,
+    pub row: DeploymentRow,
+    /// `(label, at)` in order: created, build started, ready/failed, promoted.
+    pub timeline: Vec<(String, i64)>,
+    /// The build log so far; the page then follows `events_url` (SSE,
+    /// events `log` with JSON `{seq, ts, stream, line}` and a final `status`
+    /// with JSON `{status, error}`), appending lines and scrolling.
+    pub log: Vec<LogLine>,
+    pub has_build: bool,
+    pub events_url: String,
+    pub files: Vec<FileRow>,
+    pub files_total: usize,
+    pub functions: Vec<FunctionRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub seq: i64,
+    pub ts: i64,
+    pub stream: String,
+    pub line: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileRow {
+    pub path: String,
+    pub size: u64,
+    pub content_type: String,
+}
+
+// ---- nodes ------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct NodesPage {
+    pub regions: Vec<RegionGroup>,
+    pub current_config_version: i64,
+    /// Shown once, right after the instance owner created a join token.
+    pub new_join_token: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegionGroup {
+    pub region: String,
+    pub nodes: Vec<NodeRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeRow {
+    pub name: String,
+    /// alive, suspect, down or unknown
+    pub state: String,
+    pub version: String,
+    pub config_version: i64,
+    pub bundles_present: i64,
+    pub bundles_pending: i64,
+    pub last_seen: Option<i64>,
+    pub addr: Option<String>,
+}
+
+// ---- tokens, team, audit -----------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct TokensPage {
+    pub tokens: Vec<TokenRow>,
+    /// Shown once, right after creation.
+    pub new_token: Option<String>,
+    /// `(value, label)` choices for the scope select: `all`, `team:<id>`, `project:<id>`.
+    pub scopes: Vec<(String, String)>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub scope: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TeamPage {
+    pub team: TeamRef,
+    /// Every team of the user, for the switcher.
+    pub teams: Vec<TeamRef>,
+    pub members: Vec<MemberRow>,
+    pub invitations: Vec<InvitationRow>,
+    /// Shown once, right after creating an invitation.
+    pub new_invite_url: Option<String>,
+    pub is_owner: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberRow {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub joined_at: i64,
+    pub is_self: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct InvitationRow {
+    pub id: String,
+    pub role: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditPage {
+    pub events: Vec<AuditRow>,
+    pub pager: Pager,
+    pub teams: Vec<TeamRef>,
+    pub team: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub ip: String,
+    pub team: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ErrorPage {
+    pub status: u16,
+    pub heading: String,
+    pub message: String,
+}

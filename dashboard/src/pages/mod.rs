@@ -1,0 +1,9 @@
+pub mod audit;
+pub mod auth;
+pub mod deployment;
+pub mod error;
+pub mod nodes;
+pub mod project;
+pub mod projects;
+pub mod team;
+pub mod tokens;

@@ -1,0 +1,89 @@
+//! One project: a header with its production address and actions, tabs,
+//! and the selected tab's content.
+
+pub(crate) mod deployments;
+mod domains;
+mod env;
+mod functions;
+mod settings;
+
+use maud::{html, Markup};
+
+use crate::components::{action, ext_link, Btn};
+use crate::format::seg;
+use crate::layout::document;
+use crate::model::{Page, ProjectBody, ProjectHeader, ProjectTab};
+
+const TABS: [(ProjectTab, &str, &str); 5] = [
+    (ProjectTab::Deployments, "Deployments", ""),
+    (ProjectTab::Domains, "Domains", "/domains"),
+    (ProjectTab::Env, "Environment", "/env"),
+    (ProjectTab::Functions, "Functions", "/functions"),
+    (ProjectTab::Settings, "Settings", "/settings"),
+];
+
+pub fn project(page: &Page, header: &ProjectHeader, body: &ProjectBody) -> String {
+    let base = format!("/projects/{}", seg(&header.name));
+    let content = match body {
+        ProjectBody::Deployments(t) => deployments::render(page, header, &base, t),
+        ProjectBody::Domains(t) => domains::render(t),
+        ProjectBody::Env(t) => env::render(page, header, &base, t),
+        ProjectBody::Functions(t) => functions::render(t),
+        ProjectBody::Settings(t) => settings::render(page, header, &base, t),
+    };
+    let html = html! {
+        (head(page, header, &base))
+        (tabs(&base, tab_of(body)))
+        div.tab-panel { (content) }
+    };
+    document(page, false, html)
+}
+
+fn tab_of(body: &ProjectBody) -> ProjectTab {
+    match body {
+        ProjectBody::Deployments(_) => ProjectTab::Deployments,
+        ProjectBody::Domains(_) => ProjectTab::Domains,
+        ProjectBody::Env(_) => ProjectTab::Env,
+        ProjectBody::Functions(_) => ProjectTab::Functions,
+        ProjectBody::Settings(_) => ProjectTab::Settings,
+    }
+}
+
+fn head(page: &Page, h: &ProjectHeader, base: &str) -> Markup {
+    html! {
+        div.page-head {
+            div {
+                p.crumbs { a href="/" { "Projects" } " / " (h.team) }
+                h1 { (h.name) }
+                p.muted {
+                    @match &h.production_url {
+                        Some(u) => { "Production: " (ext_link(u)) }
+                        None => "No production deployment yet.",
+                    }
+                    @if let Some(id) = &h.production_deployment {
+                        " · " a href={ "/deployments/" (seg(id)) } { "deployment " code { (id) } }
+                    }
+                }
+            }
+            @if h.has_git && h.can_write {
+                div.actions {
+                    (action(&page.csrf, &format!("{base}/deploy"), "Deploy now", Btn::Primary, None))
+                }
+            }
+        }
+    }
+}
+
+fn tabs(base: &str, current: ProjectTab) -> Markup {
+    html! {
+        nav.tabs aria-label="Project sections" {
+            ul {
+                @for (tab, label, suffix) in TABS {
+                    li {
+                        a href={ (base) (suffix) } aria-current=[(tab == current).then_some("page")] { (label) }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! Representative view models, with hostile strings wherever a user or a
+//! build controls the text.
+
+use crate::model::*;
+
+pub const CSRF: &str = "csrf-7f3a9c";
+pub const XSS: &str = "<script>alert(1)</script>";
+pub const SECRET_VALUE: &str = "sk_live_TOP_SECRET_value";
+/// 2024-05-01 12:00:00 UTC
+pub const NOW: i64 = 1_714_564_800_000;
+const MIN: i64 = 60_000;
+
+pub fn page(nav: Nav) -> Page {
+    Page {
+        title: format!("Title {XSS}"),
+        user: Some(UserNav {
+            email: "ada@example.com".into(),
+            name: "Ada".into(),
+            instance_owner: true,
+        }),
+        csrf: CSRF.into(),
+        flash: Some(Flash {
+            kind: FlashKind::Success,
+            message: format!("Saved {XSS}"),
+        }),
+        nav,
+        now_ms: NOW,
+    }
+}
+
+pub fn anonymous() -> Page {
+    Page {
+        user: None,
+        flash: None,
+        ..page(Nav::None)
+    }
+}
+
+pub fn team_ref(id: &str) -> TeamRef {
+    TeamRef {
+        id: id.into(),
+        name: format!("Team {XSS}"),
+        role: "owner".into(),
+    }
+}
+
+pub fn invite_summary() -> InviteSummary {
+    InviteSummary {
+        token: "inv-token-1".into(),
+        team: XSS.into(),
+        role: "member".into(),
+        invited_by: XSS.into(),
+    }
+}
+
+pub fn header(can_write: bool) -> ProjectHeader {
+    ProjectHeader {
+        name: XSS.into(),
+        team: XSS.into(),
+        production_url: Some("https://blog.example.com".into()),
+        production_deployment: Some("dep1234567".into()),
+        can_write,
+        has_git: true,
+    }
+}
+
+pub fn deployment_row(status: &str) -> DeploymentRow {
+    DeploymentRow {
+        id: "dep1234567".into(),
+        status: status.into(),
+        target: "production".into(),
+        branch: Some(format!("feat/{XSS}")),
+        commit: Some("0123456789abcdef".into()),
+        commit_message: Some(XSS.into()),
+        author: Some(XSS.into()),
+        created_at: NOW - 3 * MIN,
+        url: "https://dep1234567.example.com".into(),
+        is_production: true,
+        can_promote: true,
+        can_cancel: true,
+        can_redeploy: true,
+    }
+}
+
+pub fn function_row() -> FunctionRow {
+    FunctionRow {
+        route: format!("/api/{XSS}"),
+        component: "functions/users.wasm".into(),
+        timeout: "10s".into(),
+        memory: "128MiB".into(),
+    }
+}
+
+pub fn overview(full: bool) -> Overview {
+    Overview {
+        projects: if full {
+            vec![
+                ProjectRow {
+                    name: XSS.into(),
+                    team: XSS.into(),
+                    production_url: Some("https://blog.example.com".into()),
+                    last_deployment: Some(DeploymentBrief {
+                        id: "dep1".into(),
+                        status: "ready".into(),
+                        created_at: NOW - 5 * MIN,
+                    }),
+                    git_repo: Some(format!("https://git.example.com/{XSS}")),
+                },
+                ProjectRow {
+                    name: "docs".into(),
+                    team: "core".into(),
+                    production_url: None,
+                    last_deployment: None,
+                    git_repo: None,
+                },
+            ]
+        } else {
+            vec![]
+        },
+        teams: if full { vec![team_ref("t1")] } else { vec![] },
+        pager: if full {
+            Pager {
+                prev: Some("/?cursor=a".into()),
+                next: Some("/?cursor=b".into()),
+            }
+        } else {
+            Pager::default()
+        },
+        error: full.then(|| format!("Bad name {XSS}")),
+    }
+}
+
+pub fn bodies(full: bool) -> Vec<ProjectBody> {
+    let n = |v: usize| if full { v } else { 0 };
+    vec![
+        ProjectBody::Deployments(DeploymentsTab {
+            rows: (0..n(2))
+                .map(|i| {
+                    let mut r = deployment_row(if i == 0 { "ready" } else { "failed" });
+                    r.id = format!("dep{i}");
+                    r
+                })
+                .collect(),
+            pager: Pager::default(),
+            can_rollback: full,
+        }),
+        ProjectBody::Domains(DomainsTab {
+            production_host: "blog.example.com".into(),
+            aliases: (0..n(1))
+                .map(|_| (format!("{XSS}.example.com"), XSS.to_string()))
+                .collect(),
+        }),
+        ProjectBody::Env(EnvTab {
+            vars: if full {
+                vec![
+                    EnvRow {
+                        name: XSS.into(),
+                        env: "production".into(),
+                        secret: false,
+                        value: Some(format!("plain {XSS}")),
+                        updated_at: NOW - MIN,
+                    },
+                    EnvRow {
+                        name: "API_KEY".into(),
+                        env: "preview".into(),
+                        secret: true,
+                        value: None,
+                        updated_at: NOW - MIN,
+                    },
+                ]
+            } else {
+                vec![]
+            },
+            outbound: (0..n(2)).map(|i| format!("api{i}.example.com")).collect(),
+        }),
+        ProjectBody::Functions(FunctionsTab {
+            functions: (0..n(1)).map(|_| function_row()).collect(),
+        }),
+        ProjectBody::Settings(SettingsTab {
+            git: full.then(|| GitForm {
+                url: format!("https://git.example.com/{XSS}.git"),
+                branch: "main".into(),
+                root_dir: String::new(),
+                install_command: XSS.into(),
+                build_command: "npm run build".into(),
+                output_dir: "dist".into(),
+                auto_promote: true,
+            }),
+            webhook_url: full.then(|| "https://outpost.example.com/hooks/git/blog".into()),
+            webhook_secret: full.then(|| "whsec".into()),
+            error: full.then(|| XSS.into()),
+        }),
+    ]
+}
+
+pub fn deployment(full: bool, status: &str) -> DeploymentPage {
+    DeploymentPage {
+        project: XSS.into(),
+        row: deployment_row(status),
+        timeline: if full {
+            vec![
+                ("created".into(), NOW - 3 * MIN),
+                ("build started".into(), NOW - 2 * MIN),
+            ]
+        } else {
+            vec![]
+        },
+        log: if full {
+            vec![
+                LogLine {
+                    seq: 1,
+                    ts: NOW - 2 * MIN,
+                    stream: "stdout".into(),
+                    line: "npm ci".into(),
+                },
+                LogLine {
+                    seq: 2,
+                    ts: NOW - MIN,
+                    stream: "stderr".into(),
+                    line: XSS.into(),
+                },
+            ]
+        } else {
+            vec![]
+        },
+        has_build: true,
+        events_url: "/deployments/dep1234567/events".into(),
+        files: if full {
+            vec![FileRow {
+                path: format!("/{XSS}.html"),
+                size: 1_234_567,
+                content_type: "text/html".into(),
+            }]
+        } else {
+            vec![]
+        },
+        files_total: if full { 12 } else { 0 },
+        functions: (0..usize::from(full)).map(|_| function_row()).collect(),
+    }
+}
+
+pub fn nodes(full: bool) -> NodesPage {
+    NodesPage {
+        regions: if full {
+            vec![RegionGroup {
+                region: XSS.into(),
+                nodes: vec![
+                    NodeRow {
+                        name: XSS.into(),
+                        state: "alive".into(),
+                        version: "0.1.0".into(),
+                        config_version: 7,
+                        bundles_present: 3,
+                        bundles_pending: 1,
+                        last_seen: Some(NOW - 10_000),
+                        addr: Some("10.0.0.1:8702".into()),
+                    },
+                    NodeRow {
+                        name: "fra-2".into(),
+                        state: "down".into(),
+                        version: "0.1.0".into(),
+                        config_version: 5,
+                        bundles_present: 0,
+                        bundles_pending: 0,
+                        last_seen: None,
+                        addr: None,
+                    },
+                ],
+            }]
+        } else {
+            vec![]
+        },
+        current_config_version: 7,
+        new_join_token: full.then(|| "join-token-secret".into()),
+    }
+}
+
+pub fn tokens(full: bool) -> TokensPage {
+    TokensPage {
+        tokens: if full {
+            vec![
+                TokenRow {
+                    id: "tok1".into(),
+                    name: XSS.into(),
+                    scope: "all".into(),
+                    created_at: NOW - 60 * MIN,
+                    expires_at: Some(NOW + 24 * 60 * MIN),
+                    last_used_at: None,
+                    revoked_at: None,
+                },
+                TokenRow {
+                    id: "tok2".into(),
+                    name: "old".into(),
+                    scope: "team:t1".into(),
+                    created_at: NOW - 60 * MIN,
+                    expires_at: None,
+                    last_used_at: Some(NOW - MIN),
+                    revoked_at: Some(NOW - MIN),
+                },
+            ]
+        } else {
+            vec![]
+        },
+        new_token: full.then(|| "opt_newtoken".into()),
+        scopes: vec![("all".into(), "All my teams".into())],
+        error: full.then(|| XSS.into()),
+    }
+}
+
+pub fn team(full: bool, is_owner: bool) -> TeamPage {
+    TeamPage {
+        team: team_ref("t1"),
+        teams: vec![team_ref("t1"), team_ref("t2")],
+        members: vec![
+            MemberRow {
+                user_id: "u1".into(),
+                email: "ada@example.com".into(),
+                name: XSS.into(),
+                role: "owner".into(),
+                joined_at: NOW - 60 * MIN,
+                is_self: true,
+            },
+            MemberRow {
+                user_id: "u2".into(),
+                email: XSS.into(),
+                name: "Bob".into(),
+                role: "viewer".into(),
+                joined_at: NOW - 60 * MIN,
+                is_self: false,
+            },
+        ],
+        invitations: if full {
+            vec![InvitationRow {
+                id: "inv1".into(),
+                role: "member".into(),
+                created_by: XSS.into(),
+                created_at: NOW - MIN,
+                expires_at: NOW + 60 * MIN,
+            }]
+        } else {
+            vec![]
+        },
+        new_invite_url: full.then(|| "https://outpost.example.com/invite/abc".into()),
+        is_owner,
+        error: full.then(|| XSS.into()),
+    }
+}
+
+pub fn audit(full: bool) -> AuditPage {
+    AuditPage {
+        events: if full {
+            vec![AuditRow {
+                at: NOW - MIN,
+                actor: XSS.into(),
+                action: "project.create".into(),
+                target: XSS.into(),
+                ip: "203.0.113.7".into(),
+                team: XSS.into(),
+            }]
+        } else {
+            vec![]
+        },
+        pager: Pager {
+            prev: None,
+            next: full.then(|| "/audit?cursor=x".into()),
+        },
+        teams: vec![team_ref("t1")],
+        team: full.then(|| "t1".into()),
+    }
+}
