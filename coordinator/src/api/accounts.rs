@@ -240,6 +240,13 @@ pub async fn my_teams(state: &AppState, who: &Principal) -> ApiResult<Vec<TeamVi
     Ok(out)
 }
 
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "accounts",
+    summary = "The caller: user, scope and teams",
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn me(
     who: Principal,
     State(state): State<AppState>,
@@ -254,6 +261,13 @@ pub async fn me(
 
 // ---- teams and members ------------------------------------------------------------
 
+#[utoipa::path(
+    get,
+    path = "/teams",
+    tag = "teams",
+    summary = "The caller's teams and roles",
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn list_teams(
     who: Principal,
     State(state): State<AppState>,
@@ -261,7 +275,7 @@ pub async fn list_teams(
     Ok(Json(my_teams(&state, &who).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTeam {
     pub name: String,
@@ -298,6 +312,14 @@ pub async fn create_team_as(state: &AppState, who: &Principal, name: &str) -> Ap
     Ok(team)
 }
 
+#[utoipa::path(
+    post,
+    path = "/teams",
+    tag = "teams",
+    summary = "Create a team owned by the caller",
+    request_body = CreateTeam,
+    responses((status = 201, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn create_team(
     who: Principal,
     State(state): State<AppState>,
@@ -309,6 +331,14 @@ pub async fn create_team(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/teams/{team}/members",
+    tag = "teams",
+    summary = "Members of a team",
+    params(("team" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn members(
     who: Principal,
     State(state): State<AppState>,
@@ -318,7 +348,7 @@ pub async fn members(
     Ok(Json(state.store.members(&team.id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRole {
     pub role: Role,
@@ -356,6 +386,15 @@ pub async fn set_member_as(
     Ok(())
 }
 
+#[utoipa::path(
+    put,
+    path = "/teams/{team}/members/{user}",
+    tag = "teams",
+    summary = "Change a member's role (owner)",
+    params(("team" = String, Path), ("user" = String, Path)),
+    request_body = SetRole,
+    responses((status = 204, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn set_member(
     who: Principal,
     State(state): State<AppState>,
@@ -366,6 +405,14 @@ pub async fn set_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/teams/{team}/members/{user}",
+    tag = "teams",
+    summary = "Remove a member (owner) or leave the team",
+    params(("team" = String, Path), ("user" = String, Path)),
+    responses((status = 204, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn remove_member(
     who: Principal,
     State(state): State<AppState>,
@@ -377,7 +424,7 @@ pub async fn remove_member(
 
 // ---- invitations --------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInvitation {
     pub role: Role,
@@ -436,6 +483,15 @@ pub async fn invite_as(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/teams/{team}/invitations",
+    tag = "teams",
+    summary = "Create an invitation link, shown once (owner)",
+    params(("team" = String, Path)),
+    request_body = CreateInvitation,
+    responses((status = 201, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn create_invitation(
     who: Principal,
     State(state): State<AppState>,
@@ -448,6 +504,14 @@ pub async fn create_invitation(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/teams/{team}/invitations",
+    tag = "teams",
+    summary = "Pending invitations (owner)",
+    params(("team" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn list_invitations(
     who: Principal,
     State(state): State<AppState>,
@@ -479,6 +543,14 @@ pub async fn revoke_invitation_as(
     Ok(())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/teams/{team}/invitations/{id}",
+    tag = "teams",
+    summary = "Revoke a pending invitation (owner)",
+    params(("team" = String, Path), ("id" = String, Path)),
+    responses((status = 204, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn revoke_invitation(
     who: Principal,
     State(state): State<AppState>,
@@ -544,6 +616,14 @@ pub async fn accept_as(state: &AppState, who: &Principal, token: &str) -> ApiRes
     Ok(inv)
 }
 
+#[utoipa::path(
+    post,
+    path = "/invitations/{token}/accept",
+    tag = "teams",
+    summary = "Join the invitation's team",
+    params(("token" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn accept_invitation(
     who: Principal,
     State(state): State<AppState>,
@@ -554,7 +634,7 @@ pub async fn accept_invitation(
 
 // ---- API tokens -------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     pub name: String,
@@ -665,6 +745,14 @@ pub async fn create_token_as(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    tag = "tokens",
+    summary = "Create an API token, scoped and optionally expiring; the secret is shown once",
+    request_body = CreateToken,
+    responses((status = 201, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn create_token(
     who: Principal,
     State(state): State<AppState>,
@@ -676,6 +764,13 @@ pub async fn create_token(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/tokens",
+    tag = "tokens",
+    summary = "The caller's API tokens (never their secrets)",
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn list_tokens(
     who: Principal,
     State(state): State<AppState>,
@@ -692,6 +787,14 @@ pub async fn revoke_token_as(state: &AppState, who: &Principal, id: &str) -> Api
     Ok(())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/tokens/{id}",
+    tag = "tokens",
+    summary = "Revoke one of the caller's tokens",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn revoke_token(
     who: Principal,
     State(state): State<AppState>,
@@ -741,6 +844,13 @@ pub async fn audit_page(
     Ok(Page { items, next_cursor })
 }
 
+#[utoipa::path(
+    get,
+    path = "/audit",
+    tag = "audit",
+    summary = "Audit events of teams the caller owns (query: team, limit, cursor)",
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn audit(
     who: Principal,
     State(state): State<AppState>,

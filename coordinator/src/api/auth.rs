@@ -29,7 +29,7 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignUp {
     pub email: String,
@@ -39,7 +39,7 @@ pub struct SignUp {
     pub invite: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
     pub email: String,
@@ -99,6 +99,15 @@ fn session_response(
     r
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/signup",
+    tag = "auth",
+    summary = "Create an account and open a session (the first account owns the instance)",
+    request_body = SignUp,
+    responses((status = 201, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody)),
+    security(())
+)]
 pub async fn signup(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -127,6 +136,15 @@ pub async fn signup(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    summary = "Open a session; rate-limited per account and address (X-RateLimit-*, 429 + Retry-After)",
+    request_body = SignIn,
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 429, description = "Too many failed sign-ins", body = super::openapi::ErrorBody)),
+    security(())
+)]
 pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -158,6 +176,14 @@ pub async fn login(
 
 /// Ends the session the cookie names (no CSRF check needed: at worst
 /// another site signs the user out).
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    summary = "End the session named by the cookie",
+    responses((status = 204, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody)),
+    security(())
+)]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(c) = session::session_cookie(&headers) {
         state

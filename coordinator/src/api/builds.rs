@@ -70,7 +70,7 @@ pub async fn load(
     Ok((p, b))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBuild {
     /// Default: the production branch.
@@ -80,6 +80,15 @@ pub struct CreateBuild {
 }
 
 /// `POST /projects/{p}/builds`: "deploy the latest commit of branch X".
+#[utoipa::path(
+    post,
+    path = "/projects/{project}/builds",
+    tag = "builds",
+    summary = "Build and deploy the newest (or a given) commit of a branch",
+    params(("project" = String, Path)),
+    request_body = CreateBuild,
+    responses((status = 202, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn create(
     who: Principal,
     State(state): State<AppState>,
@@ -125,6 +134,14 @@ pub async fn create(
     Ok((StatusCode::ACCEPTED, Json(view(&state, &p, b))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/projects/{project}/builds",
+    tag = "builds",
+    summary = "Builds, newest first (query: limit, cursor)",
+    params(("project" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn list(
     who: Principal,
     State(state): State<AppState>,
@@ -141,6 +158,14 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/builds/{id}",
+    tag = "builds",
+    summary = "A build",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn show(
     who: Principal,
     State(state): State<AppState>,
@@ -150,6 +175,14 @@ pub async fn show(
     Ok(Json(view(&state, &p, b)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/deployments/{id}/cancel",
+    tag = "builds",
+    summary = "Cancel a queued or running build",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn cancel(
     who: Principal,
     State(state): State<AppState>,
@@ -177,6 +210,14 @@ pub async fn cancel(
 }
 
 /// `POST /deployments/{id}/redeploy`: builds the same commit again.
+#[utoipa::path(
+    post,
+    path = "/deployments/{id}/redeploy",
+    tag = "builds",
+    summary = "Build the same commit again",
+    params(("id" = String, Path)),
+    responses((status = 202, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn redeploy(
     who: Principal,
     State(state): State<AppState>,
@@ -232,6 +273,14 @@ pub struct LogPage {
     pub next_after: i64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/deployments/{id}/build-logs",
+    tag = "builds",
+    summary = "The build log (query: after, limit)",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn logs(
     who: Principal,
     State(state): State<AppState>,
@@ -262,6 +311,14 @@ const SSE_POLL: Duration = Duration::from_secs(1);
 /// `GET /deployments/{id}/events`: every log line as an `event: log`
 /// (id = sequence number, so a reconnecting client's `Last-Event-ID`
 /// resumes), then one `event: status` when the build ends.
+#[utoipa::path(
+    get,
+    path = "/deployments/{id}/events",
+    tag = "builds",
+    summary = "Server-sent events: `log` lines, then one `status` (resumes from Last-Event-ID)",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn events(
     who: Principal,
     State(state): State<AppState>,

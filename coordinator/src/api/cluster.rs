@@ -18,6 +18,14 @@ use crate::store::{now_ms, Node};
 /// A node that has not reported for this long is shown as offline.
 const ONLINE_WITHIN_MS: i64 = 30_000;
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "cluster",
+    summary = "Liveness and the published config version",
+    responses((status = 200, description = "Success")),
+    security(())
+)]
 pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({
         "status": "ok",
@@ -41,6 +49,13 @@ pub struct NodeView {
     pub mesh_seen_by: usize,
 }
 
+#[utoipa::path(
+    get,
+    path = "/nodes",
+    tag = "cluster",
+    summary = "Edge nodes with region, link status, mesh state and config lag",
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn nodes(
     _who: Principal,
     State(state): State<AppState>,
@@ -70,7 +85,7 @@ pub async fn nodes(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateJoinToken {
     pub region: String,
@@ -78,6 +93,14 @@ pub struct CreateJoinToken {
     pub ttl_seconds: Option<i64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/join-tokens",
+    tag = "cluster",
+    summary = "Create a one-time join token for a new edge node (instance owner)",
+    request_body = CreateJoinToken,
+    responses((status = 201, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn create_join_token(
     who: Principal,
     State(state): State<AppState>,

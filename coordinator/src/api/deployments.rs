@@ -18,9 +18,11 @@ use crate::accounts::{audit, Principal};
 use crate::store::Role;
 use crate::store::{BundleRow, Deployment, DeploymentStatus, Project, Target};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDeployment {
+    /// The bundle manifest (see `protocol::Manifest`): files, functions, routing.
+    #[schema(value_type = Object)]
     pub manifest: Manifest,
     #[serde(default = "default_target")]
     pub target: Target,
@@ -87,6 +89,15 @@ pub(super) async fn load(
     Ok((p, d))
 }
 
+#[utoipa::path(
+    post,
+    path = "/projects/{project}/deployments",
+    tag = "deployments",
+    summary = "Create a deployment from a manifest; answers with the blobs still missing",
+    params(("project" = String, Path)),
+    request_body = CreateDeployment,
+    responses((status = 201, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn create(
     who: Principal,
     State(state): State<AppState>,
@@ -143,12 +154,22 @@ pub async fn create(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MissingQuery {
+    /// blake3 hashes, hex.
+    #[schema(value_type = Vec<String>)]
     pub hashes: Vec<BlobHash>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/blobs/missing",
+    tag = "deployments",
+    summary = "Which of these blobs the coordinator lacks",
+    request_body = MissingQuery,
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn missing_blobs(
     who: Principal,
     State(state): State<AppState>,
@@ -169,6 +190,15 @@ pub async fn missing_blobs(
     Ok(Json(json!({ "missing": missing })))
 }
 
+#[utoipa::path(
+    put,
+    path = "/blobs/{hash}",
+    tag = "deployments",
+    summary = "Upload one blob; its blake3 hash must match",
+    params(("hash" = String, Path)),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn upload_blob(
     who: Principal,
     State(state): State<AppState>,
@@ -209,6 +239,14 @@ pub async fn upload_blob(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/deployments/{id}/finalize",
+    tag = "deployments",
+    summary = "Mark an uploaded deployment ready once every blob is present",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn finalize(
     who: Principal,
     State(state): State<AppState>,
@@ -271,6 +309,14 @@ async fn check_functions(state: &AppState, manifest: &Manifest) -> ApiResult<()>
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/deployments/{id}/promote",
+    tag = "deployments",
+    summary = "Point production at a ready deployment",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn promote(
     who: Principal,
     State(state): State<AppState>,
@@ -300,6 +346,14 @@ pub async fn promote(
     Ok(Json(view(&state, &p, d)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/projects/{project}/rollback",
+    tag = "deployments",
+    summary = "Point production back at the previous production deployment",
+    params(("project" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn rollback(
     who: Principal,
     State(state): State<AppState>,
@@ -347,6 +401,14 @@ pub async fn rollback(
 
 /// A deployment; while a git build has not produced it yet, the build
 /// (same id) with its status.
+#[utoipa::path(
+    get,
+    path = "/deployments/{id}",
+    tag = "deployments",
+    summary = "A deployment, or its build while it is being built",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn show(
     who: Principal,
     State(state): State<AppState>,
@@ -362,6 +424,14 @@ pub async fn show(
     Ok(Json(found.map_err(ApiError::internal)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/projects/{project}/deployments",
+    tag = "deployments",
+    summary = "Deployments, newest first (query: limit, cursor)",
+    params(("project" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn list(
     who: Principal,
     State(state): State<AppState>,

@@ -48,6 +48,14 @@ fn kinds(env: &str) -> ApiResult<Vec<&'static str>> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/projects/{project}/env",
+    tag = "env",
+    summary = "Environment variables (secret values are never returned)",
+    params(("project" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn list(
     who: Principal,
     State(state): State<AppState>,
@@ -68,7 +76,7 @@ pub async fn list(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetVar {
     pub value: String,
@@ -82,6 +90,15 @@ fn all() -> String {
     "all".into()
 }
 
+#[utoipa::path(
+    put,
+    path = "/projects/{project}/env/{name}",
+    tag = "env",
+    summary = "Set a variable, plain or secret, for production, preview or all",
+    params(("project" = String, Path), ("name" = String, Path)),
+    request_body = SetVar,
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn set(
     who: Principal,
     State(state): State<AppState>,
@@ -144,6 +161,14 @@ pub struct EnvQuery {
     pub env: Option<String>,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/projects/{project}/env/{name}",
+    tag = "env",
+    summary = "Delete a variable (query: env)",
+    params(("project" = String, Path), ("name" = String, Path)),
+    responses((status = 204, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn delete(
     who: Principal,
     State(state): State<AppState>,
@@ -172,12 +197,20 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Outbound {
     pub hosts: Vec<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/projects/{project}/outbound",
+    tag = "env",
+    summary = "Hosts the project's functions may call",
+    params(("project" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn get_outbound(
     who: Principal,
     State(state): State<AppState>,
@@ -189,6 +222,15 @@ pub async fn get_outbound(
     }))
 }
 
+#[utoipa::path(
+    put,
+    path = "/projects/{project}/outbound",
+    tag = "env",
+    summary = "Replace the outbound allow-list",
+    params(("project" = String, Path)),
+    request_body = Outbound,
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn set_outbound(
     who: Principal,
     State(state): State<AppState>,

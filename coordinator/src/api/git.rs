@@ -19,7 +19,7 @@ use crate::webhooks::{self, HookError, HookEvent};
 
 const MAX_COMMAND: usize = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GitInput {
     pub url: String,
@@ -134,6 +134,15 @@ pub async fn connect(
     Ok(view(state, &project.name, settings.clone(), secret))
 }
 
+#[utoipa::path(
+    put,
+    path = "/projects/{project}/git",
+    tag = "git",
+    summary = "Connect or update a repository",
+    params(("project" = String, Path)),
+    request_body = GitInput,
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn put(
     who: Principal,
     State(state): State<AppState>,
@@ -155,6 +164,14 @@ pub async fn put(
     Ok(Json(view))
 }
 
+#[utoipa::path(
+    get,
+    path = "/projects/{project}/git",
+    tag = "git",
+    summary = "The git connection, webhook URL and (for members) its secret",
+    params(("project" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn show(
     who: Principal,
     State(state): State<AppState>,
@@ -176,6 +193,14 @@ pub async fn show(
     Ok(Json(view(&state, &p.name, settings, secret)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/projects/{project}/git",
+    tag = "git",
+    summary = "Disconnect the repository",
+    params(("project" = String, Path)),
+    responses((status = 204, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn delete(
     who: Principal,
     State(state): State<AppState>,
@@ -216,6 +241,16 @@ fn hook_error(e: HookError) -> ApiError {
 
 /// `POST /hooks/git/{project}`: no bearer token; the provider's signature
 /// over the body (or GitLab's token) proves the sender holds the secret.
+#[utoipa::path(
+    post,
+    path = "/hooks/git/{project}",
+    tag = "git",
+    summary = "Push webhook from GitHub, GitLab or Gitea (authenticated by signature, not token)",
+    params(("project" = String, Path)),
+    request_body(content = Object, description = "The git host's push event"),
+    responses((status = 202, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody)),
+    security(())
+)]
 pub async fn hook(
     State(state): State<AppState>,
     Path(project): Path<String>,

@@ -10,13 +10,17 @@ pub mod error;
 pub(crate) mod extract;
 pub(crate) mod git;
 mod logs;
+pub mod openapi;
 pub(crate) mod projects;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
+use axum::routing::get;
 use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::blobs::BlobStore;
 use crate::config::Config;
@@ -37,87 +41,77 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    let (router, _) = routes(&state);
+    router
+}
+
+/// The API's routes and, from the same table, its OpenAPI document.
+pub fn routes(state: &AppState) -> (Router, utoipa::openapi::OpenApi) {
     let json_limit = state.config.limits.max_json_bytes as usize;
     let blob_limit = state.config.limits.max_blob_bytes as usize;
-    let api = Router::new()
-        .route("/health", get(cluster::health))
-        .route("/projects", get(projects::list).post(projects::create))
-        .route("/projects/{project}", get(projects::show))
-        .route("/projects/{project}/aliases", get(projects::aliases))
-        .route("/projects/{project}/rollback", post(deployments::rollback))
-        .route("/projects/{project}/env", get(env::list))
-        .route(
-            "/projects/{project}/env/{name}",
-            put(env::set).delete(env::delete),
-        )
-        .route(
-            "/projects/{project}/outbound",
-            get(env::get_outbound).put(env::set_outbound),
-        )
-        .route("/projects/{project}/logs", get(logs::list))
-        .route(
-            "/projects/{project}/deployments",
-            get(deployments::list).post(deployments::create),
-        )
-        .route(
-            "/projects/{project}/git",
-            get(git::show).put(git::put).delete(git::delete),
-        )
-        .route(
-            "/projects/{project}/builds",
-            get(builds::list).post(builds::create),
-        )
-        .route("/hooks/git/{project}", post(git::hook))
-        .route("/builds/{id}", get(builds::show))
-        .route("/deployments/{id}", get(deployments::show))
-        .route("/deployments/{id}/cancel", post(builds::cancel))
-        .route("/deployments/{id}/redeploy", post(builds::redeploy))
-        .route("/deployments/{id}/events", get(builds::events))
-        .route("/deployments/{id}/build-logs", get(builds::logs))
-        .route("/deployments/{id}/finalize", post(deployments::finalize))
-        .route("/deployments/{id}/promote", post(deployments::promote))
-        .route("/blobs/missing", post(deployments::missing_blobs))
-        .route(
-            "/blobs/{hash}",
-            put(deployments::upload_blob).layer(DefaultBodyLimit::max(blob_limit)),
-        )
-        .route("/auth/signup", post(auth::signup))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/logout", post(auth::logout))
-        .route("/me", get(accounts::me))
-        .route(
-            "/teams",
-            get(accounts::list_teams).post(accounts::create_team),
-        )
-        .route("/teams/{team}/members", get(accounts::members))
-        .route(
-            "/teams/{team}/members/{user}",
-            put(accounts::set_member).delete(accounts::remove_member),
-        )
-        .route(
-            "/teams/{team}/invitations",
-            get(accounts::list_invitations).post(accounts::create_invitation),
-        )
-        .route(
-            "/teams/{team}/invitations/{id}",
-            delete(accounts::revoke_invitation),
-        )
-        .route(
-            "/invitations/{token}/accept",
-            post(accounts::accept_invitation),
-        )
-        .route(
-            "/tokens",
-            get(accounts::list_tokens).post(accounts::create_token),
-        )
-        .route("/tokens/{id}", delete(accounts::revoke_token))
-        .route("/audit", get(accounts::audit))
-        .route("/nodes", get(cluster::nodes))
-        .route("/join-tokens", post(cluster::create_join_token))
-        .fallback(|| async { error::ApiError::not_found("route") })
-        .layer(DefaultBodyLimit::max(json_limit));
-    Router::new()
+    let api = OpenApiRouter::new()
+        .routes(routes!(cluster::health))
+        .routes(routes!(auth::signup))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(accounts::me))
+        .routes(routes!(accounts::list_teams, accounts::create_team))
+        .routes(routes!(accounts::members))
+        .routes(routes!(accounts::set_member, accounts::remove_member))
+        .routes(routes!(
+            accounts::list_invitations,
+            accounts::create_invitation
+        ))
+        .routes(routes!(accounts::revoke_invitation))
+        .routes(routes!(accounts::accept_invitation))
+        .routes(routes!(accounts::list_tokens, accounts::create_token))
+        .routes(routes!(accounts::revoke_token))
+        .routes(routes!(accounts::audit))
+        .routes(routes!(projects::list, projects::create))
+        .routes(routes!(projects::show))
+        .routes(routes!(projects::aliases))
+        .routes(routes!(deployments::rollback))
+        .routes(routes!(env::list))
+        .routes(routes!(env::set, env::delete))
+        .routes(routes!(env::get_outbound, env::set_outbound))
+        .routes(routes!(logs::list))
+        .routes(routes!(deployments::list, deployments::create))
+        .routes(routes!(git::show, git::put, git::delete))
+        .routes(routes!(builds::list, builds::create))
+        .routes(routes!(git::hook))
+        .routes(routes!(builds::show))
+        .routes(routes!(deployments::show))
+        .routes(routes!(builds::cancel))
+        .routes(routes!(builds::redeploy))
+        .routes(routes!(builds::events))
+        .routes(routes!(builds::logs))
+        .routes(routes!(deployments::finalize))
+        .routes(routes!(deployments::promote))
+        .routes(routes!(deployments::missing_blobs))
+        .routes(routes!(deployments::upload_blob).layer(DefaultBodyLimit::max(blob_limit)))
+        .routes(routes!(cluster::nodes))
+        .routes(routes!(cluster::create_join_token));
+    let (api, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", api)
+        .split_for_parts();
+    let mut doc = doc;
+    // Paths are relative to the `/api/v1` server declared in the document.
+    doc.paths.paths = std::mem::take(&mut doc.paths.paths)
+        .into_iter()
+        .map(|(p, item)| (p.strip_prefix("/api/v1").unwrap_or(&p).to_string(), item))
+        .collect();
+    let spec = std::sync::Arc::new(doc.clone());
+    let api = api
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let spec = spec.clone();
+                async move { axum::Json(spec.as_ref().clone()) }
+            }),
+        )
+        .layer(DefaultBodyLimit::max(json_limit));
+    let router = Router::new()
+        .merge(api)
         .merge(crate::web::router().layer(DefaultBodyLimit::max(json_limit)))
         .fallback(|uri: axum::http::Uri| async move {
             use axum::response::IntoResponse;
@@ -127,5 +121,6 @@ pub fn router(state: AppState) -> Router {
                 crate::web::WebError::not_found("page").into_response()
             }
         })
-        .with_state(state)
+        .with_state(state.clone());
+    (router, doc)
 }

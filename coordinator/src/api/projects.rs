@@ -15,7 +15,7 @@ use crate::store::Role;
 /// Leaves room for `-<deployment id>` within a 63-byte DNS label.
 pub const MAX_PROJECT_NAME: usize = 40;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
     pub name: String,
@@ -112,6 +112,14 @@ pub fn validate_name(name: &str) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/projects",
+    tag = "projects",
+    summary = "Create a project in a team (default: the caller's first)",
+    request_body = CreateProject,
+    responses((status = 201, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn create(
     who: Principal,
     State(state): State<AppState>,
@@ -146,6 +154,13 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&state, p))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/projects",
+    tag = "projects",
+    summary = "Projects the caller can see, by name (query: limit, cursor)",
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn list(
     who: Principal,
     State(state): State<AppState>,
@@ -166,6 +181,14 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/projects/{project}",
+    tag = "projects",
+    summary = "A project and its production URL",
+    params(("project" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn show(
     who: Principal,
     State(state): State<AppState>,
@@ -184,6 +207,14 @@ pub struct Alias {
 }
 
 /// The hosts that serve this project right now, from the published config.
+#[utoipa::path(
+    get,
+    path = "/projects/{project}/aliases",
+    tag = "projects",
+    summary = "Hosts serving the project right now",
+    params(("project" = String, Path)),
+    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+)]
 pub async fn aliases(
     who: Principal,
     State(state): State<AppState>,
