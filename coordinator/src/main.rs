@@ -94,7 +94,7 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
-    /// Manage tokens.
+    /// API tokens (create, list, revoke) and edge-node join tokens.
     Token {
         #[command(subcommand)]
         action: TokenAction,
@@ -184,6 +184,9 @@ enum ProjectsAction {
     /// Create a project, optionally connected to a git repository.
     Create {
         name: String,
+        /// The team that owns it (id; default: your first team).
+        #[arg(long)]
+        team: Option<String>,
         #[command(flatten)]
         git: GitFlags,
     },
@@ -254,6 +257,20 @@ enum EnvAction {
 
 #[derive(Subcommand)]
 enum TokenAction {
+    /// Create an API token (printed once) for CI or scripts.
+    Create {
+        name: String,
+        /// `all`, `team:<id>` or `project:<name>`.
+        #[arg(long, default_value = "all")]
+        scope: String,
+        /// Expire after this many days [default: never].
+        #[arg(long)]
+        expires_days: Option<i64>,
+    },
+    /// List your API tokens (never their secrets).
+    List,
+    /// Revoke one of your API tokens.
+    Revoke { id: String },
     /// Create a one-time join token for a new edge node.
     CreateJoin {
         #[arg(long)]
@@ -425,8 +442,8 @@ async fn main() -> anyhow::Result<()> {
             let c = client(&remote)?;
             match action.unwrap_or(ProjectsAction::List) {
                 ProjectsAction::List => cli::commands::projects_list(&c, remote.json).await,
-                ProjectsAction::Create { name, git } => {
-                    cli::commands::projects_create(&c, &name, git.args(), remote.json).await
+                ProjectsAction::Create { name, team, git } => {
+                    cli::commands::projects_create(&c, &name, team, git.args(), remote.json).await
                 }
             }
         }
@@ -440,10 +457,21 @@ async fn main() -> anyhow::Result<()> {
             cli::commands::rollback(&client(&remote)?, &project, remote.json).await
         }
         Command::Nodes { remote } => cli::commands::nodes(&client(&remote)?, remote.json).await,
-        Command::Token {
-            action: TokenAction::CreateJoin { region, ttl },
-            remote,
-        } => cli::commands::create_join_token(&client(&remote)?, &region, ttl, remote.json).await,
+        Command::Token { action, remote } => {
+            let c = client(&remote)?;
+            match action {
+                TokenAction::CreateJoin { region, ttl } => {
+                    cli::commands::create_join_token(&c, &region, ttl, remote.json).await
+                }
+                TokenAction::Create {
+                    name,
+                    scope,
+                    expires_days,
+                } => cli::tokens::create(&c, &name, &scope, expires_days, remote.json).await,
+                TokenAction::List => cli::tokens::list(&c, remote.json).await,
+                TokenAction::Revoke { id } => cli::tokens::revoke(&c, &id).await,
+            }
+        }
         Command::Env { action, remote } => {
             let c = client(&remote)?;
             match action {

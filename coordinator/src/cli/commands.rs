@@ -57,11 +57,15 @@ pub async fn projects_list(client: &Client, as_json: bool) -> anyhow::Result<()>
 pub async fn projects_create(
     client: &Client,
     name: &str,
+    team: Option<String>,
     git: Option<super::builds::GitArgs>,
     as_json: bool,
 ) -> anyhow::Result<()> {
     let p: Value = client
-        .post("/projects", &json!({ "name": name, "git": git }))
+        .post(
+            "/projects",
+            &json!({ "name": name, "team": team, "git": git }),
+        )
         .await?;
     if as_json {
         print_json(&p);

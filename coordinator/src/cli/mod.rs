@@ -6,3 +6,4 @@ pub mod commands;
 pub mod credentials;
 pub mod deploy;
 pub mod dev;
+pub mod tokens;
