@@ -283,7 +283,7 @@ enum TokenAction {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// TOML config file (keys: data_dir, api_addr, quic_addr, database_url, base_domain, public_url, [limits]).
+    /// TOML config file (keys: data_dir, api_addr, quic_addr, database_url, base_domain, public_url, [limits], [builds], [accounts]).
     #[arg(long, env = "OUTPOST_CONFIG")]
     config: Option<PathBuf>,
     #[arg(long, env = "OUTPOST_DATA_DIR")]

@@ -123,7 +123,8 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         token: token.clone(),
     })?;
     println!("Outpost dev is running.");
-    println!("  API:          {api_url}/api/v1");
+    println!("  dashboard:    {api_url}/ (the first account you create owns the instance)");
+    println!("  API:          {api_url}/api/v1 (described at {api_url}/api/v1/openapi.json)");
     println!(
         "  edge HTTP:    http://{} (sites at http://<project>.localhost:{})",
         edge.http_addr,
