@@ -254,6 +254,7 @@ fn hook_error(e: HookError) -> ApiError {
 pub async fn hook(
     State(state): State<AppState>,
     Path(project): Path<String>,
+    super::auth::ClientIp(ip): super::auth::ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
@@ -288,6 +289,17 @@ pub async fn hook(
                     BuildTrigger::Push,
                 )
                 .await?;
+            audit::record_as(
+                &state.store,
+                None,
+                &format!("webhook ({provider:?})"),
+                &ip,
+                Some(&p.team_id),
+                "build.push",
+                &p.name,
+                json!({ "build": b.id, "branch": b.git.branch, "commit": b.git.commit_sha }),
+            )
+            .await;
             Ok((
                 StatusCode::ACCEPTED,
                 Json(json!({ "queued": b.id, "branch": b.git.branch, "target": b.target })),
