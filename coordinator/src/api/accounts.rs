@@ -28,6 +28,25 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// The audit "team" of events that concern one account only (its tokens,
+/// its password): the account reads them, nobody else does.
+pub fn personal_scope(user_id: Option<&str>) -> Option<String> {
+    user_id.map(|u| format!("user:{u}"))
+}
+
+/// Managing an account (its tokens, its teams, invitations it accepts)
+/// needs an unscoped credential: a CI token for one project must not
+/// revoke its owner's other tokens.
+fn unscoped(who: &Principal) -> ApiResult<()> {
+    if who.scope == Scope::All {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "this needs an unscoped credential (a session or an `all` token)",
+        ))
+    }
+}
+
 fn user_of(who: &Principal) -> ApiResult<&User> {
     who.user.as_ref().ok_or_else(|| {
         ApiError::forbidden("sign up in the dashboard first: the admin token has no account yet")
@@ -610,6 +629,7 @@ async fn accept(state: &AppState, user: &User, inv: &Invitation, ip: &str) -> Ap
 }
 
 pub async fn accept_as(state: &AppState, who: &Principal, token: &str) -> ApiResult<Invitation> {
+    unscoped(who)?;
     let user = user_of(who)?;
     let inv = live_invitation(state, token).await?;
     accept(state, user, &inv, &who.ip).await?;
@@ -670,6 +690,7 @@ pub async fn create_token_as(
     who: &Principal,
     body: &CreateToken,
 ) -> ApiResult<NewToken> {
+    unscoped(who)?;
     let name = validate::display_name(&body.name, "token name")
         .map_err(|e| ApiError::bad_request("invalid_name", e))?;
     let raw_scope = body.scope.as_deref().unwrap_or("all");
@@ -730,10 +751,14 @@ pub async fn create_token_as(
         revoked_at: None,
     };
     state.store.insert_api_token(&token).await?;
+    let audit_scope = token
+        .team_id
+        .clone()
+        .or_else(|| personal_scope(who.user_id()));
     audit::record(
         &state.store,
         who,
-        token.team_id.as_deref(),
+        audit_scope.as_deref(),
         "token.create",
         &token.name,
         json!({ "id": token.id, "scope": scope.render(), "expires_at": expires_at }),
@@ -780,10 +805,20 @@ pub async fn list_tokens(
 }
 
 pub async fn revoke_token_as(state: &AppState, who: &Principal, id: &str) -> ApiResult<()> {
+    unscoped(who)?;
     if !valid_id(id) || !state.store.revoke_api_token(who.user_id(), id).await? {
         return Err(ApiError::not_found("token"));
     }
-    audit::record(&state.store, who, None, "token.revoke", id, json!({})).await;
+    let mine = personal_scope(who.user_id());
+    audit::record(
+        &state.store,
+        who,
+        mine.as_deref(),
+        "token.revoke",
+        id,
+        json!({}),
+    )
+    .await;
     Ok(())
 }
 
@@ -813,8 +848,9 @@ pub struct AuditQuery {
     pub cursor: Option<String>,
 }
 
-/// Owners read their teams' events; the instance owner also reads the
-/// instance's own (sign-ups, nodes).
+/// Owners read their teams' events, everyone their own account's (tokens,
+/// password); the instance owner also reads the instance's own (sign-ups,
+/// nodes).
 pub async fn audit_page(
     state: &AppState,
     who: &Principal,
@@ -832,6 +868,11 @@ pub async fn audit_page(
                 .iter()
                 .filter(|(t, _)| who.team_role(t) == Some(Role::Owner))
                 .map(|(t, _)| t.clone())
+                .chain(if who.scope == Scope::All {
+                    personal_scope(who.user_id())
+                } else {
+                    None
+                })
                 .collect(),
             who.is_instance_owner(),
         ),

@@ -66,7 +66,7 @@ pub async fn load(
             id.chars().take(40).collect::<String>()
         ))
     })?;
-    let p = projects::load(state, who, &b.project_id, need).await?;
+    let p = projects::load_by_id(state, who, &b.project_id, need).await?;
     Ok((p, b))
 }
 
@@ -225,7 +225,7 @@ pub async fn redeploy(
 ) -> ApiResult<(StatusCode, Json<BuildView>)> {
     let (p, git) = match state.store.build(&id).await? {
         Some(b) if valid_id(&id) => (
-            projects::load(&state, &who, &b.project_id, Role::Member).await?,
+            projects::load_by_id(&state, &who, &b.project_id, Role::Member).await?,
             b.git,
         ),
         _ => {

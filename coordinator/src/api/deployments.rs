@@ -85,7 +85,7 @@ pub(super) async fn load(
             id.chars().take(40).collect::<String>()
         ))
     })?;
-    let p = projects::load(state, who, &d.project_id, need).await?;
+    let p = projects::load_by_id(state, who, &d.project_id, need).await?;
     Ok((p, d))
 }
 

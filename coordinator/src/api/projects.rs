@@ -59,14 +59,44 @@ pub async fn find(state: &AppState, name: &str) -> ApiResult<Project> {
 /// nothing; with too small a role, 403.
 pub async fn load(state: &AppState, who: &Principal, name: &str, need: Role) -> ApiResult<Project> {
     let p = find(state, name).await?;
+    authorize(who, p, need, name)
+}
+
+/// Like [`load`] for a project id read from another row (a deployment's,
+/// a build's): looked up as an id only.
+pub async fn load_by_id(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    need: Role,
+) -> ApiResult<Project> {
+    let p = state
+        .store
+        .project_by_id(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))?;
+    authorize(who, p, need, id)
+}
+
+fn authorize(who: &Principal, p: Project, need: Role, asked: &str) -> ApiResult<Project> {
     match who.project_role(&p.team_id, &p.id) {
-        None => Err(ApiError::not_found(format!("project {name:?}"))),
+        None => Err(ApiError::not_found(format!("project {asked:?}"))),
         Some(role) if role < need => Err(ApiError::forbidden(format!(
             "your role on this project's team is {}; this needs {}",
             role.as_str(),
             need.as_str()
         ))),
         Some(_) => Ok(p),
+    }
+}
+
+/// An id no project has as its id or its name.
+async fn fresh_id(state: &AppState) -> ApiResult<String> {
+    loop {
+        let id = crate::ids::new_id(12);
+        if state.store.project(&id).await?.is_none() {
+            return Ok(id);
+        }
     }
 }
 
@@ -130,13 +160,21 @@ pub async fn create(
         return Err(ApiError::not_found("team"));
     }
     let team = team_for_new_project(&who, body.team.as_deref())?;
+    // A name equal to another project's id would make that id ambiguous.
+    if state.store.project_by_id(&body.name).await?.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("project name {:?} is taken", body.name),
+        ));
+    }
     let git = match &body.git {
         Some(g) => Some(super::git::validate(&state, g)?),
         None => None,
     };
     let p = state
         .store
-        .create_project(&crate::ids::new_id(12), &body.name, &team)
+        .create_project(&fresh_id(&state).await?, &body.name, &team)
         .await?;
     audit::record(
         &state.store,

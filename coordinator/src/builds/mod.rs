@@ -295,7 +295,7 @@ impl BuildService {
             .ok_or_else(|| BuildFailure::Failed(self.unavailable.clone().unwrap_or_default()))?;
         let project = self
             .store
-            .project(&b.project_id)
+            .project_by_id(&b.project_id)
             .await
             .map_err(BuildFailure::internal)?
             .ok_or_else(|| BuildFailure::Failed("the project was deleted".into()))?;

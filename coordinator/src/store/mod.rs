@@ -171,12 +171,29 @@ impl Store {
         })
     }
 
+    /// A project by the name or id a user typed. Names and ids never
+    /// collide (creation refuses a name equal to an existing id), and an
+    /// exact id wins if an old database has such a pair.
     pub async fn project(&self, name_or_id: &str) -> Result<Option<Project>, StoreError> {
+        if let Some(p) = self.project_by_id(name_or_id).await? {
+            return Ok(Some(p));
+        }
         let row = sqlx::query(
-            "SELECT id, name, created_at, production_deployment, team_id FROM projects WHERE name = $1 OR id = $2",
+            "SELECT id, name, created_at, production_deployment, team_id FROM projects WHERE name = $1",
         )
         .bind(name_or_id)
-        .bind(name_or_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Project::from_row(&r)).transpose()
+    }
+
+    /// A project by id only: for ids read from other rows, where a name
+    /// must never be taken for an id.
+    pub async fn project_by_id(&self, id: &str) -> Result<Option<Project>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, created_at, production_deployment, team_id FROM projects WHERE id = $1",
+        )
+        .bind(id)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| Project::from_row(&r)).transpose()

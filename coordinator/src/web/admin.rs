@@ -453,6 +453,7 @@ pub async fn audit_page(
     let page = acc::audit_page(&state, &signed.who, &query).await?;
     let teams = acc::my_teams(&state, &signed.who).await?;
     let team_name = |id: &Option<String>| match id {
+        Some(id) if id.starts_with("user:") => "your account".to_string(),
         Some(id) => teams
             .iter()
             .find(|t| &t.id == id)

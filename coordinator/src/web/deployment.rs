@@ -36,7 +36,7 @@ pub async fn page(
         (None, Some(b)) => b.project_id.clone(),
         (None, None) => return Err(WebError::not_found("deployment")),
     };
-    let p = projects::load(&state, &signed.who, &project_id, Role::Viewer).await?;
+    let p = projects::load_by_id(&state, &signed.who, &project_id, Role::Viewer).await?;
     let mut row = match (&deployment, &build) {
         (Some(d), _) => deployment_row(&state, &p, d),
         (None, Some(b)) => build_row(&state, &p, b),
