@@ -264,7 +264,7 @@ pub async fn my_teams(state: &AppState, who: &Principal) -> ApiResult<Vec<TeamVi
     path = "/me",
     tag = "accounts",
     summary = "The caller: user, scope and teams",
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn me(
     who: Principal,
@@ -285,7 +285,7 @@ pub async fn me(
     path = "/teams",
     tag = "teams",
     summary = "The caller's teams and roles",
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn list_teams(
     who: Principal,
@@ -337,7 +337,7 @@ pub async fn create_team_as(state: &AppState, who: &Principal, name: &str) -> Ap
     tag = "teams",
     summary = "Create a team owned by the caller",
     request_body = CreateTeam,
-    responses((status = 201, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 201, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn create_team(
     who: Principal,
@@ -356,7 +356,7 @@ pub async fn create_team(
     tag = "teams",
     summary = "Members of a team",
     params(("team" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn members(
     who: Principal,
@@ -412,7 +412,7 @@ pub async fn set_member_as(
     summary = "Change a member's role (owner)",
     params(("team" = String, Path), ("user" = String, Path)),
     request_body = SetRole,
-    responses((status = 204, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 204, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn set_member(
     who: Principal,
@@ -430,7 +430,7 @@ pub async fn set_member(
     tag = "teams",
     summary = "Remove a member (owner) or leave the team",
     params(("team" = String, Path), ("user" = String, Path)),
-    responses((status = 204, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 204, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn remove_member(
     who: Principal,
@@ -509,7 +509,7 @@ pub async fn invite_as(
     summary = "Create an invitation link, shown once (owner)",
     params(("team" = String, Path)),
     request_body = CreateInvitation,
-    responses((status = 201, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 201, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn create_invitation(
     who: Principal,
@@ -529,7 +529,7 @@ pub async fn create_invitation(
     tag = "teams",
     summary = "Pending invitations (owner)",
     params(("team" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn list_invitations(
     who: Principal,
@@ -568,7 +568,7 @@ pub async fn revoke_invitation_as(
     tag = "teams",
     summary = "Revoke a pending invitation (owner)",
     params(("team" = String, Path), ("id" = String, Path)),
-    responses((status = 204, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 204, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn revoke_invitation(
     who: Principal,
@@ -642,7 +642,7 @@ pub async fn accept_as(state: &AppState, who: &Principal, token: &str) -> ApiRes
     tag = "teams",
     summary = "Join the invitation's team",
     params(("token" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn accept_invitation(
     who: Principal,
@@ -776,7 +776,7 @@ pub async fn create_token_as(
     tag = "tokens",
     summary = "Create an API token, scoped and optionally expiring; the secret is shown once",
     request_body = CreateToken,
-    responses((status = 201, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 201, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn create_token(
     who: Principal,
@@ -794,7 +794,7 @@ pub async fn create_token(
     path = "/tokens",
     tag = "tokens",
     summary = "The caller's API tokens (never their secrets)",
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn list_tokens(
     who: Principal,
@@ -828,7 +828,7 @@ pub async fn revoke_token_as(state: &AppState, who: &Principal, id: &str) -> Api
     tag = "tokens",
     summary = "Revoke one of the caller's tokens",
     params(("id" = String, Path)),
-    responses((status = 204, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 204, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn revoke_token(
     who: Principal,
@@ -890,7 +890,7 @@ pub async fn audit_page(
     path = "/audit",
     tag = "audit",
     summary = "Audit events of teams the caller owns (query: team, limit, cursor)",
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn audit(
     who: Principal,

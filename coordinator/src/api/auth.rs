@@ -105,7 +105,7 @@ fn session_response(
     tag = "auth",
     summary = "Create an account and open a session (the first account owns the instance)",
     request_body = SignUp,
-    responses((status = 201, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody)),
+    responses((status = 201, description = "Success"), super::openapi::Public),
     security(())
 )]
 pub async fn signup(
@@ -142,7 +142,7 @@ pub async fn signup(
     tag = "auth",
     summary = "Open a session; rate-limited per account and address (X-RateLimit-*, 429 + Retry-After)",
     request_body = SignIn,
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 429, description = "Too many failed sign-ins", body = super::openapi::ErrorBody)),
+    responses((status = 200, description = "Success"), super::openapi::Public, (status = 429, description = "Too many failed sign-ins", body = super::openapi::ErrorBody)),
     security(())
 )]
 pub async fn login(
@@ -181,7 +181,7 @@ pub async fn login(
     path = "/auth/logout",
     tag = "auth",
     summary = "End the session named by the cookie",
-    responses((status = 204, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody)),
+    responses((status = 204, description = "Success"), super::openapi::Public),
     security(())
 )]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {

@@ -87,7 +87,7 @@ pub struct CreateBuild {
     summary = "Build and deploy the newest (or a given) commit of a branch",
     params(("project" = String, Path)),
     request_body = CreateBuild,
-    responses((status = 202, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 202, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn create(
     who: Principal,
@@ -140,7 +140,7 @@ pub async fn create(
     tag = "builds",
     summary = "Builds, newest first (query: limit, cursor)",
     params(("project" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn list(
     who: Principal,
@@ -164,7 +164,7 @@ pub async fn list(
     tag = "builds",
     summary = "A build",
     params(("id" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn show(
     who: Principal,
@@ -181,7 +181,7 @@ pub async fn show(
     tag = "builds",
     summary = "Cancel a queued or running build",
     params(("id" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn cancel(
     who: Principal,
@@ -216,7 +216,7 @@ pub async fn cancel(
     tag = "builds",
     summary = "Build the same commit again",
     params(("id" = String, Path)),
-    responses((status = 202, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 202, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn redeploy(
     who: Principal,
@@ -279,7 +279,7 @@ pub struct LogPage {
     tag = "builds",
     summary = "The build log (query: after, limit)",
     params(("id" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn logs(
     who: Principal,
@@ -317,7 +317,7 @@ const SSE_POLL: Duration = Duration::from_secs(1);
     tag = "builds",
     summary = "Server-sent events: `log` lines, then one `status` (resumes from Last-Event-ID)",
     params(("id" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn events(
     who: Principal,

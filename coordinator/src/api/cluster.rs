@@ -54,7 +54,7 @@ pub struct NodeView {
     path = "/nodes",
     tag = "cluster",
     summary = "Edge nodes with region, link status, mesh state and config lag",
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn nodes(
     _who: Principal,
@@ -99,7 +99,7 @@ pub struct CreateJoinToken {
     tag = "cluster",
     summary = "Create a one-time join token for a new edge node (instance owner)",
     request_body = CreateJoinToken,
-    responses((status = 201, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 201, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn create_join_token(
     who: Principal,

@@ -96,7 +96,7 @@ pub(super) async fn load(
     summary = "Create a deployment from a manifest; answers with the blobs still missing",
     params(("project" = String, Path)),
     request_body = CreateDeployment,
-    responses((status = 201, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 201, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn create(
     who: Principal,
@@ -168,7 +168,7 @@ pub struct MissingQuery {
     tag = "deployments",
     summary = "Which of these blobs the coordinator lacks",
     request_body = MissingQuery,
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn missing_blobs(
     who: Principal,
@@ -197,7 +197,7 @@ pub async fn missing_blobs(
     summary = "Upload one blob; its blake3 hash must match",
     params(("hash" = String, Path)),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 201, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 201, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn upload_blob(
     who: Principal,
@@ -245,7 +245,7 @@ pub async fn upload_blob(
     tag = "deployments",
     summary = "Mark an uploaded deployment ready once every blob is present",
     params(("id" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn finalize(
     who: Principal,
@@ -315,7 +315,7 @@ async fn check_functions(state: &AppState, manifest: &Manifest) -> ApiResult<()>
     tag = "deployments",
     summary = "Point production at a ready deployment",
     params(("id" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn promote(
     who: Principal,
@@ -352,7 +352,7 @@ pub async fn promote(
     tag = "deployments",
     summary = "Point production back at the previous production deployment",
     params(("project" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn rollback(
     who: Principal,
@@ -407,7 +407,7 @@ pub async fn rollback(
     tag = "deployments",
     summary = "A deployment, or its build while it is being built",
     params(("id" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn show(
     who: Principal,
@@ -430,7 +430,7 @@ pub async fn show(
     tag = "deployments",
     summary = "Deployments, newest first (query: limit, cursor)",
     params(("project" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn list(
     who: Principal,

@@ -54,7 +54,7 @@ fn kinds(env: &str) -> ApiResult<Vec<&'static str>> {
     tag = "env",
     summary = "Environment variables (secret values are never returned)",
     params(("project" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn list(
     who: Principal,
@@ -97,7 +97,7 @@ fn all() -> String {
     summary = "Set a variable, plain or secret, for production, preview or all",
     params(("project" = String, Path), ("name" = String, Path)),
     request_body = SetVar,
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn set(
     who: Principal,
@@ -167,7 +167,7 @@ pub struct EnvQuery {
     tag = "env",
     summary = "Delete a variable (query: env)",
     params(("project" = String, Path), ("name" = String, Path)),
-    responses((status = 204, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 204, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn delete(
     who: Principal,
@@ -209,7 +209,7 @@ pub struct Outbound {
     tag = "env",
     summary = "Hosts the project's functions may call",
     params(("project" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn get_outbound(
     who: Principal,
@@ -229,7 +229,7 @@ pub async fn get_outbound(
     summary = "Replace the outbound allow-list",
     params(("project" = String, Path)),
     request_body = Outbound,
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn set_outbound(
     who: Principal,

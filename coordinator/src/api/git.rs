@@ -141,7 +141,7 @@ pub async fn connect(
     summary = "Connect or update a repository",
     params(("project" = String, Path)),
     request_body = GitInput,
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn put(
     who: Principal,
@@ -170,7 +170,7 @@ pub async fn put(
     tag = "git",
     summary = "The git connection, webhook URL and (for members) its secret",
     params(("project" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn show(
     who: Principal,
@@ -199,7 +199,7 @@ pub async fn show(
     tag = "git",
     summary = "Disconnect the repository",
     params(("project" = String, Path)),
-    responses((status = 204, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 204, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn delete(
     who: Principal,
@@ -248,7 +248,7 @@ fn hook_error(e: HookError) -> ApiError {
     summary = "Push webhook from GitHub, GitLab or Gitea (authenticated by signature, not token)",
     params(("project" = String, Path)),
     request_body(content = Object, description = "The git host's push event"),
-    responses((status = 202, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody)),
+    responses((status = 202, description = "Success"), super::openapi::Public),
     security(())
 )]
 pub async fn hook(

@@ -40,7 +40,7 @@ pub struct LogPage {
     tag = "logs",
     summary = "Function logs (query: deployment, stream, since, until, after, limit)",
     params(("project" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn list(
     who: Principal,

@@ -23,6 +23,31 @@ pub struct ErrorDetail {
     details: Option<serde_json::Value>,
 }
 
+/// The errors every authenticated route may answer.
+#[allow(dead_code)]
+#[derive(utoipa::IntoResponses)]
+pub enum Guarded {
+    #[response(status = 400, description = "Invalid input")]
+    BadRequest(ErrorBody),
+    #[response(status = 401, description = "No or bad credentials")]
+    Unauthorized(ErrorBody),
+    #[response(
+        status = 403,
+        description = "Role too small, or a scoped token where an unscoped one is needed"
+    )]
+    Forbidden(ErrorBody),
+    #[response(status = 404, description = "Not found, or not yours")]
+    NotFound(ErrorBody),
+}
+
+/// The errors a route without credentials may answer.
+#[allow(dead_code)]
+#[derive(utoipa::IntoResponses)]
+pub enum Public {
+    #[response(status = 400, description = "Invalid input")]
+    BadRequest(ErrorBody),
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(

@@ -148,7 +148,7 @@ pub fn validate_name(name: &str) -> ApiResult<()> {
     tag = "projects",
     summary = "Create a project in a team (default: the caller's first)",
     request_body = CreateProject,
-    responses((status = 201, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 201, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn create(
     who: Principal,
@@ -197,7 +197,7 @@ pub async fn create(
     path = "/projects",
     tag = "projects",
     summary = "Projects the caller can see, by name (query: limit, cursor)",
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn list(
     who: Principal,
@@ -225,7 +225,7 @@ pub async fn list(
     tag = "projects",
     summary = "A project and its production URL",
     params(("project" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn show(
     who: Principal,
@@ -251,7 +251,7 @@ pub struct Alias {
     tag = "projects",
     summary = "Hosts serving the project right now",
     params(("project" = String, Path)),
-    responses((status = 200, description = "Success"), (status = 400, description = "Invalid input", body = super::openapi::ErrorBody), (status = 401, description = "No or bad credentials", body = super::openapi::ErrorBody), (status = 403, description = "Role too small", body = super::openapi::ErrorBody), (status = 404, description = "Not found, or not yours", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Success"), super::openapi::Guarded)
 )]
 pub async fn aliases(
     who: Principal,

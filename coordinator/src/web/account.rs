@@ -10,7 +10,7 @@ use dashboard::model::{
 use serde::Deserialize;
 
 use super::{
-    done, failed, render, safe_next, same_origin, urlencode, Flash, SignedIn, WebError, WebResult,
+    act, done, render, safe_next, same_origin, urlencode, Flash, SignedIn, WebError, WebResult,
 };
 use crate::accounts::session;
 use crate::api::accounts::{self as acc, SignInError};
@@ -284,17 +284,19 @@ pub async fn change_password(
     signed: SignedIn,
     Form(f): Form<PasswordPost>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
-    Ok(
-        match acc::change_password(&state, &signed.who, &f.current_password, &f.new_password).await
-        {
-            Ok(()) => done(
+    act(
+        &signed,
+        &f.csrf,
+        "/account",
+        acc::change_password(&state, &signed.who, &f.current_password, &f.new_password),
+        |()| {
+            done(
                 "/account",
                 Flash::success("Password changed. Other sessions were signed out."),
-            ),
-            Err(e) => failed("/account", e),
+            )
         },
     )
+    .await
 }
 
 pub async fn invite_page(
@@ -329,12 +331,17 @@ pub async fn accept_invite(
     Path(token): Path<String>,
     Form(f): Form<CsrfOnly>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
-    Ok(match acc::accept_as(&state, &signed.who, &token).await {
-        Ok(inv) => done(
-            &format!("/teams/{}", inv.team_id),
-            Flash::success("Welcome to the team."),
-        ),
-        Err(e) => failed("/teams", e),
-    })
+    act(
+        &signed,
+        &f.csrf,
+        "/teams",
+        acc::accept_as(&state, &signed.who, &token),
+        |inv| {
+            done(
+                &format!("/teams/{}", inv.team_id),
+                Flash::success("Welcome to the team."),
+            )
+        },
+    )
+    .await
 }

@@ -11,7 +11,7 @@ use dashboard::model::{
 };
 use serde::Deserialize;
 
-use super::{done, failed, render, urlencode, Flash, SignedIn, WebError, WebResult};
+use super::{act, done, failed, render, urlencode, Flash, SignedIn, WebError, WebResult};
 use crate::accounts::Scope;
 use crate::api::accounts as acc;
 use crate::api::extract::ApiJson;
@@ -221,14 +221,19 @@ pub async fn revoke_token(
     Path(id): Path<String>,
     Form(f): Form<CsrfOnly>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
-    Ok(match acc::revoke_token_as(&state, &signed.who, &id).await {
-        Ok(()) => done(
-            "/tokens",
-            Flash::success("Token revoked. Requests using it now fail."),
-        ),
-        Err(e) => failed("/tokens", e),
-    })
+    act(
+        &signed,
+        &f.csrf,
+        "/tokens",
+        acc::revoke_token_as(&state, &signed.who, &id),
+        |()| {
+            done(
+                "/tokens",
+                Flash::success("Token revoked. Requests using it now fail."),
+            )
+        },
+    )
+    .await
 }
 
 // ---- teams ------------------------------------------------------------------------
@@ -256,16 +261,19 @@ pub async fn create_team(
     signed: SignedIn,
     Form(f): Form<TeamPost>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
-    Ok(
-        match acc::create_team_as(&state, &signed.who, &f.name).await {
-            Ok(t) => done(
+    act(
+        &signed,
+        &f.csrf,
+        "/teams",
+        acc::create_team_as(&state, &signed.who, &f.name),
+        |t| {
+            done(
                 &format!("/teams/{}", t.id),
                 Flash::success(format!("Team {} created.", t.name)),
-            ),
-            Err(e) => failed("/teams", e),
+            )
         },
     )
+    .await
 }
 
 async fn team_model(
@@ -384,14 +392,15 @@ pub async fn revoke_invitation(
     Path((id, iid)): Path<(String, String)>,
     Form(f): Form<CsrfOnly>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     let back = format!("/teams/{}", urlencode(&id));
-    Ok(
-        match acc::revoke_invitation_as(&state, &signed.who, &id, &iid).await {
-            Ok(()) => done(&back, Flash::success("Invitation revoked.")),
-            Err(e) => failed(&back, e),
-        },
+    act(
+        &signed,
+        &f.csrf,
+        &back,
+        acc::revoke_invitation_as(&state, &signed.who, &id, &iid),
+        |()| done(&back, Flash::success("Invitation revoked.")),
     )
+    .await
 }
 
 pub async fn set_role(
@@ -400,17 +409,18 @@ pub async fn set_role(
     Path((id, uid)): Path<(String, String)>,
     Form(f): Form<RolePost>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     let back = format!("/teams/{}", urlencode(&id));
     let Some(role) = parse_role(&f.role) else {
         return Ok(bad_role(&back));
     };
-    Ok(
-        match acc::set_member_as(&state, &signed.who, &id, &uid, Some(role)).await {
-            Ok(()) => done(&back, Flash::success("Role changed.")),
-            Err(e) => failed(&back, e),
-        },
+    act(
+        &signed,
+        &f.csrf,
+        &back,
+        acc::set_member_as(&state, &signed.who, &id, &uid, Some(role)),
+        |()| done(&back, Flash::success("Role changed.")),
     )
+    .await
 }
 
 pub async fn remove_member(

@@ -8,7 +8,7 @@ use dashboard::model::{DeploymentPage, FileRow, LogLine, Nav};
 use serde::Deserialize;
 
 use super::project::{build_row, deployment_row, manifest, manifest_functions};
-use super::{done, failed, render, Flash, SignedIn, WebError, WebResult};
+use super::{act, done, render, Flash, SignedIn, WebError, WebResult};
 use crate::api::{builds, deployments, projects, AppState};
 use crate::store::Role;
 
@@ -131,17 +131,20 @@ pub async fn promote(
     Path(id): Path<String>,
     Form(f): Form<CsrfOnly>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     let back = format!("/deployments/{id}");
-    Ok(
-        match deployments::promote(signed.who.clone(), State(state), Path(id)).await {
-            Ok(Json(d)) => done(
+    act(
+        &signed,
+        &f.csrf,
+        &back,
+        deployments::promote(signed.who.clone(), State(state), Path(id)),
+        |Json(d)| {
+            done(
                 &format!("/projects/{}", d.project),
                 Flash::success(format!("{} is now in production.", d.deployment.id)),
-            ),
-            Err(e) => failed(&back, e),
+            )
         },
     )
+    .await
 }
 
 pub async fn cancel(
@@ -150,14 +153,15 @@ pub async fn cancel(
     Path(id): Path<String>,
     Form(f): Form<CsrfOnly>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     let back = format!("/deployments/{id}");
-    Ok(
-        match builds::cancel(signed.who.clone(), State(state), Path(id)).await {
-            Ok(_) => done(&back, Flash::success("Build cancelled.")),
-            Err(e) => failed(&back, e),
-        },
+    act(
+        &signed,
+        &f.csrf,
+        &back,
+        builds::cancel(signed.who.clone(), State(state), Path(id)),
+        |_| done(&back, Flash::success("Build cancelled.")),
     )
+    .await
 }
 
 pub async fn redeploy(
@@ -166,15 +170,18 @@ pub async fn redeploy(
     Path(id): Path<String>,
     Form(f): Form<CsrfOnly>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     let back = format!("/deployments/{id}");
-    Ok(
-        match builds::redeploy(signed.who.clone(), State(state), Path(id)).await {
-            Ok((_, Json(b))) => done(
+    act(
+        &signed,
+        &f.csrf,
+        &back,
+        builds::redeploy(signed.who.clone(), State(state), Path(id)),
+        |(_, Json(b))| {
+            done(
                 &format!("/deployments/{}", b.build.id),
                 Flash::success("Redeploy queued."),
-            ),
-            Err(e) => failed(&back, e),
+            )
         },
     )
+    .await
 }

@@ -196,6 +196,23 @@ pub fn done(to: &str, flash: Flash) -> Response {
     r
 }
 
+/// A form post: check the CSRF token, make the API call, then redirect —
+/// where `ok` says on success, or `back` with the reason it failed.
+pub async fn act<T>(
+    signed: &SignedIn,
+    csrf: &str,
+    back: &str,
+    call: impl std::future::Future<Output = Result<T, ApiError>>,
+    ok: impl FnOnce(T) -> Response,
+) -> WebResult<Response> {
+    // The call is a future: nothing has run yet if the token is wrong.
+    signed.check_csrf(csrf)?;
+    Ok(match call.await {
+        Ok(v) => ok(v),
+        Err(e) => failed(back, e),
+    })
+}
+
 /// A failed form post whose page can show the reason: back there with it.
 pub fn failed(to: &str, e: ApiError) -> Response {
     if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::INTERNAL_SERVER_ERROR {

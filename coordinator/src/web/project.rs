@@ -10,7 +10,7 @@ use dashboard::model::{
 };
 use serde::Deserialize;
 
-use super::{done, failed, render, urlencode, Flash, SignedIn, WebResult};
+use super::{act, done, render, urlencode, Flash, SignedIn, WebResult};
 use crate::accounts::Scope;
 use crate::api::extract::{ApiJson, PageQuery};
 use crate::api::{builds, deployments, env, git, projects, AppState};
@@ -131,24 +131,18 @@ pub async fn create(
     signed: SignedIn,
     Form(f): Form<CreateProjectPost>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     let body = projects::CreateProject {
         name: f.name.trim().to_string(),
         team: Some(f.team).filter(|t| !t.is_empty()),
         git: None,
     };
-    Ok(
-        match projects::create(signed.who.clone(), State(state), ApiJson(body)).await {
-            Ok((_, Json(p))) => done(
+    act(&signed, &f.csrf, "/", projects::create(signed.who.clone(), State(state), ApiJson(body)), |(_, Json(p))| done(
                 &format!("/projects/{}", p.project.name),
                 Flash::success(format!(
                     "Project {} created. Deploy a folder with the CLI or connect a repository in Settings.",
                     p.project.name
                 )),
-            ),
-            Err(e) => failed("/", e),
-        },
-    )
+            )).await
 }
 
 /// The project (if the user may see it), its header, and their role.
@@ -360,7 +354,6 @@ pub async fn set_env(
     Path(project): Path<String>,
     Form(f): Form<EnvPost>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     let back = format!("/projects/{}/env", urlencode(&project));
     let name = f.name.trim().to_string();
     let body = env::SetVar {
@@ -368,24 +361,26 @@ pub async fn set_env(
         secret: f.secret.is_some(),
         env: f.env,
     };
-    Ok(
-        match env::set(
+    act(
+        &signed,
+        &f.csrf,
+        &back,
+        env::set(
             signed.who.clone(),
             State(state),
             Path((project, name.clone())),
             ApiJson(body),
-        )
-        .await
-        {
-            Ok(_) => done(
+        ),
+        |_| {
+            done(
                 &back,
                 Flash::success(format!(
                     "{name} saved. New deployments and functions see it."
                 )),
-            ),
-            Err(e) => failed(&back, e),
+            )
         },
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -399,22 +394,21 @@ pub async fn delete_env(
     Path((project, kind, name)): Path<(String, String, String)>,
     Form(f): Form<CsrfOnly>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     let back = format!("/projects/{}/env", urlencode(&project));
     let q = env::EnvQuery { env: Some(kind) };
-    Ok(
-        match env::delete(
+    act(
+        &signed,
+        &f.csrf,
+        &back,
+        env::delete(
             signed.who.clone(),
             State(state),
             Path((project, name.clone())),
             Query(q),
-        )
-        .await
-        {
-            Ok(_) => done(&back, Flash::success(format!("{name} deleted."))),
-            Err(e) => failed(&back, e),
-        },
+        ),
+        |_| done(&back, Flash::success(format!("{name} deleted."))),
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -430,7 +424,6 @@ pub async fn set_outbound(
     Path(project): Path<String>,
     Form(f): Form<OutboundPost>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     let back = format!("/projects/{}/env", urlencode(&project));
     let hosts = f
         .hosts
@@ -440,19 +433,19 @@ pub async fn set_outbound(
         .map(str::to_string)
         .collect();
     let body = env::Outbound { hosts };
-    Ok(
-        match env::set_outbound(
+    act(
+        &signed,
+        &f.csrf,
+        &back,
+        env::set_outbound(
             signed.who.clone(),
             State(state),
             Path(project),
             ApiJson(body),
-        )
-        .await
-        {
-            Ok(_) => done(&back, Flash::success("Outbound hosts saved.")),
-            Err(e) => failed(&back, e),
-        },
+        ),
+        |_| done(&back, Flash::success("Outbound hosts saved.")),
     )
+    .await
 }
 
 pub async fn functions_tab(
@@ -563,7 +556,6 @@ pub async fn set_git(
     Path(project): Path<String>,
     Form(f): Form<GitPost>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     let back = format!("/projects/{}/settings", urlencode(&project));
     let body = git::GitInput {
         url: f.url.trim().to_string(),
@@ -574,24 +566,26 @@ pub async fn set_git(
         output_dir: some(f.output_dir),
         auto_promote: f.auto_promote.is_some(),
     };
-    Ok(
-        match git::put(
+    act(
+        &signed,
+        &f.csrf,
+        &back,
+        git::put(
             signed.who.clone(),
             State(state),
             Path(project),
             ApiJson(body),
-        )
-        .await
-        {
-            Ok(_) => done(
+        ),
+        |_| {
+            done(
                 &back,
                 Flash::success(
                     "Repository connected. Add the webhook below to deploy on every push.",
                 ),
-            ),
-            Err(e) => failed(&back, e),
+            )
         },
     )
+    .await
 }
 
 pub async fn delete_git(
@@ -600,14 +594,15 @@ pub async fn delete_git(
     Path(project): Path<String>,
     Form(f): Form<CsrfOnly>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     let back = format!("/projects/{}/settings", urlencode(&project));
-    Ok(
-        match git::delete(signed.who.clone(), State(state), Path(project)).await {
-            Ok(_) => done(&back, Flash::success("Repository disconnected.")),
-            Err(e) => failed(&back, e),
-        },
+    act(
+        &signed,
+        &f.csrf,
+        &back,
+        git::delete(signed.who.clone(), State(state), Path(project)),
+        |_| done(&back, Flash::success("Repository disconnected.")),
     )
+    .await
 }
 
 pub async fn deploy(
@@ -616,28 +611,29 @@ pub async fn deploy(
     Path(project): Path<String>,
     Form(f): Form<CsrfOnly>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     let back = format!("/projects/{}", urlencode(&project));
     let body = builds::CreateBuild {
         branch: None,
         commit: None,
     };
-    Ok(
-        match builds::create(
+    act(
+        &signed,
+        &f.csrf,
+        &back,
+        builds::create(
             signed.who.clone(),
             State(state),
             Path(project),
             ApiJson(body),
-        )
-        .await
-        {
-            Ok((_, Json(b))) => done(
+        ),
+        |(_, Json(b))| {
+            done(
                 &format!("/deployments/{}", b.build.id),
                 Flash::success("Build queued. The log below follows it live."),
-            ),
-            Err(e) => failed(&back, e),
+            )
         },
     )
+    .await
 }
 
 pub async fn rollback(
@@ -646,18 +642,21 @@ pub async fn rollback(
     Path(project): Path<String>,
     Form(f): Form<CsrfOnly>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     let back = format!("/projects/{}", urlencode(&project));
-    Ok(
-        match deployments::rollback(signed.who.clone(), State(state), Path(project)).await {
-            Ok(Json(d)) => done(
+    act(
+        &signed,
+        &f.csrf,
+        &back,
+        deployments::rollback(signed.who.clone(), State(state), Path(project)),
+        |Json(d)| {
+            done(
                 &back,
                 Flash::success(format!(
                     "Rolled back: production now serves {}.",
                     d.deployment.id
                 )),
-            ),
-            Err(e) => failed(&back, e),
+            )
         },
     )
+    .await
 }
