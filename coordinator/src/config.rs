@@ -145,6 +145,7 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub base_domain: Option<String>,
     pub public_url: Option<String>,
+    pub api_url: Option<String>,
     #[serde(default)]
     pub limits: Option<Limits>,
     #[serde(default)]
@@ -177,6 +178,9 @@ pub struct Config {
     /// How users reach edges, `{host}` standing for the site's host name,
     /// e.g. `https://{host}` or `http://{host}:8080`.
     pub public_url: String,
+    /// How people and git hosts reach the API and dashboard (webhook and
+    /// invitation links); default: `http://<api_addr>` as bound.
+    pub api_url: Option<String>,
     pub limits: Limits,
     pub builds: BuildsConfig,
     pub accounts: AccountsConfig,
@@ -195,7 +199,10 @@ impl Config {
 
     /// The API's address as clients on this host reach it (webhook URLs).
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.api_addr)
+        match &self.api_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.api_addr),
+        }
     }
 
     pub fn production_host(&self, project: &str) -> String {
@@ -220,6 +227,11 @@ impl Config {
         }
         protocol::host::normalize_host(&self.base_domain)
             .map_err(|e| anyhow::anyhow!("base_domain {:?}: {e}", self.base_domain))?;
+        if let Some(u) = &self.api_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 200 {
+                anyhow::bail!("api_url {u:?} must be an http:// or https:// URL");
+            }
+        }
         if !self.public_url.contains("{host}") {
             anyhow::bail!("public_url {:?} must contain {{host}}", self.public_url);
         }

@@ -283,7 +283,7 @@ enum TokenAction {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// TOML config file (keys: data_dir, api_addr, quic_addr, database_url, base_domain, public_url, [limits], [builds], [accounts]).
+    /// TOML config file (keys: data_dir, api_addr, quic_addr, database_url, base_domain, public_url, api_url, [limits], [builds], [accounts]).
     #[arg(long, env = "OUTPOST_CONFIG")]
     config: Option<PathBuf>,
     #[arg(long, env = "OUTPOST_DATA_DIR")]
@@ -303,6 +303,9 @@ struct ServeArgs {
     /// How users reach edges, {host} standing for the site host [default: https://{host}].
     #[arg(long, env = "OUTPOST_PUBLIC_URL")]
     public_url: Option<String>,
+    /// How people and git hosts reach this API and dashboard, for webhook and invitation links [default: http://<api-addr>].
+    #[arg(long, env = "OUTPOST_API_URL")]
+    api_url: Option<String>,
     /// Key encrypting secret variables at rest, 64 hex characters [default: <data-dir>/secret.key, created on first start].
     #[arg(long, env = "OUTPOST_SECRET_KEY", hide_env_values = true)]
     secret_key: Option<String>,
@@ -338,6 +341,7 @@ fn resolve_config(a: ServeArgs) -> anyhow::Result<Config> {
             .public_url
             .or(file.public_url)
             .unwrap_or_else(|| "https://{host}".into()),
+        api_url: a.api_url.or(file.api_url),
         limits: file.limits.unwrap_or_default(),
         builds: file.builds.unwrap_or_default(),
         accounts: file.accounts.unwrap_or_default(),

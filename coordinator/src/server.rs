@@ -54,9 +54,8 @@ fn bind_error(
     anyhow::anyhow!("cannot listen for {what} on {addr}: {e}. Is another process using that port? Choose another with {flag}.")
 }
 
-pub async fn start(config: Config) -> anyhow::Result<Running> {
+pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     config.validate()?;
-    let config = Arc::new(config);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
 
@@ -64,6 +63,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let api_listener = tokio::net::TcpListener::bind(config.api_addr)
         .await
         .map_err(|e| bind_error("the API", config.api_addr, "--api-addr", e))?;
+    // Links we hand out (webhooks, invitations) name the port really bound.
+    config.api_addr = api_listener.local_addr()?;
+    let config = Arc::new(config);
     let ca = Arc::new(ClusterCa::load_or_create(&config.data_dir.join("ca"))?);
     let endpoint = quic::endpoint(config.quic_addr, &ca)
         .map_err(|e| bind_error("edge nodes (QUIC)", config.quic_addr, "--quic-addr", e))?;

@@ -123,8 +123,29 @@
         }
       }
       source.close();
-      document.body.dataset.buildDone = "1";
+      // The rest of the page (timeline, files, buttons, production badge)
+      // changed with the status: take it fresh from the server, then say
+      // the build is done.
+      refresh(function () { document.body.dataset.buildDone = "1"; });
     });
+  }
+
+  function refresh(then) {
+    var finish = function () { then(); };
+    if (!window.fetch || !window.DOMParser) return finish();
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("main");
+        var main = document.querySelector("main");
+        if (!fresh || !main) return;
+        main.replaceWith(document.adoptNode(fresh));
+        document.querySelectorAll("main button[data-copy]").forEach(copyButton);
+        var log = document.getElementById("log");
+        if (log) log.scrollTop = log.scrollHeight;
+      })
+      .then(finish, finish);
   }
 
   if (document.readyState === "loading") {

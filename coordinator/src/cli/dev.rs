@@ -61,6 +61,7 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         quic_addr: SocketAddr::new(o.bind, o.quic_port),
         base_domain: "localhost".into(),
         public_url: format!("http://{{host}}:{}", o.http_port),
+        api_url: None,
         limits: Limits::default(),
         builds: Default::default(),
         accounts: Default::default(),

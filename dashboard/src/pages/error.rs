@@ -10,11 +10,9 @@ pub fn error(page: &Page, e: &ErrorPage) -> String {
             h1 { (e.heading) }
             p { (e.message) }
             p {
-                @if page.user.is_some() {
-                    a.btn href="/" { "Back to projects" }
-                } @else {
-                    a.btn href="/login" { "Sign in" }
-                }
+                // Error pages are drawn without the session, so one link
+                // serves both: `/` sends a signed-out visitor to sign in.
+                a.btn href="/" { "Back to the dashboard" }
             }
         }
     };
