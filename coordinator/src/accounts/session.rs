@@ -75,7 +75,11 @@ pub async fn resolve(
         let Some(t) = store.live_api_token(&token_hash(token)).await? else {
             return Ok(Err(CredentialError::BadToken));
         };
-        store.touch_api_token(&t.id).await?;
+        // Recording use is a write; a read-mostly API should not write on
+        // every request, so only once a minute per token.
+        if t.last_used_at.is_none_or(|at| now_ms() - at >= 60_000) {
+            store.touch_api_token(&t.id).await?;
+        }
         let scope = Scope::from_columns(t.team_id.as_deref(), t.project_id.as_deref());
         let via = Via::Token {
             id: t.id.clone(),
@@ -103,6 +107,16 @@ pub async fn resolve(
         };
         return Ok(Ok(Some(principal)));
     }
+    resolve_session(store, headers, ip).await
+}
+
+/// The session cookie only, whatever else the request carries: the
+/// dashboard's pages are for browsers, not API tokens.
+pub async fn resolve_session(
+    store: &Store,
+    headers: &HeaderMap,
+    ip: String,
+) -> Result<Result<Option<Principal>, CredentialError>, StoreError> {
     if let Some(cookie) = session_cookie(headers) {
         let Some((session, user)) = store.session(&token_hash(cookie)).await? else {
             return Ok(Err(CredentialError::BadSession));

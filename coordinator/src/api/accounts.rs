@@ -17,7 +17,7 @@ use crate::accounts::ratelimit::Quota;
 use crate::accounts::{audit, password, session, validate, Principal, Scope};
 use crate::ids::{self, token_hash};
 use crate::store::{
-    now_ms, AcceptOutcome, ApiToken, AuditEvent, Invitation, Member, Role, Team, User,
+    now_ms, AcceptOutcome, ApiToken, AuditEvent, Invitation, Member, Role, Session, Team, User,
 };
 
 pub const MAX_TOKENS_PER_USER: usize = 100;
@@ -151,14 +151,15 @@ pub enum SignInError {
 }
 
 /// Checks the password under the per-account and per-address limits and
-/// opens a session. Returns the cookie value, the user and the quota left.
+/// opens a session. Returns the cookie value, the session (its CSRF token),
+/// the user and the quota left.
 pub async fn sign_in(
     state: &AppState,
     email: &str,
     password: &str,
     ip: &str,
     user_agent: &str,
-) -> Result<(String, User, Quota), SignInError> {
+) -> Result<(String, Session, User, Quota), SignInError> {
     let email = email.trim().to_ascii_lowercase();
     let email: String = email.chars().take(validate::MAX_EMAIL + 1).collect();
     let limits = &state.login_limits;
@@ -188,7 +189,8 @@ pub async fn sign_in(
         .create_session(&row)
         .await
         .map_err(|e| SignInError::Internal(e.into()))?;
-    Ok((cookie, user, limits.check(&email, ip, Instant::now())))
+    let quota = limits.check(&email, ip, Instant::now());
+    Ok((cookie, row, user, quota))
 }
 
 /// Changes the caller's password after checking the current one; other

@@ -160,13 +160,15 @@ pub async fn login(
     )
     .await
     {
-        Ok((cookie, user, quota)) => {
-            let csrf = match state.store.session(&crate::ids::token_hash(&cookie)).await {
-                Ok(Some((s, _))) => s.csrf,
-                Ok(None) => return ApiError::internal("new session not found").into_response(),
-                Err(e) => return ApiError::from(e).into_response(),
-            };
-            let mut r = session_response(&state, &headers, StatusCode::OK, &cookie, &user, &csrf);
+        Ok((cookie, session, user, quota)) => {
+            let mut r = session_response(
+                &state,
+                &headers,
+                StatusCode::OK,
+                &cookie,
+                &user,
+                &session.csrf,
+            );
             rate_headers(r.headers_mut(), &quota);
             r
         }

@@ -10,7 +10,8 @@ use dashboard::model::{
 use serde::Deserialize;
 
 use super::{
-    act, done, render, safe_next, same_origin, urlencode, Flash, SignedIn, WebError, WebResult,
+    act, done, render, safe_next, same_origin, urlencode, CsrfOnly, Flash, SignedIn, WebError,
+    WebResult,
 };
 use crate::accounts::session;
 use crate::api::accounts::{self as acc, SignInError};
@@ -101,7 +102,7 @@ pub async fn login(
     let next = safe_next(&f.next).to_string();
     let result = acc::sign_in(&state, &f.email, &f.password, &ip, &user_agent(&headers)).await;
     let (status, error, quota) = match result {
-        Ok((cookie, _, quota)) => {
+        Ok((cookie, _, _, quota)) => {
             let mut r = with_session(&state, &headers, &next, &cookie);
             rate_headers(r.headers_mut(), &quota);
             return Ok(r);
@@ -318,11 +319,6 @@ pub async fn invite_page(
     };
     let html = dashboard::invite(&signed.page("Invitation", Nav::Team), &page);
     Ok(render(&signed, html))
-}
-
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
 }
 
 pub async fn accept_invite(

@@ -11,17 +11,12 @@ use dashboard::model::{
 };
 use serde::Deserialize;
 
-use super::{act, done, failed, render, urlencode, Flash, SignedIn, WebError, WebResult};
+use super::{act, done, failed, render, urlencode, CsrfOnly, Flash, SignedIn, WebError, WebResult};
 use crate::accounts::Scope;
 use crate::api::accounts as acc;
 use crate::api::extract::ApiJson;
 use crate::api::{cluster, AppState};
 use crate::store::Role;
-
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
-}
 
 // ---- nodes --------------------------------------------------------------------
 

@@ -5,10 +5,9 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::{Form, Json};
 use dashboard::model::{DeploymentPage, FileRow, LogLine, Nav};
-use serde::Deserialize;
 
 use super::project::{build_row, deployment_row, manifest, manifest_functions};
-use super::{act, done, render, Flash, SignedIn, WebError, WebResult};
+use super::{act, done, render, CsrfOnly, Flash, SignedIn, WebError, WebResult};
 use crate::api::{builds, deployments, projects, AppState};
 use crate::store::Role;
 
@@ -118,11 +117,6 @@ pub async fn page(
         &page,
     );
     Ok(render(&signed, html))
-}
-
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
 }
 
 pub async fn promote(

@@ -99,6 +99,12 @@ async fn asset(Path(file): Path<String>) -> Response {
     }
 }
 
+/// A form with nothing but the CSRF token (one-button actions).
+#[derive(serde::Deserialize)]
+pub struct CsrfOnly {
+    pub csrf: String,
+}
+
 /// A signed-in dashboard user (session cookie only: API tokens are not
 /// for browsers). Without one, pages redirect to the sign-in form.
 pub struct SignedIn {
@@ -113,10 +119,7 @@ impl FromRequestParts<AppState> for SignedIn {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let ip = client_ip_of(parts, state);
-        // Only the cookie counts here, even if a bearer token is present.
-        let mut headers = parts.headers.clone();
-        headers.remove(header::AUTHORIZATION);
-        let who = match session::resolve(&state.store, &headers, ip).await {
+        let who = match session::resolve_session(&state.store, &parts.headers, ip).await {
             Ok(Ok(Some(who))) => who,
             Ok(_) => return Err(to_login(parts)),
             Err(e) => return Err(WebError::from(ApiError::from(e)).into_response()),

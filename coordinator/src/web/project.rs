@@ -10,7 +10,7 @@ use dashboard::model::{
 };
 use serde::Deserialize;
 
-use super::{act, done, render, urlencode, Flash, SignedIn, WebResult};
+use super::{act, done, render, urlencode, CsrfOnly, Flash, SignedIn, WebResult};
 use crate::accounts::Scope;
 use crate::api::extract::{ApiJson, PageQuery};
 use crate::api::{builds, deployments, env, git, projects, AppState};
@@ -381,11 +381,6 @@ pub async fn set_env(
         },
     )
     .await
-}
-
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
 }
 
 pub async fn delete_env(
