@@ -178,6 +178,12 @@ async fn header(
     Ok((p, h))
 }
 
+/// A project page: the header and one tab.
+fn tab_page(signed: &SignedIn, h: &ProjectHeader, body: ProjectBody) -> Response {
+    let page = signed.page(h.name.clone(), Nav::Projects);
+    render(signed, dashboard::project(&page, h, &body))
+}
+
 pub fn deployment_row(state: &AppState, p: &Project, d: &Deployment) -> DeploymentRow {
     let git = d.git.as_ref();
     let is_production = p.production_deployment.as_deref() == Some(d.id.as_str());
@@ -270,12 +276,7 @@ pub async fn deployments_tab(
         },
         can_rollback,
     };
-    let html = dashboard::project(
-        &signed.page(p.name.clone(), Nav::Projects),
-        &h,
-        &ProjectBody::Deployments(tab),
-    );
-    Ok(render(&signed, html))
+    Ok(tab_page(&signed, &h, ProjectBody::Deployments(tab)))
 }
 
 pub async fn domains_tab(
@@ -298,12 +299,7 @@ pub async fn domains_tab(
         production_host: prod,
         aliases,
     };
-    let html = dashboard::project(
-        &signed.page(p.name.clone(), Nav::Projects),
-        &h,
-        &ProjectBody::Domains(tab),
-    );
-    Ok(render(&signed, html))
+    Ok(tab_page(&signed, &h, ProjectBody::Domains(tab)))
 }
 
 pub async fn env_tab(
@@ -330,12 +326,7 @@ pub async fn env_tab(
         vars,
         outbound: state.store.outbound(&p.id).await?,
     };
-    let html = dashboard::project(
-        &signed.page(p.name.clone(), Nav::Projects),
-        &h,
-        &ProjectBody::Env(tab),
-    );
-    Ok(render(&signed, html))
+    Ok(tab_page(&signed, &h, ProjectBody::Env(tab)))
 }
 
 #[derive(Deserialize)]
@@ -457,12 +448,7 @@ pub async fn functions_tab(
         None => Vec::new(),
     };
     let tab = FunctionsTab { functions };
-    let html = dashboard::project(
-        &signed.page(p.name.clone(), Nav::Projects),
-        &h,
-        &ProjectBody::Functions(tab),
-    );
-    Ok(render(&signed, html))
+    Ok(tab_page(&signed, &h, ProjectBody::Functions(tab)))
 }
 
 pub async fn manifest(state: &AppState, bundle: &str) -> WebResult<Option<protocol::Manifest>> {
@@ -514,12 +500,7 @@ pub async fn settings_tab(
         Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => SettingsTab::default(),
         Err(e) => return Err(e.into()),
     };
-    let html = dashboard::project(
-        &signed.page(p.name.clone(), Nav::Projects),
-        &h,
-        &ProjectBody::Settings(tab),
-    );
-    Ok(render(&signed, html))
+    Ok(tab_page(&signed, &h, ProjectBody::Settings(tab)))
 }
 
 #[derive(Deserialize)]
