@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
+use protocol::functions::RouteTable;
 use protocol::{BundleId, Manifest};
 use rustls::sign::CertifiedKey;
 
@@ -13,6 +14,8 @@ pub struct Site {
     pub deployment: String,
     pub bundle: BundleId,
     pub manifest: Arc<Manifest>,
+    /// The manifest's function routes, parsed once.
+    pub functions: Arc<RouteTable>,
     /// The variables this host's functions see (its project's, for the
     /// host's environment kind) and the hosts they may call.
     pub env: Arc<BTreeMap<String, String>>,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use futures::stream::{self, StreamExt, TryStreamExt};
+use protocol::functions::RouteTable;
 use protocol::{BlobHash, BundleId, EdgeConfig, HostTarget, Manifest};
 use rustls::sign::CertifiedKey;
 use tokio::sync::{mpsc, watch};
@@ -203,20 +204,21 @@ impl Syncer {
         active: &BTreeMap<String, HostTarget>,
     ) -> anyhow::Result<()> {
         let current = self.state.current();
-        let mut manifests: BTreeMap<BundleId, Arc<Manifest>> = current
+        let mut manifests: BTreeMap<BundleId, (Arc<Manifest>, Arc<RouteTable>)> = current
             .hosts
             .values()
-            .map(|s| (s.bundle, s.manifest.clone()))
+            .map(|s| (s.bundle, (s.manifest.clone(), s.functions.clone())))
             .collect();
         let mut hosts = std::collections::HashMap::new();
         for (host, t) in active {
-            let manifest = match manifests.get(&t.bundle) {
+            let (manifest, functions) = match manifests.get(&t.bundle) {
                 Some(m) => m.clone(),
                 None => {
                     let Some(m) = self.index.complete_manifest(&t.bundle)? else {
                         continue;
                     };
-                    let m = Arc::new(m);
+                    let functions = Arc::new(RouteTable::new(&m.functions));
+                    let m = (Arc::new(m), functions);
                     manifests.insert(t.bundle, m.clone());
                     m
                 }
@@ -229,6 +231,7 @@ impl Syncer {
                     deployment: t.deployment.clone(),
                     bundle: t.bundle,
                     manifest,
+                    functions,
                     env: Arc::new(runtime.map(|r| r.env(t.env).clone()).unwrap_or_default()),
                     outbound: Arc::new(runtime.map(|r| r.outbound.clone()).unwrap_or_default()),
                 }),

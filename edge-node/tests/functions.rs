@@ -166,6 +166,7 @@ impl Fixture {
                 project: project.into(),
                 deployment: format!("dpl-{project}"),
                 bundle: manifest.bundle_id(),
+                functions: Arc::new(protocol::functions::RouteTable::new(&manifest.functions)),
                 manifest: Arc::new(manifest),
                 env: Arc::new(
                     env.iter()

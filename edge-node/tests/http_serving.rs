@@ -184,6 +184,7 @@ impl Fixture {
                 project: name.into(),
                 deployment: format!("dpl-{name}"),
                 bundle: manifest.bundle_id(),
+                functions: Arc::new(protocol::functions::RouteTable::new(&manifest.functions)),
                 manifest: Arc::new(manifest),
                 env: Arc::default(),
                 outbound: Arc::default(),

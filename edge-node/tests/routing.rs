@@ -109,6 +109,7 @@ async fn start_edge(sites: Vec<(&str, RoutingConfig)>, proxy: ProxyLimits) -> Ed
                 project: host.into(),
                 deployment: format!("dpl-{host}"),
                 bundle: manifest.bundle_id(),
+                functions: Arc::new(protocol::functions::RouteTable::new(&manifest.functions)),
                 manifest: Arc::new(manifest),
                 env: Arc::default(),
                 outbound: Arc::default(),

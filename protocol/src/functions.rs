@@ -128,44 +128,111 @@ fn rank(segs: &[Seg]) -> Vec<u8> {
     v
 }
 
-fn matches<'a>(segs: &[Seg<'a>], path: &[&str]) -> Option<Vec<(String, String)>> {
-    let mut params = Vec::new();
-    for (i, seg) in segs.iter().enumerate() {
-        match seg {
-            Seg::Splat => return Some(params),
-            Seg::Lit(l) => {
-                if path.get(i) != Some(l) {
-                    return None;
-                }
-            }
-            Seg::Param(name) => {
-                params.push((name.to_string(), path.get(i)?.to_string()));
-            }
-        }
-    }
-    (segs.len() == path.len()).then_some(params)
+/// A deployment's function routes, parsed and ranked once (when the edge
+/// loads its bundle) so that matching a request allocates nothing.
+/// Patterns that do not parse are left out: they never match.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    /// Most specific first; equal ranks by route text.
+    routes: Vec<Compiled>,
 }
 
-/// The function that serves `segments` (a parsed request path), if any.
-pub fn match_route<'m>(
-    functions: &'m BTreeMap<String, FunctionEntry>,
-    segments: &[String],
-) -> Option<RouteMatch<'m>> {
-    let path: Vec<&str> = segments.iter().map(String::as_str).collect();
-    functions
-        .iter()
-        .filter_map(|(route, f)| {
-            let segs = parse(route).ok()?;
-            let params = matches(&segs, &path)?;
-            Some((rank(&segs), route.as_str(), f, params))
-        })
-        // Highest rank first; ties resolved by the route text for determinism.
-        .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)))
-        .map(|(_, route, function, params)| RouteMatch {
-            route,
-            function,
+#[derive(Debug, Clone)]
+struct Compiled {
+    route: String,
+    function: FunctionEntry,
+    /// `(literal text, kind)` per segment, as [`Seg`] without the borrow.
+    segs: Vec<(String, SegKind)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SegKind {
+    Lit,
+    Param,
+    Splat,
+}
+
+impl RouteTable {
+    pub fn new(functions: &BTreeMap<String, FunctionEntry>) -> Self {
+        let mut ranked: Vec<(Vec<u8>, Compiled)> = functions
+            .iter()
+            .filter_map(|(route, function)| {
+                let segs = parse(route).ok()?;
+                let rank = rank(&segs);
+                let segs = segs
+                    .into_iter()
+                    .map(|s| match s {
+                        Seg::Lit(l) => (l.to_string(), SegKind::Lit),
+                        Seg::Param(n) => (n.to_string(), SegKind::Param),
+                        Seg::Splat => (String::new(), SegKind::Splat),
+                    })
+                    .collect();
+                Some((
+                    rank,
+                    Compiled {
+                        route: route.clone(),
+                        function: function.clone(),
+                        segs,
+                    },
+                ))
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.route.cmp(&b.1.route)));
+        RouteTable {
+            routes: ranked.into_iter().map(|(_, c)| c).collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// The route and function that serve `segments` (a parsed request
+    /// path), if any.
+    pub fn find(&self, segments: &[String]) -> Option<(&str, &FunctionEntry)> {
+        self.routes
+            .iter()
+            .find(|c| c.matches(segments))
+            .map(|c| (c.route.as_str(), &c.function))
+    }
+
+    /// [`Self::find`] with the values of the route's `:params`.
+    pub fn matched(&self, segments: &[String]) -> Option<RouteMatch<'_>> {
+        let c = self.routes.iter().find(|c| c.matches(segments))?;
+        let params = c
+            .segs
+            .iter()
+            .zip(segments)
+            .filter(|((_, kind), _)| *kind == SegKind::Param)
+            .map(|((name, _), value)| (name.clone(), value.clone()))
+            .collect();
+        Some(RouteMatch {
+            route: &c.route,
+            function: &c.function,
             params,
         })
+    }
+}
+
+impl Compiled {
+    fn matches(&self, path: &[String]) -> bool {
+        for (i, (text, kind)) in self.segs.iter().enumerate() {
+            match kind {
+                SegKind::Splat => return true,
+                SegKind::Lit => {
+                    if path.get(i) != Some(text) {
+                        return false;
+                    }
+                }
+                SegKind::Param => {
+                    if path.get(i).is_none() {
+                        return false;
+                    }
+                }
+            }
+        }
+        self.segs.len() == path.len()
+    }
 }
 
 #[cfg(test)]
@@ -219,6 +286,7 @@ mod tests {
         .iter()
         .map(|r| (r.to_string(), f(r)))
         .collect();
+        let table = RouteTable::new(&functions);
         type Expected<'a> = Option<(&'a str, &'a [(&'a str, &'a str)])>;
         let cases: &[(&str, Expected)] = &[
             ("/api/hello", Some(("/api/hello", &[]))),
@@ -240,7 +308,12 @@ mod tests {
                 .filter(|s| !s.is_empty())
                 .map(String::from)
                 .collect();
-            let got = match_route(&functions, &segs);
+            let got = table.matched(&segs);
+            assert_eq!(
+                table.find(&segs).map(|(r, _)| r),
+                got.as_ref().map(|m| m.route),
+                "{path}"
+            );
             match want {
                 None => assert!(got.is_none(), "{path} matched {got:?}"),
                 Some((route, params)) => {
@@ -254,5 +327,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn table_skips_bad_patterns_and_breaks_ties_by_text() {
+        let functions: BTreeMap<String, FunctionEntry> = ["/api/:b", "/api/:a", "/api//x", "nope"]
+            .iter()
+            .map(|r| (r.to_string(), f(r)))
+            .collect();
+        let table = RouteTable::new(&functions);
+        let segs = |p: &str| -> Vec<String> { p.split('/').skip(1).map(String::from).collect() };
+        assert_eq!(table.find(&segs("/api/1")).map(|(r, _)| r), Some("/api/:a"));
+        assert!(table
+            .find(&segs("/api/x"))
+            .is_some_and(|(r, _)| r == "/api/:a"));
+        assert!(table.find(&segs("/nope")).is_none());
+        assert!(RouteTable::new(&BTreeMap::new()).is_empty());
     }
 }

@@ -497,7 +497,11 @@ impl Drive {
         tokio::pin!(sleep);
         let result = loop {
             let guest_running = self.guest_result.is_none();
+            // In this order: an instance that answers within its first poll
+            // (the usual case) ends the request before the deadline timer
+            // is ever polled, so it is never registered.
             let step = tokio::select! {
+                biased;
                 r = &mut self.guest, if guest_running => {
                     self.guest_result = Some(r);
                     self.on_guest_done(ex, session).await
@@ -603,6 +607,32 @@ impl Drive {
         let mut ended = false;
         let mut failed = false;
         if !bodyless {
+            // What the instance has already written needs no timer: an
+            // instance that ran to its end within its first poll left all
+            // of its body in the channel.
+            let waker = std::task::Waker::noop();
+            let mut cx = Context::from_waker(waker);
+            while collected_len < COLLECT_LIMIT {
+                match http_body::Body::poll_frame(Pin::new(&mut body), &mut cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Ok(data) = frame.into_data() {
+                            collected_len += data.len();
+                            collected.push(data);
+                        }
+                    }
+                    Poll::Ready(Some(Err(_))) => {
+                        failed = true;
+                        break;
+                    }
+                    Poll::Ready(None) => {
+                        ended = true;
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+        }
+        if !bodyless && !ended && !failed {
             let collect = async {
                 while collected_len < COLLECT_LIMIT {
                     match body.frame().await {
@@ -1012,8 +1042,11 @@ fn new_store(
 }
 
 fn base_header(status: u16, request_id: &str, site: &Site) -> ResponseHeader {
-    let mut h = ResponseHeader::build(status, Some(16))
-        .unwrap_or_else(|_| ResponseHeader::build(500, Some(16)).expect("500 is a valid status"));
+    // Without a second, case-preserving name map: h1 names go out in
+    // lowercase (as hyper writes them), h2 has no case at all.
+    let mut h = ResponseHeader::build_no_case(status, Some(16)).unwrap_or_else(|_| {
+        ResponseHeader::build_no_case(500, Some(16)).expect("500 is a valid status")
+    });
     set(&mut h, X_REQUEST_ID, request_id);
     set(&mut h, X_OUTPOST_DEPLOYMENT, &site.deployment);
     h

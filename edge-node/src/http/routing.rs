@@ -11,17 +11,17 @@
 //! route or an asset. A rewrite's target goes through the same function →
 //! file dispatch, once; its status 404 serves the page with 404.
 
-use protocol::functions::match_route;
+use protocol::functions::RouteTable;
 use protocol::path::parse_decoded_path;
 use protocol::resolve::{resolve, Resolution};
 use protocol::Manifest;
 
 /// Does the decoded, rooted `path` name a function or file of `manifest`?
-pub(super) fn exists(manifest: &Manifest, path: &str) -> bool {
+pub(super) fn exists(manifest: &Manifest, functions: &RouteTable, path: &str) -> bool {
     let Ok(req) = parse_decoded_path(path) else {
         return false;
     };
-    match_route(&manifest.functions, &req.segments).is_some()
+    functions.find(&req.segments).is_some()
         || matches!(resolve(manifest, &req), Resolution::File { .. })
 }
 
@@ -70,6 +70,7 @@ mod tests {
                 memory_bytes: 1 << 24,
             },
         );
+        let table = RouteTable::new(&m.functions);
         for (path, want) in [
             ("/", true),
             ("/index.html", true),
@@ -80,7 +81,7 @@ mod tests {
             ("/missing", false),
             ("/../etc", false),
         ] {
-            assert_eq!(exists(&m, path), want, "{path}");
+            assert_eq!(exists(&m, &table, path), want, "{path}");
         }
         assert_eq!(
             rewritten_target("/api/a b", Some("x=1"))

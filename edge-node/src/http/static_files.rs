@@ -15,7 +15,6 @@ use http::Method;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::{OrErr, ReadError};
 use pingora_http::{RequestHeader, ResponseHeader};
-use protocol::functions::match_route;
 use protocol::host::normalize_host;
 use protocol::path::{parse_decoded_path, parse_request_path};
 use protocol::resolve::{resolve, Resolution};
@@ -139,7 +138,7 @@ fn decide(app: &EdgeHttp, req: &RequestHeader) -> Reply {
         let rooted = path.rooted();
         let query = req.uri.query();
         match route(rules, &rooted, query, |p| {
-            routing::exists(&site.manifest, p)
+            routing::exists(&site.manifest, &site.functions, p)
         }) {
             Decision::Pass => {}
             Decision::Redirect { status, location } => {
@@ -168,8 +167,8 @@ fn decide(app: &EdgeHttp, req: &RequestHeader) -> Reply {
         extra = headers_for(rules, &rooted);
     }
     // Functions first: their routes shadow files of the same path.
-    if let Some(m) = match_route(&site.manifest.functions, &path.segments) {
-        let route = m.route.to_string();
+    if let Some((route, _)) = site.functions.find(&path.segments) {
+        let route = route.to_string();
         return Reply::Function {
             authority: raw_host.unwrap_or(&host).to_string(),
             site,
