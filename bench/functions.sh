@@ -5,7 +5,8 @@
 #  b. warm restart: `coordinator dev` stopped with SIGTERM and started again on the same data
 #     dir; first /api/hello once it is serving (artefact loaded from the disk cache);
 #  c. wrk keep-alive load on `hello` through the edge vs the same hello.wasm under a bare
-#     wasmtime-wasi-http host with the same engine settings (edge-node/examples/bare_host.rs);
+#     wasmtime-wasi-http host with the same engine settings (edge-node/examples/bare_host.rs),
+#     with each server's CPU time per request (steadier than req/s on a shared VM);
 #  d. a static 1 KB file through the edge, for scale;
 #  e. per-request instantiation time from the runtime's stats (ignored `measure` test).
 # Loopback only; every load run is bounded (wrk -d). Needs cargo, the wasm32-wasip2 target,
@@ -124,11 +125,18 @@ loaded=$(grep -c 'compiled function component' "$work/dev2.log" || true)
 # c/d. wrk: the edge (hello, then a static file), then the bare host on the same hello.wasm.
 # Each server is alone on the machine while measured: an idle second server (its epoch ticker,
 # timers) visibly slows the other at -c1 on 2 cores.
-run_wrk() { wrk -t1 -c"$1" -d"$DURATION" --latency -H "Host: $HOST" "$2" > "$work/wrk-$3.txt"; }
+# Also notes the server's CPU time (utime+stime, clock ticks) around the run: CPU per request
+# is steadier than req/s on a VM whose neighbours come and go. $4: the server's pid.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+run_wrk() {
+  local t0; t0=$(ticks "$4")
+  wrk -t1 -c"$1" -d"$DURATION" --latency -H "Host: $HOST" "$2" > "$work/wrk-$3.txt"
+  echo "$(( $(ticks "$4") - t0 )) $(getconf CLK_TCK)" > "$work/cpu-$3.txt"
+}
 curl -fsS -o /dev/null -H "Host: $HOST" "http://127.0.0.1:$HTTP/api/hello"
 for c in 16 1; do
-  run_wrk "$c" "http://127.0.0.1:$HTTP/api/hello" "edge-$c"
-  run_wrk "$c" "http://127.0.0.1:$HTTP/1k.txt" "static-$c"
+  run_wrk "$c" "http://127.0.0.1:$HTTP/api/hello" "edge-$c" "$dev_pid"
+  run_wrk "$c" "http://127.0.0.1:$HTTP/1k.txt" "static-$c" "$dev_pid"
 done
 kill -TERM "$dev_pid"; wait "$dev_pid" || true; dev_pid=""
 
@@ -137,7 +145,7 @@ bare_pid=$!
 wait_for "$work/bare.log" "listening on"
 curl -fsS -o /dev/null "http://127.0.0.1:$BARE/api/hello"
 for c in 16 1; do
-  run_wrk "$c" "http://127.0.0.1:$BARE/api/hello" "bare-$c"
+  run_wrk "$c" "http://127.0.0.1:$BARE/api/hello" "bare-$c" "$bare_pid"
 done
 kill "$bare_pid"; wait "$bare_pid" 2>/dev/null || true; bare_pid=""
 
@@ -156,19 +164,21 @@ def wrk(name):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t)[1])
     p50 = us(re.search(r" 50%\s+(\S+)", t)[1]); p99 = us(re.search(r" 99%\s+(\S+)", t)[1])
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", t)
-    return rps, p50, p99, errors[0] if errors else ""
+    requests = int(re.search(r"(\d+) requests in", t)[1])
+    ticks, hz = map(int, open(f"{work}/cpu-{name}.txt").read().split())
+    return rps, p50, p99, errors[0] if errors else "", ticks / hz * 1e6 / max(requests, 1)
 print("## wrk keep-alive, -t1 -d%s; latencies in µs" % open(f"{work}/wrk-edge-16.txt").read().split("Running ")[1].split(" test")[0])
 print()
-print("| connections | target | req/s | p50 | p99 | edge/bare req/s | edge/bare p50 | edge/bare p99 |")
-print("|---|---|---|---|---|---|---|---|")
+print("| connections | target | req/s | p50 | p99 | server CPU µs/req | edge/bare req/s | edge/bare p50 | edge/bare p99 | bare/edge CPU per req |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for c in (16, 1):
     e, b, s = wrk(f"edge-{c}"), wrk(f"bare-{c}"), wrk(f"static-{c}")
-    print(f"| {c} | hello, edge | {e[0]:.0f} | {e[1]:.0f} | {e[2]:.0f} | {e[0]/b[0]:.2f} | {e[1]/b[1]:.2f} | {e[2]/b[2]:.2f} |")
-    print(f"| {c} | hello, bare host | {b[0]:.0f} | {b[1]:.0f} | {b[2]:.0f} | | | |")
-    print(f"| {c} | 1 KB static, edge | {s[0]:.0f} | {s[1]:.0f} | {s[2]:.0f} | | | |")
+    print(f"| {c} | hello, edge | {e[0]:.0f} | {e[1]:.0f} | {e[2]:.0f} | {e[4]:.0f} | {e[0]/b[0]:.2f} | {e[1]/b[1]:.2f} | {e[2]/b[2]:.2f} | {b[4]/e[4]:.2f} |")
+    print(f"| {c} | hello, bare host | {b[0]:.0f} | {b[1]:.0f} | {b[2]:.0f} | {b[4]:.0f} | | | | |")
+    print(f"| {c} | 1 KB static, edge | {s[0]:.0f} | {s[1]:.0f} | {s[2]:.0f} | {s[4]:.0f} | | | | |")
     for name, r in (("edge", e), ("bare", b), ("static", s)):
         if r[3]:
-            print(f"| {c} | **{name}: {r[3]}** | | | | | | |")
+            print(f"| {c} | **{name}: {r[3]}** | | | | | | | | |")
 PY
 echo
 echo "## first request"
