@@ -148,6 +148,7 @@ impl Fixture {
             ("/api/outbound".to_string(), f("outbound")),
             ("/api/logs".to_string(), f("logs")),
             ("/api/count".to_string(), f("count")),
+            ("/api/residue".to_string(), f("residue")),
             (
                 "/api/broken".to_string(),
                 entry(junk_hash, junk.len() as u64),
@@ -605,6 +606,32 @@ async fn infinite_loop_times_out_while_others_answer() {
             "instances still running"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_instance_sees_what_an_earlier_one_left() {
+    // Pool slots are reused (the same component lands in the same slot) and
+    // reset in place; whatever the reset strategy, every instance must start
+    // from the component's own initial memory.
+    let fx = Fixture::start().await;
+    for _ in 0..20 {
+        let (status, _, body) = fx.get("/api/residue").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "mark=7 bss=clean grown=clean")
+        );
+    }
+    let mut at_once = Vec::new();
+    for _ in 0..8 {
+        let c = fx.client();
+        let url = fx.url("/api/residue");
+        at_once.push(tokio::spawn(async move {
+            c.get(url).send().await.unwrap().text().await.unwrap()
+        }));
+    }
+    for t in at_once {
+        assert_eq!(t.await.unwrap(), "mark=7 bss=clean grown=clean");
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 /// The fixtures every caller can rely on.
 pub const FIXTURES: &[&str] = &[
     "hello", "echo", "headers", "env", "panic", "loop", "memhog", "slow", "outbound", "logs",
-    "count",
+    "count", "residue",
 ];
 
 const TARGET: &str = "wasm32-wasip2";
