@@ -499,13 +499,15 @@ impl Drive {
             let guest_running = self.guest_result.is_none();
             // In this order: an instance that answers within its first poll
             // (the usual case) ends the request before the deadline timer
-            // is ever polled, so it is never registered.
+            // is ever polled, so it is never registered; and a body that is
+            // always ready cannot starve the deadline.
             let step = tokio::select! {
                 biased;
                 r = &mut self.guest, if guest_running => {
                     self.guest_result = Some(r);
                     self.on_guest_done(ex, session).await
                 }
+                _ = &mut sleep, if guest_running => self.on_timeout(ex, session).await,
                 r = recv_response(&mut self.response_rx), if self.response_rx.is_some() => {
                     self.response_rx = None;
                     self.on_response(ex, session, r).await
@@ -520,7 +522,6 @@ impl Drive {
                     self.pump.deliver(p);
                     Ok(Step::Continue)
                 }
-                _ = &mut sleep, if guest_running => self.on_timeout(ex, session).await,
             };
             match step {
                 Ok(Step::Continue) => continue,
