@@ -102,14 +102,7 @@ async fn pushes_build_production_and_branch_previews() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    let list: Value = api
-        .req(Method::GET, "/projects/site/builds")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = api.get_json("/projects/site/builds").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
 
     // A correctly signed GitHub push builds and promotes production.

@@ -20,7 +20,6 @@ use std::time::Instant;
 use browser::Browser;
 use common::git::{commit, have};
 use common::{eventually, Coordinator, Edge};
-use reqwest::Method;
 use serde_json::Value;
 
 const PASSWORD: &str = "correct horse battery";
@@ -253,25 +252,14 @@ async fn dashboard_end_to_end_in_chromium() {
         "Roll production back",
     )
     .await;
-    b.until(20, "the rollback's message", || async {
-        let t = b.try_text(".flash-success").await?;
-        t.contains("Rolled back").then_some(())
-    })
-    .await;
+    b.wait_flash("Rolled back").await;
     b.wait_path("/projects/blog").await;
     assert_eq!(
         header_production(&b).await,
         first,
         "production alias moved back"
     );
-    let p: Value = api
-        .req(Method::GET, "/projects/blog")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let p: Value = api.get_json("/projects/blog").await;
     assert_eq!(p["production_deployment"], first.as_str(), "{p}");
     eventually(30, "the first version served again", || async {
         let (_, body, _) = edge.get("blog.localhost", "/").await;
@@ -343,24 +331,13 @@ async fn dashboard_end_to_end_in_chromium() {
         "ci deploys",
     )
     .await;
-    b.until(20, "the revocation's message", || async {
-        let t = b.try_text(".flash-success").await?;
-        t.contains("Token revoked").then_some(())
-    })
-    .await;
+    b.wait_flash("Token revoked").await;
     assert!(b.text(".table-wrap tbody").await.contains("revoked"));
     let r = get_project().await.unwrap();
     assert_eq!(r.status(), 401);
 
     // 6. The nodes page lists the edge node in its region, alive.
-    let nodes: Value = api
-        .req(Method::GET, "/nodes")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let nodes: Value = api.get_json("/nodes").await;
     let node_name = nodes[0]["name"].as_str().unwrap().to_string();
     b.click(".mainnav a[href=\"/nodes\"]").await;
     b.wait_path("/nodes").await;

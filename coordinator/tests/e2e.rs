@@ -369,14 +369,7 @@ async fn api_rejects_bad_input_with_typed_errors() {
     }
 
     // Pagination follows the cursor to the end.
-    let p1: Value = api
-        .req(Method::GET, "/projects?limit=2")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let p1: Value = api.get_json("/projects?limit=2").await;
     assert_eq!(p1["items"].as_array().unwrap().len(), 2);
     let cursor = p1["next_cursor"].as_str().unwrap();
     let p2: Value = api

@@ -194,25 +194,26 @@ impl Browser {
 
     /// Polls `check` until it returns Some, or panics with `what` and the
     /// page's URL and text after `secs`.
-    pub async fn until<T, F, Fut>(&self, secs: u64, what: &str, mut check: F) -> T
+    pub async fn until<T, F, Fut>(&self, secs: u64, what: &str, check: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(v) = check().await {
-                return v;
-            }
-            if Instant::now() > deadline {
-                let url = self.client.current_url().await.map(|u| u.to_string());
-                let text = self.body_text().await;
-                panic!(
-                    "timed out after {secs}s waiting for {what}; at {url:?}; page text:\n{text}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(v) = crate::common::poll(secs, check).await {
+            return v;
         }
+        let url = self.client.current_url().await.map(|u| u.to_string());
+        let text = self.body_text().await;
+        panic!("timed out after {secs}s waiting for {what}; at {url:?}; page text:\n{text}");
+    }
+
+    /// Waits for a success message containing `text`.
+    pub async fn wait_flash(&self, text: &str) {
+        self.until(20, &format!("the message {text:?}"), || async {
+            let t = self.try_text(".flash-success").await?;
+            t.contains(text).then_some(())
+        })
+        .await
     }
 
     /// Waits for the browser to be at `path` (exact, query ignored).

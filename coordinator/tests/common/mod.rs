@@ -253,6 +253,17 @@ impl Api {
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.token)
     }
+
+    /// GET `path`, its body as JSON (whatever the status).
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.req(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
 }
 
 pub struct Edge {
@@ -331,8 +342,9 @@ impl Edge {
     }
 }
 
-/// Polls `check` until it returns Some, or panics after `secs`.
-pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+/// Polls `check` every 50 ms until it returns Some; None once `secs` have
+/// passed.
+pub async fn poll<T, F, Fut>(secs: u64, mut check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -340,11 +352,24 @@ where
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = check().await {
-            return v;
+            return Some(v);
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Polls `check` until it returns Some, or panics after `secs`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    poll(secs, check)
+        .await
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
 }
 
 /// Writes a small site: index.html with `tag`, plus fixed extra files.
