@@ -608,32 +608,6 @@ impl Drive {
         let mut ended = false;
         let mut failed = false;
         if !bodyless {
-            // What the instance has already written needs no timer: an
-            // instance that ran to its end within its first poll left all
-            // of its body in the channel.
-            let waker = std::task::Waker::noop();
-            let mut cx = Context::from_waker(waker);
-            while collected_len < COLLECT_LIMIT {
-                match http_body::Body::poll_frame(Pin::new(&mut body), &mut cx) {
-                    Poll::Ready(Some(Ok(frame))) => {
-                        if let Ok(data) = frame.into_data() {
-                            collected_len += data.len();
-                            collected.push(data);
-                        }
-                    }
-                    Poll::Ready(Some(Err(_))) => {
-                        failed = true;
-                        break;
-                    }
-                    Poll::Ready(None) => {
-                        ended = true;
-                        break;
-                    }
-                    Poll::Pending => break,
-                }
-            }
-        }
-        if !bodyless && !ended && !failed {
             let collect = async {
                 while collected_len < COLLECT_LIMIT {
                     match body.frame().await {
@@ -654,7 +628,13 @@ impl Drive {
                     }
                 }
             };
-            let _ = tokio::time::timeout(COLLECT_WAIT, collect).await;
+            let mut collect = std::pin::pin!(collect);
+            // What the instance has already written needs no timer: an
+            // instance that ran to its end within its first poll left all
+            // of its body in the channel.
+            if futures::poll!(collect.as_mut()).is_pending() {
+                let _ = tokio::time::timeout(COLLECT_WAIT, collect).await;
+            }
         }
         if failed {
             ex.report(Failure::Trap, None);
