@@ -134,13 +134,7 @@ pub fn start_with_timeout(tmp: &Path, timeout: &str) -> Coordinator {
 }
 
 pub async fn build_status(api: &Api, id: &str) -> Value {
-    api.req(Method::GET, &format!("/builds/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    api.get_json(&format!("/builds/{id}")).await
 }
 
 /// Waits up to `secs` for build `id` to reach `want`; fails at once if it
