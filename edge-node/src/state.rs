@@ -10,8 +10,10 @@ use protocol::{BundleId, Manifest};
 use rustls::sign::CertifiedKey;
 
 pub struct Site {
-    pub project: String,
-    pub deployment: String,
+    /// Shared with every request's log context, which copies them only
+    /// when the function actually prints.
+    pub project: Arc<str>,
+    pub deployment: Arc<str>,
     pub bundle: BundleId,
     pub manifest: Arc<Manifest>,
     /// The manifest's function routes, parsed once.

@@ -227,8 +227,8 @@ impl Syncer {
             hosts.insert(
                 host.clone(),
                 Arc::new(Site {
-                    project: t.project.clone(),
-                    deployment: t.deployment.clone(),
+                    project: t.project.as_str().into(),
+                    deployment: t.deployment.as_str().into(),
                     bundle: t.bundle,
                     manifest,
                     functions,

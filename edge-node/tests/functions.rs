@@ -165,7 +165,7 @@ impl Fixture {
         let site = |project: &str, manifest: Manifest, env: &[(&str, &str)], outbound: &[&str]| {
             Arc::new(Site {
                 project: project.into(),
-                deployment: format!("dpl-{project}"),
+                deployment: format!("dpl-{project}").into(),
                 bundle: manifest.bundle_id(),
                 functions: Arc::new(protocol::functions::RouteTable::new(&manifest.functions)),
                 manifest: Arc::new(manifest),

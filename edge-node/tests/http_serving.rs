@@ -182,7 +182,7 @@ impl Fixture {
         let site = |name: &str, manifest: Manifest| {
             Arc::new(Site {
                 project: name.into(),
-                deployment: format!("dpl-{name}"),
+                deployment: format!("dpl-{name}").into(),
                 bundle: manifest.bundle_id(),
                 functions: Arc::new(protocol::functions::RouteTable::new(&manifest.functions)),
                 manifest: Arc::new(manifest),

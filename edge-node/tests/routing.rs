@@ -107,7 +107,7 @@ async fn start_edge(sites: Vec<(&str, RoutingConfig)>, proxy: ProxyLimits) -> Ed
             host.to_string(),
             Arc::new(Site {
                 project: host.into(),
-                deployment: format!("dpl-{host}"),
+                deployment: format!("dpl-{host}").into(),
                 bundle: manifest.bundle_id(),
                 functions: Arc::new(protocol::functions::RouteTable::new(&manifest.functions)),
                 manifest: Arc::new(manifest),

@@ -7,6 +7,7 @@
 //! a literal beats a parameter, which beats a splat.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -139,7 +140,8 @@ pub struct RouteTable {
 
 #[derive(Debug, Clone)]
 struct Compiled {
-    route: String,
+    /// Shared: a request handler keeps the route it matched without a copy.
+    route: Arc<str>,
     function: FunctionEntry,
     /// `(literal text, kind)` per segment, as [`Seg`] without the borrow.
     segs: Vec<(String, SegKind)>,
@@ -170,7 +172,7 @@ impl RouteTable {
                 Some((
                     rank,
                     Compiled {
-                        route: route.clone(),
+                        route: route.as_str().into(),
                         function: function.clone(),
                         segs,
                     },
@@ -185,11 +187,11 @@ impl RouteTable {
 
     /// The route and function that serve `segments` (a parsed request
     /// path), if any.
-    pub fn find(&self, segments: &[String]) -> Option<(&str, &FunctionEntry)> {
+    pub fn find(&self, segments: &[String]) -> Option<(&Arc<str>, &FunctionEntry)> {
         self.routes
             .iter()
             .find(|c| c.matches(segments))
-            .map(|c| (c.route.as_str(), &c.function))
+            .map(|c| (&c.route, &c.function))
     }
 
     /// [`Self::find`] with the values of the route's `:params`.
@@ -306,7 +308,7 @@ mod tests {
                 .collect();
             let got = table.matched(&segs);
             assert_eq!(
-                table.find(&segs).map(|(r, _)| r),
+                table.find(&segs).map(|(r, _)| &**r),
                 got.as_ref().map(|m| m.route),
                 "{path}"
             );
@@ -333,10 +335,13 @@ mod tests {
             .collect();
         let table = RouteTable::new(&functions);
         let segs = |p: &str| -> Vec<String> { p.split('/').skip(1).map(String::from).collect() };
-        assert_eq!(table.find(&segs("/api/1")).map(|(r, _)| r), Some("/api/:a"));
+        assert_eq!(
+            table.find(&segs("/api/1")).map(|(r, _)| &**r),
+            Some("/api/:a")
+        );
         assert!(table
             .find(&segs("/api/x"))
-            .is_some_and(|(r, _)| r == "/api/:a"));
+            .is_some_and(|(r, _)| &**r == "/api/:a"));
         assert!(table.find(&segs("/nope")).is_none());
         assert!(RouteTable::new(&BTreeMap::new())
             .find(&segs("/api"))

@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
+use super::serve::RequestId;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum LogStream {
     Stdout,
@@ -119,9 +121,9 @@ fn take_line(buf: &mut Vec<u8>) -> String {
 
 /// What every line of one request carries.
 pub(crate) struct RequestLogMeta {
-    pub project: String,
-    pub deployment: String,
-    pub request_id: String,
+    pub project: Arc<str>,
+    pub deployment: Arc<str>,
+    pub request_id: RequestId,
     pub tx: mpsc::Sender<FunctionLog>,
     /// Lines this request may still emit (stdout and stderr together).
     pub budget: AtomicUsize,
@@ -152,9 +154,9 @@ impl RequestLogMeta {
     fn send(&self, stream: LogStream, line: String) {
         let record = FunctionLog {
             ts_ms: now_ms(),
-            project: self.project.clone(),
-            deployment: self.deployment.clone(),
-            request_id: self.request_id.clone(),
+            project: self.project.to_string(),
+            deployment: self.deployment.to_string(),
+            request_id: self.request_id.to_string(),
             stream,
             line,
         };
@@ -334,7 +336,7 @@ mod tests {
         let meta = Arc::new(RequestLogMeta {
             project: "p".into(),
             deployment: "d".into(),
-            request_id: "r".into(),
+            request_id: RequestId::from_u64(0xbeef),
             tx,
             budget: AtomicUsize::new(4),
             over_budget: AtomicUsize::new(0),
@@ -353,7 +355,7 @@ mod tests {
             (first.stream, first.line.as_str()),
             (LogStream::Stdout, "1")
         );
-        assert_eq!(first.request_id, "r");
+        assert_eq!(first.request_id, "000000000000beef");
         assert_eq!(rx.try_recv().unwrap().line, "2");
         assert_eq!(rx.try_recv().unwrap().line, "e1");
         drop((out, err, meta));

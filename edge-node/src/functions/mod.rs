@@ -163,8 +163,8 @@ const RETRY_LOAD_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct FunctionKey {
-    project: String,
-    route: String,
+    project: Arc<str>,
+    route: Arc<str>,
     component: BlobHash,
 }
 
@@ -472,10 +472,15 @@ impl Inner {
             .with_context(|| format!("component {hash} does not export wasi:http/incoming-handler"))
     }
 
-    fn function(&self, project: &str, route: &str, component: BlobHash) -> Arc<FunctionState> {
+    fn function(
+        &self,
+        project: &Arc<str>,
+        route: &Arc<str>,
+        component: BlobHash,
+    ) -> Arc<FunctionState> {
         let key = FunctionKey {
-            project: project.to_string(),
-            route: route.to_string(),
+            project: project.clone(),
+            route: route.clone(),
             component,
         };
         let mut map = self.functions.lock().unwrap();

@@ -38,8 +38,9 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// TLS handshake, and the h2 connection preface after it.
     pub handshake_timeout: Duration,
-    /// How long an idle keep-alive h1 connection or an h2 connection with no
-    /// open stream is kept.
+    /// How long an idle keep-alive h1 connection (plus `header_read_timeout`
+    /// for the header of its next request) or an h2 connection with no open
+    /// stream is kept.
     pub idle_timeout: Duration,
     /// A single body write may stall this long before the client is dropped.
     pub write_timeout: Duration,

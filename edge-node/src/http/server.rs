@@ -187,9 +187,10 @@ async fn serve_h1(app: Arc<EdgeHttp>, mut stream: Stream, mut shutdown: watch::R
         let mut session = ServerSession::new_http1(stream);
         session.set_write_timeout(Some(limits.write_timeout));
         let read = if reused {
-            // Pingora's keep-alive timeout ends a wait with no bytes; ours
-            // bounds the header that follows, and shutdown ends the wait.
-            session.set_keepalive(Some(idle_secs));
+            // One timer bounds the idle wait and the header after it
+            // (pingora's own keep-alive timer is off: `Some(0)` means no
+            // timeout to it), and shutdown ends the wait.
+            session.set_keepalive(Some(0));
             tokio::select! {
                 r = timeout(limits.idle_timeout + limits.header_read_timeout, session.read_request()) => r,
                 _ = shutdown_requested(&mut shutdown) => return,

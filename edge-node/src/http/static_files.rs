@@ -11,10 +11,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName};
+use http::uri::Authority;
 use http::Method;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::{OrErr, ReadError};
 use pingora_http::{RequestHeader, ResponseHeader};
+use protocol::functions::FunctionEntry;
 use protocol::host::normalize_host;
 use protocol::path::{parse_decoded_path, parse_request_path};
 use protocol::resolve::{resolve, Resolution};
@@ -53,6 +55,7 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
         Reply::Function {
             site,
             route,
+            entry,
             authority,
             target,
         } => {
@@ -60,9 +63,6 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
                 // A rewrite: the function sees the path it was rewritten to.
                 session.req_header_mut().set_uri(uri);
             }
-            let Some(entry) = site.manifest.functions.get(&route) else {
-                return send_page(session, 404, Some(&site), head).await;
-            };
             let Some(runtime) = &app.functions else {
                 tracing::warn!(project = %site.project, %route, "request for a function, but this node runs none");
                 return send_page(session, 503, Some(&site), head).await;
@@ -70,8 +70,8 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
             let call = functions::serve::Call {
                 site: &site,
                 route: &route,
-                entry,
-                authority: &authority,
+                entry: &entry,
+                authority,
             };
             functions::respond(runtime, &app.blobs, session, call).await
         }
@@ -90,9 +90,10 @@ enum Reply {
     /// A function's route matched; it takes every method.
     Function {
         site: Arc<Site>,
-        route: String,
+        route: Arc<str>,
+        entry: FunctionEntry,
         /// `Host` / `:authority` as the client sent it.
-        authority: String,
+        authority: Authority,
         /// The request target after a rewrite.
         target: Option<http::Uri>,
     },
@@ -167,12 +168,19 @@ fn decide(app: &EdgeHttp, req: &RequestHeader) -> Reply {
         extra = headers_for(rules, &rooted);
     }
     // Functions first: their routes shadow files of the same path.
-    if let Some((route, _)) = site.functions.find(&path.segments) {
-        let route = route.to_string();
+    if let Some((route, entry)) = site.functions.find(&path.segments) {
+        let authority = match req.uri.authority() {
+            Some(a) => a.clone(),
+            None => match Authority::try_from(raw_host.unwrap_or(&host)) {
+                Ok(a) => a,
+                Err(_) => return Reply::Platform(400),
+            },
+        };
         return Reply::Function {
-            authority: raw_host.unwrap_or(&host).to_string(),
+            route: route.clone(),
+            entry: entry.clone(),
+            authority,
             site,
-            route,
             target,
         };
     }
