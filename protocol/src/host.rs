@@ -1,5 +1,6 @@
 //! Host names: normalising the `Host` header / SNI and choosing a certificate.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 pub const MAX_HOST_BYTES: usize = 253;
@@ -21,7 +22,7 @@ pub enum HostError {
 /// Lowercases, strips the port and a trailing dot, and checks the result is
 /// a DNS name (`blog.localhost`). IP literals are refused: sites are
 /// addressed by name.
-pub fn normalize_host(raw: &str) -> Result<String, HostError> {
+pub fn normalize_host(raw: &str) -> Result<Cow<'_, str>, HostError> {
     let raw = raw.trim();
     let name = match raw.rsplit_once(':') {
         Some((name, port)) => {
@@ -39,7 +40,13 @@ pub fn normalize_host(raw: &str) -> Result<String, HostError> {
     if name.len() > MAX_HOST_BYTES {
         return Err(HostError::TooLong);
     }
-    let name = name.to_ascii_lowercase();
+    // Every request's Host goes through here: a name that is already
+    // lowercase is returned as a borrow.
+    let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    };
     if !name
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
@@ -67,7 +74,7 @@ pub fn is_valid_label(s: &str) -> bool {
 /// covers `a.example.com`, not `a.b.example.com`, as RFC 6125 says).
 pub fn choose_certificate<'a, V>(sni: &str, certs: &'a BTreeMap<String, V>) -> Option<&'a V> {
     let sni = normalize_host(sni).ok()?;
-    if let Some(v) = certs.get(&sni) {
+    if let Some(v) = certs.get(sni.as_ref()) {
         return Some(v);
     }
     let (_, parent) = sni.split_once('.')?;
@@ -102,7 +109,7 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(
                 normalize_host(input),
-                want.clone().map(String::from),
+                want.clone().map(Cow::Borrowed),
                 "{input:?}"
             );
         }

@@ -247,7 +247,8 @@ pub async fn set_outbound(
     let mut hosts = Vec::new();
     for h in &body.hosts {
         let n = protocol::host::normalize_host(h)
-            .map_err(|e| ApiError::bad_request("invalid_host", format!("{h:?}: {e}")))?;
+            .map_err(|e| ApiError::bad_request("invalid_host", format!("{h:?}: {e}")))?
+            .into_owned();
         if !hosts.contains(&n) {
             hosts.push(n);
         }

@@ -119,18 +119,23 @@ fn take_line(buf: &mut Vec<u8>) -> String {
     line
 }
 
+/// Where every request's lines go: one per node.
+pub(crate) struct LogChannel {
+    pub tx: mpsc::Sender<FunctionLog>,
+    /// Records dropped because the channel was full.
+    pub dropped: AtomicU64,
+}
+
 /// What every line of one request carries.
 pub(crate) struct RequestLogMeta {
     pub project: Arc<str>,
     pub deployment: Arc<str>,
     pub request_id: RequestId,
-    pub tx: mpsc::Sender<FunctionLog>,
+    pub channel: Arc<LogChannel>,
     /// Lines this request may still emit (stdout and stderr together).
     pub budget: AtomicUsize,
     /// Lines over the budget.
     pub over_budget: AtomicUsize,
-    /// Node-wide count of records dropped because the channel was full.
-    pub dropped: Arc<AtomicU64>,
 }
 
 impl RequestLogMeta {
@@ -160,8 +165,8 @@ impl RequestLogMeta {
             stream,
             line,
         };
-        if self.tx.try_send(record).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        if self.channel.tx.try_send(record).is_err() {
+            self.channel.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -332,15 +337,17 @@ mod tests {
     #[test]
     fn per_request_budget_and_full_channel() {
         let (tx, mut rx) = mpsc::channel(3);
-        let dropped = Arc::new(AtomicU64::new(0));
+        let channel = Arc::new(LogChannel {
+            tx,
+            dropped: AtomicU64::new(0),
+        });
         let meta = Arc::new(RequestLogMeta {
             project: "p".into(),
             deployment: "d".into(),
             request_id: RequestId::from_u64(0xbeef),
-            tx,
+            channel: channel.clone(),
             budget: AtomicUsize::new(4),
             over_budget: AtomicUsize::new(0),
-            dropped: dropped.clone(),
         });
         let out = LogSink::new(LogStream::Stdout, meta.clone(), 80);
         let err = LogSink::new(LogStream::Stderr, meta.clone(), 80);
@@ -348,7 +355,7 @@ mod tests {
         err.write(b"e1\n");
         out.write(b"3\n4\n5\n");
         // Budget 4: lines 1, 2, e1, 3 pass it; the channel holds 3.
-        assert_eq!(dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(channel.dropped.load(Ordering::Relaxed), 1);
         assert_eq!(meta.over_budget.load(Ordering::Relaxed), 2);
         let first = rx.try_recv().unwrap();
         assert_eq!(

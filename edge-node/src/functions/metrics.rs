@@ -140,7 +140,8 @@ pub struct RuntimeStats {
     pub load_failures: u64,
     /// Instances created (one per admitted request).
     pub instantiations: u64,
-    /// Time to instantiate from the cached `ProxyPre`.
+    /// Time to instantiate from the cached `ProxyPre`, sampled: one
+    /// instantiation in 8 is timed (`count` is the number of samples).
     pub instantiate: LatencySummary,
     /// Turned away with 503: node or function concurrency saturated.
     pub rejected_busy: u64,

@@ -38,6 +38,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::store::{BlobBody, BlobStore};
 use host::Host;
+use logs::LogChannel;
 use metrics::{bump, load, FunctionCounters, StatCounters};
 
 pub use logs::{FunctionLog, LogStream};
@@ -134,8 +135,7 @@ pub(crate) struct Inner {
     use_clock: AtomicU64,
     node_permits: Arc<Semaphore>,
     functions: Mutex<HashMap<FunctionKey, Arc<FunctionState>>>,
-    logs: mpsc::Sender<FunctionLog>,
-    logs_dropped: Arc<AtomicU64>,
+    logs: Arc<LogChannel>,
     stats: Arc<StatCounters>,
     tls: Arc<rustls::ClientConfig>,
     /// Where instances run; `None` only while dropping.
@@ -204,8 +204,10 @@ impl FunctionRuntime {
             components: Mutex::default(),
             use_clock: AtomicU64::new(0),
             functions: Mutex::default(),
-            logs,
-            logs_dropped: Arc::default(),
+            logs: Arc::new(LogChannel {
+                tx: logs,
+                dropped: AtomicU64::new(0),
+            }),
             stats: Arc::default(),
             tls: outbound::tls_client_config(),
             executor: Some(executor(&config)?),
@@ -243,7 +245,7 @@ impl FunctionRuntime {
             timeouts: load(&s.timeouts),
             traps: load(&s.traps),
             memory_exceeded: load(&s.memory_exceeded),
-            logs_dropped: load(&self.inner.logs_dropped),
+            logs_dropped: load(&self.inner.logs.dropped),
             cached_components: self.inner.components.lock().unwrap().len(),
             in_flight: self.inner.config.max_concurrent
                 - self.inner.node_permits.available_permits(),

@@ -118,7 +118,7 @@ fn decide(app: &EdgeHttp, req: &RequestHeader) -> Reply {
         return Reply::Platform(400);
     };
     let routing = app.state.current();
-    let Some(site) = routing.hosts.get(&host).cloned() else {
+    let Some(site) = routing.hosts.get(host.as_ref()).cloned() else {
         return Reply::Platform(404);
     };
     // The raw target, not the parsed URI: the path parser does the one and
@@ -171,7 +171,7 @@ fn decide(app: &EdgeHttp, req: &RequestHeader) -> Reply {
     if let Some((route, entry)) = site.functions.find(&path.segments) {
         let authority = match req.uri.authority() {
             Some(a) => a.clone(),
-            None => match Authority::try_from(raw_host.unwrap_or(&host)) {
+            None => match Authority::try_from(raw_host.unwrap_or(host.as_ref())) {
                 Ok(a) => a,
                 Err(_) => return Reply::Platform(400),
             },
