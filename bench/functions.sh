@@ -6,7 +6,8 @@
 #     dir; first /api/hello once it is serving (artefact loaded from the disk cache);
 #  c. wrk keep-alive load on `hello` through the edge vs the same hello.wasm under a bare
 #     wasmtime-wasi-http host with the same engine settings (edge-node/examples/bare_host.rs),
-#     with each server's CPU time per request (steadier than req/s on a shared VM);
+#     in alternating rounds (ROUNDS × DURATION per side), with each server's CPU time per
+#     request (steadier than req/s on a shared VM);
 #  d. a static 1 KB file through the edge, for scale;
 #  e. per-request instantiation time from the runtime's stats (ignored `measure` test).
 # Loopback only; every load run is bounded (wrk -d). Needs cargo, the wasm32-wasip2 target,
@@ -17,7 +18,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 # HOME is replaced below (the CLI keeps its credentials there); cargo must still find its own.
 export RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup} CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}
 BIN=$CARGO_TARGET_DIR/release
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-3s}
 work=$(mktemp -d)
 dev_pid=""; bare_pid=""
 cleanup() {
@@ -122,63 +123,76 @@ start_dev "$work/dev2.log"
 read -r warm_s warm_req_ms warm_ready_s warm_after_ready_ms < <(python3 "$work/first_ok.py" "$HTTP" "$HOST" --t0 "$t" --wait "$work/dev2.log" "Outpost dev is running")
 loaded=$(grep -c 'compiled function component' "$work/dev2.log" || true)
 
-# c/d. wrk: the edge (hello, then a static file), then the bare host on the same hello.wasm.
-# Each server is alone on the machine while measured: an idle second server (its epoch ticker,
-# timers) visibly slows the other at -c1 on 2 cores.
-# Also notes the server's CPU time (utime+stime, clock ticks) around the run: CPU per request
-# is steadier than req/s on a VM whose neighbours come and go. $4: the server's pid.
+# c/d. wrk on hello: the edge and the bare host (same hello.wasm) take turns in short rounds
+# (edge-bare, bare-edge, …), the idle one stopped with SIGSTOP: an idle second server (its epoch
+# ticker, timers) visibly slows the other at -c1 on 2 cores, and a shared VM's speed drifts
+# within a minute, so one long run each would compare two different machines. Then a static
+# 1 KB file through the edge, for scale.
+# Also notes each server's CPU time (utime+stime, clock ticks) around each run: CPU per request
+# is steadier than req/s. $4: the server's pid.
+ROUNDS=${ROUNDS:-6}
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run_wrk() {
   local t0; t0=$(ticks "$4")
   wrk -t1 -c"$1" -d"$DURATION" --latency -H "Host: $HOST" "$2" > "$work/wrk-$3.txt"
   echo "$(( $(ticks "$4") - t0 )) $(getconf CLK_TCK)" > "$work/cpu-$3.txt"
 }
-curl -fsS -o /dev/null -H "Host: $HOST" "http://127.0.0.1:$HTTP/api/hello"
-for c in 16 1; do
-  run_wrk "$c" "http://127.0.0.1:$HTTP/api/hello" "edge-$c" "$dev_pid"
-  run_wrk "$c" "http://127.0.0.1:$HTTP/1k.txt" "static-$c" "$dev_pid"
-done
-kill -TERM "$dev_pid"; wait "$dev_pid" || true; dev_pid=""
-
 "$BIN/examples/bare_host" "$HELLO" "127.0.0.1:$BARE" > "$work/bare.log" 2>&1 &
 bare_pid=$!
 wait_for "$work/bare.log" "listening on"
 curl -fsS -o /dev/null "http://127.0.0.1:$BARE/api/hello"
+curl -fsS -o /dev/null -H "Host: $HOST" "http://127.0.0.1:$HTTP/api/hello"
+edge_turn() { kill -STOP "$bare_pid"; run_wrk "$1" "http://127.0.0.1:$HTTP/api/hello" "edge-$1-$2" "$dev_pid"; kill -CONT "$bare_pid"; }
+bare_turn() { kill -STOP "$dev_pid"; run_wrk "$1" "http://127.0.0.1:$BARE/api/hello" "bare-$1-$2" "$bare_pid"; kill -CONT "$dev_pid"; }
 for c in 16 1; do
-  run_wrk "$c" "http://127.0.0.1:$BARE/api/hello" "bare-$c" "$bare_pid"
+  for r in $(seq 1 "$ROUNDS"); do
+    if [ $((r % 2)) = 1 ]; then edge_turn "$c" "$r"; bare_turn "$c" "$r"; else bare_turn "$c" "$r"; edge_turn "$c" "$r"; fi
+  done
+  kill -STOP "$bare_pid"; run_wrk "$c" "http://127.0.0.1:$HTTP/1k.txt" "static-$c-1" "$dev_pid"; kill -CONT "$bare_pid"
 done
 kill "$bare_pid"; wait "$bare_pid" 2>/dev/null || true; bare_pid=""
+kill -TERM "$dev_pid"; wait "$dev_pid" || true; dev_pid=""
 
 # e. instantiation percentiles (the runtime's stats), on an idle machine.
 cargo test --release -q -p outpost-edge-node --test functions measure -- --ignored --nocapture \
   > "$work/measure.txt" 2>&1 || { cat "$work/measure.txt" >&2; exit 1; }
 
-python3 - "$work" <<'PY'
-import re, sys
-work = sys.argv[1]
+python3 - "$work" "$ROUNDS" <<'PY'
+import re, statistics, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
 def us(v):
     m = re.fullmatch(r"([\d.]+)(us|ms|s)", v)
     return float(m[1]) * {"us": 1, "ms": 1e3, "s": 1e6}[m[2]]
-def wrk(name):
+def one(name):
     t = open(f"{work}/wrk-{name}.txt").read()
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t)[1])
+    requests = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", t)[1])
+    secs = us(re.search(r"requests in ([\d.]+\w+)", t)[1])/1e6
     p50 = us(re.search(r" 50%\s+(\S+)", t)[1]); p99 = us(re.search(r" 99%\s+(\S+)", t)[1])
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", t)
-    requests = int(re.search(r"(\d+) requests in", t)[1])
     ticks, hz = map(int, open(f"{work}/cpu-{name}.txt").read().split())
-    return rps, p50, p99, errors[0] if errors else "", ticks / hz * 1e6 / max(requests, 1)
-print("## wrk keep-alive, -t1 -d%s; latencies in µs" % open(f"{work}/wrk-edge-16.txt").read().split("Running ")[1].split(" test")[0])
+    return dict(n=requests, secs=secs, p50=p50, p99=p99, err=errors[0] if errors else "", cpu=ticks / hz)
+def runs(side, c, k):
+    return [one(f"{side}-{c}-{r}") for r in range(1, k + 1)]
+def total(rs):
+    n = sum(r["n"] for r in rs)
+    return dict(rps=n / sum(r["secs"] for r in rs), p50=statistics.median(r["p50"] for r in rs),
+                p99=statistics.median(r["p99"] for r in rs), cpu=sum(r["cpu"] for r in rs) * 1e6 / max(n, 1),
+                err="; ".join(r["err"] for r in rs if r["err"]))
+print("## wrk keep-alive, -t1, %d rounds of %s per side; latencies in µs (median over rounds)" % (rounds, open(f"{work}/wrk-edge-16-1.txt").read().split("Running ")[1].split(" test")[0]))
 print()
-print("| connections | target | req/s | p50 | p99 | server CPU µs/req | edge/bare req/s | edge/bare p50 | edge/bare p99 | bare/edge CPU per req |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| connections | target | req/s | p50 | p99 | server CPU µs/req | edge/bare req/s (per round: median, min–max) | bare/edge CPU per req |")
+print("|---|---|---|---|---|---|---|---|")
 for c in (16, 1):
-    e, b, s = wrk(f"edge-{c}"), wrk(f"bare-{c}"), wrk(f"static-{c}")
-    print(f"| {c} | hello, edge | {e[0]:.0f} | {e[1]:.0f} | {e[2]:.0f} | {e[4]:.0f} | {e[0]/b[0]:.2f} | {e[1]/b[1]:.2f} | {e[2]/b[2]:.2f} | {b[4]/e[4]:.2f} |")
-    print(f"| {c} | hello, bare host | {b[0]:.0f} | {b[1]:.0f} | {b[2]:.0f} | {b[4]:.0f} | | | | |")
-    print(f"| {c} | 1 KB static, edge | {s[0]:.0f} | {s[1]:.0f} | {s[2]:.0f} | {s[4]:.0f} | | | | |")
+    er, br = runs("edge", c, rounds), runs("bare", c, rounds)
+    e, b, s = total(er), total(br), total(runs("static", c, 1))
+    ratios = [x["n"] / x["secs"] / (y["n"] / y["secs"]) for x, y in zip(er, br)]
+    print(f"| {c} | hello, edge | {e['rps']:.0f} | {e['p50']:.0f} | {e['p99']:.0f} | {e['cpu']:.0f} | "
+          f"{e['rps']/b['rps']:.2f} ({statistics.median(ratios):.2f}, {min(ratios):.2f}–{max(ratios):.2f}) | {b['cpu']/e['cpu']:.2f} |")
+    print(f"| {c} | hello, bare host | {b['rps']:.0f} | {b['p50']:.0f} | {b['p99']:.0f} | {b['cpu']:.0f} | | |")
+    print(f"| {c} | 1 KB static, edge | {s['rps']:.0f} | {s['p50']:.0f} | {s['p99']:.0f} | {s['cpu']:.0f} | | |")
     for name, r in (("edge", e), ("bare", b), ("static", s)):
-        if r[3]:
-            print(f"| {c} | **{name}: {r[3]}** | | | | | | | | |")
+        if r["err"]:
+            print(f"| {c} | **{name}: {r['err']}** | | | | | | |")
 PY
 echo
 echo "## first request"

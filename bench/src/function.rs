@@ -21,7 +21,10 @@ pub struct FunctionReport {
     pub mode: Mode,
     pub edge: Side,
     pub bare: Side,
+    /// Over all rounds: total requests / total time, edge over bare.
     pub rps_ratio: f64,
+    /// The same ratio in each round (edge and bare measured back to back).
+    pub rps_ratio_rounds: Vec<f64>,
     pub p99_ratio: f64,
     /// Finalize → the first 200 from the function (includes compiling).
     pub deploy_to_first_ok_ms: f64,
@@ -60,6 +63,48 @@ fn start_bare(bin: &Path, component: &Path) -> anyhow::Result<(Bare, std::net::S
         .with_context(|| format!("unexpected first line from bare_host: {line:?}"))?
         .parse()?;
     Ok((bare, addr))
+}
+
+/// A process stopped (SIGSTOP) until this is dropped (SIGCONT), so the
+/// side not under load takes no CPU (its epoch ticker, timers).
+struct Stopped(u32);
+
+impl Stopped {
+    fn new(pid: u32) -> anyhow::Result<Self> {
+        signal("-STOP", pid)?;
+        Ok(Stopped(pid))
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Err(e) = signal("-CONT", self.0) {
+            eprintln!("cannot resume process {}: {e:#}", self.0);
+        }
+    }
+}
+
+fn signal(sig: &str, pid: u32) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .arg(sig)
+        .arg(pid.to_string())
+        .status()
+        .context("running kill")?;
+    anyhow::ensure!(status.success(), "kill {sig} {pid} failed");
+    Ok(())
+}
+
+fn merge(total: &mut Option<load::LoadResult>, r: load::LoadResult) {
+    match total {
+        None => *total = Some(r),
+        Some(t) => {
+            t.requests += r.requests;
+            t.errors += r.errors;
+            t.elapsed += r.elapsed;
+            // Both come from the same bounds: adding cannot fail.
+            let _ = t.latency.add(&r.latency);
+        }
+    }
 }
 
 /// One GET; `Some(latency)` on a 200.
@@ -118,25 +163,48 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
         proto: Proto::H1,
         tls: None,
     };
-    bar.set_message(format!("function: load on the edge ({:?})", plan.duration));
-    let edge = side(&load::run(&edge_target, plan.mode, plan.duration).await?);
-    bar.set_message(format!(
-        "function: load on the bare host ({:?})",
-        plan.duration
-    ));
     let (bare_proc, bare_addr) = start_bare(&plan.bare_host, &component)?;
-    let bare = side(
-        &load::run(
-            &Target {
-                addr: bare_addr,
-                ..edge_target.clone()
-            },
-            plan.mode,
-            plan.duration,
-        )
-        .await?,
-    );
+    let bare_target = Target {
+        addr: bare_addr,
+        ..edge_target.clone()
+    };
+    // Edge and bare host take turns (edge-bare, bare-edge, …) in short
+    // slices, the idle one stopped (SIGSTOP): on a shared machine whose
+    // speed drifts by ±10% within a minute, one long run each compares two
+    // different machines. Each round gives its own ratio too.
+    let rounds = (plan.duration.as_secs() / 2).clamp(2, 10) as u32;
+    let slice = plan.duration / rounds;
+    let edge_pid = cluster.edges[0].proc.child.id();
+    let bare_pid = bare_proc.0.id();
+    let (mut edge_total, mut bare_total) = (None, None);
+    let mut round_ratios = Vec::new();
+    for round in 0..rounds {
+        bar.set_message(format!(
+            "function: round {}/{rounds}, edge and bare host ({slice:?} each)",
+            round + 1
+        ));
+        let mut rps = [0.0; 2];
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let (target, total, paused) = if i == 0 {
+                (&edge_target, &mut edge_total, bare_pid)
+            } else {
+                (&bare_target, &mut bare_total, edge_pid)
+            };
+            let r = {
+                let _stopped = Stopped::new(paused)?;
+                load::run(target, plan.mode, slice).await?
+            };
+            rps[i] = r.rps();
+            merge(total, r);
+        }
+        round_ratios.push(rps[0] / rps[1]);
+    }
     drop(bare_proc);
+    let (edge, bare) = (
+        side(&edge_total.context("no edge rounds")?),
+        side(&bare_total.context("no bare rounds")?),
+    );
 
     bar.set_message("function: restarting the edge");
     // Warm restart: the compiled artefact is on disk.
@@ -161,6 +229,7 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
         component: component.display().to_string(),
         mode: plan.mode,
         rps_ratio: edge.rps / bare.rps,
+        rps_ratio_rounds: round_ratios,
         p99_ratio: edge.p99_ms / bare.p99_ms,
         edge,
         bare,

@@ -176,6 +176,7 @@ pub fn function_md(r: &crate::function::FunctionReport) -> String {
          | p99 | {:.2} ms | {:.2} ms | {:.2} |\n\
          | p99.9 | {:.2} ms | {:.2} ms | |\n\
          | errors | {} | {} | |\n\n\
+         - edge/bare req/s per round (edge and bare back to back, the idle one stopped): {}\n\
          - component: `{}`, load: {:?}\n\
          - finalize → first 200 from the function: {:.1} ms (the edge compiles before switching)\n\
          - first request after the deploy: {:.2} ms\n\
@@ -195,6 +196,11 @@ pub fn function_md(r: &crate::function::FunctionReport) -> String {
         r.bare.p999_ms,
         r.edge.errors,
         r.bare.errors,
+        r.rps_ratio_rounds
+            .iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         r.component,
         r.mode,
         r.deploy_to_first_ok_ms,
