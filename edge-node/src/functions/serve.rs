@@ -277,7 +277,7 @@ pub(crate) async fn respond(
             // One instantiation in INSTANTIATE_SAMPLE is timed: enough for
             // its percentiles, and the others skip two clock reads and a
             // lock.
-            let timed = load(&stats.instantiations) % INSTANTIATE_SAMPLE == 0;
+            let timed = load(&stats.instantiations).is_multiple_of(INSTANTIATE_SAMPLE);
             let started = timed.then(Instant::now);
             let proxy = pre.instantiate_async(&mut store).await?;
             if let Some(started) = started {
@@ -452,7 +452,7 @@ impl Exchange<'_> {
     ) -> pingora_core::Result<()> {
         self.record(failure.outcome());
         let body = error_page(failure, self.request_id);
-        let mut h = base_header(failure.status(), self.request_id, &self.site);
+        let mut h = base_header(failure.status(), self.request_id, self.site);
         set(&mut h, header::CONTENT_TYPE, "text/html; charset=utf-8");
         set(&mut h, header::CONTENT_LENGTH, &body.len().to_string());
         set(&mut h, header::CACHE_CONTROL, "no-store");
@@ -688,7 +688,7 @@ impl Drive {
             return Ok(Step::Continue);
         }
 
-        let mut h = base_header(status, ex.request_id, &ex.site);
+        let mut h = base_header(status, ex.request_id, ex.site);
         for (name, value) in parts.headers.iter() {
             if is_hop_by_hop(name) || name == X_REQUEST_ID {
                 continue;
