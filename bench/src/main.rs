@@ -65,7 +65,8 @@ struct LoadArgs {
     /// then counts from each request's scheduled send time.
     #[arg(long)]
     rate: Option<u64>,
-    /// Load duration per server (and file).
+    /// Load duration per server (and file). `function` splits it into
+    /// rounds of about 2 s, edge and bare host taking turns.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// Where `coordinator`, `edge-node` (and for `function`

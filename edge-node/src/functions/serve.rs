@@ -12,7 +12,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
@@ -51,6 +51,9 @@ const BODY_CHANNEL: usize = 2;
 /// goes out with `Content-Length` in one write.
 const COLLECT_LIMIT: usize = 64 * 1024;
 const COLLECT_WAIT: Duration = Duration::from_millis(1);
+/// Epoch yields an instance may make on the connection's task before it
+/// moves to the executor.
+const INLINE_YIELDS: u32 = 2;
 /// Instantiations timed for the runtime's statistics: one in this many.
 const INSTANTIATE_SAMPLE: u64 = 8;
 /// The instance's task ends itself at its deadline; the request gives up
@@ -249,7 +252,15 @@ pub(crate) async fn respond(
     // request on this node) is not the function's time.
     let timeout = Duration::from_millis(u64::from(call.entry.timeout_ms.max(1)));
     let deadline = Instant::now() + timeout;
-    let mut store = new_store(inner, &call, meta, memory_exceeded.clone(), deadline);
+    let yields = Arc::new(AtomicU32::new(0));
+    let mut store = new_store(
+        inner,
+        &call,
+        meta,
+        memory_exceeded.clone(),
+        deadline,
+        yields.clone(),
+    );
     let (response_tx, response_rx) = oneshot::channel();
     let scheme = if is_tls(session) {
         Scheme::Https
@@ -304,7 +315,7 @@ pub(crate) async fn respond(
         drop(permits);
         result
     };
-    let guest = GuestTask::new(Box::pin(guest), inner.executor().clone());
+    let guest = GuestTask::new(Box::pin(guest), inner.executor().clone(), yields);
 
     let drive = Drive {
         guest,
@@ -359,6 +370,10 @@ async fn admit(
 struct GuestTask {
     state: GuestState,
     executor: tokio::runtime::Handle,
+    /// Epoch yields of the instance so far (counted by its store).
+    yields: Arc<AtomicU32>,
+    /// Yields already let pass inline.
+    inline_yields: u32,
 }
 
 type GuestFuture = Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send>>;
@@ -370,10 +385,12 @@ enum GuestState {
 }
 
 impl GuestTask {
-    fn new(future: GuestFuture, executor: tokio::runtime::Handle) -> Self {
+    fn new(future: GuestFuture, executor: tokio::runtime::Handle, yields: Arc<AtomicU32>) -> Self {
         GuestTask {
             state: GuestState::Inline(future),
             executor,
+            yields,
+            inline_yields: 0,
         }
     }
 
@@ -405,6 +422,17 @@ impl Future for GuestTask {
                     if let Poll::Ready(out) = future.as_mut().poll(cx) {
                         self.state = GuestState::Finished;
                         return Poll::Ready(out);
+                    }
+                    // An epoch yield (the instance has already asked to be
+                    // polled again) stays inline the first INLINE_YIELDS
+                    // times: under CPU contention a tick often lands while
+                    // a short instance is merely preempted, and moving it
+                    // costs a spawn and two cross-thread wakeups. Waiting
+                    // for anything else, or spinning on, moves it.
+                    let yields = self.yields.load(Ordering::Relaxed);
+                    if yields > self.inline_yields && yields <= INLINE_YIELDS {
+                        self.inline_yields = yields;
+                        return Poll::Pending;
                     }
                     let GuestState::Inline(future) =
                         std::mem::replace(&mut self.state, GuestState::Finished)
@@ -1040,6 +1068,7 @@ fn new_store(
     meta: Arc<RequestLogMeta>,
     memory_exceeded: Arc<AtomicBool>,
     deadline: Instant,
+    yields: Arc<AtomicU32>,
 ) -> Store<Host> {
     let config = &inner.config;
     let mut wasi = WasiCtxBuilder::new();
@@ -1092,6 +1121,7 @@ fn new_store(
             // tokio's own yield: the worker also polls the I/O driver
             // before it comes back, so spinning instances cannot starve
             // the node's sockets.
+            yields.fetch_add(1, Ordering::Relaxed);
             UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
         })
     });
