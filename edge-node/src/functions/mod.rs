@@ -86,8 +86,8 @@ pub struct RuntimeConfig {
     /// `ProxyPre`s kept in memory (least recently used go first).
     pub max_cached_components: usize,
     /// Epoch tick: the granularity of timeouts and of yielding a busy
-    /// instance back to the scheduler; also the longest an instance runs on
-    /// a socket thread before it moves to the executor.
+    /// instance back to the scheduler. An instance yields on a socket
+    /// thread twice (about three ticks) before it moves to the executor.
     pub epoch_tick: Duration,
     pub max_log_line_bytes: usize,
     pub max_log_lines_per_request: usize,

@@ -363,9 +363,9 @@ async fn admit(
 
 /// The instance. Its first poll runs right here, on the connection's task:
 /// most functions answer within it (no thread hop at all). If it has to
-/// wait (request body, a clock, outbound I/O) or uses up its first epoch
-/// slice, it moves to the runtime's executor, so a spinning instance holds
-/// a socket thread for one tick at most. Aborted when dropped, unless
+/// wait (request body, a clock, outbound I/O) or yields a third time at an
+/// epoch tick, it moves to the runtime's executor, so a spinning instance
+/// holds a socket thread for about three ticks. Aborted when dropped, unless
 /// detached to finish after its response.
 struct GuestTask {
     state: GuestState,
