@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -166,24 +167,17 @@ impl RequestId {
         RequestId(id)
     }
 
-    fn hex(self) -> [u8; 16] {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [0u8; 16];
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = DIGITS[((self.0 >> (60 - 4 * i)) & 0xf) as usize];
-        }
-        out
-    }
-
     fn header_value(self) -> HeaderValue {
-        HeaderValue::from_bytes(&self.hex()).expect("hex digits are a valid header value")
+        // Formatted on the stack: the header value is the only copy.
+        let mut hex = [0u8; 16];
+        write!(&mut hex[..], "{self}").expect("16 hex digits fit");
+        HeaderValue::from_bytes(&hex).expect("hex digits are a valid header value")
     }
 }
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hex = self.hex();
-        f.write_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
+        write!(f, "{:016x}", self.0)
     }
 }
 
