@@ -10,9 +10,9 @@ use coordinator::config::{default_sqlite_url, Config, FileConfig};
 
 // Per request the edge allocates headers, a wasm store and its resources;
 // under perf (wrk on a hello function) glibc's malloc took about 11% of
-// that path's CPU, mimalloc about 6%.
+// that path's CPU, mimalloc about 6%. See edge_node::allocator.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: edge_node::allocator::Allocator = edge_node::allocator::Allocator;
 
 #[derive(Parser)]
 #[command(

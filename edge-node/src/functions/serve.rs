@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme as UriScheme};
-use http::{Method, Version};
+use http::{Method, StatusCode, Version};
 use http_body::Frame;
 use http_body_util::BodyExt;
 use pingora_core::protocols::http::ServerSession;
@@ -474,14 +474,24 @@ impl Exchange<'_> {
     ) -> pingora_core::Result<()> {
         self.record(failure.outcome());
         let body = error_page(failure, self.request_id);
-        let mut h = base_header(failure.status(), self.request_id, self.site);
-        set(&mut h, header::CONTENT_TYPE, "text/html; charset=utf-8");
-        set(&mut h, header::CONTENT_LENGTH, &body.len().to_string());
-        set(&mut h, header::CACHE_CONTROL, "no-store");
+        let mut head = http::Response::new(()).into_parts().0;
+        head.status =
+            StatusCode::from_u16(failure.status()).expect("our failure statuses are valid");
+        let h = &mut head.headers;
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if failure == Failure::Busy || failure == Failure::Unavailable {
-            set(&mut h, header::RETRY_AFTER, "1");
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        session.write_response_header(Box::new(h)).await?;
+        h.insert(header::SERVER, HeaderValue::from_static("outpost"));
+        stamp(h, self.request_id, self.site);
+        session
+            .write_response_header(Box::new(ResponseHeader::from(head)))
+            .await?;
         let body = if self.head { Bytes::new() } else { body };
         session.write_response_body(body, true).await
     }
@@ -710,30 +720,24 @@ impl Drive {
             return Ok(Step::Continue);
         }
 
-        let mut h = base_header(status, ex.request_id, ex.site);
-        for (name, value) in parts.headers.iter() {
-            if is_hop_by_hop(name) || name == X_REQUEST_ID {
-                continue;
-            }
-            if let Err(e) = h.append_header(name.clone(), value.clone()) {
-                tracing::debug!(header = %name, error = %e, "dropping function response header");
-            }
+        // The function's own head goes out with its hop-by-hop headers
+        // dropped and ours added, edited in place: no copy of its headers.
+        let mut head = parts;
+        head.version = Version::HTTP_11;
+        let h = &mut head.headers;
+        let hop: Vec<HeaderName> = h.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+        for name in &hop {
+            h.remove(name);
         }
-        if parts.headers.get(header::SERVER).is_none() {
-            insert(&mut h, header::SERVER, HeaderValue::from_static("outpost"));
-        }
-        let has_length = parts.headers.contains_key(header::CONTENT_LENGTH);
-        if !bodyless && !has_length {
+        h.entry(header::SERVER)
+            .or_insert(HeaderValue::from_static("outpost"));
+        stamp(h, ex.request_id, ex.site);
+        if !bodyless && !h.contains_key(header::CONTENT_LENGTH) {
             if ended {
-                insert(
-                    &mut h,
-                    header::CONTENT_LENGTH,
-                    HeaderValue::from(collected_len),
-                );
+                h.insert(header::CONTENT_LENGTH, HeaderValue::from(collected_len));
             } else if !session.is_http2() {
                 if session.req_header().version == Version::HTTP_11 {
-                    insert(
-                        &mut h,
+                    h.insert(
                         header::TRANSFER_ENCODING,
                         HeaderValue::from_static("chunked"),
                     );
@@ -743,7 +747,9 @@ impl Drive {
                 }
             }
         }
-        session.write_response_header(Box::new(h)).await?;
+        session
+            .write_response_header(Box::new(ResponseHeader::from(head)))
+            .await?;
         self.header_sent = true;
 
         if bodyless {
@@ -1122,29 +1128,19 @@ fn new_store(
     store
 }
 
-fn base_header(status: u16, request_id: RequestId, site: &Site) -> ResponseHeader {
-    // Without a second, case-preserving name map: h1 names go out in
-    // lowercase (as hyper writes them), h2 has no case at all.
-    let mut h = ResponseHeader::build_no_case(status, Some(16)).unwrap_or_else(|_| {
-        ResponseHeader::build_no_case(500, Some(16)).expect("500 is a valid status")
-    });
-    insert(&mut h, X_REQUEST_ID, request_id.header_value());
-    set(&mut h, X_OUTPOST_DEPLOYMENT, &site.deployment);
-    h
-}
-
-fn set(h: &mut ResponseHeader, name: HeaderName, value: &str) {
-    match HeaderValue::from_str(value) {
-        Ok(v) => insert(h, name, v),
-        Err(e) => {
-            tracing::debug!(header = %name, error = %e, "dropping invalid response header value")
+/// Our headers on a response head: the request id (replacing any the
+/// function set) and the deployment. Heads are plain `http` parts turned
+/// into pingora's `ResponseHeader` without a case-preserving name map, so
+/// h1 names go out in lowercase (as hyper writes them) and h2 has no case
+/// at all; editing the map directly also spares pingora's insert, which
+/// parses and copies every name again.
+fn stamp(h: &mut http::HeaderMap, request_id: RequestId, site: &Site) {
+    h.insert(X_REQUEST_ID, request_id.header_value());
+    match HeaderValue::from_str(&site.deployment) {
+        Ok(v) => {
+            h.insert(X_OUTPOST_DEPLOYMENT, v);
         }
-    }
-}
-
-fn insert(h: &mut ResponseHeader, name: HeaderName, value: HeaderValue) {
-    if let Err(e) = h.insert_header(name.clone(), value) {
-        tracing::debug!(header = %name, error = %e, "dropping response header");
+        Err(e) => tracing::debug!(error = %e, "deployment id is not a header value"),
     }
 }
 
