@@ -23,7 +23,7 @@ mod metrics;
 pub(crate) mod outbound;
 pub(crate) mod serve;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -131,10 +131,12 @@ pub(crate) struct Inner {
     config: RuntimeConfig,
     /// Engine compatibility tag in artefact names.
     tag: String,
-    components: Mutex<HashMap<BlobHash, Arc<Slot>>>,
+    // Looked up on every request with keys from manifests, never from
+    // clients: a fast hash without HashDoS resistance is enough.
+    components: Mutex<FxHashMap<BlobHash, Arc<Slot>>>,
     use_clock: AtomicU64,
     node_permits: Arc<Semaphore>,
-    functions: Mutex<HashMap<FunctionKey, Arc<FunctionState>>>,
+    functions: Mutex<FxHashMap<FunctionKey, Arc<FunctionState>>>,
     logs: Arc<LogChannel>,
     stats: Arc<StatCounters>,
     tls: Arc<rustls::ClientConfig>,
