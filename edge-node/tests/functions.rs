@@ -490,6 +490,33 @@ async fn status_and_headers_from_the_function() {
     assert_ne!(hdr(&h, "x-request-id"), Some("forged"));
 }
 
+/// An instance that returns while still holding its outparam or an
+/// unfinished body is answered at once (its store goes, and with it what
+/// it held), not left waiting for its deadline or forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_returning_with_handles_open_is_answered() {
+    let fx = Fixture::start().await;
+    // Well inside the function's 10 s deadline.
+    let soon = Duration::from_secs(5);
+    let (status, h, body) = tokio::time::timeout(soon, fx.get("/api/headers?leak=outparam"))
+        .await
+        .expect("answered before the deadline");
+    assert_eq!(status, 500);
+    assert!(body.contains("without sending a response"), "{body}");
+    request_id(&h);
+    // A body left unfinished ends, as written, when its store goes.
+    let (status, h, body) = tokio::time::timeout(soon, fx.get("/api/headers?leak=body"))
+        .await
+        .expect("answered before the deadline");
+    assert_eq!(status, 200);
+    assert_eq!(body, "status 200");
+    request_id(&h);
+    // The node goes on.
+    let (status, _, body) = fx.get("/api/headers").await;
+    assert_eq!(status, 200);
+    assert_eq!(body, "status 200");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn env_is_the_sites_own_and_nothing_else() {
     let fx = Fixture::start().await;
@@ -550,6 +577,11 @@ async fn panic_is_a_500_with_request_id_and_the_node_goes_on() {
 async fn infinite_loop_times_out_while_others_answer() {
     let fx = Fixture::start().await;
     let c = fx.client();
+    // Compiled first: the bound below is about answering next to spinning
+    // instances, not about compiling, which takes seconds in a debug build
+    // on a slow machine.
+    let r = c.get(fx.url("/api/hello")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
     let started = Instant::now();
     let looping = tokio::spawn({
         let c = c.clone();
