@@ -304,10 +304,13 @@ pub(crate) async fn respond(
         if result.is_err() {
             failed_in_task.store(true, Ordering::Release);
         }
-        // The instance goes back to the pool before its permits are freed.
-        drop(store);
-        drop(permits);
-        result
+        (
+            result,
+            Teardown {
+                _store: store,
+                _permits: permits,
+            },
+        )
     };
     let guest = GuestTask::new(Box::pin(guest), inner.executor().clone(), yields);
 
@@ -368,14 +371,28 @@ struct GuestTask {
     yields: Arc<AtomicU32>,
     /// Yields already let pass inline.
     inline_yields: u32,
+    /// The finished instance, dropped with this task.
+    teardown: Option<Teardown>,
 }
 
-type GuestFuture = Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send>>;
+type GuestOutput = (wasmtime::Result<()>, Teardown);
+type GuestFuture = Pin<Box<dyn Future<Output = GuestOutput> + Send>>;
 
 enum GuestState {
     Inline(GuestFuture),
-    Spawned(tokio::task::JoinHandle<wasmtime::Result<()>>),
+    Spawned(tokio::task::JoinHandle<GuestOutput>),
     Finished,
+}
+
+/// What a finished instance leaves: its store, whose instance goes back to
+/// the pool when dropped, then its permits (fields drop in this order).
+/// Kept by the request until its response has gone out, so tearing the
+/// instance down (a sizeable part of a small request's work) overlaps the
+/// client's next round trip instead of delaying this answer, as in a host
+/// that runs the handler in a task of its own.
+struct Teardown {
+    _store: Store<Host>,
+    _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
 }
 
 impl GuestTask {
@@ -385,7 +402,14 @@ impl GuestTask {
             executor,
             yields,
             inline_yields: 0,
+            teardown: None,
         }
+    }
+
+    /// Drops the finished instance now: anything it still holds open (an
+    /// unset outparam, an unfinished body) ends with its store.
+    fn release(&mut self) {
+        self.teardown = None;
     }
 
     fn detach(mut self) {
@@ -413,9 +437,10 @@ impl Future for GuestTask {
         loop {
             match &mut self.state {
                 GuestState::Inline(future) => {
-                    if let Poll::Ready(out) = future.as_mut().poll(cx) {
+                    if let Poll::Ready((result, teardown)) = future.as_mut().poll(cx) {
                         self.state = GuestState::Finished;
-                        return Poll::Ready(out);
+                        self.teardown = Some(teardown);
+                        return Poll::Ready(result);
                     }
                     // An epoch yield (the instance has already asked to be
                     // polled again) stays inline the first INLINE_YIELDS
@@ -439,9 +464,13 @@ impl Future for GuestTask {
                 GuestState::Spawned(task) => {
                     let out = ready!(Pin::new(task).poll(cx));
                     self.state = GuestState::Finished;
-                    return Poll::Ready(out.unwrap_or_else(|e| {
-                        Err(wasmtime::format_err!("function task failed: {e}"))
-                    }));
+                    return Poll::Ready(match out {
+                        Ok((result, teardown)) => {
+                            self.teardown = Some(teardown);
+                            result
+                        }
+                        Err(e) => Err(wasmtime::format_err!("function task failed: {e}")),
+                    });
                 }
                 GuestState::Finished => panic!("instance polled after it finished"),
             }
@@ -579,6 +608,13 @@ impl Drive {
                 biased;
                 r = &mut self.guest, if guest_running => {
                     self.guest_result = Some(r);
+                    // The instance is kept until the response is out only
+                    // if it has handed over its answer and no body is
+                    // streaming yet; whatever else it left open ends when
+                    // its store goes.
+                    if self.header_sent || self.response_rx.as_ref().is_some_and(|rx| rx.is_empty()) {
+                        self.guest.release();
+                    }
                     self.on_guest_done(ex, session).await
                 }
                 _ = &mut sleep, if guest_running => self.on_timeout(ex, session).await,
@@ -709,6 +745,11 @@ impl Drive {
             if futures::poll!(collect.as_mut()).is_pending() {
                 let _ = tokio::time::timeout(COLLECT_WAIT, collect).await;
             }
+        }
+        if !ended && self.guest_result.is_some() {
+            // The instance has returned with its body still open: its store
+            // going ends the body.
+            self.guest.release();
         }
         if failed {
             ex.report(Failure::Trap, None);
