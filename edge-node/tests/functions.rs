@@ -504,6 +504,14 @@ async fn an_instance_returning_with_handles_open_is_answered() {
     assert_eq!(status, 500);
     assert!(body.contains("without sending a response"), "{body}");
     request_id(&h);
+    // Dropped unanswered while the instance goes on (it waits on a clock,
+    // so it has left the connection's task by the time it returns).
+    let (status, h, body) = tokio::time::timeout(soon, fx.get("/api/headers?leak=late"))
+        .await
+        .expect("answered before the deadline");
+    assert_eq!(status, 500);
+    assert!(body.contains("without sending a response"), "{body}");
+    request_id(&h);
     // A body left unfinished ends, as written, when its store goes.
     let (status, h, body) = tokio::time::timeout(soon, fx.get("/api/headers?leak=body"))
         .await

@@ -658,6 +658,15 @@ impl Drive {
         session: &mut ServerSession,
     ) -> pingora_core::Result<Step> {
         let Some(Err(e)) = &self.guest_result else {
+            if self.response_rx.is_none() && !self.header_sent {
+                // Its outparam went unanswered before it returned (seen on
+                // the channel while it still ran): nothing else will come.
+                ex.report(Failure::NoResponse, None);
+                return ex
+                    .fail(session, Failure::NoResponse)
+                    .await
+                    .map(|()| Step::Done);
+            }
             // Returned normally: the response (or its absence) is seen on
             // the outparam channel.
             return Ok(Step::Continue);
@@ -764,6 +773,7 @@ impl Drive {
         // The function's own head goes out with its hop-by-hop headers
         // dropped and ours added, edited in place: no copy of its headers.
         let mut head = parts;
+        // The status line is ours to write (wasi:http has no version).
         head.version = Version::HTTP_11;
         let h = &mut head.headers;
         let hop: Vec<HeaderName> = h.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
