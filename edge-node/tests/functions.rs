@@ -496,29 +496,32 @@ async fn status_and_headers_from_the_function() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_returning_with_handles_open_is_answered() {
     let fx = Fixture::start().await;
-    // Well inside the function's 10 s deadline.
-    let soon = Duration::from_secs(5);
-    let (status, h, body) = tokio::time::timeout(soon, fx.get("/api/headers?leak=outparam"))
-        .await
-        .expect("answered before the deadline");
+    // Answered well inside the function's 10 s deadline, with our id.
+    let answered = |leak: &'static str| {
+        let fx = &fx;
+        async move {
+            let (status, h, body) = tokio::time::timeout(
+                Duration::from_secs(5),
+                fx.get(&format!("/api/headers?leak={leak}")),
+            )
+            .await
+            .expect("answered before the deadline");
+            request_id(&h);
+            (status, body)
+        }
+    };
+    let (status, body) = answered("outparam").await;
     assert_eq!(status, 500);
     assert!(body.contains("without sending a response"), "{body}");
-    request_id(&h);
     // Dropped unanswered while the instance goes on (it waits on a clock,
     // so it has left the connection's task by the time it returns).
-    let (status, h, body) = tokio::time::timeout(soon, fx.get("/api/headers?leak=late"))
-        .await
-        .expect("answered before the deadline");
+    let (status, body) = answered("late").await;
     assert_eq!(status, 500);
     assert!(body.contains("without sending a response"), "{body}");
-    request_id(&h);
     // A body left unfinished ends, as written, when its store goes.
-    let (status, h, body) = tokio::time::timeout(soon, fx.get("/api/headers?leak=body"))
-        .await
-        .expect("answered before the deadline");
+    let (status, body) = answered("body").await;
     assert_eq!(status, 200);
     assert_eq!(body, "status 200");
-    request_id(&h);
     // The node goes on.
     let (status, _, body) = fx.get("/api/headers").await;
     assert_eq!(status, 200);
