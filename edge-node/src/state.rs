@@ -14,6 +14,9 @@ pub struct Site {
     /// when the function actually prints.
     pub project: Arc<str>,
     pub deployment: Arc<str>,
+    /// `deployment` as a response header value, made once rather than per
+    /// response (`None` if it is not a valid one).
+    pub deployment_header: Option<http::HeaderValue>,
     pub bundle: BundleId,
     pub manifest: Arc<Manifest>,
     /// The manifest's function routes, parsed once.

@@ -229,6 +229,7 @@ impl Syncer {
                 Arc::new(Site {
                     project: t.project.as_str().into(),
                     deployment: t.deployment.as_str().into(),
+                    deployment_header: http::HeaderValue::from_str(&t.deployment).ok(),
                     bundle: t.bundle,
                     manifest,
                     functions,

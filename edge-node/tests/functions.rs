@@ -166,6 +166,7 @@ impl Fixture {
             Arc::new(Site {
                 project: project.into(),
                 deployment: format!("dpl-{project}").into(),
+                deployment_header: http::HeaderValue::from_str(&format!("dpl-{project}")).ok(),
                 bundle: manifest.bundle_id(),
                 functions: Arc::new(protocol::functions::RouteTable::new(&manifest.functions)),
                 manifest: Arc::new(manifest),

@@ -183,6 +183,7 @@ impl Fixture {
             Arc::new(Site {
                 project: name.into(),
                 deployment: format!("dpl-{name}").into(),
+                deployment_header: http::HeaderValue::from_str(&format!("dpl-{name}")).ok(),
                 bundle: manifest.bundle_id(),
                 functions: Arc::new(protocol::functions::RouteTable::new(&manifest.functions)),
                 manifest: Arc::new(manifest),
@@ -867,6 +868,37 @@ async fn slow_request_headers_are_cut_off() {
         closed.is_ok(),
         "connection still open after the header deadline"
     );
+}
+
+#[tokio::test]
+async fn keep_alive_deadline_moves_with_each_request() {
+    // One idle window: 300 ms of idle keep-alive plus 300 ms for the header.
+    let f = Fixture::start_with(Limits {
+        idle_timeout: Duration::from_millis(300),
+        header_read_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(f.http).await.unwrap();
+    // Requests 250 ms apart for well over one window: each wait gets a
+    // whole window of its own, counted from the previous response.
+    for _ in 0..5 {
+        s.write_all(b"GET /data.txt HTTP/1.1\r\nHost: blog.localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let (status, _, _) = read_response(&mut s, false).await;
+        assert_eq!(status, 200);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // A request header started but never finished is cut off at the end
+    // of the window, as a first request's is.
+    s.write_all(b"GET /data.txt HTTP/1.1\r\nHost: blog")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "connection still open after its window");
+    assert!(rest.is_empty(), "no response to a header never finished");
 }
 
 #[tokio::test]

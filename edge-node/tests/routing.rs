@@ -108,6 +108,7 @@ async fn start_edge(sites: Vec<(&str, RoutingConfig)>, proxy: ProxyLimits) -> Ed
             Arc::new(Site {
                 project: host.into(),
                 deployment: format!("dpl-{host}").into(),
+                deployment_header: http::HeaderValue::from_str(&format!("dpl-{host}")).ok(),
                 bundle: manifest.bundle_id(),
                 functions: Arc::new(protocol::functions::RouteTable::new(&manifest.functions)),
                 manifest: Arc::new(manifest),

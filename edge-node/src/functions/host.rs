@@ -1,7 +1,7 @@
 //! The per-request store data: WASI context (env, stdio → logs, no files,
 //! no sockets), wasi-http context and hooks, and the resource limiter.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use wasmtime::component::{Linker, ResourceTable};
@@ -50,13 +50,28 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>
     Ok(linker)
 }
 
+/// What one request's two sides, the instance (its store and task) and the
+/// connection serving it, tell each other: one allocation per request.
+#[derive(Debug, Default)]
+pub(crate) struct Signals {
+    /// A memory growth was refused (set by the limiter).
+    pub memory_exceeded: AtomicBool,
+    /// The call failed. Set by the instance's task before its store is
+    /// dropped, because dropping it ends the response body as if complete.
+    pub failed: AtomicBool,
+    /// Epoch yields of the instance so far.
+    pub yields: AtomicU32,
+    /// The client's request body was read to its end.
+    pub body_complete: AtomicBool,
+}
+
 /// Caps one instance's linear memory and tables. A refused growth makes
 /// `memory.grow` fail (the guest's allocator then usually aborts, which is
 /// a trap); the flag tells the caller why the instance died.
 pub(crate) struct Limiter {
     pub memory_bytes: usize,
     pub table_elements: usize,
-    pub memory_exceeded: Arc<AtomicBool>,
+    pub signals: Arc<Signals>,
 }
 
 impl ResourceLimiter for Limiter {
@@ -68,7 +83,7 @@ impl ResourceLimiter for Limiter {
     ) -> wasmtime::Result<bool> {
         let ok = desired <= self.memory_bytes && maximum.is_none_or(|m| desired <= m);
         if !ok {
-            self.memory_exceeded.store(true, Ordering::Relaxed);
+            self.signals.memory_exceeded.store(true, Ordering::Relaxed);
         }
         Ok(ok)
     }

@@ -11,9 +11,8 @@
 
 use std::fmt;
 use std::future::Future;
-use std::io::Write as _;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
@@ -35,7 +34,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
-use super::host::{Host, Limiter};
+use super::host::{Host, Limiter, Signals};
 use super::logs::{LogSink, LogStream, RequestLogMeta};
 use super::metrics::{bump, load, Outcome};
 use super::outbound::{Hooks, OutboundPolicy};
@@ -45,6 +44,8 @@ use crate::store::BlobStore;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_OUTPOST_DEPLOYMENT: HeaderName = HeaderName::from_static("x-outpost-deployment");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Request-body chunks buffered between the client and the instance.
 const BODY_CHANNEL: usize = 2;
@@ -60,6 +61,36 @@ const INSTANTIATE_SAMPLE: u64 = 8;
 /// The instance's task ends itself at its deadline; the request gives up
 /// on it this much later at the latest.
 const DEADLINE_GRACE: Duration = Duration::from_millis(250);
+
+/// `tokio::time::timeout_at`, but the timer is only made if the future
+/// does not finish in its first poll: most instances answer within it,
+/// and a timer costs the runtime's timer wheel an insert and a removal.
+async fn within<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut timer = std::pin::pin!(None::<tokio::time::Sleep>);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        expire_at(timer.as_mut(), deadline, cx).map(|()| None)
+    })
+    .await
+}
+
+/// Polls the timer in `slot`, first making it for `deadline` if need be.
+fn expire_at(
+    mut slot: Pin<&mut Option<tokio::time::Sleep>>,
+    deadline: Instant,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    if slot.is_none() {
+        slot.set(Some(tokio::time::sleep_until(deadline.into())));
+    }
+    match slot.as_pin_mut() {
+        Some(timer) => timer.poll(cx),
+        None => unreachable!("set above"),
+    }
+}
 
 /// What the dispatcher matched.
 pub(crate) struct Call<'a> {
@@ -168,16 +199,27 @@ impl RequestId {
     }
 
     fn header_value(self) -> HeaderValue {
-        // Formatted on the stack: the header value is the only copy.
-        let mut hex = [0u8; 16];
-        write!(&mut hex[..], "{self}").expect("16 hex digits fit");
+        // Written on the stack, without the formatting machinery: the
+        // header value is the only copy.
+        let hex = self.hex();
         HeaderValue::from_bytes(&hex).expect("hex digits are a valid header value")
+    }
+
+    /// The 16 lowercase hex digits of the id, most significant first.
+    fn hex(self) -> [u8; 16] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 16];
+        for (i, digit) in out.iter_mut().enumerate() {
+            *digit = DIGITS[((self.0 >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        out
     }
 }
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        let hex = self.hex();
+        f.write_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
     }
 }
 
@@ -218,7 +260,8 @@ pub(crate) async fn respond(
         }
     };
 
-    let Some((request, pump)) = incoming_request(session, &call, limit) else {
+    let signals = Arc::new(Signals::default());
+    let Some((request, pump)) = incoming_request(session, &call, limit, &signals) else {
         return ex.fail(session, Failure::BadRequest).await;
     };
     if !session.is_http2()
@@ -232,7 +275,6 @@ pub(crate) async fn respond(
         session.write_continue_response().await?;
     }
 
-    let memory_exceeded = Arc::new(AtomicBool::new(false));
     let meta = Arc::new(RequestLogMeta {
         project: ex.site.project.clone(),
         deployment: ex.site.deployment.clone(),
@@ -246,15 +288,7 @@ pub(crate) async fn respond(
     // request on this node) is not the function's time.
     let timeout = Duration::from_millis(u64::from(call.entry.timeout_ms.max(1)));
     let deadline = Instant::now() + timeout;
-    let yields = Arc::new(AtomicU32::new(0));
-    let mut store = new_store(
-        inner,
-        &call,
-        meta,
-        memory_exceeded.clone(),
-        deadline,
-        yields.clone(),
-    );
+    let mut store = new_store(inner, &call, meta, signals.clone(), deadline);
     let (response_tx, response_rx) = oneshot::channel();
     let scheme = if is_tls(session) {
         Scheme::Https
@@ -274,8 +308,7 @@ pub(crate) async fn respond(
     };
 
     let stats = inner.stats.clone();
-    let failed = Arc::new(AtomicBool::new(false));
-    let failed_in_task = failed.clone();
+    let signals_in_task = signals.clone();
     let guest = async move {
         let mut store = store;
         let result = async {
@@ -296,13 +329,13 @@ pub(crate) async fn respond(
         };
         // A busy instance traps at the deadline (epoch callback); this ends
         // one waiting on a clock or on I/O.
-        let result = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), result)
+        let result = within(deadline, result)
             .await
-            .unwrap_or_else(|_| Err(wasmtime::Error::from(Trap::Interrupt)));
+            .unwrap_or_else(|| Err(wasmtime::Error::from(Trap::Interrupt)));
         // Said before the store goes: dropping it ends the response body
         // as if it were complete, and the reader must know it was not.
         if result.is_err() {
-            failed_in_task.store(true, Ordering::Release);
+            signals_in_task.failed.store(true, Ordering::Release);
         }
         (
             result,
@@ -312,7 +345,7 @@ pub(crate) async fn respond(
             },
         )
     };
-    let guest = GuestTask::new(Box::pin(guest), inner.executor().clone(), yields);
+    let guest = GuestTask::new(Box::pin(guest), inner.executor().clone(), signals.clone());
 
     let drive = Drive {
         guest,
@@ -322,8 +355,7 @@ pub(crate) async fn respond(
         header_sent: false,
         pump,
         deadline,
-        memory_exceeded,
-        failed,
+        signals,
         status: 0,
     };
     drive.run(&mut ex, session).await
@@ -367,8 +399,8 @@ async fn admit(
 struct GuestTask {
     state: GuestState,
     executor: tokio::runtime::Handle,
-    /// Epoch yields of the instance so far (counted by its store).
-    yields: Arc<AtomicU32>,
+    /// Its epoch yields are counted there (by its store).
+    signals: Arc<Signals>,
     /// Yields already let pass inline.
     inline_yields: u32,
     /// The finished instance, dropped with this task.
@@ -396,11 +428,11 @@ struct Teardown {
 }
 
 impl GuestTask {
-    fn new(future: GuestFuture, executor: tokio::runtime::Handle, yields: Arc<AtomicU32>) -> Self {
+    fn new(future: GuestFuture, executor: tokio::runtime::Handle, signals: Arc<Signals>) -> Self {
         GuestTask {
             state: GuestState::Inline(future),
             executor,
-            yields,
+            signals,
             inline_yields: 0,
             teardown: None,
         }
@@ -448,7 +480,7 @@ impl Future for GuestTask {
                     // a short instance is merely preempted, and moving it
                     // costs a spawn and two cross-thread wakeups. Waiting
                     // for anything else, or spinning on, moves it.
-                    let yields = self.yields.load(Ordering::Relaxed);
+                    let yields = self.signals.yields.load(Ordering::Relaxed);
                     if yields > self.inline_yields && yields <= INLINE_YIELDS {
                         self.inline_yields = yields;
                         return Poll::Pending;
@@ -574,10 +606,8 @@ struct Drive {
     header_sent: bool,
     pump: Pump,
     deadline: Instant,
-    memory_exceeded: Arc<AtomicBool>,
-    /// Set by the instance's task, before its store is dropped, when the
-    /// call failed.
-    failed: Arc<AtomicBool>,
+    /// Shared with the instance: its memory and failure flags.
+    signals: Arc<Signals>,
     /// The function's status, once its response has started.
     status: u16,
 }
@@ -594,10 +624,10 @@ impl Drive {
         ex: &mut Exchange<'_>,
         session: &mut ServerSession,
     ) -> pingora_core::Result<()> {
-        let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(
-            self.deadline + DEADLINE_GRACE,
-        ));
-        tokio::pin!(sleep);
+        // Made when first polled: never, for an instance that answers in
+        // its first poll.
+        let mut backstop = std::pin::pin!(None::<tokio::time::Sleep>);
+        let backstop_at = self.deadline + DEADLINE_GRACE;
         let result = loop {
             let guest_running = self.guest_result.is_none();
             // In this order: an instance that answers within its first poll
@@ -617,7 +647,9 @@ impl Drive {
                     }
                     self.on_guest_done(ex, session).await
                 }
-                _ = &mut sleep, if guest_running => self.on_timeout(ex, session).await,
+                _ = std::future::poll_fn(|cx| expire_at(backstop.as_mut(), backstop_at, cx)), if guest_running => {
+                    self.on_timeout(ex, session).await
+                }
                 r = recv_response(&mut self.response_rx), if self.response_rx.is_some() => {
                     self.response_rx = None;
                     self.on_response(ex, session, r).await
@@ -671,7 +703,7 @@ impl Drive {
             // the outparam channel.
             return Ok(Step::Continue);
         };
-        let failure = classify(e, self.memory_exceeded.load(Ordering::Relaxed));
+        let failure = classify(e, self.signals.memory_exceeded.load(Ordering::Relaxed));
         ex.report(failure, Some(e));
         if self.header_sent {
             // Whatever the body looks like, it is not the whole answer.
@@ -764,7 +796,7 @@ impl Drive {
             ex.report(Failure::Trap, None);
             return ex.fail(session, Failure::Trap).await.map(|()| Step::Done);
         }
-        if ended && self.failed.load(Ordering::Acquire) {
+        if ended && self.signals.failed.load(Ordering::Acquire) {
             // A body cut short by a failure also "ends"; the failure itself
             // is answered (and reported) when the task's result arrives.
             return Ok(Step::Continue);
@@ -847,7 +879,7 @@ impl Drive {
             }
             None => {
                 self.body = None;
-                if self.failed.load(Ordering::Acquire) {
+                if self.signals.failed.load(Ordering::Acquire) {
                     // Cut short, not finished: the task's result (on its
                     // way) aborts the response.
                     return Ok(Step::Continue);
@@ -945,8 +977,8 @@ struct Pump {
     pending: Option<BodyItem>,
     /// Nothing more will be read from the client.
     eof: bool,
-    /// The client's body was read to its end.
-    complete: Arc<AtomicBool>,
+    /// Says when the client's body was read to its end.
+    signals: Arc<Signals>,
     received: u64,
     limit: u64,
 }
@@ -961,7 +993,7 @@ impl Pump {
     }
 
     fn is_complete(&self) -> bool {
-        self.complete.load(Ordering::Acquire)
+        self.signals.body_complete.load(Ordering::Acquire)
     }
 
     fn offer(&mut self, chunk: Bytes) {
@@ -998,7 +1030,7 @@ impl Pump {
         self.eof = true;
         match error {
             None => {
-                self.complete.store(true, Ordering::Release);
+                self.signals.body_complete.store(true, Ordering::Release);
                 if self.pending.is_none() {
                     self.tx = None;
                 }
@@ -1013,7 +1045,7 @@ impl Pump {
 struct RequestBody {
     /// `None` for a request without a body.
     rx: Option<mpsc::Receiver<BodyItem>>,
-    complete: Arc<AtomicBool>,
+    signals: Arc<Signals>,
     done: bool,
 }
 
@@ -1040,7 +1072,7 @@ impl http_body::Body for RequestBody {
             }
             None => {
                 self.done = true;
-                if self.complete.load(Ordering::Acquire) {
+                if self.signals.body_complete.load(Ordering::Acquire) {
                     Poll::Ready(None)
                 } else {
                     Poll::Ready(Some(Err(wasmtime_wasi_http::Error::ConnectionTerminated)))
@@ -1060,6 +1092,7 @@ fn incoming_request(
     session: &mut ServerSession,
     call: &Call<'_>,
     limit: u64,
+    signals: &Arc<Signals>,
 ) -> Option<(http::Request<RequestBody>, Pump)> {
     let empty = session.is_body_empty();
     let scheme = if is_tls(session) {
@@ -1084,7 +1117,7 @@ fn incoming_request(
             headers.append(name.clone(), value.clone());
         }
     }
-    let complete = Arc::new(AtomicBool::new(empty));
+    signals.body_complete.store(empty, Ordering::Release);
     // An empty body (most GETs) needs no channel: the instance reads its
     // end at once.
     let (tx, rx) = if empty {
@@ -1097,13 +1130,13 @@ fn incoming_request(
         tx,
         pending: None,
         eof: empty,
-        complete: complete.clone(),
+        signals: signals.clone(),
         received: 0,
         limit,
     };
     let body = RequestBody {
         rx,
-        complete,
+        signals: signals.clone(),
         done: empty,
     };
     let mut request = http::Request::new(body);
@@ -1117,9 +1150,8 @@ fn new_store(
     inner: &Arc<Inner>,
     call: &Call<'_>,
     meta: Arc<RequestLogMeta>,
-    memory_exceeded: Arc<AtomicBool>,
+    signals: Arc<Signals>,
     deadline: Instant,
-    yields: Arc<AtomicU32>,
 ) -> Store<Host> {
     let config = &inner.config;
     let mut wasi = WasiCtxBuilder::new();
@@ -1153,7 +1185,7 @@ fn new_store(
         limiter: Limiter {
             memory_bytes: usize::try_from(memory_bytes).unwrap_or(usize::MAX),
             table_elements: TABLE_ELEMENTS,
-            memory_exceeded,
+            signals: signals.clone(),
         },
     };
     let mut store = Store::new(&inner.engine, host);
@@ -1172,7 +1204,7 @@ fn new_store(
             // tokio's own yield: the worker also polls the I/O driver
             // before it comes back, so spinning instances cannot starve
             // the node's sockets.
-            yields.fetch_add(1, Ordering::Relaxed);
+            signals.yields.fetch_add(1, Ordering::Relaxed);
             UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
         })
     });
@@ -1187,25 +1219,21 @@ fn new_store(
 /// parses and copies every name again.
 fn stamp(h: &mut http::HeaderMap, request_id: RequestId, site: &Site) {
     h.insert(X_REQUEST_ID, request_id.header_value());
-    match HeaderValue::from_str(&site.deployment) {
-        Ok(v) => {
-            h.insert(X_OUTPOST_DEPLOYMENT, v);
-        }
-        Err(e) => tracing::debug!(error = %e, "deployment id is not a header value"),
+    if let Some(v) = &site.deployment_header {
+        h.insert(X_OUTPOST_DEPLOYMENT, v.clone());
     }
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "transfer-encoding"
-            | "upgrade"
-            | "te"
-            | "trailer"
-    )
+    // `HeaderName` equality: a tag compare for the standard names, bytes
+    // only against the two custom ones.
+    name == header::CONNECTION
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::TE
+        || name == header::TRAILER
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
 }
 
 fn outcome_of(status: u16) -> Outcome {
@@ -1288,6 +1316,48 @@ mod tests {
         // Leading zeros are kept: every id has the same width.
         assert_eq!(RequestId(0xab).to_string(), "00000000000000ab");
         assert_eq!(RequestId(u64::MAX).to_string(), "ffffffffffffffff");
+        assert_eq!(
+            RequestId(0x0123_4567_89ab_cdef).to_string(),
+            "0123456789abcdef"
+        );
+        assert_eq!(format!("{}", RequestId(0)), "0000000000000000");
+    }
+
+    #[test]
+    fn hop_by_hop_headers() {
+        for (name, hop) in [
+            ("connection", true),
+            ("keep-alive", true),
+            ("proxy-connection", true),
+            ("transfer-encoding", true),
+            ("upgrade", true),
+            ("te", true),
+            ("trailer", true),
+            ("content-length", false),
+            ("content-type", false),
+            ("x-keep-alive", false),
+            ("trailers", false),
+            ("proxy-authorization", false),
+        ] {
+            let name = HeaderName::from_static(name);
+            assert_eq!(is_hop_by_hop(&name), hop, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn within_times_out_only_a_pending_future() {
+        let past = Instant::now() - Duration::from_secs(1);
+        // Ready at its first poll: no timer, even past the deadline.
+        assert_eq!(within(past, async { 7 }).await, Some(7));
+        assert_eq!(within(past, std::future::pending::<()>()).await, None);
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert_eq!(within(soon, std::future::pending::<()>()).await, None);
+        let later = Instant::now() + Duration::from_secs(30);
+        let slow = async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            8
+        };
+        assert_eq!(within(later, slow).await, Some(8));
     }
 
     #[test]
@@ -1302,11 +1372,10 @@ mod tests {
 
     #[tokio::test]
     async fn body_cut_short_is_an_error_not_an_end() {
-        let complete = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel(2);
         let mut body = RequestBody {
             rx: Some(rx),
-            complete: complete.clone(),
+            signals: Arc::new(Signals::default()),
             done: false,
         };
         tx.send(Ok(Bytes::from_static(b"abc"))).await.unwrap();
@@ -1316,12 +1385,13 @@ mod tests {
         assert!(body.frame().await.unwrap().is_err());
         assert!(body.frame().await.is_none());
 
-        let complete = Arc::new(AtomicBool::new(true));
+        let signals = Signals::default();
+        signals.body_complete.store(true, Ordering::Release);
         let (tx, rx) = mpsc::channel::<BodyItem>(2);
         drop(tx);
         let mut body = RequestBody {
             rx: Some(rx),
-            complete,
+            signals: Arc::new(signals),
             done: false,
         };
         assert!(body.frame().await.is_none());

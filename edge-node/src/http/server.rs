@@ -179,25 +179,40 @@ async fn connection(
     }
 }
 
-async fn serve_h1(app: Arc<EdgeHttp>, mut stream: Stream, mut shutdown: watch::Receiver<bool>) {
+async fn serve_h1(app: Arc<EdgeHttp>, mut stream: Stream, shutdown: watch::Receiver<bool>) {
     let limits = &app.limits;
     let idle_secs = limits.idle_timeout.as_secs().max(1);
+    // One timer and one shutdown subscription per connection, not per
+    // request: moving a registered timer's deadline later is an atomic
+    // update, where a fresh timer per request takes the timer wheel's lock
+    // twice (insert, cancel); the same holds for the shutdown waiter.
+    let header_deadline = sleep(limits.header_read_timeout);
+    tokio::pin!(header_deadline);
+    let mut stop_rx = shutdown.clone();
+    let stop = shutdown_requested(&mut stop_rx);
+    tokio::pin!(stop);
     let mut reused = false;
     loop {
         let mut session = ServerSession::new_http1(stream);
         session.set_write_timeout(Some(limits.write_timeout));
-        let read = if reused {
-            // One timer bounds the idle wait and the header after it
+        let wait = if reused {
+            // The timer bounds the idle wait and the header after it
             // (pingora's own keep-alive timer is off: `Some(0)` means no
             // timeout to it), and shutdown ends the wait.
             session.set_keepalive(Some(0));
-            tokio::select! {
-                r = timeout(limits.idle_timeout + limits.header_read_timeout, session.read_request()) => r,
-                _ = shutdown_requested(&mut shutdown) => return,
-            }
+            limits.idle_timeout + limits.header_read_timeout
         } else {
             session.set_keepalive(None);
-            timeout(limits.header_read_timeout, session.read_request()).await
+            limits.header_read_timeout
+        };
+        header_deadline
+            .as_mut()
+            .reset(tokio::time::Instant::now() + wait);
+        let read = tokio::select! {
+            biased;
+            r = session.read_request() => Ok(r),
+            _ = &mut header_deadline => Err(()),
+            _ = &mut stop, if reused => return,
         };
         match read {
             Ok(Ok(true)) => {}
@@ -210,7 +225,7 @@ async fn serve_h1(app: Arc<EdgeHttp>, mut stream: Stream, mut shutdown: watch::R
                 tracing::debug!(error = %e, "reading request failed");
                 return;
             }
-            Err(_) => {
+            Err(()) => {
                 tracing::debug!("request header timed out");
                 return;
             }
