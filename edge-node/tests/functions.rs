@@ -384,6 +384,10 @@ async fn echo_sees_method_path_query_and_streams_large_bodies() {
         .client()
         .put(fx.url("/api/users/42?x=1&y=%20z"))
         .header("content-type", "application/x-test")
+        .header("x-custom", "1")
+        // Hop-by-hop: about this connection, not for the function.
+        .header("te", "trailers")
+        .header("keep-alive", "timeout=5")
         .body("hi")
         .send()
         .await
@@ -398,6 +402,12 @@ async fn echo_sees_method_path_query_and_streams_large_bodies() {
         Some(format!("{BLOG}:{}", fx.http.port()).as_str())
     );
     assert_eq!(hdr(&h, "content-type"), Some("application/x-test"));
+    // `te` is ours to drop (hop-by-hop); wasi:http itself hides `host`
+    // and `keep-alive` from guests.
+    assert_eq!(
+        hdr(&h, "x-echo-header-names"),
+        Some("accept,content-length,content-type,x-custom")
+    );
     assert_eq!(r.text().await.unwrap(), "hi");
 
     // 5 MiB, streamed in from the client as chunks (no content-length) and

@@ -808,10 +808,10 @@ impl Drive {
         // The status line is ours to write (wasi:http has no version).
         head.version = Version::HTTP_11;
         let h = &mut head.headers;
-        let hop: Vec<HeaderName> = h.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
-        for name in &hop {
-            h.remove(name);
-        }
+        remove_hop_by_hop(h);
+        // Room for ours and pingora's (`Date`, `Connection`) at once,
+        // rather than a rehash every few inserts.
+        h.reserve(6);
         h.entry(header::SERVER)
             .or_insert(HeaderValue::from_static("outpost"));
         stamp(h, ex.request_id, ex.site);
@@ -1111,6 +1111,7 @@ fn incoming_request(
             .unwrap_or_else(|| PathAndQuery::from_static("/")),
     );
     let uri = http::Uri::from_parts(uri).ok()?;
+    // Copied: pingora offers no way to take them out of its request.
     let mut headers = http::HeaderMap::with_capacity(req.headers.len());
     for (name, value) in req.headers.iter() {
         if !is_hop_by_hop(name) {
@@ -1221,6 +1222,18 @@ fn stamp(h: &mut http::HeaderMap, request_id: RequestId, site: &Site) {
     h.insert(X_REQUEST_ID, request_id.header_value());
     if let Some(v) = &site.deployment_header {
         h.insert(X_OUTPOST_DEPLOYMENT, v.clone());
+    }
+}
+
+/// Drops the headers that describe one connection, not the message.
+fn remove_hop_by_hop(h: &mut http::HeaderMap) {
+    // Most messages have none: no list is made for them.
+    if !h.keys().any(is_hop_by_hop) {
+        return;
+    }
+    let hop: Vec<HeaderName> = h.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+    for name in &hop {
+        h.remove(name);
     }
 }
 
