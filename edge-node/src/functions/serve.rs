@@ -444,6 +444,20 @@ impl GuestTask {
         self.teardown = None;
     }
 
+    /// Moves an instance still running inline to the executor, so that it
+    /// runs on while the request waits on something else (its response
+    /// body): inline, it only runs when the request's loop polls it.
+    fn run_elsewhere(&mut self) {
+        if let GuestState::Inline(_) = self.state {
+            let GuestState::Inline(future) =
+                std::mem::replace(&mut self.state, GuestState::Finished)
+            else {
+                unreachable!("matched above")
+            };
+            self.state = GuestState::Spawned(self.executor.spawn(future));
+        }
+    }
+
     fn detach(mut self) {
         match std::mem::replace(&mut self.state, GuestState::Finished) {
             GuestState::Inline(future) => {
@@ -485,13 +499,7 @@ impl Future for GuestTask {
                         self.inline_yields = yields;
                         return Poll::Pending;
                     }
-                    let GuestState::Inline(future) =
-                        std::mem::replace(&mut self.state, GuestState::Finished)
-                    else {
-                        unreachable!("matched above")
-                    };
-                    let task = self.executor.spawn(future);
-                    self.state = GuestState::Spawned(task);
+                    self.run_elsewhere();
                 }
                 GuestState::Spawned(task) => {
                     let out = ready!(Pin::new(task).poll(cx));
@@ -784,6 +792,11 @@ impl Drive {
             // instance that ran to its end within its first poll left all
             // of its body in the channel.
             if futures::poll!(collect.as_mut()).is_pending() {
+                // It is mid-body (an epoch tick made it yield, say). Inline,
+                // it would not run again until this wait had timed out.
+                if self.guest_result.is_none() {
+                    self.guest.run_elsewhere();
+                }
                 let _ = tokio::time::timeout(COLLECT_WAIT, collect).await;
             }
         }
