@@ -110,7 +110,15 @@ impl StatusWriter {
         let mut members = self.mesh.members_changed();
         let mut config = self.config.subscribe();
         loop {
-            self.write_now();
+            let status = self.snapshot();
+            let file = path(&self.data_dir);
+            // Writing and renaming a file blocks: not on the workers that
+            // serve requests.
+            match tokio::task::spawn_blocking(move || write_atomic(&file, &status)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "writing status.json"),
+                Err(e) => tracing::warn!(error = %e, "status.json writer task failed"),
+            }
             tokio::select! {
                 _ = tokio::time::sleep(EVERY) => {}
                 _ = members.changed() => {}
