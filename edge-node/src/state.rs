@@ -9,13 +9,17 @@ use protocol::functions::RouteTable;
 use protocol::{BundleId, Manifest};
 use rustls::sign::CertifiedKey;
 
+/// The response header naming the deployment that answered.
+pub const X_OUTPOST_DEPLOYMENT: http::HeaderName =
+    http::HeaderName::from_static("x-outpost-deployment");
+
 pub struct Site {
     /// Shared with every request's log context, which copies them only
     /// when the function actually prints.
     pub project: Arc<str>,
     pub deployment: Arc<str>,
-    /// `deployment` as a response header value, made once rather than per
-    /// response (`None` if it is not a valid one).
+    /// `deployment` as the value of [`X_OUTPOST_DEPLOYMENT`], made once
+    /// rather than per response (`None` if it is not a valid one).
     pub deployment_header: Option<http::HeaderValue>,
     pub bundle: BundleId,
     pub manifest: Arc<Manifest>,

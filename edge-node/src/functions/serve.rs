@@ -39,11 +39,10 @@ use super::logs::{LogSink, LogStream, RequestLogMeta};
 use super::metrics::{bump, load, Outcome};
 use super::outbound::{Hooks, OutboundPolicy};
 use super::{FunctionRuntime, FunctionState, Inner, MAX_RESOURCES, TABLE_ELEMENTS};
-use crate::state::Site;
+use crate::state::{Site, X_OUTPOST_DEPLOYMENT};
 use crate::store::BlobStore;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const X_OUTPOST_DEPLOYMENT: HeaderName = HeaderName::from_static("x-outpost-deployment");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -448,14 +447,10 @@ impl GuestTask {
     /// runs on while the request waits on something else (its response
     /// body): inline, it only runs when the request's loop polls it.
     fn run_elsewhere(&mut self) {
-        if let GuestState::Inline(_) = self.state {
-            let GuestState::Inline(future) =
-                std::mem::replace(&mut self.state, GuestState::Finished)
-            else {
-                unreachable!("matched above")
-            };
-            self.state = GuestState::Spawned(self.executor.spawn(future));
-        }
+        self.state = match std::mem::replace(&mut self.state, GuestState::Finished) {
+            GuestState::Inline(future) => GuestState::Spawned(self.executor.spawn(future)),
+            other => other,
+        };
     }
 
     fn detach(mut self) {

@@ -346,7 +346,7 @@ pub async fn respond(
             let _ = h.append_header(name.clone(), value.clone());
         }
     }
-    let _ = h.insert_header("x-outpost-deployment", &*site.deployment);
+    super::static_files::set_deployment(&mut h, site);
     if !h.headers.contains_key(header::CONTENT_LENGTH) && !session.is_http2() {
         if session.req_header().version == Version::HTTP_11 {
             let _ = h.insert_header(header::TRANSFER_ENCODING, "chunked");

@@ -27,14 +27,13 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use super::negotiate::{self, RangeDecision};
 use super::{pages, proxy, routing, EdgeHttp};
 use crate::functions;
-use crate::state::Site;
+use crate::state::{Site, X_OUTPOST_DEPLOYMENT};
 use crate::store::{BlobBody, BlobError};
 
 /// Body chunk for file-backed blobs: big enough to keep syscalls and h2
 /// frames efficient, small enough that many concurrent downloads stay cheap.
 const CHUNK: usize = 64 * 1024;
 
-const X_OUTPOST_DEPLOYMENT: HeaderName = HeaderName::from_static("x-outpost-deployment");
 const NO_STORE: &str = "no-store";
 
 /// Serves one request whose header has been read. An `Err` means the
@@ -389,6 +388,15 @@ fn set(h: &mut ResponseHeader, name: HeaderName, value: &str) {
     }
 }
 
+/// Which deployment answered (its header value was made with the site).
+pub(super) fn set_deployment(h: &mut ResponseHeader, site: &Site) {
+    if let Some(value) = &site.deployment_header {
+        if let Err(e) = h.insert_header(X_OUTPOST_DEPLOYMENT, value.clone()) {
+            tracing::warn!(error = %e, "dropping the deployment header");
+        }
+    }
+}
+
 pub(super) async fn send_page(
     session: &mut ServerSession,
     status: u16,
@@ -406,7 +414,7 @@ pub(super) async fn send_page(
         _ => {}
     }
     if let Some(site) = site {
-        set(&mut h, X_OUTPOST_DEPLOYMENT, &site.deployment);
+        set_deployment(&mut h, site);
     }
     session.write_response_header(Box::new(h)).await?;
     let body = if head { Bytes::new() } else { body };
@@ -424,7 +432,7 @@ async fn send_redirect(
     let mut h = base_header(status);
     set(&mut h, header::LOCATION, location);
     set(&mut h, header::CONTENT_LENGTH, "0");
-    set(&mut h, X_OUTPOST_DEPLOYMENT, &site.deployment);
+    set_deployment(&mut h, site);
     session.write_response_header(Box::new(h)).await?;
     session.write_response_body(Bytes::new(), true).await
 }
@@ -460,7 +468,7 @@ async fn send_file(
     if let Some(len) = plan.content_length {
         set(&mut h, header::CONTENT_LENGTH, &len.to_string());
     }
-    set(&mut h, X_OUTPOST_DEPLOYMENT, &site.deployment);
+    set_deployment(&mut h, site);
     session.write_response_header(Box::new(h)).await?;
     match opened {
         Some((body, slice)) if !head => send_blob(session, body, slice).await,
