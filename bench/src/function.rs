@@ -26,6 +26,9 @@ pub struct FunctionReport {
     /// The same ratio in each round (edge and bare measured back to back).
     pub rps_ratio_rounds: Vec<f64>,
     pub p99_ratio: f64,
+    /// Server CPU time (user + system, all threads) per request under load.
+    pub edge_cpu_us_per_request: f64,
+    pub bare_cpu_us_per_request: f64,
     /// Finalize → the first 200 from the function (includes compiling).
     pub deploy_to_first_ok_ms: f64,
     /// Latency of that first successful request.
@@ -92,6 +95,37 @@ fn signal(sig: &str, pid: u32) -> anyhow::Result<()> {
         .context("running kill")?;
     anyhow::ensure!(status.success(), "kill {sig} {pid} failed");
     Ok(())
+}
+
+/// User + system CPU time of process `pid` so far, from /proc (in clock
+/// ticks of 10 ms: a slice of a few seconds on two cores is hundreds).
+fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let ticks =
+        cpu_ticks(&stat).with_context(|| format!("unexpected /proc/{pid}/stat: {stat:?}"))?;
+    Ok(Duration::from_millis(
+        ticks * 1000 / clock_ticks_per_second(),
+    ))
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line. The
+/// command name (field 2, in parentheses) may itself hold spaces and
+/// parentheses, so fields are counted from its last `)`.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    utime.checked_add(stime)
+}
+
+fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        n if n > 0 => n as u64,
+        _ => 100,
+    }
 }
 
 fn merge(total: &mut Option<load::LoadResult>, r: load::LoadResult) {
@@ -178,6 +212,9 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
     let bare_pid = bare_proc.0.id();
     let (mut edge_total, mut bare_total) = (None, None);
     let mut round_ratios = Vec::new();
+    // CPU time each server used under load: what a request costs it,
+    // whatever the load generator (on the same cores) takes.
+    let mut cpu = [Duration::ZERO; 2];
     for round in 0..rounds {
         bar.set_message(format!(
             "function: round {}/{rounds}, edge and bare host ({slice:?} each)",
@@ -191,15 +228,24 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
             } else {
                 (&bare_target, &mut bare_total, edge_pid)
             };
+            let pid = if i == 0 { edge_pid } else { bare_pid };
             let r = {
                 let _stopped = Stopped::new(paused)?;
-                load::run(target, plan.mode, slice).await?
+                let before = cpu_time(pid)?;
+                let r = load::run(target, plan.mode, slice).await?;
+                cpu[i] += cpu_time(pid)?.saturating_sub(before);
+                r
             };
             rps[i] = r.rps();
             merge(total, r);
         }
         round_ratios.push(rps[0] / rps[1]);
     }
+    let cpu_us = |cpu: Duration, r: &Option<load::LoadResult>| {
+        r.as_ref()
+            .map_or(0.0, |r| cpu.as_secs_f64() * 1e6 / r.requests.max(1) as f64)
+    };
+    let (edge_cpu_us, bare_cpu_us) = (cpu_us(cpu[0], &edge_total), cpu_us(cpu[1], &bare_total));
     drop(bare_proc);
     let (edge, bare) = (
         side(&edge_total.context("no edge rounds")?),
@@ -226,6 +272,8 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
     };
     bar.finish_and_clear();
     Ok(FunctionReport {
+        edge_cpu_us_per_request: edge_cpu_us,
+        bare_cpu_us_per_request: bare_cpu_us,
         component: component.display().to_string(),
         mode: plan.mode,
         rps_ratio: edge.rps / bare.rps,
@@ -237,4 +285,27 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
         first_request_after_deploy_ms: first.as_secs_f64() * 1000.0,
         first_request_after_restart_ms: after_restart.as_secs_f64() * 1000.0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_ticks;
+
+    #[test]
+    fn cpu_ticks_from_proc_stat() {
+        let line =
+            "4242 (edge node) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 56 0 0 20 0 9 0 100 0 0";
+        assert_eq!(cpu_ticks(line), Some(1290));
+        // A name with a parenthesis of its own.
+        let odd = "7 (a) b) R 1 7 7 0 -1 0 0 0 0 0 10 5 0 0 20 0 1 0 1 0 0";
+        assert_eq!(cpu_ticks(odd), Some(15));
+        for bad in [
+            "",
+            "4242 (edge",
+            "4242 (x) S 1 2",
+            "1 (x) S 1 1 1 0 -1 0 0 0 0 0 ten 5",
+        ] {
+            assert_eq!(cpu_ticks(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -175,7 +175,8 @@ pub fn function_md(r: &crate::function::FunctionReport) -> String {
          | p90 | {:.2} ms | {:.2} ms | |\n\
          | p99 | {:.2} ms | {:.2} ms | {:.2} |\n\
          | p99.9 | {:.2} ms | {:.2} ms | |\n\
-         | errors | {} | {} | |\n\n\
+         | errors | {} | {} | |\n\
+         | server CPU per request | {:.1} µs | {:.1} µs | {:.2} |\n\n\
          - edge/bare req/s per round (edge and bare back to back, the idle one stopped): {}\n\
          - component: `{}`, load: {:?}\n\
          - finalize → first 200 from the function: {:.1} ms (the edge compiles before switching)\n\
@@ -196,6 +197,9 @@ pub fn function_md(r: &crate::function::FunctionReport) -> String {
         r.bare.p999_ms,
         r.edge.errors,
         r.bare.errors,
+        r.edge_cpu_us_per_request,
+        r.bare_cpu_us_per_request,
+        r.edge_cpu_us_per_request / r.bare_cpu_us_per_request.max(f64::MIN_POSITIVE),
         r.rps_ratio_rounds
             .iter()
             .map(|x| format!("{x:.2}"))

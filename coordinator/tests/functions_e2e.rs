@@ -332,3 +332,41 @@ async fn misbehaving_functions_fail_alone_and_the_node_keeps_serving() {
     let (s, body, _) = call(&edge, "blog.localhost", "/api/hello").await;
     assert_eq!((s, body.contains("hello")), (200, true));
 }
+
+/// After a restart the node loads the code of the functions it serves on
+/// its own (from its disk cache), so no function's first request waits for
+/// it; `status.json` says so before any request was made.
+#[tokio::test]
+async fn a_restarted_edge_loads_its_functions_before_any_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(&tmp.path().join("coord"), None);
+    let edge_dir = tmp.path().join("edge");
+    let mut edge = Edge::join(&coord, "fra", &edge_dir);
+    let site = tmp.path().join("site");
+    site_with(&site, &[("hello", "hello"), ("echo", "echo")]);
+    coord.deploy(&site, "warm", true);
+    eventually(30, "hello to answer", || async {
+        let (s, _, _) = call(&edge, "warm.localhost", "/api/hello").await;
+        (s == 200).then_some(())
+    })
+    .await;
+
+    assert!(edge.proc.terminate().success(), "{}", edge.proc.log_text());
+    let edge = Edge::run(&edge_dir);
+    let functions = eventually(30, "both components loaded", || async {
+        let f = edge_node::status::read(&edge.dir).ok()?.functions;
+        (f.loaded == 2).then_some(f)
+    })
+    .await;
+    assert_eq!(
+        (
+            functions.loaded_from_cache,
+            functions.compiled,
+            functions.invocations
+        ),
+        (2, 0, 0),
+        "loaded from the disk cache, before any request"
+    );
+    let (s, body, _) = call(&edge, "warm.localhost", "/api/hello").await;
+    assert_eq!((s, body.as_str()), (200, "hello from wasm"));
+}

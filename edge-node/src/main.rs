@@ -104,7 +104,8 @@ enum Command {
         #[command(flatten)]
         node: NodeFlags,
     },
-    /// Show this node's own view: config version, coordinator link, mesh
+    /// Show this node's own view: config version, coordinator link,
+    /// functions loaded (compiled here or from the disk cache), mesh
     /// members (alive / suspect / down) and the config version each
     /// announced. Reads `<data-dir>/status.json`, which a running node
     /// rewrites every second.
@@ -161,6 +162,11 @@ fn print_status(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
     println!(
         "blobs     {} B from the coordinator, {} B from peers, {} served to peers",
         s.blob_bytes_from_coordinator, s.blob_bytes_from_peers, s.blobs_served_to_peers
+    );
+    let f = &s.functions;
+    println!(
+        "functions {} loaded ({} compiled here, {} from the disk cache), {} invocations",
+        f.loaded, f.compiled, f.loaded_from_cache, f.invocations
     );
     if age_ms > 5_000 {
         println!(

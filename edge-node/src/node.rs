@@ -214,6 +214,8 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     });
     // Serve the last known state before talking to anyone.
     syncer.restore()?;
+    let warm = syncer.clone();
+    tokio::spawn(async move { warm.warm_functions().await });
     let restored = state.current();
     tracing::info!(
         node = %identity.info.node_id,
@@ -228,7 +230,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     let mut limits = crate::http::Limits::default();
     // One operator switch for everything the node fetches for tenants.
     limits.proxy.allow_private = opts.allow_private_outbound;
-    let app = EdgeHttp::with_functions(state.clone(), blobs.clone(), limits, functions);
+    let app = EdgeHttp::with_functions(state.clone(), blobs.clone(), limits, functions.clone());
     let mut tasks = Vec::new();
     let (a, s) = (app.clone(), shutdown_rx.clone());
     tasks.push(tokio::spawn(async move {
@@ -266,6 +268,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         fetcher,
         sync: status_rx.clone(),
         conn: conn_rx,
+        functions: Some(functions.clone()),
     };
     // Written before the node says it is serving, so `edge-node status`
     // never sees a running node without a status.

@@ -1,6 +1,6 @@
 //! `<data_dir>/status.json`: the running node's own view (config, link,
-//! mesh members with their announced config versions, blob sources),
-//! rewritten every second. `edge-node status` reads it: the sled index is
+//! mesh members with their announced config versions, blob sources,
+//! functions loaded), rewritten every second. `edge-node status` reads it: the sled index is
 //! locked by the running process, and a file needs no extra listener.
 
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::config_state::ConfigState;
 use crate::fetch::Fetcher;
+use crate::functions::FunctionRuntime;
 use crate::mesh::Mesh;
 use crate::sync::SyncStatus;
 
@@ -33,7 +34,22 @@ pub struct NodeStatus {
     pub blob_bytes_from_peers: u64,
     pub blobs_served_to_peers: u64,
     pub members: Vec<MemberStatus>,
+    /// Absent in files written before functions were reported.
+    #[serde(default)]
+    pub functions: FunctionsStatus,
     pub updated_at_ms: i64,
+}
+
+/// The node's function runtime: code loaded and where it came from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FunctionsStatus {
+    /// Components whose code is in memory, ready to instantiate.
+    pub loaded: u64,
+    /// Compilations on this node since it started.
+    pub compiled: u64,
+    /// Components loaded from the on-disk cache of compiled code.
+    pub loaded_from_cache: u64,
+    pub invocations: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -65,6 +81,7 @@ pub struct StatusWriter {
     pub fetcher: Arc<Fetcher>,
     pub sync: watch::Receiver<SyncStatus>,
     pub conn: watch::Receiver<Option<quinn::Connection>>,
+    pub functions: Option<Arc<FunctionRuntime>>,
 }
 
 impl StatusWriter {
@@ -96,6 +113,15 @@ impl StatusWriter {
                     config_version: self.mesh.version_of(&e.info.node_id),
                 })
                 .collect(),
+            functions: self.functions.as_ref().map_or_else(Default::default, |rt| {
+                let f = rt.stats();
+                FunctionsStatus {
+                    loaded: f.cached_components as u64,
+                    compiled: f.compiled,
+                    loaded_from_cache: f.loaded_from_cache,
+                    invocations: f.instantiations,
+                }
+            }),
             updated_at_ms: now_ms(),
         }
     }

@@ -140,10 +140,44 @@ impl Syncer {
         result
     }
 
-    async fn prepare_functions(&self, manifest: &Manifest) {
+    /// Loads the code of every function the restored state serves (from
+    /// the disk cache, or compiled if the engine changed), so that after a
+    /// restart no function's first request waits for it. Runs beside
+    /// serving: a request that comes first waits for the same load, not
+    /// for a second one.
+    pub async fn warm_functions(&self) {
+        let started = std::time::Instant::now();
+        let routing = self.state.current();
         let Some(rt) = &self.functions else { return };
-        let components: BTreeSet<BlobHash> =
-            manifest.functions.values().map(|f| f.component).collect();
+        let mut components: BTreeSet<BlobHash> = routing
+            .hosts
+            .values()
+            .flat_map(|site| site.manifest.functions.values().map(|f| f.component))
+            .collect();
+        if components.is_empty() {
+            return;
+        }
+        // More than fit would only evict each other; the rest load on
+        // their first request, as before.
+        while components.len() > rt.capacity() {
+            components.pop_last();
+        }
+        let count = components.len();
+        self.prepare_components(components).await;
+        tracing::info!(
+            components = count,
+            ms = started.elapsed().as_millis() as u64,
+            "functions of the restored deployments loaded"
+        );
+    }
+
+    async fn prepare_functions(&self, manifest: &Manifest) {
+        self.prepare_components(manifest.functions.values().map(|f| f.component).collect())
+            .await
+    }
+
+    async fn prepare_components(&self, components: BTreeSet<BlobHash>) {
+        let Some(rt) = &self.functions else { return };
         for c in components {
             if let Err(e) = rt.prepare(&self.blobs, c).await {
                 // The request path reports it again; the switch goes on.

@@ -229,6 +229,11 @@ impl FunctionRuntime {
         self.inner.proxy_pre(blobs, component).await.map(|_| ())
     }
 
+    /// How many components' code the runtime keeps in memory at once.
+    pub fn capacity(&self) -> usize {
+        self.inner.config.max_cached_components.max(1)
+    }
+
     /// Where the compiled artefact of `component` lives for this engine.
     pub fn artefact_path(&self, component: &BlobHash) -> PathBuf {
         cache::artefact_path(&self.inner.config.cache_dir, component, &self.inner.tag)
@@ -248,7 +253,9 @@ impl FunctionRuntime {
             traps: load(&s.traps),
             memory_exceeded: load(&s.memory_exceeded),
             logs_dropped: load(&self.inner.logs.dropped),
-            cached_components: self.inner.components.lock().unwrap().len(),
+            cached_components: (self.inner.components.lock().unwrap().values())
+                .filter(|slot| slot.pre.get().is_some())
+                .count(),
             in_flight: self.inner.config.max_concurrent
                 - self.inner.node_permits.available_permits(),
         }
