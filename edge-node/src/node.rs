@@ -22,6 +22,10 @@ use crate::status::StatusWriter;
 use crate::store::{BlobStore, Index};
 use crate::sync::{SyncStatus, Syncer};
 
+/// How long a (re)starting node waits for its functions to load before
+/// it accepts requests.
+const WARM_FUNCTIONS_WAIT: Duration = Duration::from_millis(250);
+
 pub struct RunOptions {
     pub data_dir: PathBuf,
     /// Listen addresses; `None` falls back to what `join` saved, then to
@@ -214,8 +218,13 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     });
     // Serve the last known state before talking to anyone.
     syncer.restore()?;
+    // The functions it serves load beside serving. A short wait first lets
+    // a node with a handful of them (cached code loads in a few ms each)
+    // answer their first requests warm; more, or compiles after an engine
+    // upgrade, go on in the background.
     let warm = syncer.clone();
-    tokio::spawn(async move { warm.warm_functions().await });
+    let mut warming = tokio::spawn(async move { warm.warm_functions().await });
+    let _ = tokio::time::timeout(WARM_FUNCTIONS_WAIT, &mut warming).await;
     let restored = state.current();
     tracing::info!(
         node = %identity.info.node_id,
