@@ -84,8 +84,9 @@ struct LoadArgs {
 #[derive(Subcommand)]
 enum Command {
     /// A wasi:http component (default: the `hello` fixture) through the
-    /// edge versus a bare wasmtime-wasi-http host with the same engine;
-    /// first request after a deploy and after a restart.
+    /// edge versus a bare wasmtime-wasi-http host with the same engine
+    /// (req/s, latency, server CPU time per request); first request after a
+    /// deploy and after a restart.
     Function {
         /// The component to serve (default: build fixtures/wasm `hello`,
         /// which needs the wasm32-wasip2 target).
