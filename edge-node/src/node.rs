@@ -277,7 +277,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         fetcher,
         sync: status_rx.clone(),
         conn: conn_rx,
-        functions: Some(functions.clone()),
+        functions: Some(functions),
     };
     // Written before the node says it is serving, so `edge-node status`
     // never sees a running node without a status.

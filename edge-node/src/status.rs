@@ -1,7 +1,8 @@
 //! `<data_dir>/status.json`: the running node's own view (config, link,
 //! mesh members with their announced config versions, blob sources,
-//! functions loaded), rewritten every second. `edge-node status` reads it: the sled index is
-//! locked by the running process, and a file needs no extra listener.
+//! functions loaded), rewritten every second. `edge-node status` reads it:
+//! the sled index is locked by the running process, and a file needs no
+//! extra listener.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -181,4 +182,28 @@ pub fn read(data_dir: &Path) -> anyhow::Result<NodeStatus> {
     );
     serde_json::from_slice(&bytes)
         .map_err(|e| anyhow::anyhow!("{} is not a node status: {e}", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_written_before_functions_were_reported_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"node_id":"n1","name":"a","region":"fra","mesh_addr":"127.0.0.1:1",
+            "software_version":"0.1.0","config_version":3,"coordinator_link":true,
+            "bundles_present":1,"bundles_pending":0,"blob_bytes_from_coordinator":10,
+            "blob_bytes_from_peers":0,"blobs_served_to_peers":0,"members":[],
+            "updated_at_ms":1}"#;
+        std::fs::write(path(dir.path()), old).unwrap();
+        let s = read(dir.path()).unwrap();
+        assert_eq!(
+            (s.config_version, s.functions),
+            (3, FunctionsStatus::default())
+        );
+
+        std::fs::write(path(dir.path()), r#"{"node_id":"n1"}"#).unwrap();
+        assert!(read(dir.path()).is_err(), "a truncated status is an error");
+    }
 }

@@ -146,10 +146,10 @@ impl Syncer {
     /// serving: a request that comes first waits for the same load, not
     /// for a second one.
     pub async fn warm_functions(&self) {
+        let Some(rt) = &self.functions else { return };
         let started = std::time::Instant::now();
         let routing = self.state.current();
-        let Some(rt) = &self.functions else { return };
-        let mut components: BTreeSet<BlobHash> = routing
+        let components: BTreeSet<BlobHash> = routing
             .hosts
             .values()
             .flat_map(|site| site.manifest.functions.values().map(|f| f.component))
@@ -159,11 +159,9 @@ impl Syncer {
         }
         // More than fit would only evict each other; the rest load on
         // their first request, as before.
-        while components.len() > rt.capacity() {
-            components.pop_last();
-        }
-        let count = components.len();
-        self.prepare_components(components).await;
+        let count = components.len().min(rt.capacity());
+        self.prepare_components(components.into_iter().take(count))
+            .await;
         tracing::info!(
             components = count,
             ms = started.elapsed().as_millis() as u64,
@@ -172,11 +170,12 @@ impl Syncer {
     }
 
     async fn prepare_functions(&self, manifest: &Manifest) {
-        self.prepare_components(manifest.functions.values().map(|f| f.component).collect())
-            .await
+        let components: BTreeSet<BlobHash> =
+            manifest.functions.values().map(|f| f.component).collect();
+        self.prepare_components(components).await
     }
 
-    async fn prepare_components(&self, components: BTreeSet<BlobHash>) {
+    async fn prepare_components(&self, components: impl IntoIterator<Item = BlobHash>) {
         let Some(rt) = &self.functions else { return };
         for c in components {
             if let Err(e) = rt.prepare(&self.blobs, c).await {

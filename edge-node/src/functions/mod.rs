@@ -231,7 +231,7 @@ impl FunctionRuntime {
 
     /// How many components' code the runtime keeps in memory at once.
     pub fn capacity(&self) -> usize {
-        self.inner.config.max_cached_components.max(1)
+        self.inner.capacity()
     }
 
     /// Where the compiled artefact of `component` lives for this engine.
@@ -406,6 +406,10 @@ impl Inner {
         }
     }
 
+    fn capacity(&self) -> usize {
+        self.config.max_cached_components.max(1)
+    }
+
     fn slot(&self, component: BlobHash) -> Arc<Slot> {
         let now = self.use_clock.fetch_add(1, Ordering::Relaxed);
         let mut map = self.components.lock().unwrap();
@@ -413,7 +417,7 @@ impl Inner {
             slot.last_used.store(now, Ordering::Relaxed);
             return slot.clone();
         }
-        if map.len() >= self.config.max_cached_components.max(1) {
+        if map.len() >= self.capacity() {
             let oldest = map
                 .iter()
                 .min_by_key(|(_, s)| s.last_used.load(Ordering::Relaxed))
