@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::cluster::Cluster;
 use crate::load::{self, Mode, Proto, Target};
+use crate::pin::{self, Split};
 use crate::static_files::{side, Side, HOST};
 
 #[derive(Debug, Serialize)]
@@ -36,6 +37,8 @@ pub struct FunctionReport {
     /// Latency of the first request after a restart ("serving" line →
     /// request; the compiled artefact comes from the disk cache).
     pub first_request_after_restart_ms: f64,
+    /// CPUs of the servers and of the load generator; `None`: shared.
+    pub pinned: Option<Split>,
 }
 
 struct Bare(Child);
@@ -156,6 +159,8 @@ pub struct Plan {
     pub mode: Mode,
     pub duration: Duration,
     pub timeout: Duration,
+    /// Servers and load generator on separate CPUs (when there are two+).
+    pub pin: bool,
 }
 
 pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionReport> {
@@ -202,14 +207,25 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
         addr: bare_addr,
         ..edge_target.clone()
     };
+    let edge_pid = cluster.edges[0].proc.child.id();
+    let bare_pid = bare_proc.0.id();
+    let pinned = if plan.pin {
+        pin::allowed_cpus().ok().and_then(|cpus| Split::of(&cpus))
+    } else {
+        None
+    };
+    if let Some(split) = &pinned {
+        pin::pin_process(edge_pid, &split.servers)?;
+        pin::pin_process(bare_pid, &split.servers)?;
+        // This process is the load generator (its runtime's threads).
+        pin::pin_process(std::process::id(), &split.load)?;
+    }
     // Edge and bare host take turns (edge-bare, bare-edge, …) in short
     // slices, the idle one stopped (SIGSTOP): on a shared machine whose
     // speed drifts by ±10% within a minute, one long run each compares two
     // different machines. Each round gives its own ratio too.
     let rounds = (plan.duration.as_secs() / 2).clamp(2, 10) as u32;
     let slice = plan.duration / rounds;
-    let edge_pid = cluster.edges[0].proc.child.id();
-    let bare_pid = bare_proc.0.id();
     let (mut edge_total, mut bare_total) = (None, None);
     let mut round_ratios = Vec::new();
     // CPU time each server used under load: what a request costs it,
@@ -284,6 +300,7 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
         deploy_to_first_ok_ms: deploy_to_first_ok.as_secs_f64() * 1000.0,
         first_request_after_deploy_ms: first.as_secs_f64() * 1000.0,
         first_request_after_restart_ms: after_restart.as_secs_f64() * 1000.0,
+        pinned,
     })
 }
 

@@ -11,6 +11,7 @@ mod function;
 mod load;
 mod membership;
 mod nginx;
+mod pin;
 mod plot;
 mod probe;
 mod propagate;
@@ -92,6 +93,12 @@ enum Command {
         /// which needs the wasm32-wasip2 target).
         #[arg(long)]
         component: Option<PathBuf>,
+        /// Let the servers and the load generator share every CPU. By
+        /// default (with two CPUs or more) the servers run on the first
+        /// half and the load generator on the other, so each server's req/s
+        /// is its own capacity rather than how it fares beside the load.
+        #[arg(long)]
+        no_pin: bool,
         #[command(flatten)]
         load: LoadArgs,
     },
@@ -240,7 +247,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let argv: Vec<String> = std::env::args().collect();
     match cli.command {
-        Command::Function { component, load } => {
+        Command::Function {
+            component,
+            no_pin,
+            load,
+        } => {
             let mode = load_mode(&load, 16)?;
             let bins = find_bins(&load.bin_dir)?;
             let bare_host = bins.join("examples/bare_host");
@@ -256,6 +267,7 @@ async fn main() -> anyhow::Result<()> {
                 mode,
                 duration: load.duration,
                 timeout: load.timeout,
+                pin: !no_pin,
             };
             let r = function::run(&mut cluster, &plan).await?;
             let dir = report::write(

@@ -178,7 +178,7 @@ pub fn function_md(r: &crate::function::FunctionReport) -> String {
          | errors | {} | {} | |\n\
          | server CPU per request | {:.1} µs | {:.1} µs | {:.2} |\n\n\
          - edge/bare req/s per round (edge and bare back to back, the idle one stopped): {}\n\
-         - component: `{}`, load: {:?}\n\
+         - component: `{}`, load: {:?}; CPUs: {}\n\
          - finalize → first 200 from the function: {:.1} ms (the edge compiles before switching)\n\
          - first request after the deploy: {:.2} ms\n\
          - first request after a restart (compiled artefact from the disk cache): {:.2} ms\n\n\
@@ -207,6 +207,10 @@ pub fn function_md(r: &crate::function::FunctionReport) -> String {
             .join(", "),
         r.component,
         r.mode,
+        match &r.pinned {
+            Some(p) => format!("servers on {:?}, load generator on {:?}", p.servers, p.load),
+            None => "shared by the servers and the load generator".to_string(),
+        },
         r.deploy_to_first_ok_ms,
         r.first_request_after_deploy_ms,
         r.first_request_after_restart_ms

@@ -169,10 +169,16 @@ async fn main() -> anyhow::Result<()> {
     };
     let addr: SocketAddr = addr.parse().context("invalid listen address")?;
 
-    // The edge runtime's own engine and pool settings (its defaults).
-    let engine = edge_node::functions::engine(&edge_node::functions::RuntimeConfig::new(
-        &std::env::temp_dir(),
-    ))?;
+    // The edge runtime's own engine and pool settings: its defaults, and
+    // the same pool size setting as `edge-node` (e.g. a small pool to run
+    // under valgrind, which cannot reserve the default's address space).
+    let mut config = edge_node::functions::RuntimeConfig::new(&std::env::temp_dir());
+    if let Ok(n) = std::env::var("OUTPOST_EDGE_MAX_INSTANCES") {
+        config.max_concurrent = n
+            .parse()
+            .context("OUTPOST_EDGE_MAX_INSTANCES is not a number")?;
+    }
+    let engine = edge_node::functions::engine(&config)?;
     let mut linker = Linker::<Host>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;

@@ -45,6 +45,12 @@ struct NodeFlags {
     /// and proxy rewrites reach loopback and private addresses.
     #[arg(long)]
     allow_private_outbound: bool,
+    /// WebAssembly instances this node runs at once; more requests get a
+    /// 503. Each slot reserves about 8 GiB of address space (not memory)
+    /// for its linear memories and their guard pages.
+    #[arg(long, env = "OUTPOST_EDGE_MAX_INSTANCES", default_value_t = edge_node::functions::DEFAULT_MAX_INSTANCES,
+          value_parser = clap::value_parser!(u32).range(1..=edge_node::functions::MAX_INSTANCES_LIMIT as i64))]
+    max_instances: u32,
 }
 
 #[derive(Subcommand)]
@@ -134,6 +140,7 @@ fn run_options(
         advertise_addr: advertise,
         allow_private_outbound: node.allow_private_outbound,
         peer_assist: !node.no_peer_assist,
+        max_instances: node.max_instances as usize,
     }
 }
 
@@ -297,5 +304,48 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn max_instances(args: &[&str]) -> Result<usize, clap::Error> {
+        let argv = ["edge-node", "run", "--data-dir", "/nonexistent"]
+            .iter()
+            .chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Run { data, node, .. } => {
+                Ok(run_options(data, None, None, None, None, node).max_instances)
+            }
+            _ => unreachable!("parsed `run`"),
+        }
+    }
+
+    #[test]
+    fn max_instances_is_bounded_and_reaches_the_node() {
+        let default = edge_node::functions::DEFAULT_MAX_INSTANCES as usize;
+        let limit = edge_node::functions::MAX_INSTANCES_LIMIT as usize;
+        let cases: &[(&[&str], Option<usize>)] = &[
+            (&[], Some(default)),
+            (&["--max-instances", "1"], Some(1)),
+            (&["--max-instances", "4096"], Some(limit)),
+            (&["--max-instances", "0"], None),
+            (&["--max-instances", "4097"], None),
+            (&["--max-instances=-3"], None),
+            (&["--max-instances", "many"], None),
+            (&["--max-instances", ""], None),
+        ];
+        for (args, want) in cases {
+            let got = max_instances(args);
+            match want {
+                Some(n) => assert_eq!(got.as_ref().ok(), Some(n), "{args:?}: {got:?}"),
+                None => {
+                    let e = got.expect_err(&format!("{args:?} must be refused"));
+                    assert!(e.to_string().contains("--max-instances"), "{args:?}: {e}");
+                }
+            }
+        }
     }
 }

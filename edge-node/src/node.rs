@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub advertise_addr: Option<SocketAddr>,
     /// Fetch blobs from the region's peers before the coordinator.
     pub peer_assist: bool,
+    /// WebAssembly instances running at once (sizes the pooling allocator).
+    pub max_instances: usize,
 }
 
 pub struct RunningNode {
@@ -204,6 +206,10 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     let (fn_log_tx, fn_log_rx) = tokio::sync::mpsc::channel(4096);
     let mut runtime_config = RuntimeConfig::new(&opts.data_dir);
     runtime_config.allow_private_outbound = opts.allow_private_outbound;
+    runtime_config.max_concurrent = opts.max_instances;
+    runtime_config.max_concurrent_per_function = runtime_config
+        .max_concurrent_per_function
+        .min(opts.max_instances);
     let functions = Arc::new(
         FunctionRuntime::new(runtime_config, fn_log_tx).context("starting the function runtime")?,
     );

@@ -114,6 +114,7 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         mesh_addr: None,
         advertise_addr: None,
         peer_assist: true,
+        max_instances: edge_node::functions::DEFAULT_MAX_INSTANCES as usize,
     })
     .await
     .context("starting the local edge node")?;

@@ -98,11 +98,17 @@ pub struct RuntimeConfig {
     pub executor_threads: usize,
 }
 
+/// Instances a node runs at once unless its operator says otherwise.
+pub const DEFAULT_MAX_INSTANCES: u32 = 64;
+/// The most an operator may ask for: each slot reserves address space for
+/// its memories (4 GiB each plus guards), and x86-64 user space is 128 TiB.
+pub const MAX_INSTANCES_LIMIT: u32 = 4096;
+
 impl RuntimeConfig {
     pub fn new(data_dir: &Path) -> Self {
         RuntimeConfig {
             cache_dir: data_dir.join("functions"),
-            max_concurrent: 64,
+            max_concurrent: DEFAULT_MAX_INSTANCES as usize,
             max_concurrent_per_function: 16,
             admission_wait: Duration::from_millis(20),
             max_request_body_bytes: 16 * 1024 * 1024,
