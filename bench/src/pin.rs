@@ -1,11 +1,12 @@
 //! Keeps the servers under test and the load generator on separate CPUs.
 //!
-//! On a small machine the two compete for the same cores, and a req/s ratio
-//! then mixes each server's cost with how the load generator fares beside
-//! it (a slower server leaves the generator idle more often, and every
-//! response then pays for waking it). With the servers on one half of the
-//! CPUs and the generator on the other, each server's req/s is what its
-//! half can do.
+//! On a small machine the two otherwise compete for the same cores, and a
+//! req/s ratio then mixes each server's cost with how the scheduler shares
+//! the cores between it and the load generator. With the servers on one
+//! half of the CPUs and the generator on the other, each server's req/s is
+//! what its half can do. (One coupling stays: a response to a generator
+//! that sleeps costs the server a cross-CPU wake-up, and a slower server
+//! finds it asleep more often; see the README's function figures.)
 
 use std::path::Path;
 
