@@ -209,8 +209,9 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
     };
     let edge_pid = cluster.edges[0].proc.child.id();
     let bare_pid = bare_proc.0.id();
+    let allowed = pin::allowed_cpus().ok();
     let pinned = if plan.pin {
-        pin::allowed_cpus().ok().and_then(|cpus| Split::of(&cpus))
+        allowed.as_deref().and_then(Split::of)
     } else {
         None
     };
@@ -268,6 +269,11 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
         side(&bare_total.context("no bare rounds")?),
     );
 
+    if let (Some(_), Some(all)) = (&pinned, &allowed) {
+        // The restarted edge is this process's child: it must not inherit
+        // the load generator's CPUs.
+        pin::pin_process(std::process::id(), all)?;
+    }
     bar.set_message("function: restarting the edge");
     // Warm restart: the compiled artefact is on disk.
     cluster.edges[0].proc.kill();
