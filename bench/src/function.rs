@@ -101,7 +101,7 @@ fn signal(sig: &str, pid: u32) -> anyhow::Result<()> {
 }
 
 /// User + system CPU time of process `pid` so far, from /proc (in clock
-/// ticks of 10 ms: a slice of a few seconds on two cores is hundreds).
+/// ticks, 10 ms at the usual 100 Hz: a slice of a few seconds is hundreds).
 fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
@@ -230,7 +230,7 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
     let (mut edge_total, mut bare_total) = (None, None);
     let mut round_ratios = Vec::new();
     // CPU time each server used under load: what a request costs it,
-    // whatever the load generator (on the same cores) takes.
+    // whatever the load generator takes.
     let mut cpu = [Duration::ZERO; 2];
     for round in 0..rounds {
         bar.set_message(format!(
@@ -240,12 +240,11 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
         let mut rps = [0.0; 2];
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
-            let (target, total, paused) = if i == 0 {
-                (&edge_target, &mut edge_total, bare_pid)
+            let (target, total, pid, paused) = if i == 0 {
+                (&edge_target, &mut edge_total, edge_pid, bare_pid)
             } else {
-                (&bare_target, &mut bare_total, edge_pid)
+                (&bare_target, &mut bare_total, bare_pid, edge_pid)
             };
-            let pid = if i == 0 { edge_pid } else { bare_pid };
             let r = {
                 let _stopped = Stopped::new(paused)?;
                 let before = cpu_time(pid)?;

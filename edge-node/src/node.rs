@@ -207,9 +207,6 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     let mut runtime_config = RuntimeConfig::new(&opts.data_dir);
     runtime_config.allow_private_outbound = opts.allow_private_outbound;
     runtime_config.max_concurrent = opts.max_instances;
-    runtime_config.max_concurrent_per_function = runtime_config
-        .max_concurrent_per_function
-        .min(opts.max_instances);
     let functions = Arc::new(
         FunctionRuntime::new(runtime_config, fn_log_tx).context("starting the function runtime")?,
     );
@@ -283,7 +280,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         fetcher,
         sync: status_rx.clone(),
         conn: conn_rx,
-        functions: Some(functions),
+        functions,
     };
     // Written before the node says it is serving, so `edge-node status`
     // never sees a running node without a status.

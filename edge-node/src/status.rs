@@ -50,6 +50,8 @@ pub struct FunctionsStatus {
     pub compiled: u64,
     /// Components loaded from the on-disk cache of compiled code.
     pub loaded_from_cache: u64,
+    /// Instances started, one per request that reached its function
+    /// (requests refused before instantiation are not counted).
     pub invocations: u64,
 }
 
@@ -82,7 +84,7 @@ pub struct StatusWriter {
     pub fetcher: Arc<Fetcher>,
     pub sync: watch::Receiver<SyncStatus>,
     pub conn: watch::Receiver<Option<quinn::Connection>>,
-    pub functions: Option<Arc<FunctionRuntime>>,
+    pub functions: Arc<FunctionRuntime>,
 }
 
 impl StatusWriter {
@@ -114,15 +116,15 @@ impl StatusWriter {
                     config_version: self.mesh.version_of(&e.info.node_id),
                 })
                 .collect(),
-            functions: self.functions.as_ref().map_or_else(Default::default, |rt| {
-                let f = rt.stats();
+            functions: {
+                let f = self.functions.stats();
                 FunctionsStatus {
                     loaded: f.cached_components as u64,
                     compiled: f.compiled,
                     loaded_from_cache: f.loaded_from_cache,
                     invocations: f.instantiations,
                 }
-            }),
+            },
             updated_at_ms: now_ms(),
         }
     }
