@@ -1,8 +1,9 @@
 //! `bench function`: a wasi:http component through the edge node versus
 //! the same component under a bare wasmtime-wasi-http host with the same
-//! engine settings (`edge-node/examples/bare_host.rs`); plus the first
-//! request after a deploy (the edge compiles before switching) and after
-//! a restart (compiled artefact loaded from the disk cache).
+//! engine settings (`edge-node/examples/bare_host.rs`) and, when given one,
+//! under `wasmtime serve` itself; plus the first request after a deploy
+//! (the edge compiles before switching) and after a restart (compiled
+//! artefact loaded from the disk cache).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,36 +40,144 @@ pub struct FunctionReport {
     pub first_request_after_restart_ms: f64,
     /// CPUs of the servers and of the load generator; `None`: shared.
     pub pinned: Option<Split>,
+    /// The same load on `wasmtime serve`, in the same rounds (`--wasmtime`).
+    pub wasmtime_serve: Option<ServeReport>,
 }
 
-struct Bare(Child);
+/// `wasmtime serve` measured beside the edge and the bare host.
+#[derive(Debug, Serialize)]
+pub struct ServeReport {
+    /// `wasmtime --version`.
+    pub version: String,
+    /// Its arguments (engine settings as close to the edge's as its flags go).
+    pub args: Vec<String>,
+    pub side: Side,
+    /// Edge over `wasmtime serve`, over all rounds and per round.
+    pub rps_ratio: f64,
+    pub rps_ratio_rounds: Vec<f64>,
+    pub p99_ratio: f64,
+    pub cpu_us_per_request: f64,
+}
 
-impl Drop for Bare {
+/// A reference server, killed when dropped.
+struct Reference(Child);
+
+impl Drop for Reference {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
-fn start_bare(bin: &Path, component: &Path) -> anyhow::Result<(Bare, std::net::SocketAddr)> {
+/// Lines a reference may print before the one with its address.
+const MAX_BANNER_LINES: usize = 50;
+
+/// Starts `bin args…` and reads its address from the first line of `out`
+/// (stdout or stderr) that `parse_addr` accepts; the rest of that stream
+/// is drained in a thread so the server never blocks on a full pipe.
+fn start_reference(
+    bin: &Path,
+    args: &[String],
+    from_stderr: bool,
+    parse_addr: fn(&str) -> Option<std::net::SocketAddr>,
+) -> anyhow::Result<(Reference, std::net::SocketAddr)> {
     use std::io::BufRead;
-    let mut child = Command::new(bin)
-        .arg(component)
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+    let mut cmd = Command::new(bin);
+    cmd.args(args).stdin(Stdio::null());
+    if from_stderr {
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    } else {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    }
+    let mut child = cmd
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    let out = child.stdout.take().context("no stdout")?;
-    let bare = Bare(child);
-    let mut line = String::new();
-    std::io::BufReader::new(out).read_line(&mut line)?;
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .with_context(|| format!("unexpected first line from bare_host: {line:?}"))?
-        .parse()?;
-    Ok((bare, addr))
+    let out: Box<dyn std::io::Read + Send> = if from_stderr {
+        Box::new(child.stderr.take().context("no stderr")?)
+    } else {
+        Box::new(child.stdout.take().context("no stdout")?)
+    };
+    let server = Reference(child);
+    let mut out = std::io::BufReader::new(out);
+    let mut seen = Vec::new();
+    let addr = loop {
+        let mut line = String::new();
+        if out.read_line(&mut line)? == 0 || seen.len() >= MAX_BANNER_LINES {
+            bail!("{} printed no address; its output: {seen:?}", bin.display());
+        }
+        if let Some(addr) = parse_addr(line.trim()) {
+            break addr;
+        }
+        seen.push(line);
+    };
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    Ok((server, addr))
+}
+
+/// `bare_host`'s first line: `listening on 127.0.0.1:PORT`.
+fn bare_host_addr(line: &str) -> Option<std::net::SocketAddr> {
+    line.strip_prefix("listening on ")?.parse().ok()
+}
+
+/// `wasmtime serve`'s banner: `Serving HTTP on http://127.0.0.1:PORT/`.
+fn serve_addr(line: &str) -> Option<std::net::SocketAddr> {
+    line.strip_prefix("Serving HTTP on http://")?
+        .strip_suffix('/')?
+        .parse()
+        .ok()
+}
+
+/// `wasmtime serve` set up like the edge's engine as far as its flags go:
+/// the pooling allocator with the edge's slot reset (PAGEMAP_SCAN and the
+/// bytes kept resident, when this kernel has it) and table shape, epoch
+/// interruption (a timeout turns it on; its ticker runs every 50 ms where
+/// the edge's runs every 1 ms) and the `wasi:cli` command world next to
+/// `wasi:http`, which components built with Rust's std import. It prefixes
+/// and copies the guest's stdout and stderr as the edge captures them.
+fn serve_args(component: &Path) -> Vec<String> {
+    let r = edge_node::functions::pool_residency();
+    let pool = [
+        "pooling-allocator=y".to_string(),
+        format!(
+            "pooling-pagemap-scan={}",
+            if r.pagemap_scan { "y" } else { "n" }
+        ),
+        format!("pooling-memory-keep-resident={}", r.memory_bytes),
+        format!("pooling-table-keep-resident={}", r.table_bytes),
+        format!("pooling-async-stack-keep-resident={}", r.async_stack_bytes),
+        "pooling-max-tables-per-module=2".to_string(),
+        format!(
+            "pooling-table-elements={}",
+            edge_node::functions::TABLE_ELEMENTS
+        ),
+    ];
+    let mut args: Vec<String> = ["serve", "--addr", "127.0.0.1:0"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for o in pool {
+        args.push("-O".to_string());
+        args.push(o);
+    }
+    for a in ["-W", "timeout=30s", "-S", "cli=y"] {
+        args.push(a.to_string());
+    }
+    args.push(component.display().to_string());
+    args
+}
+
+fn wasmtime_version(bin: &Path) -> anyhow::Result<String> {
+    let out = Command::new(bin)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("running {} --version", bin.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} --version failed: {}",
+        bin.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// A process stopped (SIGSTOP) until this is dropped (SIGCONT), so the
@@ -156,6 +265,8 @@ async fn get_ok(http: &reqwest::Client, url: &str) -> Option<Duration> {
 pub struct Plan {
     pub component: Option<PathBuf>,
     pub bare_host: PathBuf,
+    /// A `wasmtime` binary to measure `wasmtime serve` with, too.
+    pub wasmtime: Option<PathBuf>,
     pub mode: Mode,
     pub duration: Duration,
     pub timeout: Duration,
@@ -202,13 +313,38 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
         proto: Proto::H1,
         tls: None,
     };
-    let (bare_proc, bare_addr) = start_bare(&plan.bare_host, &component)?;
-    let bare_target = Target {
-        addr: bare_addr,
-        ..edge_target.clone()
+    let bare_args = vec![component.display().to_string(), "127.0.0.1:0".to_string()];
+    let (bare_proc, bare_addr) =
+        start_reference(&plan.bare_host, &bare_args, false, bare_host_addr)?;
+    // Each server measured: the edge first, then the references.
+    let mut servers = vec![
+        Measured::new(edge_target.clone(), cluster.edges[0].proc.child.id()),
+        Measured::new(
+            Target {
+                addr: bare_addr,
+                ..edge_target.clone()
+            },
+            bare_proc.0.id(),
+        ),
+    ];
+    let mut references = vec![bare_proc];
+    let serve = match &plan.wasmtime {
+        Some(bin) => {
+            let version = wasmtime_version(bin)?;
+            let args = serve_args(&component);
+            let (proc, addr) = start_reference(bin, &args, true, serve_addr)?;
+            servers.push(Measured::new(
+                Target {
+                    addr,
+                    ..edge_target.clone()
+                },
+                proc.0.id(),
+            ));
+            references.push(proc);
+            Some((version, args))
+        }
+        None => None,
     };
-    let edge_pid = cluster.edges[0].proc.child.id();
-    let bare_pid = bare_proc.0.id();
     let allowed = pin::allowed_cpus().ok();
     let pinned = if plan.pin {
         allowed.as_deref().and_then(Split::of)
@@ -216,57 +352,64 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
         None
     };
     if let Some(split) = &pinned {
-        pin::pin_process(edge_pid, &split.servers)?;
-        pin::pin_process(bare_pid, &split.servers)?;
+        for s in &servers {
+            pin::pin_process(s.pid, &split.servers)?;
+        }
         // This process is the load generator (its runtime's threads).
         pin::pin_process(std::process::id(), &split.load)?;
     }
-    // Edge and bare host take turns (edge-bare, bare-edge, …) in short
-    // slices, the idle one stopped (SIGSTOP): on a shared machine whose
-    // speed drifts by ±10% within a minute, one long run each compares two
-    // different machines. Each round gives its own ratio too.
-    let rounds = (plan.duration.as_secs() / 2).clamp(2, 10) as u32;
-    let slice = plan.duration / rounds;
-    let (mut edge_total, mut bare_total) = (None, None);
-    let mut round_ratios = Vec::new();
-    // CPU time each server used under load: what a request costs it,
-    // whatever the load generator takes.
-    let mut cpu = [Duration::ZERO; 2];
+    // The servers take turns (edge-bare, bare-edge, …) in short slices,
+    // the idle ones stopped (SIGSTOP): on a shared machine whose speed
+    // drifts by ±10% within a minute, one long run each compares different
+    // machines. Each round gives its own ratios too.
+    let rounds = (plan.duration.as_secs() / 2).clamp(2, 10) as usize;
+    let slice = plan.duration / rounds as u32;
     for round in 0..rounds {
         bar.set_message(format!(
-            "function: round {}/{rounds}, edge and bare host ({slice:?} each)",
-            round + 1
+            "function: round {}/{rounds}, {} servers ({slice:?} each)",
+            round + 1,
+            servers.len()
         ));
-        let mut rps = [0.0; 2];
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
-            let (target, total, pid, paused) = if i == 0 {
-                (&edge_target, &mut edge_total, edge_pid, bare_pid)
-            } else {
-                (&bare_target, &mut bare_total, bare_pid, edge_pid)
-            };
-            let r = {
-                let _stopped = Stopped::new(paused)?;
-                let before = cpu_time(pid)?;
-                let r = load::run(target, plan.mode, slice).await?;
-                cpu[i] += cpu_time(pid)?.saturating_sub(before);
-                r
-            };
-            rps[i] = r.rps();
-            merge(total, r);
+        for i in turn_order(round, servers.len()) {
+            let _stopped = servers
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, s)| Stopped::new(s.pid))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let s = &mut servers[i];
+            // CPU time each server used under load: what a request costs
+            // it, whatever the load generator takes.
+            let before = cpu_time(s.pid)?;
+            let r = load::run(&s.target, plan.mode, slice).await?;
+            s.cpu += cpu_time(s.pid)?.saturating_sub(before);
+            s.round_rps.push(r.rps());
+            merge(&mut s.total, r);
         }
-        round_ratios.push(rps[0] / rps[1]);
     }
-    let cpu_us = |cpu: Duration, r: &Option<load::LoadResult>| {
-        r.as_ref()
-            .map_or(0.0, |r| cpu.as_secs_f64() * 1e6 / r.requests.max(1) as f64)
+    drop(references);
+    let summaries = servers
+        .iter()
+        .map(Measured::summary)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let ratios = |i: usize| Ratios::of(&servers[0], &summaries[0], &servers[i], &summaries[i]);
+    let bare_ratios = ratios(1);
+    let serve_ratios = serve.as_ref().map(|_| ratios(2));
+    let mut summaries = summaries.into_iter();
+    let (edge, edge_cpu_us) = summaries.next().context("no edge")?;
+    let (bare, bare_cpu_us) = summaries.next().context("no bare host")?;
+    let wasmtime_serve = match (serve, serve_ratios, summaries.next()) {
+        (Some((version, args)), Some(r), Some((side, cpu_us))) => Some(ServeReport {
+            version,
+            args,
+            side,
+            rps_ratio: r.rps,
+            rps_ratio_rounds: r.rounds,
+            p99_ratio: r.p99,
+            cpu_us_per_request: cpu_us,
+        }),
+        _ => None,
     };
-    let (edge_cpu_us, bare_cpu_us) = (cpu_us(cpu[0], &edge_total), cpu_us(cpu[1], &bare_total));
-    drop(bare_proc);
-    let (edge, bare) = (
-        side(&edge_total.context("no edge rounds")?),
-        side(&bare_total.context("no bare rounds")?),
-    );
 
     if let (Some(_), Some(all)) = (&pinned, &allowed) {
         // The restarted edge is this process's child: it must not inherit
@@ -297,21 +440,125 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
         bare_cpu_us_per_request: bare_cpu_us,
         component: component.display().to_string(),
         mode: plan.mode,
-        rps_ratio: edge.rps / bare.rps,
-        rps_ratio_rounds: round_ratios,
-        p99_ratio: edge.p99_ms / bare.p99_ms,
+        rps_ratio: bare_ratios.rps,
+        rps_ratio_rounds: bare_ratios.rounds,
+        p99_ratio: bare_ratios.p99,
         edge,
         bare,
         deploy_to_first_ok_ms: deploy_to_first_ok.as_secs_f64() * 1000.0,
         first_request_after_deploy_ms: first.as_secs_f64() * 1000.0,
         first_request_after_restart_ms: after_restart.as_secs_f64() * 1000.0,
         pinned,
+        wasmtime_serve,
     })
+}
+
+/// One server under load: where it listens and what it did.
+struct Measured {
+    target: Target,
+    pid: u32,
+    total: Option<load::LoadResult>,
+    round_rps: Vec<f64>,
+    cpu: Duration,
+}
+
+impl Measured {
+    fn new(target: Target, pid: u32) -> Self {
+        Measured {
+            target,
+            pid,
+            total: None,
+            round_rps: Vec::new(),
+            cpu: Duration::ZERO,
+        }
+    }
+
+    /// Its figures over all rounds, and its CPU time per request in µs.
+    fn summary(&self) -> anyhow::Result<(Side, f64)> {
+        let total = self.total.as_ref().context("no rounds were run")?;
+        let cpu_us = self.cpu.as_secs_f64() * 1e6 / total.requests.max(1) as f64;
+        Ok((side(total), cpu_us))
+    }
+}
+
+/// The edge over one reference.
+struct Ratios {
+    rps: f64,
+    rounds: Vec<f64>,
+    p99: f64,
+}
+
+impl Ratios {
+    fn of(edge: &Measured, e: &(Side, f64), other: &Measured, o: &(Side, f64)) -> Ratios {
+        Ratios {
+            rps: e.0.rps / o.0.rps,
+            rounds: edge
+                .round_rps
+                .iter()
+                .zip(&other.round_rps)
+                .map(|(a, b)| a / b)
+                .collect(),
+            p99: e.0.p99_ms / o.0.p99_ms,
+        }
+    }
+}
+
+/// Which server goes when in round `round` of `n`: each round starts one
+/// further along, so none is always measured first (or right after the
+/// same neighbour) and drift spreads over all of them.
+fn turn_order(round: usize, n: usize) -> Vec<usize> {
+    (0..n).map(|k| (k + round) % n).collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::cpu_ticks;
+    use super::{bare_host_addr, cpu_ticks, serve_addr, turn_order};
+
+    #[test]
+    fn reference_addresses_from_their_banners() {
+        let addr = |s: &str| Some(s.parse().unwrap());
+        assert_eq!(
+            serve_addr("Serving HTTP on http://127.0.0.1:40123/"),
+            addr("127.0.0.1:40123")
+        );
+        assert_eq!(
+            serve_addr("Serving HTTP on http://[::1]:8080/"),
+            addr("[::1]:8080")
+        );
+        assert_eq!(
+            bare_host_addr("listening on 127.0.0.1:9"),
+            addr("127.0.0.1:9")
+        );
+        for bad in [
+            "",
+            "Serving HTTP on http://127.0.0.1:40123",
+            "Serving HTTP on http://localhost:80/",
+            "Serving HTTP on https://127.0.0.1:1/",
+            "Serving HTTP on http://127.0.0.1:99999/",
+            "Listening for shutdown on tcp://127.0.0.1:1/",
+        ] {
+            assert_eq!(serve_addr(bad), None, "{bad:?}");
+        }
+        for bad in [
+            "",
+            "listening on ",
+            "listening on 127.0.0.1",
+            "listening 127.0.0.1:1",
+        ] {
+            assert_eq!(bare_host_addr(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_server_takes_each_place_in_turn() {
+        assert_eq!(turn_order(0, 2), [0, 1]);
+        assert_eq!(turn_order(1, 2), [1, 0]);
+        assert_eq!(turn_order(0, 3), [0, 1, 2]);
+        assert_eq!(turn_order(1, 3), [1, 2, 0]);
+        assert_eq!(turn_order(2, 3), [2, 0, 1]);
+        assert_eq!(turn_order(3, 3), [0, 1, 2]);
+        assert_eq!(turn_order(5, 1), [0]);
+    }
 
     #[test]
     fn cpu_ticks_from_proc_stat() {

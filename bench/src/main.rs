@@ -67,7 +67,7 @@ struct LoadArgs {
     #[arg(long)]
     rate: Option<u64>,
     /// Load duration per server (and file). `function` splits it into
-    /// rounds of about 2 s, edge and bare host taking turns.
+    /// rounds of about 2 s, the servers taking turns.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// Where `coordinator`, `edge-node` (and for `function`
@@ -85,9 +85,9 @@ struct LoadArgs {
 #[derive(Subcommand)]
 enum Command {
     /// A wasi:http component (default: the `hello` fixture) through the
-    /// edge versus a bare wasmtime-wasi-http host with the same engine
-    /// (req/s, latency, server CPU time per request); first request after a
-    /// deploy and after a restart.
+    /// edge versus a bare wasmtime-wasi-http host with the same engine, and
+    /// `wasmtime serve` with --wasmtime (req/s, latency, server CPU time per
+    /// request); first request after a deploy and after a restart.
     Function {
         /// The component to serve (default: build fixtures/wasm `hello`,
         /// which needs the wasm32-wasip2 target).
@@ -99,6 +99,12 @@ enum Command {
         /// is its own capacity rather than how it fares beside the load.
         #[arg(long)]
         no_pin: bool,
+        /// Also measure `wasmtime serve` (the reference DESIGN.md names) with
+        /// this `wasmtime` binary, built with its `serve` feature; ideally
+        /// the edge's wasmtime version (48). Its engine gets the pooling
+        /// allocator, epoch interruption and the `wasi:cli` world.
+        #[arg(long, value_name = "PATH")]
+        wasmtime: Option<PathBuf>,
         #[command(flatten)]
         load: LoadArgs,
     },
@@ -250,6 +256,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Function {
             component,
             no_pin,
+            wasmtime,
             load,
         } => {
             let mode = load_mode(&load, 16)?;
@@ -264,6 +271,7 @@ async fn main() -> anyhow::Result<()> {
             let plan = function::Plan {
                 component,
                 bare_host,
+                wasmtime,
                 mode,
                 duration: load.duration,
                 timeout: load.timeout,
@@ -277,10 +285,14 @@ async fn main() -> anyhow::Result<()> {
                 std::slice::from_ref(&r),
                 report::function_md(&r),
             )?;
+            let mut curves = vec![("edge", &r.edge.cdf[..]), ("bare host", &r.bare.cdf[..])];
+            if let Some(s) = &r.wasmtime_serve {
+                curves.push(("wasmtime serve", &s.side.cdf[..]));
+            }
             plot::latency_cdf(
                 &dir.join("function-hello-h1.svg"),
                 "wasi:http hello over HTTP/1.1: latency CDF",
-                &[("edge", &r.edge.cdf), ("bare host", &r.bare.cdf)],
+                &curves,
             )?;
         }
         Command::Probe {

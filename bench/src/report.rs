@@ -168,7 +168,7 @@ pub fn probe_md(rs: &[crate::probe::ProbeReport]) -> String {
 }
 
 pub fn function_md(r: &crate::function::FunctionReport) -> String {
-    format!(
+    let mut s = format!(
         "| | edge | bare wasmtime-wasi-http host | edge/bare |\n|---|---|---|---|\n\
          | req/s | {:.0} | {:.0} | {:.2} |\n\
          | p50 | {:.2} ms | {:.2} ms | |\n\
@@ -177,7 +177,7 @@ pub fn function_md(r: &crate::function::FunctionReport) -> String {
          | p99.9 | {:.2} ms | {:.2} ms | |\n\
          | errors | {} | {} | |\n\
          | server CPU per request | {:.1} µs | {:.1} µs | {:.2} |\n\n\
-         - edge/bare req/s per round (edge and bare back to back, the idle one stopped): {}\n\
+         - edge/bare req/s per round (the servers back to back, the idle ones stopped): {}\n\
          - component: `{}`, load: {:?}; CPUs: {}\n\
          - finalize → first 200 from the function: {:.1} ms (the edge compiles before switching)\n\
          - first request after the deploy: {:.2} ms\n\
@@ -214,6 +214,45 @@ pub fn function_md(r: &crate::function::FunctionReport) -> String {
         r.deploy_to_first_ok_ms,
         r.first_request_after_deploy_ms,
         r.first_request_after_restart_ms
+    );
+    if let Some(w) = &r.wasmtime_serve {
+        s += &serve_md(r, w);
+    }
+    s
+}
+
+/// The edge against `wasmtime serve`, measured in the same rounds.
+fn serve_md(r: &crate::function::FunctionReport, w: &crate::function::ServeReport) -> String {
+    format!(
+        "\n## Against `wasmtime serve`\n\n\
+         `{}`, run as `wasmtime {}`; measured in the same rounds as the bare host.\n\n\
+         | | edge | wasmtime serve | edge/wasmtime serve |\n|---|---|---|---|\n\
+         | req/s | {:.0} | {:.0} | {:.2} |\n\
+         | p50 | {:.2} ms | {:.2} ms | |\n\
+         | p99 | {:.2} ms | {:.2} ms | {:.2} |\n\
+         | errors | {} | {} | |\n\
+         | server CPU per request | {:.1} µs | {:.1} µs | {:.2} |\n\n\
+         - edge/wasmtime serve req/s per round: {}\n",
+        w.version,
+        w.args.join(" "),
+        r.edge.rps,
+        w.side.rps,
+        w.rps_ratio,
+        r.edge.p50_ms,
+        w.side.p50_ms,
+        r.edge.p99_ms,
+        w.side.p99_ms,
+        w.p99_ratio,
+        r.edge.errors,
+        w.side.errors,
+        r.edge_cpu_us_per_request,
+        w.cpu_us_per_request,
+        r.edge_cpu_us_per_request / w.cpu_us_per_request.max(f64::MIN_POSITIVE),
+        w.rps_ratio_rounds
+            .iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(", "),
     )
 }
 

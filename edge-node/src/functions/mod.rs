@@ -283,6 +283,7 @@ impl FunctionRuntime {
 /// bare host (`examples/bare_host.rs`) is measured with the very same settings.
 pub fn engine(config: &RuntimeConfig) -> anyhow::Result<Engine> {
     let n = u32::try_from(config.max_concurrent).context("max_concurrent is too large")?;
+    let residency = pool_residency();
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(n)
         .total_core_instances(n.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
@@ -294,29 +295,54 @@ pub fn engine(config: &RuntimeConfig) -> anyhow::Result<Engine> {
         .max_tables_per_module(2)
         .table_elements(TABLE_ELEMENTS)
         .total_stacks(n)
-        .async_stack_keep_resident(MEMSET_RESIDENT)
+        .async_stack_keep_resident(residency.async_stack_bytes)
+        .pagemap_scan(if residency.pagemap_scan {
+            Enabled::Yes
+        } else {
+            Enabled::No
+        })
+        .linear_memory_keep_resident(residency.memory_bytes)
+        .table_keep_resident(residency.table_bytes)
         .max_memory_size(
             usize::try_from(config.max_memory_bytes).context("max_memory_bytes is too large")?,
         );
-    // PAGEMAP_SCAN needs Linux 6.7+.
-    if PoolingAllocationConfig::is_pagemap_scan_available() {
-        // The kernel lists the pages an instance dirtied and only those are
-        // reset, in place: no madvise (a syscall and a TLB shootdown across
-        // cores) per instance, and no page faults for the next one.
-        pool.pagemap_scan(Enabled::Yes)
-            .linear_memory_keep_resident(PAGEMAP_RESIDENT)
-            .table_keep_resident(PAGEMAP_RESIDENT);
-    } else {
-        // Without the ioctl the first bytes are memset whole, dirty or not.
-        pool.pagemap_scan(Enabled::No)
-            .linear_memory_keep_resident(MEMSET_RESIDENT)
-            .table_keep_resident(MEMSET_RESIDENT);
-    }
     let mut c = Config::new();
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     c.epoch_interruption(true);
     c.wasm_component_model(true);
     Engine::new(&c).map_err(anyhow::Error::from)
+}
+
+/// How the pooling allocator resets a slot between instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolResidency {
+    /// The kernel lists the pages an instance dirtied (PAGEMAP_SCAN, Linux
+    /// 6.7+) and only those are reset, in place: no madvise (a syscall and
+    /// a TLB shootdown across cores) per instance, and no page faults for
+    /// the next one. Without it the first bytes are memset whole.
+    pub pagemap_scan: bool,
+    /// Bytes of each linear memory and table kept resident (reset in place).
+    pub memory_bytes: usize,
+    pub table_bytes: usize,
+    /// Bytes of each fiber stack kept resident.
+    pub async_stack_bytes: usize,
+}
+
+/// The residency the edge's engine uses on this machine. Public so the
+/// benchmark can give `wasmtime serve` the same settings.
+pub fn pool_residency() -> PoolResidency {
+    let pagemap_scan = PoolingAllocationConfig::is_pagemap_scan_available();
+    let keep = if pagemap_scan {
+        PAGEMAP_RESIDENT
+    } else {
+        MEMSET_RESIDENT
+    };
+    PoolResidency {
+        pagemap_scan,
+        memory_bytes: keep,
+        table_bytes: keep,
+        async_stack_bytes: MEMSET_RESIDENT,
+    }
 }
 
 /// The executor instances run on. Every tick a running instance yields;
