@@ -69,8 +69,10 @@ impl Drop for Reference {
     }
 }
 
-/// Lines a reference may print before the one with its address.
+/// Lines a reference may print before the one with its address, and the
+/// bytes of each that are read.
 const MAX_BANNER_LINES: usize = 50;
+const MAX_BANNER_LINE: u64 = 4096;
 
 /// Starts `bin args…` and reads its address from the first line of `out`
 /// (stdout or stderr) that `parse_addr` accepts; the rest of that stream
@@ -99,16 +101,22 @@ fn start_reference(
     };
     let server = Reference(child);
     let mut out = std::io::BufReader::new(out);
-    let mut seen = Vec::new();
+    // What it said instead, shortened, for the error.
+    let mut seen: Vec<String> = Vec::new();
     let addr = loop {
         let mut line = String::new();
-        if out.read_line(&mut line)? == 0 || seen.len() >= MAX_BANNER_LINES {
-            bail!("{} printed no address; its output: {seen:?}", bin.display());
+        let read = std::io::Read::take(&mut out, MAX_BANNER_LINE).read_line(&mut line)?;
+        if read == 0 || seen.len() >= MAX_BANNER_LINES {
+            bail!(
+                "{} printed no address; its first lines: {:?}",
+                bin.display(),
+                &seen[..seen.len().min(5)]
+            );
         }
         if let Some(addr) = parse_addr(line.trim()) {
             break addr;
         }
-        seen.push(line);
+        seen.push(line.chars().take(120).collect());
     };
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     Ok((server, addr))
@@ -512,7 +520,63 @@ fn turn_order(round: usize, n: usize) -> Vec<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{bare_host_addr, cpu_ticks, serve_addr, turn_order};
+    use std::path::Path;
+
+    use super::{bare_host_addr, cpu_ticks, serve_addr, start_reference, turn_order};
+
+    fn sh(script: &str) -> Vec<String> {
+        vec!["-c".to_string(), script.to_string()]
+    }
+
+    #[test]
+    fn a_reference_is_found_by_its_banner_and_killed_when_dropped() {
+        // Noise first, the banner on stderr, then a server that would run on.
+        let script = "echo starting >&2; echo 'Serving HTTP on http://127.0.0.1:4242/' >&2; \
+                      while :; do echo log >&2; sleep 0.01; done";
+        let (server, addr) = start_reference(Path::new("sh"), &sh(script), true, serve_addr)
+            .expect("the banner is read");
+        assert_eq!(addr, "127.0.0.1:4242".parse().unwrap());
+        let pid = server.0.id();
+        // The rest of stderr is drained: the process keeps writing.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(Path::new(&format!("/proc/{pid}")).exists());
+        drop(server);
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(state.is_empty(), "killed and reaped: {state}");
+    }
+
+    #[test]
+    fn a_reference_without_a_banner_is_an_error_naming_its_output() {
+        // Exits without one.
+        let err = start_reference(Path::new("sh"), &sh("echo oops"), false, bare_host_addr)
+            .err()
+            .expect("no address");
+        assert!(format!("{err:#}").contains("oops"), "{err:#}");
+        // Prints forever but never the banner: bounded.
+        let err = start_reference(
+            Path::new("sh"),
+            &sh("while :; do echo chatter; done"),
+            false,
+            bare_host_addr,
+        )
+        .err()
+        .expect("no address");
+        assert!(format!("{err:#}").contains("printed no address"), "{err:#}");
+        // One endless line: read in bounded pieces, and the error stays short.
+        let err = start_reference(
+            Path::new("sh"),
+            &sh("while :; do printf xxxxxxxxxxxxxxxx >&2; done"),
+            true,
+            serve_addr,
+        )
+        .err()
+        .expect("no address");
+        assert!(format!("{err:#}").len() < 1000, "{err:#}");
+        // Not a program at all.
+        assert!(
+            start_reference(Path::new("/nonexistent/wasmtime"), &[], true, serve_addr).is_err()
+        );
+    }
 
     #[test]
     fn reference_addresses_from_their_banners() {
