@@ -105,7 +105,9 @@ fn start_reference(
     let mut seen: Vec<String> = Vec::new();
     let addr = loop {
         let mut line = String::new();
-        let read = std::io::Read::take(&mut out, MAX_BANNER_LINE).read_line(&mut line)?;
+        let read = std::io::Read::take(&mut out, MAX_BANNER_LINE)
+            .read_line(&mut line)
+            .with_context(|| format!("reading what {} printed", bin.display()))?;
         if read == 0 || seen.len() >= MAX_BANNER_LINES {
             bail!(
                 "{} printed no address; its first lines: {:?}",
@@ -137,13 +139,16 @@ fn serve_addr(line: &str) -> Option<std::net::SocketAddr> {
 
 /// `wasmtime serve` set up like the edge's engine as far as its flags go:
 /// the pooling allocator with the edge's slot reset (PAGEMAP_SCAN and the
-/// bytes kept resident, when this kernel has it) and table shape, epoch
+/// bytes kept resident, when this kernel has it), table shape and memory
+/// ceiling, epoch
 /// interruption (a timeout turns it on; its ticker runs every 50 ms where
 /// the edge's runs every 1 ms) and the `wasi:cli` command world next to
 /// `wasi:http`, which components built with Rust's std import. It prefixes
 /// and copies the guest's stdout and stderr as the edge captures them.
 fn serve_args(component: &Path) -> Vec<String> {
+    use edge_node::functions::{RuntimeConfig, MAX_TABLES_PER_MODULE, TABLE_ELEMENTS};
     let r = edge_node::functions::pool_residency();
+    let config = RuntimeConfig::new(Path::new("."));
     let pool = [
         "pooling-allocator=y".to_string(),
         format!(
@@ -153,11 +158,9 @@ fn serve_args(component: &Path) -> Vec<String> {
         format!("pooling-memory-keep-resident={}", r.memory_bytes),
         format!("pooling-table-keep-resident={}", r.table_bytes),
         format!("pooling-async-stack-keep-resident={}", r.async_stack_bytes),
-        "pooling-max-tables-per-module=2".to_string(),
-        format!(
-            "pooling-table-elements={}",
-            edge_node::functions::TABLE_ELEMENTS
-        ),
+        format!("pooling-max-tables-per-module={MAX_TABLES_PER_MODULE}"),
+        format!("pooling-table-elements={TABLE_ELEMENTS}"),
+        format!("pooling-max-memory-size={}", config.max_memory_bytes),
     ];
     let mut args: Vec<String> = ["serve", "--addr", "127.0.0.1:0"]
         .iter()

@@ -53,6 +53,9 @@ const MEMORIES_PER_COMPONENT: u32 = 2;
 const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 const TABLES_PER_COMPONENT: u32 = 16;
 pub const TABLE_ELEMENTS: usize = 100_000;
+/// Tables one core module may define (Rust components with the WASI
+/// adapter use two).
+pub const MAX_TABLES_PER_MODULE: u32 = 2;
 /// Bytes of each linear memory and table whose dirty pages are reset in
 /// place between instances when the kernel can list them (PAGEMAP_SCAN);
 /// a Rust component's stack, data and first heap pages fit.
@@ -292,7 +295,7 @@ pub fn engine(config: &RuntimeConfig) -> anyhow::Result<Engine> {
         .max_memories_per_component(MEMORIES_PER_COMPONENT)
         .total_tables(n.saturating_mul(TABLES_PER_COMPONENT))
         .max_tables_per_component(TABLES_PER_COMPONENT)
-        .max_tables_per_module(2)
+        .max_tables_per_module(MAX_TABLES_PER_MODULE)
         .table_elements(TABLE_ELEMENTS)
         .total_stacks(n)
         .async_stack_keep_resident(residency.async_stack_bytes)
