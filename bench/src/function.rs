@@ -140,11 +140,11 @@ fn serve_addr(line: &str) -> Option<std::net::SocketAddr> {
 /// `wasmtime serve` set up like the edge's engine as far as its flags go:
 /// the pooling allocator with the edge's slot reset (PAGEMAP_SCAN and the
 /// bytes kept resident, when this kernel has it), table shape and memory
-/// ceiling, epoch
-/// interruption (a timeout turns it on; its ticker runs every 50 ms where
-/// the edge's runs every 1 ms) and the `wasi:cli` command world next to
-/// `wasi:http`, which components built with Rust's std import. It prefixes
-/// and copies the guest's stdout and stderr as the edge captures them.
+/// ceiling; epoch interruption (a timeout turns it on; its ticker runs
+/// every 50 ms where the edge's runs every 1 ms); and the `wasi:cli`
+/// command world next to `wasi:http`, which components built with Rust's
+/// std import. It prefixes and copies the guest's stdout and stderr as the
+/// edge captures them.
 fn serve_args(component: &Path) -> Vec<String> {
     use edge_node::functions::{RuntimeConfig, MAX_TABLES_PER_MODULE, TABLE_ELEMENTS};
     let r = edge_node::functions::pool_residency();
@@ -399,26 +399,23 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
         }
     }
     drop(references);
-    let summaries = servers
-        .iter()
-        .map(Measured::summary)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let ratios = |i: usize| Ratios::of(&servers[0], &summaries[0], &servers[i], &summaries[i]);
-    let bare_ratios = ratios(1);
-    let serve_ratios = serve.as_ref().map(|_| ratios(2));
-    let mut summaries = summaries.into_iter();
-    let (edge, edge_cpu_us) = summaries.next().context("no edge")?;
-    let (bare, bare_cpu_us) = summaries.next().context("no bare host")?;
-    let wasmtime_serve = match (serve, serve_ratios, summaries.next()) {
-        (Some((version, args)), Some(r), Some((side, cpu_us))) => Some(ServeReport {
-            version,
-            args,
-            side,
-            rps_ratio: r.rps,
-            rps_ratio_rounds: r.rounds,
-            p99_ratio: r.p99,
-            cpu_us_per_request: cpu_us,
-        }),
+    let mut summaries = servers.iter().map(Measured::summary);
+    let edge = summaries.next().context("no edge")??;
+    let bare = summaries.next().context("no bare host")??;
+    let bare_ratios = Ratios::of(&edge, &bare);
+    let wasmtime_serve = match (serve, summaries.next().transpose()?) {
+        (Some((version, args)), Some(s)) => {
+            let r = Ratios::of(&edge, &s);
+            Some(ServeReport {
+                version,
+                args,
+                side: s.side,
+                rps_ratio: r.rps,
+                rps_ratio_rounds: r.rounds,
+                p99_ratio: r.p99,
+                cpu_us_per_request: s.cpu_us,
+            })
+        }
         _ => None,
     };
 
@@ -447,15 +444,15 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
     };
     bar.finish_and_clear();
     Ok(FunctionReport {
-        edge_cpu_us_per_request: edge_cpu_us,
-        bare_cpu_us_per_request: bare_cpu_us,
+        edge_cpu_us_per_request: edge.cpu_us,
+        bare_cpu_us_per_request: bare.cpu_us,
         component: component.display().to_string(),
         mode: plan.mode,
         rps_ratio: bare_ratios.rps,
         rps_ratio_rounds: bare_ratios.rounds,
         p99_ratio: bare_ratios.p99,
-        edge,
-        bare,
+        edge: edge.side,
+        bare: bare.side,
         deploy_to_first_ok_ms: deploy_to_first_ok.as_secs_f64() * 1000.0,
         first_request_after_deploy_ms: first.as_secs_f64() * 1000.0,
         first_request_after_restart_ms: after_restart.as_secs_f64() * 1000.0,
@@ -484,12 +481,23 @@ impl Measured {
         }
     }
 
-    /// Its figures over all rounds, and its CPU time per request in µs.
-    fn summary(&self) -> anyhow::Result<(Side, f64)> {
+    /// Its figures over all rounds.
+    fn summary(&self) -> anyhow::Result<Summary<'_>> {
         let total = self.total.as_ref().context("no rounds were run")?;
-        let cpu_us = self.cpu.as_secs_f64() * 1e6 / total.requests.max(1) as f64;
-        Ok((side(total), cpu_us))
+        Ok(Summary {
+            side: side(total),
+            cpu_us: self.cpu.as_secs_f64() * 1e6 / total.requests.max(1) as f64,
+            round_rps: &self.round_rps,
+        })
     }
+}
+
+/// One server's figures: latency and req/s, CPU time per request (µs) and
+/// req/s in each round.
+struct Summary<'a> {
+    side: Side,
+    cpu_us: f64,
+    round_rps: &'a [f64],
 }
 
 /// The edge over one reference.
@@ -500,16 +508,16 @@ struct Ratios {
 }
 
 impl Ratios {
-    fn of(edge: &Measured, e: &(Side, f64), other: &Measured, o: &(Side, f64)) -> Ratios {
+    fn of(edge: &Summary, other: &Summary) -> Ratios {
         Ratios {
-            rps: e.0.rps / o.0.rps,
+            rps: edge.side.rps / other.side.rps,
             rounds: edge
                 .round_rps
                 .iter()
-                .zip(&other.round_rps)
+                .zip(other.round_rps)
                 .map(|(a, b)| a / b)
                 .collect(),
-            p99: e.0.p99_ms / o.0.p99_ms,
+            p99: edge.side.p99_ms / other.side.p99_ms,
         }
     }
 }
@@ -533,48 +541,57 @@ mod tests {
 
     #[test]
     fn a_reference_is_found_by_its_banner_and_killed_when_dropped() {
-        // Noise first, the banner on stderr, then a server that would run on.
-        let script = "echo starting >&2; echo 'Serving HTTP on http://127.0.0.1:4242/' >&2; \
-                      while :; do echo log >&2; sleep 0.01; done";
-        let (server, addr) = start_reference(Path::new("sh"), &sh(script), true, serve_addr)
+        let dir = tempfile::tempdir().unwrap();
+        let drained = dir.path().join("drained");
+        // Noise, the banner on stderr, then far more output than a pipe
+        // holds (64 KiB): the marker appears only if that is read.
+        let script = format!(
+            "echo starting >&2; echo 'Serving HTTP on http://127.0.0.1:4242/' >&2; \
+             head -c 1000000 /dev/zero >&2; touch {}; sleep 30",
+            drained.display()
+        );
+        let (server, addr) = start_reference(Path::new("sh"), &sh(&script), true, serve_addr)
             .expect("the banner is read");
         assert_eq!(addr, "127.0.0.1:4242".parse().unwrap());
         let pid = server.0.id();
-        // The rest of stderr is drained: the process keeps writing.
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        let t = std::time::Instant::now();
+        while !drained.exists() {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "its output is not drained: it blocks on a full pipe"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert!(Path::new(&format!("/proc/{pid}")).exists());
         drop(server);
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         assert!(state.is_empty(), "killed and reaped: {state}");
     }
 
+    /// The error of a reference whose output never gives an address.
+    fn no_address(script: &str, from_stderr: bool) -> String {
+        let parse = if from_stderr {
+            serve_addr
+        } else {
+            bare_host_addr
+        };
+        let err = start_reference(Path::new("sh"), &sh(script), from_stderr, parse)
+            .err()
+            .expect("no address");
+        format!("{err:#}")
+    }
+
     #[test]
     fn a_reference_without_a_banner_is_an_error_naming_its_output() {
         // Exits without one.
-        let err = start_reference(Path::new("sh"), &sh("echo oops"), false, bare_host_addr)
-            .err()
-            .expect("no address");
-        assert!(format!("{err:#}").contains("oops"), "{err:#}");
+        let err = no_address("echo oops", false);
+        assert!(err.contains("oops"), "{err}");
         // Prints forever but never the banner: bounded.
-        let err = start_reference(
-            Path::new("sh"),
-            &sh("while :; do echo chatter; done"),
-            false,
-            bare_host_addr,
-        )
-        .err()
-        .expect("no address");
-        assert!(format!("{err:#}").contains("printed no address"), "{err:#}");
+        let err = no_address("while :; do echo chatter; done", false);
+        assert!(err.contains("printed no address"), "{err}");
         // One endless line: read in bounded pieces, and the error stays short.
-        let err = start_reference(
-            Path::new("sh"),
-            &sh("while :; do printf xxxxxxxxxxxxxxxx >&2; done"),
-            true,
-            serve_addr,
-        )
-        .err()
-        .expect("no address");
-        assert!(format!("{err:#}").len() < 1000, "{err:#}");
+        let err = no_address("while :; do printf xxxxxxxxxxxxxxxx >&2; done", true);
+        assert!(err.len() < 1000, "{err}");
         // Not a program at all.
         assert!(
             start_reference(Path::new("/nonexistent/wasmtime"), &[], true, serve_addr).is_err()
