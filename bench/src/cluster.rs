@@ -2,96 +2,43 @@
 //! processes on loopback, each with its own data directory, killed when
 //! the cluster is dropped.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use edge_node::status::NodeStatus;
+use protocol::status::NodeStatus;
+use test_support::cluster::{Bins, Coordinator};
 
-pub struct Proc {
-    pub child: Child,
-    lines: mpsc::Receiver<String>,
-    pub log: PathBuf,
-}
+/// Benchmarks want the servers' warnings only: their logs stay small.
+const LOG: &[(&str, &str)] = &[("RUST_LOG", "warn")];
 
-impl Proc {
-    fn spawn(bin: &Path, args: &[String], log: PathBuf) -> anyhow::Result<Proc> {
-        let stderr = std::fs::File::create(&log)?;
-        let mut child = Command::new(bin)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let out = child.stdout.take().context("no stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Proc {
-            child,
-            lines: rx,
-            log,
-        })
-    }
-
-    fn wait_line(&mut self, needle: &str) -> anyhow::Result<String> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(needle) => return Ok(l),
-                Ok(_) => {}
-                Err(_) => bail!(
-                    "no {needle:?} from the process; its log:\n{}",
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                ),
-            }
-        }
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn addr_after(line: &str, prefix: &str) -> anyhow::Result<SocketAddr> {
-    let start = line.find(prefix).context("address missing")? + prefix.len();
-    let rest = &line[start..];
-    let end = rest.find(['/', ' ', ',']).unwrap_or(rest.len());
-    rest[..end]
-        .parse()
-        .with_context(|| format!("address in {line:?}"))
-}
-
+/// An edge node of the cluster, and the id it enrolled with.
 pub struct Edge {
-    pub proc: Proc,
-    pub dir: PathBuf,
-    pub http: SocketAddr,
-    pub https: SocketAddr,
+    node: test_support::cluster::Edge,
     pub node_id: String,
 }
 
+impl std::ops::Deref for Edge {
+    type Target = test_support::cluster::Edge;
+    fn deref(&self) -> &Self::Target {
+        &self.node
+    }
+}
+
+impl std::ops::DerefMut for Edge {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.node
+    }
+}
+
 impl Edge {
+    fn enrolled(node: test_support::cluster::Edge) -> anyhow::Result<Edge> {
+        let node_id = test_support::cluster::node_status(&node.dir)?.node_id;
+        Ok(Edge { node, node_id })
+    }
+
     pub fn status(&self) -> Option<NodeStatus> {
-        edge_node::status::read(&self.dir).ok()
+        self.node.status()
     }
 }
 
@@ -99,7 +46,7 @@ pub struct Cluster {
     pub bin_dir: PathBuf,
     pub root: tempfile::TempDir,
     /// Held so the process lives (and dies) with the cluster.
-    _coordinator: Proc,
+    coordinator: Coordinator,
     pub api: String,
     pub token: String,
     pub edges: Vec<Edge>,
@@ -137,52 +84,28 @@ impl Cluster {
         builds: bool,
     ) -> anyhow::Result<Cluster> {
         let root = tempfile::Builder::new().prefix("outpost-bench").tempdir()?;
-        let coord_dir = root.path().join("coordinator");
-        std::fs::create_dir_all(&coord_dir)?;
-        let mut args: Vec<String> = [
-            "serve",
-            "--data-dir",
-            &coord_dir.display().to_string(),
-            "--api-addr",
-            "127.0.0.1:0",
-            "--quic-addr",
-            "127.0.0.1:0",
-            "--public-url",
-            "http://{host}",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut toml = None;
         if builds {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o711))?;
-            let toml = coord_dir.join("coordinator.toml");
-            std::fs::write(
-                &toml,
-                format!(
-                    "[builds]\nallow_local_git = true\ntimeout = \"10m\"\nconcurrency = 1\nwork_dir = \"{}\"\n",
-                    root.path().join("builds").display()
-                ),
-            )?;
-            args.extend(["--config".to_string(), toml.display().to_string()]);
+            toml = Some(format!(
+                "[builds]\nallow_local_git = true\ntimeout = \"10m\"\nconcurrency = 1\nwork_dir = \"{}\"\n",
+                root.path().join("builds").display()
+            ));
         }
-        let mut coordinator = Proc::spawn(
-            &bin_dir.join("coordinator"),
-            &args,
-            root.path().join("coordinator.log"),
+        let coordinator = Coordinator::launch(
+            &Bins::in_dir(bin_dir),
+            &root.path().join("coordinator"),
+            toml.as_deref(),
+            "127.0.0.1:0",
+            LOG,
         )?;
-        let line = coordinator.wait_line("coordinator API on")?;
-        let api = format!("http://{}", addr_after(&line, "http://")?);
-        let quic = addr_after(&line, "edge QUIC on ")?;
-        let token = std::fs::read_to_string(coord_dir.join("admin-token"))?
-            .trim()
-            .to_string();
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut cluster = Cluster {
             bin_dir: bin_dir.to_path_buf(),
-            _coordinator: coordinator,
-            api,
-            token,
+            api: coordinator.url(),
+            token: coordinator.token.clone(),
+            coordinator,
             edges: Vec::new(),
             peer_assist,
             http: reqwest::Client::new(),
@@ -190,79 +113,38 @@ impl Cluster {
         };
         for i in 0..nodes {
             let region = &regions[i % regions.len()];
-            let edge = cluster.join(i, region, quic)?;
+            let edge = cluster.join(i, region)?;
             cluster.edges.push(edge);
         }
         Ok(cluster)
     }
 
-    fn join_token(&self, region: &str) -> anyhow::Result<String> {
-        let out = Command::new(self.bin_dir.join("coordinator"))
-            .args(["token", "create-join", "--region", region])
-            .env("OUTPOST_URL", &self.api)
-            .env("OUTPOST_TOKEN", &self.token)
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "creating a join token: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8(out.stdout)?.trim().to_string())
-    }
-
-    fn join(&self, i: usize, region: &str, quic: SocketAddr) -> anyhow::Result<Edge> {
+    fn join(&self, i: usize, region: &str) -> anyhow::Result<Edge> {
         let dir = self.root.path().join(format!("edge{i}"));
-        let (quic, token, name, d) = (
-            quic.to_string(),
-            self.join_token(region)?,
-            format!("edge-{i}"),
-            dir.display().to_string(),
-        );
-        let args = [
-            "join",
-            &quic,
-            "--token",
-            &token,
-            "--region",
-            region,
-            "--name",
-            &name,
-            "--data-dir",
-            &d,
-            "--mesh",
-            "127.0.0.1:0",
-        ];
-        self.spawn_edge(dir.clone(), &args, "join")
-    }
-
-    /// Starts an edge with `args` plus the listen addresses and the
-    /// cluster's peer-assist choice; waits until it serves.
-    fn spawn_edge(&self, dir: PathBuf, args: &[&str], what: &str) -> anyhow::Result<Edge> {
-        let mut argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        argv.extend(["--http", "127.0.0.1:0", "--https", "127.0.0.1:0"].map(String::from));
+        let name = format!("edge-{i}");
+        let mut extra = vec!["--name", &name];
         if !self.peer_assist {
-            argv.push("--no-peer-assist".into());
+            extra.push("--no-peer-assist");
         }
-        let log = dir.with_extension(format!("{what}.log"));
-        let mut proc = Proc::spawn(&self.bin_dir.join("edge-node"), &argv, log)?;
-        let line = proc.wait_line("serving http://")?;
-        let http = addr_after(&line, "serving http://")?;
-        let https = addr_after(&line, "https://")?;
-        let node_id = edge_node::status::read(&dir)?.node_id;
-        Ok(Edge {
-            proc,
-            dir,
-            http,
-            https,
-            node_id,
-        })
+        Edge::enrolled(test_support::cluster::Edge::launch_join(
+            &self.coordinator,
+            region,
+            &dir,
+            &extra,
+        )?)
     }
 
     /// Restarts edge `i` with its saved identity.
     pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
         let dir = self.edges[i].dir.clone();
-        let d = dir.display().to_string();
-        self.edges[i] = self.spawn_edge(dir, &["run", "--data-dir", &d], "run")?;
+        let extra: &[&str] = if self.peer_assist {
+            &[]
+        } else {
+            &["--no-peer-assist"]
+        };
+        let bins = Bins::in_dir(&self.bin_dir);
+        self.edges[i] =
+            Edge::enrolled(test_support::cluster::Edge::launch_run(&bins, &dir, extra)?)?;
         Ok(())
     }
 

@@ -426,7 +426,7 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
     }
     bar.set_message("function: restarting the edge");
     // Warm restart: the compiled artefact is on disk.
-    cluster.edges[0].proc.kill();
+    cluster.edges[0].proc.kill9();
     cluster.restart(0)?;
     let url = format!("http://{}/api/hello", cluster.edges[0].http);
     let restarted = Instant::now();

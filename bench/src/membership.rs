@@ -40,7 +40,7 @@ pub async fn run(
         let victim = n - 1 - (round % n);
         let id = cluster.edges[victim].node_id.clone();
         let killed = Instant::now();
-        cluster.edges[victim].proc.kill();
+        cluster.edges[victim].proc.kill9();
         let mut seen: Vec<Option<Duration>> = vec![None; n];
         seen[victim] = Some(Duration::ZERO);
         while seen.iter().any(Option::is_none) {

@@ -15,7 +15,20 @@ pub struct Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM is nginx's fast shutdown: the master stops its workers
+    /// before it exits. SIGKILL would leave the workers running, holding
+    /// the ports and every file descriptor they inherited.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

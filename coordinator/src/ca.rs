@@ -80,7 +80,7 @@ impl ClusterCa {
                 params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
                 params.not_after = OffsetDateTime::now_utc() + Duration::days(3650);
                 let cert = params.self_signed(&key)?;
-                edge_node::fsutil::write_private(&key_path, key.serialize_pem().as_bytes())
+                platform::fs::write_private(&key_path, key.serialize_pem().as_bytes())
                     .map_err(io)?;
                 std::fs::write(&cert_path, cert.pem()).map_err(io)?;
                 Ok(ClusterCa {
@@ -173,7 +173,7 @@ pub fn load_or_create_config_signer(
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let b = protocol::signing::ConfigSigner::generate_pkcs8();
-            edge_node::fsutil::write_private(&path, &b).map_err(io)?;
+            platform::fs::write_private(&path, &b).map_err(io)?;
             b
         }
         Err(e) => return Err(io(e)),

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod app;
 pub mod blobs;
 pub mod builds;
 pub mod ca;
@@ -10,6 +11,7 @@ pub mod cli;
 pub mod components;
 pub mod config;
 pub mod edge_config;
+pub mod http;
 pub mod ids;
 pub mod mesh_view;
 pub mod quic;

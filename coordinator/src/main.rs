@@ -8,11 +8,13 @@ use clap::{Args, Parser, Subcommand};
 use coordinator::cli::{self, client::Client, credentials};
 use coordinator::config::{default_sqlite_url, Config, FileConfig};
 
+mod dev;
+
 // Per request the edge allocates headers, a wasm store and its resources;
 // under perf (wrk on a hello function) glibc's malloc took about 11% of
-// that path's CPU, mimalloc about 6%. See edge_node::allocator.
+// that path's CPU, mimalloc about 6%. See platform::allocator.
 #[global_allocator]
-static ALLOCATOR: edge_node::allocator::Allocator = edge_node::allocator::Allocator;
+static ALLOCATOR: platform::allocator::Allocator = platform::allocator::Allocator;
 
 #[derive(Parser)]
 #[command(
@@ -370,7 +372,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(t) = &running.new_admin_token {
         println!("admin API token (shown once; also saved in the data dir as admin-token): {t}");
     }
-    cli::dev::wait_for_signal().await;
+    dev::wait_for_signal().await;
     tracing::info!("shutting down gracefully");
     running.shutdown().await;
     Ok(())
@@ -396,7 +398,7 @@ async fn main() -> anyhow::Result<()> {
             http_port,
             https_port,
         } => {
-            cli::dev::run(cli::dev::DevOptions {
+            dev::run(dev::DevOptions {
                 data_dir,
                 bind,
                 api_port,

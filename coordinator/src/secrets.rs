@@ -51,7 +51,7 @@ impl SecretBox {
             return Self::from_hex(&std::fs::read_to_string(path).map_err(io)?);
         }
         let key = XChaCha20Poly1305::generate_key(&mut OsRng);
-        edge_node::fsutil::write_private(path, hex::encode(key).as_bytes()).map_err(io)?;
+        platform::fs::write_private(path, hex::encode(key).as_bytes()).map_err(io)?;
         Ok(SecretBox {
             cipher: XChaCha20Poly1305::new(&key),
         })

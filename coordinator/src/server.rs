@@ -11,7 +11,8 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, AppState};
+use crate::api;
+use crate::app::App;
 use crate::blobs::BlobStore;
 use crate::ca::ClusterCa;
 use crate::config::Config;
@@ -115,7 +116,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         secrets.clone(),
         config.clone(),
     );
-    let state = AppState {
+    let state = App {
         builds: builds.clone(),
         secrets,
         store: store.clone(),
@@ -174,7 +175,7 @@ async fn bootstrap_admin_token(store: &Store, config: &Config) -> anyhow::Result
     store
         .create_api_token(&ids::new_id(12), "admin", &ids::token_hash(&token))
         .await?;
-    edge_node::fsutil::write_private(
+    platform::fs::write_private(
         &config.data_dir.join("admin-token"),
         format!("{token}\n").as_bytes(),
     )?;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_private;
+use platform::fs::write_private;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeInfo {

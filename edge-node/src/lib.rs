@@ -1,11 +1,9 @@
 //! The edge node: enrols with a coordinator, keeps a QUIC link to it, syncs
 //! bundles into a local store and serves them over HTTP(S).
 
-pub mod allocator;
 pub mod config_state;
 pub mod enroll;
 pub mod fetch;
-pub mod fsutil;
 pub mod functions;
 pub mod http;
 pub mod identity;

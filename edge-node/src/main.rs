@@ -9,9 +9,9 @@ use edge_node::{enroll, identity::Identity, node};
 
 // Per request the edge allocates headers, a wasm store and its resources;
 // under perf (wrk on a hello function) glibc's malloc took about 11% of
-// that path's CPU, mimalloc about 6%. See edge_node::allocator.
+// that path's CPU, mimalloc about 6%. See platform::allocator.
 #[global_allocator]
-static ALLOCATOR: edge_node::allocator::Allocator = edge_node::allocator::Allocator;
+static ALLOCATOR: platform::allocator::Allocator = platform::allocator::Allocator;
 
 #[derive(Parser)]
 #[command(

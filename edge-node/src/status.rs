@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::config_state::ConfigState;
@@ -17,54 +16,9 @@ use crate::functions::FunctionRuntime;
 use crate::mesh::Mesh;
 use crate::sync::SyncStatus;
 
-pub const FILE: &str = "status.json";
+pub use protocol::status::{FunctionsStatus, MemberStatus, NodeStatus, FILE};
+
 const EVERY: Duration = Duration::from_secs(1);
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct NodeStatus {
-    pub node_id: String,
-    pub name: String,
-    pub region: String,
-    pub mesh_addr: String,
-    pub software_version: String,
-    pub config_version: u64,
-    pub coordinator_link: bool,
-    pub bundles_present: u32,
-    pub bundles_pending: u32,
-    pub blob_bytes_from_coordinator: u64,
-    pub blob_bytes_from_peers: u64,
-    pub blobs_served_to_peers: u64,
-    pub members: Vec<MemberStatus>,
-    /// Absent in files written before functions were reported.
-    #[serde(default)]
-    pub functions: FunctionsStatus,
-    pub updated_at_ms: i64,
-}
-
-/// The node's function runtime: code loaded and where it came from.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct FunctionsStatus {
-    /// Components whose code is in memory, ready to instantiate.
-    pub loaded: u64,
-    /// Compilations on this node since it started.
-    pub compiled: u64,
-    /// Components loaded from the on-disk cache of compiled code.
-    pub loaded_from_cache: u64,
-    /// Instances started, one per request that reached its function
-    /// (requests refused before instantiation are not counted).
-    pub invocations: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct MemberStatus {
-    pub node_id: String,
-    pub name: String,
-    pub region: String,
-    pub mesh_addr: String,
-    pub state: String,
-    /// Last config version the member announced (0: none heard yet).
-    pub config_version: u64,
-}
 
 pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join(FILE)
@@ -177,35 +131,5 @@ pub fn read(data_dir: &Path) -> anyhow::Result<NodeStatus> {
             data_dir.display()
         )
     })?;
-    anyhow::ensure!(
-        bytes.len() < 16 * 1024 * 1024,
-        "{} is implausibly large",
-        p.display()
-    );
-    serde_json::from_slice(&bytes)
-        .map_err(|e| anyhow::anyhow!("{} is not a node status: {e}", p.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_status_written_before_functions_were_reported_still_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let old = r#"{"node_id":"n1","name":"a","region":"fra","mesh_addr":"127.0.0.1:1",
-            "software_version":"0.1.0","config_version":3,"coordinator_link":true,
-            "bundles_present":1,"bundles_pending":0,"blob_bytes_from_coordinator":10,
-            "blob_bytes_from_peers":0,"blobs_served_to_peers":0,"members":[],
-            "updated_at_ms":1}"#;
-        std::fs::write(path(dir.path()), old).unwrap();
-        let s = read(dir.path()).unwrap();
-        assert_eq!(
-            (s.config_version, s.functions),
-            (3, FunctionsStatus::default())
-        );
-
-        std::fs::write(path(dir.path()), r#"{"node_id":"n1"}"#).unwrap();
-        assert!(read(dir.path()).is_err(), "a truncated status is an error");
-    }
+    protocol::status::decode(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
 }

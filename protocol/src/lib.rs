@@ -14,6 +14,7 @@ pub mod path;
 pub mod resolve;
 pub mod routing;
 pub mod signing;
+pub mod status;
 pub mod token;
 pub mod wire;
 

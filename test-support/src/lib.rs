@@ -1,178 +1,45 @@
-//! Helpers shared by integration tests across the workspace.
+//! The workspace's one test harness (corrosion's `corro-tests` is the
+//! model): what integration tests and benchmarks share, so no crate keeps
+//! its own copy.
 //!
-//! [`wasm_fixtures`] builds the test components under `fixtures/wasm/`
-//! (their own cargo workspace, target `wasm32-wasip2`) once per process and
-//! returns the directory holding `<name>.wasm`. Parallel test binaries
-//! serialise on a lock file next to the build output; cargo itself makes a
-//! second build a quick no-op.
+//! - [`process`]: a child process whose stdout lines can be waited for,
+//!   killed on drop.
+//! - [`cluster`]: real `coordinator serve` and `edge-node` processes on
+//!   `127.0.0.1:0` in tempdirs, driven through the CLI and the REST API.
+//! - [`git`]: real repositories made with the `git` program.
+//! - [`wait`]: polling with a deadline.
+//! - [`wasm`]: the test components under `fixtures/wasm/`, built once.
+//! - [`tls`]: TLS clients that trust a test CA.
+//!
+//! The library panics on what a test cannot go on without, but the
+//! process and cluster types also have `Result` forms (`launch`, `try_*`)
+//! for the benchmarks, which report errors instead.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+pub mod cluster;
+pub mod git;
+pub mod process;
+pub mod tls;
+pub mod wait;
+pub mod wasm;
 
-/// The fixtures every caller can rely on.
-pub const FIXTURES: &[&str] = &[
-    "hello", "echo", "headers", "env", "panic", "loop", "memhog", "slow", "outbound", "logs",
-    "count", "residue",
-];
+pub use tls::{pem_certs, tls_client_config};
+pub use wasm::{target_dir, wasm_fixture, wasm_fixtures, workspace_root, FIXTURES};
 
-const TARGET: &str = "wasm32-wasip2";
+/// What went wrong starting or driving a process of the harness.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Error(pub String);
 
-/// The repository root (this crate lives in `<root>/test-support`).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("test-support sits inside the workspace")
-        .to_path_buf()
-}
-
-/// The main workspace's target directory: `$CARGO_TARGET_DIR` (relative
-/// paths are taken from the workspace root, as cargo does) or `<root>/target`.
-pub fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => workspace_root().join(dir),
-        _ => workspace_root().join("target"),
+impl Error {
+    pub fn new(message: impl Into<String>) -> Self {
+        Error(message.into())
     }
 }
 
-/// Builds the wasm fixtures (once per process) and returns the directory
-/// with `hello.wasm`, `echo.wasm`, … Panics with a clear message when the
-/// build fails, e.g. because the `wasm32-wasip2` target is not installed.
-pub fn wasm_fixtures() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(build).clone()
-}
-
-/// Path of one fixture component.
-pub fn wasm_fixture(name: &str) -> PathBuf {
-    wasm_fixtures().join(format!("{name}.wasm"))
-}
-
-fn build() -> PathBuf {
-    let root = workspace_root();
-    let manifest = root.join("fixtures/wasm/Cargo.toml");
-    let target = target_dir().join("wasm-fixtures");
-    std::fs::create_dir_all(&target)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", target.display()));
-    // Other test binaries may be building the same fixtures right now.
-    let lock_path = target.join("build.lock");
-    let lock = File::create(&lock_path)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", lock_path.display()));
-    lock.lock()
-        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
-
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "build",
-        "--release",
-        "--locked",
-        "--target",
-        TARGET,
-        "--manifest-path",
-    ])
-    .arg(&manifest)
-    .env("CARGO_TARGET_DIR", &target)
-    .current_dir(root.join("fixtures/wasm"));
-    // Host-side settings of the outer build must not leak into the wasm one.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-    ] {
-        cmd.env_remove(var);
-    }
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run cargo to build the wasm fixtures: {e}"));
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if target_missing(&stderr) {
-            panic!(
-                "the {TARGET} target is not installed: run `rustup target add {TARGET}`\n{stderr}"
-            );
-        }
-        panic!(
-            "building the wasm fixtures failed ({}):\n{stderr}",
-            out.status
-        );
-    }
-
-    // Library names carry a prefix (`loop` is a keyword); the components
-    // are published under their plain names.
-    let built = target.join(TARGET).join("release");
-    let dir = target.join("components");
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    for name in FIXTURES {
-        let from = built.join(format!("fixture_{name}.wasm"));
-        let bytes = std::fs::read(&from).unwrap_or_else(|e| {
-            panic!(
-                "fixture {} was not built ({e}); is it a member of fixtures/wasm?",
-                from.display()
-            )
-        });
-        let to = dir.join(format!("{name}.wasm"));
-        if std::fs::read(&to).ok().as_deref() != Some(&bytes[..]) {
-            let tmp = dir.join(format!(".{name}.wasm.tmp"));
-            std::fs::write(&tmp, &bytes)
-                .and_then(|()| std::fs::rename(&tmp, &to))
-                .unwrap_or_else(|e| panic!("cannot write {}: {e}", to.display()));
-        }
-    }
-    drop(lock);
-    dir
-}
-
-/// rustc's and cargo's wording when the standard library for a target is
-/// absent.
-fn target_missing(stderr: &str) -> bool {
-    stderr.contains("can't find crate for `core`")
-        || stderr.contains("can't find crate for `std`")
-        || stderr.contains("target may not be installed")
-        || stderr.contains(&format!("does not support target `{TARGET}`"))
-}
-
-/// A TLS client config trusting only `roots` (a test CA), offering `alpn`.
-pub fn tls_client_config(
-    roots: impl IntoIterator<Item = rustls::pki_types::CertificateDer<'static>>,
-    alpn: &[&[u8]],
-) -> rustls::ClientConfig {
-    let mut store = rustls::RootCertStore::empty();
-    for c in roots {
-        store.add(c).expect("test CA certificate");
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("ring supports the default versions")
-    .with_root_certificates(store)
-    .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    config
-}
-
-/// The certificates in a PEM file's bytes.
-pub fn pem_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    rustls_pemfile::certs(&mut &pem[..])
-        .collect::<Result<_, _>>()
-        .expect("valid PEM")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recognises_a_missing_target() {
-        assert!(target_missing(
-            "error[E0463]: can't find crate for `core`\n  = note: the `wasm32-wasip2` target may not be installed"
-        ));
-        assert!(!target_missing("error: could not compile `hello`"));
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error(e.to_string())
     }
 }
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -55,6 +55,16 @@ pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trust_forwarded:
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The client address of a request's parts (the peer from axum's
+/// `ConnectInfo`, or `X-Forwarded-For` behind a trusted proxy).
+pub fn client_ip_of_parts(parts: &axum::http::request::Parts, trust_forwarded: bool) -> String {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    client_ip(&parts.headers, peer, trust_forwarded)
+}
+
 /// Resolves whatever credential the request carries; `Ok(None)` when it
 /// carries none.
 pub async fn resolve(

@@ -2,32 +2,20 @@
 //! dashboard's forms, for scripts and tests. A session answers with its
 //! cookie and the CSRF token that cookie-authenticated writes must send.
 
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
 
-use super::accounts::{sign_in, sign_up, SignInError};
 use super::error::{ApiError, ApiResult};
-use super::extract::{client_ip_of, ApiJson};
-use super::AppState;
-use crate::accounts::ratelimit::Quota;
+use super::extract::ApiJson;
+use super::views::SessionOpened;
 use crate::accounts::session;
+use crate::app::accounts::{self as acc, sign_in, sign_up, SignInError};
+use crate::app::{App, ErrorKind};
+pub use crate::http::{rate_headers, user_agent, ClientIp};
 use crate::store::User;
-
-/// The client's address, for handlers that run before anyone is signed in.
-pub struct ClientIp(pub String);
-
-impl FromRequestParts<AppState> for ClientIp {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(ClientIp(client_ip_of(parts, state)))
-    }
-}
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -46,17 +34,6 @@ pub struct SignIn {
     pub password: String,
 }
 
-/// `X-RateLimit-*` on every sign-in answer, `Retry-After` when refused.
-pub fn rate_headers(headers: &mut HeaderMap, q: &Quota) {
-    let reset = q.reset.as_secs() + u64::from(q.reset.subsec_nanos() > 0);
-    headers.insert("x-ratelimit-limit", HeaderValue::from(q.limit));
-    headers.insert("x-ratelimit-remaining", HeaderValue::from(q.remaining));
-    headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
-    if q.remaining == 0 {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(reset.max(1)));
-    }
-}
-
 /// What a failed sign-in answers, shared with the dashboard.
 pub fn sign_in_error(e: SignInError) -> Response {
     match e {
@@ -67,7 +44,7 @@ pub fn sign_in_error(e: SignInError) -> Response {
         }
         SignInError::Limited(q) => {
             let mut r = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
+                ErrorKind::RateLimited,
                 "rate_limited",
                 format!(
                     "too many failed sign-ins; try again in {} seconds",
@@ -83,7 +60,7 @@ pub fn sign_in_error(e: SignInError) -> Response {
 }
 
 fn session_response(
-    state: &AppState,
+    state: &App,
     headers: &HeaderMap,
     status: StatusCode,
     cookie: &str,
@@ -91,7 +68,11 @@ fn session_response(
     csrf: &str,
 ) -> Response {
     let secure = session::wants_secure_cookie(headers, state.config.accounts.secure_cookies);
-    let mut r = (status, Json(json!({ "user": user, "csrf": csrf }))).into_response();
+    let body = SessionOpened {
+        user: user.clone(),
+        csrf: csrf.to_string(),
+    };
+    let mut r = (status, Json(body)).into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,
         session::set_cookie(cookie, state.config.accounts.session_ttl, secure),
@@ -105,11 +86,11 @@ fn session_response(
     tag = "auth",
     summary = "Create an account and open a session (the first account owns the instance)",
     request_body = SignUp,
-    responses((status = 201, description = "Success"), super::openapi::Public),
+    responses((status = 201, description = "Success", body = SessionOpened), super::openapi::Public),
     security(())
 )]
 pub async fn signup(
-    State(state): State<AppState>,
+    State(state): State<App>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SignUp>,
@@ -123,9 +104,7 @@ pub async fn signup(
         &ip,
     )
     .await?;
-    let ua = user_agent(&headers);
-    let (cookie, row) = session::new_session(&user.id, state.config.accounts.session_ttl, &ip, &ua);
-    state.store.create_session(&row).await?;
+    let (cookie, row) = acc::open_session(&state, &user, &ip, &user_agent(&headers)).await?;
     Ok(session_response(
         &state,
         &headers,
@@ -142,11 +121,11 @@ pub async fn signup(
     tag = "auth",
     summary = "Open a session; rate-limited per account and address (X-RateLimit-*, 429 + Retry-After)",
     request_body = SignIn,
-    responses((status = 200, description = "Success"), super::openapi::Public, (status = 429, description = "Too many failed sign-ins", body = super::openapi::ErrorBody)),
+    responses((status = 200, description = "Success", body = SessionOpened), super::openapi::Public, (status = 429, description = "Too many failed sign-ins", body = super::openapi::ErrorBody)),
     security(())
 )]
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<App>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SignIn>,
@@ -186,25 +165,12 @@ pub async fn login(
     responses((status = 204, description = "Success"), super::openapi::Public),
     security(())
 )]
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn logout(State(state): State<App>, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(c) = session::session_cookie(&headers) {
-        state
-            .store
-            .delete_session(&crate::ids::token_hash(c))
-            .await?;
+        acc::end_session(&state, c).await?;
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut()
         .insert(header::SET_COOKIE, session::clear_cookie());
     Ok(r)
-}
-
-pub fn user_agent(headers: &HeaderMap) -> String {
-    headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .chars()
-        .take(200)
-        .collect()
 }

@@ -1,5 +1,5 @@
 //! Deployments: the upload protocol (manifest → missing blobs → uploads →
-//! finalize), promotion and rollback. Promote and rollback move a pointer.
+//! finalize), promotion and rollback. The rules live in `app::deployments`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -7,16 +7,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use protocol::{BlobHash, Manifest};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{time_cursor, ApiJson, Page, PageQuery};
-use super::projects;
-use super::AppState;
-use crate::accounts::{audit, Principal};
-use crate::store::Role;
-use crate::store::{BundleRow, Deployment, DeploymentStatus, Project, Target};
+use super::views::{BuildView, DeploymentOrBuild, DeploymentView, Missing, Staged};
+use crate::accounts::Principal;
+use crate::app::{self, App, ErrorKind};
+use crate::store::{Role, Target};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -32,63 +30,6 @@ fn default_target() -> Target {
     Target::Preview
 }
 
-#[derive(Serialize)]
-pub struct DeploymentView {
-    #[serde(flatten)]
-    pub deployment: Deployment,
-    pub project: String,
-    pub url: String,
-    pub production_url: Option<String>,
-    pub is_production: bool,
-}
-
-#[derive(Serialize)]
-pub struct Created {
-    pub deployment: DeploymentView,
-    /// Blobs the coordinator lacks: upload these, then finalize.
-    pub missing: Vec<BlobHash>,
-    pub blob_count: usize,
-}
-
-fn view(state: &AppState, p: &Project, d: Deployment) -> DeploymentView {
-    let is_production = p.production_deployment.as_deref() == Some(d.id.as_str());
-    DeploymentView {
-        url: state
-            .config
-            .site_url(&state.config.deployment_host(&p.name, &d.id)),
-        production_url: is_production.then(|| {
-            state
-                .config
-                .site_url(&state.config.production_host(&p.name))
-        }),
-        is_production,
-        project: p.name.clone(),
-        deployment: d,
-    }
-}
-
-pub(super) async fn load(
-    state: &AppState,
-    who: &Principal,
-    id: &str,
-    need: Role,
-) -> ApiResult<(Project, Deployment)> {
-    let valid = id.len() <= 40 && id.bytes().all(|b| b.is_ascii_alphanumeric());
-    let d = if valid {
-        state.store.deployment(id).await?
-    } else {
-        None
-    };
-    let d = d.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "deployment {:?}",
-            id.chars().take(40).collect::<String>()
-        ))
-    })?;
-    let p = projects::load_by_id(state, who, &d.project_id, need).await?;
-    Ok((p, d))
-}
-
 #[utoipa::path(
     post,
     path = "/projects/{project}/deployments",
@@ -96,60 +37,21 @@ pub(super) async fn load(
     summary = "Create a deployment from a manifest; answers with the blobs still missing",
     params(("project" = String, Path)),
     request_body = CreateDeployment,
-    responses((status = 201, description = "Success"), super::openapi::Guarded)
+    responses((status = 201, description = "Success", body = Staged), super::openapi::Guarded)
 )]
 pub async fn create(
     who: Principal,
-    State(state): State<AppState>,
+    State(app): State<App>,
     Path(project): Path<String>,
     ApiJson(body): ApiJson<CreateDeployment>,
-) -> ApiResult<(StatusCode, Json<Created>)> {
-    let p = projects::load(&state, &who, &project, Role::Member).await?;
-    body.manifest
-        .validate(&state.config.limits.manifest())
-        .map_err(|e| ApiError::bad_request("invalid_manifest", e.to_string()))?;
-    let canonical = body.manifest.canonical_bytes();
-    let bundle_id = BlobHash::of(&canonical);
-    let total: u64 = body.manifest.blob_sizes().values().sum();
-    state
-        .store
-        .put_bundle(&BundleRow {
-            id: bundle_id.to_hex(),
-            manifest: canonical,
-            file_count: body.manifest.files.len() as i64,
-            total_size: total as i64,
-        })
-        .await?;
-    let d = Deployment {
-        id: crate::ids::new_id(10),
-        project_id: p.id.clone(),
-        bundle_id: bundle_id.to_hex(),
-        status: DeploymentStatus::Uploading,
-        target: body.target,
-        created_at: crate::store::now_ms(),
-        ready_at: None,
-        promoted_at: None,
-        git: None,
-    };
-    state.store.create_deployment(&d).await?;
-    let blobs = body.manifest.blobs();
-    let missing = state.blobs.missing(blobs.iter().copied()).await?;
-    tracing::info!(project = %p.name, deployment = %d.id, bundle = %bundle_id.short(), blobs = blobs.len(), missing = missing.len(), "deployment created");
-    audit::record(
-        &state.store,
-        &who,
-        Some(&p.team_id),
-        "deployment.create",
-        &p.name,
-        serde_json::json!({ "deployment": d.id, "target": d.target.as_str() }),
-    )
-    .await;
+) -> ApiResult<(StatusCode, Json<Staged>)> {
+    let s = app::deployments::stage(&app, &who, &project, &body.manifest, body.target).await?;
     Ok((
         StatusCode::CREATED,
-        Json(Created {
-            deployment: view(&state, &p, d),
-            missing,
-            blob_count: blobs.len(),
+        Json(Staged {
+            deployment: DeploymentView::of(&app, &s.project, s.deployment),
+            missing: s.missing,
+            blob_count: s.blob_count,
         }),
     ))
 }
@@ -168,26 +70,15 @@ pub struct MissingQuery {
     tag = "deployments",
     summary = "Which of these blobs the coordinator lacks",
     request_body = MissingQuery,
-    responses((status = 200, description = "Success"), super::openapi::Guarded)
+    responses((status = 200, description = "Success", body = Missing), super::openapi::Guarded)
 )]
 pub async fn missing_blobs(
     who: Principal,
-    State(state): State<AppState>,
+    State(app): State<App>,
     ApiJson(body): ApiJson<MissingQuery>,
-) -> ApiResult<Json<serde_json::Value>> {
-    if !who.can_write_somewhere() {
-        return Err(ApiError::forbidden(
-            "uploading needs the member role in some team",
-        ));
-    }
-    if body.hashes.len() > state.config.limits.max_files * 3 {
-        return Err(ApiError::bad_request(
-            "too_many_hashes",
-            "too many hashes in one request",
-        ));
-    }
-    let missing = state.blobs.missing(body.hashes).await?;
-    Ok(Json(json!({ "missing": missing })))
+) -> ApiResult<Json<Missing>> {
+    let missing = app::deployments::missing_blobs(&app, &who, body.hashes).await?;
+    Ok(Json(Missing { missing }))
 }
 
 #[utoipa::path(
@@ -201,42 +92,35 @@ pub async fn missing_blobs(
 )]
 pub async fn upload_blob(
     who: Principal,
-    State(state): State<AppState>,
+    State(app): State<App>,
     Path(hash): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<StatusCode> {
+    // Who may upload is checked before the body's failure is reported.
     if !who.can_write_somewhere() {
         return Err(ApiError::forbidden(
             "uploading needs the member role in some team",
         ));
     }
-    let hash: BlobHash = hash.parse().map_err(|e: protocol::hash::HashParseError| {
-        ApiError::bad_request("bad_hash", e.to_string())
-    })?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorKind::TooLarge,
                 "payload_too_large",
                 format!(
                     "blob exceeds the {}-byte limit (limits.max_blob_bytes)",
-                    state.config.limits.max_blob_bytes
+                    app.config.limits.max_blob_bytes
                 ),
             )
         } else {
             ApiError::bad_request("bad_body", e.body_text())
         }
-    })?;
-    match state.blobs.put_verified(&hash, body).await {
-        Ok(()) => Ok(StatusCode::CREATED),
-        Err(crate::blobs::BlobStoreError::HashMismatch { expected, actual }) => {
-            Err(ApiError::bad_request(
-                "hash_mismatch",
-                format!("uploaded bytes hash to {actual}, not {expected}"),
-            ))
-        }
-        Err(e) => Err(e.into()),
-    }
+    });
+    // A bad hash is reported before a bad body, as before.
+    hash.parse::<BlobHash>()
+        .map_err(|e| ApiError::bad_request("bad_hash", e.to_string()))?;
+    app::deployments::upload_blob(&app, &who, &hash, body?).await?;
+    Ok(StatusCode::CREATED)
 }
 
 #[utoipa::path(
@@ -245,68 +129,15 @@ pub async fn upload_blob(
     tag = "deployments",
     summary = "Mark an uploaded deployment ready once every blob is present",
     params(("id" = String, Path)),
-    responses((status = 200, description = "Success"), super::openapi::Guarded)
+    responses((status = 200, description = "Success", body = DeploymentView), super::openapi::Guarded)
 )]
 pub async fn finalize(
     who: Principal,
-    State(state): State<AppState>,
+    State(app): State<App>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeploymentView>> {
-    let (p, d) = load(&state, &who, &id, Role::Member).await?;
-    if d.status == DeploymentStatus::Uploading {
-        let bytes = state
-            .store
-            .bundle_manifest(&d.bundle_id)
-            .await?
-            .ok_or_else(|| ApiError::internal("deployment without bundle"))?;
-        let manifest = Manifest::from_canonical_bytes(&bytes, protocol::wire::MAX_FRAME_BYTES)
-            .map_err(ApiError::internal)?;
-        let missing = state.blobs.missing(manifest.blobs()).await?;
-        if !missing.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "blobs_missing",
-                format!(
-                    "{} blobs are still missing; upload them first",
-                    missing.len()
-                ),
-            )
-            .with_details(json!({ "missing": missing })));
-        }
-        check_functions(&state, &manifest).await?;
-        state.store.mark_ready(&d.id).await?;
-        if d.target == Target::Production {
-            state.store.promote(&p.id, &d.id).await?;
-        } else {
-            state.store.bump_config_version().await?;
-        }
-        state.hub.refresh().await?;
-        tracing::info!(project = %p.name, deployment = %d.id, target = d.target.as_str(), "deployment ready");
-    }
-    let (p, d) = load(&state, &who, &id, Role::Viewer).await?;
-    Ok(Json(view(&state, &p, d)))
-}
-
-/// Every function must be a wasi:http component; a bad one is refused
-/// here, before any edge sees it.
-async fn check_functions(state: &AppState, manifest: &Manifest) -> ApiResult<()> {
-    use futures::TryStreamExt;
-    for (route, f) in &manifest.functions {
-        let (_, stream) = state.blobs.get(&f.component).await?;
-        let bytes: Vec<bytes::Bytes> = stream.try_collect().await?;
-        let bytes = bytes.concat();
-        let checked =
-            tokio::task::spawn_blocking(move || crate::components::validate_http_component(&bytes))
-                .await
-                .map_err(ApiError::internal)?;
-        if let Err(e) = checked {
-            return Err(ApiError::bad_request(
-                "invalid_function",
-                format!("function {route}: {e}"),
-            ));
-        }
-    }
-    Ok(())
+    let (p, d) = app::deployments::finalize(&app, &who, &id).await?;
+    Ok(Json(DeploymentView::of(&app, &p, d)))
 }
 
 #[utoipa::path(
@@ -315,35 +146,15 @@ async fn check_functions(state: &AppState, manifest: &Manifest) -> ApiResult<()>
     tag = "deployments",
     summary = "Point production at a ready deployment",
     params(("id" = String, Path)),
-    responses((status = 200, description = "Success"), super::openapi::Guarded)
+    responses((status = 200, description = "Success", body = DeploymentView), super::openapi::Guarded)
 )]
 pub async fn promote(
     who: Principal,
-    State(state): State<AppState>,
+    State(app): State<App>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeploymentView>> {
-    let (p, d) = load(&state, &who, &id, Role::Member).await?;
-    if d.status != DeploymentStatus::Ready {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "not_ready",
-            "only a ready deployment can be promoted",
-        ));
-    }
-    state.store.promote(&p.id, &d.id).await?;
-    state.hub.refresh().await?;
-    tracing::info!(project = %p.name, deployment = %d.id, "promoted");
-    let (p, d) = load(&state, &who, &id, Role::Viewer).await?;
-    audit::record(
-        &state.store,
-        &who,
-        Some(&p.team_id),
-        "deployment.promote",
-        &p.name,
-        serde_json::json!({ "deployment": d.id }),
-    )
-    .await;
-    Ok(Json(view(&state, &p, d)))
+    let (p, d) = app::deployments::promote(&app, &who, &id).await?;
+    Ok(Json(DeploymentView::of(&app, &p, d)))
 }
 
 #[utoipa::path(
@@ -352,51 +163,15 @@ pub async fn promote(
     tag = "deployments",
     summary = "Point production back at the previous production deployment",
     params(("project" = String, Path)),
-    responses((status = 200, description = "Success"), super::openapi::Guarded)
+    responses((status = 200, description = "Success", body = DeploymentView), super::openapi::Guarded)
 )]
 pub async fn rollback(
     who: Principal,
-    State(state): State<AppState>,
+    State(app): State<App>,
     Path(project): Path<String>,
 ) -> ApiResult<Json<DeploymentView>> {
-    let p = projects::load(&state, &who, &project, Role::Member).await?;
-    let current_id = p.production_deployment.clone().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "no_production",
-            "the project has no production deployment",
-        )
-    })?;
-    let current = state
-        .store
-        .deployment(&current_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("production deployment row missing"))?;
-    let previous = state
-        .store
-        .previous_production(&p.id, &current)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "no_previous",
-                "there is no earlier production deployment to roll back to",
-            )
-        })?;
-    state.store.promote(&p.id, &previous.id).await?;
-    state.hub.refresh().await?;
-    tracing::info!(project = %p.name, from = %current.id, to = %previous.id, "rolled back");
-    let (p, d) = load(&state, &who, &previous.id, Role::Viewer).await?;
-    audit::record(
-        &state.store,
-        &who,
-        Some(&p.team_id),
-        "deployment.rollback",
-        &p.name,
-        serde_json::json!({ "to": d.id }),
-    )
-    .await;
-    Ok(Json(view(&state, &p, d)))
+    let (p, d) = app::deployments::rollback(&app, &who, &project).await?;
+    Ok(Json(DeploymentView::of(&app, &p, d)))
 }
 
 /// A deployment; while a git build has not produced it yet, the build
@@ -407,21 +182,19 @@ pub async fn rollback(
     tag = "deployments",
     summary = "A deployment, or its build while it is being built",
     params(("id" = String, Path)),
-    responses((status = 200, description = "Success"), super::openapi::Guarded)
+    responses((status = 200, description = "Success", body = DeploymentOrBuild), super::openapi::Guarded)
 )]
 pub async fn show(
     who: Principal,
-    State(state): State<AppState>,
+    State(app): State<App>,
     Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let found = match load(&state, &who, &id, Role::Viewer).await {
-        Ok((p, d)) => serde_json::to_value(view(&state, &p, d)),
-        Err(not_found) => match super::builds::load(&state, &who, &id, Role::Viewer).await {
-            Ok((p, b)) => serde_json::to_value(super::builds::view(&state, &p, b)),
-            Err(_) => return Err(not_found),
-        },
-    };
-    Ok(Json(found.map_err(ApiError::internal)?))
+) -> ApiResult<Json<DeploymentOrBuild>> {
+    let s = app::access::subject(&app, &who, &id, Role::Viewer).await?;
+    Ok(Json(match (s.deployment, s.build) {
+        (Some(d), _) => DeploymentOrBuild::Deployment(DeploymentView::of(&app, &s.project, d)),
+        (None, Some(b)) => DeploymentOrBuild::Build(BuildView::of(&app, &s.project, b)),
+        (None, None) => return Err(ApiError::not_found(format!("deployment {id:?}"))),
+    }))
 }
 
 #[utoipa::path(
@@ -430,23 +203,22 @@ pub async fn show(
     tag = "deployments",
     summary = "Deployments, newest first (query: limit, cursor)",
     params(("project" = String, Path)),
-    responses((status = 200, description = "Success"), super::openapi::Guarded)
+    responses((status = 200, description = "Success", body = Page<DeploymentView>), super::openapi::Guarded)
 )]
 pub async fn list(
     who: Principal,
-    State(state): State<AppState>,
+    State(app): State<App>,
     Path(project): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<DeploymentView>>> {
-    let p = projects::load(&state, &who, &project, Role::Viewer).await?;
     let limit = q.limit()?;
-    let items = state
-        .store
-        .list_deployments(&p.id, q.before()?, limit)
-        .await?;
+    let (p, items) = app::deployments::list(&app, &who, &project, q.before()?, limit).await?;
     let next_cursor = time_cursor(&items, limit, |d| (d.created_at, &d.id));
     Ok(Json(Page {
-        items: items.into_iter().map(|d| view(&state, &p, d)).collect(),
+        items: items
+            .into_iter()
+            .map(|d| DeploymentView::of(&app, &p, d))
+            .collect(),
         next_cursor,
     }))
 }

@@ -12,8 +12,7 @@ pub(crate) mod git;
 mod logs;
 pub mod openapi;
 pub(crate) mod projects;
-
-use std::sync::Arc;
+pub mod views;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -22,31 +21,15 @@ use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
-use crate::blobs::BlobStore;
-use crate::config::Config;
-use crate::edge_config::ConfigHub;
-use crate::quic::QuicContext;
-use crate::store::Store;
+pub use crate::app::App;
 
-#[derive(Clone)]
-pub struct AppState {
-    pub secrets: Arc<crate::secrets::SecretBox>,
-    pub store: Store,
-    pub blobs: BlobStore,
-    pub hub: Arc<ConfigHub>,
-    pub config: Arc<Config>,
-    pub quic: Arc<QuicContext>,
-    pub builds: Arc<crate::builds::BuildService>,
-    pub login_limits: Arc<crate::accounts::ratelimit::LoginLimits>,
-}
-
-pub fn router(state: AppState) -> Router {
+pub fn router(state: App) -> Router {
     let (router, _) = routes(&state);
     router
 }
 
 /// The API's routes and, from the same table, its OpenAPI document.
-pub fn routes(state: &AppState) -> (Router, utoipa::openapi::OpenApi) {
+pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
     let json_limit = state.config.limits.max_json_bytes as usize;
     let blob_limit = state.config.limits.max_blob_bytes as usize;
     let api = OpenApiRouter::new()

@@ -17,13 +17,12 @@ use protocol::BlobHash;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::app::publish::{Blobs, Publisher};
 use crate::blobs::BlobStore;
 use crate::config::Config;
 use crate::edge_config::ConfigHub;
 use crate::secrets::SecretBox;
-use crate::store::{
-    Build, BuildStatus, BuildTrigger, BundleRow, GitMeta, Project, ReadyBuild, Store, Target,
-};
+use crate::store::{Build, BuildStatus, BuildTrigger, GitMeta, Project, ReadyBuild, Store, Target};
 use logs::{LogHub, LogWriter};
 
 /// How often idle workers look at the queue (an enqueue wakes them at once)
@@ -362,33 +361,22 @@ impl BuildService {
         project: &Project,
         target: Target,
     ) -> Result<(BTreeMap<String, String>, Vec<String>), BuildFailure> {
-        let kind = match target {
-            Target::Production => "production",
-            Target::Preview => "preview",
-        };
-        let mut env = BTreeMap::new();
-        let mut redact = Vec::new();
-        for v in self
+        let rows = self
             .store
             .env_vars(&project.id)
             .await
-            .map_err(BuildFailure::internal)?
-        {
-            if v.env_kind != kind {
-                continue;
-            }
-            let value = match (&v.value_plain, &v.value_enc) {
-                (Some(p), _) => p.clone(),
-                (None, Some(enc)) => {
-                    let s = self.secrets.open(enc).map_err(BuildFailure::internal)?;
-                    redact.push(s.clone());
-                    s
-                }
-                (None, None) => continue,
-            };
-            env.insert(v.name, value);
+            .map_err(BuildFailure::internal)?;
+        crate::app::env::open_values(&self.secrets, rows, target.as_str())
+            .map_err(BuildFailure::internal)
+    }
+
+    fn publisher(&self) -> Publisher<'_> {
+        Publisher {
+            store: &self.store,
+            blobs: &self.blobs,
+            hub: &self.hub,
+            limits: &self.config.limits,
         }
-        Ok((env, redact))
     }
 
     /// Stores the bundle's blobs and manifest, checks its functions, and
@@ -401,10 +389,11 @@ impl BuildService {
         out: builder::BuildOutput,
         writer: &LogWriter,
     ) -> Result<Published, BuildFailure> {
+        let publisher = self.publisher();
         let manifest = out.bundle.manifest;
-        manifest
-            .validate(&self.config.limits.manifest())
-            .map_err(|e| BuildFailure::Failed(format!("the output cannot be deployed: {e}")))?;
+        publisher.validate(&manifest).map_err(|e| {
+            BuildFailure::Failed(format!("the output cannot be deployed: {}", e.message))
+        })?;
         let sources = Arc::new(out.bundle.sources);
         let wanted: Vec<BlobHash> = sources.keys().copied().collect();
         let missing = self
@@ -426,32 +415,14 @@ impl BuildService {
                 .await
                 .map_err(BuildFailure::internal)?;
         }
-        for (route, f) in &manifest.functions {
-            let src = sources.clone();
-            let h = f.component;
-            let checked = tokio::task::spawn_blocking(move || {
-                let bytes = src[&h].read()?;
-                Ok::<_, std::io::Error>(crate::components::validate_http_component(&bytes))
-            })
+        publisher
+            .check_functions(&manifest, Blobs::Local(&sources))
             .await
-            .map_err(BuildFailure::internal)?
-            .map_err(BuildFailure::internal)?;
-            if let Err(e) = checked {
-                return Err(BuildFailure::Failed(format!("function {route}: {e}")));
-            }
-        }
-        let canonical = manifest.canonical_bytes();
-        let bundle_id = BlobHash::of(&canonical);
-        let total: u64 = manifest.blob_sizes().values().sum();
-        self.store
-            .put_bundle(&BundleRow {
-                id: bundle_id.to_hex(),
-                manifest: canonical,
-                file_count: manifest.files.len() as i64,
-                total_size: total as i64,
-            })
+            .map_err(BuildFailure::from_app)?;
+        let bundle_id = publisher
+            .store_bundle(&manifest)
             .await
-            .map_err(BuildFailure::internal)?;
+            .map_err(BuildFailure::from_app)?;
         let _ = writer.tx.send(logs::system(format!(
             "Stored {} new of {} blobs ({} bytes); bundle {}",
             missing.len(),
@@ -496,8 +467,8 @@ impl BuildService {
     /// Makes the build's deployment live — after its whole log is stored,
     /// so a reader that sees `ready` has every line.
     async fn go_live(&self, b: &Build, p: &Published) -> Result<(), BuildFailure> {
-        self.store
-            .finish_build_ready(&ReadyBuild {
+        self.publisher()
+            .ready_build(&ReadyBuild {
                 build: b,
                 bundle_id: &p.bundle_id,
                 commit_sha: &p.commit_sha,
@@ -507,8 +478,7 @@ impl BuildService {
                 branch_alias: true,
             })
             .await
-            .map_err(BuildFailure::internal)?;
-        self.hub.refresh().await.map_err(BuildFailure::internal)?;
+            .map_err(BuildFailure::from_app)?;
         tracing::info!(deployment = %b.id, promote = p.promote, "build ready");
         Ok(())
     }
@@ -530,6 +500,17 @@ enum BuildFailure {
 }
 
 impl BuildFailure {
+    /// A check the user can act on keeps its message; a platform failure
+    /// was logged where it happened.
+    fn from_app(e: crate::app::AppError) -> BuildFailure {
+        match e.kind {
+            crate::app::ErrorKind::Internal => {
+                BuildFailure::Failed(format!("internal error: {}", e.message))
+            }
+            _ => BuildFailure::Failed(e.message),
+        }
+    }
+
     fn internal(e: impl std::fmt::Display) -> BuildFailure {
         tracing::error!(error = %e, "build failed on the platform side");
         BuildFailure::Failed(format!("internal error: {e}"))

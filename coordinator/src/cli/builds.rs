@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use anyhow::bail;
 use serde::Serialize;
-use serde_json::Value;
 
 use super::client::Client;
+use super::commands::print_json;
+use crate::api::views::{BuildLogPage, BuildView, GitView};
+use crate::store::BuildStatus;
 
 #[derive(Debug, Default, Serialize)]
 pub struct GitArgs {
@@ -24,38 +26,38 @@ pub struct GitArgs {
     pub auto_promote: bool,
 }
 
-fn print_git(v: &Value, as_json: bool) {
+fn print_git(v: &GitView, as_json: bool) {
     if as_json {
-        println!("{v:#}");
+        print_json(v);
         return;
     }
-    println!("repository:   {}", v["url"].as_str().unwrap_or(""));
-    println!(
-        "branch:       {} (production)",
-        v["branch"].as_str().unwrap_or("")
-    );
-    for k in ["root_dir", "install_command", "build_command", "output_dir"] {
-        if let Some(s) = v[k].as_str() {
-            println!("{:<13} {s}", format!("{k}:"));
+    let s = &v.settings;
+    println!("repository:   {}", s.url);
+    println!("branch:       {} (production)", s.branch);
+    for (k, value) in [
+        ("root_dir", &s.root_dir),
+        ("install_command", &s.install_command),
+        ("build_command", &s.build_command),
+        ("output_dir", &s.output_dir),
+    ] {
+        if let Some(value) = value {
+            println!("{:<13} {value}", format!("{k}:"));
         }
     }
-    println!(
-        "auto-promote: {}",
-        v["auto_promote"].as_bool().unwrap_or(true)
-    );
-    println!("webhook URL:  {}", v["webhook_url"].as_str().unwrap_or(""));
+    println!("auto-promote: {}", s.auto_promote);
+    println!("webhook URL:  {}", v.webhook_url);
     println!("webhook secret (GitHub/Gitea HMAC secret, GitLab token):");
-    println!("  {}", v["webhook_secret"].as_str().unwrap_or(""));
+    println!("  {}", v.webhook_secret);
 }
 
-/// `coordinator git PROJECT [--url …]`: show or set the connection.
+/// `coordinator git PROJECT [--git URL …]`: show or set the connection.
 pub async fn git(
     client: &Client,
     project: &str,
     set: Option<GitArgs>,
     as_json: bool,
 ) -> anyhow::Result<()> {
-    let v: Value = match set {
+    let v: GitView = match set {
         Some(a) => {
             client
                 .put_json(&format!("/projects/{project}/git"), &a)
@@ -76,7 +78,7 @@ pub async fn build(
     follow: bool,
     as_json: bool,
 ) -> anyhow::Result<()> {
-    let v: Value = client
+    let v: BuildView = client
         .post(
             &format!("/projects/{project}/builds"),
             &serde_json::json!({ "branch": branch, "commit": commit }),
@@ -84,34 +86,34 @@ pub async fn build(
         .await?;
     announce(&v, as_json);
     if follow {
-        follow_log(client, v["id"].as_str().unwrap_or_default(), as_json).await?;
+        follow_log(client, &v.build.id, as_json).await?;
     }
     Ok(())
 }
 
-fn announce(v: &Value, as_json: bool) {
+fn announce(v: &BuildView, as_json: bool) {
     if as_json {
-        println!("{v}");
+        println!("{}", serde_json::to_string(v).unwrap());
     } else {
         println!(
             "queued {} ({} of {}): {}  branch: {}",
-            v["id"].as_str().unwrap_or(""),
-            v["target"].as_str().unwrap_or(""),
-            v["git"]["branch"].as_str().unwrap_or(""),
-            v["url"].as_str().unwrap_or(""),
-            v["branch_url"].as_str().unwrap_or("")
+            v.build.id,
+            v.build.target.as_str(),
+            v.build.git.branch,
+            v.url,
+            v.branch_url
         );
     }
 }
 
 pub async fn cancel(client: &Client, id: &str, as_json: bool) -> anyhow::Result<()> {
-    let v: Value = client
+    let v: BuildView = client
         .post(&format!("/deployments/{id}/cancel"), &serde_json::json!({}))
         .await?;
     if as_json {
-        println!("{v}");
+        println!("{}", serde_json::to_string(&v)?);
     } else {
-        println!("{}: {}", id, v["status"].as_str().unwrap_or(""));
+        println!("{}: {}", id, v.build.status.as_str());
     }
     Ok(())
 }
@@ -122,7 +124,7 @@ pub async fn redeploy(
     follow: bool,
     as_json: bool,
 ) -> anyhow::Result<()> {
-    let v: Value = client
+    let v: BuildView = client
         .post(
             &format!("/deployments/{id}/redeploy"),
             &serde_json::json!({}),
@@ -130,7 +132,7 @@ pub async fn redeploy(
         .await?;
     announce(&v, as_json);
     if follow {
-        follow_log(client, v["id"].as_str().unwrap_or_default(), as_json).await?;
+        follow_log(client, &v.build.id, as_json).await?;
     }
     Ok(())
 }
@@ -138,7 +140,10 @@ pub async fn redeploy(
 /// Does `id` name a build (so `logs ID` means its build log)?
 pub async fn is_build(client: &Client, id: &str) -> bool {
     id.bytes().all(|b| b.is_ascii_alphanumeric())
-        && client.get::<Value>(&format!("/builds/{id}")).await.is_ok()
+        && client
+            .get::<BuildView>(&format!("/builds/{id}"))
+            .await
+            .is_ok()
 }
 
 /// Prints a build's log; with `follow`, until the build ends, failing the
@@ -155,33 +160,30 @@ pub async fn print_log(
 ) -> anyhow::Result<()> {
     let mut after = 0i64;
     loop {
-        let page: Value = client
+        let page: BuildLogPage = client
             .get(&format!(
                 "/deployments/{id}/build-logs?after={after}&limit=1000"
             ))
             .await?;
-        let items = page["items"].as_array().cloned().unwrap_or_default();
-        for l in &items {
+        for l in &page.items {
             if as_json {
-                println!("{l}");
+                println!("{}", serde_json::to_string(l)?);
             } else {
                 println!(
                     "{} {:<6} {}",
-                    super::commands::httpdate_ms(l["ts"].as_i64().unwrap_or(0)),
-                    l["stream"].as_str().unwrap_or(""),
-                    l["line"].as_str().unwrap_or("")
+                    super::commands::httpdate_ms(l.ts),
+                    l.stream,
+                    l.line
                 );
             }
         }
-        after = page["next_after"].as_i64().unwrap_or(after);
-        if items.len() == 1000 {
+        after = page.next_after;
+        if page.items.len() == 1000 {
             continue;
         }
-        let status = page["status"].as_str().unwrap_or("");
-        let ended = matches!(status, "ready" | "error" | "canceled");
-        if !follow || ended {
-            if follow && status != "ready" {
-                bail!("build {id} ended: {status}");
+        if !follow || page.status.is_finished() {
+            if follow && page.status != BuildStatus::Ready {
+                bail!("build {id} ended: {}", page.status.as_str());
             }
             return Ok(());
         }

@@ -1,11 +1,16 @@
 //! The small client commands: projects, deployments, promote, rollback,
 //! nodes, join tokens.
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 
 use super::client::Client;
+use crate::api::env::Outbound;
+use crate::api::extract::Page;
+use crate::api::views::{DeploymentView, EnvVarView, FunctionLogPage, ProjectView, VarSet};
+use crate::app::cluster::{NewJoinToken, NodeView};
 
-fn print_json(v: &Value) {
+pub(crate) fn print_json<T: Serialize>(v: &T) {
     println!("{}", serde_json::to_string_pretty(v).unwrap());
 }
 
@@ -29,15 +34,15 @@ pub async fn projects_list(client: &Client, as_json: bool) -> anyhow::Result<()>
             .as_ref()
             .map(|c| format!("&cursor={c}"))
             .unwrap_or_default();
-        let page: Value = client.get(&format!("/projects?limit=200{q}")).await?;
-        all.extend(page["items"].as_array().cloned().unwrap_or_default());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
+        let page: Page<ProjectView> = client.get(&format!("/projects?limit=200{q}")).await?;
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
             None => break,
         }
     }
     if as_json {
-        print_json(&Value::Array(all));
+        print_json(&all);
         return Ok(());
     }
     if all.is_empty() {
@@ -46,9 +51,9 @@ pub async fn projects_list(client: &Client, as_json: bool) -> anyhow::Result<()>
     for p in all {
         println!(
             "{:<24} {:<12} {}",
-            p["name"].as_str().unwrap_or(""),
-            p["production_deployment"].as_str().unwrap_or("-"),
-            p["production_url"].as_str().unwrap_or("")
+            p.project.name,
+            p.project.production_deployment.as_deref().unwrap_or("-"),
+            p.production_url
         );
     }
     Ok(())
@@ -61,7 +66,7 @@ pub async fn projects_create(
     git: Option<super::builds::GitArgs>,
     as_json: bool,
 ) -> anyhow::Result<()> {
-    let p: Value = client
+    let p: ProjectView = client
         .post(
             "/projects",
             &json!({ "name": name, "team": team, "git": git }),
@@ -70,57 +75,47 @@ pub async fn projects_create(
     if as_json {
         print_json(&p);
     } else {
-        println!(
-            "created project {} ({})",
-            name,
-            p["production_url"].as_str().unwrap_or("")
-        );
+        println!("created project {} ({})", name, p.production_url);
     }
     Ok(())
 }
 
 pub async fn deployments(client: &Client, project: &str, as_json: bool) -> anyhow::Result<()> {
-    let page: Value = client
+    let page: Page<DeploymentView> = client
         .get(&format!("/projects/{project}/deployments?limit=50"))
         .await?;
     if as_json {
         print_json(&page);
         return Ok(());
     }
-    for d in page["items"].as_array().cloned().unwrap_or_default() {
+    for d in page.items {
         println!(
             "{:<12} {:<10} {:<10} {:<4} {:<10} {}",
-            d["id"].as_str().unwrap_or(""),
-            d["status"].as_str().unwrap_or(""),
-            d["target"].as_str().unwrap_or(""),
-            if d["is_production"].as_bool() == Some(true) {
-                "prod"
-            } else {
-                ""
-            },
-            ago(d["created_at"].as_i64()),
-            d["url"].as_str().unwrap_or(""),
+            d.deployment.id,
+            d.deployment.status.as_str(),
+            d.deployment.target.as_str(),
+            if d.is_production { "prod" } else { "" },
+            ago(Some(d.deployment.created_at)),
+            d.url,
         );
     }
     Ok(())
 }
 
-fn print_deployment(action: &str, d: &Value, as_json: bool) {
+fn print_deployment(action: &str, d: &DeploymentView, as_json: bool) {
     if as_json {
         print_json(d);
         return;
     }
     println!(
         "{action}: {} now serves deployment {}",
-        d["production_url"]
-            .as_str()
-            .unwrap_or(d["project"].as_str().unwrap_or("")),
-        d["id"].as_str().unwrap_or("")
+        d.production_url.as_deref().unwrap_or(&d.project),
+        d.deployment.id
     );
 }
 
 pub async fn promote(client: &Client, deployment: &str, as_json: bool) -> anyhow::Result<()> {
-    let d: Value = client
+    let d: DeploymentView = client
         .post(&format!("/deployments/{deployment}/promote"), &json!({}))
         .await?;
     print_deployment("promoted", &d, as_json);
@@ -128,7 +123,7 @@ pub async fn promote(client: &Client, deployment: &str, as_json: bool) -> anyhow
 }
 
 pub async fn rollback(client: &Client, project: &str, as_json: bool) -> anyhow::Result<()> {
-    let d: Value = client
+    let d: DeploymentView = client
         .post(&format!("/projects/{project}/rollback"), &json!({}))
         .await?;
     print_deployment("rolled back", &d, as_json);
@@ -136,12 +131,11 @@ pub async fn rollback(client: &Client, project: &str, as_json: bool) -> anyhow::
 }
 
 pub async fn nodes(client: &Client, as_json: bool) -> anyhow::Result<()> {
-    let nodes: Value = client.get("/nodes").await?;
+    let list: Vec<NodeView> = client.get("/nodes").await?;
     if as_json {
-        print_json(&nodes);
+        print_json(&list);
         return Ok(());
     }
-    let list = nodes.as_array().cloned().unwrap_or_default();
     if list.is_empty() {
         println!("no nodes yet: `coordinator token create-join --region REGION`, then `edge-node join` on the new host");
         return Ok(());
@@ -153,20 +147,19 @@ pub async fn nodes(client: &Client, as_json: bool) -> anyhow::Result<()> {
     for n in list {
         println!(
             "{:<12} {:<16} {:<8} {:<16} {:<8} {:<8} {:<8} {:<10} {}",
-            n["id"].as_str().unwrap_or(""),
-            n["name"].as_str().unwrap_or(""),
-            n["region"].as_str().unwrap_or(""),
-            n["status"].as_str().unwrap_or(""),
-            n["mesh_state"].as_str().unwrap_or(""),
-            n["software_version"].as_str().unwrap_or(""),
-            n["config_version"].as_i64().unwrap_or(0),
+            n.node.id,
+            n.node.name,
+            n.node.region,
+            n.status,
+            n.mesh_state,
+            n.node.software_version,
+            n.node.config_version,
             format!(
                 "{}/{}",
-                n["bundles_present"].as_i64().unwrap_or(0),
-                n["bundles_present"].as_i64().unwrap_or(0)
-                    + n["bundles_pending"].as_i64().unwrap_or(0)
+                n.node.bundles_present,
+                n.node.bundles_present + n.node.bundles_pending
             ),
-            ago(n["last_seen"].as_i64()),
+            ago(n.node.last_seen),
         );
     }
     Ok(())
@@ -178,7 +171,7 @@ pub async fn create_join_token(
     ttl: i64,
     as_json: bool,
 ) -> anyhow::Result<()> {
-    let t: Value = client
+    let t: NewJoinToken = client
         .post(
             "/join-tokens",
             &json!({ "region": region, "ttl_seconds": ttl }),
@@ -187,7 +180,7 @@ pub async fn create_join_token(
     if as_json {
         print_json(&t);
     } else {
-        println!("{}", t["token"].as_str().unwrap_or(""));
+        println!("{}", t.token);
         eprintln!(
             "one-time join token for region {region}, valid for {ttl} s. On the new host:\n  edge-node join <coordinator-host>:8701 --token <token> --region {region}"
         );
@@ -205,7 +198,7 @@ pub async fn env_set(
     let (name, value) = assignment
         .split_once('=')
         .ok_or_else(|| anyhow::anyhow!("expected KEY=VALUE"))?;
-    let _: Value = client
+    let _: VarSet = client
         .put_json(
             &format!("/projects/{project}/env/{name}"),
             &json!({ "value": value, "secret": secret, "env": env }),
@@ -216,23 +209,18 @@ pub async fn env_set(
 }
 
 pub async fn env_list(client: &Client, project: &str, as_json: bool) -> anyhow::Result<()> {
-    let vars: Value = client.get(&format!("/projects/{project}/env")).await?;
+    let vars: Vec<EnvVarView> = client.get(&format!("/projects/{project}/env")).await?;
     if as_json {
         print_json(&vars);
         return Ok(());
     }
-    for v in vars.as_array().cloned().unwrap_or_default() {
-        let value = if v["secret"].as_bool() == Some(true) {
+    for v in vars {
+        let value = if v.secret {
             "•••••• (secret)".to_string()
         } else {
-            v["value"].as_str().unwrap_or("").to_string()
+            v.value.unwrap_or_default()
         };
-        println!(
-            "{:<11} {:<32} {}",
-            v["env"].as_str().unwrap_or(""),
-            v["name"].as_str().unwrap_or(""),
-            value
-        );
+        println!("{:<11} {:<32} {}", v.env, v.name, value);
     }
     Ok(())
 }
@@ -258,18 +246,18 @@ pub async fn outbound(
     as_json: bool,
 ) -> anyhow::Result<()> {
     let path = format!("/projects/{project}/outbound");
-    let v: Value = if clear || !hosts.is_empty() {
+    let v: Outbound = if clear || !hosts.is_empty() {
         client.put_json(&path, &json!({ "hosts": hosts })).await?
     } else {
         client.get(&path).await?
     };
     if as_json {
         print_json(&v);
-    } else if v["hosts"].as_array().is_none_or(|h| h.is_empty()) {
+    } else if v.hosts.is_empty() {
         println!("{project}: functions may not make outbound requests");
     } else {
-        for h in v["hosts"].as_array().unwrap() {
-            println!("{}", h.as_str().unwrap_or(""));
+        for h in &v.hosts {
+            println!("{h}");
         }
     }
     Ok(())
@@ -294,25 +282,23 @@ pub async fn logs(client: &Client, o: LogsOptions<'_>) -> anyhow::Result<()> {
         if let Some(s) = o.stream {
             q.push_str(&format!("&stream={s}"));
         }
-        let page: Value = client.get(&q).await?;
-        let items = page["items"].as_array().cloned().unwrap_or_default();
-        for l in &items {
+        let page: FunctionLogPage = client.get(&q).await?;
+        for l in &page.items {
             if o.json {
-                println!("{l}");
+                println!("{}", serde_json::to_string(l)?);
             } else {
-                let ts = l["ts"].as_i64().unwrap_or(0);
                 println!(
                     "{} {} {} {} {}",
-                    httpdate_ms(ts),
-                    l["deployment"].as_str().unwrap_or(""),
-                    l["request_id"].as_str().unwrap_or(""),
-                    l["stream"].as_str().unwrap_or(""),
-                    l["line"].as_str().unwrap_or("")
+                    httpdate_ms(l.ts),
+                    l.deployment,
+                    l.request_id,
+                    l.stream,
+                    l.line
                 );
             }
         }
-        cursor = page["next_cursor"].as_str().unwrap_or("").to_string();
-        if items.len() == 500 {
+        cursor = page.next_cursor;
+        if page.items.len() == 500 {
             continue;
         }
         if !o.follow {

@@ -27,7 +27,7 @@ pub fn path() -> anyhow::Result<PathBuf> {
 pub fn save(c: &Credentials) -> anyhow::Result<PathBuf> {
     let p = path()?;
     std::fs::create_dir_all(p.parent().unwrap())?;
-    edge_node::fsutil::write_private(&p, serde_json::to_string_pretty(c)?.as_bytes())
+    platform::fs::write_private(&p, serde_json::to_string_pretty(c)?.as_bytes())
         .with_context(|| format!("writing {}", p.display()))?;
     Ok(p)
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::client::{ApiFailure, Client};
+use crate::api::views::{DeploymentView, ProjectView, Staged as Created};
 
 const UPLOAD_CONCURRENCY: usize = 8;
 
@@ -63,7 +64,7 @@ pub async fn stage(client: &Client, opts: DeployOptions<'_>) -> anyhow::Result<S
     let dir = opts.dir.to_path_buf();
     let prepared = tokio::task::spawn_blocking(move || builder::bundle::collect(&dir)).await??;
     let sizes = prepared.manifest.blob_sizes();
-    let created: serde_json::Value = client
+    let created: Created = client
         .post(
             &format!("/projects/{}/deployments", opts.project),
             &json!({
@@ -72,11 +73,8 @@ pub async fn stage(client: &Client, opts: DeployOptions<'_>) -> anyhow::Result<S
             }),
         )
         .await?;
-    let id = created["deployment"]["id"]
-        .as_str()
-        .context("no deployment id in the answer")?
-        .to_string();
-    let missing: Vec<BlobHash> = serde_json::from_value(created["missing"].clone())?;
+    let id = created.deployment.deployment.id;
+    let missing: Vec<BlobHash> = created.missing;
     let total_bytes: u64 = missing
         .iter()
         .map(|h| sizes.get(h).copied().unwrap_or(0))
@@ -138,16 +136,16 @@ pub async fn stage(client: &Client, opts: DeployOptions<'_>) -> anyhow::Result<S
 
 /// Makes a staged deployment ready (and production, if it was staged so).
 pub async fn finalize(client: &Client, staged: Staged) -> anyhow::Result<DeployResult> {
-    let done: serde_json::Value = client
+    let done: DeploymentView = client
         .post(&format!("/deployments/{}/finalize", staged.id), &json!({}))
         .await?;
     Ok(DeployResult {
         functions: staged.manifest.functions.keys().cloned().collect(),
         project: staged.project,
         deployment: staged.id,
-        bundle: done["bundle_id"].as_str().unwrap_or_default().to_string(),
-        url: done["url"].as_str().unwrap_or_default().to_string(),
-        production_url: done["production_url"].as_str().map(str::to_string),
+        bundle: done.deployment.bundle_id,
+        url: done.url,
+        production_url: done.production_url,
         files: staged.manifest.files.len(),
         blobs: staged.blobs,
         uploaded_blobs: staged.uploaded_blobs,
@@ -159,7 +157,7 @@ pub async fn finalize(client: &Client, staged: Staged) -> anyhow::Result<DeployR
 /// Deploying to a project that does not exist yet creates it.
 async fn ensure_project(client: &Client, project: &str, quiet: bool) -> anyhow::Result<()> {
     match client
-        .get::<serde_json::Value>(&format!("/projects/{project}"))
+        .get::<ProjectView>(&format!("/projects/{project}"))
         .await
     {
         Ok(_) => Ok(()),
@@ -167,7 +165,7 @@ async fn ensure_project(client: &Client, project: &str, quiet: bool) -> anyhow::
             if e.downcast_ref::<ApiFailure>()
                 .is_some_and(|f| f.status == 404) =>
         {
-            let _: serde_json::Value = client
+            let _: ProjectView = client
                 .post("/projects", &json!({ "name": project }))
                 .await?;
             if !quiet {

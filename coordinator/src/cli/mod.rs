@@ -5,5 +5,4 @@ pub mod client;
 pub mod commands;
 pub mod credentials;
 pub mod deploy;
-pub mod dev;
 pub mod tokens;

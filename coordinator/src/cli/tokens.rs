@@ -1,9 +1,10 @@
 //! `coordinator token …`: API tokens for CI and scripts.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::client::Client;
-use super::commands::ago;
+use super::commands::{ago, print_json};
+use crate::app::accounts::{NewToken, TokenView};
 
 pub async fn create(
     client: &Client,
@@ -12,54 +13,50 @@ pub async fn create(
     expires_days: Option<i64>,
     as_json: bool,
 ) -> anyhow::Result<()> {
-    let t: Value = client
+    let t: NewToken = client
         .post(
             "/tokens",
             &json!({ "name": name, "scope": scope, "expires_in_days": expires_days }),
         )
         .await?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&t)?);
+        print_json(&t);
     } else {
-        println!("{}", t["secret"].as_str().unwrap_or(""));
+        println!("{}", t.secret);
         eprintln!(
             "token {} ({}), scope {}: shown once; set OUTPOST_TOKEN to use it",
-            t["id"].as_str().unwrap_or(""),
-            name,
-            t["scope"].as_str().unwrap_or("")
+            t.view.token.id, name, t.view.scope
         );
     }
     Ok(())
 }
 
 pub async fn list(client: &Client, as_json: bool) -> anyhow::Result<()> {
-    let tokens: Value = client.get("/tokens").await?;
+    let tokens: Vec<TokenView> = client.get("/tokens").await?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&tokens)?);
+        print_json(&tokens);
         return Ok(());
     }
     println!(
         "{:<14} {:<24} {:<22} {:<10} {:<10} STATUS",
         "ID", "NAME", "SCOPE", "CREATED", "LAST USED"
     );
-    for t in tokens.as_array().into_iter().flatten() {
-        let status = if t["revoked_at"].is_i64() {
+    for t in &tokens {
+        let (scope, t) = (&t.scope, &t.token);
+        let status = if t.revoked_at.is_some() {
             "revoked"
-        } else if t["expires_at"]
-            .as_i64()
-            .is_some_and(|e| e <= crate::store::now_ms())
-        {
+        } else if t.expires_at.is_some_and(|e| e <= crate::store::now_ms()) {
             "expired"
         } else {
             "active"
         };
         println!(
             "{:<14} {:<24} {:<22} {:<10} {:<10} {status}",
-            t["id"].as_str().unwrap_or(""),
-            t["name"].as_str().unwrap_or(""),
-            t["scope"].as_str().unwrap_or(""),
-            ago(t["created_at"].as_i64()),
-            ago(t["last_used_at"].as_i64()),
+            t.id,
+            t.name,
+            scope,
+            ago(Some(t.created_at)),
+            ago(t.last_used_at),
         );
     }
     Ok(())

@@ -29,6 +29,32 @@ pub enum AcceptOutcome {
 }
 
 impl Store {
+    /// Tokens of every kind, the admin token included: none means first start.
+    pub async fn count_api_tokens(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM api_tokens")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    pub async fn create_api_token(
+        &self,
+        id: &str,
+        name: &str,
+        hash: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(hash)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     // ---- users ----------------------------------------------------------------
 
     pub async fn count_users(&self) -> Result<i64, StoreError> {

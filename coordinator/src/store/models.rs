@@ -2,9 +2,9 @@
 
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct Project {
     pub id: String,
     pub name: String,
@@ -13,7 +13,7 @@ pub struct Project {
     pub team_id: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeploymentStatus {
     /// Manifest accepted, blobs being uploaded.
@@ -21,7 +21,7 @@ pub enum DeploymentStatus {
     Ready,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
     Production,
@@ -48,7 +48,7 @@ str_enum!(Target { Production => "production", Preview => "preview" });
 str_enum!(BuildStatus { Queued => "queued", Building => "building", Ready => "ready", Error => "error", Canceled => "canceled" });
 str_enum!(BuildTrigger { Push => "push", Api => "api", Redeploy => "redeploy" });
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct Deployment {
     pub id: String,
     pub project_id: String,
@@ -63,7 +63,7 @@ pub struct Deployment {
 }
 
 /// Which commit a deployment or build is made of.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct GitMeta {
     pub branch: String,
     pub commit_sha: Option<String>,
@@ -72,7 +72,7 @@ pub struct GitMeta {
 }
 
 /// A project's repository connection.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct GitSettings {
     pub url: String,
     /// The production branch; pushes to any other branch make previews.
@@ -85,7 +85,7 @@ pub struct GitSettings {
     pub auto_promote: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BuildStatus {
     Queued,
@@ -101,7 +101,7 @@ impl BuildStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BuildTrigger {
     Push,
@@ -111,7 +111,7 @@ pub enum BuildTrigger {
 
 /// A queued, running or finished build; a ready build's deployment has
 /// the same id.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct Build {
     pub id: String,
     pub project_id: String,
@@ -126,7 +126,7 @@ pub struct Build {
     pub finished_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct BuildLogLine {
     pub seq: i64,
     pub ts: i64,
@@ -150,7 +150,7 @@ pub struct LiveDeployment {
     pub is_production: bool,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct Node {
     pub id: String,
     pub name: String,
@@ -197,7 +197,7 @@ pub struct EnvVarRow {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct FunctionLogRow {
     pub id: i64,
     pub project: String,
@@ -226,16 +226,7 @@ pub struct LogQuery {
 /// What a team member may do; ordered, so `role >= Role::Member` reads as
 /// "may change things".
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Serialize,
-    serde::Deserialize,
-    utoipa::ToSchema,
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -245,7 +236,7 @@ pub enum Role {
 }
 str_enum!(Role { Viewer => "viewer", Member => "member", Owner => "owner" });
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct User {
     pub id: String,
     pub email: String,
@@ -254,20 +245,20 @@ pub struct User {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct Team {
     pub id: String,
     pub name: String,
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct Membership {
     pub team: Team,
     pub role: Role,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct Member {
     pub user_id: String,
     pub email: String,
@@ -276,7 +267,7 @@ pub struct Member {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct Invitation {
     pub id: String,
     pub team_id: String,
@@ -303,7 +294,7 @@ pub struct Session {
 }
 
 /// An API token as stored: never the secret, only its hash.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct ApiToken {
     pub id: String,
     pub name: String,
@@ -319,7 +310,7 @@ pub struct ApiToken {
     pub revoked_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct AuditEvent {
     pub id: String,
     pub at: i64,

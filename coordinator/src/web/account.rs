@@ -14,9 +14,9 @@ use super::{
     WebResult,
 };
 use crate::accounts::session;
-use crate::api::accounts::{self as acc, SignInError};
-use crate::api::auth::{rate_headers, user_agent, ClientIp};
-use crate::api::AppState;
+use crate::app::accounts::{self as acc, SignInError};
+use crate::app::{App, ErrorKind};
+use crate::http::{rate_headers, user_agent, ClientIp};
 use crate::store::now_ms;
 
 fn bare_page(title: &str) -> Page {
@@ -37,17 +37,14 @@ fn cross_site() -> WebError {
     }
 }
 
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> bool {
+async fn signed_in(state: &App, headers: &HeaderMap) -> bool {
     match session::session_cookie(headers) {
-        Some(c) => matches!(
-            state.store.session(&crate::ids::token_hash(c)).await,
-            Ok(Some(_))
-        ),
+        Some(c) => acc::has_session(state, c).await,
         None => false,
     }
 }
 
-fn with_session(state: &AppState, headers: &HeaderMap, to: &str, cookie: &str) -> Response {
+fn with_session(state: &App, headers: &HeaderMap, to: &str, cookie: &str) -> Response {
     let secure = session::wants_secure_cookie(headers, state.config.accounts.secure_cookies);
     let mut r = Redirect::to(to).into_response();
     r.headers_mut().insert(
@@ -63,7 +60,7 @@ pub struct NextQuery {
 }
 
 pub async fn login_page(
-    State(state): State<AppState>,
+    State(state): State<App>,
     headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> WebResult<Response> {
@@ -71,7 +68,7 @@ pub async fn login_page(
     if signed_in(&state, &headers).await {
         return Ok(Redirect::to(&next).into_response());
     }
-    if state.store.count_users().await? == 0 {
+    if acc::no_accounts_yet(&state).await? {
         return Ok(Redirect::to("/signup").into_response());
     }
     let form = LoginForm {
@@ -91,7 +88,7 @@ pub struct LoginPost {
 }
 
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<App>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(f): Form<LoginPost>,
@@ -138,9 +135,8 @@ pub struct InviteQuery {
     invite: Option<String>,
 }
 
-async fn invite_summary(state: &AppState, token: &str) -> Option<InviteSummary> {
-    let inv = acc::live_invitation(state, token).await.ok()?;
-    let team = state.store.team(&inv.team_id).await.ok()??;
+async fn invite_summary(state: &App, token: &str) -> Option<InviteSummary> {
+    let (inv, team) = acc::invitation_and_team(state, token).await?;
     Some(InviteSummary {
         token: token.to_string(),
         team: team.name,
@@ -149,22 +145,22 @@ async fn invite_summary(state: &AppState, token: &str) -> Option<InviteSummary> 
     })
 }
 
-async fn signup_form(state: &AppState, invite: Option<&str>) -> WebResult<SignupForm> {
-    let users = state.store.count_users().await?;
+async fn signup_form(state: &App, invite: Option<&str>) -> WebResult<SignupForm> {
+    let first = acc::no_accounts_yet(state).await?;
     let invite = match invite.filter(|t| !t.is_empty()) {
         Some(t) => invite_summary(state, t).await,
         None => None,
     };
     Ok(SignupForm {
-        closed: users > 0 && !state.config.accounts.open_signup && invite.is_none(),
-        first_account: users == 0,
+        closed: !first && !state.config.accounts.open_signup && invite.is_none(),
+        first_account: first,
         invite,
         ..Default::default()
     })
 }
 
 pub async fn signup_page(
-    State(state): State<AppState>,
+    State(state): State<App>,
     headers: HeaderMap,
     Query(q): Query<InviteQuery>,
 ) -> WebResult<Response> {
@@ -189,7 +185,7 @@ pub struct SignupPost {
 }
 
 pub async fn signup(
-    State(state): State<AppState>,
+    State(state): State<App>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(f): Form<SignupPost>,
@@ -200,22 +196,16 @@ pub async fn signup(
     let invite = Some(f.invite.as_str()).filter(|t| !t.is_empty());
     match acc::sign_up(&state, &f.email, &f.name, &f.password, invite, &ip).await {
         Ok(user) => {
-            let (cookie, row) = session::new_session(
-                &user.id,
-                state.config.accounts.session_ttl,
-                &ip,
-                &user_agent(&headers),
-            );
-            state.store.create_session(&row).await?;
+            let (cookie, _) = acc::open_session(&state, &user, &ip, &user_agent(&headers)).await?;
             Ok(with_session(&state, &headers, "/", &cookie))
         }
-        Err(e) if e.status.is_client_error() => {
+        Err(e) if e.kind != ErrorKind::Internal => {
             let mut form = signup_form(&state, invite).await?;
             form.email = f.email.chars().take(254).collect();
             form.name = f.name.chars().take(100).collect();
             form.error = Some(sentence(&e.message));
             let html = dashboard::signup(&bare_page("Create your account"), &form);
-            Ok((e.status, Html(html)).into_response())
+            Ok((e.status(), Html(html)).into_response())
         }
         Err(e) => Err(e.into()),
     }
@@ -234,12 +224,9 @@ fn sentence(s: &str) -> String {
     out
 }
 
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> WebResult<Response> {
+pub async fn logout(State(state): State<App>, headers: HeaderMap) -> WebResult<Response> {
     if let Some(c) = session::session_cookie(&headers) {
-        state
-            .store
-            .delete_session(&crate::ids::token_hash(c))
-            .await?;
+        acc::end_session(&state, c).await?;
     }
     let mut r = Redirect::to("/login").into_response();
     r.headers_mut()
@@ -247,7 +234,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> WebRes
     Ok(r)
 }
 
-pub async fn account_page(State(state): State<AppState>, signed: SignedIn) -> WebResult<Response> {
+pub async fn account_page(State(state): State<App>, signed: SignedIn) -> WebResult<Response> {
     let user = signed
         .who
         .user
@@ -281,7 +268,7 @@ pub struct PasswordPost {
 }
 
 pub async fn change_password(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Form(f): Form<PasswordPost>,
 ) -> WebResult<Response> {
@@ -301,7 +288,7 @@ pub async fn change_password(
 }
 
 pub async fn invite_page(
-    State(state): State<AppState>,
+    State(state): State<App>,
     Path(token): Path<String>,
     signed: Result<SignedIn, Response>,
 ) -> WebResult<Response> {
@@ -322,7 +309,7 @@ pub async fn invite_page(
 }
 
 pub async fn accept_invite(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(token): Path<String>,
     Form(f): Form<CsrfOnly>,
@@ -331,7 +318,7 @@ pub async fn accept_invite(
         &signed,
         &f.csrf,
         "/teams",
-        acc::accept_as(&state, &signed.who, &token),
+        acc::accept_invitation(&state, &signed.who, &token),
         |inv| {
             done(
                 &format!("/teams/{}", inv.team_id),

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
 use axum::response::{Redirect, Response};
-use axum::{Form, Json};
+use axum::Form;
 use dashboard::model::{
     AuditPage, AuditRow, InvitationRow, MemberRow, Nav, NodeRow, NodesPage, Pager, RegionGroup,
     TeamPage, TeamRef, TokenRow, TokensPage,
@@ -13,24 +13,23 @@ use serde::Deserialize;
 
 use super::{act, done, failed, render, urlencode, CsrfOnly, Flash, SignedIn, WebError, WebResult};
 use crate::accounts::Scope;
-use crate::api::accounts as acc;
-use crate::api::extract::ApiJson;
-use crate::api::{cluster, AppState};
+use crate::app::accounts as acc;
+use crate::app::{self, App};
 use crate::store::Role;
 
 // ---- nodes --------------------------------------------------------------------
 
 async fn nodes_model(
-    state: &AppState,
+    state: &App,
     signed: &SignedIn,
     new_join_token: Option<String>,
 ) -> WebResult<NodesPage> {
-    let Json(nodes) = cluster::nodes(signed.who.clone(), State(state.clone())).await?;
+    let nodes = app::cluster::nodes(state, &signed.who).await?;
     let mut regions: BTreeMap<String, Vec<NodeRow>> = BTreeMap::new();
     for n in nodes {
         // What peers see wins; without peers, the coordinator's own link.
-        let state_label = match n.mesh_state {
-            "unknown" => match n.status {
+        let state_label = match n.mesh_state.as_str() {
+            "unknown" => match n.status.as_str() {
                 "online" => "alive",
                 "offline" => "down",
                 _ => "unknown",
@@ -61,7 +60,7 @@ async fn nodes_model(
     })
 }
 
-pub async fn nodes_page(State(state): State<AppState>, signed: SignedIn) -> WebResult<Response> {
+pub async fn nodes_page(State(state): State<App>, signed: SignedIn) -> WebResult<Response> {
     let model = nodes_model(&state, &signed, None).await?;
     let html = dashboard::nodes(&signed.page("Nodes", Nav::Nodes), &model);
     Ok(render(&signed, html))
@@ -74,21 +73,15 @@ pub struct JoinTokenPost {
 }
 
 pub async fn create_join_token(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Form(f): Form<JoinTokenPost>,
 ) -> WebResult<Response> {
     signed.check_csrf(&f.csrf)?;
-    let body = cluster::CreateJoinToken {
-        region: f.region.trim().to_string(),
-        ttl_seconds: None,
-    };
-    match cluster::create_join_token(signed.who.clone(), State(state.clone()), ApiJson(body)).await
-    {
-        Ok((_, Json(v))) => {
+    match app::cluster::create_join_token(&state, &signed.who, f.region.trim(), None).await {
+        Ok(t) => {
             // Shown on this response only: it is not stored in clear.
-            let token = v["token"].as_str().map(str::to_string);
-            let model = nodes_model(&state, &signed, token).await?;
+            let model = nodes_model(&state, &signed, Some(t.token)).await?;
             let html = dashboard::nodes(&signed.page("Nodes", Nav::Nodes), &model);
             Ok(render(&signed, html))
         }
@@ -99,30 +92,27 @@ pub async fn create_join_token(
 // ---- tokens ---------------------------------------------------------------------
 
 async fn tokens_model(
-    state: &AppState,
+    state: &App,
     signed: &SignedIn,
     new_token: Option<String>,
 ) -> WebResult<TokensPage> {
     let who = &signed.who;
-    let tokens = state.store.api_tokens_of(who.user_id()).await?;
+    let tokens = acc::tokens(state, who).await?;
     let teams = acc::my_teams(state, who).await?;
     let mut scopes = vec![("all".to_string(), "Everything I can access".to_string())];
     for t in &teams {
         scopes.push((format!("team:{}", t.id), format!("Team: {}", t.name)));
     }
-    let projects = state
-        .store
-        .list_projects(&who.teams_with(Role::Viewer), None, 200)
-        .await?;
+    let projects = app::access::visible_projects(state, who, None, 200).await?;
     for p in &projects {
         scopes.push((
             format!("project:{}", p.name),
             format!("Project: {}", p.name),
         ));
     }
-    let describe = |t: &crate::store::ApiToken| match Scope::from_columns(
-        t.team_id.as_deref(),
-        t.project_id.as_deref(),
+    let describe = |t: &acc::TokenView| match Scope::from_columns(
+        t.token.team_id.as_deref(),
+        t.token.project_id.as_deref(),
     ) {
         Scope::All => "everything".to_string(),
         Scope::Team(id) => format!(
@@ -146,13 +136,13 @@ async fn tokens_model(
         tokens: tokens
             .iter()
             .map(|t| TokenRow {
-                id: t.id.clone(),
-                name: t.name.clone(),
+                id: t.token.id.clone(),
+                name: t.token.name.clone(),
                 scope: describe(t),
-                created_at: t.created_at,
-                expires_at: t.expires_at,
-                last_used_at: t.last_used_at,
-                revoked_at: t.revoked_at,
+                created_at: t.token.created_at,
+                expires_at: t.token.expires_at,
+                last_used_at: t.token.last_used_at,
+                revoked_at: t.token.revoked_at,
             })
             .collect(),
         new_token,
@@ -161,7 +151,7 @@ async fn tokens_model(
     })
 }
 
-pub async fn tokens_page(State(state): State<AppState>, signed: SignedIn) -> WebResult<Response> {
+pub async fn tokens_page(State(state): State<App>, signed: SignedIn) -> WebResult<Response> {
     let model = tokens_model(&state, &signed, None).await?;
     let html = dashboard::tokens(&signed.page("API tokens", Nav::Tokens), &model);
     Ok(render(&signed, html))
@@ -178,7 +168,7 @@ pub struct TokenPost {
 }
 
 pub async fn create_token(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Form(f): Form<TokenPost>,
 ) -> WebResult<Response> {
@@ -200,7 +190,7 @@ pub async fn create_token(
         scope: Some(f.scope).filter(|s| !s.is_empty()),
         expires_in_days,
     };
-    match acc::create_token_as(&state, &signed.who, &body).await {
+    match acc::create_token(&state, &signed.who, &body).await {
         Ok(t) => {
             let model = tokens_model(&state, &signed, Some(t.secret)).await?;
             let html = dashboard::tokens(&signed.page("API tokens", Nav::Tokens), &model);
@@ -211,7 +201,7 @@ pub async fn create_token(
 }
 
 pub async fn revoke_token(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(id): Path<String>,
     Form(f): Form<CsrfOnly>,
@@ -220,7 +210,7 @@ pub async fn revoke_token(
         &signed,
         &f.csrf,
         "/tokens",
-        acc::revoke_token_as(&state, &signed.who, &id),
+        acc::revoke_token(&state, &signed.who, &id),
         |()| {
             done(
                 "/tokens",
@@ -252,7 +242,7 @@ pub struct TeamPost {
 }
 
 pub async fn create_team(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Form(f): Form<TeamPost>,
 ) -> WebResult<Response> {
@@ -260,7 +250,7 @@ pub async fn create_team(
         &signed,
         &f.csrf,
         "/teams",
-        acc::create_team_as(&state, &signed.who, &f.name),
+        acc::create_team(&state, &signed.who, &f.name),
         |t| {
             done(
                 &format!("/teams/{}", t.id),
@@ -272,18 +262,16 @@ pub async fn create_team(
 }
 
 async fn team_model(
-    state: &AppState,
+    state: &App,
     signed: &SignedIn,
     id: &str,
     new_invite_url: Option<String>,
 ) -> WebResult<TeamPage> {
-    let team = acc::team_for(state, &signed.who, id, Role::Viewer).await?;
+    let team = app::access::team(state, &signed.who, id, Role::Viewer).await?;
     let role = signed.who.team_role(&team.id).unwrap_or(Role::Viewer);
     let is_owner = role == Role::Owner;
     let me = signed.who.user_id().unwrap_or("");
-    let members = state
-        .store
-        .members(&team.id)
+    let members = acc::members(state, &signed.who, &team.id)
         .await?
         .into_iter()
         .map(|m| MemberRow {
@@ -296,9 +284,7 @@ async fn team_model(
         })
         .collect();
     let invitations = if is_owner {
-        state
-            .store
-            .pending_invitations(&team.id)
+        acc::pending_invitations(state, &signed.who, &team.id)
             .await?
             .into_iter()
             .map(|i| InvitationRow {
@@ -337,7 +323,7 @@ async fn team_model(
 }
 
 pub async fn team_page(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
@@ -361,7 +347,7 @@ fn bad_role(back: &str) -> Response {
 }
 
 pub async fn invite(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(id): Path<String>,
     Form(f): Form<RolePost>,
@@ -371,7 +357,7 @@ pub async fn invite(
     let Some(role) = parse_role(&f.role) else {
         return Ok(bad_role(&back));
     };
-    match acc::invite_as(&state, &signed.who, &id, role).await {
+    match acc::invite(&state, &signed.who, &id, role).await {
         Ok(inv) => {
             let model = team_model(&state, &signed, &id, Some(inv.url)).await?;
             let html = dashboard::team(&signed.page(model.team.name.clone(), Nav::Team), &model);
@@ -382,7 +368,7 @@ pub async fn invite(
 }
 
 pub async fn revoke_invitation(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path((id, iid)): Path<(String, String)>,
     Form(f): Form<CsrfOnly>,
@@ -392,14 +378,14 @@ pub async fn revoke_invitation(
         &signed,
         &f.csrf,
         &back,
-        acc::revoke_invitation_as(&state, &signed.who, &id, &iid),
+        acc::revoke_invitation(&state, &signed.who, &id, &iid),
         |()| done(&back, Flash::success("Invitation revoked.")),
     )
     .await
 }
 
 pub async fn set_role(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path((id, uid)): Path<(String, String)>,
     Form(f): Form<RolePost>,
@@ -412,14 +398,14 @@ pub async fn set_role(
         &signed,
         &f.csrf,
         &back,
-        acc::set_member_as(&state, &signed.who, &id, &uid, Some(role)),
+        acc::set_member(&state, &signed.who, &id, &uid, Some(role)),
         |()| done(&back, Flash::success("Role changed.")),
     )
     .await
 }
 
 pub async fn remove_member(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path((id, uid)): Path<(String, String)>,
     Form(f): Form<CsrfOnly>,
@@ -428,7 +414,7 @@ pub async fn remove_member(
     let leaving = signed.who.user_id() == Some(uid.as_str());
     let back = format!("/teams/{}", urlencode(&id));
     Ok(
-        match acc::set_member_as(&state, &signed.who, &id, &uid, None).await {
+        match acc::set_member(&state, &signed.who, &id, &uid, None).await {
             Ok(()) if leaving => done("/", Flash::success("You left the team.")),
             Ok(()) => done(&back, Flash::success("Member removed.")),
             Err(e) => failed(&back, e),
@@ -445,7 +431,7 @@ pub struct AuditQuery {
 }
 
 pub async fn audit_page(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Query(q): Query<AuditQuery>,
 ) -> WebResult<Response> {
@@ -455,7 +441,7 @@ pub async fn audit_page(
         limit: Some(50),
         cursor: q.cursor.clone(),
     };
-    let page = acc::audit_page(&state, &signed.who, &query).await?;
+    let page = acc::audit(&state, &signed.who, &query).await?;
     let teams = acc::my_teams(&state, &signed.who).await?;
     let team_name = |id: &Option<String>| match id {
         Some(id) if id.starts_with("user:") => "your account".to_string(),

@@ -3,12 +3,12 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::{Form, Json};
+use axum::Form;
 use dashboard::model::{DeploymentPage, FileRow, LogLine, Nav};
 
-use super::project::{build_row, deployment_row, manifest, manifest_functions};
-use super::{act, done, render, CsrfOnly, Flash, SignedIn, WebError, WebResult};
-use crate::api::{builds, deployments, projects, AppState};
+use super::project::{build_row, deployment_row, manifest_functions};
+use super::{act, done, render, CsrfOnly, Flash, SignedIn, WebResult};
+use crate::app::{self, App};
 use crate::store::Role;
 
 /// The page shows this many files; the rest are counted.
@@ -16,32 +16,22 @@ const MAX_FILES: usize = 200;
 /// Lines rendered into the page; the SSE stream carries on after them.
 const MAX_LOG_LINES: i64 = 5000;
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 40 && id.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
 pub async fn page(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    if !valid_id(&id) {
-        return Err(WebError::not_found("deployment"));
-    }
-    let deployment = state.store.deployment(&id).await?;
-    let build = state.store.build(&id).await?;
-    let project_id = match (&deployment, &build) {
-        (Some(d), _) => d.project_id.clone(),
-        (None, Some(b)) => b.project_id.clone(),
-        (None, None) => return Err(WebError::not_found("deployment")),
-    };
-    let p = projects::load_by_id(&state, &signed.who, &project_id, Role::Viewer).await?;
+    let app::access::Subject {
+        project: p,
+        deployment,
+        build,
+    } = app::access::subject(&state, &signed.who, &id, Role::Viewer).await?;
     let mut row = match (&deployment, &build) {
         (Some(d), _) => deployment_row(&state, &p, d),
         (None, Some(b)) => build_row(&state, &p, b),
-        (None, None) => unreachable!("checked above"),
+        (None, None) => unreachable!("a subject has a deployment or a build"),
     };
-    if signed.who.project_role(&p.team_id, &p.id) < Some(Role::Member) {
+    if !app::access::can_write(&signed.who, &p) {
         row.can_promote = false;
         row.can_cancel = false;
         row.can_redeploy = false;
@@ -71,7 +61,7 @@ pub async fn page(
         if let Some(t) = d.promoted_at {
             timeline.push(("Promoted to production".into(), t));
         }
-        if let Some(m) = manifest(&state, &d.bundle_id).await? {
+        if let Some(m) = app::deployments::manifest(&state, d).await? {
             files_total = m.files.len();
             files = m
                 .files
@@ -84,12 +74,10 @@ pub async fn page(
                 })
                 .collect();
         }
-        functions = manifest_functions(&state, &d.bundle_id).await?;
+        functions = manifest_functions(&state, d).await?;
     }
     let log = match &build {
-        Some(b) => state
-            .store
-            .build_logs(&b.id, 0, MAX_LOG_LINES)
+        Some(b) => app::builds::first_lines(&state, b, MAX_LOG_LINES)
             .await?
             .into_iter()
             .map(|l| LogLine {
@@ -120,7 +108,7 @@ pub async fn page(
 }
 
 pub async fn promote(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(id): Path<String>,
     Form(f): Form<CsrfOnly>,
@@ -130,11 +118,11 @@ pub async fn promote(
         &signed,
         &f.csrf,
         &back,
-        deployments::promote(signed.who.clone(), State(state), Path(id)),
-        |Json(d)| {
+        app::deployments::promote(&state, &signed.who, &id),
+        |(p, d)| {
             done(
-                &format!("/projects/{}", d.project),
-                Flash::success(format!("{} is now in production.", d.deployment.id)),
+                &format!("/projects/{}", p.name),
+                Flash::success(format!("{} is now in production.", d.id)),
             )
         },
     )
@@ -142,7 +130,7 @@ pub async fn promote(
 }
 
 pub async fn cancel(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(id): Path<String>,
     Form(f): Form<CsrfOnly>,
@@ -152,14 +140,14 @@ pub async fn cancel(
         &signed,
         &f.csrf,
         &back,
-        builds::cancel(signed.who.clone(), State(state), Path(id)),
+        app::builds::cancel(&state, &signed.who, &id),
         |_| done(&back, Flash::success("Build cancelled.")),
     )
     .await
 }
 
 pub async fn redeploy(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(id): Path<String>,
     Form(f): Form<CsrfOnly>,
@@ -169,10 +157,10 @@ pub async fn redeploy(
         &signed,
         &f.csrf,
         &back,
-        builds::redeploy(signed.who.clone(), State(state), Path(id)),
-        |(_, Json(b))| {
+        app::builds::redeploy(&state, &signed.who, &id),
+        |(_, b)| {
             done(
-                &format!("/deployments/{}", b.build.id),
+                &format!("/deployments/{}", b.id),
                 Flash::success("Redeploy queued."),
             )
         },

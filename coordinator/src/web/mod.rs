@@ -19,14 +19,12 @@ use dashboard::model::{ErrorPage, Nav, Page, UserNav};
 
 use crate::accounts::authz::Via;
 use crate::accounts::{session, Principal};
-use crate::api::error::ApiError;
-use crate::api::extract::client_ip_of;
-use crate::api::AppState;
+use crate::app::{App, AppError, ErrorKind};
 use crate::store::now_ms;
 
 pub use flash::Flash;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/", get(project::overview))
         .route("/login", get(account::login_page).post(account::login))
@@ -114,15 +112,15 @@ pub struct SignedIn {
     pub flash: Option<Flash>,
 }
 
-impl FromRequestParts<AppState> for SignedIn {
+impl FromRequestParts<App> for SignedIn {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let ip = client_ip_of(parts, state);
+    async fn from_request_parts(parts: &mut Parts, state: &App) -> Result<Self, Response> {
+        let ip = session::client_ip_of_parts(parts, state.config.accounts.trust_forwarded_for);
         let who = match session::resolve_session(&state.store, &parts.headers, ip).await {
             Ok(Ok(Some(who))) => who,
             Ok(_) => return Err(to_login(parts)),
-            Err(e) => return Err(WebError::from(ApiError::from(e)).into_response()),
+            Err(e) => return Err(WebError::from(AppError::from(e)).into_response()),
         };
         let Via::Session { csrf, .. } = &who.via else {
             return Err(to_login(parts));
@@ -205,7 +203,7 @@ pub async fn act<T>(
     signed: &SignedIn,
     csrf: &str,
     back: &str,
-    call: impl std::future::Future<Output = Result<T, ApiError>>,
+    call: impl std::future::Future<Output = Result<T, AppError>>,
     ok: impl FnOnce(T) -> Response,
 ) -> WebResult<Response> {
     // The call is a future: nothing has run yet if the token is wrong.
@@ -217,8 +215,8 @@ pub async fn act<T>(
 }
 
 /// A failed form post whose page can show the reason: back there with it.
-pub fn failed(to: &str, e: ApiError) -> Response {
-    if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::INTERNAL_SERVER_ERROR {
+pub fn failed(to: &str, e: AppError) -> Response {
+    if matches!(e.kind, ErrorKind::NotFound | ErrorKind::Internal) {
         return WebError::from(e).into_response();
     }
     done(to, Flash::error(e.message))
@@ -242,23 +240,24 @@ impl WebError {
     }
 }
 
-impl From<ApiError> for WebError {
-    fn from(e: ApiError) -> Self {
-        let heading = match e.status {
-            StatusCode::NOT_FOUND => "Not found",
-            StatusCode::FORBIDDEN => "Not allowed",
-            StatusCode::UNAUTHORIZED => "Please sign in",
-            StatusCode::CONFLICT => "That cannot be done right now",
-            s if s.is_server_error() => "Something went wrong",
+impl From<AppError> for WebError {
+    fn from(e: AppError) -> Self {
+        let status = e.status();
+        let heading = match e.kind {
+            ErrorKind::NotFound => "Not found",
+            ErrorKind::Forbidden => "Not allowed",
+            ErrorKind::Unauthenticated => "Please sign in",
+            ErrorKind::Conflict => "That cannot be done right now",
+            ErrorKind::Internal => "Something went wrong",
             _ => "That did not work",
         };
-        let message = if e.status == StatusCode::NOT_FOUND {
+        let message = if e.kind == ErrorKind::NotFound {
             "It does not exist, or you do not have access to it.".to_string()
         } else {
             e.message
         };
         WebError {
-            status: e.status,
+            status,
             heading: heading.into(),
             message,
         }
@@ -267,7 +266,7 @@ impl From<ApiError> for WebError {
 
 impl From<crate::store::StoreError> for WebError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::from(e).into()
+        AppError::from(e).into()
     }
 }
 

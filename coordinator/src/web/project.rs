@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use axum::{Form, Json};
+use axum::Form;
 use dashboard::model::{
     DeploymentBrief, DeploymentRow, DeploymentsTab, DomainsTab, EnvRow, EnvTab, FunctionRow,
     FunctionsTab, GitForm, Nav, Overview, Pager, ProjectBody, ProjectHeader, ProjectRow,
@@ -11,9 +11,8 @@ use dashboard::model::{
 use serde::Deserialize;
 
 use super::{act, done, render, urlencode, CsrfOnly, Flash, SignedIn, WebResult};
-use crate::accounts::Scope;
-use crate::api::extract::{ApiJson, PageQuery};
-use crate::api::{builds, deployments, env, git, projects, AppState};
+use crate::app::page::PageQuery;
+use crate::app::{self, App};
 use crate::store::{Build, BuildStatus, Deployment, Project, Role};
 
 const PAGE: i64 = 25;
@@ -24,7 +23,7 @@ pub struct CursorQuery {
 }
 
 pub async fn overview(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Query(q): Query<CursorQuery>,
 ) -> WebResult<Response> {
@@ -33,14 +32,8 @@ pub async fn overview(
         .cursor
         .as_deref()
         .filter(|c| !c.is_empty() && c.len() <= 100);
-    let mut items = state
-        .store
-        .list_projects(&who.teams_with(Role::Viewer), after, PAGE)
-        .await?;
-    if let Scope::Project(only) = &who.scope {
-        items.retain(|p| &p.id == only);
-    }
-    let teams = crate::api::accounts::my_teams(&state, who).await?;
+    let items = app::access::visible_projects(&state, who, after, PAGE).await?;
+    let teams = app::accounts::my_teams(&state, who).await?;
     let team_name = |id: &str| {
         teams
             .iter()
@@ -50,16 +43,22 @@ pub async fn overview(
     };
     let mut rows = Vec::new();
     for p in &items {
-        let last = latest(&state, p).await?;
-        let git = state.store.git(&p.id).await?.map(|(g, _)| g.url);
+        let last =
+            app::projects::latest_activity(&state, p)
+                .await?
+                .map(|(id, status, created_at)| DeploymentBrief {
+                    id,
+                    status,
+                    created_at,
+                });
+        let git = app::git::repository_url(&state, p).await?;
         rows.push(ProjectRow {
             name: p.name.clone(),
             team: team_name(&p.team_id),
-            production_url: p.production_deployment.as_ref().map(|_| {
-                state
-                    .config
-                    .site_url(&state.config.production_host(&p.name))
-            }),
+            production_url: p
+                .production_deployment
+                .as_ref()
+                .map(|_| state.production_url(&p.name)),
             last_deployment: last,
             git_repo: git.map(|u| builder::git::redact_url(&u)),
         });
@@ -87,35 +86,8 @@ pub async fn overview(
     Ok(render(&signed, html))
 }
 
-/// The newest deployment or build of a project.
-async fn latest(state: &AppState, p: &Project) -> WebResult<Option<DeploymentBrief>> {
-    let d = state.store.list_deployments(&p.id, None, 1).await?;
-    let b = state.store.list_builds(&p.id, None, 1).await?;
-    let from_d = d.into_iter().next().map(|d| DeploymentBrief {
-        status: d.status.as_str().into(),
-        created_at: d.created_at,
-        id: d.id,
-    });
-    let from_b = b.into_iter().next().map(|b| DeploymentBrief {
-        status: build_status(b.status).into(),
-        created_at: b.created_at,
-        id: b.id,
-    });
-    Ok(match (from_d, from_b) {
-        (Some(d), Some(b)) if b.created_at > d.created_at => Some(b),
-        (Some(d), _) => Some(d),
-        (None, b) => b,
-    })
-}
-
 pub fn build_status(s: BuildStatus) -> &'static str {
-    match s {
-        BuildStatus::Queued => "queued",
-        BuildStatus::Building => "building",
-        BuildStatus::Ready => "ready",
-        BuildStatus::Error => "failed",
-        BuildStatus::Canceled => "cancelled",
-    }
+    app::builds::status_label(s)
 }
 
 #[derive(Deserialize)]
@@ -127,52 +99,49 @@ pub struct CreateProjectPost {
 }
 
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Form(f): Form<CreateProjectPost>,
 ) -> WebResult<Response> {
-    let body = projects::CreateProject {
-        name: f.name.trim().to_string(),
-        team: Some(f.team).filter(|t| !t.is_empty()),
+    let name = f.name.trim().to_string();
+    let team = Some(f.team).filter(|t| !t.is_empty());
+    let new = app::projects::NewProject {
+        name: &name,
+        team: team.as_deref(),
         git: None,
     };
-    act(&signed, &f.csrf, "/", projects::create(signed.who.clone(), State(state), ApiJson(body)), |(_, Json(p))| done(
-                &format!("/projects/{}", p.project.name),
+    act(
+        &signed,
+        &f.csrf,
+        "/",
+        app::projects::create(&state, &signed.who, new),
+        |p| {
+            done(
+                &format!("/projects/{}", p.name),
                 Flash::success(format!(
                     "Project {} created. Deploy a folder with the CLI or connect a repository in Settings.",
-                    p.project.name
+                    p.name
                 )),
-            )).await
+            )
+        },
+    )
+    .await
 }
 
 /// The project (if the user may see it), its header, and their role.
-async fn header(
-    state: &AppState,
-    signed: &SignedIn,
-    name: &str,
-) -> WebResult<(Project, ProjectHeader)> {
-    let p = projects::load(state, &signed.who, name, Role::Viewer).await?;
-    let role = signed
-        .who
-        .project_role(&p.team_id, &p.id)
-        .unwrap_or(Role::Viewer);
-    let team = state
-        .store
-        .team(&p.team_id)
-        .await?
-        .map(|t| t.name)
-        .unwrap_or_default();
-    let has_git = state.store.git(&p.id).await?.is_some();
+async fn header(state: &App, signed: &SignedIn, name: &str) -> WebResult<(Project, ProjectHeader)> {
+    let p = app::access::project(state, &signed.who, name, Role::Viewer).await?;
+    let team = app::accounts::team_name(state, &p.team_id).await?;
+    let has_git = app::git::repository_url(state, &p).await?.is_some();
     let h = ProjectHeader {
         name: p.name.clone(),
         team,
-        production_url: p.production_deployment.as_ref().map(|_| {
-            state
-                .config
-                .site_url(&state.config.production_host(&p.name))
-        }),
+        production_url: p
+            .production_deployment
+            .as_ref()
+            .map(|_| state.production_url(&p.name)),
         production_deployment: p.production_deployment.clone(),
-        can_write: role >= Role::Member,
+        can_write: app::access::can_write(&signed.who, &p),
         has_git,
     };
     Ok((p, h))
@@ -184,7 +153,7 @@ fn tab_page(signed: &SignedIn, h: &ProjectHeader, body: ProjectBody) -> Response
     render(signed, dashboard::project(&page, h, &body))
 }
 
-pub fn deployment_row(state: &AppState, p: &Project, d: &Deployment) -> DeploymentRow {
+pub fn deployment_row(state: &App, p: &Project, d: &Deployment) -> DeploymentRow {
     let git = d.git.as_ref();
     let is_production = p.production_deployment.as_deref() == Some(d.id.as_str());
     DeploymentRow {
@@ -196,9 +165,7 @@ pub fn deployment_row(state: &AppState, p: &Project, d: &Deployment) -> Deployme
         commit_message: git.and_then(|g| g.commit_message.clone()),
         author: git.and_then(|g| g.commit_author.clone()),
         created_at: d.created_at,
-        url: state
-            .config
-            .site_url(&state.config.deployment_host(&p.name, &d.id)),
+        url: state.deployment_url(&p.name, &d.id),
         is_production,
         can_promote: !is_production && d.status == crate::store::DeploymentStatus::Ready,
         can_cancel: false,
@@ -206,7 +173,7 @@ pub fn deployment_row(state: &AppState, p: &Project, d: &Deployment) -> Deployme
     }
 }
 
-pub fn build_row(state: &AppState, p: &Project, b: &Build) -> DeploymentRow {
+pub fn build_row(state: &App, p: &Project, b: &Build) -> DeploymentRow {
     DeploymentRow {
         id: b.id.clone(),
         status: build_status(b.status).into(),
@@ -216,9 +183,7 @@ pub fn build_row(state: &AppState, p: &Project, b: &Build) -> DeploymentRow {
         commit_message: b.git.commit_message.clone(),
         author: b.git.commit_author.clone(),
         created_at: b.created_at,
-        url: state
-            .config
-            .site_url(&state.config.deployment_host(&p.name, &b.id)),
+        url: state.deployment_url(&p.name, &b.id),
         is_production: false,
         can_promote: false,
         can_cancel: !b.status.is_finished(),
@@ -227,7 +192,7 @@ pub fn build_row(state: &AppState, p: &Project, b: &Build) -> DeploymentRow {
 }
 
 pub async fn deployments_tab(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(name): Path<String>,
     Query(q): Query<CursorQuery>,
@@ -240,8 +205,8 @@ pub async fn deployments_tab(
     let before = page.before()?;
     // Builds that have not become deployments (queued, building, failed,
     // cancelled) are listed with the deployments, newest first.
-    let ds = state.store.list_deployments(&p.id, before, PAGE).await?;
-    let bs = state.store.list_builds(&p.id, before, PAGE).await?;
+    let (_, ds) = app::deployments::list(&state, &signed.who, &p.id, before, PAGE).await?;
+    let (_, bs) = app::builds::list(&state, &signed.who, &p.id, before, PAGE).await?;
     let mut rows: Vec<DeploymentRow> = ds.iter().map(|d| deployment_row(&state, &p, d)).collect();
     for b in &bs {
         if b.status != BuildStatus::Ready && !ds.iter().any(|d| d.id == b.id) {
@@ -257,17 +222,9 @@ pub async fn deployments_tab(
             p.name, last.created_at, last.id
         )
     });
-    let can_rollback = match &p.production_deployment {
-        Some(id) => match state.store.deployment(id).await? {
-            Some(current) => state
-                .store
-                .previous_production(&p.id, &current)
-                .await?
-                .is_some(),
-            None => false,
-        },
-        None => false,
-    };
+    let can_rollback = app::deployments::previous_production(&state, &p)
+        .await?
+        .is_some();
     let tab = DeploymentsTab {
         rows,
         pager: Pager {
@@ -280,19 +237,17 @@ pub async fn deployments_tab(
 }
 
 pub async fn domains_tab(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(name): Path<String>,
 ) -> WebResult<Response> {
     let (p, h) = header(&state, &signed, &name).await?;
-    let signed_cfg = state.hub.current();
     let prod = state.config.production_host(&p.name);
-    let mut aliases: Vec<(String, String)> = signed_cfg
-        .config
-        .hosts
-        .iter()
-        .filter(|(host, t)| t.project == p.name && **host != prod)
-        .map(|(host, t)| (host.clone(), format!("deployment {}", t.deployment)))
+    let (_, all) = app::projects::aliases(&state, &signed.who, &p.id).await?;
+    let mut aliases: Vec<(String, String)> = all
+        .into_iter()
+        .filter(|a| a.host != prod)
+        .map(|a| (a.host, format!("deployment {}", a.deployment)))
         .collect();
     aliases.sort();
     let tab = DomainsTab {
@@ -303,28 +258,25 @@ pub async fn domains_tab(
 }
 
 pub async fn env_tab(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(name): Path<String>,
 ) -> WebResult<Response> {
     let (p, h) = header(&state, &signed, &name).await?;
-    let vars = state
-        .store
-        .env_vars(&p.id)
+    let vars = app::env::list(&state, &signed.who, &p.id)
         .await?
         .into_iter()
         .map(|v| EnvRow {
             name: v.name,
-            env: v.env_kind,
+            env: v.env,
             secret: v.secret,
-            // Secrets are never shown again once set.
-            value: if v.secret { None } else { v.value_plain },
+            value: v.value,
             updated_at: v.updated_at,
         })
         .collect();
     let tab = EnvTab {
         vars,
-        outbound: state.store.outbound(&p.id).await?,
+        outbound: app::env::outbound(&state, &signed.who, &p.id).await?,
     };
     Ok(tab_page(&signed, &h, ProjectBody::Env(tab)))
 }
@@ -340,27 +292,25 @@ pub struct EnvPost {
 }
 
 pub async fn set_env(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(project): Path<String>,
     Form(f): Form<EnvPost>,
 ) -> WebResult<Response> {
     let back = format!("/projects/{}/env", urlencode(&project));
     let name = f.name.trim().to_string();
-    let body = env::SetVar {
-        value: f.value,
-        secret: f.secret.is_some(),
-        env: f.env,
-    };
     act(
         &signed,
         &f.csrf,
         &back,
-        env::set(
-            signed.who.clone(),
-            State(state),
-            Path((project, name.clone())),
-            ApiJson(body),
+        app::env::set(
+            &state,
+            &signed.who,
+            &project,
+            &name,
+            &f.value,
+            f.secret.is_some(),
+            &f.env,
         ),
         |_| {
             done(
@@ -375,23 +325,17 @@ pub async fn set_env(
 }
 
 pub async fn delete_env(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path((project, kind, name)): Path<(String, String, String)>,
     Form(f): Form<CsrfOnly>,
 ) -> WebResult<Response> {
     let back = format!("/projects/{}/env", urlencode(&project));
-    let q = env::EnvQuery { env: Some(kind) };
     act(
         &signed,
         &f.csrf,
         &back,
-        env::delete(
-            signed.who.clone(),
-            State(state),
-            Path((project, name.clone())),
-            Query(q),
-        ),
+        app::env::delete(&state, &signed.who, &project, &name, Some(&kind)),
         |_| done(&back, Flash::success(format!("{name} deleted."))),
     )
     .await
@@ -405,45 +349,39 @@ pub struct OutboundPost {
 }
 
 pub async fn set_outbound(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(project): Path<String>,
     Form(f): Form<OutboundPost>,
 ) -> WebResult<Response> {
     let back = format!("/projects/{}/env", urlencode(&project));
-    let hosts = f
+    let hosts: Vec<String> = f
         .hosts
         .lines()
         .map(str::trim)
         .filter(|h| !h.is_empty())
         .map(str::to_string)
         .collect();
-    let body = env::Outbound { hosts };
     act(
         &signed,
         &f.csrf,
         &back,
-        env::set_outbound(
-            signed.who.clone(),
-            State(state),
-            Path(project),
-            ApiJson(body),
-        ),
+        app::env::set_outbound(&state, &signed.who, &project, &hosts),
         |_| done(&back, Flash::success("Outbound hosts saved.")),
     )
     .await
 }
 
 pub async fn functions_tab(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(name): Path<String>,
 ) -> WebResult<Response> {
     let (p, h) = header(&state, &signed, &name).await?;
     let functions = match &p.production_deployment {
-        Some(id) => match state.store.deployment(id).await? {
-            Some(d) => manifest_functions(&state, &d.bundle_id).await?,
-            None => Vec::new(),
+        Some(id) => match app::access::deployment(&state, &signed.who, id, Role::Viewer).await {
+            Ok((_, d)) => manifest_functions(&state, &d).await?,
+            Err(_) => Vec::new(),
         },
         None => Vec::new(),
     };
@@ -451,17 +389,8 @@ pub async fn functions_tab(
     Ok(tab_page(&signed, &h, ProjectBody::Functions(tab)))
 }
 
-pub async fn manifest(state: &AppState, bundle: &str) -> WebResult<Option<protocol::Manifest>> {
-    let Some(bytes) = state.store.bundle_manifest(bundle).await? else {
-        return Ok(None);
-    };
-    protocol::Manifest::from_canonical_bytes(&bytes, protocol::wire::MAX_FRAME_BYTES)
-        .map(Some)
-        .map_err(|e| crate::api::error::ApiError::internal(e).into())
-}
-
-pub async fn manifest_functions(state: &AppState, bundle: &str) -> WebResult<Vec<FunctionRow>> {
-    Ok(match manifest(state, bundle).await? {
+pub async fn manifest_functions(state: &App, d: &Deployment) -> WebResult<Vec<FunctionRow>> {
+    Ok(match app::deployments::manifest(state, d).await? {
         Some(m) => m
             .functions
             .iter()
@@ -477,13 +406,13 @@ pub async fn manifest_functions(state: &AppState, bundle: &str) -> WebResult<Vec
 }
 
 pub async fn settings_tab(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(name): Path<String>,
 ) -> WebResult<Response> {
     let (p, h) = header(&state, &signed, &name).await?;
-    let tab = match git::show(signed.who.clone(), State(state.clone()), Path(p.id.clone())).await {
-        Ok(Json(v)) => SettingsTab {
+    let tab = match app::git::show(&state, &signed.who, &p.id).await {
+        Ok(v) => SettingsTab {
             git: Some(GitForm {
                 url: builder::git::redact_url(&v.settings.url),
                 branch: v.settings.branch.clone(),
@@ -497,7 +426,7 @@ pub async fn settings_tab(
             webhook_secret: Some(v.webhook_secret).filter(|s| !s.is_empty()),
             error: None,
         },
-        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => SettingsTab::default(),
+        Err(e) if e.kind == app::ErrorKind::NotFound => SettingsTab::default(),
         Err(e) => return Err(e.into()),
     };
     Ok(tab_page(&signed, &h, ProjectBody::Settings(tab)))
@@ -527,13 +456,13 @@ fn some(s: String) -> Option<String> {
 }
 
 pub async fn set_git(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(project): Path<String>,
     Form(f): Form<GitPost>,
 ) -> WebResult<Response> {
     let back = format!("/projects/{}/settings", urlencode(&project));
-    let body = git::GitInput {
+    let body = app::git::GitInput {
         url: f.url.trim().to_string(),
         branch: some(f.branch).unwrap_or_else(|| "main".into()),
         root_dir: some(f.root_dir),
@@ -546,12 +475,7 @@ pub async fn set_git(
         &signed,
         &f.csrf,
         &back,
-        git::put(
-            signed.who.clone(),
-            State(state),
-            Path(project),
-            ApiJson(body),
-        ),
+        app::git::connect(&state, &signed.who, &project, &body),
         |_| {
             done(
                 &back,
@@ -565,7 +489,7 @@ pub async fn set_git(
 }
 
 pub async fn delete_git(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(project): Path<String>,
     Form(f): Form<CsrfOnly>,
@@ -575,36 +499,27 @@ pub async fn delete_git(
         &signed,
         &f.csrf,
         &back,
-        git::delete(signed.who.clone(), State(state), Path(project)),
+        app::git::disconnect(&state, &signed.who, &project),
         |_| done(&back, Flash::success("Repository disconnected.")),
     )
     .await
 }
 
 pub async fn deploy(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(project): Path<String>,
     Form(f): Form<CsrfOnly>,
 ) -> WebResult<Response> {
     let back = format!("/projects/{}", urlencode(&project));
-    let body = builds::CreateBuild {
-        branch: None,
-        commit: None,
-    };
     act(
         &signed,
         &f.csrf,
         &back,
-        builds::create(
-            signed.who.clone(),
-            State(state),
-            Path(project),
-            ApiJson(body),
-        ),
-        |(_, Json(b))| {
+        app::builds::queue(&state, &signed.who, &project, None, None),
+        |(_, b)| {
             done(
-                &format!("/deployments/{}", b.build.id),
+                &format!("/deployments/{}", b.id),
                 Flash::success("Build queued. The log below follows it live."),
             )
         },
@@ -613,7 +528,7 @@ pub async fn deploy(
 }
 
 pub async fn rollback(
-    State(state): State<AppState>,
+    State(state): State<App>,
     signed: SignedIn,
     Path(project): Path<String>,
     Form(f): Form<CsrfOnly>,
@@ -623,14 +538,11 @@ pub async fn rollback(
         &signed,
         &f.csrf,
         &back,
-        deployments::rollback(signed.who.clone(), State(state), Path(project)),
-        |Json(d)| {
+        app::deployments::rollback(&state, &signed.who, &project),
+        |(_, d)| {
             done(
                 &back,
-                Flash::success(format!(
-                    "Rolled back: production now serves {}.",
-                    d.deployment.id
-                )),
+                Flash::success(format!("Rolled back: production now serves {}.", d.id)),
             )
         },
     )

@@ -1,0 +1,164 @@
+//! Projects: create one in a team, list and show them, and the hosts that
+//! serve each right now.
+
+use super::{access, git, App, AppError, AppResult};
+use crate::accounts::{audit, Principal, Scope};
+use crate::store::{GitSettings, Project, Role};
+
+/// Leaves room for `-<deployment id>` within a 63-byte DNS label.
+pub const MAX_PROJECT_NAME: usize = 40;
+
+pub fn validate_name(name: &str) -> AppResult<()> {
+    if name.len() > MAX_PROJECT_NAME || !protocol::host::is_valid_label(name) {
+        return Err(AppError::invalid(
+            "invalid_name",
+            format!(
+                "project name must be 1-{MAX_PROJECT_NAME} characters of a-z, 0-9 and '-', not starting or ending with '-'"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The team a new project goes to: the one asked for, else the token's
+/// team, else the principal's oldest team where it may create projects.
+pub fn team_for_new_project(who: &Principal, asked: Option<&str>) -> AppResult<String> {
+    if let Scope::Project(_) = who.scope {
+        return Err(AppError::forbidden(
+            "a project-scoped token cannot create projects",
+        ));
+    }
+    let team = match asked {
+        Some(t) => t.to_string(),
+        None => match &who.scope {
+            Scope::Team(t) => t.clone(),
+            _ => who
+                .teams_with(Role::Member)
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    AppError::forbidden("you are not a member of any team that may create projects")
+                })?,
+        },
+    };
+    match who.team_role(&team) {
+        None => Err(AppError::not_found(format!("team {team:?}"))),
+        Some(r) if r < Role::Member => Err(AppError::forbidden(
+            "viewers cannot create projects; ask a team owner for the member role",
+        )),
+        Some(_) => Ok(team),
+    }
+}
+
+/// An id no project has as its id or its name.
+async fn fresh_id(app: &App) -> AppResult<String> {
+    loop {
+        let id = crate::ids::new_id(12);
+        if app.store.project(&id).await?.is_none() {
+            return Ok(id);
+        }
+    }
+}
+
+/// What a new project is made of.
+pub struct NewProject<'a> {
+    pub name: &'a str,
+    /// The team that owns it (default: see [`team_for_new_project`]).
+    pub team: Option<&'a str>,
+    /// A repository to connect at once, not yet validated.
+    pub git: Option<&'a git::GitInput>,
+}
+
+pub async fn create(app: &App, who: &Principal, new: NewProject<'_>) -> AppResult<Project> {
+    validate_name(new.name)?;
+    if new.team.is_some_and(|t| t.len() > 64) {
+        return Err(AppError::not_found("team"));
+    }
+    let team = team_for_new_project(who, new.team)?;
+    // A name equal to another project's id would make that id ambiguous.
+    if app.store.project_by_id(new.name).await?.is_some() {
+        return Err(AppError::conflict(
+            "conflict",
+            format!("project name {:?} is taken", new.name),
+        ));
+    }
+    let settings: Option<GitSettings> = match new.git {
+        Some(g) => Some(git::validate(app, g)?),
+        None => None,
+    };
+    let p = app
+        .store
+        .create_project(&fresh_id(app).await?, new.name, &team)
+        .await?;
+    audit::record(
+        &app.store,
+        who,
+        Some(&team),
+        "project.create",
+        &p.name,
+        serde_json::json!({ "id": p.id }),
+    )
+    .await;
+    if let Some(s) = &settings {
+        git::store_connection(app, &p, s).await?;
+    }
+    tracing::info!(project = %p.name, "project created");
+    Ok(p)
+}
+
+/// One host serving a project right now.
+pub struct Alias {
+    pub host: String,
+    pub deployment: String,
+    /// `production`, or `deployment` for the others.
+    pub kind: &'static str,
+}
+
+/// The hosts that serve the project right now, from the published config.
+pub async fn aliases(
+    app: &App,
+    who: &Principal,
+    project: &str,
+) -> AppResult<(Project, Vec<Alias>)> {
+    let p = access::project(app, who, project, Role::Viewer).await?;
+    let signed = app.hub.current();
+    let prod_host = app.config.production_host(&p.name);
+    let out = signed
+        .config
+        .hosts
+        .iter()
+        .filter(|(_, t)| t.project == p.name)
+        .map(|(host, t)| Alias {
+            host: host.clone(),
+            deployment: t.deployment.clone(),
+            kind: if *host == prod_host {
+                "production"
+            } else {
+                "deployment"
+            },
+        })
+        .collect();
+    Ok((p, out))
+}
+
+/// The newest deployment or build of a project: (id, status, created_at).
+pub async fn latest_activity(app: &App, p: &Project) -> AppResult<Option<(String, String, i64)>> {
+    let d = app.store.list_deployments(&p.id, None, 1).await?;
+    let b = app.store.list_builds(&p.id, None, 1).await?;
+    let from_d = d
+        .into_iter()
+        .next()
+        .map(|d| (d.id, d.status.as_str().to_string(), d.created_at));
+    let from_b = b.into_iter().next().map(|b| {
+        (
+            b.id,
+            super::builds::status_label(b.status).to_string(),
+            b.created_at,
+        )
+    });
+    Ok(match (from_d, from_b) {
+        (Some(d), Some(b)) if b.2 > d.2 => Some(b),
+        (Some(d), _) => Some(d),
+        (None, b) => b,
+    })
+}

@@ -1,0 +1,495 @@
+//! The authorisation matrix for the dashboard: the same two accounts as
+//! `authz`, and every route of the dashboard's router tried by the one
+//! with a session cookie against the other's projects, deployments,
+//! builds, variables, git connection, tokens and team. Strangers get the
+//! 404 page; viewers read pages but their forms change nothing (they are
+//! sent back with the reason); without a session every page redirects to
+//! the sign-in form; and afterwards B's data is exactly as it was.
+//!
+//! ADDING A ROUTE TO `src/web/mod.rs`? `every_dashboard_route_has_a_row`
+//! reads the router and fails until the new (method, path) has a row in
+//! `stranger_rows` or an entry in `NOT_TENANT_SCOPED` saying why it needs
+//! none. If the route reads or changes project or team data, add a row
+//! to `viewer_rows` as well.
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::authz::{
+    check_b_intact, fill, routes_in, snapshot, world, World, PLAIN_VALUE, SECRET_VALUE,
+};
+use crate::support::http_client;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// The 404 page: the thing must look like it does not exist.
+    NotFound,
+    /// A page (200).
+    Page,
+    /// The 403 page.
+    Forbidden,
+    /// Sent back (303) with the reason in a flash message: a form the
+    /// caller may not submit.
+    SentBack,
+}
+
+impl Expect {
+    fn allows(self, status: u16) -> bool {
+        match self {
+            Expect::NotFound => status == 404,
+            Expect::Page => status == 200,
+            Expect::Forbidden => status == 403,
+            Expect::SentBack => status == 303,
+        }
+    }
+}
+
+struct Row {
+    method: Method,
+    /// The route exactly as `src/web/mod.rs` declares it.
+    route: &'static str,
+    path: String,
+    form: Vec<(&'static str, String)>,
+    expect: Expect,
+}
+
+fn row(method: Method, route: &'static str, args: &[&str], expect: Expect) -> Row {
+    Row {
+        path: fill(route, args),
+        method,
+        route,
+        form: Vec::new(),
+        expect,
+    }
+}
+
+impl Row {
+    fn form(mut self, fields: &[(&'static str, &str)]) -> Row {
+        self.form = fields.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        self
+    }
+
+    fn query(mut self, q: &str) -> Row {
+        self.path = format!("{}?{q}", self.path);
+        self
+    }
+}
+
+/// What someone with no role in B's team tries on B's things, with valid
+/// forms, so only authorisation can refuse them.
+fn stranger_rows(w: &World) -> Vec<Row> {
+    use Expect::*;
+    use Method as M;
+    let ids = &w.ids;
+    let p = ids.project.as_str();
+    let pid = ids.project_id.as_str();
+    let (dep, old, build) = (
+        ids.dep_prod.as_str(),
+        ids.dep_old.as_str(),
+        ids.build.as_str(),
+    );
+    let (team, user) = (ids.team.as_str(), ids.user.as_str());
+    let scope = format!("project:{p}");
+    vec![
+        row(M::GET, "/projects/{p}", &[p], NotFound),
+        row(M::GET, "/projects/{p}", &[pid], NotFound),
+        row(M::GET, "/projects/{p}/domains", &[p], NotFound),
+        row(M::GET, "/projects/{p}/env", &[p], NotFound),
+        row(M::POST, "/projects/{p}/env", &[p], NotFound).form(&[
+            ("name", "SECRET_KEY"),
+            ("value", "pwned"),
+            ("env", "all"),
+        ]),
+        row(
+            M::POST,
+            "/projects/{p}/env/{env}/{name}/delete",
+            &[p, "production", "SECRET_KEY"],
+            NotFound,
+        ),
+        row(M::POST, "/projects/{p}/outbound", &[p], NotFound).form(&[("hosts", "evil.example")]),
+        row(M::GET, "/projects/{p}/functions", &[p], NotFound),
+        row(M::GET, "/projects/{p}/settings", &[p], NotFound),
+        row(M::POST, "/projects/{p}/settings/git", &[p], NotFound)
+            .form(&[("url", "https://evil.example/x.git")]),
+        row(M::POST, "/projects/{p}/settings/git/delete", &[p], NotFound),
+        row(M::POST, "/projects/{p}/deploy", &[p], NotFound),
+        row(M::POST, "/projects/{p}/rollback", &[p], NotFound),
+        row(M::POST, "/projects", &[], NotFound).form(&[("name", "sneaky"), ("team", team)]),
+        row(M::GET, "/deployments/{id}", &[dep], NotFound),
+        row(M::GET, "/deployments/{id}", &[build], NotFound),
+        row(M::POST, "/deployments/{id}/promote", &[old], NotFound),
+        row(M::POST, "/deployments/{id}/cancel", &[build], NotFound),
+        row(M::POST, "/deployments/{id}/redeploy", &[build], NotFound),
+        row(M::POST, "/tokens", &[], NotFound).form(&[("name", "x"), ("scope", &scope)]),
+        row(M::POST, "/tokens/{id}/revoke", &[&ids.token_id], NotFound),
+        row(M::GET, "/teams/{id}", &[team], NotFound),
+        row(M::POST, "/teams/{id}/invitations", &[team], NotFound).form(&[("role", "owner")]),
+        row(
+            M::POST,
+            "/teams/{id}/invitations/{iid}/revoke",
+            &[team, &ids.pending_inv],
+            NotFound,
+        ),
+        row(
+            M::POST,
+            "/teams/{id}/members/{uid}/role",
+            &[team, &ids.stranger],
+            NotFound,
+        )
+        .form(&[("role", "owner")]),
+        row(
+            M::POST,
+            "/teams/{id}/members/{uid}/remove",
+            &[team, user],
+            NotFound,
+        ),
+        row(M::GET, "/audit", &[], NotFound).query(&format!("team={team}")),
+        // A used invitation link: a page that says so, and a refusal.
+        row(M::GET, "/invite/{token}", &[&ids.revoked_inv_token], Page),
+        row(
+            M::POST,
+            "/invite/{token}",
+            &[&ids.revoked_inv_token],
+            SentBack,
+        ),
+        // The caller's own pages: answered, and without B in them.
+        row(M::GET, "/", &[], Page),
+        row(M::GET, "/account", &[], Page),
+        row(M::GET, "/tokens", &[], Page),
+        row(M::GET, "/audit", &[], Page),
+    ]
+}
+
+/// What a viewer of B's team may and may not do there.
+fn viewer_rows(w: &World) -> Vec<Row> {
+    use Expect::*;
+    use Method as M;
+    let ids = &w.ids;
+    let p = ids.project.as_str();
+    let (dep, old, build) = (
+        ids.dep_prod.as_str(),
+        ids.dep_old.as_str(),
+        ids.build.as_str(),
+    );
+    let (team, user) = (ids.team.as_str(), ids.user.as_str());
+    vec![
+        row(M::GET, "/projects/{p}", &[p], Page),
+        row(M::GET, "/projects/{p}/domains", &[p], Page),
+        row(M::GET, "/projects/{p}/env", &[p], Page),
+        row(M::GET, "/projects/{p}/functions", &[p], Page),
+        row(M::GET, "/projects/{p}/settings", &[p], Page),
+        row(M::GET, "/deployments/{id}", &[dep], Page),
+        row(M::GET, "/deployments/{id}", &[build], Page),
+        row(M::GET, "/teams/{id}", &[team], Page),
+        row(M::POST, "/projects/{p}/env", &[p], SentBack).form(&[
+            ("name", "SECRET_KEY"),
+            ("value", "pwned"),
+            ("env", "all"),
+        ]),
+        row(
+            M::POST,
+            "/projects/{p}/env/{env}/{name}/delete",
+            &[p, "production", "SECRET_KEY"],
+            SentBack,
+        ),
+        row(M::POST, "/projects/{p}/outbound", &[p], SentBack).form(&[("hosts", "evil.example")]),
+        row(M::POST, "/projects/{p}/settings/git", &[p], SentBack)
+            .form(&[("url", "https://evil.example/x.git")]),
+        row(M::POST, "/projects/{p}/settings/git/delete", &[p], SentBack),
+        row(M::POST, "/projects/{p}/deploy", &[p], SentBack),
+        row(M::POST, "/projects/{p}/rollback", &[p], SentBack),
+        row(M::POST, "/projects", &[], SentBack).form(&[("name", "sneaky"), ("team", team)]),
+        row(M::POST, "/deployments/{id}/promote", &[old], SentBack),
+        row(M::POST, "/deployments/{id}/cancel", &[build], SentBack),
+        row(M::POST, "/deployments/{id}/redeploy", &[build], SentBack),
+        row(M::POST, "/teams/{id}/invitations", &[team], SentBack).form(&[("role", "owner")]),
+        row(
+            M::POST,
+            "/teams/{id}/invitations/{iid}/revoke",
+            &[team, &ids.pending_inv],
+            SentBack,
+        ),
+        row(
+            M::POST,
+            "/teams/{id}/members/{uid}/role",
+            &[team, user],
+            SentBack,
+        )
+        .form(&[("role", "viewer")]),
+        row(
+            M::POST,
+            "/teams/{id}/members/{uid}/remove",
+            &[team, user],
+            SentBack,
+        ),
+        row(M::GET, "/audit", &[], Forbidden).query(&format!("team={team}")),
+    ]
+}
+
+/// Dashboard routes without a stranger row, and why none is needed.
+const NOT_TENANT_SCOPED: &[(&str, &str, &str)] = &[
+    (
+        "GET",
+        "/login",
+        "no session yet; sign-in rules are in authz",
+    ),
+    (
+        "POST",
+        "/login",
+        "no session yet; sign-in rules are in authz",
+    ),
+    ("GET", "/signup", "no session yet"),
+    (
+        "POST",
+        "/signup",
+        "no session yet; sign-up rules are in authz",
+    ),
+    ("POST", "/logout", "ends the caller's own session"),
+    (
+        "POST",
+        "/account/password",
+        "changes the caller's own password",
+    ),
+    (
+        "GET",
+        "/nodes",
+        "instance-wide: every signed-in user sees the nodes",
+    ),
+    (
+        "POST",
+        "/nodes/join-tokens",
+        "instance owner only, as the API's join-tokens route",
+    ),
+    ("GET", "/teams", "redirects to the caller's own first team"),
+    ("POST", "/teams", "creates a team of the caller's own"),
+    (
+        "GET",
+        "/assets/{file}",
+        "public stylesheet, script and icon",
+    ),
+];
+
+fn declared() -> BTreeSet<(String, String)> {
+    let router = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web/mod.rs");
+    routes_in([router])
+}
+
+/// A client that shows redirects instead of following them.
+fn client() -> reqwest::Client {
+    let _ = http_client();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Sends `r` with session `cookie` (and its CSRF token in every form), or
+/// with no cookie; (status, body).
+async fn send(w: &World, r: &Row, session: Option<(&str, &str)>) -> (u16, String) {
+    let mut req = client().request(r.method.clone(), format!("{}{}", w.coord.url(), r.path));
+    let mut form = r.form.clone();
+    if let Some((cookie, csrf)) = session {
+        req = req.header("cookie", format!("outpost_session={cookie}"));
+        form.push(("csrf", csrf.to_string()));
+    }
+    if r.method == Method::POST {
+        req = req.form(&form);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
+}
+
+#[test]
+fn every_dashboard_route_has_a_row() {
+    let declared = declared();
+    assert!(
+        declared.len() >= 40,
+        "the route scan found only {declared:?}"
+    );
+    let mut covered = BTreeSet::new();
+    for (m, p) in ROUTES_WITH_ROWS {
+        covered.insert((m.to_string(), p.to_string()));
+    }
+    for (m, p, _) in NOT_TENANT_SCOPED {
+        assert!(
+            covered.insert((m.to_string(), p.to_string())),
+            "{m} {p} has a row and an exemption"
+        );
+    }
+    let missing: Vec<_> = declared.difference(&covered).collect();
+    assert!(
+        missing.is_empty(),
+        "dashboard routes without an authorisation row (add one to stranger_rows and \
+         ROUTES_WITH_ROWS, or an exemption to NOT_TENANT_SCOPED): {missing:?}"
+    );
+    let stale: Vec<_> = covered.difference(&declared).collect();
+    assert!(
+        stale.is_empty(),
+        "rows for routes that do not exist: {stale:?}"
+    );
+}
+
+/// The routes `stranger_rows` covers (checked against it in the matrix
+/// run, so the two cannot drift).
+const ROUTES_WITH_ROWS: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/account"),
+    ("GET", "/audit"),
+    ("GET", "/deployments/{id}"),
+    ("GET", "/invite/{token}"),
+    ("GET", "/projects/{p}"),
+    ("GET", "/projects/{p}/domains"),
+    ("GET", "/projects/{p}/env"),
+    ("GET", "/projects/{p}/functions"),
+    ("GET", "/projects/{p}/settings"),
+    ("GET", "/teams/{id}"),
+    ("GET", "/tokens"),
+    ("POST", "/deployments/{id}/cancel"),
+    ("POST", "/deployments/{id}/promote"),
+    ("POST", "/deployments/{id}/redeploy"),
+    ("POST", "/invite/{token}"),
+    ("POST", "/projects"),
+    ("POST", "/projects/{p}/deploy"),
+    ("POST", "/projects/{p}/env"),
+    ("POST", "/projects/{p}/env/{env}/{name}/delete"),
+    ("POST", "/projects/{p}/outbound"),
+    ("POST", "/projects/{p}/rollback"),
+    ("POST", "/projects/{p}/settings/git"),
+    ("POST", "/projects/{p}/settings/git/delete"),
+    ("POST", "/teams/{id}/invitations"),
+    ("POST", "/teams/{id}/invitations/{iid}/revoke"),
+    ("POST", "/teams/{id}/members/{uid}/remove"),
+    ("POST", "/teams/{id}/members/{uid}/role"),
+    ("POST", "/tokens"),
+    ("POST", "/tokens/{id}/revoke"),
+];
+
+#[tokio::test]
+async fn dashboard_strangers_see_404_and_viewers_only_read() {
+    let w = world().await;
+    let before = snapshot(&w).await;
+    check_b_intact(&before, &w);
+
+    let rows = stranger_rows(&w);
+    let in_rows: BTreeSet<(String, String)> = rows
+        .iter()
+        .map(|r| (r.method.to_string(), r.route.to_string()))
+        .collect();
+    let listed: BTreeSet<(String, String)> = ROUTES_WITH_ROWS
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(
+        in_rows, listed,
+        "ROUTES_WITH_ROWS must list exactly the stranger rows"
+    );
+
+    // Nothing of B's may show in any page A gets.
+    let canaries = [
+        SECRET_VALUE,
+        PLAIN_VALUE,
+        w.webhook_secret.as_str(),
+        w.b.token.as_str(),
+        w.b.email.as_str(),
+        "Bob's team",
+    ];
+    let mut failures = Vec::new();
+    for r in &rows {
+        let (status, body) = send(&w, r, Some((&w.a.session, &w.a.csrf))).await;
+        if !r.expect.allows(status) {
+            failures.push(format!(
+                "A: {} {} (route {}) -> {status} (want {:?})",
+                r.method, r.path, r.route, r.expect
+            ));
+        }
+        for c in canaries {
+            // The instance owner's audit log records that B signed up.
+            let signup_event = r.path == "/audit" && c == w.b.email;
+            if body.contains(c) && !signup_event {
+                failures.push(format!("A: {} {} leaked {c:?}", r.method, r.path));
+            }
+        }
+        // Without a session, every page sends the browser to sign in.
+        if r.route != "/invite/{token}" {
+            let (status, _) = send(&w, r, None).await;
+            if status != 303 {
+                failures.push(format!(
+                    "no session: {} {} -> {status} (want a redirect to /login)",
+                    r.method, r.path
+                ));
+            }
+        }
+    }
+    // A form with the wrong CSRF token changes nothing, whoever sends it.
+    let forged = row(
+        Method::POST,
+        "/projects/{p}/env",
+        &[&w.ids.project],
+        Expect::Forbidden,
+    )
+    .form(&[("name", "SECRET_KEY"), ("value", "pwned"), ("env", "all")]);
+    let (status, _) = send(&w, &forged, Some((&w.b.session, "f00"))).await;
+    if status != 403 {
+        failures.push(format!("B with a wrong CSRF token -> {status} (want 403)"));
+    }
+    assert!(
+        failures.is_empty(),
+        "dashboard matrix failures:\n{}",
+        failures.join("\n")
+    );
+    let after = snapshot(&w).await;
+    assert_eq!(
+        before, after,
+        "B's data changed under A's dashboard attempts"
+    );
+
+    // ---- A as a viewer of B's team ------------------------------------------------
+    let inv = w
+        .http
+        .ok(
+            &w.b.bearer(),
+            Method::POST,
+            &format!("/teams/{}/invitations", w.ids.team),
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    w.http
+        .ok(
+            &w.a.bearer(),
+            Method::POST,
+            &format!("/invitations/{}/accept", inv["token"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    let before = snapshot(&w).await;
+    let viewer_canaries = [SECRET_VALUE, w.webhook_secret.as_str(), w.b.token.as_str()];
+    let mut failures = Vec::new();
+    for r in &viewer_rows(&w) {
+        let (status, body) = send(&w, r, Some((&w.a.session, &w.a.csrf))).await;
+        if !r.expect.allows(status) {
+            failures.push(format!(
+                "viewer: {} {} (route {}) -> {status} (want {:?})",
+                r.method, r.path, r.route, r.expect
+            ));
+        }
+        for c in viewer_canaries {
+            if body.contains(c) {
+                failures.push(format!("viewer: {} {} leaked {c:?}", r.method, r.path));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "dashboard viewer failures:\n{}",
+        failures.join("\n")
+    );
+    let after = snapshot(&w).await;
+    assert_eq!(
+        before, after,
+        "B's data changed under a viewer's dashboard forms"
+    );
+    check_b_intact(&after, &w);
+}

@@ -1,0 +1,24 @@
+//! The coordinator's integration tests, as one test binary (one link
+//! instead of one per file): real `coordinator` and `edge-node` processes,
+//! real databases, git, wasm components and Chromium. The harness is
+//! `test_support` (shared with the other crates and the benchmarks) plus
+//! `support/` for what only these tests need.
+//!
+//! Run one file's tests with `cargo test -p outpost-coordinator --test it
+//! e2e::`, one test by its name.
+
+mod support;
+
+mod authz;
+mod authz_dashboard;
+mod builds;
+mod builds_vite;
+mod dashboard_browser;
+mod dev_mode;
+mod e2e;
+mod functions_e2e;
+mod mesh;
+mod mesh_partition;
+mod openapi;
+mod store_suite;
+mod tokens_cli;
