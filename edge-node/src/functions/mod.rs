@@ -12,9 +12,9 @@
 //!   the project's env vars only, stdout/stderr as [`FunctionLog`] lines,
 //!   outbound HTTP only to listed public hosts.
 //!
-//! `serve.rs` moves the request and response between pingora and the
-//! instance; `outbound.rs`, `logs.rs`, `cache.rs` and `metrics.rs` hold the
-//! pure parts, table-tested.
+//! `serve/` moves the request and response between pingora and the
+//! instance (its `mod.rs` lists its parts); `outbound.rs`, `logs.rs`,
+//! `cache.rs` and `metrics.rs` hold the pure parts, table-tested.
 
 mod cache;
 mod host;

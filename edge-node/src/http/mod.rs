@@ -8,6 +8,7 @@
 
 mod certs;
 mod coalesce;
+mod dispatch;
 mod negotiate;
 mod pages;
 mod proxy;

@@ -1,7 +1,7 @@
 //! Where the bundle's routing rules meet the edge: what "exists" means for
 //! shadowing, and the request target a rewritten function call sees.
 //!
-//! Order of a request (see `static_files::decide`): host → site → the
+//! Order of a request (see `dispatch::decide`): host → site → the
 //! bundle's routing rules ([`protocol::routing::route`]: canonical
 //! redirects, then redirects / rewrites / proxies, first match wins, an
 //! unforced rule yielding to an existing path) → functions (their routes

@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep, timeout, Duration};
 
 use super::certs::SniResolver;
-use super::{pages, static_files, EdgeHttp};
+use super::{dispatch, pages, EdgeHttp};
 
 /// Serves plain HTTP/1.x until `shutdown` becomes true (or its sender is
 /// dropped), then stops accepting and gives in-flight requests
@@ -236,7 +236,7 @@ async fn serve_h1(app: Arc<EdgeHttp>, mut stream: Stream, shutdown: watch::Recei
         // which then waits for a close that never comes.
         let keep = session.get_keepalive().is_some() && !*shutdown.borrow();
         session.set_keepalive(keep.then_some(idle_secs));
-        if let Err(e) = static_files::respond(&app, &mut session).await {
+        if let Err(e) = dispatch::respond(&app, &mut session).await {
             tracing::debug!(error = %e, "response aborted");
             return;
         }
@@ -320,7 +320,7 @@ async fn serve_h2(app: Arc<EdgeHttp>, stream: Stream, mut shutdown: watch::Recei
                     streams.spawn(async move {
                         let mut session = ServerSession::new_http2(h2);
                         session.set_write_timeout(Some(app.limits.write_timeout));
-                        match static_files::respond(&app, &mut session).await {
+                        match dispatch::respond(&app, &mut session).await {
                             Ok(()) => {
                                 let _ = session.finish().await;
                             }

@@ -1,32 +1,22 @@
-//! The request handler: Host → site → routing rules → function or bundle
-//! file → response (the order is explained in `super::routing`).
-//!
-//! The response is decided first from the routing snapshot and the manifest
-//! alone ([`decide`], [`plan_file`]); only then is a blob opened, so a
-//! missing or corrupt blob can still turn into a clean 503 before any byte
-//! of the response is written.
+//! Static serving: a bundle file's response planned from the manifest
+//! alone ([`plan_file`]: encoding, validators, ranges, cache policy), then
+//! its blob opened, so a missing or corrupt blob can still turn into a
+//! clean 503 before any byte of the response is written, and sent. Also
+//! the response-head helpers and the platform's own pages that
+//! `dispatch` and `proxy` answer with.
 
 use std::io::SeekFrom;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName};
-use http::uri::Authority;
-use http::Method;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::{OrErr, ReadError};
 use pingora_http::{RequestHeader, ResponseHeader};
-use protocol::functions::FunctionEntry;
-use protocol::host::normalize_host;
-use protocol::path::{parse_decoded_path, parse_request_path};
-use protocol::resolve::{resolve, Resolution};
-use protocol::routing::{headers_for, route, Decision};
 use protocol::{BlobHash, Encoding, FileEntry};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::negotiate::{self, RangeDecision};
-use super::{pages, proxy, routing, EdgeHttp};
-use crate::functions;
+use super::{pages, EdgeHttp};
 use crate::state::{Site, X_OUTPOST_DEPLOYMENT};
 use crate::store::{BlobBody, BlobError};
 
@@ -35,167 +25,6 @@ use crate::store::{BlobBody, BlobError};
 const CHUNK: usize = 64 * 1024;
 
 const NO_STORE: &str = "no-store";
-
-/// Serves one request whose header has been read. An `Err` means the
-/// response could not be completed and the connection must not be reused.
-pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_core::Result<()> {
-    let head = session.req_header().method == Method::HEAD;
-    match decide(app, session.req_header()) {
-        Reply::Platform(status) => send_page(session, status, None, head).await,
-        Reply::File { site, plan, extra } => {
-            send_file(app, session, &site, plan, &extra, head).await
-        }
-        Reply::Redirect {
-            site,
-            status,
-            location,
-        } => send_redirect(session, &site, status, &location).await,
-        Reply::Proxy { site, url } => proxy::respond(app, session, &site, &url).await,
-        Reply::Function {
-            site,
-            route,
-            entry,
-            authority,
-            target,
-        } => {
-            if let Some(uri) = target {
-                // A rewrite: the function sees the path it was rewritten to.
-                session.req_header_mut().set_uri(uri);
-            }
-            let Some(runtime) = &app.functions else {
-                tracing::warn!(project = %site.project, %route, "request for a function, but this node runs none");
-                return send_page(session, 503, Some(&site), head).await;
-            };
-            let call = functions::serve::Call {
-                site: &site,
-                route: &route,
-                entry: &entry,
-                authority,
-            };
-            functions::respond(runtime, &app.blobs, session, call).await
-        }
-    }
-}
-
-enum Reply {
-    /// One of the platform's own pages, never a tenant's.
-    Platform(u16),
-    File {
-        site: Arc<Site>,
-        plan: FilePlan,
-        /// Headers from the bundle's header rules.
-        extra: Vec<(String, String)>,
-    },
-    /// A function's route matched; it takes every method.
-    Function {
-        site: Arc<Site>,
-        route: Arc<str>,
-        entry: FunctionEntry,
-        /// `Host` / `:authority` as the client sent it.
-        authority: Authority,
-        /// The request target after a rewrite.
-        target: Option<http::Uri>,
-    },
-    /// A redirect rule (or a clean-URL / trailing-slash canonicalisation).
-    Redirect {
-        site: Arc<Site>,
-        status: u16,
-        location: String,
-    },
-    /// A rewrite to an absolute URL.
-    Proxy { site: Arc<Site>, url: String },
-}
-
-fn decide(app: &EdgeHttp, req: &RequestHeader) -> Reply {
-    // h2 carries the host in `:authority` (the URI); h1 in `Host`. Pingora
-    // has already refused requests where the two disagree.
-    let raw_host = match req.uri.authority() {
-        Some(a) => Some(a.as_str()),
-        None => req.headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-    };
-    let Some(host) = raw_host.and_then(|h| normalize_host(h).ok()) else {
-        return Reply::Platform(400);
-    };
-    let routing = app.state.current();
-    let Some(site) = routing.hosts.get(host.as_ref()).cloned() else {
-        return Reply::Platform(404);
-    };
-    // The raw target, not the parsed URI: the path parser does the one and
-    // only percent-decoding, and refuses anything that could leave the bundle.
-    let Some(path) = std::str::from_utf8(req.raw_path())
-        .ok()
-        .and_then(|t| parse_request_path(t).ok())
-    else {
-        return Reply::Platform(400);
-    };
-    let mut path = path;
-    let mut extra = Vec::new();
-    let mut target = None;
-    let mut not_found_rewrite = false;
-    let rules = &site.manifest.routing;
-    // A bundle without routing rules pays for this one check only.
-    if !rules.is_empty() {
-        let rooted = path.rooted();
-        let query = req.uri.query();
-        match route(rules, &rooted, query, |p| {
-            routing::exists(&site.manifest, &site.functions, p)
-        }) {
-            Decision::Pass => {}
-            Decision::Redirect { status, location } => {
-                return Reply::Redirect {
-                    site,
-                    status,
-                    location,
-                }
-            }
-            Decision::Proxy { url } => return Reply::Proxy { site, url },
-            Decision::Rewrite {
-                path: to,
-                query,
-                status,
-            } => {
-                let Ok(rewritten) = parse_decoded_path(&to) else {
-                    tracing::debug!(project = %site.project, "rewrite to an invalid path");
-                    return Reply::Platform(404);
-                };
-                target = routing::rewritten_target(&to, query.as_deref());
-                not_found_rewrite = status == 404;
-                path = rewritten;
-            }
-        }
-        // Header rules match the path the client asked for.
-        extra = headers_for(rules, &rooted);
-    }
-    // Functions first: their routes shadow files of the same path.
-    if let Some((route, entry)) = site.functions.find(&path.segments) {
-        let authority = match req.uri.authority() {
-            Some(a) => a.clone(),
-            None => match Authority::try_from(raw_host.unwrap_or(host.as_ref())) {
-                Ok(a) => a,
-                Err(_) => return Reply::Platform(400),
-            },
-        };
-        return Reply::Function {
-            route: route.clone(),
-            entry: entry.clone(),
-            authority,
-            site,
-            target,
-        };
-    }
-    if req.method != Method::GET && req.method != Method::HEAD {
-        return Reply::Platform(405);
-    }
-    let cond = Conditionals::from_request(req);
-    let plan = match resolve(&site.manifest, &path) {
-        Resolution::File { path, entry } => plan_file(path, entry, !not_found_rewrite, &cond),
-        Resolution::NotFound {
-            page: Some((path, entry)),
-        } => plan_file(path, entry, false, &cond),
-        Resolution::NotFound { page: None } => return Reply::Platform(404),
-    };
-    Reply::File { site, plan, extra }
-}
 
 /// The request headers a static response depends on. Repeated header lines
 /// are joined with `,`, which is how HTTP defines their meaning.
@@ -208,7 +37,7 @@ pub struct Conditionals {
 }
 
 impl Conditionals {
-    fn from_request(req: &RequestHeader) -> Self {
+    pub(super) fn from_request(req: &RequestHeader) -> Self {
         let joined = |name: HeaderName| {
             let values: Vec<&str> = req
                 .headers
@@ -373,7 +202,7 @@ pub fn plan_file(path: &str, entry: &FileEntry, found: bool, cond: &Conditionals
     }
 }
 
-fn base_header(status: u16) -> ResponseHeader {
+pub(super) fn base_header(status: u16) -> ResponseHeader {
     let mut h = ResponseHeader::build(status, Some(12)).expect("status codes used here are valid");
     set(&mut h, header::SERVER, "outpost");
     set(&mut h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
@@ -382,7 +211,7 @@ fn base_header(status: u16) -> ResponseHeader {
 
 /// Values come from manifests and config; one that is not a valid header
 /// value is dropped rather than failing the response.
-fn set(h: &mut ResponseHeader, name: HeaderName, value: &str) {
+pub(super) fn set(h: &mut ResponseHeader, name: HeaderName, value: &str) {
     if let Err(e) = h.insert_header(name.clone(), value) {
         tracing::warn!(header = %name, error = %e, "dropping invalid response header value");
     }
@@ -421,23 +250,7 @@ pub(super) async fn send_page(
     session.write_response_body(body, true).await
 }
 
-/// A redirect: no body (clients follow `Location`; a body would only be
-/// shown by clients that do not).
-async fn send_redirect(
-    session: &mut ServerSession,
-    site: &Site,
-    status: u16,
-    location: &str,
-) -> pingora_core::Result<()> {
-    let mut h = base_header(status);
-    set(&mut h, header::LOCATION, location);
-    set(&mut h, header::CONTENT_LENGTH, "0");
-    set_deployment(&mut h, site);
-    session.write_response_header(Box::new(h)).await?;
-    session.write_response_body(Bytes::new(), true).await
-}
-
-async fn send_file(
+pub(super) async fn send_file(
     app: &EdgeHttp,
     session: &mut ServerSession,
     site: &Site,

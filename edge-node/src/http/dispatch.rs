@@ -1,0 +1,205 @@
+//! The request handler: Host → site → routing rules → function or bundle
+//! file → response (the order is explained in `super::routing`).
+//!
+//! The response is decided first from the routing snapshot and the manifest
+//! alone ([`decide`], [`plan_file`]); only then is a blob opened, so a
+//! missing or corrupt blob can still turn into a clean 503 before any byte
+//! of the response is written.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header;
+use http::uri::Authority;
+use http::Method;
+use pingora_core::protocols::http::ServerSession;
+use pingora_http::RequestHeader;
+use protocol::functions::FunctionEntry;
+use protocol::host::normalize_host;
+use protocol::path::{parse_decoded_path, parse_request_path};
+use protocol::resolve::{resolve, Resolution};
+use protocol::routing::{headers_for, route, Decision};
+
+use super::static_files::{
+    base_header, plan_file, send_file, send_page, set, set_deployment, Conditionals, FilePlan,
+};
+use super::{proxy, routing, EdgeHttp};
+use crate::functions;
+use crate::state::Site;
+
+/// Serves one request whose header has been read. An `Err` means the
+/// response could not be completed and the connection must not be reused.
+pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_core::Result<()> {
+    let head = session.req_header().method == Method::HEAD;
+    match decide(app, session.req_header()) {
+        Reply::Platform(status) => send_page(session, status, None, head).await,
+        Reply::File { site, plan, extra } => {
+            send_file(app, session, &site, plan, &extra, head).await
+        }
+        Reply::Redirect {
+            site,
+            status,
+            location,
+        } => send_redirect(session, &site, status, &location).await,
+        Reply::Proxy { site, url } => proxy::respond(app, session, &site, &url).await,
+        Reply::Function {
+            site,
+            route,
+            entry,
+            authority,
+            target,
+        } => {
+            if let Some(uri) = target {
+                // A rewrite: the function sees the path it was rewritten to.
+                session.req_header_mut().set_uri(uri);
+            }
+            let Some(runtime) = &app.functions else {
+                tracing::warn!(project = %site.project, %route, "request for a function, but this node runs none");
+                return send_page(session, 503, Some(&site), head).await;
+            };
+            let call = functions::serve::Call {
+                site: &site,
+                route: &route,
+                entry: &entry,
+                authority,
+            };
+            functions::respond(runtime, &app.blobs, session, call).await
+        }
+    }
+}
+
+enum Reply {
+    /// One of the platform's own pages, never a tenant's.
+    Platform(u16),
+    File {
+        site: Arc<Site>,
+        plan: FilePlan,
+        /// Headers from the bundle's header rules.
+        extra: Vec<(String, String)>,
+    },
+    /// A function's route matched; it takes every method.
+    Function {
+        site: Arc<Site>,
+        route: Arc<str>,
+        entry: FunctionEntry,
+        /// `Host` / `:authority` as the client sent it.
+        authority: Authority,
+        /// The request target after a rewrite.
+        target: Option<http::Uri>,
+    },
+    /// A redirect rule (or a clean-URL / trailing-slash canonicalisation).
+    Redirect {
+        site: Arc<Site>,
+        status: u16,
+        location: String,
+    },
+    /// A rewrite to an absolute URL.
+    Proxy { site: Arc<Site>, url: String },
+}
+
+fn decide(app: &EdgeHttp, req: &RequestHeader) -> Reply {
+    // h2 carries the host in `:authority` (the URI); h1 in `Host`. Pingora
+    // has already refused requests where the two disagree.
+    let raw_host = match req.uri.authority() {
+        Some(a) => Some(a.as_str()),
+        None => req.headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    };
+    let Some(host) = raw_host.and_then(|h| normalize_host(h).ok()) else {
+        return Reply::Platform(400);
+    };
+    let routing = app.state.current();
+    let Some(site) = routing.hosts.get(host.as_ref()).cloned() else {
+        return Reply::Platform(404);
+    };
+    // The raw target, not the parsed URI: the path parser does the one and
+    // only percent-decoding, and refuses anything that could leave the bundle.
+    let Some(path) = std::str::from_utf8(req.raw_path())
+        .ok()
+        .and_then(|t| parse_request_path(t).ok())
+    else {
+        return Reply::Platform(400);
+    };
+    let mut path = path;
+    let mut extra = Vec::new();
+    let mut target = None;
+    let mut not_found_rewrite = false;
+    let rules = &site.manifest.routing;
+    // A bundle without routing rules pays for this one check only.
+    if !rules.is_empty() {
+        let rooted = path.rooted();
+        let query = req.uri.query();
+        match route(rules, &rooted, query, |p| {
+            routing::exists(&site.manifest, &site.functions, p)
+        }) {
+            Decision::Pass => {}
+            Decision::Redirect { status, location } => {
+                return Reply::Redirect {
+                    site,
+                    status,
+                    location,
+                }
+            }
+            Decision::Proxy { url } => return Reply::Proxy { site, url },
+            Decision::Rewrite {
+                path: to,
+                query,
+                status,
+            } => {
+                let Ok(rewritten) = parse_decoded_path(&to) else {
+                    tracing::debug!(project = %site.project, "rewrite to an invalid path");
+                    return Reply::Platform(404);
+                };
+                target = routing::rewritten_target(&to, query.as_deref());
+                not_found_rewrite = status == 404;
+                path = rewritten;
+            }
+        }
+        // Header rules match the path the client asked for.
+        extra = headers_for(rules, &rooted);
+    }
+    // Functions first: their routes shadow files of the same path.
+    if let Some((route, entry)) = site.functions.find(&path.segments) {
+        let authority = match req.uri.authority() {
+            Some(a) => a.clone(),
+            None => match Authority::try_from(raw_host.unwrap_or(host.as_ref())) {
+                Ok(a) => a,
+                Err(_) => return Reply::Platform(400),
+            },
+        };
+        return Reply::Function {
+            route: route.clone(),
+            entry: entry.clone(),
+            authority,
+            site,
+            target,
+        };
+    }
+    if req.method != Method::GET && req.method != Method::HEAD {
+        return Reply::Platform(405);
+    }
+    let cond = Conditionals::from_request(req);
+    let plan = match resolve(&site.manifest, &path) {
+        Resolution::File { path, entry } => plan_file(path, entry, !not_found_rewrite, &cond),
+        Resolution::NotFound {
+            page: Some((path, entry)),
+        } => plan_file(path, entry, false, &cond),
+        Resolution::NotFound { page: None } => return Reply::Platform(404),
+    };
+    Reply::File { site, plan, extra }
+}
+
+/// A redirect: no body (clients follow `Location`; a body would only be
+/// shown by clients that do not).
+async fn send_redirect(
+    session: &mut ServerSession,
+    site: &Site,
+    status: u16,
+    location: &str,
+) -> pingora_core::Result<()> {
+    let mut h = base_header(status);
+    set(&mut h, header::LOCATION, location);
+    set(&mut h, header::CONTENT_LENGTH, "0");
+    set_deployment(&mut h, site);
+    session.write_response_header(Box::new(h)).await?;
+    session.write_response_body(Bytes::new(), true).await
+}
