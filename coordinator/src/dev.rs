@@ -15,12 +15,25 @@ use coordinator::config::{default_sqlite_url, Config, Limits};
 use coordinator::ids;
 use coordinator::server;
 
+#[derive(clap::Args)]
 pub struct DevOptions {
+    /// Where the coordinator and the edge node keep their data.
+    #[arg(long, default_value = ".outpost-dev")]
     pub data_dir: PathBuf,
+    /// The address every listener binds (use 0.0.0.0 to reach it from other hosts).
+    #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
+    /// The API and dashboard.
+    #[arg(long, default_value_t = 8700)]
     pub api_port: u16,
+    /// The coordinator's QUIC endpoint for edge nodes (UDP).
+    #[arg(long, default_value_t = 8701)]
     pub quic_port: u16,
+    /// The edge node's plain HTTP.
+    #[arg(long, default_value_t = 8080)]
     pub http_port: u16,
+    /// The edge node's HTTPS (HTTP/1.1 and HTTP/2).
+    #[arg(long, default_value_t = 8443)]
     pub https_port: u16,
 }
 

@@ -1,6 +1,6 @@
 //! `coordinator`: the Outpost control plane and its client CLI.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -45,20 +45,7 @@ struct Remote {
 #[derive(Subcommand)]
 enum Command {
     /// All-in-one local mode: coordinator + one edge node on SQLite and local disk.
-    Dev {
-        #[arg(long, default_value = ".outpost-dev")]
-        data_dir: PathBuf,
-        #[arg(long, default_value = "127.0.0.1")]
-        bind: IpAddr,
-        #[arg(long, default_value_t = 8700)]
-        api_port: u16,
-        #[arg(long, default_value_t = 8701)]
-        quic_port: u16,
-        #[arg(long, default_value_t = 8080)]
-        http_port: u16,
-        #[arg(long, default_value_t = 8443)]
-        https_port: u16,
-    },
+    Dev(dev::DevOptions),
     /// Run a coordinator (API + QUIC endpoint for edge nodes).
     Serve(ServeArgs),
     /// Deploy a folder: upload what the coordinator lacks, print the URLs.
@@ -390,24 +377,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Dev {
-            data_dir,
-            bind,
-            api_port,
-            quic_port,
-            http_port,
-            https_port,
-        } => {
-            dev::run(dev::DevOptions {
-                data_dir,
-                bind,
-                api_port,
-                quic_port,
-                http_port,
-                https_port,
-            })
-            .await
-        }
+        Command::Dev(o) => dev::run(o).await,
         Command::Serve(args) => serve(args).await,
         Command::Deploy {
             dir,

@@ -214,6 +214,9 @@ impl Api {
     }
 }
 
+/// An edge's HTTP and HTTPS listeners: loopback, any free port.
+const LOOPBACK_LISTENERS: [&str; 4] = ["--http", "127.0.0.1:0", "--https", "127.0.0.1:0"];
+
 pub struct Edge {
     pub proc: Proc,
     pub http: SocketAddr,
@@ -251,22 +254,10 @@ impl Edge {
         let token = coord.try_join_token(region)?;
         let quic = coord.quic.to_string();
         let d = dir.display().to_string();
-        let mut args = vec![
-            "join",
-            &quic,
-            "--token",
-            &token,
-            "--region",
-            region,
-            "--data-dir",
-            &d,
-            "--http",
-            "127.0.0.1:0",
-            "--https",
-            "127.0.0.1:0",
-            "--mesh",
-            "127.0.0.1:0",
-        ];
+        let mut args = vec!["join", &quic, "--token", &token, "--region", region];
+        args.extend(["--data-dir", &d]);
+        args.extend(LOOPBACK_LISTENERS);
+        args.extend(["--mesh", "127.0.0.1:0"]);
         args.extend_from_slice(extra);
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent)?;
@@ -282,15 +273,8 @@ impl Edge {
     /// `edge-node run` on an identity saved in `dir`, plus `extra` arguments.
     pub fn launch_run(bins: &Bins, dir: &Path, extra: &[&str]) -> Result<Edge> {
         let d = dir.display().to_string();
-        let mut args = vec![
-            "run",
-            "--data-dir",
-            &d,
-            "--http",
-            "127.0.0.1:0",
-            "--https",
-            "127.0.0.1:0",
-        ];
+        let mut args = vec!["run", "--data-dir", &d];
+        args.extend(LOOPBACK_LISTENERS);
         args.extend_from_slice(extra);
         let n = dir
             .parent()

@@ -27,6 +27,17 @@ pub async fn record(
     .await
 }
 
+/// Records `action` on project `p` in its team's log.
+pub async fn project_event(
+    store: &Store,
+    who: &Principal,
+    p: &crate::store::Project,
+    action: &str,
+    detail: serde_json::Value,
+) {
+    record(store, who, Some(&p.team_id), action, &p.name, detail).await
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn record_as(
     store: &Store,

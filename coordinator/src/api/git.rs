@@ -84,42 +84,30 @@ pub async fn hook(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<HookAnswer>)> {
-    Ok(
-        match app::git::receive_hook(&app, &project, &ip, &headers, &body).await? {
-            HookOutcome::Queued(b) => (
-                StatusCode::ACCEPTED,
-                Json(HookAnswer {
-                    queued: Some(b.id),
-                    branch: Some(b.git.branch),
-                    target: Some(b.target),
-                    ..Default::default()
-                }),
-            ),
-            HookOutcome::BranchDeleted {
-                branch,
+    let outcome = app::git::receive_hook(&app, &project, &ip, &headers, &body).await?;
+    Ok(match outcome {
+        HookOutcome::Queued(b) => (
+            StatusCode::ACCEPTED,
+            Json(HookAnswer::Queued {
+                queued: b.id,
+                branch: b.git.branch,
+                target: b.target,
+            }),
+        ),
+        HookOutcome::BranchDeleted {
+            branch,
+            alias_removed,
+        } => (
+            StatusCode::OK,
+            Json(HookAnswer::BranchDeleted {
+                branch_deleted: branch,
                 alias_removed,
-            } => (
-                StatusCode::OK,
-                Json(HookAnswer {
-                    branch_deleted: Some(branch),
-                    alias_removed: Some(alias_removed),
-                    ..Default::default()
-                }),
-            ),
-            HookOutcome::Pong => (
-                StatusCode::OK,
-                Json(HookAnswer {
-                    pong: Some(true),
-                    ..Default::default()
-                }),
-            ),
-            HookOutcome::Ignored(what) => (
-                StatusCode::ACCEPTED,
-                Json(HookAnswer {
-                    ignored: Some(what),
-                    ..Default::default()
-                }),
-            ),
-        },
-    )
+            }),
+        ),
+        HookOutcome::Pong => (StatusCode::OK, Json(HookAnswer::Pong { pong: true })),
+        HookOutcome::Ignored(what) => (
+            StatusCode::ACCEPTED,
+            Json(HookAnswer::Ignored { ignored: what }),
+        ),
+    })
 }

@@ -189,21 +189,23 @@ pub struct SessionOpened {
     pub csrf: String,
 }
 
-/// What a push webhook did; exactly one field is set.
-#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct HookAnswer {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub queued: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub branch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<crate::store::Target>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub branch_deleted: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alias_removed: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pong: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ignored: Option<String>,
+/// What a push webhook did.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum HookAnswer {
+    Queued {
+        queued: String,
+        branch: String,
+        target: crate::store::Target,
+    },
+    BranchDeleted {
+        branch_deleted: String,
+        alias_removed: bool,
+    },
+    Pong {
+        pong: bool,
+    },
+    Ignored {
+        ignored: String,
+    },
 }

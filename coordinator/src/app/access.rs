@@ -78,14 +78,12 @@ pub async fn deployment(
     id: &str,
     need: Role,
 ) -> AppResult<(Project, Deployment)> {
-    let d = if valid_id(id) {
-        app.store.deployment(id).await?
-    } else {
-        None
+    let d = match valid_id(id) {
+        true => app.store.deployment(id).await?,
+        false => None,
     };
     let d = d.ok_or_else(|| AppError::not_found(format!("deployment {:?}", shown(id))))?;
-    let p = project_by_id(app, who, &d.project_id, need).await?;
-    Ok((p, d))
+    Ok((project_by_id(app, who, &d.project_id, need).await?, d))
 }
 
 /// A build and its project, if the principal has `need` on it.
@@ -95,14 +93,12 @@ pub async fn build(
     id: &str,
     need: Role,
 ) -> AppResult<(Project, Build)> {
-    let b = if valid_id(id) {
-        app.store.build(id).await?
-    } else {
-        None
+    let b = match valid_id(id) {
+        true => app.store.build(id).await?,
+        false => None,
     };
     let b = b.ok_or_else(|| AppError::not_found(format!("build {:?}", shown(id))))?;
-    let p = project_by_id(app, who, &b.project_id, need).await?;
-    Ok((p, b))
+    Ok((project_by_id(app, who, &b.project_id, need).await?, b))
 }
 
 /// What an id a user holds names: a build from git shares its id with the

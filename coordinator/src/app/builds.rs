@@ -5,8 +5,10 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use serde_json::json;
+
 use super::{access, App, AppError, AppResult};
-use crate::accounts::{audit, Principal};
+use crate::accounts::Principal;
 use crate::builds::BuildServiceError;
 use crate::store::{Build, BuildLogLine, BuildStatus, BuildTrigger, GitMeta, Project, Role};
 use crate::webhooks;
@@ -71,15 +73,8 @@ pub async fn queue(
             BuildTrigger::Api,
         )
         .await?;
-    audit::record(
-        &app.store,
-        who,
-        Some(&p.team_id),
-        "build.create",
-        &p.name,
-        serde_json::json!({ "build": b.id }),
-    )
-    .await;
+    app.audit(who, &p, "build.create", json!({ "build": b.id }))
+        .await;
     Ok((p, b))
 }
 
@@ -105,15 +100,8 @@ pub async fn cancel(app: &App, who: &Principal, id: &str) -> AppResult<(Project,
         ));
     }
     let b = app.builds.cancel(&b.id).await?.unwrap_or(b);
-    audit::record(
-        &app.store,
-        who,
-        Some(&p.team_id),
-        "deployment.cancel",
-        &p.name,
-        serde_json::json!({ "deployment": b.id }),
-    )
-    .await;
+    app.audit(who, &p, "deployment.cancel", json!({ "deployment": b.id }))
+        .await;
     Ok((p, b))
 }
 
@@ -141,13 +129,11 @@ pub async fn redeploy(app: &App, who: &Principal, id: &str) -> AppResult<(Projec
         }
     };
     let b = app.builds.enqueue(&p, git, BuildTrigger::Redeploy).await?;
-    audit::record(
-        &app.store,
+    app.audit(
         who,
-        Some(&p.team_id),
+        &p,
         "deployment.redeploy",
-        &p.name,
-        serde_json::json!({ "from": id, "build": b.id }),
+        json!({ "from": id, "build": b.id }),
     )
     .await;
     Ok((p, b))

@@ -4,9 +4,11 @@
 use bytes::Bytes;
 use protocol::{BlobHash, Manifest};
 
+use serde_json::json;
+
 use super::publish::Blobs;
 use super::{access, App, AppError, AppResult};
-use crate::accounts::{audit, Principal};
+use crate::accounts::Principal;
 use crate::store::{Deployment, DeploymentStatus, Project, Role, Target};
 
 /// A deployment staged from a manifest, with what is left to upload.
@@ -45,13 +47,11 @@ pub async fn stage(
     let blobs = manifest.blobs();
     let missing = app.blobs.missing(blobs.iter().copied()).await?;
     tracing::info!(project = %p.name, deployment = %d.id, bundle = %bundle_id.short(), blobs = blobs.len(), missing = missing.len(), "deployment created");
-    audit::record(
-        &app.store,
+    app.audit(
         who,
-        Some(&p.team_id),
+        &p,
         "deployment.create",
-        &p.name,
-        serde_json::json!({ "deployment": d.id, "target": d.target.as_str() }),
+        json!({ "deployment": d.id, "target": d.target.as_str() }),
     )
     .await;
     Ok(Staged {
@@ -136,15 +136,8 @@ pub async fn promote(app: &App, who: &Principal, id: &str) -> AppResult<(Project
     app.hub.refresh().await?;
     tracing::info!(project = %p.name, deployment = %d.id, "promoted");
     let (p, d) = access::deployment(app, who, id, Role::Viewer).await?;
-    audit::record(
-        &app.store,
-        who,
-        Some(&p.team_id),
-        "deployment.promote",
-        &p.name,
-        serde_json::json!({ "deployment": d.id }),
-    )
-    .await;
+    app.audit(who, &p, "deployment.promote", json!({ "deployment": d.id }))
+        .await;
     Ok((p, d))
 }
 
@@ -188,15 +181,8 @@ pub async fn rollback(
     app.hub.refresh().await?;
     tracing::info!(project = %p.name, from = %current.id, to = %previous.id, "rolled back");
     let (p, d) = access::deployment(app, who, &previous.id, Role::Viewer).await?;
-    audit::record(
-        &app.store,
-        who,
-        Some(&p.team_id),
-        "deployment.rollback",
-        &p.name,
-        serde_json::json!({ "to": d.id }),
-    )
-    .await;
+    app.audit(who, &p, "deployment.rollback", json!({ "to": d.id }))
+        .await;
     Ok((p, d))
 }
 

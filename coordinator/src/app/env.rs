@@ -5,8 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde_json::json;
+
 use super::{access, App, AppError, AppResult};
-use crate::accounts::{audit, Principal};
+use crate::accounts::Principal;
 use crate::secrets::{SecretBox, SecretError};
 use crate::store::{EnvVarRow, Role};
 
@@ -137,13 +139,11 @@ pub async fn set(
     app.hub.refresh().await?;
     // The name and kind are logged; the value never is.
     tracing::info!(project = %p.name, %name, %env, secret, "variable set");
-    audit::record(
-        &app.store,
+    app.audit(
         who,
-        Some(&p.team_id),
+        &p,
         "env.set",
-        &p.name,
-        serde_json::json!({ "name": name, "env": env, "secret": secret }),
+        json!({ "name": name, "env": env, "secret": secret }),
     )
     .await;
     Ok(kinds)
@@ -167,15 +167,8 @@ pub async fn delete(
     }
     app.hub.refresh().await?;
     tracing::info!(project = %p.name, %name, "variable deleted");
-    audit::record(
-        &app.store,
-        who,
-        Some(&p.team_id),
-        "env.delete",
-        &p.name,
-        serde_json::json!({ "name": name }),
-    )
-    .await;
+    app.audit(who, &p, "env.delete", json!({ "name": name }))
+        .await;
     Ok(())
 }
 
@@ -211,15 +204,8 @@ pub async fn set_outbound(
     app.store.set_outbound(&p.id, &out).await?;
     app.hub.refresh().await?;
     tracing::info!(project = %p.name, hosts = ?out, "outbound allow-list set");
-    audit::record(
-        &app.store,
-        who,
-        Some(&p.team_id),
-        "outbound.set",
-        &p.name,
-        serde_json::json!({ "hosts": out }),
-    )
-    .await;
+    app.audit(who, &p, "outbound.set", json!({ "hosts": out }))
+        .await;
     Ok(out)
 }
 

@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use serde_json::json;
+
 use super::{access, App, AppError, AppResult};
 use crate::accounts::{audit, Principal};
 use crate::store::{Build, BuildTrigger, GitMeta, GitSettings, Project, Role};
@@ -134,13 +136,11 @@ pub async fn connect(
     let p = access::project(app, who, project, Role::Member).await?;
     let settings = validate(app, input)?;
     let c = store_connection(app, &p, &settings).await?;
-    audit::record(
-        &app.store,
+    app.audit(
         who,
-        Some(&p.team_id),
+        &p,
         "git.connect",
-        &p.name,
-        serde_json::json!({ "url": c.settings.url, "branch": c.settings.branch }),
+        json!({ "url": c.settings.url, "branch": c.settings.branch }),
     )
     .await;
     Ok(c)
@@ -170,15 +170,7 @@ pub async fn show(app: &App, who: &Principal, project: &str) -> AppResult<Connec
 pub async fn disconnect(app: &App, who: &Principal, project: &str) -> AppResult<()> {
     let p = access::project(app, who, project, Role::Member).await?;
     app.store.set_git(&p.id, None, None).await?;
-    audit::record(
-        &app.store,
-        who,
-        Some(&p.team_id),
-        "git.disconnect",
-        &p.name,
-        serde_json::json!({}),
-    )
-    .await;
+    app.audit(who, &p, "git.disconnect", json!({})).await;
     Ok(())
 }
 

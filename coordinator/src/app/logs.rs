@@ -6,7 +6,9 @@ use super::{access, App, AppError, AppResult};
 use crate::accounts::Principal;
 use crate::store::{FunctionLogRow, LogQuery, Role};
 
-/// Which lines to read.
+/// Which lines to read (the API's query string, as it is).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogFilter {
     pub deployment: Option<String>,
     /// `stdout` or `stderr`.

@@ -70,6 +70,17 @@ impl App {
 }
 
 impl App {
+    /// Records `action` on project `p` in its team's audit log.
+    pub async fn audit(
+        &self,
+        who: &crate::accounts::Principal,
+        p: &crate::store::Project,
+        action: &str,
+        detail: serde_json::Value,
+    ) {
+        crate::accounts::audit::project_event(&self.store, who, p, action, detail).await
+    }
+
     /// The publishing path, with this app's store, blobs, hub and limits.
     pub fn publisher(&self) -> publish::Publisher<'_> {
         publish::Publisher {

@@ -163,13 +163,7 @@ impl Store {
     }
 
     pub async fn build(&self, id: &str) -> Result<Option<Build>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {BUILD_COLS} FROM builds WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| Build::from_row(&r)).transpose()
+        self.by_id("builds", BUILD_COLS, id).await
     }
 
     /// A project's builds, newest first; `before` is the (created_at, id) of
@@ -180,20 +174,8 @@ impl Store {
         before: Option<(i64, &str)>,
         limit: i64,
     ) -> Result<Vec<Build>, StoreError> {
-        let (ts, id) = before.unwrap_or((i64::MAX, ""));
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {BUILD_COLS} FROM builds WHERE project_id = $1 \
-             AND (created_at < $2 OR (created_at = $3 AND id < $4)) \
-             ORDER BY created_at DESC, id DESC LIMIT $5"
-        )))
-        .bind(project_id)
-        .bind(ts)
-        .bind(ts)
-        .bind(if before.is_some() { id } else { "\u{10ffff}" })
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(Build::from_row).collect()
+        self.newest_first("builds", BUILD_COLS, project_id, before, limit)
+            .await
     }
 
     /// Takes the oldest queued build of a project with nothing building,

@@ -64,13 +64,7 @@ impl Store {
     }
 
     pub async fn deployment(&self, id: &str) -> Result<Option<Deployment>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {DEPLOYMENT_COLS} FROM deployments WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| Deployment::from_row(&r)).transpose()
+        self.by_id("deployments", DEPLOYMENT_COLS, id).await
     }
 
     /// Newest first; `before` is the (created_at, id) of the last item seen.
@@ -80,20 +74,8 @@ impl Store {
         before: Option<(i64, &str)>,
         limit: i64,
     ) -> Result<Vec<Deployment>, StoreError> {
-        let (ts, id) = before.unwrap_or((i64::MAX, ""));
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {DEPLOYMENT_COLS} FROM deployments WHERE project_id = $1 \
-             AND (created_at < $2 OR (created_at = $3 AND id < $4)) \
-             ORDER BY created_at DESC, id DESC LIMIT $5"
-        )))
-        .bind(project_id)
-        .bind(ts)
-        .bind(ts)
-        .bind(if before.is_some() { id } else { "\u{10ffff}" })
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(Deployment::from_row).collect()
+        self.newest_first("deployments", DEPLOYMENT_COLS, project_id, before, limit)
+            .await
     }
 
     pub async fn mark_ready(&self, id: &str) -> Result<(), StoreError> {

@@ -17,7 +17,7 @@ mod projects;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 pub use accounts::AcceptOutcome;
 pub use builds::{ReadyBuild, MAX_BUILD_ATTEMPTS};
@@ -151,4 +151,48 @@ pub fn now_ms() -> i64 {
 
 trait FromRow: Sized {
     fn from_row(r: &AnyRow) -> Result<Self, StoreError>;
+}
+
+impl Store {
+    /// One row of `table` by its id, as `T`.
+    async fn by_id<T: FromRow>(
+        &self,
+        table: &str,
+        cols: &str,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {cols} FROM {table} WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| T::from_row(&r)).transpose()
+    }
+
+    /// A project's rows of `table`, newest first; `before` is the
+    /// (created_at, id) of the last one seen.
+    async fn newest_first<T: FromRow>(
+        &self,
+        table: &str,
+        cols: &str,
+        project_id: &str,
+        before: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<T>, StoreError> {
+        let (ts, id) = before.unwrap_or((i64::MAX, ""));
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {cols} FROM {table} WHERE project_id = $1 \
+             AND (created_at < $2 OR (created_at = $3 AND id < $4)) \
+             ORDER BY created_at DESC, id DESC LIMIT $5"
+        )))
+        .bind(project_id)
+        .bind(ts)
+        .bind(ts)
+        .bind(if before.is_some() { id } else { "\u{10ffff}" })
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(T::from_row).collect()
+    }
 }

@@ -10,7 +10,7 @@ use dashboard::model::{
 use serde::Deserialize;
 
 use super::{
-    act, done, render, safe_next, same_origin, urlencode, CsrfOnly, Flash, SignedIn, WebError,
+    act, render, safe_next, same_origin, success, urlencode, NoFields, Post, SignedIn, WebError,
     WebResult,
 };
 use crate::accounts::session;
@@ -262,25 +262,21 @@ pub async fn account_page(State(state): State<App>, signed: SignedIn) -> WebResu
 
 #[derive(Deserialize)]
 pub struct PasswordPost {
-    csrf: String,
     current_password: String,
     new_password: String,
 }
 
 pub async fn change_password(
     State(state): State<App>,
-    signed: SignedIn,
-    Form(f): Form<PasswordPost>,
+    Post { signed, form: f }: Post<PasswordPost>,
 ) -> WebResult<Response> {
     act(
-        &signed,
-        &f.csrf,
         "/account",
         acc::change_password(&state, &signed.who, &f.current_password, &f.new_password),
         |()| {
-            done(
+            success(
                 "/account",
-                Flash::success("Password changed. Other sessions were signed out."),
+                "Password changed. Other sessions were signed out.",
             )
         },
     )
@@ -310,21 +306,13 @@ pub async fn invite_page(
 
 pub async fn accept_invite(
     State(state): State<App>,
-    signed: SignedIn,
     Path(token): Path<String>,
-    Form(f): Form<CsrfOnly>,
+    Post { signed, .. }: Post<NoFields>,
 ) -> WebResult<Response> {
     act(
-        &signed,
-        &f.csrf,
         "/teams",
         acc::accept_invitation(&state, &signed.who, &token),
-        |inv| {
-            done(
-                &format!("/teams/{}", inv.team_id),
-                Flash::success("Welcome to the team."),
-            )
-        },
+        |inv| success(&format!("/teams/{}", inv.team_id), "Welcome to the team."),
     )
     .await
 }

@@ -4,14 +4,16 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
 use axum::response::{Redirect, Response};
-use axum::Form;
 use dashboard::model::{
     AuditPage, AuditRow, InvitationRow, MemberRow, Nav, NodeRow, NodesPage, Pager, RegionGroup,
     TeamPage, TeamRef, TokenRow, TokensPage,
 };
 use serde::Deserialize;
 
-use super::{act, done, failed, render, urlencode, CsrfOnly, Flash, SignedIn, WebError, WebResult};
+use super::{
+    act, done, failed, render, success, urlencode, Flash, NoFields, Post, SignedIn, WebError,
+    WebResult,
+};
 use crate::accounts::Scope;
 use crate::app::accounts as acc;
 use crate::app::{self, App};
@@ -68,16 +70,13 @@ pub async fn nodes_page(State(state): State<App>, signed: SignedIn) -> WebResult
 
 #[derive(Deserialize)]
 pub struct JoinTokenPost {
-    csrf: String,
     region: String,
 }
 
 pub async fn create_join_token(
     State(state): State<App>,
-    signed: SignedIn,
-    Form(f): Form<JoinTokenPost>,
+    Post { signed, form: f }: Post<JoinTokenPost>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     match app::cluster::create_join_token(&state, &signed.who, f.region.trim(), None).await {
         Ok(t) => {
             // Shown on this response only: it is not stored in clear.
@@ -159,7 +158,6 @@ pub async fn tokens_page(State(state): State<App>, signed: SignedIn) -> WebResul
 
 #[derive(Deserialize)]
 pub struct TokenPost {
-    csrf: String,
     name: String,
     #[serde(default)]
     scope: String,
@@ -169,10 +167,8 @@ pub struct TokenPost {
 
 pub async fn create_token(
     State(state): State<App>,
-    signed: SignedIn,
-    Form(f): Form<TokenPost>,
+    Post { signed, form: f }: Post<TokenPost>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     let expires_in_days = match f.expires_days.trim() {
         "" => None,
         d => match d.parse::<i64>() {
@@ -202,21 +198,13 @@ pub async fn create_token(
 
 pub async fn revoke_token(
     State(state): State<App>,
-    signed: SignedIn,
     Path(id): Path<String>,
-    Form(f): Form<CsrfOnly>,
+    Post { signed, .. }: Post<NoFields>,
 ) -> WebResult<Response> {
     act(
-        &signed,
-        &f.csrf,
         "/tokens",
         acc::revoke_token(&state, &signed.who, &id),
-        |()| {
-            done(
-                "/tokens",
-                Flash::success("Token revoked. Requests using it now fail."),
-            )
-        },
+        |()| success("/tokens", "Token revoked. Requests using it now fail."),
     )
     .await
 }
@@ -237,24 +225,20 @@ pub async fn teams_index(signed: SignedIn) -> WebResult<Response> {
 
 #[derive(Deserialize)]
 pub struct TeamPost {
-    csrf: String,
     name: String,
 }
 
 pub async fn create_team(
     State(state): State<App>,
-    signed: SignedIn,
-    Form(f): Form<TeamPost>,
+    Post { signed, form: f }: Post<TeamPost>,
 ) -> WebResult<Response> {
     act(
-        &signed,
-        &f.csrf,
         "/teams",
         acc::create_team(&state, &signed.who, &f.name),
         |t| {
-            done(
+            success(
                 &format!("/teams/{}", t.id),
-                Flash::success(format!("Team {} created.", t.name)),
+                format!("Team {} created.", t.name),
             )
         },
     )
@@ -334,7 +318,6 @@ pub async fn team_page(
 
 #[derive(Deserialize)]
 pub struct RolePost {
-    csrf: String,
     role: String,
 }
 
@@ -348,11 +331,9 @@ fn bad_role(back: &str) -> Response {
 
 pub async fn invite(
     State(state): State<App>,
-    signed: SignedIn,
     Path(id): Path<String>,
-    Form(f): Form<RolePost>,
+    Post { signed, form: f }: Post<RolePost>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     let back = format!("/teams/{}", urlencode(&id));
     let Some(role) = parse_role(&f.role) else {
         return Ok(bad_role(&back));
@@ -369,54 +350,46 @@ pub async fn invite(
 
 pub async fn revoke_invitation(
     State(state): State<App>,
-    signed: SignedIn,
     Path((id, iid)): Path<(String, String)>,
-    Form(f): Form<CsrfOnly>,
+    Post { signed, .. }: Post<NoFields>,
 ) -> WebResult<Response> {
     let back = format!("/teams/{}", urlencode(&id));
     act(
-        &signed,
-        &f.csrf,
         &back,
         acc::revoke_invitation(&state, &signed.who, &id, &iid),
-        |()| done(&back, Flash::success("Invitation revoked.")),
+        |()| success(&back, "Invitation revoked."),
     )
     .await
 }
 
 pub async fn set_role(
     State(state): State<App>,
-    signed: SignedIn,
     Path((id, uid)): Path<(String, String)>,
-    Form(f): Form<RolePost>,
+    Post { signed, form: f }: Post<RolePost>,
 ) -> WebResult<Response> {
     let back = format!("/teams/{}", urlencode(&id));
     let Some(role) = parse_role(&f.role) else {
         return Ok(bad_role(&back));
     };
     act(
-        &signed,
-        &f.csrf,
         &back,
         acc::set_member(&state, &signed.who, &id, &uid, Some(role)),
-        |()| done(&back, Flash::success("Role changed.")),
+        |()| success(&back, "Role changed."),
     )
     .await
 }
 
 pub async fn remove_member(
     State(state): State<App>,
-    signed: SignedIn,
     Path((id, uid)): Path<(String, String)>,
-    Form(f): Form<CsrfOnly>,
+    Post { signed, .. }: Post<NoFields>,
 ) -> WebResult<Response> {
-    signed.check_csrf(&f.csrf)?;
     let leaving = signed.who.user_id() == Some(uid.as_str());
     let back = format!("/teams/{}", urlencode(&id));
     Ok(
         match acc::set_member(&state, &signed.who, &id, &uid, None).await {
-            Ok(()) if leaving => done("/", Flash::success("You left the team.")),
-            Ok(()) => done(&back, Flash::success("Member removed.")),
+            Ok(()) if leaving => success("/", "You left the team."),
+            Ok(()) => success(&back, "Member removed."),
             Err(e) => failed(&back, e),
         },
     )

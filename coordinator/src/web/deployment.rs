@@ -3,11 +3,10 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::Form;
 use dashboard::model::{DeploymentPage, FileRow, LogLine, Nav};
 
 use super::project::{build_row, deployment_row, manifest_functions};
-use super::{act, done, render, CsrfOnly, Flash, SignedIn, WebResult};
+use super::{act, render, success, NoFields, Post, SignedIn, WebResult};
 use crate::app::{self, App};
 use crate::store::Role;
 
@@ -109,20 +108,17 @@ pub async fn page(
 
 pub async fn promote(
     State(state): State<App>,
-    signed: SignedIn,
     Path(id): Path<String>,
-    Form(f): Form<CsrfOnly>,
+    Post { signed, .. }: Post<NoFields>,
 ) -> WebResult<Response> {
     let back = format!("/deployments/{id}");
     act(
-        &signed,
-        &f.csrf,
         &back,
         app::deployments::promote(&state, &signed.who, &id),
         |(p, d)| {
-            done(
+            success(
                 &format!("/projects/{}", p.name),
-                Flash::success(format!("{} is now in production.", d.id)),
+                format!("{} is now in production.", d.id),
             )
         },
     )
@@ -131,39 +127,26 @@ pub async fn promote(
 
 pub async fn cancel(
     State(state): State<App>,
-    signed: SignedIn,
     Path(id): Path<String>,
-    Form(f): Form<CsrfOnly>,
+    Post { signed, .. }: Post<NoFields>,
 ) -> WebResult<Response> {
     let back = format!("/deployments/{id}");
-    act(
-        &signed,
-        &f.csrf,
-        &back,
-        app::builds::cancel(&state, &signed.who, &id),
-        |_| done(&back, Flash::success("Build cancelled.")),
-    )
+    act(&back, app::builds::cancel(&state, &signed.who, &id), |_| {
+        success(&back, "Build cancelled.")
+    })
     .await
 }
 
 pub async fn redeploy(
     State(state): State<App>,
-    signed: SignedIn,
     Path(id): Path<String>,
-    Form(f): Form<CsrfOnly>,
+    Post { signed, .. }: Post<NoFields>,
 ) -> WebResult<Response> {
     let back = format!("/deployments/{id}");
     act(
-        &signed,
-        &f.csrf,
         &back,
         app::builds::redeploy(&state, &signed.who, &id),
-        |(_, b)| {
-            done(
-                &format!("/deployments/{}", b.id),
-                Flash::success("Redeploy queued."),
-            )
-        },
+        |(_, b)| success(&format!("/deployments/{}", b.id), "Redeploy queued."),
     )
     .await
 }

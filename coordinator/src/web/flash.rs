@@ -2,7 +2,7 @@
 //! refused), carried across the redirect in a short-lived cookie rather
 //! than the URL, so nobody can craft a link that shows our users a message.
 
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 use dashboard::model::{self, FlashKind};
 
 const COOKIE: &str = "outpost_flash";
@@ -52,15 +52,7 @@ impl Flash {
     }
 
     pub fn from_headers(headers: &HeaderMap) -> Option<Flash> {
-        let value = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|kv| kv.trim().split_once('='))
-            .find(|(k, _)| *k == COOKIE)
-            .map(|(_, v)| v)?;
-        Self::decode(value)
+        Self::decode(crate::accounts::session::cookie(headers, COOKIE)?)
     }
 
     fn decode(value: &str) -> Option<Flash> {
@@ -100,7 +92,7 @@ mod tests {
             .unwrap()
             .to_string();
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, format!("a=b; {value}").parse().unwrap());
+        h.insert(axum::http::header::COOKIE, format!("a=b; {value}").parse().unwrap());
         assert_eq!(Flash::from_headers(&h), Some(f));
         for junk in ["", "x41", "s4", "szz", "e"] {
             assert_eq!(Flash::decode(junk), None, "{junk:?}");

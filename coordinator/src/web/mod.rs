@@ -97,10 +97,50 @@ async fn asset(Path(file): Path<String>) -> Response {
     }
 }
 
+/// The CSRF token every form carries.
+#[derive(serde::Deserialize)]
+struct CsrfField {
+    #[serde(default)]
+    csrf: String,
+}
+
 /// A form with nothing but the CSRF token (one-button actions).
 #[derive(serde::Deserialize)]
-pub struct CsrfOnly {
-    pub csrf: String,
+pub struct NoFields {}
+
+/// A form post from a signed-in user whose CSRF token checked out, and
+/// its fields. Every handler that changes something takes one, so none
+/// can forget the check, and the check comes before anything runs.
+pub struct Post<F> {
+    pub signed: SignedIn,
+    pub form: F,
+}
+
+impl<F: serde::de::DeserializeOwned + Send> axum::extract::FromRequest<App> for Post<F> {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, app: &App) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let signed = SignedIn::from_request_parts(&mut parts, app).await?;
+        let req = axum::extract::Request::from_parts(parts, body);
+        let bytes = axum::body::Bytes::from_request(req, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let bad_form = |e: serde_urlencoded::de::Error| {
+            WebError {
+                status: StatusCode::BAD_REQUEST,
+                heading: "That did not work".into(),
+                message: format!("The form was not what this page sends: {e}."),
+            }
+            .into_response()
+        };
+        let csrf: CsrfField = serde_urlencoded::from_bytes(&bytes).map_err(bad_form)?;
+        signed
+            .check_csrf(&csrf.csrf)
+            .map_err(IntoResponse::into_response)?;
+        let form = serde_urlencoded::from_bytes(&bytes).map_err(bad_form)?;
+        Ok(Post { signed, form })
+    }
 }
 
 /// A signed-in dashboard user (session cookie only: API tokens are not
@@ -190,24 +230,26 @@ pub fn render(signed: &SignedIn, html: String) -> Response {
     r
 }
 
-/// After a successful form post: back to a page, with a message.
+/// After a successful form post: to a page, with a message of success.
+pub fn success(to: &str, message: impl Into<String>) -> Response {
+    done(to, Flash::success(message))
+}
+
+/// After a form post: back to a page, with a message.
 pub fn done(to: &str, flash: Flash) -> Response {
     let mut r = Redirect::to(to).into_response();
     r.headers_mut().append(header::SET_COOKIE, flash.cookie());
     r
 }
 
-/// A form post: check the CSRF token, make the API call, then redirect —
-/// where `ok` says on success, or `back` with the reason it failed.
+/// Runs a form's use case (its [`Post`] already passed the CSRF check),
+/// then redirects: where `ok` says on success, or back to `back` with the
+/// reason it failed.
 pub async fn act<T>(
-    signed: &SignedIn,
-    csrf: &str,
     back: &str,
     call: impl std::future::Future<Output = Result<T, AppError>>,
     ok: impl FnOnce(T) -> Response,
 ) -> WebResult<Response> {
-    // The call is a future: nothing has run yet if the token is wrong.
-    signed.check_csrf(csrf)?;
     Ok(match call.await {
         Ok(v) => ok(v),
         Err(e) => failed(back, e),

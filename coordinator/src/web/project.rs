@@ -2,7 +2,6 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use axum::Form;
 use dashboard::model::{
     DeploymentBrief, DeploymentRow, DeploymentsTab, DomainsTab, EnvRow, EnvTab, FunctionRow,
     FunctionsTab, GitForm, Nav, Overview, Pager, ProjectBody, ProjectHeader, ProjectRow,
@@ -10,7 +9,7 @@ use dashboard::model::{
 };
 use serde::Deserialize;
 
-use super::{act, done, render, urlencode, CsrfOnly, Flash, SignedIn, WebResult};
+use super::{act, render, success, urlencode, NoFields, Post, SignedIn, WebResult};
 use crate::app::page::PageQuery;
 use crate::app::{self, App};
 use crate::store::{Build, BuildStatus, Deployment, Project, Role};
@@ -92,7 +91,6 @@ pub fn build_status(s: BuildStatus) -> &'static str {
 
 #[derive(Deserialize)]
 pub struct CreateProjectPost {
-    csrf: String,
     name: String,
     #[serde(default)]
     team: String,
@@ -100,8 +98,7 @@ pub struct CreateProjectPost {
 
 pub async fn create(
     State(state): State<App>,
-    signed: SignedIn,
-    Form(f): Form<CreateProjectPost>,
+    Post { signed, form: f }: Post<CreateProjectPost>,
 ) -> WebResult<Response> {
     let name = f.name.trim().to_string();
     let team = Some(f.team).filter(|t| !t.is_empty());
@@ -111,18 +108,13 @@ pub async fn create(
         git: None,
     };
     act(
-        &signed,
-        &f.csrf,
-        "/",
+                "/",
         app::projects::create(&state, &signed.who, new),
         |p| {
-            done(
-                &format!("/projects/{}", p.name),
-                Flash::success(format!(
+            success(&format!("/projects/{}", p.name), format!(
                     "Project {} created. Deploy a folder with the CLI or connect a repository in Settings.",
                     p.name
-                )),
-            )
+                ))
         },
     )
     .await
@@ -283,7 +275,6 @@ pub async fn env_tab(
 
 #[derive(Deserialize)]
 pub struct EnvPost {
-    csrf: String,
     name: String,
     value: String,
     env: String,
@@ -293,15 +284,12 @@ pub struct EnvPost {
 
 pub async fn set_env(
     State(state): State<App>,
-    signed: SignedIn,
     Path(project): Path<String>,
-    Form(f): Form<EnvPost>,
+    Post { signed, form: f }: Post<EnvPost>,
 ) -> WebResult<Response> {
     let back = format!("/projects/{}/env", urlencode(&project));
     let name = f.name.trim().to_string();
     act(
-        &signed,
-        &f.csrf,
         &back,
         app::env::set(
             &state,
@@ -313,11 +301,9 @@ pub async fn set_env(
             &f.env,
         ),
         |_| {
-            done(
+            success(
                 &back,
-                Flash::success(format!(
-                    "{name} saved. New deployments and functions see it."
-                )),
+                format!("{name} saved. New deployments and functions see it."),
             )
         },
     )
@@ -326,33 +312,28 @@ pub async fn set_env(
 
 pub async fn delete_env(
     State(state): State<App>,
-    signed: SignedIn,
     Path((project, kind, name)): Path<(String, String, String)>,
-    Form(f): Form<CsrfOnly>,
+    Post { signed, .. }: Post<NoFields>,
 ) -> WebResult<Response> {
     let back = format!("/projects/{}/env", urlencode(&project));
     act(
-        &signed,
-        &f.csrf,
         &back,
         app::env::delete(&state, &signed.who, &project, &name, Some(&kind)),
-        |_| done(&back, Flash::success(format!("{name} deleted."))),
+        |_| success(&back, format!("{name} deleted.")),
     )
     .await
 }
 
 #[derive(Deserialize)]
 pub struct OutboundPost {
-    csrf: String,
     #[serde(default)]
     hosts: String,
 }
 
 pub async fn set_outbound(
     State(state): State<App>,
-    signed: SignedIn,
     Path(project): Path<String>,
-    Form(f): Form<OutboundPost>,
+    Post { signed, form: f }: Post<OutboundPost>,
 ) -> WebResult<Response> {
     let back = format!("/projects/{}/env", urlencode(&project));
     let hosts: Vec<String> = f
@@ -363,11 +344,9 @@ pub async fn set_outbound(
         .map(str::to_string)
         .collect();
     act(
-        &signed,
-        &f.csrf,
         &back,
         app::env::set_outbound(&state, &signed.who, &project, &hosts),
-        |_| done(&back, Flash::success("Outbound hosts saved.")),
+        |_| success(&back, "Outbound hosts saved."),
     )
     .await
 }
@@ -434,7 +413,6 @@ pub async fn settings_tab(
 
 #[derive(Deserialize)]
 pub struct GitPost {
-    csrf: String,
     url: String,
     #[serde(default)]
     branch: String,
@@ -457,9 +435,8 @@ fn some(s: String) -> Option<String> {
 
 pub async fn set_git(
     State(state): State<App>,
-    signed: SignedIn,
     Path(project): Path<String>,
-    Form(f): Form<GitPost>,
+    Post { signed, form: f }: Post<GitPost>,
 ) -> WebResult<Response> {
     let back = format!("/projects/{}/settings", urlencode(&project));
     let body = app::git::GitInput {
@@ -472,16 +449,12 @@ pub async fn set_git(
         auto_promote: f.auto_promote.is_some(),
     };
     act(
-        &signed,
-        &f.csrf,
         &back,
         app::git::connect(&state, &signed.who, &project, &body),
         |_| {
-            done(
+            success(
                 &back,
-                Flash::success(
-                    "Repository connected. Add the webhook below to deploy on every push.",
-                ),
+                "Repository connected. Add the webhook below to deploy on every push.",
             )
         },
     )
@@ -490,37 +463,31 @@ pub async fn set_git(
 
 pub async fn delete_git(
     State(state): State<App>,
-    signed: SignedIn,
     Path(project): Path<String>,
-    Form(f): Form<CsrfOnly>,
+    Post { signed, .. }: Post<NoFields>,
 ) -> WebResult<Response> {
     let back = format!("/projects/{}/settings", urlencode(&project));
     act(
-        &signed,
-        &f.csrf,
         &back,
         app::git::disconnect(&state, &signed.who, &project),
-        |_| done(&back, Flash::success("Repository disconnected.")),
+        |_| success(&back, "Repository disconnected."),
     )
     .await
 }
 
 pub async fn deploy(
     State(state): State<App>,
-    signed: SignedIn,
     Path(project): Path<String>,
-    Form(f): Form<CsrfOnly>,
+    Post { signed, .. }: Post<NoFields>,
 ) -> WebResult<Response> {
     let back = format!("/projects/{}", urlencode(&project));
     act(
-        &signed,
-        &f.csrf,
         &back,
         app::builds::queue(&state, &signed.who, &project, None, None),
         |(_, b)| {
-            done(
+            success(
                 &format!("/deployments/{}", b.id),
-                Flash::success("Build queued. The log below follows it live."),
+                "Build queued. The log below follows it live.",
             )
         },
     )
@@ -529,20 +496,17 @@ pub async fn deploy(
 
 pub async fn rollback(
     State(state): State<App>,
-    signed: SignedIn,
     Path(project): Path<String>,
-    Form(f): Form<CsrfOnly>,
+    Post { signed, .. }: Post<NoFields>,
 ) -> WebResult<Response> {
     let back = format!("/projects/{}", urlencode(&project));
     act(
-        &signed,
-        &f.csrf,
         &back,
         app::deployments::rollback(&state, &signed.who, &project),
         |(_, d)| {
-            done(
+            success(
                 &back,
-                Flash::success(format!("Rolled back: production now serves {}.", d.id)),
+                format!("Rolled back: production now serves {}.", d.id),
             )
         },
     )

@@ -412,6 +412,18 @@ pub(crate) async fn world() -> World {
     }
 }
 
+/// B invites A to B's team as a viewer; the invitation (A accepts it).
+pub(crate) async fn invite_a_as_viewer(w: &World) -> Value {
+    w.http
+        .ok(
+            &w.b.bearer(),
+            Method::POST,
+            &format!("/teams/{}/invitations", w.ids.team),
+            Some(json!({"role": "viewer"})),
+        )
+        .await
+}
+
 /// Everything B can see of B's things, with B's token (which must still
 /// work). Volatile bookkeeping (`last_used_at`) is left out.
 pub(crate) async fn snapshot(w: &World) -> Value {
@@ -1164,14 +1176,7 @@ async fn strangers_get_404_and_viewers_only_read() {
     check_b_intact(&after, &w);
 
     // ---- A as a viewer of B's team ------------------------------------------------
-    let inv = http
-        .ok(
-            &w.b.bearer(),
-            Method::POST,
-            &format!("/teams/{}/invitations", w.ids.team),
-            Some(json!({"role": "viewer"})),
-        )
-        .await;
+    let inv = invite_a_as_viewer(&w).await;
     let inv_token = inv["token"].as_str().unwrap();
     assert!(inv["url"].as_str().unwrap().ends_with(inv_token), "{inv}");
     let accepted = http

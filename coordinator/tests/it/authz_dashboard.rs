@@ -15,36 +15,23 @@
 use std::collections::BTreeSet;
 
 use reqwest::Method;
-use serde_json::json;
 
 use crate::authz::{
-    check_b_intact, fill, routes_in, snapshot, world, World, PLAIN_VALUE, SECRET_VALUE,
+    check_b_intact, fill, invite_a_as_viewer, routes_in, snapshot, world, World, PLAIN_VALUE,
+    SECRET_VALUE,
 };
 use crate::support::http_client;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Expect {
-    /// The 404 page: the thing must look like it does not exist.
-    NotFound,
-    /// A page (200).
-    Page,
-    /// The 403 page.
-    Forbidden,
-    /// Sent back (303) with the reason in a flash message: a form the
-    /// caller may not submit.
-    SentBack,
+/// What a row must be answered with: the status of the 404 page, of a
+/// page (200), of the 403 page, or 303 for a form sent back with the
+/// reason in a flash message (one the caller may not submit).
+mod expect {
+    pub const NOT_FOUND: u16 = 404;
+    pub const PAGE: u16 = 200;
+    pub const FORBIDDEN: u16 = 403;
+    pub const SENT_BACK: u16 = 303;
 }
-
-impl Expect {
-    fn allows(self, status: u16) -> bool {
-        match self {
-            Expect::NotFound => status == 404,
-            Expect::Page => status == 200,
-            Expect::Forbidden => status == 403,
-            Expect::SentBack => status == 303,
-        }
-    }
-}
+type Expect = u16;
 
 struct Row {
     method: Method,
@@ -77,155 +64,118 @@ impl Row {
     }
 }
 
+/// The form fields a row sends (besides the CSRF token).
+const SET_SECRET: &[(&str, &str)] = &[("name", "SECRET_KEY"), ("value", "pwned"), ("env", "all")];
+const EVIL_HOSTS: &[(&str, &str)] = &[("hosts", "evil.example")];
+const EVIL_GIT: &[(&str, &str)] = &[("url", "https://evil.example/x.git")];
+const OWNER: &[(&str, &str)] = &[("role", "owner")];
+
+/// One row of a table: method, route, path arguments, form, answer.
+type Entry<'a> = (
+    Method,
+    &'static str,
+    Vec<&'a str>,
+    &'a [(&'static str, &'a str)],
+    Expect,
+);
+
+fn rows(table: &[Entry]) -> Vec<Row> {
+    table
+        .iter()
+        .map(|(m, route, args, form, expect)| row(m.clone(), route, args, *expect).form(form))
+        .collect()
+}
+
 /// What someone with no role in B's team tries on B's things, with valid
 /// forms, so only authorisation can refuse them.
+#[rustfmt::skip]
 fn stranger_rows(w: &World) -> Vec<Row> {
-    use Expect::*;
+    use expect::*;
     use Method as M;
     let ids = &w.ids;
-    let p = ids.project.as_str();
-    let pid = ids.project_id.as_str();
-    let (dep, old, build) = (
-        ids.dep_prod.as_str(),
-        ids.dep_old.as_str(),
-        ids.build.as_str(),
-    );
-    let (team, user) = (ids.team.as_str(), ids.user.as_str());
+    let (p, pid, team, user) = (&*ids.project, &*ids.project_id, &*ids.team, &*ids.user);
+    let (dep, old, build) = (&*ids.dep_prod, &*ids.dep_old, &*ids.build);
+    let (inv, stranger, token) = (&*ids.pending_inv, &*ids.stranger, &*ids.token_id);
     let scope = format!("project:{p}");
-    vec![
-        row(M::GET, "/projects/{p}", &[p], NotFound),
-        row(M::GET, "/projects/{p}", &[pid], NotFound),
-        row(M::GET, "/projects/{p}/domains", &[p], NotFound),
-        row(M::GET, "/projects/{p}/env", &[p], NotFound),
-        row(M::POST, "/projects/{p}/env", &[p], NotFound).form(&[
-            ("name", "SECRET_KEY"),
-            ("value", "pwned"),
-            ("env", "all"),
-        ]),
-        row(
-            M::POST,
-            "/projects/{p}/env/{env}/{name}/delete",
-            &[p, "production", "SECRET_KEY"],
-            NotFound,
-        ),
-        row(M::POST, "/projects/{p}/outbound", &[p], NotFound).form(&[("hosts", "evil.example")]),
-        row(M::GET, "/projects/{p}/functions", &[p], NotFound),
-        row(M::GET, "/projects/{p}/settings", &[p], NotFound),
-        row(M::POST, "/projects/{p}/settings/git", &[p], NotFound)
-            .form(&[("url", "https://evil.example/x.git")]),
-        row(M::POST, "/projects/{p}/settings/git/delete", &[p], NotFound),
-        row(M::POST, "/projects/{p}/deploy", &[p], NotFound),
-        row(M::POST, "/projects/{p}/rollback", &[p], NotFound),
-        row(M::POST, "/projects", &[], NotFound).form(&[("name", "sneaky"), ("team", team)]),
-        row(M::GET, "/deployments/{id}", &[dep], NotFound),
-        row(M::GET, "/deployments/{id}", &[build], NotFound),
-        row(M::POST, "/deployments/{id}/promote", &[old], NotFound),
-        row(M::POST, "/deployments/{id}/cancel", &[build], NotFound),
-        row(M::POST, "/deployments/{id}/redeploy", &[build], NotFound),
-        row(M::POST, "/tokens", &[], NotFound).form(&[("name", "x"), ("scope", &scope)]),
-        row(M::POST, "/tokens/{id}/revoke", &[&ids.token_id], NotFound),
-        row(M::GET, "/teams/{id}", &[team], NotFound),
-        row(M::POST, "/teams/{id}/invitations", &[team], NotFound).form(&[("role", "owner")]),
-        row(
-            M::POST,
-            "/teams/{id}/invitations/{iid}/revoke",
-            &[team, &ids.pending_inv],
-            NotFound,
-        ),
-        row(
-            M::POST,
-            "/teams/{id}/members/{uid}/role",
-            &[team, &ids.stranger],
-            NotFound,
-        )
-        .form(&[("role", "owner")]),
-        row(
-            M::POST,
-            "/teams/{id}/members/{uid}/remove",
-            &[team, user],
-            NotFound,
-        ),
-        row(M::GET, "/audit", &[], NotFound).query(&format!("team={team}")),
+    let new_project: &[(&str, &str)] = &[("name", "sneaky"), ("team", team)];
+    let token_form: &[(&str, &str)] = &[("name", "x"), ("scope", &scope)];
+    let used = &*ids.revoked_inv_token;
+    let mut out = rows(&[
+        (M::GET, "/projects/{p}", vec![p], &[], NOT_FOUND),
+        (M::GET, "/projects/{p}", vec![pid], &[], NOT_FOUND),
+        (M::GET, "/projects/{p}/domains", vec![p], &[], NOT_FOUND),
+        (M::GET, "/projects/{p}/env", vec![p], &[], NOT_FOUND),
+        (M::POST, "/projects/{p}/env", vec![p], SET_SECRET, NOT_FOUND),
+        (M::POST, "/projects/{p}/env/{env}/{name}/delete", vec![p, "production", "SECRET_KEY"], &[], NOT_FOUND),
+        (M::POST, "/projects/{p}/outbound", vec![p], EVIL_HOSTS, NOT_FOUND),
+        (M::GET, "/projects/{p}/functions", vec![p], &[], NOT_FOUND),
+        (M::GET, "/projects/{p}/settings", vec![p], &[], NOT_FOUND),
+        (M::POST, "/projects/{p}/settings/git", vec![p], EVIL_GIT, NOT_FOUND),
+        (M::POST, "/projects/{p}/settings/git/delete", vec![p], &[], NOT_FOUND),
+        (M::POST, "/projects/{p}/deploy", vec![p], &[], NOT_FOUND),
+        (M::POST, "/projects/{p}/rollback", vec![p], &[], NOT_FOUND),
+        (M::POST, "/projects", vec![], new_project, NOT_FOUND),
+        (M::GET, "/deployments/{id}", vec![dep], &[], NOT_FOUND),
+        (M::GET, "/deployments/{id}", vec![build], &[], NOT_FOUND),
+        (M::POST, "/deployments/{id}/promote", vec![old], &[], NOT_FOUND),
+        (M::POST, "/deployments/{id}/cancel", vec![build], &[], NOT_FOUND),
+        (M::POST, "/deployments/{id}/redeploy", vec![build], &[], NOT_FOUND),
+        (M::POST, "/tokens", vec![], token_form, NOT_FOUND),
+        (M::POST, "/tokens/{id}/revoke", vec![token], &[], NOT_FOUND),
+        (M::GET, "/teams/{id}", vec![team], &[], NOT_FOUND),
+        (M::POST, "/teams/{id}/invitations", vec![team], OWNER, NOT_FOUND),
+        (M::POST, "/teams/{id}/invitations/{iid}/revoke", vec![team, inv], &[], NOT_FOUND),
+        (M::POST, "/teams/{id}/members/{uid}/role", vec![team, stranger], OWNER, NOT_FOUND),
+        (M::POST, "/teams/{id}/members/{uid}/remove", vec![team, user], &[], NOT_FOUND),
         // A used invitation link: a page that says so, and a refusal.
-        row(M::GET, "/invite/{token}", &[&ids.revoked_inv_token], Page),
-        row(
-            M::POST,
-            "/invite/{token}",
-            &[&ids.revoked_inv_token],
-            SentBack,
-        ),
+        (M::GET, "/invite/{token}", vec![used], &[], PAGE),
+        (M::POST, "/invite/{token}", vec![used], &[], SENT_BACK),
         // The caller's own pages: answered, and without B in them.
-        row(M::GET, "/", &[], Page),
-        row(M::GET, "/account", &[], Page),
-        row(M::GET, "/tokens", &[], Page),
-        row(M::GET, "/audit", &[], Page),
-    ]
+        (M::GET, "/", vec![], &[], PAGE),
+        (M::GET, "/account", vec![], &[], PAGE),
+        (M::GET, "/tokens", vec![], &[], PAGE),
+        (M::GET, "/audit", vec![], &[], PAGE),
+    ]);
+    out.push(row(M::GET, "/audit", &[], NOT_FOUND).query(&format!("team={team}")));
+    out
 }
 
 /// What a viewer of B's team may and may not do there.
+#[rustfmt::skip]
 fn viewer_rows(w: &World) -> Vec<Row> {
-    use Expect::*;
+    use expect::*;
     use Method as M;
     let ids = &w.ids;
-    let p = ids.project.as_str();
-    let (dep, old, build) = (
-        ids.dep_prod.as_str(),
-        ids.dep_old.as_str(),
-        ids.build.as_str(),
-    );
-    let (team, user) = (ids.team.as_str(), ids.user.as_str());
-    vec![
-        row(M::GET, "/projects/{p}", &[p], Page),
-        row(M::GET, "/projects/{p}/domains", &[p], Page),
-        row(M::GET, "/projects/{p}/env", &[p], Page),
-        row(M::GET, "/projects/{p}/functions", &[p], Page),
-        row(M::GET, "/projects/{p}/settings", &[p], Page),
-        row(M::GET, "/deployments/{id}", &[dep], Page),
-        row(M::GET, "/deployments/{id}", &[build], Page),
-        row(M::GET, "/teams/{id}", &[team], Page),
-        row(M::POST, "/projects/{p}/env", &[p], SentBack).form(&[
-            ("name", "SECRET_KEY"),
-            ("value", "pwned"),
-            ("env", "all"),
-        ]),
-        row(
-            M::POST,
-            "/projects/{p}/env/{env}/{name}/delete",
-            &[p, "production", "SECRET_KEY"],
-            SentBack,
-        ),
-        row(M::POST, "/projects/{p}/outbound", &[p], SentBack).form(&[("hosts", "evil.example")]),
-        row(M::POST, "/projects/{p}/settings/git", &[p], SentBack)
-            .form(&[("url", "https://evil.example/x.git")]),
-        row(M::POST, "/projects/{p}/settings/git/delete", &[p], SentBack),
-        row(M::POST, "/projects/{p}/deploy", &[p], SentBack),
-        row(M::POST, "/projects/{p}/rollback", &[p], SentBack),
-        row(M::POST, "/projects", &[], SentBack).form(&[("name", "sneaky"), ("team", team)]),
-        row(M::POST, "/deployments/{id}/promote", &[old], SentBack),
-        row(M::POST, "/deployments/{id}/cancel", &[build], SentBack),
-        row(M::POST, "/deployments/{id}/redeploy", &[build], SentBack),
-        row(M::POST, "/teams/{id}/invitations", &[team], SentBack).form(&[("role", "owner")]),
-        row(
-            M::POST,
-            "/teams/{id}/invitations/{iid}/revoke",
-            &[team, &ids.pending_inv],
-            SentBack,
-        ),
-        row(
-            M::POST,
-            "/teams/{id}/members/{uid}/role",
-            &[team, user],
-            SentBack,
-        )
-        .form(&[("role", "viewer")]),
-        row(
-            M::POST,
-            "/teams/{id}/members/{uid}/remove",
-            &[team, user],
-            SentBack,
-        ),
-        row(M::GET, "/audit", &[], Forbidden).query(&format!("team={team}")),
-    ]
+    let (p, team, user, inv) = (&*ids.project, &*ids.team, &*ids.user, &*ids.pending_inv);
+    let (dep, old, build) = (&*ids.dep_prod, &*ids.dep_old, &*ids.build);
+    let new_project: &[(&str, &str)] = &[("name", "sneaky"), ("team", team)];
+    let mut out = rows(&[
+        (M::GET, "/projects/{p}", vec![p], &[], PAGE),
+        (M::GET, "/projects/{p}/domains", vec![p], &[], PAGE),
+        (M::GET, "/projects/{p}/env", vec![p], &[], PAGE),
+        (M::GET, "/projects/{p}/functions", vec![p], &[], PAGE),
+        (M::GET, "/projects/{p}/settings", vec![p], &[], PAGE),
+        (M::GET, "/deployments/{id}", vec![dep], &[], PAGE),
+        (M::GET, "/deployments/{id}", vec![build], &[], PAGE),
+        (M::GET, "/teams/{id}", vec![team], &[], PAGE),
+        (M::POST, "/projects/{p}/env", vec![p], SET_SECRET, SENT_BACK),
+        (M::POST, "/projects/{p}/env/{env}/{name}/delete", vec![p, "production", "SECRET_KEY"], &[], SENT_BACK),
+        (M::POST, "/projects/{p}/outbound", vec![p], EVIL_HOSTS, SENT_BACK),
+        (M::POST, "/projects/{p}/settings/git", vec![p], EVIL_GIT, SENT_BACK),
+        (M::POST, "/projects/{p}/settings/git/delete", vec![p], &[], SENT_BACK),
+        (M::POST, "/projects/{p}/deploy", vec![p], &[], SENT_BACK),
+        (M::POST, "/projects/{p}/rollback", vec![p], &[], SENT_BACK),
+        (M::POST, "/projects", vec![], new_project, SENT_BACK),
+        (M::POST, "/deployments/{id}/promote", vec![old], &[], SENT_BACK),
+        (M::POST, "/deployments/{id}/cancel", vec![build], &[], SENT_BACK),
+        (M::POST, "/deployments/{id}/redeploy", vec![build], &[], SENT_BACK),
+        (M::POST, "/teams/{id}/invitations", vec![team], OWNER, SENT_BACK),
+        (M::POST, "/teams/{id}/invitations/{iid}/revoke", vec![team, inv], &[], SENT_BACK),
+        (M::POST, "/teams/{id}/members/{uid}/role", vec![team, user], &[("role", "viewer")], SENT_BACK),
+        (M::POST, "/teams/{id}/members/{uid}/remove", vec![team, user], &[], SENT_BACK),
+    ]);
+    out.push(row(M::GET, "/audit", &[], FORBIDDEN).query(&format!("team={team}")));
+    out
 }
 
 /// Dashboard routes without a stranger row, and why none is needed.
@@ -399,9 +349,9 @@ async fn dashboard_strangers_see_404_and_viewers_only_read() {
     let mut failures = Vec::new();
     for r in &rows {
         let (status, body) = send(&w, r, Some((&w.a.session, &w.a.csrf))).await;
-        if !r.expect.allows(status) {
+        if r.expect != status {
             failures.push(format!(
-                "A: {} {} (route {}) -> {status} (want {:?})",
+                "A: {} {} (route {}) -> {status} (want {})",
                 r.method, r.path, r.route, r.expect
             ));
         }
@@ -428,7 +378,7 @@ async fn dashboard_strangers_see_404_and_viewers_only_read() {
         Method::POST,
         "/projects/{p}/env",
         &[&w.ids.project],
-        Expect::Forbidden,
+        expect::FORBIDDEN,
     )
     .form(&[("name", "SECRET_KEY"), ("value", "pwned"), ("env", "all")]);
     let (status, _) = send(&w, &forged, Some((&w.b.session, "f00"))).await;
@@ -447,15 +397,7 @@ async fn dashboard_strangers_see_404_and_viewers_only_read() {
     );
 
     // ---- A as a viewer of B's team ------------------------------------------------
-    let inv = w
-        .http
-        .ok(
-            &w.b.bearer(),
-            Method::POST,
-            &format!("/teams/{}/invitations", w.ids.team),
-            Some(json!({"role": "viewer"})),
-        )
-        .await;
+    let inv = invite_a_as_viewer(&w).await;
     w.http
         .ok(
             &w.a.bearer(),
@@ -469,9 +411,9 @@ async fn dashboard_strangers_see_404_and_viewers_only_read() {
     let mut failures = Vec::new();
     for r in &viewer_rows(&w) {
         let (status, body) = send(&w, r, Some((&w.a.session, &w.a.csrf))).await;
-        if !r.expect.allows(status) {
+        if r.expect != status {
             failures.push(format!(
-                "viewer: {} {} (route {}) -> {status} (want {:?})",
+                "viewer: {} {} (route {}) -> {status} (want {})",
                 r.method, r.path, r.route, r.expect
             ));
         }

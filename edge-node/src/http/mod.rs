@@ -10,7 +10,7 @@ mod certs;
 mod coalesce;
 mod dispatch;
 mod negotiate;
-mod pages;
+pub(crate) mod pages;
 mod proxy;
 mod routing;
 mod server;

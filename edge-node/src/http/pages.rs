@@ -33,13 +33,18 @@ pub fn page(status: u16) -> Bytes {
         ),
         _ => ("Error", "The request could not be served."),
     };
+    framed(status, title, detail, "<small>outpost</small>")
+}
+
+/// The frame of every platform page: `footer` is ours (never request data).
+pub fn framed(status: u16, title: &str, detail: &str, footer: &str) -> Bytes {
     Bytes::from(format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width\">\
          <title>{status} {title}</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}}\
          h1{{font-size:1.4rem}}p{{color:#555}}small{{color:#999}}</style></head>\
-         <body><h1>{status} · {title}</h1><p>{detail}</p><small>outpost</small></body></html>\n"
+         <body><h1>{status} · {title}</h1><p>{detail}</p>{footer}</body></html>\n"
     ))
 }
 

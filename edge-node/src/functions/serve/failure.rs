@@ -77,15 +77,8 @@ impl Failure {
 pub(super) fn error_page(failure: Failure, request_id: RequestId) -> Bytes {
     let status = failure.status();
     let (title, detail) = failure.text();
-    Bytes::from(format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{status} {title}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}}\
-         h1{{font-size:1.4rem}}p{{color:#555}}small{{color:#999}}</style></head>\
-         <body><h1>{status} · {title}</h1><p>{detail}</p>\
-         <p><small>Request id: <code>{request_id}</code> · outpost</small></p></body></html>\n"
-    ))
+    let footer = format!("<p><small>Request id: <code>{request_id}</code> · outpost</small></p>");
+    crate::http::pages::framed(status, title, detail, &footer)
 }
 
 pub(super) fn classify(error: &wasmtime::Error, memory_exceeded: bool) -> Failure {
