@@ -47,7 +47,7 @@ struct Common {
     /// to this one).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
-    /// Report directory (default: results/<timestamp>).
+    /// Report directory (default: results/<timestamp>-<what>).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Give up on any single wait after this long.
@@ -99,7 +99,7 @@ enum Command {
         /// is its own capacity rather than how it fares beside the load.
         #[arg(long)]
         no_pin: bool,
-        /// Also measure `wasmtime serve` (the reference DESIGN.md names) with
+        /// Also measure `wasmtime serve` (the reference the design names) with
         /// this `wasmtime` binary, built with its `serve` feature; ideally
         /// the edge's wasmtime version (48). Its engine gets the pooling
         /// allocator, epoch interruption and the `wasi:cli` world.
