@@ -1027,7 +1027,7 @@ async fn raw_http10_and_expect_continue() {
 }
 
 /// Not a test: numbers for the report. Run in release with wrk installed:
-/// `cargo test --release -p outpost-edge-node --test functions measure -- --ignored --nocapture`
+/// `cargo test --release -p outpost-edge-node --test it functions::measure -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn measure_hello() {
