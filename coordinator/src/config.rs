@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use protocol::names;
 use serde::Deserialize;
 
 /// The `[limits]` table: every upload is bounded.
@@ -205,17 +206,27 @@ impl Config {
         }
     }
 
+    /// `<project>.<base>` (see `protocol::names` for why hosts are spelled so).
     pub fn production_host(&self, project: &str) -> String {
-        format!("{project}.{}", self.base_domain)
+        format!("{}.{}", names::production_label(project), self.base_domain)
     }
 
+    /// `<deployment>--<project>.<base>`.
     pub fn deployment_host(&self, project: &str, deployment: &str) -> String {
-        format!("{project}-{deployment}.{}", self.base_domain)
+        format!(
+            "{}.{}",
+            names::deployment_label(project, deployment),
+            self.base_domain
+        )
     }
 
-    /// The stable preview host of a branch: `<project>-git-<branch slug>`.
+    /// The stable preview host of a branch: `git-<branch slug>--<project>.<base>`.
     pub fn branch_host(&self, project: &str, branch: &str) -> String {
-        format!("{}.{}", branch_label(project, branch), self.base_domain)
+        format!(
+            "{}.{}",
+            names::branch_label(project, branch),
+            self.base_domain
+        )
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -252,66 +263,9 @@ pub fn default_sqlite_url(data_dir: &Path) -> String {
     )
 }
 
-/// One DNS label for a branch's preview host: the branch lowercased, runs
-/// of anything but a-z0-9 as one `-`; too long (or empty) and it is cut
-/// and suffixed with a hash of the branch, so distinct branches stay apart.
-pub fn branch_label(project: &str, branch: &str) -> String {
-    let mut slug = String::new();
-    for c in branch.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() {
-            slug.push(c);
-        } else if !slug.ends_with('-') {
-            slug.push('-');
-        }
-    }
-    let slug = slug.trim_matches('-');
-    let prefix = format!("{project}-git-");
-    let room = 63usize.saturating_sub(prefix.len());
-    if !slug.is_empty() && slug.len() <= room && slug == branch {
-        return format!("{prefix}{slug}");
-    }
-    let hash = &blake3::hash(branch.as_bytes()).to_hex()[..6];
-    // A slug that differs from the branch name gets the hash too, so
-    // `feature/x` and `feature-x` never share a host.
-    let keep = room.saturating_sub(7).min(slug.len());
-    let cut = slug[..keep].trim_end_matches('-');
-    if cut.is_empty() {
-        format!("{prefix}{hash}")
-    } else {
-        format!("{prefix}{cut}-{hash}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn branch_labels() {
-        let long = "a".repeat(80);
-        // (project, branch, expected label or a prefix of it)
-        let cases: &[(&str, &str, &str)] = &[
-            ("blog", "main", "blog-git-main"),
-            ("blog", "dev-2", "blog-git-dev-2"),
-            ("blog", "feature/login", "blog-git-feature-login-"),
-            ("blog", "Feature_X", "blog-git-feature-x-"),
-            ("blog", "__", "blog-git-"),
-            ("blog", &long, "blog-git-aaaa"),
-        ];
-        for (project, branch, want) in cases {
-            let got = branch_label(project, branch);
-            assert!(got.starts_with(want), "{branch}: {got}");
-            assert!(got.len() <= 63, "{got}");
-            assert!(protocol::host::is_valid_label(&got), "{got}");
-        }
-        assert_ne!(
-            branch_label("b", "feature/x"),
-            branch_label("b", "feature-x")
-        );
-        assert_ne!(branch_label("b", "Main"), branch_label("b", "main"));
-        let max = "p".repeat(40);
-        assert!(branch_label(&max, &long).len() <= 63);
-    }
 
     #[test]
     fn file_config_rejects_unknown_keys_and_bad_values() {

@@ -10,6 +10,7 @@ pub mod hash;
 pub mod host;
 pub mod manifest;
 pub mod mesh;
+pub mod names;
 pub mod path;
 pub mod resolve;
 pub mod routing;

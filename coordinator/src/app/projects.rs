@@ -5,19 +5,10 @@ use super::{access, git, App, AppError, AppResult};
 use crate::accounts::{audit, Principal, Scope};
 use crate::store::{GitSettings, Project, Role};
 
-/// Leaves room for `-<deployment id>` within a 63-byte DNS label.
-pub const MAX_PROJECT_NAME: usize = 40;
-
+/// A name no other project's hosts can collide with (`protocol::names`).
 pub fn validate_name(name: &str) -> AppResult<()> {
-    if name.len() > MAX_PROJECT_NAME || !protocol::host::is_valid_label(name) {
-        return Err(AppError::invalid(
-            "invalid_name",
-            format!(
-                "project name must be 1-{MAX_PROJECT_NAME} characters of a-z, 0-9 and '-', not starting or ending with '-'"
-            ),
-        ));
-    }
-    Ok(())
+    protocol::names::validate_project_name(name)
+        .map_err(|e| AppError::invalid("invalid_name", e.to_string()))
 }
 
 /// The team a new project goes to: the one asked for, else the token's

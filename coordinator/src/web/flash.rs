@@ -92,7 +92,10 @@ mod tests {
             .unwrap()
             .to_string();
         let mut h = HeaderMap::new();
-        h.insert(axum::http::header::COOKIE, format!("a=b; {value}").parse().unwrap());
+        h.insert(
+            axum::http::header::COOKIE,
+            format!("a=b; {value}").parse().unwrap(),
+        );
         assert_eq!(Flash::from_headers(&h), Some(f));
         for junk in ["", "x41", "s4", "szz", "e"] {
             assert_eq!(Flash::decode(junk), None, "{junk:?}");

@@ -206,7 +206,7 @@ async fn pushes_build_production_and_branch_previews() {
         .trim_end_matches('/')
         .to_string();
     assert!(
-        branch_host.starts_with("site-git-feature-x-"),
+        branch_host.starts_with("git-feature-x-") && branch_host.ends_with("--site.localhost"),
         "{branch_host}"
     );
     eventually(30, "branch preview served", || async {
@@ -214,7 +214,7 @@ async fn pushes_build_production_and_branch_previews() {
         (s == 200 && body.contains("preview of x")).then_some(())
     })
     .await;
-    let (_, body, _) = edge.get(&format!("site-{pid}.localhost"), "/").await;
+    let (_, body, _) = edge.get(&format!("{pid}--site.localhost"), "/").await;
     assert!(body.contains("preview of x"));
     let (_, body, _) = edge.get("site.localhost", "/").await;
     assert!(body.contains("hello from main"), "production moved: {body}");

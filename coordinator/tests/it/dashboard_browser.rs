@@ -206,7 +206,7 @@ async fn dashboard_end_to_end_in_chromium() {
     b.goto(&format!("http://blog.localhost:{edge_port}/")).await;
     assert_eq!(b.text("#tag").await, "version one");
     assert_eq!(b.client.title().await.unwrap(), "version one");
-    b.goto(&format!("http://blog-{first}.localhost:{edge_port}/"))
+    b.goto(&format!("http://{first}--blog.localhost:{edge_port}/"))
         .await;
     assert_eq!(b.text("#tag").await, "version one");
 

@@ -35,12 +35,12 @@ async fn deploy_redeploy_rollback_promote_and_https() {
     let d1 = coord.deploy(&site, "blog", true);
     assert_eq!(d1["production_url"], "http://blog.localhost/");
     let id1 = d1["deployment"].as_str().unwrap().to_string();
-    assert_eq!(d1["url"], format!("http://blog-{id1}.localhost/"));
+    assert_eq!(d1["url"], format!("http://{id1}--blog.localhost/"));
     assert_eq!(d1["uploaded_blobs"], d1["blobs"]);
     served(&edge, "blog.localhost", "/", "v1").await;
     served(
         &edge,
-        &format!("blog-{id1}.localhost"),
+        &format!("{id1}--blog.localhost"),
         "/about",
         "about v1",
     )
@@ -63,7 +63,7 @@ async fn deploy_redeploy_rollback_promote_and_https() {
         "only index.html and about.html changed: {d2}"
     );
     served(&edge, "blog.localhost", "/", "v2").await;
-    served(&edge, &format!("blog-{id1}.localhost"), "/", "v1").await;
+    served(&edge, &format!("{id1}--blog.localhost"), "/", "v1").await;
 
     // Rollback and promote move the alias without uploads.
     let out = coord.cli_ok(&["rollback", "blog"]);
@@ -724,4 +724,51 @@ fn count_blobs(edge_dir: &std::path::Path) -> usize {
         .filter(|d| d.file_name() != "tmp")
         .map(|d| std::fs::read_dir(d.path()).map(|r| r.count()).unwrap_or(0))
         .sum()
+}
+
+/// Host names are owned by their project: a project named like another
+/// project's deployment or branch host is refused, and a name that took
+/// another project's host under the old `<project>-<deployment>` scheme
+/// now gets only its own production host.
+#[tokio::test]
+async fn no_project_can_take_another_projects_hosts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(&tmp.path().join("coord"), None);
+    let edge = Edge::join(&coord, "fra", &tmp.path().join("edge"));
+    let site = tmp.path().join("site");
+    write_site(&site, "the real shop");
+    let d = coord.deploy(&site, "shop", true);
+    let id = d["deployment"].as_str().unwrap().to_string();
+    let victim_host = format!("{id}--shop.localhost");
+    assert_eq!(d["url"], format!("http://{victim_host}/"));
+    served(&edge, &victim_host, "/", "the real shop").await;
+
+    let api = coord.api();
+    for stolen in [format!("{id}--shop"), "git-main--shop".to_string()] {
+        let r = api
+            .req(Method::POST, "/projects")
+            .json(&json!({ "name": stolen }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{stolen} must be refused");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_name", "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("--"),
+            "{body}"
+        );
+    }
+
+    // The old attack: a project whose production host was the victim's
+    // per-deployment host.
+    let evil = tmp.path().join("evil");
+    write_site(&evil, "pwned");
+    let e = coord.deploy(&evil, &format!("shop-{id}"), true);
+    assert_eq!(e["production_url"], format!("http://shop-{id}.localhost/"));
+    served(&edge, &format!("shop-{id}.localhost"), "/", "pwned").await;
+    let (status, body, headers) = edge.get(&victim_host, "/").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("the real shop"), "{body}");
+    assert_eq!(headers["x-outpost-deployment"], id.as_str());
 }

@@ -95,7 +95,10 @@ async fn functions_run_with_their_own_env_secrets_stay_secret_and_logs_arrive() 
 
     // A preview deployment gets preview variables.
     let preview = coord.deploy(&site, "blog", false);
-    let preview_host = format!("blog-{}.localhost", preview["deployment"].as_str().unwrap());
+    let preview_host = format!(
+        "{}--blog.localhost",
+        preview["deployment"].as_str().unwrap()
+    );
     eventually(30, "preview env", || async {
         let (_, body, _) = call(&edge, &preview_host, "/api/env?name=MODE").await;
         (body == "preview-mode").then_some(())
