@@ -1,253 +1,181 @@
-//! Builds the versioned edge config from the database and publishes it to
-//! every connected edge (a `watch` channel: slow edges skip to the newest).
+//! Publishing the edge config log to the edges this coordinator serves.
+//!
+//! The log itself is written by the store, inside the transactions that
+//! change what edges serve (`store/config_log.rs`). The hub only follows
+//! it: it keeps the newest batches in memory for subscribers, publishes
+//! the head version through a `watch` channel (a slow edge skips straight
+//! to the newest), polls the database for versions another coordinator
+//! wrote, compacts the log and renews host certificates.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use protocol::signing::ConfigSigner;
-use protocol::{
-    BundleId, CertEntry, EdgeConfig, EnvKind, HostTarget, Manifest, ProjectRuntime, SignedConfig,
-};
-use tokio::sync::{watch, Mutex};
+use protocol::SignedBatch;
+use tokio::sync::watch;
 
-use crate::ca::ClusterCa;
-use crate::config::Config;
-use crate::secrets::SecretBox;
-use crate::store::{HostCert, Store, StoreError, Target};
+use crate::store::{Since, Store, StoreError, CERT_RENEW_BEFORE_SECS};
+
+/// Batches kept in memory: an edge a few deploys behind is served without
+/// a query.
+const RECENT: usize = 512;
+/// Batches kept in the database; an edge further behind gets a snapshot.
+pub const LOG_KEEP: u64 = 10_000;
+/// How often the log is compacted and certificates are checked.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeConfigError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("bundle {0} is referenced but missing or undecodable")]
-    Bundle(String),
-    #[error("issuing a host certificate: {0}")]
-    Ca(#[from] crate::ca::CaError),
-    #[error(transparent)]
-    Secret(#[from] crate::secrets::SecretError),
 }
-
-/// Host certificates are renewed when less than this is left.
-const CERT_RENEW_BEFORE_SECS: i64 = 30 * 24 * 3600;
 
 pub struct ConfigHub {
     store: Store,
-    secrets: Arc<SecretBox>,
-    ca: Arc<ClusterCa>,
-    config: Arc<Config>,
-    signer: ConfigSigner,
-    tx: watch::Sender<Arc<SignedConfig>>,
-    /// Manifests are immutable: decode each once.
-    manifests: Mutex<HashMap<String, Manifest>>,
-    /// Host certificates already read or issued: every rebuild lists every
-    /// host, and a database read per host per deploy adds up.
-    certs: Mutex<HashMap<String, HostCert>>,
-    /// Serialises rebuilds so versions are published in order.
-    rebuild: Mutex<()>,
+    config_key: String,
+    head: watch::Sender<u64>,
+    /// Consecutive batches ending at the head.
+    recent: Mutex<VecDeque<Arc<SignedBatch>>>,
+    /// Serialises refreshes so batches enter `recent` in order.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl ConfigHub {
-    pub async fn new(
-        store: Store,
-        secrets: Arc<SecretBox>,
-        ca: Arc<ClusterCa>,
-        config: Arc<Config>,
-        signer: ConfigSigner,
-    ) -> Result<Arc<Self>, EdgeConfigError> {
-        let empty = EdgeConfig::default();
-        let (tx, _) = watch::channel(Arc::new(SignedConfig {
-            signature: signer.sign(&empty),
-            config: empty,
-        }));
+    /// `config_key`: the hex public key edges verify batches with.
+    pub async fn new(store: Store, config_key: String) -> Result<Arc<Self>, EdgeConfigError> {
+        let head = store.config_version().await? as u64;
         let hub = Arc::new(ConfigHub {
             store,
-            secrets,
-            ca,
-            config,
-            signer,
-            tx,
-            manifests: Mutex::default(),
-            certs: Mutex::default(),
-            rebuild: Mutex::new(()),
+            config_key,
+            head: watch::channel(head).0,
+            recent: Mutex::new(VecDeque::new()),
+            refreshing: tokio::sync::Mutex::new(()),
         });
-        hub.refresh().await?;
         Ok(hub)
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<Arc<SignedConfig>> {
-        self.tx.subscribe()
+    /// The head version, as it changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
     }
 
-    pub fn current(&self) -> Arc<SignedConfig> {
-        self.tx.borrow().clone()
+    pub fn version(&self) -> u64 {
+        *self.head.borrow()
     }
 
-    /// Hex public key edges verify configs with.
+    /// Hex public key edges verify batches with.
     pub fn config_key(&self) -> String {
-        self.signer.public_key_hex()
+        self.config_key.clone()
     }
 
-    /// Rebuilds and publishes if the database's config version moved.
+    /// Picks up batches written since the last look (by this coordinator's
+    /// requests, or another coordinator on the same database).
     pub async fn refresh(&self) -> Result<(), EdgeConfigError> {
-        let _guard = self.rebuild.lock().await;
-        let version = self.store.config_version().await? as u64;
-        if version == self.tx.borrow().config.version && version != 0 {
+        let _guard = self.refreshing.lock().await;
+        let db_head = self.store.config_version().await? as u64;
+        let have = self.version();
+        if db_head <= have {
             return Ok(());
         }
-        let cfg = self.build(version).await?;
-        let signature = self.signer.sign(&cfg);
-        self.tx.send_replace(Arc::new(SignedConfig {
-            config: cfg,
-            signature,
-        }));
+        let mut from = self.recent.lock().unwrap().back().map(|b| b.batch.version);
+        let mut fetched = Vec::new();
+        if from.is_some_and(|v| db_head - v <= RECENT as u64) {
+            while from.is_some_and(|v| v < db_head) {
+                match self.store.batches_since(from.unwrap(), 256).await? {
+                    Since::Batches(bs) if !bs.is_empty() => {
+                        from = bs.last().map(|b| b.batch.version);
+                        fetched.extend(bs.into_iter().map(Arc::new));
+                    }
+                    _ => break,
+                }
+            }
+        }
+        {
+            let mut recent = self.recent.lock().unwrap();
+            let contiguous = fetched.first().is_some_and(|b| {
+                recent
+                    .back()
+                    .is_some_and(|last| last.batch.version + 1 == b.batch.version)
+            });
+            if !contiguous {
+                // Too far behind to stitch: the next subscriber reads the
+                // database, and the cache starts again from here.
+                recent.clear();
+            }
+            if contiguous {
+                recent.extend(fetched);
+            }
+            while recent.len() > RECENT {
+                recent.pop_front();
+            }
+        }
+        self.head.send_replace(db_head);
         Ok(())
     }
 
+    /// The batches after `have` (at most `max`), from memory when they are
+    /// there, else from the database; or `Compacted`.
+    pub async fn since(&self, have: u64, max: usize) -> Result<Since, EdgeConfigError> {
+        {
+            let recent = self.recent.lock().unwrap();
+            if let Some(first) = recent.front() {
+                if have + 1 >= first.batch.version {
+                    let skip = (have + 1 - first.batch.version) as usize;
+                    let out: Vec<SignedBatch> = recent
+                        .iter()
+                        .skip(skip)
+                        .take(max)
+                        .map(|b| (**b).clone())
+                        .collect();
+                    if !out.is_empty() || have >= self.version() {
+                        return Ok(Since::Batches(out));
+                    }
+                }
+            }
+        }
+        let since = self.store.batches_since(have, max).await?;
+        if let Since::Batches(bs) = &since {
+            // Seed the cache so the next subscriber at this point is served
+            // from memory.
+            let mut recent = self.recent.lock().unwrap();
+            if recent.is_empty() && bs.last().map(|b| b.batch.version) == Some(self.version()) {
+                recent.extend(bs.iter().cloned().map(Arc::new));
+            }
+        }
+        Ok(since)
+    }
+
     /// Another coordinator on the same database may change the config; a
-    /// cheap version poll picks that up.
+    /// cheap version poll picks that up. Now and then the log is compacted
+    /// and host certificates near their end are renewed.
     pub async fn poll(self: Arc<Self>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+        let mut last_housekeeping = None::<std::time::Instant>;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = shutdown.changed() => return,
+            if last_housekeeping.is_none_or(|t| t.elapsed() >= HOUSEKEEPING_EVERY) {
+                last_housekeeping = Some(std::time::Instant::now());
+                if let Err(e) = self.housekeeping().await {
+                    tracing::warn!(error = %e, "edge config housekeeping failed");
+                }
             }
             if let Err(e) = self.refresh().await {
                 tracing::warn!(error = %e, "refreshing the edge config failed");
             }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => return,
+            }
         }
     }
 
-    async fn build(&self, version: u64) -> Result<EdgeConfig, EdgeConfigError> {
-        let mut cfg = EdgeConfig {
-            version,
-            ..Default::default()
-        };
-        let live = self.store.live_deployments().await?;
-        let mut manifests = self.manifests.lock().await;
-        for d in &live {
-            let bundle: BundleId = d
-                .bundle_id
-                .parse()
-                .map_err(|_| EdgeConfigError::Bundle(d.bundle_id.clone()))?;
-            if !manifests.contains_key(&d.bundle_id) {
-                let bytes = self
-                    .store
-                    .bundle_manifest(&d.bundle_id)
-                    .await?
-                    .ok_or_else(|| EdgeConfigError::Bundle(d.bundle_id.clone()))?;
-                let m = Manifest::from_canonical_bytes(&bytes, protocol::wire::MAX_FRAME_BYTES)
-                    .map_err(|_| EdgeConfigError::Bundle(d.bundle_id.clone()))?;
-                manifests.insert(d.bundle_id.clone(), m);
-            }
-            cfg.bundles.insert(bundle, manifests[&d.bundle_id].clone());
-            // A deployment made for production keeps production variables
-            // on its own URL too; previews get preview variables.
-            let target = HostTarget {
-                project: d.project.clone(),
-                deployment: d.id.clone(),
-                bundle,
-                env: match d.target {
-                    Target::Production => EnvKind::Production,
-                    Target::Preview => EnvKind::Preview,
-                },
-            };
-            cfg.hosts
-                .entry(self.config.deployment_host(&d.project, &d.id))
-                .or_insert_with(|| target.clone());
+    async fn housekeeping(&self) -> Result<(), EdgeConfigError> {
+        let removed = self.store.compact_log(LOG_KEEP).await?;
+        if removed > 0 {
+            tracing::info!(removed, "compacted the edge config log");
         }
-        // Production aliases win any clash with a per-deployment name.
-        for d in live.iter().filter(|d| d.is_production) {
-            let mut t = cfg.hosts[&self.config.deployment_host(&d.project, &d.id)].clone();
-            t.env = EnvKind::Production;
-            cfg.hosts.insert(self.config.production_host(&d.project), t);
+        for name in self.store.expiring_certs(CERT_RENEW_BEFORE_SECS).await? {
+            self.store.renew_cert(&name).await?;
+            tracing::info!(%name, "host certificate renewed");
         }
-        // Branch previews: the newest ready build of each branch.
-        for (project, branch, deployment) in self.store.branch_aliases().await? {
-            let own = self.config.deployment_host(&project, &deployment);
-            if let Some(t) = cfg.hosts.get(&own).cloned() {
-                cfg.hosts
-                    .entry(self.config.branch_host(&project, &branch))
-                    .or_insert(t);
-            }
-        }
-        drop(manifests);
-        cfg.projects = self.project_runtimes(&live).await?;
-        let wildcard = format!("*.{}", self.config.base_domain);
-        let names: Vec<String> = cfg
-            .hosts
-            .keys()
-            .cloned()
-            .chain([wildcard, self.config.base_domain.clone()])
-            .collect();
-        for name in names {
-            let cert = self.host_cert(&name).await?;
-            cfg.certificates.insert(
-                name,
-                CertEntry {
-                    chain_pem: cert.chain_pem,
-                    key_pem: cert.key_pem,
-                    not_after: cert.not_after,
-                },
-            );
-        }
-        Ok(cfg)
-    }
-
-    /// Variables (secrets decrypted: edges need the values) and outbound
-    /// lists of every project with something live.
-    async fn project_runtimes(
-        &self,
-        live: &[crate::store::LiveDeployment],
-    ) -> Result<std::collections::BTreeMap<String, ProjectRuntime>, EdgeConfigError> {
-        let mut out = std::collections::BTreeMap::new();
-        for (id, name) in self.store.project_ids().await? {
-            if !live.iter().any(|d| d.project == name) {
-                continue;
-            }
-            let mut rt = ProjectRuntime {
-                outbound: self.store.outbound(&id).await?,
-                ..Default::default()
-            };
-            for v in self.store.env_vars(&id).await? {
-                let value = match (&v.value_plain, &v.value_enc) {
-                    (Some(p), _) => p.clone(),
-                    (None, Some(enc)) => self.secrets.open(enc)?,
-                    (None, None) => continue,
-                };
-                let map = if v.env_kind == "preview" {
-                    &mut rt.preview_env
-                } else {
-                    &mut rt.production_env
-                };
-                map.insert(v.name, value);
-            }
-            out.insert(name, rt);
-        }
-        Ok(out)
-    }
-
-    /// The stored certificate for `name`, issued by the cluster CA on first
-    /// use and renewed before it expires.
-    async fn host_cert(&self, name: &str) -> Result<HostCert, EdgeConfigError> {
-        let now = crate::store::now_ms() / 1000;
-        let fresh = |c: &HostCert| c.not_after - now > CERT_RENEW_BEFORE_SECS;
-        if let Some(c) = self.certs.lock().await.get(name).filter(|c| fresh(c)) {
-            return Ok(c.clone());
-        }
-        if let Some(c) = self.store.host_cert(name).await?.filter(|c| fresh(c)) {
-            self.certs.lock().await.insert(name.to_string(), c.clone());
-            return Ok(c);
-        }
-        let issued = self.ca.issue_server(vec![name.to_string()], 90)?;
-        let c = HostCert {
-            host: name.to_string(),
-            chain_pem: issued.cert_pem,
-            key_pem: issued.key_pem,
-            not_after: issued.not_after.unix_timestamp(),
-        };
-        self.store.put_host_cert(&c).await?;
-        self.certs.lock().await.insert(name.to_string(), c.clone());
-        Ok(c)
+        self.refresh().await
     }
 }

@@ -13,8 +13,8 @@ use protocol::frame_io::{read_frame, write_frame};
 use protocol::token::JoinToken;
 use protocol::wire::{
     CoordinatorMessage, EdgeReport, EdgeRequest, ErrorCode, FrameError, JoinRequest, Joined,
-    Subscribe, WireError, ALPN, MAX_CONTROL_FRAME_BYTES, MAX_LOG_BATCH, MAX_LOG_LINE_BYTES,
-    MAX_REQUEST_FRAME_BYTES, PROTOCOL_VERSION,
+    Subscribe, WireError, ALPN, MAX_BATCHES_PER_MESSAGE, MAX_CONTROL_FRAME_BYTES, MAX_LOG_BATCH,
+    MAX_LOG_LINE_BYTES, MAX_REQUEST_FRAME_BYTES, MAX_SNAPSHOT_PAGE, PROTOCOL_VERSION,
 };
 use protocol::BlobHash;
 use quinn::{RecvStream, SendStream};
@@ -25,7 +25,9 @@ use crate::blobs::{BlobStore, BlobStoreError};
 use crate::ca::{ClusterCa, COORDINATOR_NAME};
 use crate::edge_config::ConfigHub;
 use crate::ids;
-use crate::store::{FunctionLogRow, JoinTokenError, Node, NodeContact, Store, StoreError};
+use crate::store::{
+    FunctionLogRow, JoinTokenError, KeyspaceItem, Node, NodeContact, Since, Store, StoreError,
+};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -215,6 +217,17 @@ async fn handle_stream(
         }
         (EdgeRequest::Subscribe(s), Some(n)) => subscribe(ctx, n, s, send, recv, shutdown).await,
         (EdgeRequest::GetBlob { hash }, Some(_)) => send_blob(&ctx, hash, send).await,
+        (EdgeRequest::GetManifest { bundle }, Some(_)) => {
+            let msg = match ctx.store.bundle_manifest(&bundle.to_hex()).await {
+                Ok(Some(bytes)) => CoordinatorMessage::Manifest(bytes),
+                Ok(None) => wire_error(ErrorCode::NotFound, format!("bundle {bundle} not found")),
+                Err(e) => {
+                    tracing::error!(error = %e, "reading a manifest");
+                    wire_error(ErrorCode::Internal, "reading the manifest failed")
+                }
+            };
+            reply(&mut send, &msg).await
+        }
         (EdgeRequest::Logs(records), Some(n)) => {
             let msg = match store_logs(&ctx, &n, records).await {
                 Ok(()) => CoordinatorMessage::Ack,
@@ -329,17 +342,10 @@ async fn subscribe(
     tracing::info!(node = %node.id, name = %node.name, have = s.have_version, "edge subscribed");
 
     let mut rx = ctx.hub.subscribe();
-    let mut sent = rx.borrow_and_update().clone();
-    // Version 0 means "nothing yet": even the empty config carries certificates.
-    if s.have_version == 0 || s.have_version != sent.config.version {
-        write_frame(
-            &mut send,
-            &CoordinatorMessage::Snapshot(Box::new((*sent).clone())),
-        )
-        .await?;
-    }
+    rx.borrow_and_update();
     let peers = seed_peers(&ctx.store.list_nodes().await?, &node);
     write_frame(&mut send, &CoordinatorMessage::Peers(peers)).await?;
+    let mut sent = catch_up(&ctx, &mut send, s.have_version).await?;
 
     // Reports are read on their own task: reading a frame is not
     // cancellation-safe, so it must not sit in the select below.
@@ -358,15 +364,8 @@ async fn subscribe(
         tokio::select! {
             changed = rx.changed() => {
                 if changed.is_err() { break; }
-                let newest = rx.borrow_and_update().clone();
-                if newest.config.version > sent.config.version {
-                    let msg = CoordinatorMessage::Delta {
-                        delta: Box::new(sent.config.diff(&newest.config)),
-                        signature: newest.signature.clone(),
-                    };
-                    write_frame(&mut send, &msg).await?;
-                    sent = newest;
-                }
+                rx.borrow_and_update();
+                sent = catch_up(&ctx, &mut send, sent).await?;
             }
             report = reports.recv() => {
                 let Some(EdgeReport::Status { config_version, bundles_present, bundles_pending, mut members }) = report else { break };
@@ -382,6 +381,59 @@ async fn subscribe(
     }
     let _ = send.finish();
     Ok(())
+}
+
+/// An edge this far behind gets a snapshot rather than every batch.
+const SNAPSHOT_WHEN_BEHIND: u64 = 1000;
+
+/// Sends what an edge at `have` lacks up to the head: the batches after
+/// it, or a snapshot when it is far behind, when the log no longer reaches
+/// back to it, or when it is ahead of this database (restored from a
+/// backup: the database is the truth). Returns the version it reached.
+async fn catch_up(ctx: &QuicContext, send: &mut SendStream, mut have: u64) -> anyhow::Result<u64> {
+    loop {
+        let head = ctx.hub.version();
+        if have == head {
+            return Ok(have);
+        }
+        let far = have == 0 || have > head || head - have > SNAPSHOT_WHEN_BEHIND;
+        let since = if far {
+            Since::Compacted
+        } else {
+            ctx.hub.since(have, MAX_BATCHES_PER_MESSAGE).await?
+        };
+        match since {
+            Since::Batches(bs) if bs.is_empty() => return Ok(have),
+            Since::Batches(bs) => {
+                have = bs.last().map(|b| b.batch.version).unwrap_or(have);
+                write_frame(send, &CoordinatorMessage::Batches(bs)).await?;
+            }
+            Since::Compacted => have = send_snapshot(ctx, send).await?,
+        }
+    }
+}
+
+/// The whole keyspace, read in one transaction and streamed in pages
+/// (memory bounded by a page), then the signature of its version.
+async fn send_snapshot(ctx: &QuicContext, send: &mut SendStream) -> anyhow::Result<u64> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let store = ctx.store.clone();
+    let reader = tokio::spawn(async move { store.stream_keyspace(MAX_SNAPSHOT_PAGE, tx).await });
+    let mut version = 0;
+    while let Some(item) = rx.recv().await {
+        let msg = match item {
+            KeyspaceItem::Begin(v) => {
+                version = v;
+                CoordinatorMessage::SnapshotBegin { version: v }
+            }
+            KeyspaceItem::Page(p) => CoordinatorMessage::SnapshotPage(p),
+            KeyspaceItem::End(sig) => CoordinatorMessage::SnapshotEnd(sig),
+        };
+        write_frame(send, &msg).await?;
+    }
+    reader.await??;
+    tracing::debug!(version, "snapshot sent");
+    Ok(version)
 }
 
 /// Nodes a subscriber can join the mesh through: those with a mesh

@@ -89,14 +89,20 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         None => SecretBox::load_or_create(&config.data_dir.join("secret.key"))?,
     });
     let signer = crate::ca::load_or_create_config_signer(&config.data_dir.join("ca"))?;
-    let hub = ConfigHub::new(
-        store.clone(),
-        secrets.clone(),
-        ca.clone(),
-        config.clone(),
+    let config_key = signer.public_key_hex();
+    // From here on every change the store makes is also a signed batch of
+    // the edge config log.
+    let store = store.with_edge_log(Arc::new(crate::store::EdgeLog {
+        config: config.clone(),
+        secrets: secrets.clone(),
+        ca: ca.clone(),
         signer,
-    )
-    .await?;
+    }));
+    store
+        .reconcile_edges()
+        .await
+        .context("building the edge config log")?;
+    let hub = ConfigHub::new(store.clone(), config_key).await?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let quic_ctx = Arc::new(QuicContext {

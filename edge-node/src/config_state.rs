@@ -1,14 +1,26 @@
-//! The node's current config and the one door every new config comes
-//! through, whether from the coordinator's stream or relayed by a peer:
-//! verify the coordinator's signature, accept only newer versions, persist
-//! before acting, then publish to the syncer and announce to the mesh.
+//! The node's edge config and the one door every change comes through,
+//! whether from the coordinator's stream or relayed by a peer: a batch is
+//! applied only if it is the next version, its signature verifies, and the
+//! keyspace it produces has the state hash the coordinator signed; it is
+//! persisted (atomically) before anything acts on it. Snapshots come in
+//! through the same door, staged aside and switched to only once their
+//! sum matches the signed state.
+//!
+//! What the rest of the node needs to hold in memory is kept here too,
+//! and it is bounded by what the node serves eagerly, not by the history:
+//! the production and branch hosts, the projects' runtimes, the
+//! certificates. A deployment's own host is looked up per key
+//! ([`ConfigState::host`]) when a request asks for it.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use protocol::signing::{ConfigVerifier, SignatureError};
-use protocol::{ConfigDelta, ConfigSignature, EdgeConfig, SignedConfig};
-use tokio::sync::watch;
+use protocol::config::ConfigError;
+use protocol::signing::{BatchSignature, ConfigVerifier, SignatureError, SignedBatch};
+use protocol::{CertEntry, Entry, HostTarget, Key, ProjectRuntime, StateHash};
+use tokio::sync::{broadcast, watch};
 
+use crate::store::index::{Head, Recent};
 use crate::store::Index;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,13 +31,25 @@ pub enum AcceptError {
         source_name: String,
         error: SignatureError,
     },
+    #[error("config batch {got} from {source_name} does not follow version {have}")]
+    Gap {
+        have: u64,
+        got: u64,
+        source_name: String,
+    },
+    #[error("snapshot from {source_name} is malformed: {message}")]
+    Snapshot {
+        source_name: String,
+        message: String,
+    },
     #[error(transparent)]
-    Config(#[from] protocol::config::ConfigError),
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Index(#[from] crate::store::index::IndexError),
 }
 
-/// Where a config came from, for logs.
+/// Where a change came from, for logs (and trust: only the coordinator
+/// may move a node back to an older version).
 #[derive(Debug, Clone)]
 pub enum Source {
     Coordinator,
@@ -41,97 +65,375 @@ impl Source {
     }
 }
 
+/// What the node serves eagerly, as the coordinator wants it.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    pub version: u64,
+    /// Production and branch hosts: their bundles are synced before they switch.
+    pub eager: Arc<BTreeMap<String, HostTarget>>,
+    pub projects: Arc<BTreeMap<String, Arc<ProjectRuntime>>>,
+    pub certs: Arc<BTreeMap<String, CertEntry>>,
+}
+
+/// Keys a change touched; `None`: everything may have changed (a snapshot).
+pub type Touched = Option<Arc<Vec<Key>>>;
+
 pub struct ConfigState {
     index: Arc<Index>,
     verifier: ConfigVerifier,
-    desired: watch::Sender<Arc<EdgeConfig>>,
-    signature: Mutex<Option<ConfigSignature>>,
+    head: Mutex<Head>,
+    desired: watch::Sender<Arc<Desired>>,
+    touched: broadcast::Sender<Touched>,
     /// Serialises accepts: coordinator and peers may race.
     accept_lock: Mutex<()>,
 }
 
+fn decode_entry(key: &str, bytes: &[u8]) -> Result<Entry, AcceptError> {
+    Entry::decode(bytes)
+        .map_err(|e| AcceptError::Config(ConfigError::BadEntry(format!("{key}: {e}"))))
+}
+
 impl ConfigState {
+    /// Opens the stored keyspace. If its entries do not sum to the state
+    /// its head was signed with (a damaged store), it is discarded: the
+    /// next link asks for a snapshot, and the active map serves meanwhile.
     pub fn new(index: Arc<Index>, verifier: ConfigVerifier) -> Result<Self, AcceptError> {
-        let config = index.config()?;
-        let signature = index.signature()?;
-        let (desired, _) = watch::channel(Arc::new(config));
+        let mut head = index.head()?;
+        let stored = index.stored_state(head.generation)?;
+        if stored != head.state() {
+            tracing::error!(
+                version = head.version,
+                "the stored edge config does not match its signed state; starting over from a snapshot"
+            );
+            let old = head.generation;
+            head = Head {
+                generation: old + 1,
+                ..Head::default()
+            };
+            index.switch_to(&head)?;
+            index.drop_generation(old)?;
+        }
+        let desired = Self::load(&index, &head)?;
         Ok(ConfigState {
             index,
             verifier,
-            desired,
-            signature: Mutex::new(signature),
+            head: Mutex::new(head),
+            desired: watch::channel(Arc::new(desired)).0,
+            touched: broadcast::channel(64).0,
             accept_lock: Mutex::new(()),
         })
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<Arc<EdgeConfig>> {
+    /// The in-memory view, from the stored keyspace: one scan of the
+    /// entries, at start and after a snapshot.
+    fn load(index: &Index, head: &Head) -> Result<Desired, AcceptError> {
+        let mut d = Desired {
+            version: head.version,
+            ..Default::default()
+        };
+        let (mut eager, mut projects, mut certs) =
+            (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+        for item in index.scan(head.generation, "") {
+            let (key, bytes) = item?;
+            match (Key::decode(&key)?, decode_entry(&key, &bytes)?) {
+                (Key::Host(h), Entry::Host(t)) if t.kind.is_eager() => {
+                    eager.insert(h, t);
+                }
+                (Key::Project(p), Entry::Project(rt)) => {
+                    projects.insert(p, Arc::new(rt));
+                }
+                (Key::Cert(c), Entry::Cert(e)) => {
+                    certs.insert(c, e);
+                }
+                _ => {}
+            }
+        }
+        d.eager = Arc::new(eager);
+        d.projects = Arc::new(projects);
+        d.certs = Arc::new(certs);
+        Ok(d)
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Desired>> {
         self.desired.subscribe()
     }
 
-    pub fn version(&self) -> u64 {
-        self.desired.borrow().version
+    /// The keys each accepted change touched (for caches of lazily served
+    /// hosts).
+    pub fn touched(&self) -> broadcast::Receiver<Touched> {
+        self.touched.subscribe()
     }
 
-    pub fn current(&self) -> Arc<EdgeConfig> {
+    pub fn version(&self) -> u64 {
+        self.head.lock().unwrap().version
+    }
+
+    pub fn current(&self) -> Arc<Desired> {
         self.desired.borrow().clone()
     }
 
-    /// The current config with its signature, for relaying to a peer.
-    pub fn signed(&self) -> Option<SignedConfig> {
-        let signature = self.signature.lock().unwrap().clone()?;
-        let config = EdgeConfig::clone(&self.desired.borrow());
-        (signature.version == config.version).then_some(SignedConfig { config, signature })
+    /// What `host` serves, read from the stored keyspace.
+    pub fn host(&self, host: &str) -> Result<Option<HostTarget>, AcceptError> {
+        let generation = self.head.lock().unwrap().generation;
+        let key = Key::Host(host.to_string()).encode();
+        match self.index.get(generation, &key)? {
+            None => Ok(None),
+            Some(bytes) => match decode_entry(&key, &bytes)? {
+                Entry::Host(t) => Ok(Some(t)),
+                _ => Ok(None),
+            },
+        }
     }
 
-    /// Accepts `signed` if it verifies and is newer. `Ok(true)` when it
-    /// became the current config.
-    pub fn accept(&self, signed: SignedConfig, source: Source) -> Result<bool, AcceptError> {
+    /// The batches after `have` this node still keeps, to relay to a peer.
+    pub fn batches_since(&self, have: u64, max: usize) -> Result<Recent, AcceptError> {
+        Ok(self.index.batches_since(have, max)?)
+    }
+
+    /// Applies `batches` in order, each only if it verifies; returns how
+    /// many were new. Batches the node already has are skipped; one that
+    /// does not follow the node's version, or fails verification, stops
+    /// the run with an error (nothing of it is applied).
+    pub fn accept(&self, batches: Vec<SignedBatch>, source: Source) -> Result<usize, AcceptError> {
         let _guard = self.accept_lock.lock().unwrap();
-        if let Err(error) = self.verifier.verify(&signed.config, &signed.signature) {
-            let e = AcceptError::Signature {
-                version: signed.config.version,
-                source_name: source.name(),
-                error,
+        let mut applied = 0;
+        let mut touched = Vec::new();
+        let mut desired = Desired::clone(&self.desired.borrow());
+        for signed in batches {
+            let head = self.head.lock().unwrap().clone();
+            let v = signed.batch.version;
+            if v <= head.version {
+                continue;
+            }
+            if v != head.version + 1 {
+                return Err(AcceptError::Gap {
+                    have: head.version,
+                    got: v,
+                    source_name: source.name(),
+                });
+            }
+            let state = match self.verify(&head, &signed) {
+                Ok(s) => s,
+                Err(e) => {
+                    let e = match e {
+                        AcceptError::Signature { error, .. } => AcceptError::Signature {
+                            version: v,
+                            source_name: source.name(),
+                            error,
+                        },
+                        other => other,
+                    };
+                    tracing::error!(error = %e, "config refused");
+                    return Err(e);
+                }
             };
-            tracing::error!(error = %e, "config refused");
+            let new_head = self.index.apply(&head, &signed, &state)?;
+            *self.head.lock().unwrap() = new_head;
+            for c in &signed.batch.changes {
+                note(&mut desired, c.key.clone(), c.value.clone());
+                touched.push(c.key.clone());
+            }
+            desired.version = v;
+            applied += 1;
+        }
+        if applied > 0 {
+            tracing::info!(
+                version = desired.version,
+                batches = applied,
+                changes = touched.len(),
+                from = %source.name(),
+                "config applied"
+            );
+            self.desired.send_replace(Arc::new(desired));
+            let _ = self.touched.send(Some(Arc::new(touched)));
+        }
+        Ok(applied)
+    }
+
+    /// The state after `signed` applied to `head`, once its signature and
+    /// resulting state check out.
+    fn verify(&self, head: &Head, signed: &SignedBatch) -> Result<StateHash, AcceptError> {
+        signed.batch.validate()?;
+        let mut state = head.state();
+        // A key changed twice in one batch: the second change sees the first.
+        let mut overlay: HashMap<String, Option<Vec<u8>>> = HashMap::new();
+        for c in &signed.batch.changes {
+            let key = c.key.encode();
+            let old = match overlay.get(&key) {
+                Some(v) => v.clone(),
+                None => self.index.get(head.generation, &key)?.map(|v| v.to_vec()),
+            };
+            if let Some(o) = &old {
+                state.remove(&key, o);
+            }
+            let new = c.value.as_ref().map(Entry::encode);
+            if let Some(n) = &new {
+                state.add(&key, n);
+            }
+            overlay.insert(key, new);
+        }
+        self.verifier
+            .verify(&signed.batch, &signed.signature, state.checksum())
+            .map_err(|error| AcceptError::Signature {
+                version: signed.batch.version,
+                source_name: String::new(),
+                error,
+            })?;
+        Ok(state)
+    }
+
+    /// Starts receiving a snapshot of `version`.
+    pub fn begin_snapshot(self: &Arc<Self>, version: u64, source: Source) -> Snapshot {
+        let next = self.head.lock().unwrap().generation + 1;
+        // Leftovers of an abandoned snapshot would spoil the sum.
+        let _ = self.index.drop_generation(next);
+        Snapshot {
+            config: self.clone(),
+            version,
+            generation: next,
+            state: StateHash::default(),
+            last_key: String::new(),
+            entries: 0,
+            source,
+        }
+    }
+
+    fn finish_snapshot(&self, s: &Snapshot, sig: &BatchSignature) -> Result<bool, AcceptError> {
+        let _guard = self.accept_lock.lock().unwrap();
+        let fail = |message: String| AcceptError::Snapshot {
+            source_name: s.source.name(),
+            message,
+        };
+        if sig.version != s.version {
+            return Err(fail(format!(
+                "it ends with the signature of version {}, it began as {}",
+                sig.version, s.version
+            )));
+        }
+        let signature_error = |error| AcceptError::Signature {
+            version: s.version,
+            source_name: s.source.name(),
+            error,
+        };
+        self.verifier
+            .verify_signature(sig)
+            .map_err(signature_error)?;
+        if sig.state != s.state.checksum() {
+            let e = signature_error(SignatureError::StateMismatch);
+            tracing::error!(error = %e, "snapshot refused");
             return Err(e);
         }
-        signed.config.check()?;
-        let current = self.version();
-        if signed.config.version <= current && current != 0 {
+        let old = self.head.lock().unwrap().clone();
+        // Only the coordinator may move a node back (its database was
+        // restored); a peer's older snapshot is no news.
+        if s.version <= old.version && !matches!(s.source, Source::Coordinator) {
             return Ok(false);
         }
-        // Persist before acting on it: a restart resumes from here.
-        self.index.store_config(&signed.config, &signed.signature)?;
+        let head = Head {
+            version: s.version,
+            generation: s.generation,
+            state: s.state.to_bytes(),
+            signature: Some(sig.clone()),
+        };
+        self.index.switch_to(&head)?;
+        let desired = Self::load(&self.index, &head)?;
+        *self.head.lock().unwrap() = head;
+        if let Err(e) = self.index.drop_generation(old.generation) {
+            tracing::warn!(error = %e, "dropping the replaced config generation");
+        }
         tracing::info!(
-            version = signed.config.version,
-            hosts = signed.config.hosts.len(),
-            from = %source.name(),
-            "config received"
+            version = s.version,
+            entries = s.entries,
+            from = %s.source.name(),
+            "config snapshot applied"
         );
-        *self.signature.lock().unwrap() = Some(signed.signature);
-        self.desired.send_replace(Arc::new(signed.config));
+        self.desired.send_replace(Arc::new(desired));
+        let _ = self.touched.send(None);
         Ok(true)
     }
+}
 
-    /// Applies a coordinator delta to the current config. A delta that a
-    /// peer's relay already overtook is skipped.
-    pub fn accept_delta(
-        &self,
-        delta: &ConfigDelta,
-        signature: ConfigSignature,
-    ) -> Result<bool, AcceptError> {
-        let mut next = EdgeConfig::clone(&self.desired.borrow());
-        if delta.to_version <= next.version {
-            return Ok(false);
+/// Records one change in the in-memory view.
+fn note(d: &mut Desired, key: Key, value: Option<Entry>) {
+    match (key, value) {
+        (Key::Host(h), Some(Entry::Host(t))) if t.kind.is_eager() => {
+            Arc::make_mut(&mut d.eager).insert(h, t);
         }
-        next.apply(delta)?;
-        self.accept(
-            SignedConfig {
-                config: next,
-                signature,
-            },
-            Source::Coordinator,
-        )
+        (Key::Host(h), _) => {
+            if d.eager.contains_key(&h) {
+                Arc::make_mut(&mut d.eager).remove(&h);
+            }
+        }
+        (Key::Project(p), Some(Entry::Project(rt))) => {
+            Arc::make_mut(&mut d.projects).insert(p, Arc::new(rt));
+        }
+        (Key::Project(p), _) => {
+            Arc::make_mut(&mut d.projects).remove(&p);
+        }
+        (Key::Cert(c), Some(Entry::Cert(e))) => {
+            Arc::make_mut(&mut d.certs).insert(c, e);
+        }
+        (Key::Cert(c), _) => {
+            Arc::make_mut(&mut d.certs).remove(&c);
+        }
+    }
+}
+
+/// A snapshot being received: pages are staged into a generation nobody
+/// reads, summed, and switched to only by [`Snapshot::finish`].
+pub struct Snapshot {
+    config: Arc<ConfigState>,
+    version: u64,
+    generation: u32,
+    state: StateHash,
+    last_key: String,
+    entries: u64,
+    source: Source,
+}
+
+impl Snapshot {
+    /// Stages one page; keys must come in strictly ascending order (so no
+    /// key is counted twice) and every entry must decode for its key.
+    pub fn page(&mut self, page: &[(String, Vec<u8>)]) -> Result<(), AcceptError> {
+        for (k, v) in page {
+            if k.as_str() <= self.last_key.as_str() {
+                return Err(AcceptError::Snapshot {
+                    source_name: self.source.name(),
+                    message: format!("key {k:?} is out of order"),
+                });
+            }
+            let key = Key::decode(k)?;
+            let entry = decode_entry(k, v)?;
+            if entry.encode() != *v {
+                return Err(AcceptError::Snapshot {
+                    source_name: self.source.name(),
+                    message: format!("the entry under {k:?} is not in canonical form"),
+                });
+            }
+            let fits = matches!(
+                (&key, &entry),
+                (Key::Host(_), Entry::Host(_))
+                    | (Key::Project(_), Entry::Project(_))
+                    | (Key::Cert(_), Entry::Cert(_))
+            );
+            if !fits {
+                return Err(ConfigError::WrongKind(k.clone()).into());
+            }
+            self.state.add(k, v);
+            self.last_key = k.clone();
+            self.entries += 1;
+        }
+        self.config.index.stage(self.generation, page)?;
+        Ok(())
+    }
+
+    /// Switches to the snapshot if `sig` is the coordinator's for exactly
+    /// what was staged. `Ok(false)`: it was no newer (from a peer).
+    pub fn finish(self, sig: &BatchSignature) -> Result<bool, AcceptError> {
+        let r = self.config.finish_snapshot(&self, sig);
+        if !matches!(r, Ok(true)) {
+            let _ = self.config.index.drop_generation(self.generation);
+        }
+        r
     }
 }

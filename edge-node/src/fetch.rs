@@ -10,11 +10,11 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use protocol::frame_io::{read_frame, write_frame};
 use protocol::mesh::PeerInfo;
-use protocol::wire::{CoordinatorMessage, EdgeRequest, MAX_CONTROL_FRAME_BYTES};
-use protocol::BlobHash;
+use protocol::wire::{CoordinatorMessage, EdgeRequest, MAX_CONTROL_FRAME_BYTES, MAX_FRAME_BYTES};
+use protocol::{BlobHash, BundleId, Manifest};
 use tokio::sync::watch;
 
-use crate::mesh::peer::{request_blob, QuicChunks};
+use crate::mesh::peer::{request_blob, request_manifest, QuicChunks};
 use crate::mesh::{owner::owner, Mesh};
 use crate::store::BlobStore;
 
@@ -96,6 +96,47 @@ impl Fetcher {
         }
         Err(last_err.unwrap_or_else(|| {
             anyhow::anyhow!("no coordinator connection and no peer has blob {hash}")
+        }))
+    }
+
+    /// A bundle's manifest, from the coordinator or (without it) a live
+    /// peer that has the bundle. Whoever sends it, it is used only if its
+    /// bytes hash to the id asked for.
+    pub async fn manifest(&self, bundle: BundleId) -> anyhow::Result<Manifest> {
+        let mut last_err = None;
+        let conn = self.conn.borrow().clone();
+        if let Some(conn) = conn {
+            match tokio::time::timeout(Duration::from_secs(10), coordinator_manifest(&conn, bundle))
+                .await
+            {
+                Ok(Ok(bytes)) => match checked_manifest(bundle, &bytes) {
+                    Ok(m) => return Ok(m),
+                    Err(e) => last_err = Some(e),
+                },
+                Ok(Err(e)) => last_err = Some(e),
+                Err(_) => {
+                    last_err = Some(anyhow::anyhow!(
+                        "the coordinator did not send manifest {bundle} in time"
+                    ))
+                }
+            }
+        }
+        if let Some(mesh) = &self.mesh {
+            for peer in mesh.live_peers().into_iter().take(MAX_FALLBACK_PEERS) {
+                match request_manifest(&mesh.transport, &peer, bundle).await {
+                    Ok(bytes) => match checked_manifest(bundle, &bytes) {
+                        Ok(m) => return Ok(m),
+                        Err(e) => {
+                            tracing::warn!(peer = %peer.node_id, bundle = %bundle.short(), error = %e, "manifest from peer rejected");
+                            last_err = Some(e)
+                        }
+                    },
+                    Err(e) => last_err = Some(e),
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| {
+            anyhow::anyhow!("no coordinator connection and no peer to fetch manifest {bundle} from")
         }))
     }
 
@@ -213,4 +254,30 @@ impl Fetcher {
             .with_context(|| format!("storing blob {hash}"))?;
         Ok(())
     }
+}
+
+async fn coordinator_manifest(
+    conn: &quinn::Connection,
+    bundle: BundleId,
+) -> anyhow::Result<Vec<u8>> {
+    let (mut send, mut recv) = conn.open_bi().await?;
+    write_frame(&mut send, &EdgeRequest::GetManifest { bundle }).await?;
+    send.finish()?;
+    match read_frame::<CoordinatorMessage, _>(&mut recv, MAX_FRAME_BYTES).await? {
+        Some(CoordinatorMessage::Manifest(bytes)) => Ok(bytes),
+        Some(CoordinatorMessage::Error(e)) => bail!("fetching manifest {bundle}: {}", e.message),
+        other => bail!("unexpected answer to a manifest request: {other:?}"),
+    }
+}
+
+/// The manifest in `bytes` if they are the bundle's: their blake3 is its id.
+pub fn checked_manifest(bundle: BundleId, bytes: &[u8]) -> anyhow::Result<Manifest> {
+    if BlobHash::of(bytes) != bundle {
+        bail!("the bytes sent as manifest {bundle} do not hash to it");
+    }
+    let m = Manifest::from_canonical_bytes(bytes, MAX_FRAME_BYTES)
+        .map_err(|e| anyhow::anyhow!("manifest {bundle} does not decode: {e}"))?;
+    m.validate(&Default::default())
+        .map_err(|e| anyhow::anyhow!("manifest {bundle} is invalid: {e}"))?;
+    Ok(m)
 }

@@ -13,7 +13,7 @@ use protocol::wire::{
 };
 use tokio::sync::{mpsc, watch};
 
-use crate::config_state::ConfigState;
+use crate::config_state::{ConfigState, Source};
 use crate::enroll;
 use crate::identity::Identity;
 use crate::mesh::Mesh;
@@ -125,6 +125,7 @@ impl Link {
         let mut status = self.status.clone();
         let mut members = self.mesh.members_changed();
         let mut tick = tokio::time::interval(REPORT_EVERY);
+        let mut snapshot = None;
         loop {
             tokio::select! {
                 msg = messages.recv() => {
@@ -136,7 +137,7 @@ impl Link {
                         FrameError::Truncated => anyhow::anyhow!("the coordinator closed the config stream"),
                         other => anyhow::anyhow!("reading config: {other}"),
                     })?;
-                    self.apply(msg)?;
+                    self.apply(msg, &mut snapshot)?;
                 }
                 _ = tick.tick() => self.report(&mut send).await?,
                 changed = status.changed() => {
@@ -151,14 +152,33 @@ impl Link {
         }
     }
 
-    fn apply(&self, msg: CoordinatorMessage) -> anyhow::Result<()> {
+    fn apply(
+        &self,
+        msg: CoordinatorMessage,
+        snapshot: &mut Option<crate::config_state::Snapshot>,
+    ) -> anyhow::Result<()> {
         match msg {
-            CoordinatorMessage::Snapshot(signed) => {
-                self.config
-                    .accept(*signed, crate::config_state::Source::Coordinator)?;
+            CoordinatorMessage::Batches(batches) => {
+                self.config.accept(batches, Source::Coordinator)?;
             }
-            CoordinatorMessage::Delta { delta, signature } => {
-                self.config.accept_delta(&delta, signature)?;
+            CoordinatorMessage::SnapshotBegin { version } => {
+                tracing::info!(version, "receiving a config snapshot");
+                *snapshot = Some(self.config.begin_snapshot(version, Source::Coordinator));
+            }
+            CoordinatorMessage::SnapshotPage(page) => {
+                let s = snapshot
+                    .as_mut()
+                    .context("a snapshot page without a snapshot")?;
+                if page.len() > protocol::wire::MAX_SNAPSHOT_PAGE {
+                    bail!("a snapshot page of {} entries is too large", page.len());
+                }
+                s.page(&page)?;
+            }
+            CoordinatorMessage::SnapshotEnd(sig) => {
+                let s = snapshot
+                    .take()
+                    .context("a snapshot end without a snapshot")?;
+                s.finish(&sig)?;
             }
             CoordinatorMessage::Peers(peers) => self.mesh.add_seeds(peers),
             CoordinatorMessage::Error(e) => bail!("coordinator error: {}", e.message),

@@ -20,7 +20,7 @@ use crate::mesh::{Mesh, MeshOptions};
 use crate::state::ServingState;
 use crate::status::StatusWriter;
 use crate::store::{BlobStore, Index};
-use crate::sync::{SyncStatus, Syncer};
+use crate::sync::{OnDemand, SyncStatus, Syncer};
 
 /// How long a (re)starting node waits for its functions to load before
 /// it accepts requests.
@@ -196,7 +196,14 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         config_state.clone(),
     )?;
     // Rejoin through the peers we knew, before (and without) the coordinator.
-    mesh.add_seeds(index.members()?);
+    let known = index.members()?;
+    if !known.is_empty() {
+        tracing::info!(
+            peers = known.len(),
+            "rejoining the mesh through the peers last seen"
+        );
+    }
+    mesh.add_seeds(known);
     let fetcher = Arc::new(Fetcher::new(
         blobs.clone(),
         conn_rx.clone(),
@@ -210,14 +217,26 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     let functions = Arc::new(
         FunctionRuntime::new(runtime_config, fn_log_tx).context("starting the function runtime")?,
     );
+    let loader = Arc::new(OnDemand::new(
+        config_state.clone(),
+        index.clone(),
+        blobs.clone(),
+        fetcher.clone(),
+        state.clone(),
+        Some(functions.clone()),
+    ));
+    state.set_resolver(loader.clone());
     let syncer = Arc::new(Syncer {
         index: index.clone(),
         blobs: blobs.clone(),
         state: state.clone(),
+        config: config_state.clone(),
         conn: conn_rx.clone(),
         fetcher: fetcher.clone(),
         status: status_tx,
         functions: Some(functions.clone()),
+        loader,
+        certs: Default::default(),
     });
     // Serve the last known state before talking to anyone.
     syncer.restore()?;
@@ -258,6 +277,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     }));
     tasks.push(tokio::spawn(syncer.run(
         config_state.subscribe(),
+        config_state.touched(),
         corrupt,
         shutdown_rx.clone(),
     )));
@@ -270,6 +290,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         endpoint.clone(),
         mesh.transport.clone(),
         config_state.clone(),
+        index.clone(),
         fetcher.clone(),
         shutdown_rx.clone(),
     )));

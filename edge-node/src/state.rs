@@ -1,9 +1,18 @@
 //! What the HTTP side reads on every request: host → site, SNI → certificate.
-//! Replaced wholesale (an `Arc` swap) when the sync loop activates bundles,
-//! so a request sees either the old routing or the new one, never a mix.
+//!
+//! Production and branch hosts are in the routing snapshot, replaced
+//! wholesale (an `Arc` swap) when the sync loop activates bundles, so a
+//! request sees either the old routing or the new one, never a mix. A
+//! deployment's own host is not: it is resolved on its first request
+//! (the bundle fetched if need be, [`SiteResolver`]) and kept in a bounded
+//! cache of recently used sites, so memory follows what is served, not
+//! how many deployments exist.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use protocol::functions::RouteTable;
 use protocol::{BundleId, Manifest};
@@ -12,6 +21,9 @@ use rustls::sign::CertifiedKey;
 /// The response header naming the deployment that answered.
 pub const X_OUTPOST_DEPLOYMENT: http::HeaderName =
     http::HeaderName::from_static("x-outpost-deployment");
+
+/// Sites of lazily served hosts kept in memory at most.
+pub const LAZY_SITES: usize = 4096;
 
 pub struct Site {
     /// Shared with every request's log context, which copies them only
@@ -26,7 +38,8 @@ pub struct Site {
     /// The manifest's function routes, parsed once.
     pub functions: Arc<RouteTable>,
     /// The variables this host's functions see (its project's, for the
-    /// host's environment kind) and the hosts they may call.
+    /// host's environment kind; one map shared by the project's hosts) and
+    /// the hosts they may call.
     pub env: Arc<BTreeMap<String, String>>,
     pub outbound: Arc<Vec<String>>,
 }
@@ -34,14 +47,44 @@ pub struct Site {
 #[derive(Default)]
 pub struct Routing {
     pub config_version: u64,
+    /// Eagerly served hosts (production, branch).
     pub hosts: HashMap<String, Arc<Site>>,
     /// Certificate name (`blog.localhost`, `*.localhost`) → key.
     pub certs: BTreeMap<String, Arc<CertifiedKey>>,
 }
 
-#[derive(Default)]
+/// What resolving a host that is not in the routing snapshot gave.
+pub enum Resolved {
+    Site(Arc<Site>),
+    /// The config has no such host.
+    Unknown,
+    /// The host exists but its bundle could not be fetched in time (the
+    /// coordinator and every peer unreachable, say).
+    Unavailable,
+}
+
+/// Resolves a host the routing snapshot does not hold (a deployment's own
+/// host): the node's on-demand loader.
+pub trait SiteResolver: Send + Sync {
+    fn resolve<'a>(&'a self, host: &'a str) -> Pin<Box<dyn Future<Output = Resolved> + Send + 'a>>;
+}
+
 pub struct ServingState {
     routing: RwLock<Arc<Routing>>,
+    lazy: Mutex<lru::LruCache<String, Arc<Site>>>,
+    resolver: OnceLock<Arc<dyn SiteResolver>>,
+}
+
+impl Default for ServingState {
+    fn default() -> Self {
+        ServingState {
+            routing: RwLock::default(),
+            lazy: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(LAZY_SITES).expect("non-zero"),
+            )),
+            resolver: OnceLock::new(),
+        }
+    }
 }
 
 impl ServingState {
@@ -51,5 +94,48 @@ impl ServingState {
 
     pub fn replace(&self, routing: Routing) {
         *self.routing.write().unwrap() = Arc::new(routing);
+    }
+
+    /// A lazily served site resolved earlier, if still cached.
+    pub fn cached(&self, host: &str) -> Option<Arc<Site>> {
+        self.lazy.lock().unwrap().get(host).cloned()
+    }
+
+    pub fn cache(&self, host: &str, site: Arc<Site>) {
+        self.lazy.lock().unwrap().put(host.to_string(), site);
+    }
+
+    /// Forgets cached sites: of `hosts`, and of every host of `projects`.
+    pub fn forget(&self, hosts: &[String], projects: &[String]) {
+        let mut lazy = self.lazy.lock().unwrap();
+        for h in hosts {
+            lazy.pop(h);
+        }
+        if !projects.is_empty() {
+            let stale: Vec<String> = lazy
+                .iter()
+                .filter(|(_, s)| projects.iter().any(|p| **p == *s.project))
+                .map(|(h, _)| h.clone())
+                .collect();
+            for h in stale {
+                lazy.pop(&h);
+            }
+        }
+    }
+
+    pub fn forget_all(&self) {
+        self.lazy.lock().unwrap().clear();
+    }
+
+    pub fn cached_count(&self) -> usize {
+        self.lazy.lock().unwrap().len()
+    }
+
+    pub fn set_resolver(&self, r: Arc<dyn SiteResolver>) {
+        let _ = self.resolver.set(r);
+    }
+
+    pub fn resolver(&self) -> Option<&Arc<dyn SiteResolver>> {
+        self.resolver.get()
     }
 }

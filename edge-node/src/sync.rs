@@ -1,26 +1,35 @@
-//! Bundle sync: fetch what the desired config needs, then switch hosts.
+//! Bundle sync: fetch what the eagerly served hosts need, then switch
+//! them; and the on-demand loader for every other host.
 //!
-//! A host switches to a bundle only once every blob of it is on disk and
-//! verified; until then it keeps serving its previous complete bundle. The
-//! active map is persisted with the switch, so a restart (even a `kill -9`
-//! mid-sync) resumes serving exactly what was being served.
+//! A production or branch host switches to a bundle only once every blob
+//! of it is on disk and verified; until then it keeps serving its previous
+//! complete bundle. The active map is persisted with the switch, so a
+//! restart (even a `kill -9` mid-sync) resumes serving exactly what was
+//! being served. A deployment's own host is resolved when a request asks
+//! for it ([`OnDemand`]): its manifest and blobs are fetched then, with a
+//! bounded wait, and the bundle stays complete for the next request.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use anyhow::Context;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use protocol::functions::RouteTable;
-use protocol::{BlobHash, BundleId, EdgeConfig, HostTarget, Manifest};
+use protocol::{BlobHash, BundleId, CertEntry, HostTarget, Key, Manifest, ProjectRuntime};
 use rustls::sign::CertifiedKey;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::config_state::{ConfigState, Desired, Touched};
 use crate::fetch::Fetcher;
-use crate::state::{Routing, ServingState, Site};
+use crate::state::{Resolved, Routing, ServingState, Site, SiteResolver};
 use crate::store::{BlobStore, Index};
 
 /// Blobs fetched at once per node.
 const FETCH_CONCURRENCY: usize = 8;
+/// How long a request waits for a bundle fetched on demand.
+pub const ON_DEMAND_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncStatus {
@@ -33,26 +42,38 @@ pub struct Syncer {
     pub index: Arc<Index>,
     pub blobs: Arc<BlobStore>,
     pub state: Arc<ServingState>,
+    pub config: Arc<ConfigState>,
     /// The live coordinator connection, when there is one.
     pub conn: watch::Receiver<Option<quinn::Connection>>,
-    /// Gets missing blobs from peers or the coordinator.
+    /// Gets missing manifests and blobs from peers or the coordinator.
     pub fetcher: Arc<Fetcher>,
     pub status: watch::Sender<SyncStatus>,
     /// Compiles a bundle's functions before its hosts switch, so the first
     /// request after a deploy does not pay for compilation.
     pub functions: Option<Arc<crate::functions::FunctionRuntime>>,
+    /// Loads bundles, one load per bundle at a time (shared with requests
+    /// for hosts served on demand).
+    pub loader: Arc<OnDemand>,
+    /// Parsed certificates of the last routing, reused while the config's
+    /// certificates are the same map.
+    pub certs: Mutex<Option<ParsedCerts>>,
 }
 
-/// Which bundle each host serves next: the desired one when it is
+/// The config's certificates and the rustls keys parsed from them.
+pub type ParsedCerts = (
+    Arc<BTreeMap<String, CertEntry>>,
+    BTreeMap<String, Arc<CertifiedKey>>,
+);
+
+/// Which bundle each eager host serves next: the desired one when it is
 /// complete, else whatever the host served before (if anything). Hosts the
 /// config no longer lists stop being served.
 pub fn next_active(
-    config: &EdgeConfig,
+    desired: &BTreeMap<String, HostTarget>,
     previous: &BTreeMap<String, HostTarget>,
     is_complete: impl Fn(&BundleId) -> bool,
 ) -> BTreeMap<String, HostTarget> {
-    config
-        .hosts
+    desired
         .iter()
         .filter_map(|(host, want)| {
             if is_complete(&want.bundle) {
@@ -64,25 +85,71 @@ pub fn next_active(
         .collect()
 }
 
+/// Sites built in one pass share their project's variables and outbound
+/// list, and their bundle's parsed manifest.
+#[derive(Default)]
+struct SiteParts {
+    bundles: HashMap<BundleId, (Arc<Manifest>, Arc<RouteTable>)>,
+    env: HashMap<(String, protocol::EnvKind), Arc<BTreeMap<String, String>>>,
+    outbound: HashMap<String, Arc<Vec<String>>>,
+}
+
+impl SiteParts {
+    fn site(
+        &mut self,
+        t: &HostTarget,
+        manifest: (Arc<Manifest>, Arc<RouteTable>),
+        runtime: Option<&Arc<ProjectRuntime>>,
+    ) -> Arc<Site> {
+        let env = self
+            .env
+            .entry((t.project.clone(), t.env))
+            .or_insert_with(|| Arc::new(runtime.map(|r| r.env(t.env).clone()).unwrap_or_default()))
+            .clone();
+        let outbound = self
+            .outbound
+            .entry(t.project.clone())
+            .or_insert_with(|| Arc::new(runtime.map(|r| r.outbound.clone()).unwrap_or_default()))
+            .clone();
+        Arc::new(Site {
+            project: t.project.as_str().into(),
+            deployment: t.deployment.as_str().into(),
+            deployment_header: http::HeaderValue::from_str(&t.deployment).ok(),
+            bundle: t.bundle,
+            manifest: manifest.0,
+            functions: manifest.1,
+            env,
+            outbound,
+        })
+    }
+}
+
+fn parsed(m: Manifest) -> (Arc<Manifest>, Arc<RouteTable>) {
+    let functions = Arc::new(RouteTable::new(&m.functions));
+    (Arc::new(m), functions)
+}
+
 impl Syncer {
     /// Serves the persisted active map right away (before any network).
     pub fn restore(&self) -> anyhow::Result<()> {
-        let config = self.index.config()?;
+        let desired = self.config.current();
         let active = self.index.active()?;
-        self.publish(&config, &active)
+        self.publish(&desired, &active)
     }
 
     /// Runs until `shutdown`: every change of `desired` (or a nudge after a
     /// corrupt blob) triggers a sync pass; failures retry after a second.
+    /// Changes to lazily served hosts drop them from the site cache.
     pub async fn run(
         self: Arc<Self>,
-        mut desired: watch::Receiver<Arc<EdgeConfig>>,
+        mut desired: watch::Receiver<Arc<Desired>>,
+        mut touched: broadcast::Receiver<Touched>,
         mut corrupt: mpsc::Receiver<BlobHash>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         loop {
-            let config = desired.borrow_and_update().clone();
-            let retry = match self.sync_once(&config).await {
+            let d = desired.borrow_and_update().clone();
+            let retry = match self.sync_once(&d).await {
                 Ok(()) => false,
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "bundle sync incomplete; will retry");
@@ -91,11 +158,31 @@ impl Syncer {
             };
             tokio::select! {
                 _ = desired.changed() => {}
-                Some(hash) = corrupt.recv() => self.forget_blob(&config, hash),
-                _ = tokio::time::sleep(std::time::Duration::from_secs(1)), if retry => {}
+                t = touched.recv() => self.forget(t),
+                Some(hash) = corrupt.recv() => self.forget_blob(hash),
+                _ = tokio::time::sleep(Duration::from_secs(1)), if retry => {}
                 _ = self.conn_changed(), if retry => {}
                 _ = shutdown.changed() => return,
             }
+        }
+    }
+
+    fn forget(&self, t: Result<Touched, broadcast::error::RecvError>) {
+        match t {
+            Ok(Some(keys)) => {
+                let (mut hosts, mut projects) = (Vec::new(), Vec::new());
+                for k in keys.iter() {
+                    match k {
+                        Key::Host(h) => hosts.push(h.clone()),
+                        Key::Project(p) => projects.push(p.clone()),
+                        Key::Cert(_) => {}
+                    }
+                }
+                self.state.forget(&hosts, &projects);
+            }
+            // A snapshot, or we fell behind the notices: anything may have changed.
+            Ok(None) | Err(broadcast::error::RecvError::Lagged(_)) => self.state.forget_all(),
+            Err(broadcast::error::RecvError::Closed) => {}
         }
     }
 
@@ -105,38 +192,44 @@ impl Syncer {
     }
 
     /// A blob went bad or missing: every bundle holding it is incomplete again.
-    fn forget_blob(&self, config: &EdgeConfig, hash: BlobHash) {
-        for (id, m) in &config.bundles {
-            if m.blobs().contains(&hash) {
-                tracing::warn!(bundle = %id.short(), blob = %hash.short(), "bundle lost a blob; fetching it again");
-                let _ = self.index.unmark_complete(id);
+    fn forget_blob(&self, hash: BlobHash) {
+        for item in self.index.complete_bundles() {
+            match item {
+                Ok((id, m)) if m.blobs().contains(&hash) => {
+                    tracing::warn!(bundle = %id.short(), blob = %hash.short(), "bundle lost a blob; fetching it again");
+                    let _ = self.index.unmark_complete(&id);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "reading complete bundles"),
             }
         }
+        self.state.forget_all();
     }
 
-    async fn sync_once(&self, config: &EdgeConfig) -> anyhow::Result<()> {
-        let wanted: BTreeSet<BundleId> = config.hosts.values().map(|t| t.bundle).collect();
+    async fn sync_once(&self, desired: &Desired) -> anyhow::Result<()> {
+        let wanted: BTreeSet<BundleId> = desired.eager.values().map(|t| t.bundle).collect();
         let mut result = Ok(());
         for bundle in &wanted {
             if self.index.is_complete(bundle)? {
                 continue;
             }
-            let manifest = config
-                .bundles
-                .get(bundle)
-                .with_context(|| format!("config lacks bundle {bundle}"))?;
-            match self.fetch_bundle(manifest).await {
-                Ok(()) => {
-                    self.prepare_functions(manifest).await;
-                    self.index.mark_complete(bundle, manifest)?;
-                    tracing::info!(bundle = %bundle.short(), files = manifest.files.len(), "bundle complete");
+            match load_bundle(
+                &self.index,
+                &self.fetcher,
+                &self.blobs,
+                self.functions.as_deref(),
+                *bundle,
+            )
+            .await
+            {
+                Ok(_) => {
                     // Switch what is ready now rather than after every bundle.
-                    self.activate(config)?;
+                    self.activate(desired)?;
                 }
                 Err(e) => result = Err(e),
             }
         }
-        self.activate(config)?;
+        self.activate(desired)?;
         result
     }
 
@@ -160,8 +253,7 @@ impl Syncer {
         // More than fit would only evict each other; the rest load on
         // their first request, as before.
         let count = components.len().min(rt.capacity());
-        self.prepare_components(components.into_iter().take(count))
-            .await;
+        prepare_components(rt, &self.blobs, components.into_iter().take(count)).await;
         tracing::info!(
             components = count,
             ms = started.elapsed().as_millis() as u64,
@@ -169,123 +261,140 @@ impl Syncer {
         );
     }
 
-    async fn prepare_functions(&self, manifest: &Manifest) {
-        let components: BTreeSet<BlobHash> =
-            manifest.functions.values().map(|f| f.component).collect();
-        self.prepare_components(components).await
-    }
-
-    async fn prepare_components(&self, components: impl IntoIterator<Item = BlobHash>) {
-        let Some(rt) = &self.functions else { return };
-        for c in components {
-            if let Err(e) = rt.prepare(&self.blobs, c).await {
-                // The request path reports it again; the switch goes on.
-                tracing::warn!(component = %c.short(), error = %format!("{e:#}"), "function failed to compile");
-            }
-        }
-    }
-
-    async fn fetch_bundle(&self, manifest: &Manifest) -> anyhow::Result<()> {
-        let missing: Vec<(BlobHash, u64)> = manifest
-            .blob_sizes()
-            .into_iter()
-            .filter(|(h, _)| !self.blobs.contains(h))
-            .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        stream::iter(missing)
-            .map(|(hash, size)| self.fetcher.fetch(hash, size))
-            .buffer_unordered(FETCH_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
-        Ok(())
-    }
-
-    /// Switches every host whose desired bundle is complete, persisting the
-    /// new active map before serving from it.
-    fn activate(&self, config: &EdgeConfig) -> anyhow::Result<()> {
+    /// Switches every eager host whose desired bundle is complete,
+    /// persisting the new active map before serving from it.
+    fn activate(&self, desired: &Desired) -> anyhow::Result<()> {
         let previous = self.index.active()?;
-        let next = next_active(config, &previous, |b| {
+        let next = next_active(&desired.eager, &previous, |b| {
             self.index.is_complete(b).unwrap_or(false)
         });
         if next != previous {
-            self.index.store_active(&next)?;
+            self.index.store_active(&previous, &next)?;
             for (host, t) in &next {
                 if previous.get(host) != Some(t) {
                     tracing::info!(%host, deployment = %t.deployment, bundle = %t.bundle.short(), "host switched");
                 }
             }
         }
-        self.publish(config, &next)?;
-        let present = config
-            .bundles
-            .keys()
+        self.publish(desired, &next)?;
+        let wanted: BTreeSet<BundleId> = desired.eager.values().map(|t| t.bundle).collect();
+        let present = wanted
+            .iter()
             .filter(|b| self.index.is_complete(b).unwrap_or(false))
             .count() as u32;
         self.status.send_replace(SyncStatus {
-            config_version: config.version,
+            config_version: desired.version,
             bundles_present: present,
-            bundles_pending: config.bundles.len() as u32 - present,
+            bundles_pending: wanted.len() as u32 - present,
         });
         Ok(())
     }
 
     fn publish(
         &self,
-        config: &EdgeConfig,
+        desired: &Desired,
         active: &BTreeMap<String, HostTarget>,
     ) -> anyhow::Result<()> {
         let current = self.state.current();
-        let mut manifests: BTreeMap<BundleId, (Arc<Manifest>, Arc<RouteTable>)> = current
-            .hosts
-            .values()
-            .map(|s| (s.bundle, (s.manifest.clone(), s.functions.clone())))
-            .collect();
-        let mut hosts = std::collections::HashMap::new();
+        let mut parts = SiteParts::default();
+        for s in current.hosts.values() {
+            parts
+                .bundles
+                .insert(s.bundle, (s.manifest.clone(), s.functions.clone()));
+        }
+        let mut hosts = HashMap::new();
         for (host, t) in active {
-            let (manifest, functions) = match manifests.get(&t.bundle) {
+            let manifest = match parts.bundles.get(&t.bundle) {
                 Some(m) => m.clone(),
                 None => {
                     let Some(m) = self.index.complete_manifest(&t.bundle)? else {
                         continue;
                     };
-                    let functions = Arc::new(RouteTable::new(&m.functions));
-                    let m = (Arc::new(m), functions);
-                    manifests.insert(t.bundle, m.clone());
+                    let m = parsed(m);
+                    parts.bundles.insert(t.bundle, m.clone());
                     m
                 }
             };
-            let runtime = config.projects.get(&t.project);
-            hosts.insert(
-                host.clone(),
-                Arc::new(Site {
-                    project: t.project.as_str().into(),
-                    deployment: t.deployment.as_str().into(),
-                    deployment_header: http::HeaderValue::from_str(&t.deployment).ok(),
-                    bundle: t.bundle,
-                    manifest,
-                    functions,
-                    env: Arc::new(runtime.map(|r| r.env(t.env).clone()).unwrap_or_default()),
-                    outbound: Arc::new(runtime.map(|r| r.outbound.clone()).unwrap_or_default()),
-                }),
-            );
+            let site = parts.site(t, manifest, desired.projects.get(&t.project));
+            hosts.insert(host.clone(), site);
         }
-        let mut certs = BTreeMap::new();
-        for (name, c) in &config.certificates {
+        self.state.replace(Routing {
+            config_version: desired.version,
+            hosts,
+            certs: self.certified_keys(&desired.certs),
+        });
+        Ok(())
+    }
+
+    /// The certificates as rustls keys, parsed again only when they changed.
+    fn certified_keys(
+        &self,
+        certs: &Arc<BTreeMap<String, CertEntry>>,
+    ) -> BTreeMap<String, Arc<CertifiedKey>> {
+        let mut cache = self.certs.lock().unwrap();
+        if let Some((src, keys)) = cache.as_ref() {
+            if Arc::ptr_eq(src, certs) {
+                return keys.clone();
+            }
+        }
+        let mut keys = BTreeMap::new();
+        for (name, c) in certs.iter() {
             match certified_key(&c.chain_pem, &c.key_pem) {
                 Ok(k) => {
-                    certs.insert(name.clone(), k);
+                    keys.insert(name.clone(), k);
                 }
                 Err(e) => tracing::warn!(%name, error = %e, "unusable certificate in config"),
             }
         }
-        self.state.replace(Routing {
-            config_version: config.version,
-            hosts,
-            certs,
-        });
-        Ok(())
+        *cache = Some((certs.clone(), keys.clone()));
+        keys
+    }
+}
+
+/// Makes `bundle` complete on this node: its manifest (from the index if
+/// it was complete before, else fetched), every blob, its functions
+/// compiled. Returns the manifest.
+async fn load_bundle(
+    index: &Index,
+    fetcher: &Fetcher,
+    blobs: &Arc<BlobStore>,
+    functions: Option<&crate::functions::FunctionRuntime>,
+    bundle: BundleId,
+) -> anyhow::Result<Manifest> {
+    if let Some(m) = index.complete_manifest(&bundle)? {
+        return Ok(m);
+    }
+    let manifest = fetcher.manifest(bundle).await?;
+    let missing: Vec<(BlobHash, u64)> = manifest
+        .blob_sizes()
+        .into_iter()
+        .filter(|(h, _)| !blobs.contains(h))
+        .collect();
+    stream::iter(missing)
+        .map(|(hash, size)| fetcher.fetch(hash, size))
+        .buffer_unordered(FETCH_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    if let Some(rt) = functions {
+        let components: BTreeSet<BlobHash> =
+            manifest.functions.values().map(|f| f.component).collect();
+        prepare_components(rt, blobs, components).await;
+    }
+    index.mark_complete(&bundle, &manifest)?;
+    tracing::info!(bundle = %bundle.short(), files = manifest.files.len(), "bundle complete");
+    Ok(manifest)
+}
+
+async fn prepare_components(
+    rt: &crate::functions::FunctionRuntime,
+    blobs: &Arc<BlobStore>,
+    components: impl IntoIterator<Item = BlobHash>,
+) {
+    for c in components {
+        if let Err(e) = rt.prepare(blobs, c).await {
+            // The request path reports it again; the switch goes on.
+            tracing::warn!(component = %c.short(), error = %format!("{e:#}"), "function failed to compile");
+        }
     }
 }
 
@@ -296,10 +405,96 @@ fn certified_key(chain_pem: &str, key_pem: &str) -> anyhow::Result<Arc<Certified
     Ok(Arc::new(CertifiedKey::new(chain, signer)))
 }
 
+/// Serves hosts the routing snapshot does not hold: looks the host up in
+/// the stored config and, when its bundle is not here yet, fetches it
+/// (one fetch per bundle however many requests wait), for at most
+/// [`ON_DEMAND_WAIT`].
+pub struct OnDemand {
+    pub config: Arc<ConfigState>,
+    pub index: Arc<Index>,
+    pub blobs: Arc<BlobStore>,
+    pub fetcher: Arc<Fetcher>,
+    pub state: Arc<ServingState>,
+    pub functions: Option<Arc<crate::functions::FunctionRuntime>>,
+    inflight: Mutex<HashMap<BundleId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl OnDemand {
+    pub fn new(
+        config: Arc<ConfigState>,
+        index: Arc<Index>,
+        blobs: Arc<BlobStore>,
+        fetcher: Arc<Fetcher>,
+        state: Arc<ServingState>,
+        functions: Option<Arc<crate::functions::FunctionRuntime>>,
+    ) -> Self {
+        OnDemand {
+            config,
+            index,
+            blobs,
+            fetcher,
+            state,
+            functions,
+            inflight: Mutex::default(),
+        }
+    }
+
+    async fn load(&self, host: &str) -> anyhow::Result<Option<Arc<Site>>> {
+        let Some(t) = self.config.host(host)? else {
+            return Ok(None);
+        };
+        let gate = self
+            .inflight
+            .lock()
+            .unwrap()
+            .entry(t.bundle)
+            .or_default()
+            .clone();
+        let loaded = {
+            let _held = gate.lock().await;
+            load_bundle(
+                &self.index,
+                &self.fetcher,
+                &self.blobs,
+                self.functions.as_deref(),
+                t.bundle,
+            )
+            .await
+        };
+        self.inflight.lock().unwrap().remove(&t.bundle);
+        let manifest = loaded?;
+        let desired = self.config.current();
+        let site =
+            SiteParts::default().site(&t, parsed(manifest), desired.projects.get(&t.project));
+        self.state.cache(host, site.clone());
+        Ok(Some(site))
+    }
+}
+
+impl SiteResolver for OnDemand {
+    fn resolve<'a>(&'a self, host: &'a str) -> Pin<Box<dyn Future<Output = Resolved> + Send + 'a>> {
+        Box::pin(async move {
+            match tokio::time::timeout(ON_DEMAND_WAIT, self.load(host)).await {
+                Ok(Ok(Some(site))) => Resolved::Site(site),
+                Ok(Ok(None)) => Resolved::Unknown,
+                Ok(Err(e)) => {
+                    tracing::warn!(%host, error = %format!("{e:#}"), "serving a host on demand failed");
+                    Resolved::Unavailable
+                }
+                Err(_) => {
+                    tracing::warn!(%host, "the bundle of a host served on demand did not arrive in time");
+                    Resolved::Unavailable
+                }
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use protocol::manifest::FileEntry;
+    use protocol::HostKind;
 
     fn bundle(tag: &str) -> BundleId {
         Manifest::new(
@@ -323,15 +518,16 @@ mod tests {
             deployment: tag.into(),
             bundle: bundle(tag),
             env: protocol::EnvKind::Production,
+            kind: HostKind::Production,
         }
     }
 
     #[test]
     fn next_active_table() {
-        let mut config = EdgeConfig::default();
-        config.hosts.insert("a".into(), target("new"));
-        config.hosts.insert("b".into(), target("new"));
-        config.hosts.insert("c".into(), target("other"));
+        let mut desired = BTreeMap::new();
+        desired.insert("a".to_string(), target("new"));
+        desired.insert("b".to_string(), target("new"));
+        desired.insert("c".to_string(), target("other"));
         let previous: BTreeMap<String, HostTarget> = [
             ("a".to_string(), target("old")),
             ("gone".to_string(), target("old")),
@@ -350,7 +546,7 @@ mod tests {
         ];
         for (complete, want) in cases {
             let done: BTreeSet<BundleId> = complete.iter().map(|t| bundle(t)).collect();
-            let got = next_active(&config, &previous, |b| done.contains(b));
+            let got = next_active(&desired, &previous, |b| done.contains(b));
             let got: Vec<(&str, &str)> = got
                 .iter()
                 .map(|(h, t)| (h.as_str(), t.deployment.as_str()))

@@ -1,5 +1,15 @@
-//! The edge config: what every edge node must know to serve, versioned.
-//! The coordinator sends a snapshot, then deltas computed by [`EdgeConfig::diff`].
+//! The edge config as a replicated change log (Cloudflare's Quicksilver is
+//! the model): a keyspace of small entries — a host's target, a project's
+//! runtime, a certificate — changed by numbered [`ChangeBatch`]es. The
+//! coordinator writes one batch per change it makes, in the order its
+//! database gives them; every edge applies them in that order into its
+//! own key-value store and reads per key.
+//!
+//! A deploy therefore costs a batch of a few entries, whatever else
+//! exists. Manifests are not entries: they are content-addressed objects an
+//! edge fetches by bundle id (the id is the blake3 of their bytes, so they
+//! need no signature). Per-deployment hosts are entries too (about 150
+//! bytes each), but their bundles are only fetched when a request asks.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -7,28 +17,46 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::hash::BundleId;
-use crate::manifest::Manifest;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EdgeConfig {
-    /// Strictly increasing; 0 means "nothing yet".
-    pub version: u64,
-    /// Host name (normalised) → what it serves.
-    pub hosts: BTreeMap<String, HostTarget>,
-    /// Every bundle some host points at.
-    pub bundles: BTreeMap<BundleId, Manifest>,
-    /// Certificate name (`blog.localhost` or `*.localhost`) → chain and key.
-    pub certificates: BTreeMap<String, CertEntry>,
-    /// Project name → what its functions may see and do.
-    pub projects: BTreeMap<String, ProjectRuntime>,
-}
+/// Most changes in one batch: bigger changes (a project with many
+/// deployments deleted) are written as several batches.
+pub const MAX_CHANGES_PER_BATCH: usize = 2000;
+/// Longest key, in bytes (a host name is at most 253).
+pub const MAX_KEY_BYTES: usize = 300;
 
 /// Which set of variables a host's functions get.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EnvKind {
     Production,
     Preview,
+}
+
+/// What kind of host an entry is. Production and branch hosts are synced
+/// eagerly (their bundles are fetched before they switch); a deployment's
+/// own host is served on demand (its bundle is fetched by the first
+/// request that needs it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostKind {
+    Production,
+    Branch,
+    Deployment,
+}
+
+impl HostKind {
+    pub fn is_eager(self) -> bool {
+        self != HostKind::Deployment
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HostTarget {
+    pub project: String,
+    pub deployment: String,
+    pub bundle: BundleId,
+    pub env: EnvKind,
+    pub kind: HostKind,
 }
 
 /// Per-project function settings. Values may be secrets: `Debug` hides them.
@@ -62,14 +90,6 @@ impl fmt::Debug for ProjectRuntime {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostTarget {
-    pub project: String,
-    pub deployment: String,
-    pub bundle: BundleId,
-    pub env: EnvKind,
-}
-
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertEntry {
     pub chain_pem: String,
@@ -88,255 +108,334 @@ impl fmt::Debug for CertEntry {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConfigDelta {
-    pub from_version: u64,
-    pub to_version: u64,
-    pub hosts_set: BTreeMap<String, HostTarget>,
-    pub hosts_removed: Vec<String>,
-    pub bundles_added: BTreeMap<BundleId, Manifest>,
-    pub bundles_removed: Vec<BundleId>,
-    pub certs_set: BTreeMap<String, CertEntry>,
-    pub certs_removed: Vec<String>,
-    pub projects_set: BTreeMap<String, ProjectRuntime>,
-    pub projects_removed: Vec<String>,
+/// A key of the edge keyspace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Key {
+    /// A normalised host name.
+    Host(String),
+    /// A project name.
+    Project(String),
+    /// A certificate name (`blog.example.com` or `*.example.com`).
+    Cert(String),
+}
+
+impl Key {
+    /// The key as stored: `h/<host>`, `p/<project>`, `c/<name>`.
+    pub fn encode(&self) -> String {
+        match self {
+            Key::Host(h) => format!("h/{h}"),
+            Key::Project(p) => format!("p/{p}"),
+            Key::Cert(c) => format!("c/{c}"),
+        }
+    }
+
+    pub fn decode(s: &str) -> Result<Key, ConfigError> {
+        let bad = || ConfigError::BadKey(s.chars().take(80).collect());
+        if s.len() > MAX_KEY_BYTES {
+            return Err(bad());
+        }
+        let (kind, name) = s.split_once('/').ok_or_else(bad)?;
+        if name.is_empty() {
+            return Err(bad());
+        }
+        match kind {
+            "h" => Ok(Key::Host(name.to_string())),
+            "p" => Ok(Key::Project(name.to_string())),
+            "c" => Ok(Key::Cert(name.to_string())),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// The value under a key; its variant must be the key's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Entry {
+    Host(HostTarget),
+    Project(ProjectRuntime),
+    Cert(CertEntry),
+}
+
+impl Entry {
+    fn fits(&self, key: &Key) -> bool {
+        matches!(
+            (key, self),
+            (Key::Host(_), Entry::Host(_))
+                | (Key::Project(_), Entry::Project(_))
+                | (Key::Cert(_), Entry::Cert(_))
+        )
+    }
+
+    /// The entry's bytes as stored and hashed (bincode of ordered maps:
+    /// both sides compute the same bytes for the same entry).
+    pub fn encode(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard()).expect("in-memory encode")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Entry, ConfigError> {
+        crate::wire::decode_body(bytes).map_err(|e| ConfigError::BadEntry(e.to_string()))
+    }
+}
+
+/// One key set (`Some`) or removed (`None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub key: Key,
+    pub value: Option<Entry>,
+}
+
+/// The changes of one version, applied together or not at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeBatch {
+    /// The version this batch makes; the one before must be `version - 1`.
+    pub version: u64,
+    pub changes: Vec<Change>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("delta applies to version {expected}, but this config is at {actual}")]
-    VersionMismatch { expected: u64, actual: u64 },
-    #[error("delta does not move forward ({from} → {to})")]
-    NotForward { from: u64, to: u64 },
-    #[error("host {host:?} points at bundle {bundle} which the config lacks")]
-    DanglingBundle { host: String, bundle: BundleId },
+    #[error("batch {got} does not follow version {have}")]
+    OutOfOrder { have: u64, got: u64 },
+    #[error("a batch holds at most {MAX_CHANGES_PER_BATCH} changes, this one {0}")]
+    TooManyChanges(usize),
+    #[error("key {0:?} is not a valid config key")]
+    BadKey(String),
+    #[error("the value under {0:?} is of another kind than its key")]
+    WrongKind(String),
+    #[error("config entry does not decode: {0}")]
+    BadEntry(String),
 }
 
-impl EdgeConfig {
-    /// What turns `self` into `newer`. Bundles are sent once: a delta
-    /// carries only manifests the older config did not have.
-    pub fn diff(&self, newer: &EdgeConfig) -> ConfigDelta {
-        ConfigDelta {
-            from_version: self.version,
-            to_version: newer.version,
-            hosts_set: changed(&self.hosts, &newer.hosts),
-            hosts_removed: removed(&self.hosts, &newer.hosts),
-            bundles_added: newer
-                .bundles
-                .iter()
-                .filter(|(id, _)| !self.bundles.contains_key(id))
-                .map(|(k, v)| (*k, v.clone()))
-                .collect(),
-            bundles_removed: removed(&self.bundles, &newer.bundles),
-            certs_set: changed(&self.certificates, &newer.certificates),
-            certs_removed: removed(&self.certificates, &newer.certificates),
-            projects_set: changed(&self.projects, &newer.projects),
-            projects_removed: removed(&self.projects, &newer.projects),
+impl ChangeBatch {
+    /// Bounds and shape, before anything is applied.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.changes.len() > MAX_CHANGES_PER_BATCH {
+            return Err(ConfigError::TooManyChanges(self.changes.len()));
         }
-    }
-
-    /// Applies a delta produced by [`diff`](Self::diff) against this version.
-    /// On error nothing is changed.
-    pub fn apply(&mut self, delta: &ConfigDelta) -> Result<(), ConfigError> {
-        if delta.from_version != self.version {
-            return Err(ConfigError::VersionMismatch {
-                expected: delta.from_version,
-                actual: self.version,
-            });
-        }
-        if delta.to_version <= delta.from_version {
-            return Err(ConfigError::NotForward {
-                from: delta.from_version,
-                to: delta.to_version,
-            });
-        }
-        let mut next = self.clone();
-        next.version = delta.to_version;
-        for h in &delta.hosts_removed {
-            next.hosts.remove(h);
-        }
-        next.hosts
-            .extend(delta.hosts_set.iter().map(|(k, v)| (k.clone(), v.clone())));
-        for b in &delta.bundles_removed {
-            next.bundles.remove(b);
-        }
-        next.bundles
-            .extend(delta.bundles_added.iter().map(|(k, v)| (*k, v.clone())));
-        for c in &delta.certs_removed {
-            next.certificates.remove(c);
-        }
-        next.certificates
-            .extend(delta.certs_set.iter().map(|(k, v)| (k.clone(), v.clone())));
-        for p in &delta.projects_removed {
-            next.projects.remove(p);
-        }
-        next.projects.extend(
-            delta
-                .projects_set
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        next.check()?;
-        *self = next;
-        Ok(())
-    }
-
-    /// Every host must point at a bundle the config carries.
-    pub fn check(&self) -> Result<(), ConfigError> {
-        for (host, t) in &self.hosts {
-            if !self.bundles.contains_key(&t.bundle) {
-                return Err(ConfigError::DanglingBundle {
-                    host: host.clone(),
-                    bundle: t.bundle,
-                });
+        for c in &self.changes {
+            let k = c.key.encode();
+            Key::decode(&k)?;
+            if let Some(v) = &c.value {
+                if !v.fits(&c.key) {
+                    return Err(ConfigError::WrongKind(k));
+                }
             }
         }
         Ok(())
     }
+
+    /// blake3 of the batch's canonical bytes: what its signature covers.
+    pub fn digest(&self) -> [u8; 32] {
+        let bytes = bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .expect("in-memory encode");
+        *blake3::hash(&bytes).as_bytes()
+    }
 }
 
-fn changed<K: Ord + Clone, V: PartialEq + Clone>(
-    old: &BTreeMap<K, V>,
-    new: &BTreeMap<K, V>,
-) -> BTreeMap<K, V> {
-    new.iter()
-        .filter(|(k, v)| old.get(k) != Some(v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+/// A keyspace in memory, for the coordinator's tests and the pure model
+/// of apply: `apply(batch)` is what an edge does to its store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keyspace {
+    pub version: u64,
+    pub entries: BTreeMap<String, Vec<u8>>,
 }
 
-fn removed<K: Ord + Clone, V>(old: &BTreeMap<K, V>, new: &BTreeMap<K, V>) -> Vec<K> {
-    old.keys()
-        .filter(|k| !new.contains_key(k))
-        .cloned()
-        .collect()
+impl Keyspace {
+    /// Applies `batch` (which must be the next version); nothing changes
+    /// on error.
+    pub fn apply(&mut self, batch: &ChangeBatch) -> Result<(), ConfigError> {
+        if batch.version != self.version + 1 {
+            return Err(ConfigError::OutOfOrder {
+                have: self.version,
+                got: batch.version,
+            });
+        }
+        batch.validate()?;
+        for c in &batch.changes {
+            let k = c.key.encode();
+            match &c.value {
+                Some(v) => self.entries.insert(k, v.encode()),
+                None => self.entries.remove(&k),
+            };
+        }
+        self.version = batch.version;
+        Ok(())
+    }
+
+    /// The changes that turn `self` into `newer` (keys in order).
+    pub fn diff(&self, newer: &Keyspace) -> Result<Vec<Change>, ConfigError> {
+        let mut out = Vec::new();
+        for (k, v) in &newer.entries {
+            if self.entries.get(k) != Some(v) {
+                out.push(Change {
+                    key: Key::decode(k)?,
+                    value: Some(Entry::decode(v)?),
+                });
+            }
+        }
+        for k in self.entries.keys() {
+            if !newer.entries.contains_key(k) {
+                out.push(Change {
+                    key: Key::decode(k)?,
+                    value: None,
+                });
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::hash::BlobHash;
-    use crate::manifest::FileEntry;
 
-    fn bundle(tag: &str) -> (BundleId, Manifest) {
-        let m = Manifest::new(
-            [(
-                "index.html".to_string(),
-                FileEntry {
-                    hash: BlobHash::of(tag.as_bytes()),
-                    size: tag.len() as u64,
-                    content_type: "text/html".into(),
-                    variants: vec![],
-                },
-            )]
-            .into(),
-        );
-        (m.bundle_id(), m)
+    pub(crate) fn host(project: &str, deployment: &str, kind: HostKind) -> Entry {
+        Entry::Host(HostTarget {
+            project: project.into(),
+            deployment: deployment.into(),
+            bundle: BlobHash::of(deployment.as_bytes()),
+            env: EnvKind::Production,
+            kind,
+        })
     }
 
-    fn config(version: u64, hosts: &[(&str, &str)], certs: &[&str]) -> EdgeConfig {
-        let mut c = EdgeConfig {
-            version,
+    fn set(key: Key, value: Entry) -> Change {
+        Change {
+            key,
+            value: Some(value),
+        }
+    }
+
+    #[test]
+    fn keys_round_trip_and_bad_ones_are_refused() {
+        for k in [
+            Key::Host("blog.localhost".into()),
+            Key::Project("blog".into()),
+            Key::Cert("*.localhost".into()),
+        ] {
+            assert_eq!(Key::decode(&k.encode()).unwrap(), k);
+        }
+        for bad in [
+            "",
+            "h/",
+            "x/blog",
+            "blog",
+            &format!("h/{}", "a".repeat(400)),
+        ] {
+            assert!(Key::decode(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn batches_apply_in_order_only_and_bad_ones_change_nothing() {
+        let mut ks = Keyspace::default();
+        let b1 = ChangeBatch {
+            version: 1,
+            changes: vec![set(
+                Key::Host("a.localhost".into()),
+                host("a", "d1", HostKind::Production),
+            )],
+        };
+        ks.apply(&b1).unwrap();
+        let before = ks.clone();
+        let skip = ChangeBatch {
+            version: 3,
+            changes: vec![],
+        };
+        assert!(matches!(
+            ks.apply(&skip),
+            Err(ConfigError::OutOfOrder { .. })
+        ));
+        let wrong_kind = ChangeBatch {
+            version: 2,
+            changes: vec![set(
+                Key::Project("a".into()),
+                host("a", "d2", HostKind::Production),
+            )],
+        };
+        assert!(matches!(
+            ks.apply(&wrong_kind),
+            Err(ConfigError::WrongKind(_))
+        ));
+        let too_many = ChangeBatch {
+            version: 2,
+            changes: (0..=MAX_CHANGES_PER_BATCH)
+                .map(|i| Change {
+                    key: Key::Host(format!("h{i}.localhost")),
+                    value: None,
+                })
+                .collect(),
+        };
+        assert!(matches!(
+            ks.apply(&too_many),
+            Err(ConfigError::TooManyChanges(_))
+        ));
+        assert_eq!(ks, before);
+        let delete = ChangeBatch {
+            version: 2,
+            changes: vec![Change {
+                key: Key::Host("a.localhost".into()),
+                value: None,
+            }],
+        };
+        ks.apply(&delete).unwrap();
+        assert!(ks.entries.is_empty());
+    }
+
+    #[test]
+    fn diff_then_apply_reaches_the_newer_keyspace() {
+        let mut a = Keyspace::default();
+        a.apply(&ChangeBatch {
+            version: 1,
+            changes: vec![
+                set(
+                    Key::Host("x.localhost".into()),
+                    host("x", "1", HostKind::Production),
+                ),
+                set(
+                    Key::Host("y.localhost".into()),
+                    host("y", "1", HostKind::Deployment),
+                ),
+            ],
+        })
+        .unwrap();
+        let mut b = Keyspace::default();
+        b.apply(&ChangeBatch {
+            version: 1,
+            changes: vec![
+                set(
+                    Key::Host("x.localhost".into()),
+                    host("x", "2", HostKind::Production),
+                ),
+                set(
+                    Key::Project("x".into()),
+                    Entry::Project(ProjectRuntime::default()),
+                ),
+            ],
+        })
+        .unwrap();
+        let changes = a.diff(&b).unwrap();
+        let mut c = a.clone();
+        c.apply(&ChangeBatch {
+            version: 2,
+            changes,
+        })
+        .unwrap();
+        assert_eq!(c.entries, b.entries);
+    }
+
+    #[test]
+    fn debug_redacts_keys_and_values() {
+        let rt = ProjectRuntime {
+            production_env: [("KEY".to_string(), "secret".to_string())].into(),
             ..Default::default()
         };
-        for (host, tag) in hosts {
-            let (id, m) = bundle(tag);
-            c.bundles.insert(id, m);
-            c.hosts.insert(
-                host.to_string(),
-                HostTarget {
-                    project: "p".into(),
-                    deployment: format!("d-{tag}"),
-                    bundle: id,
-                    env: EnvKind::Production,
-                },
-            );
-        }
-        c.projects.insert(
-            "p".into(),
-            ProjectRuntime {
-                production_env: [("KEY".to_string(), format!("secret-{version}"))].into(),
-                ..Default::default()
-            },
-        );
-        for name in certs {
-            c.certificates.insert(
-                name.to_string(),
-                CertEntry {
-                    chain_pem: format!("chain {name}"),
-                    key_pem: "secret".into(),
-                    not_after: 1,
-                },
-            );
-        }
-        c
-    }
-
-    #[test]
-    fn diff_then_apply_reaches_the_newer_config() {
-        let empty = EdgeConfig::default();
-        let v1 = config(1, &[("a.localhost", "one")], &["*.localhost"]);
-        let v2 = config(
-            2,
-            &[("a.localhost", "two"), ("b.localhost", "one")],
-            &["*.localhost"],
-        );
-        let v3 = config(3, &[("b.localhost", "two")], &["b.localhost"]);
-        let v4 = config(4, &[], &[]);
-        let chain = [&empty, &v1, &v2, &v3, &v4];
-        for pair in chain.windows(2) {
-            let mut cur = pair[0].clone();
-            let delta = pair[0].diff(pair[1]);
-            cur.apply(&delta).unwrap();
-            assert_eq!(&cur, pair[1]);
-        }
-        // Skipping versions works too: a delta is between any two configs.
-        let mut cur = v1.clone();
-        cur.apply(&v1.diff(&v4)).unwrap();
-        assert_eq!(cur, v4);
-    }
-
-    #[test]
-    fn delta_sends_only_new_bundles() {
-        let v1 = config(1, &[("a.localhost", "one")], &[]);
-        let v2 = config(2, &[("a.localhost", "one"), ("b.localhost", "one")], &[]);
-        let d = v1.diff(&v2);
-        assert!(d.bundles_added.is_empty());
-        assert_eq!(d.hosts_set.len(), 1);
-    }
-
-    #[test]
-    fn apply_refuses_bad_deltas_and_changes_nothing() {
-        let v1 = config(1, &[("a.localhost", "one")], &[]);
-        let v2 = config(2, &[("a.localhost", "two")], &[]);
-        let mut wrong_base = EdgeConfig::default();
-        assert!(matches!(
-            wrong_base.apply(&v1.diff(&v2)),
-            Err(ConfigError::VersionMismatch { .. })
-        ));
-        assert_eq!(wrong_base, EdgeConfig::default());
-
-        let mut cur = v1.clone();
-        let mut backwards = v1.diff(&v2);
-        backwards.to_version = 1;
-        assert!(matches!(
-            cur.apply(&backwards),
-            Err(ConfigError::NotForward { .. })
-        ));
-
-        let mut dangling = v1.diff(&v2);
-        dangling.bundles_added.clear();
-        assert!(matches!(
-            cur.apply(&dangling),
-            Err(ConfigError::DanglingBundle { .. })
-        ));
-        assert_eq!(cur, v1);
-    }
-
-    #[test]
-    fn debug_redacts_keys() {
-        let c = config(1, &[], &["x.localhost"]);
-        let dbg = format!("{c:?}");
+        let cert = CertEntry {
+            chain_pem: "chain".into(),
+            key_pem: "secret".into(),
+            not_after: 1,
+        };
+        let dbg = format!("{rt:?} {cert:?}");
         assert!(!dbg.contains("secret"), "{dbg}");
         assert!(dbg.contains("KEY"));
     }

@@ -15,6 +15,7 @@ pub mod path;
 pub mod resolve;
 pub mod routing;
 pub mod signing;
+pub mod state_hash;
 pub mod status;
 pub mod token;
 pub mod wire;
@@ -22,9 +23,12 @@ pub mod wire;
 #[cfg(feature = "io")]
 pub mod frame_io;
 
-pub use config::{CertEntry, ConfigDelta, EdgeConfig, EnvKind, HostTarget, ProjectRuntime};
+pub use config::{
+    CertEntry, Change, ChangeBatch, Entry, EnvKind, HostKind, HostTarget, Key, ProjectRuntime,
+};
 pub use functions::FunctionEntry;
 pub use hash::{BlobHash, BundleId};
 pub use manifest::{Encoding, FileEntry, Manifest, ManifestLimits, Variant};
 pub use routing::RoutingConfig;
-pub use signing::{ConfigSignature, SignedConfig};
+pub use signing::{BatchSignature, SignedBatch};
+pub use state_hash::StateHash;

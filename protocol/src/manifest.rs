@@ -512,18 +512,6 @@ mod tests {
         assert_eq!(m.canonical_bytes(), v1);
         assert_eq!(m.bundle_id(), BlobHash::of(&v1));
         assert!(m.validate(&ManifestLimits::default()).is_ok());
-
-        // Inside a stored edge config too.
-        let mut cfg = crate::EdgeConfig {
-            version: 3,
-            ..Default::default()
-        };
-        cfg.bundles.insert(m.bundle_id(), m.clone());
-        cfg.bundles.insert(routed().bundle_id(), routed());
-        let bytes = bincode::serde::encode_to_vec(&cfg, bincode::config::standard()).unwrap();
-        let (back, _): (crate::EdgeConfig, usize) =
-            bincode::serde::decode_from_slice(&bytes, crate::wire::decode_config()).unwrap();
-        assert_eq!(back, cfg);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::hash::BlobHash;
-use crate::signing::SignedConfig;
+use crate::hash::BundleId;
+use crate::signing::SignedBatch;
 use crate::wire::WireError;
 
 /// ALPN of edge ↔ edge connections (distinct from the coordinator's).
@@ -104,8 +105,10 @@ impl ConfigAnnounce {
 /// The first frame on a stream one edge opens to another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerRequest {
-    /// "Send me your signed config if it is newer than `have_version`."
-    GetConfig { have_version: u64 },
+    /// "Send me the signed batches after `have_version`, if you have them."
+    GetBatches { have_version: u64 },
+    /// A bundle's manifest (checked against its id by the asker).
+    GetManifest { bundle: BundleId },
     /// One blob; `size` from the asker's manifest. A peer that lacks it
     /// may fetch it from the coordinator first (it is the region's
     /// designated fetcher for this blob).
@@ -114,11 +117,19 @@ pub enum PeerRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerMessage {
-    Config(Box<SignedConfig>),
+    /// The batches after the asker's version, in order (at most
+    /// `MAX_BATCHES_PER_MESSAGE`; ask again for more).
+    Batches(Vec<SignedBatch>),
     /// The asker's version is not older than this peer's.
     UpToDate {
         version: u64,
     },
+    /// This peer's log no longer reaches back to the asker's version.
+    Gap {
+        oldest: u64,
+    },
+    /// A manifest's canonical bytes.
+    Manifest(Vec<u8>),
     /// `size` raw bytes follow.
     Blob {
         size: u64,

@@ -1,37 +1,39 @@
-//! Signed edge configs. The coordinator signs every config version with an
+//! Signed config batches. The coordinator signs every batch with an
 //! ed25519 key; `join` installs the public key on the node. A node applies
-//! a config — from the coordinator or relayed by a peer — only when the
-//! signature over its digest verifies, so a peer can relay configs but can
-//! never forge or alter one.
-//!
-//! The signature covers `(version, blake3(canonical bytes))`, not a delta:
-//! an edge applies a delta, hashes the result and checks it, which makes
-//! snapshots and deltas verifiable the same way.
+//! a batch — from the coordinator or relayed by a peer — only when the
+//! signature verifies for the batch's version, its digest and the digest
+//! of the whole keyspace after it ([`StateHash`](crate::state_hash)). So a
+//! peer can relay batches and snapshots but can never forge or alter one,
+//! and an edge knows its whole store is the coordinator's, not only the
+//! changes it saw.
 
 use std::fmt;
 
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Serialize};
 
-use crate::config::EdgeConfig;
+use crate::config::ChangeBatch;
 
 /// Domain separation: these bytes are never signed for anything else.
-const CONTEXT: &[u8] = b"outpost edge config v1\0";
+const CONTEXT: &[u8] = b"outpost edge config batch v2\0";
 
+/// What the coordinator signed for one version.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConfigSignature {
+pub struct BatchSignature {
     pub version: u64,
-    /// blake3 of the config's canonical bytes.
-    pub digest: [u8; 32],
-    /// ed25519 signature (64 bytes) over context, version and digest.
+    /// [`ChangeBatch::digest`] of the batch making this version.
+    pub batch: [u8; 32],
+    /// Checksum of the keyspace's state hash after the batch.
+    pub state: [u8; 32],
+    /// ed25519 signature (64 bytes) over context, version, batch and state.
     pub signature: Vec<u8>,
 }
 
-impl fmt::Debug for ConfigSignature {
+impl fmt::Debug for BatchSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConfigSignature")
+        f.debug_struct("BatchSignature")
             .field("version", &self.version)
-            .field("digest", &hex8(&self.digest))
+            .field("state", &hex8(&self.state))
             .finish()
     }
 }
@@ -40,38 +42,33 @@ fn hex8(b: &[u8]) -> String {
     b.iter().take(8).map(|x| format!("{x:02x}")).collect()
 }
 
-/// A config together with the coordinator's signature of it.
+/// A batch together with the coordinator's signature of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignedConfig {
-    pub config: EdgeConfig,
-    pub signature: ConfigSignature,
+pub struct SignedBatch {
+    pub batch: ChangeBatch,
+    pub signature: BatchSignature,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     #[error("config signing key is malformed: {0}")]
     BadKey(String),
-    #[error("signature is for config version {signed}, the config is version {actual}")]
+    #[error("signature is for version {signed}, the batch is version {actual}")]
     WrongVersion { signed: u64, actual: u64 },
-    #[error("config content does not match its signed digest (tampered or corrupted)")]
+    #[error("batch content does not match its signed digest (tampered or corrupted)")]
     DigestMismatch,
+    #[error("the keyspace after this batch is not the one the coordinator signed")]
+    StateMismatch,
     #[error("config signature does not verify with the cluster's config key")]
     BadSignature,
 }
 
-/// The bytes a config is identified by: bincode of ordered maps, so both
-/// sides compute the same bytes for the same config.
-pub fn config_digest(config: &EdgeConfig) -> [u8; 32] {
-    let bytes = bincode::serde::encode_to_vec(config, bincode::config::standard())
-        .expect("in-memory encode");
-    *blake3::hash(&bytes).as_bytes()
-}
-
-fn message(version: u64, digest: &[u8; 32]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(CONTEXT.len() + 40);
+fn message(version: u64, batch: &[u8; 32], state: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(CONTEXT.len() + 72);
     m.extend_from_slice(CONTEXT);
     m.extend_from_slice(&version.to_be_bytes());
-    m.extend_from_slice(digest);
+    m.extend_from_slice(batch);
+    m.extend_from_slice(state);
     m
 }
 
@@ -114,12 +111,14 @@ impl ConfigSigner {
             .collect()
     }
 
-    pub fn sign(&self, config: &EdgeConfig) -> ConfigSignature {
-        let digest = config_digest(config);
-        let sig = self.key.sign(&message(config.version, &digest));
-        ConfigSignature {
-            version: config.version,
-            digest,
+    /// Signs `batch`, after which the keyspace's state checksum is `state`.
+    pub fn sign(&self, batch: &ChangeBatch, state: [u8; 32]) -> BatchSignature {
+        let digest = batch.digest();
+        let sig = self.key.sign(&message(batch.version, &digest, &state));
+        BatchSignature {
+            version: batch.version,
+            batch: digest,
+            state,
             signature: sig.as_ref().to_vec(),
         }
     }
@@ -144,65 +143,55 @@ impl ConfigVerifier {
         Ok(ConfigVerifier { public })
     }
 
-    /// Checks that `signature` is the coordinator's for exactly `config`.
-    pub fn verify(
-        &self,
-        config: &EdgeConfig,
-        signature: &ConfigSignature,
-    ) -> Result<(), SignatureError> {
-        if signature.version != config.version {
-            return Err(SignatureError::WrongVersion {
-                signed: signature.version,
-                actual: config.version,
-            });
-        }
-        if config_digest(config) != signature.digest {
-            return Err(SignatureError::DigestMismatch);
-        }
+    /// Checks that `sig` is the coordinator's, whatever it covers.
+    pub fn verify_signature(&self, sig: &BatchSignature) -> Result<(), SignatureError> {
         UnparsedPublicKey::new(&ED25519, &self.public)
             .verify(
-                &message(signature.version, &signature.digest),
-                &signature.signature,
+                &message(sig.version, &sig.batch, &sig.state),
+                &sig.signature,
             )
             .map_err(|_| SignatureError::BadSignature)
+    }
+
+    /// Checks that `sig` is the coordinator's for exactly `batch`, and that
+    /// `state_after` (the checksum of the keyspace with `batch` applied) is
+    /// the state the coordinator had.
+    pub fn verify(
+        &self,
+        batch: &ChangeBatch,
+        sig: &BatchSignature,
+        state_after: [u8; 32],
+    ) -> Result<(), SignatureError> {
+        if sig.version != batch.version {
+            return Err(SignatureError::WrongVersion {
+                signed: sig.version,
+                actual: batch.version,
+            });
+        }
+        if batch.digest() != sig.batch {
+            return Err(SignatureError::DigestMismatch);
+        }
+        self.verify_signature(sig)?;
+        if sig.state != state_after {
+            return Err(SignatureError::StateMismatch);
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{EnvKind, HostTarget};
-    use crate::hash::BlobHash;
+    use crate::config::{Change, Key};
 
-    fn config(version: u64, deployment: &str) -> EdgeConfig {
-        let mut c = EdgeConfig {
+    fn batch(version: u64, host: &str) -> ChangeBatch {
+        ChangeBatch {
             version,
-            ..Default::default()
-        };
-        let m = crate::Manifest::new(
-            [(
-                "index.html".to_string(),
-                crate::FileEntry {
-                    hash: BlobHash::of(deployment.as_bytes()),
-                    size: 1,
-                    content_type: "text/html".into(),
-                    variants: vec![],
-                },
-            )]
-            .into(),
-        );
-        let id = m.bundle_id();
-        c.bundles.insert(id, m);
-        c.hosts.insert(
-            "blog.localhost".into(),
-            HostTarget {
-                project: "blog".into(),
-                deployment: deployment.into(),
-                bundle: id,
-                env: EnvKind::Production,
-            },
-        );
-        c
+            changes: vec![Change {
+                key: Key::Host(host.into()),
+                value: None,
+            }],
+        }
     }
 
     #[test]
@@ -210,34 +199,40 @@ mod tests {
         let signer = ConfigSigner::from_pkcs8(&ConfigSigner::generate_pkcs8()).unwrap();
         let other = ConfigSigner::from_pkcs8(&ConfigSigner::generate_pkcs8()).unwrap();
         let verifier = ConfigVerifier::from_hex(&signer.public_key_hex()).unwrap();
-        let good = config(7, "d1");
-        let sig = signer.sign(&good);
+        let state = [7u8; 32];
+        let good = batch(7, "a.localhost");
+        let sig = signer.sign(&good, state);
 
-        let mut tampered_sig = sig.clone();
-        tampered_sig.signature[0] ^= 1;
+        let mut flipped = sig.clone();
+        flipped.signature[0] ^= 1;
         let mut bumped = sig.clone();
         bumped.version = 8;
         let mut redigested = sig.clone();
-        redigested.digest = config_digest(&config(7, "evil"));
+        redigested.batch = batch(7, "evil.localhost").digest();
+        let mut restated = sig.clone();
+        restated.state = [9; 32];
 
         type Case = (
             &'static str,
-            EdgeConfig,
-            ConfigSignature,
+            ChangeBatch,
+            BatchSignature,
+            [u8; 32],
             Result<(), SignatureError>,
         );
         let cases: Vec<Case> = vec![
-            ("genuine", good.clone(), sig.clone(), Ok(())),
+            ("genuine", good.clone(), sig.clone(), state, Ok(())),
             (
                 "content swapped",
-                config(7, "evil"),
+                batch(7, "evil.localhost"),
                 sig.clone(),
+                state,
                 Err(SignatureError::DigestMismatch),
             ),
             (
-                "version replayed onto a newer config",
-                config(8, "d1"),
+                "replayed as another version",
+                batch(8, "a.localhost"),
                 sig.clone(),
+                state,
                 Err(SignatureError::WrongVersion {
                     signed: 7,
                     actual: 8,
@@ -246,30 +241,48 @@ mod tests {
             (
                 "signature bits flipped",
                 good.clone(),
-                tampered_sig,
+                flipped,
+                state,
                 Err(SignatureError::BadSignature),
             ),
             (
                 "version field edited",
-                config(8, "d1"),
+                batch(8, "a.localhost"),
                 bumped,
+                state,
                 Err(SignatureError::DigestMismatch),
             ),
             (
                 "digest swapped to match evil content",
-                config(7, "evil"),
+                batch(7, "evil.localhost"),
                 redigested,
+                state,
                 Err(SignatureError::BadSignature),
+            ),
+            (
+                "state field edited",
+                good.clone(),
+                restated,
+                [9; 32],
+                Err(SignatureError::BadSignature),
+            ),
+            (
+                "applied onto another keyspace",
+                good.clone(),
+                sig.clone(),
+                [8; 32],
+                Err(SignatureError::StateMismatch),
             ),
             (
                 "signed by another key",
                 good.clone(),
-                other.sign(&good),
+                other.sign(&good, state),
+                state,
                 Err(SignatureError::BadSignature),
             ),
         ];
-        for (name, cfg, sig, want) in cases {
-            assert_eq!(verifier.verify(&cfg, &sig), want, "{name}");
+        for (name, b, s, after, want) in cases {
+            assert_eq!(verifier.verify(&b, &s, after), want, "{name}");
         }
     }
 
@@ -279,14 +292,5 @@ mod tests {
             assert!(ConfigVerifier::from_hex(bad).is_err(), "{bad:?}");
         }
         assert!(ConfigSigner::from_pkcs8(b"not a key").is_err());
-    }
-
-    #[test]
-    fn digest_is_stable_across_a_round_trip() {
-        let c = config(3, "d");
-        let bytes = bincode::serde::encode_to_vec(&c, bincode::config::standard()).unwrap();
-        let (back, _): (EdgeConfig, usize) =
-            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
-        assert_eq!(config_digest(&c), config_digest(&back));
     }
 }

@@ -8,16 +8,21 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigDelta;
-use crate::hash::BlobHash;
+use crate::hash::{BlobHash, BundleId};
 use crate::mesh::{MemberView, PeerInfo};
-use crate::signing::{ConfigSignature, SignedConfig};
+use crate::signing::{BatchSignature, SignedBatch};
 
 /// 2: signed configs, mesh addresses, seed peers and mesh views.
 /// 3: manifests (inside edge configs) may be format 2, with routing rules.
-pub const PROTOCOL_VERSION: u16 = 3;
-/// Largest frame either side accepts (a config snapshot is the largest).
+/// 4: the config is a log of signed batches; manifests are fetched by id.
+pub const PROTOCOL_VERSION: u16 = 4;
+/// Largest frame either side accepts (a manifest of many files is the
+/// largest; batches and snapshot pages are bounded far below it).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+/// Most batches in one message (catching up sends several messages).
+pub const MAX_BATCHES_PER_MESSAGE: usize = 256;
+/// Most entries in one snapshot page.
+pub const MAX_SNAPSHOT_PAGE: usize = 2000;
 /// Control messages (requests, reports) must be much smaller.
 pub const MAX_CONTROL_FRAME_BYTES: usize = 64 * 1024;
 /// The first frame of an edge's stream: a request, at most a log batch.
@@ -58,6 +63,8 @@ pub enum EdgeRequest {
     Subscribe(Subscribe),
     /// Ask for one blob's bytes.
     GetBlob { hash: BlobHash },
+    /// Ask for a bundle's manifest (its canonical bytes, which hash to the id).
+    GetManifest { bundle: BundleId },
     /// Function stdout/stderr lines, shipped in batches; answered with `Ack`.
     Logs(Vec<LogRecord>),
 }
@@ -85,7 +92,9 @@ pub struct JoinRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscribe {
-    /// The config version the edge already holds (0 for none).
+    /// The config version the edge already holds (0 for none): the
+    /// coordinator sends the batches after it, or a snapshot when its log
+    /// no longer reaches back that far.
     pub have_version: u64,
     pub software_version: String,
     pub http_addr: Option<String>,
@@ -109,12 +118,20 @@ pub struct Joined {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CoordinatorMessage {
     Joined(Joined),
-    Snapshot(Box<SignedConfig>),
-    /// Applies to the edge's current config; `signature` is of the result.
-    Delta {
-        delta: Box<ConfigDelta>,
-        signature: ConfigSignature,
+    /// The next batches after the edge's version, in order.
+    Batches(Vec<SignedBatch>),
+    /// A whole keyspace follows, because the log was compacted past the
+    /// edge's version: pages of entries, then `SnapshotEnd`.
+    SnapshotBegin {
+        version: u64,
     },
+    /// Entries as stored: encoded key, encoded entry.
+    SnapshotPage(Vec<(String, Vec<u8>)>),
+    /// The signature of the snapshot's version: its state checksum must be
+    /// the sum of the pages.
+    SnapshotEnd(BatchSignature),
+    /// A manifest's canonical bytes.
+    Manifest(Vec<u8>),
     /// Other nodes to join the mesh through (same region first).
     Peers(Vec<PeerInfo>),
     /// A blob follows as `size` raw bytes after this frame.

@@ -26,7 +26,7 @@ pub fn health(app: &App) -> Health {
     Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
-        config_version: app.hub.current().config.version,
+        config_version: app.hub.version(),
         blob_bytes_sent_to_edges: app.quic.blob_bytes_sent.load(Ordering::Relaxed),
     }
 }
@@ -47,7 +47,7 @@ pub struct NodeView {
 
 /// Every node, for any signed-in user (the nodes page is instance-wide).
 pub async fn nodes(app: &App, _who: &Principal) -> AppResult<Vec<NodeView>> {
-    let current = app.hub.current().config.version as i64;
+    let current = app.hub.version() as i64;
     let now = now_ms();
     let nodes = app.store.list_nodes().await?;
     let verdicts = app.quic.mesh.verdicts(now);

@@ -111,6 +111,10 @@ impl From<crate::store::StoreError> for AppError {
             crate::store::StoreError::Conflict(what) => {
                 AppError::conflict("conflict", format!("{what} already exists"))
             }
+            crate::store::StoreError::Gone(what) => AppError::conflict(
+                "gone",
+                format!("{what} was deleted or is not ready any more"),
+            ),
             crate::store::StoreError::LastOwner => AppError::conflict(
                 "last_owner",
                 "a team needs at least one owner; make someone else owner first",

@@ -105,28 +105,31 @@ pub struct Alias {
     pub kind: &'static str,
 }
 
-/// The hosts that serve the project right now, from the published config.
+/// The most hosts [`aliases`] lists.
+const MAX_ALIASES: i64 = 500;
+
+/// The production and branch hosts that serve the project right now,
+/// from the edge config (a deployment's own host is in its own row).
 pub async fn aliases(
     app: &App,
     who: &Principal,
     project: &str,
 ) -> AppResult<(Project, Vec<Alias>)> {
     let p = access::project(app, who, project, Role::Viewer).await?;
-    let signed = app.hub.current();
-    let prod_host = app.config.production_host(&p.name);
-    let out = signed
-        .config
-        .hosts
-        .iter()
-        .filter(|(_, t)| t.project == p.name)
-        .map(|(host, t)| Alias {
-            host: host.clone(),
-            deployment: t.deployment.clone(),
-            kind: if *host == prod_host {
-                "production"
-            } else {
-                "deployment"
-            },
+    let entries = app.store.project_entries(&p.id, "h/", MAX_ALIASES).await?;
+    let out = entries
+        .into_iter()
+        .filter_map(|(key, entry)| match entry {
+            protocol::Entry::Host(t) => Some(Alias {
+                host: key["h/".len()..].to_string(),
+                deployment: t.deployment,
+                kind: match t.kind {
+                    protocol::HostKind::Production => "production",
+                    protocol::HostKind::Branch => "branch",
+                    protocol::HostKind::Deployment => "deployment",
+                },
+            }),
+            _ => None,
         })
         .collect();
     Ok((p, out))

@@ -126,12 +126,8 @@ impl Publisher<'_> {
     /// An uploaded deployment whose blobs are all present becomes ready;
     /// one made for production is promoted.
     pub async fn ready_upload(&self, p: &Project, d: &Deployment) -> AppResult<()> {
-        self.store.mark_ready(&d.id).await?;
-        if d.target == Target::Production {
-            self.store.promote(&p.id, &d.id).await?;
-        } else {
-            self.store.bump_config_version().await?;
-        }
+        let promote = d.target == Target::Production;
+        self.store.finalize_upload(&p.id, &d.id, promote).await?;
         self.hub.refresh().await?;
         Ok(())
     }

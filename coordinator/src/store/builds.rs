@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{
-    bump_version, now_ms, Build, BuildLogLine, BuildStatus, DeploymentStatus, FromRow, GitMeta,
+    now_ms, Build, BuildLogLine, BuildStatus, DeploymentStatus, EdgeSync, FromRow, GitMeta,
     GitSettings, Store, StoreError,
 };
 
@@ -308,7 +308,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let v = bump_version(&mut tx).await?;
+        let mut syncs = vec![EdgeSync::Deployment(b.id.clone())];
+        if r.promote {
+            syncs.push(EdgeSync::Production(b.project_id.clone()));
+        }
+        if r.branch_alias {
+            syncs.push(EdgeSync::Branch(b.project_id.clone(), b.git.branch.clone()));
+        }
+        let v = self.sync_edges(&mut tx, &syncs).await?;
         tx.commit().await?;
         Ok(v)
     }
@@ -483,7 +490,11 @@ impl Store {
             .await?
             .rows_affected();
         if n > 0 {
-            bump_version(&mut tx).await?;
+            self.sync_edges(
+                &mut tx,
+                &[EdgeSync::Branch(project_id.to_string(), branch.to_string())],
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(n > 0)

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{
-    bump_version, is_unique_violation, now_ms, BundleRow, Deployment, DeploymentStatus, FromRow,
+    is_unique_violation, now_ms, BundleRow, Deployment, DeploymentStatus, EdgeSync, FromRow,
     GitMeta, LiveDeployment, Store, StoreError, Target,
 };
 
@@ -88,22 +88,74 @@ impl Store {
         Ok(())
     }
 
-    /// Points the project's production alias at `deployment_id` and bumps
-    /// the config version, in one transaction.
+    /// Points the project's production alias at `deployment_id` and tells
+    /// the edges, in one transaction. A deployment deleted (or not ready)
+    /// meanwhile is not promoted: `StoreError::Gone`.
     pub async fn promote(&self, project_id: &str, deployment_id: &str) -> Result<i64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let now = now_ms();
-        sqlx::query("UPDATE projects SET production_deployment = $1 WHERE id = $2")
-            .bind(deployment_id)
-            .bind(project_id)
-            .execute(&mut *tx)
-            .await?;
+        let v = self.promote_in(&mut tx, project_id, deployment_id).await?;
+        tx.commit().await?;
+        Ok(v)
+    }
+
+    async fn promote_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        project_id: &str,
+        deployment_id: &str,
+    ) -> Result<i64, StoreError> {
+        let n = sqlx::query(
+            "UPDATE projects SET production_deployment = $1 WHERE id = $2 AND EXISTS \
+             (SELECT 1 FROM deployments WHERE id = $3 AND project_id = $4 AND status = $5)",
+        )
+        .bind(deployment_id)
+        .bind(project_id)
+        .bind(deployment_id)
+        .bind(project_id)
+        .bind(DeploymentStatus::Ready.as_str())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Gone(format!("deployment {deployment_id}")));
+        }
         sqlx::query("UPDATE deployments SET promoted_at = $1 WHERE id = $2")
-            .bind(now)
+            .bind(now_ms())
             .bind(deployment_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        let v = bump_version(&mut tx).await?;
+        self.sync_edges(tx, &[EdgeSync::Production(project_id.to_string())])
+            .await
+    }
+
+    /// An uploaded deployment whose blobs are present becomes ready (and,
+    /// if `promote`, production), with the edges told, in one transaction.
+    pub async fn finalize_upload(
+        &self,
+        project_id: &str,
+        deployment_id: &str,
+        promote: bool,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE deployments SET status = $1, ready_at = $2 WHERE id = $3 AND status = $4",
+        )
+        .bind(DeploymentStatus::Ready.as_str())
+        .bind(now_ms())
+        .bind(deployment_id)
+        .bind(DeploymentStatus::Uploading.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Gone(format!("deployment {deployment_id}")));
+        }
+        let mut v = self
+            .sync_edges(&mut tx, &[EdgeSync::Deployment(deployment_id.to_string())])
+            .await?;
+        if promote {
+            v = self.promote_in(&mut tx, project_id, deployment_id).await?;
+        }
         tx.commit().await?;
         Ok(v)
     }

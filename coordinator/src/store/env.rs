@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{bump_version, now_ms, EnvVarRow, Store, StoreError};
+use super::{now_ms, EdgeSync, EnvVarRow, Store, StoreError};
 
 impl Store {
     pub async fn env_vars(&self, project_id: &str) -> Result<Vec<EnvVarRow>, StoreError> {
@@ -52,7 +52,9 @@ impl Store {
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
-        let version = bump_version(&mut tx).await?;
+        let version = self
+            .sync_edges(&mut tx, &[EdgeSync::Runtime(project_id.to_string())])
+            .await?;
         tx.commit().await?;
         Ok(version)
     }
@@ -86,7 +88,8 @@ impl Store {
         if res.rows_affected() == 0 {
             return Ok(false);
         }
-        bump_version(&mut tx).await?;
+        self.sync_edges(&mut tx, &[EdgeSync::Runtime(project_id.to_string())])
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -114,7 +117,9 @@ impl Store {
             .bind(project_id)
             .execute(&mut *tx)
             .await?;
-        let version = bump_version(&mut tx).await?;
+        let version = self
+            .sync_edges(&mut tx, &[EdgeSync::Runtime(project_id.to_string())])
+            .await?;
         tx.commit().await?;
         Ok(version)
     }

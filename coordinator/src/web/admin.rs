@@ -57,7 +57,7 @@ async fn nodes_model(
             .into_iter()
             .map(|(region, nodes)| RegionGroup { region, nodes })
             .collect(),
-        current_config_version: state.hub.current().config.version as i64,
+        current_config_version: state.hub.version() as i64,
         new_join_token,
     })
 }

@@ -157,7 +157,7 @@ async fn a_node_cut_off_from_the_coordinator_gets_signed_configs_and_blobs_from_
     assert_eq!(s.blob_bytes_from_coordinator, 0, "{s:?}");
     let log = edges[2].proc.log_text();
     assert!(
-        log.contains("config received") && log.contains("from=peer"),
+        log.contains("config applied") && log.contains("from=peer"),
         "{log}"
     );
 }

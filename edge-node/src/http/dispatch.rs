@@ -25,13 +25,27 @@ use super::static_files::{
 };
 use super::{proxy, routing, EdgeHttp};
 use crate::functions;
-use crate::state::Site;
+use crate::state::{Resolved, Site};
 
 /// Serves one request whose header has been read. An `Err` means the
 /// response could not be completed and the connection must not be reused.
 pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_core::Result<()> {
     let head = session.req_header().method == Method::HEAD;
-    match decide(app, session.req_header()) {
+    let mut reply = decide(app, session.req_header(), None);
+    if let Reply::Resolve(host) = reply {
+        // A host the routing snapshot does not hold: a deployment's own,
+        // served on demand.
+        reply = match app.state.resolver() {
+            None => Reply::Platform(404),
+            Some(r) => match r.resolve(&host).await {
+                Resolved::Site(site) => decide(app, session.req_header(), Some(site)),
+                Resolved::Unknown => Reply::Platform(404),
+                Resolved::Unavailable => Reply::Platform(503),
+            },
+        };
+    }
+    match reply {
+        Reply::Resolve(_) => send_page(session, 404, None, head).await,
         Reply::Platform(status) => send_page(session, status, None, head).await,
         Reply::File { site, plan, extra } => {
             send_file(app, session, &site, plan, &extra, head).await
@@ -71,6 +85,8 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
 enum Reply {
     /// One of the platform's own pages, never a tenant's.
     Platform(u16),
+    /// The host is not in the routing snapshot: resolve it.
+    Resolve(String),
     File {
         site: Arc<Site>,
         plan: FilePlan,
@@ -97,7 +113,9 @@ enum Reply {
     Proxy { site: Arc<Site>, url: String },
 }
 
-fn decide(app: &EdgeHttp, req: &RequestHeader) -> Reply {
+/// The response, from the routing snapshot and the manifest alone; `site`
+/// when the host was resolved on demand.
+fn decide(app: &EdgeHttp, req: &RequestHeader, site: Option<Arc<Site>>) -> Reply {
     // h2 carries the host in `:authority` (the URI); h1 in `Host`. Pingora
     // has already refused requests where the two disagree.
     let raw_host = match req.uri.authority() {
@@ -107,9 +125,18 @@ fn decide(app: &EdgeHttp, req: &RequestHeader) -> Reply {
     let Some(host) = raw_host.and_then(|h| normalize_host(h).ok()) else {
         return Reply::Platform(400);
     };
-    let routing = app.state.current();
-    let Some(site) = routing.hosts.get(host.as_ref()).cloned() else {
-        return Reply::Platform(404);
+    let site = match site {
+        Some(s) => s,
+        None => {
+            let routing = app.state.current();
+            match routing.hosts.get(host.as_ref()).cloned() {
+                Some(s) => s,
+                None => match app.state.cached(host.as_ref()) {
+                    Some(s) => s,
+                    None => return Reply::Resolve(host.into_owned()),
+                },
+            }
+        }
     };
     // The raw target, not the parsed URI: the path parser does the one and
     // only percent-decoding, and refuses anything that could leave the bundle.

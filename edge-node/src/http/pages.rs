@@ -29,7 +29,7 @@ pub fn page(status: u16) -> Bytes {
         ),
         503 => (
             "Temporarily unavailable",
-            "This file is still being synchronised to this server. Please retry in a moment.",
+            "This deployment's files are still being synchronised to this server, or cannot be fetched right now. Please retry in a moment.",
         ),
         _ => ("Error", "The request could not be served."),
     };

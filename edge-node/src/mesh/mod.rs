@@ -208,18 +208,23 @@ impl Mesh {
                 }
             };
             let Some(peer) = target else { continue };
-            match peer::get_config(&self.transport, &peer, config.version()).await {
-                Ok(peer::PeerConfig::Newer(signed)) => {
-                    let version = signed.config.version;
+            match peer::get_batches(&self.transport, &peer, config.version()).await {
+                Ok(peer::PeerBatches::Newer(batches)) => {
+                    let version = batches.last().map(|b| b.batch.version).unwrap_or(0);
                     // Refusals are logged by `accept` with the peer's id.
                     if config
-                        .accept(*signed, Source::Peer(peer.node_id.clone()))
+                        .accept(batches, Source::Peer(peer.node_id.clone()))
                         .is_ok()
                     {
                         self.note_version(&peer.node_id, version);
                     }
                 }
-                Ok(peer::PeerConfig::UpToDate(v)) => self.note_version(&peer.node_id, v),
+                Ok(peer::PeerBatches::UpToDate(v)) => self.note_version(&peer.node_id, v),
+                Ok(peer::PeerBatches::Gap(oldest)) => {
+                    // Too far behind for this peer's log: the coordinator
+                    // sends a snapshot when the link is up.
+                    tracing::debug!(peer = %peer.node_id, oldest, have = config.version(), "peer's log does not reach back to our version");
+                }
                 Err(e) => {
                     tracing::debug!(peer = %peer.node_id, error = %format!("{e:#}"), "config pull failed")
                 }

@@ -1,7 +1,8 @@
-//! Requests between peers on QUIC streams: serve our signed config and our
-//! blobs; ask a peer for its config or a blob. A peer's answers are
-//! checked like anything from the network: frames are bounded, configs
-//! must verify (done by the caller), blobs must hash to what we asked for.
+//! Requests between peers on QUIC streams: serve our recent signed config
+//! batches, manifests and blobs; ask a peer for the same. A peer's answers
+//! are checked like anything from the network: frames are bounded, batches
+//! must verify (done by the caller), manifests and blobs must hash to what
+//! we asked for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,15 +11,18 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use protocol::frame_io::{read_frame, write_frame};
 use protocol::mesh::{PeerInfo, PeerMessage, PeerRequest};
-use protocol::wire::{ErrorCode, WireError, MAX_CONTROL_FRAME_BYTES, MAX_FRAME_BYTES};
-use protocol::{BlobHash, SignedConfig};
+use protocol::wire::{
+    ErrorCode, WireError, MAX_BATCHES_PER_MESSAGE, MAX_CONTROL_FRAME_BYTES, MAX_FRAME_BYTES,
+};
+use protocol::{BlobHash, BundleId, SignedBatch};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use super::transport::{read_datagrams, Transport};
 use crate::config_state::ConfigState;
 use crate::fetch::Fetcher;
-use crate::store::BlobBody;
+use crate::store::index::Recent;
+use crate::store::{BlobBody, Index};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -27,6 +31,7 @@ pub async fn serve(
     endpoint: quinn::Endpoint,
     transport: Arc<Transport>,
     config: Arc<ConfigState>,
+    index: Arc<Index>,
     fetcher: Arc<Fetcher>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -36,6 +41,7 @@ pub async fn serve(
             _ = shutdown.changed() => return,
         };
         let (transport, config, fetcher) = (transport.clone(), config.clone(), fetcher.clone());
+        let index = index.clone();
         tokio::spawn(async move {
             let remote = incoming.remote_address();
             let conn = match incoming.await {
@@ -47,9 +53,9 @@ pub async fn serve(
             };
             tokio::spawn(read_datagrams(conn.clone(), transport.datagram_sink()));
             while let Ok((send, recv)) = conn.accept_bi().await {
-                let (config, fetcher) = (config.clone(), fetcher.clone());
+                let (config, fetcher, index) = (config.clone(), fetcher.clone(), index.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = handle(config, fetcher, send, recv).await {
+                    if let Err(e) = handle(config, index, fetcher, send, recv).await {
                         tracing::debug!(%remote, error = %format!("{e:#}"), "peer request failed");
                     }
                 });
@@ -67,6 +73,7 @@ fn error(code: ErrorCode, message: impl Into<String>) -> PeerMessage {
 
 async fn handle(
     config: Arc<ConfigState>,
+    index: Arc<Index>,
     fetcher: Arc<Fetcher>,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
@@ -87,17 +94,26 @@ async fn handle(
         }
     };
     match req {
-        PeerRequest::GetConfig { have_version } => {
-            // Periodic pulls mostly find the asker up to date: compare
-            // versions before cloning the whole config.
-            let newer = (config.version() > have_version)
-                .then(|| config.signed())
-                .flatten();
-            let msg = match newer {
-                Some(s) => PeerMessage::Config(Box::new(s)),
-                None => PeerMessage::UpToDate {
-                    version: config.version(),
-                },
+        PeerRequest::GetBatches { have_version } => {
+            let mine = config.version();
+            let msg = if have_version >= mine {
+                PeerMessage::UpToDate { version: mine }
+            } else {
+                match config.batches_since(have_version, MAX_BATCHES_PER_MESSAGE)? {
+                    Recent::Batches(b) if !b.is_empty() => PeerMessage::Batches(b),
+                    Recent::Batches(_) => PeerMessage::UpToDate { version: mine },
+                    Recent::Gap { oldest } => PeerMessage::Gap { oldest },
+                }
+            };
+            write_frame(&mut send, &msg).await?;
+        }
+        PeerRequest::GetManifest { bundle } => {
+            let msg = match index.complete_manifest(&bundle)? {
+                Some(m) => PeerMessage::Manifest(m.canonical_bytes()),
+                None => error(
+                    ErrorCode::NotFound,
+                    format!("bundle {bundle} is not complete here"),
+                ),
             };
             write_frame(&mut send, &msg).await?;
         }
@@ -130,37 +146,66 @@ async fn handle(
     Ok(())
 }
 
-/// What a peer answered to a config request.
+/// What a peer answered to a request for batches.
 #[derive(Debug)]
-pub enum PeerConfig {
-    Newer(Box<SignedConfig>),
+pub enum PeerBatches {
+    Newer(Vec<SignedBatch>),
     /// It holds this version, not newer than ours.
     UpToDate(u64),
+    /// Its kept batches begin after our version.
+    Gap(u64),
 }
 
-/// Asks `peer` for a config newer than `have`.
-pub async fn get_config(
+/// Asks `peer` for the batches after `have`.
+pub async fn get_batches(
     transport: &Transport,
     peer: &PeerInfo,
     have: u64,
-) -> anyhow::Result<PeerConfig> {
+) -> anyhow::Result<PeerBatches> {
     let conn = transport
         .connection(&peer.node_id, peer.mesh_addr.parse()?)
         .await?;
     let ask = async {
         let (mut send, mut recv) = conn.open_bi().await?;
-        write_frame(&mut send, &PeerRequest::GetConfig { have_version: have }).await?;
+        write_frame(&mut send, &PeerRequest::GetBatches { have_version: have }).await?;
         send.finish()?;
         match read_frame::<PeerMessage, _>(&mut recv, MAX_FRAME_BYTES).await? {
-            Some(PeerMessage::Config(c)) => Ok(PeerConfig::Newer(c)),
-            Some(PeerMessage::UpToDate { version }) => Ok(PeerConfig::UpToDate(version)),
+            Some(PeerMessage::Batches(b)) if b.len() <= MAX_BATCHES_PER_MESSAGE => {
+                Ok(PeerBatches::Newer(b))
+            }
+            Some(PeerMessage::UpToDate { version }) => Ok(PeerBatches::UpToDate(version)),
+            Some(PeerMessage::Gap { oldest }) => Ok(PeerBatches::Gap(oldest)),
             Some(PeerMessage::Error(e)) => bail!("peer refused: {}", e.message),
-            other => bail!("unexpected answer to a config request: {other:?}"),
+            other => bail!("unexpected answer to a batches request: {other:?}"),
         }
     };
     tokio::time::timeout(REQUEST_TIMEOUT, ask)
         .await
-        .context("config request timed out")?
+        .context("batches request timed out")?
+}
+
+/// Asks `peer` for a manifest's bytes (the caller checks them).
+pub async fn request_manifest(
+    transport: &Transport,
+    peer: &PeerInfo,
+    bundle: BundleId,
+) -> anyhow::Result<Vec<u8>> {
+    let conn = transport
+        .connection(&peer.node_id, peer.mesh_addr.parse()?)
+        .await?;
+    let ask = async {
+        let (mut send, mut recv) = conn.open_bi().await?;
+        write_frame(&mut send, &PeerRequest::GetManifest { bundle }).await?;
+        send.finish()?;
+        match read_frame::<PeerMessage, _>(&mut recv, MAX_FRAME_BYTES).await? {
+            Some(PeerMessage::Manifest(bytes)) => Ok(bytes),
+            Some(PeerMessage::Error(e)) => bail!("peer {}: {}", peer.node_id, e.message),
+            other => bail!("unexpected answer to a manifest request: {other:?}"),
+        }
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, ask)
+        .await
+        .context("manifest request timed out")?
 }
 
 /// Opens a blob request to `peer`; returns the stream positioned at the

@@ -359,7 +359,11 @@ impl SwimLoop {
                 .filter(|m| m.state != MemberState::Down)
                 .map(|m| m.info.clone())
                 .collect();
-            (self.persist)(&keep);
+            // With nobody left alive (or while leaving), the last peers
+            // known stay the seeds a restart rejoins through.
+            if !keep.is_empty() {
+                (self.persist)(&keep);
+            }
         }
     }
 }

@@ -1,19 +1,21 @@
 //! A hostile cluster member on the wire: it holds a valid node certificate
-//! but relays a config it altered and blob bytes that are not the blob.
-//! The honest side must refuse both and keep what it had.
+//! but relays config batches it altered (or that belong to another
+//! history), a manifest and blob bytes that are not what was asked for.
+//! The honest side must refuse all of them and keep what it had.
 
 use std::sync::Arc;
 
 use edge_node::config_state::{AcceptError, ConfigState, Source};
-use edge_node::mesh::peer::{get_config, request_blob, PeerConfig, QuicChunks};
+use edge_node::mesh::peer::{get_batches, request_blob, request_manifest, PeerBatches, QuicChunks};
 use edge_node::mesh::transport::Transport;
 use edge_node::store::blobs::WriteError;
 use edge_node::store::{BlobError, BlobStore, Index};
+use protocol::config::{Change, ChangeBatch, Keyspace};
 use protocol::frame_io::{read_frame, write_frame};
 use protocol::mesh::{PeerInfo, PeerMessage, PeerRequest};
 use protocol::signing::{ConfigSigner, ConfigVerifier, SignatureError};
 use protocol::wire::MAX_CONTROL_FRAME_BYTES;
-use protocol::{BlobHash, EdgeConfig, SignedConfig};
+use protocol::{BlobHash, Entry, EnvKind, HostKind, HostTarget, Key, SignedBatch, StateHash};
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 
 struct Pki {
@@ -56,21 +58,44 @@ impl Pki {
     }
 }
 
-fn signed(signer: &ConfigSigner, version: u64) -> SignedConfig {
-    let config = EdgeConfig {
+/// Batch `version` of a history: sets one host to deployment `tag`,
+/// signed for the keyspace `ks` becomes with it (which it updates).
+fn signed(signer: &ConfigSigner, ks: &mut Keyspace, version: u64, tag: &str) -> SignedBatch {
+    signed_host(signer, ks, version, "blog.localhost", tag)
+}
+
+fn signed_host(
+    signer: &ConfigSigner,
+    ks: &mut Keyspace,
+    version: u64,
+    host: &str,
+    tag: &str,
+) -> SignedBatch {
+    let batch = ChangeBatch {
         version,
-        ..Default::default()
+        changes: vec![Change {
+            key: Key::Host(host.into()),
+            value: Some(Entry::Host(HostTarget {
+                project: "blog".into(),
+                deployment: tag.into(),
+                bundle: BlobHash::of(tag.as_bytes()),
+                env: EnvKind::Production,
+                kind: HostKind::Production,
+            })),
+        }],
     };
-    SignedConfig {
-        signature: signer.sign(&config),
-        config,
+    ks.apply(&batch).unwrap();
+    let state = StateHash::of(ks.entries.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+    SignedBatch {
+        signature: signer.sign(&batch, state.checksum()),
+        batch,
     }
 }
 
 /// The evil peer: answers every request with tampered data.
-async fn evil_peer(endpoint: quinn::Endpoint, config: SignedConfig, blob_len: u64) {
+async fn evil_peer(endpoint: quinn::Endpoint, batches: Vec<SignedBatch>, blob_len: u64) {
     while let Some(incoming) = endpoint.accept().await {
-        let config = config.clone();
+        let batches = batches.clone();
         tokio::spawn(async move {
             let Ok(conn) = incoming.await else { return };
             while let Ok((mut send, mut recv)) = conn.accept_bi().await {
@@ -79,10 +104,18 @@ async fn evil_peer(endpoint: quinn::Endpoint, config: SignedConfig, blob_len: u6
                     .unwrap()
                     .unwrap();
                 match req {
-                    PeerRequest::GetConfig { .. } => {
-                        write_frame(&mut send, &PeerMessage::Config(Box::new(config.clone())))
+                    PeerRequest::GetBatches { .. } => {
+                        write_frame(&mut send, &PeerMessage::Batches(batches.clone()))
                             .await
                             .unwrap();
+                    }
+                    PeerRequest::GetManifest { .. } => {
+                        write_frame(
+                            &mut send,
+                            &PeerMessage::Manifest(b"not that manifest".to_vec()),
+                        )
+                        .await
+                        .unwrap();
                     }
                     PeerRequest::GetBlob { .. } => {
                         write_frame(&mut send, &PeerMessage::Blob { size: blob_len })
@@ -106,10 +139,16 @@ async fn tampered_config_and_blob_from_a_peer_are_refused() {
     let signer = ConfigSigner::from_pkcs8(&ConfigSigner::generate_pkcs8()).unwrap();
     let verifier = ConfigVerifier::from_hex(&signer.public_key_hex()).unwrap();
 
-    // A genuinely signed v5 whose content the peer changed after signing.
-    let mut tampered = signed(&signer, 5);
-    tampered.config.version = 6;
-    tampered.signature.version = 6;
+    // The honest history: v1..v3. The peer relays a genuine v4 whose
+    // content it changed after signing.
+    let mut honest = Keyspace::default();
+    let history: Vec<SignedBatch> = (1..=3)
+        .map(|v| signed(&signer, &mut honest, v, &format!("d{v}")))
+        .collect();
+    let mut tampered = signed(&signer, &mut honest.clone(), 4, "d4");
+    if let Some(Entry::Host(t)) = &mut tampered.batch.changes[0].value {
+        t.deployment = "evil".into();
+    }
     let real_blob = b"the real bytes".to_vec();
     let (evil_ep, _) = pki.endpoint("evil");
     let evil = PeerInfo {
@@ -118,30 +157,48 @@ async fn tampered_config_and_blob_from_a_peer_are_refused() {
         region: "fra".into(),
         mesh_addr: evil_ep.local_addr().unwrap().to_string(),
     };
-    tokio::spawn(evil_peer(evil_ep, tampered, real_blob.len() as u64));
+    tokio::spawn(evil_peer(evil_ep, vec![tampered], real_blob.len() as u64));
 
     let tmp = tempfile::tempdir().unwrap();
     let index = Arc::new(Index::open(&tmp.path().join("index")).unwrap());
     let state = ConfigState::new(index.clone(), verifier).unwrap();
-    state
-        .accept(signed(&signer, 3), Source::Coordinator)
-        .unwrap();
+    assert_eq!(state.accept(history, Source::Coordinator).unwrap(), 3);
 
     let (honest_ep, client) = pki.endpoint("honest");
     let (sink, _datagrams) = tokio::sync::mpsc::channel(8);
     let transport = Transport::new(honest_ep, client, sink);
 
-    let PeerConfig::Newer(relayed) = get_config(&transport, &evil, 3).await.unwrap() else {
-        panic!("the evil peer sends a config");
+    let PeerBatches::Newer(relayed) = get_batches(&transport, &evil, 3).await.unwrap() else {
+        panic!("the evil peer sends batches");
     };
-    match state.accept(*relayed, Source::Peer("evil".into())) {
+    match state.accept(relayed, Source::Peer("evil".into())) {
         Err(AcceptError::Signature { error, .. }) => {
             assert_eq!(error, SignatureError::DigestMismatch)
         }
-        other => panic!("tampered config accepted: {other:?}"),
+        other => panic!("tampered batch accepted: {other:?}"),
+    }
+    // A batch signed by the coordinator, but for another history (a
+    // keyspace this node never had): its resulting state does not match.
+    let mut other_history = Keyspace::default();
+    for v in 1..=3 {
+        signed_host(&signer, &mut other_history, v, "other.localhost", "o");
+    }
+    let foreign = signed(&signer, &mut other_history, 4, "d4");
+    match state.accept(vec![foreign], Source::Peer("evil".into())) {
+        Err(AcceptError::Signature { error, .. }) => {
+            assert_eq!(error, SignatureError::StateMismatch)
+        }
+        other => panic!("a batch of another history accepted: {other:?}"),
     }
     assert_eq!(state.version(), 3);
-    assert_eq!(index.config().unwrap().version, 3);
+    assert_eq!(index.head().unwrap().version, 3);
+    let t = state.host("blog.localhost").unwrap().unwrap();
+    assert_eq!(t.deployment, "d3");
+
+    // A manifest that is not the bundle's is refused by its hash.
+    let bundle = BlobHash::of(b"some bundle");
+    let bytes = request_manifest(&transport, &evil, bundle).await.unwrap();
+    assert!(edge_node::fetch::checked_manifest(bundle, &bytes).is_err());
 
     let (blobs, _corrupt) = BlobStore::open(&tmp.path().join("blobs")).unwrap();
     let hash = BlobHash::of(&real_blob);
@@ -183,7 +240,7 @@ async fn a_peer_without_a_cluster_certificate_is_refused() {
     let (stranger_ep, stranger_client) = stranger.endpoint("member");
     let (sink, _d) = tokio::sync::mpsc::channel(8);
     let t = Transport::new(stranger_ep, stranger_client, sink);
-    assert!(get_config(&t, &member, 0).await.is_err());
+    assert!(get_batches(&t, &member, 0).await.is_err());
 
     // A member dialling the wrong node id is refused too: names are bound.
     let (ep2, client2) = cluster.endpoint("other");
@@ -193,5 +250,5 @@ async fn a_peer_without_a_cluster_certificate_is_refused() {
         node_id: "someone-else".into(),
         ..member
     };
-    assert!(get_config(&t, &impostor, 0).await.is_err());
+    assert!(get_batches(&t, &impostor, 0).await.is_err());
 }
