@@ -20,5 +20,6 @@ mod functions_e2e;
 mod mesh;
 mod mesh_partition;
 mod openapi;
+mod scale;
 mod store_suite;
 mod tokens_cli;

@@ -1,0 +1,162 @@
+//! The platform keeps deploying when history grows: no message, row or
+//! structure carries every deployment. Before the config became a change
+//! log, every deploy sent each edge every manifest ever made, and past a
+//! few hundred deployments of a thousand-file site the config no longer
+//! fit in a frame (64 MiB): nothing deployed any more.
+
+use protocol::{BlobHash, FileEntry, Manifest};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// The manifest of deployment `n`: a thousand files sharing one blob,
+/// plus an index page of its own.
+fn manifest(shared: BlobHash, own: (BlobHash, u64), files: usize) -> Manifest {
+    let mut m = std::collections::BTreeMap::new();
+    for i in 0..files {
+        m.insert(
+            format!("assets/chunk-{i:04}-0123456789abcdef.js"),
+            FileEntry {
+                hash: shared,
+                size: 6,
+                content_type: "text/javascript".into(),
+                variants: vec![],
+            },
+        );
+    }
+    m.insert(
+        "index.html".into(),
+        FileEntry {
+            hash: own.0,
+            size: own.1,
+            content_type: "text/html".into(),
+            variants: vec![],
+        },
+    );
+    Manifest::new(m)
+}
+
+async fn put_blob(api: &Api, bytes: &[u8]) -> BlobHash {
+    let h = BlobHash::of(bytes);
+    let r = api
+        .req(Method::PUT, &format!("/blobs/{h}"))
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    h
+}
+
+#[tokio::test]
+async fn deploys_keep_going_far_past_what_one_config_frame_could_hold() {
+    const FILES: usize = 1000;
+    let tmp = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(&tmp.path().join("coord"), None);
+    let edge = Edge::join(&coord, "fra", &tmp.path().join("edge"));
+    let api = coord.api();
+    let r = api
+        .req(Method::POST, "/projects")
+        .json(&json!({"name": "big"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let shared = put_blob(&api, b"chunk\n").await;
+
+    // Enough deployments that their manifests together are over 64 MiB.
+    let one = manifest(shared, (BlobHash::of(b"x"), 1), FILES).canonical_bytes().len();
+    let count = (64 << 20) / one + 50;
+    let mut last = String::new();
+    for n in 0..count {
+        let page = format!("<h1>deployment {n}</h1>");
+        let own = put_blob(&api, page.as_bytes()).await;
+        let m = manifest(shared, (own, page.len() as u64), FILES);
+        let target = if n + 1 == count { "production" } else { "preview" };
+        let staged: Value = api
+            .req(Method::POST, "/projects/big/deployments")
+            .json(&json!({ "manifest": m, "target": target }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(staged["missing"], json!([]), "{staged}");
+        let id = staged["deployment"]["id"].as_str().unwrap().to_string();
+        let r = api
+            .req(Method::POST, &format!("/deployments/{id}/finalize"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "deployment {n}: {}", r.text().await.unwrap());
+        last = id;
+    }
+    assert!(count * one > 64 << 20);
+
+    // The newest deployment is live everywhere: production, and its own
+    // host served on demand; an old one still answers at its own host.
+    let want = format!("deployment {}", count - 1);
+    eventually(60, "production to serve the newest deployment", || async {
+        let (s, body, _) = edge.get("big.localhost", "/").await;
+        (s == 200 && body.contains(&want)).then_some(())
+    })
+    .await;
+    let (s, body, _) = edge.get(&format!("{last}--big.localhost"), "/").await;
+    assert_eq!(s, 200);
+    assert!(body.contains(&want), "{body}");
+    let list: Value = api.get_json("/projects/big/deployments?limit=200").await;
+    let oldest = list["items"].as_array().unwrap().last().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _, _) = edge.get(&format!("{oldest}--big.localhost"), "/").await;
+    assert_eq!(s, 200);
+    // The edge holds the manifests of what it served, not of every deployment.
+    let status = edge.status().unwrap();
+    assert!(status.bundles_present <= 3, "{status:?}");
+}
+
+/// A deployment's own host whose bundle this edge has never fetched, asked
+/// for while neither the coordinator nor any peer can be reached: a clear
+/// 503 page within the bounded wait, and the production host (synced
+/// eagerly) is still served.
+#[tokio::test]
+async fn an_on_demand_host_with_nowhere_to_fetch_from_is_a_clear_503() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut coord = Coordinator::start(&tmp.path().join("coord"), None);
+    let edge = Edge::join(&coord, "fra", &tmp.path().join("edge"));
+    let site = tmp.path().join("site");
+    write_site(&site, "v1");
+    coord.deploy(&site, "blog", true);
+    write_site(&site, "v2 preview");
+    let preview = coord.deploy(&site, "blog", false);
+    let host = format!("{}--blog.localhost", preview["deployment"].as_str().unwrap());
+    eventually(20, "production served", || async {
+        let (s, body, _) = edge.get("blog.localhost", "/").await;
+        (s == 200 && body.contains("v1")).then_some(())
+    })
+    .await;
+    // The preview host is in the edge's config, but nobody asked for it yet.
+    eventually(20, "the preview's host entry to reach the edge", || async {
+        let v: Value = coord.api().get_json("/health").await;
+        let s = edge.status()?;
+        (s.config_version == v["config_version"].as_u64()?).then_some(())
+    })
+    .await;
+    coord.proc.kill9();
+    let started = std::time::Instant::now();
+    let (s, body, _) = edge.get(&host, "/").await;
+    assert_eq!(s, 503, "{body}");
+    assert!(body.contains("cannot be fetched right now"), "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "the wait is bounded: {:?}",
+        started.elapsed()
+    );
+    let (s, body, _) = edge.get("blog.localhost", "/").await;
+    assert_eq!((s, body.contains("v1")), (200, true));
+    let (s, _, _) = edge.get("nothing--blog.localhost", "/").await;
+    assert_eq!(s, 404);
+}
