@@ -126,6 +126,76 @@ impl Default for AccountsConfig {
     }
 }
 
+/// The `[retention]` table: what is deleted automatically, and when.
+/// Projects may override the deployment rules (`PUT /projects/{p}/retention`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Preview deployments older than this many days are deleted (0: never).
+    pub preview_days: u32,
+    /// Production deployments beyond the newest this many are deleted
+    /// (never the current one; 0: keep all).
+    pub production_keep: u32,
+    /// Failed and canceled builds are deleted after this many days.
+    pub failed_days: u32,
+    /// Function log lines expire after this many days.
+    pub function_log_days: u32,
+    /// Build logs of finished builds expire after this many days.
+    pub build_log_days: u32,
+    /// Blobs no bundle references are swept once they are this old (the
+    /// grace period that protects uploads for deployments not yet made).
+    #[serde(with = "humantime_serde_compat")]
+    pub blob_grace: std::time::Duration,
+    /// How often the retention and garbage collection pass runs.
+    #[serde(with = "humantime_serde_compat")]
+    pub every: std::time::Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            preview_days: 30,
+            production_keep: 20,
+            failed_days: 7,
+            function_log_days: 7,
+            build_log_days: 30,
+            blob_grace: std::time::Duration::from_secs(3600),
+            every: std::time::Duration::from_secs(600),
+        }
+    }
+}
+
+/// The `[quotas]` table: what one team may hold, unless the instance owner
+/// set the team's own (`PUT /teams/{id}/quotas`).
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quotas {
+    pub projects: u64,
+    /// Deployments not yet deleted (ready or uploading), over all projects.
+    pub deployments: u64,
+    /// Sum of the bundle sizes of those deployments.
+    pub stored_bytes: u64,
+    /// Variables per project (a name counts once for all environments).
+    pub variables: u64,
+    /// Total size of one project's variable values.
+    pub variable_bytes: u64,
+    /// Function routes per deployment.
+    pub functions: u64,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            projects: 100,
+            deployments: 200_000,
+            stored_bytes: 100 * 1024 * 1024 * 1024,
+            variables: 200,
+            variable_bytes: 256 * 1024,
+            functions: 100,
+        }
+    }
+}
+
 /// `timeout = "15m"` in TOML.
 mod humantime_serde_compat {
     use serde::{Deserialize, Deserializer};
@@ -153,6 +223,10 @@ pub struct FileConfig {
     pub builds: Option<BuildsConfig>,
     #[serde(default)]
     pub accounts: Option<AccountsConfig>,
+    #[serde(default)]
+    pub retention: Option<RetentionConfig>,
+    #[serde(default)]
+    pub quotas: Option<Quotas>,
 }
 
 impl FileConfig {
@@ -185,6 +259,8 @@ pub struct Config {
     pub limits: Limits,
     pub builds: BuildsConfig,
     pub accounts: AccountsConfig,
+    pub retention: RetentionConfig,
+    pub quotas: Quotas,
     /// Key for secrets at rest (64 hex); default: `<data_dir>/secret.key`.
     pub secret_key: Option<String>,
 }
@@ -281,6 +357,10 @@ mod tests {
             "[builds]\ntimeout = \"soon\"",
             "[builds]\nmemory = \"lots\"",
             "[builds]\nbogus = 1",
+            "[retention]\npreview_days = -1",
+            "[retention]\nevery = \"often\"",
+            "[quotas]\nprojects = \"many\"",
+            "[quotas]\nbogus = 1",
         ] {
             assert!(toml::from_str::<FileConfig>(bad).is_err(), "{bad}");
         }

@@ -82,6 +82,8 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         limits: Limits::default(),
         builds: Default::default(),
         accounts: Default::default(),
+        retention: Default::default(),
+        quotas: Default::default(),
         secret_key: None,
     };
     let running = server::start(config).await?;

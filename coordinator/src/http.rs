@@ -62,6 +62,7 @@ impl AppError {
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::QuotaExceeded => StatusCode::FORBIDDEN,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -84,6 +85,7 @@ mod tests {
             (ErrorKind::TooLarge, 413),
             (ErrorKind::UnsupportedMedia, 415),
             (ErrorKind::RateLimited, 429),
+            (ErrorKind::QuotaExceeded, 403),
             (ErrorKind::Internal, 500),
         ] {
             assert_eq!(ApiError::new(kind, "x", "y").status().as_u16(), status);

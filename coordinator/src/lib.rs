@@ -13,6 +13,7 @@ pub mod config;
 pub mod edge_config;
 pub mod http;
 pub mod ids;
+pub mod lifecycle;
 pub mod mesh_view;
 pub mod quic;
 pub mod secrets;

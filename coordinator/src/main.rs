@@ -66,9 +66,12 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
-    /// List a project's deployments, newest first.
+    /// List a project's deployments, newest first (`deployments PROJECT`), or delete one (`deployments rm ID`).
+    #[command(args_conflicts_with_subcommands = true)]
     Deployments {
-        project: String,
+        #[command(subcommand)]
+        action: Option<DeploymentsAction>,
+        project: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -164,6 +167,11 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Run the retention and garbage collection pass now (instance owner).
+    Gc {
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Save a coordinator URL and token for later commands.
     Login {
         #[arg(long)]
@@ -174,8 +182,31 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum DeploymentsAction {
+    /// Delete a deployment (not the production one) or a finished build; its URL stops answering.
+    Rm { id: String },
+}
+
+#[derive(Subcommand)]
 enum ProjectsAction {
     List,
+    /// Delete a project with all its deployments, variables, builds and logs (owner).
+    Rm {
+        name: String,
+        /// Do not ask: needed when not typing the name at a terminal.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Show, or set, when old deployments are deleted automatically.
+    Retention {
+        name: String,
+        /// Delete previews after this many days (0: never).
+        #[arg(long)]
+        preview_days: Option<u32>,
+        /// Keep the newest this many production deployments (0: all).
+        #[arg(long)]
+        production_keep: Option<u32>,
+    },
     /// Create a project, optionally connected to a git repository.
     Create {
         name: String,
@@ -340,6 +371,8 @@ fn resolve_config(a: ServeArgs) -> anyhow::Result<Config> {
         limits: file.limits.unwrap_or_default(),
         builds: file.builds.unwrap_or_default(),
         accounts: file.accounts.unwrap_or_default(),
+        retention: file.retention.unwrap_or_default(),
+        quotas: file.quotas.unwrap_or_default(),
         secret_key: a.secret_key,
         data_dir,
     })
@@ -427,11 +460,39 @@ async fn main() -> anyhow::Result<()> {
                 ProjectsAction::Create { name, team, git } => {
                     cli::commands::projects_create(&c, &name, team, git.args(), remote.json).await
                 }
+                ProjectsAction::Rm { name, yes } => {
+                    if !yes {
+                        confirm_name(&name)?;
+                    }
+                    cli::commands::project_rm(&c, &name, remote.json).await
+                }
+                ProjectsAction::Retention {
+                    name,
+                    preview_days,
+                    production_keep,
+                } => {
+                    cli::commands::retention(&c, &name, preview_days, production_keep, remote.json)
+                        .await
+                }
             }
         }
-        Command::Deployments { project, remote } => {
-            cli::commands::deployments(&client(&remote)?, &project, remote.json).await
+        Command::Deployments {
+            action,
+            project,
+            remote,
+        } => {
+            let c = client(&remote)?;
+            match (action, project) {
+                (Some(DeploymentsAction::Rm { id }), _) => {
+                    cli::commands::deployment_rm(&c, &id, remote.json).await
+                }
+                (None, Some(project)) => {
+                    cli::commands::deployments(&c, &project, remote.json).await
+                }
+                (None, None) => anyhow::bail!("which project? `coordinator deployments PROJECT`"),
+            }
         }
+        Command::Gc { remote } => cli::commands::gc(&client(&remote)?, remote.json).await,
         Command::Promote { deployment, remote } => {
             cli::commands::promote(&client(&remote)?, &deployment, remote.json).await
         }
@@ -544,4 +605,20 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Asks for a project's name to be typed before it is deleted.
+fn confirm_name(name: &str) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("deleting {name} cannot be undone: pass --yes, or run this at a terminal to type the name");
+    }
+    eprint!("This deletes {name} and everything in it. Type the project's name to go on: ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if line.trim() != name {
+        anyhow::bail!("the name did not match; nothing was deleted");
+    }
+    Ok(())
 }

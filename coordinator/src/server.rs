@@ -132,17 +132,16 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         quic: quic_ctx.clone(),
         login_limits: Default::default(),
     };
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(quic::serve(
-        endpoint,
-        quic_ctx,
-        shutdown_rx.clone(),
-    )));
-    tasks.push(tokio::spawn(
-        hub.clone()
-            .poll(Duration::from_secs(2), shutdown_rx.clone()),
-    ));
-    tasks.push(tokio::spawn(builds.run(shutdown_rx.clone())));
+    let mut tasks = vec![
+        tokio::spawn(quic::serve(endpoint, quic_ctx, shutdown_rx.clone())),
+        tokio::spawn(
+            hub.clone()
+                .poll(Duration::from_secs(2), shutdown_rx.clone()),
+        ),
+        tokio::spawn(builds.run(shutdown_rx.clone())),
+        // Retention and garbage collection, every `[retention] every`.
+        tokio::spawn(crate::lifecycle::run(state.clone(), shutdown_rx.clone())),
+    ];
     let mut api_shutdown = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
         let app = api::router(state);

@@ -4,7 +4,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::ApiResult;
 use super::extract::{ApiJson, Page};
@@ -14,7 +14,8 @@ use crate::app::accounts::{
     self as acc, AuditQuery, CreateToken, NewInvitation, NewToken, TeamView, TokenView,
 };
 use crate::app::App;
-use crate::store::{AuditEvent, Invitation, Member, Role, Team};
+use crate::config::Quotas;
+use crate::store::{AuditEvent, Invitation, Member, Role, Team, Usage};
 
 #[utoipa::path(
     get,
@@ -265,4 +266,47 @@ pub async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Page<AuditEvent>>> {
     Ok(Json(acc::audit(&app, &who, &q).await?))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TeamQuotas {
+    pub quotas: Quotas,
+    pub usage: Usage,
+}
+
+#[utoipa::path(
+    get,
+    path = "/teams/{team}/quotas",
+    tag = "teams",
+    summary = "The team's quotas and what it holds",
+    params(("team" = String, Path)),
+    responses((status = 200, description = "Success", body = TeamQuotas), super::openapi::Guarded)
+)]
+pub async fn quotas(
+    who: Principal,
+    State(app): State<App>,
+    Path(team): Path<String>,
+) -> ApiResult<Json<TeamQuotas>> {
+    let (quotas, usage) = crate::app::quotas::show(&app, &who, &team).await?;
+    Ok(Json(TeamQuotas { quotas, usage }))
+}
+
+#[utoipa::path(
+    put,
+    path = "/teams/{team}/quotas",
+    tag = "teams",
+    summary = "Set the team's own quotas, or null for the instance's (instance owner)",
+    params(("team" = String, Path)),
+    request_body = Option<Quotas>,
+    responses((status = 200, description = "Success", body = Quotas), super::openapi::Guarded)
+)]
+pub async fn set_quotas(
+    who: Principal,
+    State(app): State<App>,
+    Path(team): Path<String>,
+    ApiJson(body): ApiJson<Option<Quotas>>,
+) -> ApiResult<Json<Quotas>> {
+    Ok(Json(
+        crate::app::quotas::set(&app, &who, &team, body).await?,
+    ))
 }

@@ -58,3 +58,25 @@ pub async fn create_join_token(
     let t = app::cluster::create_join_token(&app, &who, &body.region, body.ttl_seconds).await?;
     Ok((StatusCode::CREATED, Json(t)))
 }
+
+#[utoipa::path(
+    post,
+    path = "/admin/gc",
+    tag = "cluster",
+    summary = "Run the retention and garbage collection pass now (instance owner)",
+    responses((status = 200, description = "What it did", body = crate::lifecycle::Report), super::openapi::Guarded)
+)]
+pub async fn gc(
+    who: Principal,
+    State(app): State<App>,
+) -> ApiResult<Json<crate::lifecycle::Report>> {
+    if !who.is_instance_owner() {
+        return Err(crate::app::AppError::forbidden(
+            "only the instance owner (with an unscoped credential) runs the garbage collection",
+        ));
+    }
+    crate::lifecycle::pass(&app)
+        .await
+        .map(Json)
+        .map_err(crate::app::AppError::internal)
+}

@@ -222,3 +222,20 @@ pub async fn list(
         next_cursor,
     }))
 }
+
+#[utoipa::path(
+    delete,
+    path = "/deployments/{id}",
+    tag = "deployments",
+    summary = "Delete a deployment (not the production one) or a finished build",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted"), super::openapi::Guarded)
+)]
+pub async fn delete(
+    who: Principal,
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    app::deployments::delete(&app, &who, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

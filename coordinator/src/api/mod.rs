@@ -51,7 +51,8 @@ pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::revoke_token))
         .routes(routes!(accounts::audit))
         .routes(routes!(projects::list, projects::create))
-        .routes(routes!(projects::show))
+        .routes(routes!(projects::show, projects::delete))
+        .routes(routes!(projects::retention, projects::set_retention))
         .routes(routes!(projects::aliases))
         .routes(routes!(deployments::rollback))
         .routes(routes!(env::list))
@@ -63,7 +64,7 @@ pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(builds::list, builds::create))
         .routes(routes!(git::hook))
         .routes(routes!(builds::show))
-        .routes(routes!(deployments::show))
+        .routes(routes!(deployments::show, deployments::delete))
         .routes(routes!(builds::cancel))
         .routes(routes!(builds::redeploy))
         .routes(routes!(builds::events))
@@ -73,7 +74,9 @@ pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(deployments::missing_blobs))
         .routes(routes!(deployments::upload_blob).layer(DefaultBodyLimit::max(blob_limit)))
         .routes(routes!(cluster::nodes))
-        .routes(routes!(cluster::create_join_token));
+        .routes(routes!(cluster::create_join_token))
+        .routes(routes!(cluster::gc))
+        .routes(routes!(accounts::quotas, accounts::set_quotas));
     let (api, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", api)
         .split_for_parts();

@@ -3,14 +3,14 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::ApiResult;
 use super::extract::{ApiJson, Page, PageQuery};
 use super::views::{Alias, ProjectView};
 use crate::accounts::Principal;
 use crate::app::{self, App};
-use crate::store::Role;
+use crate::store::{Retention, Role};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -114,5 +114,80 @@ pub async fn aliases(
                 kind: a.kind.to_string(),
             })
             .collect(),
+    ))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProjectDeleted {
+    pub deployments_deleted: u64,
+}
+
+#[utoipa::path(
+    delete,
+    path = "/projects/{project}",
+    tag = "projects",
+    summary = "Delete a project and everything in it (owner); its name becomes free",
+    params(("project" = String, Path)),
+    responses((status = 200, description = "Deleted", body = ProjectDeleted), super::openapi::Guarded)
+)]
+pub async fn delete(
+    who: Principal,
+    State(app): State<App>,
+    Path(project): Path<String>,
+) -> ApiResult<Json<ProjectDeleted>> {
+    let n = app::projects::delete(&app, &who, &project).await?;
+    Ok(Json(ProjectDeleted {
+        deployments_deleted: n,
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/projects/{project}/retention",
+    tag = "projects",
+    summary = "The project's retention rules (its own or the instance's defaults)",
+    params(("project" = String, Path)),
+    responses((status = 200, description = "Success", body = Retention), super::openapi::Guarded)
+)]
+pub async fn retention(
+    who: Principal,
+    State(app): State<App>,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Retention>> {
+    Ok(Json(app::projects::retention(&app, &who, &project).await?))
+}
+
+/// Absent fields go back to the instance's defaults.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRetention {
+    pub preview_days: Option<u32>,
+    pub production_keep: Option<u32>,
+}
+
+#[utoipa::path(
+    put,
+    path = "/projects/{project}/retention",
+    tag = "projects",
+    summary = "Set the project's retention rules",
+    params(("project" = String, Path)),
+    request_body = SetRetention,
+    responses((status = 200, description = "Success", body = Retention), super::openapi::Guarded)
+)]
+pub async fn set_retention(
+    who: Principal,
+    State(app): State<App>,
+    Path(project): Path<String>,
+    ApiJson(body): ApiJson<SetRetention>,
+) -> ApiResult<Json<Retention>> {
+    Ok(Json(
+        app::projects::set_retention(
+            &app,
+            &who,
+            &project,
+            body.preview_days,
+            body.production_keep,
+        )
+        .await?,
     ))
 }

@@ -31,6 +31,9 @@ pub async fn stage(
     let p = access::project(app, who, project, Role::Member).await?;
     let publisher = app.publisher();
     publisher.validate(manifest)?;
+    let bytes: u64 = manifest.blob_sizes().values().sum();
+    super::quotas::check_deployment(app, &p.team_id, bytes, manifest.functions.len() as u64)
+        .await?;
     let bundle_id = publisher.store_bundle(manifest).await?;
     let d = Deployment {
         id: crate::ids::new_id(10),
@@ -113,6 +116,19 @@ pub async fn upload_blob(app: &App, who: &Principal, hash: &str, body: Bytes) ->
 pub async fn finalize(app: &App, who: &Principal, id: &str) -> AppResult<(Project, Deployment)> {
     let (p, d) = access::deployment(app, who, id, Role::Member).await?;
     if d.status == DeploymentStatus::Uploading {
+        // Other deployments may have filled the quota since this one was
+        // staged: then it goes, rather than staying half made.
+        let q = super::quotas::of(app, &p.team_id).await?;
+        let used = app.store.usage(&p.team_id).await?;
+        if used.deployments > q.deployments || used.stored_bytes > q.stored_bytes {
+            app.store.delete_deployment(&p.id, &d.id).await?.ok();
+            return Err(AppError::new(
+                super::ErrorKind::QuotaExceeded,
+                "quota_exceeded",
+                "this team's deployment quota filled up while this deployment was uploaded; it was removed: delete some deployments and deploy again",
+            )
+            .with_details(json!({ "deployments": used.deployments, "stored_bytes": used.stored_bytes })));
+        }
         let publisher = app.publisher();
         let manifest = publisher.manifest(&d.bundle_id).await?;
         publisher.check_blobs_present(&manifest).await?;
@@ -208,4 +224,35 @@ pub async fn manifest(app: &App, d: &Deployment) -> AppResult<Option<Manifest>> 
             .map(Some)
             .map_err(AppError::internal),
     }
+}
+
+/// Deletes a deployment (or a finished build) and everything that belongs
+/// to it; its URL answers the platform's 404 on every edge once they have
+/// the change. The production deployment cannot be deleted.
+pub async fn delete(app: &App, who: &Principal, id: &str) -> AppResult<Project> {
+    let s = access::subject(app, who, id, Role::Member).await?;
+    let p = s.project;
+    match app.store.delete_deployment(&p.id, id).await? {
+        Ok(()) => {}
+        Err(crate::store::Undeletable::Production) => {
+            return Err(AppError::conflict(
+                "is_production",
+                format!(
+                    "{id} is the production deployment of {}: promote another deployment first",
+                    p.name
+                ),
+            ))
+        }
+        Err(crate::store::Undeletable::Building) => {
+            return Err(AppError::conflict(
+                "building",
+                format!("the build of {id} has not finished: cancel it first"),
+            ))
+        }
+    }
+    app.hub.refresh().await?;
+    tracing::info!(project = %p.name, deployment = %id, "deployment deleted");
+    app.audit(who, &p, "deployment.delete", json!({ "deployment": id }))
+        .await;
+    Ok(p)
 }

@@ -125,6 +125,19 @@ pub async fn set(
             format!("a project has at most {MAX_VARS} variables"),
         ));
     }
+    let count = distinct.len() as u64 + u64::from(!distinct.contains(name));
+    let bytes: u64 = existing
+        .iter()
+        .filter(|v| v.name != name || !kinds.contains(&v.env_kind.as_str()))
+        .map(|v| {
+            v.value_plain
+                .as_ref()
+                .map_or(0, |p| p.len())
+                .max(v.value_enc.as_ref().map_or(0, |e| e.len())) as u64
+        })
+        .sum::<u64>()
+        + value.len() as u64 * kinds.len() as u64;
+    super::quotas::check_variables(app, &p.team_id, count, bytes).await?;
     for kind in &kinds {
         let row = EnvVarRow {
             env_kind: kind.to_string(),

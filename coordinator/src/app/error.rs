@@ -24,6 +24,8 @@ pub enum ErrorKind {
     UnsupportedMedia,
     /// Too many attempts; try later.
     RateLimited,
+    /// The team's quota would be exceeded (deleting something frees it).
+    QuotaExceeded,
     /// The platform failed; the detail is in the coordinator's log.
     Internal,
 }

@@ -26,6 +26,7 @@ pub mod logs;
 pub mod page;
 pub mod projects;
 pub mod publish;
+pub mod quotas;
 
 use std::sync::Arc;
 

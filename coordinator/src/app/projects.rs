@@ -66,6 +66,7 @@ pub async fn create(app: &App, who: &Principal, new: NewProject<'_>) -> AppResul
         return Err(AppError::not_found("team"));
     }
     let team = team_for_new_project(who, new.team)?;
+    super::quotas::check_project(app, &team).await?;
     // A name equal to another project's id would make that id ambiguous.
     if app.store.project_by_id(new.name).await?.is_some() {
         return Err(AppError::conflict(
@@ -155,4 +156,80 @@ pub async fn latest_activity(app: &App, p: &Project) -> AppResult<Option<(String
         (Some(d), _) => Some(d),
         (None, b) => b,
     })
+}
+
+/// Deletes a project with its hosts, deployments, aliases, variables, git
+/// connection, builds and logs; a running build is canceled first, and the
+/// name is free afterwards. Owners only.
+pub async fn delete(app: &App, who: &Principal, project: &str) -> AppResult<u64> {
+    let p = access::project(app, who, project, Role::Owner).await?;
+    for id in app.store.unfinished_builds(&p.id).await? {
+        app.builds.cancel(&id).await?;
+    }
+    let deployments = app.store.delete_project(&p.id).await?;
+    app.hub.refresh().await?;
+    tracing::info!(project = %p.name, deployments, "project deleted");
+    audit::record(
+        &app.store,
+        who,
+        Some(&p.team_id),
+        "project.delete",
+        &p.name,
+        serde_json::json!({ "id": p.id, "deployments": deployments }),
+    )
+    .await;
+    Ok(deployments)
+}
+
+/// The instance's retention defaults as a project's rules.
+pub fn default_retention(app: &App) -> crate::store::Retention {
+    crate::store::Retention {
+        preview_days: app.config.retention.preview_days,
+        production_keep: app.config.retention.production_keep,
+    }
+}
+
+/// A project's retention rules (its own, or the instance's defaults).
+pub async fn retention(
+    app: &App,
+    who: &Principal,
+    project: &str,
+) -> AppResult<crate::store::Retention> {
+    let p = access::project(app, who, project, Role::Viewer).await?;
+    Ok(app.store.retention(&p.id, default_retention(app)).await?)
+}
+
+/// Sets a project's own retention rules; `None` goes back to the default.
+pub async fn set_retention(
+    app: &App,
+    who: &Principal,
+    project: &str,
+    preview_days: Option<u32>,
+    production_keep: Option<u32>,
+) -> AppResult<crate::store::Retention> {
+    let p = access::project(app, who, project, Role::Member).await?;
+    for (field, v, max) in [
+        ("preview_days", preview_days, 3650),
+        ("production_keep", production_keep, 100_000),
+    ] {
+        if v.is_some_and(|v| v > max) {
+            return Err(AppError::invalid(
+                "invalid_retention",
+                format!("{field} must be between 0 and {max}"),
+            ));
+        }
+    }
+    app.store
+        .set_retention(&p.id, preview_days, production_keep)
+        .await?;
+    audit::record(
+        &app.store,
+        who,
+        Some(&p.team_id),
+        "project.retention",
+        &p.name,
+        serde_json::json!({ "preview_days": preview_days, "production_keep": production_keep }),
+    )
+    .await;
+    Ok(app.store.retention(&p.id, default_retention(app)).await?)
 }

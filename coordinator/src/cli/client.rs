@@ -101,8 +101,13 @@ impl Client {
     }
 
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
-        let _: serde_json::Value = self.send(self.request(Method::DELETE, path)).await?;
+        let _: serde_json::Value = self.delete_json(path).await?;
         Ok(())
+    }
+
+    /// A DELETE whose answer says what went.
+    pub async fn delete_json<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(self.request(Method::DELETE, path)).await
     }
 
     pub async fn put_bytes(&self, path: &str, body: bytes::Bytes) -> anyhow::Result<()> {

@@ -325,3 +325,84 @@ pub(crate) fn httpdate_ms(ms: i64) -> String {
         t.millisecond()
     )
 }
+
+pub async fn deployment_rm(client: &Client, id: &str, as_json: bool) -> anyhow::Result<()> {
+    client.delete(&format!("/deployments/{id}")).await?;
+    if as_json {
+        print_json(&json!({ "deleted": id }));
+    } else {
+        println!("deleted deployment {id}");
+    }
+    Ok(())
+}
+
+pub async fn project_rm(client: &Client, project: &str, as_json: bool) -> anyhow::Result<()> {
+    let r: crate::api::projects::ProjectDeleted =
+        client.delete_json(&format!("/projects/{project}")).await?;
+    if as_json {
+        print_json(&r);
+    } else {
+        println!(
+            "deleted project {project} and its {} deployments; the name is free",
+            r.deployments_deleted
+        );
+    }
+    Ok(())
+}
+
+pub async fn retention(
+    client: &Client,
+    project: &str,
+    preview_days: Option<u32>,
+    production_keep: Option<u32>,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let path = format!("/projects/{project}/retention");
+    let r: crate::store::Retention = if preview_days.is_some() || production_keep.is_some() {
+        let now: crate::store::Retention = client.get(&path).await?;
+        client
+            .put_json(
+                &path,
+                &json!({
+                    "preview_days": preview_days.unwrap_or(now.preview_days),
+                    "production_keep": production_keep.unwrap_or(now.production_keep),
+                }),
+            )
+            .await?
+    } else {
+        client.get(&path).await?
+    };
+    if as_json {
+        print_json(&r);
+    } else {
+        let never = |n: u32, what: &str| match n {
+            0 => "kept forever".to_string(),
+            n => format!("{n} {what}"),
+        };
+        println!(
+            "previews: deleted after {}\nproduction: the newest {} kept",
+            never(r.preview_days, "days"),
+            never(r.production_keep, "deployments")
+        );
+    }
+    Ok(())
+}
+
+pub async fn gc(client: &Client, as_json: bool) -> anyhow::Result<()> {
+    let r: crate::lifecycle::Report = client.post("/admin/gc", &json!({})).await?;
+    if as_json {
+        print_json(&r);
+    } else {
+        println!(
+            "deleted {} deployments and {} failed builds; expired {} function and {} build log lines; removed {} bundles and {} blobs ({} bytes)",
+            r.deployments_deleted,
+            r.builds_deleted,
+            r.function_log_lines,
+            r.build_log_lines,
+            r.bundles_deleted,
+            r.blobs_swept,
+            r.blob_bytes_swept
+        );
+    }
+    Ok(())
+}

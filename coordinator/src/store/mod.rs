@@ -10,6 +10,7 @@ mod certs;
 mod config_log;
 mod deployments;
 mod env;
+mod lifecycle;
 mod logs;
 mod models;
 mod nodes;
@@ -23,6 +24,7 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 pub use accounts::AcceptOutcome;
 pub use builds::{ReadyBuild, MAX_BUILD_ATTEMPTS};
 pub use config_log::{EdgeLog, EdgeSync, KeyspaceItem, Since, CERT_RENEW_BEFORE_SECS};
+pub use lifecycle::{Retention, Undeletable, Usage};
 pub use models::*;
 
 #[derive(Debug, thiserror::Error)]

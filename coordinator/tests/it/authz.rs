@@ -623,6 +623,11 @@ fn stranger_rows(ids: &Ids) -> Vec<Row> {
         row(M::GET, "/projects/{project}", &[p], NotFound),
         row(M::GET, "/projects/{project}", &[pid], NotFound),
         row(M::GET, "/projects/{project}/aliases", &[p], NotFound),
+        row(M::DELETE, "/projects/{project}", &[p], NotFound),
+        row(M::DELETE, "/projects/{project}", &[pid], NotFound),
+        row(M::GET, "/projects/{project}/retention", &[p], NotFound),
+        row(M::PUT, "/projects/{project}/retention", &[p], NotFound)
+            .body(json!({"preview_days": 0, "production_keep": 0})),
         row(M::POST, "/projects/{project}/rollback", &[p], NotFound),
         row(M::POST, "/projects/{project}/rollback", &[pid], NotFound),
         row(
@@ -686,6 +691,8 @@ fn stranger_rows(ids: &Ids) -> Vec<Row> {
         row(M::GET, "/deployments/{id}/build-logs", &[build], NotFound),
         row(M::POST, "/deployments/{id}/finalize", &[dep], NotFound),
         row(M::POST, "/deployments/{id}/promote", &[old], NotFound),
+        row(M::DELETE, "/deployments/{id}", &[old], NotFound),
+        row(M::DELETE, "/deployments/{id}", &[build], NotFound),
         // The push webhook: a wrong signature queues nothing.
         row(M::POST, "/hooks/git/{project}", &[p], BadWebhook)
             .header("x-github-event", "push")
@@ -693,6 +700,7 @@ fn stranger_rows(ids: &Ids) -> Vec<Row> {
             .body(json!({"ref": "refs/heads/main", "after": "a".repeat(40)})),
         // The team, its members and invitations.
         row(M::GET, "/teams/{team}/members", &[team], Hidden),
+        row(M::GET, "/teams/{team}/quotas", &[team], Hidden),
         row(
             M::PUT,
             "/teams/{team}/members/{user}",
@@ -775,6 +783,12 @@ fn viewer_rows(ids: &Ids) -> Vec<Row> {
         row(M::GET, "/deployments/{id}/build-logs", &[build], Ok),
         row(M::GET, "/deployments/{id}/events", &[build], Ok),
         row(M::GET, "/teams/{team}/members", &[team], Ok),
+        row(M::GET, "/teams/{team}/quotas", &[team], Ok),
+        row(M::GET, "/projects/{project}/retention", &[p], Ok),
+        row(M::PUT, "/projects/{project}/retention", &[p], Forbidden)
+            .body(json!({"preview_days": 0, "production_keep": 0})),
+        row(M::DELETE, "/projects/{project}", &[p], Forbidden),
+        row(M::DELETE, "/deployments/{id}", &[old], Forbidden),
         row(
             M::PUT,
             "/projects/{project}/env/{name}",
@@ -852,6 +866,16 @@ pub(crate) const NOT_TENANT_SCOPED: &[(&str, &str, &str)] = &[
         "POST",
         "/join-tokens",
         "instance owner only; tokens_sessions_csrf_and_audit checks others get 403",
+    ),
+    (
+        "POST",
+        "/admin/gc",
+        "instance owner only, instance-wide; lifecycle tests check others get 403",
+    ),
+    (
+        "PUT",
+        "/teams/{team}/quotas",
+        "instance owner only; lifecycle tests check a team owner gets 403",
     ),
     (
         "POST",

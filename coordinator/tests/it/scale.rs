@@ -66,14 +66,20 @@ async fn deploys_keep_going_far_past_what_one_config_frame_could_hold() {
     let shared = put_blob(&api, b"chunk\n").await;
 
     // Enough deployments that their manifests together are over 64 MiB.
-    let one = manifest(shared, (BlobHash::of(b"x"), 1), FILES).canonical_bytes().len();
+    let one = manifest(shared, (BlobHash::of(b"x"), 1), FILES)
+        .canonical_bytes()
+        .len();
     let count = (64 << 20) / one + 50;
     let mut last = String::new();
     for n in 0..count {
         let page = format!("<h1>deployment {n}</h1>");
         let own = put_blob(&api, page.as_bytes()).await;
         let m = manifest(shared, (own, page.len() as u64), FILES);
-        let target = if n + 1 == count { "production" } else { "preview" };
+        let target = if n + 1 == count {
+            "production"
+        } else {
+            "preview"
+        };
         let staged: Value = api
             .req(Method::POST, "/projects/big/deployments")
             .json(&json!({ "manifest": m, "target": target }))
@@ -90,7 +96,12 @@ async fn deploys_keep_going_far_past_what_one_config_frame_could_hold() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 200, "deployment {n}: {}", r.text().await.unwrap());
+        assert_eq!(
+            r.status(),
+            200,
+            "deployment {n}: {}",
+            r.text().await.unwrap()
+        );
         last = id;
     }
     assert!(count * one > 64 << 20);
@@ -132,7 +143,10 @@ async fn an_on_demand_host_with_nowhere_to_fetch_from_is_a_clear_503() {
     coord.deploy(&site, "blog", true);
     write_site(&site, "v2 preview");
     let preview = coord.deploy(&site, "blog", false);
-    let host = format!("{}--blog.localhost", preview["deployment"].as_str().unwrap());
+    let host = format!(
+        "{}--blog.localhost",
+        preview["deployment"].as_str().unwrap()
+    );
     eventually(20, "production served", || async {
         let (s, body, _) = edge.get("blog.localhost", "/").await;
         (s == 200 && body.contains("v1")).then_some(())

@@ -1,0 +1,100 @@
+//! What one team may hold: projects, deployments, stored bytes, variables
+//! and functions, with instance defaults (`[quotas]`) and per-team values
+//! the instance owner sets. A team over a quota can still delete.
+
+use super::{access, App, AppError, AppResult, ErrorKind};
+use crate::accounts::{audit, Principal};
+use crate::config::Quotas;
+use crate::store::{Role, Usage};
+
+fn exceeded(what: &str, limit: u64, used: u64) -> AppError {
+    AppError::new(
+        ErrorKind::QuotaExceeded,
+        "quota_exceeded",
+        format!("this team's quota of {limit} {what} is used up ({used}); delete some, or ask the instance owner to raise it"),
+    )
+    .with_details(serde_json::json!({ "quota": what, "limit": limit, "used": used }))
+}
+
+pub async fn of(app: &App, team: &str) -> AppResult<Quotas> {
+    Ok(app.store.quotas(team, app.config.quotas).await?)
+}
+
+/// One more project fits.
+pub async fn check_project(app: &App, team: &str) -> AppResult<()> {
+    let q = of(app, team).await?;
+    let used = app.store.usage(team).await?;
+    if used.projects >= q.projects {
+        return Err(exceeded("projects", q.projects, used.projects));
+    }
+    Ok(())
+}
+
+/// One more deployment of `bytes` with `functions` routes fits.
+pub async fn check_deployment(app: &App, team: &str, bytes: u64, functions: u64) -> AppResult<()> {
+    let q = of(app, team).await?;
+    if functions > q.functions {
+        return Err(exceeded("functions per deployment", q.functions, functions));
+    }
+    let used = app.store.usage(team).await?;
+    if used.deployments >= q.deployments {
+        return Err(exceeded("deployments", q.deployments, used.deployments));
+    }
+    if used.stored_bytes.saturating_add(bytes) > q.stored_bytes {
+        return Err(exceeded("stored bytes", q.stored_bytes, used.stored_bytes));
+    }
+    Ok(())
+}
+
+/// A project's variables after a change: `count` names, `bytes` of values.
+pub async fn check_variables(app: &App, team: &str, count: u64, bytes: u64) -> AppResult<()> {
+    let q = of(app, team).await?;
+    if count > q.variables {
+        return Err(exceeded("variables", q.variables, count));
+    }
+    if bytes > q.variable_bytes {
+        return Err(exceeded(
+            "bytes of variable values",
+            q.variable_bytes,
+            bytes,
+        ));
+    }
+    Ok(())
+}
+
+/// A team's quotas and what it holds (members may look).
+pub async fn show(app: &App, who: &Principal, team: &str) -> AppResult<(Quotas, Usage)> {
+    let t = access::team(app, who, team, Role::Viewer).await?;
+    Ok((of(app, &t.id).await?, app.store.usage(&t.id).await?))
+}
+
+/// Sets (or with `None` clears) a team's own quotas: the instance owner's call.
+pub async fn set(
+    app: &App,
+    who: &Principal,
+    team: &str,
+    quotas: Option<Quotas>,
+) -> AppResult<Quotas> {
+    if !who.is_instance_owner() {
+        return Err(AppError::forbidden(
+            "only the instance owner (with an unscoped credential) sets quotas",
+        ));
+    }
+    let t = app
+        .store
+        .team(team)
+        .await?
+        .filter(|_| access::valid_team_id(team))
+        .ok_or_else(|| AppError::not_found("team"))?;
+    app.store.set_quotas(&t.id, quotas.as_ref()).await?;
+    audit::record(
+        &app.store,
+        who,
+        Some(&t.id),
+        "team.quotas",
+        &t.name,
+        serde_json::json!({ "quotas": quotas }),
+    )
+    .await;
+    of(app, &t.id).await
+}

@@ -1,0 +1,140 @@
+//! The retention and garbage-collection pass, run every `[retention]
+//! every` (and by `POST /api/v1/admin/gc` on demand): deployments the
+//! retention rules select are deleted (previews past their age,
+//! production deployments beyond the newest kept, failed builds after a
+//! week), logs expire, bundles no deployment uses go, and the blob store
+//! sweeps blobs no bundle references once they are older than the grace
+//! period.
+//!
+//! Every run does a bounded amount of work per project
+//! ([`PER_PROJECT`]), so a project with a long history is trimmed over
+//! several runs rather than in one long one.
+
+use tokio::sync::watch;
+
+use crate::accounts::audit;
+use crate::app::App;
+use crate::store::now_ms;
+
+/// Deployments deleted per project per run.
+pub const PER_PROJECT: i64 = 500;
+
+/// What one pass did.
+#[derive(
+    Debug,
+    Default,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+pub struct Report {
+    pub deployments_deleted: u64,
+    pub builds_deleted: u64,
+    pub function_log_lines: u64,
+    pub build_log_lines: u64,
+    pub bundles_deleted: u64,
+    pub blobs_swept: u64,
+    pub blob_bytes_swept: u64,
+}
+
+pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(app.config.retention.every) => {}
+            _ = shutdown.changed() => return,
+        }
+        match pass(&app).await {
+            Ok(r) if r != Report::default() => {
+                tracing::info!(?r, "retention and garbage collection")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention pass failed; it runs again later"),
+        }
+    }
+}
+
+/// One pass of every rule.
+pub async fn pass(app: &App) -> anyhow::Result<Report> {
+    let mut r = Report::default();
+    let rules = &app.config.retention;
+    let defaults = crate::app::projects::default_retention(app);
+    let mut after = String::new();
+    loop {
+        let ids = app.store.project_ids_after(&after, 200).await?;
+        let Some(last) = ids.last() else { break };
+        after = last.clone();
+        for pid in ids {
+            let policy = app.store.retention(&pid, defaults).await?;
+            for id in app
+                .store
+                .retention_candidates(&pid, policy, PER_PROJECT)
+                .await?
+            {
+                if app.store.delete_deployment(&pid, &id).await?.is_ok() {
+                    r.deployments_deleted += 1;
+                    record(app, &pid, &id, "retention").await;
+                }
+            }
+        }
+    }
+    if rules.failed_days > 0 {
+        let before = now_ms() - i64::from(rules.failed_days) * 86_400_000;
+        for (pid, id) in app.store.old_failed_builds(before, 10_000).await? {
+            if app.store.delete_deployment(&pid, &id).await?.is_ok() {
+                r.builds_deleted += 1;
+            }
+        }
+    }
+    let day = 86_400_000;
+    let keep_f = i64::from(rules.function_log_days.max(1)) * day;
+    let keep_b = i64::from(rules.build_log_days.max(1)) * day;
+    (r.function_log_lines, r.build_log_lines) = app
+        .store
+        .expire_logs(now_ms() - keep_f, now_ms() - keep_b)
+        .await?;
+    let grace = rules.blob_grace;
+    r.bundles_deleted = app
+        .store
+        .delete_orphan_bundles(now_ms() - grace.as_millis() as i64)
+        .await?;
+    // Mark after the bundles are settled: a blob is kept if any stored
+    // bundle (also of a deployment still uploading) references it, or if
+    // it was written within the grace period.
+    let referenced = app.store.referenced_blobs().await?;
+    let swept = app
+        .blobs
+        .sweep(&referenced, crate::blobs::cutoff(grace))
+        .await?;
+    r.blobs_swept = swept.blobs;
+    r.blob_bytes_swept = swept.bytes;
+    if r.deployments_deleted + r.builds_deleted > 0 {
+        app.hub.refresh().await?;
+    }
+    Ok(r)
+}
+
+async fn record(app: &App, project_id: &str, deployment: &str, why: &str) {
+    let team = app
+        .store
+        .project_by_id(project_id)
+        .await
+        .ok()
+        .flatten()
+        .map(|p| (p.team_id, p.name));
+    let (team, name) = team.unzip();
+    audit::record_as(
+        &app.store,
+        None,
+        why,
+        "",
+        team.as_deref(),
+        "deployment.delete",
+        name.as_deref().unwrap_or(project_id),
+        serde_json::json!({ "deployment": deployment, "by": why }),
+    )
+    .await;
+}
