@@ -157,6 +157,8 @@ pub struct ProjectHeader {
     pub production_deployment: Option<String>,
     /// owner or member: show the buttons that change things.
     pub can_write: bool,
+    /// owner: offer to delete the project.
+    pub can_delete: bool,
     /// A repository is connected: show "Deploy now".
     pub has_git: bool,
 }
@@ -185,6 +187,8 @@ pub struct DeploymentRow {
     pub can_promote: bool,
     pub can_cancel: bool,
     pub can_redeploy: bool,
+    /// Not production, not a build still running.
+    pub can_delete: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -164,6 +164,11 @@ impl ConfigState {
         self.touched.subscribe()
     }
 
+    /// Bytes the stored index takes on disk.
+    pub fn index_bytes(&self) -> u64 {
+        self.index.size_on_disk()
+    }
+
     pub fn version(&self) -> u64 {
         self.head.lock().unwrap().version
     }

@@ -59,6 +59,12 @@ impl StatusWriter {
             blob_bytes_from_coordinator: f.from_coordinator_bytes,
             blob_bytes_from_peers: f.from_peers_bytes,
             blobs_served_to_peers: f.served_to_peers,
+            bytes_from_coordinator: self
+                .conn
+                .borrow()
+                .as_ref()
+                .map_or(0, |c| c.stats().udp_rx.bytes),
+            index_bytes: self.config.index_bytes(),
             members: m
                 .values()
                 .map(|e| MemberStatus {

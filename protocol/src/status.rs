@@ -25,6 +25,13 @@ pub struct NodeStatus {
     pub blob_bytes_from_coordinator: u64,
     pub blob_bytes_from_peers: u64,
     pub blobs_served_to_peers: u64,
+    /// Every byte received on the current coordinator connection
+    /// (config, manifests, blobs; QUIC's UDP payloads), since it opened.
+    #[serde(default)]
+    pub bytes_from_coordinator: u64,
+    /// What the node's index (config keyspace, manifests, members) takes on disk.
+    #[serde(default)]
+    pub index_bytes: u64,
     pub members: Vec<MemberStatus>,
     /// Absent in files written before functions were reported.
     #[serde(default)]

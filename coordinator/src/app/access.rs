@@ -71,6 +71,12 @@ pub fn can_write(who: &Principal, p: &Project) -> bool {
         .is_some_and(|r| r >= Role::Member)
 }
 
+/// Whether the principal may delete `p` (the owner role).
+pub fn can_own(who: &Principal, p: &Project) -> bool {
+    who.project_role(&p.team_id, &p.id)
+        .is_some_and(|r| r >= Role::Owner)
+}
+
 /// A deployment and its project, if the principal has `need` on it.
 pub async fn deployment(
     app: &App,

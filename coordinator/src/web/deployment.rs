@@ -1,5 +1,5 @@
 //! One deployment: its status timeline, the live build log, its files and
-//! functions, and the promote / cancel / redeploy buttons.
+//! functions, and the promote / cancel / redeploy / delete buttons.
 
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -34,6 +34,7 @@ pub async fn page(
         row.can_promote = false;
         row.can_cancel = false;
         row.can_redeploy = false;
+        row.can_delete = false;
     }
     let mut timeline = Vec::new();
     if let Some(b) = &build {
@@ -147,6 +148,25 @@ pub async fn redeploy(
         &back,
         app::builds::redeploy(&state, &signed.who, &id),
         |(_, b)| success(&format!("/deployments/{}", b.id), "Redeploy queued."),
+    )
+    .await
+}
+
+pub async fn delete(
+    State(state): State<App>,
+    Path(id): Path<String>,
+    Post { signed, .. }: Post<NoFields>,
+) -> WebResult<Response> {
+    let back = format!("/deployments/{id}");
+    act(
+        &back,
+        app::deployments::delete(&state, &signed.who, &id),
+        |p| {
+            success(
+                &format!("/projects/{}", super::urlencode(&p.name)),
+                format!("Deleted deployment {id}: its URL no longer answers."),
+            )
+        },
     )
     .await
 }

@@ -134,6 +134,7 @@ async fn header(state: &App, signed: &SignedIn, name: &str) -> WebResult<(Projec
             .map(|_| state.production_url(&p.name)),
         production_deployment: p.production_deployment.clone(),
         can_write: app::access::can_write(&signed.who, &p),
+        can_delete: app::access::can_own(&signed.who, &p),
         has_git,
     };
     Ok((p, h))
@@ -162,6 +163,7 @@ pub fn deployment_row(state: &App, p: &Project, d: &Deployment) -> DeploymentRow
         can_promote: !is_production && d.status == crate::store::DeploymentStatus::Ready,
         can_cancel: false,
         can_redeploy: git.is_some(),
+        can_delete: !is_production && d.status != crate::store::DeploymentStatus::Uploading,
     }
 }
 
@@ -180,6 +182,7 @@ pub fn build_row(state: &App, p: &Project, b: &Build) -> DeploymentRow {
         can_promote: false,
         can_cancel: !b.status.is_finished(),
         can_redeploy: b.status.is_finished(),
+        can_delete: b.status.is_finished(),
     }
 }
 
@@ -507,6 +510,38 @@ pub async fn rollback(
             success(
                 &back,
                 format!("Rolled back: production now serves {}.", d.id),
+            )
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct DeleteProjectPost {
+    /// The project's name, typed again.
+    #[serde(default)]
+    confirm: String,
+}
+
+pub async fn delete_project(
+    State(state): State<App>,
+    Path(project): Path<String>,
+    Post { signed, form }: Post<DeleteProjectPost>,
+) -> WebResult<Response> {
+    let back = format!("/projects/{}/settings", urlencode(&project));
+    if form.confirm.trim() != project {
+        return Ok(super::done(
+            &back,
+            super::Flash::error("The name you typed is not this project's: nothing was deleted."),
+        ));
+    }
+    act(
+        &back,
+        app::projects::delete(&state, &signed.who, &project),
+        |n| {
+            success(
+                "/",
+                format!("Deleted {project} and its {n} deployments. The name is free again."),
             )
         },
     )

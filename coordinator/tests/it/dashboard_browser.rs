@@ -262,6 +262,32 @@ async fn dashboard_end_to_end_in_chromium() {
     })
     .await;
     b.shot("03b-project-after-rollback").await;
+    // The deployment rolled away from is deleted from its row; its own
+    // host stops answering on the edge.
+    let own_host = format!("{second}--blog.localhost");
+    let (s, _, _) = edge.get(&own_host, "/").await;
+    assert_eq!(s, 200);
+    b.click_confirm(
+        &format!("form[action=\"/deployments/{second}/delete\"] button"),
+        "Delete this deployment",
+    )
+    .await;
+    b.wait_flash("Deleted deployment").await;
+    b.wait_path("/projects/blog").await;
+    assert!(
+        !b.exists(&format!("a[href=\"/deployments/{second}\"]"))
+            .await
+    );
+    assert!(
+        !b.exists(&format!("form[action=\"/deployments/{first}/delete\"]"))
+            .await,
+        "production offers no delete button"
+    );
+    eventually(10, "the deleted deployment's host gone", || async {
+        let (s, _, _) = edge.get(&own_host, "/").await;
+        (s == 404).then_some(())
+    })
+    .await;
     b.click(".mainnav a[href=\"/\"]").await;
     b.wait_path("/").await;
     assert!(b.text(".table-wrap tbody").await.contains("blog"));
@@ -355,6 +381,32 @@ async fn dashboard_end_to_end_in_chromium() {
         "{audit}"
     );
     b.shot("10-audit").await;
+
+    // A project is deleted from its settings, once its name is typed.
+    b.goto(&format!("{url}/projects/blog/settings")).await;
+    b.shot("13-settings-delete").await;
+    // By keyboard: Enter in the field submits, and asks first.
+    b.fill("#delete-confirm", "blg").await;
+    b.enter_confirm("#delete-confirm", "Delete this project")
+        .await;
+    // Same page, so wait for the message rather than the path.
+    b.until(20, "the refusal", || async {
+        let t = b.try_text(".flash-error").await?;
+        t.contains("nothing was deleted").then_some(())
+    })
+    .await;
+    b.wait_path("/projects/blog/settings").await;
+    b.fill("#delete-confirm", "blog").await;
+    b.enter_confirm("#delete-confirm", "Delete this project")
+        .await;
+    b.wait_flash("Deleted blog").await;
+    b.wait_path("/").await;
+    assert!(!b.exists("a[href=\"/projects/blog\"]").await);
+    eventually(10, "the deleted project's host gone", || async {
+        let (s, _, _) = edge.get("blog.localhost", "/").await;
+        (s == 404).then_some(())
+    })
+    .await;
 
     // 7. Sign out; a second account sees nothing of the first one's.
     b.click(".topbar form[action=\"/logout\"] button").await;

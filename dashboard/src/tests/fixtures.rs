@@ -60,6 +60,7 @@ pub fn header(can_write: bool) -> ProjectHeader {
         production_url: Some("https://blog.example.com".into()),
         production_deployment: Some("dep1234567".into()),
         can_write,
+        can_delete: can_write,
         has_git: true,
     }
 }
@@ -79,6 +80,7 @@ pub fn deployment_row(status: &str) -> DeploymentRow {
         can_promote: true,
         can_cancel: true,
         can_redeploy: true,
+        can_delete: true,
     }
 }
 

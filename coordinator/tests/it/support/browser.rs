@@ -318,6 +318,25 @@ impl Browser {
         self.client.accept_alert().await.unwrap();
     }
 
+    /// Presses Enter in the input matching `css` (submitting its form the
+    /// way a keyboard user does), checks the confirmation it asks
+    /// contains `expect`, and accepts it.
+    pub async fn enter_confirm(&self, css: &str, expect: &str) {
+        let _ = self.find(css).await.send_keys("\u{E007}").await;
+        let text = self
+            .until(
+                10,
+                &format!("a confirmation after Enter in {css}"),
+                || async { self.client.get_alert_text().await.ok() },
+            )
+            .await;
+        assert!(
+            text.contains(expect),
+            "confirmation {text:?} does not mention {expect:?}"
+        );
+        self.client.accept_alert().await.unwrap();
+    }
+
     /// Saves a PNG of the whole page (the window grows to the page's
     /// height for the shot) as `<shots>/<name>.png`.
     pub async fn shot(&self, name: &str) -> PathBuf {

@@ -46,6 +46,10 @@ pub fn actions(page: &Page, can_write: bool, r: &DeploymentRow) -> Markup {
                     (action(&page.csrf, &format!("{base}/cancel"), "Cancel", Btn::Danger,
                         Some("Cancel this build?")))
                 }
+                @if r.can_delete {
+                    (action(&page.csrf, &format!("{base}/delete"), "Delete", Btn::Danger,
+                        Some("Delete this deployment? Its URL stops answering, and this cannot be undone.")))
+                }
             }
         }
     }

@@ -50,6 +50,23 @@ pub fn render(page: &Page, h: &ProjectHeader, base: &str, t: &SettingsTab) -> Ma
                 }
             }
         }
+        @if h.can_delete {
+            section.card.danger-zone aria-labelledby="delete-project-h" {
+                h3 #delete-project-h { "Delete project" }
+                p.muted {
+                    "Deletes every deployment, alias, variable, build and log of " strong { (h.name) }
+                    ", cancels a running build, and frees the name. Its URLs stop answering. This cannot be undone."
+                }
+                (post_form(&page.csrf, &format!("{base}/delete"), "stack", html! {
+                    div.field {
+                        label for="delete-confirm" { "Type " code { (h.name) } " to confirm" }
+                        input #delete-confirm type="text" name="confirm" required autocomplete="off"
+                            spellcheck="false";
+                    }
+                    button type="submit" class="btn danger" data-confirm="Delete this project and everything in it?" { "Delete project" }
+                }))
+            }
+        }
         @if connected && h.can_write {
             section.card.danger-zone aria-labelledby="disconnect-h" {
                 h3 #disconnect-h { "Disconnect repository" }
