@@ -134,6 +134,20 @@ impl Cluster {
         )?)
     }
 
+    /// The coordinator process (`bench scale` joins edges of its own).
+    pub fn coordinator(&self) -> &Coordinator {
+        &self.coordinator
+    }
+
+    pub fn coordinator_pid(&self) -> u32 {
+        self.coordinator.proc.child.id()
+    }
+
+    /// The coordinator's data directory (its database is `coordinator.db`).
+    pub fn coordinator_dir(&self) -> PathBuf {
+        self.coordinator.dir.clone()
+    }
+
     /// Restarts edge `i` with its saved identity.
     pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
         let dir = self.edges[i].dir.clone();

@@ -222,7 +222,7 @@ fn signal(sig: &str, pid: u32) -> anyhow::Result<()> {
 
 /// User + system CPU time of process `pid` so far, from /proc (in clock
 /// ticks, 10 ms at the usual 100 Hz: a slice of a few seconds is hundreds).
-fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+pub(crate) fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
     let ticks =

@@ -1,7 +1,7 @@
 //! `bench`: measure what users and operators feel, on real processes.
 //!
-//! `membership` and `propagate` start a real coordinator and N real edge
-//! nodes on loopback; `build`, `static` and `function` one edge node.
+//! `membership`, `propagate` and `scale` start a real coordinator and N
+//! real edge nodes on loopback; `build`, `static` and `function` one edge node.
 //! Every loop is bounded in count and time. Results go to
 //! `results/<timestamp>-<subcommand>/report.{json,md}`.
 
@@ -16,6 +16,7 @@ mod plot;
 mod probe;
 mod propagate;
 mod report;
+mod scale;
 mod static_files;
 mod stats;
 
@@ -200,6 +201,48 @@ enum Command {
         /// Measure only with peer assist (skip the coordinator-only run).
         #[arg(long)]
         assist_only: bool,
+    },
+    /// Grow one cluster to each number of deployments (created through the
+    /// API, previews of one big project sharing blobs) and measure there:
+    /// finalize → served on every edge, coordinator and edge CPU and bytes
+    /// per deploy, edge index and RSS, coordinator RSS and database, and a
+    /// fresh edge's join → serving every production alias.
+    Scale {
+        /// Sizes to grow to, ascending, e.g. `100,1000,10000,100000`.
+        #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+        deployments: Vec<usize>,
+        /// Edge nodes in the cluster (a fresh one joins at each size, then leaves).
+        #[arg(long, default_value_t = 3)]
+        edges: usize,
+        /// Production deploys measured at each size (after one warm-up).
+        #[arg(long, default_value_t = 20)]
+        deploys: usize,
+        /// Asset files in every manifest (shared blobs), besides its own index page.
+        #[arg(long, default_value_t = 50)]
+        files: usize,
+        /// Filler deployments in flight.
+        #[arg(long, default_value_t = 12)]
+        concurrency: usize,
+        /// Small projects with a production deployment each (the fresh
+        /// edge must serve them and the big project's production).
+        #[arg(long, default_value_t = 5)]
+        projects: usize,
+        /// Stop creating deployments after this long in all (e.g. `50m`)
+        /// and measure at the size reached.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        budget: Option<Duration>,
+        /// Regions assigned to edges in turn.
+        #[arg(long, value_delimiter = ',', default_value = "fra")]
+        regions: Vec<String>,
+        /// Where `coordinator` and `edge-node` are (default: next to this binary).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Report directory (default: results/<timestamp>-scale).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Give up on any single wait (or API request) after this long.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
     },
 }
 
@@ -414,6 +457,65 @@ async fn main() -> anyhow::Result<()> {
                 &results,
                 report::membership_md(&results),
             )?;
+        }
+        Command::Scale {
+            deployments,
+            edges,
+            deploys,
+            files,
+            concurrency,
+            projects,
+            budget,
+            regions,
+            bin_dir,
+            out,
+            timeout,
+        } => {
+            anyhow::ensure!(
+                !deployments.is_empty()
+                    && deployments.windows(2).all(|w| w[0] < w[1])
+                    && deployments.iter().all(|&n| (1..=200_000).contains(&n)),
+                "--deployments must be ascending sizes of 1..=200000"
+            );
+            anyhow::ensure!((1..=16).contains(&edges), "--edges must be 1..=16");
+            anyhow::ensure!((1..=200).contains(&deploys), "--deploys must be 1..=200");
+            anyhow::ensure!((1..=10_000).contains(&files), "--files must be 1..=10000");
+            anyhow::ensure!(
+                (1..=64).contains(&concurrency),
+                "--concurrency must be 1..=64"
+            );
+            anyhow::ensure!((1..=50).contains(&projects), "--projects must be 1..=50");
+            anyhow::ensure!(!regions.is_empty(), "--regions must name one");
+            let bins = find_bins(&bin_dir)?;
+            eprintln!("scale: {edges} edges, sizes {deployments:?}, {deploys} deploys each");
+            let cluster = cluster::Cluster::start(&bins, edges, &regions, true)?;
+            let plan = scale::Plan {
+                sizes: deployments,
+                deploys,
+                files,
+                concurrency,
+                projects,
+                timeout,
+                budget,
+            };
+            // The report is rewritten after every size, so a run cut short
+            // keeps what it measured.
+            let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string()
+                .replace(':', "-");
+            let dir =
+                out.unwrap_or_else(|| PathBuf::from("results").join(format!("{stamp}-scale")));
+            scale::run(&cluster, &plan, |r| {
+                report::write(
+                    Some(dir.clone()),
+                    "scale",
+                    &argv,
+                    std::slice::from_ref(r),
+                    scale::md(r),
+                )?;
+                scale::plots(&dir, r)
+            })
+            .await?;
         }
         Command::Propagate {
             common,

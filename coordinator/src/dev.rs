@@ -134,6 +134,7 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         advertise_addr: None,
         peer_assist: true,
         max_instances: edge_node::functions::DEFAULT_MAX_INSTANCES as usize,
+        cache: Default::default(),
     })
     .await
     .context("starting the local edge node")?;

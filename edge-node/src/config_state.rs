@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use protocol::config::ConfigError;
 use protocol::signing::{BatchSignature, ConfigVerifier, SignatureError, SignedBatch};
-use protocol::{CertEntry, Entry, HostTarget, Key, ProjectRuntime, StateHash};
+use protocol::{BundleId, CertEntry, Entry, HostTarget, Key, ProjectRuntime, StateHash};
 use tokio::sync::{broadcast, watch};
 
 use crate::store::index::{Head, Recent};
@@ -188,6 +188,20 @@ impl ConfigState {
                 _ => Ok(None),
             },
         }
+    }
+
+    /// The bundle of every host in the stored config (eager and on
+    /// demand): one scan of the host entries, for the cache's pass.
+    pub fn host_bundles(&self) -> Result<std::collections::HashSet<BundleId>, AcceptError> {
+        let generation = self.head.lock().unwrap().generation;
+        let mut out = std::collections::HashSet::new();
+        for item in self.index.scan(generation, "h/") {
+            let (key, bytes) = item?;
+            if let Entry::Host(t) = decode_entry(&key, &bytes)? {
+                out.insert(t.bundle);
+            }
+        }
+        Ok(out)
     }
 
     /// The batches after `have` this node still keeps, to relay to a peer.
@@ -440,5 +454,280 @@ impl Snapshot {
             let _ = self.config.index.drop_generation(self.generation);
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The door under faults: a torn store, a refused batch, a gap, a
+    //! node far behind that takes a snapshot.
+    use std::collections::BTreeMap;
+
+    use protocol::config::{Change, ChangeBatch};
+    use protocol::signing::ConfigSigner;
+    use protocol::{BlobHash, EnvKind, HostKind};
+
+    use super::*;
+
+    /// What the coordinator holds: the keyspace and its signer.
+    struct Coordinator {
+        signer: ConfigSigner,
+        keyspace: BTreeMap<String, Vec<u8>>,
+        version: u64,
+        /// The last batch's signature: what a snapshot of now ends with.
+        last: Option<BatchSignature>,
+    }
+
+    impl Coordinator {
+        fn new() -> Self {
+            let pkcs8 = ConfigSigner::generate_pkcs8();
+            Coordinator {
+                signer: ConfigSigner::from_pkcs8(&pkcs8).unwrap(),
+                keyspace: BTreeMap::new(),
+                version: 0,
+                last: None,
+            }
+        }
+
+        fn verifier(&self) -> ConfigVerifier {
+            ConfigVerifier::from_hex(&self.signer.public_key_hex()).unwrap()
+        }
+
+        fn state(&self) -> StateHash {
+            StateHash::of(
+                self.keyspace
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_slice())),
+            )
+        }
+
+        /// The next batch: `host` → a deployment `tag` (or removed).
+        fn change(&mut self, hosts: &[(&str, Option<&str>)]) -> SignedBatch {
+            self.version += 1;
+            let changes: Vec<Change> = hosts
+                .iter()
+                .map(|(h, tag)| {
+                    let key = Key::Host(h.to_string());
+                    let value = tag.map(|t| {
+                        Entry::Host(HostTarget {
+                            project: "p".into(),
+                            deployment: t.into(),
+                            bundle: BlobHash::of(t.as_bytes()),
+                            env: EnvKind::Production,
+                            kind: HostKind::Production,
+                        })
+                    });
+                    match &value {
+                        Some(v) => self.keyspace.insert(key.encode(), v.encode()),
+                        None => self.keyspace.remove(&key.encode()),
+                    };
+                    Change { key, value }
+                })
+                .collect();
+            let batch = ChangeBatch {
+                version: self.version,
+                changes,
+            };
+            let signature = self.signer.sign(&batch, self.state().checksum());
+            self.last = Some(signature.clone());
+            SignedBatch { batch, signature }
+        }
+
+        fn snapshot_signature(&self) -> BatchSignature {
+            self.last.clone().expect("a batch was made")
+        }
+    }
+
+    fn open(dir: &std::path::Path, c: &Coordinator) -> Arc<ConfigState> {
+        let index = Arc::new(Index::open(dir).unwrap());
+        Arc::new(ConfigState::new(index, c.verifier()).unwrap())
+    }
+
+    fn served(s: &ConfigState, host: &str) -> Option<String> {
+        s.host(host).unwrap().map(|t| t.deployment)
+    }
+
+    #[test]
+    fn batches_apply_in_order_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Coordinator::new();
+        let b1 = c.change(&[("a.localhost", Some("d1")), ("b.localhost", Some("d2"))]);
+        let b2 = c.change(&[("a.localhost", Some("d3")), ("b.localhost", None)]);
+        {
+            let s = open(dir.path(), &c);
+            assert_eq!(
+                s.accept(vec![b1.clone(), b2], Source::Coordinator).unwrap(),
+                2
+            );
+            // Old news is skipped, not an error.
+            assert_eq!(s.accept(vec![b1], Source::Coordinator).unwrap(), 0);
+        }
+        let s = open(dir.path(), &c);
+        assert_eq!(s.version(), 2);
+        assert_eq!(served(&s, "a.localhost").as_deref(), Some("d3"));
+        assert_eq!(served(&s, "b.localhost"), None);
+        assert_eq!(s.current().eager.len(), 1);
+    }
+
+    #[test]
+    fn a_batch_that_fails_verification_is_refused_and_nothing_of_it_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Coordinator::new();
+        let s = open(dir.path(), &c);
+        s.accept(
+            vec![c.change(&[("a.localhost", Some("d1"))])],
+            Source::Coordinator,
+        )
+        .unwrap();
+        let good = c.change(&[("a.localhost", Some("d2")), ("x.localhost", Some("d2"))]);
+
+        // Each a different lie: another target, a dropped change, a forged
+        // signature, another signer.
+        let mut retargeted = good.clone();
+        if let Some(Entry::Host(t)) = &mut retargeted.batch.changes[0].value {
+            t.deployment = "evil".into();
+        }
+        let mut dropped = good.clone();
+        dropped.batch.changes.pop();
+        let mut forged = good.clone();
+        forged.signature.signature[0] ^= 1;
+        let other = Coordinator::new();
+        let foreign = SignedBatch {
+            batch: good.batch.clone(),
+            signature: other.signer.sign(&good.batch, c.state().checksum()),
+        };
+        for (what, bad) in [
+            ("retargeted", retargeted),
+            ("dropped", dropped),
+            ("forged", forged),
+            ("foreign", foreign),
+        ] {
+            let e = s
+                .accept(vec![bad], Source::Peer("n9".into()))
+                .expect_err(what);
+            assert!(
+                matches!(e, AcceptError::Signature { version: 2, .. }),
+                "{what}: {e}"
+            );
+            assert_eq!(s.version(), 1, "{what}");
+            assert_eq!(served(&s, "a.localhost").as_deref(), Some("d1"), "{what}");
+            assert_eq!(served(&s, "x.localhost"), None, "{what}");
+        }
+        // The genuine one still applies afterwards.
+        assert_eq!(s.accept(vec![good], Source::Coordinator).unwrap(), 1);
+        assert_eq!(served(&s, "x.localhost").as_deref(), Some("d2"));
+    }
+
+    #[test]
+    fn a_batch_past_a_gap_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Coordinator::new();
+        let s = open(dir.path(), &c);
+        let _missed = c.change(&[("a.localhost", Some("d1"))]);
+        let b2 = c.change(&[("b.localhost", Some("d2"))]);
+        let e = s.accept(vec![b2], Source::Coordinator).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AcceptError::Gap {
+                    have: 0,
+                    got: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(s.version(), 0);
+    }
+
+    /// A store whose entries do not sum to its signed head (what a torn
+    /// write would leave) is never served from: the node starts over and
+    /// takes a snapshot, which brings it to the coordinator's state.
+    #[test]
+    fn a_torn_store_is_discarded_at_start_and_a_snapshot_restores_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Coordinator::new();
+        {
+            let s = open(dir.path(), &c);
+            for i in 0..5 {
+                let tag = format!("d{i}");
+                s.accept(
+                    vec![c.change(&[("a.localhost", Some(&tag))])],
+                    Source::Coordinator,
+                )
+                .unwrap();
+            }
+        }
+        {
+            // Half of a batch: one entry written without its head.
+            let index = Index::open(dir.path()).unwrap();
+            let head = index.head().unwrap();
+            let stray = Entry::Host(HostTarget {
+                project: "p".into(),
+                deployment: "torn".into(),
+                bundle: BlobHash::of(b"torn"),
+                env: EnvKind::Production,
+                kind: HostKind::Production,
+            });
+            index
+                .stage(
+                    head.generation,
+                    &[(Key::Host("b.localhost".into()).encode(), stray.encode())],
+                )
+                .unwrap();
+        }
+        let s = open(dir.path(), &c);
+        assert_eq!(s.version(), 0, "a torn store must not be trusted");
+        assert_eq!(served(&s, "b.localhost"), None);
+
+        // Far behind (and the log compacted): a snapshot, in pages.
+        for i in 0..40 {
+            let host = format!("h{i}.localhost");
+            c.change(&[(&host, Some("x"))]);
+        }
+        let mut snap = s.begin_snapshot(c.version, Source::Coordinator);
+        let entries: Vec<(String, Vec<u8>)> = c
+            .keyspace
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for page in entries.chunks(7) {
+            snap.page(page).unwrap();
+        }
+        assert!(snap.finish(&c.snapshot_signature()).unwrap());
+        assert_eq!(s.version(), 45);
+        assert_eq!(served(&s, "a.localhost").as_deref(), Some("d4"));
+        assert_eq!(served(&s, "h39.localhost").as_deref(), Some("x"));
+        // And it goes on from there with ordinary batches.
+        let next = c.change(&[("a.localhost", Some("d5"))]);
+        assert_eq!(s.accept(vec![next], Source::Coordinator).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_that_does_not_sum_to_the_signed_state_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Coordinator::new();
+        let s = open(dir.path(), &c);
+        s.accept(
+            vec![c.change(&[("a.localhost", Some("d1"))])],
+            Source::Coordinator,
+        )
+        .unwrap();
+        for i in 0..3 {
+            c.change(&[(&format!("h{i}.localhost"), Some("x"))]);
+        }
+        let mut snap = s.begin_snapshot(c.version, Source::Peer("n2".into()));
+        let mut entries: Vec<(String, Vec<u8>)> = c
+            .keyspace
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        entries.pop();
+        snap.page(&entries).unwrap();
+        let e = snap.finish(&c.snapshot_signature()).unwrap_err();
+        assert!(matches!(e, AcceptError::Signature { .. }), "{e}");
+        assert_eq!(s.version(), 1);
+        assert_eq!(served(&s, "h0.localhost"), None);
+        assert_eq!(served(&s, "a.localhost").as_deref(), Some("d1"));
     }
 }

@@ -2,6 +2,7 @@
 //! bundles into a local store and serves them over HTTP(S).
 
 pub mod config_state;
+pub mod disk_cache;
 pub mod enroll;
 pub mod fetch;
 pub mod functions;

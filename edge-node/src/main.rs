@@ -51,6 +51,34 @@ struct NodeFlags {
     #[arg(long, env = "OUTPOST_EDGE_MAX_INSTANCES", default_value_t = edge_node::functions::DEFAULT_MAX_INSTANCES,
           value_parser = clap::value_parser!(u32).range(1..=edge_node::functions::MAX_INSTANCES_LIMIT as i64))]
     max_instances: u32,
+    /// Disk the node gives bundles and blobs (e.g. `10GiB`, `500MB`). What
+    /// production and branch hosts serve is always kept; deployments' own
+    /// hosts, fetched on their first request, are kept most recently used
+    /// first within the rest, and fetched again after eviction.
+    #[arg(long, env = "OUTPOST_EDGE_CACHE_SIZE", default_value = "10GiB",
+          value_parser = parse_cache_size)]
+    cache_size: bytesize::ByteSize,
+    /// How long a bundle no host points at any more (a deleted deployment)
+    /// and a blob no kept bundle holds stay on disk before they are removed.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    cache_grace: std::time::Duration,
+    /// Between passes of the disk cache.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    cache_interval: std::time::Duration,
+}
+
+/// A size of at least 1 MiB (less could not hold one site) and at most 1 PiB.
+fn parse_cache_size(s: &str) -> Result<bytesize::ByteSize, String> {
+    let b: bytesize::ByteSize = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("{s:?} is not a size like 10GiB or 500MB: {e}"))?;
+    if b.0 < 1024 * 1024 || b.0 > 1 << 50 {
+        return Err(format!(
+            "{s:?}: the cache size must be between 1MiB and 1PiB"
+        ));
+    }
+    Ok(b)
 }
 
 #[derive(Subcommand)]
@@ -141,6 +169,13 @@ fn run_options(
         allow_private_outbound: node.allow_private_outbound,
         peer_assist: !node.no_peer_assist,
         max_instances: node.max_instances as usize,
+        cache: edge_node::disk_cache::CacheOptions {
+            budget_bytes: node.cache_size.0,
+            grace: node.cache_grace,
+            interval: node
+                .cache_interval
+                .max(std::time::Duration::from_millis(100)),
+        },
     }
 }
 
@@ -346,6 +381,34 @@ mod tests {
                     assert!(e.to_string().contains("--max-instances"), "{args:?}: {e}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn cache_size_takes_units_and_refuses_nonsense() {
+        let cache = |args: &[&str]| -> Result<u64, clap::Error> {
+            let argv = ["edge-node", "run", "--data-dir", "/nonexistent"]
+                .iter()
+                .chain(args);
+            match Cli::try_parse_from(argv)?.command {
+                Command::Run { data, node, .. } => {
+                    Ok(run_options(data, None, None, None, None, node)
+                        .cache
+                        .budget_bytes)
+                }
+                _ => unreachable!("parsed `run`"),
+            }
+        };
+        assert_eq!(cache(&[]).unwrap(), 10 << 30);
+        assert_eq!(cache(&["--cache-size", "500MiB"]).unwrap(), 500 << 20);
+        assert_eq!(cache(&["--cache-size", "2GB"]).unwrap(), 2_000_000_000);
+        for bad in ["lots", "", "1KiB", "-5GB", "5EiB"] {
+            let arg = format!("--cache-size={bad}");
+            let e = cache(&[&arg]).unwrap_err().to_string();
+            assert!(
+                e.contains("cache size") || e.contains("not a size"),
+                "{bad}: {e}"
+            );
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub peer_assist: bool,
     /// WebAssembly instances running at once (sizes the pooling allocator).
     pub max_instances: usize,
+    /// The disk cache of bundles and blobs (`--cache-size` and its pass).
+    pub cache: crate::disk_cache::CacheOptions,
 }
 
 pub struct RunningNode {
@@ -294,6 +296,14 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         fetcher.clone(),
         shutdown_rx.clone(),
     )));
+    let cache = Arc::new(crate::disk_cache::DiskCache::new(
+        index.clone(),
+        blobs.clone(),
+        config_state.clone(),
+        state.clone(),
+        opts.cache,
+    ));
+    tasks.push(tokio::spawn(cache.clone().run(shutdown_rx.clone())));
     let status_writer = StatusWriter {
         data_dir: opts.data_dir.clone(),
         mesh: mesh.clone(),
@@ -302,6 +312,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         sync: status_rx.clone(),
         conn: conn_rx,
         functions,
+        cache,
     };
     // Written before the node says it is serving, so `edge-node status`
     // never sees a running node without a status.

@@ -71,7 +71,9 @@ pub trait SiteResolver: Send + Sync {
 
 pub struct ServingState {
     routing: RwLock<Arc<Routing>>,
-    lazy: Mutex<lru::LruCache<String, Arc<Site>>>,
+    /// Sites of hosts served on demand, with when each was last asked
+    /// for (Unix ms: the recency the disk cache evicts by).
+    lazy: Mutex<lru::LruCache<String, (Arc<Site>, i64)>>,
     resolver: OnceLock<Arc<dyn SiteResolver>>,
 }
 
@@ -98,11 +100,17 @@ impl ServingState {
 
     /// A lazily served site resolved earlier, if still cached.
     pub fn cached(&self, host: &str) -> Option<Arc<Site>> {
-        self.lazy.lock().unwrap().get(host).cloned()
+        let mut lazy = self.lazy.lock().unwrap();
+        let (site, used) = lazy.get_mut(host)?;
+        *used = now_ms();
+        Some(site.clone())
     }
 
     pub fn cache(&self, host: &str, site: Arc<Site>) {
-        self.lazy.lock().unwrap().put(host.to_string(), site);
+        self.lazy
+            .lock()
+            .unwrap()
+            .put(host.to_string(), (site, now_ms()));
     }
 
     /// Forgets cached sites: of `hosts`, and of every host of `projects`.
@@ -114,13 +122,36 @@ impl ServingState {
         if !projects.is_empty() {
             let stale: Vec<String> = lazy
                 .iter()
-                .filter(|(_, s)| projects.iter().any(|p| **p == *s.project))
+                .filter(|(_, (s, _))| projects.iter().any(|p| **p == *s.project))
                 .map(|(h, _)| h.clone())
                 .collect();
             for h in stale {
                 lazy.pop(&h);
             }
         }
+    }
+
+    /// Forgets cached sites whose bundle the cache let go.
+    pub fn forget_bundles(&self, bundles: &std::collections::HashSet<BundleId>) {
+        let mut lazy = self.lazy.lock().unwrap();
+        let stale: Vec<String> = lazy
+            .iter()
+            .filter(|(_, (s, _))| bundles.contains(&s.bundle))
+            .map(|(h, _)| h.clone())
+            .collect();
+        for h in stale {
+            lazy.pop(&h);
+        }
+    }
+
+    /// The bundles of the cached sites, with when each was last asked for.
+    pub fn cached_bundles(&self) -> Vec<(BundleId, i64)> {
+        self.lazy
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, (s, used))| (s.bundle, *used))
+            .collect()
     }
 
     pub fn forget_all(&self) {
@@ -138,4 +169,10 @@ impl ServingState {
     pub fn resolver(&self) -> Option<&Arc<dyn SiteResolver>> {
         self.resolver.get()
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -39,6 +39,7 @@ pub struct StatusWriter {
     pub sync: watch::Receiver<SyncStatus>,
     pub conn: watch::Receiver<Option<quinn::Connection>>,
     pub functions: Arc<FunctionRuntime>,
+    pub cache: Arc<crate::disk_cache::DiskCache>,
 }
 
 impl StatusWriter {
@@ -65,6 +66,7 @@ impl StatusWriter {
                 .as_ref()
                 .map_or(0, |c| c.stats().udp_rx.bytes),
             index_bytes: self.config.index_bytes(),
+            cache: self.cache.status(),
             members: m
                 .values()
                 .map(|e| MemberStatus {

@@ -463,6 +463,8 @@ impl OnDemand {
         };
         self.inflight.lock().unwrap().remove(&t.bundle);
         let manifest = loaded?;
+        // Recency for the disk cache (a cached site is counted at each pass).
+        self.index.touch(&[(t.bundle, crate::status::now_ms())])?;
         let desired = self.config.current();
         let site =
             SiteParts::default().site(&t, parsed(manifest), desired.projects.get(&t.project));

@@ -32,11 +32,38 @@ pub struct NodeStatus {
     /// What the node's index (config keyspace, manifests, members) takes on disk.
     #[serde(default)]
     pub index_bytes: u64,
+    /// What the node keeps on disk of bundles and blobs, after its last
+    /// cache pass (absent in files written before the cache was managed).
+    #[serde(default)]
+    pub cache: CacheStatus,
     pub members: Vec<MemberStatus>,
     /// Absent in files written before functions were reported.
     #[serde(default)]
     pub functions: FunctionsStatus,
     pub updated_at_ms: i64,
+}
+
+/// The node's disk cache of bundles and blobs: its size after the last
+/// pass, and what passes removed since the node started.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CacheStatus {
+    /// `--cache-size`.
+    pub budget_bytes: u64,
+    /// Blob files on disk after the last pass.
+    pub blob_bytes: u64,
+    pub blobs: u64,
+    /// Complete bundles kept (eager and on demand).
+    pub bundles: u64,
+    /// Unix ms of the last pass (0: none yet).
+    pub last_pass_ms: i64,
+    /// Bundles dropped because no host points at them any more.
+    pub bundles_unreferenced: u64,
+    /// On-demand bundles evicted to stay under the budget.
+    pub bundles_evicted: u64,
+    pub blobs_removed: u64,
+    pub blob_bytes_removed: u64,
+    /// The eagerly served bundles alone exceed the budget.
+    pub pinned_over_budget: bool,
 }
 
 /// The node's function runtime: code loaded and where it came from.

@@ -504,3 +504,115 @@ async fn retention_trims_history_and_the_sweep_keeps_what_is_served() {
     let out = coord.cli_ok(&["gc"]);
     assert!(out.contains("deleted"), "{out}");
 }
+
+/// A site of `index.html` (with `tag`) and `big.bin`: 400 KB of its own.
+fn big_site(dir: &std::path::Path, tag: &str) -> Vec<u8> {
+    write_site(dir, tag);
+    let mut bytes = vec![0; 400_000];
+    let mut h = blake3::Hasher::new();
+    h.update(tag.as_bytes());
+    h.finalize_xof().fill(&mut bytes);
+    std::fs::write(dir.join("big.bin"), &bytes).unwrap();
+    bytes
+}
+
+fn blob_file(edge: &Edge, content: &[u8]) -> std::path::PathBuf {
+    let hex = blake3::hash(content).to_hex().to_string();
+    edge.dir.join("blobs").join(&hex[..2]).join(hex)
+}
+
+/// The edge keeps what it serves on demand under `--cache-size`, least
+/// recently used going first (and fetched again when asked for), and lets
+/// a deleted deployment's bundle and blobs go after the grace period;
+/// what production serves stays throughout.
+#[tokio::test]
+async fn an_edge_keeps_its_disk_under_the_cache_size_and_lets_deleted_bundles_go() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(&tmp.path().join("coord"), None);
+    let edge = Edge::launch_join(
+        &coord,
+        "fra",
+        &tmp.path().join("e1"),
+        &[
+            "--cache-size",
+            "1MiB",
+            "--cache-grace",
+            "1s",
+            "--cache-interval",
+            "200ms",
+        ],
+    )
+    .unwrap();
+    let site = tmp.path().join("site");
+    let prod_big = big_site(&site, "production");
+    coord.deploy(&site, "shop", true);
+    let old_big = big_site(&site, "old preview");
+    let old = id(&coord.deploy(&site, "shop", false));
+    let new_big = big_site(&site, "new preview");
+    let new = id(&coord.deploy(&site, "shop", false));
+    let (old_host, new_host) = (
+        format!("{old}--shop.localhost"),
+        format!("{new}--shop.localhost"),
+    );
+    until_status(&edge, "shop.localhost", 200, Duration::from_secs(20)).await;
+
+    // Three 400 KB bundles do not fit in 1 MiB: the one used least recently goes.
+    let (s, body, _) = edge.get(&old_host, "/").await;
+    assert_eq!((s, body.contains("old preview")), (200, true), "{body}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, _, _) = edge.get(&new_host, "/").await;
+    assert_eq!(s, 200);
+    let status = eventually(10, "the old preview's bundle to be evicted", || async {
+        edge.status()
+            .filter(|s| s.cache.blobs_removed >= 1 && !blob_file(&edge, &old_big).exists())
+    })
+    .await;
+    assert!(status.cache.bundles_evicted >= 1, "{:?}", status.cache);
+    assert!(status.cache.blob_bytes <= 1 << 20, "{:?}", status.cache);
+    assert!(
+        blob_file(&edge, &prod_big).exists(),
+        "production's blob went"
+    );
+    assert!(
+        blob_file(&edge, &new_big).exists(),
+        "the newest preview's blob went"
+    );
+    // Evicted is not gone: the next request fetches it again.
+    let r = http_client()
+        .get(format!("http://{}/big.bin", edge.http))
+        .header("Host", &old_host)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.bytes().await.unwrap() == old_big,
+        "the evicted bundle came back wrong"
+    );
+    assert!(blob_file(&edge, &old_big).exists());
+
+    // A deleted deployment's bundle and blob go once the grace period is over.
+    let (s, e) = call(
+        &coord.api(),
+        Method::DELETE,
+        &format!("/deployments/{old}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204, "{e}");
+    until_status(&edge, &old_host, 404, Duration::from_secs(5)).await;
+    let before = status.cache.bundles_unreferenced;
+    eventually(
+        10,
+        "the deleted deployment's bundle and blob to go",
+        || async {
+            edge.status().filter(|s| {
+                s.cache.bundles_unreferenced > before && !blob_file(&edge, &old_big).exists()
+            })
+        },
+    )
+    .await;
+    let (s, body, _) = edge.get("shop.localhost", "/").await;
+    assert_eq!((s, body.contains("production")), (200, true), "{body}");
+    assert!(blob_file(&edge, &prod_big).exists());
+}

@@ -174,3 +174,83 @@ async fn an_on_demand_host_with_nowhere_to_fetch_from_is_a_clear_503() {
     let (s, _, _) = edge.get("nothing--blog.localhost", "/").await;
     assert_eq!(s, 404);
 }
+
+/// An edge killed (SIGKILL) again and again while batches of changes
+/// stream in resumes each time from what it had wholly applied: its stored
+/// keyspace always sums to its signed head (a torn batch would make it
+/// start over from a snapshot, and it says so), and it ends at the
+/// coordinator's version, serving the last deploy.
+#[tokio::test]
+async fn an_edge_killed_mid_apply_resumes_and_never_holds_a_torn_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(&tmp.path().join("coord"), None);
+    let dir = tmp.path().join("edge");
+    let mut edge = Edge::join(&coord, "fra", &dir);
+    let api = coord.api();
+    let r = api
+        .req(Method::POST, "/projects")
+        .json(&json!({"name": "busy"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let shared = put_blob(&api, b"chunk\n").await;
+    let deploys = async {
+        for n in 0..60 {
+            let page = format!("<h1>deploy {n}</h1>");
+            let own = put_blob(&api, page.as_bytes()).await;
+            let m = manifest(shared, (own, page.len() as u64), 50);
+            let staged: Value = api
+                .req(Method::POST, "/projects/busy/deployments")
+                .json(&json!({ "manifest": m, "target": "production" }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let id = staged["deployment"]["id"].as_str().unwrap().to_string();
+            let r = api
+                .req(Method::POST, &format!("/deployments/{id}/finalize"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    let bins = Bins::of_tests();
+    let kills = async {
+        for _ in 0..4 {
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            edge.proc.kill9();
+            edge = Edge::launch_run(&bins, &dir, &[]).unwrap();
+        }
+        edge
+    };
+    let ((), edge) = tokio::join!(deploys, kills);
+
+    let want: Value = api.get_json("/health").await;
+    let want = want["config_version"].as_u64().unwrap();
+    eventually(
+        30,
+        "the restarted edge to reach the coordinator's version",
+        || async { (edge.status()?.config_version >= want).then_some(()) },
+    )
+    .await;
+    eventually(30, "production to serve the last deploy", || async {
+        let (s, body, _) = edge.get("busy.localhost", "/").await;
+        (s == 200 && body.contains("deploy 59")).then_some(())
+    })
+    .await;
+    for log in std::fs::read_dir(tmp.path()).unwrap() {
+        let p = log.unwrap().path();
+        if p.extension().is_some_and(|e| e == "log") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            assert!(
+                !text.contains("does not match its signed state"),
+                "{} found a torn store",
+                p.display()
+            );
+        }
+    }
+}

@@ -234,6 +234,57 @@ impl BlobStore {
         })
     }
 
+    /// Every blob file under the store, with its size and modification
+    /// time (Unix ms). Names that are not a blob's are left alone.
+    pub fn list(&self) -> Result<Vec<super::gc::BlobFile>, BlobError> {
+        let mut out = Vec::new();
+        for dir in std::fs::read_dir(&self.root)? {
+            let dir = dir?;
+            let name = dir.file_name();
+            let Some(prefix) = name.to_str().filter(|n| n.len() == 2) else {
+                continue;
+            };
+            if !dir.file_type()?.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(dir.path())? {
+                let f = f?;
+                let Some(hash) = f
+                    .file_name()
+                    .to_str()
+                    .filter(|n| n.starts_with(prefix))
+                    .and_then(|n| n.parse::<BlobHash>().ok())
+                else {
+                    continue;
+                };
+                // Gone since the listing (another pass, a quarantine): skip.
+                let Ok(meta) = f.metadata() else { continue };
+                out.push(super::gc::BlobFile {
+                    hash,
+                    bytes: meta.len(),
+                    modified_ms: meta.mtime() * 1000 + meta.mtime_nsec() / 1_000_000,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a blob's file and whatever is cached of it. Removing one
+    /// that is not there is not an error.
+    pub fn remove(&self, hash: &BlobHash) -> Result<(), BlobError> {
+        {
+            let mut c = self.caches.lock().unwrap();
+            if let Some(b) = c.memory.remove(hash) {
+                c.memory_bytes -= b.len();
+            }
+            c.verified_files.remove(hash);
+        }
+        match std::fs::remove_file(self.path_of(hash)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
     fn remember(&self, hash: &BlobHash, bytes: &Bytes) {
         let mut c = self.caches.lock().unwrap();
         if c.memory_bytes + bytes.len() > MEMORY_CACHE_BYTES {

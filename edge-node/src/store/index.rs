@@ -68,6 +68,9 @@ pub struct Index {
     config: sled::Tree,
     active: sled::Tree,
     complete: sled::Tree,
+    /// Bundle id → when a request (or a pinning host) last used it, Unix
+    /// ms: the recency the cache budget evicts by.
+    used: sled::Tree,
 }
 
 fn entry_key(generation: u32, key: &str) -> Vec<u8> {
@@ -100,6 +103,7 @@ impl Index {
             config: db.open_tree("config")?,
             active: db.open_tree("active")?,
             complete: db.open_tree("complete")?,
+            used: db.open_tree("used")?,
             db,
         };
         // A whole config from before the log: edges start over from a
@@ -302,8 +306,38 @@ impl Index {
     /// Records that every blob of `bundle` is on disk, with its manifest:
     /// a host may keep serving a bundle after the config stops listing it.
     pub fn mark_complete(&self, bundle: &BundleId, manifest: &Manifest) -> Result<(), IndexError> {
+        self.used.insert(bundle.0, &now_ms().to_be_bytes()[..])?;
         self.complete.insert(bundle.0, manifest.canonical_bytes())?;
         self.db.flush()?;
+        Ok(())
+    }
+
+    /// Records when bundles were last used, (bundle, Unix ms) each (not
+    /// flushed: recency lost in a crash only makes a bundle look older).
+    pub fn touch(&self, used: &[(BundleId, i64)]) -> Result<(), IndexError> {
+        let mut b = sled::Batch::default();
+        for (id, at_ms) in used {
+            b.insert(&id.0[..], &at_ms.to_be_bytes()[..]);
+        }
+        self.used.apply_batch(b)?;
+        Ok(())
+    }
+
+    /// When `bundle` was last used; `None` if never recorded (a bundle
+    /// completed by an older version of the node).
+    pub fn last_used(&self, bundle: &BundleId) -> Result<Option<i64>, IndexError> {
+        Ok(self
+            .used
+            .get(bundle.0)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(i64::from_be_bytes))
+    }
+
+    /// Forgets a bundle the cache let go: it is no longer complete (its
+    /// blobs are about to be swept), and a request fetches it again.
+    pub fn drop_bundle(&self, bundle: &BundleId) -> Result<(), IndexError> {
+        self.complete.remove(bundle.0)?;
+        self.used.remove(bundle.0)?;
         Ok(())
     }
 
@@ -352,6 +386,12 @@ impl Index {
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
