@@ -309,6 +309,9 @@ impl Config {
         if self.accounts.session_ttl < std::time::Duration::from_secs(60) {
             anyhow::bail!("[accounts] session_ttl must be at least one minute");
         }
+        if self.retention.every < std::time::Duration::from_secs(1) {
+            anyhow::bail!("[retention] every must be at least one second");
+        }
         if self.builds.timeout.is_zero() || self.builds.memory.as_u64() < 64 << 20 {
             anyhow::bail!("[builds] timeout must be positive and memory at least 64MiB");
         }

@@ -309,7 +309,7 @@ enum TokenAction {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// TOML config file (keys: data_dir, api_addr, quic_addr, database_url, base_domain, public_url, api_url, [limits], [builds], [accounts]).
+    /// TOML config file (keys: data_dir, api_addr, quic_addr, database_url, base_domain, public_url, api_url, [limits], [builds], [accounts], [retention], [quotas]; see docs/configuration.md).
     #[arg(long, env = "OUTPOST_CONFIG")]
     config: Option<PathBuf>,
     #[arg(long, env = "OUTPOST_DATA_DIR")]
@@ -621,4 +621,31 @@ fn confirm_name(name: &str) -> anyhow::Result<()> {
         anyhow::bail!("the name did not match; nothing was deleted");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_from(toml: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, toml).unwrap();
+        let argv = ["coordinator", "serve", "--config", file.to_str().unwrap()];
+        let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!("parsed `serve`")
+        };
+        let c = resolve_config(args)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn retention_and_quotas_come_from_the_file_and_are_checked() {
+        let c = config_from("[retention]\npreview_days = 3\n[quotas]\nprojects = 2\n").unwrap();
+        assert_eq!((c.retention.preview_days, c.quotas.projects), (3, 2));
+        assert_eq!(c.retention.production_keep, 20, "a missing key keeps its default");
+        let e = config_from("[retention]\nevery = \"0s\"\n").unwrap_err();
+        assert!(e.to_string().contains("at least one second"), "{e}");
+    }
 }
