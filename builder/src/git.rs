@@ -206,11 +206,35 @@ fn validate_branch(b: &str) -> Result<(), GitError> {
     }
 }
 
+/// Where git may look for a home: nowhere real. The tenant's repository
+/// URL must never make the coordinator use the operator's git config,
+/// credential helpers, SSH keys or agent.
+const NO_HOME: &str = "/nonexistent/outpost-git-home";
+
 /// A git invocation with the transport whitelist and no hooks, no prompts,
-/// no inherited repository.
+/// no inherited repository, and nothing of the coordinator's environment:
+/// no HOME, no system or global git config, no credential helper, no SSH
+/// agent or key (only the credentials in the project's own URL).
 fn git(p: &UrlPolicy) -> Command {
     let mut cmd = Command::new("git");
+    cmd.env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd.env("HOME", NO_HOME);
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1");
+    cmd.env("GIT_CONFIG_GLOBAL", "/dev/null");
+    cmd.env("GIT_TERMINAL_PROMPT", "0");
+    // No config file, agent or default identity; host keys only from the
+    // system's known-hosts file (an operator who clones over SSH lists the
+    // git hosts there).
+    cmd.env(
+        "GIT_SSH_COMMAND",
+        "ssh -F /dev/null -o BatchMode=yes -o IdentityAgent=none -o IdentitiesOnly=yes \
+         -i /dev/null -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes",
+    );
     let mut config = vec![
+        "credential.helper=",
         "protocol.allow=never",
         "protocol.https.allow=always",
         "protocol.ssh.allow=always",
@@ -225,21 +249,6 @@ fn git(p: &UrlPolicy) -> Command {
     }
     for c in config {
         cmd.arg("-c").arg(c);
-    }
-    for var in [
-        "GIT_DIR",
-        "GIT_WORK_TREE",
-        "GIT_INDEX_FILE",
-        "GIT_OBJECT_DIRECTORY",
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-        "GIT_CONFIG_PARAMETERS",
-        "GIT_CONFIG_COUNT",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("GIT_TERMINAL_PROMPT", "0");
-    if std::env::var_os("GIT_SSH_COMMAND").is_none() {
-        cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
     }
     cmd
 }
@@ -449,6 +458,50 @@ pub async fn resolve_branch(url: &str, branch: &str, p: &UrlPolicy) -> Result<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// git, as builds run it, reads no config but ours and sees nothing of
+    /// the coordinator's environment (its HOME, agents, tokens).
+    #[tokio::test]
+    async fn git_runs_with_nothing_of_the_coordinators_environment() {
+        let p = UrlPolicy::default();
+        let out = git(&p)
+            .args(["config", "--list", "--show-origin"])
+            .current_dir("/")
+            .output()
+            .await
+            .unwrap();
+        let listing = String::from_utf8_lossy(&out.stdout);
+        assert!(!listing.is_empty(), "{out:?}");
+        for line in listing.lines() {
+            assert!(
+                line.starts_with("command line:"),
+                "config from elsewhere: {line}"
+            );
+        }
+        // A git alias starting with `!` runs in git's own environment.
+        let out = git(&p)
+            .args(["-c", "alias.show-env=!env", "show-env"])
+            .current_dir("/")
+            .output()
+            .await
+            .unwrap();
+        let env = String::from_utf8_lossy(&out.stdout);
+        let mut seen = Vec::new();
+        for line in env.lines() {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            let allowed = k == "PATH"
+                || k.starts_with("GIT_")
+                || ["PWD", "OLDPWD", "SHLVL", "_", "HOME"].contains(&k);
+            assert!(allowed, "git saw {k} from the coordinator's environment");
+            if k == "HOME" {
+                assert_eq!(v, NO_HOME);
+            }
+            seen.push(k.to_string());
+        }
+        assert!(seen.iter().any(|k| k == "HOME"), "{env}");
+    }
 
     #[test]
     fn url_policy_table() {

@@ -1,6 +1,13 @@
 //! The coordinator's blob store on `object_store`: local disk by default,
 //! any S3-compatible store later. Keys are `blobs/<2 hex>/<64 hex>`; a blob
 //! is written only after its bytes hash to its name.
+//!
+//! On local disk a blob is written durably: a temporary file under `tmp/`,
+//! fsynced, renamed into place, and its directory fsynced, so that after a
+//! crash a blob is either whole or absent. Every read is hashed as it
+//! streams: a blob that no longer matches its name (a disk that lied) ends
+//! its stream with an error and is removed, so the next deploy that needs
+//! it is told it is missing and uploads it again.
 
 use std::sync::Arc;
 
@@ -20,13 +27,20 @@ pub enum BlobStoreError {
     },
     #[error("blob {0} not found")]
     NotFound(BlobHash),
+    #[error("blob {0} in storage no longer matches its hash; it was removed")]
+    Corrupt(BlobHash),
     #[error("blob storage: {0}")]
     Backend(#[from] object_store::Error),
+    #[error("blob storage i/o: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 #[derive(Clone)]
 pub struct BlobStore {
     inner: Arc<dyn ObjectStore>,
+    /// The directory of a local store: writes go through the file system
+    /// there, durably.
+    local: Option<Arc<std::path::PathBuf>>,
 }
 
 fn key(h: &BlobHash) -> ObjectPath {
@@ -36,12 +50,14 @@ fn key(h: &BlobHash) -> ObjectPath {
 
 impl BlobStore {
     pub fn local(dir: &std::path::Path) -> Result<Self, BlobStoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| object_store::Error::Generic {
-            store: "local",
-            source: Box::new(e),
-        })?;
+        std::fs::create_dir_all(dir.join("tmp"))?;
+        // Leftovers of a crash mid-write were never blobs.
+        for e in std::fs::read_dir(dir.join("tmp"))? {
+            let _ = std::fs::remove_file(e?.path());
+        }
         Ok(BlobStore {
             inner: Arc::new(LocalFileSystem::new_with_prefix(dir)?),
+            local: Some(Arc::new(dir.to_path_buf())),
         })
     }
 
@@ -84,9 +100,20 @@ impl BlobStore {
                 actual,
             });
         }
-        self.inner
-            .put(&key(expected), PutPayload::from(bytes))
-            .await?;
+        match &self.local {
+            Some(root) => {
+                let root = root.clone();
+                let h = *expected;
+                tokio::task::spawn_blocking(move || write_durably(&root, &h, &bytes))
+                    .await
+                    .map_err(std::io::Error::other)??;
+            }
+            None => {
+                self.inner
+                    .put(&key(expected), PutPayload::from(bytes))
+                    .await?;
+            }
+        }
         Ok(())
     }
 
@@ -98,11 +125,80 @@ impl BlobStore {
         match self.inner.get(&key(h)).await {
             Ok(r) => {
                 let size = r.meta.size;
-                Ok((size, r.into_stream().map_err(BlobStoreError::from).boxed()))
+                let checked = Checked {
+                    store: self.clone(),
+                    hash: *h,
+                    hasher: blake3::Hasher::new(),
+                    inner: r.into_stream().map_err(BlobStoreError::from).boxed(),
+                    done: false,
+                };
+                Ok((size, checked.into_stream()))
             }
             Err(object_store::Error::NotFound { .. }) => Err(BlobStoreError::NotFound(*h)),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Temporary file, fsync, rename into place, fsync the directory.
+fn write_durably(root: &std::path::Path, h: &BlobHash, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let hex = h.to_hex();
+    let dir = root.join("blobs").join(&hex[..2]);
+    std::fs::create_dir_all(&dir)?;
+    let tmp = root
+        .join("tmp")
+        .join(format!("{hex}.{:016x}", rand::random::<u64>()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dir.join(&hex))?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// A blob's bytes, hashed as they pass; the end of the stream is where a
+/// mismatch shows (the reader must not trust what came before it).
+struct Checked {
+    store: BlobStore,
+    hash: BlobHash,
+    hasher: blake3::Hasher,
+    inner: BoxStream<'static, Result<Bytes, BlobStoreError>>,
+    done: bool,
+}
+
+impl Checked {
+    fn into_stream(self) -> BoxStream<'static, Result<Bytes, BlobStoreError>> {
+        futures::stream::unfold(self, |mut c| async move {
+            if c.done {
+                return None;
+            }
+            match c.inner.next().await {
+                Some(Ok(chunk)) => {
+                    c.hasher.update(&chunk);
+                    Some((Ok(chunk), c))
+                }
+                Some(Err(e)) => {
+                    c.done = true;
+                    Some((Err(e), c))
+                }
+                None => {
+                    c.done = true;
+                    if BlobHash::from_blake3(c.hasher.finalize()) == c.hash {
+                        return None;
+                    }
+                    tracing::error!(blob = %c.hash, "stored blob does not match its hash; removing it (the next deploy that needs it uploads it again)");
+                    let _ = c.store.inner.delete(&key(&c.hash)).await;
+                    Some((Err(BlobStoreError::Corrupt(c.hash)), c))
+                }
+            }
+        })
+        .boxed()
     }
 }
 
@@ -198,6 +294,41 @@ mod tests {
             store.get(&hb).await,
             Err(BlobStoreError::NotFound(_))
         ));
+    }
+
+    /// A blob damaged on disk after it was written (a crash, a disk that
+    /// lied) is never passed on as good: its stream ends with an error, it
+    /// is removed, and it is reported missing so that it is uploaded again.
+    #[tokio::test]
+    async fn a_damaged_blob_is_refused_on_read_and_reported_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(dir.path()).unwrap();
+        let body = Bytes::from(vec![7u8; 100_000]);
+        let h = BlobHash::of(&body);
+        store.put_verified(&h, body.clone()).await.unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0,
+            "no temporary file is left behind"
+        );
+        let hex = h.to_hex();
+        let file = dir.path().join("blobs").join(&hex[..2]).join(&hex);
+        assert_eq!(std::fs::read(&file).unwrap(), body);
+        // Truncated, as a crash between write and flush would leave it.
+        std::fs::write(&file, &body[..50_000]).unwrap();
+        let (_, stream) = store.get(&h).await.unwrap();
+        let got: Vec<Result<Bytes, BlobStoreError>> = stream.collect().await;
+        assert!(
+            matches!(got.last(), Some(Err(BlobStoreError::Corrupt(x))) if *x == h),
+            "{:?}",
+            got.last()
+        );
+        assert_eq!(store.missing([h]).await.unwrap(), vec![h]);
+        // Uploaded again, it reads whole.
+        store.put_verified(&h, body.clone()).await.unwrap();
+        let (_, stream) = store.get(&h).await.unwrap();
+        let again: Vec<Bytes> = stream.try_collect().await.unwrap();
+        assert_eq!(again.concat(), body);
     }
 
     /// GC racing an upload: a blob written just now survives a sweep that

@@ -111,8 +111,55 @@ pub struct AccountsConfig {
     /// over TLS (a request with `X-Forwarded-Proto: https` also gets it).
     pub secure_cookies: bool,
     /// Take the client address from `X-Forwarded-For` (behind a proxy you
-    /// run); otherwise the TCP peer address is used for rate limits.
+    /// run); otherwise the TCP peer address is used for rate limits. With
+    /// no `trusted_proxies`, the proxy is taken to be on loopback.
     pub trust_forwarded_for: bool,
+    /// Addresses (`10.0.0.5`) and networks (`10.0.0.0/8`) of proxies of
+    /// yours: a request from one has its client address taken from
+    /// `X-Forwarded-For`, the rightmost entry that is not itself a trusted
+    /// proxy (as nginx's `real_ip_recursive`), so a client cannot choose it.
+    #[serde(deserialize_with = "proxies_serde::deserialize")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl AccountsConfig {
+    /// The proxies whose `X-Forwarded-For` is believed.
+    pub fn proxies(&self) -> &[ipnet::IpNet] {
+        static LOOPBACK: std::sync::LazyLock<Vec<ipnet::IpNet>> = std::sync::LazyLock::new(|| {
+            vec![
+                "127.0.0.0/8".parse().expect("a network"),
+                "::1/128".parse().expect("a network"),
+            ]
+        });
+        match (self.trust_forwarded_for, self.trusted_proxies.is_empty()) {
+            (_, false) => &self.trusted_proxies,
+            (true, true) => &LOOPBACK,
+            (false, true) => &[],
+        }
+    }
+}
+
+/// `trusted_proxies = ["10.0.0.5", "10.1.0.0/16"]`.
+mod proxies_serde {
+    use serde::{de::Error, Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+        let v: Vec<String> = Vec::deserialize(d)?;
+        if v.len() > 256 {
+            return Err(D::Error::custom("at most 256 trusted proxies"));
+        }
+        v.iter()
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        D::Error::custom(format!(
+                            "{s:?} is not an address or network like 10.0.0.5 or 10.0.0.0/8"
+                        ))
+                    })
+            })
+            .collect()
+    }
 }
 
 impl Default for AccountsConfig {
@@ -122,6 +169,7 @@ impl Default for AccountsConfig {
             session_ttl: std::time::Duration::from_secs(14 * 24 * 3600),
             secure_cookies: false,
             trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -364,6 +412,8 @@ mod tests {
             "[retention]\nevery = \"often\"",
             "[quotas]\nprojects = \"many\"",
             "[quotas]\nbogus = 1",
+            "[accounts]\ntrusted_proxies = [\"not an address\"]",
+            "[accounts]\ntrusted_proxies = [\"10.0.0.0/99\"]",
         ] {
             assert!(toml::from_str::<FileConfig>(bad).is_err(), "{bad}");
         }

@@ -644,7 +644,10 @@ mod tests {
     fn retention_and_quotas_come_from_the_file_and_are_checked() {
         let c = config_from("[retention]\npreview_days = 3\n[quotas]\nprojects = 2\n").unwrap();
         assert_eq!((c.retention.preview_days, c.quotas.projects), (3, 2));
-        assert_eq!(c.retention.production_keep, 20, "a missing key keeps its default");
+        assert_eq!(
+            c.retention.production_keep, 20,
+            "a missing key keeps its default"
+        );
         let e = config_from("[retention]\nevery = \"0s\"\n").unwrap_err();
         assert!(e.to_string().contains("at least one second"), "{e}");
     }

@@ -345,7 +345,7 @@ async fn subscribe(
     rx.borrow_and_update();
     let peers = seed_peers(&ctx.store.list_nodes().await?, &node);
     write_frame(&mut send, &CoordinatorMessage::Peers(peers)).await?;
-    let mut sent = catch_up(&ctx, &mut send, s.have_version).await?;
+    let mut sent = catch_up(&ctx, &mut send, s.have_version, true).await?;
 
     // Reports are read on their own task: reading a frame is not
     // cancellation-safe, so it must not sit in the select below.
@@ -365,7 +365,7 @@ async fn subscribe(
             changed = rx.changed() => {
                 if changed.is_err() { break; }
                 rx.borrow_and_update();
-                sent = catch_up(&ctx, &mut send, sent).await?;
+                sent = catch_up(&ctx, &mut send, sent, false).await?;
             }
             report = reports.recv() => {
                 let Some(EdgeReport::Status { config_version, bundles_present, bundles_pending, mut members }) = report else { break };
@@ -390,13 +390,29 @@ const SNAPSHOT_WHEN_BEHIND: u64 = 1000;
 /// it, or a snapshot when it is far behind, when the log no longer reaches
 /// back to it, or when it is ahead of this database (restored from a
 /// backup: the database is the truth). Returns the version it reached.
-async fn catch_up(ctx: &QuicContext, send: &mut SendStream, mut have: u64) -> anyhow::Result<u64> {
+///
+/// `claimed`: `have` is what the edge said it holds. Otherwise it is what
+/// this stream sent, which may be past the hub's head (the log is read
+/// from the database, where batches committed a moment before the hub
+/// heard of them already are): that is caught up, not "ahead".
+async fn catch_up(
+    ctx: &QuicContext,
+    send: &mut SendStream,
+    mut have: u64,
+    mut claimed: bool,
+) -> anyhow::Result<u64> {
     loop {
         let head = ctx.hub.version();
-        if have == head {
+        if have == head || (have > head && !claimed) {
+            return Ok(have);
+        }
+        // Ahead of the hub is not ahead of the database (a batch relayed by
+        // a peer before the hub heard of it); only ahead of the database is.
+        if have > head && have <= ctx.store.config_version().await?.max(0) as u64 {
             return Ok(have);
         }
         let far = have == 0 || have > head || head - have > SNAPSHOT_WHEN_BEHIND;
+        claimed = false;
         let since = if far {
             Since::Compacted
         } else {
@@ -510,7 +526,15 @@ async fn send_blob(ctx: &QuicContext, hash: BlobHash, mut send: SendStream) -> a
         Ok((size, mut stream)) => {
             write_frame(&mut send, &CoordinatorMessage::Blob { size }).await?;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk?;
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Dropping the stream would finish it: the edge
+                        // must see it cut off instead.
+                        let _ = send.reset(quinn::VarInt::from_u32(1));
+                        return Err(e.into());
+                    }
+                };
                 send.write_all(&chunk).await?;
                 ctx.blob_bytes_sent
                     .fetch_add(chunk.len() as u64, Ordering::Relaxed);

@@ -80,6 +80,21 @@ fn verify_hmac(secret: &[u8], body: &[u8], hex_sig: &str) -> Result<(), HookErro
     hmac::verify(&key, body, &tag).map_err(|_| HookError::BadSignature)
 }
 
+/// What can be checked before the body is read: the signature header is
+/// there (GitHub, Gitea), or the token is right (GitLab, whose token does
+/// not depend on the body). A stranger's request ends here, unread.
+pub fn precheck(p: Provider, h: &HeaderMap, secret: &[u8]) -> Result<(), HookError> {
+    match p {
+        Provider::GitHub => header(h, "x-hub-signature-256")
+            .map(|_| ())
+            .ok_or(HookError::MissingSignature("X-Hub-Signature-256")),
+        Provider::Gitea => header(h, "x-gitea-signature")
+            .map(|_| ())
+            .ok_or(HookError::MissingSignature("X-Gitea-Signature")),
+        Provider::GitLab => verify(p, h, &[], secret),
+    }
+}
+
 /// Checks that the webhook was sent by someone holding `secret`.
 pub fn verify(p: Provider, h: &HeaderMap, body: &[u8], secret: &[u8]) -> Result<(), HookError> {
     match p {

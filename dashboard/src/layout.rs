@@ -62,8 +62,10 @@ fn top_bar(page: &Page) -> Markup {
                     nav.mainnav aria-label="Main" {
                         ul {
                             @for (item, label, href) in NAV {
+                                @if item != Nav::Nodes || user.instance_owner {
                                 li {
                                     a href=(href) aria-current=[(page.nav == item).then_some("page")] { (label) }
+                                }
                                 }
                             }
                         }

@@ -508,15 +508,7 @@ mod tests {
                 .iter()
                 .map(|(h, tag)| {
                     let key = Key::Host(h.to_string());
-                    let value = tag.map(|t| {
-                        Entry::Host(HostTarget {
-                            project: "p".into(),
-                            deployment: t.into(),
-                            bundle: BlobHash::of(t.as_bytes()),
-                            env: EnvKind::Production,
-                            kind: HostKind::Production,
-                        })
-                    });
+                    let value = tag.map(host_entry);
                     match &value {
                         Some(v) => self.keyspace.insert(key.encode(), v.encode()),
                         None => self.keyspace.remove(&key.encode()),
@@ -536,6 +528,17 @@ mod tests {
         fn snapshot_signature(&self) -> BatchSignature {
             self.last.clone().expect("a batch was made")
         }
+    }
+
+    /// A production host's entry serving deployment `tag`.
+    fn host_entry(tag: &str) -> Entry {
+        Entry::Host(HostTarget {
+            project: "p".into(),
+            deployment: tag.into(),
+            bundle: BlobHash::of(tag.as_bytes()),
+            env: EnvKind::Production,
+            kind: HostKind::Production,
+        })
     }
 
     fn open(dir: &std::path::Path, c: &Coordinator) -> Arc<ConfigState> {
@@ -662,13 +665,7 @@ mod tests {
             // Half of a batch: one entry written without its head.
             let index = Index::open(dir.path()).unwrap();
             let head = index.head().unwrap();
-            let stray = Entry::Host(HostTarget {
-                project: "p".into(),
-                deployment: "torn".into(),
-                bundle: BlobHash::of(b"torn"),
-                env: EnvKind::Production,
-                kind: HostKind::Production,
-            });
+            let stray = host_entry("torn");
             index
                 .stage(
                     head.generation,

@@ -51,6 +51,30 @@ impl Limiter {
     /// Counts one failure and returns the quota after it.
     pub fn fail(&self, key: &str, now: Instant) -> Quota {
         let mut map = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        self.count(&mut map, key, now)
+    }
+
+    /// Checks and counts in one step: `Err` (nothing counted) when the
+    /// window is used up, else the attempt is counted as a failure until
+    /// [`Limiter::refund`] gives it back.
+    pub fn reserve(&self, key: &str, now: Instant) -> Result<Quota, Quota> {
+        let mut map = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let q = self.quota(map.get(key).copied(), now);
+        if q.remaining == 0 {
+            return Err(q);
+        }
+        Ok(self.count(&mut map, key, now))
+    }
+
+    /// Gives back one attempt counted by [`Limiter::reserve`].
+    pub fn refund(&self, key: &str) {
+        let mut map = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = map.get_mut(key) {
+            w.1 = w.1.saturating_sub(1);
+        }
+    }
+
+    fn count(&self, map: &mut HashMap<String, (Instant, u32)>, key: &str, now: Instant) -> Quota {
         if map.len() >= MAX_KEYS && !map.contains_key(key) {
             let window = self.rule.window;
             map.retain(|_, (start, _)| now.duration_since(*start) < window);
@@ -122,8 +146,30 @@ impl LoginLimits {
         tighter(self.account.fail(email, now), self.ip.fail(ip, now))
     }
 
-    pub fn succeed(&self, email: &str) {
+    /// One sign-in attempt, counted as a failure under both limits before
+    /// the password is checked; `Err` with the quota that refused it.
+    pub fn reserve(&self, email: &str, ip: &str, now: Instant) -> Result<Quota, Quota> {
+        let account = self.account.reserve(email, now)?;
+        match self.ip.reserve(ip, now) {
+            Ok(ip) => Ok(tighter(account, ip)),
+            Err(q) => {
+                self.account.refund(email);
+                Err(q)
+            }
+        }
+    }
+
+    /// A reserved attempt that was not judged (the hashing gate was full).
+    pub fn refund(&self, email: &str, ip: &str) {
+        self.account.refund(email);
+        self.ip.refund(ip);
+    }
+
+    /// The password was right: the account's failures are forgotten, and
+    /// the attempt does not count against the address.
+    pub fn succeed(&self, email: &str, ip: &str) {
         self.account.clear(email);
+        self.ip.refund(ip);
     }
 }
 
@@ -187,8 +233,36 @@ mod tests {
         }
         let q = limits.check("carol@example.com", "10.0.0.1", t0);
         assert_eq!((q.limit, q.remaining), (20, 0), "the address is used up");
-        limits.succeed("ada@example.com");
+        limits.succeed("ada@example.com", "10.0.0.3");
         assert_eq!(limits.check("ada@example.com", "10.0.0.3", t0).remaining, 5);
+    }
+
+    /// Checking and counting are one step: of many attempts at once, no
+    /// more than the limit get through, whatever the interleaving.
+    #[test]
+    fn concurrent_reservations_never_pass_the_limit() {
+        let limits = std::sync::Arc::new(LoginLimits::default());
+        let t0 = Instant::now();
+        let passed = std::sync::atomic::AtomicU32::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        if limits.reserve("ada@example.com", "10.0.0.1", t0).is_ok() {
+                            passed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(passed.into_inner(), 5, "the account's limit");
+        // A refused account takes nothing from the address …
+        assert_eq!(limits.check("bob@example.com", "10.0.0.1", t0).remaining, 5);
+        assert_eq!(limits.ip.check("10.0.0.1", t0).remaining, 15);
+        // … and a refund gives an attempt back.
+        limits.refund("ada@example.com", "10.0.0.1");
+        assert!(limits.reserve("ada@example.com", "10.0.0.1", t0).is_ok());
+        assert!(limits.reserve("ada@example.com", "10.0.0.1", t0).is_err());
     }
 
     #[test]

@@ -41,32 +41,52 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     cookie(headers, COOKIE).filter(|v| !v.is_empty() && v.len() <= MAX_TOKEN)
 }
 
-/// The client's address: the TCP peer, or the first `X-Forwarded-For`
-/// entry when the operator says a proxy of theirs sets it.
-pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trust_forwarded: bool) -> String {
-    if trust_forwarded {
-        if let Some(first) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
-        {
-            return first.to_string();
+/// The client's address: the TCP peer, unless the peer is one of the
+/// operator's `trusted` proxies; then the rightmost `X-Forwarded-For` entry
+/// that is not a trusted proxy (each proxy appends the address it saw, so
+/// entries left of the first untrusted one are the client's own claims).
+/// An entry that is not an address ends the walk.
+pub fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    trusted: &[ipnet::IpNet],
+) -> String {
+    let Some(peer) = peer else {
+        return "unknown".into();
+    };
+    let canonical = |ip: std::net::IpAddr| ip.to_canonical();
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|n| n.contains(&ip));
+    let mut client = canonical(peer.ip());
+    if !is_trusted(client) {
+        return client.to_string();
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev().take(64) {
+        let Ok(ip) = hop.parse::<std::net::IpAddr>() else {
+            break;
+        };
+        client = canonical(ip);
+        if !is_trusted(client) {
+            break;
         }
     }
-    peer.map(|p| p.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    client.to_string()
 }
 
 /// The client address of a request's parts (the peer from axum's
 /// `ConnectInfo`, or `X-Forwarded-For` behind a trusted proxy).
-pub fn client_ip_of_parts(parts: &axum::http::request::Parts, trust_forwarded: bool) -> String {
+pub fn client_ip_of_parts(parts: &axum::http::request::Parts, trusted: &[ipnet::IpNet]) -> String {
     let peer = parts
         .extensions
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    client_ip(&parts.headers, peer, trust_forwarded)
+    client_ip(&parts.headers, peer, trusted)
 }
 
 /// Resolves whatever credential the request carries; `Ok(None)` when it
@@ -243,15 +263,66 @@ mod tests {
         assert_eq!(session_cookie(&h), None);
     }
 
+    /// (peer, X-Forwarded-For, trusted proxies) → the client address.
     #[test]
-    fn client_ip_trusts_forwarded_only_when_told() {
-        let peer: SocketAddr = "10.1.1.1:5000".parse().unwrap();
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", "203.0.113.9, 10.0.0.1".parse().unwrap());
-        assert_eq!(client_ip(&h, Some(peer), false), "10.1.1.1");
-        assert_eq!(client_ip(&h, Some(peer), true), "203.0.113.9");
-        h.insert("x-forwarded-for", "junk".parse().unwrap());
-        assert_eq!(client_ip(&h, Some(peer), true), "10.1.1.1");
+    fn client_ip_table() {
+        let nets =
+            |v: &[&str]| -> Vec<ipnet::IpNet> { v.iter().map(|s| s.parse().unwrap()).collect() };
+        let lo = nets(&["127.0.0.0/8"]);
+        let two = nets(&["127.0.0.1/32", "10.0.0.0/8"]);
+        let cases: &[(&str, Option<&str>, &[ipnet::IpNet], &str)] = &[
+            // Not behind a proxy: the header is the client's to forge.
+            ("10.1.1.1:5000", Some("203.0.113.9"), &[], "10.1.1.1"),
+            // A trusted proxy: its appended entry is the client.
+            ("127.0.0.1:5000", Some("203.0.113.9"), &lo, "203.0.113.9"),
+            // The client sent its own header: the proxy appended the real one.
+            (
+                "127.0.0.1:5000",
+                Some("6.6.6.6, 203.0.113.9"),
+                &lo,
+                "203.0.113.9",
+            ),
+            // Two proxies of ours: skip both.
+            (
+                "127.0.0.1:5000",
+                Some("6.6.6.6, 203.0.113.9, 10.2.3.4"),
+                &two,
+                "203.0.113.9",
+            ),
+            // A peer that is not a proxy of ours is believed about nothing.
+            (
+                "198.51.100.7:5000",
+                Some("203.0.113.9"),
+                &lo,
+                "198.51.100.7",
+            ),
+            // Garbage ends the walk at what was believed so far.
+            ("127.0.0.1:5000", Some("junk"), &lo, "127.0.0.1"),
+            (
+                "127.0.0.1:5000",
+                Some("203.0.113.9, junk"),
+                &lo,
+                "127.0.0.1",
+            ),
+            // Only proxies of ours all the way: the leftmost.
+            ("127.0.0.1:5000", Some("10.9.9.9"), &two, "10.9.9.9"),
+            ("127.0.0.1:5000", None, &lo, "127.0.0.1"),
+            // IPv4-mapped IPv6 peers count as their IPv4 address.
+            (
+                "[::ffff:127.0.0.1]:5000",
+                Some("203.0.113.9"),
+                &lo,
+                "203.0.113.9",
+            ),
+        ];
+        for (peer, xff, trusted, want) in cases {
+            let mut h = HeaderMap::new();
+            if let Some(x) = xff {
+                h.insert("x-forwarded-for", x.parse().unwrap());
+            }
+            let peer: SocketAddr = peer.parse().unwrap();
+            assert_eq!(client_ip(&h, Some(peer), trusted), *want, "{peer} {xff:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! A project's repository connection and the push webhook.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -82,9 +81,19 @@ pub async fn hook(
     Path(project): Path<String>,
     super::auth::ClientIp(ip): super::auth::ClientIp,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<(StatusCode, Json<HookAnswer>)> {
-    let outcome = app::git::receive_hook(&app, &project, &ip, &headers, &body).await?;
+    let gate = app::git::hook_gate(&app, &project, &headers).await?;
+    let body = axum::body::to_bytes(body, app::git::MAX_HOOK_BODY)
+        .await
+        .map_err(|_| {
+            app::AppError::new(
+                app::ErrorKind::TooLarge,
+                "body_too_large",
+                format!("a push event is at most {} bytes", app::git::MAX_HOOK_BODY),
+            )
+        })?;
+    let outcome = app::git::receive_hook(&app, gate, &ip, &headers, &body).await?;
     Ok(match outcome {
         HookOutcome::Queued(b) => (
             StatusCode::ACCEPTED,

@@ -23,6 +23,10 @@ use utoipa_axum::routes;
 
 pub use crate::app::App;
 
+fn small_body() -> DefaultBodyLimit {
+    DefaultBodyLimit::max(crate::http::UNAUTHENTICATED_BODY_BYTES)
+}
+
 pub fn router(state: App) -> Router {
     let (router, _) = routes(&state);
     router
@@ -34,8 +38,8 @@ pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
     let blob_limit = state.config.limits.max_blob_bytes as usize;
     let api = OpenApiRouter::new()
         .routes(routes!(cluster::health))
-        .routes(routes!(auth::signup))
-        .routes(routes!(auth::login))
+        .routes(routes!(auth::signup).layer(small_body()))
+        .routes(routes!(auth::login).layer(small_body()))
         .routes(routes!(auth::logout))
         .routes(routes!(accounts::me))
         .routes(routes!(accounts::list_teams, accounts::create_team))
@@ -62,6 +66,8 @@ pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(deployments::list, deployments::create))
         .routes(routes!(git::show, git::put, git::delete))
         .routes(routes!(builds::list, builds::create))
+        // The webhook reads its body itself, once the project and the
+        // signature header have been checked.
         .routes(routes!(git::hook))
         .routes(routes!(builds::show))
         .routes(routes!(deployments::show, deployments::delete))
@@ -107,6 +113,10 @@ pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
                 crate::web::WebError::not_found("page").into_response()
             }
         })
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.accounts.secure_cookies,
+            crate::http::security_headers,
+        ));
     (router, doc)
 }

@@ -55,7 +55,7 @@ pub async fn sign_up(
     }
     let hash = password::hash(password.to_string())
         .await
-        .map_err(AppError::internal)?;
+        .map_err(hash_error)?;
     let now = now_ms();
     let user = User {
         id: ids::new_id(12),
@@ -69,7 +69,27 @@ pub async fn sign_up(
         name: format!("{name}'s team"),
         created_at: now,
     };
-    let user = app.store.create_user(&user, &hash, &team).await?;
+    // The invitation is used in the account's own transaction: two
+    // sign-ups with one link cannot both get an account.
+    let user = match app
+        .store
+        .create_user_invited(
+            &user,
+            &hash,
+            &team,
+            invitation.as_ref().map(|i| i.id.as_str()),
+        )
+        .await
+    {
+        Ok(u) => u,
+        Err(crate::store::StoreError::Gone(_)) => {
+            return Err(AppError::gone(
+                "invitation_gone",
+                "this invitation was used a moment ago; ask for a new one",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
     audit::record_as(
         &app.store,
         Some(&user.id),
@@ -82,9 +102,35 @@ pub async fn sign_up(
     )
     .await;
     if let Some(inv) = invitation {
-        accept(app, &user, &inv, ip).await?;
+        audit_accept(app, &user, &inv, ip).await;
     }
     Ok(user)
+}
+
+async fn audit_accept(app: &App, user: &User, inv: &Invitation, ip: &str) {
+    audit::record_as(
+        &app.store,
+        Some(&user.id),
+        &user.email,
+        ip,
+        Some(&inv.team_id),
+        "invitation.accept",
+        &user.email,
+        json!({ "role": inv.role, "invitation": inv.id }),
+    )
+    .await;
+}
+
+/// A hashing failure: the gate was full (try later), or the platform broke.
+fn hash_error(e: password::PasswordError) -> AppError {
+    match e {
+        password::PasswordError::Busy => AppError::new(
+            super::ErrorKind::RateLimited,
+            "busy",
+            "too many sign-ins at once; try again in a moment",
+        ),
+        other => AppError::internal(other),
+    }
 }
 
 #[derive(Debug)]
@@ -108,10 +154,12 @@ pub async fn sign_in(
     let email = email.trim().to_ascii_lowercase();
     let email: String = email.chars().take(validate::MAX_EMAIL + 1).collect();
     let limits = &app.login_limits;
-    let quota = limits.check(&email, ip, Instant::now());
-    if quota.remaining == 0 {
-        return Err(SignInError::Limited(quota));
-    }
+    // The attempt is counted before the password is checked, in one step
+    // with the check of the limit: concurrent guesses cannot all slip in
+    // under it. A success gives it back.
+    let quota = limits
+        .reserve(&email, ip, Instant::now())
+        .map_err(SignInError::Limited)?;
     let found = app
         .store
         .user_by_email(&email)
@@ -121,12 +169,18 @@ pub async fn sign_in(
         Some((u, h)) => (Some(u), h),
         None => (None, password::dummy_hash().to_string()),
     };
-    let ok = password::verify(password.to_string(), stored).await && user.is_some();
+    let ok = match password::verify(password.to_string(), stored).await {
+        Ok(ok) => ok && user.is_some(),
+        Err(e) => {
+            // Not a guess that was judged: it does not count.
+            limits.refund(&email, ip);
+            return Err(SignInError::Internal(hash_error(e)));
+        }
+    };
     let Some(user) = user.filter(|_| ok) else {
-        let quota = limits.fail(&email, ip, Instant::now());
         return Err(SignInError::Invalid(quota));
     };
-    limits.succeed(&email);
+    limits.succeed(&email, ip);
     let (cookie, row) =
         session::new_session(&user.id, app.config.accounts.session_ttl, ip, user_agent);
     app.store
@@ -151,16 +205,17 @@ pub async fn change_password(
         .password_hash(&user.id)
         .await?
         .ok_or_else(|| AppError::not_found("account"))?;
-    if !password::verify(current.to_string(), stored).await {
+    if !password::verify(current.to_string(), stored)
+        .await
+        .map_err(hash_error)?
+    {
         return Err(AppError::invalid(
             "wrong_password",
             "the current password is not right",
         ));
     }
     password::check_policy(new).map_err(|e| AppError::invalid("weak_password", e.to_string()))?;
-    let hash = password::hash(new.to_string())
-        .await
-        .map_err(AppError::internal)?;
+    let hash = password::hash(new.to_string()).await.map_err(hash_error)?;
     let keep = match &who.via {
         crate::accounts::authz::Via::Session { id_hash, .. } => Some(id_hash.as_str()),
         _ => None,
@@ -363,17 +418,7 @@ pub async fn live_invitation(app: &App, token: &str) -> AppResult<Invitation> {
 async fn accept(app: &App, user: &User, inv: &Invitation, ip: &str) -> AppResult<()> {
     match app.store.accept_invitation(&inv.id, &user.id).await? {
         AcceptOutcome::Joined => {
-            audit::record_as(
-                &app.store,
-                Some(&user.id),
-                &user.email,
-                ip,
-                Some(&inv.team_id),
-                "invitation.accept",
-                &user.email,
-                json!({ "role": inv.role, "invitation": inv.id }),
-            )
-            .await;
+            audit_accept(app, user, inv, ip).await;
             Ok(())
         }
         AcceptOutcome::AlreadyMember => Err(AppError::conflict(

@@ -45,8 +45,15 @@ pub struct NodeView {
     pub mesh_seen_by: usize,
 }
 
-/// Every node, for any signed-in user (the nodes page is instance-wide).
-pub async fn nodes(app: &App, _who: &Principal) -> AppResult<Vec<NodeView>> {
+/// Every node, for the instance owner (operators run the fleet; tenants
+/// have no business with its addresses).
+pub async fn nodes(app: &App, who: &Principal) -> AppResult<Vec<NodeView>> {
+    // Addresses, regions and versions of the fleet are the operator's.
+    if !who.is_instance_owner() {
+        return Err(AppError::forbidden(
+            "only the instance owner (with an unscoped credential) may see the nodes",
+        ));
+    }
     let current = app.hub.version() as i64;
     let now = now_ms();
     let nodes = app.store.list_nodes().await?;

@@ -192,16 +192,21 @@ fn hook_error(e: HookError) -> AppError {
     AppError::new(kind, "bad_webhook", e.to_string())
 }
 
-/// A webhook from the project's git host: no credential, but the
-/// provider's signature over the body (or GitLab's token) proves the
-/// sender holds the secret. `ip` is the sender's, for the audit log.
-pub async fn receive_hook(
-    app: &App,
-    project: &str,
-    ip: &str,
-    headers: &http::HeaderMap,
-    body: &[u8],
-) -> AppResult<HookOutcome> {
+/// Largest push event read (GitHub sends at most 25 MB, usually a few KB).
+pub const MAX_HOOK_BODY: usize = 8 * 1024 * 1024;
+
+/// A webhook whose project, connection and signature header checked out.
+pub struct HookGate {
+    project: Project,
+    secret: String,
+    provider: Provider,
+}
+
+/// Everything about a webhook that needs no body: the project exists and
+/// is connected, the provider is known, a signature is there (GitLab's
+/// token is checked). Strangers are answered before a byte of their body
+/// is read.
+pub async fn hook_gate(app: &App, project: &str, headers: &http::HeaderMap) -> AppResult<HookGate> {
     // One answer for "no such project" and "not connected", so the hook
     // URL does not tell strangers which projects exist.
     let unknown = || AppError::not_found("webhook");
@@ -214,6 +219,35 @@ pub async fn receive_hook(
         .open(&sealed.ok_or_else(unknown)?)
         .map_err(AppError::internal)?;
     let provider: Provider = webhooks::detect(headers).map_err(hook_error)?;
+    webhooks::precheck(provider, headers, secret.as_bytes()).map_err(|e| {
+        tracing::warn!(project = %p.name, ?provider, "webhook refused: {e}");
+        hook_error(e)
+    })?;
+    Ok(HookGate {
+        project: p,
+        secret,
+        provider,
+    })
+}
+
+/// A webhook from the project's git host: no credential, but the
+/// provider's signature over the body (or GitLab's token) proves the
+/// sender holds the secret. `ip` is the sender's, for the audit log.
+///
+/// Called in two steps: [`hook_gate`] with the headers alone, then, once
+/// it passed, this with the body (read up to [`MAX_HOOK_BODY`]).
+pub async fn receive_hook(
+    app: &App,
+    gate: HookGate,
+    ip: &str,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> AppResult<HookOutcome> {
+    let HookGate {
+        project: p,
+        secret,
+        provider,
+    } = gate;
     webhooks::verify(provider, headers, body, secret.as_bytes()).map_err(|e| {
         tracing::warn!(project = %p.name, ?provider, "webhook refused: {e}");
         hook_error(e)

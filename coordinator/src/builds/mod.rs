@@ -327,7 +327,7 @@ impl BuildService {
         let (env, redact) = self.build_env(&project, b.target).await?;
         let root = self.config.builds.work_dir();
         let work_dir = root.join("jobs").join(&b.id);
-        let cache_dir = root.join("cache").join(&project.id);
+        let cache_dir = cache_dir(&root, &project.id, b.target);
         prepare_dirs(&root, &work_dir, &cache_dir).map_err(BuildFailure::internal)?;
         let req = builder::BuildRequest {
             repo_url: settings.url.clone(),
@@ -517,6 +517,17 @@ impl BuildFailure {
     }
 }
 
+/// A project's package cache for one target. Production and preview
+/// builds never share one: a preview (any branch, any contributor) that
+/// plants something in the cache must not reach the production build.
+fn cache_dir(root: &std::path::Path, project: &str, target: Target) -> std::path::PathBuf {
+    let kind = match target {
+        Target::Production => "production",
+        Target::Preview => "preview",
+    };
+    root.join("cache").join(project).join(kind)
+}
+
 /// The work root must be searchable by the unprivileged build user; the
 /// per-build folder starts empty.
 fn prepare_dirs(root: &Path, work: &Path, cache: &Path) -> std::io::Result<()> {
@@ -531,4 +542,19 @@ fn prepare_dirs(root: &Path, work: &Path, cache: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(work)?;
     std::fs::create_dir_all(cache)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_and_preview_builds_never_share_a_cache() {
+        let root = std::path::Path::new("/w");
+        let prod = cache_dir(root, "p1", Target::Production);
+        let preview = cache_dir(root, "p1", Target::Preview);
+        assert_ne!(prod, preview);
+        assert!(!prod.starts_with(&preview) && !preview.starts_with(&prod));
+        assert_ne!(preview, cache_dir(root, "p2", Target::Preview));
+    }
 }

@@ -74,7 +74,24 @@ impl Store {
         password_hash: &str,
         team: &Team,
     ) -> Result<User, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        self.create_user_invited(user, password_hash, team, None)
+            .await
+    }
+
+    /// Creates an account and, with `invitation` (its id), uses that
+    /// invitation in the same transaction: of several sign-ups racing with
+    /// one invitation, one gets an account and the others
+    /// `StoreError::Gone` and nothing.
+    pub async fn create_user_invited(
+        &self,
+        user: &User,
+        password_hash: &str,
+        team: &Team,
+        invitation: Option<&str>,
+    ) -> Result<User, StoreError> {
+        // Sign-ups race (and on SQLite a transaction that reads first fails
+        // when another writer got in between): hold the write lock first.
+        let mut tx = self.begin_write().await?;
         let users: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users")
             .fetch_one(&mut *tx)
             .await?
@@ -129,6 +146,40 @@ impl Store {
                 .bind(&user.id)
                 .execute(&mut *tx)
                 .await?;
+        }
+        if let Some(id) = invitation {
+            let now = now_ms();
+            let used = sqlx::query(
+                "UPDATE invitations SET accepted_at = $1, accepted_by = $2 WHERE id = $3 \
+                 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $4",
+            )
+            .bind(now)
+            .bind(&user.id)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if used.rows_affected() != 1 {
+                // Dropping the transaction rolls the account back too.
+                return Err(StoreError::Gone("the invitation".into()));
+            }
+            let inv = sqlx::query("SELECT team_id, role FROM invitations WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let inv_team: String = inv.try_get("team_id")?;
+            if inv_team != team_id {
+                sqlx::query(
+                    "INSERT INTO team_members (team_id, user_id, role, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&inv_team)
+                .bind(&user.id)
+                .bind(role_from_row(&inv, "role")?.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(User {

@@ -55,7 +55,7 @@ impl Store {
     /// Starts a transaction with a write, so that on SQLite it holds the
     /// write lock from the start (a transaction that reads first fails
     /// outright when another writer got in between).
-    async fn begin_write(&self) -> Result<Tx<'static>, StoreError> {
+    pub(super) async fn begin_write(&self) -> Result<Tx<'static>, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE config_version SET version = version WHERE id = 1")
             .execute(&mut *tx)

@@ -24,17 +24,34 @@ use crate::store::now_ms;
 
 pub use flash::Flash;
 
+/// Forms anyone may send, signed in or not, are small.
+fn small_body() -> axum::extract::DefaultBodyLimit {
+    axum::extract::DefaultBodyLimit::max(crate::http::UNAUTHENTICATED_BODY_BYTES)
+}
+
 pub fn router() -> Router<App> {
     Router::new()
         .route("/", get(project::overview))
-        .route("/login", get(account::login_page).post(account::login))
-        .route("/signup", get(account::signup_page).post(account::signup))
+        .route(
+            "/login",
+            get(account::login_page)
+                .post(account::login)
+                .layer(small_body()),
+        )
+        .route(
+            "/signup",
+            get(account::signup_page)
+                .post(account::signup)
+                .layer(small_body()),
+        )
         .route("/logout", post(account::logout))
         .route("/account", get(account::account_page))
         .route("/account/password", post(account::change_password))
         .route(
             "/invite/{token}",
-            get(account::invite_page).post(account::accept_invite),
+            get(account::invite_page)
+                .post(account::accept_invite)
+                .layer(small_body()),
         )
         .route("/projects", post(project::create))
         .route("/projects/{p}", get(project::deployments_tab))
@@ -158,7 +175,7 @@ impl FromRequestParts<App> for SignedIn {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &App) -> Result<Self, Response> {
-        let ip = session::client_ip_of_parts(parts, state.config.accounts.trust_forwarded_for);
+        let ip = session::client_ip_of_parts(parts, state.config.accounts.proxies());
         let who = match session::resolve_session(&state.store, &parts.headers, ip).await {
             Ok(Ok(Some(who))) => who,
             Ok(_) => return Err(to_login(parts)),

@@ -860,7 +860,7 @@ pub(crate) const NOT_TENANT_SCOPED: &[(&str, &str, &str)] = &[
     (
         "GET",
         "/nodes",
-        "instance-wide: every signed-in user sees the nodes page",
+        "instance owner only; tokens_sessions_csrf_and_audit checks others get 403",
     ),
     (
         "POST",
@@ -1412,7 +1412,12 @@ async fn tokens_sessions_csrf_and_audit() {
         .await;
     assert_eq!(r.status, 404, "{}", r.text);
 
-    // Only the instance owner (unscoped) adds nodes.
+    // Only the instance owner (unscoped) sees and adds nodes.
+    let r = http.call(&b.bearer(), Method::GET, "/nodes", None).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = http.call(&t, Method::GET, "/nodes", None).await;
+    assert_eq!(r.status, 403, "a scoped token of a member: {}", r.text);
+    http.ok(&w.a.bearer(), Method::GET, "/nodes", None).await;
     let r = http
         .call(
             &b.bearer(),

@@ -209,7 +209,7 @@ const NOT_TENANT_SCOPED: &[(&str, &str, &str)] = &[
     (
         "GET",
         "/nodes",
-        "instance-wide: every signed-in user sees the nodes",
+        "instance owner only, as the API's nodes route (dashboard_strangers_see_404_and_viewers_only_read checks others get 403)",
     ),
     (
         "POST",
@@ -390,6 +390,22 @@ async fn dashboard_strangers_see_404_and_viewers_only_read() {
     let (status, _) = send(&w, &forged, Some((&w.b.session, "f00"))).await;
     if status != 403 {
         failures.push(format!("B with a wrong CSRF token -> {status} (want 403)"));
+    }
+    // The nodes page is the instance owner's (A's), not every tenant's.
+    let nodes = row(Method::GET, "/nodes", &[], expect::FORBIDDEN);
+    for (who, session, csrf, want) in [
+        ("B", &w.b.session, &w.b.csrf, expect::FORBIDDEN),
+        (
+            "A, the instance owner,",
+            &w.a.session,
+            &w.a.csrf,
+            expect::PAGE,
+        ),
+    ] {
+        let (status, _) = send(&w, &nodes, Some((session, csrf))).await;
+        if status != want {
+            failures.push(format!("{who} GET /nodes -> {status} (want {want})"));
+        }
     }
     assert!(
         failures.is_empty(),

@@ -17,6 +17,7 @@ mod dashboard_browser;
 mod dev_mode;
 mod e2e;
 mod functions_e2e;
+mod hardening;
 mod lifecycle;
 mod mesh;
 mod mesh_partition;

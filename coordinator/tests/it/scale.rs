@@ -49,6 +49,28 @@ async fn put_blob(api: &Api, bytes: &[u8]) -> BlobHash {
     h
 }
 
+/// Creates a deployment of `project` with `m` and finalizes it; its id.
+async fn deploy_manifest(api: &Api, project: &str, m: &Manifest, target: &str) -> String {
+    let staged: Value = api
+        .req(Method::POST, &format!("/projects/{project}/deployments"))
+        .json(&json!({ "manifest": m, "target": target }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(staged["missing"], json!([]), "{staged}");
+    let id = staged["deployment"]["id"].as_str().unwrap().to_string();
+    let r = api
+        .req(Method::POST, &format!("/deployments/{id}/finalize"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{id}: {}", r.text().await.unwrap());
+    id
+}
+
 #[tokio::test]
 async fn deploys_keep_going_far_past_what_one_config_frame_could_hold() {
     const FILES: usize = 1000;
@@ -80,29 +102,7 @@ async fn deploys_keep_going_far_past_what_one_config_frame_could_hold() {
         } else {
             "preview"
         };
-        let staged: Value = api
-            .req(Method::POST, "/projects/big/deployments")
-            .json(&json!({ "manifest": m, "target": target }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(staged["missing"], json!([]), "{staged}");
-        let id = staged["deployment"]["id"].as_str().unwrap().to_string();
-        let r = api
-            .req(Method::POST, &format!("/deployments/{id}/finalize"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            r.status(),
-            200,
-            "deployment {n}: {}",
-            r.text().await.unwrap()
-        );
-        last = id;
+        last = deploy_manifest(&api, "big", &m, target).await;
     }
     assert!(count * one > 64 << 20);
 
@@ -200,22 +200,7 @@ async fn an_edge_killed_mid_apply_resumes_and_never_holds_a_torn_batch() {
             let page = format!("<h1>deploy {n}</h1>");
             let own = put_blob(&api, page.as_bytes()).await;
             let m = manifest(shared, (own, page.len() as u64), 50);
-            let staged: Value = api
-                .req(Method::POST, "/projects/busy/deployments")
-                .json(&json!({ "manifest": m, "target": "production" }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let id = staged["deployment"]["id"].as_str().unwrap().to_string();
-            let r = api
-                .req(Method::POST, &format!("/deployments/{id}/finalize"))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
+            deploy_manifest(&api, "busy", &m, "production").await;
         }
     };
     let bins = Bins::of_tests();
@@ -252,5 +237,51 @@ async fn an_edge_killed_mid_apply_resumes_and_never_holds_a_torn_batch() {
                 p.display()
             );
         }
+    }
+}
+
+/// Deploys made many at a time reach the edges as batches: an edge gets a
+/// snapshot when it joins and never again while it keeps up (a snapshot
+/// carries every deployment's host; one per deploy would cost what the
+/// history costs).
+#[tokio::test]
+async fn concurrent_deploys_reach_edges_as_batches_not_snapshots() {
+    use futures::StreamExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(&tmp.path().join("coord"), None);
+    let dirs = [tmp.path().join("e1"), tmp.path().join("e2")];
+    let edges: Vec<Edge> = dirs.iter().map(|d| Edge::join(&coord, "fra", d)).collect();
+    let api = coord.api();
+    let r = api
+        .req(Method::POST, "/projects")
+        .json(&json!({"name": "many"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let shared = put_blob(&api, b"chunk\n").await;
+    let api = &api;
+    futures::stream::iter(0..120)
+        .map(|n| async move {
+            let page = format!("<h1>preview {n}</h1>");
+            let own = put_blob(api, page.as_bytes()).await;
+            let m = manifest(shared, (own, page.len() as u64), 20);
+            deploy_manifest(api, "many", &m, "preview").await;
+        })
+        .buffer_unordered(12)
+        .collect::<Vec<()>>()
+        .await;
+    let want: Value = api.get_json("/health").await;
+    let want = want["config_version"].as_u64().unwrap();
+    for e in &edges {
+        eventually(30, "every edge at the coordinator's version", || async {
+            (e.status()?.config_version >= want).then_some(())
+        })
+        .await;
+    }
+    for d in &dirs {
+        let log = std::fs::read_to_string(d.with_extension("join.log")).unwrap();
+        let snapshots = log.matches("receiving a config snapshot").count();
+        assert!(snapshots <= 1, "{}: {snapshots} snapshots", d.display());
     }
 }

@@ -435,3 +435,14 @@ fn error_page_shows_status_and_message() {
     );
     assert!(!html.contains(CSRF), "no forms on an anonymous error page");
 }
+
+#[test]
+fn only_the_instance_owner_is_shown_the_nodes_link() {
+    let owner = crate::overview(&fx::page(Nav::Projects), &fx::overview(true));
+    assert!(owner.contains(r#"<a href="/nodes""#));
+    let mut p = fx::page(Nav::Projects);
+    p.user.as_mut().unwrap().instance_owner = false;
+    let tenant = crate::overview(&p, &fx::overview(true));
+    assert!(!tenant.contains(r#"href="/nodes""#), "{tenant}");
+    assert!(tenant.contains(r#"<a href="/tokens""#));
+}

@@ -27,6 +27,10 @@ pub fn page(status: u16) -> Bytes {
             "Gateway timeout",
             "The upstream server did not answer in time.",
         ),
+        508 => (
+            "Loop detected",
+            "This request was already forwarded by a proxy rewrite; it is not forwarded again.",
+        ),
         503 => (
             "Temporarily unavailable",
             "This deployment's files are still being synchronised to this server, or cannot be fetched right now. Please retry in a moment.",
@@ -52,7 +56,7 @@ pub fn framed(status: u16, title: &str, detail: &str, footer: &str) -> Bytes {
 mod tests {
     #[test]
     fn pages_name_their_status() {
-        for s in [400, 404, 405, 413, 502, 503, 504, 500] {
+        for s in [400, 404, 405, 413, 502, 503, 504, 508, 500] {
             let body = String::from_utf8(super::page(s).to_vec()).unwrap();
             assert!(body.contains(&format!("<title>{s} ")), "{body}");
         }

@@ -8,6 +8,11 @@
 //! same policy as function outbound HTTP (no loopback, private, link-local,
 //! … unless the operator allows it); pingora then dials the checked address,
 //! so DNS cannot answer differently a second time.
+//!
+//! A proxied request carries [`HOPS`]; an edge that receives one that has
+//! already been proxied answers 508 instead of proxying it again, so a
+//! rewrite to the site's own host, or two sites rewriting to each other,
+//! ends after one hop instead of looping.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -25,6 +30,11 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use super::EdgeHttp;
 use crate::functions::outbound::{normalize, permitted};
 use crate::state::Site;
+
+/// How many Outpost proxies a request has passed through.
+pub const HOPS: HeaderName = HeaderName::from_static("x-outpost-proxy-hops");
+/// Proxy hops a request may have taken before this edge proxies it again.
+const MAX_HOPS: u32 = 1;
 
 /// Bounds on proxied requests.
 #[derive(Debug, Clone)]
@@ -71,6 +81,8 @@ pub enum Failure {
     Timeout,
     #[error("upstream failed: {0}")]
     Upstream(String),
+    #[error("the request was already proxied (a rewrite loop)")]
+    Loop,
 }
 
 impl Failure {
@@ -79,6 +91,7 @@ impl Failure {
             Failure::BodyTooLarge => 413,
             Failure::ClientBody => 400,
             Failure::Timeout => 504,
+            Failure::Loop => 508,
             _ => 502,
         }
     }
@@ -187,18 +200,33 @@ async fn read_body(session: &mut ServerSession, limits: &ProxyLimits) -> Result<
     Ok(body.freeze())
 }
 
+/// The hops a request has taken so far (an unreadable value counts as
+/// many: nobody but an edge sets it).
+fn hops(headers: &http::HeaderMap) -> u32 {
+    match headers.get(&HOPS) {
+        None => 0,
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(u32::MAX),
+    }
+}
+
 fn upstream_request(
     session: &ServerSession,
     t: &Target,
     body_len: usize,
 ) -> Result<RequestHeader, Failure> {
     let req = session.req_header();
+    let hops = hops(&req.headers);
     let mut up = RequestHeader::build(req.method.clone(), t.path_and_query.as_bytes(), None)
         .map_err(|_| Failure::BadUrl)?;
     let listed = connection_listed(&req.headers);
     let mut forwarded_for = None;
     for (name, value) in req.headers.iter() {
         if is_hop_by_hop(name, &listed)
+            || name == HOPS
             || name == header::HOST
             || name == header::CONTENT_LENGTH
             || name == header::EXPECT
@@ -217,6 +245,8 @@ fn upstream_request(
     }
     let bad = |_| Failure::BadUrl;
     up.insert_header(header::HOST, &t.authority).map_err(bad)?;
+    up.insert_header(HOPS, hops.saturating_add(1).to_string())
+        .map_err(bad)?;
     if body_len > 0 || !matches!(req.method.as_str(), "GET" | "HEAD" | "DELETE" | "OPTIONS") {
         up.insert_header(header::CONTENT_LENGTH, body_len.to_string())
             .map_err(bad)?;
@@ -319,6 +349,9 @@ pub async fn respond(
 ) -> pingora_core::Result<()> {
     let limits = &app.limits.proxy;
     let prepared = async {
+        if hops(&session.req_header().headers) >= MAX_HOPS {
+            return Err(Failure::Loop);
+        }
         let t = parse_target(url)?;
         let addrs = resolve(&t, limits).await?;
         let body = read_body(session, limits).await?;
@@ -388,6 +421,16 @@ mod tests {
         assert_eq!(t.host, "::1");
         for bad in ["ftp://x/", "/relative", "http:///x", "not a url"] {
             assert!(parse_target(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hops_are_counted_and_nonsense_counts_as_too_many() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(hops(&h), 0);
+        for (value, want) in [("1", 1), (" 3 ", 3), ("x", u32::MAX), ("-1", u32::MAX)] {
+            h.insert(&HOPS, value.parse().unwrap());
+            assert_eq!(hops(&h), want, "{value:?}");
         }
     }
 

@@ -62,6 +62,15 @@ struct Edge {
 }
 
 async fn start_edge(sites: Vec<(&str, RoutingConfig)>, proxy: ProxyLimits) -> Edge {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_edge_on(listener, sites, proxy).await
+}
+
+async fn start_edge_on(
+    listener: TcpListener,
+    sites: Vec<(&str, RoutingConfig)>,
+    proxy: ProxyLimits,
+) -> Edge {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let (store, _corrupt) = BlobStore::open(&dir.path().join("blobs")).unwrap();
@@ -110,7 +119,6 @@ async fn start_edge(sites: Vec<(&str, RoutingConfig)>, proxy: ProxyLimits) -> Ed
     };
     let app = EdgeHttp::with_limits(state, store, limits);
     let (shutdown, rx) = watch::channel(false);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve_http(listener, app, rx));
     Edge {
@@ -374,4 +382,44 @@ async fn proxy_refuses_private_upstreams_unless_allowed() {
     let (s, _, body) = get(&c, &url(&edge, "rules.localhost", "/up/anything")).await;
     assert_eq!(s.as_u16(), 502);
     assert!(!body.contains("--body--"), "{body}");
+}
+
+/// A rewrite that proxies to the site's own host (here the edge itself, by
+/// address) is forwarded once; the second time round it is a 508, not a
+/// loop that ties up the edge.
+#[tokio::test]
+async fn a_proxy_rewrite_to_itself_ends_after_one_hop() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let me = listener.local_addr().unwrap();
+    let redirects = format!("/*  http://{me}/:splat  200\n");
+    let config = from_sources(None, None, Some(&redirects), None).unwrap();
+    let edge = start_edge_on(
+        listener,
+        vec![("127.0.0.1", config)],
+        ProxyLimits {
+            allow_private: true,
+            ..ProxyLimits::default()
+        },
+    )
+    .await;
+    let c = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let r = c
+        .get(format!("http://{}/x", edge.addr))
+        .send()
+        .await
+        .unwrap();
+    // The first hop is proxied; the request it makes arrives with a hop
+    // counted and gets the 508, which the first hop relays.
+    assert_eq!(r.status().as_u16(), 508);
+    assert!(r.text().await.unwrap().contains("Loop detected"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A request that says it was proxied already is not proxied again.
+    let r = c
+        .get(format!("http://{}/x", edge.addr))
+        .header("x-outpost-proxy-hops", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 508);
 }

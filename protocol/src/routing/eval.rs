@@ -207,6 +207,11 @@ fn apply(rule: &Rule, caps: &Captures, path: &str, query: Option<&str>) -> Optio
         }
         return Some(Decision::Proxy { url: out });
     };
+    if !external {
+        // `/:splat` with a splat of `/evil.example` would make `//evil.example`,
+        // which browsers read as another host: a path stays a path.
+        same_host_path(&mut out);
+    }
     if !external && same_place(&out, path) && new_query.as_deref() == query {
         return None;
     }
@@ -222,6 +227,20 @@ fn apply(rule: &Rule, caps: &Captures, path: &str, query: Option<&str>) -> Optio
         status,
         location: out,
     })
+}
+
+/// Collapses the slashes (and backslashes, which browsers read as slashes)
+/// that a substitution put at the start of a path into one, so that a
+/// relative `Location` can never name another host.
+fn same_host_path(out: &mut String) {
+    let extra = out
+        .bytes()
+        .skip(1)
+        .take_while(|b| *b == b'/' || *b == b'\\')
+        .count();
+    if out.starts_with('/') && extra > 0 {
+        out.replace_range(1..1 + extra, "");
+    }
 }
 
 /// An encoded redirect target and a decoded request path name the same
@@ -241,12 +260,19 @@ pub fn headers_for(cfg: &RoutingConfig, path: &str) -> Vec<(String, String)> {
         return out;
     }
     let mut caps = Captures::new();
+    let mut added = 0;
     for rule in &cfg.headers {
         caps.clear();
         if !match_source(&rule.source, path, &mut caps) {
             continue;
         }
         for (name, value) in &rule.headers {
+            // Validation bounds the rules' bytes; this bounds a response
+            // whatever config it came with.
+            added += name.len() + value.len() + 4;
+            if added > super::MAX_HEADER_RULE_BYTES {
+                return out;
+            }
             match out.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
                 Some((_, v)) => {
                     v.push_str(", ");

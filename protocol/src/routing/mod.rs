@@ -86,6 +86,9 @@ pub const MAX_QUERY_CONDITIONS: usize = 8;
 pub const MAX_HEADERS_PER_RULE: usize = 64;
 pub const MAX_HEADER_NAME_BYTES: usize = 128;
 pub const MAX_HEADER_VALUE_BYTES: usize = 4096;
+/// Names and values of every header rule together: what one response can
+/// get from the rules at most (every rule matching, `/*` say).
+pub const MAX_HEADER_RULE_BYTES: usize = 32 * 1024;
 
 /// Statuses a redirect may use.
 pub const REDIRECT_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
@@ -185,7 +188,7 @@ impl RoutingConfig {
         for (i, h) in self.headers.iter().enumerate() {
             check_header_rule(h).map_err(|p| err(at("headers", i), p))?;
         }
-        Ok(())
+        check_header_bytes(&self.headers).map_err(|p| err(Locus::Whole, p))
     }
 }
 
@@ -280,6 +283,24 @@ pub enum Problem {
     HeaderCount(usize),
     #[error("{0} is not supported")]
     Unsupported(&'static str),
+    #[error("the header rules set {0} bytes of names and values in all; the limit is {MAX_HEADER_RULE_BYTES}")]
+    HeaderBytes(usize),
+}
+
+/// The bytes every header rule adds to a response that all of them match.
+pub fn header_rule_bytes(headers: &[HeaderRule]) -> usize {
+    headers
+        .iter()
+        .flat_map(|h| h.headers.iter())
+        .map(|(n, v)| n.len() + v.len() + 4)
+        .sum()
+}
+
+fn check_header_bytes(headers: &[HeaderRule]) -> Result<(), Problem> {
+    match header_rule_bytes(headers) {
+        n if n > MAX_HEADER_RULE_BYTES => Err(Problem::HeaderBytes(n)),
+        _ => Ok(()),
+    }
 }
 
 impl Problem {
@@ -312,6 +333,41 @@ fn bad_destination(destination: &str, reason: &'static str) -> Problem {
     }
 }
 
+/// `host` or `host:port`, `[v6]` or `[v6]:port`, with nothing a capture
+/// could be substituted into.
+fn literal_authority(a: &str) -> bool {
+    let (host_ok, port) = match a.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((ip, port)) => (
+                !ip.is_empty()
+                    && ip
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+                port,
+            ),
+            None => return false,
+        },
+        None => {
+            let (host, port) = match a.find(':') {
+                Some(i) => a.split_at(i),
+                None => (a, ""),
+            };
+            (
+                !host.is_empty()
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_'),
+                port,
+            )
+        }
+    };
+    host_ok
+        && (port.is_empty()
+            || port
+                .strip_prefix(':')
+                .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()))
+}
+
 fn check_destination(d: &str, action: Action) -> Result<(), Problem> {
     if d.len() > MAX_DESTINATION_BYTES {
         return Err(bad_destination(d, "too long"));
@@ -329,6 +385,12 @@ fn check_destination(d: &str, action: Action) -> Result<(), Problem> {
             return Err(bad_destination(
                 d,
                 "an absolute destination needs a host (and no user info)",
+            ));
+        }
+        if !literal_authority(authority) {
+            return Err(bad_destination(
+                d,
+                "the host of an absolute destination must be written out (no placeholders: a request could choose where it goes)",
             ));
         }
         return match action {
@@ -515,6 +577,7 @@ pub fn from_sources(
         if count > MAX_RULES {
             return Err(Problem::TooManyRules { count }.at(file, Locus::Whole));
         }
+        check_header_bytes(&cfg.headers).map_err(|p| p.at(file, Locus::Whole))?;
         clean_urls = clean_urls.or(layer.clean_urls);
         trailing_slash = trailing_slash.or(layer.trailing_slash);
     }

@@ -684,3 +684,81 @@ fn bincode_and_json_round_trip() {
     let json = serde_json::to_string(&cfg).unwrap();
     assert_eq!(serde_json::from_str::<RoutingConfig>(&json).unwrap(), cfg);
 }
+
+/// No capture can send a redirect to another host: a relative destination
+/// stays a path (no `//host`, no `/\host`), and an absolute destination's
+/// host must be written out in full.
+#[test]
+fn captures_never_change_where_a_redirect_goes() {
+    let rules = "\
+/go/*      /:splat                      301
+/store id=:id  /:id                     301
+/ext/*     https://example.com/:splat   301
+";
+    let cfg = from_sources(None, None, Some(rules), None).unwrap();
+    let cases = [
+        ("/go//evil.example/x", redirect(301, "/evil.example/x")),
+        ("/go/fine/path", redirect(301, "/fine/path")),
+        ("/store?id=//evil.example", redirect(301, "/evil.example")),
+        ("/store?id=/\\evil.example", redirect(301, "/evil.example")),
+        ("/store?id=\\\\evil.example", redirect(301, "/evil.example")),
+        ("/store?id=ok", redirect(301, "/ok")),
+        (
+            "/ext/@evil.example",
+            redirect(301, "https://example.com/@evil.example"),
+        ),
+    ];
+    run_table(&cfg, &[], &cases);
+    for (d, ok) in [
+        ("https://example.com:splat", false),
+        ("https://:host/", false),
+        ("https://ex$1.com/", false),
+        ("https://example.com*/", false),
+        ("https://example.com:8080/:splat", true),
+        ("https://[::1]:8080/x", true),
+        ("https://[::1/x", false),
+        ("https://example.com:99999/", false),
+    ] {
+        let r = from_sources(None, None, Some(&format!("/a/* {d} 301\n")), None);
+        assert_eq!(r.is_ok(), ok, "{d}: {r:?}");
+        if !ok {
+            let e = r.unwrap_err().to_string();
+            assert!(
+                e.contains(d.split('/').nth(2).unwrap_or(d)) || e.contains("destination"),
+                "{e}"
+            );
+        }
+    }
+}
+
+/// Header rules cannot make a response carry megabytes of headers: their
+/// names and values are bounded in total, when a config is parsed and when
+/// a manifest is checked, and evaluation stops at the bound whatever the
+/// config.
+#[test]
+fn header_rules_are_bounded_in_total() {
+    let value = "v".repeat(MAX_HEADER_VALUE_BYTES);
+    let rule = |i: usize| format!("/*\n  X-Big-{i}: {value}\n");
+    let fits: String = (0..4).map(rule).collect();
+    let cfg = from_sources(None, None, None, Some(&fits)).unwrap();
+    assert_eq!(headers_for(&cfg, "/x").len(), 4);
+    let too_much: String = (0..20).map(rule).collect();
+    let e = from_sources(None, None, None, Some(&too_much)).unwrap_err();
+    assert!(matches!(e.problem, Problem::HeaderBytes(_)), "{e}");
+    // A config that skipped the parser (a manifest) is refused too …
+    let mut big = cfg.clone();
+    for i in 4..20 {
+        big.headers.push(HeaderRule {
+            source: "/*".into(),
+            headers: vec![(format!("X-Big-{i}"), value.clone())],
+        });
+    }
+    let e = big.validate().unwrap_err();
+    assert!(matches!(e.problem, Problem::HeaderBytes(_)), "{e}");
+    // … and evaluating it anyway stops at the bound.
+    let got: usize = headers_for(&big, "/x")
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 4)
+        .sum();
+    assert!(got <= MAX_HEADER_RULE_BYTES, "{got}");
+}

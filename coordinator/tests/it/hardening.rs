@@ -1,0 +1,180 @@
+//! What the security review asked of the coordinator's HTTP side, each
+//! checked on a real coordinator process.
+
+use reqwest::Method;
+
+use crate::support::*;
+
+/// Every answer, API or dashboard, error or not, carries the headers that
+/// keep it from being framed, sniffed or leaking its URL; HSTS only when
+/// the browser came over TLS.
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(&tmp.path().join("coord"), None);
+    let http = http_client();
+    for path in [
+        "/api/v1/health",
+        "/api/v1/projects",
+        "/login",
+        "/no-such-page",
+    ] {
+        for tls in [false, true] {
+            let mut req = http.get(format!("{}{path}", coord.url()));
+            if tls {
+                req = req.header("x-forwarded-proto", "https");
+            }
+            let r = req.send().await.unwrap();
+            let h = r.headers();
+            let csp = h["content-security-policy"].to_str().unwrap();
+            assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+            assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+            assert_eq!(h["x-frame-options"], "DENY", "{path}");
+            assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+            assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+            assert_eq!(
+                h.contains_key("strict-transport-security"),
+                tls,
+                "{path}: HSTS only over TLS"
+            );
+        }
+    }
+    // A signed-in API answer too.
+    let r = coord
+        .api()
+        .req(Method::GET, "/projects")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+}
+
+/// Sign-up is closed: several people racing with one invitation link get
+/// one account between them; the others are told the link is used, and
+/// no account of theirs exists.
+#[tokio::test]
+async fn one_invitation_makes_one_account_however_many_race_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(
+        &tmp.path().join("coord"),
+        Some("[accounts]\nopen_signup = false\n"),
+    );
+    let http = http_client();
+    let url = |p: &str| format!("{}/api/v1{p}", coord.url());
+    let signup = |email: String, invite: Option<String>| {
+        let http = http.clone();
+        let u = url("/auth/signup");
+        async move {
+            http.post(u)
+                .json(&serde_json::json!({
+                    "email": email, "name": "Racer", "password": "correct horse battery staple",
+                    "invite": invite,
+                }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // The first account owns the instance (and adopts the admin token).
+    let r = signup("owner@example.com".into(), None).await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let api = coord.api();
+    let teams: serde_json::Value = api.get_json("/teams").await;
+    let team = teams[0]["id"].as_str().unwrap().to_string();
+    let inv: serde_json::Value = api
+        .req(Method::POST, &format!("/teams/{team}/invitations"))
+        .json(&serde_json::json!({"role": "member"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = inv["token"].as_str().unwrap().to_string();
+
+    let racers = (0..8).map(|i| signup(format!("racer{i}@example.com"), Some(token.clone())));
+    let answers = futures::future::join_all(racers).await;
+    let codes: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(codes.iter().filter(|c| **c == 201).count(), 1, "{codes:?}");
+    assert!(codes.iter().all(|c| *c == 201 || *c == 410), "{codes:?}");
+    let members: serde_json::Value = api.get_json(&format!("/teams/{team}/members")).await;
+    assert_eq!(members.as_array().map(Vec::len), Some(2), "{members}");
+    // The losers have no account: signing in fails, signing up without
+    // the link is refused (sign-up is closed).
+    for (i, code) in codes.iter().enumerate() {
+        if *code == 201 {
+            continue;
+        }
+        let r = signup(format!("racer{i}@example.com"), None).await;
+        assert_eq!(r.status(), 403, "racer{i}");
+        let r = http
+            .post(url("/auth/login"))
+            .json(&serde_json::json!({"email": format!("racer{i}@example.com"), "password": "correct horse battery staple"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "racer{i} has an account");
+    }
+}
+
+/// What anyone may send without a credential is small: sign-up and
+/// sign-in bodies over 16 KiB are refused, and a webhook for a project
+/// that does not exist, or without a signature, is answered before its
+/// body is read (here: a body that never comes).
+#[tokio::test]
+async fn unauthenticated_bodies_are_small_and_webhooks_are_checked_before_reading() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(&tmp.path().join("coord"), None);
+    let http = http_client();
+    let big = "x".repeat(64 * 1024);
+    for path in ["/api/v1/auth/signup", "/api/v1/auth/login"] {
+        let r = http
+            .post(format!("{}{path}", coord.url()))
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"email":"a@example.com","name":"{big}","password":"x"}}"#
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413, "{path}");
+    }
+    let r = http
+        .post(format!("{}/login", coord.url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("email=a%40example.com&password={big}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413, "the dashboard's sign-in form");
+
+    // A project with no git connection, then a made-up one: both answered
+    // at once, though the 20 MB body they announce never arrives.
+    let r = coord
+        .api()
+        .req(Method::POST, "/projects")
+        .json(&serde_json::json!({"name": "site"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let addr = coord.url().trim_start_matches("http://").to_string();
+    for project in ["site", "nobody"] {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /api/v1/hooks/git/{project} HTTP/1.1\r\nHost: {addr}\r\n\
+             X-GitHub-Event: push\r\nContent-Type: application/json\r\n\
+             Content-Length: 20000000\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 512];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("answered without waiting for the body")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(answer.starts_with("HTTP/1.1 404"), "{project}: {answer}");
+    }
+}
