@@ -58,8 +58,19 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// One pass of every rule.
+/// Drops the usage cache when the pass ends, however it ends.
+struct Recount<'a>(&'a App);
+
+impl Drop for Recount<'_> {
+    fn drop(&mut self) {
+        self.0.usage.forget_all();
+    }
+}
+
 pub async fn pass(app: &App) -> anyhow::Result<Report> {
     let mut r = Report::default();
+    // Whatever the pass deletes, the teams' usage is counted afresh.
+    let _recount = Recount(app);
     let rules = &app.config.retention;
     let defaults = crate::app::projects::default_retention(app);
     let mut after = String::new();

@@ -131,6 +131,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         config: config.clone(),
         quic: quic_ctx.clone(),
         login_limits: Default::default(),
+        usage: Default::default(),
     };
     let mut tasks = vec![
         tokio::spawn(quic::serve(endpoint, quic_ctx, shutdown_rx.clone())),

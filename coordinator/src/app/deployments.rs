@@ -47,6 +47,7 @@ pub async fn stage(
         git: None,
     };
     app.store.create_deployment(&d).await?;
+    app.usage.created(&p.team_id, bytes);
     let blobs = manifest.blobs();
     let missing = app.blobs.missing(blobs.iter().copied()).await?;
     tracing::info!(project = %p.name, deployment = %d.id, bundle = %bundle_id.short(), blobs = blobs.len(), missing = missing.len(), "deployment created");
@@ -119,9 +120,10 @@ pub async fn finalize(app: &App, who: &Principal, id: &str) -> AppResult<(Projec
         // Other deployments may have filled the quota since this one was
         // staged: then it goes, rather than staying half made.
         let q = super::quotas::of(app, &p.team_id).await?;
-        let used = app.store.usage(&p.team_id).await?;
+        let used = super::quotas::usage(app, &p.team_id).await?;
         if used.deployments > q.deployments || used.stored_bytes > q.stored_bytes {
             app.store.delete_deployment(&p.id, &d.id).await?.ok();
+            app.usage.forget(&p.team_id);
             return Err(AppError::new(
                 super::ErrorKind::QuotaExceeded,
                 "quota_exceeded",
@@ -233,7 +235,7 @@ pub async fn delete(app: &App, who: &Principal, id: &str) -> AppResult<Project> 
     let s = access::subject(app, who, id, Role::Member).await?;
     let p = s.project;
     match app.store.delete_deployment(&p.id, id).await? {
-        Ok(()) => {}
+        Ok(()) => app.usage.forget(&p.team_id),
         Err(crate::store::Undeletable::Production) => {
             return Err(AppError::conflict(
                 "is_production",

@@ -49,6 +49,8 @@ pub struct App {
     pub quic: Arc<QuicContext>,
     pub builds: Arc<crate::builds::BuildService>,
     pub login_limits: Arc<crate::accounts::ratelimit::LoginLimits>,
+    /// What each team holds, counted now and then (see `quotas::UsageCache`).
+    pub usage: Arc<quotas::UsageCache>,
 }
 
 impl App {

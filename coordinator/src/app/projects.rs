@@ -82,6 +82,7 @@ pub async fn create(app: &App, who: &Principal, new: NewProject<'_>) -> AppResul
         .store
         .create_project(&fresh_id(app).await?, new.name, &team)
         .await?;
+    app.usage.forget(&team);
     audit::record(
         &app.store,
         who,
@@ -167,6 +168,7 @@ pub async fn delete(app: &App, who: &Principal, project: &str) -> AppResult<u64>
         app.builds.cancel(&id).await?;
     }
     let deployments = app.store.delete_project(&p.id).await?;
+    app.usage.forget(&p.team_id);
     app.hub.refresh().await?;
     tracing::info!(project = %p.name, deployments, "project deleted");
     audit::record(

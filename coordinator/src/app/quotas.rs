@@ -2,6 +2,10 @@
 //! and functions, with instance defaults (`[quotas]`) and per-team values
 //! the instance owner sets. A team over a quota can still delete.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use super::{access, App, AppError, AppResult, ErrorKind};
 use crate::accounts::{audit, Principal};
 use crate::config::Quotas;
@@ -16,6 +20,58 @@ fn exceeded(what: &str, limit: u64, used: u64) -> AppError {
     .with_details(serde_json::json!({ "quota": what, "limit": limit, "used": used }))
 }
 
+/// A team's usage counted in the database at most this often; between
+/// counts this coordinator keeps it current with its own changes.
+const USAGE_FRESH: Duration = Duration::from_secs(30);
+/// Teams remembered at most (then the cache starts over).
+const USAGE_TEAMS: usize = 10_000;
+
+/// Counting a team's deployments and bytes reads every deployment it has:
+/// per deploy, that would make a deploy cost what the history costs. So
+/// the count is kept here, refreshed every [`USAGE_FRESH`], moved by each
+/// deployment this coordinator creates and dropped by each deletion.
+/// Another coordinator's changes show within [`USAGE_FRESH`]: the
+/// quotas are exact on one coordinator, and within that much otherwise.
+#[derive(Default)]
+pub struct UsageCache {
+    teams: Mutex<HashMap<String, (Usage, Instant)>>,
+}
+
+impl UsageCache {
+    /// Counts one more deployment of `bytes` for `team`.
+    pub fn created(&self, team: &str, bytes: u64) {
+        if let Some((u, _)) = self.teams.lock().unwrap().get_mut(team) {
+            u.deployments += 1;
+            u.stored_bytes += bytes;
+        }
+    }
+
+    /// Something of `team`'s went (or came in a way not counted here).
+    pub fn forget(&self, team: &str) {
+        self.teams.lock().unwrap().remove(team);
+    }
+
+    pub fn forget_all(&self) {
+        self.teams.lock().unwrap().clear();
+    }
+}
+
+/// What `team` holds, from the cache when it is fresh.
+pub async fn usage(app: &App, team: &str) -> AppResult<Usage> {
+    if let Some((u, at)) = app.usage.teams.lock().unwrap().get(team) {
+        if at.elapsed() < USAGE_FRESH {
+            return Ok(*u);
+        }
+    }
+    let u = app.store.usage(team).await?;
+    let mut teams = app.usage.teams.lock().unwrap();
+    if teams.len() >= USAGE_TEAMS {
+        teams.clear();
+    }
+    teams.insert(team.to_string(), (u, Instant::now()));
+    Ok(u)
+}
+
 pub async fn of(app: &App, team: &str) -> AppResult<Quotas> {
     Ok(app.store.quotas(team, app.config.quotas).await?)
 }
@@ -23,7 +79,7 @@ pub async fn of(app: &App, team: &str) -> AppResult<Quotas> {
 /// One more project fits.
 pub async fn check_project(app: &App, team: &str) -> AppResult<()> {
     let q = of(app, team).await?;
-    let used = app.store.usage(team).await?;
+    let used = usage(app, team).await?;
     if used.projects >= q.projects {
         return Err(exceeded("projects", q.projects, used.projects));
     }
@@ -36,7 +92,7 @@ pub async fn check_deployment(app: &App, team: &str, bytes: u64, functions: u64)
     if functions > q.functions {
         return Err(exceeded("functions per deployment", q.functions, functions));
     }
-    let used = app.store.usage(team).await?;
+    let used = usage(app, team).await?;
     if used.deployments >= q.deployments {
         return Err(exceeded("deployments", q.deployments, used.deployments));
     }
