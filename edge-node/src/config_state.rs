@@ -546,6 +546,15 @@ mod tests {
         Arc::new(ConfigState::new(index, c.verifier()).unwrap())
     }
 
+    /// A node at version 1: `a.localhost` serves `d1`.
+    fn serving_d1(dir: &std::path::Path) -> (Coordinator, Arc<ConfigState>) {
+        let mut c = Coordinator::new();
+        let s = open(dir, &c);
+        let b1 = c.change(&[("a.localhost", Some("d1"))]);
+        s.accept(vec![b1], Source::Coordinator).unwrap();
+        (c, s)
+    }
+
     fn served(s: &ConfigState, host: &str) -> Option<String> {
         s.host(host).unwrap().map(|t| t.deployment)
     }
@@ -575,13 +584,7 @@ mod tests {
     #[test]
     fn a_batch_that_fails_verification_is_refused_and_nothing_of_it_applied() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Coordinator::new();
-        let s = open(dir.path(), &c);
-        s.accept(
-            vec![c.change(&[("a.localhost", Some("d1"))])],
-            Source::Coordinator,
-        )
-        .unwrap();
+        let (mut c, s) = serving_d1(dir.path());
         let good = c.change(&[("a.localhost", Some("d2")), ("x.localhost", Some("d2"))]);
 
         // Each a different lie: another target, a dropped change, a forged
@@ -703,13 +706,7 @@ mod tests {
     #[test]
     fn a_snapshot_that_does_not_sum_to_the_signed_state_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Coordinator::new();
-        let s = open(dir.path(), &c);
-        s.accept(
-            vec![c.change(&[("a.localhost", Some("d1"))])],
-            Source::Coordinator,
-        )
-        .unwrap();
+        let (mut c, s) = serving_d1(dir.path());
         for i in 0..3 {
             c.change(&[(&format!("h{i}.localhost"), Some("x"))]);
         }

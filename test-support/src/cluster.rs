@@ -202,6 +202,22 @@ impl Api {
             .bearer_auth(&self.token)
     }
 
+    /// Creates a project of this credential's team (201, or it panics).
+    pub async fn create_project(&self, name: &str) {
+        let r = self
+            .req(reqwest::Method::POST, "/projects")
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            201,
+            "creating project {name}: {}",
+            r.text().await.unwrap()
+        );
+    }
+
     /// GET `path`, its body as JSON (whatever the status).
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         self.req(reqwest::Method::GET, path)

@@ -152,13 +152,7 @@ async fn api_rejects_bad_input_with_typed_errors() {
     let api = coord.api();
     let token = Some(api.token.as_str());
     for n in ["alpha", "bravo", "charlie"] {
-        let r = api
-            .req(Method::POST, "/projects")
-            .json(&json!({"name": n}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        api.create_project(n).await;
     }
     let h = protocol::BlobHash::of(b"hi").to_hex();
     let manifest = |path: &str, size: u64| json!({"manifest": {"format": 1, "files": {path: {"hash": h, "size": size, "content_type": "text/plain"}}}, "target": "production"});

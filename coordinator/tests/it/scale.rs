@@ -78,13 +78,7 @@ async fn deploys_keep_going_far_past_what_one_config_frame_could_hold() {
     let coord = Coordinator::start(&tmp.path().join("coord"), None);
     let edge = Edge::join(&coord, "fra", &tmp.path().join("edge"));
     let api = coord.api();
-    let r = api
-        .req(Method::POST, "/projects")
-        .json(&json!({"name": "big"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    api.create_project("big").await;
     let shared = put_blob(&api, b"chunk\n").await;
 
     // Enough deployments that their manifests together are over 64 MiB.
@@ -187,13 +181,7 @@ async fn an_edge_killed_mid_apply_resumes_and_never_holds_a_torn_batch() {
     let dir = tmp.path().join("edge");
     let mut edge = Edge::join(&coord, "fra", &dir);
     let api = coord.api();
-    let r = api
-        .req(Method::POST, "/projects")
-        .json(&json!({"name": "busy"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    api.create_project("busy").await;
     let shared = put_blob(&api, b"chunk\n").await;
     let deploys = async {
         for n in 0..60 {
@@ -252,13 +240,7 @@ async fn concurrent_deploys_reach_edges_as_batches_not_snapshots() {
     let dirs = [tmp.path().join("e1"), tmp.path().join("e2")];
     let edges: Vec<Edge> = dirs.iter().map(|d| Edge::join(&coord, "fra", d)).collect();
     let api = coord.api();
-    let r = api
-        .req(Method::POST, "/projects")
-        .json(&json!({"name": "many"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    api.create_project("many").await;
     let shared = put_blob(&api, b"chunk\n").await;
     let api = &api;
     futures::stream::iter(0..120)
