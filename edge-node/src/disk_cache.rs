@@ -161,7 +161,13 @@ impl DiskCache {
 
         let files = self.blobs.list()?;
         let (mut removed, mut removed_bytes) = (0u64, 0u64);
-        for f in gc::sweep(&files, &plan.keep, rules) {
+        // A bundle an eager host is syncing to is not complete yet, so its
+        // blobs are in no plan: while one is being fetched (a big one can
+        // take longer than the grace period), no blob is swept.
+        let complete: HashSet<BundleId> = bundles.iter().map(|b| b.id).collect();
+        let syncing = pinned.iter().any(|b| !complete.contains(b));
+        let sweepable: &[gc::BlobFile] = if syncing { &[] } else { &files };
+        for f in gc::sweep(sweepable, &plan.keep, rules) {
             match self.blobs.remove(&f.hash) {
                 Ok(()) => {
                     removed += 1;
