@@ -111,10 +111,17 @@ impl ClusterCa {
         blake3::hash(&self.cert_der).to_hex().to_string()
     }
 
-    fn leaf_params(&self, names: Vec<String>, days: i64) -> Result<CertificateParams, CaError> {
+    fn leaf_params(
+        &self,
+        names: Vec<String>,
+        life: Duration,
+    ) -> Result<CertificateParams, CaError> {
         let mut params = CertificateParams::new(names)?;
-        params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
-        params.not_after = OffsetDateTime::now_utc() + Duration::days(days);
+        // Backdated a little for clocks behind ours; never more than a
+        // tenth of the lifetime, so short test lifetimes stay meaningful.
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - std::cmp::min(life / 10_i32, Duration::hours(1));
+        params.not_after = now + life;
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
@@ -125,8 +132,13 @@ impl ClusterCa {
 
     /// A server certificate (fresh key) for `names`.
     pub fn issue_server(&self, names: Vec<String>, days: i64) -> Result<Issued, CaError> {
+        self.issue_server_for(names, Duration::days(days))
+    }
+
+    /// A server certificate (fresh key) for `names`, valid for `life`.
+    pub fn issue_server_for(&self, names: Vec<String>, life: Duration) -> Result<Issued, CaError> {
         let key = KeyPair::generate()?;
-        let mut params = self.leaf_params(names, days)?;
+        let mut params = self.leaf_params(names, life)?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let not_after = params.not_after;
         let cert = params.signed_by(&key, &self.issuer)?;
@@ -137,15 +149,24 @@ impl ClusterCa {
         })
     }
 
-    /// Signs a node's CSR. Only the CSR's public key is used: the names and
-    /// usages are ours, so a node cannot ask for another node's identity.
-    pub fn sign_node_csr(&self, csr_pem: &str, node_id: &str) -> Result<String, CaError> {
+    /// Signs a node's CSR for `life_secs`. Only the CSR's public key is
+    /// used: the names and usages are ours, so a node cannot ask for another
+    /// node's identity. Returns the PEM and its end (Unix seconds).
+    pub fn sign_node_csr(
+        &self,
+        csr_pem: &str,
+        node_id: &str,
+        life_secs: i64,
+    ) -> Result<(String, i64), CaError> {
         if csr_pem.len() > 16 * 1024 {
             return Err(CaError::BadCsr("larger than 16 KiB".into()));
         }
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| CaError::BadCsr(e.to_string()))?;
-        let mut params = self.leaf_params(vec![protocol::wire::node_name(node_id)], 365)?;
+        let mut params = self.leaf_params(
+            vec![protocol::wire::node_name(node_id)],
+            Duration::seconds(life_secs),
+        )?;
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ClientAuth,
             ExtendedKeyUsagePurpose::ServerAuth,
@@ -153,8 +174,9 @@ impl ClusterCa {
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, node_id);
         params.distinguished_name = dn;
+        let not_after = params.not_after.unix_timestamp();
         csr.params = params;
-        Ok(csr.signed_by(&self.issuer)?.pem())
+        Ok((csr.signed_by(&self.issuer)?.pem(), not_after))
     }
 }
 
@@ -236,7 +258,7 @@ mod tests {
         let ca = ClusterCa::load_or_create(dir.path()).unwrap();
         for bad in ["", "not a csr", &"A".repeat(20_000)] {
             assert!(matches!(
-                ca.sign_node_csr(bad, "n1"),
+                ca.sign_node_csr(bad, "n1", 3600),
                 Err(CaError::BadCsr(_))
             ));
         }
@@ -247,7 +269,24 @@ mod tests {
             .unwrap()
             .pem()
             .unwrap();
-        let pem = ca.sign_node_csr(&csr, "n1").unwrap();
+        let (pem, not_after) = ca.sign_node_csr(&csr, "n1", 30 * 24 * 3600).unwrap();
         assert!(pem.contains("BEGIN CERTIFICATE"));
+        // The certificate names the node we chose, not the one asked for,
+        // and lasts as long as we said: both sides read it so.
+        let der = pem_to_der(&pem).unwrap();
+        assert_eq!(protocol::node_cert::node_id(&der).as_deref(), Some("n1"));
+        let (from, until) = protocol::node_cert::validity(&der).unwrap();
+        assert_eq!(until, not_after);
+        assert!((until - OffsetDateTime::now_utc().unix_timestamp() - 30 * 24 * 3600).abs() < 5);
+        assert!(until - from <= 30 * 24 * 3600 + 3600);
+        assert!(!protocol::node_cert::renew_due((from, until), from + 3600));
+        // A server certificate names no node.
+        let server = ca
+            .issue_server(vec!["coordinator.outpost.internal".into()], 1)
+            .unwrap();
+        assert_eq!(
+            protocol::node_cert::node_id(&pem_to_der(&server.cert_pem).unwrap()),
+            None
+        );
     }
 }

@@ -213,6 +213,33 @@ impl Default for RetentionConfig {
     }
 }
 
+/// The `[nodes]` table: how the cluster trusts its edge nodes.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodesConfig {
+    /// How long a node certificate lasts (default "30d"); nodes renew
+    /// theirs with a third left, and one offline for longer joins again.
+    /// The coordinator's own QUIC certificate lasts as long.
+    #[serde(with = "humantime_serde_compat")]
+    pub cert_lifetime: std::time::Duration,
+}
+
+impl Default for NodesConfig {
+    fn default() -> Self {
+        NodesConfig {
+            cert_lifetime: std::time::Duration::from_secs(
+                protocol::node_cert::NODE_CERT_SECS as u64,
+            ),
+        }
+    }
+}
+
+impl NodesConfig {
+    pub fn cert_secs(&self) -> i64 {
+        self.cert_lifetime.as_secs() as i64
+    }
+}
+
 /// The `[quotas]` table: what one team may hold, unless the instance owner
 /// set the team's own (`PUT /teams/{id}/quotas`).
 #[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -275,6 +302,8 @@ pub struct FileConfig {
     pub retention: Option<RetentionConfig>,
     #[serde(default)]
     pub quotas: Option<Quotas>,
+    #[serde(default)]
+    pub nodes: Option<NodesConfig>,
 }
 
 impl FileConfig {
@@ -309,6 +338,7 @@ pub struct Config {
     pub accounts: AccountsConfig,
     pub retention: RetentionConfig,
     pub quotas: Quotas,
+    pub nodes: NodesConfig,
     /// Key for secrets at rest (64 hex); default: `<data_dir>/secret.key`.
     pub secret_key: Option<String>,
 }
@@ -356,6 +386,11 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.accounts.session_ttl < std::time::Duration::from_secs(60) {
             anyhow::bail!("[accounts] session_ttl must be at least one minute");
+        }
+        let life = self.nodes.cert_lifetime.as_secs();
+        // Renewal is checked every 10 s, with a third of the lifetime left.
+        if !(30..=365 * 24 * 3600).contains(&life) {
+            anyhow::bail!("[nodes] cert_lifetime must be between 30 seconds and 365 days");
         }
         if self.retention.every < std::time::Duration::from_secs(1) {
             anyhow::bail!("[retention] every must be at least one second");
@@ -412,6 +447,8 @@ mod tests {
             "[retention]\nevery = \"often\"",
             "[quotas]\nprojects = \"many\"",
             "[quotas]\nbogus = 1",
+            "[nodes]\ncert_lifetime = \"soon\"",
+            "[nodes]\nbogus = 1",
             "[accounts]\ntrusted_proxies = [\"not an address\"]",
             "[accounts]\ntrusted_proxies = [\"10.0.0.0/99\"]",
         ] {

@@ -83,6 +83,7 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         builds: Default::default(),
         accounts: Default::default(),
         retention: Default::default(),
+        nodes: Default::default(),
         quotas: Default::default(),
         secret_key: None,
     };

@@ -38,11 +38,17 @@ pub struct ConfigHub {
     recent: Mutex<VecDeque<Arc<SignedBatch>>>,
     /// Serialises refreshes so batches enter `recent` in order.
     refreshing: tokio::sync::Mutex<()>,
+    /// How long node certificates last (revocations are kept as long).
+    node_cert_secs: i64,
 }
 
 impl ConfigHub {
     /// `config_key`: the hex public key edges verify batches with.
-    pub async fn new(store: Store, config_key: String) -> Result<Arc<Self>, EdgeConfigError> {
+    pub async fn new(
+        store: Store,
+        config_key: String,
+        node_cert_secs: i64,
+    ) -> Result<Arc<Self>, EdgeConfigError> {
         let head = store.config_version().await? as u64;
         let hub = Arc::new(ConfigHub {
             store,
@@ -50,6 +56,7 @@ impl ConfigHub {
             head: watch::channel(head).0,
             recent: Mutex::new(VecDeque::new()),
             refreshing: tokio::sync::Mutex::new(()),
+            node_cert_secs,
         });
         Ok(hub)
     }
@@ -175,6 +182,18 @@ impl ConfigHub {
         for name in self.store.expiring_certs(CERT_RENEW_BEFORE_SECS).await? {
             self.store.renew_cert(&name).await?;
             tracing::info!(%name, "host certificate renewed");
+        }
+        // A removed node's certificates have all expired a lifetime (and a
+        // day's slack for clocks) after its removal: its entry may go.
+        let horizon = crate::store::now_ms() - (self.node_cert_secs + 24 * 3600) * 1000;
+        let stale = self.store.stale_revocations(horizon).await?;
+        if !stale.is_empty() {
+            let syncs: Vec<_> = stale
+                .iter()
+                .map(|id| crate::store::EdgeSync::RevocationExpired(id.clone()))
+                .collect();
+            self.store.sync_edges_now(&syncs).await?;
+            tracing::info!(nodes = stale.len(), "expired revocations dropped");
         }
         self.refresh().await
     }

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod mesh_view;
 pub mod quic;
+pub mod quic_cert;
 pub mod secrets;
 pub mod server;
 pub mod store;

@@ -87,8 +87,10 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
-    /// List edge nodes with region, status, config version and last contact.
+    /// Edge nodes: list them (the default) or remove one from the cluster.
     Nodes {
+        #[command(subcommand)]
+        action: Option<NodesAction>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -282,6 +284,17 @@ enum EnvAction {
 }
 
 #[derive(Subcommand)]
+enum NodesAction {
+    /// List edge nodes with region, status, config version, certificate end
+    /// and last contact.
+    Ls,
+    /// Remove a node: every coordinator and edge refuses its certificate
+    /// from now on and its links close. The host must join again (with a
+    /// new token) to come back, as a new node.
+    Rm { id: String },
+}
+
+#[derive(Subcommand)]
 enum TokenAction {
     /// Create an API token (printed once) for CI or scripts.
     Create {
@@ -372,6 +385,7 @@ fn resolve_config(a: ServeArgs) -> anyhow::Result<Config> {
         builds: file.builds.unwrap_or_default(),
         accounts: file.accounts.unwrap_or_default(),
         retention: file.retention.unwrap_or_default(),
+        nodes: file.nodes.unwrap_or_default(),
         quotas: file.quotas.unwrap_or_default(),
         secret_key: a.secret_key,
         data_dir,
@@ -499,7 +513,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Rollback { project, remote } => {
             cli::commands::rollback(&client(&remote)?, &project, remote.json).await
         }
-        Command::Nodes { remote } => cli::commands::nodes(&client(&remote)?, remote.json).await,
+        Command::Nodes { action, remote } => match action {
+            None | Some(NodesAction::Ls) => {
+                cli::commands::nodes(&client(&remote)?, remote.json).await
+            }
+            Some(NodesAction::Rm { id }) => {
+                cli::commands::remove_node(&client(&remote)?, &id).await
+            }
+        },
         Command::Token { action, remote } => {
             let c = client(&remote)?;
             match action {

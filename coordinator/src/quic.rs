@@ -40,15 +40,53 @@ pub struct QuicContext {
     pub blob_bytes_sent: AtomicU64,
     /// What each edge last reported of the mesh.
     pub mesh: crate::mesh_view::MeshViews,
+    /// How long the node certificates this coordinator signs last.
+    pub node_cert_secs: i64,
+    /// Open connections by node id, so that removing a node ends them.
+    pub links: std::sync::Mutex<std::collections::HashMap<String, Vec<quinn::Connection>>>,
 }
 
-pub fn endpoint(addr: SocketAddr, ca: &ClusterCa) -> anyhow::Result<quinn::Endpoint> {
+impl QuicContext {
+    /// Closes every connection of `node_id` (it was removed).
+    pub fn close_node(&self, node_id: &str) {
+        let conns = self
+            .links
+            .lock()
+            .unwrap()
+            .remove(node_id)
+            .unwrap_or_default();
+        for c in conns {
+            c.close(2u32.into(), b"this node was removed from the cluster");
+        }
+    }
+
+    fn register(&self, node_id: &str, conn: &quinn::Connection) {
+        let mut links = self.links.lock().unwrap();
+        let list = links.entry(node_id.to_string()).or_default();
+        list.retain(|c| c.close_reason().is_none());
+        list.push(conn.clone());
+    }
+
+    fn unregister(&self, node_id: &str, conn: &quinn::Connection) {
+        let mut links = self.links.lock().unwrap();
+        if let Some(list) = links.get_mut(node_id) {
+            list.retain(|c| c.stable_id() != conn.stable_id());
+            if list.is_empty() {
+                links.remove(node_id);
+            }
+        }
+    }
+}
+
+/// The QUIC endpoint, presenting a certificate from the cluster CA that
+/// lasts `cert_secs` and is reissued before it ends.
+pub fn endpoint(
+    addr: SocketAddr,
+    ca: &Arc<ClusterCa>,
+    cert_secs: i64,
+) -> anyhow::Result<quinn::Endpoint> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let issued = ca.issue_server(vec![COORDINATOR_NAME.to_string()], 365)?;
-    let certs: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut issued.cert_pem.as_bytes()).collect::<Result<_, _>>()?;
-    let key = rustls_pemfile::private_key(&mut issued.key_pem.as_bytes())?
-        .ok_or_else(|| anyhow::anyhow!("issued key is not PEM"))?;
+    let resolver = crate::quic_cert::RotatingCert::new(ca.clone(), cert_secs)?;
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from(ca.cert_der().to_vec()))?;
     // Unauthenticated clients are let in for `Join` only; every other
@@ -62,7 +100,7 @@ pub fn endpoint(addr: SocketAddr, ca: &ClusterCa) -> anyhow::Result<quinn::Endpo
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)?;
+        .with_cert_resolver(resolver);
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(
         quinn::crypto::rustls::QuicServerConfig::try_from(tls)?,
@@ -99,12 +137,15 @@ pub async fn serve(
     endpoint.close(0u32.into(), b"coordinator shutting down");
 }
 
-fn peer_fingerprint(conn: &quinn::Connection) -> Option<String> {
+/// What the client presented: `None` without a certificate, else the node
+/// id it was issued for (rustls has verified the chain to the cluster CA),
+/// `Some(None)` for a CA certificate that names no node.
+fn peer_node_id(conn: &quinn::Connection) -> Option<Option<String>> {
     let certs = conn
         .peer_identity()?
         .downcast::<Vec<CertificateDer<'static>>>()
         .ok()?;
-    certs.first().map(|c| blake3::hash(c).to_hex().to_string())
+    Some(certs.first().and_then(|c| protocol::node_cert::node_id(c)))
 }
 
 async fn handle_connection(
@@ -113,16 +154,38 @@ async fn handle_connection(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let conn = incoming.await?;
-    let node = match peer_fingerprint(&conn) {
+    // A node is whoever its certificate names, as long as it is enrolled:
+    // renewed certificates keep the id, and a removed node has no row.
+    let node = match peer_node_id(&conn) {
         None => None,
-        Some(fp) => match ctx.store.node_by_fingerprint(&fp).await? {
+        Some(None) => {
+            conn.close(1u32.into(), b"this certificate names no node");
+            return Ok(());
+        }
+        Some(Some(id)) => match ctx.store.node(&id).await? {
             Some(n) => Some(Arc::new(n)),
             None => {
-                conn.close(1u32.into(), b"this node certificate is not enrolled here");
+                conn.close(1u32.into(), b"this node is not enrolled here (removed?)");
                 return Ok(());
             }
         },
     };
+    if let Some(n) = &node {
+        ctx.register(&n.id, &conn);
+    }
+    let served = serve_streams(&ctx, &conn, node.clone(), shutdown).await;
+    if let Some(n) = &node {
+        ctx.unregister(&n.id, &conn);
+    }
+    served
+}
+
+async fn serve_streams(
+    ctx: &Arc<QuicContext>,
+    conn: &quinn::Connection,
+    node: Option<Arc<Node>>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     loop {
         let (send, recv) = conn.accept_bi().await?;
         let ctx = ctx.clone();
@@ -228,6 +291,16 @@ async fn handle_stream(
             };
             reply(&mut send, &msg).await
         }
+        (EdgeRequest::Renew { csr_pem }, Some(n)) => {
+            let msg = match renew(&ctx, &n, &csr_pem).await {
+                Ok(cert_pem) => CoordinatorMessage::Renewed { cert_pem },
+                Err(e) => {
+                    tracing::warn!(node = %n.id, error = %e.message, "certificate renewal refused");
+                    CoordinatorMessage::Error(e)
+                }
+            };
+            reply(&mut send, &msg).await
+        }
         (EdgeRequest::Logs(records), Some(n)) => {
             let msg = match store_logs(&ctx, &n, records).await {
                 Ok(()) => CoordinatorMessage::Ack,
@@ -236,6 +309,39 @@ async fn handle_stream(
             reply(&mut send, &msg).await
         }
     }
+}
+
+/// Signs a new certificate for `node` (same id, new key) and records it.
+async fn renew(ctx: &QuicContext, node: &Node, csr_pem: &str) -> Result<String, WireError> {
+    let bad = |code, m: String| WireError { code, message: m };
+    let (cert_pem, not_after) = ctx
+        .ca
+        .sign_node_csr(csr_pem, &node.id, ctx.node_cert_secs)
+        .map_err(|e| bad(ErrorCode::BadRequest, e.to_string()))?;
+    let der = crate::ca::pem_to_der(&cert_pem).ok_or_else(|| {
+        bad(
+            ErrorCode::Internal,
+            "issued certificate is unreadable".into(),
+        )
+    })?;
+    let fingerprint = blake3::hash(&der).to_hex().to_string();
+    match ctx
+        .store
+        .record_node_cert(&node.id, &fingerprint, not_after)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return Err(bad(ErrorCode::Unauthorized, "this node was removed".into())),
+        Err(e) => {
+            tracing::error!(error = %e, "recording a renewed certificate");
+            return Err(bad(
+                ErrorCode::Internal,
+                "renewal failed on the coordinator".into(),
+            ));
+        }
+    }
+    tracing::info!(node = %node.id, not_after, "node certificate renewed");
+    Ok(cert_pem)
 }
 
 async fn join(ctx: &QuicContext, j: JoinRequest) -> Result<Joined, WireError> {
@@ -264,9 +370,9 @@ async fn join(ctx: &QuicContext, j: JoinRequest) -> Result<Joined, WireError> {
         ));
     }
     let node_id = ids::new_id(10);
-    let cert_pem = ctx
+    let (cert_pem, not_after) = ctx
         .ca
-        .sign_node_csr(&j.csr_pem, &node_id)
+        .sign_node_csr(&j.csr_pem, &node_id, ctx.node_cert_secs)
         .map_err(|e| bad(ErrorCode::BadRequest, &e.to_string()))?;
     let der = crate::ca::pem_to_der(&cert_pem)
         .ok_or_else(|| bad(ErrorCode::Internal, "issued certificate is unreadable"))?;
@@ -284,6 +390,7 @@ async fn join(ctx: &QuicContext, j: JoinRequest) -> Result<Joined, WireError> {
         mesh_addr: None,
         created_at: 0,
         last_seen: None,
+        cert_not_after: Some(not_after),
     };
     match ctx
         .store
@@ -338,7 +445,10 @@ async fn subscribe(
         https_addr: bounded_addr(s.https_addr),
         mesh_addr: bounded_addr(s.mesh_addr),
     };
-    ctx.store.record_node_contact(&node.id, &contact).await?;
+    if !ctx.store.record_node_contact(&node.id, &contact).await? {
+        ctx.close_node(&node.id);
+        return Ok(());
+    }
     tracing::info!(node = %node.id, name = %node.name, have = s.have_version, "edge subscribed");
 
     let mut rx = ctx.hub.subscribe();
@@ -372,7 +482,13 @@ async fn subscribe(
                 contact.config_version = config_version as i64;
                 contact.bundles_present = bundles_present as i64;
                 contact.bundles_pending = bundles_pending as i64;
-                ctx.store.record_node_contact(&node.id, &contact).await?;
+                if !ctx.store.record_node_contact(&node.id, &contact).await? {
+                    // Removed through another coordinator: end the link
+                    // here too (within a report interval).
+                    tracing::info!(node = %node.id, "node removed; closing its link");
+                    ctx.close_node(&node.id);
+                    break;
+                }
                 members.truncate(protocol::mesh::MAX_REPORTED_MEMBERS);
                 ctx.mesh.record(&node.id, crate::store::now_ms(), members);
             }

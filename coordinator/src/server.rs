@@ -68,7 +68,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     config.api_addr = api_listener.local_addr()?;
     let config = Arc::new(config);
     let ca = Arc::new(ClusterCa::load_or_create(&config.data_dir.join("ca"))?);
-    let endpoint = quic::endpoint(config.quic_addr, &ca)
+    let endpoint = quic::endpoint(config.quic_addr, &ca, config.nodes.cert_secs())
         .map_err(|e| bind_error("edge nodes (QUIC)", config.quic_addr, "--quic-addr", e))?;
 
     let store = Store::connect(&config.database_url)
@@ -102,7 +102,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         .reconcile_edges()
         .await
         .context("building the edge config log")?;
-    let hub = ConfigHub::new(store.clone(), config_key).await?;
+    let hub = ConfigHub::new(store.clone(), config_key, config.nodes.cert_secs()).await?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let quic_ctx = Arc::new(QuicContext {
@@ -112,6 +112,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         ca: ca.clone(),
         blob_bytes_sent: AtomicU64::new(0),
         mesh: Default::default(),
+        node_cert_secs: config.nodes.cert_secs(),
+        links: Default::default(),
     });
     let api_addr = api_listener.local_addr()?;
     let quic_addr = endpoint.local_addr()?;

@@ -310,6 +310,7 @@ pub struct RegionGroup {
 
 #[derive(Debug, Clone)]
 pub struct NodeRow {
+    pub id: String,
     pub name: String,
     /// alive, suspect, down or unknown
     pub state: String,
@@ -319,6 +320,8 @@ pub struct NodeRow {
     pub bundles_pending: i64,
     pub last_seen: Option<i64>,
     pub addr: Option<String>,
+    /// When its certificate ends (Unix seconds); it renews it itself.
+    pub cert_not_after: Option<i64>,
 }
 
 // ---- tokens, team, audit -----------------------------------------------------

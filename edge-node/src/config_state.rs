@@ -12,7 +12,7 @@
 //! certificates. A deployment's own host is looked up per key
 //! ([`ConfigState::host`]) when a request asks for it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use protocol::config::ConfigError;
@@ -73,6 +73,8 @@ pub struct Desired {
     pub eager: Arc<BTreeMap<String, HostTarget>>,
     pub projects: Arc<BTreeMap<String, Arc<ProjectRuntime>>>,
     pub certs: Arc<BTreeMap<String, CertEntry>>,
+    /// Node ids removed from the cluster: refused on every mesh connection.
+    pub revoked: Arc<BTreeSet<String>>,
 }
 
 /// Keys a change touched; `None`: everything may have changed (a snapshot).
@@ -131,8 +133,12 @@ impl ConfigState {
             version: head.version,
             ..Default::default()
         };
-        let (mut eager, mut projects, mut certs) =
-            (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+        let (mut eager, mut projects, mut certs, mut revoked) = (
+            BTreeMap::new(),
+            BTreeMap::new(),
+            BTreeMap::new(),
+            BTreeSet::new(),
+        );
         for item in index.scan(head.generation, "") {
             let (key, bytes) = item?;
             match (Key::decode(&key)?, decode_entry(&key, &bytes)?) {
@@ -145,12 +151,16 @@ impl ConfigState {
                 (Key::Cert(c), Entry::Cert(e)) => {
                     certs.insert(c, e);
                 }
+                (Key::Revoked(n), Entry::Revoked(_)) => {
+                    revoked.insert(n);
+                }
                 _ => {}
             }
         }
         d.eager = Arc::new(eager);
         d.projects = Arc::new(projects);
         d.certs = Arc::new(certs);
+        d.revoked = Arc::new(revoked);
         Ok(d)
     }
 
@@ -175,6 +185,11 @@ impl ConfigState {
 
     pub fn current(&self) -> Arc<Desired> {
         self.desired.borrow().clone()
+    }
+
+    /// Whether `node_id` was removed from the cluster.
+    pub fn is_revoked(&self, node_id: &str) -> bool {
+        self.desired.borrow().revoked.contains(node_id)
     }
 
     /// What `host` serves, read from the stored keyspace.
@@ -395,6 +410,12 @@ fn note(d: &mut Desired, key: Key, value: Option<Entry>) {
         (Key::Cert(c), _) => {
             Arc::make_mut(&mut d.certs).remove(&c);
         }
+        (Key::Revoked(n), Some(Entry::Revoked(_))) => {
+            Arc::make_mut(&mut d.revoked).insert(n);
+        }
+        (Key::Revoked(n), _) => {
+            Arc::make_mut(&mut d.revoked).remove(&n);
+        }
     }
 }
 
@@ -429,13 +450,7 @@ impl Snapshot {
                     message: format!("the entry under {k:?} is not in canonical form"),
                 });
             }
-            let fits = matches!(
-                (&key, &entry),
-                (Key::Host(_), Entry::Host(_))
-                    | (Key::Project(_), Entry::Project(_))
-                    | (Key::Cert(_), Entry::Cert(_))
-            );
-            if !fits {
+            if !entry.fits(&key) {
                 return Err(ConfigError::WrongKind(k.clone()).into());
             }
             self.state.add(k, v);

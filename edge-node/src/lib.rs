@@ -12,6 +12,7 @@ pub mod link;
 pub mod logship;
 pub mod mesh;
 pub mod node;
+pub mod renew;
 pub mod state;
 pub mod status;
 pub mod store;

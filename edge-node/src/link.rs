@@ -24,7 +24,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Link {
-    pub identity: Arc<Identity>,
+    /// Replaced when the certificate is renewed.
+    pub identity: std::sync::Mutex<Arc<Identity>>,
     pub config: Arc<ConfigState>,
     /// The node's one QUIC endpoint (also the mesh's).
     pub endpoint: quinn::Endpoint,
@@ -70,13 +71,52 @@ impl Link {
         }
     }
 
+    fn identity(&self) -> Arc<Identity> {
+        self.identity.lock().unwrap().clone()
+    }
+
+    /// Renews the node certificate over `conn` when a third of it is left,
+    /// and switches every TLS config of the node to the new one. A failure
+    /// is logged and retried at the next report: the current certificate
+    /// is still valid.
+    async fn renew_if_due(&self, conn: &quinn::Connection) {
+        let identity = self.identity();
+        let now = crate::status::now_ms() / 1000;
+        if !crate::renew::due(&identity, now) {
+            return;
+        }
+        let renewed = match crate::renew::renew(conn, &identity).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "renewing the node certificate failed; will retry");
+                return;
+            }
+        };
+        let swap = || -> anyhow::Result<()> {
+            let (ca, cert, key) = (&renewed.ca_pem, &renewed.cert_pem, &renewed.key_pem);
+            self.endpoint
+                .set_server_config(Some(crate::tls::mesh_server_config(ca, cert, key)?));
+            self.mesh
+                .transport
+                .set_client(crate::tls::mesh_client_config(ca, cert, key)?);
+            Ok(())
+        };
+        if let Err(e) = swap() {
+            tracing::error!(error = %format!("{e:#}"), "the renewed certificate is unusable");
+            return;
+        }
+        tracing::info!(not_after = ?renewed.cert_validity().map(|v| v.1), "node certificate renewed");
+        *self.identity.lock().unwrap() = Arc::new(renewed);
+    }
+
     async fn session(&self, force_snapshot: bool) -> anyhow::Result<()> {
-        let info = &self.identity.info;
+        let identity = self.identity();
+        let info = &identity.info;
         let addr = enroll::resolve(&info.coordinator).await?;
         let cfg = crate::tls::node_client_config(
-            &self.identity.ca_pem,
-            &self.identity.cert_pem,
-            &self.identity.key_pem,
+            &identity.ca_pem,
+            &identity.cert_pem,
+            &identity.key_pem,
         )?;
         let conn = self
             .endpoint
@@ -103,6 +143,7 @@ impl Link {
         .await?;
         self.conn.send_replace(Some(conn.clone()));
         tracing::info!(coordinator = %addr, node = %info.node_id, have, "linked to coordinator");
+        self.renew_if_due(&conn).await;
 
         // Frame reads are not cancellation-safe; they get their own task.
         let (tx, mut messages) = mpsc::channel::<Result<CoordinatorMessage, FrameError>>(2);
@@ -139,7 +180,10 @@ impl Link {
                     })?;
                     self.apply(msg, &mut snapshot)?;
                 }
-                _ = tick.tick() => self.report(&mut send).await?,
+                _ = tick.tick() => {
+                    self.report(&mut send).await?;
+                    self.renew_if_due(&conn).await;
+                }
                 changed = status.changed() => {
                     if changed.is_err() { bail!("sync stopped"); }
                     self.report(&mut send).await?;

@@ -325,7 +325,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         m.leave().await;
     }));
     let link = Link {
-        identity: identity.clone(),
+        identity: std::sync::Mutex::new(identity.clone()),
         config: config_state,
         endpoint,
         mesh: mesh.clone(),

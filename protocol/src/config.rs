@@ -117,15 +117,20 @@ pub enum Key {
     Project(String),
     /// A certificate name (`blog.example.com` or `*.example.com`).
     Cert(String),
+    /// A node id removed from the cluster: every edge refuses its
+    /// certificate on the mesh (the coordinator refuses it by its missing
+    /// row). Kept until every certificate it may hold has expired.
+    Revoked(String),
 }
 
 impl Key {
-    /// The key as stored: `h/<host>`, `p/<project>`, `c/<name>`.
+    /// The key as stored: `h/<host>`, `p/<project>`, `c/<name>`, `r/<node id>`.
     pub fn encode(&self) -> String {
         match self {
             Key::Host(h) => format!("h/{h}"),
             Key::Project(p) => format!("p/{p}"),
             Key::Cert(c) => format!("c/{c}"),
+            Key::Revoked(n) => format!("r/{n}"),
         }
     }
 
@@ -142,6 +147,7 @@ impl Key {
             "h" => Ok(Key::Host(name.to_string())),
             "p" => Ok(Key::Project(name.to_string())),
             "c" => Ok(Key::Cert(name.to_string())),
+            "r" if crate::host::is_valid_label(name) => Ok(Key::Revoked(name.to_string())),
             _ => Err(bad()),
         }
     }
@@ -153,15 +159,25 @@ pub enum Entry {
     Host(HostTarget),
     Project(ProjectRuntime),
     Cert(CertEntry),
+    Revoked(Revocation),
+}
+
+/// When a node was removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// Unix milliseconds.
+    pub at_ms: i64,
 }
 
 impl Entry {
-    fn fits(&self, key: &Key) -> bool {
+    /// Whether this value may stand under `key` (its variant is the key's).
+    pub fn fits(&self, key: &Key) -> bool {
         matches!(
             (key, self),
             (Key::Host(_), Entry::Host(_))
                 | (Key::Project(_), Entry::Project(_))
                 | (Key::Cert(_), Entry::Cert(_))
+                | (Key::Revoked(_), Entry::Revoked(_))
         )
     }
 
@@ -312,6 +328,7 @@ mod tests {
             Key::Host("blog.localhost".into()),
             Key::Project("blog".into()),
             Key::Cert("*.localhost".into()),
+            Key::Revoked("n1abc".into()),
         ] {
             assert_eq!(Key::decode(&k.encode()).unwrap(), k);
         }
@@ -320,6 +337,7 @@ mod tests {
             "h/",
             "x/blog",
             "blog",
+            "r/not.a.label",
             &format!("h/{}", "a".repeat(400)),
         ] {
             assert!(Key::decode(bad).is_err(), "{bad:?}");

@@ -11,6 +11,7 @@ pub mod host;
 pub mod manifest;
 pub mod mesh;
 pub mod names;
+pub mod node_cert;
 pub mod path;
 pub mod resolve;
 pub mod routing;
@@ -25,6 +26,7 @@ pub mod frame_io;
 
 pub use config::{
     CertEntry, Change, ChangeBatch, Entry, EnvKind, HostKind, HostTarget, Key, ProjectRuntime,
+    Revocation,
 };
 pub use functions::FunctionEntry;
 pub use hash::{BlobHash, BundleId};

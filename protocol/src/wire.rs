@@ -67,6 +67,9 @@ pub enum EdgeRequest {
     GetManifest { bundle: BundleId },
     /// Function stdout/stderr lines, shipped in batches; answered with `Ack`.
     Logs(Vec<LogRecord>),
+    /// A new certificate for the node's new key (a PEM CSR), asked for over
+    /// a connection made with the current one; answered with `Renewed`.
+    Renew { csr_pem: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +144,10 @@ pub enum CoordinatorMessage {
     /// The request was processed (log batches).
     Ack,
     Error(WireError),
+    /// The node's new certificate (PEM), for the key of its `Renew`.
+    Renewed {
+        cert_pem: String,
+    },
 }
 
 /// What an edge tells the coordinator on its config stream.

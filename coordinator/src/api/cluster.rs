@@ -1,6 +1,6 @@
 //! Cluster-wide routes: health, nodes, join tokens.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -32,6 +32,23 @@ pub async fn health(State(app): State<App>) -> Json<Health> {
 )]
 pub async fn nodes(who: Principal, State(app): State<App>) -> ApiResult<Json<Vec<NodeView>>> {
     Ok(Json(app::cluster::nodes(&app, &who).await?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/nodes/{id}",
+    tag = "cluster",
+    summary = "Remove an edge node: its certificate is refused everywhere from now on (instance owner)",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Success"), super::openapi::Guarded)
+)]
+pub async fn remove_node(
+    who: Principal,
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    app::cluster::remove_node(&app, &who, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

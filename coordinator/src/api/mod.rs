@@ -80,6 +80,7 @@ pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(deployments::missing_blobs))
         .routes(routes!(deployments::upload_blob).layer(DefaultBodyLimit::max(blob_limit)))
         .routes(routes!(cluster::nodes))
+        .routes(routes!(cluster::remove_node))
         .routes(routes!(cluster::create_join_token))
         .routes(routes!(cluster::gc))
         .routes(routes!(accounts::quotas, accounts::set_quotas));

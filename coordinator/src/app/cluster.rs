@@ -79,6 +79,43 @@ pub async fn nodes(app: &App, who: &Principal) -> AppResult<Vec<NodeView>> {
         .collect())
 }
 
+/// Removes node `id` from the cluster (instance owner): no coordinator or
+/// edge accepts its certificate any more, its open connections to this
+/// coordinator close now (to others within a report interval, to edges as
+/// soon as the revocation reaches them), and its certificate cannot be
+/// renewed. The host must `edge-node join` again with a new token to come
+/// back, as a new node.
+pub async fn remove_node(app: &App, who: &Principal, id: &str) -> AppResult<()> {
+    if !who.is_instance_owner() {
+        return Err(AppError::forbidden(
+            "only the instance owner (with an unscoped credential) may remove nodes",
+        ));
+    }
+    if !protocol::host::is_valid_label(id) {
+        return Err(AppError::not_found(format!("node {id:?}")));
+    }
+    let node = app.store.node(id).await?;
+    if !app.store.remove_node(id).await? {
+        return Err(AppError::not_found(format!("node {id:?}")));
+    }
+    app.quic.close_node(id);
+    app.hub.refresh().await.ok();
+    tracing::info!(node = %id, "node removed");
+    audit::record(
+        &app.store,
+        who,
+        None,
+        "node.remove",
+        id,
+        serde_json::json!({
+            "name": node.as_ref().map(|n| n.name.clone()),
+            "region": node.as_ref().map(|n| n.region.clone()),
+        }),
+    )
+    .await;
+    Ok(())
+}
+
 /// A new one-time join token, shown once.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewJoinToken {

@@ -141,12 +141,12 @@ pub async fn nodes(client: &Client, as_json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<12} {:<16} {:<8} {:<16} {:<8} {:<8} {:<8} {:<10} LAST CONTACT",
-        "ID", "NAME", "REGION", "LINK", "MESH", "VERSION", "CONFIG", "BUNDLES"
+        "{:<12} {:<16} {:<8} {:<16} {:<8} {:<8} {:<8} {:<10} {:<11} LAST CONTACT",
+        "ID", "NAME", "REGION", "LINK", "MESH", "VERSION", "CONFIG", "BUNDLES", "CERT ENDS"
     );
     for n in list {
         println!(
-            "{:<12} {:<16} {:<8} {:<16} {:<8} {:<8} {:<8} {:<10} {}",
+            "{:<12} {:<16} {:<8} {:<16} {:<8} {:<8} {:<8} {:<10} {:<11} {}",
             n.node.id,
             n.node.name,
             n.node.region,
@@ -159,9 +159,30 @@ pub async fn nodes(client: &Client, as_json: bool) -> anyhow::Result<()> {
                 n.node.bundles_present,
                 n.node.bundles_present + n.node.bundles_pending
             ),
+            n.node
+                .cert_not_after
+                .map(in_days)
+                .unwrap_or_else(|| "-".into()),
             ago(n.node.last_seen),
         );
     }
+    Ok(())
+}
+
+/// "in 12d", "in 5h", "expired" for a Unix time in seconds.
+fn in_days(t: i64) -> String {
+    let left = t - crate::store::now_ms() / 1000;
+    match left {
+        l if l <= 0 => "expired".into(),
+        l if l >= 86400 => format!("in {}d", l / 86400),
+        l if l >= 3600 => format!("in {}h", l / 3600),
+        l => format!("in {}m", (l / 60).max(1)),
+    }
+}
+
+pub async fn remove_node(client: &Client, id: &str) -> anyhow::Result<()> {
+    client.delete(&format!("/nodes/{id}")).await?;
+    eprintln!("node {id} removed: its certificate is refused from now on");
     Ok(())
 }
 

@@ -63,6 +63,11 @@ pub enum EdgeSync {
     ProjectGone(String),
     /// A certificate entry, set or (None) removed.
     Cert(String, Option<CertEntry>),
+    /// A node removed from the cluster: its id enters the revocation list.
+    NodeRevoked(String),
+    /// A revocation no longer needed (every certificate the node may hold
+    /// has expired).
+    RevocationExpired(String),
 }
 
 /// One entry to write: the key, whose rows it comes from, the value.
@@ -326,6 +331,27 @@ impl Store {
             if let Entry::Cert(c) = decode::<Entry>(&value, "entry")? {
                 if c.not_after - now < within_secs {
                     out.push(key["c/".len()..].to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Revoked node ids whose revocation is older than `older_than_ms`
+    /// (the list is as long as the nodes removed within a certificate's
+    /// lifetime: a few).
+    pub async fn stale_revocations(&self, older_than_ms: i64) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT key, value FROM config_entries WHERE key >= 'r/' AND key < 'r0'")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let key: String = r.try_get("key")?;
+            let value: Vec<u8> = r.try_get("value")?;
+            if let Entry::Revoked(rv) = decode::<Entry>(&value, "entry")? {
+                if rv.at_ms < older_than_ms {
+                    out.push(key["r/".len()..].to_string());
                 }
             }
         }
@@ -724,6 +750,18 @@ async fn derive(tx: &mut Tx<'_>, log: &EdgeLog, s: &EdgeSync) -> Result<Vec<Writ
             project_id: None,
             deployment_id: None,
             value: entry.clone().map(Entry::Cert),
+        }),
+        EdgeSync::NodeRevoked(id) => out.push(Write {
+            key: Key::Revoked(id.clone()),
+            project_id: None,
+            deployment_id: None,
+            value: Some(Entry::Revoked(protocol::Revocation { at_ms: now_ms() })),
+        }),
+        EdgeSync::RevocationExpired(id) => out.push(Write {
+            key: Key::Revoked(id.clone()),
+            project_id: None,
+            deployment_id: None,
+            value: None,
         }),
     }
     Ok(out)

@@ -166,6 +166,9 @@ pub struct Node {
     pub mesh_addr: Option<String>,
     pub created_at: i64,
     pub last_seen: Option<i64>,
+    /// When its current certificate ends (Unix seconds); it renews it
+    /// itself with a third of its lifetime left.
+    pub cert_not_after: Option<i64>,
 }
 
 pub struct NodeContact {

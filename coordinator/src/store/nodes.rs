@@ -7,7 +7,8 @@ use sqlx::{AssertSqlSafe, Row};
 use super::{now_ms, FromRow, JoinTokenError, Node, NodeContact, Store, StoreError};
 
 const NODE_COLS: &str = "id, name, region, cert_fingerprint, software_version, config_version, \
-     bundles_present, bundles_pending, http_addr, https_addr, mesh_addr, created_at, last_seen";
+     bundles_present, bundles_pending, http_addr, https_addr, mesh_addr, created_at, last_seen, \
+     cert_not_after";
 
 impl Store {
     pub async fn create_join_token(
@@ -75,7 +76,8 @@ impl Store {
         let token_region = &node.region;
         sqlx::query(
             "INSERT INTO nodes (id, name, region, cert_fingerprint, software_version, config_version, \
-             bundles_present, bundles_pending, created_at) VALUES ($1, $2, $3, $4, $5, 0, 0, 0, $6)",
+             bundles_present, bundles_pending, created_at, cert_not_after) \
+             VALUES ($1, $2, $3, $4, $5, 0, 0, 0, $6, $7)",
         )
         .bind(&node.id)
         .bind(&node.name)
@@ -83,24 +85,64 @@ impl Store {
         .bind(&node.cert_fingerprint)
         .bind(&node.software_version)
         .bind(now_ms())
+        .bind(node.cert_not_after)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn node_by_fingerprint(&self, fp: &str) -> Result<Option<Node>, StoreError> {
+    pub async fn node(&self, id: &str) -> Result<Option<Node>, StoreError> {
         let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {NODE_COLS} FROM nodes WHERE cert_fingerprint = $1"
+            "SELECT {NODE_COLS} FROM nodes WHERE id = $1"
         )))
-        .bind(fp)
+        .bind(id)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| Node::from_row(&r)).transpose()
     }
 
-    pub async fn record_node_contact(&self, id: &str, c: &NodeContact) -> Result<(), StoreError> {
-        sqlx::query(
+    /// Records a node's renewed certificate. `false`: the node is gone.
+    pub async fn record_node_cert(
+        &self,
+        id: &str,
+        fingerprint: &str,
+        not_after: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE nodes SET cert_fingerprint = $1, cert_not_after = $2 WHERE id = $3",
+        )
+        .bind(fingerprint)
+        .bind(not_after)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Removes a node from the cluster: its row goes (so no coordinator
+    /// accepts its certificate again) and, in the same transaction, its id
+    /// enters the revocation list of the edge config (so no edge does).
+    /// `false`: there is no such node.
+    pub async fn remove_node(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let gone = sqlx::query("DELETE FROM nodes WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if gone.rows_affected() != 1 {
+            return Ok(false);
+        }
+        self.sync_edges(&mut tx, &[super::EdgeSync::NodeRevoked(id.to_string())])
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Records what a node reported. `false`: the node was removed (by
+    /// this coordinator or another), and its link must end.
+    pub async fn record_node_contact(&self, id: &str, c: &NodeContact) -> Result<bool, StoreError> {
+        let r = sqlx::query(
             "UPDATE nodes SET software_version = $1, config_version = $2, bundles_present = $3, \
              bundles_pending = $4, http_addr = $5, https_addr = $6, mesh_addr = $7, last_seen = $8 \
              WHERE id = $9",
@@ -116,7 +158,7 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(r.rows_affected() == 1)
     }
 
     pub async fn list_nodes(&self) -> Result<Vec<Node>, StoreError> {
@@ -145,6 +187,7 @@ impl FromRow for Node {
             mesh_addr: r.try_get("mesh_addr")?,
             created_at: r.try_get("created_at")?,
             last_seen: r.try_get("last_seen")?,
+            cert_not_after: r.try_get("cert_not_after")?,
         })
     }
 }

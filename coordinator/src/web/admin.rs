@@ -42,6 +42,7 @@ async fn nodes_model(
             .entry(n.node.region.clone())
             .or_default()
             .push(NodeRow {
+                id: n.node.id.clone(),
                 name: n.node.name.clone(),
                 state: state_label.into(),
                 version: n.node.software_version.clone(),
@@ -50,6 +51,7 @@ async fn nodes_model(
                 bundles_pending: n.node.bundles_pending,
                 last_seen: n.node.last_seen,
                 addr: n.node.https_addr.clone().or(n.node.http_addr.clone()),
+                cert_not_after: n.node.cert_not_after,
             });
     }
     Ok(NodesPage {
@@ -86,6 +88,24 @@ pub async fn create_join_token(
         }
         Err(e) => Ok(failed("/nodes", e)),
     }
+}
+
+pub async fn remove_node(
+    State(state): State<App>,
+    Path(id): Path<String>,
+    Post { signed, .. }: Post<NoFields>,
+) -> WebResult<Response> {
+    act(
+        "/nodes",
+        app::cluster::remove_node(&state, &signed.who, &id),
+        |()| {
+            success(
+                "/nodes",
+                "Node removed. Its certificate is refused from now on.",
+            )
+        },
+    )
+    .await
 }
 
 // ---- tokens ---------------------------------------------------------------------

@@ -82,6 +82,7 @@ pub fn router() -> Router<App> {
         .route("/deployments/{id}/delete", post(deployment::delete))
         .route("/nodes", get(admin::nodes_page))
         .route("/nodes/join-tokens", post(admin::create_join_token))
+        .route("/nodes/{id}/remove", post(admin::remove_node))
         .route("/tokens", get(admin::tokens_page).post(admin::create_token))
         .route("/tokens/{id}/revoke", post(admin::revoke_token))
         .route("/teams", get(admin::teams_index).post(admin::create_team))

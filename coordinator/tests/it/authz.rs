@@ -863,6 +863,11 @@ pub(crate) const NOT_TENANT_SCOPED: &[(&str, &str, &str)] = &[
         "instance owner only; tokens_sessions_csrf_and_audit checks others get 403",
     ),
     (
+        "DELETE",
+        "/nodes/{id}",
+        "instance owner only; tokens_sessions_csrf_and_audit checks others get 403",
+    ),
+    (
         "POST",
         "/join-tokens",
         "instance owner only; tokens_sessions_csrf_and_audit checks others get 403",
@@ -1418,6 +1423,16 @@ async fn tokens_sessions_csrf_and_audit() {
     let r = http.call(&t, Method::GET, "/nodes", None).await;
     assert_eq!(r.status, 403, "a scoped token of a member: {}", r.text);
     http.ok(&w.a.bearer(), Method::GET, "/nodes", None).await;
+    for cred in [&b.bearer(), &t] {
+        let r = http
+            .call(cred, Method::DELETE, "/nodes/n0000000000", None)
+            .await;
+        assert_eq!(r.status, 403, "removing a node: {}", r.text);
+    }
+    let r = http
+        .call(&w.a.bearer(), Method::DELETE, "/nodes/n0000000000", None)
+        .await;
+    assert_eq!(r.status, 404, "no such node: {}", r.text);
     let r = http
         .call(
             &b.bearer(),

@@ -216,6 +216,11 @@ const NOT_TENANT_SCOPED: &[(&str, &str, &str)] = &[
         "/nodes/join-tokens",
         "instance owner only, as the API's join-tokens route",
     ),
+    (
+        "POST",
+        "/nodes/{id}/remove",
+        "instance owner only, as the API's DELETE /nodes/{id} (checked in dashboard_strangers_see_404_and_viewers_only_read)",
+    ),
     ("GET", "/teams", "redirects to the caller's own first team"),
     ("POST", "/teams", "creates a team of the caller's own"),
     (
@@ -406,6 +411,18 @@ async fn dashboard_strangers_see_404_and_viewers_only_read() {
         if status != want {
             failures.push(format!("{who} GET /nodes -> {status} (want {want})"));
         }
+    }
+    let remove = row(
+        Method::POST,
+        "/nodes/{id}/remove",
+        &["n0000000000"],
+        expect::FORBIDDEN,
+    );
+    let (status, _) = send(&w, &remove, Some((&w.b.session, &w.b.csrf))).await;
+    if status != expect::FORBIDDEN {
+        failures.push(format!(
+            "B POST /nodes/{{id}}/remove -> {status} (want 403)"
+        ));
     }
     assert!(
         failures.is_empty(),

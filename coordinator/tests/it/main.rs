@@ -21,6 +21,7 @@ mod hardening;
 mod lifecycle;
 mod mesh;
 mod mesh_partition;
+mod node_trust;
 mod openapi;
 mod scale;
 mod store_suite;

@@ -68,6 +68,7 @@ fn node(id: &str, fp: &str, region: &str) -> Node {
         mesh_addr: None,
         created_at: 0,
         last_seen: None,
+        cert_not_after: Some(1_000),
     }
 }
 
@@ -236,28 +237,56 @@ async fn suite(s: &Store) {
         err(s.enroll_node("jh1", &node("n2", "fp2", "fra")).await),
         JoinTokenError::Used
     );
-    let n1 = s.node_by_fingerprint("fp1").await.unwrap().unwrap();
+    let n1 = s.node("n1").await.unwrap().unwrap();
     assert_eq!((n1.id.as_str(), n1.region.as_str()), ("n1", "fra"));
-    assert!(s.node_by_fingerprint("fp2").await.unwrap().is_none());
-    s.record_node_contact(
-        "n1",
-        &NodeContact {
-            software_version: "0.2.0".into(),
-            config_version: 7,
-            bundles_present: 2,
-            bundles_pending: 1,
-            http_addr: Some("127.0.0.1:80".into()),
-            https_addr: None,
-            mesh_addr: Some("127.0.0.1:8702".into()),
-        },
-    )
-    .await
-    .unwrap();
+    assert_eq!(n1.cert_not_after, Some(1_000));
+    assert!(s.node("n2").await.unwrap().is_none());
+    assert!(s.record_node_cert("n1", "fp1b", 2_000).await.unwrap());
+    assert!(!s.record_node_cert("n2", "fp", 2_000).await.unwrap());
+    assert_eq!(
+        s.node("n1").await.unwrap().unwrap().cert_not_after,
+        Some(2_000)
+    );
+    let contact = |v| NodeContact {
+        software_version: "0.2.0".into(),
+        config_version: v,
+        bundles_present: 2,
+        bundles_pending: 1,
+        http_addr: Some("127.0.0.1:80".into()),
+        https_addr: None,
+        mesh_addr: Some("127.0.0.1:8702".into()),
+    };
+    assert!(
+        !s.record_node_contact("n2", &contact(1)).await.unwrap(),
+        "no such node"
+    );
+    assert!(s
+        .record_node_contact(
+            "n1",
+            &NodeContact {
+                software_version: "0.2.0".into(),
+                config_version: 7,
+                bundles_present: 2,
+                bundles_pending: 1,
+                http_addr: Some("127.0.0.1:80".into()),
+                https_addr: None,
+                mesh_addr: Some("127.0.0.1:8702".into()),
+            },
+        )
+        .await
+        .unwrap());
     let nodes = s.list_nodes().await.unwrap();
     assert_eq!(nodes.len(), 1);
     assert_eq!(nodes[0].config_version, 7);
     assert_eq!(nodes[0].mesh_addr.as_deref(), Some("127.0.0.1:8702"));
     assert!(nodes[0].last_seen.is_some());
+
+    // Removing a node: it goes, and only once.
+    s.enroll_node("jh3", &node("n3", "fp3", "fra")).await.ok();
+    assert!(s.remove_node("n1").await.unwrap());
+    assert!(!s.remove_node("n1").await.unwrap());
+    assert!(s.node("n1").await.unwrap().is_none());
+    assert!(!s.record_node_contact("n1", &contact(8)).await.unwrap());
 
     // Host certificates are replaced, not duplicated.
     for n in [1, 2] {

@@ -2,7 +2,8 @@
 
 use maud::{html, Markup};
 
-use crate::components::{badge, empty, post_form, reveal, table_wrap, time_or};
+use crate::components::{action, badge, empty, post_form, reveal, table_wrap, time_or, Btn};
+use crate::format::seg;
 use crate::layout::document;
 use crate::model::{NodeRow, NodesPage, Page};
 
@@ -39,7 +40,7 @@ pub fn nodes(page: &Page, n: &NodesPage) -> String {
                         " " span.muted.small { (g.nodes.len()) " node" @if g.nodes.len() != 1 { "s" } }
                     }
                     (table_wrap(&format!("Nodes in {}", g.region),
-                        &["Node", "State", "Version", "Config", "Bundles", "Last contact", "Address"],
+                        &["Node", "State", "Version", "Config", "Bundles", "Last contact", "Certificate ends", "Address", ""],
                         html! { @for node in &g.nodes { (row(page, n.current_config_version, node)) } }))
                 }
             }
@@ -87,7 +88,12 @@ fn row(page: &Page, current: i64, node: &NodeRow) -> Markup {
                 }
             }
             td.nowrap { (time_or(page.now_ms, node.last_seen, "never")) }
+            td.nowrap { (time_or(page.now_ms, node.cert_not_after.map(|s| s * 1000), "—")) }
             td { @if let Some(a) = &node.addr { code { (a) } } @else { span.muted { "—" } } }
+            td {
+                (action(&page.csrf, &format!("/nodes/{}/remove", seg(&node.id)), "Remove", Btn::Danger,
+                    Some(&format!("Remove node \u{201c}{}\u{201d}? Its certificate is refused from now on; the server must join again with a new token.", node.name))))
+            }
         }
     }
 }

@@ -248,6 +248,7 @@ pub fn nodes(full: bool) -> NodesPage {
                 region: XSS.into(),
                 nodes: vec![
                     NodeRow {
+                        id: XSS.into(),
                         name: XSS.into(),
                         state: "alive".into(),
                         version: "0.1.0".into(),
@@ -256,8 +257,10 @@ pub fn nodes(full: bool) -> NodesPage {
                         bundles_pending: 1,
                         last_seen: Some(NOW - 10_000),
                         addr: Some("10.0.0.1:8702".into()),
+                        cert_not_after: Some(NOW / 1000 + 20 * 86400),
                     },
                     NodeRow {
+                        id: "n2".into(),
                         name: "fra-2".into(),
                         state: "down".into(),
                         version: "0.1.0".into(),
@@ -266,6 +269,7 @@ pub fn nodes(full: bool) -> NodesPage {
                         bundles_pending: 0,
                         last_seen: None,
                         addr: None,
+                        cert_not_after: None,
                     },
                 ],
             }]

@@ -77,7 +77,13 @@ impl Mesh {
             incarnation: opts.incarnation,
         };
         let (dg_tx, dg_rx) = mpsc::channel(1024);
-        let transport = Transport::new(opts.endpoint, opts.client, dg_tx);
+        let revoked = config.clone();
+        let transport = Transport::new(
+            opts.endpoint,
+            opts.client,
+            dg_tx,
+            Arc::new(move |id: &str| revoked.is_revoked(id)),
+        );
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (ann_tx, ann_rx) = mpsc::channel(256);
         let (members_tx, _) = watch::channel(Members::default());
@@ -99,8 +105,30 @@ impl Mesh {
             transport,
             peer_assist: opts.peer_assist,
         });
+        tokio::spawn(mesh.clone().close_revoked(config.clone()));
         tokio::spawn(mesh.clone().pull_configs(config, ann_rx));
         Ok(mesh)
+    }
+
+    /// Ends the connections of every node a new revocation names, as soon
+    /// as the config carrying it is applied.
+    async fn close_revoked(self: Arc<Self>, config: Arc<ConfigState>) {
+        let mut rx = config.subscribe();
+        let mut last = rx.borrow().revoked.clone();
+        while rx.changed().await.is_ok() {
+            let now = rx.borrow_and_update().revoked.clone();
+            if Arc::ptr_eq(&now, &last) {
+                continue;
+            }
+            last = now;
+            let closed = self.transport.close_revoked();
+            if closed > 0 {
+                tracing::warn!(
+                    connections = closed,
+                    "closed the mesh connections of removed nodes"
+                );
+            }
+        }
     }
 
     pub fn add_seeds(&self, peers: Vec<PeerInfo>) {
@@ -151,6 +179,7 @@ impl Mesh {
             .borrow()
             .values()
             .filter(|m| m.state != MemberState::Down)
+            .filter(|m| !self.transport.is_revoked(&m.info.node_id))
             .map(|m| m.info.clone())
             .collect();
         peers.sort_by_key(|p| p.region != self.me.region);

@@ -18,7 +18,7 @@ use protocol::{BlobHash, BundleId, SignedBatch};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
-use super::transport::{read_datagrams, Transport};
+use super::transport::Transport;
 use crate::config_state::ConfigState;
 use crate::fetch::Fetcher;
 use crate::store::index::Recent;
@@ -51,8 +51,19 @@ pub async fn serve(
                     return;
                 }
             };
-            tokio::spawn(read_datagrams(conn.clone(), transport.datagram_sink()));
+            // Only a node the cluster still has gets answers or a hearing.
+            let Some(peer_id) = transport.admit(&conn) else {
+                tracing::info!(%remote, "refused a mesh connection from a removed or unnamed node");
+                return;
+            };
             while let Ok((send, recv)) = conn.accept_bi().await {
+                if transport.is_revoked(&peer_id) {
+                    conn.close(
+                        super::transport::REVOKED_CODE.into(),
+                        b"this node was removed from the cluster",
+                    );
+                    return;
+                }
                 let (config, fetcher, index) = (config.clone(), fetcher.clone(), index.clone());
                 tokio::spawn(async move {
                     if let Err(e) = handle(config, index, fetcher, send, recv).await {

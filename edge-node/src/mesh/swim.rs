@@ -8,7 +8,6 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use foca::{AccumulatingRuntime, BroadcastHandler, Foca, Invalidates, OwnedNotification, Timer};
 use protocol::mesh::{ConfigAnnounce, MemberState, PeerInfo, MAX_SWIM_PACKET};
 use rand010::SeedableRng;
@@ -16,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::transport::Transport;
+use super::transport::{Datagram, Transport};
 use super::{MemberEntry, Members};
 
 /// A node as SWIM knows it. `incarnation` is the process start time, so a
@@ -74,6 +73,16 @@ impl SwimId {
 
     fn is_valid(&self) -> bool {
         self.info().is_valid()
+    }
+}
+
+/// Whether a SWIM packet's stated sender is `node_id`, the node whose
+/// certificate the connection it came on was made with.
+pub fn sent_by(packet: &[u8], node_id: &str) -> bool {
+    let mut codec = foca::PostcardCodec;
+    match foca::Codec::<SwimId>::decode_header(&mut codec, packet) {
+        Ok(h) => h.src.node_id == node_id,
+        Err(_) => false,
     }
 }
 
@@ -164,7 +173,7 @@ pub fn foca_config(cluster_size: usize) -> foca::Config {
 pub struct SwimLoop {
     pub me: SwimId,
     pub transport: Arc<Transport>,
-    pub datagrams: mpsc::Receiver<Bytes>,
+    pub datagrams: mpsc::Receiver<Datagram>,
     pub commands: mpsc::Receiver<Command>,
     pub announces: mpsc::Sender<ConfigAnnounce>,
     pub members: watch::Sender<Members>,
@@ -204,8 +213,12 @@ impl SwimLoop {
             let mut ticked = false;
             tokio::select! {
                 d = self.datagrams.recv() => {
-                    let Some(d) = d else { return };
-                    if let Err(e) = foca.handle_data(&d, &mut rt) {
+                    let Some((from, d)) = d else { return };
+                    // A member speaks only for itself: the packet's sender
+                    // must be the node its connection's certificate names.
+                    if !sent_by(&d, &from) {
+                        tracing::debug!(peer = %from, "SWIM datagram claiming another sender refused");
+                    } else if let Err(e) = foca.handle_data(&d, &mut rt) {
                         tracing::debug!(error = %e, "SWIM datagram refused");
                     }
                 }
@@ -258,6 +271,7 @@ impl SwimLoop {
                     let absent: Vec<SwimId> = known
                         .values()
                         .filter(|k| !active.contains(k.node_id.as_str()))
+                        .filter(|k| !self.transport.is_revoked(&k.node_id))
                         .cloned()
                         .collect();
                     for id in absent {
@@ -327,7 +341,8 @@ impl SwimLoop {
         let mut next: BTreeMap<String, MemberEntry> = BTreeMap::new();
         for m in foca.iter_membership_state() {
             let id = m.id();
-            if id.node_id == self.me.node_id {
+            // A removed node is no member, whatever foca still believes.
+            if id.node_id == self.me.node_id || self.transport.is_revoked(&id.node_id) {
                 continue;
             }
             let state = match m.state() {
@@ -407,6 +422,30 @@ mod tests {
             addr: "127.0.0.1:1".parse().unwrap(),
             incarnation: inc,
         }
+    }
+
+    #[test]
+    fn a_packet_counts_only_from_the_node_it_names_as_sender() {
+        use foca::Codec;
+        let header = foca::Header {
+            src: id(7),
+            src_incarnation: 0,
+            dst: SwimId {
+                node_id: "n2".into(),
+                ..id(1)
+            },
+            message: foca::Message::Ping(1),
+        };
+        let mut packet = Vec::new();
+        foca::PostcardCodec
+            .encode_header(&header, &mut packet)
+            .unwrap();
+        // (connection's node id, accepted)
+        for (conn, ok) in [("n1", true), ("n2", false), ("n11", false), ("", false)] {
+            assert_eq!(sent_by(&packet, conn), ok, "{conn}");
+        }
+        assert!(!sent_by(b"", "n1"));
+        assert!(!sent_by(&[0xff; 40], "n1"));
     }
 
     #[test]

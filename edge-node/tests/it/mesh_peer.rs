@@ -166,7 +166,7 @@ async fn tampered_config_and_blob_from_a_peer_are_refused() {
 
     let (honest_ep, client) = pki.endpoint("honest");
     let (sink, _datagrams) = tokio::sync::mpsc::channel(8);
-    let transport = Transport::new(honest_ep, client, sink);
+    let transport = Transport::new(honest_ep, client, sink, Arc::new(|_: &str| false));
 
     let PeerBatches::Newer(relayed) = get_batches(&transport, &evil, 3).await.unwrap() else {
         panic!("the evil peer sends batches");
@@ -239,16 +239,28 @@ async fn a_peer_without_a_cluster_certificate_is_refused() {
     // Its certificate is from another CA: the handshake fails both ways.
     let (stranger_ep, stranger_client) = stranger.endpoint("member");
     let (sink, _d) = tokio::sync::mpsc::channel(8);
-    let t = Transport::new(stranger_ep, stranger_client, sink);
+    let t = Transport::new(
+        stranger_ep,
+        stranger_client,
+        sink,
+        Arc::new(|_: &str| false),
+    );
     assert!(get_batches(&t, &member, 0).await.is_err());
 
     // A member dialling the wrong node id is refused too: names are bound.
     let (ep2, client2) = cluster.endpoint("other");
     let (sink, _d) = tokio::sync::mpsc::channel(8);
-    let t = Transport::new(ep2, client2, sink);
+    let t = Transport::new(ep2, client2, sink, Arc::new(|_: &str| false));
     let impostor = PeerInfo {
         node_id: "someone-else".into(),
-        ..member
+        ..member.clone()
     };
     assert!(get_batches(&t, &impostor, 0).await.is_err());
+
+    // A removed node is not dialled at all.
+    let (ep3, client3) = cluster.endpoint("third");
+    let (sink, _d) = tokio::sync::mpsc::channel(8);
+    let t = Transport::new(ep3, client3, sink, Arc::new(|id: &str| id == "member"));
+    let err = get_batches(&t, &member, 0).await.unwrap_err();
+    assert!(format!("{err:#}").contains("removed"), "{err:#}");
 }
