@@ -40,6 +40,9 @@ pub struct ConfigHub {
     refreshing: tokio::sync::Mutex<()>,
     /// How long node certificates last (revocations are kept as long).
     node_cert_secs: i64,
+    /// How many times the database's version was found behind ours (it
+    /// was restored): subscribers then send their edges a snapshot.
+    resets: std::sync::atomic::AtomicU64,
 }
 
 impl ConfigHub {
@@ -57,6 +60,7 @@ impl ConfigHub {
             recent: Mutex::new(VecDeque::new()),
             refreshing: tokio::sync::Mutex::new(()),
             node_cert_secs,
+            resets: Default::default(),
         });
         Ok(hub)
     }
@@ -70,6 +74,11 @@ impl ConfigHub {
         *self.head.borrow()
     }
 
+    /// How many times the database was found restored under this hub.
+    pub fn resets(&self) -> u64 {
+        self.resets.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Hex public key edges verify batches with.
     pub fn config_key(&self) -> String {
         self.config_key.clone()
@@ -81,7 +90,19 @@ impl ConfigHub {
         let _guard = self.refreshing.lock().await;
         let db_head = self.store.config_version().await? as u64;
         let have = self.version();
-        if db_head <= have {
+        if db_head < have {
+            // The database was restored under us: what we published past
+            // its head is another history. A new epoch makes the two
+            // impossible to mix, and every subscriber resends a snapshot.
+            self.store.supersede(have).await?;
+            let db_head = self.store.config_version().await? as u64;
+            self.recent.lock().unwrap().clear();
+            self.resets
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.head.send_replace(db_head);
+            return Ok(());
+        }
+        if db_head == have {
             return Ok(());
         }
         let mut from = self.recent.lock().unwrap().back().map(|b| b.batch.version);

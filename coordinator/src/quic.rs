@@ -453,6 +453,7 @@ async fn subscribe(
 
     let mut rx = ctx.hub.subscribe();
     rx.borrow_and_update();
+    let mut resets = ctx.hub.resets();
     let peers = seed_peers(&ctx.store.list_nodes().await?, &node);
     write_frame(&mut send, &CoordinatorMessage::Peers(peers)).await?;
     let mut sent = catch_up(&ctx, &mut send, s.have_version, true).await?;
@@ -475,6 +476,12 @@ async fn subscribe(
             changed = rx.changed() => {
                 if changed.is_err() { break; }
                 rx.borrow_and_update();
+                if ctx.hub.resets() != resets {
+                    // The database was restored: what this edge holds is
+                    // of another history, whatever its version.
+                    resets = ctx.hub.resets();
+                    sent = send_snapshot(&ctx, &mut send).await?;
+                }
                 sent = catch_up(&ctx, &mut send, sent, false).await?;
             }
             report = reports.recv() => {
@@ -526,6 +533,13 @@ async fn catch_up(
         // a peer before the hub heard of it); only ahead of the database is.
         if have > head && have <= ctx.store.config_version().await?.max(0) as u64 {
             return Ok(have);
+        }
+        if have > head && claimed {
+            // Ahead of the database: it was restored from a backup. The
+            // edge gets a snapshot of a new epoch, so that nothing of the
+            // history it holds can come back through a peer.
+            ctx.store.supersede(have).await?;
+            ctx.hub.refresh().await?;
         }
         let far = have == 0 || have > head || head - have > SNAPSHOT_WHEN_BEHIND;
         claimed = false;

@@ -416,6 +416,12 @@ fn note(d: &mut Desired, key: Key, value: Option<Entry>) {
         (Key::Revoked(n), _) => {
             Arc::make_mut(&mut d.revoked).remove(&n);
         }
+        (Key::Epoch, value) => {
+            tracing::warn!(
+                epoch = ?value,
+                "the cluster's config began a new epoch (its database was restored); this node follows it"
+            );
+        }
     }
 }
 

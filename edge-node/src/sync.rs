@@ -175,7 +175,7 @@ impl Syncer {
                     match k {
                         Key::Host(h) => hosts.push(h.clone()),
                         Key::Project(p) => projects.push(p.clone()),
-                        Key::Cert(_) | Key::Revoked(_) => {}
+                        Key::Cert(_) | Key::Revoked(_) | Key::Epoch => {}
                     }
                 }
                 self.state.forget(&hosts, &projects);

@@ -121,6 +121,8 @@ pub enum Key {
     /// certificate on the mesh (the coordinator refuses it by its missing
     /// row). Kept until every certificate it may hold has expired.
     Revoked(String),
+    /// The history the keyspace belongs to (see [`Epoch`]).
+    Epoch,
 }
 
 impl Key {
@@ -131,6 +133,7 @@ impl Key {
             Key::Project(p) => format!("p/{p}"),
             Key::Cert(c) => format!("c/{c}"),
             Key::Revoked(n) => format!("r/{n}"),
+            Key::Epoch => "e/cluster".to_string(),
         }
     }
 
@@ -148,6 +151,7 @@ impl Key {
             "p" => Ok(Key::Project(name.to_string())),
             "c" => Ok(Key::Cert(name.to_string())),
             "r" if crate::host::is_valid_label(name) => Ok(Key::Revoked(name.to_string())),
+            "e" if name == "cluster" => Ok(Key::Epoch),
             _ => Err(bad()),
         }
     }
@@ -160,6 +164,21 @@ pub enum Entry {
     Project(ProjectRuntime),
     Cert(CertEntry),
     Revoked(Revocation),
+    Epoch(Epoch),
+}
+
+/// Which history of the config a keyspace belongs to. When the
+/// coordinator's database is restored from a backup its versions go back,
+/// and versions alone cannot tell an edge that "version 300" is not the
+/// 300 it had: the coordinator then starts a new epoch (a batch setting
+/// this entry), and since every signature covers the whole keyspace's state,
+/// nothing signed in the old history verifies on top of the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Epoch {
+    /// Random, new for each history.
+    pub id: u64,
+    /// The highest version seen of the histories this one replaced.
+    pub supersedes: u64,
 }
 
 /// When a node was removed.
@@ -178,6 +197,7 @@ impl Entry {
                 | (Key::Project(_), Entry::Project(_))
                 | (Key::Cert(_), Entry::Cert(_))
                 | (Key::Revoked(_), Entry::Revoked(_))
+                | (Key::Epoch, Entry::Epoch(_))
         )
     }
 
@@ -329,6 +349,7 @@ mod tests {
             Key::Project("blog".into()),
             Key::Cert("*.localhost".into()),
             Key::Revoked("n1abc".into()),
+            Key::Epoch,
         ] {
             assert_eq!(Key::decode(&k.encode()).unwrap(), k);
         }
@@ -338,6 +359,7 @@ mod tests {
             "x/blog",
             "blog",
             "r/not.a.label",
+            "e/other",
             &format!("h/{}", "a".repeat(400)),
         ] {
             assert!(Key::decode(bad).is_err(), "{bad:?}");

@@ -25,8 +25,8 @@ pub mod wire;
 pub mod frame_io;
 
 pub use config::{
-    CertEntry, Change, ChangeBatch, Entry, EnvKind, HostKind, HostTarget, Key, ProjectRuntime,
-    Revocation,
+    CertEntry, Change, ChangeBatch, Entry, EnvKind, Epoch, HostKind, HostTarget, Key,
+    ProjectRuntime, Revocation,
 };
 pub use functions::FunctionEntry;
 pub use hash::{BlobHash, BundleId};

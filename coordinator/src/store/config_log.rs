@@ -68,6 +68,8 @@ pub enum EdgeSync {
     /// A revocation no longer needed (every certificate the node may hold
     /// has expired).
     RevocationExpired(String),
+    /// A new history of the config (see [`protocol::config::Epoch`]).
+    Epoch(protocol::config::Epoch),
 }
 
 /// One entry to write: the key, whose rows it comes from, the value.
@@ -358,6 +360,52 @@ impl Store {
         Ok(out)
     }
 
+    /// The config's current epoch (none in a database from before epochs).
+    pub async fn config_epoch(&self) -> Result<Option<protocol::config::Epoch>, StoreError> {
+        let row = sqlx::query("SELECT value FROM config_entries WHERE key = $1")
+            .bind(Key::Epoch.encode())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let v: Vec<u8> = r.try_get("value")?;
+                match decode::<Entry>(&v, "entry")? {
+                    Entry::Epoch(e) => Ok(Some(e)),
+                    _ => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Starts a new epoch because version `seen` exists somewhere (an edge
+    /// holds it, or this coordinator published it) while the database is
+    /// behind it: the database was restored. Nothing happens when the
+    /// current epoch already supersedes `seen` (several edges report the
+    /// same old version). Returns whether a new epoch began.
+    pub async fn supersede(&self, seen: u64) -> Result<bool, StoreError> {
+        if self.edge.is_none() {
+            return Ok(false);
+        }
+        let head = self.config_version().await?.max(0) as u64;
+        let current = self.config_epoch().await?;
+        if seen <= head || current.is_some_and(|e| seen <= e.supersedes) {
+            return Ok(false);
+        }
+        let epoch = protocol::config::Epoch {
+            id: rand::random(),
+            supersedes: seen,
+        };
+        tracing::warn!(
+            database = head,
+            seen,
+            epoch = epoch.id,
+            "the edge config version went back (database restored?): starting a new config epoch"
+        );
+        self.sync_edges_now(&[EdgeSync::Epoch(epoch)]).await?;
+        Ok(true)
+    }
+
     /// Deletes log rows older than `keep` versions behind the head.
     pub async fn compact_log(&self, keep: u64) -> Result<u64, StoreError> {
         let head = self.config_version().await? as u64;
@@ -384,6 +432,12 @@ impl Store {
             .try_get("state")?;
         let base = log.config.base_domain.clone();
         let mut syncs = Vec::new();
+        if self.config_epoch().await?.is_none() {
+            syncs.push(EdgeSync::Epoch(protocol::config::Epoch {
+                id: rand::random(),
+                supersedes: 0,
+            }));
+        }
         for name in [format!("*.{base}"), base.clone()] {
             if self.cert_entry(&name).await?.is_none_or(|c| !fresh(&c)) {
                 syncs.push(EdgeSync::Cert(name.clone(), Some(issue(&log.ca, &name)?)));
@@ -756,6 +810,12 @@ async fn derive(tx: &mut Tx<'_>, log: &EdgeLog, s: &EdgeSync) -> Result<Vec<Writ
             project_id: None,
             deployment_id: None,
             value: Some(Entry::Revoked(protocol::Revocation { at_ms: now_ms() })),
+        }),
+        EdgeSync::Epoch(e) => out.push(Write {
+            key: Key::Epoch,
+            project_id: None,
+            deployment_id: None,
+            value: Some(Entry::Epoch(*e)),
         }),
         EdgeSync::RevocationExpired(id) => out.push(Write {
             key: Key::Revoked(id.clone()),

@@ -23,6 +23,7 @@ mod mesh;
 mod mesh_partition;
 mod node_trust;
 mod openapi;
+mod restore;
 mod scale;
 mod store_suite;
 mod tokens_cli;
