@@ -179,6 +179,36 @@ pub fn url_secrets(url: &str) -> Vec<String> {
     }
 }
 
+/// A URL's credentials taken out of it: `https://user:token@host/a` is
+/// `("https://host/a", Some("user:token"))`. Only a userinfo holding a
+/// secret counts ([`url_secrets`]); `ssh://git@host/a` keeps its user.
+pub fn split_credentials(url: &str) -> (String, Option<String>) {
+    if url_secrets(url).is_empty() {
+        return (url.to_string(), None);
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), None);
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => (
+            format!("{scheme}://{host}{tail}"),
+            Some(userinfo.to_string()),
+        ),
+        None => (url.to_string(), None),
+    }
+}
+
+/// The URL git is given: `url` with `credentials` (from
+/// [`split_credentials`]) put back in.
+pub fn with_credentials(url: &str, credentials: Option<&str>) -> String {
+    match (credentials, url.split_once("://")) {
+        (Some(c), Some((scheme, rest))) if !c.is_empty() => format!("{scheme}://{c}@{rest}"),
+        _ => url.to_string(),
+    }
+}
+
 /// The URL with [`url_secrets`] replaced, for logs and error messages.
 pub fn redact_url(url: &str) -> String {
     crate::log::Redactor::new(url_secrets(url)).redact(url)
@@ -565,6 +595,24 @@ mod tests {
             .to_string();
         assert!(!err.contains("hunter2"), "{err}");
         assert!(err.contains("bob:[redacted]@host"), "{err}");
+    }
+
+    #[test]
+    fn credentials_come_out_of_urls_and_go_back_in() {
+        for (url, clean, creds) in [
+            ("https://user:pw@host/a.git", "https://host/a.git", Some("user:pw")),
+            ("https://ghp_tok@host:8443/a?x#y", "https://host:8443/a?x#y", Some("ghp_tok")),
+            ("https://u:p@ss@host/a", "https://host/a", Some("u:p@ss")),
+            ("https://host/a@b", "https://host/a@b", None),
+            ("ssh://git@host/a", "ssh://git@host/a", None),
+            ("git@host:a/b", "git@host:a/b", None),
+            ("https://user:@host/a", "https://user:@host/a", None),
+        ] {
+            let (c, k) = split_credentials(url);
+            assert_eq!((c.as_str(), k.as_deref()), (clean, creds), "{url}");
+            assert_eq!(with_credentials(&c, k.as_deref()), url, "{url}");
+            assert!(url_secrets(&c).is_empty(), "{c}");
+        }
     }
 
     #[test]

@@ -88,6 +88,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         Some(hex) => SecretBox::from_hex(hex)?,
         None => SecretBox::load_or_create(&config.data_dir.join("secret.key"))?,
     });
+    let moved = crate::app::git::seal_legacy_credentials(&store, &secrets).await?;
+    if moved > 0 {
+        tracing::info!(projects = moved, "repository credentials moved out of their URLs");
+    }
     let signer = crate::ca::load_or_create_config_signer(&config.data_dir.join("ca"))?;
     let config_key = signer.public_key_hex();
     // From here on every change the store makes is also a signed batch of

@@ -152,6 +152,9 @@ pub struct GitView {
     /// The HMAC secret (GitHub, Gitea) or token (GitLab) for that hook;
     /// empty for viewers.
     pub webhook_secret: String,
+    /// Credentials for the repository are stored (given once in the URL;
+    /// never shown).
+    pub has_credentials: bool,
 }
 
 impl From<crate::app::git::Connection> for GitView {
@@ -160,6 +163,7 @@ impl From<crate::app::git::Connection> for GitView {
             settings: c.settings,
             webhook_url: c.webhook_url,
             webhook_secret: c.webhook_secret,
+            has_credentials: c.has_credentials,
         }
     }
 }

@@ -42,6 +42,9 @@ pub struct Connection {
     /// The HMAC secret (GitHub, Gitea) or token (GitLab) for that hook;
     /// empty for viewers, who may not trigger builds.
     pub webhook_secret: String,
+    /// Whether credentials for the repository are stored (they were given
+    /// in the URL; they are never shown again).
+    pub has_credentials: bool,
 }
 
 fn bad(field: &str, why: impl std::fmt::Display) -> AppError {
@@ -99,11 +102,20 @@ fn webhook_url(app: &App, project: &str) -> String {
 }
 
 /// Stores the connection; the webhook secret is made once and kept.
+/// Credentials in the URL are taken out of it and sealed apart: the URL
+/// stored (shown to viewers, written to the audit log) never holds them.
+/// A new URL without credentials clears the old ones, so that they are
+/// never sent to another host.
 pub(super) async fn store_connection(
     app: &App,
     project: &Project,
     settings: &GitSettings,
 ) -> AppResult<Connection> {
+    let (url, credentials) = builder::git::split_credentials(&settings.url);
+    let settings = &GitSettings {
+        url,
+        ..settings.clone()
+    };
     let existing = app.store.git(&project.id).await?.and_then(|(_, s)| s);
     let (sealed, secret) = match existing {
         Some(sealed) => {
@@ -118,12 +130,49 @@ pub(super) async fn store_connection(
     app.store
         .set_git(&project.id, Some(settings), Some(&sealed))
         .await?;
-    tracing::info!(project = %project.name, url = %builder::git::redact_url(&settings.url), branch = %settings.branch, "git connected");
+    let sealed_credentials = credentials.as_deref().map(|c| app.secrets.seal(c));
+    app.store
+        .set_git_credentials(&project.id, sealed_credentials.as_deref())
+        .await?;
+    tracing::info!(project = %project.name, url = %settings.url, branch = %settings.branch, "git connected");
     Ok(Connection {
         settings: settings.clone(),
         webhook_url: webhook_url(app, &project.name),
         webhook_secret: secret,
+        has_credentials: credentials.is_some(),
     })
+}
+
+/// The URL git is run with: the stored one with its credentials put back.
+pub async fn clone_url(
+    store: &crate::store::Store,
+    secrets: &crate::secrets::SecretBox,
+    project_id: &str,
+    url: &str,
+) -> Result<String, AppError> {
+    let credentials = match store.git_credentials(project_id).await? {
+        Some(sealed) => Some(secrets.open(&sealed).map_err(AppError::internal)?),
+        None => None,
+    };
+    Ok(builder::git::with_credentials(url, credentials.as_deref()))
+}
+
+/// Moves credentials that older versions stored inside repository URLs
+/// out of them (once, at start).
+pub async fn seal_legacy_credentials(
+    store: &crate::store::Store,
+    secrets: &crate::secrets::SecretBox,
+) -> Result<usize, crate::store::StoreError> {
+    let mut moved = 0;
+    for (id, url) in store.git_urls_with_userinfo().await? {
+        if let (clean, Some(credentials)) = builder::git::split_credentials(&url) {
+            store
+                .move_git_credentials(&id, &clean, &secrets.seal(&credentials))
+                .await?;
+            moved += 1;
+        }
+    }
+    Ok(moved)
 }
 
 /// Connects (or updates) the project's repository.
@@ -140,7 +189,7 @@ pub async fn connect(
         who,
         &p,
         "git.connect",
-        json!({ "url": c.settings.url, "branch": c.settings.branch }),
+        json!({ "url": c.settings.url, "branch": c.settings.branch, "credentials": c.has_credentials }),
     )
     .await;
     Ok(c)
@@ -160,16 +209,24 @@ pub async fn show(app: &App, who: &Principal, project: &str) -> AppResult<Connec
         }
         _ => String::new(),
     };
+    let has_credentials = app.store.git_credentials(&p.id).await?.is_some();
     Ok(Connection {
-        settings,
+        // Stored without credentials; redacted again in case a row was
+        // written otherwise.
+        settings: GitSettings {
+            url: builder::git::redact_url(&settings.url),
+            ..settings
+        },
         webhook_url: webhook_url(app, &p.name),
         webhook_secret: secret,
+        has_credentials,
     })
 }
 
 pub async fn disconnect(app: &App, who: &Principal, project: &str) -> AppResult<()> {
     let p = access::project(app, who, project, Role::Member).await?;
     app.store.set_git(&p.id, None, None).await?;
+    app.store.set_git_credentials(&p.id, None).await?;
     app.audit(who, &p, "git.disconnect", json!({})).await;
     Ok(())
 }
@@ -299,5 +356,9 @@ pub async fn receive_hook(
 
 /// The repository URL of a project the caller already reached, if any.
 pub async fn repository_url(app: &App, p: &Project) -> AppResult<Option<String>> {
-    Ok(app.store.git(&p.id).await?.map(|(g, _)| g.url))
+    Ok(app
+        .store
+        .git(&p.id)
+        .await?
+        .map(|(g, _)| builder::git::redact_url(&g.url)))
 }

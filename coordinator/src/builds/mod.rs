@@ -310,11 +310,16 @@ impl BuildService {
             allow_local: self.config.builds.allow_local_git,
             allowed_hosts: self.config.builds.allowed_git_hosts.clone(),
         };
+        // Only git sees the credentials; its output is redacted of them.
+        let repo_url =
+            crate::app::git::clone_url(&self.store, &self.secrets, &project.id, &settings.url)
+                .await
+                .map_err(|e| BuildFailure::internal(e.message))?;
         let commit = match &b.git.commit_sha {
             Some(sha) => sha.clone(),
             None => {
                 let resolved = tokio::select! {
-                    r = builder::git::resolve_branch(&settings.url, &b.git.branch, &policy) => r,
+                    r = builder::git::resolve_branch(&repo_url, &b.git.branch, &policy) => r,
                     _ = cancel.cancelled() => return Err(BuildFailure::Canceled),
                 };
                 let sha = resolved.map_err(|e| BuildFailure::Failed(e.to_string()))?;
@@ -330,7 +335,7 @@ impl BuildService {
         let cache_dir = cache_dir(&root, &project.id, b.target);
         prepare_dirs(&root, &work_dir, &cache_dir).map_err(BuildFailure::internal)?;
         let req = builder::BuildRequest {
-            repo_url: settings.url.clone(),
+            repo_url,
             commit,
             settings: builder::ProjectSettings {
                 root_dir: settings.root_dir.clone(),

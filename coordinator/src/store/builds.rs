@@ -109,6 +109,61 @@ impl Store {
         Ok(())
     }
 
+    /// Sets (or with `None` clears) the sealed credentials of the project's
+    /// repository URL.
+    pub async fn set_git_credentials(
+        &self,
+        project_id: &str,
+        sealed: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE projects SET git_credentials_enc = $1 WHERE id = $2")
+            .bind(sealed.map(|s| s.to_vec()))
+            .bind(project_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The sealed credentials of the project's repository URL, if any.
+    pub async fn git_credentials(&self, project_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT git_credentials_enc FROM projects WHERE id = $1")
+            .bind(project_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get("git_credentials_enc")?,
+            None => None,
+        })
+    }
+
+    /// Projects whose stored repository URL has a userinfo part (from
+    /// before credentials were kept apart): (id, url).
+    pub async fn git_urls_with_userinfo(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT id, git_url FROM projects WHERE git_url LIKE '%@%'")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("git_url")?)))
+            .collect()
+    }
+
+    /// Replaces a project's repository URL by `url` and its credentials by
+    /// `sealed`, in one statement.
+    pub async fn move_git_credentials(
+        &self,
+        project_id: &str,
+        url: &str,
+        sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE projects SET git_url = $1, git_credentials_enc = $2 WHERE id = $3")
+            .bind(url)
+            .bind(sealed.to_vec())
+            .bind(project_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The project's repository settings and its encrypted webhook secret.
     pub async fn git(
         &self,

@@ -183,3 +183,87 @@ async fn unauthenticated_bodies_are_small_and_webhooks_are_checked_before_readin
         assert!(answer.starts_with("HTTP/1.1 404"), "{project}: {answer}");
     }
 }
+
+/// A repository URL with a token in it: the token is taken out and sealed;
+/// the URL everyone sees (viewers, the audit log, the database column) has
+/// none, and a database from before is cleaned at start.
+#[tokio::test]
+async fn repository_credentials_are_kept_apart_and_never_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("coord");
+    let coord = Coordinator::start(&dir, None);
+    let api = coord.api();
+    api.create_project("creds").await;
+    let secret = "s3cr3t-t0ken";
+    let put = |url: String| {
+        let api = coord.api();
+        async move {
+            let r = api
+                .req(Method::PUT, "/projects/creds/git")
+                .json(&serde_json::json!({ "url": url, "branch": "main" }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let v = put(format!("https://deploy:{secret}@git.example.com/org/site.git")).await;
+    assert_eq!(v["url"], "https://git.example.com/org/site.git", "{v}");
+    assert_eq!(v["has_credentials"], true, "{v}");
+    let shown = api.get_json("/projects/creds/git").await;
+    assert_eq!(shown["url"], "https://git.example.com/org/site.git");
+    let teams = api.get_json("/teams").await;
+    let team = teams[0]["id"].as_str().unwrap();
+    let audit = api.get_json(&format!("/audit?team={team}")).await;
+    assert!(audit.to_string().contains("git.connect"), "{audit}");
+    for seen in [v.to_string(), shown.to_string(), audit.to_string()] {
+        assert!(!seen.contains(secret), "{seen}");
+    }
+    let db = dir.join("coordinator.db");
+    let read_row = || async {
+        let mut c = sqlx::ConnectOptions::connect(
+            &sqlx::sqlite::SqliteConnectOptions::new().filename(&db),
+        )
+        .await
+        .unwrap();
+        let r = sqlx::query("SELECT git_url, git_credentials_enc FROM projects WHERE name = 'creds'")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        use sqlx::Row;
+        (
+            r.get::<Option<String>, _>("git_url"),
+            r.get::<Option<Vec<u8>>, _>("git_credentials_enc"),
+        )
+    };
+    let (url, sealed) = read_row().await;
+    assert!(!url.unwrap().contains(secret));
+    let sealed = sealed.expect("credentials stored");
+    assert!(!String::from_utf8_lossy(&sealed).contains(secret));
+
+    // A new URL without credentials drops the old ones (they are never
+    // sent to another host).
+    let v = put("https://other.example.com/site.git".into()).await;
+    assert_eq!(v["has_credentials"], false, "{v}");
+    assert!(read_row().await.1.is_none());
+
+    // A row from before credentials were kept apart is cleaned at start.
+    {
+        let mut c = sqlx::ConnectOptions::connect(
+            &sqlx::sqlite::SqliteConnectOptions::new().filename(&db),
+        )
+        .await
+        .unwrap();
+        sqlx::query("UPDATE projects SET git_url = 'https://u:legacy-pw@h.example/x.git' WHERE name = 'creds'")
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    drop(coord);
+    let coord = Coordinator::start(&dir, None);
+    let shown = coord.api().get_json("/projects/creds/git").await;
+    assert_eq!(shown["url"], "https://h.example/x.git", "{shown}");
+    assert_eq!(shown["has_credentials"], true);
+    assert!(!read_row().await.0.unwrap().contains("legacy-pw"));
+}
