@@ -29,6 +29,8 @@ pub struct CommitInfo {
     pub message: String,
     pub author_name: String,
     pub author_email: String,
+    /// Committer time, Unix seconds (0 when git gave none).
+    pub committed_at: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -434,17 +436,18 @@ async fn commit_info_with(ctx: &Ctx<'_>, dir: &Path) -> Result<CommitInfo, GitEr
                 "log",
                 "-1",
                 "--no-show-signature",
-                "--format=%H%x00%an%x00%ae%x00%s",
+                "--format=%H%x00%an%x00%ae%x00%ct%x00%s",
             ],
         )
         .await?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut parts = text.trim_end_matches('\n').splitn(4, '\0');
+    let mut parts = text.trim_end_matches('\n').splitn(5, '\0');
     let mut next = || parts.next().unwrap_or("").to_string();
     Ok(CommitInfo {
         sha: next(),
         author_name: next(),
         author_email: next(),
+        committed_at: next().parse().unwrap_or(0),
         message: next(),
     })
 }
@@ -600,8 +603,16 @@ mod tests {
     #[test]
     fn credentials_come_out_of_urls_and_go_back_in() {
         for (url, clean, creds) in [
-            ("https://user:pw@host/a.git", "https://host/a.git", Some("user:pw")),
-            ("https://ghp_tok@host:8443/a?x#y", "https://host:8443/a?x#y", Some("ghp_tok")),
+            (
+                "https://user:pw@host/a.git",
+                "https://host/a.git",
+                Some("user:pw"),
+            ),
+            (
+                "https://ghp_tok@host:8443/a?x#y",
+                "https://host:8443/a?x#y",
+                Some("ghp_tok"),
+            ),
             ("https://u:p@ss@host/a", "https://host/a", Some("u:p@ss")),
             ("https://host/a@b", "https://host/a@b", None),
             ("ssh://git@host/a", "ssh://git@host/a", None),

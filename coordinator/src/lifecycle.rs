@@ -107,6 +107,9 @@ pub async fn pass(app: &App) -> anyhow::Result<Report> {
         .store
         .expire_logs(now_ms() - keep_f, now_ms() - keep_b)
         .await?;
+    // Providers redeliver within hours; a month of delivery ids is plenty
+    // to refuse replays (older pushes are also never promoted over newer).
+    app.store.expire_deliveries(now_ms() - 30 * day).await?;
     let grace = rules.blob_grace;
     r.bundles_deleted = app
         .store

@@ -90,7 +90,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     });
     let moved = crate::app::git::seal_legacy_credentials(&store, &secrets).await?;
     if moved > 0 {
-        tracing::info!(projects = moved, "repository credentials moved out of their URLs");
+        tracing::info!(
+            projects = moved,
+            "repository credentials moved out of their URLs"
+        );
     }
     let signer = crate::ca::load_or_create_config_signer(&config.data_dir.join("ca"))?;
     let config_key = signer.public_key_hex();

@@ -62,6 +62,20 @@ fn header<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The provider's id of this delivery (the same on its own redeliveries):
+/// `X-GitHub-Delivery`, `X-Gitea-Delivery`, `X-Gitlab-Event-UUID`. Only a
+/// short printable value counts.
+pub fn delivery_id(provider: Provider, h: &HeaderMap) -> Option<String> {
+    let name = match provider {
+        Provider::GitHub => "x-github-delivery",
+        Provider::Gitea => "x-gitea-delivery",
+        Provider::GitLab => "x-gitlab-event-uuid",
+    };
+    let v = header(h, name)?.trim();
+    (!v.is_empty() && v.len() <= 100 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| v.to_string())
+}
+
 pub fn detect(h: &HeaderMap) -> Result<Provider, HookError> {
     if h.contains_key("x-gitea-event") {
         Ok(Provider::Gitea)
@@ -290,6 +304,43 @@ mod tests {
             "commits": [],
         })
         .to_string()
+    }
+
+    #[test]
+    fn delivery_ids_by_provider() {
+        let h = |name: &str, v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+            h
+        };
+        let long = "a".repeat(101);
+        for (provider, headers, want) in [
+            (
+                Provider::GitHub,
+                h("x-github-delivery", "72d3162e-cc78"),
+                Some("72d3162e-cc78"),
+            ),
+            (Provider::Gitea, h("x-gitea-delivery", "abc"), Some("abc")),
+            (
+                Provider::GitLab,
+                h("x-gitlab-event-uuid", "u-1"),
+                Some("u-1"),
+            ),
+            // Another provider's header does not count.
+            (Provider::GitLab, h("x-github-delivery", "x"), None),
+            (Provider::GitHub, h("x-github-delivery", ""), None),
+            (Provider::GitHub, h("x-github-delivery", "has space"), None),
+            (Provider::GitHub, h("x-github-delivery", &long), None),
+        ] {
+            assert_eq!(
+                delivery_id(provider, &headers).as_deref(),
+                want,
+                "{headers:?}"
+            );
+        }
     }
 
     #[test]

@@ -309,6 +309,17 @@ pub async fn receive_hook(
         tracing::warn!(project = %p.name, ?provider, "webhook refused: {e}");
         hook_error(e)
     })?;
+    // A signed body stays signed: someone who captured one could send it
+    // again. The delivery id makes the second copy a no-op (older pushes
+    // that come without one are still never promoted over newer commits).
+    if let Some(id) = webhooks::delivery_id(provider, headers) {
+        if !app.store.record_delivery(&p.id, &id).await? {
+            tracing::warn!(project = %p.name, delivery = %id, "webhook delivery seen before; ignored");
+            return Ok(HookOutcome::Ignored(format!(
+                "delivery {id} was received before"
+            )));
+        }
+    }
     Ok(
         match webhooks::parse(provider, headers, body).map_err(hook_error)? {
             HookEvent::Push(push) => {

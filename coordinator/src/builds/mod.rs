@@ -435,7 +435,26 @@ impl BuildService {
             sent,
             bundle_id.short()
         )));
-        let promote = b.target == Target::Production && settings.auto_promote;
+        let mut promote = b.target == Target::Production && settings.auto_promote;
+        let commit_time = (out.commit.committed_at > 0).then_some(out.commit.committed_at);
+        if promote {
+            // A replayed push, or a build that finished late, must not put
+            // an older commit in front of a newer one.
+            let production = self
+                .store
+                .production_commit_time(&project.id)
+                .await
+                .map_err(BuildFailure::internal)?;
+            if let (Some(prod), Some(this)) = (production, commit_time) {
+                if prod > this {
+                    promote = false;
+                    let _ = writer.tx.send(logs::system(format!(
+                        "Not promoted: commit {} was made before the one production serves; promote this deployment by hand if that is what you want",
+                        out.commit.sha
+                    )));
+                }
+            }
+        }
         let author = match (
             out.commit.author_name.is_empty(),
             out.commit.author_email.is_empty(),
@@ -465,6 +484,7 @@ impl BuildService {
             commit_sha: out.commit.sha,
             commit_message: out.commit.message,
             commit_author: author,
+            commit_time,
             promote,
         })
     }
@@ -479,6 +499,7 @@ impl BuildService {
                 commit_sha: &p.commit_sha,
                 commit_message: &p.commit_message,
                 commit_author: &p.commit_author,
+                commit_time: p.commit_time,
                 promote: p.promote,
                 branch_alias: true,
             })
@@ -495,6 +516,7 @@ struct Published {
     commit_sha: String,
     commit_message: String,
     commit_author: String,
+    commit_time: Option<i64>,
     promote: bool,
 }
 

@@ -74,7 +74,10 @@ pub struct ReadyBuild<'a> {
     pub commit_sha: &'a str,
     pub commit_message: &'a str,
     pub commit_author: &'a str,
-    /// Point the production alias at it.
+    /// Committer time of the commit, Unix seconds.
+    pub commit_time: Option<i64>,
+    /// Point the production alias at it, unless production already serves
+    /// a newer commit.
     pub promote: bool,
     /// Point the branch's preview alias at it.
     pub branch_alias: bool,
@@ -107,6 +110,55 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Remembers a webhook delivery id. `false`: it was seen before (a
+    /// replay, or the provider's own redelivery).
+    pub async fn record_delivery(
+        &self,
+        project_id: &str,
+        delivery: &str,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO webhook_deliveries (project_id, delivery_id, received_at) \
+             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(project_id)
+        .bind(delivery)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Forgets delivery ids received before `before_ms`.
+    pub async fn expire_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < $1")
+                .bind(before_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    /// Committer time (Unix seconds) of the project's production
+    /// deployment, when it is known.
+    pub async fn production_commit_time(
+        &self,
+        project_id: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT d.commit_time AS t FROM projects p JOIN deployments d \
+             ON d.id = p.production_deployment WHERE p.id = $1",
+        )
+        .bind(project_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => r.try_get("t")?,
+            None => None,
+        })
     }
 
     /// Sets (or with `None` clears) the sealed credentials of the project's
@@ -310,8 +362,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO deployments (id, project_id, bundle_id, status, target, created_at, \
-             ready_at, branch, commit_sha, commit_message, commit_author) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             ready_at, branch, commit_sha, commit_message, commit_author, commit_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&b.id)
         .bind(&b.project_id)
@@ -324,6 +376,7 @@ impl Store {
         .bind(r.commit_sha)
         .bind(r.commit_message)
         .bind(r.commit_author)
+        .bind(r.commit_time)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -339,11 +392,18 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if r.promote {
-            sqlx::query("UPDATE projects SET production_deployment = $1 WHERE id = $2")
-                .bind(&b.id)
-                .bind(&b.project_id)
-                .execute(&mut *tx)
-                .await?;
+            // Checked in the same statement as the move, so two builds
+            // finishing at once cannot put the older one in front.
+            sqlx::query(
+                "UPDATE projects SET production_deployment = $1 WHERE id = $2 AND NOT EXISTS \
+                 (SELECT 1 FROM deployments d WHERE d.id = projects.production_deployment \
+                  AND d.commit_time IS NOT NULL AND d.commit_time > $3)",
+            )
+            .bind(&b.id)
+            .bind(&b.project_id)
+            .bind(r.commit_time.unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("UPDATE deployments SET promoted_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(&b.id)

@@ -404,3 +404,74 @@ async fn failures_cancel_and_restart_are_clean() {
     wait_status(&api2, &hang2, "canceled", 30).await;
     drop(coord);
 }
+
+/// A signed push body can be captured and sent again. The same delivery
+/// builds once; an old push sent under a new delivery id (the id is not
+/// signed) builds, but its older commit is not promoted over production.
+#[tokio::test]
+async fn a_replayed_push_builds_once_and_never_promotes_an_older_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coord = start(tmp.path());
+    let repo = tmp.path().join("repo");
+    crate::support::webhooks::init(&repo);
+    let old = commit(&repo, &[("index.html", "<h1>old</h1>")], "Old page");
+    // Committer times have a one-second grain.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let new = commit(&repo, &[("index.html", "<h1>new</h1>")], "New page");
+    let url = format!("file://{}", repo.display());
+    coord.cli_ok(&[
+        "projects", "create", "replay", "--git", &url, "--branch", "main",
+    ]);
+    let conn: Value = serde_json::from_str(&coord.cli_ok(&["git", "replay", "--json"])).unwrap();
+    let secret = conn["webhook_secret"].as_str().unwrap().to_string();
+    let api = coord.api();
+    let http = crate::support::http_client();
+    let hook = format!("{}/api/v1/hooks/git/replay", coord.url());
+    let push = |sha: &str, delivery: &str| {
+        let body = github_push("main", sha, "push");
+        http.post(&hook)
+            .header("X-GitHub-Event", "push")
+            .header("X-GitHub-Delivery", delivery)
+            .header(
+                "X-Hub-Signature-256",
+                format!("sha256={}", hmac_hex(&secret, &body)),
+            )
+            .body(body)
+            .send()
+    };
+    let r = push(&new, "delivery-1").await.unwrap();
+    assert_eq!(r.status(), 202);
+    let first: Value = r.json().await.unwrap();
+    let first = first["queued"].as_str().unwrap().to_string();
+    wait_status(&api, &first, "ready", 60).await;
+    let production = || async {
+        api.get_json("/projects/replay").await["production_deployment"]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert_eq!(production().await.as_deref(), Some(first.as_str()));
+
+    // The same delivery again: nothing is built.
+    let r = push(&new, "delivery-1").await.unwrap();
+    assert_eq!(r.status(), 202);
+    let answer: Value = r.json().await.unwrap();
+    assert!(
+        answer["ignored"]
+            .as_str()
+            .unwrap_or("")
+            .contains("received before"),
+        "{answer}"
+    );
+    let builds = api.get_json("/projects/replay/builds").await;
+    assert_eq!(builds["items"].as_array().unwrap().len(), 1, "{builds}");
+
+    // An old push under a new id builds, and production stays.
+    let r = push(&old, "delivery-2").await.unwrap();
+    assert_eq!(r.status(), 202);
+    let second: Value = r.json().await.unwrap();
+    let second = second["queued"].as_str().unwrap().to_string();
+    wait_status(&api, &second, "ready", 60).await;
+    assert_eq!(production().await.as_deref(), Some(first.as_str()));
+    let log = sse(&api, &second).await;
+    assert!(log.contains("Not promoted"), "{log}");
+}

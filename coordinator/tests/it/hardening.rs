@@ -208,7 +208,10 @@ async fn repository_credentials_are_kept_apart_and_never_shown() {
             r.json::<serde_json::Value>().await.unwrap()
         }
     };
-    let v = put(format!("https://deploy:{secret}@git.example.com/org/site.git")).await;
+    let v = put(format!(
+        "https://deploy:{secret}@git.example.com/org/site.git"
+    ))
+    .await;
     assert_eq!(v["url"], "https://git.example.com/org/site.git", "{v}");
     assert_eq!(v["has_credentials"], true, "{v}");
     let shown = api.get_json("/projects/creds/git").await;
@@ -222,15 +225,15 @@ async fn repository_credentials_are_kept_apart_and_never_shown() {
     }
     let db = dir.join("coordinator.db");
     let read_row = || async {
-        let mut c = sqlx::ConnectOptions::connect(
-            &sqlx::sqlite::SqliteConnectOptions::new().filename(&db),
-        )
-        .await
-        .unwrap();
-        let r = sqlx::query("SELECT git_url, git_credentials_enc FROM projects WHERE name = 'creds'")
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
+        let mut c =
+            sqlx::ConnectOptions::connect(&sqlx::sqlite::SqliteConnectOptions::new().filename(&db))
+                .await
+                .unwrap();
+        let r =
+            sqlx::query("SELECT git_url, git_credentials_enc FROM projects WHERE name = 'creds'")
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
         use sqlx::Row;
         (
             r.get::<Option<String>, _>("git_url"),
@@ -250,11 +253,10 @@ async fn repository_credentials_are_kept_apart_and_never_shown() {
 
     // A row from before credentials were kept apart is cleaned at start.
     {
-        let mut c = sqlx::ConnectOptions::connect(
-            &sqlx::sqlite::SqliteConnectOptions::new().filename(&db),
-        )
-        .await
-        .unwrap();
+        let mut c =
+            sqlx::ConnectOptions::connect(&sqlx::sqlite::SqliteConnectOptions::new().filename(&db))
+                .await
+                .unwrap();
         sqlx::query("UPDATE projects SET git_url = 'https://u:legacy-pw@h.example/x.git' WHERE name = 'creds'")
             .execute(&mut c)
             .await

@@ -399,6 +399,7 @@ async fn builds_suite(s: &Store) {
         commit_sha: "0123456789abcdef0123456789abcdef01234567",
         commit_message: "msg",
         commit_author: "Ada <a@example.com>",
+        commit_time: Some(100),
         promote,
         branch_alias: true,
     };
@@ -435,6 +436,7 @@ async fn builds_suite(s: &Store) {
         commit_sha: "1123456789abcdef0123456789abcdef01234567",
         commit_message: "m2",
         commit_author: "Ada",
+        commit_time: None,
         promote: false,
         branch_alias: true,
     })
@@ -451,6 +453,49 @@ async fn builds_suite(s: &Store) {
     assert!(s.delete_branch_alias(&p.id, "dev").await.unwrap());
     assert!(!s.delete_branch_alias(&p.id, "dev").await.unwrap());
     assert_eq!(s.branch_aliases().await.unwrap().len(), 1);
+
+    // An older commit is never promoted over a newer one; a newer one is.
+    assert_eq!(s.production_commit_time(&p.id).await.unwrap(), Some(100));
+    for (id, at, want) in [("b4", 50, "b1"), ("b5", 200, "b5")] {
+        s.enqueue_build(&queued(id, &p.id, "main", 35))
+            .await
+            .unwrap();
+        let b = s.claim_build().await.unwrap().unwrap();
+        s.finish_build_ready(&ReadyBuild {
+            build: &b,
+            bundle_id: "bundle-b",
+            commit_sha: "2123456789abcdef0123456789abcdef01234567",
+            commit_message: "m",
+            commit_author: "Ada",
+            commit_time: Some(at),
+            promote: true,
+            branch_alias: true,
+        })
+        .await
+        .unwrap();
+        let prod = s
+            .project(&p.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .production_deployment;
+        assert_eq!(
+            prod.as_deref(),
+            Some(want),
+            "after {id} (committed at {at})"
+        );
+    }
+
+    // Delivery ids are remembered once, per project, until they expire.
+    assert!(s.record_delivery(&p.id, "d-1").await.unwrap());
+    assert!(!s.record_delivery(&p.id, "d-1").await.unwrap());
+    assert_eq!(
+        s.expire_deliveries(coordinator::store::now_ms() + 1)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(s.record_delivery(&p.id, "d-1").await.unwrap());
 
     // Cancel: queued at once, running by request.
     s.enqueue_build(&queued("c1", &p.id, "x", 40))
@@ -493,7 +538,7 @@ async fn builds_suite(s: &Store) {
     assert_eq!(r1.status, BuildStatus::Error);
     assert!(r1.error.unwrap().contains("restarts"));
     let listed = s.list_builds(&p.id, None, 100).await.unwrap();
-    assert_eq!(listed.len(), 6, "o1 belongs to another project");
+    assert_eq!(listed.len(), 8, "o1 belongs to another project");
     assert_eq!(listed[0].id, "r1", "newest first");
 
     s.set_git(&p.id, None, None).await.unwrap();
