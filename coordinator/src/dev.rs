@@ -146,7 +146,12 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         token: token.clone(),
     })?;
     println!("Outpost dev is running.");
-    println!("  dashboard:    {api_url}/ (the first account you create owns the instance)");
+    match &running.setup_token {
+        Some(t) => println!(
+            "  dashboard:    {api_url}/signup?setup={t} (create the instance owner's account)"
+        ),
+        None => println!("  dashboard:    {api_url}/"),
+    }
     println!("  API:          {api_url}/api/v1 (described at {api_url}/api/v1/openapi.json)");
     println!(
         "  edge HTTP:    http://{} (sites at http://<project>.localhost:{})",

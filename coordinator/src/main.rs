@@ -406,6 +406,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(t) = &running.new_admin_token {
         println!("admin API token (shown once; also saved in the data dir as admin-token): {t}");
     }
+    if let Some(t) = &running.setup_token {
+        println!(
+            "no account yet: create the instance owner's at {}/signup?setup={t} (the setup token is also in the data dir as setup-token)",
+            running.api_url
+        );
+    }
     dev::wait_for_signal().await;
     tracing::info!("shutting down gracefully");
     running.shutdown().await;

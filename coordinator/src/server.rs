@@ -27,6 +27,11 @@ pub struct Running {
     pub quic_addr: SocketAddr,
     /// Set only on the first start, when the admin token is created.
     pub new_admin_token: Option<String>,
+    /// While no account exists: the token the first sign-up needs.
+    pub setup_token: Option<String>,
+    /// How people reach the API and dashboard (`[api_url]`, else the
+    /// address bound).
+    pub api_url: String,
     pub ca_path: PathBuf,
     pub ca_fingerprint: String,
     pub store: Store,
@@ -83,6 +88,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         })
         .await?;
     let new_admin_token = bootstrap_admin_token(&store, &config).await?;
+    let setup_token = crate::app::accounts::ensure_setup_token(&store, &config.data_dir).await?;
     let blobs = BlobStore::local(&config.data_dir.join("blobs"))?;
     let secrets = Arc::new(match &config.secret_key {
         Some(hex) => SecretBox::from_hex(hex)?,
@@ -171,6 +177,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         api_addr,
         quic_addr,
         new_admin_token,
+        setup_token,
+        api_url: config.api_url(),
         ca_path: ca.cert_path().to_path_buf(),
         ca_fingerprint: ca.fingerprint(),
         store,

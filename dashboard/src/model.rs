@@ -78,6 +78,8 @@ pub struct SignupForm {
     pub first_account: bool,
     /// Signing up through an invitation link (token carried in a hidden field).
     pub invite: Option<InviteSummary>,
+    /// The setup token from the first-start link, for the first account.
+    pub setup_token: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -58,6 +58,8 @@ pub struct Coordinator {
     pub api: SocketAddr,
     pub quic: SocketAddr,
     pub token: String,
+    /// While no account exists: what the first sign-up needs.
+    pub setup_token: Option<String>,
     pub dir: PathBuf,
     pub bins: Bins,
 }
@@ -99,11 +101,15 @@ impl Coordinator {
             .map_err(|e| Error::new(format!("admin token: {e}")))?
             .trim()
             .to_string();
+        let setup_token = std::fs::read_to_string(dir.join("setup-token"))
+            .ok()
+            .map(|t| t.trim().to_string());
         Ok(Coordinator {
             proc,
             api,
             quic,
             token,
+            setup_token,
             dir: dir.to_path_buf(),
             bins: bins.clone(),
         })

@@ -25,6 +25,9 @@ pub struct SignUp {
     pub password: String,
     /// An invitation token (`inv_…`): joins that team too.
     pub invite: Option<String>,
+    /// The setup token printed at the coordinator's first start (also in
+    /// `<data_dir>/setup-token`): needed for the first account only.
+    pub setup_token: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -100,7 +103,10 @@ pub async fn signup(
         &body.email,
         &body.name,
         &body.password,
-        body.invite.as_deref(),
+        acc::SignUpProof {
+            invite: body.invite.as_deref(),
+            setup: body.setup_token.as_deref(),
+        },
         &ip,
     )
     .await?;

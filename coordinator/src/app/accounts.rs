@@ -28,16 +28,26 @@ pub fn personal_scope(user_id: Option<&str>) -> Option<String> {
 
 // ---- sign-up and sign-in -------------------------------------------------------
 
-/// Creates an account: the first one owns the instance; later ones need
-/// open sign-up or an invitation (`invite` is the invitation's token).
+/// What a sign-up carries besides the account's own fields.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SignUpProof<'a> {
+    /// An invitation's token.
+    pub invite: Option<&'a str>,
+    /// The setup token printed at first start: the first account needs it.
+    pub setup: Option<&'a str>,
+}
+
+/// Creates an account: the first one owns the instance and needs the setup
+/// token; later ones need open sign-up or an invitation.
 pub async fn sign_up(
     app: &App,
     email: &str,
     name: &str,
     password: &str,
-    invite: Option<&str>,
+    proof: SignUpProof<'_>,
     ip: &str,
 ) -> AppResult<User> {
+    let invite = proof.invite;
     let email = validate::email(email).map_err(|e| AppError::invalid("invalid_email", e))?;
     let name =
         validate::display_name(name, "name").map_err(|e| AppError::invalid("invalid_name", e))?;
@@ -52,6 +62,11 @@ pub async fn sign_up(
         return Err(AppError::forbidden(
             "sign-up is closed on this instance; ask an owner for an invitation link",
         ));
+    }
+    // Checked before the (costly) hash, and again where it is spent.
+    let setup_hash = ids::token_hash(proof.setup.unwrap_or("").trim());
+    if first && !app.store.setup_token_exists(&setup_hash).await? {
+        return Err(setup_token_needed(app));
     }
     let hash = password::hash(password.to_string())
         .await
@@ -78,10 +93,12 @@ pub async fn sign_up(
             &hash,
             &team,
             invitation.as_ref().map(|i| i.id.as_str()),
+            Some(&setup_hash),
         )
         .await
     {
         Ok(u) => u,
+        Err(crate::store::StoreError::SetupToken) => return Err(setup_token_needed(app)),
         Err(crate::store::StoreError::Gone(_)) => {
             return Err(AppError::gone(
                 "invitation_gone",
@@ -104,7 +121,45 @@ pub async fn sign_up(
     if let Some(inv) = invitation {
         audit_accept(app, &user, &inv, ip).await;
     }
+    if user.instance_owner {
+        let _ = std::fs::remove_file(app.config.data_dir.join(SETUP_TOKEN_FILE));
+    }
     Ok(user)
+}
+
+fn setup_token_needed(app: &App) -> AppError {
+    AppError::forbidden(format!(
+        "the first account owns this instance and needs its setup token: open the sign-up link the coordinator printed at its first start, or read the token from {}",
+        app.config.data_dir.join(SETUP_TOKEN_FILE).display()
+    ))
+}
+
+/// Where the setup token is kept for the operator, mode 0600.
+pub const SETUP_TOKEN_FILE: &str = "setup-token";
+
+/// On a start with no account yet: the setup token the first account
+/// needs, made (and written to the data directory) unless a live one is
+/// there. `None` once an account exists.
+pub async fn ensure_setup_token(
+    store: &crate::store::Store,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Option<String>> {
+    let path = data_dir.join(SETUP_TOKEN_FILE);
+    if store.count_users().await? > 0 {
+        // Spent: nothing to keep around.
+        let _ = std::fs::remove_file(&path);
+        return Ok(None);
+    }
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let token = text.trim().to_string();
+        if store.setup_token_exists(&token_hash(&token)).await? {
+            return Ok(Some(token));
+        }
+    }
+    let token = format!("setup_{}", ids::new_secret());
+    store.create_setup_token(&token_hash(&token)).await?;
+    platform::fs::write_private(&path, format!("{token}\n").as_bytes())?;
+    Ok(Some(token))
 }
 
 async fn audit_accept(app: &App, user: &User, inv: &Invitation, ip: &str) {

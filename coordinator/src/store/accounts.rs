@@ -74,8 +74,29 @@ impl Store {
         password_hash: &str,
         team: &Team,
     ) -> Result<User, StoreError> {
-        self.create_user_invited(user, password_hash, team, None)
+        self.create_user_invited(user, password_hash, team, None, None)
             .await
+    }
+
+    /// Whether `token_hash` is a live setup token.
+    pub async fn setup_token_exists(&self, token_hash: &str) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("SELECT 1 AS one FROM setup_tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+
+    /// Adds a setup token (hashed).
+    pub async fn create_setup_token(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO setup_tokens (token_hash, created_at) VALUES ($1, $2)")
+            .bind(token_hash)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Creates an account and, with `invitation` (its id), uses that
@@ -88,6 +109,7 @@ impl Store {
         password_hash: &str,
         team: &Team,
         invitation: Option<&str>,
+        setup_token_hash: Option<&str>,
     ) -> Result<User, StoreError> {
         // Sign-ups race (and on SQLite a transaction that reads first fails
         // when another writer got in between): hold the write lock first.
@@ -97,6 +119,22 @@ impl Store {
             .await?
             .try_get("n")?;
         let first = users == 0;
+        // The account that will own the instance spends the setup token,
+        // in this transaction (`None`: a caller that needs none, tests).
+        if let (true, Some(hash)) = (first, setup_token_hash) {
+            let spent = sqlx::query("DELETE FROM setup_tokens WHERE token_hash = $1")
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+            if spent.rows_affected() != 1 {
+                return Err(StoreError::SetupToken);
+            }
+        }
+        if first {
+            sqlx::query("DELETE FROM setup_tokens")
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO users (id, email, name, password_hash, instance_owner, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",

@@ -43,6 +43,8 @@ pub enum StoreError {
     LastOwner,
     #[error("join token rejected: {0}")]
     JoinToken(JoinTokenError),
+    #[error("the first account needs the instance's setup token")]
+    SetupToken,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

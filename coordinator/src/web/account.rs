@@ -133,6 +133,8 @@ pub async fn login(
 #[derive(Deserialize)]
 pub struct InviteQuery {
     invite: Option<String>,
+    /// The setup token, from the link the coordinator printed.
+    setup: Option<String>,
 }
 
 async fn invite_summary(state: &App, token: &str) -> Option<InviteSummary> {
@@ -145,7 +147,11 @@ async fn invite_summary(state: &App, token: &str) -> Option<InviteSummary> {
     })
 }
 
-async fn signup_form(state: &App, invite: Option<&str>) -> WebResult<SignupForm> {
+async fn signup_form(
+    state: &App,
+    invite: Option<&str>,
+    setup: Option<&str>,
+) -> WebResult<SignupForm> {
     let first = acc::no_accounts_yet(state).await?;
     let invite = match invite.filter(|t| !t.is_empty()) {
         Some(t) => invite_summary(state, t).await,
@@ -155,6 +161,9 @@ async fn signup_form(state: &App, invite: Option<&str>) -> WebResult<SignupForm>
         closed: !first && !state.config.accounts.open_signup && invite.is_none(),
         first_account: first,
         invite,
+        setup_token: setup
+            .filter(|_| first)
+            .map(|s| s.chars().take(100).collect()),
         ..Default::default()
     })
 }
@@ -171,7 +180,7 @@ pub async fn signup_page(
         };
         return Ok(Redirect::to(&to).into_response());
     }
-    let form = signup_form(&state, q.invite.as_deref()).await?;
+    let form = signup_form(&state, q.invite.as_deref(), q.setup.as_deref()).await?;
     Ok(Html(dashboard::signup(&bare_page("Create your account"), &form)).into_response())
 }
 
@@ -182,6 +191,8 @@ pub struct SignupPost {
     password: String,
     #[serde(default)]
     invite: String,
+    #[serde(default)]
+    setup: String,
 }
 
 pub async fn signup(
@@ -194,13 +205,15 @@ pub async fn signup(
         return Err(cross_site());
     }
     let invite = Some(f.invite.as_str()).filter(|t| !t.is_empty());
-    match acc::sign_up(&state, &f.email, &f.name, &f.password, invite, &ip).await {
+    let setup = Some(f.setup.as_str()).filter(|t| !t.is_empty());
+    let proof = acc::SignUpProof { invite, setup };
+    match acc::sign_up(&state, &f.email, &f.name, &f.password, proof, &ip).await {
         Ok(user) => {
             let (cookie, _) = acc::open_session(&state, &user, &ip, &user_agent(&headers)).await?;
             Ok(with_session(&state, &headers, "/", &cookie))
         }
         Err(e) if e.kind != ErrorKind::Internal => {
-            let mut form = signup_form(&state, invite).await?;
+            let mut form = signup_form(&state, invite, setup).await?;
             form.email = f.email.chars().take(254).collect();
             form.name = f.name.chars().take(100).collect();
             form.error = Some(sentence(&e.message));

@@ -49,6 +49,8 @@ pub(crate) struct Resp {
 pub(crate) struct Http {
     pub(crate) base: String,
     pub(crate) http: reqwest::Client,
+    /// Sent with every sign-up (only the first account needs it).
+    pub(crate) setup_token: Option<String>,
 }
 
 impl Http {
@@ -175,7 +177,7 @@ async fn sign_up(http: &Http, email: &str, name: &str) -> Account {
             &Cred::Anonymous,
             Method::POST,
             "/auth/signup",
-            Some(json!({"email": email, "name": name, "password": PASSWORD})),
+            Some(json!({"email": email, "name": name, "password": PASSWORD, "setup_token": http.setup_token})),
         )
         .await;
     assert_eq!(r.status, 201, "signup {email}: {}", r.text);
@@ -282,6 +284,7 @@ pub(crate) async fn world() -> World {
     let http = Http {
         base: format!("{}/api/v1", coord.url()),
         http: http_client(),
+        setup_token: coord.setup_token.clone(),
     };
     let a = sign_up(&http, "ada@example.com", "Ada").await;
     let b = sign_up(&http, "bob@example.com", "Bob").await;
@@ -1635,6 +1638,7 @@ async fn sign_up_and_sign_in_rules() {
     let http = Http {
         base: format!("{}/api/v1", coord.url()),
         http: http_client(),
+        setup_token: coord.setup_token.clone(),
     };
     let signup = |email: &str, name: &str, password: &str| json!({"email": email, "name": name, "password": password});
     for (body, code, message) in [
@@ -1672,7 +1676,32 @@ async fn sign_up_and_sign_in_rules() {
         assert_eq!(r.body["error"]["message"], message, "{}", r.text);
         assert!(r.headers.get("set-cookie").is_none());
     }
+    // The first account owns the instance: it takes the setup token the
+    // coordinator printed at its first start, not just anyone's sign-up.
+    let setup = coord
+        .setup_token
+        .clone()
+        .expect("a fresh instance has a setup token");
+    assert!(coord.dir.join("setup-token").exists());
+    for token in [None, Some("setup_wrong"), Some("")] {
+        let mut body = signup("eve@example.com", "Eve", PASSWORD);
+        body["setup_token"] = json!(token);
+        let r = http
+            .call(&Cred::Anonymous, Method::POST, "/auth/signup", Some(body))
+            .await;
+        assert_eq!(r.status, 403, "{token:?}: {}", r.text);
+        assert!(r.text.contains("setup token"), "{}", r.text);
+    }
     let ann = sign_up(&http, "ann@example.com", "Ann").await;
+    assert!(!coord.dir.join("setup-token").exists(), "spent");
+    // Spent: it makes nobody else an owner.
+    let mut again = signup("mallory@example.com", "Mallory", PASSWORD);
+    again["setup_token"] = json!(setup);
+    let r = http
+        .call(&Cred::Anonymous, Method::POST, "/auth/signup", Some(again))
+        .await;
+    assert_eq!(r.status, 201, "open sign-up: {}", r.text);
+    assert_eq!(r.body["user"]["instance_owner"], false, "{}", r.text);
     let dup = http
         .call(
             &Cred::Anonymous,

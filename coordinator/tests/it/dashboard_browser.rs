@@ -109,6 +109,9 @@ async fn dashboard_end_to_end_in_chromium() {
         "first-account note"
     );
     b.shot("01-signup").await;
+    // The first account takes the setup token the coordinator printed.
+    b.fill("#setup", coord.setup_token.as_deref().unwrap())
+        .await;
     sign_up(&b, "ada@example.com", "Ada Lovelace").await;
     assert!(b
         .text(".empty .empty-title")

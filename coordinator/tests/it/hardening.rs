@@ -62,14 +62,16 @@ async fn one_invitation_makes_one_account_however_many_race_for_it() {
     );
     let http = http_client();
     let url = |p: &str| format!("{}/api/v1{p}", coord.url());
+    let setup = coord.setup_token.clone();
     let signup = |email: String, invite: Option<String>| {
         let http = http.clone();
         let u = url("/auth/signup");
+        let setup = setup.clone();
         async move {
             http.post(u)
                 .json(&serde_json::json!({
                     "email": email, "name": "Racer", "password": "correct horse battery staple",
-                    "invite": invite,
+                    "invite": invite, "setup_token": setup,
                 }))
                 .send()
                 .await

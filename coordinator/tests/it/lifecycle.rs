@@ -381,7 +381,7 @@ async fn quotas_refuse_with_a_typed_error_and_keep_nothing() {
     for email in ["owner@example.com", "b@example.com"] {
         let r = http
             .post(format!("{}/api/v1/auth/signup", coord.url()))
-            .json(&json!({"email": email, "name": "x", "password": "correct horse battery staple"}))
+            .json(&json!({"email": email, "name": "x", "password": "correct horse battery staple", "setup_token": coord.setup_token}))
             .send()
             .await
             .unwrap();

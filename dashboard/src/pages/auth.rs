@@ -50,7 +50,9 @@ pub fn signup(page: &Page, form: &SignupForm) -> String {
                 p { a href="/login" { "Back to sign in" } }
             } @else {
                 @if form.first_account {
-                    p.note { "You are the first person here: this account will own the instance and can add edge nodes." }
+                    p.note { "You are the first person here: this account will own the instance and can add edge nodes. "
+                        "Creating it takes the setup token the coordinator printed when it first started (it is also in the file "
+                        code { "setup-token" } " in its data directory)." }
                 }
                 @if let Some(i) = &form.invite {
                     (invite_summary(i))
@@ -59,6 +61,17 @@ pub fn signup(page: &Page, form: &SignupForm) -> String {
                 (post_form(&page.csrf, "/signup", "stack", html! {
                     @if let Some(i) = &form.invite {
                         input type="hidden" name="invite" value=(i.token);
+                    }
+                    @if form.first_account {
+                        @if let Some(t) = &form.setup_token {
+                            input type="hidden" name="setup" value=(t);
+                        } @else {
+                            div.field {
+                                label for="setup" { "Setup token" }
+                                input #setup type="password" name="setup" autocomplete="off" required spellcheck="false" aria-describedby="setup-hint";
+                                p.hint #setup-hint { "From the coordinator's first-start output or its data directory." }
+                            }
+                        }
                     }
                     div.field {
                         label for="email" { "Email" }

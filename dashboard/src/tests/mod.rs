@@ -35,6 +35,7 @@ pub fn all_pages(full: bool) -> Vec<(String, String)> {
                     closed: false,
                     first_account: full,
                     invite: full.then(fx::invite_summary),
+                    setup_token: full.then(|| fx::XSS.into()),
                 },
             ),
         ),
