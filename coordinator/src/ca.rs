@@ -1,13 +1,25 @@
-//! The cluster CA: one self-signed root per coordinator data directory. It
-//! signs the coordinator's QUIC certificate, every node certificate (node id
-//! bound in as a DNS SAN) and the HTTPS certificates edges serve for
-//! platform hosts.
+//! The cluster CA: one self-signed root per coordinator data directory
+//! (what edges trust and join tokens pin), which signs nothing itself but
+//! two intermediates with name constraints, so that neither can stand in
+//! for the other:
+//!
+//! - the **identity** CA, permitted only under `outpost.internal`: the
+//!   coordinator's QUIC certificate and every node certificate (node id
+//!   bound in as a DNS SAN);
+//! - the **hosts** CA, excluded from `outpost.internal`: the HTTPS
+//!   certificates edges serve for platform hosts.
+//!
+//! A host certificate can never name a node (webpki enforces the
+//! constraints on every chain), whatever a tenant's host is called.
+//! Certificates issued by the root directly, before the split, stay valid
+//! until they are renewed.
 
 use std::path::{Path, PathBuf};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    NameConstraints,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -33,9 +45,20 @@ pub enum CaError {
 pub struct ClusterCa {
     cert_pem: String,
     cert_der: Vec<u8>,
-    issuer: Issuer<'static, KeyPair>,
     cert_path: PathBuf,
+    identity: Intermediate,
+    hosts: Intermediate,
 }
+
+/// An intermediate CA and its certificate (PEM, sent along in chains).
+struct Intermediate {
+    issuer: Issuer<'static, KeyPair>,
+    cert_pem: String,
+}
+
+/// The internal name space: node and coordinator identities live under it,
+/// and no host certificate may.
+pub const INTERNAL_DOMAIN: &str = "outpost.internal";
 
 /// A certificate and its private key, both PEM.
 pub struct Issued {
@@ -55,19 +78,14 @@ impl ClusterCa {
         std::fs::create_dir_all(dir).map_err(io)?;
         let cert_path = dir.join("ca.pem");
         let key_path = dir.join("ca-key.pem");
-        match (cert_path.exists(), key_path.exists()) {
+        let (cert_pem, cert_der, root) = match (cert_path.exists(), key_path.exists()) {
             (true, true) => {
                 let cert_pem = std::fs::read_to_string(&cert_path).map_err(io)?;
                 let key = KeyPair::from_pem(&std::fs::read_to_string(&key_path).map_err(io)?)?;
                 let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
                 let cert_der =
                     pem_to_der(&cert_pem).ok_or_else(|| CaError::Incomplete(dir.into()))?;
-                Ok(ClusterCa {
-                    cert_pem,
-                    cert_der,
-                    issuer,
-                    cert_path,
-                })
+                (cert_pem, cert_der, issuer)
             }
             (false, false) => {
                 let key = KeyPair::generate()?;
@@ -83,15 +101,38 @@ impl ClusterCa {
                 platform::fs::write_private(&key_path, key.serialize_pem().as_bytes())
                     .map_err(io)?;
                 std::fs::write(&cert_path, cert.pem()).map_err(io)?;
-                Ok(ClusterCa {
-                    cert_pem: cert.pem(),
-                    cert_der: cert.der().to_vec(),
-                    issuer: Issuer::new(params, key),
-                    cert_path,
-                })
+                (cert.pem(), cert.der().to_vec(), Issuer::new(params, key))
             }
-            _ => Err(CaError::Incomplete(dir.into())),
-        }
+            _ => return Err(CaError::Incomplete(dir.into())),
+        };
+        let internal = || GeneralSubtree::DnsName(INTERNAL_DOMAIN.to_string());
+        let identity = Intermediate::load_or_create(
+            dir,
+            "identity-ca",
+            "Outpost cluster identities",
+            NameConstraints {
+                permitted_subtrees: vec![internal()],
+                excluded_subtrees: vec![],
+            },
+            &root,
+        )?;
+        let hosts = Intermediate::load_or_create(
+            dir,
+            "hosts-ca",
+            "Outpost platform hosts",
+            NameConstraints {
+                permitted_subtrees: vec![],
+                excluded_subtrees: vec![internal()],
+            },
+            &root,
+        )?;
+        Ok(ClusterCa {
+            cert_pem,
+            cert_der,
+            cert_path,
+            identity,
+            hosts,
+        })
     }
 
     pub fn cert_pem(&self) -> &str {
@@ -130,20 +171,37 @@ impl ClusterCa {
         Ok(params)
     }
 
-    /// A server certificate (fresh key) for `names`.
+    /// An HTTPS certificate (fresh key) for platform host `names`, from
+    /// the hosts CA. A name in the internal name space is refused.
     pub fn issue_server(&self, names: Vec<String>, days: i64) -> Result<Issued, CaError> {
-        self.issue_server_for(names, Duration::days(days))
+        if let Some(n) = names.iter().find(|n| is_internal(n)) {
+            return Err(CaError::BadCsr(format!(
+                "{n} is in the cluster's internal name space ({INTERNAL_DOMAIN})"
+            )));
+        }
+        self.issue(&self.hosts, names, Duration::days(days))
     }
 
-    /// A server certificate (fresh key) for `names`, valid for `life`.
-    pub fn issue_server_for(&self, names: Vec<String>, life: Duration) -> Result<Issued, CaError> {
+    /// The coordinator's own certificate (fresh key), valid for `life`,
+    /// from the identity CA.
+    pub fn issue_coordinator(&self, life: Duration) -> Result<Issued, CaError> {
+        self.issue(&self.identity, vec![COORDINATOR_NAME.to_string()], life)
+    }
+
+    fn issue(
+        &self,
+        by: &Intermediate,
+        names: Vec<String>,
+        life: Duration,
+    ) -> Result<Issued, CaError> {
         let key = KeyPair::generate()?;
         let mut params = self.leaf_params(names, life)?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let not_after = params.not_after;
-        let cert = params.signed_by(&key, &self.issuer)?;
+        let cert = params.signed_by(&key, &by.issuer)?;
         Ok(Issued {
-            cert_pem: format!("{}{}", cert.pem(), self.cert_pem),
+            // The root too: a joining node finds the CA its token pins in it.
+            cert_pem: format!("{}{}{}", cert.pem(), by.cert_pem, self.cert_pem),
             key_pem: key.serialize_pem(),
             not_after,
         })
@@ -176,7 +234,65 @@ impl ClusterCa {
         params.distinguished_name = dn;
         let not_after = params.not_after.unix_timestamp();
         csr.params = params;
-        Ok((csr.signed_by(&self.issuer)?.pem(), not_after))
+        let leaf = csr.signed_by(&self.identity.issuer)?.pem();
+        Ok((format!("{leaf}{}", self.identity.cert_pem), not_after))
+    }
+}
+
+/// Whether `name` lies in the internal name space (or is it).
+pub fn is_internal(name: &str) -> bool {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    n == INTERNAL_DOMAIN || n.ends_with(&format!(".{INTERNAL_DOMAIN}"))
+}
+
+impl Intermediate {
+    /// `<stem>.pem` + `<stem>-key.pem` in `dir`, made (signed by `root`)
+    /// when absent. Lives as long as the root.
+    fn load_or_create(
+        dir: &Path,
+        stem: &str,
+        name: &str,
+        constraints: NameConstraints,
+        root: &Issuer<'static, KeyPair>,
+    ) -> Result<Intermediate, CaError> {
+        let io = |source| CaError::Io {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        let cert_path = dir.join(format!("{stem}.pem"));
+        let key_path = dir.join(format!("{stem}-key.pem"));
+        match (cert_path.exists(), key_path.exists()) {
+            (true, true) => {
+                let cert_pem = std::fs::read_to_string(&cert_path).map_err(io)?;
+                let key = KeyPair::from_pem(&std::fs::read_to_string(&key_path).map_err(io)?)?;
+                Ok(Intermediate {
+                    issuer: Issuer::from_ca_cert_pem(&cert_pem, key)?,
+                    cert_pem,
+                })
+            }
+            (false, false) => {
+                let key = KeyPair::generate()?;
+                let mut params = CertificateParams::new(Vec::<String>::new())?;
+                let mut dn = DistinguishedName::new();
+                dn.push(DnType::CommonName, name);
+                params.distinguished_name = dn;
+                params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+                params.name_constraints = Some(constraints);
+                params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+                params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
+                params.not_after = OffsetDateTime::now_utc() + Duration::days(3650);
+                params.use_authority_key_identifier_extension = true;
+                let cert = params.signed_by(&key, root)?;
+                platform::fs::write_private(&key_path, key.serialize_pem().as_bytes())
+                    .map_err(io)?;
+                std::fs::write(&cert_path, cert.pem()).map_err(io)?;
+                Ok(Intermediate {
+                    cert_pem: cert.pem(),
+                    issuer: Issuer::new(params, key),
+                })
+            }
+            _ => Err(CaError::Incomplete(dir.into())),
+        }
     }
 }
 
@@ -280,13 +396,81 @@ mod tests {
         assert!((until - OffsetDateTime::now_utc().unix_timestamp() - 30 * 24 * 3600).abs() < 5);
         assert!(until - from <= 30 * 24 * 3600 + 3600);
         assert!(!protocol::node_cert::renew_due((from, until), from + 3600));
-        // A server certificate names no node.
-        let server = ca
-            .issue_server(vec!["coordinator.outpost.internal".into()], 1)
-            .unwrap();
+        // The coordinator's certificate names no node.
+        let server = ca.issue_coordinator(Duration::days(1)).unwrap();
         assert_eq!(
             protocol::node_cert::node_id(&pem_to_der(&server.cert_pem).unwrap()),
             None
         );
+        // A node's chain verifies against the root through the identity CA.
+        verify(&ca, &pem, "n1.node.outpost.internal").unwrap();
+    }
+
+    /// Verifies `chain_pem` (leaf first) for `name` against the root alone.
+    fn verify(ca: &ClusterCa, chain_pem: &str, name: &str) -> Result<(), rustls::Error> {
+        use rustls::client::danger::ServerCertVerifier;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let chain: Vec<rustls::pki_types::CertificateDer<'static>> =
+            rustls_pemfile::certs(&mut chain_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.cert_der().to_vec().into()).unwrap();
+        let v = rustls::client::WebPkiServerVerifier::builder(std::sync::Arc::new(roots))
+            .build()
+            .unwrap();
+        v.verify_server_cert(
+            &chain[0],
+            &chain[1..],
+            &rustls::pki_types::ServerName::try_from(name.to_string()).unwrap(),
+            &[],
+            rustls::pki_types::UnixTime::now(),
+        )
+        .map(|_| ())
+    }
+
+    #[test]
+    fn host_certificates_can_never_name_a_node_and_node_ones_only_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ClusterCa::load_or_create(dir.path()).unwrap();
+        // What the CA issues verifies against the root, through the right
+        // intermediate.
+        let host = ca.issue_server(vec!["blog.example.com".into()], 1).unwrap();
+        verify(&ca, &host.cert_pem, "blog.example.com").unwrap();
+        let coord = ca.issue_coordinator(Duration::days(1)).unwrap();
+        verify(&ca, &coord.cert_pem, COORDINATOR_NAME).unwrap();
+        // It refuses to issue a host certificate in the internal space...
+        for internal in [
+            "n1.node.outpost.internal",
+            "outpost.internal",
+            "X.Outpost.Internal.",
+        ] {
+            assert!(
+                ca.issue_server(vec![internal.into()], 1).is_err(),
+                "{internal}"
+            );
+        }
+        // ...and were the hosts CA ever made to sign one, no verifier would
+        // take it: the name constraints hold on the wire.
+        let key = KeyPair::generate().unwrap();
+        let evil = ca
+            .leaf_params(vec!["n1.node.outpost.internal".into()], Duration::days(1))
+            .unwrap()
+            .signed_by(&key, &ca.hosts.issuer)
+            .unwrap();
+        let chain = format!("{}{}", evil.pem(), ca.hosts.cert_pem);
+        assert!(verify(&ca, &chain, "n1.node.outpost.internal").is_err());
+        // Nor can the identity CA vouch for a public host.
+        let evil = ca
+            .leaf_params(vec!["bank.example.com".into()], Duration::days(1))
+            .unwrap()
+            .signed_by(&key, &ca.identity.issuer)
+            .unwrap();
+        let chain = format!("{}{}", evil.pem(), ca.identity.cert_pem);
+        assert!(verify(&ca, &chain, "bank.example.com").is_err());
+        // Intermediates persist with the root.
+        let again = ClusterCa::load_or_create(dir.path()).unwrap();
+        assert_eq!(again.hosts.cert_pem, ca.hosts.cert_pem);
+        assert_eq!(again.identity.cert_pem, ca.identity.cert_pem);
     }
 }

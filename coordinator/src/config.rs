@@ -400,6 +400,13 @@ impl Config {
         }
         protocol::host::normalize_host(&self.base_domain)
             .map_err(|e| anyhow::anyhow!("base_domain {:?}: {e}", self.base_domain))?;
+        if crate::ca::is_internal(&self.base_domain) {
+            anyhow::bail!(
+                "base_domain {:?} is in the cluster's internal name space ({}), where node identities live",
+                self.base_domain,
+                crate::ca::INTERNAL_DOMAIN
+            );
+        }
         if let Some(u) = &self.api_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 200 {
                 anyhow::bail!("api_url {u:?} must be an http:// or https:// URL");
@@ -428,6 +435,42 @@ pub fn default_sqlite_url(data_dir: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(base_domain: &str) -> Config {
+        Config {
+            data_dir: "/tmp/x".into(),
+            api_addr: "127.0.0.1:0".parse().unwrap(),
+            quic_addr: "127.0.0.1:0".parse().unwrap(),
+            database_url: "sqlite://x".into(),
+            base_domain: base_domain.into(),
+            public_url: "http://{host}".into(),
+            api_url: None,
+            limits: Default::default(),
+            builds: Default::default(),
+            accounts: Default::default(),
+            retention: Default::default(),
+            quotas: Default::default(),
+            nodes: Default::default(),
+            secret_key: None,
+        }
+    }
+
+    #[test]
+    fn the_base_domain_and_node_certificates_are_checked() {
+        config("localhost").validate().unwrap();
+        config("sites.example.com").validate().unwrap();
+        for internal in [
+            "outpost.internal",
+            "node.outpost.internal",
+            "x.outpost.internal",
+        ] {
+            let e = config(internal).validate().unwrap_err().to_string();
+            assert!(e.contains("internal name space"), "{internal}: {e}");
+        }
+        let mut c = config("localhost");
+        c.nodes.cert_lifetime = std::time::Duration::from_secs(5);
+        assert!(c.validate().is_err());
+    }
 
     #[test]
     fn file_config_rejects_unknown_keys_and_bad_values() {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::ca::{ClusterCa, COORDINATOR_NAME};
+use crate::ca::ClusterCa;
 
 pub struct RotatingCert {
     ca: Arc<ClusterCa>,
@@ -71,7 +71,7 @@ impl ResolvesServerCert for RotatingCert {
 }
 
 fn issue(ca: &ClusterCa, life: time::Duration) -> anyhow::Result<(Arc<CertifiedKey>, (i64, i64))> {
-    let issued = ca.issue_server_for(vec![COORDINATOR_NAME.to_string()], life)?;
+    let issued = ca.issue_coordinator(life)?;
     let chain: Vec<rustls::pki_types::CertificateDer<'static>> =
         rustls_pemfile::certs(&mut issued.cert_pem.as_bytes()).collect::<Result<_, _>>()?;
     let validity = chain

@@ -166,7 +166,7 @@ impl ServerCertVerifier for PinnedCaVerifier {
         )
         .build()
         .map_err(|e| rustls::Error::General(e.to_string()))?;
-        inner.verify_server_cert(end_entity, &[], server_name, ocsp_response, now)
+        inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(
