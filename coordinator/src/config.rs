@@ -383,6 +383,27 @@ impl Config {
         )
     }
 
+    /// The dashboard's host when it lies at or under the sites' base
+    /// domain: a tenant's site there could then set cookies the dashboard
+    /// reads (cookie tossing); the `__Host-` session cookie guards only
+    /// over TLS. Start-up warns about it.
+    pub fn dashboard_under_base_domain(&self) -> Option<String> {
+        let url = self.api_url();
+        let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(&url);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => authority
+                .rsplit_once(':')
+                .map(|(h, _)| h)
+                .unwrap_or(authority),
+        }
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+        let base = self.base_domain.trim_end_matches('.').to_ascii_lowercase();
+        (host == base || host.ends_with(&format!(".{base}"))).then_some(host)
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.accounts.session_ttl < std::time::Duration::from_secs(60) {
             anyhow::bail!("[accounts] session_ttl must be at least one minute");
@@ -452,6 +473,35 @@ mod tests {
             quotas: Default::default(),
             nodes: Default::default(),
             secret_key: None,
+        }
+    }
+
+    #[test]
+    fn a_dashboard_under_the_sites_base_domain_is_noticed() {
+        for (api_url, base, under) in [
+            (None, "localhost", false),
+            (Some("https://dash.example.com"), "example.com", true),
+            (Some("https://example.com/"), "example.com", true),
+            (
+                Some("https://dash.example.com:8443/x"),
+                "sites.example.com",
+                false,
+            ),
+            (
+                Some("https://Dash.Sites.Example.com."),
+                "sites.example.com",
+                true,
+            ),
+            (Some("https://notexample.com"), "example.com", false),
+            (Some("http://[::1]:8700"), "localhost", false),
+        ] {
+            let mut c = config(base);
+            c.api_url = api_url.map(str::to_string);
+            assert_eq!(
+                c.dashboard_under_base_domain().is_some(),
+                under,
+                "{api_url:?} {base}"
+            );
         }
     }
 

@@ -72,6 +72,13 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     // Links we hand out (webhooks, invitations) name the port really bound.
     config.api_addr = api_listener.local_addr()?;
     let config = Arc::new(config);
+    if let Some(host) = config.dashboard_under_base_domain() {
+        tracing::warn!(
+            dashboard = %host,
+            base_domain = %config.base_domain,
+            "the dashboard is served under the sites' base domain: tenants' sites there can set cookies it receives; serve it over TLS (its session cookie is then __Host-) or, better, on a host outside the base domain"
+        );
+    }
     let ca = Arc::new(ClusterCa::load_or_create(&config.data_dir.join("ca"))?);
     let endpoint = quic::endpoint(config.quic_addr, &ca, config.nodes.cert_secs())
         .map_err(|e| bind_error("edge nodes (QUIC)", config.quic_addr, "--quic-addr", e))?;

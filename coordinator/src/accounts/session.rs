@@ -10,6 +10,11 @@ use crate::ids::token_hash;
 use crate::store::{now_ms, Role, Session, Store, StoreError, User};
 
 pub const COOKIE: &str = "outpost_session";
+/// The session cookie's name over TLS. Browsers accept a `__Host-` cookie
+/// only with `Secure`, `Path=/` and no `Domain`, so a site on a sibling
+/// host (a tenant's, under the same parent domain) can neither set nor
+/// overwrite it ("cookie tossing").
+pub const SECURE_COOKIE: &str = "__Host-outpost_session";
 /// Dashboard scripts send the session's CSRF token in this header.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 const MAX_TOKEN: usize = 256;
@@ -36,9 +41,16 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(|(_, v)| v)
 }
 
-/// The session cookie's value, if the request carries one.
-pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
-    cookie(headers, COOKIE).filter(|v| !v.is_empty() && v.len() <= MAX_TOKEN)
+/// The session cookie's value, if the request carries one. Over TLS
+/// (`secure`) only the `__Host-` cookie counts: a plain one may have been
+/// set by another site under the same parent domain.
+pub fn session_cookie(headers: &HeaderMap, secure: bool) -> Option<&str> {
+    let valid = |v: &&str| !v.is_empty() && v.len() <= MAX_TOKEN;
+    match cookie(headers, SECURE_COOKIE).filter(valid) {
+        Some(v) => Some(v),
+        None if secure => None,
+        None => cookie(headers, COOKIE).filter(valid),
+    }
 }
 
 /// The client's address: the TCP peer, unless the peer is one of the
@@ -95,6 +107,7 @@ pub async fn resolve(
     store: &Store,
     headers: &HeaderMap,
     ip: String,
+    secure: bool,
 ) -> Result<Result<Option<Principal>, CredentialError>, StoreError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let Some(token) = value
@@ -141,7 +154,7 @@ pub async fn resolve(
         };
         return Ok(Ok(Some(principal)));
     }
-    resolve_session(store, headers, ip).await
+    resolve_session(store, headers, ip, secure).await
 }
 
 /// The session cookie only, whatever else the request carries: the
@@ -150,8 +163,9 @@ pub async fn resolve_session(
     store: &Store,
     headers: &HeaderMap,
     ip: String,
+    secure: bool,
 ) -> Result<Result<Option<Principal>, CredentialError>, StoreError> {
-    if let Some(cookie) = session_cookie(headers) {
+    if let Some(cookie) = session_cookie(headers, secure) {
         let Some((session, user)) = store.session(&token_hash(cookie)).await? else {
             return Ok(Err(CredentialError::BadSession));
         };
@@ -211,16 +225,26 @@ pub fn new_session(
 /// `Set-Cookie` for a session: HttpOnly, SameSite=Lax (links from other
 /// sites still land signed in; their POSTs carry no cookie), Secure on TLS.
 pub fn set_cookie(value: &str, ttl: std::time::Duration, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
+    let (name, secure) = if secure {
+        (SECURE_COOKIE, "; Secure")
+    } else {
+        (COOKIE, "")
+    };
     HeaderValue::from_str(&format!(
-        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
         ttl.as_secs()
     ))
     .expect("cookie value is hex")
 }
 
-pub fn clear_cookie() -> HeaderValue {
-    HeaderValue::from_static("outpost_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+/// `Set-Cookie` values that end a session under either name.
+pub fn clear_cookies() -> [HeaderValue; 2] {
+    [
+        HeaderValue::from_static("outpost_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+        HeaderValue::from_static(
+            "__Host-outpost_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure",
+        ),
+    ]
 }
 
 /// Whether the browser reached us over TLS (directly or via a proxy).
@@ -249,21 +273,40 @@ mod tests {
             header::COOKIE,
             "a=1; outpost_session=abc; b=2".parse().unwrap(),
         );
-        assert_eq!(session_cookie(&h), Some("abc"));
+        assert_eq!(session_cookie(&h, false), Some("abc"));
         let mut h = HeaderMap::new();
         h.append(header::COOKIE, "x=1".parse().unwrap());
         h.append(header::COOKIE, "outpost_session=def".parse().unwrap());
-        assert_eq!(session_cookie(&h), Some("def"));
+        assert_eq!(session_cookie(&h, false), Some("def"));
         let mut h = HeaderMap::new();
         h.append(header::COOKIE, "outpost_session=".parse().unwrap());
-        assert_eq!(session_cookie(&h), None);
+        assert_eq!(session_cookie(&h, false), None);
         let long = format!("outpost_session={}", "a".repeat(300));
         let mut h = HeaderMap::new();
         h.append(header::COOKIE, long.parse().unwrap());
-        assert_eq!(session_cookie(&h), None);
+        assert_eq!(session_cookie(&h, false), None);
+        // Over TLS only the __Host- cookie counts, and it wins anyway.
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, "outpost_session=tossed".parse().unwrap());
+        assert_eq!(session_cookie(&h, true), None);
+        assert_eq!(session_cookie(&h, false), Some("tossed"));
+        h.append(
+            header::COOKIE,
+            "__Host-outpost_session=mine".parse().unwrap(),
+        );
+        assert_eq!(session_cookie(&h, true), Some("mine"));
+        assert_eq!(session_cookie(&h, false), Some("mine"));
+        let set = set_cookie("v", std::time::Duration::from_secs(60), true);
+        let set = set.to_str().unwrap();
+        assert!(
+            set.starts_with("__Host-outpost_session=v; Path=/;")
+                && set.contains("Secure")
+                && !set.contains("Domain"),
+            "{set}"
+        );
     }
 
-    /// (peer, X-Forwarded-For, trusted proxies) → the client address.
+    /// (peer, X-Forwarded-For, trusted proxies) → the client address
     #[test]
     fn client_ip_table() {
         let nets =

@@ -172,11 +172,13 @@ pub async fn login(
     security(())
 )]
 pub async fn logout(State(state): State<App>, headers: HeaderMap) -> ApiResult<Response> {
-    if let Some(c) = session::session_cookie(&headers) {
+    let secure = session::wants_secure_cookie(&headers, state.config.accounts.secure_cookies);
+    if let Some(c) = session::session_cookie(&headers, secure) {
         acc::end_session(&state, c).await?;
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
-    r.headers_mut()
-        .insert(header::SET_COOKIE, session::clear_cookie());
+    for c in session::clear_cookies() {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
     Ok(r)
 }

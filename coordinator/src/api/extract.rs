@@ -20,7 +20,14 @@ impl FromRequestParts<App> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &App) -> Result<Self, ApiError> {
         let ip = client_ip_of(parts, state);
-        let who = match session::resolve(&state.store, &parts.headers, ip).await? {
+        let who = match session::resolve(
+            &state.store,
+            &parts.headers,
+            ip,
+            session::wants_secure_cookie(&parts.headers, state.config.accounts.secure_cookies),
+        )
+        .await?
+        {
             Ok(Some(who)) => who,
             Ok(None) => {
                 return Err(ApiError::unauthorized(

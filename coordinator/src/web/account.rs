@@ -38,7 +38,8 @@ fn cross_site() -> WebError {
 }
 
 async fn signed_in(state: &App, headers: &HeaderMap) -> bool {
-    match session::session_cookie(headers) {
+    let secure = session::wants_secure_cookie(headers, state.config.accounts.secure_cookies);
+    match session::session_cookie(headers, secure) {
         Some(c) => acc::has_session(state, c).await,
         None => false,
     }
@@ -238,12 +239,14 @@ fn sentence(s: &str) -> String {
 }
 
 pub async fn logout(State(state): State<App>, headers: HeaderMap) -> WebResult<Response> {
-    if let Some(c) = session::session_cookie(&headers) {
+    let secure = session::wants_secure_cookie(&headers, state.config.accounts.secure_cookies);
+    if let Some(c) = session::session_cookie(&headers, secure) {
         acc::end_session(&state, c).await?;
     }
     let mut r = Redirect::to("/login").into_response();
-    r.headers_mut()
-        .insert(header::SET_COOKIE, session::clear_cookie());
+    for c in session::clear_cookies() {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
     Ok(r)
 }
 

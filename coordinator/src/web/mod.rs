@@ -177,7 +177,14 @@ impl FromRequestParts<App> for SignedIn {
 
     async fn from_request_parts(parts: &mut Parts, state: &App) -> Result<Self, Response> {
         let ip = session::client_ip_of_parts(parts, state.config.accounts.proxies());
-        let who = match session::resolve_session(&state.store, &parts.headers, ip).await {
+        let who = match session::resolve_session(
+            &state.store,
+            &parts.headers,
+            ip,
+            session::wants_secure_cookie(&parts.headers, state.config.accounts.secure_cookies),
+        )
+        .await
+        {
             Ok(Ok(Some(who))) => who,
             Ok(_) => return Err(to_login(parts)),
             Err(e) => return Err(WebError::from(AppError::from(e)).into_response()),

@@ -271,3 +271,49 @@ async fn repository_credentials_are_kept_apart_and_never_shown() {
     assert_eq!(shown["has_credentials"], true);
     assert!(!read_row().await.0.unwrap().contains("legacy-pw"));
 }
+
+/// Over TLS the session cookie is `__Host-` (no sibling host can set or
+/// replace it), and a plain session cookie, which one could, is not read.
+#[tokio::test]
+async fn over_tls_only_the_host_prefixed_session_cookie_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(&tmp.path().join("coord"), None);
+    let http = http_client();
+    let r = http
+        .post(format!("{}/api/v1/auth/signup", coord.url()))
+        .header("x-forwarded-proto", "https")
+        .json(&serde_json::json!({
+            "email": "owner@example.com", "name": "Owner",
+            "password": "correct horse battery staple", "setup_token": coord.setup_token,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.starts_with("__Host-outpost_session="), "{set}");
+    assert!(
+        set.contains("; Secure") && set.contains("Path=/") && !set.contains("Domain"),
+        "{set}"
+    );
+    let value = set["__Host-outpost_session=".len()..]
+        .split(';')
+        .next()
+        .unwrap();
+    let me = |cookie: String, tls: bool| {
+        let mut req = http
+            .get(format!("{}/api/v1/me", coord.url()))
+            .header("cookie", cookie);
+        if tls {
+            req = req.header("x-forwarded-proto", "https");
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        me(format!("__Host-outpost_session={value}"), true).await,
+        200
+    );
+    // A tossed plain cookie (a sibling site can set one) is ignored over TLS.
+    assert_eq!(me(format!("outpost_session={value}"), true).await, 401);
+    assert_eq!(me(format!("outpost_session={value}"), false).await, 200);
+}
