@@ -3,6 +3,7 @@
 
 pub mod config_state;
 pub mod disk_cache;
+pub mod dns;
 pub mod enroll;
 pub mod fetch;
 pub mod functions;

@@ -163,23 +163,15 @@ async fn send(
         .and_then(|o| o.connect_timeout)
         .map_or(policy.connect_timeout, |t| t.min(policy.connect_timeout));
 
-    let resolved: Vec<SocketAddr> = match name.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => match tokio::time::timeout(
-            connect_timeout,
-            tokio::net::lookup_host((name.as_str(), port)),
-        )
-        .await
-        {
-            Ok(Ok(addrs)) => addrs.collect(),
-            Ok(Err(_)) => {
-                return Err(Error::DnsError {
-                    rcode: Some("address not available".into()),
-                    info_code: None,
-                })
-            }
-            Err(_) => return Err(Error::DnsTimeout),
-        },
+    let resolved = match crate::dns::lookup(&name, port, connect_timeout).await {
+        Ok(a) => a,
+        Err(crate::dns::DnsError::Timeout(..)) => return Err(Error::DnsTimeout),
+        Err(_) => {
+            return Err(Error::DnsError {
+                rcode: Some("address not available".into()),
+                info_code: None,
+            })
+        }
     };
     let addrs = permitted(resolved.iter().copied(), policy.allow_private);
     if addrs.is_empty() {

@@ -14,7 +14,7 @@
 //! rewrite to the site's own host, or two sites rewriting to each other,
 //! ends after one hop instead of looping.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -156,16 +156,10 @@ fn parse_target(url: &str) -> Result<Target, Failure> {
 }
 
 async fn resolve(t: &Target, limits: &ProxyLimits) -> Result<Vec<SocketAddr>, Failure> {
-    let resolved: Vec<SocketAddr> = match t.host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, t.port)],
-        Err(_) => tokio::time::timeout(
-            limits.connect_timeout,
-            tokio::net::lookup_host((t.host.as_str(), t.port)),
-        )
-        .await
-        .map_err(|_| Failure::Timeout)?
-        .map_err(|e| Failure::Dns(e.to_string()))?
-        .collect(),
+    let resolved = match crate::dns::lookup(&t.host, t.port, limits.connect_timeout).await {
+        Ok(a) => a,
+        Err(crate::dns::DnsError::Timeout(..)) => return Err(Failure::Timeout),
+        Err(e) => return Err(Failure::Dns(e.to_string())),
     };
     let addrs = permitted(resolved.iter().copied(), limits.allow_private);
     if addrs.is_empty() {
