@@ -46,7 +46,9 @@ struct NodeFlags {
     #[arg(long)]
     allow_private_outbound: bool,
     /// WebAssembly instances this node runs at once; more requests get a
-    /// 503. Each slot reserves about 8 GiB of address space (not memory)
+    /// 503. One project's functions together get at most half of them,
+    /// and hold at most 256 outbound connections, so no tenant takes the
+    /// node. Each slot reserves about 8 GiB of address space (not memory)
     /// for its linear memories and their guard pages.
     #[arg(long, env = "OUTPOST_EDGE_MAX_INSTANCES", default_value_t = edge_node::functions::DEFAULT_MAX_INSTANCES,
           value_parser = clap::value_parser!(u32).range(1..=edge_node::functions::MAX_INSTANCES_LIMIT as i64))]

@@ -215,7 +215,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     let (fn_log_tx, fn_log_rx) = tokio::sync::mpsc::channel(4096);
     let mut runtime_config = RuntimeConfig::new(&opts.data_dir);
     runtime_config.allow_private_outbound = opts.allow_private_outbound;
-    runtime_config.max_concurrent = opts.max_instances;
+    runtime_config.set_max_concurrent(opts.max_instances);
     let functions = Arc::new(
         FunctionRuntime::new(runtime_config, fn_log_tx).context("starting the function runtime")?,
     );

@@ -75,6 +75,12 @@ pub struct RuntimeConfig {
     pub max_concurrent: usize,
     /// Instances of one function (project, route, component) at once.
     pub max_concurrent_per_function: usize,
+    /// Instances of one project (all its functions) at once: one tenant
+    /// cannot take every slot of the node. Default: half of
+    /// `max_concurrent`.
+    pub max_concurrent_per_project: usize,
+    /// Outbound connections one project's functions hold open at once.
+    pub max_outbound_per_project: usize,
     /// How long a request may wait for a free slot before its 503 (bridges
     /// the moment an instance takes to be released; not a queue).
     pub admission_wait: Duration,
@@ -107,12 +113,25 @@ pub const DEFAULT_MAX_INSTANCES: u32 = 64;
 /// its memories (4 GiB each plus guards), and x86-64 user space is 128 TiB.
 pub const MAX_INSTANCES_LIMIT: u32 = 4096;
 
+/// A project's share of a node's instances by default: half.
+pub fn per_project(max_concurrent: usize) -> usize {
+    (max_concurrent / 2).max(1)
+}
+
 impl RuntimeConfig {
+    /// Sets the node's instance count and the per-project share with it.
+    pub fn set_max_concurrent(&mut self, n: usize) {
+        self.max_concurrent = n;
+        self.max_concurrent_per_project = per_project(n);
+    }
+
     pub fn new(data_dir: &Path) -> Self {
         RuntimeConfig {
             cache_dir: data_dir.join("functions"),
             max_concurrent: DEFAULT_MAX_INSTANCES as usize,
             max_concurrent_per_function: 16,
+            max_concurrent_per_project: per_project(DEFAULT_MAX_INSTANCES as usize),
+            max_outbound_per_project: 256,
             admission_wait: Duration::from_millis(20),
             max_request_body_bytes: 16 * 1024 * 1024,
             max_memory_bytes: protocol::functions::MAX_MEMORY_BYTES,
@@ -146,6 +165,7 @@ pub(crate) struct Inner {
     use_clock: AtomicU64,
     node_permits: Arc<Semaphore>,
     functions: Mutex<FxHashMap<FunctionKey, Arc<FunctionState>>>,
+    projects: Mutex<FxHashMap<Arc<str>, Arc<ProjectLimits>>>,
     logs: Arc<LogChannel>,
     stats: Arc<StatCounters>,
     tls: Arc<rustls::ClientConfig>,
@@ -182,6 +202,14 @@ struct FunctionKey {
 pub(crate) struct FunctionState {
     permits: Arc<Semaphore>,
     counters: FunctionCounters,
+    /// The project's shares, which all its functions draw from.
+    project: Arc<ProjectLimits>,
+}
+
+/// What one project may hold of a node at once.
+pub(crate) struct ProjectLimits {
+    instances: Arc<Semaphore>,
+    outbound: Arc<Semaphore>,
 }
 
 /// Per-function states kept before idle ones are forgotten.
@@ -194,8 +222,10 @@ impl FunctionRuntime {
     pub fn new(config: RuntimeConfig, logs: mpsc::Sender<FunctionLog>) -> anyhow::Result<Self> {
         anyhow::ensure!(config.max_concurrent > 0, "max_concurrent must be positive");
         anyhow::ensure!(
-            config.max_concurrent_per_function > 0,
-            "max_concurrent_per_function must be positive"
+            config.max_concurrent_per_function > 0
+                && config.max_concurrent_per_project > 0
+                && config.max_outbound_per_project > 0,
+            "per-function and per-project limits must be positive"
         );
         std::fs::create_dir_all(&config.cache_dir).with_context(|| {
             format!(
@@ -209,6 +239,7 @@ impl FunctionRuntime {
         let tag = cache::compatibility_tag(engine.precompile_compatibility_hash());
         let inner = Arc::new(Inner {
             node_permits: Arc::new(Semaphore::new(config.max_concurrent)),
+            projects: Mutex::default(),
             engine,
             linker,
             tag,
@@ -544,9 +575,29 @@ impl Inner {
         let f = Arc::new(FunctionState {
             permits: Arc::new(Semaphore::new(self.config.max_concurrent_per_function)),
             counters: FunctionCounters::new(),
+            project: self.project_limits(project),
         });
         map.insert(key, f.clone());
         f
+    }
+
+    /// The shares of `project`, made on first use. Idle ones are forgotten
+    /// when many projects have come and gone (a busy one is referenced by
+    /// its functions, so its counts are never reset under it).
+    fn project_limits(&self, project: &Arc<str>) -> Arc<ProjectLimits> {
+        let mut map = self.projects.lock().unwrap();
+        if let Some(p) = map.get(project) {
+            return p.clone();
+        }
+        if map.len() >= MAX_FUNCTION_STATES {
+            map.retain(|_, p| Arc::strong_count(p) > 1);
+        }
+        let p = Arc::new(ProjectLimits {
+            instances: Arc::new(Semaphore::new(self.config.max_concurrent_per_project)),
+            outbound: Arc::new(Semaphore::new(self.config.max_outbound_per_project)),
+        });
+        map.insert(project.clone(), p.clone());
+        p
     }
 
     fn snapshot(&self) -> Vec<FunctionMetrics> {

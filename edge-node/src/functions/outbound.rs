@@ -24,6 +24,9 @@ pub(crate) struct OutboundPolicy {
     pub allow_private: bool,
     pub connect_timeout: Duration,
     pub tls: Arc<rustls::ClientConfig>,
+    /// The project's outbound connections open at once on this node: one
+    /// tenant cannot use up the node's file descriptors.
+    pub connections: Arc<tokio::sync::Semaphore>,
 }
 
 /// Normalises a host for comparison: lower case, no trailing dot, no IPv6
@@ -152,6 +155,14 @@ async fn send(
         );
         return Err(Error::HttpRequestDenied);
     }
+    // Held until the connection is done (it moves into its driver).
+    let Ok(slot) = policy.connections.clone().try_acquire_owned() else {
+        tracing::debug!(
+            host,
+            "outbound connection refused: the project's limit is reached"
+        );
+        return Err(Error::ConnectionLimitReached);
+    };
     let tls = match uri.scheme_str() {
         Some("https") => true,
         Some("http") => false,
@@ -209,9 +220,9 @@ async fn send(
         .await
         .map_err(|_| Error::ConnectionTimeout)?
         .map_err(Error::Tls)?;
-        exchange(stream, request, options, connect_timeout).await
+        exchange(stream, request, options, connect_timeout, slot).await
     } else {
-        exchange(tcp, request, options, connect_timeout).await
+        exchange(tcp, request, options, connect_timeout, slot).await
     }
 }
 
@@ -231,6 +242,7 @@ async fn exchange<S>(
     request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
     handshake_timeout: Duration,
+    slot: tokio::sync::OwnedSemaphorePermit,
 ) -> SendResult
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
@@ -268,6 +280,7 @@ where
     let response = response.map(|body| body.map_err(Error::from).boxed_unsync());
     let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
         Box::new(async move {
+            let _slot = slot;
             if !conn_done {
                 conn.await.map_err(Error::from)?;
             }

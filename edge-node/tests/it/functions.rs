@@ -1099,3 +1099,59 @@ async fn measure_hello() {
             .map(|m| m.latency)
     );
 }
+
+/// One tenant cannot take the node: its functions together hold at most
+/// its share of instances and of outbound connections, while another
+/// project is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_holds_at_most_its_share_of_instances_and_connections() {
+    let fx = Fixture::start_with(|c| {
+        c.max_concurrent = 4;
+        c.max_concurrent_per_function = 4;
+        c.max_concurrent_per_project = 1;
+        c.max_outbound_per_project = 1;
+        c.allow_private_outbound = true;
+    })
+    .await;
+    let c = fx.client();
+    let slow = tokio::spawn({
+        let c = c.clone();
+        let url = fx.url("/api/slow?ms=400");
+        async move { c.get(url).send().await.unwrap().status() }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Another function of the same project: the project's share is used.
+    let r = c.get(fx.url("/api/hello")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    // Another project has the rest of the node.
+    let r = c.get(fx.docs_url("/api/env")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(slow.await.unwrap(), 200);
+
+    // Outbound: an upstream that never answers holds the one connection.
+    let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = hang.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hang.accept().await {
+            held.push(s);
+        }
+    });
+    let fx = Fixture::start_with(|c| {
+        c.max_outbound_per_project = 1;
+        c.allow_private_outbound = true;
+    })
+    .await;
+    let c = fx.client();
+    let _first = tokio::spawn({
+        let c = c.clone();
+        let url = fx.url(&format!("/api/outbound?url=http://127.0.0.1:{port}/"));
+        async move { c.get(url).send().await.map(|r| r.status()) }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _, body) = fx
+        .get(&format!("/api/outbound?url=http://127.0.0.1:{port}/"))
+        .await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("ConnectionLimitReached"), "{body}");
+}

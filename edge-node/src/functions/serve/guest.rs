@@ -51,7 +51,11 @@ enum GuestState {
 /// that runs the handler in a task of its own.
 pub(super) struct Teardown {
     pub(super) _store: Store<Host>,
-    pub(super) _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    pub(super) _permits: (
+        OwnedSemaphorePermit,
+        OwnedSemaphorePermit,
+        OwnedSemaphorePermit,
+    ),
 }
 
 impl GuestTask {

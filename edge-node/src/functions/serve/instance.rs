@@ -92,6 +92,7 @@ pub(super) fn new_store(
     meta: Arc<RequestLogMeta>,
     signals: Arc<Signals>,
     deadline: Instant,
+    outbound: Arc<tokio::sync::Semaphore>,
 ) -> Store<Host> {
     let config = &inner.config;
     let mut wasi = WasiCtxBuilder::new();
@@ -115,6 +116,7 @@ pub(super) fn new_store(
         allow_private: config.allow_private_outbound,
         connect_timeout: config.outbound_connect_timeout,
         tls: inner.tls.clone(),
+        connections: outbound,
     });
     let memory_bytes = call.entry.memory_bytes.min(config.max_memory_bytes);
     let host = Host {

@@ -140,7 +140,8 @@ pub(crate) async fn respond(
     // request on this node) is not the function's time.
     let timeout = Duration::from_millis(u64::from(call.entry.timeout_ms.max(1)));
     let deadline = Instant::now() + timeout;
-    let mut store = new_store(inner, &call, meta, signals.clone(), deadline);
+    let outbound = ex.function.project.outbound.clone();
+    let mut store = new_store(inner, &call, meta, signals.clone(), deadline, outbound);
     let (response_tx, response_rx) = oneshot::channel();
     let scheme = if is_tls(session) {
         Scheme::Https
@@ -220,22 +221,29 @@ pub(crate) async fn respond(
 async fn admit(
     inner: &Inner,
     function: &FunctionState,
-) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+) -> Option<(
+    OwnedSemaphorePermit,
+    OwnedSemaphorePermit,
+    OwnedSemaphorePermit,
+)> {
+    let project = &function.project.instances;
     let try_now = || {
         let node = inner.node_permits.clone().try_acquire_owned().ok()?;
+        let project = project.clone().try_acquire_owned().ok()?;
         let function = function.permits.clone().try_acquire_owned().ok()?;
-        Some((node, function))
+        Some((node, project, function))
     };
     if let Some(p) = try_now() {
         return Some(p);
     }
     let wait = inner.config.admission_wait;
     tokio::time::timeout(wait, async {
-        // The function's own slot first: waiting for it holds nothing
-        // other functions need.
+        // The narrowest share first: waiting for it holds nothing other
+        // functions or projects need.
         let function = function.permits.clone().acquire_owned().await.ok()?;
+        let project = project.clone().acquire_owned().await.ok()?;
         let node = inner.node_permits.clone().acquire_owned().await.ok()?;
-        Some((node, function))
+        Some((node, project, function))
     })
     .await
     .ok()
