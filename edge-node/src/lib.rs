@@ -5,6 +5,7 @@ pub mod config_state;
 pub mod disk_cache;
 pub mod dns;
 pub mod enroll;
+pub mod fair;
 pub mod fetch;
 pub mod functions;
 pub mod http;

@@ -138,8 +138,12 @@ impl Syncer {
     }
 
     /// Runs until `shutdown`: every change of `desired` (or a nudge after a
-    /// corrupt blob) triggers a sync pass; failures retry after a second.
-    /// Changes to lazily served hosts drop them from the site cache.
+    /// corrupt blob) starts loads of the bundles it wants, a few at once and
+    /// fairly between projects ([`crate::fair`]), and switches each host
+    /// as soon as its bundle is complete; a change that arrives meanwhile is
+    /// acted on at once, and a load no longer wanted is stopped. Failed
+    /// loads retry after a second (or when the link comes back). Changes to
+    /// lazily served hosts drop them from the site cache.
     pub async fn run(
         self: Arc<Self>,
         mut desired: watch::Receiver<Arc<Desired>>,
@@ -147,24 +151,88 @@ impl Syncer {
         mut corrupt: mpsc::Receiver<BlobHash>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let mut loads: tokio::task::JoinSet<(BundleId, anyhow::Result<()>)> =
+            tokio::task::JoinSet::new();
+        let mut loading: BTreeMap<BundleId, (String, tokio::task::AbortHandle)> = BTreeMap::new();
+        // Bundles whose last load failed: left alone until the retry.
+        let mut failed: BTreeSet<BundleId> = BTreeSet::new();
         loop {
             let d = desired.borrow_and_update().clone();
-            let retry = match self.sync_once(&d).await {
-                Ok(()) => false,
+            if let Err(e) = self.activate(&d) {
+                tracing::warn!(error = %format!("{e:#}"), "switching hosts failed; will retry");
+            }
+            let wanted = match self.wanted(&d) {
+                Ok(w) => w,
                 Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "bundle sync incomplete; will retry");
-                    true
+                    tracing::warn!(error = %format!("{e:#}"), "reading the index failed");
+                    BTreeMap::new()
                 }
             };
+            // A superseded deploy's bundle stops taking bandwidth.
+            loading.retain(|b, (_, handle)| {
+                let keep = wanted.contains_key(b);
+                if !keep {
+                    handle.abort();
+                }
+                keep
+            });
+            let candidates: BTreeMap<BundleId, String> = wanted
+                .into_iter()
+                .filter(|(b, _)| !failed.contains(b))
+                .collect();
+            let in_flight: BTreeMap<BundleId, String> =
+                loading.iter().map(|(b, (p, _))| (*b, p.clone())).collect();
+            for bundle in crate::fair::pick(
+                &candidates,
+                &in_flight,
+                crate::fair::MAX_LOADS,
+                crate::fair::MAX_LOADS_PER_PROJECT,
+            ) {
+                let (index, fetcher, blobs) =
+                    (self.index.clone(), self.fetcher.clone(), self.blobs.clone());
+                let functions = self.functions.clone();
+                let handle = loads.spawn(async move {
+                    let r = load_bundle(&index, &fetcher, &blobs, functions.as_deref(), bundle)
+                        .await
+                        .map(|_| ());
+                    (bundle, r)
+                });
+                loading.insert(bundle, (candidates[&bundle].clone(), handle));
+            }
+            let retry = !failed.is_empty();
             tokio::select! {
+                Some(done) = loads.join_next(), if !loads.is_empty() => {
+                    if let Ok((bundle, result)) = done {
+                        loading.remove(&bundle);
+                        if let Err(e) = result {
+                            tracing::warn!(bundle = %bundle.short(), error = %format!("{e:#}"), "bundle sync incomplete; will retry");
+                            failed.insert(bundle);
+                        }
+                    }
+                }
                 _ = desired.changed() => {}
                 t = touched.recv() => self.forget(t),
                 Some(hash) = corrupt.recv() => self.forget_blob(hash),
-                _ = tokio::time::sleep(Duration::from_secs(1)), if retry => {}
-                _ = self.conn_changed(), if retry => {}
-                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)), if retry => failed.clear(),
+                _ = self.conn_changed(), if retry => failed.clear(),
+                _ = shutdown.changed() => {
+                    loads.abort_all();
+                    return;
+                }
             }
         }
+    }
+
+    /// The bundles the eager hosts want that are not complete, with their
+    /// project.
+    fn wanted(&self, desired: &Desired) -> anyhow::Result<BTreeMap<BundleId, String>> {
+        let mut out = BTreeMap::new();
+        for t in desired.eager.values() {
+            if !out.contains_key(&t.bundle) && !self.index.is_complete(&t.bundle)? {
+                out.insert(t.bundle, t.project.clone());
+            }
+        }
+        Ok(out)
     }
 
     fn forget(&self, t: Result<Touched, broadcast::error::RecvError>) {
@@ -204,33 +272,6 @@ impl Syncer {
             }
         }
         self.state.forget_all();
-    }
-
-    async fn sync_once(&self, desired: &Desired) -> anyhow::Result<()> {
-        let wanted: BTreeSet<BundleId> = desired.eager.values().map(|t| t.bundle).collect();
-        let mut result = Ok(());
-        for bundle in &wanted {
-            if self.index.is_complete(bundle)? {
-                continue;
-            }
-            match load_bundle(
-                &self.index,
-                &self.fetcher,
-                &self.blobs,
-                self.functions.as_deref(),
-                *bundle,
-            )
-            .await
-            {
-                Ok(_) => {
-                    // Switch what is ready now rather than after every bundle.
-                    self.activate(desired)?;
-                }
-                Err(e) => result = Err(e),
-            }
-        }
-        self.activate(desired)?;
-        result
     }
 
     /// Loads the code of every function the restored state serves (from

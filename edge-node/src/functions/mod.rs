@@ -105,6 +105,14 @@ pub struct RuntimeConfig {
     /// Threads of the executor instances run on (they are kept apart from
     /// the threads serving sockets); `0` = one per core.
     pub executor_threads: usize,
+    /// How long a component's load (compile, or read of its cached code)
+    /// is waited for: one slow to compile fails its own deploy's first
+    /// requests, not everyone's. The compile goes on in the background
+    /// (its code is cached for the next try).
+    pub compile_wait: Duration,
+    /// Components loaded at once; `0` = half the cores (at least one), so
+    /// compiles never take every core from serving.
+    pub max_concurrent_compiles: usize,
 }
 
 /// Instances a node runs at once unless its operator says otherwise.
@@ -143,6 +151,8 @@ impl RuntimeConfig {
             max_log_lines_per_request: 1000,
             metrics_log_interval: Duration::from_secs(60),
             executor_threads: 0,
+            compile_wait: Duration::from_secs(60),
+            max_concurrent_compiles: 0,
         }
     }
 }
@@ -164,6 +174,8 @@ pub(crate) struct Inner {
     components: Mutex<FxHashMap<BlobHash, Arc<Slot>>>,
     use_clock: AtomicU64,
     node_permits: Arc<Semaphore>,
+    /// Loads (compiles) running at once.
+    compiles: Arc<Semaphore>,
     functions: Mutex<FxHashMap<FunctionKey, Arc<FunctionState>>>,
     projects: Mutex<FxHashMap<Arc<str>, Arc<ProjectLimits>>>,
     logs: Arc<LogChannel>,
@@ -239,6 +251,10 @@ impl FunctionRuntime {
         let tag = cache::compatibility_tag(engine.precompile_compatibility_hash());
         let inner = Arc::new(Inner {
             node_permits: Arc::new(Semaphore::new(config.max_concurrent)),
+            compiles: Arc::new(Semaphore::new(match config.max_concurrent_compiles {
+                0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+                n => n,
+            })),
             projects: Mutex::default(),
             engine,
             linker,
@@ -456,9 +472,25 @@ impl Inner {
                 let inner = self.clone();
                 let blobs = blobs.clone();
                 async move {
-                    tokio::task::spawn_blocking(move || inner.load(&blobs, component))
+                    let wait = inner.config.compile_wait;
+                    let load = async {
+                        // The permit lives with the load, also past a
+                        // timeout: compiles never exceed their bound.
+                        let permit = inner.compiles.clone().acquire_owned().await?;
+                        let inner = inner.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let _permit = permit;
+                            inner.load(&blobs, component)
+                        })
                         .await
                         .context("component load task failed")?
+                    };
+                    match tokio::time::timeout(wait, load).await {
+                        Ok(r) => r,
+                        Err(_) => Err(anyhow::anyhow!(
+                            "component {component} took longer than {wait:?} to load; its compile goes on and it is tried again shortly"
+                        )),
+                    }
                 }
             })
             .await;

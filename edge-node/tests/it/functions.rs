@@ -1155,3 +1155,30 @@ async fn a_project_holds_at_most_its_share_of_instances_and_connections() {
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("ConnectionLimitReached"), "{body}");
 }
+
+/// A component slow to load fails its own requests once its wait is up,
+/// instead of holding them (and the sync) for as long as the compile
+/// takes; the compile finishes in the background and its code is cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_compile_is_bounded_and_finishes_in_the_background() {
+    let cache = tempfile::tempdir().unwrap();
+    let fx = Fixture::start_with(|c| {
+        c.cache_dir = cache.path().to_path_buf();
+        c.compile_wait = Duration::from_millis(1);
+    })
+    .await;
+    let t = Instant::now();
+    let (status, _, _) = fx.get("/api/hello").await;
+    assert_eq!(status, 503);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let artefact = fx.runtime.artefact_path(&fx.components["hello"]);
+    eventually_true(60, || artefact.is_file()).await;
+}
+
+async fn eventually_true(secs: u64, check: impl Fn() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < until, "not within {secs} s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
