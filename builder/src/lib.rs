@@ -5,6 +5,7 @@
 pub mod bundle;
 pub mod cache;
 pub mod detect;
+pub mod egress;
 pub mod git;
 pub mod log;
 mod process;
@@ -13,6 +14,7 @@ pub mod site_config;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -38,6 +40,16 @@ pub struct BuilderConfig {
     /// uid/gid builds run as. When the builder runs as root this is never
     /// `None`: it falls back to [`NOBODY`].
     pub run_as: Option<(u32, u32)>,
+    /// Where builds may reach through the proxy (their only way out).
+    pub egress: egress::EgressPolicy,
+    /// The executable that runs [`egress::shim_main`] inside the sandbox
+    /// when called with [`egress::SHIM_ARG`]; default: this executable
+    /// (the coordinator dispatches it first thing in `main`).
+    pub shim: Option<PathBuf>,
+    /// A folder the build user can reach where the shim is copied (the
+    /// executable itself may live where it cannot: `/root/…`). Default:
+    /// `<temp dir>/outpost-builds/shim`.
+    pub shim_dir: Option<PathBuf>,
 }
 
 impl Default for BuilderConfig {
@@ -46,6 +58,9 @@ impl Default for BuilderConfig {
             url_policy: git::UrlPolicy::default(),
             bwrap: "bwrap".into(),
             run_as: is_root().then_some(NOBODY),
+            egress: Default::default(),
+            shim: None,
+            shim_dir: None,
         }
     }
 }
@@ -65,6 +80,11 @@ pub struct Limits {
     pub max_output_bytes: u64,
     /// What install and build may print.
     pub max_log_bytes: u64,
+    /// Processes (and threads) a build runs at once.
+    pub max_processes: u64,
+    /// The checkout's size on disk, sources and `node_modules` included:
+    /// a build past it is stopped.
+    pub max_workspace_bytes: u64,
 }
 
 impl Default for Limits {
@@ -74,6 +94,8 @@ impl Default for Limits {
             memory_bytes: 4 << 30,
             max_output_bytes: 1 << 30,
             max_log_bytes: 8 << 20,
+            max_processes: 512,
+            max_workspace_bytes: 8 << 30,
         }
     }
 }
@@ -129,6 +151,8 @@ pub enum BuildError {
     Canceled,
     #[error("the build printed more than {} of log output and was stopped", bytesize::ByteSize(*.0))]
     LogLimit(u64),
+    #[error("the checkout grew past {} on disk and the build was stopped", bytesize::ByteSize(*.0))]
+    WorkspaceTooLarge(u64),
     #[error("root directory `{0}` does not exist in the repository — check root_dir")]
     RootDirMissing(String),
     #[error("output directory `{0}` does not exist after the build — set output_dir")]
@@ -246,6 +270,8 @@ pub struct Builder {
     bwrap: PathBuf,
     run_as: Option<(u32, u32)>,
     system: Vec<sandbox::SystemPath>,
+    egress: egress::EgressPolicy,
+    shim: PathBuf,
 }
 
 impl Builder {
@@ -263,11 +289,27 @@ impl Builder {
             });
         }
         let run_as = cfg.run_as.or(is_root().then_some(NOBODY));
+        let source = match cfg.shim {
+            Some(s) => s,
+            None => std::env::current_exe().map_err(|e| BuildError::HostSetup {
+                tool: "shim",
+                detail: format!("cannot find this executable: {e}"),
+            })?,
+        };
+        let dir = cfg
+            .shim_dir
+            .unwrap_or_else(|| std::env::temp_dir().join("outpost-builds").join("shim"));
+        let shim = install_shim(&source, &dir).map_err(|e| BuildError::HostSetup {
+            tool: "shim",
+            detail: format!("copying {} into {}: {e}", source.display(), dir.display()),
+        })?;
         let builder = Builder {
             policy: cfg.url_policy,
             bwrap,
             run_as,
             system: sandbox::system_paths(),
+            egress: cfg.egress,
+            shim,
         };
         builder.smoke_test()?;
         Ok(builder)
@@ -399,6 +441,19 @@ impl Builder {
         } else {
             let cache = self.prepare_cache(req, &detected, &root, log)?;
             self.hand_over(req, &src, cache.as_deref())?;
+            // The build's only way out, for as long as it runs.
+            let egress_dir = req.work_dir.join("egress");
+            std::fs::create_dir(&egress_dir).map_err(io("creating the proxy's folder"))?;
+            std::fs::set_permissions(
+                &egress_dir,
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .map_err(io("opening the proxy's folder"))?;
+            let refusals = log.clone();
+            let _egress = egress::Egress::start(&egress_dir, self.egress.clone(), move |why| {
+                refusals.system(why)
+            })
+            .map_err(io("starting the build's network proxy"))?;
             let workdir = root
                 .strip_prefix(src.canonicalize().map_err(io("resolving the checkout"))?)
                 .unwrap_or(Path::new(""))
@@ -414,32 +469,51 @@ impl Builder {
                     workspace: src.clone(),
                     workdir: workdir.clone(),
                     cache: cache.clone(),
-                    env: sandbox::sandbox_env(
-                        &req.env,
-                        cache.as_ref().and(detected.package_manager),
-                        req.limits.memory_bytes,
-                    ),
+                    env: {
+                        let mut env = sandbox::sandbox_env(
+                            &req.env,
+                            cache.as_ref().and(detected.package_manager),
+                            req.limits.memory_bytes,
+                        );
+                        env.extend(sandbox::proxy_env());
+                        env
+                    },
                     command: command.clone(),
                     tmp_bytes: Some(req.limits.memory_bytes),
+                    egress: Some(sandbox::EgressMount {
+                        socket_dir: egress_dir.clone(),
+                        shim: self.shim.clone(),
+                    }),
                 };
                 log.system(format!("Running `{command}`"));
                 let t = Instant::now();
                 let limits = sandbox::RunLimits {
                     deadline,
                     memory_bytes: req.limits.memory_bytes,
+                    processes: req.limits.max_processes,
                     run_as: self.run_as,
                 };
-                let status =
-                    sandbox::run(&spec, limits, log, cancel)
-                        .await
-                        .map_err(|e| match e {
-                            SandboxError::Spawn(e) => BuildError::Sandbox(e),
-                            SandboxError::Deadline => BuildError::Timeout(req.limits.timeout),
-                            SandboxError::Canceled => BuildError::Canceled,
-                            SandboxError::LogLimit => {
-                                BuildError::LogLimit(req.limits.max_log_bytes)
-                            }
-                        })?;
+                // The checkout may not grow past its limit (node_modules
+                // included): a watchdog stops the command when it does.
+                let stop = cancel.child_token();
+                let too_big = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let watchdog = tokio::spawn(watch_size(
+                    src.clone(),
+                    req.limits.max_workspace_bytes,
+                    stop.clone(),
+                    too_big.clone(),
+                ));
+                let ran = sandbox::run(&spec, limits, log, &stop).await;
+                watchdog.abort();
+                let status = ran.map_err(|e| match e {
+                    SandboxError::Spawn(e) => BuildError::Sandbox(e),
+                    SandboxError::Deadline => BuildError::Timeout(req.limits.timeout),
+                    SandboxError::Canceled if too_big.load(std::sync::atomic::Ordering::SeqCst) => {
+                        BuildError::WorkspaceTooLarge(req.limits.max_workspace_bytes)
+                    }
+                    SandboxError::Canceled => BuildError::Canceled,
+                    SandboxError::LogLimit => BuildError::LogLimit(req.limits.max_log_bytes),
+                })?;
                 if !status.success() {
                     return Err(BuildError::CommandFailed {
                         phase,
@@ -566,6 +640,75 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+/// Copies the shim into `dir` (mode 0755, readable by the build user)
+/// unless the same file (size and modification time) is there already.
+fn install_shim(source: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    let dest = dir.join("outpost-build-shim");
+    let src_meta = std::fs::metadata(source)?;
+    let same = std::fs::metadata(&dest)
+        .is_ok_and(|d| d.len() == src_meta.len() && d.modified().ok() >= src_meta.modified().ok());
+    if !same {
+        // Several builders may install at once (tests): each its own file.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".shim-{}-{n}", std::process::id()));
+        std::fs::copy(source, &tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::rename(&tmp, &dest)?;
+    }
+    Ok(dest)
+}
+
+/// Every few seconds, the checkout's size on disk; past `max`, `too_big`
+/// is set and `stop` cancelled (which ends the sandboxed command).
+async fn watch_size(
+    dir: PathBuf,
+    max: u64,
+    stop: CancellationToken,
+    too_big: Arc<std::sync::atomic::AtomicBool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3)) => {}
+            _ = stop.cancelled() => return,
+        }
+        let d = dir.clone();
+        let Ok(used) = tokio::task::spawn_blocking(move || disk_usage(&d)).await else {
+            return;
+        };
+        if used > max {
+            too_big.store(true, std::sync::atomic::Ordering::SeqCst);
+            stop.cancel();
+            return;
+        }
+    }
+}
+
+/// Bytes of disk the files under `dir` take (links not followed).
+pub fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            total = total.saturating_add(m.blocks().saturating_mul(512));
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    total
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@
 //! the checkout read-write at `/workspace`; the project's package cache
 //! read-write at `/cache`; nothing else of the host's file system (not `/`,
 //! not `/root`, not `/home`, not the coordinator's data). Every namespace is
-//! new except the network, which install needs for the package registry.
-//! The environment is exactly [`sandbox_env`].
+//! new, the network's too: its only way out is the builder's proxy
+//! ([`crate::egress`]), which reaches public addresses only. The
+//! environment is exactly [`sandbox_env`] (plus the proxy's address).
 //!
 //! Limits: a wall-clock deadline; memory through `RLIMIT_DATA`, which counts
 //! the writable private memory a process maps (heap, anonymous mmaps) but
@@ -17,8 +18,10 @@
 //! `--max-old-space-size` below it so Node fails with a readable "heap out
 //! of memory"; the limit is per process (the memory cgroup would be
 //! per tree but needs a writable, delegated cgroup v2 hierarchy, which build
-//! hosts in containers often lack); log output through the shared byte
-//! budget of the [`Logger`].
+//! hosts in containers often lack); processes through `RLIMIT_NPROC`
+//! (counted in the sandbox's own user namespace); log output through the
+//! shared byte budget of the [`Logger`]; the checkout's size by the
+//! builder's watchdog.
 //!
 //! Lifetime: bwrap runs in its own process group with `--die-with-parent`
 //! and a new PID namespace, so killing bwrap kills the namespace's init,
@@ -122,7 +125,21 @@ pub struct SandboxSpec {
     pub command: String,
     /// Size cap of the private /tmp (it is memory).
     pub tmp_bytes: Option<u64>,
+    /// The way out, if any: without it the sandbox has loopback only.
+    pub egress: Option<EgressMount>,
 }
+
+/// What the sandbox needs of [`crate::egress`]: the folder holding the
+/// proxy's socket and the executable that runs the shim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressMount {
+    pub socket_dir: PathBuf,
+    pub shim: PathBuf,
+}
+
+/// Where the proxy's socket folder and the shim appear inside.
+pub const EGRESS_DIR: &str = "/run/outpost";
+pub const SHIM: &str = "/run/outpost-shim";
 
 /// bwrap's arguments for `spec`, command included.
 pub fn bwrap_args(spec: &SandboxSpec) -> Vec<OsString> {
@@ -132,7 +149,6 @@ pub fn bwrap_args(spec: &SandboxSpec) -> Vec<OsString> {
     };
     push(&[
         &"--unshare-all",
-        &"--share-net",
         &"--die-with-parent",
         &"--new-session",
         &"--cap-drop",
@@ -155,6 +171,10 @@ pub fn bwrap_args(spec: &SandboxSpec) -> Vec<OsString> {
     if let Some(cache) = &spec.cache {
         push(&[&"--bind", cache, &CACHE]);
     }
+    if let Some(e) = &spec.egress {
+        push(&[&"--ro-bind", &e.socket_dir, &EGRESS_DIR]);
+        push(&[&"--ro-bind", &e.shim, &SHIM]);
+    }
     // The root bwrap builds is a tmpfs: make it read-only once the mount
     // points exist, so only the workspace, the cache and /tmp are writable.
     push(&[&"--remount-ro", &"/"]);
@@ -167,8 +187,40 @@ pub fn bwrap_args(spec: &SandboxSpec) -> Vec<OsString> {
     for (k, v) in &spec.env {
         push(&[&"--setenv", k, v]);
     }
-    push(&[&"--", &"/bin/sh", &"-c", &spec.command]);
+    push(&[&"--"]);
+    if spec.egress.is_some() {
+        let socket = format!("{EGRESS_DIR}/egress.sock");
+        push(&[
+            &SHIM,
+            &crate::egress::SHIM_ARG,
+            &crate::egress::PROXY_ADDR,
+            &socket,
+            &"--",
+        ]);
+    }
+    push(&[&"/bin/sh", &"-c", &spec.command]);
     a
+}
+
+/// What a build's environment says about the proxy: every common spelling,
+/// since tools read different ones; local addresses stay direct.
+pub fn proxy_env() -> Vec<(String, String)> {
+    let url = format!("http://{}", crate::egress::PROXY_ADDR);
+    let mut out: Vec<(String, String)> = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "npm_config_proxy",
+        "npm_config_https_proxy",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), url.clone()))
+    .collect();
+    for k in ["NO_PROXY", "no_proxy"] {
+        out.push((k.into(), "localhost,127.0.0.1,::1".into()));
+    }
+    out
 }
 
 /// The environment a build sees: a fixed base (PATH, HOME, CI=1, package
@@ -233,6 +285,8 @@ pub fn sandbox_env(
 pub struct RunLimits {
     pub deadline: Instant,
     pub memory_bytes: u64,
+    /// Processes (and threads) at once inside.
+    pub processes: u64,
     /// uid/gid bwrap runs as (and so every process inside).
     pub run_as: Option<(u32, u32)>,
 }
@@ -318,6 +372,7 @@ pub(crate) async fn run(
         cmd.uid(uid).gid(gid);
     }
     let memory = limits.memory_bytes;
+    let processes = limits.processes;
     // SAFETY: only async-signal-safe calls (setrlimit) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -332,6 +387,7 @@ pub(crate) async fn run(
                 Ok(())
             };
             set(libc::RLIMIT_DATA, memory)?;
+            set(libc::RLIMIT_NPROC, processes)?;
             set(libc::RLIMIT_CORE, 0)
         });
     }
@@ -413,6 +469,10 @@ mod tests {
             env: [("CI".to_string(), "1".to_string())].into(),
             command: "npm run build".into(),
             tmp_bytes: Some(1 << 30),
+            egress: Some(EgressMount {
+                socket_dir: "/srv/builds/1/egress".into(),
+                shim: "/usr/bin/coordinator".into(),
+            }),
         }
     }
 
@@ -429,12 +489,19 @@ mod tests {
     }
 
     #[test]
-    fn args_isolate_everything_but_the_network() {
+    fn args_isolate_everything_and_the_way_out_is_the_proxy() {
         let a = strings(&spec());
         // (arguments that must appear together, why)
         let required: &[(&[&str], &str)] = &[
-            (&["--unshare-all"], "new namespaces"),
-            (&["--share-net"], "registry access"),
+            (&["--unshare-all"], "new namespaces, the network's too"),
+            (
+                &["--ro-bind", "/srv/builds/1/egress", "/run/outpost"],
+                "the proxy's socket",
+            ),
+            (
+                &["--ro-bind", "/usr/bin/coordinator", "/run/outpost-shim"],
+                "the shim",
+            ),
             (&["--die-with-parent"], "tree dies with the builder"),
             (&["--new-session"], "no terminal injection"),
             (&["--cap-drop", "ALL"], "no capabilities"),
@@ -457,17 +524,38 @@ mod tests {
             (&["--clearenv"], "only the given environment"),
             (&["--setenv", "CI", "1"], "environment"),
             (
-                &["--", "/bin/sh", "-c", "npm run build"],
-                "the command, last",
+                &[
+                    "--",
+                    "/run/outpost-shim",
+                    "__outpost-build-shim",
+                    "127.0.0.1:3128",
+                    "/run/outpost/egress.sock",
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    "npm run build",
+                ],
+                "the command under the shim, last",
             ),
         ];
         for (needle, why) in required {
             assert!(has(&a, needle), "{why}: {needle:?} missing from {a:?}");
         }
         assert!(a.ends_with(&["npm run build".to_string()]));
+        assert!(
+            !a.iter().any(|s| s == "--share-net"),
+            "the host network is never shared"
+        );
         // Never the whole host file system, never a writable system path.
         assert!(!has(&a, &["--bind", "/", "/"]) && !has(&a, &["--ro-bind", "/", "/"]));
-        assert!(!a.iter().any(|s| s == "--ro-bind" || s == "--dev-bind"));
+        assert!(!a.iter().any(|s| s == "--dev-bind"));
+        let ro: Vec<&String> = a
+            .windows(2)
+            .filter(|w| w[0] == "--ro-bind")
+            .map(|w| &w[1])
+            .collect();
+        assert_eq!(ro, ["/srv/builds/1/egress", "/usr/bin/coordinator"]);
+
         let binds: Vec<&String> = a
             .windows(2)
             .filter(|w| w[0] == "--bind")
@@ -480,13 +568,16 @@ mod tests {
     }
 
     #[test]
-    fn args_without_cache_or_root_dir() {
+    fn args_without_cache_root_dir_or_way_out() {
         let mut s = spec();
         s.cache = None;
         s.workdir = String::new();
+        s.egress = None;
         let a = strings(&s);
         assert!(!a.iter().any(|x| x == "/cache"));
         assert!(has(&a, &["--chdir", "/workspace"]));
+        assert!(has(&a, &["--", "/bin/sh", "-c", "npm run build"]));
+        assert!(!a.iter().any(|x| x.contains("outpost-shim")));
     }
 
     #[test]

@@ -62,6 +62,15 @@ pub struct BuildsConfig {
     pub allow_local_git: bool,
     /// When set, repositories must live on one of these hosts.
     pub allowed_git_hosts: Vec<String>,
+    /// When set, builds reach only these hosts (and their subdomains)
+    /// through their network proxy, e.g. `["registry.npmjs.org"]`; never
+    /// internal addresses, whatever the list says.
+    pub allowed_egress_hosts: Vec<String>,
+    /// Processes (and threads) one build runs at once.
+    pub max_processes: u64,
+    /// The checkout's size on disk (node_modules included); a build past
+    /// it is stopped.
+    pub max_workspace: bytesize::ByteSize,
 }
 
 impl Default for BuildsConfig {
@@ -76,6 +85,9 @@ impl Default for BuildsConfig {
             work_dir: None,
             allow_local_git: false,
             allowed_git_hosts: Vec::new(),
+            allowed_egress_hosts: Vec::new(),
+            max_processes: limits.max_processes,
+            max_workspace: bytesize::ByteSize(limits.max_workspace_bytes),
         }
     }
 }
@@ -87,6 +99,8 @@ impl BuildsConfig {
             memory_bytes: self.memory.as_u64(),
             max_output_bytes: self.max_output.as_u64(),
             max_log_bytes: self.max_log.as_u64(),
+            max_processes: self.max_processes.max(16),
+            max_workspace_bytes: self.max_workspace.as_u64(),
         }
     }
 

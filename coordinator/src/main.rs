@@ -420,6 +420,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Inside a build's sandbox this executable is the network shim, and
+    // nothing else (see `builder::egress`).
+    if std::env::args().nth(1).as_deref() == Some(builder::egress::SHIM_ARG) {
+        builder::egress::shim_main();
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -69,10 +69,13 @@ mod tests {
             .collect()
     }
 
+    /// (bundle tag, project) pairs.
+    type Bundles<'a> = &'a [(&'a str, &'a str)];
+
     #[test]
     fn projects_take_turns_within_the_limits() {
-        // (wanted, loading, expected picks as (bundle tags))
-        let cases: &[(&[(&str, &str)], &[(&str, &str)], usize)] = &[
+        // (wanted, loading, how many start)
+        let cases: &[(Bundles, Bundles, usize)] = &[
             // Nothing wanted.
             (&[], &[], 0),
             // One project with many bundles gets its share, not all slots.

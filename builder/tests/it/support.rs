@@ -64,6 +64,7 @@ pub fn builder() -> Builder {
             allow_local: true,
             allowed_hosts: vec![],
         },
+        shim: Some(env!("CARGO_BIN_EXE_outpost-build-shim").into()),
         ..BuilderConfig::default()
     })
     .expect("builder starts")

@@ -65,6 +65,11 @@ impl BuildService {
                 allow_local: b.allow_local_git,
                 allowed_hosts: b.allowed_git_hosts.clone(),
             },
+            egress: builder::egress::EgressPolicy {
+                allowed_hosts: b.allowed_egress_hosts.clone(),
+                allow_private: false,
+            },
+            shim_dir: Some(b.work_dir().join("shim")),
             ..Default::default()
         });
         let (builder, unavailable) = match made {

@@ -475,3 +475,89 @@ async fn a_replayed_push_builds_once_and_never_promotes_an_older_commit() {
     let log = sse(&api, &second).await;
     assert!(log.contains("Not promoted"), "{log}");
 }
+
+/// A build's network is its own: nothing internal answers it, directly or
+/// through its proxy — the coordinator's API, Postgres, a cloud metadata
+/// address, a private network — and every refusal is in its log. (That
+/// the proxy takes builds to public hosts is `builds_vite`'s real
+/// `npm install` from the registry.)
+#[tokio::test]
+async fn builds_reach_nothing_internal() {
+    if !have("bwrap") || !have("node") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let coord = start(tmp.path());
+    let repo = tmp.path().join("repo");
+    crate::support::webhooks::init(&repo);
+    let api_port = coord.api.port();
+    let probe = format!(
+        r#"
+const net = require('net');
+const http = require('http');
+const targets = [['127.0.0.1', {api_port}], ['127.0.0.1', 5432], ['169.254.169.254', 80], ['10.0.0.1', 80], ['localhost', {api_port}]];
+const direct = ([host, port]) => new Promise(done => {{
+  const s = net.connect({{host, port, timeout: 2000}});
+  s.on('connect', () => {{ s.destroy(); done(`direct ${{host}}:${{port}} REACHED`); }});
+  s.on('timeout', () => {{ s.destroy(); done(`direct ${{host}}:${{port}} blocked (timeout)`); }});
+  s.on('error', e => done(`direct ${{host}}:${{port}} blocked (${{e.code}})`));
+}});
+const viaProxy = ([host, port]) => new Promise(done => {{
+  const r = http.request({{host: '127.0.0.1', port: 3128, method: 'CONNECT', path: `${{host}}:${{port}}`, timeout: 5000}});
+  r.on('connect', res => {{ done(`proxy ${{host}}:${{port}} ${{res.statusCode === 200 ? 'REACHED' : 'blocked (' + res.statusCode + ')'}}`); r.destroy(); }});
+  r.on('error', e => done(`proxy ${{host}}:${{port}} blocked (${{e.code}})`));
+  r.on('timeout', () => {{ r.destroy(); done(`proxy ${{host}}:${{port}} blocked (timeout)`); }});
+  r.end();
+}});
+(async () => {{
+  const lines = [];
+  for (const t of targets) lines.push(await direct(t));
+  for (const t of targets) lines.push(await viaProxy(t));
+  console.log(lines.join('\n'));
+  require('fs').mkdirSync('dist', {{recursive: true}});
+  require('fs').writeFileSync('dist/index.html', lines.join('\n'));
+}})();
+"#
+    );
+    commit(
+        &repo,
+        &[
+            (
+                "package.json",
+                r#"{"name":"probe","version":"1.0.0","private":true,"scripts":{"build":"node probe.js"}}"#,
+            ),
+            ("probe.js", &probe),
+        ],
+        "Probe the network",
+    );
+    let url = format!("file://{}", repo.display());
+    coord.cli_ok(&[
+        "projects", "create", "probe", "--git", &url, "--branch", "main",
+    ]);
+    let api = coord.api();
+    let r = api
+        .req(Method::POST, "/projects/probe/builds")
+        .json(&json!({"branch": "main"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let b: Value = r.json().await.unwrap();
+    let id = b["id"].as_str().unwrap().to_string();
+    let log = sse(&api, &id).await;
+    assert!(log.contains("\"status\":\"ready\""), "{log}");
+    assert!(
+        !log.contains("REACHED"),
+        "a build reached an internal address:\n{log}"
+    );
+    assert_eq!(log.matches("direct ").count(), 5, "{log}");
+    assert_eq!(log.matches("blocked (403)").count(), 5, "{log}");
+    assert!(
+        log.contains("network access to 127.0.0.1:5432 refused"),
+        "{log}"
+    );
+    assert!(
+        log.contains("network access to 169.254.169.254:80 refused"),
+        "{log}"
+    );
+}

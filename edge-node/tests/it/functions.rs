@@ -1131,10 +1131,12 @@ async fn a_project_holds_at_most_its_share_of_instances_and_connections() {
     // Outbound: an upstream that never answers holds the one connection.
     let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = hang.local_addr().unwrap().port();
+    let (accepted_tx, mut accepted) = tokio::sync::mpsc::channel(4);
     tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((s, _)) = hang.accept().await {
             held.push(s);
+            let _ = accepted_tx.try_send(());
         }
     });
     let fx = Fixture::start_with(|c| {
@@ -1148,7 +1150,11 @@ async fn a_project_holds_at_most_its_share_of_instances_and_connections() {
         let url = fx.url(&format!("/api/outbound?url=http://127.0.0.1:{port}/"));
         async move { c.get(url).send().await.map(|r| r.status()) }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once the first call holds its connection (however long its
+    // function took to load), a second one is refused at once.
+    tokio::time::timeout(Duration::from_secs(30), accepted.recv())
+        .await
+        .expect("the first call connects");
     let (status, _, body) = fx
         .get(&format!("/api/outbound?url=http://127.0.0.1:{port}/"))
         .await;
