@@ -590,3 +590,37 @@ async fn npm_ci_installs_with_the_project_cache() {
         .path();
     assert!(store.join("npm").is_dir(), "{store:?}");
 }
+
+/// A build may not fill the disk or the process table: past its checkout
+/// size it is stopped; past its process count its forks fail.
+#[tokio::test]
+async fn a_build_is_bounded_in_disk_and_processes() {
+    let b = builder_or_skip!("a_build_is_bounded_in_disk_and_processes");
+    let repo = Repo::new();
+    let sha = repo.commit("s", &[("index.html", "x")]);
+    let dirs = Dirs::new();
+    let mut req = dirs.request(&repo.url(), &sha);
+    req.settings.build_command =
+        Some("head -c 64000000 /dev/zero > filler && echo written && sleep 60".into());
+    req.limits.max_workspace_bytes = 16 << 20;
+    let t = Instant::now();
+    let (result, lines) = run(&b, req, CancellationToken::new()).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, BuildError::WorkspaceTooLarge(_)), "{err}: {}", text(&lines));
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+
+    let dirs = Dirs::new();
+    let mut req = dirs.request(&repo.url(), &sha);
+    req.settings.build_command = Some(
+        "ok=0; for i in $(seq 1 100); do (sleep 5 &) 2>/dev/null && ok=$((ok+1)); done; echo forked $ok; sleep 1".into(),
+    );
+    req.limits.max_processes = 32;
+    let (result, lines) = run(&b, req, CancellationToken::new()).await;
+    result.unwrap();
+    let forked: u32 = text(&lines)
+        .lines()
+        .find_map(|l| l.strip_prefix("[Stdout] forked "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{}", text(&lines)));
+    assert!(forked < 100, "{forked} of 100 forks under a limit of 32");
+}
