@@ -14,6 +14,7 @@ pub mod edge_config;
 pub mod http;
 pub mod ids;
 pub mod lifecycle;
+pub mod listener;
 pub mod mesh_view;
 pub mod quic;
 pub mod quic_cert;

@@ -165,20 +165,11 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         // Retention and garbage collection, every `[retention] every`.
         tokio::spawn(crate::lifecycle::run(state.clone(), shutdown_rx.clone())),
     ];
-    let mut api_shutdown = shutdown_rx.clone();
-    tasks.push(tokio::spawn(async move {
-        let app = api::router(state);
-        // Peer addresses feed the sign-in rate limit and the audit log.
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let res = axum::serve(api_listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = api_shutdown.wait_for(|s| *s).await;
-            })
-            .await;
-        if let Err(e) = res {
-            tracing::error!(error = %e, "API server failed");
-        }
-    }));
+    tasks.push(tokio::spawn(crate::listener::serve(
+        api_listener,
+        api::router(state),
+        shutdown_rx.clone(),
+    )));
     tracing::info!(%api_addr, %quic_addr, data_dir = %config.data_dir.display(), "coordinator started");
     Ok(Running {
         api_addr,

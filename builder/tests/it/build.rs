@@ -606,7 +606,11 @@ async fn a_build_is_bounded_in_disk_and_processes() {
     let t = Instant::now();
     let (result, lines) = run(&b, req, CancellationToken::new()).await;
     let err = result.unwrap_err();
-    assert!(matches!(err, BuildError::WorkspaceTooLarge(_)), "{err}: {}", text(&lines));
+    assert!(
+        matches!(err, BuildError::WorkspaceTooLarge(_)),
+        "{err}: {}",
+        text(&lines)
+    );
     assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
 
     let dirs = Dirs::new();

@@ -317,3 +317,38 @@ async fn over_tls_only_the_host_prefixed_session_cookie_counts() {
     assert_eq!(me(format!("outpost_session={value}"), true).await, 401);
     assert_eq!(me(format!("outpost_session={value}"), false).await, 200);
 }
+
+/// A client that never finishes its request head is cut off (10 s), so a
+/// few slow connections cannot hold the API's sockets for ever; a normal
+/// request on another connection is answered meanwhile.
+#[tokio::test]
+async fn a_request_head_that_never_ends_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(&tmp.path().join("coord"), None);
+    let mut slow = tokio::net::TcpStream::connect(coord.api).await.unwrap();
+    slow.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let r = http_client()
+        .get(format!("{}/api/v1/health", coord.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let t = std::time::Instant::now();
+    let mut buf = [0u8; 512];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), slow.read(&mut buf))
+        .await
+        .expect("the server closes the connection");
+    // Closed (0 bytes, or a reset), or answered with a timeout status.
+    if let Ok(n) = read {
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+    assert!(
+        t.elapsed() >= std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+}
