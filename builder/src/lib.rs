@@ -490,7 +490,11 @@ impl Builder {
                 let limits = sandbox::RunLimits {
                     deadline,
                     memory_bytes: req.limits.memory_bytes,
-                    processes: req.limits.max_processes,
+                    // SAFETY: geteuid has no preconditions.
+                    processes: self
+                        .run_as
+                        .filter(|(uid, _)| *uid != unsafe { libc::geteuid() })
+                        .map(|_| req.limits.max_processes),
                     run_as: self.run_as,
                 };
                 // The checkout may not grow past its limit (node_modules

@@ -285,8 +285,10 @@ pub fn sandbox_env(
 pub struct RunLimits {
     pub deadline: Instant,
     pub memory_bytes: u64,
-    /// Processes (and threads) at once inside.
-    pub processes: u64,
+    /// Processes (and threads) at once inside. The kernel counts them per
+    /// user, so this is only set when builds run as a user of their own
+    /// (not the builder's, whose own threads would count against it).
+    pub processes: Option<u64>,
     /// uid/gid bwrap runs as (and so every process inside).
     pub run_as: Option<(u32, u32)>,
 }
@@ -387,7 +389,9 @@ pub(crate) async fn run(
                 Ok(())
             };
             set(libc::RLIMIT_DATA, memory)?;
-            set(libc::RLIMIT_NPROC, processes)?;
+            if let Some(n) = processes {
+                set(libc::RLIMIT_NPROC, n)?;
+            }
             set(libc::RLIMIT_CORE, 0)
         });
     }
