@@ -321,61 +321,71 @@ impl Store {
 
     /// Certificate entries that expire within `within_secs`.
     pub async fn expiring_certs(&self, within_secs: i64) -> Result<Vec<String>, StoreError> {
+        let now = now_ms() / 1000;
+        Ok(self
+            .entries_of_kind('c')
+            .await?
+            .into_iter()
+            .filter_map(|(name, e)| match e {
+                Entry::Cert(c) if c.not_after - now < within_secs => Some(name),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Every entry of one kind of key (`c`: certificates, `r`:
+    /// revocations; both a handful), by the name after its `<kind>/`.
+    async fn entries_of_kind(&self, kind: char) -> Result<Vec<(String, Entry)>, StoreError> {
+        // `<kind>/` up to `<kind>0`: '0' follows '/' in ASCII.
         let rows =
-            sqlx::query("SELECT key, value FROM config_entries WHERE key >= 'c/' AND key < 'c0'")
+            sqlx::query("SELECT key, value FROM config_entries WHERE key >= $1 AND key < $2")
+                .bind(format!("{kind}/"))
+                .bind(format!("{kind}0"))
                 .fetch_all(&self.pool)
                 .await?;
-        let now = now_ms() / 1000;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let key: String = r.try_get("key")?;
             let value: Vec<u8> = r.try_get("value")?;
-            if let Entry::Cert(c) = decode::<Entry>(&value, "entry")? {
-                if c.not_after - now < within_secs {
-                    out.push(key["c/".len()..].to_string());
-                }
-            }
+            out.push((key[2..].to_string(), decode::<Entry>(&value, "entry")?));
         }
         Ok(out)
+    }
+
+    /// The entry under `key`, if any.
+    async fn entry(&self, key: &Key) -> Result<Option<Entry>, StoreError> {
+        let row = sqlx::query("SELECT value FROM config_entries WHERE key = $1")
+            .bind(key.encode())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let v: Vec<u8> = r.try_get("value")?;
+            decode::<Entry>(&v, "entry")
+        })
+        .transpose()
     }
 
     /// Revoked node ids whose revocation is older than `older_than_ms`
     /// (the list is as long as the nodes removed within a certificate's
     /// lifetime: a few).
     pub async fn stale_revocations(&self, older_than_ms: i64) -> Result<Vec<String>, StoreError> {
-        let rows =
-            sqlx::query("SELECT key, value FROM config_entries WHERE key >= 'r/' AND key < 'r0'")
-                .fetch_all(&self.pool)
-                .await?;
-        let mut out = Vec::new();
-        for r in rows {
-            let key: String = r.try_get("key")?;
-            let value: Vec<u8> = r.try_get("value")?;
-            if let Entry::Revoked(rv) = decode::<Entry>(&value, "entry")? {
-                if rv.at_ms < older_than_ms {
-                    out.push(key["r/".len()..].to_string());
-                }
-            }
-        }
-        Ok(out)
+        Ok(self
+            .entries_of_kind('r')
+            .await?
+            .into_iter()
+            .filter_map(|(id, e)| match e {
+                Entry::Revoked(rv) if rv.at_ms < older_than_ms => Some(id),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The config's current epoch (none in a database from before epochs).
     pub async fn config_epoch(&self) -> Result<Option<protocol::config::Epoch>, StoreError> {
-        let row = sqlx::query("SELECT value FROM config_entries WHERE key = $1")
-            .bind(Key::Epoch.encode())
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            None => Ok(None),
-            Some(r) => {
-                let v: Vec<u8> = r.try_get("value")?;
-                match decode::<Entry>(&v, "entry")? {
-                    Entry::Epoch(e) => Ok(Some(e)),
-                    _ => Ok(None),
-                }
-            }
-        }
+        Ok(match self.entry(&Key::Epoch).await? {
+            Some(Entry::Epoch(e)) => Some(e),
+            _ => None,
+        })
     }
 
     /// Starts a new epoch because version `seen` exists somewhere (an edge
@@ -477,20 +487,10 @@ impl Store {
     }
 
     async fn cert_entry(&self, name: &str) -> Result<Option<CertEntry>, StoreError> {
-        let row = sqlx::query("SELECT value FROM config_entries WHERE key = $1")
-            .bind(Key::Cert(name.to_string()).encode())
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            None => Ok(None),
-            Some(r) => {
-                let v: Vec<u8> = r.try_get("value")?;
-                match decode::<Entry>(&v, "entry")? {
-                    Entry::Cert(c) => Ok(Some(c)),
-                    _ => Ok(None),
-                }
-            }
-        }
+        Ok(match self.entry(&Key::Cert(name.to_string())).await? {
+            Some(Entry::Cert(c)) => Some(c),
+            _ => None,
+        })
     }
 
     /// Issues a fresh certificate for `name` and publishes it.

@@ -104,7 +104,7 @@ impl Transport {
     /// Returns how many it closed.
     pub fn close_revoked(&self) -> usize {
         let mut closed = 0;
-        self.conns.lock().unwrap().retain(|id, (_, c)| {
+        let mut close_if_revoked = |id: &str, c: &quinn::Connection| {
             let revoked = self.is_revoked(id);
             if revoked {
                 c.close(
@@ -113,19 +113,16 @@ impl Transport {
                 );
                 closed += 1;
             }
-            !revoked
-        });
-        self.accepted.lock().unwrap().retain(|(id, c)| {
-            let revoked = self.is_revoked(id);
-            if revoked {
-                c.close(
-                    REVOKED_CODE.into(),
-                    b"this node was removed from the cluster",
-                );
-                closed += 1;
-            }
-            !revoked && c.close_reason().is_none()
-        });
+            revoked
+        };
+        self.conns
+            .lock()
+            .unwrap()
+            .retain(|id, (_, c)| !close_if_revoked(id, c));
+        self.accepted
+            .lock()
+            .unwrap()
+            .retain(|(id, c)| !close_if_revoked(id, c) && c.close_reason().is_none());
         closed
     }
 
