@@ -17,7 +17,7 @@
 //! address, so a name cannot be re-pointed between check and connect.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The first argument that makes an executable run [`shim_main`].
 pub const SHIM_ARG: &str = "__outpost-build-shim";
+/// The proxy's socket file, in the folder bound into the sandbox.
+pub const SOCKET_NAME: &str = "egress.sock";
 /// Where builds find the proxy, inside their sandbox.
 pub const PROXY_ADDR: &str = "127.0.0.1:3128";
 /// Longest request head a build may send the proxy.
@@ -169,7 +171,6 @@ fn split_host_port(s: &str, default: Option<u16>) -> Option<(String, u16)> {
 /// The proxy for one build: listens on a Unix socket in `dir` until it is
 /// dropped. Refused destinations are reported through `refused`.
 pub struct Egress {
-    socket: PathBuf,
     stop: CancellationToken,
 }
 
@@ -180,14 +181,14 @@ impl Drop for Egress {
 }
 
 impl Egress {
-    /// Starts the proxy on `<dir>/egress.sock` (`dir` must exist and be
+    /// Starts the proxy on `<dir>/`[`SOCKET_NAME`] (`dir` must exist and be
     /// reachable by the build user).
     pub fn start(
         dir: &Path,
         policy: EgressPolicy,
         refused: impl Fn(String) + Send + Sync + 'static,
     ) -> std::io::Result<Egress> {
-        let socket = dir.join("egress.sock");
+        let socket = dir.join(SOCKET_NAME);
         let _ = std::fs::remove_file(&socket);
         let listener = UnixListener::bind(&socket)?;
         // The build runs as another user: it must be able to connect.
@@ -211,11 +212,7 @@ impl Egress {
                 });
             }
         });
-        Ok(Egress { socket, stop })
-    }
-
-    pub fn socket(&self) -> &Path {
-        &self.socket
+        Ok(Egress { stop })
     }
 }
 

@@ -694,7 +694,7 @@ async fn watch_size(
 }
 
 /// Bytes of disk the files under `dir` take (links not followed).
-pub fn disk_usage(dir: &Path) -> u64 {
+fn disk_usage(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let mut total = 0u64;
     let mut stack = vec![dir.to_path_buf()];

@@ -189,7 +189,7 @@ pub fn bwrap_args(spec: &SandboxSpec) -> Vec<OsString> {
     }
     push(&[&"--"]);
     if spec.egress.is_some() {
-        let socket = format!("{EGRESS_DIR}/egress.sock");
+        let socket = format!("{EGRESS_DIR}/{}", crate::egress::SOCKET_NAME);
         push(&[
             &SHIM,
             &crate::egress::SHIM_ARG,

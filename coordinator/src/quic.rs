@@ -55,8 +55,9 @@ impl QuicContext {
             .unwrap()
             .remove(node_id)
             .unwrap_or_default();
+        let (code, reason) = protocol::wire::REMOVED_NODE_CLOSE;
         for c in conns {
-            c.close(2u32.into(), b"this node was removed from the cluster");
+            c.close(code.into(), reason);
         }
     }
 

@@ -38,6 +38,10 @@ pub const COORDINATOR_NAME: &str = "coordinator.outpost.internal";
 /// Node certificates are issued for `<node id>.` + this; peers dial it.
 pub const NODE_NAME_SUFFIX: &str = "node.outpost.internal";
 
+/// The QUIC application close code, and the reason, with which coordinators
+/// and edges end the connections of a node removed from the cluster.
+pub const REMOVED_NODE_CLOSE: (u32, &[u8]) = (2, b"this node was removed from the cluster");
+
 /// The name node `node_id`'s certificate is issued for.
 pub fn node_name(node_id: &str) -> String {
     format!("{node_id}.{NODE_NAME_SUFFIX}")

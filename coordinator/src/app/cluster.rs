@@ -94,10 +94,9 @@ pub async fn remove_node(app: &App, who: &Principal, id: &str) -> AppResult<()> 
     if !protocol::host::is_valid_label(id) {
         return Err(AppError::not_found(format!("node {id:?}")));
     }
-    let node = app.store.node(id).await?;
-    if !app.store.remove_node(id).await? {
+    let Some(node) = app.store.remove_node(id).await? else {
         return Err(AppError::not_found(format!("node {id:?}")));
-    }
+    };
     app.quic.close_node(id);
     app.hub.refresh().await.ok();
     tracing::info!(node = %id, "node removed");
@@ -108,8 +107,8 @@ pub async fn remove_node(app: &App, who: &Principal, id: &str) -> AppResult<()> 
         "node.remove",
         id,
         serde_json::json!({
-            "name": node.as_ref().map(|n| n.name.clone()),
-            "region": node.as_ref().map(|n| n.region.clone()),
+            "name": node.name,
+            "region": node.region,
         }),
     )
     .await;

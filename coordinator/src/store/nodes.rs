@@ -123,20 +123,23 @@ impl Store {
     /// Removes a node from the cluster: its row goes (so no coordinator
     /// accepts its certificate again) and, in the same transaction, its id
     /// enters the revocation list of the edge config (so no edge does).
-    /// `false`: there is no such node.
-    pub async fn remove_node(&self, id: &str) -> Result<bool, StoreError> {
+    /// Returns the node as it was; `None`: there is no such node.
+    pub async fn remove_node(&self, id: &str) -> Result<Option<Node>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let gone = sqlx::query("DELETE FROM nodes WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if gone.rows_affected() != 1 {
-            return Ok(false);
-        }
+        let gone = sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM nodes WHERE id = $1 RETURNING {NODE_COLS}"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = gone else {
+            return Ok(None);
+        };
+        let node = Node::from_row(&row)?;
         self.sync_edges(&mut tx, &[super::EdgeSync::NodeRevoked(id.to_string())])
             .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(node))
     }
 
     /// Records what a node reported. `false`: the node was removed (by

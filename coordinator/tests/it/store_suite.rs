@@ -283,8 +283,11 @@ async fn suite(s: &Store) {
 
     // Removing a node: it goes, and only once.
     s.enroll_node("jh3", &node("n3", "fp3", "fra")).await.ok();
-    assert!(s.remove_node("n1").await.unwrap());
-    assert!(!s.remove_node("n1").await.unwrap());
+    assert_eq!(
+        s.remove_node("n1").await.unwrap().map(|n| n.id).as_deref(),
+        Some("n1")
+    );
+    assert!(s.remove_node("n1").await.unwrap().is_none());
     assert!(s.node("n1").await.unwrap().is_none());
     assert!(!s.record_node_contact("n1", &contact(8)).await.unwrap());
 

@@ -52,18 +52,12 @@ pub async fn serve(
                 }
             };
             // Only a node the cluster still has gets answers or a hearing.
-            let Some(peer_id) = transport.admit(&conn) else {
+            // A later revocation closes the connection (`Mesh::close_revoked`).
+            if transport.admit(&conn).is_none() {
                 tracing::info!(%remote, "refused a mesh connection from a removed or unnamed node");
                 return;
-            };
+            }
             while let Ok((send, recv)) = conn.accept_bi().await {
-                if transport.is_revoked(&peer_id) {
-                    conn.close(
-                        super::transport::REVOKED_CODE.into(),
-                        b"this node was removed from the cluster",
-                    );
-                    return;
-                }
                 let (config, fetcher, index) = (config.clone(), fetcher.clone(), index.clone());
                 tokio::spawn(async move {
                     if let Err(e) = handle(config, index, fetcher, send, recv).await {

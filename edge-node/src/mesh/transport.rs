@@ -87,14 +87,14 @@ impl Transport {
                 Some(id)
             }
             Some(_) => {
-                conn.close(
-                    REVOKED_CODE.into(),
-                    b"this node was removed from the cluster",
-                );
+                close_removed(conn);
                 None
             }
             None => {
-                conn.close(REVOKED_CODE.into(), b"this certificate names no node");
+                conn.close(
+                    protocol::wire::REMOVED_NODE_CLOSE.0.into(),
+                    b"this certificate names no node",
+                );
                 None
             }
         }
@@ -107,10 +107,7 @@ impl Transport {
         let mut close_if_revoked = |id: &str, c: &quinn::Connection| {
             let revoked = self.is_revoked(id);
             if revoked {
-                c.close(
-                    REVOKED_CODE.into(),
-                    b"this node was removed from the cluster",
-                );
+                close_removed(c);
                 closed += 1;
             }
             revoked
@@ -209,9 +206,11 @@ impl Transport {
     }
 }
 
-/// The QUIC application error code a connection is closed with when its
-/// node is removed.
-pub const REVOKED_CODE: u32 = 2;
+/// Ends `conn`: its node was removed from the cluster.
+fn close_removed(conn: &quinn::Connection) {
+    let (code, reason) = protocol::wire::REMOVED_NODE_CLOSE;
+    conn.close(code.into(), reason);
+}
 
 /// The node id the peer's certificate names (its chain to the cluster CA
 /// was verified in the handshake).
