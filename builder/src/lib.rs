@@ -647,15 +647,27 @@ impl Builder {
 }
 
 /// Copies the shim into `dir` (mode 0755, readable by the build user)
-/// unless the same file (size and modification time) is there already.
+/// unless the same file is there already.
+///
+/// The copy is named for its source (path, size, modification time): the
+/// folder is shared by every builder on the host, and builders started from
+/// different executables (a coordinator, a test binary) must never run each
+/// other's copy, which a single shared name allowed.
 fn install_shim(source: &Path, dir: &Path) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-    let dest = dir.join("outpost-build-shim");
     let src_meta = std::fs::metadata(source)?;
-    let same = std::fs::metadata(&dest)
-        .is_ok_and(|d| d.len() == src_meta.len() && d.modified().ok() >= src_meta.modified().ok());
+    let mut id = blake3::Hasher::new();
+    id.update(source.as_os_str().as_encoded_bytes());
+    id.update(&src_meta.len().to_le_bytes());
+    if let Ok(t) = src_meta.modified() {
+        let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        id.update(&since.as_nanos().to_le_bytes());
+    }
+    let id = id.finalize().to_hex();
+    let dest = dir.join(format!("outpost-build-shim-{}", &id[..16]));
+    let same = std::fs::metadata(&dest).is_ok_and(|d| d.len() == src_meta.len());
     if !same {
         // Several builders may install at once (tests): each its own file.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -727,6 +739,24 @@ mod tests {
         for bad in ["/etc", "..", "a/../../b", "a\0b"] {
             assert!(safe_relative("x", bad).is_err(), "{bad}");
         }
+    }
+
+    /// Two executables installed into one shared folder keep their own
+    /// copies (a test binary once replaced a coordinator's shim), and the
+    /// same one installed twice is copied once.
+    #[test]
+    fn shims_from_different_sources_never_share_a_copy() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::write(&a, "shim a").unwrap();
+        std::fs::write(&b, "shim b").unwrap();
+        let dir = d.path().join("shared");
+        let ia = install_shim(&a, &dir).unwrap();
+        let ib = install_shim(&b, &dir).unwrap();
+        assert_ne!(ia, ib);
+        assert_eq!(install_shim(&a, &dir).unwrap(), ia);
+        assert_eq!(std::fs::read(&ia).unwrap(), b"shim a");
+        assert_eq!(std::fs::read(&ib).unwrap(), b"shim b");
     }
 
     #[test]

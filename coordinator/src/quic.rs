@@ -302,6 +302,18 @@ async fn handle_stream(
             };
             reply(&mut send, &msg).await
         }
+        // Only over a link authenticated as a node the database still has
+        // (a removed node is `None` above): the keys never rest on disk.
+        (EdgeRequest::ClusterKeys, Some(n)) => {
+            let msg = match ctx.store.cluster_keys().await {
+                Ok(keys) => CoordinatorMessage::ClusterKeys(keys),
+                Err(e) => {
+                    tracing::error!(node = %n.id, error = %e, "reading the cluster keys");
+                    wire_error(ErrorCode::Internal, "reading the cluster keys failed")
+                }
+            };
+            reply(&mut send, &msg).await
+        }
         (EdgeRequest::Logs(records), Some(n)) => {
             let msg = match store_logs(&ctx, &n, records).await {
                 Ok(()) => CoordinatorMessage::Ack,

@@ -107,15 +107,18 @@ impl ConfigState {
                 version = head.version,
                 "the stored edge config does not match its signed state; starting over from a snapshot"
             );
-            let old = head.generation;
-            head = Head {
-                generation: old + 1,
-                ..Head::default()
-            };
-            index.switch_to(&head)?;
-            index.drop_generation(old)?;
+            head = Self::start_over(&index, &head)?;
         }
-        let desired = Self::load(&index, &head)?;
+        let desired = match Self::load(&index, &head) {
+            Ok(d) => d,
+            // Entries an older build wrote in another format.
+            Err(AcceptError::Config(e)) => {
+                tracing::warn!(error = %e, "the stored edge config does not decode; starting over from a snapshot");
+                head = Self::start_over(&index, &head)?;
+                Self::load(&index, &head)?
+            }
+            Err(e) => return Err(e),
+        };
         Ok(ConfigState {
             index,
             verifier,
@@ -124,6 +127,18 @@ impl ConfigState {
             touched: broadcast::channel(64).0,
             accept_lock: Mutex::new(()),
         })
+    }
+
+    /// An empty keyspace of a new generation in place of `head`'s: the next
+    /// link asks for a snapshot, and the active map serves meanwhile.
+    fn start_over(index: &Index, head: &Head) -> Result<Head, AcceptError> {
+        let fresh = Head {
+            generation: head.generation + 1,
+            ..Head::default()
+        };
+        index.switch_to(&fresh)?;
+        index.drop_generation(head.generation)?;
+        Ok(fresh)
     }
 
     /// The in-memory view, from the stored keyspace: one scan of the
@@ -562,8 +577,21 @@ mod tests {
         })
     }
 
+    /// The index at `dir`, once the last one opened there let go of it
+    /// (sled's flusher thread holds the file lock a moment after a drop).
+    fn open_index(dir: &std::path::Path) -> Index {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Index::open(dir) {
+                Ok(i) => return i,
+                Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+    }
+
     fn open(dir: &std::path::Path, c: &Coordinator) -> Arc<ConfigState> {
-        let index = Arc::new(Index::open(dir).unwrap());
+        let index = Arc::new(open_index(dir));
         Arc::new(ConfigState::new(index, c.verifier()).unwrap())
     }
 
@@ -687,7 +715,7 @@ mod tests {
         }
         {
             // Half of a batch: one entry written without its head.
-            let index = Index::open(dir.path()).unwrap();
+            let index = open_index(dir.path());
             let head = index.head().unwrap();
             let stray = host_entry("torn");
             index
@@ -722,6 +750,32 @@ mod tests {
         // And it goes on from there with ordinary batches.
         let next = c.change(&[("a.localhost", Some("d5"))]);
         assert_eq!(s.accept(vec![next], Source::Coordinator).unwrap(), 1);
+    }
+
+    /// Entries written by an older build (another format) that still sum
+    /// to the head's state: the node starts, empty, and takes a snapshot.
+    #[test]
+    fn entries_in_an_older_format_are_discarded_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = {
+            let (c, _s) = serving_d1(dir.path());
+            c
+        };
+        {
+            let index = open_index(dir.path());
+            let mut head = index.head().unwrap();
+            let (key, old) = ("p/shop".to_string(), vec![0xff, 0x07, 0x01]);
+            index
+                .stage(head.generation, &[(key.clone(), old.clone())])
+                .unwrap();
+            let mut state = head.state();
+            state.add(&key, &old);
+            head.state = state.to_bytes();
+            index.switch_to(&head).unwrap();
+        }
+        let s = open(dir.path(), &c);
+        assert_eq!(s.version(), 0, "an undecodable store is not used");
+        assert_eq!(served(&s, "a.localhost"), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod fetch;
 pub mod functions;
 pub mod http;
 pub mod identity;
+pub mod keys;
 pub mod link;
 pub mod logship;
 pub mod mesh;

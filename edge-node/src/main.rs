@@ -212,6 +212,19 @@ fn print_status(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
         "functions {} loaded ({} compiled here, {} from the disk cache), {} invocations",
         f.loaded, f.compiled, f.loaded_from_cache, f.invocations
     );
+    let k = &s.cluster_keys;
+    println!(
+        "keys      cluster key generations held {:?}{}",
+        k.held,
+        if k.missing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", waiting for {:?} (functions with variables answer 503 until then)",
+                k.missing
+            )
+        }
+    );
     if age_ms > 5_000 {
         println!(
             "WARNING   this status is {}s old: the node is probably not running",

@@ -219,6 +219,8 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     let functions = Arc::new(
         FunctionRuntime::new(runtime_config, fn_log_tx).context("starting the function runtime")?,
     );
+    // In memory only (see `keys`): after a start, sealed values wait for it.
+    let keys = Arc::new(crate::keys::ClusterKeys::default());
     let loader = Arc::new(OnDemand::new(
         config_state.clone(),
         index.clone(),
@@ -226,6 +228,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         fetcher.clone(),
         state.clone(),
         Some(functions.clone()),
+        keys.clone(),
     ));
     state.set_resolver(loader.clone());
     let syncer = Arc::new(Syncer {
@@ -239,6 +242,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         functions: Some(functions.clone()),
         loader,
         certs: Default::default(),
+        keys: keys.clone(),
     });
     // Serve the last known state before talking to anyone.
     syncer.restore()?;
@@ -294,6 +298,14 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         config_state.clone(),
         index.clone(),
         fetcher.clone(),
+        keys.clone(),
+        shutdown_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::keys::run(
+        keys.clone(),
+        config_state.clone(),
+        conn_rx.clone(),
+        mesh.clone(),
         shutdown_rx.clone(),
     )));
     let cache = Arc::new(crate::disk_cache::DiskCache::new(
@@ -313,6 +325,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         conn: conn_rx,
         functions,
         cache,
+        keys: keys.clone(),
     };
     // Written before the node says it is serving, so `edge-node status`
     // never sees a running node without a status.

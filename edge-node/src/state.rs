@@ -38,9 +38,10 @@ pub struct Site {
     /// The manifest's function routes, parsed once.
     pub functions: Arc<RouteTable>,
     /// The variables this host's functions see (its project's, for the
-    /// host's environment kind; one map shared by the project's hosts) and
-    /// the hosts they may call.
-    pub env: Arc<BTreeMap<String, String>>,
+    /// host's environment kind; one map shared by the project's hosts;
+    /// `None` while they are sealed to a key this node does not hold yet)
+    /// and the hosts they may call.
+    pub env: Option<Arc<BTreeMap<String, String>>>,
     pub outbound: Arc<Vec<String>>,
 }
 

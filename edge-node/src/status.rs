@@ -40,6 +40,7 @@ pub struct StatusWriter {
     pub conn: watch::Receiver<Option<quinn::Connection>>,
     pub functions: Arc<FunctionRuntime>,
     pub cache: Arc<crate::disk_cache::DiskCache>,
+    pub keys: Arc<crate::keys::ClusterKeys>,
 }
 
 impl StatusWriter {
@@ -85,6 +86,15 @@ impl StatusWriter {
                     compiled: f.compiled,
                     loaded_from_cache: f.loaded_from_cache,
                     invocations: f.instantiations,
+                }
+            },
+            cluster_keys: {
+                let ring = self.keys.current();
+                protocol::status::KeysStatus {
+                    held: ring.materials().iter().map(|m| m.generation).collect(),
+                    missing: crate::keys::missing(&self.config.current(), &ring)
+                        .into_keys()
+                        .collect(),
                 }
             },
             updated_at_ms: now_ms(),

@@ -17,12 +17,16 @@ use std::time::Duration;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use protocol::functions::RouteTable;
-use protocol::{BlobHash, BundleId, CertEntry, HostTarget, Key, Manifest, ProjectRuntime};
+use protocol::sealed::{Keyring, SealError};
+use protocol::{
+    BlobHash, BundleId, CertEntry, EnvKind, HostTarget, Key, Manifest, ProjectRuntime, RuntimeEnv,
+};
 use rustls::sign::CertifiedKey;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::config_state::{ConfigState, Desired, Touched};
 use crate::fetch::Fetcher;
+use crate::keys::ClusterKeys;
 use crate::state::{Resolved, Routing, ServingState, Site, SiteResolver};
 use crate::store::{BlobStore, Index};
 
@@ -55,13 +59,17 @@ pub struct Syncer {
     /// for hosts served on demand).
     pub loader: Arc<OnDemand>,
     /// Parsed certificates of the last routing, reused while the config's
-    /// certificates are the same map.
+    /// certificates and the keyring are the same.
     pub certs: Mutex<Option<ParsedCerts>>,
+    /// What opens the config's sealed values (in memory only).
+    pub keys: Arc<ClusterKeys>,
 }
 
-/// The config's certificates and the rustls keys parsed from them.
+/// The config's certificates, the keyring that opened them, and the rustls
+/// keys parsed from them.
 pub type ParsedCerts = (
     Arc<BTreeMap<String, CertEntry>>,
+    Arc<Keyring>,
     BTreeMap<String, Arc<CertifiedKey>>,
 );
 
@@ -85,26 +93,61 @@ pub fn next_active(
         .collect()
 }
 
+/// A host's variables, shared by the project's hosts of one kind.
+type Env = Arc<BTreeMap<String, String>>;
+
 /// Sites built in one pass share their project's variables and outbound
 /// list, and their bundle's parsed manifest.
-#[derive(Default)]
 struct SiteParts {
     bundles: HashMap<BundleId, (Arc<Manifest>, Arc<RouteTable>)>,
-    env: HashMap<(String, protocol::EnvKind), Arc<BTreeMap<String, String>>>,
+    env: HashMap<(String, EnvKind), Option<Env>>,
     outbound: HashMap<String, Arc<Vec<String>>>,
+    keys: Arc<Keyring>,
+}
+
+/// The variables of `project`'s hosts of `kind`; `None` while they are
+/// sealed to a key this node does not hold yet ([`crate::keys`] fetches
+/// it, and the sites are built again when it arrives).
+fn open_env(
+    runtime: Option<&Arc<ProjectRuntime>>,
+    keys: &Keyring,
+    project: &str,
+    kind: EnvKind,
+) -> Option<Env> {
+    let Some(rt) = runtime else {
+        return Some(Arc::default());
+    };
+    match RuntimeEnv::open(rt, keys, project) {
+        Ok(env) => Some(Arc::new(env.get(kind).clone())),
+        Err(SealError::UnknownKey(_)) => None,
+        Err(e) => {
+            tracing::warn!(%project, error = %e, "the project's variables do not open");
+            None
+        }
+    }
 }
 
 impl SiteParts {
+    fn new(keys: Arc<Keyring>) -> SiteParts {
+        SiteParts {
+            bundles: HashMap::new(),
+            env: HashMap::new(),
+            outbound: HashMap::new(),
+            keys,
+        }
+    }
+
     fn site(
         &mut self,
         t: &HostTarget,
         manifest: (Arc<Manifest>, Arc<RouteTable>),
         runtime: Option<&Arc<ProjectRuntime>>,
     ) -> Arc<Site> {
+        let keys = &self.keys;
         let env = self
             .env
             .entry((t.project.clone(), t.env))
-            .or_insert_with(|| Arc::new(runtime.map(|r| r.env(t.env).clone()).unwrap_or_default()))
+            .or_insert_with(|| open_env(runtime, keys, &t.project, t.env))
             .clone();
         let outbound = self
             .outbound
@@ -154,6 +197,7 @@ impl Syncer {
         let mut loads: tokio::task::JoinSet<(BundleId, anyhow::Result<()>)> =
             tokio::task::JoinSet::new();
         let mut loading: BTreeMap<BundleId, (String, tokio::task::AbortHandle)> = BTreeMap::new();
+        let mut keys = self.keys.subscribe();
         // Bundles whose last load failed: left alone until the retry.
         let mut failed: BTreeSet<BundleId> = BTreeSet::new();
         loop {
@@ -212,6 +256,8 @@ impl Syncer {
                 }
                 _ = desired.changed() => {}
                 t = touched.recv() => self.forget(t),
+                // A key arrived: sites and certificates sealed to it open now.
+                _ = keys.changed() => self.state.forget_all(),
                 Some(hash) = corrupt.recv() => self.forget_blob(hash),
                 _ = tokio::time::sleep(Duration::from_secs(1)), if retry => failed.clear(),
                 _ = self.conn_changed(), if retry => failed.clear(),
@@ -337,7 +383,8 @@ impl Syncer {
         active: &BTreeMap<String, HostTarget>,
     ) -> anyhow::Result<()> {
         let current = self.state.current();
-        let mut parts = SiteParts::default();
+        let keys = self.keys.current();
+        let mut parts = SiteParts::new(keys.clone());
         for s in current.hosts.values() {
             parts
                 .bundles
@@ -362,32 +409,43 @@ impl Syncer {
         self.state.replace(Routing {
             config_version: desired.version,
             hosts,
-            certs: self.certified_keys(&desired.certs),
+            certs: self.certified_keys(&desired.certs, &keys),
         });
         Ok(())
     }
 
     /// The certificates as rustls keys, parsed again only when they changed.
+    /// A certificate sealed to a key this node does not hold yet is left
+    /// out until the key arrives.
     fn certified_keys(
         &self,
         certs: &Arc<BTreeMap<String, CertEntry>>,
+        ring: &Arc<Keyring>,
     ) -> BTreeMap<String, Arc<CertifiedKey>> {
         let mut cache = self.certs.lock().unwrap();
-        if let Some((src, keys)) = cache.as_ref() {
-            if Arc::ptr_eq(src, certs) {
+        if let Some((src, by, keys)) = cache.as_ref() {
+            if Arc::ptr_eq(src, certs) && Arc::ptr_eq(by, ring) {
                 return keys.clone();
             }
         }
         let mut keys = BTreeMap::new();
         for (name, c) in certs.iter() {
-            match certified_key(&c.chain_pem, &c.key_pem) {
+            let key_pem = match c.open_key(ring, name) {
+                Ok(k) => k,
+                Err(SealError::UnknownKey(_)) => continue,
+                Err(e) => {
+                    tracing::warn!(%name, error = %e, "a certificate's key does not open");
+                    continue;
+                }
+            };
+            match certified_key(&c.chain_pem, &key_pem) {
                 Ok(k) => {
                     keys.insert(name.clone(), k);
                 }
                 Err(e) => tracing::warn!(%name, error = %e, "unusable certificate in config"),
             }
         }
-        *cache = Some((certs.clone(), keys.clone()));
+        *cache = Some((certs.clone(), ring.clone(), keys.clone()));
         keys
     }
 }
@@ -457,6 +515,7 @@ pub struct OnDemand {
     pub fetcher: Arc<Fetcher>,
     pub state: Arc<ServingState>,
     pub functions: Option<Arc<crate::functions::FunctionRuntime>>,
+    pub keys: Arc<ClusterKeys>,
     inflight: Mutex<HashMap<BundleId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -468,6 +527,7 @@ impl OnDemand {
         fetcher: Arc<Fetcher>,
         state: Arc<ServingState>,
         functions: Option<Arc<crate::functions::FunctionRuntime>>,
+        keys: Arc<ClusterKeys>,
     ) -> Self {
         OnDemand {
             config,
@@ -476,6 +536,7 @@ impl OnDemand {
             fetcher,
             state,
             functions,
+            keys,
             inflight: Mutex::default(),
         }
     }
@@ -507,8 +568,11 @@ impl OnDemand {
         // Recency for the disk cache (a cached site is counted at each pass).
         self.index.touch(&[(t.bundle, crate::status::now_ms())])?;
         let desired = self.config.current();
-        let site =
-            SiteParts::default().site(&t, parsed(manifest), desired.projects.get(&t.project));
+        let site = SiteParts::new(self.keys.current()).site(
+            &t,
+            parsed(manifest),
+            desired.projects.get(&t.project),
+        );
         self.state.cache(host, site.clone());
         Ok(Some(site))
     }

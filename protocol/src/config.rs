@@ -17,6 +17,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::hash::BundleId;
+use crate::sealed::{Keyring, SealError, SealKey, Sealed};
 
 /// Most changes in one batch: bigger changes (a project with many
 /// deployments deleted) are written as several batches.
@@ -59,52 +60,100 @@ pub struct HostTarget {
     pub kind: HostKind,
 }
 
-/// Per-project function settings. Values may be secrets: `Debug` hides them.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Per-project function settings. The variables are sealed to the cluster
+/// key (see [`crate::sealed`]): an edge opens them in memory when it
+/// serves the project's functions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectRuntime {
-    pub production_env: BTreeMap<String, String>,
-    pub preview_env: BTreeMap<String, String>,
+    /// A [`RuntimeEnv`] sealed under the context `p/<project>`; `None` when
+    /// the project has no variables (its functions then need no key).
+    pub env: Option<Sealed>,
     /// Hosts functions may call (`api.example.com`); empty = no outbound.
     pub outbound: Vec<String>,
 }
 
-impl ProjectRuntime {
-    pub fn env(&self, kind: EnvKind) -> &BTreeMap<String, String> {
+/// A project's variables, as sealed into its [`ProjectRuntime`]. Values
+/// may be secrets: `Debug` hides them.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeEnv {
+    pub production: BTreeMap<String, String>,
+    pub preview: BTreeMap<String, String>,
+}
+
+impl RuntimeEnv {
+    pub fn get(&self, kind: EnvKind) -> &BTreeMap<String, String> {
         match kind {
-            EnvKind::Production => &self.production_env,
-            EnvKind::Preview => &self.preview_env,
+            EnvKind::Production => &self.production,
+            EnvKind::Preview => &self.preview,
         }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.production.is_empty() && self.preview.is_empty()
+    }
+
+    /// Sealed for `project`'s runtime entry (`None` if there is nothing).
+    pub fn seal(&self, key: &SealKey, project: &str) -> Option<Sealed> {
+        (!self.is_empty())
+            .then(|| key.seal(&Key::Project(project.to_string()).encode(), &self.encode()))
+    }
+
+    /// The variables of `project`'s runtime entry.
+    pub fn open(
+        rt: &ProjectRuntime,
+        keys: &Keyring,
+        project: &str,
+    ) -> Result<RuntimeEnv, SealError> {
+        let Some(sealed) = &rt.env else {
+            return Ok(RuntimeEnv::default());
+        };
+        let bytes = keys.open(&Key::Project(project.to_string()).encode(), sealed)?;
+        crate::wire::decode_body(&bytes).map_err(|_| SealError::Corrupt)
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard()).expect("in-memory encode")
     }
 }
 
-impl fmt::Debug for ProjectRuntime {
+impl fmt::Debug for RuntimeEnv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProjectRuntime")
-            .field(
-                "production_env",
-                &self.production_env.keys().collect::<Vec<_>>(),
-            )
-            .field("preview_env", &self.preview_env.keys().collect::<Vec<_>>())
-            .field("outbound", &self.outbound)
+        f.debug_struct("RuntimeEnv")
+            .field("production", &self.production.keys().collect::<Vec<_>>())
+            .field("preview", &self.preview.keys().collect::<Vec<_>>())
             .finish()
     }
 }
 
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A host certificate: the chain in the clear, the private key (PEM)
+/// sealed under the context `c/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertEntry {
     pub chain_pem: String,
-    pub key_pem: String,
+    pub key: Sealed,
     /// Unix seconds.
     pub not_after: i64,
 }
 
-// Private keys never reach logs.
-impl fmt::Debug for CertEntry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CertEntry")
-            .field("not_after", &self.not_after)
-            .field("key_pem", &"<redacted>")
-            .finish()
+impl CertEntry {
+    pub fn seal(
+        name: &str,
+        chain_pem: String,
+        key_pem: &str,
+        not_after: i64,
+        key: &SealKey,
+    ) -> CertEntry {
+        CertEntry {
+            chain_pem,
+            key: key.seal(&Key::Cert(name.to_string()).encode(), key_pem.as_bytes()),
+            not_after,
+        }
+    }
+
+    /// The private key (PEM) of certificate `name`.
+    pub fn open_key(&self, keys: &Keyring, name: &str) -> Result<String, SealError> {
+        let bytes = keys.open(&Key::Cert(name.to_string()).encode(), &self.key)?;
+        String::from_utf8(bytes).map_err(|_| SealError::Corrupt)
     }
 }
 
@@ -466,17 +515,60 @@ mod tests {
 
     #[test]
     fn debug_redacts_keys_and_values() {
-        let rt = ProjectRuntime {
-            production_env: [("KEY".to_string(), "secret".to_string())].into(),
+        let env = RuntimeEnv {
+            production: [("KEY".to_string(), "secret".to_string())].into(),
             ..Default::default()
         };
-        let cert = CertEntry {
-            chain_pem: "chain".into(),
-            key_pem: "secret".into(),
-            not_after: 1,
+        let key = SealKey::generate(1);
+        let rt = ProjectRuntime {
+            env: env.seal(&key, "shop"),
+            outbound: vec![],
         };
-        let dbg = format!("{rt:?} {cert:?}");
+        let cert = CertEntry::seal("shop.example.com", "chain".into(), "secret", 1, &key);
+        let dbg = format!("{env:?} {rt:?} {cert:?}");
         assert!(!dbg.contains("secret"), "{dbg}");
         assert!(dbg.contains("KEY"));
+    }
+
+    /// What edges open is what the coordinator sealed, only under the
+    /// entry it was sealed for, and a project without variables needs no key.
+    #[test]
+    fn runtime_and_certificate_secrets_open_only_where_they_belong() {
+        let key = SealKey::generate(2);
+        let mut ring = Keyring::default();
+        let env = RuntimeEnv {
+            production: [("TOKEN".to_string(), "p-secret".to_string())].into(),
+            preview: [("TOKEN".to_string(), "v-secret".to_string())].into(),
+        };
+        let rt = ProjectRuntime {
+            env: env.seal(&key, "shop"),
+            outbound: vec![],
+        };
+        assert_eq!(
+            RuntimeEnv::open(&rt, &ring, "shop"),
+            Err(SealError::UnknownKey(2))
+        );
+        ring.insert(SealKey::new(key.material().clone()));
+        let opened = RuntimeEnv::open(&rt, &ring, "shop").unwrap();
+        assert_eq!(opened.get(EnvKind::Preview)["TOKEN"], "v-secret");
+        assert_eq!(opened, env);
+        assert_eq!(
+            RuntimeEnv::open(&rt, &ring, "blog"),
+            Err(SealError::Corrupt)
+        );
+        let bare = ProjectRuntime::default();
+        assert!(RuntimeEnv::open(&bare, &Keyring::default(), "x")
+            .unwrap()
+            .is_empty());
+        assert_eq!(RuntimeEnv::default().seal(&key, "shop"), None);
+
+        let cert = CertEntry::seal("a.example.com", "chain".into(), "PEM", 9, &key);
+        assert_eq!(cert.open_key(&ring, "a.example.com").unwrap(), "PEM");
+        assert_eq!(
+            cert.open_key(&ring, "b.example.com"),
+            Err(SealError::Corrupt)
+        );
+        let bytes = Entry::Cert(cert.clone()).encode();
+        assert!(!bytes.windows(3).any(|w| w == b"PEM"));
     }
 }

@@ -16,6 +16,7 @@ pub mod node_cert;
 pub mod path;
 pub mod resolve;
 pub mod routing;
+pub mod sealed;
 pub mod signing;
 pub mod state_hash;
 pub mod status;
@@ -27,7 +28,7 @@ pub mod frame_io;
 
 pub use config::{
     CertEntry, Change, ChangeBatch, Entry, EnvKind, Epoch, HostKind, HostTarget, Key,
-    ProjectRuntime, Revocation,
+    ProjectRuntime, Revocation, RuntimeEnv,
 };
 pub use functions::FunctionEntry;
 pub use hash::{BlobHash, BundleId};

@@ -113,6 +113,9 @@ pub enum PeerRequest {
     /// may fetch it from the coordinator first (it is the region's
     /// designated fetcher for this blob).
     GetBlob { hash: BlobHash, size: u64 },
+    /// The cluster key's generations this peer holds (in memory): how a
+    /// node that restarted while its coordinator is away opens its config.
+    ClusterKeys,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +137,8 @@ pub enum PeerMessage {
     Blob {
         size: u64,
     },
+    /// The cluster key's generations this peer holds.
+    ClusterKeys(Vec<crate::sealed::KeyMaterial>),
     Error(WireError),
 }
 

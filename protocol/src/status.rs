@@ -40,7 +40,18 @@ pub struct NodeStatus {
     /// Absent in files written before functions were reported.
     #[serde(default)]
     pub functions: FunctionsStatus,
+    /// The cluster key this node holds in memory (see `protocol::sealed`).
+    #[serde(default)]
+    pub cluster_keys: KeysStatus,
     pub updated_at_ms: i64,
+}
+
+/// Generations of the cluster key: those held, and those the node's config
+/// uses that it has not received yet (what it cannot open meanwhile).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct KeysStatus {
+    pub held: Vec<u32>,
+    pub missing: Vec<u32>,
 }
 
 /// The node's disk cache of bundles and blobs: its size after the last

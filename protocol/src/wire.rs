@@ -15,7 +15,8 @@ use crate::signing::{BatchSignature, SignedBatch};
 /// 2: signed configs, mesh addresses, seed peers and mesh views.
 /// 3: manifests (inside edge configs) may be format 2, with routing rules.
 /// 4: the config is a log of signed batches; manifests are fetched by id.
-pub const PROTOCOL_VERSION: u16 = 4;
+/// 5: variables and certificate keys are sealed to the cluster key.
+pub const PROTOCOL_VERSION: u16 = 5;
 /// Largest frame either side accepts (a manifest of many files is the
 /// largest; batches and snapshot pages are bounded far below it).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
@@ -74,6 +75,9 @@ pub enum EdgeRequest {
     /// A new certificate for the node's new key (a PEM CSR), asked for over
     /// a connection made with the current one; answered with `Renewed`.
     Renew { csr_pem: String },
+    /// The cluster key's generations (see [`crate::sealed`]); answered
+    /// with `ClusterKeys`.
+    ClusterKeys,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +156,9 @@ pub enum CoordinatorMessage {
     Renewed {
         cert_pem: String,
     },
+    /// Every generation of the cluster key entries may use, newest last
+    /// (at most [`crate::sealed::MAX_KEYS_PER_MESSAGE`]).
+    ClusterKeys(Vec<crate::sealed::KeyMaterial>),
 }
 
 /// What an edge tells the coordinator on its config stream.

@@ -20,8 +20,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use protocol::config::{Change, ChangeBatch, MAX_CHANGES_PER_BATCH};
+use protocol::sealed::Keyring;
 use protocol::signing::{BatchSignature, ConfigSigner, SignedBatch};
-use protocol::{CertEntry, Entry, EnvKind, HostKind, HostTarget, Key, ProjectRuntime, StateHash};
+use protocol::{
+    CertEntry, Entry, EnvKind, HostKind, HostTarget, Key, ProjectRuntime, RuntimeEnv, StateHash,
+};
 use sqlx::Row;
 
 use super::{now_ms, DeploymentStatus, Store, StoreError, Target};
@@ -37,8 +40,9 @@ pub const CERT_RENEW_BEFORE_SECS: i64 = 30 * 24 * 3600;
 type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
 
 /// What the store needs to turn rows into signed entries: the naming of
-/// hosts, the key that opens secrets (edges need the values), the CA that
-/// issues host certificates, and the key that signs batches.
+/// hosts, the instance key (it opens secrets, and the cluster keys they
+/// are sealed to again for the edges), the CA that issues host
+/// certificates, and the key that signs batches.
 pub struct EdgeLog {
     pub config: Arc<Config>,
     pub secrets: Arc<SecretBox>,
@@ -62,7 +66,7 @@ pub enum EdgeSync {
     /// Every entry of a project that no longer exists.
     ProjectGone(String),
     /// A certificate entry, set or (None) removed.
-    Cert(String, Option<CertEntry>),
+    Cert(String, Option<HostCert>),
     /// A node removed from the cluster: its id enters the revocation list.
     NodeRevoked(String),
     /// A revocation no longer needed (every certificate the node may hold
@@ -70,6 +74,26 @@ pub enum EdgeSync {
     RevocationExpired(String),
     /// A new history of the config (see [`protocol::config::Epoch`]).
     Epoch(protocol::config::Epoch),
+    /// A new generation of the cluster key, and every sealed entry sealed
+    /// again with it (after a node's removal).
+    Reseal,
+}
+
+/// A host certificate as issued, before its key is sealed into an entry.
+#[derive(Clone)]
+pub struct HostCert {
+    pub chain_pem: String,
+    pub key_pem: String,
+    /// Unix seconds.
+    pub not_after: i64,
+}
+
+impl std::fmt::Debug for HostCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostCert")
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One entry to write: the key, whose rows it comes from, the value.
@@ -122,9 +146,10 @@ impl Store {
         let Some(log) = self.edge.clone() else {
             return Ok(version);
         };
+        let mut ring = super::cluster_keys::keyring(tx, &log.secrets).await?;
         let mut writes = Vec::new();
         for s in syncs {
-            writes.extend(derive(tx, &log, s).await?);
+            writes.extend(derive(tx, &log, &mut ring, s).await?);
         }
         let mut state = head_state(tx).await?;
         let mut changes = Vec::new();
@@ -441,6 +466,9 @@ impl Store {
             .await?
             .try_get("state")?;
         let base = log.config.base_domain.clone();
+        if state.is_some() && !self.has_cluster_key().await? {
+            self.seal_legacy_entries(&log).await?;
+        }
         let mut syncs = Vec::new();
         if self.config_epoch().await?.is_none() {
             syncs.push(EdgeSync::Epoch(protocol::config::Epoch {
@@ -486,6 +514,43 @@ impl Store {
         Ok(())
     }
 
+    /// A config log written before entries were sealed: its runtime and
+    /// certificate entries hold secrets in the clear (and no longer
+    /// decode). They are derived again (sealed), certificates reissued, and
+    /// the old batches dropped, so that every edge takes a snapshot.
+    async fn seal_legacy_entries(&self, log: &EdgeLog) -> Result<(), StoreError> {
+        tracing::info!("sealing the edge config's secrets to a cluster key (first start with it)");
+        let mut syncs = Vec::new();
+        for r in sqlx::query("SELECT id FROM projects")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            syncs.push(EdgeSync::Runtime(r.try_get("id")?));
+        }
+        for r in sqlx::query("SELECT key FROM config_entries WHERE key >= 'c/' AND key < 'c0'")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let key: String = r.try_get("key")?;
+            let name = &key[2..];
+            syncs.push(EdgeSync::Cert(
+                name.to_string(),
+                Some(issue(&log.ca, name)?),
+            ));
+        }
+        // Projects without variables had no entry; any left over is stale.
+        sqlx::query("DELETE FROM config_entries WHERE key >= 'p/' AND key < 'p0'")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())?;
+        let version = self.sync_edges_now(&syncs).await?;
+        sqlx::query("DELETE FROM config_log WHERE version < $1")
+            .bind(version)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn cert_entry(&self, name: &str) -> Result<Option<CertEntry>, StoreError> {
         Ok(match self.entry(&Key::Cert(name.to_string())).await? {
             Some(Entry::Cert(c)) => Some(c),
@@ -508,7 +573,7 @@ fn fresh(c: &CertEntry) -> bool {
     c.not_after - now_ms() / 1000 > CERT_RENEW_BEFORE_SECS
 }
 
-fn issue(ca: &ClusterCa, name: &str) -> Result<CertEntry, StoreError> {
+fn issue(ca: &ClusterCa, name: &str) -> Result<HostCert, StoreError> {
     let issued = ca
         .issue_server(vec![name.to_string()], CERT_DAYS)
         .map_err(|e| {
@@ -516,10 +581,52 @@ fn issue(ca: &ClusterCa, name: &str) -> Result<CertEntry, StoreError> {
                 "issuing a certificate for {name}: {e}"
             )))
         })?;
-    Ok(CertEntry {
+    Ok(HostCert {
         chain_pem: issued.cert_pem,
         key_pem: issued.key_pem,
         not_after: issued.not_after.unix_timestamp(),
+    })
+}
+
+/// `cert` as the entry of certificate `name`, its key sealed.
+fn sealed_cert(name: &str, cert: HostCert, ring: &Keyring) -> CertEntry {
+    let key = super::cluster_keys::newest(ring);
+    CertEntry::seal(name, cert.chain_pem, &cert.key_pem, cert.not_after, &key)
+}
+
+/// An entry sealed with an older generation, sealed again with the newest
+/// (`None`: nothing in it is sealed, or it already uses the newest).
+fn resealed(key: &Key, entry: Entry, ring: &Keyring) -> Result<Option<Entry>, StoreError> {
+    let newest = super::cluster_keys::newest(ring);
+    let bad = |e: protocol::sealed::SealError| {
+        StoreError::Db(sqlx::Error::Decode(
+            format!("the sealed entry {}: {e}", key.encode()).into(),
+        ))
+    };
+    Ok(match (key, entry) {
+        (Key::Project(p), Entry::Project(mut rt)) => {
+            if rt.env.as_ref().is_none_or(|s| s.key == newest.generation()) {
+                return Ok(None);
+            }
+            rt.env = RuntimeEnv::open(&rt, ring, p)
+                .map_err(bad)?
+                .seal(&newest, p);
+            Some(Entry::Project(rt))
+        }
+        (Key::Cert(name), Entry::Cert(c)) => {
+            if c.key.key == newest.generation() {
+                return Ok(None);
+            }
+            let pem = c.open_key(ring, name).map_err(bad)?;
+            Some(Entry::Cert(CertEntry::seal(
+                name,
+                c.chain_pem,
+                &pem,
+                c.not_after,
+                &newest,
+            )))
+        }
+        _ => None,
     })
 }
 
@@ -602,6 +709,7 @@ fn removal(key: Key, project_id: &str) -> Write {
 async fn cert_for(
     tx: &mut Tx<'_>,
     log: &EdgeLog,
+    ring: &Keyring,
     host: &str,
     project_id: &str,
 ) -> Result<Option<Write>, StoreError> {
@@ -618,12 +726,17 @@ async fn cert_for(
         key,
         project_id: Some(project_id.to_string()),
         deployment_id: None,
-        value: Some(Entry::Cert(issue(&log.ca, host)?)),
+        value: Some(Entry::Cert(sealed_cert(host, issue(&log.ca, host)?, ring))),
     }))
 }
 
 /// The entries one sync implies, read inside the transaction.
-async fn derive(tx: &mut Tx<'_>, log: &EdgeLog, s: &EdgeSync) -> Result<Vec<Write>, StoreError> {
+async fn derive(
+    tx: &mut Tx<'_>,
+    log: &EdgeLog,
+    ring: &mut Keyring,
+    s: &EdgeSync,
+) -> Result<Vec<Write>, StoreError> {
     let cfg = &log.config;
     let mut out = Vec::new();
     match s {
@@ -675,7 +788,7 @@ async fn derive(tx: &mut Tx<'_>, log: &EdgeLog, s: &EdgeSync) -> Result<Vec<Writ
                     (Some(did), Some(st)) if st == DeploymentStatus::Ready.as_str() => {
                         let bundle: String = r.try_get("bundle")?;
                         let target: String = r.try_get("target")?;
-                        out.extend(cert_for(tx, log, &host, pid).await?);
+                        out.extend(cert_for(tx, log, ring, &host, pid).await?);
                         out.push(host_write(
                             host,
                             (pid, &pname),
@@ -708,7 +821,7 @@ async fn derive(tx: &mut Tx<'_>, log: &EdgeLog, s: &EdgeSync) -> Result<Vec<Writ
                     (Some(did), Some(st)) if st == DeploymentStatus::Ready.as_str() => {
                         let bundle: String = r.try_get("bundle")?;
                         let target: String = r.try_get("target")?;
-                        out.extend(cert_for(tx, log, &host, pid).await?);
+                        out.extend(cert_for(tx, log, ring, &host, pid).await?);
                         out.push(host_write(
                             host,
                             (pid, &pname),
@@ -736,7 +849,7 @@ async fn derive(tx: &mut Tx<'_>, log: &EdgeLog, s: &EdgeSync) -> Result<Vec<Writ
                     outbound: outbound
                         .and_then(|t| serde_json::from_str(&t).ok())
                         .unwrap_or_default(),
-                    ..Default::default()
+                    env: None,
                 };
                 let vars = sqlx::query(
                     "SELECT env_kind, name, value_plain, value_enc FROM env_vars WHERE project_id = $1",
@@ -763,8 +876,11 @@ async fn derive(tx: &mut Tx<'_>, log: &EdgeLog, s: &EdgeSync) -> Result<Vec<Writ
                         .or_default()
                         .insert(name, value);
                 }
-                rt.preview_env = maps.remove(&true).unwrap_or_default();
-                rt.production_env = maps.remove(&false).unwrap_or_default();
+                let env = RuntimeEnv {
+                    preview: maps.remove(&true).unwrap_or_default(),
+                    production: maps.remove(&false).unwrap_or_default(),
+                };
+                rt.env = env.seal(&super::cluster_keys::newest(ring), &pname);
                 let empty = rt == ProjectRuntime::default();
                 out.push(Write {
                     key: Key::Project(pname),
@@ -803,7 +919,9 @@ async fn derive(tx: &mut Tx<'_>, log: &EdgeLog, s: &EdgeSync) -> Result<Vec<Writ
             key: Key::Cert(name.clone()),
             project_id: None,
             deployment_id: None,
-            value: entry.clone().map(Entry::Cert),
+            value: entry
+                .clone()
+                .map(|c| Entry::Cert(sealed_cert(name, c, ring))),
         }),
         EdgeSync::NodeRevoked(id) => out.push(Write {
             key: Key::Revoked(id.clone()),
@@ -823,6 +941,28 @@ async fn derive(tx: &mut Tx<'_>, log: &EdgeLog, s: &EdgeSync) -> Result<Vec<Writ
             deployment_id: None,
             value: None,
         }),
+        EdgeSync::Reseal => {
+            super::cluster_keys::rotate(tx, &log.secrets).await?;
+            *ring = super::cluster_keys::keyring(tx, &log.secrets).await?;
+            let rows = sqlx::query(
+                "SELECT key, project_id, deployment_id, value FROM config_entries \
+                 WHERE (key >= 'p/' AND key < 'p0') OR (key >= 'c/' AND key < 'c0')",
+            )
+            .fetch_all(&mut **tx)
+            .await?;
+            for r in rows {
+                let key = Key::decode(&r.try_get::<String, _>("key")?).map_err(bad_key)?;
+                let value: Vec<u8> = r.try_get("value")?;
+                if let Some(entry) = resealed(&key, decode::<Entry>(&value, "entry")?, ring)? {
+                    out.push(Write {
+                        key,
+                        project_id: r.try_get("project_id")?,
+                        deployment_id: r.try_get("deployment_id")?,
+                        value: Some(entry),
+                    });
+                }
+            }
+        }
     }
     Ok(out)
 }

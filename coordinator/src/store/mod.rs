@@ -7,6 +7,7 @@
 mod accounts;
 mod builds;
 mod certs;
+mod cluster_keys;
 mod config_log;
 mod deployments;
 mod env;

@@ -136,8 +136,16 @@ impl Store {
             return Ok(None);
         };
         let node = Node::from_row(&row)?;
-        self.sync_edges(&mut tx, &[super::EdgeSync::NodeRevoked(id.to_string())])
-            .await?;
+        // The removed node held the cluster key: everything sealed to it
+        // is sealed again to a new one it never gets.
+        self.sync_edges(
+            &mut tx,
+            &[
+                super::EdgeSync::NodeRevoked(id.to_string()),
+                super::EdgeSync::Reseal,
+            ],
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(node))
     }

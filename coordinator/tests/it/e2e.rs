@@ -14,7 +14,11 @@ async fn served(edge: &Edge, host: &str, path: &str, want: &str) {
     .await
 }
 
-fn https_client(ca_pem: &[u8], host: &str, addr: std::net::SocketAddr) -> reqwest::Client {
+pub(crate) fn https_client(
+    ca_pem: &[u8],
+    host: &str,
+    addr: std::net::SocketAddr,
+) -> reqwest::Client {
     let tls =
         test_support::tls_client_config(test_support::pem_certs(ca_pem), &[b"h2", b"http/1.1"]);
     reqwest::Client::builder()

@@ -25,5 +25,6 @@ mod node_trust;
 mod openapi;
 mod restore;
 mod scale;
+mod sealed;
 mod store_suite;
 mod tokens_cli;

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use super::transport::Transport;
 use crate::config_state::ConfigState;
 use crate::fetch::Fetcher;
+use crate::keys::ClusterKeys;
 use crate::store::index::Recent;
 use crate::store::{BlobBody, Index};
 
@@ -33,6 +34,7 @@ pub async fn serve(
     config: Arc<ConfigState>,
     index: Arc<Index>,
     fetcher: Arc<Fetcher>,
+    keys: Arc<ClusterKeys>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -41,7 +43,7 @@ pub async fn serve(
             _ = shutdown.changed() => return,
         };
         let (transport, config, fetcher) = (transport.clone(), config.clone(), fetcher.clone());
-        let index = index.clone();
+        let (index, keys) = (index.clone(), keys.clone());
         tokio::spawn(async move {
             let remote = incoming.remote_address();
             let conn = match incoming.await {
@@ -59,8 +61,9 @@ pub async fn serve(
             }
             while let Ok((send, recv)) = conn.accept_bi().await {
                 let (config, fetcher, index) = (config.clone(), fetcher.clone(), index.clone());
+                let keys = keys.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = handle(config, index, fetcher, send, recv).await {
+                    if let Err(e) = handle(config, index, fetcher, &keys, send, recv).await {
                         tracing::debug!(%remote, error = %format!("{e:#}"), "peer request failed");
                     }
                 });
@@ -80,6 +83,7 @@ async fn handle(
     config: Arc<ConfigState>,
     index: Arc<Index>,
     fetcher: Arc<Fetcher>,
+    keys: &ClusterKeys,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) -> anyhow::Result<()> {
@@ -120,6 +124,11 @@ async fn handle(
                     format!("bundle {bundle} is not complete here"),
                 ),
             };
+            write_frame(&mut send, &msg).await?;
+        }
+        // The asker was admitted (a node the cluster still has).
+        PeerRequest::ClusterKeys => {
+            let msg = PeerMessage::ClusterKeys(keys.current().materials());
             write_frame(&mut send, &msg).await?;
         }
         PeerRequest::GetBlob { hash, size } => {
@@ -211,6 +220,30 @@ pub async fn request_manifest(
     tokio::time::timeout(REQUEST_TIMEOUT, ask)
         .await
         .context("manifest request timed out")?
+}
+
+/// Asks `peer` for the cluster key generations it holds (checked by the
+/// caller against the config before any is used).
+pub async fn request_keys(
+    transport: &Transport,
+    peer: &PeerInfo,
+) -> anyhow::Result<Vec<protocol::sealed::KeyMaterial>> {
+    let conn = transport
+        .connection(&peer.node_id, peer.mesh_addr.parse()?)
+        .await?;
+    let ask = async {
+        let (mut send, mut recv) = conn.open_bi().await?;
+        write_frame(&mut send, &PeerRequest::ClusterKeys).await?;
+        send.finish()?;
+        match read_frame::<PeerMessage, _>(&mut recv, MAX_CONTROL_FRAME_BYTES).await? {
+            Some(PeerMessage::ClusterKeys(k)) => Ok(k),
+            Some(PeerMessage::Error(e)) => bail!("peer {}: {}", peer.node_id, e.message),
+            other => bail!("unexpected answer to a cluster key request: {other:?}"),
+        }
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, ask)
+        .await
+        .context("cluster key request timed out")?
 }
 
 /// Opens a blob request to `peer`; returns the stream positioned at the

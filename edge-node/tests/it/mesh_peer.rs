@@ -117,6 +117,16 @@ async fn evil_peer(endpoint: quinn::Endpoint, batches: Vec<SignedBatch>, blob_le
                         .await
                         .unwrap();
                     }
+                    // A key of its own making (`keys` refuses it: it opens nothing).
+                    PeerRequest::ClusterKeys => {
+                        let forged = protocol::sealed::SealKey::generate(1);
+                        write_frame(
+                            &mut send,
+                            &PeerMessage::ClusterKeys(vec![forged.material().clone()]),
+                        )
+                        .await
+                        .unwrap();
+                    }
                     PeerRequest::GetBlob { .. } => {
                         write_frame(&mut send, &PeerMessage::Blob { size: blob_len })
                             .await

@@ -55,11 +55,11 @@ pub fn site(name: &str, manifest: Manifest, env: &[(&str, &str)], outbound: &[&s
         bundle: manifest.bundle_id(),
         functions: Arc::new(protocol::functions::RouteTable::new(&manifest.functions)),
         manifest: Arc::new(manifest),
-        env: Arc::new(
+        env: Some(Arc::new(
             env.iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
-        ),
+        )),
         outbound: Arc::new(outbound.iter().map(|h| h.to_string()).collect()),
     })
 }

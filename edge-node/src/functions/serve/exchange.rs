@@ -53,7 +53,10 @@ impl Exchange<'_> {
         );
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if failure == Failure::Busy || failure == Failure::Unavailable {
+        if matches!(
+            failure,
+            Failure::Busy | Failure::Unavailable | Failure::Sealed
+        ) {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         h.insert(header::SERVER, HeaderValue::from_static("outpost"));

@@ -14,6 +14,9 @@ pub(super) enum Failure {
     TooLarge,
     Busy,
     Unavailable,
+    /// The project's variables are sealed to a key this node has not
+    /// received yet (just after a start).
+    Sealed,
     Trap,
     Memory,
     Timeout,
@@ -25,7 +28,7 @@ impl Failure {
         match self {
             Failure::BadRequest => 400,
             Failure::TooLarge => 413,
-            Failure::Busy | Failure::Unavailable => 503,
+            Failure::Busy | Failure::Unavailable | Failure::Sealed => 503,
             Failure::Timeout => 504,
             Failure::Trap | Failure::Memory | Failure::NoResponse => 500,
         }
@@ -48,6 +51,10 @@ impl Failure {
             Failure::Unavailable => (
                 "Temporarily unavailable",
                 "This function could not be loaded on this server.",
+            ),
+            Failure::Sealed => (
+                "Temporarily unavailable",
+                "This server has not yet received what it needs to run this function. Please retry in a moment.",
             ),
             Failure::Trap => (
                 "Function error",
@@ -102,6 +109,7 @@ mod tests {
             Failure::TooLarge,
             Failure::Busy,
             Failure::Unavailable,
+            Failure::Sealed,
             Failure::Trap,
             Failure::Memory,
             Failure::Timeout,

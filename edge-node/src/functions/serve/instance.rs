@@ -98,7 +98,7 @@ pub(super) fn new_store(
     let mut wasi = WasiCtxBuilder::new();
     // The project's variables for this host's environment, and nothing of
     // the node's own environment. No arguments, no preopened directories.
-    for (k, v) in call.site.env.iter() {
+    for (k, v) in call.site.env.iter().flat_map(|e| e.iter()) {
         wasi.env(k, v);
     }
     let max_line = config.max_log_line_bytes;

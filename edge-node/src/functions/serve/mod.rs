@@ -100,6 +100,9 @@ pub(crate) async fn respond(
         session.set_keepalive(None);
         return ex.fail(session, Failure::TooLarge).await;
     }
+    if ex.site.env.is_none() {
+        return ex.fail(session, Failure::Sealed).await;
+    }
     let Some(permits) = admit(inner, &ex.function).await else {
         bump(&inner.stats.rejected_busy);
         return ex.fail(session, Failure::Busy).await;

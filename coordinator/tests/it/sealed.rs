@@ -1,0 +1,170 @@
+//! Secrets on the edges are sealed to the cluster key (issue 22, item 2):
+//! an edge's data directory holds neither a tenant's secret nor a host
+//! certificate's private key in the clear; the key lives in memory, comes
+//! back after a restart from the coordinator or, while it is away, from a
+//! peer; a removed node never gets the generation that replaces its key.
+
+use std::path::Path;
+
+use crate::support::*;
+
+const SECRET: &str = "s3aled-s3cr3t-value-93";
+
+/// Files of the node's own identity (its key is its own, not the config's).
+const IDENTITY_FILES: &[&str] = &["node-key.pem", "node-renewed.pem"];
+
+fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// Every file of `dir` (but the identity's) that holds `needle`.
+fn holding(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    files_under(dir, &mut files);
+    files
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            !IDENTITY_FILES.contains(&name.as_ref())
+        })
+        .filter(|p| {
+            std::fs::read(p)
+                .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn site_with_env_function(dir: &Path) {
+    write_site(dir, "sealed");
+    std::fs::create_dir_all(dir.join("api")).unwrap();
+    std::fs::copy(test_support::wasm_fixture("env"), dir.join("api/env.wasm")).unwrap();
+}
+
+async fn secret_served(edge: &Edge, what: &str) {
+    eventually(30, what, || async {
+        let (s, body, _) = edge.get("blog.localhost", "/api/env?name=API_SECRET").await;
+        (s == 200 && body == SECRET).then_some(())
+    })
+    .await;
+}
+
+fn keys_of(dir: &Path) -> Option<protocol::status::KeysStatus> {
+    node_status(dir).ok().map(|s| s.cluster_keys)
+}
+
+#[tokio::test]
+async fn an_edge_keeps_secrets_and_private_keys_only_sealed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(&tmp.path().join("coord"), None);
+    let edge_dir = tmp.path().join("edge");
+    let mut edge = Edge::join(&coord, "fra", &edge_dir);
+    coord.cli_ok(&["projects", "create", "blog"]);
+    coord.cli_ok(&[
+        "env",
+        "set",
+        "blog",
+        &format!("API_SECRET={SECRET}"),
+        "--secret",
+    ]);
+    let site = tmp.path().join("site");
+    site_with_env_function(&site);
+    coord.deploy(&site, "blog", true);
+    secret_served(&edge, "the function to see its secret").await;
+    // The production host's certificate (its key sealed too) serves HTTPS.
+    let ca = std::fs::read(coord.ca_path()).unwrap();
+    let https = crate::e2e::https_client(&ca, "blog.localhost", edge.https);
+    let url = format!("https://blog.localhost:{}/", edge.https.port());
+    assert_eq!(https.get(&url).send().await.unwrap().status(), 200);
+
+    // Stopped, its data directory is what a thief would copy.
+    assert!(edge.proc.terminate().success(), "{}", edge.proc.log_text());
+    for needle in [SECRET.as_bytes(), b"PRIVATE KEY".as_slice()] {
+        let found = holding(&edge_dir, needle);
+        assert!(
+            found.is_empty(),
+            "{:?} in the clear in {found:?}",
+            String::from_utf8_lossy(needle)
+        );
+    }
+
+    // Started again, it gets the key back from its coordinator.
+    let edge = Edge::run(&edge_dir);
+    secret_served(&edge, "the secret after a restart").await;
+    let https = crate::e2e::https_client(&ca, "blog.localhost", edge.https);
+    let url = format!("https://blog.localhost:{}/", edge.https.port());
+    eventually(30, "HTTPS after a restart", || async {
+        let r = https.get(&url).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    // (The status file is rewritten every second.)
+    eventually(10, "the status to show the key", || async {
+        let k = keys_of(&edge.dir)?;
+        (k.missing.is_empty() && !k.held.is_empty()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_removed_node_never_gets_the_new_key_and_peers_hand_it_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut coord = Coordinator::start(&tmp.path().join("coord"), None);
+    let a_dir = tmp.path().join("a");
+    let mut a = Edge::join(&coord, "fra", &a_dir);
+    let b = Edge::join(&coord, "fra", &tmp.path().join("b"));
+    let gone = Edge::join(&coord, "fra", &tmp.path().join("gone"));
+    coord.cli_ok(&["projects", "create", "blog"]);
+    coord.cli_ok(&[
+        "env",
+        "set",
+        "blog",
+        &format!("API_SECRET={SECRET}"),
+        "--secret",
+    ]);
+    let site = tmp.path().join("site");
+    site_with_env_function(&site);
+    coord.deploy(&site, "blog", true);
+    for e in [&a, &b, &gone] {
+        secret_served(e, "every edge to serve the secret").await;
+    }
+    let first = keys_of(&gone.dir).unwrap().held;
+    assert_eq!(first.len(), 1, "{first:?}");
+
+    // Removing a node seals everything to a new generation, which the
+    // nodes that stay receive and the removed one never does.
+    let gone_id = node_status(&gone.dir).unwrap().node_id;
+    coord.cli_ok(&["nodes", "rm", &gone_id]);
+    let newest = first[0] + 1;
+    for e in [&a, &b] {
+        eventually(30, "the staying nodes to take the new key", || async {
+            let k = keys_of(&e.dir)?;
+            (k.held.contains(&newest) && k.missing.is_empty()).then_some(())
+        })
+        .await;
+        secret_served(e, "the secret, sealed to the new key").await;
+    }
+    assert!(
+        !keys_of(&gone.dir).unwrap().held.contains(&newest),
+        "the removed node got the new key"
+    );
+
+    // With the coordinator away, a restarted node gets the key from a peer.
+    assert!(coord.proc.terminate().success());
+    assert!(a.proc.terminate().success(), "{}", a.proc.log_text());
+    let a = Edge::run(&a_dir);
+    secret_served(&a, "the secret via a peer's key").await;
+    eventually(10, "the status to show the peer's key", || async {
+        let k = keys_of(&a.dir)?;
+        (k.held == [newest] && k.missing.is_empty()).then_some(())
+    })
+    .await;
+    drop(b);
+}

@@ -1,0 +1,258 @@
+//! The cluster key on this node (see [`protocol::sealed`]): held in memory
+//! only, never written to the data directory, so that a copy of the
+//! directory holds the config's secrets only sealed. After a start the
+//! node asks its coordinator for the keys, or, while the coordinator is
+//! away, a live peer (peers answer only nodes the cluster still has).
+//! Until the key arrives, functions of projects with variables answer 503
+//! and certificates sealed to it are not served; static sites over HTTP,
+//! and functions without variables, are not held up.
+//!
+//! Architecture invariant: a key from a peer is installed only for a
+//! generation the signed config uses and only if it opens a value sealed
+//! to that generation, so a peer can withhold keys but not plant one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use protocol::frame_io::{read_frame, write_frame};
+use protocol::sealed::{KeyMaterial, Keyring, SealKey, Sealed, MAX_KEYS_PER_MESSAGE};
+use protocol::wire::{CoordinatorMessage, EdgeRequest, MAX_CONTROL_FRAME_BYTES};
+use protocol::Key;
+use tokio::sync::watch;
+
+use crate::config_state::{ConfigState, Desired};
+use crate::mesh::Mesh;
+
+/// How often a node that lacks a key the config uses asks again.
+const RETRY: Duration = Duration::from_secs(2);
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The generations this node holds; a new keyring is published whenever
+/// one is added (sites are then built again with what it opens).
+pub struct ClusterKeys {
+    ring: watch::Sender<Arc<Keyring>>,
+}
+
+impl Default for ClusterKeys {
+    fn default() -> Self {
+        ClusterKeys {
+            ring: watch::channel(Arc::new(Keyring::default())).0,
+        }
+    }
+}
+
+impl ClusterKeys {
+    pub fn current(&self) -> Arc<Keyring> {
+        self.ring.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Keyring>> {
+        self.ring.subscribe()
+    }
+
+    /// Adds what `keys` holds that this node lacks: from the coordinator
+    /// (`trusted`) every generation; from a peer only those the config
+    /// uses, each checked against a value sealed to it. Returns how many
+    /// generations were added.
+    pub fn install(&self, keys: Vec<KeyMaterial>, desired: &Desired, trusted: bool) -> usize {
+        let mut ring = Keyring::clone(&self.current());
+        let want = missing(desired, &ring);
+        let mut added = 0;
+        for m in keys.into_iter().take(MAX_KEYS_PER_MESSAGE) {
+            if ring.contains(m.generation) {
+                continue;
+            }
+            let key = SealKey::new(m);
+            let fits = match want.get(&key.generation()) {
+                Some((context, sample)) => key.open(context, sample).is_ok(),
+                None => trusted,
+            };
+            if fits {
+                ring.insert(key);
+                added += 1;
+            } else {
+                tracing::warn!(
+                    generation = key.generation(),
+                    "refused a cluster key that does not open the config"
+                );
+            }
+        }
+        if added > 0 {
+            self.ring.send_replace(Arc::new(ring));
+        }
+        added
+    }
+}
+
+/// The generations the config uses that `ring` lacks, each with one value
+/// sealed to it (its context and the sealed bytes).
+pub fn missing(desired: &Desired, ring: &Keyring) -> BTreeMap<u32, (String, Sealed)> {
+    let runtimes = desired.projects.iter().filter_map(|(p, rt)| {
+        rt.env
+            .as_ref()
+            .map(|s| (Key::Project(p.clone()).encode(), s))
+    });
+    let certs = desired
+        .certs
+        .iter()
+        .map(|(name, c)| (Key::Cert(name.clone()).encode(), &c.key));
+    let mut out = BTreeMap::new();
+    for (context, sealed) in runtimes.chain(certs) {
+        if !ring.contains(sealed.key) {
+            out.entry(sealed.key)
+                .or_insert_with(|| (context, sealed.clone()));
+        }
+    }
+    out
+}
+
+/// Keeps the keyring complete until shutdown: asks the coordinator at
+/// every new link (new generations arrive before the entries that use
+/// them are needed) and whenever the config uses a generation this node
+/// lacks; without a link, asks live peers in turn.
+pub async fn run(
+    keys: Arc<ClusterKeys>,
+    config: Arc<ConfigState>,
+    mut conn: watch::Receiver<Option<quinn::Connection>>,
+    mesh: Arc<Mesh>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut desired = config.subscribe();
+    let mut fresh_link = true;
+    loop {
+        let d = desired.borrow_and_update().clone();
+        let link = conn.borrow_and_update().clone();
+        let lacking = !missing(&d, &keys.current()).is_empty();
+        if lacking || (fresh_link && link.is_some()) {
+            fresh_link = false;
+            if let Err(e) = fetch(&keys, &d, link.as_ref(), &mesh).await {
+                if lacking {
+                    tracing::warn!(error = %format!("{e:#}"), "the cluster key is not here yet; functions with variables and sealed certificates wait for it");
+                }
+            }
+        }
+        let lacking = !missing(&d, &keys.current()).is_empty();
+        tokio::select! {
+            _ = desired.changed() => {}
+            r = conn.changed() => {
+                if r.is_err() { return; }
+                fresh_link = true;
+            }
+            _ = tokio::time::sleep(RETRY), if lacking => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// One round: the coordinator if linked, else each live peer until the
+/// config's generations are all here.
+async fn fetch(
+    keys: &ClusterKeys,
+    desired: &Desired,
+    link: Option<&quinn::Connection>,
+    mesh: &Mesh,
+) -> anyhow::Result<()> {
+    if let Some(conn) = link {
+        let got = from_coordinator(conn).await?;
+        let added = keys.install(got, desired, true);
+        if added > 0 {
+            tracing::info!(added, "cluster key received from the coordinator");
+        }
+        return Ok(());
+    }
+    let mut last = None;
+    for peer in mesh.live_peers() {
+        match crate::mesh::peer::request_keys(&mesh.transport, &peer).await {
+            Ok(got) => {
+                let added = keys.install(got, desired, false);
+                if added > 0 {
+                    tracing::info!(added, peer = %peer.node_id, "cluster key received from a peer");
+                }
+                if missing(desired, &keys.current()).is_empty() {
+                    return Ok(());
+                }
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(e) => Err(e),
+        None => bail!("no coordinator link and no live peer to ask"),
+    }
+}
+
+async fn from_coordinator(conn: &quinn::Connection) -> anyhow::Result<Vec<KeyMaterial>> {
+    let ask = async {
+        let (mut send, mut recv) = conn.open_bi().await?;
+        write_frame(&mut send, &EdgeRequest::ClusterKeys).await?;
+        send.finish()?;
+        read_frame::<CoordinatorMessage, _>(&mut recv, MAX_CONTROL_FRAME_BYTES)
+            .await?
+            .context("the coordinator closed the stream without answering")
+    };
+    match tokio::time::timeout(ASK_TIMEOUT, ask)
+        .await
+        .context("no answer to the cluster key request")??
+    {
+        CoordinatorMessage::ClusterKeys(k) => Ok(k),
+        CoordinatorMessage::Error(e) => bail!("the coordinator refused: {}", e.message),
+        other => bail!("unexpected answer to a cluster key request: {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::{CertEntry, ProjectRuntime, RuntimeEnv};
+
+    fn config_sealed_to(key: &SealKey) -> Desired {
+        let env = RuntimeEnv {
+            production: [("K".to_string(), "v".to_string())].into(),
+            ..Default::default()
+        };
+        let rt = ProjectRuntime {
+            env: env.seal(key, "shop"),
+            outbound: vec![],
+        };
+        let cert = CertEntry::seal("shop.example.com", "chain".into(), "pem", 1, key);
+        Desired {
+            projects: Arc::new([("shop".to_string(), Arc::new(rt))].into()),
+            certs: Arc::new([("shop.example.com".to_string(), cert)].into()),
+            ..Default::default()
+        }
+    }
+
+    /// A peer can withhold a key but not plant one: only a generation the
+    /// config uses, and only the key that opens it.
+    #[test]
+    fn only_keys_that_open_the_config_are_taken_from_peers() {
+        let real = SealKey::generate(4);
+        let desired = config_sealed_to(&real);
+        let keys = ClusterKeys::default();
+        assert_eq!(
+            missing(&desired, &keys.current())
+                .keys()
+                .collect::<Vec<_>>(),
+            [&4]
+        );
+
+        let forged = SealKey::generate(4).material().clone();
+        let unused = SealKey::generate(9).material().clone();
+        assert_eq!(
+            keys.install(vec![forged, unused.clone()], &desired, false),
+            0
+        );
+        assert!(keys.current().is_empty());
+
+        assert_eq!(
+            keys.install(vec![real.material().clone()], &desired, false),
+            1
+        );
+        assert!(missing(&desired, &keys.current()).is_empty());
+        // The coordinator is trusted with generations not in use yet.
+        assert_eq!(keys.install(vec![unused], &desired, true), 1);
+        assert_eq!(keys.current().len(), 2);
+    }
+}
