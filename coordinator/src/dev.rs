@@ -136,6 +136,8 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         peer_assist: true,
         max_instances: edge_node::functions::DEFAULT_MAX_INSTANCES as usize,
         cache: Default::default(),
+        // In the same process as its coordinator: the key is a link away.
+        key_cache: None,
     })
     .await
     .context("starting the local edge node")?;

@@ -7,11 +7,18 @@
 //! and certificates sealed to it are not served; static sites over HTTP,
 //! and functions without variables, are not held up.
 //!
+//! An operator who wants HTTPS and functions back after a restart with no
+//! coordinator and no peer (a one-node cluster) may name a key cache
+//! (`--key-cache`): a file *outside* the data directory, best on a tmpfs
+//! such as `/run`, so that it outlives the process but not the machine and
+//! is never part of a copy of the data directory.
+//!
 //! Architecture invariant: a key from a peer is installed only for a
 //! generation the signed config uses and only if it opens a value sealed
 //! to that generation, so a peer can withhold keys but not plant one.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,17 +40,82 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 /// one is added (sites are then built again with what it opens).
 pub struct ClusterKeys {
     ring: watch::Sender<Arc<Keyring>>,
+    /// `--key-cache`: where the keyring is kept across restarts, if anywhere.
+    cache: Option<PathBuf>,
 }
 
 impl Default for ClusterKeys {
     fn default() -> Self {
         ClusterKeys {
             ring: watch::channel(Arc::new(Keyring::default())).0,
+            cache: None,
         }
     }
 }
 
+/// `p` with its folder's links and `..` resolved where the folder exists.
+fn resolved(p: &Path) -> PathBuf {
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::canonicalize(dir)
+        .or_else(|_| std::path::absolute(dir))
+        .unwrap_or_else(|_| dir.to_path_buf());
+    match p.file_name() {
+        Some(name) => dir.join(name),
+        None => dir,
+    }
+}
+
+/// A key cache is a handful of 36-byte keys; anything larger is not one.
+const MAX_CACHE_BYTES: u64 = 64 * 1024;
+
 impl ClusterKeys {
+    /// Keys kept in `cache` (which must lie outside `data_dir`), read now
+    /// if the file exists and written whenever a generation is added.
+    pub fn with_cache(cache: &Path, data_dir: &Path) -> anyhow::Result<ClusterKeys> {
+        if resolved(cache).starts_with(resolved(data_dir)) {
+            bail!(
+                "--key-cache {} lies inside the data directory {}: a copy of the directory would \
+                 carry the key that opens its secrets; put it outside (e.g. on the tmpfs /run)",
+                cache.display(),
+                data_dir.display()
+            );
+        }
+        let mut ring = Keyring::default();
+        match std::fs::metadata(cache) {
+            Ok(m) if m.len() > MAX_CACHE_BYTES => {
+                bail!(
+                    "--key-cache {}: {} bytes is not a key cache",
+                    cache.display(),
+                    m.len()
+                )
+            }
+            Ok(_) => {
+                let bytes = std::fs::read(cache)
+                    .with_context(|| format!("reading the key cache {}", cache.display()))?;
+                match protocol::wire::decode_body::<Vec<KeyMaterial>>(&bytes) {
+                    Ok(keys) => {
+                        for m in keys.into_iter().take(MAX_KEYS_PER_MESSAGE) {
+                            ring.insert(SealKey::new(m));
+                        }
+                    }
+                    // Not ours, or torn: the coordinator or a peer refills it.
+                    Err(e) => {
+                        tracing::warn!(cache = %cache.display(), error = %e, "ignoring an unreadable key cache")
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => bail!("--key-cache {}: {e}", cache.display()),
+        }
+        Ok(ClusterKeys {
+            ring: watch::channel(Arc::new(ring)).0,
+            cache: Some(cache.to_path_buf()),
+        })
+    }
+
     pub fn current(&self) -> Arc<Keyring> {
         self.ring.borrow().clone()
     }
@@ -80,9 +152,19 @@ impl ClusterKeys {
             }
         }
         if added > 0 {
+            self.save(&ring);
             self.ring.send_replace(Arc::new(ring));
         }
         added
+    }
+
+    fn save(&self, ring: &Keyring) {
+        let Some(path) = &self.cache else { return };
+        let bytes = bincode::serde::encode_to_vec(ring.materials(), bincode::config::standard())
+            .expect("in-memory encode");
+        if let Err(e) = platform::fs::write_private(path, &bytes) {
+            tracing::warn!(cache = %path.display(), error = %e, "writing the key cache");
+        }
     }
 }
 
@@ -222,6 +304,43 @@ mod tests {
             certs: Arc::new([("shop.example.com".to_string(), cert)].into()),
             ..Default::default()
         }
+    }
+
+    /// The key cache: never inside the data directory, bounded, a torn or
+    /// foreign file ignored, and what was installed is there after a restart.
+    #[test]
+    fn the_key_cache_lives_outside_the_data_directory_and_survives_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let inside = ClusterKeys::with_cache(&data.join("keys"), &data);
+        assert!(inside
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("inside the data directory"));
+        std::fs::create_dir_all(data.join("sub")).unwrap();
+        let dotted = data.join("sub/../keys");
+        assert!(ClusterKeys::with_cache(&dotted, &data).is_err());
+
+        let cache = tmp.path().join("run-keys");
+        std::fs::write(&cache, vec![0u8; (MAX_CACHE_BYTES + 1) as usize]).unwrap();
+        assert!(ClusterKeys::with_cache(&cache, &data).is_err(), "oversized");
+        std::fs::write(&cache, b"\xff\xff torn").unwrap();
+        let keys = ClusterKeys::with_cache(&cache, &data).unwrap();
+        assert!(keys.current().is_empty(), "a torn cache is ignored");
+
+        let real = SealKey::generate(3);
+        let desired = config_sealed_to(&real);
+        assert_eq!(
+            keys.install(vec![real.material().clone()], &desired, true),
+            1
+        );
+        let again = ClusterKeys::with_cache(&cache, &data).unwrap();
+        assert!(missing(&desired, &again.current()).is_empty());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&cache).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
     }
 
     /// A peer can withhold a key but not plant one: only a generation the

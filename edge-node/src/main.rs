@@ -67,6 +67,15 @@ struct NodeFlags {
     /// Between passes of the disk cache.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     cache_interval: std::time::Duration,
+    /// Keep the cluster key (what opens the config's secrets: project
+    /// variables, certificate keys) in this file, so that after a restart
+    /// HTTPS and functions with variables serve even with no coordinator
+    /// and no peer reachable. Must lie outside the data directory (a copy
+    /// of the directory must not carry it); a tmpfs such as `/run` keeps
+    /// it across restarts but not reboots. Default: memory only, and the
+    /// node asks its coordinator or a peer after each start.
+    #[arg(long, env = "OUTPOST_EDGE_KEY_CACHE")]
+    key_cache: Option<PathBuf>,
 }
 
 /// A size of at least 1 MiB (less could not hold one site) and at most 1 PiB.
@@ -178,6 +187,7 @@ fn run_options(
                 .cache_interval
                 .max(std::time::Duration::from_millis(100)),
         },
+        key_cache: node.key_cache,
     }
 }
 

@@ -46,6 +46,9 @@ pub struct RunOptions {
     pub max_instances: usize,
     /// The disk cache of bundles and blobs (`--cache-size` and its pass).
     pub cache: crate::disk_cache::CacheOptions,
+    /// `--key-cache`: keep the cluster key in this file (outside the data
+    /// directory) across restarts; `None`: in memory only.
+    pub key_cache: Option<PathBuf>,
 }
 
 pub struct RunningNode {
@@ -220,7 +223,10 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         FunctionRuntime::new(runtime_config, fn_log_tx).context("starting the function runtime")?,
     );
     // In memory only (see `keys`): after a start, sealed values wait for it.
-    let keys = Arc::new(crate::keys::ClusterKeys::default());
+    let keys = Arc::new(match &opts.key_cache {
+        Some(path) => crate::keys::ClusterKeys::with_cache(path, &opts.data_dir)?,
+        None => crate::keys::ClusterKeys::default(),
+    });
     let loader = Arc::new(OnDemand::new(
         config_state.clone(),
         index.clone(),

@@ -605,7 +605,13 @@ async fn edge_keeps_serving_without_the_coordinator_also_after_restart() {
     let coord_dir = tmp.path().join("coord");
     let mut coord = Coordinator::start(&coord_dir, None);
     let edge_dir = tmp.path().join("edge");
-    let mut edge = Edge::join(&coord, "fra", &edge_dir);
+    // A one-node cluster: with no peer to hand it the cluster key after a
+    // restart, it keeps the key in a cache outside its data directory.
+    let key_cache = tmp.path().join("run/edge.keys");
+    std::fs::create_dir_all(key_cache.parent().unwrap()).unwrap();
+    let cache_arg = key_cache.display().to_string();
+    let mut edge =
+        Edge::launch_join(&coord, "fra", &edge_dir, &["--key-cache", &cache_arg]).unwrap();
     let site = tmp.path().join("site");
     write_site(&site, "v1");
     coord.deploy(&site, "blog", true);
@@ -619,7 +625,7 @@ async fn edge_keeps_serving_without_the_coordinator_also_after_restart() {
 
     // Graceful stop, then a restart while the coordinator is still down.
     assert!(edge.proc.terminate().success(), "{}", edge.proc.log_text());
-    let edge = Edge::run(&edge_dir);
+    let edge = Edge::launch_run(&coord.bins, &edge_dir, &["--key-cache", &cache_arg]).unwrap();
     served(&edge, "blog.localhost", "/", "v1").await;
     let https_ok = https_client(
         &std::fs::read(coord_dir.join("ca/ca.pem")).unwrap(),
