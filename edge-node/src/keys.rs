@@ -133,7 +133,9 @@ impl ClusterKeys {
         let want = missing(desired, &ring);
         let mut added = 0;
         for m in keys.into_iter().take(MAX_KEYS_PER_MESSAGE) {
-            if ring.contains(m.generation) {
+            // A generation held is replaced only when it does not open the
+            // config (the database that made it was rebuilt).
+            if ring.contains(m.generation) && !want.contains_key(&m.generation) {
                 continue;
             }
             let key = SealKey::new(m);
@@ -168,8 +170,9 @@ impl ClusterKeys {
     }
 }
 
-/// The generations the config uses that `ring` lacks, each with one value
-/// sealed to it (its context and the sealed bytes).
+/// The generations the config uses that `ring` lacks (or holds a key of
+/// that does not open them), each with one value sealed to it (its
+/// context and the sealed bytes).
 pub fn missing(desired: &Desired, ring: &Keyring) -> BTreeMap<u32, (String, Sealed)> {
     let runtimes = desired.projects.iter().filter_map(|(p, rt)| {
         rt.env
@@ -181,10 +184,15 @@ pub fn missing(desired: &Desired, ring: &Keyring) -> BTreeMap<u32, (String, Seal
         .iter()
         .map(|(name, c)| (Key::Cert(name.clone()).encode(), &c.key));
     let mut out = BTreeMap::new();
+    let mut fine = std::collections::BTreeSet::new();
     for (context, sealed) in runtimes.chain(certs) {
-        if !ring.contains(sealed.key) {
-            out.entry(sealed.key)
-                .or_insert_with(|| (context, sealed.clone()));
+        if fine.contains(&sealed.key) || out.contains_key(&sealed.key) {
+            continue;
+        }
+        if ring.open(&context, sealed).is_ok() {
+            fine.insert(sealed.key);
+        } else {
+            out.insert(sealed.key, (context, sealed.clone()));
         }
     }
     out
@@ -373,5 +381,26 @@ mod tests {
         // The coordinator is trusted with generations not in use yet.
         assert_eq!(keys.install(vec![unused], &desired, true), 1);
         assert_eq!(keys.current().len(), 2);
+
+        // A config sealed to another key of a generation held (the
+        // coordinator's database was rebuilt): that generation is missing
+        // again, and the key that opens it replaces the one held.
+        let remade = SealKey::generate(4);
+        let desired = config_sealed_to(&remade);
+        assert_eq!(
+            missing(&desired, &keys.current())
+                .keys()
+                .collect::<Vec<_>>(),
+            [&4]
+        );
+        assert_eq!(
+            keys.install(vec![real.material().clone()], &desired, true),
+            0
+        );
+        assert_eq!(
+            keys.install(vec![remade.material().clone()], &desired, false),
+            1
+        );
+        assert!(missing(&desired, &keys.current()).is_empty());
     }
 }

@@ -461,13 +461,15 @@ impl Store {
         let Some(log) = self.edge.clone() else {
             return Ok(());
         };
-        let state: Option<Vec<u8>> = sqlx::query("SELECT state FROM config_version WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("state")?;
+        let mut state: Option<Vec<u8>> =
+            sqlx::query("SELECT state FROM config_version WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("state")?;
         let base = log.config.base_domain.clone();
         if state.is_some() && !self.has_cluster_key().await? {
-            self.seal_legacy_entries(&log).await?;
+            self.forget_unsealed_log().await?;
+            state = None;
         }
         let mut syncs = Vec::new();
         if self.config_epoch().await?.is_none() {
@@ -514,40 +516,24 @@ impl Store {
         Ok(())
     }
 
-    /// A config log written before entries were sealed: its runtime and
-    /// certificate entries hold secrets in the clear (and no longer
-    /// decode). They are derived again (sealed), certificates reissued, and
-    /// the old batches dropped, so that every edge takes a snapshot.
-    async fn seal_legacy_entries(&self, log: &EdgeLog) -> Result<(), StoreError> {
-        tracing::info!("sealing the edge config's secrets to a cluster key (first start with it)");
-        let mut syncs = Vec::new();
-        for r in sqlx::query("SELECT id FROM projects")
-            .fetch_all(&self.pool)
-            .await?
-        {
-            syncs.push(EdgeSync::Runtime(r.try_get("id")?));
+    /// A config log written before entries were sealed holds secrets in
+    /// the clear (in entries that no longer decode). It is dropped whole
+    /// and built again from the rows, as at a first start: the versions go
+    /// on from where they were, a new epoch tells every edge to take a
+    /// snapshot, and the old batches are gone from the log.
+    async fn forget_unsealed_log(&self) -> Result<(), StoreError> {
+        tracing::info!(
+            "sealing the edge config's secrets to a cluster key: rebuilding the config log"
+        );
+        let mut tx = self.pool.begin().await?;
+        for q in [
+            "DELETE FROM config_entries",
+            "DELETE FROM config_log",
+            "UPDATE config_version SET state = NULL WHERE id = 1",
+        ] {
+            sqlx::query(q).execute(&mut *tx).await?;
         }
-        for r in sqlx::query("SELECT key FROM config_entries WHERE key >= 'c/' AND key < 'c0'")
-            .fetch_all(&self.pool)
-            .await?
-        {
-            let key: String = r.try_get("key")?;
-            let name = &key[2..];
-            syncs.push(EdgeSync::Cert(
-                name.to_string(),
-                Some(issue(&log.ca, name)?),
-            ));
-        }
-        // Projects without variables had no entry; any left over is stale.
-        sqlx::query("DELETE FROM config_entries WHERE key >= 'p/' AND key < 'p0'")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())?;
-        let version = self.sync_edges_now(&syncs).await?;
-        sqlx::query("DELETE FROM config_log WHERE version < $1")
-            .bind(version)
-            .execute(&self.pool)
-            .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -168,3 +168,67 @@ async fn a_removed_node_never_gets_the_new_key_and_peers_hand_it_on() {
     .await;
     drop(b);
 }
+
+/// A database from before sealing (a config log, no cluster key): the
+/// coordinator rebuilds the log sealed to a new key, and an edge that
+/// held the old config follows it (a snapshot; the key it held for that
+/// generation number no longer opens anything and is replaced).
+#[tokio::test]
+async fn a_config_log_from_before_sealing_is_rebuilt_sealed() {
+    use sqlx::{ConnectOptions, Row};
+    let tmp = tempfile::tempdir().unwrap();
+    let coord_dir = tmp.path().join("coord");
+    let mut coord = Coordinator::start(&coord_dir, None);
+    let edge = Edge::join(&coord, "fra", &tmp.path().join("edge"));
+    coord.cli_ok(&["projects", "create", "blog"]);
+    coord.cli_ok(&[
+        "env",
+        "set",
+        "blog",
+        &format!("API_SECRET={SECRET}"),
+        "--secret",
+    ]);
+    let site = tmp.path().join("site");
+    site_with_env_function(&site);
+    coord.deploy(&site, "blog", true);
+    secret_served(&edge, "the secret before the upgrade").await;
+
+    let quic = coord.quic.to_string();
+    assert!(coord.proc.terminate().success());
+    let mut db = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(coord_dir.join("coordinator.db"))
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM cluster_keys")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    drop(db);
+
+    let coord = Coordinator::start_with(&coord_dir, None, &quic);
+    assert!(coord.proc.log_text().contains("rebuilding the config log"));
+    coord.cli_ok(&[
+        "env",
+        "set",
+        "blog",
+        "API_SECRET=after-the-upgrade",
+        "--secret",
+    ]);
+    eventually(30, "the edge to open the rebuilt config", || async {
+        let (s, body, _) = edge.get("blog.localhost", "/api/env?name=API_SECRET").await;
+        (s == 200 && body == "after-the-upgrade").then_some(())
+    })
+    .await;
+    let mut db = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(coord_dir.join("coordinator.db"))
+        .connect()
+        .await
+        .unwrap();
+    let keys: i64 = sqlx::query("SELECT COUNT(*) AS n FROM cluster_keys")
+        .fetch_one(&mut db)
+        .await
+        .unwrap()
+        .get("n");
+    assert_eq!(keys, 1);
+}
