@@ -254,6 +254,49 @@ impl NodesConfig {
     }
 }
 
+/// The `[domains]` table: where custom domains must point, and how the
+/// coordinator checks that they do.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DomainsConfig {
+    /// The name users CNAME their subdomains to (e.g. `edge.example.net`,
+    /// whose A/AAAA records list the edges).
+    pub cname_target: Option<String>,
+    /// The edges' public addresses, for apex domains (a CNAME cannot stand
+    /// at `shop.com`) and for users who prefer A/AAAA records.
+    pub apex_addresses: Vec<std::net::IpAddr>,
+    /// The DNS server verification asks (`127.0.0.1:53`); default: the
+    /// system's resolvers.
+    pub resolver: Option<SocketAddr>,
+    /// Let tenants add names under the platform's base domain.
+    pub allow_under_base_domain: bool,
+    /// How often every domain's DNS is checked again (pending ones, and
+    /// active ones in case their records moved away).
+    #[serde(with = "humantime_serde_compat")]
+    pub recheck_every: std::time::Duration,
+}
+
+impl Default for DomainsConfig {
+    fn default() -> Self {
+        DomainsConfig {
+            cname_target: None,
+            apex_addresses: Vec::new(),
+            resolver: None,
+            allow_under_base_domain: false,
+            recheck_every: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+impl DomainsConfig {
+    pub fn fleet(&self) -> crate::domains::dns::Fleet {
+        crate::domains::dns::Fleet {
+            cname_target: self.cname_target.clone(),
+            apex_addresses: self.apex_addresses.clone(),
+        }
+    }
+}
+
 /// The `[quotas]` table: what one team may hold, unless the instance owner
 /// set the team's own (`PUT /teams/{id}/quotas`).
 #[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -318,6 +361,8 @@ pub struct FileConfig {
     pub quotas: Option<Quotas>,
     #[serde(default)]
     pub nodes: Option<NodesConfig>,
+    #[serde(default)]
+    pub domains: Option<DomainsConfig>,
 }
 
 impl FileConfig {
@@ -353,6 +398,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub quotas: Quotas,
     pub nodes: NodesConfig,
+    pub domains: DomainsConfig,
     /// Key for secrets at rest (64 hex); default: `<data_dir>/secret.key`.
     pub secret_key: Option<String>,
 }
@@ -427,6 +473,16 @@ impl Config {
         if !(30..=365 * 24 * 3600).contains(&life) {
             anyhow::bail!("[nodes] cert_lifetime must be between 30 seconds and 365 days");
         }
+        if let Some(t) = &self.domains.cname_target {
+            protocol::host::normalize_host(t.trim_end_matches('.'))
+                .map_err(|e| anyhow::anyhow!("[domains] cname_target {t:?}: {e}"))?;
+        }
+        if self.domains.apex_addresses.len() > 16 {
+            anyhow::bail!("[domains] apex_addresses lists at most 16 addresses");
+        }
+        if self.domains.recheck_every < std::time::Duration::from_secs(1) {
+            anyhow::bail!("[domains] recheck_every must be at least one second");
+        }
         if self.retention.every < std::time::Duration::from_secs(1) {
             anyhow::bail!("[retention] every must be at least one second");
         }
@@ -486,6 +542,7 @@ mod tests {
             retention: Default::default(),
             quotas: Default::default(),
             nodes: Default::default(),
+            domains: Default::default(),
             secret_key: None,
         }
     }

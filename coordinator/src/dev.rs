@@ -84,6 +84,7 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         accounts: Default::default(),
         retention: Default::default(),
         nodes: Default::default(),
+        domains: Default::default(),
         quotas: Default::default(),
         secret_key: None,
     };

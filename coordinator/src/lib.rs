@@ -10,6 +10,7 @@ pub mod ca;
 pub mod cli;
 pub mod components;
 pub mod config;
+pub mod domains;
 pub mod edge_config;
 pub mod http;
 pub mod ids;

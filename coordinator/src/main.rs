@@ -108,6 +108,14 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Custom domains: add one (the answer says which DNS records to
+    /// create), list, inspect, check DNS now, remove.
+    Domains {
+        #[command(subcommand)]
+        action: DomainsAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Show or set the hosts a project's functions may call (no hosts: no outbound).
     Outbound {
         project: String,
@@ -284,6 +292,28 @@ enum EnvAction {
 }
 
 #[derive(Subcommand)]
+enum DomainsAction {
+    /// Put DOMAIN on PROJECT: its production deployment, or with
+    /// `--branch` that branch's newest build. Prints the DNS records to
+    /// create; the domain goes live once they are in place.
+    Add {
+        domain: String,
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        branch: Option<String>,
+    },
+    /// A project's domains and their state.
+    Ls { project: String },
+    /// A domain's state, what DNS returned and the records it needs.
+    Inspect { domain: String },
+    /// Check a domain's DNS now (else it is checked every few minutes).
+    Verify { domain: String },
+    /// Remove a domain: every edge stops serving it.
+    Rm { domain: String },
+}
+
+#[derive(Subcommand)]
 enum NodesAction {
     /// List edge nodes with region, status, config version, certificate end
     /// and last contact.
@@ -386,6 +416,7 @@ fn resolve_config(a: ServeArgs) -> anyhow::Result<Config> {
         accounts: file.accounts.unwrap_or_default(),
         retention: file.retention.unwrap_or_default(),
         nodes: file.nodes.unwrap_or_default(),
+        domains: file.domains.unwrap_or_default(),
         quotas: file.quotas.unwrap_or_default(),
         secret_key: a.secret_key,
         data_dir,
@@ -562,6 +593,26 @@ async fn main() -> anyhow::Result<()> {
                 EnvAction::Rm { project, name, env } => {
                     cli::commands::env_remove(&c, &project, &name, &env).await
                 }
+            }
+        }
+        Command::Domains { action, remote } => {
+            let c = client(&remote)?;
+            match action {
+                DomainsAction::Add {
+                    domain,
+                    project,
+                    branch,
+                } => cli::domains::add(&c, &project, &domain, branch.as_deref(), remote.json).await,
+                DomainsAction::Ls { project } => {
+                    cli::domains::list(&c, &project, remote.json).await
+                }
+                DomainsAction::Inspect { domain } => {
+                    cli::domains::inspect(&c, &domain, false, remote.json).await
+                }
+                DomainsAction::Verify { domain } => {
+                    cli::domains::inspect(&c, &domain, true, remote.json).await
+                }
+                DomainsAction::Rm { domain } => cli::domains::remove(&c, &domain).await,
             }
         }
         Command::Outbound {

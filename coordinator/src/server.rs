@@ -144,7 +144,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         secrets.clone(),
         config.clone(),
     );
+    let domains = crate::domains::DomainChecker::new(&config.domains)
+        .context("setting up the DNS resolver for custom domains")?;
     let state = App {
+        domains: domains.clone(),
         builds: builds.clone(),
         secrets,
         store: store.clone(),
@@ -162,6 +165,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
                 .poll(Duration::from_secs(2), shutdown_rx.clone()),
         ),
         tokio::spawn(builds.run(shutdown_rx.clone())),
+        tokio::spawn(domains.run(store.clone(), shutdown_rx.clone())),
         // Retention and garbage collection, every `[retention] every`.
         tokio::spawn(crate::lifecycle::run(state.clone(), shutdown_rx.clone())),
     ];

@@ -10,12 +10,14 @@
 //! - [`wait`]: polling with a deadline.
 //! - [`wasm`]: the test components under `fixtures/wasm/`, built once.
 //! - [`tls`]: TLS clients that trust a test CA.
+//! - [`dns`]: a real DNS server (Pebble's challtestsrv) whose answers a test sets.
 //!
 //! The library panics on what a test cannot go on without, but the
 //! process and cluster types also have `Result` forms (`launch`, `try_*`)
 //! for the benchmarks, which report errors instead.
 
 pub mod cluster;
+pub mod dns;
 pub mod git;
 pub mod process;
 pub mod tls;

@@ -5,6 +5,7 @@ pub mod auth;
 pub(crate) mod builds;
 pub(crate) mod cluster;
 pub(crate) mod deployments;
+pub mod domains;
 pub(crate) mod env;
 pub mod error;
 pub(crate) mod extract;
@@ -62,6 +63,9 @@ pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(env::list))
         .routes(routes!(env::set, env::delete))
         .routes(routes!(env::get_outbound, env::set_outbound))
+        .routes(routes!(domains::list, domains::add))
+        .routes(routes!(domains::inspect, domains::remove))
+        .routes(routes!(domains::verify))
         .routes(routes!(logs::list))
         .routes(routes!(deployments::list, deployments::create))
         .routes(routes!(git::show, git::put, git::delete))

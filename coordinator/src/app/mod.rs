@@ -19,6 +19,7 @@ pub mod accounts;
 pub mod builds;
 pub mod cluster;
 pub mod deployments;
+pub mod domains;
 pub mod env;
 pub mod error;
 pub mod git;
@@ -51,6 +52,8 @@ pub struct App {
     pub login_limits: Arc<crate::accounts::ratelimit::LoginLimits>,
     /// What each team holds, counted now and then (see `quotas::UsageCache`).
     pub usage: Arc<quotas::UsageCache>,
+    /// DNS checks of custom domains.
+    pub domains: Arc<crate::domains::DomainChecker>,
 }
 
 impl App {

@@ -5,4 +5,5 @@ pub mod client;
 pub mod commands;
 pub mod credentials;
 pub mod deploy;
+pub mod domains;
 pub mod tokens;

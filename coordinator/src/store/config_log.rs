@@ -77,6 +77,9 @@ pub enum EdgeSync {
     /// A new generation of the cluster key, and every sealed entry sealed
     /// again with it (after a node's removal).
     Reseal,
+    /// A custom domain's host: served while the domain is, pointing where
+    /// its target (production, a branch) points; else removed.
+    Domain(String),
 }
 
 /// A host certificate as issued, before its key is sealed into an entry.
@@ -786,6 +789,7 @@ async fn derive(
                     _ => out.push(removal(Key::Host(host), pid)),
                 }
             }
+            out.extend(project_domain_writes(tx, pid, None).await?);
         }
         EdgeSync::Branch(pid, branch) => {
             let row = sqlx::query(
@@ -822,6 +826,7 @@ async fn derive(
                     }
                 }
             }
+            out.extend(project_domain_writes(tx, pid, Some(branch)).await?);
         }
         EdgeSync::Runtime(pid) => {
             let row = sqlx::query("SELECT name, outbound FROM projects WHERE id = $1")
@@ -927,6 +932,7 @@ async fn derive(
             deployment_id: None,
             value: None,
         }),
+        EdgeSync::Domain(name) => out.push(domain_write(tx, name).await?),
         EdgeSync::Reseal => {
             super::cluster_keys::rotate(tx, &log.secrets).await?;
             *ring = super::cluster_keys::keyring(tx, &log.secrets).await?;
@@ -949,6 +955,106 @@ async fn derive(
                 }
             }
         }
+    }
+    Ok(out)
+}
+
+/// The host entry of custom domain `name`: where its target points while
+/// the domain is served, else none.
+async fn domain_write(tx: &mut Tx<'_>, name: &str) -> Result<Write, StoreError> {
+    let row = sqlx::query(
+        "SELECT d.project_id AS pid, p.name AS pname, d.target AS target, d.branch AS branch, \
+         d.dns_state AS dns_state, d.needs_proof AS needs_proof, d.proven_at AS proven_at \
+         FROM domains d JOIN projects p ON p.id = d.project_id WHERE d.name = $1",
+    )
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let gone = |pid: &str| removal(Key::Host(name.to_string()), pid);
+    let Some(r) = row else {
+        return Ok(gone(""));
+    };
+    let (pid, pname): (String, String) = (r.try_get("pid")?, r.try_get("pname")?);
+    let served = r.try_get::<String, _>("dns_state")? == "active"
+        && (r.try_get::<i64, _>("needs_proof")? == 0
+            || r.try_get::<Option<i64>, _>("proven_at")?.is_some());
+    if !served {
+        return Ok(gone(&pid));
+    }
+    let branch: Option<String> = r.try_get("branch")?;
+    let deployment = match &branch {
+        None => {
+            sqlx::query(
+                "SELECT d.id AS did, d.bundle_id AS bundle, d.target AS target, d.status AS status \
+                 FROM projects p JOIN deployments d ON d.id = p.production_deployment WHERE p.id = $1",
+            )
+            .bind(&pid)
+            .fetch_optional(&mut **tx)
+            .await?
+        }
+        Some(b) => {
+            sqlx::query(
+                "SELECT d.id AS did, d.bundle_id AS bundle, d.target AS target, d.status AS status \
+                 FROM branch_aliases a JOIN deployments d ON d.id = a.deployment_id \
+                 WHERE a.project_id = $1 AND a.branch = $2",
+            )
+            .bind(&pid)
+            .bind(b)
+            .fetch_optional(&mut **tx)
+            .await?
+        }
+    };
+    let Some(d) = deployment else {
+        return Ok(gone(&pid));
+    };
+    if d.try_get::<String, _>("status")? != DeploymentStatus::Ready.as_str() {
+        return Ok(gone(&pid));
+    }
+    let (did, bundle, target): (String, String, String) = (
+        d.try_get("did")?,
+        d.try_get("bundle")?,
+        d.try_get("target")?,
+    );
+    let (kind, env) = match branch {
+        None => (HostKind::Production, EnvKind::Production),
+        Some(_) => (HostKind::Branch, env_of(&target)),
+    };
+    host_write(
+        name.to_string(),
+        (&pid, &pname),
+        (&did, &bundle, &target),
+        kind,
+        env,
+    )
+}
+
+/// The host entries of `pid`'s domains on production (`None`) or on `branch`.
+async fn project_domain_writes(
+    tx: &mut Tx<'_>,
+    pid: &str,
+    branch: Option<&str>,
+) -> Result<Vec<Write>, StoreError> {
+    let names: Vec<String> = match branch {
+        None => {
+            sqlx::query("SELECT name FROM domains WHERE project_id = $1 AND branch IS NULL")
+                .bind(pid)
+                .fetch_all(&mut **tx)
+                .await?
+        }
+        Some(b) => {
+            sqlx::query("SELECT name FROM domains WHERE project_id = $1 AND branch = $2")
+                .bind(pid)
+                .bind(b)
+                .fetch_all(&mut **tx)
+                .await?
+        }
+    }
+    .iter()
+    .map(|r| r.try_get("name"))
+    .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(names.len());
+    for n in names {
+        out.push(domain_write(tx, &n).await?);
     }
     Ok(out)
 }

@@ -175,6 +175,7 @@ impl Store {
             ("DELETE FROM builds WHERE project_id = $1", false),
             ("DELETE FROM branch_aliases WHERE project_id = $1", false),
             ("DELETE FROM env_vars WHERE project_id = $1", false),
+            ("DELETE FROM domains WHERE project_id = $1", false),
             ("DELETE FROM deployments WHERE project_id = $1", true),
         ] {
             let n = sqlx::query(sql)

@@ -10,6 +10,7 @@ mod certs;
 mod cluster_keys;
 mod config_log;
 mod deployments;
+mod domains;
 mod env;
 mod lifecycle;
 mod logs;
@@ -25,6 +26,7 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 pub use accounts::AcceptOutcome;
 pub use builds::{ReadyBuild, MAX_BUILD_ATTEMPTS};
 pub use config_log::{EdgeLog, EdgeSync, KeyspaceItem, Since, CERT_RENEW_BEFORE_SECS};
+pub use domains::{AddOutcome, DomainRow, MAX_DOMAINS_PER_PROJECT};
 pub use lifecycle::{Retention, Undeletable, Usage};
 pub use models::*;
 

@@ -171,7 +171,7 @@ fn session_cookie(headers: &HeaderMap) -> String {
     v
 }
 
-async fn sign_up(http: &Http, email: &str, name: &str) -> Account {
+pub(crate) async fn sign_up(http: &Http, email: &str, name: &str) -> Account {
     let r = http
         .call(
             &Cred::Anonymous,
@@ -227,6 +227,9 @@ pub(crate) async fn new_token(
 
 // ---- the world: A and B, each with a deployed project -----------------------------
 
+/// B's custom domain.
+pub(crate) const B_DOMAIN: &str = "www.b-site.example";
+
 /// B's things, by id: what the matrix aims at.
 pub(crate) struct Ids {
     pub(crate) project: String,
@@ -279,7 +282,8 @@ pub(crate) async fn world() -> World {
     // Builds off: a queued build stays queued, with an id to aim at.
     let coord = Coordinator::start(
         &tmp.path().join("coord"),
-        Some("[builds]\nconcurrency = 0\n"),
+        // A resolver nobody answers on: domains stay pending, at once.
+        Some("[builds]\nconcurrency = 0\n[domains]\ncname_target = \"edge.example.net\"\nresolver = \"127.0.0.1:1\"\n"),
     );
     let http = Http {
         base: format!("{}/api/v1", coord.url()),
@@ -343,6 +347,13 @@ pub(crate) async fn world() -> World {
         Method::PUT,
         "/projects/b-site/outbound",
         Some(json!({"hosts": ["api.b.example"]})),
+    )
+    .await;
+    http.ok(
+        &b.bearer(),
+        Method::POST,
+        "/projects/b-site/domains",
+        Some(json!({"name": B_DOMAIN})),
     )
     .await;
     let git = http
@@ -439,6 +450,8 @@ pub(crate) async fn snapshot(w: &World) -> Value {
         "/projects/b-site/aliases".into(),
         "/projects/b-site/env".into(),
         "/projects/b-site/outbound".into(),
+        "/projects/b-site/domains".into(),
+        format!("/domains/{B_DOMAIN}"),
         "/projects/b-site/logs".into(),
         "/projects/b-site/deployments".into(),
         "/projects/b-site/git".into(),
@@ -474,6 +487,9 @@ fn strip(v: &mut Value, key: &str) {
 
 /// B's things are all there, as B set them up.
 pub(crate) fn check_b_intact(s: &Value, w: &World) {
+    let domains = s["/projects/b-site/domains"].as_array().unwrap();
+    assert_eq!(domains.len(), 1, "{domains:?}");
+    assert_eq!(domains[0]["name"], B_DOMAIN);
     let env = s["/projects/b-site/env"].as_array().unwrap();
     let secret = env
         .iter()
@@ -673,6 +689,13 @@ fn stranger_rows(ids: &Ids) -> Vec<Row> {
         row(M::GET, "/projects/{project}/outbound", &[p], NotFound),
         row(M::PUT, "/projects/{project}/outbound", &[p], NotFound)
             .body(json!({"hosts": ["evil.example"]})),
+        // Custom domains: B's, and adding one to B's project.
+        row(M::GET, "/projects/{project}/domains", &[p], NotFound),
+        row(M::POST, "/projects/{project}/domains", &[p], NotFound)
+            .body(json!({"name": "www.stolen.example"})),
+        row(M::GET, "/domains/{domain}", &[B_DOMAIN], NotFound),
+        row(M::POST, "/domains/{domain}/verify", &[B_DOMAIN], NotFound),
+        row(M::DELETE, "/domains/{domain}", &[B_DOMAIN], NotFound),
         // Logs, deployments, git, builds.
         row(M::GET, "/projects/{project}/logs", &[p], NotFound),
         row(M::GET, "/projects/{project}/logs", &[p], NotFound).query(&format!("deployment={dep}")),
@@ -777,6 +800,12 @@ fn viewer_rows(ids: &Ids) -> Vec<Row> {
         row(M::GET, "/projects/{project}/aliases", &[p], Ok),
         row(M::GET, "/projects/{project}/env", &[p], Ok),
         row(M::GET, "/projects/{project}/outbound", &[p], Ok),
+        row(M::GET, "/projects/{project}/domains", &[p], Ok),
+        row(M::GET, "/domains/{domain}", &[B_DOMAIN], Ok),
+        row(M::POST, "/projects/{project}/domains", &[p], Forbidden)
+            .body(json!({"name": "www.viewer.example"})),
+        row(M::POST, "/domains/{domain}/verify", &[B_DOMAIN], Forbidden),
+        row(M::DELETE, "/domains/{domain}", &[B_DOMAIN], Forbidden),
         row(M::GET, "/projects/{project}/logs", &[p], Ok),
         row(M::GET, "/projects/{project}/deployments", &[p], Ok),
         row(M::GET, "/projects/{project}/git", &[p], Ok),

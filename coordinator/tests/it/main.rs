@@ -15,6 +15,7 @@ mod builds;
 mod builds_vite;
 mod dashboard_browser;
 mod dev_mode;
+mod domains;
 mod e2e;
 mod functions_e2e;
 mod hardening;

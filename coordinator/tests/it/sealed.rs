@@ -56,6 +56,31 @@ async fn secret_served(edge: &Edge, what: &str) {
     .await;
 }
 
+/// Project `blog` with the secret `API_SECRET`, deployed to production
+/// with the `env` function.
+fn deploy_blog_with_secret(coord: &Coordinator, tmp: &Path) {
+    coord.cli_ok(&["projects", "create", "blog"]);
+    coord.cli_ok(&[
+        "env",
+        "set",
+        "blog",
+        &format!("API_SECRET={SECRET}"),
+        "--secret",
+    ]);
+    let site = tmp.join("site");
+    site_with_env_function(&site);
+    coord.deploy(&site, "blog", true);
+}
+
+async fn open_db(coord_dir: &Path) -> sqlx::SqliteConnection {
+    use sqlx::ConnectOptions;
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(coord_dir.join("coordinator.db"))
+        .connect()
+        .await
+        .unwrap()
+}
+
 fn keys_of(dir: &Path) -> Option<protocol::status::KeysStatus> {
     node_status(dir).ok().map(|s| s.cluster_keys)
 }
@@ -66,17 +91,7 @@ async fn an_edge_keeps_secrets_and_private_keys_only_sealed() {
     let coord = Coordinator::start(&tmp.path().join("coord"), None);
     let edge_dir = tmp.path().join("edge");
     let mut edge = Edge::join(&coord, "fra", &edge_dir);
-    coord.cli_ok(&["projects", "create", "blog"]);
-    coord.cli_ok(&[
-        "env",
-        "set",
-        "blog",
-        &format!("API_SECRET={SECRET}"),
-        "--secret",
-    ]);
-    let site = tmp.path().join("site");
-    site_with_env_function(&site);
-    coord.deploy(&site, "blog", true);
+    deploy_blog_with_secret(&coord, tmp.path());
     secret_served(&edge, "the function to see its secret").await;
     // The production host's certificate (its key sealed too) serves HTTPS.
     let ca = std::fs::read(coord.ca_path()).unwrap();
@@ -121,17 +136,7 @@ async fn a_removed_node_never_gets_the_new_key_and_peers_hand_it_on() {
     let mut a = Edge::join(&coord, "fra", &a_dir);
     let b = Edge::join(&coord, "fra", &tmp.path().join("b"));
     let gone = Edge::join(&coord, "fra", &tmp.path().join("gone"));
-    coord.cli_ok(&["projects", "create", "blog"]);
-    coord.cli_ok(&[
-        "env",
-        "set",
-        "blog",
-        &format!("API_SECRET={SECRET}"),
-        "--secret",
-    ]);
-    let site = tmp.path().join("site");
-    site_with_env_function(&site);
-    coord.deploy(&site, "blog", true);
+    deploy_blog_with_secret(&coord, tmp.path());
     for e in [&a, &b, &gone] {
         secret_served(e, "every edge to serve the secret").await;
     }
@@ -175,31 +180,17 @@ async fn a_removed_node_never_gets_the_new_key_and_peers_hand_it_on() {
 /// generation number no longer opens anything and is replaced).
 #[tokio::test]
 async fn a_config_log_from_before_sealing_is_rebuilt_sealed() {
-    use sqlx::{ConnectOptions, Row};
+    use sqlx::Row;
     let tmp = tempfile::tempdir().unwrap();
     let coord_dir = tmp.path().join("coord");
     let mut coord = Coordinator::start(&coord_dir, None);
     let edge = Edge::join(&coord, "fra", &tmp.path().join("edge"));
-    coord.cli_ok(&["projects", "create", "blog"]);
-    coord.cli_ok(&[
-        "env",
-        "set",
-        "blog",
-        &format!("API_SECRET={SECRET}"),
-        "--secret",
-    ]);
-    let site = tmp.path().join("site");
-    site_with_env_function(&site);
-    coord.deploy(&site, "blog", true);
+    deploy_blog_with_secret(&coord, tmp.path());
     secret_served(&edge, "the secret before the upgrade").await;
 
     let quic = coord.quic.to_string();
     assert!(coord.proc.terminate().success());
-    let mut db = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(coord_dir.join("coordinator.db"))
-        .connect()
-        .await
-        .unwrap();
+    let mut db = open_db(&coord_dir).await;
     sqlx::query("DELETE FROM cluster_keys")
         .execute(&mut db)
         .await
@@ -220,11 +211,7 @@ async fn a_config_log_from_before_sealing_is_rebuilt_sealed() {
         (s == 200 && body == "after-the-upgrade").then_some(())
     })
     .await;
-    let mut db = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(coord_dir.join("coordinator.db"))
-        .connect()
-        .await
-        .unwrap();
+    let mut db = open_db(&coord_dir).await;
     let keys: i64 = sqlx::query("SELECT COUNT(*) AS n FROM cluster_keys")
         .fetch_one(&mut db)
         .await
