@@ -198,6 +198,23 @@ pub struct DomainsTab {
     pub production_host: String,
     /// `(host, what it points at)`, e.g. branch aliases.
     pub aliases: Vec<(String, String)>,
+    /// The project's custom domains.
+    pub custom: Vec<CustomDomainRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CustomDomainRow {
+    pub name: String,
+    /// `production` or `branch <name>`.
+    pub target: String,
+    /// `pending`, `ownership`, `misconfigured` or `active`.
+    pub state: String,
+    /// What the last check found when it pointed elsewhere.
+    pub found: Option<String>,
+    pub checked_at: Option<i64>,
+    /// `(type, name, value)` of the records to create (the ownership TXT
+    /// record among them when it is required).
+    pub records: Vec<(String, String, String)>,
 }
 
 #[derive(Debug, Clone)]

@@ -55,7 +55,10 @@ pub fn router() -> Router<App> {
         )
         .route("/projects", post(project::create))
         .route("/projects/{p}", get(project::deployments_tab))
-        .route("/projects/{p}/domains", get(project::domains_tab))
+        .route(
+            "/projects/{p}/domains",
+            get(project::domains_tab).post(project::add_domain),
+        )
         .route(
             "/projects/{p}/env",
             get(project::env_tab).post(project::set_env),
@@ -65,6 +68,14 @@ pub fn router() -> Router<App> {
             post(project::delete_env),
         )
         .route("/projects/{p}/outbound", post(project::set_outbound))
+        .route(
+            "/projects/{p}/domains/{d}/verify",
+            post(project::verify_domain),
+        )
+        .route(
+            "/projects/{p}/domains/{d}/delete",
+            post(project::delete_domain),
+        )
         .route("/projects/{p}/functions", get(project::functions_tab))
         .route("/projects/{p}/settings", get(project::settings_tab))
         .route("/projects/{p}/settings/git", post(project::set_git))

@@ -3,9 +3,9 @@
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use dashboard::model::{
-    DeploymentBrief, DeploymentRow, DeploymentsTab, DomainsTab, EnvRow, EnvTab, FunctionRow,
-    FunctionsTab, GitForm, Nav, Overview, Pager, ProjectBody, ProjectHeader, ProjectRow,
-    SettingsTab, TeamRef,
+    CustomDomainRow, DeploymentBrief, DeploymentRow, DeploymentsTab, DomainsTab, EnvRow, EnvTab,
+    FunctionRow, FunctionsTab, GitForm, Nav, Overview, Pager, ProjectBody, ProjectHeader,
+    ProjectRow, SettingsTab, TeamRef,
 };
 use serde::Deserialize;
 
@@ -245,9 +245,34 @@ pub async fn domains_tab(
         .map(|a| (a.host, format!("deployment {}", a.deployment)))
         .collect();
     aliases.sort();
+    let custom = app::domains::list(&state, &signed.who, &p.id)
+        .await?
+        .into_iter()
+        .map(|v| {
+            let state_word = v.state().to_string();
+            let records = v
+                .records
+                .iter()
+                .chain(v.ownership.iter())
+                .map(|r| (r.kind.clone(), r.name.clone(), r.value.clone()))
+                .collect();
+            CustomDomainRow {
+                target: match &v.row.branch {
+                    Some(b) => format!("branch {b}"),
+                    None => "production".into(),
+                },
+                name: v.row.name,
+                state: state_word,
+                found: v.row.dns_detail,
+                checked_at: v.row.checked_at,
+                records,
+            }
+        })
+        .collect();
     let tab = DomainsTab {
         production_host: prod,
         aliases,
+        custom,
     };
     Ok(tab_page(&signed, &h, ProjectBody::Domains(tab)))
 }
@@ -274,6 +299,68 @@ pub async fn env_tab(
         outbound: app::env::outbound(&state, &signed.who, &p.id).await?,
     };
     Ok(tab_page(&signed, &h, ProjectBody::Env(tab)))
+}
+
+#[derive(Deserialize)]
+pub struct DomainPost {
+    name: String,
+    #[serde(default)]
+    branch: String,
+}
+
+pub async fn add_domain(
+    State(state): State<App>,
+    Path(project): Path<String>,
+    Post { signed, form: f }: Post<DomainPost>,
+) -> WebResult<Response> {
+    let back = format!("/projects/{}/domains", urlencode(&project));
+    let branch = f.branch.trim();
+    let target = if branch.is_empty() {
+        app::domains::Target::Production
+    } else {
+        app::domains::Target::Branch(branch.to_string())
+    };
+    act(
+        &back,
+        app::domains::add(&state, &signed.who, &project, &f.name, target),
+        |d| {
+            let next = if d.state() == "active" {
+                "It is live."
+            } else {
+                "Create the DNS records shown to put it live."
+            };
+            success(&back, format!("{} added. {next}", d.row.name))
+        },
+    )
+    .await
+}
+
+pub async fn verify_domain(
+    State(state): State<App>,
+    Path((project, domain)): Path<(String, String)>,
+    Post { signed, .. }: Post<NoFields>,
+) -> WebResult<Response> {
+    let back = format!("/projects/{}/domains", urlencode(&project));
+    act(
+        &back,
+        app::domains::verify(&state, &signed.who, &domain),
+        |d| success(&back, format!("{}: {}.", d.row.name, d.state())),
+    )
+    .await
+}
+
+pub async fn delete_domain(
+    State(state): State<App>,
+    Path((project, domain)): Path<(String, String)>,
+    Post { signed, .. }: Post<NoFields>,
+) -> WebResult<Response> {
+    let back = format!("/projects/{}/domains", urlencode(&project));
+    act(
+        &back,
+        app::domains::remove(&state, &signed.who, &domain),
+        |_| success(&back, format!("{domain} removed.")),
+    )
+    .await
 }
 
 #[derive(Deserialize)]

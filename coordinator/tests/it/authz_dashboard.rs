@@ -17,8 +17,8 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 
 use crate::authz::{
-    check_b_intact, fill, invite_a_as_viewer, routes_in, snapshot, world, World, PLAIN_VALUE,
-    SECRET_VALUE,
+    check_b_intact, fill, invite_a_as_viewer, routes_in, snapshot, world, World, B_DOMAIN,
+    PLAIN_VALUE, SECRET_VALUE,
 };
 use crate::support::http_client;
 
@@ -67,6 +67,7 @@ impl Row {
 /// The form fields a row sends (besides the CSRF token).
 const SET_SECRET: &[(&str, &str)] = &[("name", "SECRET_KEY"), ("value", "pwned"), ("env", "all")];
 const EVIL_HOSTS: &[(&str, &str)] = &[("hosts", "evil.example")];
+const NEW_DOMAIN: &[(&str, &str)] = &[("name", "www.stolen.example")];
 const EVIL_GIT: &[(&str, &str)] = &[("url", "https://evil.example/x.git")];
 const OWNER: &[(&str, &str)] = &[("role", "owner")];
 
@@ -108,6 +109,9 @@ fn stranger_rows(w: &World) -> Vec<Row> {
         (M::POST, "/projects/{p}/env", vec![p], SET_SECRET, NOT_FOUND),
         (M::POST, "/projects/{p}/env/{env}/{name}/delete", vec![p, "production", "SECRET_KEY"], &[], NOT_FOUND),
         (M::POST, "/projects/{p}/outbound", vec![p], EVIL_HOSTS, NOT_FOUND),
+        (M::POST, "/projects/{p}/domains", vec![p], NEW_DOMAIN, NOT_FOUND),
+        (M::POST, "/projects/{p}/domains/{d}/verify", vec![p, B_DOMAIN], &[], NOT_FOUND),
+        (M::POST, "/projects/{p}/domains/{d}/delete", vec![p, B_DOMAIN], &[], NOT_FOUND),
         (M::GET, "/projects/{p}/functions", vec![p], &[], NOT_FOUND),
         (M::GET, "/projects/{p}/settings", vec![p], &[], NOT_FOUND),
         (M::POST, "/projects/{p}/settings/git", vec![p], EVIL_GIT, NOT_FOUND),
@@ -163,6 +167,9 @@ fn viewer_rows(w: &World) -> Vec<Row> {
         (M::POST, "/projects/{p}/env", vec![p], SET_SECRET, SENT_BACK),
         (M::POST, "/projects/{p}/env/{env}/{name}/delete", vec![p, "production", "SECRET_KEY"], &[], SENT_BACK),
         (M::POST, "/projects/{p}/outbound", vec![p], EVIL_HOSTS, SENT_BACK),
+        (M::POST, "/projects/{p}/domains", vec![p], NEW_DOMAIN, SENT_BACK),
+        (M::POST, "/projects/{p}/domains/{d}/verify", vec![p, B_DOMAIN], &[], SENT_BACK),
+        (M::POST, "/projects/{p}/domains/{d}/delete", vec![p, B_DOMAIN], &[], SENT_BACK),
         (M::POST, "/projects/{p}/settings/git", vec![p], EVIL_GIT, SENT_BACK),
         (M::POST, "/projects/{p}/settings/git/delete", vec![p], &[], SENT_BACK),
         (M::POST, "/projects/{p}/deploy", vec![p], &[], SENT_BACK),
@@ -317,6 +324,9 @@ const ROUTES_WITH_ROWS: &[(&str, &str)] = &[
     ("POST", "/projects/{p}/env"),
     ("POST", "/projects/{p}/env/{env}/{name}/delete"),
     ("POST", "/projects/{p}/outbound"),
+    ("POST", "/projects/{p}/domains"),
+    ("POST", "/projects/{p}/domains/{d}/verify"),
+    ("POST", "/projects/{p}/domains/{d}/delete"),
     ("POST", "/projects/{p}/rollback"),
     ("POST", "/projects/{p}/settings/git"),
     ("POST", "/projects/{p}/settings/git/delete"),

@@ -151,6 +151,24 @@ pub fn bodies(full: bool) -> Vec<ProjectBody> {
             aliases: (0..n(1))
                 .map(|_| (format!("{XSS}.example.com"), XSS.to_string()))
                 .collect(),
+            custom: (0..n(2))
+                .map(|i| CustomDomainRow {
+                    name: format!("www{i}.{XSS}.example"),
+                    target: if i == 0 {
+                        "production".into()
+                    } else {
+                        format!("branch {XSS}")
+                    },
+                    state: if i == 0 {
+                        "misconfigured".into()
+                    } else {
+                        "ownership".into()
+                    },
+                    found: Some(format!("CNAME {XSS}")),
+                    checked_at: (i == 0).then_some(NOW - MIN),
+                    records: vec![("CNAME".into(), format!("www{i}.example"), XSS.into())],
+                })
+                .collect(),
         }),
         ProjectBody::Env(EnvTab {
             vars: if full {

@@ -1,15 +1,36 @@
+//! The project's addresses: its platform hosts, and custom domains with
+//! their state and the DNS records each still needs.
+
 use maud::{html, Markup};
 
-use crate::components::{empty, table_wrap};
-use crate::model::DomainsTab;
+use crate::components::{action, badge, empty, post_form, table_wrap, time, Btn};
+use crate::format::seg;
+use crate::model::{CustomDomainRow, DomainsTab, Page, ProjectHeader};
 
-pub fn render(t: &DomainsTab) -> Markup {
+pub fn render(page: &Page, h: &ProjectHeader, base: &str, t: &DomainsTab) -> Markup {
     html! {
         h2 { "Domains" }
         section.card {
             h3 { "Production" }
             p { code.copy-value { (t.production_host) } }
             p.hint { "Serves the production deployment." }
+        }
+        h3 { "Custom domains" }
+        @if t.custom.is_empty() {
+            (empty("No custom domains", html! {
+                p { "Serve this project at your own name, such as www.example.com. "
+                    @if h.can_write { "Add one below" } @else { "A team owner or member can add one" }
+                    ", or use " code { "coordinator domains add www.example.com --project " (h.name) } "." }
+            }))
+        } @else {
+            (table_wrap("Custom domains", &["Domain", "Points at", "State", "DNS records", "Checked", ""], html! {
+                @for d in &t.custom {
+                    (custom_row(page, h.can_write, base, d))
+                }
+            }))
+        }
+        @if h.can_write {
+            (add_form(page, base))
         }
         h3 { "Aliases" }
         @if t.aliases.is_empty() {
@@ -22,6 +43,78 @@ pub fn render(t: &DomainsTab) -> Markup {
                     tr { td { code { (host) } } td { (target) } }
                 }
             }))
+        }
+    }
+}
+
+fn state_text(d: &CustomDomainRow) -> String {
+    match d.state.as_str() {
+        "active" => "Active: served by every edge".into(),
+        "pending" => "Pending DNS: create the records shown".into(),
+        "ownership" => "Prove ownership: create the TXT record shown".into(),
+        "misconfigured" => format!(
+            "Misconfigured: found {}",
+            d.found.as_deref().unwrap_or("other records")
+        ),
+        other => other.into(),
+    }
+}
+
+fn custom_row(page: &Page, can_write: bool, base: &str, d: &CustomDomainRow) -> Markup {
+    let path = format!("{base}/domains/{}", seg(&d.name));
+    html! {
+        tr {
+            th scope="row" { code { (d.name) } }
+            td { (d.target) }
+            td { (badge(&d.state)) " " span.muted { (state_text(d)) } }
+            td {
+                @if d.state == "active" {
+                    span.muted { "in place" }
+                } @else {
+                    ul.plain {
+                        @for (kind, name, value) in &d.records {
+                            li { code { (kind) } " " code.copy-value { (name) } " → " code.copy-value.break { (value) } }
+                        }
+                    }
+                }
+            }
+            td.nowrap {
+                @match d.checked_at {
+                    Some(t) => (time(page.now_ms, t)),
+                    None => span.muted { "not yet" },
+                }
+            }
+            td {
+                @if can_write {
+                    (action(&page.csrf, &format!("{path}/verify"), "Check DNS now", Btn::Secondary, None))
+                    (action(&page.csrf, &format!("{path}/delete"), "Remove", Btn::Danger,
+                        Some(&format!("Remove {}? Every edge stops serving it.", d.name))))
+                }
+            }
+        }
+    }
+}
+
+fn add_form(page: &Page, base: &str) -> Markup {
+    html! {
+        section.card aria-labelledby="domain-add-h" {
+            h3 #domain-add-h { "Add a domain" }
+            (post_form(&page.csrf, &format!("{base}/domains"), "stack", html! {
+                div.row {
+                    div.field {
+                        label for="domain-name" { "Domain" }
+                        input #domain-name type="text" name="name" required autocomplete="off"
+                            maxlength="253" spellcheck="false" placeholder="www.example.com";
+                    }
+                    div.field {
+                        label for="domain-branch" { "Branch (empty: production)" }
+                        input #domain-branch type="text" name="branch" autocomplete="off"
+                            maxlength="255" spellcheck="false" placeholder="staging";
+                    }
+                }
+                button type="submit" class="btn primary" { "Add domain" }
+            }))
+            p.hint { "The domain goes live once its DNS records point here; they are checked every few minutes." }
         }
     }
 }

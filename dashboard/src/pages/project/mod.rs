@@ -26,7 +26,7 @@ pub fn project(page: &Page, header: &ProjectHeader, body: &ProjectBody) -> Strin
     let base = format!("/projects/{}", seg(&header.name));
     let content = match body {
         ProjectBody::Deployments(t) => deployments::render(page, header, &base, t),
-        ProjectBody::Domains(t) => domains::render(t),
+        ProjectBody::Domains(t) => domains::render(page, header, &base, t),
         ProjectBody::Env(t) => env::render(page, header, &base, t),
         ProjectBody::Functions(t) => functions::render(t),
         ProjectBody::Settings(t) => settings::render(page, header, &base, t),
