@@ -554,6 +554,7 @@ async fn store_suite_sqlite() {
     suite(&s).await;
     builds_suite(&s).await;
     accounts_suite(&s).await;
+    domains_suite(&s).await;
     s.close().await;
 }
 
@@ -563,6 +564,7 @@ async fn store_suite_postgres() {
     suite(&s).await;
     builds_suite(&s).await;
     accounts_suite(&s).await;
+    domains_suite(&s).await;
     db.drop_db(s).await;
 }
 
@@ -869,4 +871,92 @@ async fn accounts_suite(s: &Store) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Custom domains on both backends: one name per project of one team,
+/// checks recorded (a proof once found stays), deleted with the project.
+async fn domains_suite(s: &Store) {
+    use coordinator::store::{AddOutcome, DomainRow};
+    s.create_project("dom-p1", "dom-one", "team-d1")
+        .await
+        .unwrap();
+    s.create_project("dom-p2", "dom-two", "team-d2")
+        .await
+        .unwrap();
+    let row = |name: &str, pid: &str, team: &str| DomainRow {
+        name: name.into(),
+        project_id: pid.into(),
+        team_id: team.into(),
+        target: "production".into(),
+        branch: None,
+        verification: "outpost-verify=x".into(),
+        needs_proof: false,
+        proven_at: None,
+        dns_state: "pending".into(),
+        dns_detail: None,
+        checked_at: None,
+        created_at: 0,
+    };
+    let one = row("shop.test", "dom-p1", "team-d1");
+    assert_eq!(s.add_domain(&one).await.unwrap(), AddOutcome::Added);
+    assert_eq!(
+        s.add_domain(&row("shop.test", "dom-p2", "team-d2"))
+            .await
+            .unwrap(),
+        AddOutcome::Taken { same_team: false }
+    );
+    assert_eq!(
+        s.add_domain(&one).await.unwrap(),
+        AddOutcome::Taken { same_team: true }
+    );
+    assert!(s
+        .claimed_by_others(&["shop.test"], "team-d2")
+        .await
+        .unwrap());
+    assert!(!s
+        .claimed_by_others(&["shop.test"], "team-d1")
+        .await
+        .unwrap());
+    assert!(!s
+        .claimed_by_others(&["other.test"], "team-d2")
+        .await
+        .unwrap());
+
+    let mut blog = row("blog.shop.test", "dom-p2", "team-d2");
+    blog.needs_proof = true;
+    assert_eq!(s.add_domain(&blog).await.unwrap(), AddOutcome::Added);
+    let checked = s
+        .record_domain_check("blog.shop.test", "active", None, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(checked.serves() && checked.proven_at.is_some() && checked.checked_at.is_some());
+    // A later check without the TXT record keeps the proof.
+    let again = s
+        .record_domain_check(
+            "blog.shop.test",
+            "misconfigured",
+            Some("A 198.51.100.7"),
+            false,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.proven_at, checked.proven_at);
+    assert_eq!(again.dns_detail.as_deref(), Some("A 198.51.100.7"));
+    assert!(!again.serves());
+    assert!(s
+        .record_domain_check("nope.test", "active", None, false)
+        .await
+        .unwrap()
+        .is_none());
+    // The never-checked first.
+    let due = s.domains_to_check(10).await.unwrap();
+    assert_eq!(due[0].name, "shop.test");
+    assert_eq!(s.project_domains("dom-p2").await.unwrap().len(), 1);
+
+    assert!(s.remove_domain("blog.shop.test").await.unwrap().is_some());
+    assert!(s.domain("blog.shop.test").await.unwrap().is_none());
+    s.delete_project("dom-p1").await.unwrap();
+    assert!(s.domain("shop.test").await.unwrap().is_none());
 }
