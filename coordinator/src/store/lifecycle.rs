@@ -416,7 +416,9 @@ impl Store {
             .await?
             .try_get("n")?;
         let row = sqlx::query(
-            "SELECT COUNT(*) AS n, COALESCE(SUM(b.total_size), 0) AS bytes FROM deployments d \
+            // Postgres sums BIGINTs as NUMERIC, which the Any driver cannot
+            // decode: the cast keeps one type on both backends.
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(b.total_size), 0) AS BIGINT) AS bytes FROM deployments d \
              JOIN projects p ON p.id = d.project_id JOIN bundles b ON b.id = d.bundle_id \
              WHERE p.team_id = $1",
         )

@@ -219,3 +219,34 @@ async fn a_config_log_from_before_sealing_is_rebuilt_sealed() {
         .get("n");
     assert_eq!(keys, 1);
 }
+
+/// The same on Postgres: the cluster key's rows, sealing on every change
+/// and the re-seal of a node's removal, through the real coordinator.
+#[tokio::test]
+async fn sealing_and_resealing_on_postgres() {
+    let (url, db) = crate::store_suite::PgDb::new_database().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut coord = Coordinator::start(
+        &tmp.path().join("coord"),
+        Some(&format!("database_url = \"{url}\"\n")),
+    );
+    let keep = Edge::join(&coord, "fra", &tmp.path().join("keep"));
+    let gone = Edge::join(&coord, "fra", &tmp.path().join("gone"));
+    deploy_blog_with_secret(&coord, tmp.path());
+    secret_served(&keep, "the secret on Postgres").await;
+    let gone_id = node_status(&gone.dir).unwrap().node_id;
+    coord.cli_ok(&["nodes", "rm", &gone_id]);
+    eventually(30, "the new generation on the staying node", || async {
+        let k = keys_of(&keep.dir)?;
+        (k.held.contains(&2) && k.missing.is_empty()).then_some(())
+    })
+    .await;
+    coord.cli_ok(&["env", "set", "blog", "API_SECRET=after-removal", "--secret"]);
+    eventually(30, "the secret set after the removal", || async {
+        let (s, body, _) = keep.get("blog.localhost", "/api/env?name=API_SECRET").await;
+        (s == 200 && body == "after-removal").then_some(())
+    })
+    .await;
+    assert!(coord.proc.terminate().success());
+    db.drop_unused().await;
+}

@@ -14,13 +14,19 @@ async fn sqlite() -> (Store, tempfile::TempDir) {
     (Store::connect(&url).await.unwrap(), dir)
 }
 
-struct PgDb {
+pub(crate) struct PgDb {
     admin_url: String,
     name: String,
 }
 
 impl PgDb {
     async fn create() -> (Store, PgDb) {
+        let (url, db) = Self::new_database().await;
+        (Store::connect(&url).await.unwrap(), db)
+    }
+
+    /// A fresh database of its own on the test server, and its URL.
+    pub(crate) async fn new_database() -> (String, PgDb) {
         let admin_url = std::env::var("OUTPOST_TEST_POSTGRES")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let name = format!("outpost_test_{}", coordinator::ids::new_id(12));
@@ -35,14 +41,16 @@ impl PgDb {
             Some((base, _)) => format!("{base}/{name}"),
             None => panic!("bad postgres url"),
         };
-        (
-            Store::connect(&url).await.unwrap(),
-            PgDb { admin_url, name },
-        )
+        (url, PgDb { admin_url, name })
     }
 
     async fn drop_db(self, store: Store) {
         store.close().await;
+        self.drop_unused().await;
+    }
+
+    /// Drops the database (connections still open are ended).
+    pub(crate) async fn drop_unused(self) {
         let mut conn = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
