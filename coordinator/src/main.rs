@@ -300,8 +300,15 @@ enum DomainsAction {
         domain: String,
         #[arg(long)]
         project: String,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "redirect_to")]
         branch: Option<String>,
+        /// Redirect every request to this domain of the same project
+        /// (`shop.com` → `www.shop.com`), keeping path and query.
+        #[arg(long)]
+        redirect_to: Option<String>,
+        /// The redirect's status: 301, 302, 307 or 308.
+        #[arg(long, default_value_t = 308, requires = "redirect_to")]
+        status: u16,
     },
     /// A project's domains and their state.
     Ls { project: String },
@@ -602,7 +609,13 @@ async fn main() -> anyhow::Result<()> {
                     domain,
                     project,
                     branch,
-                } => cli::domains::add(&c, &project, &domain, branch.as_deref(), remote.json).await,
+                    redirect_to,
+                    status,
+                } => {
+                    let redirect = redirect_to.as_deref().map(|to| (to, status));
+                    let branch = branch.as_deref();
+                    cli::domains::add(&c, &project, &domain, branch, redirect, remote.json).await
+                }
                 DomainsAction::Ls { project } => {
                     cli::domains::list(&c, &project, remote.json).await
                 }

@@ -220,6 +220,20 @@ impl ConfigState {
         }
     }
 
+    /// Where `host` redirects, if it is a redirecting host (a custom
+    /// domain such as `shop.com` → `www.shop.com`).
+    pub fn redirect(&self, host: &str) -> Result<Option<protocol::HostRedirect>, AcceptError> {
+        let generation = self.head.lock().unwrap().generation;
+        let key = Key::Host(host.to_string()).encode();
+        match self.index.get(generation, &key)? {
+            Some(bytes) => match decode_entry(&key, &bytes)? {
+                Entry::Redirect(r) => Ok(Some(r)),
+                _ => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
     /// The bundle of every host in the stored config (eager and on
     /// demand): one scan of the host entries, for the cache's pass.
     pub fn host_bundles(&self) -> Result<std::collections::HashSet<BundleId>, AcceptError> {

@@ -62,6 +62,8 @@ pub enum Resolved {
     /// The host exists but its bundle could not be fetched in time (the
     /// coordinator and every peer unreachable, say).
     Unavailable,
+    /// The host only redirects, to another host.
+    Redirect(protocol::HostRedirect),
 }
 
 /// Resolves a host the routing snapshot does not hold (a deployment's own

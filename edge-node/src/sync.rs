@@ -583,7 +583,10 @@ impl SiteResolver for OnDemand {
         Box::pin(async move {
             match tokio::time::timeout(ON_DEMAND_WAIT, self.load(host)).await {
                 Ok(Ok(Some(site))) => Resolved::Site(site),
-                Ok(Ok(None)) => Resolved::Unknown,
+                Ok(Ok(None)) => match self.config.redirect(host) {
+                    Ok(Some(r)) => Resolved::Redirect(r),
+                    _ => Resolved::Unknown,
+                },
                 Ok(Err(e)) => {
                     tracing::warn!(%host, error = %format!("{e:#}"), "serving a host on demand failed");
                     Resolved::Unavailable

@@ -214,6 +214,37 @@ pub enum Entry {
     Cert(CertEntry),
     Revoked(Revocation),
     Epoch(Epoch),
+    /// A host that only redirects (a custom domain such as `shop.com` →
+    /// `www.shop.com`), under a `Key::Host`.
+    Redirect(HostRedirect),
+}
+
+/// Where a redirecting host sends every request: the same path and query
+/// on host `to`, with `status` (301, 302, 307 or 308).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRedirect {
+    pub to: String,
+    pub status: u16,
+}
+
+impl HostRedirect {
+    pub const STATUSES: [u16; 4] = [301, 302, 307, 308];
+
+    /// The `Location` for a request of `path_and_query` over `scheme`.
+    /// `to` is a normalised host name (checked when the entry is made and
+    /// again here), so nothing of the request can change the host.
+    pub fn location(&self, scheme: &str, path_and_query: &str) -> Option<String> {
+        let host = crate::host::normalize_host(&self.to).ok()?;
+        if !Self::STATUSES.contains(&self.status) || host != self.to.as_str() {
+            return None;
+        }
+        let path = if path_and_query.starts_with('/') {
+            path_and_query
+        } else {
+            "/"
+        };
+        Some(format!("{scheme}://{host}{path}"))
+    }
 }
 
 /// Which history of the config a keyspace belongs to. When the
@@ -243,6 +274,7 @@ impl Entry {
         matches!(
             (key, self),
             (Key::Host(_), Entry::Host(_))
+                | (Key::Host(_), Entry::Redirect(_))
                 | (Key::Project(_), Entry::Project(_))
                 | (Key::Cert(_), Entry::Cert(_))
                 | (Key::Revoked(_), Entry::Revoked(_))
@@ -511,6 +543,37 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.entries, b.entries);
+    }
+
+    #[test]
+    fn redirect_locations_keep_the_path_and_never_change_the_host() {
+        let r = HostRedirect {
+            to: "www.shop.com".into(),
+            status: 308,
+        };
+        for (scheme, pq, want) in [
+            ("https", "/a/b?x=1", Some("https://www.shop.com/a/b?x=1")),
+            ("http", "/", Some("http://www.shop.com/")),
+            (
+                "http",
+                "//evil.com/x",
+                Some("http://www.shop.com//evil.com/x"),
+            ),
+            ("http", "evil.com", Some("http://www.shop.com/")),
+        ] {
+            assert_eq!(r.location(scheme, pq).as_deref(), want, "{pq}");
+        }
+        let bad_status = HostRedirect {
+            status: 200,
+            ..r.clone()
+        };
+        let bad_host = HostRedirect {
+            to: "evil.com/x".into(),
+            ..r.clone()
+        };
+        assert_eq!(bad_status.location("http", "/"), None);
+        assert_eq!(bad_host.location("http", "/"), None);
+        assert!(Entry::Redirect(r).fits(&Key::Host("shop.com".into())));
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub mod wire;
 pub mod frame_io;
 
 pub use config::{
-    CertEntry, Change, ChangeBatch, Entry, EnvKind, Epoch, HostKind, HostTarget, Key,
+    CertEntry, Change, ChangeBatch, Entry, EnvKind, Epoch, HostKind, HostRedirect, HostTarget, Key,
     ProjectRuntime, Revocation, RuntimeEnv,
 };
 pub use functions::FunctionEntry;

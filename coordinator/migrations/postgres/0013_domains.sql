@@ -6,9 +6,13 @@ CREATE TABLE domains (
     name TEXT PRIMARY KEY,
     project_id TEXT NOT NULL REFERENCES projects(id),
     team_id TEXT NOT NULL,
-    -- 'production' or 'branch' (then `branch` names it).
+    -- 'production', 'branch' (then `branch` names it) or 'redirect'
+    -- (every request goes to the same path on `redirect_to`, a domain of
+    -- the same project, with `redirect_status`: 301, 302, 307 or 308).
     target TEXT NOT NULL,
     branch TEXT,
+    redirect_to TEXT,
+    redirect_status BIGINT,
     -- The value of the ownership TXT record `_outpost-challenge.<name>`.
     verification TEXT NOT NULL,
     -- Whether another team uses a parent of this name: then the TXT

@@ -34,9 +34,12 @@ impl From<crate::domains::dns::Record> for DnsRecord {
 pub struct Domain {
     pub name: String,
     pub project: String,
-    /// `production` or `branch`.
+    /// `production`, `branch` or `redirect`.
     pub target: String,
     pub branch: Option<String>,
+    /// For a redirecting domain: where to, and with which status.
+    pub redirect_to: Option<String>,
+    pub redirect_status: Option<u16>,
     /// `pending` (no DNS records yet), `ownership` (the TXT record below is
     /// awaited), `misconfigured` (records point elsewhere: see `found`),
     /// `active` (served by every edge).
@@ -67,6 +70,8 @@ impl From<DomainView> for Domain {
             project: v.project,
             target: v.row.target,
             branch: v.row.branch,
+            redirect_to: v.row.redirect_to,
+            redirect_status: v.row.redirect_status.and_then(|s| u16::try_from(s).ok()),
             state,
             served,
             found: v.row.dns_detail,
@@ -87,6 +92,13 @@ pub struct AddDomain {
     /// instead of production.
     #[serde(default)]
     pub branch: Option<String>,
+    /// Redirect every request to this domain of the same project instead
+    /// (`shop.com` → `www.shop.com`).
+    #[serde(default)]
+    pub redirect_to: Option<String>,
+    /// 301, 302, 307 or 308 (default).
+    #[serde(default)]
+    pub redirect_status: Option<u16>,
 }
 
 #[utoipa::path(
@@ -121,9 +133,19 @@ pub async fn add(
     Path(project): Path<String>,
     ApiJson(body): ApiJson<AddDomain>,
 ) -> ApiResult<(StatusCode, Json<Domain>)> {
-    let target = match body.branch {
-        Some(b) => Target::Branch(b),
-        None => Target::Production,
+    let target = match (body.branch, body.redirect_to) {
+        (Some(_), Some(_)) => {
+            return Err(app::AppError::invalid(
+                "invalid_target",
+                "a domain points at a branch or redirects, not both",
+            ))
+        }
+        (Some(b), None) => Target::Branch(b),
+        (None, Some(to)) => Target::Redirect {
+            to,
+            status: body.redirect_status.unwrap_or(308),
+        },
+        (None, None) => Target::Production,
     };
     let d = app::domains::add(&app, &who, &project, &body.name, target).await?;
     Ok((StatusCode::CREATED, Json(d.into())))

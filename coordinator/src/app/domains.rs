@@ -15,6 +15,12 @@ use crate::store::{AddOutcome, DomainRow, Project, Role};
 pub enum Target {
     Production,
     Branch(String),
+    /// Every request to the same path on `to` (another domain of the same
+    /// project that does not redirect itself), with `status`.
+    Redirect {
+        to: String,
+        status: u16,
+    },
 }
 
 /// A domain as people see it.
@@ -102,6 +108,12 @@ pub async fn add(
             ));
         }
     }
+    let redirect = match &target {
+        Target::Redirect { to, status } => {
+            Some((redirect_target(app, &p, &n, to, *status).await?, *status))
+        }
+        _ => None,
+    };
     let needs_proof = app
         .store
         .claimed_by_others(&n.parents(), &p.team_id)
@@ -113,11 +125,14 @@ pub async fn add(
         target: match &target {
             Target::Production => "production".into(),
             Target::Branch(_) => "branch".into(),
+            Target::Redirect { .. } => "redirect".into(),
         },
         branch: match target {
-            Target::Production => None,
             Target::Branch(b) => Some(b),
+            _ => None,
         },
+        redirect_to: redirect.as_ref().map(|(to, _)| to.clone()),
+        redirect_status: redirect.map(|(_, s)| i64::from(s)),
         verification: format!("outpost-verify={}", crate::ids::new_id(24)),
         needs_proof,
         proven_at: None,
@@ -161,6 +176,46 @@ pub async fn add(
     let row = app.domains.check(&app.store, &row).await?.unwrap_or(row);
     app.hub.refresh().await?;
     Ok(view(app, row, p.name))
+}
+
+/// Where a new redirecting domain `name` may send requests: another
+/// domain of the same project that does not redirect itself (so no chain,
+/// and no loop, can form).
+async fn redirect_target(
+    app: &App,
+    p: &Project,
+    name: &name::DomainName,
+    to: &str,
+    status: u16,
+) -> AppResult<String> {
+    if !protocol::HostRedirect::STATUSES.contains(&status) {
+        return Err(AppError::invalid(
+            "invalid_redirect",
+            "a redirect's status is 301, 302, 307 or 308",
+        ));
+    }
+    let to = name::parse(to, &app.config.base_domain, true)
+        .map_err(|e| AppError::invalid("invalid_redirect", e.to_string()))?;
+    if to == *name {
+        return Err(AppError::invalid(
+            "invalid_redirect",
+            format!("{name} cannot redirect to itself"),
+        ));
+    }
+    match app.store.domain(to.as_str()).await? {
+        Some(d) if d.project_id == p.id && d.redirect_to.is_none() => Ok(d.name),
+        Some(d) if d.project_id == p.id => Err(AppError::invalid(
+            "invalid_redirect",
+            format!(
+                "{to} redirects itself (to {}): redirect to where it points instead",
+                d.redirect_to.unwrap_or_default()
+            ),
+        )),
+        _ => Err(AppError::invalid(
+            "invalid_redirect",
+            format!("{to} is not a domain of project {}: add it first", p.name),
+        )),
+    }
 }
 
 pub async fn list(app: &App, who: &Principal, project: &str) -> AppResult<Vec<DomainView>> {
@@ -219,6 +274,19 @@ pub async fn verify(app: &App, who: &Principal, input: &str) -> AppResult<Domain
 
 pub async fn remove(app: &App, who: &Principal, input: &str) -> AppResult<()> {
     let (row, p) = find(app, who, input, Role::Member).await?;
+    let pointing = app.store.redirects_to(&row.name).await?;
+    if !pointing.is_empty() {
+        return Err(AppError::conflict(
+            "domain_in_use",
+            format!(
+                "{} redirect{} to {}: remove {} first",
+                pointing.join(", "),
+                if pointing.len() == 1 { "s" } else { "" },
+                row.name,
+                if pointing.len() == 1 { "it" } else { "them" }
+            ),
+        ));
+    }
     app.store.remove_domain(&row.name).await?;
     app.hub.refresh().await?;
     app.audit(who, &p, "domain.remove", json!({ "domain": row.name }))

@@ -7,9 +7,10 @@ use super::commands::print_json;
 use crate::api::domains::Domain;
 
 fn show(d: &Domain) {
-    let target = match &d.branch {
-        Some(b) => format!("branch {b}"),
-        None => "production".into(),
+    let target = match (&d.branch, &d.redirect_to) {
+        (_, Some(to)) => format!("redirects {} to {to}", d.redirect_status.unwrap_or(308)),
+        (Some(b), _) => format!("branch {b}"),
+        _ => "production".into(),
     };
     println!("{}  →  {} ({target})", d.name, d.project);
     let state = match d.state.as_str() {
@@ -44,12 +45,18 @@ pub async fn add(
     project: &str,
     name: &str,
     branch: Option<&str>,
+    redirect: Option<(&str, u16)>,
     as_json: bool,
 ) -> anyhow::Result<()> {
     let d: Domain = client
         .post(
             &format!("/projects/{project}/domains"),
-            &json!({ "name": name, "branch": branch }),
+            &json!({
+                "name": name,
+                "branch": branch,
+                "redirect_to": redirect.map(|r| r.0),
+                "redirect_status": redirect.map(|r| r.1),
+            }),
         )
         .await?;
     if as_json {

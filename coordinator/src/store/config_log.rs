@@ -964,6 +964,7 @@ async fn derive(
 async fn domain_write(tx: &mut Tx<'_>, name: &str) -> Result<Write, StoreError> {
     let row = sqlx::query(
         "SELECT d.project_id AS pid, p.name AS pname, d.target AS target, d.branch AS branch, \
+         d.redirect_to AS redirect_to, d.redirect_status AS redirect_status, \
          d.dns_state AS dns_state, d.needs_proof AS needs_proof, d.proven_at AS proven_at \
          FROM domains d JOIN projects p ON p.id = d.project_id WHERE d.name = $1",
     )
@@ -980,6 +981,18 @@ async fn domain_write(tx: &mut Tx<'_>, name: &str) -> Result<Write, StoreError> 
             || r.try_get::<Option<i64>, _>("proven_at")?.is_some());
     if !served {
         return Ok(gone(&pid));
+    }
+    if let Some(to) = r.try_get::<Option<String>, _>("redirect_to")? {
+        let status: Option<i64> = r.try_get("redirect_status")?;
+        return Ok(Write {
+            key: Key::Host(name.to_string()),
+            project_id: Some(pid),
+            deployment_id: None,
+            value: Some(Entry::Redirect(protocol::HostRedirect {
+                to,
+                status: status.and_then(|s| u16::try_from(s).ok()).unwrap_or(308),
+            })),
+        });
     }
     let branch: Option<String> = r.try_get("branch")?;
     let deployment = match &branch {
@@ -1036,7 +1049,9 @@ async fn project_domain_writes(
 ) -> Result<Vec<Write>, StoreError> {
     let names: Vec<String> = match branch {
         None => {
-            sqlx::query("SELECT name FROM domains WHERE project_id = $1 AND branch IS NULL")
+            sqlx::query(
+            "SELECT name FROM domains WHERE project_id = $1 AND branch IS NULL AND redirect_to IS NULL",
+        )
                 .bind(pid)
                 .fetch_all(&mut **tx)
                 .await?

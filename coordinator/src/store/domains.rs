@@ -17,6 +17,9 @@ pub struct DomainRow {
     /// `production` or `branch`.
     pub target: String,
     pub branch: Option<String>,
+    /// For `redirect`: the domain (of the same project) and the status.
+    pub redirect_to: Option<String>,
+    pub redirect_status: Option<i64>,
     pub verification: String,
     pub needs_proof: bool,
     pub proven_at: Option<i64>,
@@ -41,6 +44,8 @@ impl DomainRow {
             team_id: r.try_get("team_id")?,
             target: r.try_get("target")?,
             branch: r.try_get("branch")?,
+            redirect_to: r.try_get("redirect_to")?,
+            redirect_status: r.try_get("redirect_status")?,
             verification: r.try_get("verification")?,
             needs_proof: r.try_get::<i64, _>("needs_proof")? != 0,
             proven_at: r.try_get("proven_at")?,
@@ -52,8 +57,9 @@ impl DomainRow {
     }
 }
 
-const COLS: &str = "name, project_id, team_id, target, branch, verification, needs_proof, \
-                    proven_at, dns_state, dns_detail, checked_at, created_at";
+const COLS: &str = "name, project_id, team_id, target, branch, redirect_to, redirect_status, \
+                    verification, needs_proof, proven_at, dns_state, dns_detail, checked_at, \
+                    created_at";
 
 /// What adding a domain found in its way.
 #[derive(Debug, PartialEq, Eq)]
@@ -89,13 +95,15 @@ impl Store {
             return Ok(AddOutcome::TooMany);
         }
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO domains ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "INSERT INTO domains ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         )))
         .bind(&d.name)
         .bind(&d.project_id)
         .bind(&d.team_id)
         .bind(&d.target)
         .bind(&d.branch)
+        .bind(&d.redirect_to)
+        .bind(d.redirect_status)
         .bind(&d.verification)
         .bind(i64::from(d.needs_proof))
         .bind(d.proven_at)
@@ -201,6 +209,17 @@ impl Store {
             .await?;
         tx.commit().await?;
         self.domain(name).await
+    }
+
+    /// The domains that redirect to `name`.
+    pub async fn redirects_to(&self, name: &str) -> Result<Vec<String>, StoreError> {
+        sqlx::query("SELECT name FROM domains WHERE redirect_to = $1 ORDER BY name")
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get("name")?))
+            .collect()
     }
 
     /// Removes a domain; its host stops being served on every edge.

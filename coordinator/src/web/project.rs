@@ -257,9 +257,12 @@ pub async fn domains_tab(
                 .map(|r| (r.kind.clone(), r.name.clone(), r.value.clone()))
                 .collect();
             CustomDomainRow {
-                target: match &v.row.branch {
-                    Some(b) => format!("branch {b}"),
-                    None => "production".into(),
+                target: match (&v.row.branch, &v.row.redirect_to) {
+                    (_, Some(to)) => {
+                        format!("redirect {} to {to}", v.row.redirect_status.unwrap_or(308))
+                    }
+                    (Some(b), _) => format!("branch {b}"),
+                    _ => "production".into(),
                 },
                 name: v.row.name,
                 state: state_word,
@@ -306,6 +309,10 @@ pub struct DomainPost {
     name: String,
     #[serde(default)]
     branch: String,
+    #[serde(default)]
+    redirect_to: String,
+    #[serde(default)]
+    redirect_status: Option<u16>,
 }
 
 pub async fn add_domain(
@@ -314,11 +321,14 @@ pub async fn add_domain(
     Post { signed, form: f }: Post<DomainPost>,
 ) -> WebResult<Response> {
     let back = format!("/projects/{}/domains", urlencode(&project));
-    let branch = f.branch.trim();
-    let target = if branch.is_empty() {
-        app::domains::Target::Production
-    } else {
-        app::domains::Target::Branch(branch.to_string())
+    let (branch, to) = (f.branch.trim(), f.redirect_to.trim());
+    let target = match (branch.is_empty(), to.is_empty()) {
+        (true, true) => app::domains::Target::Production,
+        (false, _) => app::domains::Target::Branch(branch.to_string()),
+        (true, false) => app::domains::Target::Redirect {
+            to: to.to_string(),
+            status: f.redirect_status.unwrap_or(308),
+        },
     };
     act(
         &back,

@@ -131,6 +131,65 @@ async fn a_domain_goes_live_when_its_dns_points_at_the_fleet() {
         "{listed}"
     );
 
+    // A redirecting domain: every request to the same path on its target.
+    dns.set_cname("go.shop.test", TARGET).await;
+    let add_redirect = |name: &'static str, to: &'static str, status: u16| {
+        let api = &api;
+        async move {
+            call(
+                api,
+                Method::POST,
+                "/projects/shop/domains",
+                Some(json!({"name": name, "redirect_to": to, "redirect_status": status})),
+            )
+            .await
+        }
+    };
+    let (s, d) = add_redirect("go.shop.test", "www.shop.test", 301).await;
+    assert_eq!(
+        (s, d["state"].as_str(), d["target"].as_str()),
+        (201, Some("active"), Some("redirect")),
+        "{d}"
+    );
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let location = eventually(30, "go.shop.test to redirect", || async {
+        let r = no_follow
+            .get(format!("http://{}/a/b?x=1", edge.http))
+            .header("Host", "go.shop.test")
+            .send()
+            .await
+            .ok()?;
+        (r.status() == 301).then(|| r.headers()["location"].to_str().unwrap().to_string())
+    })
+    .await;
+    assert_eq!(location, "http://www.shop.test/a/b?x=1");
+    // No chains (so no loops), no self-redirects, nothing outside the project.
+    for (name, to, status) in [
+        ("chain.shop.test", "go.shop.test", 308),
+        ("self.shop.test", "self.shop.test", 308),
+        ("out.shop.test", "elsewhere.test", 308),
+        ("odd.shop.test", "www.shop.test", 200),
+    ] {
+        let (s, e) = add_redirect(name, to, status).await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (400, Some("invalid_redirect")),
+            "{name}: {e}"
+        );
+    }
+    // The target cannot go while a domain redirects to it.
+    let (s, e) = call(&api, Method::DELETE, "/domains/www.shop.test", None).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("domain_in_use")),
+        "{e}"
+    );
+    coord.cli_ok(&["domains", "rm", "go.shop.test"]);
+    not_served(&edge, "go.shop.test").await;
+
     // Records that move away take the domain off the edges again.
     dns.clear_cname("www.shop.test").await;
     dns.set_a("www.shop.test", &["198.51.100.8"]).await;

@@ -897,6 +897,8 @@ async fn domains_suite(s: &Store) {
         team_id: team.into(),
         target: "production".into(),
         branch: None,
+        redirect_to: None,
+        redirect_status: None,
         verification: "outpost-verify=x".into(),
         needs_proof: false,
         proven_at: None,

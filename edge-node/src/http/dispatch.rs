@@ -41,6 +41,20 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
                 Resolved::Site(site) => decide(app, session.req_header(), Some(site)),
                 Resolved::Unknown => Reply::Platform(404),
                 Resolved::Unavailable => Reply::Platform(503),
+                Resolved::Redirect(r) => {
+                    let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+                    let pq = session
+                        .req_header()
+                        .uri
+                        .path_and_query()
+                        .map_or("/", |p| p.as_str());
+                    match r.location(if tls { "https" } else { "http" }, pq) {
+                        Some(location) => {
+                            return send_host_redirect(session, r.status, &location).await
+                        }
+                        None => Reply::Platform(404),
+                    }
+                }
             },
         };
     }
@@ -217,6 +231,19 @@ fn decide(app: &EdgeHttp, req: &RequestHeader, site: Option<Arc<Site>>) -> Reply
 
 /// A redirect: no body (clients follow `Location`; a body would only be
 /// shown by clients that do not).
+/// A redirecting host's answer: no site, so no deployment header.
+async fn send_host_redirect(
+    session: &mut ServerSession,
+    status: u16,
+    location: &str,
+) -> pingora_core::Result<()> {
+    let mut h = base_header(status);
+    set(&mut h, header::LOCATION, location);
+    set(&mut h, header::CONTENT_LENGTH, "0");
+    session.write_response_header(Box::new(h)).await?;
+    session.write_response_body(Bytes::new(), true).await
+}
+
 async fn send_redirect(
     session: &mut ServerSession,
     site: &Site,

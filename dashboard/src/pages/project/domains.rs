@@ -112,6 +112,22 @@ fn add_form(page: &Page, base: &str) -> Markup {
                             maxlength="255" spellcheck="false" placeholder="staging";
                     }
                 }
+                div.row {
+                    div.field {
+                        label for="domain-redirect" { "Or redirect to (a domain of this project)" }
+                        input #domain-redirect type="text" name="redirect_to" autocomplete="off"
+                            maxlength="253" spellcheck="false" placeholder="www.example.com";
+                    }
+                    div.field {
+                        label for="domain-status" { "Redirect status" }
+                        select #domain-status name="redirect_status" {
+                            option value="308" { "308 permanent" }
+                            option value="301" { "301 permanent" }
+                            option value="307" { "307 temporary" }
+                            option value="302" { "302 temporary" }
+                        }
+                    }
+                }
                 button type="submit" class="btn primary" { "Add domain" }
             }))
             p.hint { "The domain goes live once its DNS records point here; they are checked every few minutes." }
