@@ -211,6 +211,8 @@ pub async fn run(
 ) {
     let mut desired = config.subscribe();
     let mut fresh_link = true;
+    // Said once per stretch without the key, not at every retry.
+    let mut warned = false;
     loop {
         let d = desired.borrow_and_update().clone();
         let link = conn.borrow_and_update().clone();
@@ -218,12 +220,14 @@ pub async fn run(
         if lacking || (fresh_link && link.is_some()) {
             fresh_link = false;
             if let Err(e) = fetch(&keys, &d, link.as_ref(), &mesh).await {
-                if lacking {
+                if lacking && !warned {
+                    warned = true;
                     tracing::warn!(error = %format!("{e:#}"), "the cluster key is not here yet; functions with variables and sealed certificates wait for it");
                 }
             }
         }
         let lacking = !missing(&d, &keys.current()).is_empty();
+        warned &= lacking;
         tokio::select! {
             _ = desired.changed() => {}
             r = conn.changed() => {

@@ -31,6 +31,22 @@ async fn call(api: &Api, method: Method, path: &str, body: Option<Value>) -> (u1
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// A DNS server, a coordinator verifying with it and one edge; `None`
+/// (said loudly) where the DNS server is not installed.
+fn cluster(tmp: &std::path::Path) -> Option<(TestDns, Coordinator, Edge)> {
+    if !test_support::dns::available() {
+        eprintln!(
+            "\n\n!!!!! SKIPPING custom domain tests: {} is not installed (Debian package pebble) !!!!!\n\n",
+            test_support::dns::BINARY
+        );
+        return None;
+    }
+    let dns = TestDns::start(&tmp.join("dns")).unwrap();
+    let coord = Coordinator::start(&tmp.join("coord"), Some(&config(&dns)));
+    let edge = Edge::join(&coord, "fra", &tmp.join("edge"));
+    Some((dns, coord, edge))
+}
+
 async fn serves(edge: &Edge, host: &str, want: &str) {
     eventually(30, &format!("{host} to serve {want:?}"), || async {
         let (s, body, _) = edge.get(host, "/").await;
@@ -49,14 +65,10 @@ async fn not_served(edge: &Edge, host: &str) {
 
 #[tokio::test]
 async fn a_domain_goes_live_when_its_dns_points_at_the_fleet() {
-    if !test_support::dns::available() {
-        eprintln!("\n\n!!!!! SKIPPING custom domain tests: {} is not installed (Debian package pebble) !!!!!\n\n", test_support::dns::BINARY);
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    let dns = TestDns::start(&tmp.path().join("dns")).unwrap();
-    let coord = Coordinator::start(&tmp.path().join("coord"), Some(&config(&dns)));
-    let edge = Edge::join(&coord, "fra", &tmp.path().join("edge"));
+    let Some((dns, coord, edge)) = cluster(tmp.path()) else {
+        return;
+    };
     let api = coord.api();
     let site = tmp.path().join("site");
     write_site(&site, "shop v1");
@@ -209,17 +221,10 @@ async fn a_domain_goes_live_when_its_dns_points_at_the_fleet() {
 
 #[tokio::test]
 async fn names_are_checked_and_no_team_takes_another_ones() {
-    if !test_support::dns::available() {
-        eprintln!(
-            "\n\n!!!!! SKIPPING custom domain tests: {} is not installed !!!!!\n\n",
-            test_support::dns::BINARY
-        );
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    let dns = TestDns::start(&tmp.path().join("dns")).unwrap();
-    let coord = Coordinator::start(&tmp.path().join("coord"), Some(&config(&dns)));
-    let edge = Edge::join(&coord, "fra", &tmp.path().join("edge"));
+    let Some((dns, coord, edge)) = cluster(tmp.path()) else {
+        return;
+    };
     let api = coord.api();
     let site = tmp.path().join("site");
     write_site(&site, "team one");

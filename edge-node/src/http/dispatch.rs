@@ -50,7 +50,7 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
                         .map_or("/", |p| p.as_str());
                     match r.location(if tls { "https" } else { "http" }, pq) {
                         Some(location) => {
-                            return send_host_redirect(session, r.status, &location).await
+                            return send_redirect(session, None, r.status, &location).await
                         }
                         None => Reply::Platform(404),
                     }
@@ -68,7 +68,7 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
             site,
             status,
             location,
-        } => send_redirect(session, &site, status, &location).await,
+        } => send_redirect(session, Some(&site), status, &location).await,
         Reply::Proxy { site, url } => proxy::respond(app, session, &site, &url).await,
         Reply::Function {
             site,
@@ -231,29 +231,19 @@ fn decide(app: &EdgeHttp, req: &RequestHeader, site: Option<Arc<Site>>) -> Reply
 
 /// A redirect: no body (clients follow `Location`; a body would only be
 /// shown by clients that do not).
-/// A redirecting host's answer: no site, so no deployment header.
-async fn send_host_redirect(
-    session: &mut ServerSession,
-    status: u16,
-    location: &str,
-) -> pingora_core::Result<()> {
-    let mut h = base_header(status);
-    set(&mut h, header::LOCATION, location);
-    set(&mut h, header::CONTENT_LENGTH, "0");
-    session.write_response_header(Box::new(h)).await?;
-    session.write_response_body(Bytes::new(), true).await
-}
-
+/// A redirect; a redirecting host has no site (so no deployment header).
 async fn send_redirect(
     session: &mut ServerSession,
-    site: &Site,
+    site: Option<&Site>,
     status: u16,
     location: &str,
 ) -> pingora_core::Result<()> {
     let mut h = base_header(status);
     set(&mut h, header::LOCATION, location);
     set(&mut h, header::CONTENT_LENGTH, "0");
-    set_deployment(&mut h, site);
+    if let Some(site) = site {
+        set_deployment(&mut h, site);
+    }
     session.write_response_header(Box::new(h)).await?;
     session.write_response_body(Bytes::new(), true).await
 }
