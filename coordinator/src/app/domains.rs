@@ -10,6 +10,9 @@ use crate::domains::dns::{self, Record};
 use crate::domains::name;
 use crate::store::{AddOutcome, DomainRow, Project, Role};
 
+/// How long adding a domain waits for its first DNS check.
+const FIRST_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Where a domain points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -172,8 +175,13 @@ pub async fn add(
         json!({ "domain": n.as_str(), "proof": needs_proof }),
     )
     .await;
-    // The first check right away: DNS may be in place already.
-    let row = app.domains.check(&app.store, &row).await?.unwrap_or(row);
+    // The first check right away (DNS may be in place already), but the
+    // answer does not wait on a slow resolver: the periodic pass goes on.
+    let first = tokio::time::timeout(FIRST_CHECK, app.domains.check(&app.store, &row)).await;
+    let row = match first {
+        Ok(checked) => checked?.unwrap_or(row),
+        Err(_) => row,
+    };
     app.hub.refresh().await?;
     Ok(view(app, row, p.name))
 }
