@@ -297,6 +297,88 @@ impl DomainsConfig {
     }
 }
 
+/// The `[acme]` table: the CA custom domains' certificates come from.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    /// Issue certificates for custom domains at all.
+    pub enabled: bool,
+    /// The CA's directory URL [default: Let's Encrypt production].
+    pub directory: String,
+    /// Tried when `directory` keeps failing (as Caddy falls back to
+    /// ZeroSSL); the same account key is used there.
+    pub fallback_directory: Option<String>,
+    /// The account's contact address.
+    pub email: Option<String>,
+    /// External Account Binding (ZeroSSL, Google): key id and the base64url
+    /// HMAC key the CA gave.
+    pub eab_kid: Option<String>,
+    pub eab_hmac_key: Option<String>,
+    /// A PEM CA certificate the directory's own HTTPS is checked against
+    /// (a test CA such as Pebble's); default: the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Challenge types in the order tried: `http-01`, `tls-alpn-01`. A
+    /// failed attempt tries the next one.
+    pub challenges: Vec<String>,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        AcmeConfig {
+            enabled: true,
+            directory: "https://acme-v02.api.letsencrypt.org/directory".into(),
+            fallback_directory: None,
+            email: None,
+            eab_kid: None,
+            eab_hmac_key: None,
+            ca_file: None,
+            challenges: vec!["http-01".into(), "tls-alpn-01".into()],
+        }
+    }
+}
+
+impl AcmeConfig {
+    pub const CHALLENGES: [&'static str; 2] = ["http-01", "tls-alpn-01"];
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for d in std::iter::once(&self.directory).chain(&self.fallback_directory) {
+            if !d.starts_with("https://") || d.len() > 500 || d.chars().any(char::is_whitespace) {
+                anyhow::bail!("[acme] directory {d:?} must be an https:// URL");
+            }
+        }
+        if let Some(e) = &self.email {
+            crate::accounts::validate::email(e)
+                .map_err(|m| anyhow::anyhow!("[acme] email {e:?}: {m}"))?;
+        }
+        match (&self.eab_kid, &self.eab_hmac_key) {
+            (None, None) => {}
+            (Some(kid), Some(key)) => {
+                if kid.is_empty() || kid.len() > 256 {
+                    anyhow::bail!("[acme] eab_kid must be 1-256 characters");
+                }
+                crate::acme::decode_hmac_key(key)
+                    .map_err(|m| anyhow::anyhow!("[acme] eab_hmac_key: {m}"))?;
+            }
+            _ => anyhow::bail!("[acme] eab_kid and eab_hmac_key go together"),
+        }
+        if self.challenges.is_empty() || self.challenges.len() > Self::CHALLENGES.len() {
+            anyhow::bail!(
+                "[acme] challenges lists one or more of {:?}",
+                Self::CHALLENGES
+            );
+        }
+        for c in &self.challenges {
+            if !Self::CHALLENGES.contains(&c.as_str()) {
+                anyhow::bail!(
+                    "[acme] challenges: {c:?} is not one of {:?} (wildcards use DNS-01, which is not offered yet)",
+                    Self::CHALLENGES
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `[quotas]` table: what one team may hold, unless the instance owner
 /// set the team's own (`PUT /teams/{id}/quotas`).
 #[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -363,6 +445,8 @@ pub struct FileConfig {
     pub nodes: Option<NodesConfig>,
     #[serde(default)]
     pub domains: Option<DomainsConfig>,
+    #[serde(default)]
+    pub acme: Option<AcmeConfig>,
 }
 
 impl FileConfig {
@@ -399,6 +483,7 @@ pub struct Config {
     pub quotas: Quotas,
     pub nodes: NodesConfig,
     pub domains: DomainsConfig,
+    pub acme: AcmeConfig,
     /// Key for secrets at rest (64 hex); default: `<data_dir>/secret.key`.
     pub secret_key: Option<String>,
 }
@@ -483,6 +568,7 @@ impl Config {
         if self.domains.recheck_every < std::time::Duration::from_secs(1) {
             anyhow::bail!("[domains] recheck_every must be at least one second");
         }
+        self.acme.validate()?;
         if self.retention.every < std::time::Duration::from_secs(1) {
             anyhow::bail!("[retention] every must be at least one second");
         }
@@ -543,6 +629,7 @@ mod tests {
             quotas: Default::default(),
             nodes: Default::default(),
             domains: Default::default(),
+            acme: Default::default(),
             secret_key: None,
         }
     }

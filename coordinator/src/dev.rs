@@ -85,6 +85,8 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         retention: Default::default(),
         nodes: Default::default(),
         domains: Default::default(),
+        // A laptop has no public name a CA could reach: no orders.
+        acme: acme_off(),
         quotas: Default::default(),
         secret_key: None,
     };
@@ -187,5 +189,12 @@ pub async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+fn acme_off() -> coordinator::config::AcmeConfig {
+    coordinator::config::AcmeConfig {
+        enabled: false,
+        ..Default::default()
     }
 }

@@ -2,6 +2,7 @@
 //! cluster CA, QUIC endpoint for edges) and the client CLI.
 
 pub mod accounts;
+pub mod acme;
 pub mod api;
 pub mod app;
 pub mod blobs;

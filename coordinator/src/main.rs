@@ -424,6 +424,7 @@ fn resolve_config(a: ServeArgs) -> anyhow::Result<Config> {
         retention: file.retention.unwrap_or_default(),
         nodes: file.nodes.unwrap_or_default(),
         domains: file.domains.unwrap_or_default(),
+        acme: file.acme.unwrap_or_default(),
         quotas: file.quotas.unwrap_or_default(),
         secret_key: a.secret_key,
         data_dir,

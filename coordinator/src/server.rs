@@ -146,8 +146,15 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     );
     let domains = crate::domains::DomainChecker::new(&config.domains)
         .context("setting up the DNS resolver for custom domains")?;
+    let acme = crate::acme::AcmeService::new(
+        &config.acme,
+        store.clone(),
+        secrets.clone(),
+        &config.data_dir,
+    );
     let state = App {
         domains: domains.clone(),
+        acme: acme.clone(),
         builds: builds.clone(),
         secrets,
         store: store.clone(),
@@ -166,6 +173,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         ),
         tokio::spawn(builds.run(shutdown_rx.clone())),
         tokio::spawn(domains.run(store.clone(), shutdown_rx.clone())),
+        // Certificates for custom domains: issued and renewed in the background.
+        tokio::spawn(acme.run(shutdown_rx.clone())),
         // Retention and garbage collection, every `[retention] every`.
         tokio::spawn(crate::lifecycle::run(state.clone(), shutdown_rx.clone())),
     ];

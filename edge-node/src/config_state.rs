@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
+use protocol::acme::{HostChallenge, HttpsPolicy};
 use protocol::config::ConfigError;
 use protocol::signing::{BatchSignature, ConfigVerifier, SignatureError, SignedBatch};
 use protocol::{BundleId, CertEntry, Entry, HostTarget, Key, ProjectRuntime, StateHash};
@@ -75,6 +76,13 @@ pub struct Desired {
     pub certs: Arc<BTreeMap<String, CertEntry>>,
     /// Node ids removed from the cluster: refused on every mesh connection.
     pub revoked: Arc<BTreeSet<String>>,
+    /// The ACME account's key thumbprint: HTTP-01 challenges are answered
+    /// from it (see [`protocol::acme`]).
+    pub acme: Option<Arc<str>>,
+    /// Hosts with an ACME challenge under way.
+    pub challenges: Arc<BTreeMap<String, HostChallenge>>,
+    /// Hosts with a publicly trusted certificate: their HTTPS policy.
+    pub https: Arc<BTreeMap<String, HttpsPolicy>>,
 }
 
 /// Keys a change touched; `None`: everything may have changed (a snapshot).
@@ -154,6 +162,7 @@ impl ConfigState {
             BTreeMap::new(),
             BTreeSet::new(),
         );
+        let (mut challenges, mut https) = (BTreeMap::new(), BTreeMap::new());
         for item in index.scan(head.generation, "") {
             let (key, bytes) = item?;
             match (Key::decode(&key)?, decode_entry(&key, &bytes)?) {
@@ -169,6 +178,15 @@ impl ConfigState {
                 (Key::Revoked(n), Entry::Revoked(_)) => {
                     revoked.insert(n);
                 }
+                (Key::Acme, Entry::Acme(a)) if a.is_valid() => {
+                    d.acme = Some(a.thumbprint.into());
+                }
+                (Key::Challenge(h), Entry::Challenge(c)) => {
+                    challenges.insert(h, c);
+                }
+                (Key::Https(h), Entry::Https(p)) => {
+                    https.insert(h, p);
+                }
                 _ => {}
             }
         }
@@ -176,6 +194,8 @@ impl ConfigState {
         d.projects = Arc::new(projects);
         d.certs = Arc::new(certs);
         d.revoked = Arc::new(revoked);
+        d.challenges = Arc::new(challenges);
+        d.https = Arc::new(https);
         Ok(d)
     }
 
@@ -207,31 +227,31 @@ impl ConfigState {
         self.desired.borrow().revoked.contains(node_id)
     }
 
-    /// What `host` serves, read from the stored keyspace.
-    pub fn host(&self, host: &str) -> Result<Option<HostTarget>, AcceptError> {
+    /// The entry under `host`, read from the stored keyspace.
+    fn host_entry(&self, host: &str) -> Result<Option<Entry>, AcceptError> {
         let generation = self.head.lock().unwrap().generation;
         let key = Key::Host(host.to_string()).encode();
-        match self.index.get(generation, &key)? {
-            None => Ok(None),
-            Some(bytes) => match decode_entry(&key, &bytes)? {
-                Entry::Host(t) => Ok(Some(t)),
-                _ => Ok(None),
-            },
-        }
+        self.index
+            .get(generation, &key)?
+            .map(|bytes| decode_entry(&key, &bytes))
+            .transpose()
+    }
+
+    /// What `host` serves, read from the stored keyspace.
+    pub fn host(&self, host: &str) -> Result<Option<HostTarget>, AcceptError> {
+        Ok(match self.host_entry(host)? {
+            Some(Entry::Host(t)) => Some(t),
+            _ => None,
+        })
     }
 
     /// Where `host` redirects, if it is a redirecting host (a custom
     /// domain such as `shop.com` → `www.shop.com`).
     pub fn redirect(&self, host: &str) -> Result<Option<protocol::HostRedirect>, AcceptError> {
-        let generation = self.head.lock().unwrap().generation;
-        let key = Key::Host(host.to_string()).encode();
-        match self.index.get(generation, &key)? {
-            Some(bytes) => match decode_entry(&key, &bytes)? {
-                Entry::Redirect(r) => Ok(Some(r)),
-                _ => Ok(None),
-            },
-            None => Ok(None),
-        }
+        Ok(match self.host_entry(host)? {
+            Some(Entry::Redirect(r)) => Some(r),
+            _ => None,
+        })
     }
 
     /// The bundle of every host in the stored config (eager and on
@@ -444,6 +464,24 @@ fn note(d: &mut Desired, key: Key, value: Option<Entry>) {
         }
         (Key::Revoked(n), _) => {
             Arc::make_mut(&mut d.revoked).remove(&n);
+        }
+        (Key::Acme, Some(Entry::Acme(a))) if a.is_valid() => d.acme = Some(a.thumbprint.into()),
+        (Key::Acme, _) => d.acme = None,
+        (Key::Challenge(h), Some(Entry::Challenge(c))) => {
+            Arc::make_mut(&mut d.challenges).insert(h, c);
+        }
+        (Key::Challenge(h), _) => {
+            if d.challenges.contains_key(&h) {
+                Arc::make_mut(&mut d.challenges).remove(&h);
+            }
+        }
+        (Key::Https(h), Some(Entry::Https(p))) => {
+            Arc::make_mut(&mut d.https).insert(h, p);
+        }
+        (Key::Https(h), _) => {
+            if d.https.contains_key(&h) {
+                Arc::make_mut(&mut d.https).remove(&h);
+            }
         }
         (Key::Epoch, value) => {
             tracing::warn!(

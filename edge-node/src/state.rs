@@ -52,6 +52,11 @@ pub struct Routing {
     pub hosts: HashMap<String, Arc<Site>>,
     /// Certificate name (`blog.localhost`, `*.localhost`) → key.
     pub certs: BTreeMap<String, Arc<CertifiedKey>>,
+    /// ACME: the account thumbprint HTTP-01 answers carry, the hosts with a
+    /// TLS-ALPN-01 challenge under way, and HTTPS policies.
+    pub acme: Option<Arc<str>>,
+    pub challenges: Arc<BTreeMap<String, protocol::acme::HostChallenge>>,
+    pub https: Arc<BTreeMap<String, protocol::acme::HttpsPolicy>>,
 }
 
 /// What resolving a host that is not in the routing snapshot gave.

@@ -289,7 +289,12 @@ impl Syncer {
                     match k {
                         Key::Host(h) => hosts.push(h.clone()),
                         Key::Project(p) => projects.push(p.clone()),
-                        Key::Cert(_) | Key::Revoked(_) | Key::Epoch => {}
+                        Key::Cert(_)
+                        | Key::Revoked(_)
+                        | Key::Epoch
+                        | Key::Acme
+                        | Key::Challenge(_)
+                        | Key::Https(_) => {}
                     }
                 }
                 self.state.forget(&hosts, &projects);
@@ -410,6 +415,9 @@ impl Syncer {
             config_version: desired.version,
             hosts,
             certs: self.certified_keys(&desired.certs, &keys),
+            acme: desired.acme.clone(),
+            challenges: desired.challenges.clone(),
+            https: desired.https.clone(),
         });
         Ok(())
     }

@@ -172,6 +172,13 @@ pub enum Key {
     Revoked(String),
     /// The history the keyspace belongs to (see [`Epoch`]).
     Epoch,
+    /// The ACME account edges answer HTTP-01 challenges for.
+    Acme,
+    /// A host's ACME challenge under way.
+    Challenge(String),
+    /// A host's HTTPS policy (redirect, HSTS) while it has a publicly
+    /// trusted certificate.
+    Https(String),
 }
 
 impl Key {
@@ -183,6 +190,9 @@ impl Key {
             Key::Cert(c) => format!("c/{c}"),
             Key::Revoked(n) => format!("r/{n}"),
             Key::Epoch => "e/cluster".to_string(),
+            Key::Acme => "a/account".to_string(),
+            Key::Challenge(h) => format!("t/{h}"),
+            Key::Https(h) => format!("s/{h}"),
         }
     }
 
@@ -201,6 +211,9 @@ impl Key {
             "c" => Ok(Key::Cert(name.to_string())),
             "r" if crate::host::is_valid_label(name) => Ok(Key::Revoked(name.to_string())),
             "e" if name == "cluster" => Ok(Key::Epoch),
+            "a" if name == "account" => Ok(Key::Acme),
+            "t" => Ok(Key::Challenge(name.to_string())),
+            "s" => Ok(Key::Https(name.to_string())),
             _ => Err(bad()),
         }
     }
@@ -217,6 +230,9 @@ pub enum Entry {
     /// A host that only redirects (a custom domain such as `shop.com` →
     /// `www.shop.com`), under a `Key::Host`.
     Redirect(HostRedirect),
+    Acme(crate::acme::AcmeAccount),
+    Challenge(crate::acme::HostChallenge),
+    Https(crate::acme::HttpsPolicy),
 }
 
 /// Where a redirecting host sends every request: the same path and query
@@ -279,6 +295,9 @@ impl Entry {
                 | (Key::Cert(_), Entry::Cert(_))
                 | (Key::Revoked(_), Entry::Revoked(_))
                 | (Key::Epoch, Entry::Epoch(_))
+                | (Key::Acme, Entry::Acme(_))
+                | (Key::Challenge(_), Entry::Challenge(_))
+                | (Key::Https(_), Entry::Https(_))
         )
     }
 
@@ -431,6 +450,9 @@ mod tests {
             Key::Cert("*.localhost".into()),
             Key::Revoked("n1abc".into()),
             Key::Epoch,
+            Key::Acme,
+            Key::Challenge("shop.com".into()),
+            Key::Https("shop.com".into()),
         ] {
             assert_eq!(Key::decode(&k.encode()).unwrap(), k);
         }

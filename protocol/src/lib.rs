@@ -4,6 +4,7 @@
 //! helpers generic over `AsyncRead`/`AsyncWrite`). Every decoder is bounded
 //! and returns a typed error instead of panicking.
 
+pub mod acme;
 pub mod addr;
 pub mod config;
 pub mod functions;

@@ -16,7 +16,9 @@ use crate::signing::{BatchSignature, SignedBatch};
 /// 3: manifests (inside edge configs) may be format 2, with routing rules.
 /// 4: the config is a log of signed batches; manifests are fetched by id.
 /// 5: variables and certificate keys are sealed to the cluster key.
-pub const PROTOCOL_VERSION: u16 = 5;
+/// 6: ACME entries (account thumbprint, TLS-ALPN-01 challenges, HTTPS
+///    policies); an older edge could not decode them.
+pub const PROTOCOL_VERSION: u16 = 6;
 /// Largest frame either side accepts (a manifest of many files is the
 /// largest; batches and snapshot pages are bounded far below it).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;

@@ -55,9 +55,6 @@ pub struct Domain {
     /// The TXT record that proves ownership (another team uses a parent
     /// name), if required.
     pub ownership: Option<DnsRecord>,
-    /// HTTPS: certificates for custom domains come from an ACME CA, not
-    /// issued yet by this version (`none`).
-    pub certificate: String,
     pub created_at: i64,
 }
 
@@ -78,7 +75,6 @@ impl From<DomainView> for Domain {
             checked_at: v.row.checked_at,
             records: v.records.into_iter().map(DnsRecord::from).collect(),
             ownership: v.ownership.map(DnsRecord::from),
-            certificate: "none".into(),
             created_at: v.row.created_at,
         }
     }

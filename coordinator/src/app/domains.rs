@@ -52,8 +52,7 @@ impl DomainView {
 }
 
 fn view(app: &App, row: DomainRow, project: String) -> DomainView {
-    let n = name::parse(&row.name, &app.config.base_domain, true);
-    let apex = n.as_ref().is_ok_and(|n| n.is_apex());
+    let apex = name::is_apex(&row.name);
     let records = dns::records(&row.name, apex, &app.config.domains.fleet());
     let base = row.name.strip_prefix("*.").unwrap_or(&row.name).to_string();
     let ownership = row
@@ -143,6 +142,10 @@ pub async fn add(
         dns_detail: None,
         checked_at: None,
         created_at: 0,
+        https_redirect: true,
+        hsts_max_age: None,
+        hsts_include_subdomains: false,
+        hsts_preload: false,
     };
     match app.store.add_domain(&row).await? {
         AddOutcome::Added => {}

@@ -54,6 +54,8 @@ pub struct App {
     pub usage: Arc<quotas::UsageCache>,
     /// DNS checks of custom domains.
     pub domains: Arc<crate::domains::DomainChecker>,
+    /// Their certificates.
+    pub acme: Arc<crate::acme::AcmeService>,
 }
 
 impl App {

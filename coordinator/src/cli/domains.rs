@@ -24,14 +24,8 @@ fn show(d: &Domain) {
         other => other.to_string(),
     };
     println!("  state        {state}");
-    println!(
-        "  certificate  {}",
-        if d.certificate == "none" {
-            "none yet (ACME issuance is not in this version; HTTP is served)"
-        } else {
-            &d.certificate
-        }
-    );
+    // Certificates from an ACME CA are not issued yet (issue 23).
+    println!("  https        not yet: custom domains are served over HTTP");
     if d.state != "active" {
         println!("  DNS records to create:");
         for r in d.records.iter().chain(d.ownership.iter()) {

@@ -31,7 +31,7 @@ impl DomainName {
     /// Whether the name is a registrable domain itself (`shop.com`, not
     /// `www.shop.com`): it needs A/AAAA records, a CNAME cannot stand there.
     pub fn is_apex(&self) -> bool {
-        !self.is_wildcard() && psl::domain_str(&self.0) == Some(self.0.as_str())
+        is_apex(&self.0)
     }
 
     /// The registrable domain the name lies in (`shop.com` for
@@ -67,6 +67,12 @@ impl fmt::Display for DomainName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Whether the normalised `name` is a registrable domain itself (see
+/// [`DomainName::is_apex`]).
+pub fn is_apex(name: &str) -> bool {
+    !name.starts_with("*.") && psl::domain_str(name) == Some(name)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -78,8 +78,13 @@ pub enum EdgeSync {
     /// again with it (after a node's removal).
     Reseal,
     /// A custom domain's host: served while the domain is, pointing where
-    /// its target (production, a branch) points; else removed.
+    /// its target (production, a branch) points; else removed. Its
+    /// certificate and HTTPS policy with it.
     Domain(String),
+    /// The ACME account's key thumbprint (HTTP-01 answers).
+    AcmeAccount(String),
+    /// A host's ACME challenge under way, set or (None) removed.
+    Challenge(String, Option<protocol::acme::HostChallenge>),
 }
 
 /// A host certificate as issued, before its key is sealed into an entry.
@@ -101,11 +106,11 @@ impl std::fmt::Debug for HostCert {
 
 /// One entry to write: the key, whose rows it comes from, the value.
 #[derive(Debug, Clone)]
-struct Write {
-    key: Key,
-    project_id: Option<String>,
-    deployment_id: Option<String>,
-    value: Option<Entry>,
+pub(super) struct Write {
+    pub(super) key: Key,
+    pub(super) project_id: Option<String>,
+    pub(super) deployment_id: Option<String>,
+    pub(super) value: Option<Entry>,
 }
 
 /// What a subscriber needs to catch up from a version.
@@ -682,7 +687,7 @@ fn host_write(
     })
 }
 
-fn removal(key: Key, project_id: &str) -> Write {
+pub(super) fn removal(key: Key, project_id: &str) -> Write {
     Write {
         key,
         project_id: Some(project_id.to_string()),
@@ -932,7 +937,25 @@ async fn derive(
             deployment_id: None,
             value: None,
         }),
-        EdgeSync::Domain(name) => out.push(domain_write(tx, name).await?),
+        EdgeSync::Domain(name) => {
+            out.push(domain_write(tx, name).await?);
+            let seal = super::cluster_keys::newest(ring);
+            out.extend(super::acme::domain_tls_writes(tx, &log.secrets, &seal, name).await?);
+        }
+        EdgeSync::AcmeAccount(thumbprint) => out.push(Write {
+            key: Key::Acme,
+            project_id: None,
+            deployment_id: None,
+            value: Some(Entry::Acme(protocol::acme::AcmeAccount {
+                thumbprint: thumbprint.clone(),
+            })),
+        }),
+        EdgeSync::Challenge(name, c) => out.push(Write {
+            key: Key::Challenge(name.clone()),
+            project_id: None,
+            deployment_id: None,
+            value: c.clone().map(Entry::Challenge),
+        }),
         EdgeSync::Reseal => {
             super::cluster_keys::rotate(tx, &log.secrets).await?;
             *ring = super::cluster_keys::keyring(tx, &log.secrets).await?;
@@ -962,39 +985,34 @@ async fn derive(
 /// The host entry of custom domain `name`: where its target points while
 /// the domain is served, else none.
 async fn domain_write(tx: &mut Tx<'_>, name: &str) -> Result<Write, StoreError> {
-    let row = sqlx::query(
-        "SELECT d.project_id AS pid, p.name AS pname, d.target AS target, d.branch AS branch, \
-         d.redirect_to AS redirect_to, d.redirect_status AS redirect_status, \
-         d.dns_state AS dns_state, d.needs_proof AS needs_proof, d.proven_at AS proven_at \
-         FROM domains d JOIN projects p ON p.id = d.project_id WHERE d.name = $1",
-    )
-    .bind(name)
-    .fetch_optional(&mut **tx)
-    .await?;
     let gone = |pid: &str| removal(Key::Host(name.to_string()), pid);
-    let Some(r) = row else {
+    let Some(d) = super::domains::domain_in(tx, name).await? else {
         return Ok(gone(""));
     };
-    let (pid, pname): (String, String) = (r.try_get("pid")?, r.try_get("pname")?);
-    let served = r.try_get::<String, _>("dns_state")? == "active"
-        && (r.try_get::<i64, _>("needs_proof")? == 0
-            || r.try_get::<Option<i64>, _>("proven_at")?.is_some());
-    if !served {
+    let pid = d.project_id.clone();
+    if !d.serves() {
         return Ok(gone(&pid));
     }
-    if let Some(to) = r.try_get::<Option<String>, _>("redirect_to")? {
-        let status: Option<i64> = r.try_get("redirect_status")?;
+    if let Some(to) = d.redirect_to {
         return Ok(Write {
             key: Key::Host(name.to_string()),
             project_id: Some(pid),
             deployment_id: None,
             value: Some(Entry::Redirect(protocol::HostRedirect {
                 to,
-                status: status.and_then(|s| u16::try_from(s).ok()).unwrap_or(308),
+                status: d
+                    .redirect_status
+                    .and_then(|s| u16::try_from(s).ok())
+                    .unwrap_or(308),
             })),
         });
     }
-    let branch: Option<String> = r.try_get("branch")?;
+    let pname: String = sqlx::query("SELECT name FROM projects WHERE id = $1")
+        .bind(&pid)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("name")?;
+    let branch = d.branch;
     let deployment = match &branch {
         None => {
             sqlx::query(
@@ -1017,16 +1035,16 @@ async fn domain_write(tx: &mut Tx<'_>, name: &str) -> Result<Write, StoreError> 
             .await?
         }
     };
-    let Some(d) = deployment else {
+    let Some(dep) = deployment else {
         return Ok(gone(&pid));
     };
-    if d.try_get::<String, _>("status")? != DeploymentStatus::Ready.as_str() {
+    if dep.try_get::<String, _>("status")? != DeploymentStatus::Ready.as_str() {
         return Ok(gone(&pid));
     }
     let (did, bundle, target): (String, String, String) = (
-        d.try_get("did")?,
-        d.try_get("bundle")?,
-        d.try_get("target")?,
+        dep.try_get("did")?,
+        dep.try_get("bundle")?,
+        dep.try_get("target")?,
     );
     let (kind, env) = match branch {
         None => (HostKind::Production, EnvKind::Production),
@@ -1050,11 +1068,12 @@ async fn project_domain_writes(
     let names: Vec<String> = match branch {
         None => {
             sqlx::query(
-            "SELECT name FROM domains WHERE project_id = $1 AND branch IS NULL AND redirect_to IS NULL",
-        )
-                .bind(pid)
-                .fetch_all(&mut **tx)
-                .await?
+                "SELECT name FROM domains WHERE project_id = $1 \
+                 AND branch IS NULL AND redirect_to IS NULL",
+            )
+            .bind(pid)
+            .fetch_all(&mut **tx)
+            .await?
         }
         Some(b) => {
             sqlx::query("SELECT name FROM domains WHERE project_id = $1 AND branch = $2")

@@ -28,6 +28,12 @@ pub struct DomainRow {
     pub dns_detail: Option<String>,
     pub checked_at: Option<i64>,
     pub created_at: i64,
+    /// Plain HTTP answers 308 to HTTPS once the certificate is active.
+    pub https_redirect: bool,
+    /// `Strict-Transport-Security` over HTTPS (off when `None`).
+    pub hsts_max_age: Option<i64>,
+    pub hsts_include_subdomains: bool,
+    pub hsts_preload: bool,
 }
 
 impl DomainRow {
@@ -53,13 +59,32 @@ impl DomainRow {
             dns_detail: r.try_get("dns_detail")?,
             checked_at: r.try_get("checked_at")?,
             created_at: r.try_get("created_at")?,
+            https_redirect: r.try_get::<i64, _>("https_redirect")? != 0,
+            hsts_max_age: r.try_get("hsts_max_age")?,
+            hsts_include_subdomains: r.try_get::<i64, _>("hsts_include_subdomains")? != 0,
+            hsts_preload: r.try_get::<i64, _>("hsts_preload")? != 0,
         })
     }
 }
 
 const COLS: &str = "name, project_id, team_id, target, branch, redirect_to, redirect_status, \
                     verification, needs_proof, proven_at, dns_state, dns_detail, checked_at, \
-                    created_at";
+                    created_at, https_redirect, hsts_max_age, hsts_include_subdomains, hsts_preload";
+
+/// Domain `name` as `conn` (a transaction, say) sees it.
+pub(super) async fn domain_in(
+    conn: &mut sqlx::AnyConnection,
+    name: &str,
+) -> Result<Option<DomainRow>, StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM domains WHERE name = $1"
+    )))
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?
+    .map(|r| DomainRow::from_row(&r))
+    .transpose()
+}
 
 /// What adding a domain found in its way.
 #[derive(Debug, PartialEq, Eq)]
@@ -95,7 +120,7 @@ impl Store {
             return Ok(AddOutcome::TooMany);
         }
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO domains ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            "INSERT INTO domains ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         )))
         .bind(&d.name)
         .bind(&d.project_id)
@@ -111,6 +136,10 @@ impl Store {
         .bind(&d.dns_detail)
         .bind(d.checked_at)
         .bind(if d.created_at == 0 { now_ms() } else { d.created_at })
+        .bind(i64::from(d.https_redirect))
+        .bind(d.hsts_max_age)
+        .bind(i64::from(d.hsts_include_subdomains))
+        .bind(i64::from(d.hsts_preload))
         .execute(&mut *tx)
         .await?;
         self.sync_edges(&mut tx, &[EdgeSync::Domain(d.name.clone())])
@@ -120,14 +149,8 @@ impl Store {
     }
 
     pub async fn domain(&self, name: &str) -> Result<Option<DomainRow>, StoreError> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLS} FROM domains WHERE name = $1"
-        )))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|r| DomainRow::from_row(&r))
-        .transpose()
+        let mut conn = self.pool.acquire().await?;
+        domain_in(&mut conn, name).await
     }
 
     pub async fn project_domains(&self, project_id: &str) -> Result<Vec<DomainRow>, StoreError> {
@@ -211,6 +234,39 @@ impl Store {
         self.domain(name).await
     }
 
+    /// Sets a domain's HTTPS policy; edges follow.
+    pub async fn set_domain_https(
+        &self,
+        name: &str,
+        redirect: bool,
+        hsts: Option<(i64, bool, bool)>,
+    ) -> Result<Option<DomainRow>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let (max_age, sub, preload) = match hsts {
+            Some((m, s, p)) => (Some(m), s, p),
+            None => (None, false, false),
+        };
+        let n = sqlx::query(
+            "UPDATE domains SET https_redirect = $1, hsts_max_age = $2, \
+             hsts_include_subdomains = $3, hsts_preload = $4 WHERE name = $5",
+        )
+        .bind(i64::from(redirect))
+        .bind(max_age)
+        .bind(i64::from(sub))
+        .bind(i64::from(preload))
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(None);
+        }
+        self.sync_edges(&mut tx, &[EdgeSync::Domain(name.to_string())])
+            .await?;
+        tx.commit().await?;
+        self.domain(name).await
+    }
+
     /// The domains that redirect to `name`.
     pub async fn redirects_to(&self, name: &str) -> Result<Vec<String>, StoreError> {
         sqlx::query("SELECT name FROM domains WHERE redirect_to = $1 ORDER BY name")
@@ -229,6 +285,11 @@ impl Store {
         };
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM domains WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        // Its certificate goes with it (renewal stops; the edges drop it).
+        sqlx::query("DELETE FROM domain_certs WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;

@@ -175,6 +175,10 @@ impl Store {
             ("DELETE FROM builds WHERE project_id = $1", false),
             ("DELETE FROM branch_aliases WHERE project_id = $1", false),
             ("DELETE FROM env_vars WHERE project_id = $1", false),
+            (
+                "DELETE FROM domain_certs WHERE name IN (SELECT name FROM domains WHERE project_id = $1)",
+                false,
+            ),
             ("DELETE FROM domains WHERE project_id = $1", false),
             ("DELETE FROM deployments WHERE project_id = $1", true),
         ] {

@@ -906,6 +906,10 @@ async fn domains_suite(s: &Store) {
         dns_detail: None,
         checked_at: None,
         created_at: 0,
+        https_redirect: true,
+        hsts_max_age: None,
+        hsts_include_subdomains: false,
+        hsts_preload: false,
     };
     let one = row("shop.test", "dom-p1", "team-d1");
     assert_eq!(s.add_domain(&one).await.unwrap(), AddOutcome::Added);

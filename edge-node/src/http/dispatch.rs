@@ -20,6 +20,7 @@ use protocol::path::{parse_decoded_path, parse_request_path};
 use protocol::resolve::{resolve, Resolution};
 use protocol::routing::{headers_for, route, Decision};
 
+use super::acme::{self, Early};
 use super::static_files::{
     base_header, plan_file, send_file, send_page, set, set_deployment, Conditionals, FilePlan,
 };
@@ -31,6 +32,20 @@ use crate::state::{Resolved, Site};
 /// response could not be completed and the connection must not be reused.
 pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_core::Result<()> {
     let head = session.req_header().method == Method::HEAD;
+    let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+    match acme::early(app, session.req_header(), tls).await {
+        None => {}
+        Some(Early::NotFound) => return send_page(session, 404, None, head).await,
+        Some(Early::Challenge(body)) => return send_challenge(session, body, head).await,
+        Some(Early::ToHttps(location)) => {
+            return send_redirect(session, None, 308, &location, None).await
+        }
+    }
+    let hsts = if tls {
+        acme::hsts(app, session.req_header())
+    } else {
+        None
+    };
     let mut reply = decide(app, session.req_header(), None);
     if let Reply::Resolve(host) = reply {
         // A host the routing snapshot does not hold: a deployment's own,
@@ -42,7 +57,6 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
                 Resolved::Unknown => Reply::Platform(404),
                 Resolved::Unavailable => Reply::Platform(503),
                 Resolved::Redirect(r) => {
-                    let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
                     let pq = session
                         .req_header()
                         .uri
@@ -50,7 +64,14 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
                         .map_or("/", |p| p.as_str());
                     match r.location(if tls { "https" } else { "http" }, pq) {
                         Some(location) => {
-                            return send_redirect(session, None, r.status, &location).await
+                            return send_redirect(
+                                session,
+                                None,
+                                r.status,
+                                &location,
+                                hsts.as_deref(),
+                            )
+                            .await
                         }
                         None => Reply::Platform(404),
                     }
@@ -61,14 +82,21 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
     match reply {
         Reply::Resolve(_) => send_page(session, 404, None, head).await,
         Reply::Platform(status) => send_page(session, status, None, head).await,
-        Reply::File { site, plan, extra } => {
+        Reply::File {
+            site,
+            plan,
+            mut extra,
+        } => {
+            if let Some(v) = hsts {
+                extra.push((header::STRICT_TRANSPORT_SECURITY.to_string(), v));
+            }
             send_file(app, session, &site, plan, &extra, head).await
         }
         Reply::Redirect {
             site,
             status,
             location,
-        } => send_redirect(session, Some(&site), status, &location).await,
+        } => send_redirect(session, Some(&site), status, &location, hsts.as_deref()).await,
         Reply::Proxy { site, url } => proxy::respond(app, session, &site, &url).await,
         Reply::Function {
             site,
@@ -237,13 +265,37 @@ async fn send_redirect(
     site: Option<&Site>,
     status: u16,
     location: &str,
+    hsts: Option<&str>,
 ) -> pingora_core::Result<()> {
     let mut h = base_header(status);
     set(&mut h, header::LOCATION, location);
     set(&mut h, header::CONTENT_LENGTH, "0");
+    if let Some(v) = hsts {
+        set(&mut h, header::STRICT_TRANSPORT_SECURITY, v);
+    }
     if let Some(site) = site {
         set_deployment(&mut h, site);
     }
     session.write_response_header(Box::new(h)).await?;
     session.write_response_body(Bytes::new(), true).await
+}
+
+/// An HTTP-01 key authorization (RFC 8555 §8.3: `application/octet-stream`
+/// is what CAs accept; nothing may be cached).
+async fn send_challenge(
+    session: &mut ServerSession,
+    body: String,
+    head: bool,
+) -> pingora_core::Result<()> {
+    let mut h = base_header(200);
+    set(&mut h, header::CONTENT_TYPE, "application/octet-stream");
+    set(&mut h, header::CONTENT_LENGTH, &body.len().to_string());
+    set(&mut h, header::CACHE_CONTROL, "no-store");
+    session.write_response_header(Box::new(h)).await?;
+    let body = if head {
+        Bytes::new()
+    } else {
+        Bytes::from(body)
+    };
+    session.write_response_body(body, true).await
 }

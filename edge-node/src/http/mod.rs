@@ -6,6 +6,7 @@
 //! `127.0.0.1:0`, and its per-connection loop has no time bound on the h2
 //! preface or on a whole h1 request header.
 
+mod acme;
 mod certs;
 mod coalesce;
 mod dispatch;

@@ -62,7 +62,13 @@ fn tls_acceptor(app: &EdgeHttp) -> io::Result<Acceptor> {
         .map_err(io::Error::other)?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver::new(app.state.clone())));
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // `acme-tls/1` last: rustls picks by our order, and only a CA's
+    // validation handshake offers it alone (see `certs`).
+    config.alpn_protocols = vec![
+        b"h2".to_vec(),
+        b"http/1.1".to_vec(),
+        protocol::acme::ACME_TLS_ALPN.to_vec(),
+    ];
     Ok(Acceptor::from_server_config(Arc::new(config)))
 }
 

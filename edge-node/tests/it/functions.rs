@@ -175,6 +175,7 @@ impl Fixture {
             ]
             .into(),
             certs: [(BLOG.to_string(), key)].into(),
+            ..Default::default()
         });
 
         let (log_tx, logs) = mpsc::channel(1024);

@@ -180,6 +180,7 @@ impl Fixture {
             ]
             .into(),
             certs: [("blog.localhost".to_string(), blog_key)].into(),
+            ..Default::default()
         });
 
         let app = EdgeHttp::with_limits(state, store, limits);

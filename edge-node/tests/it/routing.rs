@@ -112,6 +112,7 @@ async fn start_edge_on(
         config_version: 1,
         hosts,
         certs: BTreeMap::new(),
+        ..Default::default()
     });
     let limits = Limits {
         proxy,

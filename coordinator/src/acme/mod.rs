@@ -1,0 +1,227 @@
+//! Certificates for custom domains from an ACME CA (RFC 8555), issued and
+//! renewed in the background, never on a request's path.
+//!
+//! One worker per coordinator looks every few seconds for served domains
+//! whose certificate needs work (none yet, a retry due, a renewal due) and
+//! takes a lease on each in the database, so with several coordinators on
+//! one database exactly one works an order. An order's URL and its new key
+//! are recorded before any challenge is answered: a coordinator that
+//! restarts mid-order resumes that order instead of placing another, so a
+//! restart loop never issues twice. Failures back off (`schedule`) while the
+//! last good certificate keeps serving; the CA's problem is kept verbatim
+//! for the status.
+//!
+//! Challenges are answered by every edge: HTTP-01 statelessly from the
+//! account thumbprint in the signed config, TLS-ALPN-01 from a per-host
+//! entry the edges hold before the CA is told to look (`order.rs` waits
+//! until every live edge reports the config version that carries it).
+
+mod order;
+pub mod schedule;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use instant_acme::{Account, AccountCredentials, ExternalAccountKey, NewAccount};
+use tokio::sync::{watch, Mutex, Notify};
+
+use crate::config::AcmeConfig;
+use crate::secrets::SecretBox;
+use crate::store::{now_ms, Store};
+
+/// Certificates looked at per pass.
+const PER_PASS: i64 = 8;
+/// How long a lease holds without being renewed.
+const LEASE: Duration = Duration::from_secs(120);
+/// The longest one order may take before it is abandoned for a later try.
+const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The base64url HMAC key of External Account Binding, decoded.
+pub fn decode_hmac_key(s: &str) -> Result<Vec<u8>, String> {
+    let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .map_err(|_| "not base64url".to_string())?;
+    if b.is_empty() || b.len() > 512 {
+        return Err("must decode to 1-512 bytes".into());
+    }
+    Ok(b)
+}
+
+pub struct AcmeService {
+    config: AcmeConfig,
+    store: Store,
+    secrets: Arc<SecretBox>,
+    /// Who holds leases: stable across restarts of this coordinator (its
+    /// data directory), so a restarted one takes its own orders back at
+    /// once; another coordinator waits for the lease to run out.
+    owner: String,
+    /// Accounts by directory URL.
+    accounts: Mutex<HashMap<String, Account>>,
+    wake: Notify,
+}
+
+impl AcmeService {
+    pub fn new(
+        config: &AcmeConfig,
+        store: Store,
+        secrets: Arc<SecretBox>,
+        data_dir: &std::path::Path,
+    ) -> Arc<AcmeService> {
+        let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        let owner = blake3::hash(format!("{}\n{}", host.trim(), dir.display()).as_bytes()).to_hex()
+            [..16]
+            .to_string();
+        Arc::new(AcmeService {
+            config: config.clone(),
+            store,
+            secrets,
+            owner,
+            accounts: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Looks for work now (a domain just became active, say).
+    pub fn nudge(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Until shutdown: a pass every few seconds, or when nudged.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        if !self.config.enabled {
+            return;
+        }
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+            let due = match self.store.certs_due(now_ms(), PER_PASS).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing certificates due");
+                    continue;
+                }
+            };
+            for name in due {
+                let until = now_ms() + LEASE.as_millis() as i64;
+                match self.store.lease_cert(&name, &self.owner, until).await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::warn!(domain = %name, error = %e, "leasing a certificate");
+                        continue;
+                    }
+                }
+                let work = order::work(&self, &name);
+                tokio::select! {
+                    r = tokio::time::timeout(ORDER_TIMEOUT, work) => {
+                        if r.is_err() {
+                            let msg = format!("the order took longer than {}s", ORDER_TIMEOUT.as_secs());
+                            order::failed(&self, &name, &msg, false).await;
+                        }
+                    }
+                    _ = shutdown.changed() => return,
+                }
+                if let Err(e) = self.store.release_cert(&name, &self.owner).await {
+                    tracing::warn!(domain = %name, error = %e, "releasing a certificate's lease");
+                }
+            }
+        }
+    }
+
+    /// Keeps the lease on `name` while an order goes on.
+    async fn hold(&self, name: &str) {
+        let until = now_ms() + LEASE.as_millis() as i64;
+        if let Err(e) = self.store.lease_cert(name, &self.owner, until).await {
+            tracing::warn!(domain = %name, error = %e, "renewing a certificate's lease");
+        }
+    }
+
+    /// The account at `directory`, made on first use and kept in the
+    /// database (sealed). The primary directory's thumbprint is what edges
+    /// answer HTTP-01 with.
+    async fn account(&self, directory: &str) -> anyhow::Result<Account> {
+        let mut accounts = self.accounts.lock().await;
+        if let Some(a) = accounts.get(directory) {
+            return Ok(a.clone());
+        }
+        let builder = || -> anyhow::Result<_> {
+            Ok(match &self.config.ca_file {
+                Some(f) => Account::builder_with_root(f)?,
+                None => Account::builder()?,
+            })
+        };
+        let account = match self.store.acme_account(directory).await? {
+            Some(enc) => {
+                let json = self.secrets.open(&enc)?;
+                let creds: AccountCredentials = serde_json::from_str(&json)?;
+                builder()?.from_credentials(creds).await?
+            }
+            None => {
+                let contact: Vec<String> = self
+                    .config
+                    .email
+                    .iter()
+                    .map(|e| format!("mailto:{e}"))
+                    .collect();
+                let contact: Vec<&str> = contact.iter().map(String::as_str).collect();
+                let eab = match (&self.config.eab_kid, &self.config.eab_hmac_key) {
+                    (Some(kid), Some(key)) => Some(ExternalAccountKey::new(
+                        kid.clone(),
+                        &decode_hmac_key(key).map_err(anyhow::Error::msg)?,
+                    )),
+                    _ => None,
+                };
+                let (account, creds) = builder()?
+                    .create(
+                        &NewAccount {
+                            contact: &contact,
+                            terms_of_service_agreed: true,
+                            only_return_existing: false,
+                        },
+                        directory.to_string(),
+                        eab.as_ref(),
+                    )
+                    .await?;
+                let json = serde_json::to_string(&creds)?;
+                self.store
+                    .put_acme_account(directory, &self.secrets.seal(&json))
+                    .await?;
+                tracing::info!(directory, id = account.id(), "ACME account created");
+                account
+            }
+        };
+        if directory == self.config.directory {
+            self.store
+                .publish_acme_thumbprint(account.key_thumbprint())
+                .await?;
+        }
+        accounts.insert(directory.to_string(), account.clone());
+        Ok(account)
+    }
+
+    /// The thumbprint edges answer HTTP-01 with (the primary account's).
+    async fn published_thumbprint(&self) -> Option<String> {
+        let a = self.account(&self.config.directory).await.ok()?;
+        Some(a.key_thumbprint().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_keys() {
+        assert_eq!(decode_hmac_key("AQID").unwrap(), vec![1, 2, 3]);
+        assert_eq!(decode_hmac_key("AQI=").unwrap(), vec![1, 2]);
+        for bad in ["", "!!!!", "a+b/"] {
+            assert!(decode_hmac_key(bad).is_err(), "{bad}");
+        }
+    }
+}
