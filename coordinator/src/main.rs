@@ -309,6 +309,21 @@ enum DomainsAction {
         /// The redirect's status: 301, 302, 307 or 308.
         #[arg(long, default_value_t = 308, requires = "redirect_to")]
         status: u16,
+        #[command(flatten)]
+        https: HttpsArgs,
+    },
+    /// Change a domain's HTTPS settings: the redirect from plain HTTP (on
+    /// by default once its certificate is active) and HSTS (off by default).
+    Https {
+        domain: String,
+        /// `on` or `off`.
+        #[arg(long, value_parser = ["on", "off"])]
+        redirect: Option<String>,
+        #[command(flatten)]
+        https: HstsArgs,
+        /// Stop sending Strict-Transport-Security.
+        #[arg(long, conflicts_with_all = ["hsts_max_age", "hsts_include_subdomains", "hsts_preload"])]
+        no_hsts: bool,
     },
     /// A project's domains and their state.
     Ls { project: String },
@@ -318,6 +333,40 @@ enum DomainsAction {
     Verify { domain: String },
     /// Remove a domain: every edge stops serving it.
     Rm { domain: String },
+}
+
+#[derive(clap::Args)]
+struct HttpsArgs {
+    /// Serve plain HTTP too, without the 308 to HTTPS once the certificate
+    /// is active.
+    #[arg(long)]
+    no_https_redirect: bool,
+    #[command(flatten)]
+    hsts: HstsArgs,
+}
+
+#[derive(clap::Args)]
+struct HstsArgs {
+    /// Send Strict-Transport-Security with this max-age in seconds (at
+    /// most two years).
+    #[arg(long)]
+    hsts_max_age: Option<u32>,
+    #[arg(long, requires = "hsts_max_age")]
+    hsts_include_subdomains: bool,
+    /// Ask to be preloaded (needs --hsts-include-subdomains and a year).
+    #[arg(long, requires = "hsts_max_age")]
+    hsts_preload: bool,
+}
+
+impl HstsArgs {
+    fn policy(&self) -> Option<coordinator::api::domains::Hsts> {
+        self.hsts_max_age
+            .map(|max_age| coordinator::api::domains::Hsts {
+                max_age,
+                include_subdomains: self.hsts_include_subdomains,
+                preload: self.hsts_preload,
+            })
+    }
 }
 
 #[derive(Subcommand)]
@@ -612,10 +661,31 @@ async fn main() -> anyhow::Result<()> {
                     branch,
                     redirect_to,
                     status,
+                    https,
                 } => {
-                    let redirect = redirect_to.as_deref().map(|to| (to, status));
-                    let branch = branch.as_deref();
-                    cli::domains::add(&c, &project, &domain, branch, redirect, remote.json).await
+                    let add = cli::domains::Add {
+                        project: &project,
+                        name: &domain,
+                        branch: branch.as_deref(),
+                        redirect: redirect_to.as_deref().map(|to| (to, status)),
+                        https_redirect: !https.no_https_redirect,
+                        hsts: https.hsts.policy(),
+                    };
+                    cli::domains::add(&c, &add, remote.json).await
+                }
+                DomainsAction::Https {
+                    domain,
+                    redirect,
+                    https,
+                    no_hsts,
+                } => {
+                    let hsts = match (no_hsts, https.policy()) {
+                        (true, _) => Some(None),
+                        (false, Some(h)) => Some(Some(h)),
+                        (false, None) => None,
+                    };
+                    let redirect = redirect.map(|r| r == "on");
+                    cli::domains::set_https(&c, &domain, redirect, hsts, remote.json).await
                 }
                 DomainsAction::Ls { project } => {
                     cli::domains::list(&c, &project, remote.json).await

@@ -273,12 +273,25 @@ impl Edge {
         dir: &Path,
         extra: &[&str],
     ) -> Result<Edge> {
+        Self::launch_join_on(coord, region, dir, "127.0.0.1:0", "127.0.0.1:0", extra)
+    }
+
+    /// [`Edge::launch_join`] with its HTTP and HTTPS listeners at `http`
+    /// and `https` (another loopback address, a fixed port).
+    pub fn launch_join_on(
+        coord: &Coordinator,
+        region: &str,
+        dir: &Path,
+        http: &str,
+        https: &str,
+        extra: &[&str],
+    ) -> Result<Edge> {
         let token = coord.try_join_token(region)?;
         let quic = coord.quic.to_string();
         let d = dir.display().to_string();
         let mut args = vec!["join", &quic, "--token", &token, "--region", region];
         args.extend(["--data-dir", &d]);
-        args.extend(LOOPBACK_LISTENERS);
+        args.extend(["--http", http, "--https", https]);
         args.extend(["--mesh", "127.0.0.1:0"]);
         args.extend_from_slice(extra);
         if let Some(parent) = dir.parent() {

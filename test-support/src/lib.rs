@@ -11,11 +11,13 @@
 //! - [`wasm`]: the test components under `fixtures/wasm/`, built once.
 //! - [`tls`]: TLS clients that trust a test CA.
 //! - [`dns`]: a real DNS server (Pebble's challtestsrv) whose answers a test sets.
+//! - [`acme`]: a real ACME CA (Pebble) validating against the test's edges.
 //!
 //! The library panics on what a test cannot go on without, but the
 //! process and cluster types also have `Result` forms (`launch`, `try_*`)
 //! for the benchmarks, which report errors instead.
 
+pub mod acme;
 pub mod cluster;
 pub mod dns;
 pub mod git;

@@ -11,6 +11,27 @@ use crate::accounts::Principal;
 use crate::app::domains::{DomainView, Target};
 use crate::app::{self, App};
 
+/// `field: null` (Some(None)) apart from a field left out (None).
+mod serde_with_double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        v: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 /// A DNS record to create.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DnsRecord {
@@ -55,13 +76,71 @@ pub struct Domain {
     /// The TXT record that proves ownership (another team uses a parent
     /// name), if required.
     pub ownership: Option<DnsRecord>,
+    /// The publicly trusted certificate from the ACME CA.
+    pub certificate: Certificate,
+    /// Plain HTTP answers 308 to HTTPS once the certificate is active.
+    pub https_redirect: bool,
+    /// `Strict-Transport-Security` sent over HTTPS, if set.
+    pub hsts: Option<Hsts>,
     pub created_at: i64,
+}
+
+/// A domain's certificate.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Certificate {
+    /// `none` (the coordinator issues none), `waiting` (for DNS),
+    /// `pending`, `issuing`, `active`, `renewing`, `failed`.
+    pub state: String,
+    /// The CA's directory that issued the one held.
+    pub issuer: Option<String>,
+    /// Unix seconds: the held certificate's end.
+    pub not_after: Option<i64>,
+    /// Unix ms: when it will be renewed.
+    pub renew_at: Option<i64>,
+    /// The CA's problem document of the last failure, verbatim.
+    pub error: Option<String>,
+    /// Failures in a row.
+    pub failures: i64,
+    /// Unix ms of the next attempt after a failure (`None`: given up
+    /// after 30 days of failures; `domains verify` tries again).
+    pub next_retry_at: Option<i64>,
+    /// The challenge type of the last attempt.
+    pub challenge: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hsts {
+    /// Seconds (at most two years).
+    pub max_age: u32,
+    #[serde(default)]
+    pub include_subdomains: bool,
+    #[serde(default)]
+    pub preload: bool,
 }
 
 impl From<DomainView> for Domain {
     fn from(v: DomainView) -> Self {
         let state = v.state().to_string();
         let served = v.row.serves();
+        let c = v.cert.as_ref();
+        let certificate = Certificate {
+            state: v.cert_state().to_string(),
+            issuer: c.and_then(|c| c.issuer.clone()),
+            not_after: c.and_then(|c| c.not_after),
+            renew_at: c.and_then(|c| c.renew_at),
+            error: c.and_then(|c| c.error.clone()),
+            failures: c.map_or(0, |c| c.failures),
+            next_retry_at: c
+                .filter(|c| c.state == "failed" && c.next_try_at != i64::MAX)
+                .map(|c| c.next_try_at),
+            challenge: c.and_then(|c| c.challenge.clone()),
+        };
+        let hsts = v.row.hsts_max_age.map(|m| Hsts {
+            max_age: u32::try_from(m).unwrap_or(u32::MAX),
+            include_subdomains: v.row.hsts_include_subdomains,
+            preload: v.row.hsts_preload,
+        });
         Domain {
             name: v.row.name,
             project: v.project,
@@ -75,6 +154,9 @@ impl From<DomainView> for Domain {
             checked_at: v.row.checked_at,
             records: v.records.into_iter().map(DnsRecord::from).collect(),
             ownership: v.ownership.map(DnsRecord::from),
+            certificate,
+            https_redirect: v.row.https_redirect,
+            hsts,
             created_at: v.row.created_at,
         }
     }
@@ -95,6 +177,35 @@ pub struct AddDomain {
     /// 301, 302, 307 or 308 (default).
     #[serde(default)]
     pub redirect_status: Option<u16>,
+    /// Plain HTTP redirects to HTTPS once the certificate is active
+    /// (default true).
+    #[serde(default)]
+    pub https_redirect: Option<bool>,
+    /// Send `Strict-Transport-Security` (default: not sent).
+    #[serde(default)]
+    pub hsts: Option<Hsts>,
+}
+
+/// Changes to a domain's HTTPS settings; a field left out stays as it is.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDomain {
+    #[serde(default)]
+    pub https_redirect: Option<bool>,
+    /// `null` turns HSTS off.
+    #[serde(default, with = "serde_with_double_option")]
+    #[schema(value_type = Option<Hsts>)]
+    pub hsts: Option<Option<Hsts>>,
+}
+
+impl From<Hsts> for app::domains::HstsPolicy {
+    fn from(h: Hsts) -> Self {
+        app::domains::HstsPolicy {
+            max_age: h.max_age,
+            include_subdomains: h.include_subdomains,
+            preload: h.preload,
+        }
+    }
 }
 
 #[utoipa::path(
@@ -143,8 +254,38 @@ pub async fn add(
         },
         (None, None) => Target::Production,
     };
-    let d = app::domains::add(&app, &who, &project, &body.name, target).await?;
+    let https = app::domains::Https {
+        redirect: body.https_redirect.unwrap_or(true),
+        hsts: body.hsts.map(Into::into),
+    };
+    let d = app::domains::add(&app, &who, &project, &body.name, target, https).await?;
     Ok((StatusCode::CREATED, Json(d.into())))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/domains/{domain}",
+    tag = "domains",
+    summary = "Change a custom domain's HTTPS redirect and HSTS",
+    params(("domain" = String, Path)),
+    request_body = UpdateDomain,
+    responses((status = 200, description = "Changed", body = Domain), super::openapi::Guarded)
+)]
+pub async fn update(
+    who: Principal,
+    State(app): State<App>,
+    Path(domain): Path<String>,
+    ApiJson(body): ApiJson<UpdateDomain>,
+) -> ApiResult<Json<Domain>> {
+    let d = app::domains::set_https(
+        &app,
+        &who,
+        &domain,
+        body.https_redirect,
+        body.hsts.map(|h| h.map(Into::into)),
+    )
+    .await?;
+    Ok(Json(d.into()))
 }
 
 #[utoipa::path(

@@ -64,7 +64,7 @@ pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(env::set, env::delete))
         .routes(routes!(env::get_outbound, env::set_outbound))
         .routes(routes!(domains::list, domains::add))
-        .routes(routes!(domains::inspect, domains::remove))
+        .routes(routes!(domains::inspect, domains::remove, domains::update))
         .routes(routes!(domains::verify))
         .routes(routes!(logs::list))
         .routes(routes!(deployments::list, deployments::create))

@@ -8,7 +8,7 @@ use super::{access, App, AppError, AppResult};
 use crate::accounts::Principal;
 use crate::domains::dns::{self, Record};
 use crate::domains::name;
-use crate::store::{AddOutcome, DomainRow, Project, Role};
+use crate::store::{AddOutcome, CertRow, DomainRow, Project, Role};
 
 /// How long adding a domain waits for its first DNS check.
 const FIRST_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
@@ -26,6 +26,42 @@ pub enum Target {
     },
 }
 
+/// `Strict-Transport-Security` for a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HstsPolicy {
+    pub max_age: u32,
+    pub include_subdomains: bool,
+    pub preload: bool,
+}
+
+/// A domain's HTTPS settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Https {
+    pub redirect: bool,
+    pub hsts: Option<HstsPolicy>,
+}
+
+/// At most two years, as browsers cap it.
+const HSTS_MAX_AGE: u32 = 2 * 365 * 24 * 3600;
+
+/// The HSTS rules: a bounded max-age, and preload only as the browsers'
+/// preload list takes it (subdomains included, at least a year).
+fn check_hsts(h: &HstsPolicy) -> AppResult<()> {
+    if h.max_age > HSTS_MAX_AGE {
+        return Err(AppError::invalid(
+            "invalid_hsts",
+            format!("hsts max_age is at most {HSTS_MAX_AGE} seconds (two years)"),
+        ));
+    }
+    if h.preload && (!h.include_subdomains || h.max_age < 365 * 24 * 3600) {
+        return Err(AppError::invalid(
+            "invalid_hsts",
+            "hsts preload needs include_subdomains and a max_age of at least 31536000 (one year)",
+        ));
+    }
+    Ok(())
+}
+
 /// A domain as people see it.
 #[derive(Debug, Clone)]
 pub struct DomainView {
@@ -35,6 +71,10 @@ pub struct DomainView {
     pub records: Vec<Record>,
     /// The TXT record proving ownership, when it is required.
     pub ownership: Option<Record>,
+    /// Its certificate from the ACME CA, once work on one began.
+    pub cert: Option<CertRow>,
+    /// Whether this coordinator issues certificates (`[acme] enabled`).
+    pub acme: bool,
 }
 
 impl DomainView {
@@ -49,21 +89,36 @@ impl DomainView {
             _ => "pending",
         }
     }
+
+    /// One word for the certificate: `none` (no CA configured), `waiting`
+    /// (for the domain to be served), `pending`, `issuing`, `active`,
+    /// `renewing`, `failed`.
+    pub fn cert_state(&self) -> &str {
+        match &self.cert {
+            Some(c) => c.state.as_str(),
+            None if !self.acme => "none",
+            None if !self.row.serves() => "waiting",
+            None => "pending",
+        }
+    }
 }
 
-fn view(app: &App, row: DomainRow, project: String) -> DomainView {
+async fn view(app: &App, row: DomainRow, project: String) -> AppResult<DomainView> {
+    let cert = app.store.domain_cert(&row.name).await?;
     let apex = name::is_apex(&row.name);
     let records = dns::records(&row.name, apex, &app.config.domains.fleet());
     let base = row.name.strip_prefix("*.").unwrap_or(&row.name).to_string();
     let ownership = row
         .needs_proof
         .then(|| dns::ownership_record(&base, &row.verification));
-    DomainView {
+    Ok(DomainView {
         row,
         project,
         records,
         ownership,
-    }
+        cert,
+        acme: app.config.acme.enabled,
+    })
 }
 
 fn parse(app: &App, input: &str) -> AppResult<name::DomainName> {
@@ -99,9 +154,13 @@ pub async fn add(
     project: &str,
     input: &str,
     target: Target,
+    https: Https,
 ) -> AppResult<DomainView> {
     let p = access::project(app, who, project, Role::Member).await?;
     let n = parse(app, input)?;
+    if let Some(h) = &https.hsts {
+        check_hsts(h)?;
+    }
     if let Target::Branch(b) = &target {
         if b.is_empty() || b.len() > 255 || b.chars().any(char::is_control) {
             return Err(AppError::invalid(
@@ -142,10 +201,10 @@ pub async fn add(
         dns_detail: None,
         checked_at: None,
         created_at: 0,
-        https_redirect: true,
-        hsts_max_age: None,
-        hsts_include_subdomains: false,
-        hsts_preload: false,
+        https_redirect: https.redirect,
+        hsts_max_age: https.hsts.as_ref().map(|h| i64::from(h.max_age)),
+        hsts_include_subdomains: https.hsts.as_ref().is_some_and(|h| h.include_subdomains),
+        hsts_preload: https.hsts.as_ref().is_some_and(|h| h.preload),
     };
     match app.store.add_domain(&row).await? {
         AddOutcome::Added => {}
@@ -186,7 +245,8 @@ pub async fn add(
         Err(_) => row,
     };
     app.hub.refresh().await?;
-    Ok(view(app, row, p.name))
+    app.acme.nudge();
+    view(app, row, p.name).await
 }
 
 /// Where a new redirecting domain `name` may send requests: another
@@ -231,13 +291,11 @@ async fn redirect_target(
 
 pub async fn list(app: &App, who: &Principal, project: &str) -> AppResult<Vec<DomainView>> {
     let p = access::project(app, who, project, Role::Viewer).await?;
-    Ok(app
-        .store
-        .project_domains(&p.id)
-        .await?
-        .into_iter()
-        .map(|r| view(app, r, p.name.clone()))
-        .collect())
+    let mut out = Vec::new();
+    for r in app.store.project_domains(&p.id).await? {
+        out.push(view(app, r, p.name.clone()).await?);
+    }
+    Ok(out)
 }
 
 /// The domain and its project, if `who` may see it (else 404, whoever holds it).
@@ -261,7 +319,7 @@ async fn find(
 
 pub async fn inspect(app: &App, who: &Principal, input: &str) -> AppResult<DomainView> {
     let (row, p) = find(app, who, input, Role::Viewer).await?;
-    Ok(view(app, row, p.name))
+    view(app, row, p.name).await
 }
 
 /// Checks DNS now (rather than at the next pass).
@@ -280,7 +338,53 @@ pub async fn verify(app: &App, who: &Principal, input: &str) -> AppResult<Domain
         json!({ "domain": checked.name, "dns": checked.dns_state, "served": checked.serves() }),
     )
     .await;
-    Ok(view(app, checked, p.name))
+    // A failed certificate is tried again now, not at its next backoff.
+    app.store.retry_cert_now(&checked.name).await?;
+    app.acme.nudge();
+    view(app, checked, p.name).await
+}
+
+/// Changes the HTTPS redirect and HSTS (`None`: as it is; `Some(None)`:
+/// HSTS off).
+pub async fn set_https(
+    app: &App,
+    who: &Principal,
+    input: &str,
+    redirect: Option<bool>,
+    hsts: Option<Option<HstsPolicy>>,
+) -> AppResult<DomainView> {
+    let (row, p) = find(app, who, input, Role::Member).await?;
+    let hsts = match hsts {
+        Some(h) => h,
+        None => row.hsts_max_age.map(|m| HstsPolicy {
+            max_age: u32::try_from(m).unwrap_or(HSTS_MAX_AGE),
+            include_subdomains: row.hsts_include_subdomains,
+            preload: row.hsts_preload,
+        }),
+    };
+    if let Some(h) = &hsts {
+        check_hsts(h)?;
+    }
+    let redirect = redirect.unwrap_or(row.https_redirect);
+    let updated = app
+        .store
+        .set_domain_https(
+            &row.name,
+            redirect,
+            hsts.as_ref()
+                .map(|h| (i64::from(h.max_age), h.include_subdomains, h.preload)),
+        )
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("domain {}", row.name)))?;
+    app.hub.refresh().await?;
+    app.audit(
+        who,
+        &p,
+        "domain.https",
+        json!({ "domain": row.name, "https_redirect": redirect, "hsts_max_age": hsts.as_ref().map(|h| h.max_age) }),
+    )
+    .await;
+    view(app, updated, p.name).await
 }
 
 pub async fn remove(app: &App, who: &Principal, input: &str) -> AppResult<()> {
@@ -303,4 +407,30 @@ pub async fn remove(app: &App, who: &Principal, input: &str) -> AppResult<()> {
     app.audit(who, &p, "domain.remove", json!({ "domain": row.name }))
         .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hsts_rules() {
+        let h = |max_age, include_subdomains, preload| HstsPolicy {
+            max_age,
+            include_subdomains,
+            preload,
+        };
+        let year = 365 * 24 * 3600;
+        for (p, ok) in [
+            (h(0, false, false), true),
+            (h(300, true, false), true),
+            (h(HSTS_MAX_AGE, false, false), true),
+            (h(HSTS_MAX_AGE + 1, false, false), false),
+            (h(year, true, true), true),
+            (h(year - 1, true, true), false),
+            (h(year, false, true), false),
+        ] {
+            assert_eq!(check_hsts(&p).is_ok(), ok, "{p:?}");
+        }
+    }
 }

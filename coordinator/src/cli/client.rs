@@ -100,6 +100,15 @@ impl Client {
         self.send(self.request(Method::PUT, path).json(body)).await
     }
 
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        self.send(self.request(Method::PATCH, path).json(body))
+            .await
+    }
+
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
         let _: serde_json::Value = self.delete_json(path).await?;
         Ok(())

@@ -4,7 +4,65 @@ use serde_json::json;
 
 use super::client::Client;
 use super::commands::print_json;
-use crate::api::domains::Domain;
+use crate::api::domains::{Domain, Hsts};
+
+/// `domains add`'s arguments.
+pub struct Add<'a> {
+    pub project: &'a str,
+    pub name: &'a str,
+    pub branch: Option<&'a str>,
+    pub redirect: Option<(&'a str, u16)>,
+    pub https_redirect: bool,
+    pub hsts: Option<Hsts>,
+}
+
+fn when(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn certificate(d: &Domain) -> String {
+    let c = &d.certificate;
+    let until = c
+        .not_after
+        .map(|t| format!(" until {}", when(t * 1000)))
+        .unwrap_or_default();
+    match c.state.as_str() {
+        "none" => "none: this coordinator issues no certificates ([acme] enabled = false)".into(),
+        "waiting" => "waiting for the domain's DNS".into(),
+        "pending" => "pending: the CA will be asked shortly".into(),
+        "issuing" => format!(
+            "issuing ({})",
+            c.challenge.as_deref().unwrap_or("challenge")
+        ),
+        "active" => format!(
+            "active{until}, renewing from {}",
+            c.renew_at.map(when).unwrap_or_default()
+        ),
+        "renewing" => format!("renewing (the current one serves{until})"),
+        "failed" => format!(
+            "failed ({} in a row){}; {}\n               the CA said: {}",
+            c.failures,
+            if until.is_empty() {
+                String::new()
+            } else {
+                format!(", the current one serves{until}")
+            },
+            match c.next_retry_at {
+                Some(t) => format!("next try {}", when(t)),
+                None => "retrying stopped after 30 days: `domains verify` tries again".into(),
+            },
+            c.error.as_deref().unwrap_or("(nothing)")
+        ),
+        other => other.to_string(),
+    }
+}
 
 fn show(d: &Domain) {
     let target = match (&d.branch, &d.redirect_to) {
@@ -24,8 +82,19 @@ fn show(d: &Domain) {
         other => other.to_string(),
     };
     println!("  state        {state}");
-    // Certificates from an ACME CA are not issued yet (issue 23).
-    println!("  https        not yet: custom domains are served over HTTP");
+    println!("  certificate  {}", certificate(d));
+    println!(
+        "  https        {}{}",
+        if d.https_redirect {
+            "HTTP redirects to HTTPS once the certificate is active"
+        } else {
+            "HTTP is served as is"
+        },
+        d.hsts
+            .as_ref()
+            .map(|h| format!("; HSTS max-age={}", h.max_age))
+            .unwrap_or_default()
+    );
     if d.state != "active" {
         println!("  DNS records to create:");
         for r in d.records.iter().chain(d.ownership.iter()) {
@@ -34,25 +103,43 @@ fn show(d: &Domain) {
     }
 }
 
-pub async fn add(
-    client: &Client,
-    project: &str,
-    name: &str,
-    branch: Option<&str>,
-    redirect: Option<(&str, u16)>,
-    as_json: bool,
-) -> anyhow::Result<()> {
+pub async fn add(client: &Client, a: &Add<'_>, as_json: bool) -> anyhow::Result<()> {
     let d: Domain = client
         .post(
-            &format!("/projects/{project}/domains"),
+            &format!("/projects/{}/domains", a.project),
             &json!({
-                "name": name,
-                "branch": branch,
-                "redirect_to": redirect.map(|r| r.0),
-                "redirect_status": redirect.map(|r| r.1),
+                "name": a.name,
+                "branch": a.branch,
+                "redirect_to": a.redirect.map(|r| r.0),
+                "redirect_status": a.redirect.map(|r| r.1),
+                "https_redirect": a.https_redirect,
+                "hsts": a.hsts,
             }),
         )
         .await?;
+    if as_json {
+        print_json(&d);
+    } else {
+        show(&d);
+    }
+    Ok(())
+}
+
+pub async fn set_https(
+    client: &Client,
+    name: &str,
+    redirect: Option<bool>,
+    hsts: Option<Option<Hsts>>,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let mut body = serde_json::Map::new();
+    if let Some(r) = redirect {
+        body.insert("https_redirect".into(), json!(r));
+    }
+    if let Some(h) = hsts {
+        body.insert("hsts".into(), json!(h));
+    }
+    let d: Domain = client.patch(&format!("/domains/{name}"), &body).await?;
     if as_json {
         print_json(&d);
     } else {
@@ -70,9 +157,10 @@ pub async fn list(client: &Client, project: &str, as_json: bool) -> anyhow::Resu
     } else {
         for d in &list {
             println!(
-                "{:<40} {:<14} {}",
+                "{:<40} {:<14} {:<10} {}",
                 d.name,
                 d.state,
+                d.certificate.state,
                 d.branch.as_deref().unwrap_or("production")
             );
         }

@@ -332,7 +332,17 @@ pub async fn add_domain(
     };
     act(
         &back,
-        app::domains::add(&state, &signed.who, &project, &f.name, target),
+        app::domains::add(
+            &state,
+            &signed.who,
+            &project,
+            &f.name,
+            target,
+            app::domains::Https {
+                redirect: true,
+                hsts: None,
+            },
+        ),
         |d| {
             let next = if d.state() == "active" {
                 "It is live."

@@ -696,6 +696,8 @@ fn stranger_rows(ids: &Ids) -> Vec<Row> {
         row(M::GET, "/domains/{domain}", &[B_DOMAIN], NotFound),
         row(M::POST, "/domains/{domain}/verify", &[B_DOMAIN], NotFound),
         row(M::DELETE, "/domains/{domain}", &[B_DOMAIN], NotFound),
+        row(M::PATCH, "/domains/{domain}", &[B_DOMAIN], NotFound)
+            .body(json!({"https_redirect": false})),
         // Logs, deployments, git, builds.
         row(M::GET, "/projects/{project}/logs", &[p], NotFound),
         row(M::GET, "/projects/{project}/logs", &[p], NotFound).query(&format!("deployment={dep}")),

@@ -9,6 +9,7 @@
 
 mod support;
 
+mod acme;
 mod authz;
 mod authz_dashboard;
 mod builds;

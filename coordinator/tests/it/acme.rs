@@ -1,0 +1,381 @@
+//! Publicly trusted certificates for custom domains (issue 23) against a
+//! real ACME CA: Pebble, resolving through a real DNS server
+//! (challtestsrv) and validating against the test's real edges. Edges
+//! listen on their own loopback addresses (127.0.0.2, 127.0.0.3) at the
+//! ports Pebble validates on, as two hosts of a fleet would on 80 and 443.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use test_support::acme::{PebbleOptions, TestPebble};
+use test_support::dns::{free_port, TestDns};
+
+use crate::support::*;
+
+const EDGE_IPS: [&str; 2] = ["127.0.0.2", "127.0.0.3"];
+
+struct Fleet {
+    dns: TestDns,
+    pebble: TestPebble,
+    coord: Coordinator,
+    edges: Vec<Edge>,
+    /// The root Pebble issues under: what "a browser" trusts here.
+    root: String,
+}
+
+/// What the tests vary.
+struct Setup {
+    /// `[acme] challenges`.
+    challenges: &'static str,
+    /// Whether Pebble's HTTP-01 port is the edges' (else nothing listens).
+    http01_reachable: bool,
+    validity_secs: Option<u64>,
+    edges: usize,
+}
+
+fn available() -> bool {
+    let ok = test_support::dns::available() && test_support::acme::available();
+    if !ok {
+        eprintln!(
+            "\n\n!!!!! SKIPPING ACME tests: pebble / pebble-challtestsrv are not installed (Debian package pebble) !!!!!\n\n"
+        );
+    }
+    ok
+}
+
+/// A loopback port free on every edge address (TCP).
+fn port_free_on_edges() -> u16 {
+    loop {
+        let p = free_port();
+        if EDGE_IPS.iter().all(|ip| {
+            std::net::TcpListener::bind((ip.parse::<std::net::Ipv4Addr>().unwrap(), p)).is_ok()
+        }) {
+            return p;
+        }
+    }
+}
+
+async fn fleet(tmp: &std::path::Path, s: Setup) -> Fleet {
+    let dns = TestDns::start(&tmp.join("dns")).unwrap();
+    let (http_port, https_port) = (port_free_on_edges(), port_free_on_edges());
+    let pebble = TestPebble::start(
+        &tmp.join("pebble"),
+        &PebbleOptions {
+            http_port: if s.http01_reachable {
+                http_port
+            } else {
+                port_free_on_edges()
+            },
+            tls_port: https_port,
+            dns: dns.dns,
+            validity_secs: s.validity_secs,
+        },
+    )
+    .unwrap();
+    pebble.ready().await.unwrap();
+    let config = format!(
+        "[domains]\napex_addresses = [\"{}\", \"{}\"]\nresolver = \"{}\"\nrecheck_every = \"1s\"\n\
+         [acme]\ndirectory = \"{}\"\nca_file = \"{}\"\nchallenges = {}\nemail = \"ops@shop.test\"\n",
+        EDGE_IPS[0],
+        EDGE_IPS[1],
+        dns.dns,
+        pebble.directory,
+        pebble.ca_file.display(),
+        s.challenges,
+    );
+    let coord = Coordinator::start(&tmp.join("coord"), Some(&config));
+    let mut edges = Vec::new();
+    for (i, ip) in EDGE_IPS.iter().take(s.edges).enumerate() {
+        let edge = Edge::launch_join_on(
+            &coord,
+            "fra",
+            &tmp.join(format!("edge{i}")),
+            &format!("{ip}:{http_port}"),
+            &format!("{ip}:{https_port}"),
+            &[],
+        )
+        .unwrap();
+        edges.push(edge);
+    }
+    let root = pebble.root().await.unwrap();
+    Fleet {
+        dns,
+        pebble,
+        coord,
+        edges,
+        root,
+    }
+}
+
+/// GET `https://host/` at `addr`, trusting only Pebble's root.
+async fn https_get(root: &str, host: &str, addr: SocketAddr) -> Result<(u16, String), String> {
+    let client = crate::e2e::https_client(root.as_bytes(), host, addr);
+    let r = client
+        .get(format!("https://{host}:{}/", addr.port()))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let status = r.status().as_u16();
+    Ok((status, r.text().await.unwrap_or_default()))
+}
+
+async fn https_everywhere(f: &Fleet, host: &str, want: &str, secs: u64) {
+    for edge in &f.edges {
+        eventually(
+            secs,
+            &format!("https://{host}/ on {}", edge.https),
+            || async {
+                match https_get(&f.root, host, edge.https).await {
+                    Ok((200, body)) if body.contains(want) => Some(()),
+                    _ => None,
+                }
+            },
+        )
+        .await;
+    }
+}
+
+fn inspect(coord: &Coordinator, name: &str) -> Value {
+    serde_json::from_str(&coord.cli_ok(&["domains", "inspect", name, "--json"])).unwrap()
+}
+
+/// A plain HTTP request to `edge` for `host` (no redirects followed).
+async fn http_get(edge: &Edge, host: &str, path: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("http://{}{path}", edge.http))
+        .header("Host", host)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn http01_issues_a_certificate_every_edge_serves_and_removal_takes_it_away() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let f = fleet(
+        tmp.path(),
+        Setup {
+            challenges: "[\"http-01\"]",
+            http01_reachable: true,
+            validity_secs: None,
+            edges: 2,
+        },
+    )
+    .await;
+    let site = tmp.path().join("site");
+    write_site(&site, "shop v1");
+    f.coord.deploy(&site, "shop", true);
+    f.dns.set_a("shop.test", &EDGE_IPS).await;
+
+    // DNS already in place: add, then nothing else.
+    let added = Instant::now();
+    let d: Value = serde_json::from_str(&f.coord.cli_ok(&[
+        "domains",
+        "add",
+        "shop.test",
+        "--project",
+        "shop",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(d["state"], "active", "{d}");
+    https_everywhere(&f, "shop.test", "shop v1", 90).await;
+    eprintln!(
+        "FIGURE acme: domains add → HTTPS served by all {} edges: {} ms (Pebble, HTTP-01)",
+        f.edges.len(),
+        added.elapsed().as_millis()
+    );
+    let d = inspect(&f.coord, "shop.test");
+    let c = &d["certificate"];
+    assert_eq!(c["state"], "active", "{d}");
+    assert_eq!(c["challenge"], "http-01", "{d}");
+    assert!(c["not_after"].as_i64().unwrap() > 0, "{d}");
+    assert!(c["renew_at"].as_i64().unwrap() > 0, "{d}");
+
+    // Plain HTTP now redirects (308), except challenges.
+    let edge = &f.edges[0];
+    let r = http_get(edge, "shop.test", "/a/b?x=1").await;
+    assert_eq!(r.status().as_u16(), 308);
+    assert_eq!(r.headers()["location"], "https://shop.test/a/b?x=1");
+    let token = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0";
+    let r = http_get(
+        edge,
+        "shop.test",
+        &format!("/.well-known/acme-challenge/{token}"),
+    )
+    .await;
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "a challenge is answered, never redirected"
+    );
+    let body = r.text().await.unwrap();
+    let (t, thumbprint) = body.split_once('.').unwrap();
+    assert_eq!(t, token);
+    assert_eq!(thumbprint.len(), 43, "{body}");
+    // Malformed tokens and hosts the edge does not serve: 404, nothing echoed.
+    for (host, path) in [
+        (
+            "shop.test",
+            "/.well-known/acme-challenge/<script>alert(1)</script>xxxxxxxxxxxx",
+        ),
+        ("shop.test", "/.well-known/acme-challenge/short"),
+        (
+            "shop.test",
+            "/.well-known/acme-challenge/LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0/x",
+        ),
+        (
+            "elsewhere.test",
+            &format!("/.well-known/acme-challenge/{token}"),
+        ),
+    ] {
+        let r = http_get(edge, host, path).await;
+        assert_eq!(r.status().as_u16(), 404, "{host}{path}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("script") && !body.contains(token), "{body}");
+    }
+
+    // HSTS on request, over HTTPS only.
+    f.coord
+        .cli_ok(&["domains", "https", "shop.test", "--hsts-max-age", "300"]);
+    eventually(20, "the HSTS header", || async {
+        let client = crate::e2e::https_client(f.root.as_bytes(), "shop.test", edge.https);
+        let r = client
+            .get(format!("https://shop.test:{}/", edge.https.port()))
+            .send()
+            .await
+            .ok()?;
+        (r.headers()
+            .get("strict-transport-security")?
+            .to_str()
+            .ok()?
+            == "max-age=300")
+            .then_some(())
+    })
+    .await;
+    f.coord
+        .cli_ok(&["domains", "https", "shop.test", "--redirect", "off"]);
+    eventually(20, "plain HTTP served again", || async {
+        (http_get(edge, "shop.test", "/").await.status().as_u16() == 200).then_some(())
+    })
+    .await;
+
+    // Removed: its certificate leaves every edge (the handshake fails).
+    f.coord.cli_ok(&["domains", "rm", "shop.test"]);
+    for edge in &f.edges {
+        eventually(30, "the certificate gone", || async {
+            https_get(&f.root, "shop.test", edge.https)
+                .await
+                .is_err()
+                .then_some(())
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn tls_alpn01_issues_when_http01_is_unreachable() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let f = fleet(
+        tmp.path(),
+        Setup {
+            challenges: "[\"tls-alpn-01\"]",
+            http01_reachable: false,
+            validity_secs: None,
+            edges: 1,
+        },
+    )
+    .await;
+    let site = tmp.path().join("site");
+    write_site(&site, "alpn v1");
+    f.coord.deploy(&site, "alpn", true);
+    f.dns.set_a("alpn.test", &EDGE_IPS[..1]).await;
+    f.coord
+        .cli_ok(&["domains", "add", "alpn.test", "--project", "alpn", "--json"]);
+    https_everywhere(&f, "alpn.test", "alpn v1", 90).await;
+    let d = inspect(&f.coord, "alpn.test");
+    assert_eq!(d["certificate"]["state"], "active", "{d}");
+    assert_eq!(d["certificate"]["challenge"], "tls-alpn-01", "{d}");
+}
+
+#[tokio::test]
+async fn renewal_reaches_every_edge_and_a_ca_outage_keeps_the_old_certificate() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // 45 s certificates: renewal is due 30 s after issue.
+    let mut f = fleet(
+        tmp.path(),
+        Setup {
+            challenges: "[\"http-01\"]",
+            http01_reachable: true,
+            validity_secs: Some(45),
+            edges: 2,
+        },
+    )
+    .await;
+    let site = tmp.path().join("site");
+    write_site(&site, "renew v1");
+    f.coord.deploy(&site, "renew", true);
+    f.dns.set_a("renew.test", &EDGE_IPS).await;
+    f.coord.cli_ok(&[
+        "domains",
+        "add",
+        "renew.test",
+        "--project",
+        "renew",
+        "--json",
+    ]);
+    https_everywhere(&f, "renew.test", "renew v1", 90).await;
+    let first = inspect(&f.coord, "renew.test")["certificate"]["not_after"]
+        .as_i64()
+        .unwrap();
+
+    // Renewed with no failed request on any edge meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for edge in &f.edges {
+            let r = https_get(&f.root, "renew.test", edge.https).await;
+            assert!(
+                matches!(&r, Ok((200, _))),
+                "a request failed during renewal: {r:?}"
+            );
+        }
+        let now = inspect(&f.coord, "renew.test")["certificate"]["not_after"]
+            .as_i64()
+            .unwrap();
+        if now > first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not renewed in time");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // The CA goes away: the next renewal fails, is retried later, says why,
+    // and the certificate held keeps serving meanwhile.
+    f.pebble.stop();
+    eventually(60, "the failed renewal in the status", || async {
+        let d = inspect(&f.coord, "renew.test");
+        let c = &d["certificate"];
+        (c["state"] == "failed" && c["error"].as_str().is_some_and(|e| !e.is_empty())).then_some(d)
+    })
+    .await;
+    let d = inspect(&f.coord, "renew.test");
+    assert!(d["certificate"]["next_retry_at"].as_i64().is_some(), "{d}");
+    for edge in &f.edges {
+        let r = https_get(&f.root, "renew.test", edge.https).await;
+        assert!(matches!(r, Ok((200, _))), "{r:?}");
+    }
+}
