@@ -22,10 +22,12 @@ use crate::state::ServingState;
 /// Challenge certificates kept at most (one per host under validation).
 const MAX_CHALLENGE_CERTS: usize = 256;
 
+/// (host, challenge digest) → its challenge certificate.
+type ChallengeCerts = HashMap<(String, [u8; 32]), Arc<CertifiedKey>>;
+
 pub struct SniResolver {
     state: Arc<ServingState>,
-    /// (host, digest) → its challenge certificate.
-    challenges: Mutex<HashMap<(String, [u8; 32]), Arc<CertifiedKey>>>,
+    challenges: Mutex<ChallengeCerts>,
 }
 
 impl SniResolver {
