@@ -31,6 +31,9 @@ pub struct PebbleOptions {
     /// Lifetime of issued certificates, in seconds (Pebble's default is
     /// five years).
     pub validity_secs: Option<u64>,
+    /// Validation waits a random time up to this many seconds (as a real
+    /// CA's would take a while); default: validates at once.
+    pub va_sleep_secs: Option<u32>,
 }
 
 pub struct TestPebble {
@@ -75,6 +78,11 @@ impl TestPebble {
             serde_json::to_vec(&serde_json::json!({ "pebble": pebble }))
                 .map_err(|e| Error::new(e.to_string()))?,
         )?;
+        let sleep = o.va_sleep_secs.map(|s| s.to_string());
+        let envs: Vec<(&str, &str)> = match &sleep {
+            Some(s) => vec![("PEBBLE_VA_SLEEPTIME", s), ("PEBBLE_WFE_NONCEREJECT", "0")],
+            None => vec![("PEBBLE_VA_NOSLEEP", "1"), ("PEBBLE_WFE_NONCEREJECT", "0")],
+        };
         let proc = Proc::launch(
             Path::new(BINARY),
             &[
@@ -84,7 +92,7 @@ impl TestPebble {
                 o.dns.to_string(),
             ],
             dir.join("pebble.log"),
-            &[("PEBBLE_VA_NOSLEEP", "1"), ("PEBBLE_WFE_NONCEREJECT", "0")],
+            &envs,
         )?;
         let tls = crate::tls_client_config(crate::pem_certs(ca_pem.as_bytes()), &[b"http/1.1"]);
         let http = reqwest::Client::builder()

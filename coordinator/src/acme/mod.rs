@@ -100,7 +100,7 @@ impl AcmeService {
                 _ = self.wake.notified() => {}
                 _ = shutdown.changed() => return,
             }
-            let due = match self.store.certs_due(now_ms(), PER_PASS).await {
+            let due = match self.store.certs_due(now_ms(), &self.owner, PER_PASS).await {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(error = %e, "listing certificates due");

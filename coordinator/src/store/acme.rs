@@ -161,19 +161,26 @@ impl Store {
     }
 
     /// Served domains whose certificate needs work now (none yet, a retry
-    /// due, renewal due) and that no coordinator holds a lease on; the
-    /// longest waiting first.
-    pub async fn certs_due(&self, now: i64, limit: i64) -> Result<Vec<String>, StoreError> {
+    /// due, renewal due) and that no other coordinator holds a lease on
+    /// (`owner`'s own are taken back: it restarted mid-order); the longest
+    /// waiting first.
+    pub async fn certs_due(
+        &self,
+        now: i64,
+        owner: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
         sqlx::query(
             "SELECT d.name AS name FROM domains d LEFT JOIN domain_certs c ON c.name = d.name \
              WHERE d.dns_state = 'active' AND (d.needs_proof = 0 OR d.proven_at IS NOT NULL) \
              AND (c.name IS NULL OR ( \
-                 (c.lease_until IS NULL OR c.lease_until < $1) AND ( \
-                   (c.state IN ('pending', 'issuing', 'renewing', 'failed') AND c.next_try_at <= $2) \
-                   OR (c.state = 'active' AND c.renew_at IS NOT NULL AND c.renew_at <= $3)))) \
-             ORDER BY COALESCE(c.next_try_at, 0), d.name LIMIT $4",
+                 (c.lease_until IS NULL OR c.lease_until < $1 OR c.lease_owner = $2) AND ( \
+                   (c.state IN ('pending', 'issuing', 'renewing', 'failed') AND c.next_try_at <= $3) \
+                   OR (c.state = 'active' AND c.renew_at IS NOT NULL AND c.renew_at <= $4)))) \
+             ORDER BY COALESCE(c.next_try_at, 0), d.name LIMIT $5",
         )
         .bind(now)
+        .bind(owner)
         .bind(now)
         .bind(now)
         .bind(limit)

@@ -19,6 +19,8 @@ struct Fleet {
     dns: TestDns,
     pebble: TestPebble,
     coord: Coordinator,
+    /// Its TOML, for a restart.
+    config: String,
     edges: Vec<Edge>,
     /// The root Pebble issues under: what "a browser" trusts here.
     root: String,
@@ -31,6 +33,7 @@ struct Setup {
     /// Whether Pebble's HTTP-01 port is the edges' (else nothing listens).
     http01_reachable: bool,
     validity_secs: Option<u64>,
+    va_sleep_secs: Option<u32>,
     edges: usize,
 }
 
@@ -70,6 +73,7 @@ async fn fleet(tmp: &std::path::Path, s: Setup) -> Fleet {
             tls_port: https_port,
             dns: dns.dns,
             validity_secs: s.validity_secs,
+            va_sleep_secs: s.va_sleep_secs,
         },
     )
     .unwrap();
@@ -103,6 +107,7 @@ async fn fleet(tmp: &std::path::Path, s: Setup) -> Fleet {
         dns,
         pebble,
         coord,
+        config,
         edges,
         root,
     }
@@ -166,6 +171,7 @@ async fn http01_issues_a_certificate_every_edge_serves_and_removal_takes_it_away
             challenges: "[\"http-01\"]",
             http01_reachable: true,
             validity_secs: None,
+            va_sleep_secs: None,
             edges: 2,
         },
     )
@@ -293,6 +299,7 @@ async fn tls_alpn01_issues_when_http01_is_unreachable() {
             challenges: "[\"tls-alpn-01\"]",
             http01_reachable: false,
             validity_secs: None,
+            va_sleep_secs: None,
             edges: 1,
         },
     )
@@ -322,6 +329,7 @@ async fn renewal_reaches_every_edge_and_a_ca_outage_keeps_the_old_certificate() 
             challenges: "[\"http-01\"]",
             http01_reachable: true,
             validity_secs: Some(45),
+            va_sleep_secs: None,
             edges: 2,
         },
     )
@@ -378,4 +386,55 @@ async fn renewal_reaches_every_edge_and_a_ca_outage_keeps_the_old_certificate() 
         let r = https_get(&f.root, "renew.test", edge.https).await;
         assert!(matches!(r, Ok((200, _))), "{r:?}");
     }
+}
+
+#[tokio::test]
+async fn a_coordinator_killed_mid_order_resumes_that_order() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Validation takes up to 8 s, as a real CA's may: time to kill.
+    let mut f = fleet(
+        tmp.path(),
+        Setup {
+            challenges: "[\"http-01\"]",
+            http01_reachable: true,
+            validity_secs: None,
+            va_sleep_secs: Some(8),
+            edges: 1,
+        },
+    )
+    .await;
+    let site = tmp.path().join("site");
+    write_site(&site, "resume v1");
+    f.coord.deploy(&site, "resume", true);
+    f.dns.set_a("resume.test", &EDGE_IPS[..1]).await;
+    f.coord.cli_ok(&[
+        "domains",
+        "add",
+        "resume.test",
+        "--project",
+        "resume",
+        "--json",
+    ]);
+    eventually(30, "an order in flight", || async {
+        let d = inspect(&f.coord, "resume.test");
+        (d["certificate"]["state"] == "issuing").then_some(())
+    })
+    .await;
+    f.coord.proc.kill9();
+    let quic = f.coord.quic.to_string();
+    f.coord = Coordinator::start_with(&tmp.path().join("coord"), Some(&f.config), &quic);
+    https_everywhere(&f, "resume.test", "resume v1", 90).await;
+    let log = f.coord.proc.log_text();
+    assert!(log.contains("resuming the order in flight"), "{log}");
+    assert!(
+        !log.contains("certificate order placed"),
+        "a restart placed a second order: {log}"
+    );
+    assert_eq!(
+        inspect(&f.coord, "resume.test")["certificate"]["state"],
+        "active"
+    );
 }
