@@ -215,6 +215,18 @@ pub struct CustomDomainRow {
     /// `(type, name, value)` of the records to create (the ownership TXT
     /// record among them when it is required).
     pub records: Vec<(String, String, String)>,
+    /// The certificate: `none`, `waiting`, `pending`, `issuing`, `active`,
+    /// `renewing` or `failed`.
+    pub cert_state: String,
+    /// Unix ms: the held certificate's end, and when it is renewed.
+    pub cert_not_after: Option<i64>,
+    pub cert_renew_at: Option<i64>,
+    /// The CA's problem of the last failure, and the next try (Unix ms).
+    pub cert_error: Option<String>,
+    pub cert_next_retry: Option<i64>,
+    /// Plain HTTP redirects to HTTPS; the HSTS max-age when sent.
+    pub https_redirect: bool,
+    pub hsts_max_age: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

@@ -167,6 +167,17 @@ pub fn bodies(full: bool) -> Vec<ProjectBody> {
                     found: Some(format!("CNAME {XSS}")),
                     checked_at: (i == 0).then_some(NOW - MIN),
                     records: vec![("CNAME".into(), format!("www{i}.example"), XSS.into())],
+                    cert_state: if i == 0 {
+                        "failed".into()
+                    } else {
+                        "active".into()
+                    },
+                    cert_not_after: Some(NOW + 60 * MIN),
+                    cert_renew_at: Some(NOW + 30 * MIN),
+                    cert_error: (i == 0).then(|| format!("{{\"detail\": \"{XSS}\"}}")),
+                    cert_next_retry: (i == 0).then_some(NOW + MIN),
+                    https_redirect: true,
+                    hsts_max_age: (i == 1).then_some(300),
                 })
                 .collect(),
         }),

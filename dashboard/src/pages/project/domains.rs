@@ -23,7 +23,7 @@ pub fn render(page: &Page, h: &ProjectHeader, base: &str, t: &DomainsTab) -> Mar
                     ", or use " code { "coordinator domains add www.example.com --project " (h.name) } "." }
             }))
         } @else {
-            (table_wrap("Custom domains", &["Domain", "Points at", "State", "DNS records", "Checked", ""], html! {
+            (table_wrap("Custom domains", &["Domain", "Points at", "State", "DNS records", "Certificate", "Checked", ""], html! {
                 @for d in &t.custom {
                     (custom_row(page, h.can_write, base, d))
                 }
@@ -78,6 +78,7 @@ fn custom_row(page: &Page, can_write: bool, base: &str, d: &CustomDomainRow) -> 
                     }
                 }
             }
+            td { (cert_cell(page, d)) }
             td.nowrap {
                 @match d.checked_at {
                     Some(t) => (time(page.now_ms, t)),
@@ -90,6 +91,39 @@ fn custom_row(page: &Page, can_write: bool, base: &str, d: &CustomDomainRow) -> 
                     (action(&page.csrf, &format!("{path}/delete"), "Remove", Btn::Danger,
                         Some(&format!("Remove {}? Every edge stops serving it.", d.name))))
                 }
+            }
+        }
+    }
+}
+
+fn cert_cell(page: &Page, d: &CustomDomainRow) -> Markup {
+    html! {
+        (badge(&d.cert_state)) " "
+        span.muted {
+            @match d.cert_state.as_str() {
+                "none" => "Not issued by this coordinator",
+                "waiting" => "Waits for DNS",
+                "pending" => "Requested shortly",
+                "issuing" => "Being issued",
+                "renewing" => "Being renewed",
+                "active" => {
+                    "Publicly trusted"
+                    @if let Some(t) = d.cert_not_after { ", until " (time(page.now_ms, t)) }
+                }
+                "failed" => {
+                    "Failed"
+                    @if let Some(t) = d.cert_next_retry { "; next try " (time(page.now_ms, t)) }
+                }
+                other => (other),
+            }
+        }
+        @if let Some(e) = &d.cert_error {
+            details { summary { "What the CA said" } pre.break { (e) } }
+        }
+        @if d.cert_state == "active" {
+            p.hint {
+                @if d.https_redirect { "HTTP redirects to HTTPS" } @else { "HTTP served as is" }
+                @if let Some(m) = d.hsts_max_age { "; HSTS max-age " (m) }
             }
         }
     }
@@ -130,7 +164,7 @@ fn add_form(page: &Page, base: &str) -> Markup {
                 }
                 button type="submit" class="btn primary" { "Add domain" }
             }))
-            p.hint { "The domain goes live once its DNS records point here; they are checked every few minutes." }
+            p.hint { "The domain goes live once its DNS records point here; they are checked every few minutes. A certificate follows on its own; HTTP then redirects to HTTPS." }
         }
     }
 }
