@@ -19,6 +19,7 @@ mod report;
 mod scale;
 mod static_files;
 mod stats;
+mod tls;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -85,6 +86,27 @@ struct LoadArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Full TLS 1.3 handshakes per second (no resumption) of an edge
+    /// serving a custom domain with the ECDSA P-256 certificate it got
+    /// through ACME (a local Pebble; needs `pebble`, and nginx), against
+    /// nginx with the same certificate and key, in alternating rounds.
+    Tls {
+        /// Handshakes in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Let servers and client share every CPU (see `function`).
+        #[arg(long)]
+        no_pin: bool,
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Give up waiting for the certificate after this long.
+        #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
     /// A wasi:http component (default: the `hello` fixture) through the
     /// edge versus a bare wasmtime-wasi-http host with the same engine, and
     /// `wasmtime serve` with --wasmtime (req/s, latency, server CPU time per
@@ -296,6 +318,27 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let argv: Vec<String> = std::env::args().collect();
     match cli.command {
+        Command::Tls {
+            concurrency,
+            no_pin,
+            duration,
+            bin_dir,
+            out,
+            timeout,
+        } => {
+            let bins = find_bins(&bin_dir)?;
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(200));
+            let plan = tls::Plan {
+                concurrency: concurrency.max(1),
+                duration,
+                timeout,
+                pin: !no_pin,
+            };
+            let r = tls::run(&bins, &plan, &bar).await?;
+            bar.finish_and_clear();
+            report::write(out, "tls", &argv, std::slice::from_ref(&r), tls::md(&r))?;
+        }
         Command::Function {
             component,
             no_pin,

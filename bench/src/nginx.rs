@@ -39,6 +39,11 @@ fn free_port() -> anyhow::Result<SocketAddr> {
 }
 
 impl Nginx {
+    /// The master process (its workers are its children).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Serves `root` with a certificate for `host` (written to `dir`).
     pub fn start(dir: &Path, root: &Path, cert_pem: &str, key_pem: &str) -> anyhow::Result<Nginx> {
         let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"]

@@ -317,9 +317,46 @@ pub struct AcmeConfig {
     /// A PEM CA certificate the directory's own HTTPS is checked against
     /// (a test CA such as Pebble's); default: the system's roots.
     pub ca_file: Option<PathBuf>,
-    /// Challenge types in the order tried: `http-01`, `tls-alpn-01`. A
-    /// failed attempt tries the next one.
+    /// Challenge types in the order tried: `http-01`, `tls-alpn-01`,
+    /// `dns-01`. A failed attempt tries the next one. Wildcards always use
+    /// DNS-01.
     pub challenges: Vec<String>,
+    /// `[acme.dns01]`: the DNS provider DNS-01 writes its TXT records
+    /// with (wildcard domains need it).
+    pub dns01: Option<Dns01Config>,
+}
+
+/// The `[acme.dns01]` table.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Dns01Config {
+    /// `rfc2136` (dynamic updates signed with TSIG) or `exec`.
+    pub provider: String,
+    /// rfc2136: the primary server taking updates (`192.0.2.53:53`).
+    pub server: Option<SocketAddr>,
+    /// rfc2136: the zone updated; default: the registrable domain of the
+    /// record (set it when `_acme-challenge` names are CNAMEs into a zone
+    /// of yours).
+    pub zone: Option<String>,
+    pub tsig_key_name: Option<String>,
+    /// `hmac-sha256` (default), `hmac-sha384` or `hmac-sha512`.
+    pub tsig_algorithm: Option<String>,
+    /// The key's secret, base64 as in BIND's `key` statement.
+    pub tsig_secret: Option<String>,
+    /// exec: run as `COMMAND present|cleanup <fqdn> <value>`.
+    pub command: Option<PathBuf>,
+    /// How long the TXT record may take to be visible.
+    #[serde(
+        with = "humantime_serde_compat",
+        default = "Dns01Config::default_propagation"
+    )]
+    pub propagation_timeout: std::time::Duration,
+}
+
+impl Dns01Config {
+    fn default_propagation() -> std::time::Duration {
+        std::time::Duration::from_secs(120)
+    }
 }
 
 impl Default for AcmeConfig {
@@ -333,12 +370,13 @@ impl Default for AcmeConfig {
             eab_hmac_key: None,
             ca_file: None,
             challenges: vec!["http-01".into(), "tls-alpn-01".into()],
+            dns01: None,
         }
     }
 }
 
 impl AcmeConfig {
-    pub const CHALLENGES: [&'static str; 2] = ["http-01", "tls-alpn-01"];
+    pub const CHALLENGES: [&'static str; 3] = ["http-01", "tls-alpn-01", "dns-01"];
 
     pub fn validate(&self) -> anyhow::Result<()> {
         for d in std::iter::once(&self.directory).chain(&self.fallback_directory) {
@@ -370,10 +408,67 @@ impl AcmeConfig {
         for c in &self.challenges {
             if !Self::CHALLENGES.contains(&c.as_str()) {
                 anyhow::bail!(
-                    "[acme] challenges: {c:?} is not one of {:?} (wildcards use DNS-01, which is not offered yet)",
+                    "[acme] challenges: {c:?} is not one of {:?}",
                     Self::CHALLENGES
                 );
             }
+            if c == "dns-01" && self.dns01.is_none() {
+                anyhow::bail!("[acme] challenges lists dns-01, which needs [acme.dns01]");
+            }
+        }
+        if let Some(d) = &self.dns01 {
+            d.validate()?;
+        }
+        Ok(())
+    }
+}
+
+impl Dns01Config {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        match self.provider.as_str() {
+            "rfc2136" => {
+                if self.server.is_none()
+                    || self.tsig_key_name.is_none()
+                    || self.tsig_secret.is_none()
+                {
+                    anyhow::bail!(
+                        "[acme.dns01] provider \"rfc2136\" needs server, tsig_key_name and tsig_secret"
+                    );
+                }
+                let name = self.tsig_key_name.as_deref().unwrap_or_default();
+                if name.is_empty() || name.len() > 253 || name.chars().any(|c| c.is_whitespace()) {
+                    anyhow::bail!("[acme.dns01] tsig_key_name {name:?} is not a key name");
+                }
+                crate::acme::dns01::tsig_algorithm(
+                    self.tsig_algorithm.as_deref().unwrap_or("hmac-sha256"),
+                )
+                .map_err(|m| anyhow::anyhow!("[acme.dns01] tsig_algorithm: {m}"))?;
+                crate::acme::dns01::tsig_secret(self.tsig_secret.as_deref().unwrap_or_default())
+                    .map_err(|m| anyhow::anyhow!("[acme.dns01] tsig_secret: {m}"))?;
+                if let Some(z) = &self.zone {
+                    protocol::host::normalize_host(z.trim_end_matches('.'))
+                        .map_err(|e| anyhow::anyhow!("[acme.dns01] zone {z:?}: {e}"))?;
+                }
+            }
+            "exec" => {
+                let Some(c) = &self.command else {
+                    anyhow::bail!("[acme.dns01] provider \"exec\" needs command");
+                };
+                if !c.is_absolute() {
+                    anyhow::bail!(
+                        "[acme.dns01] command {} must be an absolute path",
+                        c.display()
+                    );
+                }
+            }
+            other => {
+                anyhow::bail!("[acme.dns01] provider {other:?} is not \"rfc2136\" or \"exec\"")
+            }
+        }
+        if self.propagation_timeout.is_zero()
+            || self.propagation_timeout > std::time::Duration::from_secs(3600)
+        {
+            anyhow::bail!("[acme.dns01] propagation_timeout is between 1 second and 1 hour");
         }
         Ok(())
     }

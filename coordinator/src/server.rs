@@ -148,10 +148,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         .context("setting up the DNS resolver for custom domains")?;
     let acme = crate::acme::AcmeService::new(
         &config.acme,
+        config.domains.resolver,
         store.clone(),
         secrets.clone(),
         &config.data_dir,
-    );
+    )
+    .context("setting up certificates ([acme])")?;
     let state = App {
         domains: domains.clone(),
         acme: acme.clone(),

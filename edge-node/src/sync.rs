@@ -591,10 +591,21 @@ impl SiteResolver for OnDemand {
         Box::pin(async move {
             match tokio::time::timeout(ON_DEMAND_WAIT, self.load(host)).await {
                 Ok(Ok(Some(site))) => Resolved::Site(site),
-                Ok(Ok(None)) => match self.config.redirect(host) {
-                    Ok(Some(r)) => Resolved::Redirect(r),
-                    _ => Resolved::Unknown,
-                },
+                Ok(Ok(None)) => {
+                    // A redirecting host, exact or a wildcard domain.
+                    let wildcard = protocol::host::wildcard_of(host);
+                    let found = match self.config.redirect(host) {
+                        Ok(None) => match &wildcard {
+                            Some(w) => self.config.redirect(w),
+                            None => Ok(None),
+                        },
+                        other => other,
+                    };
+                    match found {
+                        Ok(Some(r)) => Resolved::Redirect(r),
+                        _ => Resolved::Unknown,
+                    }
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(%host, error = %format!("{e:#}"), "serving a host on demand failed");
                     Resolved::Unavailable

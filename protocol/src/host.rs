@@ -77,13 +77,28 @@ pub fn choose_certificate<'a, V>(sni: &str, certs: &'a BTreeMap<String, V>) -> O
     if let Some(v) = certs.get(sni.as_ref()) {
         return Some(v);
     }
-    let (_, parent) = sni.split_once('.')?;
-    certs.get(&format!("*.{parent}"))
+    certs.get(&wildcard_of(&sni)?)
+}
+
+/// The one-level wildcard that covers normalised `host` (`*.shop.com` for
+/// `www.shop.com`), as certificates and wildcard domains match; `None`
+/// for a single label. An exact name always wins over it.
+pub fn wildcard_of(host: &str) -> Option<String> {
+    let (_, parent) = host.split_once('.')?;
+    (!parent.is_empty()).then(|| format!("*.{parent}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert_eq!(wildcard_of("www.shop.com").as_deref(), Some("*.shop.com"));
+        assert_eq!(wildcard_of("a.localhost").as_deref(), Some("*.localhost"));
+        assert_eq!(wildcard_of("localhost"), None);
+        assert_eq!(wildcard_of("a."), None);
+    }
 
     #[test]
     fn normalize_table() {

@@ -87,12 +87,16 @@ impl Coordinator {
             "--public-url".into(),
             "http://{host}".into(),
         ];
-        if let Some(t) = config_toml {
-            let p = dir.join("coordinator.toml");
-            std::fs::write(&p, t)?;
-            args.push("--config".into());
-            args.push(p.display().to_string());
+        // Tests and benchmarks talk to loopback only: no ACME CA out there
+        // is ever asked, unless a test points `[acme]` at its own.
+        let mut toml = config_toml.unwrap_or_default().to_string();
+        if !toml.contains("[acme]") {
+            toml.push_str("\n[acme]\nenabled = false\n");
         }
+        let p = dir.join("coordinator.toml");
+        std::fs::write(&p, toml)?;
+        args.push("--config".into());
+        args.push(p.display().to_string());
         let mut proc = Proc::launch(&bins.coordinator, &args, dir.join("coordinator.log"), envs)?;
         let line = proc.try_wait_line("coordinator API on", STARTUP)?;
         let api = addr_after(&line, "http://")?;

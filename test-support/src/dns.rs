@@ -77,6 +77,12 @@ impl TestDns {
         Ok(t)
     }
 
+    /// The management API's base URL (`http://127.0.0.1:PORT`), for a
+    /// script that sets records itself (a DNS-01 `exec` hook).
+    pub fn management_url(&self) -> &str {
+        &self.management
+    }
+
     async fn call(&self, path: &str, body: serde_json::Value) -> Result<()> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {

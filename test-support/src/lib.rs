@@ -12,12 +12,14 @@
 //! - [`tls`]: TLS clients that trust a test CA.
 //! - [`dns`]: a real DNS server (Pebble's challtestsrv) whose answers a test sets.
 //! - [`acme`]: a real ACME CA (Pebble) validating against the test's edges.
+//! - [`bind`]: a real authoritative DNS server (BIND) taking TSIG-signed updates.
 //!
 //! The library panics on what a test cannot go on without, but the
 //! process and cluster types also have `Result` forms (`launch`, `try_*`)
 //! for the benchmarks, which report errors instead.
 
 pub mod acme;
+pub mod bind;
 pub mod cluster;
 pub mod dns;
 pub mod git;

@@ -16,6 +16,7 @@
 //! entry the edges hold before the CA is told to look (`order.rs` waits
 //! until every live edge reports the config version that carries it).
 
+pub mod dns01;
 mod order;
 pub mod schedule;
 
@@ -59,29 +60,38 @@ pub struct AcmeService {
     owner: String,
     /// Accounts by directory URL.
     accounts: Mutex<HashMap<String, Account>>,
+    /// The DNS provider for DNS-01, when configured.
+    dns01: Option<dns01::Dns01>,
     wake: Notify,
 }
 
 impl AcmeService {
     pub fn new(
         config: &AcmeConfig,
+        resolver: Option<std::net::SocketAddr>,
         store: Store,
         secrets: Arc<SecretBox>,
         data_dir: &std::path::Path,
-    ) -> Arc<AcmeService> {
+    ) -> anyhow::Result<Arc<AcmeService>> {
+        let dns01 = config
+            .dns01
+            .as_ref()
+            .map(|d| dns01::Dns01::new(d, resolver))
+            .transpose()?;
         let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
         let owner = blake3::hash(format!("{}\n{}", host.trim(), dir.display()).as_bytes()).to_hex()
             [..16]
             .to_string();
-        Arc::new(AcmeService {
+        Ok(Arc::new(AcmeService {
             config: config.clone(),
             store,
             secrets,
             owner,
             accounts: Mutex::new(HashMap::new()),
+            dns01,
             wake: Notify::new(),
-        })
+        }))
     }
 
     /// Looks for work now (a domain just became active, say).

@@ -133,11 +133,6 @@ async fn attempt(svc: &AcmeService, name: &str) -> Result<(), Failure> {
     if !domain.serves() {
         return Ok(());
     }
-    if name.starts_with("*.") {
-        return Err(fail(
-            "a wildcard certificate needs the DNS-01 challenge, which this coordinator does not offer yet",
-        ));
-    }
     let renewing = row.chain_pem.is_some();
     let directory = match (
         &row.order_url,
@@ -149,7 +144,12 @@ async fn attempt(svc: &AcmeService, name: &str) -> Result<(), Failure> {
         _ => svc.config.directory.clone(),
     };
     let account = svc.account(&directory).await?;
-    let challenge = schedule::challenge_for(&svc.config.challenges, row.failures).to_string();
+    // A wildcard can only be proven through DNS.
+    let challenge = if name.starts_with("*.") {
+        "dns-01".to_string()
+    } else {
+        schedule::challenge_for(&svc.config.challenges, row.failures).to_string()
+    };
 
     let resumed = match (&row.order_url, &row.order_key_enc) {
         (Some(url), Some(key)) if row.order_directory.as_deref() == Some(directory.as_str()) => {
@@ -175,8 +175,16 @@ async fn attempt(svc: &AcmeService, name: &str) -> Result<(), Failure> {
     svc.hold(name).await;
 
     if order.state().status == OrderStatus::Pending {
-        answer(svc, &account, &mut order, name, &challenge).await?;
-        let status = order.poll_ready(&POLL).await;
+        let mut presented = Vec::new();
+        let answered = answer(svc, &account, &mut order, name, &challenge, &mut presented).await;
+        let status = match answered {
+            Ok(()) => order.poll_ready(&POLL).await,
+            Err(f) => {
+                cleanup(svc, &presented).await;
+                return Err(f);
+            }
+        };
+        cleanup(svc, &presented).await;
         if !matches!(status, Ok(OrderStatus::Ready)) {
             let why = match status {
                 Err(e) => Failure::from(e),
@@ -274,21 +282,41 @@ async fn place(
     Ok((order, key_pem))
 }
 
-/// Makes every pending authorization's challenge answerable on every edge,
-/// then tells the CA to look.
+/// Removes the DNS-01 records an attempt put in place.
+async fn cleanup(svc: &AcmeService, presented: &[(String, String)]) {
+    let Some(dns) = &svc.dns01 else {
+        return;
+    };
+    for (fqdn, value) in presented {
+        if let Err(e) = dns.cleanup(fqdn, value).await {
+            tracing::warn!(%fqdn, error = %format!("{e:#}"), "removing a DNS-01 record");
+        }
+    }
+}
+
+/// Makes every pending authorization's challenge answerable (on every
+/// edge, or in DNS), then tells the CA to look. DNS-01 records put in
+/// place are pushed to `presented`, for the cleanup.
 async fn answer(
     svc: &AcmeService,
     account: &Account,
     order: &mut Order,
     name: &str,
     challenge: &str,
+    presented: &mut Vec<(String, String)>,
 ) -> Result<(), Failure> {
     let published = svc.published_thumbprint().await;
     let stateless = published.as_deref() == Some(account.key_thumbprint());
     let ty = match challenge {
         "tls-alpn-01" => ChallengeType::TlsAlpn01,
+        "dns-01" => ChallengeType::Dns01,
         _ => ChallengeType::Http01,
     };
+    if ty == ChallengeType::Dns01 && svc.dns01.is_none() {
+        return Err(fail(
+            "DNS-01 (wildcards) needs a DNS provider: set [acme.dns01] (provider = \"rfc2136\" or \"exec\")",
+        ));
+    }
     let mut authzs = order.authorizations();
     while let Some(a) = authzs.next().await {
         let mut a = a?;
@@ -301,6 +329,14 @@ async fn answer(
             .challenge(ty.clone())
             .ok_or_else(|| fail(format!("the CA offers no {challenge} challenge for {name}")))?;
         let ka = ch.key_authorization();
+        if let (ChallengeType::Dns01, Some(dns)) = (&ty, &svc.dns01) {
+            let fqdn = dns.target(name).await;
+            let value = ka.dns_value();
+            presented.push((fqdn.clone(), value.clone()));
+            dns.present(&fqdn, &value).await?;
+            ch.set_ready().await?;
+            continue;
+        }
         let entry = match ty {
             ChallengeType::TlsAlpn01 => {
                 let mut digest = [0u8; 32];

@@ -125,10 +125,10 @@ fn parse(app: &App, input: &str) -> AppResult<name::DomainName> {
     let d = &app.config.domains;
     let n = name::parse(input, &app.config.base_domain, d.allow_under_base_domain)
         .map_err(|e| AppError::invalid("invalid_domain", e.to_string()))?;
-    if n.is_wildcard() {
+    if n.is_wildcard() && app.config.acme.dns01.is_none() {
         return Err(AppError::invalid(
             "wildcard_unsupported",
-            "wildcard domains need DNS-01 certificates, which this coordinator does not issue yet",
+            "a wildcard domain's certificate needs the DNS-01 challenge: the operator has not set [acme.dns01] (provider = \"rfc2136\" or \"exec\")",
         ));
     }
     if d.cname_target.is_none() && d.apex_addresses.is_empty() {

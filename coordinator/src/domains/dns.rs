@@ -144,17 +144,50 @@ impl Lookup {
         })
     }
 
+    /// The CNAME target of `name`, if it is one.
+    pub async fn cname(&self, name: &str) -> Option<String> {
+        let fqdn = format!("{}.", name.trim_end_matches('.'));
+        let l = self
+            .resolver
+            .lookup(fqdn.as_str(), RecordType::CNAME)
+            .await
+            .ok()?;
+        l.answers().iter().find_map(|r| match &r.data {
+            RData::CNAME(c) => Some(trim(&c.0.to_ascii())),
+            _ => None,
+        })
+    }
+
+    /// The TXT values at `name` (each record's strings joined), at most
+    /// a few.
+    pub async fn txt(&self, name: &str) -> Vec<String> {
+        let fqdn = format!("{}.", name.trim_end_matches('.'));
+        let Ok(l) = self.resolver.lookup(fqdn.as_str(), RecordType::TXT).await else {
+            return Vec::new();
+        };
+        l.answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TXT(t) => Some(
+                    t.txt_data
+                        .iter()
+                        .map(|part| String::from_utf8_lossy(part).into_owned())
+                        .collect::<String>(),
+                ),
+                _ => None,
+            })
+            .take(MAX_RECORDS)
+            .collect()
+    }
+
     /// What DNS says about `name` (a wildcard is looked up as itself: an
     /// authoritative server answers the wildcard's records for it).
     pub async fn find(&self, name: &str, challenge_base: &str) -> Found {
         let fqdn = format!("{name}.");
-        let mut found = Found::default();
-        if let Ok(l) = self.resolver.lookup(fqdn.as_str(), RecordType::CNAME).await {
-            found.cname = l.answers().iter().find_map(|r| match &r.data {
-                RData::CNAME(c) => Some(trim(&c.0.to_ascii())),
-                _ => None,
-            });
-        }
+        let mut found = Found {
+            cname: self.cname(name).await,
+            ..Found::default()
+        };
         if found.cname.is_none() {
             for kind in [RecordType::A, RecordType::AAAA] {
                 if let Ok(l) = self.resolver.lookup(fqdn.as_str(), kind).await {
@@ -169,27 +202,9 @@ impl Lookup {
             }
             found.addresses.truncate(MAX_RECORDS);
         }
-        let txt_name = format!("{CHALLENGE_LABEL}.{challenge_base}.");
-        if let Ok(l) = self
-            .resolver
-            .lookup(txt_name.as_str(), RecordType::TXT)
-            .await
-        {
-            found.challenge_txt = l
-                .answers()
-                .iter()
-                .filter_map(|r| match &r.data {
-                    RData::TXT(t) => Some(
-                        t.txt_data
-                            .iter()
-                            .map(|part| String::from_utf8_lossy(part).into_owned())
-                            .collect::<String>(),
-                    ),
-                    _ => None,
-                })
-                .take(MAX_RECORDS)
-                .collect();
-        }
+        found.challenge_txt = self
+            .txt(&format!("{CHALLENGE_LABEL}.{challenge_base}"))
+            .await;
         found
     }
 }

@@ -211,7 +211,10 @@ impl Store {
         proven: bool,
     ) -> Result<Option<DomainRow>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let n = sqlx::query(
+        let Some(before) = domain_in(&mut tx, name).await? else {
+            return Ok(None);
+        };
+        sqlx::query(
             "UPDATE domains SET dns_state = $1, dns_detail = $2, checked_at = $3, \
              proven_at = CASE WHEN $4 = 1 AND proven_at IS NULL THEN $5 ELSE proven_at END \
              WHERE name = $6",
@@ -223,15 +226,17 @@ impl Store {
         .bind(now_ms())
         .bind(name)
         .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Ok(None);
+        .await?;
+        let after = domain_in(&mut tx, name).await?;
+        // Most checks find what the last one found: the edges hear only of
+        // a domain that starts or stops being served (a config version per
+        // recheck of every domain would be churn for the whole fleet).
+        if after.as_ref().map(DomainRow::serves) != Some(before.serves()) {
+            self.sync_edges(&mut tx, &[EdgeSync::Domain(name.to_string())])
+                .await?;
         }
-        self.sync_edges(&mut tx, &[EdgeSync::Domain(name.to_string())])
-            .await?;
         tx.commit().await?;
-        self.domain(name).await
+        Ok(after)
     }
 
     /// Sets a domain's HTTPS policy; edges follow.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use test_support::acme::{PebbleOptions, TestPebble};
+use test_support::bind::TestBind;
 use test_support::dns::{free_port, TestDns};
 
 use crate::support::*;
@@ -17,6 +18,8 @@ const EDGE_IPS: [&str; 2] = ["127.0.0.2", "127.0.0.3"];
 
 struct Fleet {
     dns: TestDns,
+    /// The zone's authoritative server, when DNS-01 goes through RFC 2136.
+    bind: Option<TestBind>,
     pebble: TestPebble,
     coord: Coordinator,
     /// Its TOML, for a restart.
@@ -35,6 +38,17 @@ struct Setup {
     validity_secs: Option<u64>,
     va_sleep_secs: Option<u32>,
     edges: usize,
+    /// DNS-01: `Rfc2136(zone)` through a real BIND serving `zone` (Pebble
+    /// and the coordinator resolve through it), `Exec` through a hook
+    /// script that sets challtestsrv's records.
+    dns01: Dns01,
+}
+
+#[derive(PartialEq)]
+enum Dns01 {
+    None,
+    Rfc2136(&'static str),
+    Exec,
 }
 
 fn available() -> bool {
@@ -61,6 +75,42 @@ fn port_free_on_edges() -> u16 {
 
 async fn fleet(tmp: &std::path::Path, s: Setup) -> Fleet {
     let dns = TestDns::start(&tmp.join("dns")).unwrap();
+    let bind = match s.dns01 {
+        Dns01::Rfc2136(zone) => {
+            Some(TestBind::start(&tmp.join("bind"), zone, &EDGE_IPS[..1]).unwrap())
+        }
+        _ => None,
+    };
+    // Who Pebble and the coordinator's verification ask.
+    let resolver = bind.as_ref().map_or(dns.dns, |b| b.addr);
+    let dns01 = match (&s.dns01, &bind) {
+        (Dns01::Rfc2136(_), Some(b)) => format!(
+            "[acme.dns01]\nprovider = \"rfc2136\"\nserver = \"{}\"\ntsig_key_name = \"{}\"\n\
+             tsig_secret = \"{}\"\npropagation_timeout = \"20s\"\n",
+            b.addr, b.key_name, b.key_secret
+        ),
+        (Dns01::Exec, _) => {
+            let hook = tmp.join("dns-hook");
+            let m = dns.management_url();
+            std::fs::write(
+                &hook,
+                format!(
+                    "#!/bin/sh\nset -e\ncase \"$1\" in\n\
+                     present) curl -sf -X POST -d \"{{\\\"host\\\":\\\"$2.\\\",\\\"value\\\":\\\"$3\\\"}}\" {m}/set-txt ;;\n\
+                     cleanup) curl -sf -X POST -d \"{{\\\"host\\\":\\\"$2.\\\"}}\" {m}/clear-txt ;;\n\
+                     *) echo \"unknown verb $1\" >&2; exit 2 ;;\nesac\n"
+                ),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+            format!(
+                "[acme.dns01]\nprovider = \"exec\"\ncommand = \"{}\"\npropagation_timeout = \"20s\"\n",
+                hook.display()
+            )
+        }
+        _ => String::new(),
+    };
     let (http_port, https_port) = (port_free_on_edges(), port_free_on_edges());
     let pebble = TestPebble::start(
         &tmp.join("pebble"),
@@ -71,7 +121,7 @@ async fn fleet(tmp: &std::path::Path, s: Setup) -> Fleet {
                 port_free_on_edges()
             },
             tls_port: https_port,
-            dns: dns.dns,
+            dns: resolver,
             validity_secs: s.validity_secs,
             va_sleep_secs: s.va_sleep_secs,
         },
@@ -80,10 +130,10 @@ async fn fleet(tmp: &std::path::Path, s: Setup) -> Fleet {
     pebble.ready().await.unwrap();
     let config = format!(
         "[domains]\napex_addresses = [\"{}\", \"{}\"]\nresolver = \"{}\"\nrecheck_every = \"1s\"\n\
-         [acme]\ndirectory = \"{}\"\nca_file = \"{}\"\nchallenges = {}\nemail = \"ops@shop.test\"\n",
+         [acme]\ndirectory = \"{}\"\nca_file = \"{}\"\nchallenges = {}\nemail = \"ops@shop.test\"\n{dns01}",
         EDGE_IPS[0],
         EDGE_IPS[1],
-        dns.dns,
+        resolver,
         pebble.directory,
         pebble.ca_file.display(),
         s.challenges,
@@ -105,6 +155,7 @@ async fn fleet(tmp: &std::path::Path, s: Setup) -> Fleet {
     let root = pebble.root().await.unwrap();
     Fleet {
         dns,
+        bind,
         pebble,
         coord,
         config,
@@ -128,17 +179,23 @@ async fn https_get(root: &str, host: &str, addr: SocketAddr) -> Result<(u16, Str
 
 async fn https_everywhere(f: &Fleet, host: &str, want: &str, secs: u64) {
     for edge in &f.edges {
-        eventually(
-            secs,
-            &format!("https://{host}/ on {}", edge.https),
-            || async {
-                match https_get(&f.root, host, edge.https).await {
-                    Ok((200, body)) if body.contains(want) => Some(()),
-                    _ => None,
+        let last = std::sync::Mutex::new(String::new());
+        let served = poll(secs, || async {
+            match https_get(&f.root, host, edge.https).await {
+                Ok((200, body)) if body.contains(want) => Some(()),
+                other => {
+                    *last.lock().unwrap() = format!("{other:?}");
+                    None
                 }
-            },
-        )
+            }
+        })
         .await;
+        assert!(
+            served.is_some(),
+            "https://{host}/ on {} never served {want:?}; last: {}",
+            edge.https,
+            last.lock().unwrap()
+        );
     }
 }
 
@@ -173,6 +230,7 @@ async fn http01_issues_a_certificate_every_edge_serves_and_removal_takes_it_away
             validity_secs: None,
             va_sleep_secs: None,
             edges: 2,
+            dns01: Dns01::None,
         },
     )
     .await;
@@ -193,6 +251,15 @@ async fn http01_issues_a_certificate_every_edge_serves_and_removal_takes_it_away
     ]))
     .unwrap();
     assert_eq!(d["state"], "active", "{d}");
+    // A wildcard needs DNS-01, and this coordinator has no DNS provider.
+    let out = f
+        .coord
+        .cli(&["domains", "add", "*.shop.test", "--project", "shop"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("[acme.dns01]"),
+        "{err}"
+    );
     https_everywhere(&f, "shop.test", "shop v1", 90).await;
     eprintln!(
         "FIGURE acme: domains add → HTTPS served by all {} edges: {} ms (Pebble, HTTP-01)",
@@ -301,6 +368,7 @@ async fn tls_alpn01_issues_when_http01_is_unreachable() {
             validity_secs: None,
             va_sleep_secs: None,
             edges: 1,
+            dns01: Dns01::None,
         },
     )
     .await;
@@ -331,6 +399,7 @@ async fn renewal_reaches_every_edge_and_a_ca_outage_keeps_the_old_certificate() 
             validity_secs: Some(45),
             va_sleep_secs: None,
             edges: 2,
+            dns01: Dns01::None,
         },
     )
     .await;
@@ -403,6 +472,7 @@ async fn a_coordinator_killed_mid_order_resumes_that_order() {
             validity_secs: None,
             va_sleep_secs: Some(8),
             edges: 1,
+            dns01: Dns01::None,
         },
     )
     .await;
@@ -437,4 +507,97 @@ async fn a_coordinator_killed_mid_order_resumes_that_order() {
         inspect(&f.coord, "resume.test")["certificate"]["state"],
         "active"
     );
+}
+
+/// HTTPS for every name under a wildcard domain, on every edge.
+async fn wildcard_served(f: &Fleet, base: &str, want: &str) {
+    for host in [format!("a.{base}"), format!("deep-name.{base}")] {
+        https_everywhere(f, &host, want, 90).await;
+    }
+}
+
+#[tokio::test]
+async fn dns01_over_rfc2136_issues_a_wildcard_against_bind() {
+    if !available() || !test_support::bind::available() {
+        eprintln!("\n\n!!!!! SKIPPING the RFC 2136 test: named (Debian package bind9) is not installed !!!!!\n\n");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let f = fleet(
+        tmp.path(),
+        Setup {
+            challenges: "[\"http-01\"]",
+            http01_reachable: true,
+            validity_secs: None,
+            va_sleep_secs: None,
+            edges: 1,
+            dns01: Dns01::Rfc2136("wild.test"),
+        },
+    )
+    .await;
+    let site = tmp.path().join("site");
+    write_site(&site, "wild v1");
+    f.coord.deploy(&site, "wild", true);
+    let added = Instant::now();
+    let d: Value = serde_json::from_str(&f.coord.cli_ok(&[
+        "domains",
+        "add",
+        "*.wild.test",
+        "--project",
+        "wild",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(d["state"], "active", "{d}");
+    wildcard_served(&f, "wild.test", "wild v1").await;
+    eprintln!(
+        "FIGURE acme: domains add *.wild.test → HTTPS: {} ms (Pebble, DNS-01 through BIND)",
+        added.elapsed().as_millis()
+    );
+    let d = inspect(&f.coord, "*.wild.test");
+    assert_eq!(d["certificate"]["state"], "active", "{d}");
+    assert_eq!(d["certificate"]["challenge"], "dns-01", "{d}");
+    // The challenge record was removed after the order.
+    let log = std::fs::read_to_string(tmp.path().join("bind/named.log")).unwrap_or_default();
+    assert!(log.contains("adding an RR"), "BIND took no update: {log}");
+    assert!(
+        log.contains("deleting an RR"),
+        "the TXT record was not cleaned up: {log}"
+    );
+    assert!(f.bind.is_some());
+}
+
+#[tokio::test]
+async fn dns01_through_an_exec_hook() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let f = fleet(
+        tmp.path(),
+        Setup {
+            challenges: "[\"http-01\"]",
+            http01_reachable: true,
+            validity_secs: None,
+            va_sleep_secs: None,
+            edges: 1,
+            dns01: Dns01::Exec,
+        },
+    )
+    .await;
+    let site = tmp.path().join("site");
+    write_site(&site, "hook v1");
+    f.coord.deploy(&site, "hook", true);
+    f.dns.set_a("*.hook.test", &EDGE_IPS[..1]).await;
+    f.coord.cli_ok(&[
+        "domains",
+        "add",
+        "*.hook.test",
+        "--project",
+        "hook",
+        "--json",
+    ]);
+    wildcard_served(&f, "hook.test", "hook v1").await;
+    let d = inspect(&f.coord, "*.hook.test");
+    assert_eq!(d["certificate"]["challenge"], "dns-01", "{d}");
 }

@@ -12,8 +12,9 @@ use std::borrow::Cow;
 
 use http::header;
 use pingora_http::RequestHeader;
+use protocol::acme::HttpsPolicy;
 use protocol::acme::{http01_token, is_http01_path, key_authorization};
-use protocol::host::normalize_host;
+use protocol::host::{normalize_host, wildcard_of};
 
 use super::EdgeHttp;
 use crate::state::Resolved;
@@ -66,7 +67,7 @@ pub(super) async fn early(app: &EdgeHttp, req: &RequestHeader, tls: bool) -> Opt
         return None;
     }
     let host = request_host(req)?;
-    let policy = routing.https.get(host.as_ref())?;
+    let policy = policy_for(&routing, &host)?;
     if !policy.redirect {
         return None;
     }
@@ -84,12 +85,18 @@ pub(super) fn hsts(app: &EdgeHttp, req: &RequestHeader) -> Option<String> {
         return None;
     }
     let host = request_host(req)?;
-    routing
-        .https
-        .get(host.as_ref())?
+    policy_for(&routing, &host)?
         .hsts
         .as_ref()
         .map(|h| h.header_value())
+}
+
+/// The HTTPS policy of `host`, or of the wildcard domain covering it.
+fn policy_for<'a>(routing: &'a crate::state::Routing, host: &str) -> Option<&'a HttpsPolicy> {
+    routing
+        .https
+        .get(host)
+        .or_else(|| routing.https.get(&wildcard_of(host)?))
 }
 
 /// Whether the config has `host` as a site or a redirecting host.

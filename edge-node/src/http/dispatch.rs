@@ -15,7 +15,7 @@ use http::Method;
 use pingora_core::protocols::http::ServerSession;
 use pingora_http::RequestHeader;
 use protocol::functions::FunctionEntry;
-use protocol::host::normalize_host;
+use protocol::host::{normalize_host, wildcard_of};
 use protocol::path::{parse_decoded_path, parse_request_path};
 use protocol::resolve::{resolve, Resolution};
 use protocol::routing::{headers_for, route, Decision};
@@ -171,7 +171,13 @@ fn decide(app: &EdgeHttp, req: &RequestHeader, site: Option<Arc<Site>>) -> Reply
         Some(s) => s,
         None => {
             let routing = app.state.current();
-            match routing.hosts.get(host.as_ref()).cloned() {
+            // An exact host first, then a wildcard domain covering it.
+            let eager = routing
+                .hosts
+                .get(host.as_ref())
+                .cloned()
+                .or_else(|| wildcard_of(&host).and_then(|w| routing.hosts.get(&w).cloned()));
+            match eager {
                 Some(s) => s,
                 None => match app.state.cached(host.as_ref()) {
                     Some(s) => s,
