@@ -91,6 +91,21 @@ fn constant_rate_smoke() {
 }
 
 #[test]
+fn tls_smoke() {
+    if Command::new("pebble").arg("-h").output().is_err() {
+        eprintln!("SKIPPING tls_smoke: pebble is not installed (Debian package pebble)");
+        return;
+    }
+    let r = run(&["tls", "--duration", "1s", "--concurrency", "2"]);
+    let t = &r["results"][0];
+    assert!(t["edge"]["handshakes_per_s"].as_f64().unwrap() > 0.0, "{t}");
+    assert!(
+        t["nginx"]["handshakes_per_s"].as_f64().unwrap() > 0.0,
+        "{t}"
+    );
+}
+
+#[test]
 fn function_smoke() {
     // `cargo test --workspace` builds edge-node's examples, bare_host among them.
     let r = run(&["function", "--duration", "300ms", "--concurrency", "2"]);
