@@ -324,6 +324,10 @@ pub struct AcmeConfig {
     /// `[acme.dns01]`: the DNS provider DNS-01 writes its TXT records
     /// with (wildcard domains need it).
     pub dns01: Option<Dns01Config>,
+    /// Also get a publicly trusted `*.<base_domain>` through DNS-01, so
+    /// every per-deployment and branch URL is trusted by browsers (the
+    /// cluster CA's stays as the fallback).
+    pub base_domain: bool,
 }
 
 /// The `[acme.dns01]` table.
@@ -371,6 +375,7 @@ impl Default for AcmeConfig {
             ca_file: None,
             challenges: vec!["http-01".into(), "tls-alpn-01".into()],
             dns01: None,
+            base_domain: false,
         }
     }
 }
@@ -418,6 +423,11 @@ impl AcmeConfig {
         }
         if let Some(d) = &self.dns01 {
             d.validate()?;
+        }
+        if self.base_domain && self.dns01.is_none() {
+            anyhow::bail!(
+                "[acme] base_domain = true needs [acme.dns01]: a wildcard is proven through DNS-01"
+            );
         }
         Ok(())
     }

@@ -148,6 +148,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         .context("setting up the DNS resolver for custom domains")?;
     let acme = crate::acme::AcmeService::new(
         &config.acme,
+        &config.base_domain,
         config.domains.resolver,
         store.clone(),
         secrets.clone(),

@@ -24,9 +24,11 @@ CREATE TABLE domain_certs (
     not_after BIGINT,
     issued_at BIGINT,
     issuer TEXT,
-    -- ARI's certificate identifier, and when to renew (Unix ms).
+    -- ARI's certificate identifier, when to renew (Unix ms), and when to
+    -- ask the CA's renewal information again (it may move the window).
     cert_id TEXT,
     renew_at BIGINT,
+    ari_next_at BIGINT,
     -- The CA's problem document, verbatim, of the last failure.
     error TEXT,
     failures BIGINT NOT NULL,

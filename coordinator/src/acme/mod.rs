@@ -62,12 +62,15 @@ pub struct AcmeService {
     accounts: Mutex<HashMap<String, Account>>,
     /// The DNS provider for DNS-01, when configured.
     dns01: Option<dns01::Dns01>,
+    /// `*.<base domain>`, when the platform's own wildcard is ordered too.
+    base_wildcard: Option<String>,
     wake: Notify,
 }
 
 impl AcmeService {
     pub fn new(
         config: &AcmeConfig,
+        base_domain: &str,
         resolver: Option<std::net::SocketAddr>,
         store: Store,
         secrets: Arc<SecretBox>,
@@ -90,6 +93,7 @@ impl AcmeService {
             owner,
             accounts: Mutex::new(HashMap::new()),
             dns01,
+            base_wildcard: config.base_domain.then(|| format!("*.{base_domain}")),
             wake: Notify::new(),
         }))
     }
@@ -110,13 +114,21 @@ impl AcmeService {
                 _ = self.wake.notified() => {}
                 _ = shutdown.changed() => return,
             }
-            let due = match self.store.certs_due(now_ms(), &self.owner, PER_PASS).await {
+            let mut due = match self.store.certs_due(now_ms(), &self.owner, PER_PASS).await {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(error = %e, "listing certificates due");
                     continue;
                 }
             };
+            if let Some(base) = &self.base_wildcard {
+                match self.store.cert_due(base, now_ms(), &self.owner).await {
+                    Ok(true) => due.insert(0, base.clone()),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "checking the base domain's certificate"),
+                }
+            }
+            self.recheck_ari().await;
             for name in due {
                 let until = now_ms() + LEASE.as_millis() as i64;
                 match self.store.lease_cert(&name, &self.owner, until).await {
@@ -140,6 +152,37 @@ impl AcmeService {
                 if let Err(e) = self.store.release_cert(&name, &self.owner).await {
                     tracing::warn!(domain = %name, error = %e, "releasing a certificate's lease");
                 }
+            }
+        }
+    }
+
+    /// Asks the CA's renewal information again for the certificates due:
+    /// a window moved earlier (a CA revoking early, say) moves the renewal.
+    async fn recheck_ari(&self) {
+        let due = match self.store.ari_due(now_ms(), PER_PASS).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing renewal information due");
+                return;
+            }
+        };
+        for (name, directory, cert_id) in due {
+            let quoted = serde_json::json!(cert_id).to_string();
+            let Ok(id) = serde_json::from_str::<instant_acme::CertificateIdentifier>(&quoted)
+            else {
+                continue;
+            };
+            let found = match self.account(&directory).await {
+                Ok(account) => order::ari(&account, &id).await,
+                Err(_) => None,
+            };
+            // Unreachable or no answer: ask again in an hour.
+            let (at, next) = match found {
+                Some((at, next)) => (Some(at), next),
+                None => (None, now_ms() + 3_600_000),
+            };
+            if let Err(e) = self.store.record_ari(&name, at, next).await {
+                tracing::warn!(domain = %name, error = %e, "recording renewal information");
             }
         }
     }

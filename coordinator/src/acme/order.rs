@@ -124,15 +124,18 @@ pub(super) async fn failed(svc: &AcmeService, name: &str, message: &str, rate_li
 }
 
 async fn attempt(svc: &AcmeService, name: &str) -> Result<(), Failure> {
-    let (Some(row), Some(domain)) = (
-        svc.store.domain_cert(name).await?,
-        svc.store.domain(name).await?,
-    ) else {
+    let Some(row) = svc.store.domain_cert(name).await? else {
         return Ok(());
     };
-    if !domain.serves() {
-        return Ok(());
-    }
+    // A custom domain while it is served, or the platform's own wildcard.
+    let team = if svc.base_wildcard.as_deref() == Some(name) {
+        None
+    } else {
+        match svc.store.domain(name).await? {
+            Some(d) if d.serves() => Some(d.team_id),
+            _ => return Ok(()),
+        }
+    };
     let renewing = row.chain_pem.is_some();
     let directory = match (
         &row.order_url,
@@ -224,7 +227,7 @@ async fn attempt(svc: &AcmeService, name: &str) -> Result<(), Failure> {
         None,
         "acme",
         "",
-        Some(&domain.team_id),
+        team.as_deref(),
         if renewing {
             "domain.certificate.renew"
         } else {
@@ -427,17 +430,12 @@ async fn issued(
     let not_after = cert.validity().not_after.timestamp();
     let cert_id = CertificateIdentifier::try_from(leaf).ok();
     let fallback = schedule::renew_at(not_before * 1000, not_after * 1000);
-    let renew_at = match &cert_id {
-        Some(id) => match account.renewal_info(id).await {
-            Ok((info, _)) => schedule::in_window(
-                info.suggested_window.start.unix_timestamp() * 1000,
-                info.suggested_window.end.unix_timestamp() * 1000,
-                rand::random::<f64>(),
-                now_ms(),
-            ),
-            Err(_) => fallback,
+    let (renew_at, ari_next_at) = match &cert_id {
+        Some(id) => match ari(account, id).await {
+            Some((at, next)) => (at, Some(next)),
+            None => (fallback, None),
         },
-        None => fallback,
+        None => (fallback, None),
     };
     Ok(Issued {
         chain_pem,
@@ -447,5 +445,23 @@ async fn issued(
         issuer: directory.to_string(),
         cert_id: cert_id.map(|c| c.to_string()),
         renew_at,
+        ari_next_at,
     })
+}
+
+/// The CA's renewal information (RFC 9773) for certificate `id`: a time in
+/// its suggested window, and when to ask again. None where the CA offers
+/// no ARI.
+pub(super) async fn ari(account: &Account, id: &CertificateIdentifier<'_>) -> Option<(i64, i64)> {
+    let (info, retry_after) = account.renewal_info(id).await.ok()?;
+    let at = schedule::in_window(
+        info.suggested_window.start.unix_timestamp() * 1000,
+        info.suggested_window.end.unix_timestamp() * 1000,
+        rand::random::<f64>(),
+        now_ms(),
+    );
+    Some((
+        at,
+        now_ms() + schedule::ari_recheck(retry_after).as_millis() as i64,
+    ))
 }

@@ -59,6 +59,12 @@ pub fn in_window(start: i64, end: i64, unit: f64, now: i64) -> i64 {
     }
 }
 
+/// When to ask for a certificate's renewal information again: as the CA's
+/// `Retry-After` says, kept between an hour and a day (RFC 9773 §4.3).
+pub fn ari_recheck(retry_after: Duration) -> Duration {
+    retry_after.clamp(Duration::from_secs(3600), Duration::from_secs(24 * 3600))
+}
+
 /// Which of `preferred` challenge types the attempt after `failures`
 /// failures uses: a failed attempt tries the next type.
 pub fn challenge_for(preferred: &[String], failures: i64) -> &str {
@@ -124,6 +130,14 @@ mod tests {
         assert_eq!(in_window(200, 100, 0.5, 0), 150, "reversed bounds");
         assert_eq!(in_window(100, 200, 2.0, 0), 200, "unit clamped");
         assert_eq!(in_window(100, 200, 0.5, 300), 300, "a past window: now");
+    }
+
+    #[test]
+    fn ari_rechecks_within_an_hour_and_a_day() {
+        let h = Duration::from_secs(3600);
+        assert_eq!(ari_recheck(Duration::ZERO), h);
+        assert_eq!(ari_recheck(6 * h), 6 * h);
+        assert_eq!(ari_recheck(100 * h), 24 * h);
     }
 
     #[test]

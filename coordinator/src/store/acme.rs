@@ -27,6 +27,7 @@ pub struct CertRow {
     pub issuer: Option<String>,
     pub cert_id: Option<String>,
     pub renew_at: Option<i64>,
+    pub ari_next_at: Option<i64>,
     pub error: Option<String>,
     pub failures: i64,
     pub failing_since: Option<i64>,
@@ -57,7 +58,7 @@ impl std::fmt::Debug for CertRow {
 }
 
 const CERT_COLS: &str = "name, state, chain_pem, key_enc, not_before, not_after, issued_at, \
-    issuer, cert_id, renew_at, error, failures, failing_since, next_try_at, challenge, order_url, \
+    issuer, cert_id, renew_at, ari_next_at, error, failures, failing_since, next_try_at, challenge, order_url, \
     order_directory, order_key_enc, order_started_at, lease_owner, lease_until";
 
 impl CertRow {
@@ -73,6 +74,7 @@ impl CertRow {
             issuer: r.try_get("issuer")?,
             cert_id: r.try_get("cert_id")?,
             renew_at: r.try_get("renew_at")?,
+            ari_next_at: r.try_get("ari_next_at")?,
             error: r.try_get("error")?,
             failures: r.try_get("failures")?,
             failing_since: r.try_get("failing_since")?,
@@ -102,6 +104,8 @@ pub struct Issued {
     pub issuer: String,
     pub cert_id: Option<String>,
     pub renew_at: i64,
+    /// When to ask the CA's renewal information again (None: no ARI).
+    pub ari_next_at: Option<i64>,
 }
 
 /// An order placed, recorded before any challenge is answered so a restart
@@ -189,6 +193,20 @@ impl Store {
         .iter()
         .map(|r| Ok(r.try_get("name")?))
         .collect()
+    }
+
+    /// Whether certificate `name` (one with no domain row: the base
+    /// domain's wildcard) needs work now and is free to lease.
+    pub async fn cert_due(&self, name: &str, now: i64, owner: &str) -> Result<bool, StoreError> {
+        let Some(c) = self.domain_cert(name).await? else {
+            return Ok(true);
+        };
+        let free = c.lease_until.is_none_or(|t| t < now) || c.lease_owner.as_deref() == Some(owner);
+        let due = match c.state.as_str() {
+            "active" => c.renew_at.is_some_and(|t| t <= now),
+            _ => c.next_try_at <= now,
+        };
+        Ok(free && due)
     }
 
     /// Takes (or, for `owner` itself, keeps) the lease on `name`'s
@@ -294,7 +312,7 @@ impl Store {
              not_before = $3, not_after = $4, issued_at = $5, issuer = $6, cert_id = $7, \
              renew_at = $8, error = NULL, failures = 0, failing_since = NULL, next_try_at = $9, \
              order_url = NULL, order_directory = NULL, order_key_enc = NULL, \
-             order_started_at = NULL, updated_at = $10 WHERE name = $11",
+             order_started_at = NULL, updated_at = $10, ari_next_at = $11 WHERE name = $12",
         )
         .bind(&c.chain_pem)
         .bind(&c.key_enc)
@@ -306,6 +324,7 @@ impl Store {
         .bind(c.renew_at)
         .bind(c.renew_at)
         .bind(now)
+        .bind(c.ari_next_at)
         .bind(name)
         .execute(&mut *tx)
         .await?
@@ -355,13 +374,53 @@ impl Store {
         Ok(())
     }
 
-    /// Moves the renewal time (an ARI window that changed).
-    pub async fn set_renew_at(&self, name: &str, at: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE domain_certs SET renew_at = $1 WHERE name = $2 AND state = 'active'")
-            .bind(at)
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
+    /// Active certificates whose renewal information is due to be asked
+    /// again: (name, issuing directory, ARI identifier).
+    pub async fn ari_due(
+        &self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        sqlx::query(
+            "SELECT name, issuer, cert_id FROM domain_certs WHERE state = 'active' \
+             AND cert_id IS NOT NULL AND issuer IS NOT NULL AND ari_next_at IS NOT NULL \
+             AND ari_next_at <= $1 ORDER BY ari_next_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("name")?,
+                r.try_get("issuer")?,
+                r.try_get("cert_id")?,
+            ))
+        })
+        .collect()
+    }
+
+    /// Records what the CA's renewal information said: when to renew (an
+    /// earlier window moves it earlier; never later than it was) and when
+    /// to ask again.
+    pub async fn record_ari(
+        &self,
+        name: &str,
+        renew_at: Option<i64>,
+        next: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE domain_certs SET renew_at = CASE WHEN $1 IS NOT NULL AND $2 < renew_at \
+             THEN $3 ELSE renew_at END, ari_next_at = $4 WHERE name = $5 AND state = 'active'",
+        )
+        .bind(renew_at)
+        .bind(renew_at)
+        .bind(renew_at)
+        .bind(next)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -405,6 +464,61 @@ pub(super) async fn cert_in(
     .transpose()
 }
 
+/// The sealed certificate entry of `c` under `name`, if it holds a valid
+/// certificate and key.
+fn cert_write(
+    secrets: &crate::secrets::SecretBox,
+    seal: &protocol::sealed::SealKey,
+    name: &str,
+    project_id: Option<String>,
+    c: &CertRow,
+) -> Result<Option<Write>, StoreError> {
+    if !c.valid_at(now_ms() / 1000) {
+        return Ok(None);
+    }
+    let key_pem = c
+        .key_enc
+        .as_deref()
+        .map(|k| secrets.open(k))
+        .transpose()
+        .map_err(|e| {
+            StoreError::Db(sqlx::Error::Decode(
+                format!("the certificate key of {name}: {e}").into(),
+            ))
+        })?;
+    Ok(match (key_pem, &c.chain_pem, c.not_after) {
+        (Some(key_pem), Some(chain), Some(not_after)) => Some(Write {
+            key: Key::Cert(name.to_string()),
+            project_id,
+            deployment_id: None,
+            value: Some(Entry::Cert(CertEntry::seal(
+                name,
+                chain.clone(),
+                &key_pem,
+                not_after,
+                seal,
+            ))),
+        }),
+        _ => None,
+    })
+}
+
+/// The base domain's wildcard from the ACME CA, while it holds a valid one;
+/// otherwise nothing (the cluster CA's stays in place).
+pub(super) async fn base_wildcard_write(
+    conn: &mut sqlx::AnyConnection,
+    secrets: &crate::secrets::SecretBox,
+    seal: &protocol::sealed::SealKey,
+    name: &str,
+) -> Result<Vec<Write>, StoreError> {
+    Ok(match cert_in(conn, name).await? {
+        Some(c) => cert_write(secrets, seal, name, None, &c)?
+            .into_iter()
+            .collect(),
+        None => Vec::new(),
+    })
+}
+
 /// The TLS entries of custom domain `name`: its certificate (while one is
 /// valid and the domain exists) and its HTTPS policy (while the domain is
 /// served with a valid certificate).
@@ -420,43 +534,14 @@ pub(super) async fn domain_tls_writes(
         .as_ref()
         .map(|d| d.project_id.clone())
         .unwrap_or_default();
-    let now_s = now_ms() / 1000;
     let usable = match (&domain, &cert) {
-        (Some(_), Some(c)) if c.valid_at(now_s) => Some(c),
+        (Some(_), Some(c)) => cert_write(secrets, seal, name, Some(pid.clone()), c)?,
         _ => None,
     };
-    let cert_write = match usable {
-        Some(c) => {
-            let key_pem = c
-                .key_enc
-                .as_deref()
-                .map(|k| secrets.open(k))
-                .transpose()
-                .map_err(|e| {
-                    StoreError::Db(sqlx::Error::Decode(
-                        format!("the certificate key of {name}: {e}").into(),
-                    ))
-                })?;
-            match (key_pem, &c.chain_pem, c.not_after) {
-                (Some(key_pem), Some(chain), Some(not_after)) => Write {
-                    key: Key::Cert(name.to_string()),
-                    project_id: Some(pid.clone()),
-                    deployment_id: None,
-                    value: Some(Entry::Cert(CertEntry::seal(
-                        name,
-                        chain.clone(),
-                        &key_pem,
-                        not_after,
-                        seal,
-                    ))),
-                },
-                _ => removal(Key::Cert(name.to_string()), &pid),
-            }
-        }
-        None => removal(Key::Cert(name.to_string()), &pid),
-    };
-    let https = match (&domain, usable) {
-        (Some(d), Some(_)) if d.serves() => Write {
+    let has_cert = usable.is_some();
+    let cert_write = usable.unwrap_or_else(|| removal(Key::Cert(name.to_string()), &pid));
+    let https = match &domain {
+        Some(d) if has_cert && d.serves() => Write {
             key: Key::Https(name.to_string()),
             project_id: Some(pid.clone()),
             deployment_id: None,

@@ -355,12 +355,28 @@ impl Store {
     /// Certificate entries that expire within `within_secs`.
     pub async fn expiring_certs(&self, within_secs: i64) -> Result<Vec<String>, StoreError> {
         let now = now_ms() / 1000;
+        // Certificates from the ACME CA are the ACME worker's to renew: a
+        // cluster-CA one in their place would break HTTPS for browsers.
+        // Custom domains never get a cluster-CA certificate; the base
+        // domain's wildcard falls back to one only once its public one
+        // has lapsed.
+        let acme: std::collections::HashSet<String> = sqlx::query(
+            "SELECT name FROM domains UNION SELECT name FROM domain_certs WHERE not_after > $1",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get("name"))
+        .collect::<Result<_, _>>()?;
         Ok(self
             .entries_of_kind('c')
             .await?
             .into_iter()
             .filter_map(|(name, e)| match e {
-                Entry::Cert(c) if c.not_after - now < within_secs => Some(name),
+                Entry::Cert(c) if c.not_after - now < within_secs && !acme.contains(&name) => {
+                    Some(name)
+                }
                 _ => None,
             })
             .collect())
@@ -699,7 +715,8 @@ pub(super) fn removal(key: Key, project_id: &str) -> Write {
 /// A certificate of its own for an eager host (production, branch), made
 /// once: per-deployment hosts use the base domain's wildcard, and clients
 /// that refuse a wildcard directly under a one-label base (`*.localhost`)
-/// still reach production and branch hosts.
+/// still reach production and branch hosts. None (and any made before
+/// removed) while `[acme] base_domain` gives the base a public wildcard.
 async fn cert_for(
     tx: &mut Tx<'_>,
     log: &EdgeLog,
@@ -708,6 +725,11 @@ async fn cert_for(
     project_id: &str,
 ) -> Result<Option<Write>, StoreError> {
     let key = Key::Cert(host.to_string());
+    if log.config.acme.enabled && log.config.acme.base_domain {
+        // The base domain's public wildcard covers the host (a base of two
+        // labels or more, which every client takes a wildcard under).
+        return Ok(Some(removal(key, project_id)));
+    }
     let exists = sqlx::query("SELECT 1 AS one FROM config_entries WHERE key = $1")
         .bind(key.encode())
         .fetch_optional(&mut **tx)
@@ -937,6 +959,12 @@ async fn derive(
             deployment_id: None,
             value: None,
         }),
+        EdgeSync::Domain(name) if *name == format!("*.{}", cfg.base_domain) => {
+            // The platform's own wildcard from the ACME CA (no host entry:
+            // per-deployment hosts have their own).
+            let seal = super::cluster_keys::newest(ring);
+            out.extend(super::acme::base_wildcard_write(tx, &log.secrets, &seal, name).await?);
+        }
         EdgeSync::Domain(name) => {
             out.push(domain_write(tx, name).await?);
             let seal = super::cluster_keys::newest(ring);

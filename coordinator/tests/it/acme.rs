@@ -42,6 +42,8 @@ struct Setup {
     /// and the coordinator resolve through it), `Exec` through a hook
     /// script that sets challtestsrv's records.
     dns01: Dns01,
+    /// The platform's base domain, given a public wildcard too.
+    base: Option<&'static str>,
 }
 
 #[derive(PartialEq)]
@@ -128,9 +130,18 @@ async fn fleet(tmp: &std::path::Path, s: Setup) -> Fleet {
     )
     .unwrap();
     pebble.ready().await.unwrap();
+    let base = match s.base {
+        Some(b) => format!("base_domain = \"{b}\"\n"),
+        None => String::new(),
+    };
+    let base_acme = if s.base.is_some() {
+        "base_domain = true\n"
+    } else {
+        ""
+    };
     let config = format!(
-        "[domains]\napex_addresses = [\"{}\", \"{}\"]\nresolver = \"{}\"\nrecheck_every = \"1s\"\n\
-         [acme]\ndirectory = \"{}\"\nca_file = \"{}\"\nchallenges = {}\nemail = \"ops@shop.test\"\n{dns01}",
+        "{base}[domains]\napex_addresses = [\"{}\", \"{}\"]\nresolver = \"{}\"\nrecheck_every = \"1s\"\n\
+         [acme]\ndirectory = \"{}\"\nca_file = \"{}\"\nchallenges = {}\nemail = \"ops@shop.test\"\n{base_acme}{dns01}",
         EDGE_IPS[0],
         EDGE_IPS[1],
         resolver,
@@ -231,6 +242,7 @@ async fn http01_issues_a_certificate_every_edge_serves_and_removal_takes_it_away
             va_sleep_secs: None,
             edges: 2,
             dns01: Dns01::None,
+            base: None,
         },
     )
     .await;
@@ -369,6 +381,7 @@ async fn tls_alpn01_issues_when_http01_is_unreachable() {
             va_sleep_secs: None,
             edges: 1,
             dns01: Dns01::None,
+            base: None,
         },
     )
     .await;
@@ -400,6 +413,7 @@ async fn renewal_reaches_every_edge_and_a_ca_outage_keeps_the_old_certificate() 
             va_sleep_secs: None,
             edges: 2,
             dns01: Dns01::None,
+            base: None,
         },
     )
     .await;
@@ -473,6 +487,7 @@ async fn a_coordinator_killed_mid_order_resumes_that_order() {
             va_sleep_secs: Some(8),
             edges: 1,
             dns01: Dns01::None,
+            base: None,
         },
     )
     .await;
@@ -532,6 +547,7 @@ async fn dns01_over_rfc2136_issues_a_wildcard_against_bind() {
             va_sleep_secs: None,
             edges: 1,
             dns01: Dns01::Rfc2136("wild.test"),
+            base: None,
         },
     )
     .await;
@@ -582,6 +598,7 @@ async fn dns01_through_an_exec_hook() {
             va_sleep_secs: None,
             edges: 1,
             dns01: Dns01::Exec,
+            base: None,
         },
     )
     .await;
@@ -600,4 +617,35 @@ async fn dns01_through_an_exec_hook() {
     wildcard_served(&f, "hook.test", "hook v1").await;
     let d = inspect(&f.coord, "*.hook.test");
     assert_eq!(d["certificate"]["challenge"], "dns-01", "{d}");
+}
+
+#[tokio::test]
+async fn the_base_domain_gets_a_public_wildcard_through_dns01() {
+    if !available() || !test_support::bind::available() {
+        eprintln!("\n\n!!!!! SKIPPING the base wildcard test: named (Debian package bind9) is not installed !!!!!\n\n");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let f = fleet(
+        tmp.path(),
+        Setup {
+            challenges: "[\"http-01\"]",
+            http01_reachable: true,
+            validity_secs: None,
+            va_sleep_secs: None,
+            edges: 1,
+            dns01: Dns01::Rfc2136("sites.test"),
+            base: Some("sites.test"),
+        },
+    )
+    .await;
+    let site = tmp.path().join("site");
+    write_site(&site, "preview v1");
+    let d = f.coord.deploy(&site, "blog", false);
+    let id = d["deployment"].as_str().unwrap();
+    // A per-deployment URL and the production URL, trusted through
+    // Pebble's root (the cluster CA's wildcard is not).
+    https_everywhere(&f, &format!("{id}--blog.sites.test"), "preview v1", 90).await;
+    f.coord.deploy(&site, "blog", true);
+    https_everywhere(&f, "blog.sites.test", "preview v1", 90).await;
 }

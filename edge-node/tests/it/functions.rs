@@ -1013,13 +1013,16 @@ async fn raw_http10_and_expect_continue() {
         String::from_utf8_lossy(&buf[..n])
     );
     s.write_all(b"hello").await.unwrap();
-    let mut out = Vec::new();
+    // The final response's head may come with the interim one: the
+    // function can answer before it reads the body it echoes.
+    let mut out = buf[..n].to_vec();
     tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
         .await
         .unwrap()
         .unwrap();
-    let text = String::from_utf8_lossy(&out);
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let all = String::from_utf8_lossy(&out);
+    let text = all.split_once("\r\n\r\n").map_or("", |(_, rest)| rest);
+    assert!(text.starts_with("HTTP/1.1 200"), "{all}");
     // Framed by length or chunked, depending on how fast the echo was.
     assert!(
         text.ends_with("\r\n\r\nhello") || text.ends_with("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
