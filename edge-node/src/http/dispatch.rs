@@ -97,7 +97,9 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
             status,
             location,
         } => send_redirect(session, Some(&site), status, &location, hsts.as_deref()).await,
-        Reply::Proxy { site, url } => proxy::respond(app, session, &site, &url).await,
+        Reply::Proxy { site, url } => {
+            proxy::respond(app, session, &site, &url, hsts.as_deref()).await
+        }
         Reply::Function {
             site,
             route,
@@ -118,6 +120,7 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
                 route: &route,
                 entry: &entry,
                 authority,
+                hsts: hsts.and_then(|v| http::HeaderValue::from_str(&v).ok()),
             };
             functions::respond(runtime, &app.blobs, session, call).await
         }

@@ -340,6 +340,7 @@ pub async fn respond(
     session: &mut ServerSession,
     site: &Site,
     url: &str,
+    hsts: Option<&str>,
 ) -> pingora_core::Result<()> {
     let limits = &app.limits.proxy;
     let prepared = async {
@@ -374,6 +375,9 @@ pub async fn respond(
         }
     }
     super::static_files::set_deployment(&mut h, site);
+    if let Some(v) = hsts {
+        let _ = h.insert_header(header::STRICT_TRANSPORT_SECURITY, v);
+    }
     if !h.headers.contains_key(header::CONTENT_LENGTH) && !session.is_http2() {
         if session.req_header().version == Version::HTTP_11 {
             let _ = h.insert_header(header::TRANSFER_ENCODING, "chunked");

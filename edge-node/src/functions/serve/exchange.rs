@@ -28,6 +28,7 @@ pub(super) struct Exchange<'a> {
     pub(super) function: Arc<FunctionState>,
     pub(super) inner: &'a Inner,
     pub(super) meta: Option<Arc<RequestLogMeta>>,
+    pub(super) hsts: Option<http::HeaderValue>,
 }
 
 impl Exchange<'_> {
@@ -60,7 +61,7 @@ impl Exchange<'_> {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         h.insert(header::SERVER, HeaderValue::from_static("outpost"));
-        stamp(h, self.request_id, self.site);
+        stamp(h, self.request_id, self.site, self.hsts.as_ref());
         session
             .write_response_header(Box::new(ResponseHeader::from(head)))
             .await?;

@@ -17,10 +17,19 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// h1 names go out in lowercase (as hyper writes them) and h2 has no case
 /// at all; editing the map directly also spares pingora's insert, which
 /// parses and copies every name again.
-pub(super) fn stamp(h: &mut http::HeaderMap, request_id: RequestId, site: &Site) {
+pub(super) fn stamp(
+    h: &mut http::HeaderMap,
+    request_id: RequestId,
+    site: &Site,
+    hsts: Option<&http::HeaderValue>,
+) {
     h.insert(X_REQUEST_ID, request_id.header_value());
     if let Some(v) = &site.deployment_header {
         h.insert(X_OUTPOST_DEPLOYMENT, v.clone());
+    }
+    // The platform's policy for the host wins over the function's own.
+    if let Some(v) = hsts {
+        h.insert(http::header::STRICT_TRANSPORT_SECURITY, v.clone());
     }
 }
 

@@ -73,6 +73,8 @@ pub(crate) struct Call<'a> {
     pub entry: &'a FunctionEntry,
     /// The authority the client addressed (`Host` or `:authority`).
     pub authority: Authority,
+    /// The host's `Strict-Transport-Security`, over TLS (see `http::acme`).
+    pub hsts: Option<http::HeaderValue>,
 }
 
 /// Serves one function request. An `Err` means the response could not be
@@ -93,6 +95,7 @@ pub(crate) async fn respond(
         function: inner.function(&call.site.project, call.route, call.entry.component),
         inner,
         meta: None,
+        hsts: call.hsts.clone(),
     };
     let limit = inner.config.max_request_body_bytes;
     if declared_length(session).is_some_and(|n| n > limit) {
