@@ -356,12 +356,7 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
         }
         None => None,
     };
-    let allowed = pin::allowed_cpus().ok();
-    let pinned = if plan.pin {
-        allowed.as_deref().and_then(Split::of)
-    } else {
-        None
-    };
+    let (allowed, pinned) = pin::split_if(plan.pin);
     if let Some(split) = &pinned {
         for s in &servers {
             pin::pin_process(s.pid, &split.servers)?;

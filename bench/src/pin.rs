@@ -34,6 +34,18 @@ impl Split {
     }
 }
 
+/// The CPUs this process may use and, when pinning is asked for and there
+/// are two or more, how to split them.
+pub fn split_if(pin: bool) -> (Option<Vec<usize>>, Option<Split>) {
+    let allowed = allowed_cpus().ok();
+    let pinned = if pin {
+        allowed.as_deref().and_then(Split::of)
+    } else {
+        None
+    };
+    (allowed, pinned)
+}
+
 /// The CPUs this process may run on.
 pub fn allowed_cpus() -> std::io::Result<Vec<usize>> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set, and the size passed

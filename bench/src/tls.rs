@@ -171,6 +171,7 @@ pub async fn run(
             dns: dns.dns,
             validity_secs: None,
             va_sleep_secs: None,
+            blocklist: Vec::new(),
         },
     )
     .map_err(|e| anyhow::anyhow!("{e} (apt-get install pebble)"))?;
@@ -247,12 +248,7 @@ pub async fn run(
     );
     let nginx = Nginx::start(&dir.join("nginx"), &site, &chain_pem, &key_pem)?;
 
-    let allowed = pin::allowed_cpus().ok();
-    let pinned = if plan.pin {
-        allowed.as_deref().and_then(Split::of)
-    } else {
-        None
-    };
+    let (allowed, pinned) = pin::split_if(plan.pin);
     if let Some(split) = &pinned {
         for pid in [edge.proc.child.id()]
             .into_iter()

@@ -34,6 +34,8 @@ pub struct PebbleOptions {
     /// Validation waits a random time up to this many seconds (as a real
     /// CA's would take a while); default: validates at once.
     pub va_sleep_secs: Option<u32>,
+    /// Names the CA refuses to issue for (`rejectedIdentifier`).
+    pub blocklist: Vec<String>,
 }
 
 pub struct TestPebble {
@@ -71,6 +73,9 @@ impl TestPebble {
         });
         if let Some(v) = o.validity_secs {
             pebble["certificateValidityPeriod"] = v.into();
+        }
+        if !o.blocklist.is_empty() {
+            pebble["domainBlocklist"] = o.blocklist.clone().into();
         }
         let config = dir.join("pebble-config.json");
         std::fs::write(

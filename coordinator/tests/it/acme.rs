@@ -46,6 +46,22 @@ struct Setup {
     base: Option<&'static str>,
 }
 
+impl Setup {
+    /// HTTP-01 against the edges, at once, certificates of Pebble's
+    /// default lifetime, no DNS provider.
+    fn http01(edges: usize) -> Setup {
+        Setup {
+            challenges: "[\"http-01\"]",
+            http01_reachable: true,
+            validity_secs: None,
+            va_sleep_secs: None,
+            edges,
+            dns01: Dns01::None,
+            base: None,
+        }
+    }
+}
+
 #[derive(PartialEq)]
 enum Dns01 {
     None,
@@ -126,6 +142,7 @@ async fn fleet(tmp: &std::path::Path, s: Setup) -> Fleet {
             dns: resolver,
             validity_secs: s.validity_secs,
             va_sleep_secs: s.va_sleep_secs,
+            blocklist: vec!["blocked.test".into()],
         },
     )
     .unwrap();
@@ -233,19 +250,7 @@ async fn http01_issues_a_certificate_every_edge_serves_and_removal_takes_it_away
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let f = fleet(
-        tmp.path(),
-        Setup {
-            challenges: "[\"http-01\"]",
-            http01_reachable: true,
-            validity_secs: None,
-            va_sleep_secs: None,
-            edges: 2,
-            dns01: Dns01::None,
-            base: None,
-        },
-    )
-    .await;
+    let f = fleet(tmp.path(), Setup::http01(2)).await;
     let site = tmp.path().join("site");
     write_site(&site, "shop v1");
     f.coord.deploy(&site, "shop", true);
@@ -284,6 +289,28 @@ async fn http01_issues_a_certificate_every_edge_serves_and_removal_takes_it_away
     assert_eq!(c["challenge"], "http-01", "{d}");
     assert!(c["not_after"].as_i64().unwrap() > 0, "{d}");
     assert!(c["renew_at"].as_i64().unwrap() > 0, "{d}");
+
+    // The CA refuses a name: its problem document, verbatim, in the
+    // status, and a retry scheduled.
+    f.dns.set_a("blocked.test", &EDGE_IPS).await;
+    f.coord
+        .cli_ok(&["domains", "add", "blocked.test", "--project", "shop"]);
+    let d = eventually(60, "the CA's refusal in the status", || async {
+        let d = inspect(&f.coord, "blocked.test");
+        (d["certificate"]["state"] == "failed").then_some(d)
+    })
+    .await;
+    let error = d["certificate"]["error"].as_str().unwrap();
+    let problem: Value = serde_json::from_str(error).unwrap();
+    assert_eq!(
+        problem["type"], "urn:ietf:params:acme:error:rejectedIdentifier",
+        "{d}"
+    );
+    assert!(d["certificate"]["next_retry_at"].as_i64().is_some(), "{d}");
+    let shown =
+        String::from_utf8_lossy(&f.coord.cli(&["domains", "inspect", "blocked.test"]).stdout)
+            .to_string();
+    assert!(shown.contains("rejectedIdentifier"), "{shown}");
 
     // Plain HTTP now redirects (308), except challenges.
     let edge = &f.edges[0];
@@ -377,11 +404,7 @@ async fn tls_alpn01_issues_when_http01_is_unreachable() {
         Setup {
             challenges: "[\"tls-alpn-01\"]",
             http01_reachable: false,
-            validity_secs: None,
-            va_sleep_secs: None,
-            edges: 1,
-            dns01: Dns01::None,
-            base: None,
+            ..Setup::http01(1)
         },
     )
     .await;
@@ -407,13 +430,8 @@ async fn renewal_reaches_every_edge_and_a_ca_outage_keeps_the_old_certificate() 
     let mut f = fleet(
         tmp.path(),
         Setup {
-            challenges: "[\"http-01\"]",
-            http01_reachable: true,
             validity_secs: Some(45),
-            va_sleep_secs: None,
-            edges: 2,
-            dns01: Dns01::None,
-            base: None,
+            ..Setup::http01(2)
         },
     )
     .await;
@@ -481,13 +499,8 @@ async fn a_coordinator_killed_mid_order_resumes_that_order() {
     let mut f = fleet(
         tmp.path(),
         Setup {
-            challenges: "[\"http-01\"]",
-            http01_reachable: true,
-            validity_secs: None,
             va_sleep_secs: Some(8),
-            edges: 1,
-            dns01: Dns01::None,
-            base: None,
+            ..Setup::http01(1)
         },
     )
     .await;
@@ -541,13 +554,8 @@ async fn dns01_over_rfc2136_issues_a_wildcard_against_bind() {
     let f = fleet(
         tmp.path(),
         Setup {
-            challenges: "[\"http-01\"]",
-            http01_reachable: true,
-            validity_secs: None,
-            va_sleep_secs: None,
-            edges: 1,
             dns01: Dns01::Rfc2136("wild.test"),
-            base: None,
+            ..Setup::http01(1)
         },
     )
     .await;
@@ -592,13 +600,8 @@ async fn dns01_through_an_exec_hook() {
     let f = fleet(
         tmp.path(),
         Setup {
-            challenges: "[\"http-01\"]",
-            http01_reachable: true,
-            validity_secs: None,
-            va_sleep_secs: None,
-            edges: 1,
             dns01: Dns01::Exec,
-            base: None,
+            ..Setup::http01(1)
         },
     )
     .await;
@@ -629,13 +632,9 @@ async fn the_base_domain_gets_a_public_wildcard_through_dns01() {
     let f = fleet(
         tmp.path(),
         Setup {
-            challenges: "[\"http-01\"]",
-            http01_reachable: true,
-            validity_secs: None,
-            va_sleep_secs: None,
-            edges: 1,
             dns01: Dns01::Rfc2136("sites.test"),
             base: Some("sites.test"),
+            ..Setup::http01(1)
         },
     )
     .await;
