@@ -290,11 +290,20 @@ impl Browser {
     }
 
     pub async fn click(&self, css: &str) {
-        self.find(css)
-            .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+        // The page may be replaced between finding the element and
+        // clicking it (a redirect finishing, a script rendering): a stale
+        // element is found again, a few times.
+        let mut tries = 0;
+        loop {
+            match self.find(css).await.click().await {
+                Ok(_) => return,
+                Err(e) if tries < 5 && e.to_string().contains("stale element") => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("clicking {css}: {e}"),
+            }
+        }
     }
 
     /// Clicks a button that asks `confirm()` first, checks the question
