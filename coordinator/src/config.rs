@@ -811,4 +811,161 @@ mod tests {
             assert!(toml::from_str::<FileConfig>(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn acme_settings_are_checked() {
+        let dns = |provider: &str| Dns01Config {
+            provider: provider.into(),
+            server: Some("127.0.0.1:53".parse().unwrap()),
+            zone: None,
+            tsig_key_name: Some("outpost.".into()),
+            tsig_algorithm: None,
+            tsig_secret: Some("c2VjcmV0c2VjcmV0c2VjcmV0".into()),
+            command: Some("/usr/local/bin/hook".into()),
+            propagation_timeout: std::time::Duration::from_secs(60),
+        };
+        let ok = AcmeConfig::default();
+        assert!(ok.validate().is_ok());
+        let cases: Vec<(AcmeConfig, &str)> = vec![
+            (
+                AcmeConfig {
+                    directory: "http://ca.example/dir".into(),
+                    ..Default::default()
+                },
+                "https:// URL",
+            ),
+            (
+                AcmeConfig {
+                    email: Some("not an address".into()),
+                    ..Default::default()
+                },
+                "[acme] email",
+            ),
+            (
+                AcmeConfig {
+                    eab_kid: Some("kid".into()),
+                    ..Default::default()
+                },
+                "go together",
+            ),
+            (
+                AcmeConfig {
+                    eab_kid: Some("kid".into()),
+                    eab_hmac_key: Some("!!".into()),
+                    ..Default::default()
+                },
+                "eab_hmac_key",
+            ),
+            (
+                AcmeConfig {
+                    challenges: vec!["dns-01".into()],
+                    ..Default::default()
+                },
+                "needs [acme.dns01]",
+            ),
+            (
+                AcmeConfig {
+                    challenges: vec!["http-02".into()],
+                    ..Default::default()
+                },
+                "not one of",
+            ),
+            (
+                AcmeConfig {
+                    challenges: vec![],
+                    ..Default::default()
+                },
+                "one or more",
+            ),
+            (
+                AcmeConfig {
+                    base_domain: true,
+                    ..Default::default()
+                },
+                "base_domain = true needs",
+            ),
+            (
+                AcmeConfig {
+                    dns01: Some(dns("route53")),
+                    ..Default::default()
+                },
+                "is not \"rfc2136\" or \"exec\"",
+            ),
+            (
+                AcmeConfig {
+                    dns01: Some(Dns01Config {
+                        tsig_secret: Some("c2hvcnQ=".into()),
+                        ..dns("rfc2136")
+                    }),
+                    ..Default::default()
+                },
+                "tsig_secret",
+            ),
+            (
+                AcmeConfig {
+                    dns01: Some(Dns01Config {
+                        tsig_algorithm: Some("hmac-md5".into()),
+                        ..dns("rfc2136")
+                    }),
+                    ..Default::default()
+                },
+                "tsig_algorithm",
+            ),
+            (
+                AcmeConfig {
+                    dns01: Some(Dns01Config {
+                        server: None,
+                        ..dns("rfc2136")
+                    }),
+                    ..Default::default()
+                },
+                "needs server",
+            ),
+            (
+                AcmeConfig {
+                    dns01: Some(Dns01Config {
+                        command: Some("relative/hook".into()),
+                        ..dns("exec")
+                    }),
+                    ..Default::default()
+                },
+                "absolute path",
+            ),
+            (
+                AcmeConfig {
+                    dns01: Some(Dns01Config {
+                        propagation_timeout: std::time::Duration::ZERO,
+                        ..dns("exec")
+                    }),
+                    ..Default::default()
+                },
+                "propagation_timeout",
+            ),
+        ];
+        for (c, want) in cases {
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(want), "{err} (wanted {want:?})");
+        }
+        for good in ["rfc2136", "exec"] {
+            let c = AcmeConfig {
+                dns01: Some(dns(good)),
+                base_domain: true,
+                ..Default::default()
+            };
+            assert!(c.validate().is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn unknown_acme_keys_are_refused() {
+        let err = toml::from_str::<FileConfig>("[acme]\ndirectroy = \"https://x/dir\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("directroy"), "{err}");
+        let err =
+            toml::from_str::<FileConfig>("[acme.dns01]\nprovider = \"exec\"\nsecret = \"x\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("secret"), "{err}");
+    }
 }

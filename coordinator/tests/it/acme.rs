@@ -227,6 +227,25 @@ async fn https_everywhere(f: &Fleet, host: &str, want: &str, secs: u64) {
     }
 }
 
+/// A site saying `tag` in production on `project`, under `tmp`.
+fn deploy(f: &Fleet, tmp: &std::path::Path, project: &str, tag: &str) {
+    let site = tmp.join(format!("site-{project}"));
+    write_site(&site, tag);
+    f.coord.deploy(&site, project, true);
+}
+
+/// `domain` pointed at `ips` in the test's DNS (none: BIND's zone has it
+/// already) and added to `project`; the answer.
+async fn add_domain(f: &Fleet, domain: &str, project: &str, ips: &[&str]) -> Value {
+    if !ips.is_empty() {
+        f.dns.set_a(domain, ips).await;
+    }
+    let out = f
+        .coord
+        .cli_ok(&["domains", "add", domain, "--project", project, "--json"]);
+    serde_json::from_str(&out).unwrap()
+}
+
 fn inspect(coord: &Coordinator, name: &str) -> Value {
     serde_json::from_str(&coord.cli_ok(&["domains", "inspect", name, "--json"])).unwrap()
 }
@@ -408,12 +427,8 @@ async fn tls_alpn01_issues_when_http01_is_unreachable() {
         },
     )
     .await;
-    let site = tmp.path().join("site");
-    write_site(&site, "alpn v1");
-    f.coord.deploy(&site, "alpn", true);
-    f.dns.set_a("alpn.test", &EDGE_IPS[..1]).await;
-    f.coord
-        .cli_ok(&["domains", "add", "alpn.test", "--project", "alpn", "--json"]);
+    deploy(&f, tmp.path(), "alpn", "alpn v1");
+    add_domain(&f, "alpn.test", "alpn", &EDGE_IPS[..1]).await;
     https_everywhere(&f, "alpn.test", "alpn v1", 90).await;
     let d = inspect(&f.coord, "alpn.test");
     assert_eq!(d["certificate"]["state"], "active", "{d}");
@@ -435,18 +450,8 @@ async fn renewal_reaches_every_edge_and_a_ca_outage_keeps_the_old_certificate() 
         },
     )
     .await;
-    let site = tmp.path().join("site");
-    write_site(&site, "renew v1");
-    f.coord.deploy(&site, "renew", true);
-    f.dns.set_a("renew.test", &EDGE_IPS).await;
-    f.coord.cli_ok(&[
-        "domains",
-        "add",
-        "renew.test",
-        "--project",
-        "renew",
-        "--json",
-    ]);
+    deploy(&f, tmp.path(), "renew", "renew v1");
+    add_domain(&f, "renew.test", "renew", &EDGE_IPS).await;
     https_everywhere(&f, "renew.test", "renew v1", 90).await;
     let first = inspect(&f.coord, "renew.test")["certificate"]["not_after"]
         .as_i64()
@@ -504,18 +509,8 @@ async fn a_coordinator_killed_mid_order_resumes_that_order() {
         },
     )
     .await;
-    let site = tmp.path().join("site");
-    write_site(&site, "resume v1");
-    f.coord.deploy(&site, "resume", true);
-    f.dns.set_a("resume.test", &EDGE_IPS[..1]).await;
-    f.coord.cli_ok(&[
-        "domains",
-        "add",
-        "resume.test",
-        "--project",
-        "resume",
-        "--json",
-    ]);
+    deploy(&f, tmp.path(), "resume", "resume v1");
+    add_domain(&f, "resume.test", "resume", &EDGE_IPS[..1]).await;
     eventually(30, "an order in flight", || async {
         let d = inspect(&f.coord, "resume.test");
         (d["certificate"]["state"] == "issuing").then_some(())
@@ -605,18 +600,8 @@ async fn dns01_through_an_exec_hook() {
         },
     )
     .await;
-    let site = tmp.path().join("site");
-    write_site(&site, "hook v1");
-    f.coord.deploy(&site, "hook", true);
-    f.dns.set_a("*.hook.test", &EDGE_IPS[..1]).await;
-    f.coord.cli_ok(&[
-        "domains",
-        "add",
-        "*.hook.test",
-        "--project",
-        "hook",
-        "--json",
-    ]);
+    deploy(&f, tmp.path(), "hook", "hook v1");
+    add_domain(&f, "*.hook.test", "hook", &EDGE_IPS[..1]).await;
     wildcard_served(&f, "hook.test", "hook v1").await;
     let d = inspect(&f.coord, "*.hook.test");
     assert_eq!(d["certificate"]["challenge"], "dns-01", "{d}");
