@@ -76,6 +76,10 @@ pub fn router() -> Router<App> {
             "/projects/{p}/domains/{d}/delete",
             post(project::delete_domain),
         )
+        .route(
+            "/projects/{p}/domains/{d}/https",
+            post(project::domain_https),
+        )
         .route("/projects/{p}/functions", get(project::functions_tab))
         .route("/projects/{p}/settings", get(project::settings_tab))
         .route("/projects/{p}/settings/git", post(project::set_git))

@@ -394,6 +394,60 @@ pub async fn delete_domain(
     .await
 }
 
+/// The HTTPS settings form: checkboxes are present when ticked; an empty
+/// max-age turns HSTS off.
+#[derive(Deserialize)]
+pub struct HttpsPost {
+    #[serde(default)]
+    redirect: Option<String>,
+    #[serde(default)]
+    hsts_max_age: String,
+    #[serde(default)]
+    hsts_include_subdomains: Option<String>,
+    #[serde(default)]
+    hsts_preload: Option<String>,
+}
+
+pub async fn domain_https(
+    State(state): State<App>,
+    Path((project, domain)): Path<(String, String)>,
+    Post { signed, form: f }: Post<HttpsPost>,
+) -> WebResult<Response> {
+    let back = format!("/projects/{}/domains", urlencode(&project));
+    let max_age = f.hsts_max_age.trim();
+    let hsts = if max_age.is_empty() {
+        None
+    } else {
+        match max_age.parse::<u32>() {
+            Ok(max_age) => Some(app::domains::HstsPolicy {
+                max_age,
+                include_subdomains: f.hsts_include_subdomains.is_some(),
+                preload: f.hsts_preload.is_some(),
+            }),
+            Err(_) => {
+                return Ok(super::done(
+                    &back,
+                    super::flash::Flash::error(
+                        "HSTS max-age is a number of seconds, or empty for none.",
+                    ),
+                ))
+            }
+        }
+    };
+    act(
+        &back,
+        app::domains::set_https(
+            &state,
+            &signed.who,
+            &domain,
+            Some(f.redirect.is_some()),
+            Some(hsts),
+        ),
+        |d| success(&back, format!("{}: HTTPS settings saved.", d.row.name)),
+    )
+    .await
+}
+
 #[derive(Deserialize)]
 pub struct EnvPost {
     name: String,

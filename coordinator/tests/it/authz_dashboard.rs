@@ -68,6 +68,7 @@ impl Row {
 const SET_SECRET: &[(&str, &str)] = &[("name", "SECRET_KEY"), ("value", "pwned"), ("env", "all")];
 const EVIL_HOSTS: &[(&str, &str)] = &[("hosts", "evil.example")];
 const NEW_DOMAIN: &[(&str, &str)] = &[("name", "www.stolen.example")];
+const HTTPS_OFF: &[(&str, &str)] = &[("hsts_max_age", "")];
 const EVIL_GIT: &[(&str, &str)] = &[("url", "https://evil.example/x.git")];
 const OWNER: &[(&str, &str)] = &[("role", "owner")];
 
@@ -112,6 +113,7 @@ fn stranger_rows(w: &World) -> Vec<Row> {
         (M::POST, "/projects/{p}/domains", vec![p], NEW_DOMAIN, NOT_FOUND),
         (M::POST, "/projects/{p}/domains/{d}/verify", vec![p, B_DOMAIN], &[], NOT_FOUND),
         (M::POST, "/projects/{p}/domains/{d}/delete", vec![p, B_DOMAIN], &[], NOT_FOUND),
+        (M::POST, "/projects/{p}/domains/{d}/https", vec![p, B_DOMAIN], HTTPS_OFF, NOT_FOUND),
         (M::GET, "/projects/{p}/functions", vec![p], &[], NOT_FOUND),
         (M::GET, "/projects/{p}/settings", vec![p], &[], NOT_FOUND),
         (M::POST, "/projects/{p}/settings/git", vec![p], EVIL_GIT, NOT_FOUND),
@@ -170,6 +172,7 @@ fn viewer_rows(w: &World) -> Vec<Row> {
         (M::POST, "/projects/{p}/domains", vec![p], NEW_DOMAIN, SENT_BACK),
         (M::POST, "/projects/{p}/domains/{d}/verify", vec![p, B_DOMAIN], &[], SENT_BACK),
         (M::POST, "/projects/{p}/domains/{d}/delete", vec![p, B_DOMAIN], &[], SENT_BACK),
+        (M::POST, "/projects/{p}/domains/{d}/https", vec![p, B_DOMAIN], HTTPS_OFF, SENT_BACK),
         (M::POST, "/projects/{p}/settings/git", vec![p], EVIL_GIT, SENT_BACK),
         (M::POST, "/projects/{p}/settings/git/delete", vec![p], &[], SENT_BACK),
         (M::POST, "/projects/{p}/deploy", vec![p], &[], SENT_BACK),
@@ -327,6 +330,7 @@ const ROUTES_WITH_ROWS: &[(&str, &str)] = &[
     ("POST", "/projects/{p}/domains"),
     ("POST", "/projects/{p}/domains/{d}/verify"),
     ("POST", "/projects/{p}/domains/{d}/delete"),
+    ("POST", "/projects/{p}/domains/{d}/https"),
     ("POST", "/projects/{p}/rollback"),
     ("POST", "/projects/{p}/settings/git"),
     ("POST", "/projects/{p}/settings/git/delete"),

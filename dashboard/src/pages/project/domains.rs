@@ -87,6 +87,7 @@ fn custom_row(page: &Page, can_write: bool, base: &str, d: &CustomDomainRow) -> 
             }
             td {
                 @if can_write {
+                    (https_form(page, &path, d))
                     (action(&page.csrf, &format!("{path}/verify"), "Check DNS now", Btn::Secondary, None))
                     (action(&page.csrf, &format!("{path}/delete"), "Remove", Btn::Danger,
                         Some(&format!("Remove {}? Every edge stops serving it.", d.name))))
@@ -125,6 +126,36 @@ fn cert_cell(page: &Page, d: &CustomDomainRow) -> Markup {
                 @if d.https_redirect { "HTTP redirects to HTTPS" } @else { "HTTP served as is" }
                 @if let Some(m) = d.hsts_max_age { "; HSTS max-age " (m) }
             }
+        }
+    }
+}
+
+/// The domain's HTTPS settings: the redirect from plain HTTP, and HSTS.
+fn https_form(page: &Page, path: &str, d: &CustomDomainRow) -> Markup {
+    let id = |what: &str| format!("https-{what}-{}", seg(&d.name));
+    html! {
+        details {
+            summary { "HTTPS settings" }
+            (post_form(&page.csrf, &format!("{path}/https"), "stack", html! {
+                div.field {
+                    input id=(id("redirect")) type="checkbox" name="redirect" value="on" checked[d.https_redirect];
+                    " "
+                    label for=(id("redirect")) { "Redirect HTTP to HTTPS (once the certificate is active)" }
+                }
+                div.field {
+                    label for=(id("max-age")) { "HSTS max-age in seconds (empty: no HSTS)" }
+                    input id=(id("max-age")) type="number" name="hsts_max_age" min="0" max="63072000"
+                        value=[d.hsts_max_age];
+                }
+                div.field {
+                    input id=(id("sub")) type="checkbox" name="hsts_include_subdomains" value="on";
+                    " " label for=(id("sub")) { "includeSubDomains" }
+                    " "
+                    input id=(id("preload")) type="checkbox" name="hsts_preload" value="on";
+                    " " label for=(id("preload")) { "preload" }
+                }
+                button type="submit" class="btn secondary" { "Save" }
+            }))
         }
     }
 }
