@@ -298,7 +298,7 @@ impl DomainsConfig {
 }
 
 /// The `[acme]` table: the CA custom domains' certificates come from.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AcmeConfig {
     /// Issue certificates for custom domains at all.
@@ -331,7 +331,7 @@ pub struct AcmeConfig {
 }
 
 /// The `[acme.dns01]` table.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Dns01Config {
     /// `rfc2136` (dynamic updates signed with TSIG) or `exec`.
@@ -355,6 +355,45 @@ pub struct Dns01Config {
         default = "Dns01Config::default_propagation"
     )]
     pub propagation_timeout: std::time::Duration,
+}
+
+/// Secrets (the EAB HMAC key, the TSIG secret) stay out of logs.
+impl std::fmt::Debug for AcmeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcmeConfig")
+            .field("enabled", &self.enabled)
+            .field("directory", &self.directory)
+            .field("fallback_directory", &self.fallback_directory)
+            .field("email", &self.email)
+            .field("eab_kid", &self.eab_kid)
+            .field(
+                "eab_hmac_key",
+                &self.eab_hmac_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("ca_file", &self.ca_file)
+            .field("challenges", &self.challenges)
+            .field("dns01", &self.dns01)
+            .field("base_domain", &self.base_domain)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Dns01Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dns01Config")
+            .field("provider", &self.provider)
+            .field("server", &self.server)
+            .field("zone", &self.zone)
+            .field("tsig_key_name", &self.tsig_key_name)
+            .field("tsig_algorithm", &self.tsig_algorithm)
+            .field(
+                "tsig_secret",
+                &self.tsig_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("command", &self.command)
+            .field("propagation_timeout", &self.propagation_timeout)
+            .finish()
+    }
 }
 
 impl Dns01Config {
@@ -954,6 +993,31 @@ mod tests {
             };
             assert!(c.validate().is_ok(), "{good}");
         }
+    }
+
+    #[test]
+    fn acme_secrets_stay_out_of_debug() {
+        let c = AcmeConfig {
+            eab_kid: Some("kid".into()),
+            eab_hmac_key: Some("SECRETHMAC".into()),
+            dns01: Some(Dns01Config {
+                provider: "rfc2136".into(),
+                server: None,
+                zone: None,
+                tsig_key_name: None,
+                tsig_algorithm: None,
+                tsig_secret: Some("SECRETTSIG".into()),
+                command: None,
+                propagation_timeout: std::time::Duration::from_secs(1),
+            }),
+            ..Default::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("SECRETHMAC") && !shown.contains("SECRETTSIG"),
+            "{shown}"
+        );
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 
     #[test]

@@ -34,10 +34,31 @@ use crate::store::{now_ms, Store};
 
 /// Certificates looked at per pass.
 const PER_PASS: i64 = 8;
-/// How long a lease holds without being renewed.
-const LEASE: Duration = Duration::from_secs(120);
-/// The longest one order may take before it is abandoned for a later try.
-const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a lease holds without being renewed: longer than an order may
+/// take, and renewed every [`LEASE_RENEW`] while it goes on, so only a
+/// coordinator that stopped loses it.
+const LEASE: Duration = Duration::from_secs(600);
+const LEASE_RENEW: Duration = Duration::from_secs(60);
+/// The longest one order may take before it is abandoned for a later try
+/// (DNS propagation, the edges catching up, the CA's validation).
+pub(crate) const ORDER_TIMEOUT: Duration = Duration::from_secs(480);
+
+/// This coordinator's id for leases: random, kept in `<data_dir>/instance-id`
+/// so a restart is the same coordinator (and takes its leases back at
+/// once) while every other coordinator, even a clone on another host with
+/// the same paths, has its own.
+fn instance_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("instance-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim();
+        if id.len() == 24 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Ok(id.to_string());
+        }
+    }
+    let id = crate::ids::new_id(24);
+    platform::fs::write_private(&path, id.as_bytes())?;
+    Ok(id)
+}
 
 /// The base64url HMAC key of External Account Binding, decoded.
 pub fn decode_hmac_key(s: &str) -> Result<Vec<u8>, String> {
@@ -81,11 +102,7 @@ impl AcmeService {
             .as_ref()
             .map(|d| dns01::Dns01::new(d, resolver))
             .transpose()?;
-        let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
-        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-        let owner = blake3::hash(format!("{}\n{}", host.trim(), dir.display()).as_bytes()).to_hex()
-            [..16]
-            .to_string();
+        let owner = instance_id(data_dir)?;
         Ok(Arc::new(AcmeService {
             config: config.clone(),
             store,
@@ -128,6 +145,15 @@ impl AcmeService {
                     Err(e) => tracing::warn!(error = %e, "checking the base domain's certificate"),
                 }
             }
+            // Expired certificates leave every edge (and their redirect
+            // to HTTPS with them).
+            match self.store.expire_certs(now_ms() / 1000).await {
+                Ok(gone) if !gone.is_empty() => {
+                    tracing::warn!(domains = ?gone, "certificates expired and were withdrawn");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "withdrawing expired certificates"),
+            }
             self.recheck_ari().await;
             for name in due {
                 let until = now_ms() + LEASE.as_millis() as i64;
@@ -139,15 +165,37 @@ impl AcmeService {
                         continue;
                     }
                 }
-                let work = order::work(&self, &name);
-                tokio::select! {
-                    r = tokio::time::timeout(ORDER_TIMEOUT, work) => {
-                        if r.is_err() {
-                            let msg = format!("the order took longer than {}s", ORDER_TIMEOUT.as_secs());
-                            order::failed(&self, &name, &msg, false).await;
+                // DNS-01 records put in place, kept outside the attempt so
+                // they are removed however it ends.
+                let presented = std::sync::Mutex::new(Vec::new());
+                let work =
+                    tokio::time::timeout(ORDER_TIMEOUT, order::work(&self, &name, &presented));
+                tokio::pin!(work);
+                let mut renew = tokio::time::interval(LEASE_RENEW);
+                renew.tick().await;
+                let ended = loop {
+                    tokio::select! {
+                        r = &mut work => break r.is_ok(),
+                        _ = renew.tick() => {
+                            let until = now_ms() + LEASE.as_millis() as i64;
+                            match self.store.renew_cert_lease(&name, &self.owner, until).await {
+                                Ok(true) | Err(_) => {}
+                                // Removed meanwhile, or taken over: stop.
+                                Ok(false) => break true,
+                            }
+                        }
+                        _ = shutdown.changed() => {
+                            let left = presented.lock().unwrap().clone();
+                            order::cleanup(&self, &left).await;
+                            return;
                         }
                     }
-                    _ = shutdown.changed() => return,
+                };
+                let left = presented.lock().unwrap().clone();
+                order::cleanup(&self, &left).await;
+                if !ended {
+                    let msg = format!("the order took longer than {}s", ORDER_TIMEOUT.as_secs());
+                    order::failed(&self, &name, &msg, false).await;
                 }
                 if let Err(e) = self.store.release_cert(&name, &self.owner).await {
                     tracing::warn!(domain = %name, error = %e, "releasing a certificate's lease");
@@ -170,6 +218,11 @@ impl AcmeService {
             let quoted = serde_json::json!(cert_id).to_string();
             let Ok(id) = serde_json::from_str::<instant_acme::CertificateIdentifier>(&quoted)
             else {
+                // Not asked again every pass: a day later.
+                let _ = self
+                    .store
+                    .record_ari(&name, None, now_ms() + 86_400_000)
+                    .await;
                 continue;
             };
             let found = match self.account(&directory).await {
@@ -190,7 +243,7 @@ impl AcmeService {
     /// Keeps the lease on `name` while an order goes on.
     async fn hold(&self, name: &str) {
         let until = now_ms() + LEASE.as_millis() as i64;
-        if let Err(e) = self.store.lease_cert(name, &self.owner, until).await {
+        if let Err(e) = self.store.renew_cert_lease(name, &self.owner, until).await {
             tracing::warn!(domain = %name, error = %e, "renewing a certificate's lease");
         }
     }
@@ -242,11 +295,15 @@ impl AcmeService {
                     )
                     .await?;
                 let json = serde_json::to_string(&creds)?;
-                self.store
+                let held = self
+                    .store
                     .put_acme_account(directory, &self.secrets.seal(&json))
                     .await?;
+                let held: AccountCredentials = serde_json::from_str(&self.secrets.open(&held)?)?;
                 tracing::info!(directory, id = account.id(), "ACME account created");
-                account
+                // Another coordinator's, if it stored one first: one account
+                // (and one thumbprint) for all.
+                builder()?.from_credentials(held).await?
             }
         };
         if directory == self.config.directory {

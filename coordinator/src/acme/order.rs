@@ -100,9 +100,12 @@ fn problem(p: &instant_acme::Problem) -> Failure {
     }
 }
 
+/// DNS-01 records an attempt put in place: (name, value).
+pub(super) type Presented = std::sync::Mutex<Vec<(String, String)>>;
+
 /// Works `name`'s certificate once; a failure is recorded with its retry.
-pub(super) async fn work(svc: &AcmeService, name: &str) {
-    if let Err(f) = attempt(svc, name).await {
+pub(super) async fn work(svc: &AcmeService, name: &str, presented: &Presented) {
+    if let Err(f) = attempt(svc, name, presented).await {
         failed(svc, name, &f.message, f.rate_limited).await;
     }
 }
@@ -123,7 +126,7 @@ pub(super) async fn failed(svc: &AcmeService, name: &str, message: &str, rate_li
     }
 }
 
-async fn attempt(svc: &AcmeService, name: &str) -> Result<(), Failure> {
+async fn attempt(svc: &AcmeService, name: &str, presented: &Presented) -> Result<(), Failure> {
     let Some(row) = svc.store.domain_cert(name).await? else {
         return Ok(());
     };
@@ -157,16 +160,20 @@ async fn attempt(svc: &AcmeService, name: &str) -> Result<(), Failure> {
     let resumed = match (&row.order_url, &row.order_key_enc) {
         (Some(url), Some(key)) if row.order_directory.as_deref() == Some(directory.as_str()) => {
             match account.order(url.clone()).await {
-                Ok(mut o) => {
-                    if o.state().status == OrderStatus::Invalid {
-                        None
-                    } else {
+                Ok(mut o) => match svc.secrets.open(key) {
+                    Ok(key) if o.state().status != OrderStatus::Invalid => {
                         tracing::info!(domain = %name, "resuming the order in flight");
                         svc.store.record_challenge(name, &challenge).await?;
-                        Some((o, svc.secrets.open(key).map_err(anyhow::Error::from)?))
+                        Some((o, key))
                     }
-                }
-                Err(_) => None,
+                    // Invalid, or its key no longer opens: a new order.
+                    _ => None,
+                },
+                // The CA no longer knows it: a new order.
+                Err(instant_acme::Error::Api(p)) if p.status == Some(404) => None,
+                // The CA out of reach: the same order, later (a second one
+                // now could be a second certificate).
+                Err(e) => return Err(e.into()),
             }
         }
         _ => None,
@@ -178,16 +185,15 @@ async fn attempt(svc: &AcmeService, name: &str) -> Result<(), Failure> {
     svc.hold(name).await;
 
     if order.state().status == OrderStatus::Pending {
-        let mut presented = Vec::new();
-        let answered = answer(svc, &account, &mut order, name, &challenge, &mut presented).await;
+        let answered = answer(svc, &account, &mut order, name, &challenge, presented).await;
         let status = match answered {
             Ok(()) => order.poll_ready(&POLL).await,
             Err(f) => {
-                cleanup(svc, &presented).await;
+                cleanup(svc, &take(presented)).await;
                 return Err(f);
             }
         };
-        cleanup(svc, &presented).await;
+        cleanup(svc, &take(presented)).await;
         if !matches!(status, Ok(OrderStatus::Ready)) {
             let why = match status {
                 Err(e) => Failure::from(e),
@@ -200,14 +206,23 @@ async fn attempt(svc: &AcmeService, name: &str) -> Result<(), Failure> {
         svc.hold(name).await;
     }
     if order.state().status == OrderStatus::Ready {
-        let key = rcgen::KeyPair::from_pem(&key_pem).map_err(anyhow::Error::from)?;
-        let mut params =
-            rcgen::CertificateParams::new(vec![name.to_string()]).map_err(anyhow::Error::from)?;
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        let csr = params
-            .serialize_request(&key)
-            .map_err(anyhow::Error::from)?;
-        order.finalize_csr(csr.der()).await?;
+        let finalized = async {
+            let key = rcgen::KeyPair::from_pem(&key_pem).map_err(anyhow::Error::from)?;
+            let mut params = rcgen::CertificateParams::new(vec![name.to_string()])
+                .map_err(anyhow::Error::from)?;
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            let csr = params
+                .serialize_request(&key)
+                .map_err(anyhow::Error::from)?;
+            order.finalize_csr(csr.der()).await?;
+            Ok::<(), Failure>(())
+        }
+        .await;
+        if let Err(f) = finalized {
+            // Whatever failed here would fail again on this order.
+            svc.store.clear_order(name).await?;
+            return Err(f);
+        }
     }
     let chain = match order.poll_certificate(&POLL).await {
         Ok(c) => c,
@@ -278,6 +293,7 @@ async fn place(
                 key_enc: &svc.secrets.seal(&key_pem),
                 challenge,
                 renewing,
+                busy_for_ms: super::ORDER_TIMEOUT.as_millis() as i64,
             },
         )
         .await?;
@@ -285,8 +301,12 @@ async fn place(
     Ok((order, key_pem))
 }
 
+fn take(presented: &Presented) -> Vec<(String, String)> {
+    std::mem::take(&mut *presented.lock().unwrap())
+}
+
 /// Removes the DNS-01 records an attempt put in place.
-async fn cleanup(svc: &AcmeService, presented: &[(String, String)]) {
+pub(super) async fn cleanup(svc: &AcmeService, presented: &[(String, String)]) {
     let Some(dns) = &svc.dns01 else {
         return;
     };
@@ -306,7 +326,7 @@ async fn answer(
     order: &mut Order,
     name: &str,
     challenge: &str,
-    presented: &mut Vec<(String, String)>,
+    presented: &Presented,
 ) -> Result<(), Failure> {
     let published = svc.published_thumbprint().await;
     let stateless = published.as_deref() == Some(account.key_thumbprint());
@@ -335,7 +355,10 @@ async fn answer(
         if let (ChallengeType::Dns01, Some(dns)) = (&ty, &svc.dns01) {
             let fqdn = dns.target(name).await;
             let value = ka.dns_value();
-            presented.push((fqdn.clone(), value.clone()));
+            presented
+                .lock()
+                .unwrap()
+                .push((fqdn.clone(), value.clone()));
             dns.present(&fqdn, &value).await?;
             ch.set_ready().await?;
             continue;
@@ -437,6 +460,9 @@ async fn issued(
         },
         None => (fallback, None),
     };
+    // Never at once after issuance (a window already past, a skewed
+    // clock): a tenth of the lifetime first, so no reissue loop.
+    let renew_at = renew_at.max(now_ms() + (not_after - not_before).max(0) * 1000 / 10);
     Ok(Issued {
         chain_pem,
         key_enc: svc.secrets.seal(key_pem),

@@ -116,6 +116,8 @@ pub struct OrderStarted<'a> {
     pub key_enc: &'a [u8],
     pub challenge: &'a str,
     pub renewing: bool,
+    /// How long the order may take.
+    pub busy_for_ms: i64,
 }
 
 impl Store {
@@ -137,16 +139,22 @@ impl Store {
         r.map(|r| Ok(r.try_get("credentials_enc")?)).transpose()
     }
 
+    /// Stores the account made at `directory` unless another coordinator
+    /// stored one first; returns the credentials that hold (every
+    /// coordinator then uses the same account and thumbprint).
     pub async fn put_acme_account(
         &self,
         directory: &str,
         credentials_enc: &[u8],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<u8>, StoreError> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM acme_accounts WHERE directory = $1")
+        let held = sqlx::query("SELECT credentials_enc FROM acme_accounts WHERE directory = $1")
             .bind(directory)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+        if let Some(r) = held {
+            return Ok(r.try_get("credentials_enc")?);
+        }
         sqlx::query(
             "INSERT INTO acme_accounts (directory, credentials_enc, created_at) VALUES ($1, $2, $3)",
         )
@@ -156,7 +164,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(credentials_enc.to_vec())
     }
 
     pub async fn domain_cert(&self, name: &str) -> Result<Option<CertRow>, StoreError> {
@@ -165,9 +173,9 @@ impl Store {
     }
 
     /// Served domains whose certificate needs work now (none yet, a retry
-    /// due, renewal due) and that no other coordinator holds a lease on
-    /// (`owner`'s own are taken back: it restarted mid-order); the longest
-    /// waiting first.
+    /// due, renewal due, or an order of `owner`'s own in flight: it
+    /// restarted mid-order) and that no other coordinator holds a lease
+    /// on; the longest waiting first.
     pub async fn certs_due(
         &self,
         now: i64,
@@ -180,13 +188,15 @@ impl Store {
              AND (c.name IS NULL OR ( \
                  (c.lease_until IS NULL OR c.lease_until < $1 OR c.lease_owner = $2) AND ( \
                    (c.state IN ('pending', 'issuing', 'renewing', 'failed') AND c.next_try_at <= $3) \
-                   OR (c.state = 'active' AND c.renew_at IS NOT NULL AND c.renew_at <= $4)))) \
-             ORDER BY COALESCE(c.next_try_at, 0), d.name LIMIT $5",
+                   OR (c.state = 'active' AND c.renew_at IS NOT NULL AND c.renew_at <= $4) \
+                   OR (c.state IN ('issuing', 'renewing') AND c.lease_owner = $5)))) \
+             ORDER BY COALESCE(c.next_try_at, 0), d.name LIMIT $6",
         )
         .bind(now)
         .bind(owner)
         .bind(now)
         .bind(now)
+        .bind(owner)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?
@@ -202,8 +212,11 @@ impl Store {
             return Ok(true);
         };
         let free = c.lease_until.is_none_or(|t| t < now) || c.lease_owner.as_deref() == Some(owner);
+        let mine = c.lease_owner.as_deref() == Some(owner);
         let due = match c.state.as_str() {
             "active" => c.renew_at.is_some_and(|t| t <= now),
+            // An order of ours in flight when this coordinator stopped.
+            "issuing" | "renewing" if mine => true,
             _ => c.next_try_at <= now,
         };
         Ok(free && due)
@@ -248,6 +261,26 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Extends `owner`'s lease on `name` (never makes a row: a domain
+    /// removed mid-order stays removed). Whether the lease is still its.
+    pub async fn renew_cert_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE domain_certs SET lease_until = $1 WHERE name = $2 AND lease_owner = $3",
+        )
+        .bind(until)
+        .bind(name)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     pub async fn release_cert(&self, name: &str, owner: &str) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE domain_certs SET lease_owner = NULL, lease_until = NULL \
@@ -264,8 +297,8 @@ impl Store {
         let now = now_ms();
         sqlx::query(
             "UPDATE domain_certs SET state = $1, order_url = $2, order_directory = $3, \
-             order_key_enc = $4, order_started_at = $5, challenge = $6, updated_at = $7 \
-             WHERE name = $8",
+             order_key_enc = $4, order_started_at = $5, challenge = $6, updated_at = $7, \
+             next_try_at = $8 WHERE name = $9",
         )
         .bind(if o.renewing { "renewing" } else { "issuing" })
         .bind(o.url)
@@ -274,6 +307,9 @@ impl Store {
         .bind(now)
         .bind(o.challenge)
         .bind(now)
+        // Not due again while the order may still be under way (only a
+        // lapsed lease hands it to another coordinator before).
+        .bind(now + o.busy_for_ms)
         .bind(name)
         .execute(&self.pool)
         .await?;
@@ -329,20 +365,15 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if n == 0 {
-            // The domain was removed meanwhile.
-            return Ok(false);
+        // n == 0: the domain was removed meanwhile; its challenge goes all
+        // the same.
+        let mut syncs = vec![EdgeSync::Challenge(name.to_string(), None)];
+        if n == 1 {
+            syncs.push(EdgeSync::Domain(name.to_string()));
         }
-        self.sync_edges(
-            &mut tx,
-            &[
-                EdgeSync::Domain(name.to_string()),
-                EdgeSync::Challenge(name.to_string(), None),
-            ],
-        )
-        .await?;
+        self.sync_edges(&mut tx, &syncs).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(n == 1)
     }
 
     /// An attempt failed: the CA's words, and when to try again. The
@@ -424,16 +455,76 @@ impl Store {
         Ok(())
     }
 
-    /// Retries now (a verify asked for by the user, say).
+    /// Retries now (a verify asked for by the user): a certificate that
+    /// failed is tried again at once, and one given up on starts afresh;
+    /// but not more than once a minute, and never earlier than a CA that
+    /// said "rate limited" allows (the account is every tenant's).
     pub async fn retry_cert_now(&self, name: &str) -> Result<(), StoreError> {
+        let now = now_ms();
         sqlx::query(
-            "UPDATE domain_certs SET next_try_at = $1 WHERE name = $2 AND state <> 'active'",
+            "UPDATE domain_certs SET next_try_at = $1, \
+             failures = CASE WHEN next_try_at = $2 THEN 0 ELSE failures END, \
+             failing_since = CASE WHEN next_try_at = $3 THEN NULL ELSE failing_since END \
+             WHERE name = $4 AND state = 'failed' AND updated_at < $5 \
+             AND (error IS NULL OR error NOT LIKE '%rateLimited%' OR next_try_at = $6)",
         )
-        .bind(now_ms())
+        .bind(now)
+        .bind(i64::MAX)
+        .bind(i64::MAX)
         .bind(name)
+        .bind(now - 60_000)
+        .bind(i64::MAX)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// A domain served again after a while: its old failures (and a give-up)
+    /// no longer count.
+    pub(super) async fn reset_cert_failures(
+        conn: &mut sqlx::AnyConnection,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE domain_certs SET failures = 0, failing_since = NULL, next_try_at = $1 \
+             WHERE name = $2 AND state = 'failed'",
+        )
+        .bind(now_ms())
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Certificates that have expired: forgotten, and taken off every edge
+    /// (with the host's HTTPS policy, so plain HTTP is served again rather
+    /// than redirected to a certificate no browser takes). Returns them.
+    pub async fn expire_certs(&self, now_s: i64) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let names: Vec<String> = sqlx::query(
+            "SELECT name FROM domain_certs WHERE chain_pem IS NOT NULL AND not_after <= $1",
+        )
+        .bind(now_s)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("name"))
+        .collect::<Result<_, _>>()?;
+        if names.is_empty() {
+            return Ok(names);
+        }
+        sqlx::query(
+            "UPDATE domain_certs SET chain_pem = NULL, key_enc = NULL, \
+             state = CASE WHEN state = 'active' THEN 'pending' ELSE state END \
+             WHERE chain_pem IS NOT NULL AND not_after <= $1",
+        )
+        .bind(now_s)
+        .execute(&mut *tx)
+        .await?;
+        let syncs: Vec<EdgeSync> = names.iter().cloned().map(EdgeSync::Domain).collect();
+        self.sync_edges(&mut tx, &syncs).await?;
+        tx.commit().await?;
+        Ok(names)
     }
 
     /// Puts (or with `None` removes) `name`'s challenge in the edge config.

@@ -119,6 +119,11 @@ impl Store {
         if n >= MAX_DOMAINS_PER_PROJECT {
             return Ok(AddOutcome::TooMany);
         }
+        // Nothing of an earlier holder's certificate carries over.
+        sqlx::query("DELETE FROM domain_certs WHERE name = $1")
+            .bind(&d.name)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO domains ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         )))
@@ -231,7 +236,11 @@ impl Store {
         // Most checks find what the last one found: the edges hear only of
         // a domain that starts or stops being served (a config version per
         // recheck of every domain would be churn for the whole fleet).
-        if after.as_ref().map(DomainRow::serves) != Some(before.serves()) {
+        let serves = after.as_ref().map(DomainRow::serves);
+        if serves != Some(before.serves()) {
+            if serves == Some(true) {
+                Store::reset_cert_failures(&mut tx, name).await?;
+            }
             self.sync_edges(&mut tx, &[EdgeSync::Domain(name.to_string())])
                 .await?;
         }

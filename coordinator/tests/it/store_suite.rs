@@ -563,6 +563,7 @@ async fn store_suite_sqlite() {
     builds_suite(&s).await;
     accounts_suite(&s).await;
     domains_suite(&s).await;
+    acme_suite(&s).await;
     s.close().await;
 }
 
@@ -573,6 +574,7 @@ async fn store_suite_postgres() {
     builds_suite(&s).await;
     accounts_suite(&s).await;
     domains_suite(&s).await;
+    acme_suite(&s).await;
     db.drop_db(s).await;
 }
 
@@ -973,4 +975,187 @@ async fn domains_suite(s: &Store) {
     assert!(s.domain("blog.shop.test").await.unwrap().is_none());
     s.delete_project("dom-p1").await.unwrap();
     assert!(s.domain("shop.test").await.unwrap().is_none());
+}
+
+/// Certificates of custom domains: leases (one owner; its own taken back),
+/// what is due, an order recorded then issued, failures and retries, ARI,
+/// expiry, and accounts (the first stored wins), on both databases.
+async fn acme_suite(s: &Store) {
+    use coordinator::store::{AddOutcome, DomainRow, Issued, OrderStarted};
+    s.create_project("acme-p", "acme-one", "team-a")
+        .await
+        .unwrap();
+    let row = |name: &str| DomainRow {
+        name: name.into(),
+        project_id: "acme-p".into(),
+        team_id: "team-a".into(),
+        target: "production".into(),
+        branch: None,
+        redirect_to: None,
+        redirect_status: None,
+        verification: "outpost-verify=x".into(),
+        needs_proof: false,
+        proven_at: None,
+        dns_state: "pending".into(),
+        dns_detail: None,
+        checked_at: None,
+        created_at: 0,
+        https_redirect: true,
+        hsts_max_age: Some(300),
+        hsts_include_subdomains: false,
+        hsts_preload: false,
+    };
+    assert_eq!(
+        s.add_domain(&row("tls.test")).await.unwrap(),
+        AddOutcome::Added
+    );
+    let now = coordinator::store::now_ms();
+    // Not served yet: nothing due.
+    assert!(s.certs_due(now, "a", 10).await.unwrap().is_empty());
+    s.record_domain_check("tls.test", "active", None, false)
+        .await
+        .unwrap();
+    assert_eq!(s.certs_due(now, "a", 10).await.unwrap(), vec!["tls.test"]);
+
+    // One owner at a time; the owner renews, another cannot.
+    let until = now + 60_000;
+    assert!(s.lease_cert("tls.test", "a", until).await.unwrap());
+    assert!(!s.lease_cert("tls.test", "b", until).await.unwrap());
+    assert!(s
+        .renew_cert_lease("tls.test", "a", until + 1)
+        .await
+        .unwrap());
+    assert!(!s.renew_cert_lease("tls.test", "b", until).await.unwrap());
+    assert!(
+        !s.renew_cert_lease("gone.test", "a", until).await.unwrap(),
+        "no row made"
+    );
+    assert!(s.domain_cert("gone.test").await.unwrap().is_none());
+
+    // An order recorded: not due for others, due for its owner (restarted).
+    s.record_order(
+        "tls.test",
+        &OrderStarted {
+            url: "https://ca.test/order/1",
+            directory: "https://ca.test/dir",
+            key_enc: b"sealed",
+            challenge: "http-01",
+            renewing: false,
+            busy_for_ms: 480_000,
+        },
+    )
+    .await
+    .unwrap();
+    let c = s.domain_cert("tls.test").await.unwrap().unwrap();
+    assert_eq!(
+        (c.state.as_str(), c.order_url.as_deref()),
+        ("issuing", Some("https://ca.test/order/1"))
+    );
+    assert!(s.certs_due(now, "b", 10).await.unwrap().is_empty());
+    assert_eq!(s.certs_due(now, "a", 10).await.unwrap(), vec!["tls.test"]);
+    assert!(s.cert_due("tls.test", now, "a").await.unwrap());
+    assert!(!s.cert_due("tls.test", now, "b").await.unwrap());
+
+    // A failure: the CA's words, a retry later; a verify within the
+    // minute does not pull it in, nor for a rate limit.
+    s.record_cert_failure("tls.test", "{\"type\":\"x\"}", now + 60_000, false)
+        .await
+        .unwrap();
+    let c = s.domain_cert("tls.test").await.unwrap().unwrap();
+    assert_eq!((c.state.as_str(), c.failures), ("failed", 1));
+    assert!(c.failing_since.is_some());
+    s.retry_cert_now("tls.test").await.unwrap();
+    assert_eq!(
+        s.domain_cert("tls.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .next_try_at,
+        now + 60_000
+    );
+    // Given up: stays until asked.
+    s.record_cert_failure("tls.test", "gone", 0, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.domain_cert("tls.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .next_try_at,
+        i64::MAX
+    );
+
+    // Issued: active, order closed, failures forgotten, renewal scheduled.
+    s.release_cert("tls.test", "a").await.unwrap();
+    let issued = Issued {
+        chain_pem: "CHAIN".into(),
+        key_enc: b"sealed-key".to_vec(),
+        not_before: now / 1000 - 10,
+        not_after: now / 1000 + 90 * 86_400,
+        issuer: "https://ca.test/dir".into(),
+        cert_id: Some("aki.serial".into()),
+        renew_at: now + 60 * 86_400_000,
+        ari_next_at: Some(now - 1),
+    };
+    assert!(s.record_issued("tls.test", &issued).await.unwrap());
+    let c = s.domain_cert("tls.test").await.unwrap().unwrap();
+    assert_eq!(
+        (c.state.as_str(), c.failures, c.order_url.clone()),
+        ("active", 0, None)
+    );
+    assert!(c.failing_since.is_none() && c.valid_at(now / 1000));
+    assert!(s.certs_due(now, "a", 10).await.unwrap().is_empty());
+    // ARI: due, an earlier window moves the renewal, a later one does not.
+    let ari = s.ari_due(now, 10).await.unwrap();
+    assert_eq!(
+        ari,
+        vec![(
+            "tls.test".to_string(),
+            "https://ca.test/dir".to_string(),
+            "aki.serial".to_string()
+        )]
+    );
+    s.record_ari("tls.test", Some(now + 86_400_000), now + 3_600_000)
+        .await
+        .unwrap();
+    s.record_ari("tls.test", Some(now + 99 * 86_400_000), now + 3_600_000)
+        .await
+        .unwrap();
+    s.record_ari("tls.test", None, now + 3_600_000)
+        .await
+        .unwrap();
+    let c = s.domain_cert("tls.test").await.unwrap().unwrap();
+    assert_eq!(c.renew_at, Some(now + 86_400_000));
+    assert!(s.ari_due(now, 10).await.unwrap().is_empty());
+
+    // Expired: withdrawn and forgotten.
+    assert!(s.expire_certs(now / 1000).await.unwrap().is_empty());
+    let gone = s.expire_certs(now / 1000 + 91 * 86_400).await.unwrap();
+    assert_eq!(gone, vec!["tls.test"]);
+    let c = s.domain_cert("tls.test").await.unwrap().unwrap();
+    assert!(c.chain_pem.is_none() && c.key_enc.is_none() && c.state == "pending");
+
+    // Accounts: the first stored wins.
+    assert!(s
+        .acme_account("https://ca.test/dir")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        s.put_acme_account("https://ca.test/dir", b"first")
+            .await
+            .unwrap(),
+        b"first"
+    );
+    assert_eq!(
+        s.put_acme_account("https://ca.test/dir", b"second")
+            .await
+            .unwrap(),
+        b"first"
+    );
+
+    // A removed domain takes its certificate row with it.
+    s.remove_domain("tls.test").await.unwrap();
+    assert!(s.domain_cert("tls.test").await.unwrap().is_none());
 }
