@@ -408,7 +408,7 @@ enum TokenAction {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// TOML config file (keys: data_dir, api_addr, quic_addr, database_url, base_domain, public_url, api_url, [limits], [builds], [accounts], [retention], [quotas], [nodes], [domains]; see docs/configuration.md).
+    /// TOML config file (keys: data_dir, api_addr, quic_addr, database_url, base_domain, public_url, api_url, [limits], [builds], [accounts], [retention], [quotas], [nodes], [domains], [acme] (and [acme.dns01]); see docs/configuration.md).
     #[arg(long, env = "OUTPOST_CONFIG")]
     config: Option<PathBuf>,
     #[arg(long, env = "OUTPOST_DATA_DIR")]
