@@ -359,7 +359,14 @@ async fn answer(
                 .lock()
                 .unwrap()
                 .push((fqdn.clone(), value.clone()));
-            dns.present(&fqdn, &value).await?;
+            if let Err(e) = dns.present(&fqdn, &value).await {
+                // The provider's words (a hook's stderr, server addresses)
+                // are the operator's: the log has them, the tenant a summary.
+                tracing::warn!(domain = %name, %fqdn, error = %format!("{e:#}"), "DNS-01 record not in place");
+                return Err(fail(format!(
+                    "the DNS provider did not put the TXT record {fqdn} in place (the coordinator's log says why)"
+                )));
+            }
             ch.set_ready().await?;
             continue;
         }

@@ -67,6 +67,8 @@ enum Dns01 {
     None,
     Rfc2136(&'static str),
     Exec,
+    /// A hook that fails, saying something only the operator should read.
+    FailingExec,
 }
 
 fn available() -> bool {
@@ -107,6 +109,20 @@ async fn fleet(tmp: &std::path::Path, s: Setup) -> Fleet {
              tsig_secret = \"{}\"\npropagation_timeout = \"20s\"\n",
             b.addr, b.key_name, b.key_secret
         ),
+        (Dns01::FailingExec, _) => {
+            let hook = tmp.join("dns-hook");
+            std::fs::write(
+                &hook,
+                "#!/bin/sh\necho 'zone key at 10.1.2.3 refused: INTERNAL-DETAIL' >&2\nexit 3\n",
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+            format!(
+                "[acme.dns01]\nprovider = \"exec\"\ncommand = \"{}\"\n",
+                hook.display()
+            )
+        }
         (Dns01::Exec, _) => {
             let hook = tmp.join("dns-hook");
             let m = dns.management_url();
@@ -632,4 +648,36 @@ async fn the_base_domain_gets_a_public_wildcard_through_dns01() {
     https_everywhere(&f, &format!("{id}--blog.sites.test"), "preview v1", 90).await;
     f.coord.deploy(&site, "blog", true);
     https_everywhere(&f, "blog.sites.test", "preview v1", 90).await;
+}
+
+#[tokio::test]
+async fn a_failing_dns_provider_is_summarised_for_the_tenant() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let f = fleet(
+        tmp.path(),
+        Setup {
+            dns01: Dns01::FailingExec,
+            ..Setup::http01(1)
+        },
+    )
+    .await;
+    deploy(&f, tmp.path(), "fail", "fail v1");
+    add_domain(&f, "*.fail.test", "fail", &EDGE_IPS[..1]).await;
+    let d = eventually(60, "the failure in the status", || async {
+        let d = inspect(&f.coord, "*.fail.test");
+        (d["certificate"]["state"] == "failed").then_some(d)
+    })
+    .await;
+    let error = d["certificate"]["error"].as_str().unwrap();
+    assert!(error.contains("_acme-challenge.fail.test"), "{error}");
+    assert!(
+        !error.contains("INTERNAL-DETAIL") && !error.contains("10.1.2.3"),
+        "{error}"
+    );
+    // The operator's log has the hook's words.
+    let log = f.coord.proc.log_text();
+    assert!(log.contains("INTERNAL-DETAIL"), "{log}");
 }
