@@ -248,14 +248,12 @@ async fn exec(command: &PathBuf, verb: &str, fqdn: &str, value: &str) -> anyhow:
     };
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: String = stderr
-            .chars()
+        // The last 500 characters: where a program says what went wrong.
+        let tail = stderr
+            .char_indices()
             .rev()
-            .take(500)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+            .nth(499)
+            .map_or(&stderr[..], |(i, _)| &stderr[i..]);
         bail!(
             "{} {verb} {fqdn} failed ({}): {}",
             command.display(),

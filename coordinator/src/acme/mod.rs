@@ -131,20 +131,22 @@ impl AcmeService {
                 _ = self.wake.notified() => {}
                 _ = shutdown.changed() => return,
             }
-            let mut due = match self.store.certs_due(now_ms(), &self.owner, PER_PASS).await {
+            let due = self
+                .store
+                .certs_due(
+                    now_ms(),
+                    &self.owner,
+                    self.base_wildcard.as_deref(),
+                    PER_PASS,
+                )
+                .await;
+            let due = match due {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(error = %e, "listing certificates due");
                     continue;
                 }
             };
-            if let Some(base) = &self.base_wildcard {
-                match self.store.cert_due(base, now_ms(), &self.owner).await {
-                    Ok(true) => due.insert(0, base.clone()),
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "checking the base domain's certificate"),
-                }
-            }
             // Expired certificates leave every edge (and their redirect
             // to HTTPS with them).
             match self.store.expire_certs(now_ms() / 1000).await {
@@ -156,52 +158,56 @@ impl AcmeService {
             }
             self.recheck_ari().await;
             for name in due {
-                let until = now_ms() + LEASE.as_millis() as i64;
-                match self.store.lease_cert(&name, &self.owner, until).await {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(e) => {
-                        tracing::warn!(domain = %name, error = %e, "leasing a certificate");
-                        continue;
-                    }
-                }
-                // DNS-01 records put in place, kept outside the attempt so
-                // they are removed however it ends.
-                let presented = std::sync::Mutex::new(Vec::new());
-                let work =
-                    tokio::time::timeout(ORDER_TIMEOUT, order::work(&self, &name, &presented));
-                tokio::pin!(work);
-                let mut renew = tokio::time::interval(LEASE_RENEW);
-                renew.tick().await;
-                let ended = loop {
-                    tokio::select! {
-                        r = &mut work => break r.is_ok(),
-                        _ = renew.tick() => {
-                            let until = now_ms() + LEASE.as_millis() as i64;
-                            match self.store.renew_cert_lease(&name, &self.owner, until).await {
-                                Ok(true) | Err(_) => {}
-                                // Removed meanwhile, or taken over: stop.
-                                Ok(false) => break true,
-                            }
-                        }
-                        _ = shutdown.changed() => {
-                            let left = presented.lock().unwrap().clone();
-                            order::cleanup(&self, &left).await;
-                            return;
-                        }
-                    }
-                };
-                let left = presented.lock().unwrap().clone();
-                order::cleanup(&self, &left).await;
-                if !ended {
-                    let msg = format!("the order took longer than {}s", ORDER_TIMEOUT.as_secs());
-                    order::failed(&self, &name, &msg, false).await;
-                }
-                if let Err(e) = self.store.release_cert(&name, &self.owner).await {
-                    tracing::warn!(domain = %name, error = %e, "releasing a certificate's lease");
+                if !self.work_leased(&name, &mut shutdown).await {
+                    return;
                 }
             }
         }
+    }
+
+    /// Leases `name`'s certificate and works it once: the lease renewed
+    /// while the work goes on (and the work stopped when it is lost), DNS-01
+    /// records removed however it ends. False on shutdown.
+    async fn work_leased(&self, name: &str, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let until = now_ms() + LEASE.as_millis() as i64;
+        match self.store.lease_cert(name, &self.owner, until).await {
+            Ok(true) => {}
+            Ok(false) => return true,
+            Err(e) => {
+                tracing::warn!(domain = %name, error = %e, "leasing a certificate");
+                return true;
+            }
+        }
+        let presented = order::Presented::default();
+        let work = tokio::time::timeout(ORDER_TIMEOUT, order::work(self, name, &presented));
+        tokio::pin!(work);
+        let mut renew = tokio::time::interval(LEASE_RENEW);
+        renew.tick().await;
+        let timed_out = loop {
+            tokio::select! {
+                r = &mut work => break r.is_err(),
+                _ = renew.tick() => {
+                    let until = now_ms() + LEASE.as_millis() as i64;
+                    // Removed meanwhile, or taken over: stop.
+                    if let Ok(false) = self.store.renew_cert_lease(name, &self.owner, until).await {
+                        break false;
+                    }
+                }
+                _ = shutdown.changed() => {
+                    order::cleanup(self, &order::take(&presented)).await;
+                    return false;
+                }
+            }
+        };
+        order::cleanup(self, &order::take(&presented)).await;
+        if timed_out {
+            let msg = format!("the order took longer than {}s", ORDER_TIMEOUT.as_secs());
+            order::failed(self, name, &msg, false).await;
+        }
+        if let Err(e) = self.store.release_cert(name, &self.owner).await {
+            tracing::warn!(domain = %name, error = %e, "releasing a certificate's lease");
+        }
+        true
     }
 
     /// Asks the CA's renewal information again for the certificates due:
@@ -237,14 +243,6 @@ impl AcmeService {
             if let Err(e) = self.store.record_ari(&name, at, next).await {
                 tracing::warn!(domain = %name, error = %e, "recording renewal information");
             }
-        }
-    }
-
-    /// Keeps the lease on `name` while an order goes on.
-    async fn hold(&self, name: &str) {
-        let until = now_ms() + LEASE.as_millis() as i64;
-        if let Err(e) = self.store.renew_cert_lease(name, &self.owner, until).await {
-            tracing::warn!(domain = %name, error = %e, "renewing a certificate's lease");
         }
     }
 

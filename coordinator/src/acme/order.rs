@@ -182,18 +182,9 @@ async fn attempt(svc: &AcmeService, name: &str, presented: &Presented) -> Result
         Some(r) => r,
         None => place(svc, &account, name, &row, &directory, &challenge, renewing).await?,
     };
-    svc.hold(name).await;
-
     if order.state().status == OrderStatus::Pending {
-        let answered = answer(svc, &account, &mut order, name, &challenge, presented).await;
-        let status = match answered {
-            Ok(()) => order.poll_ready(&POLL).await,
-            Err(f) => {
-                cleanup(svc, &take(presented)).await;
-                return Err(f);
-            }
-        };
-        cleanup(svc, &take(presented)).await;
+        answer(svc, &account, &mut order, name, &challenge, presented).await?;
+        let status = order.poll_ready(&POLL).await;
         if !matches!(status, Ok(OrderStatus::Ready)) {
             let why = match status {
                 Err(e) => Failure::from(e),
@@ -203,7 +194,6 @@ async fn attempt(svc: &AcmeService, name: &str, presented: &Presented) -> Result
             svc.store.clear_order(name).await?;
             return Err(why);
         }
-        svc.hold(name).await;
     }
     if order.state().status == OrderStatus::Ready {
         let finalized = async {
@@ -301,7 +291,7 @@ async fn place(
     Ok((order, key_pem))
 }
 
-fn take(presented: &Presented) -> Vec<(String, String)> {
+pub(super) fn take(presented: &Presented) -> Vec<(String, String)> {
     std::mem::take(&mut *presented.lock().unwrap())
 }
 

@@ -10,6 +10,7 @@ use super::extract::ApiJson;
 use crate::accounts::Principal;
 use crate::app::domains::{DomainView, Target};
 use crate::app::{self, App};
+use crate::store::CertRow;
 
 /// `field: null` (Some(None)) apart from a field left out (None).
 mod serde_with_double_option {
@@ -131,9 +132,7 @@ impl From<DomainView> for Domain {
             renew_at: c.and_then(|c| c.renew_at),
             error: c.and_then(|c| c.error.clone()),
             failures: c.map_or(0, |c| c.failures),
-            next_retry_at: c
-                .filter(|c| c.state == "failed" && c.next_try_at != i64::MAX)
-                .map(|c| c.next_try_at),
+            next_retry_at: c.and_then(CertRow::next_retry),
             challenge: c.and_then(|c| c.challenge.clone()),
         };
         let hsts = v.row.hsts_max_age.map(|m| Hsts {

@@ -11,6 +11,10 @@ use super::{now_ms, EdgeSync, Store, StoreError};
 use protocol::acme::{Hsts, HttpsPolicy};
 use protocol::{CertEntry, Entry, Key};
 
+/// `next_try_at` of a certificate given up on (after 30 days of
+/// failures): never, until someone asks (`domains verify`).
+pub const NEVER: i64 = i64::MAX;
+
 /// A domain's certificate row.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CertRow {
@@ -87,6 +91,12 @@ impl CertRow {
             lease_owner: r.try_get("lease_owner")?,
             lease_until: r.try_get("lease_until")?,
         })
+    }
+
+    /// When the next attempt after a failure comes (`None`: not failing,
+    /// or given up on).
+    pub fn next_retry(&self) -> Option<i64> {
+        (self.state == "failed" && self.next_try_at != NEVER).then_some(self.next_try_at)
     }
 
     /// Whether it holds a certificate still valid at `now_s` (Unix seconds).
@@ -172,26 +182,32 @@ impl Store {
         cert_in(&mut conn, name).await
     }
 
-    /// Served domains whose certificate needs work now (none yet, a retry
-    /// due, renewal due, or an order of `owner`'s own in flight: it
-    /// restarted mid-order) and that no other coordinator holds a lease
-    /// on; the longest waiting first.
+    /// Certificates that need work now: of served domains (and of `base`,
+    /// the platform's own wildcard, which has no domain row), with none
+    /// yet, a retry due, renewal due, or an order of `owner`'s own in
+    /// flight (it restarted mid-order), and no other coordinator's lease
+    /// on them; the longest waiting first.
     pub async fn certs_due(
         &self,
         now: i64,
         owner: &str,
+        base: Option<&str>,
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
         sqlx::query(
-            "SELECT d.name AS name FROM domains d LEFT JOIN domain_certs c ON c.name = d.name \
-             WHERE d.dns_state = 'active' AND (d.needs_proof = 0 OR d.proven_at IS NOT NULL) \
-             AND (c.name IS NULL OR ( \
-                 (c.lease_until IS NULL OR c.lease_until < $1 OR c.lease_owner = $2) AND ( \
-                   (c.state IN ('pending', 'issuing', 'renewing', 'failed') AND c.next_try_at <= $3) \
-                   OR (c.state = 'active' AND c.renew_at IS NOT NULL AND c.renew_at <= $4) \
-                   OR (c.state IN ('issuing', 'renewing') AND c.lease_owner = $5)))) \
-             ORDER BY COALESCE(c.next_try_at, 0), d.name LIMIT $6",
+            "SELECT n.name AS name FROM ( \
+                 SELECT name FROM domains WHERE dns_state = 'active' \
+                 AND (needs_proof = 0 OR proven_at IS NOT NULL) \
+                 UNION SELECT name FROM (SELECT $1 AS name) b WHERE name IS NOT NULL \
+             ) n LEFT JOIN domain_certs c ON c.name = n.name \
+             WHERE c.name IS NULL OR ( \
+                 (c.lease_until IS NULL OR c.lease_until < $2 OR c.lease_owner = $3) AND ( \
+                   (c.state IN ('pending', 'issuing', 'renewing', 'failed') AND c.next_try_at <= $4) \
+                   OR (c.state = 'active' AND c.renew_at IS NOT NULL AND c.renew_at <= $5) \
+                   OR (c.state IN ('issuing', 'renewing') AND c.lease_owner = $6))) \
+             ORDER BY COALESCE(c.next_try_at, 0), n.name LIMIT $7",
         )
+        .bind(base)
         .bind(now)
         .bind(owner)
         .bind(now)
@@ -203,23 +219,6 @@ impl Store {
         .iter()
         .map(|r| Ok(r.try_get("name")?))
         .collect()
-    }
-
-    /// Whether certificate `name` (one with no domain row: the base
-    /// domain's wildcard) needs work now and is free to lease.
-    pub async fn cert_due(&self, name: &str, now: i64, owner: &str) -> Result<bool, StoreError> {
-        let Some(c) = self.domain_cert(name).await? else {
-            return Ok(true);
-        };
-        let free = c.lease_until.is_none_or(|t| t < now) || c.lease_owner.as_deref() == Some(owner);
-        let mine = c.lease_owner.as_deref() == Some(owner);
-        let due = match c.state.as_str() {
-            "active" => c.renew_at.is_some_and(|t| t <= now),
-            // An order of ours in flight when this coordinator stopped.
-            "issuing" | "renewing" if mine => true,
-            _ => c.next_try_at <= now,
-        };
-        Ok(free && due)
     }
 
     /// Takes (or, for `owner` itself, keeps) the lease on `name`'s
@@ -394,7 +393,7 @@ impl Store {
         )
         .bind(error)
         .bind(now)
-        .bind(if give_up { i64::MAX } else { next_try_at })
+        .bind(if give_up { NEVER } else { next_try_at })
         .bind(now)
         .bind(name)
         .execute(&mut *tx)
@@ -469,11 +468,11 @@ impl Store {
              AND (error IS NULL OR error NOT LIKE '%rateLimited%' OR next_try_at = $6)",
         )
         .bind(now)
-        .bind(i64::MAX)
-        .bind(i64::MAX)
+        .bind(NEVER)
+        .bind(NEVER)
         .bind(name)
         .bind(now - 60_000)
-        .bind(i64::MAX)
+        .bind(NEVER)
         .execute(&self.pool)
         .await?;
         Ok(())

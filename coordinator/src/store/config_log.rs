@@ -959,7 +959,7 @@ async fn derive(
             deployment_id: None,
             value: None,
         }),
-        EdgeSync::Domain(name) if *name == format!("*.{}", cfg.base_domain) => {
+        EdgeSync::Domain(name) if name.strip_prefix("*.") == Some(cfg.base_domain.as_str()) => {
             // The platform's own wildcard from the ACME CA (no host entry:
             // per-deployment hosts have their own).
             let seal = super::cluster_keys::newest(ring);

@@ -25,7 +25,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 pub use accounts::AcceptOutcome;
-pub use acme::{CertRow, Issued, OrderStarted};
+pub use acme::{CertRow, Issued, OrderStarted, NEVER};
 pub use builds::{ReadyBuild, MAX_BUILD_ATTEMPTS};
 pub use config_log::{EdgeLog, EdgeSync, KeyspaceItem, Since, CERT_RENEW_BEFORE_SECS};
 pub use domains::{AddOutcome, DomainRow, MAX_DOMAINS_PER_PROJECT};

@@ -268,11 +268,7 @@ pub async fn domains_tab(
                 cert_not_after: v.cert.as_ref().and_then(|c| c.not_after).map(|s| s * 1000),
                 cert_renew_at: v.cert.as_ref().and_then(|c| c.renew_at),
                 cert_error: v.cert.as_ref().and_then(|c| c.error.clone()),
-                cert_next_retry: v
-                    .cert
-                    .as_ref()
-                    .filter(|c| c.state == "failed" && c.next_try_at != i64::MAX)
-                    .map(|c| c.next_try_at),
+                cert_next_retry: v.cert.as_ref().and_then(|c| c.next_retry()),
                 https_redirect: v.row.https_redirect,
                 hsts_max_age: v.row.hsts_max_age,
                 name: v.row.name,
