@@ -10,14 +10,13 @@
 
 use std::borrow::Cow;
 
-use http::header;
 use pingora_http::RequestHeader;
 use protocol::acme::HttpsPolicy;
 use protocol::acme::{http01_token, is_http01_path, key_authorization};
 use protocol::host::{normalize_host, wildcard_of};
 
 use super::EdgeHttp;
-use crate::state::Resolved;
+use crate::state::{Resolved, Routing};
 
 /// What is answered before routing, if anything.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,23 +29,23 @@ pub(super) enum Early {
     ToHttps(String),
 }
 
-/// The request's host, normalised (h2's `:authority`, else `Host`).
-pub(super) fn request_host(req: &RequestHeader) -> Option<Cow<'_, str>> {
-    let raw = match req.uri.authority() {
-        Some(a) => Some(a.as_str()),
-        None => req.headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-    };
-    raw.and_then(|h| normalize_host(h).ok())
+/// The request's host, normalised.
+fn request_host(req: &RequestHeader) -> Option<Cow<'_, str>> {
+    super::raw_host(req).and_then(|h| normalize_host(h).ok())
 }
 
-pub(super) async fn early(app: &EdgeHttp, req: &RequestHeader, tls: bool) -> Option<Early> {
+pub(super) async fn early(
+    app: &EdgeHttp,
+    routing: &Routing,
+    req: &RequestHeader,
+    tls: bool,
+) -> Option<Early> {
     let path = req.uri.path();
-    let routing = app.state.current();
     if is_http01_path(path) {
         let (Some(token), Some(host)) = (http01_token(path), request_host(req)) else {
             return Some(Early::NotFound);
         };
-        if req.uri.query().is_some() || !serves(app, &host).await {
+        if req.uri.query().is_some() || !serves(app, routing, &host).await {
             return Some(Early::NotFound);
         }
         // An order with another account than the published one left its
@@ -67,7 +66,7 @@ pub(super) async fn early(app: &EdgeHttp, req: &RequestHeader, tls: bool) -> Opt
         return None;
     }
     let host = request_host(req)?;
-    let policy = policy_for(&routing, &host)?;
+    let policy = policy_for(routing, &host)?;
     if !policy.redirect {
         return None;
     }
@@ -79,20 +78,19 @@ pub(super) async fn early(app: &EdgeHttp, req: &RequestHeader, tls: bool) -> Opt
 
 /// The `Strict-Transport-Security` value for `host` over TLS, if its policy
 /// has one.
-pub(super) fn hsts(app: &EdgeHttp, req: &RequestHeader) -> Option<String> {
-    let routing = app.state.current();
+pub(super) fn hsts(routing: &Routing, req: &RequestHeader) -> Option<String> {
     if routing.https.is_empty() {
         return None;
     }
     let host = request_host(req)?;
-    policy_for(&routing, &host)?
+    policy_for(routing, &host)?
         .hsts
         .as_ref()
         .map(|h| h.header_value())
 }
 
 /// The HTTPS policy of `host`, or of the wildcard domain covering it.
-fn policy_for<'a>(routing: &'a crate::state::Routing, host: &str) -> Option<&'a HttpsPolicy> {
+fn policy_for<'a>(routing: &'a Routing, host: &str) -> Option<&'a HttpsPolicy> {
     routing
         .https
         .get(host)
@@ -100,8 +98,8 @@ fn policy_for<'a>(routing: &'a crate::state::Routing, host: &str) -> Option<&'a 
 }
 
 /// Whether the config has `host` as a site or a redirecting host.
-async fn serves(app: &EdgeHttp, host: &str) -> bool {
-    if app.state.current().hosts.contains_key(host) || app.state.cached(host).is_some() {
+async fn serves(app: &EdgeHttp, routing: &Routing, host: &str) -> bool {
+    if routing.hosts.contains_key(host) || app.state.cached(host).is_some() {
         return true;
     }
     match app.state.resolver() {

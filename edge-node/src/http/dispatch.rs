@@ -33,7 +33,9 @@ use crate::state::{Resolved, Site};
 pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_core::Result<()> {
     let head = session.req_header().method == Method::HEAD;
     let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-    match acme::early(app, session.req_header(), tls).await {
+    // One look at the routing snapshot for what comes before routing.
+    let routing = app.state.current();
+    match acme::early(app, &routing, session.req_header(), tls).await {
         None => {}
         Some(Early::NotFound) => return send_page(session, 404, None, head).await,
         Some(Early::Challenge(body)) => return send_challenge(session, body, head).await,
@@ -42,10 +44,11 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
         }
     }
     let hsts = if tls {
-        acme::hsts(app, session.req_header())
+        acme::hsts(&routing, session.req_header())
     } else {
         None
     };
+    drop(routing);
     let mut reply = decide(app, session.req_header(), None);
     if let Reply::Resolve(host) = reply {
         // A host the routing snapshot does not hold: a deployment's own,
@@ -161,12 +164,7 @@ enum Reply {
 /// The response, from the routing snapshot and the manifest alone; `site`
 /// when the host was resolved on demand.
 fn decide(app: &EdgeHttp, req: &RequestHeader, site: Option<Arc<Site>>) -> Reply {
-    // h2 carries the host in `:authority` (the URI); h1 in `Host`. Pingora
-    // has already refused requests where the two disagree.
-    let raw_host = match req.uri.authority() {
-        Some(a) => Some(a.as_str()),
-        None => req.headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-    };
+    let raw_host = super::raw_host(req);
     let Some(host) = raw_host.and_then(|h| normalize_host(h).ok()) else {
         return Reply::Platform(400);
     };

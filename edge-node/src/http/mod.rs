@@ -27,6 +27,19 @@ use crate::state::ServingState;
 use crate::store::BlobStore;
 
 pub use certs::SniResolver;
+
+/// The host a request names as sent: h2 carries it in `:authority` (the
+/// URI), h1 in `Host`. Pingora has already refused requests where the two
+/// disagree.
+pub(crate) fn raw_host(req: &pingora_http::RequestHeader) -> Option<&str> {
+    match req.uri.authority() {
+        Some(a) => Some(a.as_str()),
+        None => req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok()),
+    }
+}
 pub use proxy::ProxyLimits;
 pub use server::{serve_http, serve_https};
 
