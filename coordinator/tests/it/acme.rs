@@ -93,6 +93,23 @@ fn port_free_on_edges() -> u16 {
     }
 }
 
+/// A temporary directory and the fleet of `s` in it; `None` (said
+/// loudly) where Pebble, or BIND for an RFC 2136 setup, is not installed.
+async fn start(s: Setup) -> Option<(tempfile::TempDir, Fleet)> {
+    if !available() {
+        return None;
+    }
+    if matches!(s.dns01, Dns01::Rfc2136(_)) && !test_support::bind::available() {
+        eprintln!(
+            "\n\n!!!!! SKIPPING an RFC 2136 test: named (Debian package bind9) is not installed !!!!!\n\n"
+        );
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let f = fleet(tmp.path(), s).await;
+    Some((tmp, f))
+}
+
 async fn fleet(tmp: &std::path::Path, s: Setup) -> Fleet {
     let dns = TestDns::start(&tmp.join("dns")).unwrap();
     let bind = match s.dns01 {
@@ -281,14 +298,10 @@ async fn http_get(edge: &Edge, host: &str, path: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn http01_issues_a_certificate_every_edge_serves_and_removal_takes_it_away() {
-    if !available() {
+    let Some((tmp, f)) = start(Setup::http01(2)).await else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let f = fleet(tmp.path(), Setup::http01(2)).await;
-    let site = tmp.path().join("site");
-    write_site(&site, "shop v1");
-    f.coord.deploy(&site, "shop", true);
+    };
+    deploy(&f, tmp.path(), "shop", "shop v1");
     f.dns.set_a("shop.test", &EDGE_IPS).await;
 
     // DNS already in place: add, then nothing else.
@@ -430,19 +443,15 @@ async fn http01_issues_a_certificate_every_edge_serves_and_removal_takes_it_away
 
 #[tokio::test]
 async fn tls_alpn01_issues_when_http01_is_unreachable() {
-    if !available() {
+    let Some((tmp, f)) = start(Setup {
+        challenges: "[\"tls-alpn-01\"]",
+        http01_reachable: false,
+        ..Setup::http01(1)
+    })
+    .await
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let f = fleet(
-        tmp.path(),
-        Setup {
-            challenges: "[\"tls-alpn-01\"]",
-            http01_reachable: false,
-            ..Setup::http01(1)
-        },
-    )
-    .await;
+    };
     deploy(&f, tmp.path(), "alpn", "alpn v1");
     add_domain(&f, "alpn.test", "alpn", &EDGE_IPS[..1]).await;
     https_everywhere(&f, "alpn.test", "alpn v1", 90).await;
@@ -453,19 +462,15 @@ async fn tls_alpn01_issues_when_http01_is_unreachable() {
 
 #[tokio::test]
 async fn renewal_reaches_every_edge_and_a_ca_outage_keeps_the_old_certificate() {
-    if !available() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
     // 45 s certificates: renewal is due 30 s after issue.
-    let mut f = fleet(
-        tmp.path(),
-        Setup {
-            validity_secs: Some(45),
-            ..Setup::http01(2)
-        },
-    )
-    .await;
+    let Some((tmp, mut f)) = start(Setup {
+        validity_secs: Some(45),
+        ..Setup::http01(2)
+    })
+    .await
+    else {
+        return;
+    };
     deploy(&f, tmp.path(), "renew", "renew v1");
     add_domain(&f, "renew.test", "renew", &EDGE_IPS).await;
     https_everywhere(&f, "renew.test", "renew v1", 90).await;
@@ -512,19 +517,15 @@ async fn renewal_reaches_every_edge_and_a_ca_outage_keeps_the_old_certificate() 
 
 #[tokio::test]
 async fn a_coordinator_killed_mid_order_resumes_that_order() {
-    if !available() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
     // Validation takes up to 8 s, as a real CA's may: time to kill.
-    let mut f = fleet(
-        tmp.path(),
-        Setup {
-            va_sleep_secs: Some(8),
-            ..Setup::http01(1)
-        },
-    )
-    .await;
+    let Some((tmp, mut f)) = start(Setup {
+        va_sleep_secs: Some(8),
+        ..Setup::http01(1)
+    })
+    .await
+    else {
+        return;
+    };
     deploy(&f, tmp.path(), "resume", "resume v1");
     add_domain(&f, "resume.test", "resume", &EDGE_IPS[..1]).await;
     eventually(30, "an order in flight", || async {
@@ -557,22 +558,15 @@ async fn wildcard_served(f: &Fleet, base: &str, want: &str) {
 
 #[tokio::test]
 async fn dns01_over_rfc2136_issues_a_wildcard_against_bind() {
-    if !available() || !test_support::bind::available() {
-        eprintln!("\n\n!!!!! SKIPPING the RFC 2136 test: named (Debian package bind9) is not installed !!!!!\n\n");
+    let Some((tmp, f)) = start(Setup {
+        dns01: Dns01::Rfc2136("wild.test"),
+        ..Setup::http01(1)
+    })
+    .await
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let f = fleet(
-        tmp.path(),
-        Setup {
-            dns01: Dns01::Rfc2136("wild.test"),
-            ..Setup::http01(1)
-        },
-    )
-    .await;
-    let site = tmp.path().join("site");
-    write_site(&site, "wild v1");
-    f.coord.deploy(&site, "wild", true);
+    };
+    deploy(&f, tmp.path(), "wild", "wild v1");
     let added = Instant::now();
     let d: Value = serde_json::from_str(&f.coord.cli_ok(&[
         "domains",
@@ -604,18 +598,14 @@ async fn dns01_over_rfc2136_issues_a_wildcard_against_bind() {
 
 #[tokio::test]
 async fn dns01_through_an_exec_hook() {
-    if !available() {
+    let Some((tmp, f)) = start(Setup {
+        dns01: Dns01::Exec,
+        ..Setup::http01(1)
+    })
+    .await
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let f = fleet(
-        tmp.path(),
-        Setup {
-            dns01: Dns01::Exec,
-            ..Setup::http01(1)
-        },
-    )
-    .await;
+    };
     deploy(&f, tmp.path(), "hook", "hook v1");
     add_domain(&f, "*.hook.test", "hook", &EDGE_IPS[..1]).await;
     wildcard_served(&f, "hook.test", "hook v1").await;
@@ -625,20 +615,15 @@ async fn dns01_through_an_exec_hook() {
 
 #[tokio::test]
 async fn the_base_domain_gets_a_public_wildcard_through_dns01() {
-    if !available() || !test_support::bind::available() {
-        eprintln!("\n\n!!!!! SKIPPING the base wildcard test: named (Debian package bind9) is not installed !!!!!\n\n");
+    let Some((tmp, f)) = start(Setup {
+        dns01: Dns01::Rfc2136("sites.test"),
+        base: Some("sites.test"),
+        ..Setup::http01(1)
+    })
+    .await
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let f = fleet(
-        tmp.path(),
-        Setup {
-            dns01: Dns01::Rfc2136("sites.test"),
-            base: Some("sites.test"),
-            ..Setup::http01(1)
-        },
-    )
-    .await;
+    };
     let site = tmp.path().join("site");
     write_site(&site, "preview v1");
     let d = f.coord.deploy(&site, "blog", false);
@@ -652,18 +637,14 @@ async fn the_base_domain_gets_a_public_wildcard_through_dns01() {
 
 #[tokio::test]
 async fn a_failing_dns_provider_is_summarised_for_the_tenant() {
-    if !available() {
+    let Some((tmp, f)) = start(Setup {
+        dns01: Dns01::FailingExec,
+        ..Setup::http01(1)
+    })
+    .await
+    else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let f = fleet(
-        tmp.path(),
-        Setup {
-            dns01: Dns01::FailingExec,
-            ..Setup::http01(1)
-        },
-    )
-    .await;
+    };
     deploy(&f, tmp.path(), "fail", "fail v1");
     add_domain(&f, "*.fail.test", "fail", &EDGE_IPS[..1]).await;
     let d = eventually(60, "the failure in the status", || async {

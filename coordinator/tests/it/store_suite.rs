@@ -886,33 +886,14 @@ async fn accounts_suite(s: &Store) {
 /// Custom domains on both backends: one name per project of one team,
 /// checks recorded (a proof once found stays), deleted with the project.
 async fn domains_suite(s: &Store) {
-    use coordinator::store::{AddOutcome, DomainRow};
+    use coordinator::store::AddOutcome;
     s.create_project("dom-p1", "dom-one", "team-d1")
         .await
         .unwrap();
     s.create_project("dom-p2", "dom-two", "team-d2")
         .await
         .unwrap();
-    let row = |name: &str, pid: &str, team: &str| DomainRow {
-        name: name.into(),
-        project_id: pid.into(),
-        team_id: team.into(),
-        target: "production".into(),
-        branch: None,
-        redirect_to: None,
-        redirect_status: None,
-        verification: "outpost-verify=x".into(),
-        needs_proof: false,
-        proven_at: None,
-        dns_state: "pending".into(),
-        dns_detail: None,
-        checked_at: None,
-        created_at: 0,
-        https_redirect: true,
-        hsts_max_age: None,
-        hsts_include_subdomains: false,
-        hsts_preload: false,
-    };
+    let row = domain_row;
     let one = row("shop.test", "dom-p1", "team-d1");
     assert_eq!(s.add_domain(&one).await.unwrap(), AddOutcome::Added);
     assert_eq!(
@@ -986,36 +967,30 @@ async fn acme_suite(s: &Store) {
         .await
         .unwrap();
     let row = |name: &str| DomainRow {
-        name: name.into(),
-        project_id: "acme-p".into(),
-        team_id: "team-a".into(),
-        target: "production".into(),
-        branch: None,
-        redirect_to: None,
-        redirect_status: None,
-        verification: "outpost-verify=x".into(),
-        needs_proof: false,
-        proven_at: None,
-        dns_state: "pending".into(),
-        dns_detail: None,
-        checked_at: None,
-        created_at: 0,
-        https_redirect: true,
         hsts_max_age: Some(300),
-        hsts_include_subdomains: false,
-        hsts_preload: false,
+        ..domain_row(name, "acme-p", "team-a")
     };
     assert_eq!(
         s.add_domain(&row("tls.test")).await.unwrap(),
         AddOutcome::Added
     );
     let now = coordinator::store::now_ms();
-    // Not served yet: nothing due.
-    assert!(s.certs_due(now, "a", 10).await.unwrap().is_empty());
+    // Not served yet: nothing due; the base wildcard (no domain row, no
+    // certificate yet) is.
+    assert!(s.certs_due(now, "a", None, 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.certs_due(now, "a", Some("*.base.test"), 10)
+            .await
+            .unwrap(),
+        vec!["*.base.test"]
+    );
     s.record_domain_check("tls.test", "active", None, false)
         .await
         .unwrap();
-    assert_eq!(s.certs_due(now, "a", 10).await.unwrap(), vec!["tls.test"]);
+    assert_eq!(
+        s.certs_due(now, "a", None, 10).await.unwrap(),
+        vec!["tls.test"]
+    );
 
     // One owner at a time; the owner renews, another cannot.
     let until = now + 60_000;
@@ -1051,10 +1026,15 @@ async fn acme_suite(s: &Store) {
         (c.state.as_str(), c.order_url.as_deref()),
         ("issuing", Some("https://ca.test/order/1"))
     );
-    assert!(s.certs_due(now, "b", 10).await.unwrap().is_empty());
-    assert_eq!(s.certs_due(now, "a", 10).await.unwrap(), vec!["tls.test"]);
-    assert!(s.cert_due("tls.test", now, "a").await.unwrap());
-    assert!(!s.cert_due("tls.test", now, "b").await.unwrap());
+    assert!(s.certs_due(now, "b", None, 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.certs_due(now, "a", None, 10).await.unwrap(),
+        vec!["tls.test"]
+    );
+    // The same through the base-wildcard door (a name is listed once).
+    let due = |owner: &'static str| s.certs_due(now, owner, Some("tls.test"), 10);
+    assert_eq!(due("a").await.unwrap(), vec!["tls.test"]);
+    assert!(due("b").await.unwrap().is_empty());
 
     // A failure: the CA's words, a retry later; a verify within the
     // minute does not pull it in, nor for a rate limit.
@@ -1105,7 +1085,7 @@ async fn acme_suite(s: &Store) {
         ("active", 0, None)
     );
     assert!(c.failing_since.is_none() && c.valid_at(now / 1000));
-    assert!(s.certs_due(now, "a", 10).await.unwrap().is_empty());
+    assert!(s.certs_due(now, "a", None, 10).await.unwrap().is_empty());
     // ARI: due, an earlier window moves the renewal, a later one does not.
     let ari = s.ari_due(now, 10).await.unwrap();
     assert_eq!(
@@ -1158,4 +1138,28 @@ async fn acme_suite(s: &Store) {
     // A removed domain takes its certificate row with it.
     s.remove_domain("tls.test").await.unwrap();
     assert!(s.domain_cert("tls.test").await.unwrap().is_none());
+}
+
+/// A pending production domain of project `pid` (team `team`).
+fn domain_row(name: &str, pid: &str, team: &str) -> coordinator::store::DomainRow {
+    coordinator::store::DomainRow {
+        name: name.into(),
+        project_id: pid.into(),
+        team_id: team.into(),
+        target: "production".into(),
+        branch: None,
+        redirect_to: None,
+        redirect_status: None,
+        verification: "outpost-verify=x".into(),
+        needs_proof: false,
+        proven_at: None,
+        dns_state: "pending".into(),
+        dns_detail: None,
+        checked_at: None,
+        created_at: 0,
+        https_redirect: true,
+        hsts_max_age: None,
+        hsts_include_subdomains: false,
+        hsts_preload: false,
+    }
 }
