@@ -333,8 +333,10 @@ impl Edge {
     }
 
     /// GET `path` for `host` over plain HTTP; (status, body, headers).
+    /// Redirects are answers here, never followed: a followed redirect
+    /// would leave the loopback address for a host name no resolver knows.
     pub async fn get(&self, host: &str, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
-        let resp = http_client()
+        let resp = no_redirect_client()
             .get(format!("http://{}{path}", self.http))
             .header("Host", host)
             .send()
@@ -370,4 +372,13 @@ pub fn write_site(dir: &Path, tag: &str) {
 pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
+}
+
+/// A client that reports redirects instead of following them.
+pub fn no_redirect_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client")
 }
