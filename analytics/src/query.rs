@@ -416,7 +416,10 @@ pub struct FunctionReport {
     pub errors: u64,
     pub timeouts: u64,
     pub memory_limit: u64,
-    pub duration_ms: Option<Percentiles>,
+    /// Duration percentiles in milliseconds (`None` without invocations).
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
 }
 
 /// The answer to a query.
@@ -599,7 +602,9 @@ pub fn report(q: &Query, rows: &[Row]) -> Report {
                         errors: f.errors,
                         timeouts: f.timeouts,
                         memory_limit: f.memory_limit,
-                        duration_ms: Percentiles::of(&f.duration),
+                        p50_ms: f.duration.quantile_ms(0.5),
+                        p95_ms: f.duration.quantile_ms(0.95),
+                        p99_ms: f.duration.quantile_ms(0.99),
                     },
                 )
             })

@@ -43,8 +43,11 @@ pub struct Hit<'a> {
     pub project: &'a Arc<str>,
     pub deployment: &'a Arc<str>,
     pub env: Env,
-    /// The normalised host the request was for.
+    /// The host the request was for (its own pages are not referrers).
     pub host: &'a str,
+    /// What a visitor is unique within (the edge uses the project, so one
+    /// person on the apex and on `www` is one visitor).
+    pub visitor_scope: &'a str,
     /// The request's path (no query).
     pub path: &'a str,
     pub get: bool,
@@ -249,7 +252,7 @@ impl Recorder {
             let day = live.start.div_euclid(86_400);
             if let Some((_, salt)) = live.salts.iter().find(|(d, _)| *d == day) {
                 a.visitors
-                    .insert(visitor_hash(salt, ip, hit.user_agent, hit.host));
+                    .insert(visitor_hash(salt, ip, hit.user_agent, hit.visitor_scope));
             }
         }
         if hit.status == 404 {
@@ -334,6 +337,7 @@ mod tests {
             deployment: d,
             env: Env::Production,
             host: "shop.test",
+            visitor_scope: "shop",
             path,
             get: true,
             status,

@@ -554,6 +554,106 @@ impl Default for Quotas {
     }
 }
 
+/// The `[analytics]` table: how long traffic analytics are kept, per
+/// granularity (minutes 48 h, hours 90 days, days for ever by default, as
+/// Plausible and Netlify keep them).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsConfig {
+    #[serde(with = "humantime_serde_compat")]
+    pub minute_retention: std::time::Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub hour_retention: std::time::Duration,
+    /// `None`: day rollups are kept for ever.
+    #[serde(with = "humantime_serde_option")]
+    pub day_retention: Option<std::time::Duration>,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        AnalyticsConfig {
+            minute_retention: std::time::Duration::from_secs(48 * 3600),
+            hour_retention: std::time::Duration::from_secs(90 * 86_400),
+            day_retention: None,
+        }
+    }
+}
+
+impl AnalyticsConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let hour = std::time::Duration::from_secs(3600);
+        if self.minute_retention < hour {
+            anyhow::bail!("[analytics] minute_retention must be at least one hour");
+        }
+        if self.hour_retention < self.minute_retention.max(hour * 24) {
+            anyhow::bail!("[analytics] hour_retention must be at least a day and at least minute_retention");
+        }
+        if self.day_retention.is_some_and(|d| d < self.hour_retention) {
+            anyhow::bail!("[analytics] day_retention must be at least hour_retention");
+        }
+        Ok(())
+    }
+
+    /// Retention per granularity in seconds (`None`: for ever).
+    pub fn retention(&self) -> Vec<(analytics::Granularity, Option<i64>)> {
+        vec![
+            (analytics::Granularity::Minute, Some(self.minute_retention.as_secs() as i64)),
+            (analytics::Granularity::Hour, Some(self.hour_retention.as_secs() as i64)),
+            (analytics::Granularity::Day, self.day_retention.map(|d| d.as_secs() as i64)),
+        ]
+    }
+}
+
+mod humantime_serde_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<std::time::Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "forever" {
+            return Ok(None);
+        }
+        humantime::parse_duration(&s)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("{s:?}: {e} (or \"forever\")")))
+    }
+}
+
+/// The `[metrics]` table: who may read `GET /metrics`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// The bearer token every scrape must carry (`Authorization: Bearer
+    /// …`), loopback too. Unset: only requests from a loopback address,
+    /// not relayed by a proxy, are answered.
+    pub token: Option<String>,
+}
+
+/// The token stays out of logs.
+impl std::fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl MetricsConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(t) = &self.token {
+            // It travels in a header: printable ASCII, no spaces; long
+            // enough not to be guessed.
+            if !(16..=256).contains(&t.len()) || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                anyhow::bail!(
+                    "[metrics] token must be 16-256 printable ASCII characters without spaces"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `timeout = "15m"` in TOML.
 mod humantime_serde_compat {
     use serde::{Deserialize, Deserializer};
@@ -591,6 +691,10 @@ pub struct FileConfig {
     pub domains: Option<DomainsConfig>,
     #[serde(default)]
     pub acme: Option<AcmeConfig>,
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+    #[serde(default)]
+    pub analytics: Option<AnalyticsConfig>,
 }
 
 impl FileConfig {
@@ -628,6 +732,8 @@ pub struct Config {
     pub nodes: NodesConfig,
     pub domains: DomainsConfig,
     pub acme: AcmeConfig,
+    pub metrics: MetricsConfig,
+    pub analytics: AnalyticsConfig,
     /// Key for secrets at rest (64 hex); default: `<data_dir>/secret.key`.
     pub secret_key: Option<String>,
 }
@@ -713,6 +819,8 @@ impl Config {
             anyhow::bail!("[domains] recheck_every must be at least one second");
         }
         self.acme.validate()?;
+        self.metrics.validate()?;
+        self.analytics.validate()?;
         if self.retention.every < std::time::Duration::from_secs(1) {
             anyhow::bail!("[retention] every must be at least one second");
         }
@@ -774,6 +882,8 @@ mod tests {
             nodes: Default::default(),
             domains: Default::default(),
             acme: Default::default(),
+            metrics: Default::default(),
+            analytics: Default::default(),
             secret_key: None,
         }
     }
@@ -993,6 +1103,39 @@ mod tests {
             };
             assert!(c.validate().is_ok(), "{good}");
         }
+    }
+
+    #[test]
+    fn the_metrics_token_is_checked_and_kept_out_of_debug() {
+        let with = |t: &str| MetricsConfig {
+            token: Some(t.into()),
+        };
+        assert!(MetricsConfig::default().validate().is_ok());
+        assert!(with("0123456789abcdef-SECRETMETRICS").validate().is_ok());
+        for bad in [
+            "short",
+            "has a space in it ok",
+            "tab\there-0123456789",
+            "é-0123456789abcdef",
+            &"x".repeat(257),
+        ] {
+            let e = with(bad).validate().unwrap_err().to_string();
+            assert!(e.contains("[metrics] token"), "{bad:?}: {e}");
+        }
+        let shown = format!("{:?}", with("0123456789abcdef-SECRETMETRICS"));
+        assert!(
+            !shown.contains("SECRETMETRICS") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        let file: FileConfig = toml::from_str("[metrics]\ntoken = \"0123456789abcdef\"\n").unwrap();
+        assert_eq!(
+            file.metrics.unwrap().token.as_deref(),
+            Some("0123456789abcdef")
+        );
+        assert!(toml::from_str::<FileConfig>("[metrics]\ntokn = \"x\"\n").is_err());
+        let mut c = config("localhost");
+        c.metrics = with("short");
+        assert!(c.validate().is_err());
     }
 
     #[test]

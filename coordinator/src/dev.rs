@@ -87,6 +87,8 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         domains: Default::default(),
         // A laptop has no public name a CA could reach: no orders.
         acme: acme_off(),
+        metrics: Default::default(),
+        analytics: Default::default(),
         quotas: Default::default(),
         secret_key: None,
     };
@@ -141,6 +143,8 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         cache: Default::default(),
         // In the same process as its coordinator: the key is a link away.
         key_cache: None,
+        metrics_addr: None,
+        analytics: Default::default(),
     })
     .await
     .context("starting the local edge node")?;

@@ -177,6 +177,26 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// A project's traffic: requests, page views, visitors, bots, bytes,
+    /// status codes, response times, top pages and referrers, functions.
+    /// `--json` prints the API's answer (GET /projects/{p}/analytics).
+    Analytics {
+        project: String,
+        /// How far back: 30m, 1h, 24h, 7d, 30d …
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// minute, hour or day (default: the finest that fits the range).
+        #[arg(long)]
+        granularity: Option<String>,
+        /// Only this deployment's traffic.
+        #[arg(long)]
+        deployment: Option<String>,
+        /// Only production or preview traffic.
+        #[arg(long)]
+        env: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Run the retention and garbage collection pass now (instance owner).
     Gc {
         #[command(flatten)]
@@ -408,7 +428,7 @@ enum TokenAction {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// TOML config file (keys: data_dir, api_addr, quic_addr, database_url, base_domain, public_url, api_url, [limits], [builds], [accounts], [retention], [quotas], [nodes], [domains], [acme] (and [acme.dns01]); see docs/configuration.md).
+    /// TOML config file (keys: data_dir, api_addr, quic_addr, database_url, base_domain, public_url, api_url, [limits], [builds], [accounts], [retention], [quotas], [nodes], [domains], [acme] (and [acme.dns01]), [metrics]; see docs/configuration.md).
     #[arg(long, env = "OUTPOST_CONFIG")]
     config: Option<PathBuf>,
     #[arg(long, env = "OUTPOST_DATA_DIR")]
@@ -474,6 +494,8 @@ fn resolve_config(a: ServeArgs) -> anyhow::Result<Config> {
         nodes: file.nodes.unwrap_or_default(),
         domains: file.domains.unwrap_or_default(),
         acme: file.acme.unwrap_or_default(),
+        metrics: file.metrics.unwrap_or_default(),
+        analytics: file.analytics.unwrap_or_default(),
         quotas: file.quotas.unwrap_or_default(),
         secret_key: a.secret_key,
         data_dir,
@@ -734,6 +756,27 @@ async fn main() -> anyhow::Result<()> {
         } => cli::builds::redeploy(&client(&remote)?, &deployment, follow, remote.json).await,
         Command::Cancel { deployment, remote } => {
             cli::builds::cancel(&client(&remote)?, &deployment, remote.json).await
+        }
+        Command::Analytics {
+            project,
+            since,
+            granularity,
+            deployment,
+            env,
+            remote,
+        } => {
+            cli::analytics::show(
+                &client(&remote)?,
+                cli::analytics::Options {
+                    project: &project,
+                    since: &since,
+                    granularity: granularity.as_deref(),
+                    deployment: deployment.as_deref(),
+                    env: env.as_deref(),
+                    json: remote.json,
+                },
+            )
+            .await
         }
         Command::Logs {
             project,

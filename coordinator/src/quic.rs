@@ -321,6 +321,46 @@ async fn handle_stream(
             };
             reply(&mut send, &msg).await
         }
+        (EdgeRequest::Analytics(bytes), Some(n)) => {
+            let msg = match store_analytics(&ctx, &n, &bytes).await {
+                Ok(()) => CoordinatorMessage::Ack,
+                Err(e) => e,
+            };
+            reply(&mut send, &msg).await
+        }
+    }
+}
+
+/// Counts one analytics record; acknowledged also when it was counted
+/// before (the edge deletes it from its spool on the acknowledgement).
+async fn store_analytics(
+    ctx: &QuicContext,
+    node: &Node,
+    bytes: &[u8],
+) -> Result<(), CoordinatorMessage> {
+    let record = analytics::Record::decode(bytes).map_err(|e| {
+        tracing::warn!(node = %node.id, error = %e, "refused an analytics record");
+        wire_error(ErrorCode::BadRequest, e.to_string())
+    })?;
+    match ctx
+        .store
+        .ingest_analytics(&node.id, &node.region, &record)
+        .await
+    {
+        Ok(crate::store::analytics::Ingested::Duplicate) => {
+            tracing::debug!(node = %node.id, start = record.id.start, "analytics record already counted");
+            Ok(())
+        }
+        Ok(crate::store::analytics::Ingested::Counted { unknown, .. }) => {
+            if unknown > 0 {
+                tracing::debug!(node = %node.id, unknown, "analytics for projects that no longer exist skipped");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(node = %node.id, error = %e, "storing an analytics record");
+            Err(wire_error(ErrorCode::Internal, "could not store the record; send it again".to_string()))
+        }
     }
 }
 

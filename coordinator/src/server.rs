@@ -167,6 +167,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         quic: quic_ctx.clone(),
         login_limits: Default::default(),
         usage: Default::default(),
+        metrics: Default::default(),
     };
     let mut tasks = vec![
         tokio::spawn(quic::serve(endpoint, quic_ctx, shutdown_rx.clone())),
@@ -180,6 +181,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         tokio::spawn(acme.run(shutdown_rx.clone())),
         // Retention and garbage collection, every `[retention] every`.
         tokio::spawn(crate::lifecycle::run(state.clone(), shutdown_rx.clone())),
+        // Visitor salts and analytics retention.
+        tokio::spawn(crate::traffic::run(
+            store.clone(),
+            config.analytics.clone(),
+            shutdown_rx.clone(),
+        )),
     ];
     tasks.push(tokio::spawn(crate::listener::serve(
         api_listener,

@@ -104,6 +104,148 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
+/// Counts in at most four characters and a suffix ("1.2k", "34M"), for
+/// cards and axes; tables show the exact number next to it.
+pub fn compact(n: u64) -> String {
+    // SI prefixes, like `size`: "B" would read as bytes.
+    const UNITS: [&str; 6] = ["k", "M", "G", "T", "P", "E"];
+    if n < 1000 {
+        return n.to_string();
+    }
+    let mut v = n as f64 / 1000.0;
+    let mut unit = 0;
+    // Scale up while the rounded figure would still show four digits.
+    while v >= 999.5 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    let digits = if v >= 99.95 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    };
+    let digits = digits.strip_suffix(".0").unwrap_or(&digits);
+    format!("{digits}{}", UNITS[unit])
+}
+
+/// Exact counts for tables, grouped by thousands ("12,345").
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A duration measured in milliseconds, with as many digits as matter.
+pub fn millis(ms: f64) -> String {
+    if !ms.is_finite() || ms < 0.0 {
+        "—".to_string()
+    } else if ms < 9.95 {
+        format!("{ms:.1} ms")
+    } else if ms < 999.5 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.2} s", ms / 1000.0)
+    }
+}
+
+/// `part` of `total` as a share; "—" when there is no total to share.
+pub fn percent(part: u64, total: u64) -> String {
+    if total == 0 {
+        return "—".to_string();
+    }
+    let p = part as f64 * 100.0 / total as f64;
+    if part == 0 {
+        "0%".to_string()
+    } else if p < 0.1 {
+        "<0.1%".to_string()
+    } else if p < 9.95 {
+        format!("{p:.1}%")
+    } else {
+        format!("{p:.0}%")
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// "May 1", for axis labels (UTC, like every time we print).
+pub fn day_label(ms: i64) -> String {
+    let (_, mo, d, ..) = parts(ms);
+    format!("{} {d}", MONTHS[mo as usize - 1])
+}
+
+/// "14:05", for axis labels.
+pub fn hour_minute(ms: i64) -> String {
+    let (_, _, _, h, mi, _) = parts(ms);
+    format!("{h:02}:{mi:02}")
+}
+
+/// The value of an `<input type="datetime-local">`: minutes, no zone (the
+/// form says the times are UTC).
+pub fn datetime_local(ms: i64) -> String {
+    let (y, mo, d, h, mi, _) = parts(ms);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}")
+}
+
+/// Reads what a `datetime-local` input sends (`YYYY-MM-DDTHH:MM`, seconds
+/// optional) as a UTC time in Unix ms; `None` for anything else.
+pub fn parse_datetime_local(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if !matches!(b.len(), 16 | 19) {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> {
+        let digits = b.get(from..to)?;
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        digits
+            .iter()
+            .try_fold(0i64, |acc, d| Some(acc * 10 + i64::from(d - b'0')))
+    };
+    let seps = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':')];
+    if seps.iter().any(|&(i, c)| b[i] != c) || (b.len() == 19 && b[16] != b':') {
+        return None;
+    }
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi) = (num(11, 13)?, num(14, 16)?);
+    let sec = if b.len() == 19 { num(17, 19)? } else { 0 };
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59
+    {
+        return None;
+    }
+    let days = days_from_civil(y, mo, d);
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec) * SECOND)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// The inverse of `civil` (same source).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Seven characters, like `git log --oneline`.
 pub fn short_sha(sha: &str) -> &str {
     match sha.char_indices().nth(7) {
@@ -217,6 +359,110 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(seg(input), want);
+        }
+    }
+
+    #[test]
+    fn compact_numbers() {
+        let cases = [
+            (0, "0"),
+            (999, "999"),
+            (1_000, "1k"),
+            (1_234, "1.2k"),
+            (9_999, "10k"),
+            (12_345, "12.3k"),
+            (99_949, "99.9k"),
+            (99_950, "100k"),
+            (123_456, "123k"),
+            (999_499, "999k"),
+            (999_500, "1M"),
+            (3_400_000, "3.4M"),
+            (5_000_000_000, "5G"),
+            (u64::MAX, "18.4E"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(compact(n), want, "{n}");
+        }
+        let exact = [
+            (0, "0"),
+            (999, "999"),
+            (1_000, "1,000"),
+            (123_456, "123,456"),
+            (1_234_567, "1,234,567"),
+            (u64::MAX, "18,446,744,073,709,551,615"),
+        ];
+        for (n, want) in exact {
+            assert_eq!(grouped(n), want, "{n}");
+        }
+    }
+
+    #[test]
+    fn durations_and_shares() {
+        let ms = [
+            (0.0, "0.0 ms"),
+            (0.42, "0.4 ms"),
+            (9.94, "9.9 ms"),
+            (9.96, "10 ms"),
+            (12.4, "12 ms"),
+            (999.4, "999 ms"),
+            (999.5, "1.00 s"),
+            (1234.0, "1.23 s"),
+            (f64::NAN, "—"),
+            (f64::INFINITY, "—"),
+            (-1.0, "—"),
+        ];
+        for (v, want) in ms {
+            assert_eq!(millis(v), want, "{v}");
+        }
+        let shares = [
+            (0, 0, "—"),
+            (5, 0, "—"),
+            (0, 10, "0%"),
+            (1, 10_000, "<0.1%"),
+            (1, 1_000, "0.1%"),
+            (42, 1_000, "4.2%"),
+            (1, 3, "33%"),
+            (10, 10, "100%"),
+            (u64::MAX, u64::MAX, "100%"),
+        ];
+        for (part, total, want) in shares {
+            assert_eq!(percent(part, total), want, "{part}/{total}");
+        }
+    }
+
+    #[test]
+    fn axis_labels() {
+        assert_eq!(day_label(1_714_564_800_000), "May 1");
+        assert_eq!(day_label(0), "Jan 1");
+        assert_eq!(hour_minute(1_714_564_800_000 + 5 * MINUTE), "12:05");
+    }
+
+    #[test]
+    fn datetime_local_round_trips() {
+        let cases = [
+            ("2024-05-01T12:00", Some(1_714_564_800_000)),
+            ("2024-05-01T12:00:30", Some(1_714_564_830_000)),
+            ("2000-02-29T00:00", Some(951_782_400_000)),
+            ("1970-01-01T00:00", Some(0)),
+            ("1969-12-31T23:59", Some(-MINUTE)),
+            ("2023-02-29T00:00", None),
+            ("2024-13-01T00:00", None),
+            ("2024-04-31T00:00", None),
+            ("2024-05-01T24:00", None),
+            ("2024-05-01T12:60", None),
+            ("2024-05-01 12:00", None),
+            ("2024-05-01T12:00Z", None),
+            ("2024-05-01T12:00:00.000", None),
+            ("+024-05-01T12:00", None),
+            ("2024-05-01", None),
+            ("", None),
+            ("２０２４-05-01T12:00", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_datetime_local(input), want, "{input}");
+        }
+        for ms in [0, 1_714_564_800_000, 951_782_400_000, -MINUTE] {
+            assert_eq!(parse_datetime_local(&datetime_local(ms)), Some(ms));
         }
     }
 }

@@ -148,6 +148,7 @@ pub enum ProjectTab {
     Domains,
     Env,
     Functions,
+    Analytics,
     Settings,
 }
 
@@ -287,6 +288,150 @@ pub enum ProjectBody {
     Env(EnvTab),
     Functions(FunctionsTab),
     Settings(SettingsTab),
+}
+
+// ---- project analytics --------------------------------------------------------
+
+/// `GET /projects/{name}/analytics`: traffic of one project over a range,
+/// rendered by `dashboard::analytics` with the project's header. The
+/// handler has already aggregated everything; the page only draws it.
+#[derive(Debug, Clone)]
+pub struct AnalyticsTab {
+    pub range: AnalyticsRange,
+    /// The width of one point of `series`.
+    pub granularity: Granularity,
+    pub filter: Option<AnalyticsFilter>,
+    /// `(id, label)` of the deployments the filter offers, newest first.
+    pub deployments: Vec<(String, String)>,
+    /// The environments the filter offers: `production`, `preview`.
+    pub environments: Vec<String>,
+    pub totals: AnalyticsTotals,
+    /// One point per `granularity`, oldest first.
+    pub series: Vec<SeriesPoint>,
+    pub top: TopLists,
+    /// A GeoIP database is configured; without one `top.countries` stays
+    /// empty and the page says how to get countries.
+    pub geoip: bool,
+    /// Traffic per edge node; the page sums it per region.
+    pub nodes: Vec<NodeTraffic>,
+    pub functions: Vec<FunctionStats>,
+}
+
+/// `range=1h|24h|7d|30d|custom` (with `from`/`to`) in the query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnalyticsRange {
+    Hour,
+    #[default]
+    Day,
+    Week,
+    Month,
+    /// Unix ms, `from` inclusive, `to` exclusive.
+    Custom {
+        from_ms: i64,
+        to_ms: i64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Granularity {
+    Minute,
+    #[default]
+    Hour,
+    Day,
+}
+
+/// `env=` or `deployment=` in the query string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnalyticsFilter {
+    /// `production` or `preview`.
+    Environment(String),
+    Deployment(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AnalyticsTotals {
+    pub requests: u64,
+    pub page_views: u64,
+    /// Distinct visitors over the whole range.
+    pub visitors: u64,
+    /// Requests from user agents known to be bots (not in `page_views`).
+    pub bots: u64,
+    /// Response bytes sent.
+    pub bytes: u64,
+    pub status: StatusClasses,
+    /// `(status code, requests)`, most frequent first.
+    pub status_codes: Vec<(u16, u64)>,
+    /// Response time; `None` when nothing was measured.
+    pub latency: Option<Percentiles>,
+    pub encodings: Encodings,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StatusClasses {
+    pub s2xx: u64,
+    pub s3xx: u64,
+    pub s4xx: u64,
+    pub s5xx: u64,
+}
+
+/// Milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+/// How static files went out: precompressed brotli or gzip, or as stored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Encodings {
+    pub br: u64,
+    pub gzip: u64,
+    pub identity: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SeriesPoint {
+    /// Start of the bucket (Unix ms).
+    pub t_ms: i64,
+    pub requests: u64,
+    pub page_views: u64,
+    pub visitors: u64,
+    pub bytes: u64,
+}
+
+/// `(key, count)`, largest first; keys are paths, referrers, user agents'
+/// names: all of them chosen by visitors, so never trusted as markup.
+#[derive(Debug, Clone, Default)]
+pub struct TopLists {
+    pub pages: Vec<(String, u64)>,
+    /// Paths answered 404 ("resources not found").
+    pub not_found: Vec<(String, u64)>,
+    pub referrers: Vec<(String, u64)>,
+    pub countries: Vec<(String, u64)>,
+    pub browsers: Vec<(String, u64)>,
+    pub os: Vec<(String, u64)>,
+    pub devices: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeTraffic {
+    pub node: String,
+    pub region: String,
+    pub requests: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct FunctionStats {
+    pub route: String,
+    pub invocations: u64,
+    pub errors: u64,
+    pub timeouts: u64,
+    /// Invocations stopped at the memory limit.
+    pub memory_limit: u64,
+    /// Duration; `None` without invocations.
+    pub latency: Option<Percentiles>,
 }
 
 // ---- deployment ---------------------------------------------------------------

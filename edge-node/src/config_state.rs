@@ -83,6 +83,8 @@ pub struct Desired {
     pub challenges: Arc<BTreeMap<String, HostChallenge>>,
     /// Hosts with a publicly trusted certificate: their HTTPS policy.
     pub https: Arc<BTreeMap<String, HttpsPolicy>>,
+    /// Visitor salts by UTC day, for analytics.
+    pub salts: Arc<BTreeMap<i64, [u8; 32]>>,
 }
 
 /// Keys a change touched; `None`: everything may have changed (a snapshot).
@@ -186,6 +188,9 @@ impl ConfigState {
                 }
                 (Key::Https(h), Entry::Https(p)) => {
                     https.insert(h, p);
+                }
+                (Key::Salt(day), Entry::Salt(salt)) => {
+                    Arc::make_mut(&mut d.salts).insert(day, salt.0);
                 }
                 _ => {}
             }
@@ -482,6 +487,12 @@ fn note(d: &mut Desired, key: Key, value: Option<Entry>) {
             if d.https.contains_key(&h) {
                 Arc::make_mut(&mut d.https).remove(&h);
             }
+        }
+        (Key::Salt(day), Some(Entry::Salt(salt))) => {
+            Arc::make_mut(&mut d.salts).insert(day, salt.0);
+        }
+        (Key::Salt(day), _) => {
+            Arc::make_mut(&mut d.salts).remove(&day);
         }
         (Key::Epoch, value) => {
             tracing::warn!(

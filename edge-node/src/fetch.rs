@@ -27,6 +27,9 @@ pub struct FetchStats {
     pub from_coordinator_bytes: u64,
     pub from_peers_bytes: u64,
     pub served_to_peers: u64,
+    /// Blobs (not bytes) from each source, for the metrics.
+    pub from_coordinator_blobs: u64,
+    pub from_peers_blobs: u64,
 }
 
 pub struct Fetcher {
@@ -193,7 +196,11 @@ impl Fetcher {
         tokio::time::timeout(deadline_for(size), work)
             .await
             .context("peer blob transfer timed out")??;
-        self.stats.lock().unwrap().from_peers_bytes += size;
+        {
+            let mut s = self.stats.lock().unwrap();
+            s.from_peers_bytes += size;
+            s.from_peers_blobs += 1;
+        }
         Ok(())
     }
 
@@ -224,7 +231,9 @@ impl Fetcher {
         .await;
         self.inflight.lock().unwrap().remove(&hash);
         if let Ok(true) = result {
-            self.stats.lock().unwrap().from_coordinator_bytes += size;
+            let mut s = self.stats.lock().unwrap();
+            s.from_coordinator_bytes += size;
+            s.from_coordinator_blobs += 1;
         }
         result.map(|_| ())
     }

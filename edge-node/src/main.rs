@@ -76,6 +76,34 @@ struct NodeFlags {
     /// node asks its coordinator or a peer after each start.
     #[arg(long, env = "OUTPOST_EDGE_KEY_CACHE")]
     key_cache: Option<PathBuf>,
+    /// Serve Prometheus metrics as `GET /metrics` on this address (e.g.
+    /// `127.0.0.1:9100`). Off by default. Nothing authenticates a scrape:
+    /// an address off loopback is served as given (with a warning), so
+    /// firewall it to your scraper.
+    #[arg(long, env = "OUTPOST_EDGE_METRICS", value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// Do not count traffic analytics (requests, page views, visitors …
+    /// per site). When counting, each closed minute is kept on disk under
+    /// `<data dir>/analytics` until the coordinator has it.
+    #[arg(long, env = "OUTPOST_EDGE_NO_ANALYTICS")]
+    no_analytics: bool,
+    /// Distinct keys (paths, referrers, countries, function routes; a site
+    /// counts 16) one minute of analytics may hold; past it new keys are
+    /// counted as "(other)", so memory stays bounded whatever the traffic.
+    #[arg(long, env = "OUTPOST_EDGE_ANALYTICS_MAX_KEYS", default_value_t = analytics::recorder::DEFAULT_MAX_KEYS as u32,
+          value_parser = clap::value_parser!(u32).range(100..=10_000_000))]
+    analytics_max_keys: u32,
+    /// Disk the analytics spool may use while the coordinator cannot take
+    /// records (e.g. `256MiB`); past it the oldest minutes are merged into
+    /// hours, then days, instead of being dropped.
+    #[arg(long, env = "OUTPOST_EDGE_ANALYTICS_SPOOL_SIZE", default_value = "256MiB",
+          value_parser = parse_cache_size)]
+    analytics_spool_size: bytesize::ByteSize,
+    /// A country database (MaxMind GeoLite2/GeoIP2 Country or DB-IP, a
+    /// `.mmdb` file) for the analytics' countries. Without one, countries
+    /// are not counted.
+    #[arg(long, env = "OUTPOST_EDGE_GEOIP", value_name = "FILE")]
+    geoip: Option<PathBuf>,
 }
 
 /// A size of at least 1 MiB (less could not hold one site) and at most 1 PiB.
@@ -188,6 +216,13 @@ fn run_options(
                 .max(std::time::Duration::from_millis(100)),
         },
         key_cache: node.key_cache,
+        metrics_addr: node.metrics,
+        analytics: edge_node::traffic::AnalyticsOptions {
+            enabled: !node.no_analytics,
+            max_keys: node.analytics_max_keys as usize,
+            spool_bytes: node.analytics_spool_size.0,
+            geoip: node.geoip,
+        },
     }
 }
 
@@ -344,8 +379,12 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let running = node::start(opts).await.context("starting the edge node")?;
+    let metrics = running
+        .metrics_addr
+        .map(|a| format!(", metrics http://{a}/metrics"))
+        .unwrap_or_default();
     println!(
-        "serving http://{} and https://{}, mesh {}",
+        "serving http://{} and https://{}, mesh {}{metrics}",
         running.http_addr, running.https_addr, running.mesh_addr
     );
     let stop = running.shutdown_handle();
@@ -406,6 +445,30 @@ mod tests {
                     assert!(e.to_string().contains("--max-instances"), "{args:?}: {e}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn metrics_are_off_unless_an_address_is_given() {
+        let metrics = |args: &[&str]| -> Result<Option<SocketAddr>, clap::Error> {
+            let argv = ["edge-node", "run", "--data-dir", "/nonexistent"]
+                .iter()
+                .chain(args);
+            match Cli::try_parse_from(argv)?.command {
+                Command::Run { data, node, .. } => {
+                    Ok(run_options(data, None, None, None, None, node).metrics_addr)
+                }
+                _ => unreachable!("parsed `run`"),
+            }
+        };
+        assert_eq!(metrics(&[]).unwrap(), None);
+        assert_eq!(
+            metrics(&["--metrics", "127.0.0.1:9101"]).unwrap(),
+            Some("127.0.0.1:9101".parse().unwrap())
+        );
+        for bad in ["localhost:9101", "9101", "", "127.0.0.1"] {
+            let arg = format!("--metrics={bad}");
+            assert!(metrics(&[&arg]).is_err(), "{bad}");
         }
     }
 

@@ -49,6 +49,11 @@ pub struct RunOptions {
     /// `--key-cache`: keep the cluster key in this file (outside the data
     /// directory) across restarts; `None`: in memory only.
     pub key_cache: Option<PathBuf>,
+    /// `--metrics`: serve Prometheus metrics here (no authentication);
+    /// `None`: not served.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Traffic analytics (`--analytics-*`).
+    pub analytics: crate::traffic::AnalyticsOptions,
 }
 
 pub struct RunningNode {
@@ -57,6 +62,8 @@ pub struct RunningNode {
     pub https_addr: SocketAddr,
     /// Where peers reach this node (advertised mesh address).
     pub mesh_addr: SocketAddr,
+    /// Where `GET /metrics` is served, with `--metrics`.
+    pub metrics_addr: Option<SocketAddr>,
     pub mesh: Arc<Mesh>,
     pub state: Arc<ServingState>,
     pub status: watch::Receiver<SyncStatus>,
@@ -150,6 +157,14 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     let https_listener = bind(https_addr, "HTTPS", "--https").await?;
     let http_addr = http_listener.local_addr()?;
     let https_addr = https_listener.local_addr()?;
+    let metrics_listener = match opts.metrics_addr {
+        Some(a) => Some(crate::metrics::bind(a).await?),
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
     let mesh_listen = pick(opts.mesh_addr, &identity.info.mesh_addr, "0.0.0.0:8702")?;
     let server_cfg =
         crate::tls::mesh_server_config(&identity.ca_pem, &identity.cert_pem, &identity.key_pem)?;
@@ -267,6 +282,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         %http_addr,
         %https_addr,
         %mesh_addr,
+        metrics_addr = ?metrics_addr,
         "edge node serving"
     );
 
@@ -274,7 +290,31 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     // One operator switch for everything the node fetches for tenants.
     limits.proxy.allow_private = opts.allow_private_outbound;
     let app = EdgeHttp::with_functions(state.clone(), blobs.clone(), limits, functions.clone());
+    let metrics = app.metrics().clone();
     let mut tasks = Vec::new();
+    if opts.analytics.enabled {
+        let analytics = Arc::new(crate::traffic::Analytics::new(&opts.analytics)?);
+        let spool = analytics::spool::Spool::open(
+            &opts.data_dir.join("analytics"),
+            opts.analytics.spool_bytes,
+        )?;
+        app.set_analytics(analytics.clone());
+        tasks.push(tokio::spawn(crate::traffic::run(
+            analytics,
+            spool,
+            config_state.subscribe(),
+            conn_rx.clone(),
+            metrics.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    if let Some(listener) = metrics_listener {
+        tasks.push(tokio::spawn(crate::metrics::serve(
+            listener,
+            metrics.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
     let (a, s) = (app.clone(), shutdown_rx.clone());
     tasks.push(tokio::spawn(async move {
         if let Err(e) = http::serve_http(http_listener, a, s).await {
@@ -332,6 +372,8 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         functions,
         cache,
         keys: keys.clone(),
+        metrics,
+        metrics_addr,
     };
     // Written before the node says it is serving, so `edge-node status`
     // never sees a running node without a status.
@@ -360,6 +402,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         http_addr,
         https_addr,
         mesh_addr,
+        metrics_addr,
         mesh,
         state,
         status: status_rx,

@@ -34,6 +34,8 @@ pub struct Site {
     /// rather than per response (`None` if it is not a valid one).
     pub deployment_header: Option<http::HeaderValue>,
     pub bundle: BundleId,
+    /// Production or preview: which environment analytics count it under.
+    pub environment: protocol::EnvKind,
     pub manifest: Arc<Manifest>,
     /// The manifest's function routes, parsed once.
     pub functions: Arc<RouteTable>,

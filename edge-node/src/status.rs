@@ -41,6 +41,10 @@ pub struct StatusWriter {
     pub functions: Arc<FunctionRuntime>,
     pub cache: Arc<crate::disk_cache::DiskCache>,
     pub keys: Arc<crate::keys::ClusterKeys>,
+    /// What the status loop copies the node's state into.
+    pub metrics: Arc<crate::metrics::EdgeMetrics>,
+    /// Where `--metrics` serves them, if it does.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl StatusWriter {
@@ -97,8 +101,43 @@ impl StatusWriter {
                         .collect(),
                 }
             },
+            metrics_addr: self.metrics_addr.map(|a| a.to_string()),
             updated_at_ms: now_ms(),
         }
+    }
+
+    /// Copies what the metrics report as state from `status` and the
+    /// sources it summarises.
+    fn observe(&self, status: &NodeStatus) {
+        let f = self.fetcher.stats();
+        let runtime = self.functions.stats();
+        let mut s = crate::metrics::NodeSample {
+            config_version: status.config_version,
+            coordinator_link: status.coordinator_link,
+            bundles_present: status.bundles_present.into(),
+            bundles_pending: status.bundles_pending.into(),
+            blobs_from_peers: f.from_peers_blobs,
+            blobs_from_coordinator: f.from_coordinator_blobs,
+            blob_bytes_from_peers: f.from_peers_bytes,
+            blob_bytes_from_coordinator: f.from_coordinator_bytes,
+            blobs_served_to_peers: f.served_to_peers,
+            instances_in_use: runtime.in_flight as u64,
+            instances_max: self.functions.max_instances() as u64,
+            compiled: runtime.compiled,
+            loaded_from_cache: runtime.loaded_from_cache,
+            ..Default::default()
+        };
+        for m in &status.members {
+            match m.state.as_str() {
+                "alive" => {
+                    s.members_alive += 1;
+                    s.peers_head = s.peers_head.max(m.config_version);
+                }
+                "suspect" => s.members_suspect += 1,
+                _ => s.members_down += 1,
+            }
+        }
+        self.metrics.observe_node(&s);
     }
 
     pub fn write_now(&self) {
@@ -112,6 +151,7 @@ impl StatusWriter {
         let mut config = self.config.subscribe();
         loop {
             let status = self.snapshot();
+            self.observe(&status);
             let file = path(&self.data_dir);
             // Writing and renaming a file blocks: not on the workers that
             // serve requests.

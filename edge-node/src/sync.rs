@@ -159,6 +159,7 @@ impl SiteParts {
             deployment: t.deployment.as_str().into(),
             deployment_header: http::HeaderValue::from_str(&t.deployment).ok(),
             bundle: t.bundle,
+            environment: t.env,
             manifest: manifest.0,
             functions: manifest.1,
             env,
@@ -294,7 +295,8 @@ impl Syncer {
                         | Key::Epoch
                         | Key::Acme
                         | Key::Challenge(_)
-                        | Key::Https(_) => {}
+                        | Key::Https(_)
+                        | Key::Salt(_) => {}
                     }
                 }
                 self.state.forget(&hosts, &projects);

@@ -179,6 +179,10 @@ pub enum Key {
     /// A host's HTTPS policy (redirect, HSTS) while it has a publicly
     /// trusted certificate.
     Https(String),
+    /// The visitor salt of one UTC day (days since the epoch): analytics
+    /// count a visitor as a keyed hash of it, so every edge counts the same
+    /// visitor the same way that day. Dropped after two days.
+    Salt(i64),
 }
 
 impl Key {
@@ -193,6 +197,7 @@ impl Key {
             Key::Acme => "a/account".to_string(),
             Key::Challenge(h) => format!("t/{h}"),
             Key::Https(h) => format!("s/{h}"),
+            Key::Salt(day) => format!("v/{day}"),
         }
     }
 
@@ -214,6 +219,13 @@ impl Key {
             "a" if name == "account" => Ok(Key::Acme),
             "t" => Ok(Key::Challenge(name.to_string())),
             "s" => Ok(Key::Https(name.to_string())),
+            // Digits only: the day number, never negative, no sign or padding.
+            "v" if name.len() <= 12
+                && name.bytes().all(|b| b.is_ascii_digit())
+                && !(name.len() > 1 && name.starts_with('0')) =>
+            {
+                name.parse().map(Key::Salt).map_err(|_| bad())
+            }
             _ => Err(bad()),
         }
     }
@@ -233,6 +245,17 @@ pub enum Entry {
     Acme(crate::acme::AcmeAccount),
     Challenge(crate::acme::HostChallenge),
     Https(crate::acme::HttpsPolicy),
+    Salt(VisitorSalt),
+}
+
+/// A day's visitor salt (see [`Key::Salt`]).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisitorSalt(pub [u8; 32]);
+
+impl std::fmt::Debug for VisitorSalt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VisitorSalt(..)")
+    }
 }
 
 /// Where a redirecting host sends every request: the same path and query
@@ -298,6 +321,7 @@ impl Entry {
                 | (Key::Acme, Entry::Acme(_))
                 | (Key::Challenge(_), Entry::Challenge(_))
                 | (Key::Https(_), Entry::Https(_))
+                | (Key::Salt(_), Entry::Salt(_))
         )
     }
 
@@ -453,6 +477,8 @@ mod tests {
             Key::Acme,
             Key::Challenge("shop.com".into()),
             Key::Https("shop.com".into()),
+            Key::Salt(20_430),
+            Key::Salt(0),
         ] {
             assert_eq!(Key::decode(&k.encode()).unwrap(), k);
         }
@@ -463,6 +489,11 @@ mod tests {
             "blog",
             "r/not.a.label",
             "e/other",
+            "v/-1",
+            "v/+5",
+            "v/007",
+            "v/1e3",
+            "v/9999999999999",
             &format!("h/{}", "a".repeat(400)),
         ] {
             assert!(Key::decode(bad).is_err(), "{bad:?}");

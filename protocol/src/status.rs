@@ -43,6 +43,9 @@ pub struct NodeStatus {
     /// The cluster key this node holds in memory (see `protocol::sealed`).
     #[serde(default)]
     pub cluster_keys: KeysStatus,
+    /// Where the node serves Prometheus metrics (`--metrics`), if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_addr: Option<String>,
     pub updated_at_ms: i64,
 }
 

@@ -18,7 +18,9 @@ use crate::signing::{BatchSignature, SignedBatch};
 /// 5: variables and certificate keys are sealed to the cluster key.
 /// 6: ACME entries (account thumbprint, TLS-ALPN-01 challenges, HTTPS
 ///    policies); an older edge could not decode them.
-pub const PROTOCOL_VERSION: u16 = 6;
+/// 7: analytics records (`EdgeRequest::Analytics`) and visitor salts in
+///    the config.
+pub const PROTOCOL_VERSION: u16 = 7;
 /// Largest frame either side accepts (a manifest of many files is the
 /// largest; batches and snapshot pages are bounded far below it).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
@@ -80,6 +82,11 @@ pub enum EdgeRequest {
     /// The cluster key's generations (see [`crate::sealed`]); answered
     /// with `ClusterKeys`.
     ClusterKeys,
+    /// One closed analytics record (the `analytics` crate's encoding, at
+    /// most 512 KiB); answered with `Ack` once stored, also when the
+    /// coordinator already had it (acknowledgements are idempotent by the
+    /// node and the record's id).
+    Analytics(Vec<u8>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -247,6 +247,8 @@ pub struct Edge {
     pub proc: Proc,
     pub http: SocketAddr,
     pub https: SocketAddr,
+    /// Where it serves `GET /metrics`, when started with `--metrics`.
+    pub metrics: Option<SocketAddr>,
     pub dir: PathBuf,
 }
 
@@ -256,10 +258,12 @@ impl Edge {
         let line = proc.try_wait_line("serving http://", STARTUP)?;
         let http = addr_after(&line, "serving http://")?;
         let https = addr_after(&line, "https://")?;
+        let metrics = addr_after(&line, "metrics http://").ok();
         Ok(Edge {
             proc,
             http,
             https,
+            metrics,
             dir: dir.to_path_buf(),
         })
     }

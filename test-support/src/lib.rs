@@ -13,6 +13,8 @@
 //! - [`dns`]: a real DNS server (Pebble's challtestsrv) whose answers a test sets.
 //! - [`acme`]: a real ACME CA (Pebble) validating against the test's edges.
 //! - [`bind`]: a real authoritative DNS server (BIND) taking TSIG-signed updates.
+//! - [`prometheus`]: a real Prometheus scraping the test's processes, and
+//!   `promtool check metrics`.
 //!
 //! The library panics on what a test cannot go on without, but the
 //! process and cluster types also have `Result` forms (`launch`, `try_*`)
@@ -24,6 +26,7 @@ pub mod cluster;
 pub mod dns;
 pub mod git;
 pub mod process;
+pub mod prometheus;
 pub mod tls;
 pub mod wait;
 pub mod wasm;

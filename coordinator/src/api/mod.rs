@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1` (axum, JSON, bearer tokens).
 
 pub mod accounts;
+mod analytics;
 pub mod auth;
 pub(crate) mod builds;
 pub(crate) mod cluster;
@@ -67,6 +68,7 @@ pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(domains::inspect, domains::remove, domains::update))
         .routes(routes!(domains::verify))
         .routes(routes!(logs::list))
+        .routes(routes!(analytics::get))
         .routes(routes!(deployments::list, deployments::create))
         .routes(routes!(git::show, git::put, git::delete))
         .routes(routes!(builds::list, builds::create))
@@ -110,6 +112,9 @@ pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
     let router = Router::new()
         .merge(api)
         .merge(crate::web::router().layer(DefaultBodyLimit::max(json_limit)))
+        // Prometheus' usual path, beside the API rather than in it; not
+        // in the OpenAPI document (it is no JSON API).
+        .route("/metrics", get(crate::metrics::serve))
         .fallback(|uri: axum::http::Uri| async move {
             use axum::response::IntoResponse;
             if uri.path().starts_with("/api/") {
@@ -119,6 +124,10 @@ pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
             }
         })
         .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.config.accounts.secure_cookies,
             crate::http::security_headers,

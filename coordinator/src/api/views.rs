@@ -105,6 +105,16 @@ pub struct BuildLogPage {
     pub next_after: i64,
 }
 
+/// A project's traffic analytics for a range: totals (`requests`,
+/// `page_views`, `visitors`, `bots`, `bytes`, `status`, `status_classes`,
+/// `duration_ms`, `precompressed`), the `series` per bucket, `top` lists,
+/// `nodes` and `regions`, `functions` per route, and `result` when the
+/// query names a metric. See docs/analytics.md.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct AnalyticsView(pub analytics::query::Report);
+
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FunctionLogPage {
     pub items: Vec<FunctionLogRow>,

@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod analytics;
 pub mod builds;
 pub mod cluster;
 pub mod deployments;
@@ -56,6 +57,8 @@ pub struct App {
     pub domains: Arc<crate::domains::DomainChecker>,
     /// Their certificates.
     pub acme: Arc<crate::acme::AcmeService>,
+    /// What `GET /metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl App {

@@ -1,5 +1,6 @@
 //! Client subcommands: talk to a coordinator over its REST API.
 
+pub mod analytics;
 pub mod builds;
 pub mod client;
 pub mod commands;

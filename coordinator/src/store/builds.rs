@@ -285,6 +285,29 @@ impl Store {
             .await
     }
 
+    /// Builds waiting and building, over every project: (queued, building).
+    /// A count over the status index, for the metrics.
+    pub async fn build_queue_depth(&self) -> Result<(i64, i64), StoreError> {
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM builds WHERE status IN ($1, $2) GROUP BY status",
+        )
+        .bind(BuildStatus::Queued.as_str())
+        .bind(BuildStatus::Building.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let (mut queued, mut building) = (0, 0);
+        for r in rows {
+            let status: String = r.try_get("status")?;
+            let n: i64 = r.try_get("n")?;
+            if status == BuildStatus::Queued.as_str() {
+                queued = n;
+            } else {
+                building = n;
+            }
+        }
+        Ok((queued, building))
+    }
+
     /// Takes the oldest queued build of a project with nothing building,
     /// if any, and marks it building.
     pub async fn claim_build(&self) -> Result<Option<Build>, StoreError> {

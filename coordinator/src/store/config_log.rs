@@ -85,6 +85,8 @@ pub enum EdgeSync {
     AcmeAccount(String),
     /// A host's ACME challenge under way, set or (None) removed.
     Challenge(String, Option<protocol::acme::HostChallenge>),
+    /// A day's visitor salt for analytics, set or (None) dropped.
+    Salt(i64, Option<[u8; 32]>),
 }
 
 /// A host certificate as issued, before its key is sealed into an entry.
@@ -412,6 +414,16 @@ impl Store {
             decode::<Entry>(&v, "entry")
         })
         .transpose()
+    }
+
+    /// The days with a visitor salt in the config.
+    pub async fn salt_days(&self) -> Result<Vec<i64>, StoreError> {
+        Ok(self
+            .entries_of_kind('v')
+            .await?
+            .into_iter()
+            .filter_map(|(day, _)| day.parse().ok())
+            .collect())
     }
 
     /// Revoked node ids whose revocation is older than `older_than_ms`
@@ -983,6 +995,12 @@ async fn derive(
             project_id: None,
             deployment_id: None,
             value: c.clone().map(Entry::Challenge),
+        }),
+        EdgeSync::Salt(day, salt) => out.push(Write {
+            key: Key::Salt(*day),
+            project_id: None,
+            deployment_id: None,
+            value: salt.map(|s| Entry::Salt(protocol::config::VisitorSalt(s))),
         }),
         EdgeSync::Reseal => {
             super::cluster_keys::rotate(tx, &log.secrets).await?;

@@ -168,6 +168,7 @@ impl Store {
         let mut deployments = 0;
         for (sql, counts) in [
             ("DELETE FROM function_logs WHERE project_id = $1", false),
+            ("DELETE FROM analytics_rollups WHERE project_id = $1", false),
             (
                 "DELETE FROM build_logs WHERE build_id IN (SELECT id FROM builds WHERE project_id = $1)",
                 false,

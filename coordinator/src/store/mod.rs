@@ -6,6 +6,7 @@
 
 mod accounts;
 mod acme;
+pub mod analytics;
 mod builds;
 mod certs;
 mod cluster_keys;
@@ -134,6 +135,11 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await
+    }
+
+    /// The connections the pool holds now, and how many of them are idle.
+    pub fn pool_connections(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
     }
 
     pub async fn config_version(&self) -> Result<i64, StoreError> {

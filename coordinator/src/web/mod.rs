@@ -4,6 +4,7 @@
 //! exactly what the API allows, with the same checks and audit entries.
 
 mod account;
+mod analytics;
 mod admin;
 mod deployment;
 mod flash;
@@ -81,6 +82,7 @@ pub fn router() -> Router<App> {
             post(project::domain_https),
         )
         .route("/projects/{p}/functions", get(project::functions_tab))
+        .route("/projects/{p}/analytics", get(analytics::tab))
         .route("/projects/{p}/settings", get(project::settings_tab))
         .route("/projects/{p}/settings/git", post(project::set_git))
         .route(

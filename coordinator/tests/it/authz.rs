@@ -453,6 +453,7 @@ pub(crate) async fn snapshot(w: &World) -> Value {
         "/projects/b-site/domains".into(),
         format!("/domains/{B_DOMAIN}"),
         "/projects/b-site/logs".into(),
+        "/projects/b-site/analytics?since=1h".into(),
         "/projects/b-site/deployments".into(),
         "/projects/b-site/git".into(),
         "/projects/b-site/builds".into(),
@@ -700,6 +701,8 @@ fn stranger_rows(ids: &Ids) -> Vec<Row> {
             .body(json!({"https_redirect": false})),
         // Logs, deployments, git, builds.
         row(M::GET, "/projects/{project}/logs", &[p], NotFound),
+        row(M::GET, "/projects/{project}/analytics", &[p], NotFound),
+        row(M::GET, "/projects/{project}/analytics", &[p], NotFound).query("since=7d&group_by=node&metric=visitors"),
         row(M::GET, "/projects/{project}/logs", &[p], NotFound).query(&format!("deployment={dep}")),
         row(M::GET, "/projects/{project}/deployments", &[p], NotFound),
         row(M::POST, "/projects/{project}/deployments", &[p], NotFound).body(manifest_body()),
@@ -887,6 +890,11 @@ fn viewer_rows(ids: &Ids) -> Vec<Row> {
 pub(crate) const NOT_TENANT_SCOPED: &[(&str, &str, &str)] = &[
     ("GET", "/health", "public; no tenant data"),
     ("GET", "/openapi.json", "public description of the API"),
+    (
+        "GET",
+        "/metrics",
+        "operator's scrape, no tenant data: [metrics] token or loopback only; metrics::access and it::metrics check",
+    ),
     ("POST", "/auth/signup", "no credential; sign_up_rules"),
     ("POST", "/auth/login", "no credential; sign_in_rate_limit"),
     ("POST", "/auth/logout", "ends the caller's own session"),

@@ -10,6 +10,7 @@
 mod support;
 
 mod acme;
+mod analytics;
 mod authz;
 mod authz_dashboard;
 mod builds;
@@ -23,6 +24,7 @@ mod hardening;
 mod lifecycle;
 mod mesh;
 mod mesh_partition;
+mod metrics;
 mod node_trust;
 mod openapi;
 mod restore;

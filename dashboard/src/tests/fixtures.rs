@@ -403,3 +403,134 @@ pub fn audit(full: bool) -> AuditPage {
         team: full.then(|| "t1".into()),
     }
 }
+
+/// A referrer that tries to break out of an attribute and a text node.
+pub const HOSTILE_REFERRER: &str = r#"https://evil.example/"><img src=x onerror="alert(1)">"#;
+
+pub fn analytics(full: bool) -> AnalyticsTab {
+    const HOUR: i64 = 60 * MIN;
+    let start = NOON_MINUS_DAY;
+    let series = if full {
+        (0..24)
+            .map(|i| SeriesPoint {
+                t_ms: start + i * HOUR,
+                requests: (i as u64 * 37) % 200 + 10,
+                page_views: (i as u64 * 13) % 90,
+                visitors: i as u64 % 20,
+                bytes: i as u64 * 1_000_000,
+            })
+            .collect()
+    } else {
+        vec![]
+    };
+    let top = |k: &str| vec![(k.to_string(), 120), ("/about".to_string(), 30)];
+    AnalyticsTab {
+        range: if full {
+            AnalyticsRange::Day
+        } else {
+            AnalyticsRange::Hour
+        },
+        granularity: if full {
+            Granularity::Hour
+        } else {
+            Granularity::Minute
+        },
+        filter: full.then(|| AnalyticsFilter::Environment("production".into())),
+        deployments: if full {
+            vec![("dep1234567".into(), format!("dep1234567 · {XSS}"))]
+        } else {
+            vec![]
+        },
+        environments: vec!["production".into(), "preview".into()],
+        totals: if full {
+            AnalyticsTotals {
+                requests: 12_345,
+                page_views: 4_321,
+                visitors: 987,
+                bots: 654,
+                bytes: 1_234_567_890,
+                status: StatusClasses {
+                    s2xx: 10_000,
+                    s3xx: 1_000,
+                    s4xx: 1_245,
+                    s5xx: 100,
+                },
+                status_codes: vec![(200, 10_000), (404, 1_245), (500, 100)],
+                latency: Some(Percentiles {
+                    p50: 4.2,
+                    p95: 38.0,
+                    p99: 1_250.0,
+                }),
+                encodings: Encodings {
+                    br: 700,
+                    gzip: 200,
+                    identity: 100,
+                },
+            }
+        } else {
+            AnalyticsTotals::default()
+        },
+        series,
+        top: if full {
+            TopLists {
+                pages: top(&format!("/{XSS}")),
+                not_found: top(&format!("/wp-login.php?{XSS}")),
+                referrers: top(HOSTILE_REFERRER),
+                countries: top("DE"),
+                browsers: top(XSS),
+                os: top("Linux"),
+                devices: top("desktop"),
+            }
+        } else {
+            TopLists::default()
+        },
+        geoip: full,
+        nodes: if full {
+            vec![
+                NodeTraffic {
+                    node: XSS.into(),
+                    region: XSS.into(),
+                    requests: 10_000,
+                    bytes: 1_000_000_000,
+                },
+                NodeTraffic {
+                    node: "fra-2".into(),
+                    region: "fra".into(),
+                    requests: 2_345,
+                    bytes: 234_567_890,
+                },
+            ]
+        } else {
+            vec![]
+        },
+        functions: if full {
+            vec![
+                FunctionStats {
+                    route: format!("/api/{XSS}"),
+                    invocations: 500,
+                    errors: 3,
+                    timeouts: 1,
+                    memory_limit: 2,
+                    latency: Some(Percentiles {
+                        p50: 12.0,
+                        p95: 80.0,
+                        p99: 240.0,
+                    }),
+                },
+                FunctionStats {
+                    route: "/api/idle".into(),
+                    invocations: 0,
+                    errors: 0,
+                    timeouts: 0,
+                    memory_limit: 0,
+                    latency: None,
+                },
+            ]
+        } else {
+            vec![]
+        },
+    }
+}
+
+/// 2024-04-30 12:00 UTC: the start of the analytics fixture's 24 hours.
+const NOON_MINUS_DAY: i64 = NOW - 24 * 60 * MIN;

@@ -1,6 +1,7 @@
 //! Whole-page tests: every page, with data and without, must be a complete
 //! document whose forms, labels and escaping are right.
 
+mod analytics;
 mod fixtures;
 mod html_scan;
 mod pages;
@@ -116,6 +117,14 @@ pub fn all_pages(full: bool) -> Vec<(String, String)> {
             ),
         ),
     ];
+    out.push((
+        "project-analytics".into(),
+        crate::analytics(
+            &fx::page(Nav::Projects),
+            &fx::header(true),
+            &fx::analytics(full),
+        ),
+    ));
     for can_write in [true, false] {
         for body in fx::bodies(full) {
             let name = format!("project-{}-write={can_write}", tab_name(&body));

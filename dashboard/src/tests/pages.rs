@@ -165,6 +165,7 @@ fn project_tabs_link_every_section() {
         ("/domains", "Domains"),
         ("/env", "Environment"),
         ("/functions", "Functions"),
+        ("/analytics", "Analytics"),
         ("/settings", "Settings"),
     ] {
         assert!(

@@ -105,7 +105,8 @@ fn ids_are_unique() {
     for (name, html) in every_page() {
         let mut seen = std::collections::HashSet::new();
         for kind in [
-            "div", "input", "select", "textarea", "code", "pre", "h2", "h3", "span", "p", "main",
+            "div", "input", "select", "textarea", "code", "pre", "h2", "h3", "h4", "span", "p",
+            "main", "form", "section", "figure", "dd", "table",
         ] {
             for tag in tags(&html, kind) {
                 if let Some(id) = attr(tag, "id") {
@@ -152,6 +153,21 @@ fn anonymous_pages_show_only_the_brand() {
         } else {
             assert!(html.contains(r#"action="/logout""#), "{name}");
             assert!(html.contains("ada@example.com"), "{name}");
+        }
+    }
+}
+
+#[test]
+fn no_inline_styles_or_colours() {
+    // The coordinator's CSP is `style-src 'self'`: a style attribute would
+    // be dropped, and a colour in markup would ignore the dark scheme.
+    for (name, html) in every_page() {
+        assert!(!html.contains(" style=\""), "{name}: inline style");
+        for attr in ["fill", "stroke", "color"] {
+            assert!(
+                !html.contains(&format!(" {attr}=\"")),
+                "{name}: {attr} attribute"
+            );
         }
     }
 }

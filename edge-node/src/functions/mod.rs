@@ -44,7 +44,7 @@ use metrics::{bump, load, FunctionCounters, StatCounters};
 pub use logs::{FunctionLog, LogStream};
 pub use metrics::{FunctionMetrics, LatencySummary, RuntimeStats};
 pub use outbound::is_restricted as is_restricted_address;
-pub(crate) use serve::respond;
+pub(crate) use serve::{respond, FunctionEnd};
 
 /// Linear memories, core instances and tables one component may use. Rust
 /// components have one memory and a handful of core instances (the program,
@@ -288,6 +288,11 @@ impl FunctionRuntime {
     /// How many components' code the runtime keeps in memory at once.
     pub fn capacity(&self) -> usize {
         self.inner.capacity()
+    }
+
+    /// Instances this node runs at once (`--max-instances`).
+    pub fn max_instances(&self) -> usize {
+        self.inner.config.max_concurrent
     }
 
     /// Where the compiled artefact of `component` lives for this engine.

@@ -28,9 +28,23 @@ use super::{proxy, routing, EdgeHttp};
 use crate::functions;
 use crate::state::{Resolved, Site};
 
+/// What a request turned out to be, for analytics: the site that answered
+/// (none for the platform's pages of unknown hosts) and the function route.
+#[derive(Default)]
+pub struct Served {
+    pub site: Option<Arc<Site>>,
+    pub route: Option<Arc<str>>,
+    /// A [`functions::FunctionEnd`] code, set by the function path.
+    pub function_end: std::sync::atomic::AtomicU8,
+}
+
 /// Serves one request whose header has been read. An `Err` means the
 /// response could not be completed and the connection must not be reused.
-pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_core::Result<()> {
+pub async fn respond(
+    app: &EdgeHttp,
+    session: &mut ServerSession,
+    served: &mut Served,
+) -> pingora_core::Result<()> {
     let head = session.req_header().method == Method::HEAD;
     let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
     // One look at the routing snapshot for what comes before routing.
@@ -49,14 +63,14 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
         None
     };
     drop(routing);
-    let mut reply = decide(app, session.req_header(), None);
+    let mut reply = decide(app, session.req_header(), None, served);
     if let Reply::Resolve(host) = reply {
         // A host the routing snapshot does not hold: a deployment's own,
         // served on demand.
         reply = match app.state.resolver() {
             None => Reply::Platform(404),
             Some(r) => match r.resolve(&host).await {
-                Resolved::Site(site) => decide(app, session.req_header(), Some(site)),
+                Resolved::Site(site) => decide(app, session.req_header(), Some(site), served),
                 Resolved::Unknown => Reply::Platform(404),
                 Resolved::Unavailable => Reply::Platform(503),
                 Resolved::Redirect(r) => {
@@ -118,12 +132,14 @@ pub async fn respond(app: &EdgeHttp, session: &mut ServerSession) -> pingora_cor
                 tracing::warn!(project = %site.project, %route, "request for a function, but this node runs none");
                 return send_page(session, 503, Some(&site), head).await;
             };
+            served.route = Some(route.clone());
             let call = functions::serve::Call {
                 site: &site,
                 route: &route,
                 entry: &entry,
                 authority,
                 hsts: hsts.and_then(|v| http::HeaderValue::from_str(&v).ok()),
+                end: &served.function_end,
             };
             functions::respond(runtime, &app.blobs, session, call).await
         }
@@ -163,7 +179,12 @@ enum Reply {
 
 /// The response, from the routing snapshot and the manifest alone; `site`
 /// when the host was resolved on demand.
-fn decide(app: &EdgeHttp, req: &RequestHeader, site: Option<Arc<Site>>) -> Reply {
+fn decide(
+    app: &EdgeHttp,
+    req: &RequestHeader,
+    site: Option<Arc<Site>>,
+    served: &mut Served,
+) -> Reply {
     let raw_host = super::raw_host(req);
     let Some(host) = raw_host.and_then(|h| normalize_host(h).ok()) else {
         return Reply::Platform(400);
@@ -187,6 +208,9 @@ fn decide(app: &EdgeHttp, req: &RequestHeader, site: Option<Arc<Site>>) -> Reply
             }
         }
     };
+    if app.analytics.get().is_some() {
+        served.site = Some(site.clone());
+    }
     // The raw target, not the parsed URI: the path parser does the one and
     // only percent-decoding, and refuses anything that could leave the bundle.
     let Some(path) = std::str::from_utf8(req.raw_path())

@@ -16,6 +16,7 @@ mod proxy;
 mod routing;
 mod server;
 mod static_files;
+mod traffic;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use pingora_core::connectors::http::Connector;
 
 use crate::functions::FunctionRuntime;
+use crate::metrics::EdgeMetrics;
 use crate::state::ServingState;
 use crate::store::BlobStore;
 
@@ -86,6 +88,10 @@ pub struct EdgeHttp {
     pub(crate) blobs: Arc<BlobStore>,
     pub(crate) limits: Limits,
     pub(crate) functions: Option<Arc<FunctionRuntime>>,
+    /// Request counters and the duration histogram (`--metrics`).
+    pub(crate) metrics: Arc<EdgeMetrics>,
+    /// Traffic analytics, when the node counts them (set once at start).
+    pub(crate) analytics: OnceLock<Arc<crate::traffic::Analytics>>,
     /// pingora's client for proxy rewrites, with its upstream connection
     /// pool; built on first use (it loads the system's root certificates).
     proxy_connector: OnceLock<Connector>,
@@ -106,6 +112,8 @@ impl EdgeHttp {
             blobs,
             limits,
             functions: None,
+            metrics: Default::default(),
+            analytics: OnceLock::new(),
             proxy_connector: OnceLock::new(),
         })
     }
@@ -123,8 +131,15 @@ impl EdgeHttp {
             blobs,
             limits,
             functions: Some(functions),
+            metrics: Default::default(),
+            analytics: OnceLock::new(),
             proxy_connector: OnceLock::new(),
         })
+    }
+
+    /// Counts every request a site answers into `analytics`.
+    pub fn set_analytics(&self, analytics: Arc<crate::traffic::Analytics>) {
+        let _ = self.analytics.set(analytics);
     }
 
     fn proxy_connector(&self) -> &Connector {
@@ -133,5 +148,11 @@ impl EdgeHttp {
 
     pub fn functions(&self) -> Option<&Arc<FunctionRuntime>> {
         self.functions.as_ref()
+    }
+
+    /// What the requests served here count into; the node serves it on
+    /// `--metrics` and fills in the rest of its state.
+    pub fn metrics(&self) -> &Arc<EdgeMetrics> {
+        &self.metrics
     }
 }

@@ -24,7 +24,7 @@ use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
-use tokio::time::{sleep, timeout, Duration};
+use tokio::time::{sleep, timeout, Duration, Instant};
 
 use super::certs::SniResolver;
 use super::{dispatch, pages, EdgeHttp};
@@ -162,10 +162,13 @@ async fn connection(
     // rewrites); the peer address is looked up only when asked for.
     l4.set_socket_digest(SocketDigest::from_raw_fd(fd));
     let l4 = super::coalesce::Coalesced::new(l4);
+    let over_tls = tls.is_some();
     let stream: Stream = match tls {
         None => Box::new(l4),
         Some(acceptor) => {
-            match timeout(app.limits.handshake_timeout, acceptor.tls_handshake(l4)).await {
+            let handshake = timeout(app.limits.handshake_timeout, acceptor.tls_handshake(l4)).await;
+            app.metrics.tls_handshake(matches!(handshake, Ok(Ok(_))));
+            match handshake {
                 Ok(Ok(s)) => Box::new(s),
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "TLS handshake failed");
@@ -181,11 +184,16 @@ async fn connection(
     if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
         serve_h2(app, stream, shutdown).await
     } else {
-        serve_h1(app, stream, shutdown).await
+        serve_h1(app, stream, shutdown, over_tls).await
     }
 }
 
-async fn serve_h1(app: Arc<EdgeHttp>, mut stream: Stream, shutdown: watch::Receiver<bool>) {
+async fn serve_h1(
+    app: Arc<EdgeHttp>,
+    mut stream: Stream,
+    shutdown: watch::Receiver<bool>,
+    tls: bool,
+) {
     let limits = &app.limits;
     let idle_secs = limits.idle_timeout.as_secs().max(1);
     // One timer and one shutdown subscription per connection, not per
@@ -242,7 +250,12 @@ async fn serve_h1(app: Arc<EdgeHttp>, mut stream: Stream, shutdown: watch::Recei
         // which then waits for a close that never comes.
         let keep = session.get_keepalive().is_some() && !*shutdown.borrow();
         session.set_keepalive(keep.then_some(idle_secs));
-        if let Err(e) = dispatch::respond(&app, &mut session).await {
+        let started = Instant::now();
+        let mut served = dispatch::Served::default();
+        let responded = dispatch::respond(&app, &mut session, &mut served).await;
+        count_request(&app, &session, started, tls);
+        super::traffic::count(&app, &session, started, &served);
+        if let Err(e) = responded {
             tracing::debug!(error = %e, "response aborted");
             return;
         }
@@ -259,6 +272,19 @@ async fn serve_h1(app: Arc<EdgeHttp>, mut stream: Stream, shutdown: watch::Recei
             }
         }
     }
+}
+
+/// The request's line in the metrics: its status class, body bytes and
+/// time from its head read to its response sent.
+fn count_request(app: &EdgeHttp, session: &ServerSession, started: Instant, tls: bool) {
+    let status = session.response_written().map_or(0, |h| h.status.as_u16());
+    app.metrics.request(
+        status,
+        session.body_bytes_sent() as u64,
+        started.elapsed(),
+        session.is_http2(),
+        tls,
+    );
 }
 
 /// Best effort: a client that sent garbage gets a 400 before the close.
@@ -326,7 +352,14 @@ async fn serve_h2(app: Arc<EdgeHttp>, stream: Stream, mut shutdown: watch::Recei
                     streams.spawn(async move {
                         let mut session = ServerSession::new_http2(h2);
                         session.set_write_timeout(Some(app.limits.write_timeout));
-                        match dispatch::respond(&app, &mut session).await {
+                        let started = Instant::now();
+                        let mut served = dispatch::Served::default();
+                        let responded =
+                            dispatch::respond(&app, &mut session, &mut served).await;
+                        // h2 is only ever negotiated by ALPN, so over TLS.
+                        count_request(&app, &session, started, true);
+                        super::traffic::count(&app, &session, started, &served);
+                        match responded {
                             Ok(()) => {
                                 let _ = session.finish().await;
                             }

@@ -53,6 +53,7 @@ pub fn site(name: &str, manifest: Manifest, env: &[(&str, &str)], outbound: &[&s
         deployment_header: http::HeaderValue::from_str(&deployment).ok(),
         deployment: deployment.into(),
         bundle: manifest.bundle_id(),
+        environment: protocol::EnvKind::Production,
         functions: Arc::new(protocol::functions::RouteTable::new(&manifest.functions)),
         manifest: Arc::new(manifest),
         env: Some(Arc::new(

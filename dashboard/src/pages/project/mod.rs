@@ -1,6 +1,7 @@
 //! One project: a header with its production address and actions, tabs,
 //! and the selected tab's content.
 
+mod analytics;
 pub(crate) mod deployments;
 mod domains;
 mod env;
@@ -12,13 +13,14 @@ use maud::{html, Markup};
 use crate::components::{action, ext_link, Btn};
 use crate::format::seg;
 use crate::layout::document;
-use crate::model::{Page, ProjectBody, ProjectHeader, ProjectTab};
+use crate::model::{AnalyticsTab, Page, ProjectBody, ProjectHeader, ProjectTab};
 
-const TABS: [(ProjectTab, &str, &str); 5] = [
+const TABS: [(ProjectTab, &str, &str); 6] = [
     (ProjectTab::Deployments, "Deployments", ""),
     (ProjectTab::Domains, "Domains", "/domains"),
     (ProjectTab::Env, "Environment", "/env"),
     (ProjectTab::Functions, "Functions", "/functions"),
+    (ProjectTab::Analytics, "Analytics", "/analytics"),
     (ProjectTab::Settings, "Settings", "/settings"),
 ];
 
@@ -31,9 +33,29 @@ pub fn project(page: &Page, header: &ProjectHeader, body: &ProjectBody) -> Strin
         ProjectBody::Functions(t) => functions::render(t),
         ProjectBody::Settings(t) => settings::render(page, header, &base, t),
     };
+    frame(page, header, &base, tab_of(body), content)
+}
+
+/// `GET /projects/{name}/analytics`. A page function of its own rather
+/// than a `ProjectBody` variant: its model is many times the size of the
+/// other tabs' (clippy's `large_enum_variant`), and nothing else needs it
+/// in that enum.
+pub fn analytics(page: &Page, header: &ProjectHeader, tab: &AnalyticsTab) -> String {
+    let base = format!("/projects/{}", seg(&header.name));
+    let content = analytics::render(&base, tab);
+    frame(page, header, &base, ProjectTab::Analytics, content)
+}
+
+fn frame(
+    page: &Page,
+    header: &ProjectHeader,
+    base: &str,
+    tab: ProjectTab,
+    content: Markup,
+) -> String {
     let html = html! {
-        (head(page, header, &base))
-        (tabs(&base, tab_of(body)))
+        (head(page, header, base))
+        (tabs(base, tab))
         div.tab-panel { (content) }
     };
     document(page, false, html)

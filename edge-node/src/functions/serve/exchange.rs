@@ -29,6 +29,7 @@ pub(super) struct Exchange<'a> {
     pub(super) inner: &'a Inner,
     pub(super) meta: Option<Arc<RequestLogMeta>>,
     pub(super) hsts: Option<http::HeaderValue>,
+    pub(super) end: &'a std::sync::atomic::AtomicU8,
 }
 
 impl Exchange<'_> {
@@ -43,6 +44,7 @@ impl Exchange<'_> {
         failure: Failure,
     ) -> pingora_core::Result<()> {
         self.record(failure.outcome());
+        self.note_end(failure);
         let body = error_page(failure, self.request_id);
         let mut head = http::Response::new(()).into_parts().0;
         head.status =
@@ -72,6 +74,7 @@ impl Exchange<'_> {
     /// A failure of the instance itself: counted, logged here and in the
     /// function's own log stream.
     pub(super) fn report(&self, failure: Failure, error: Option<&wasmtime::Error>) {
+        self.note_end(failure);
         let stats = &self.inner.stats;
         match failure {
             Failure::Timeout => bump(&stats.timeouts),
@@ -92,6 +95,25 @@ impl Exchange<'_> {
             };
             meta.note(line);
         }
+    }
+}
+
+impl Exchange<'_> {
+    /// Keeps the most telling end: a timeout or memory hit is not
+    /// overwritten by the generic failure reported after it.
+    fn note_end(&self, failure: Failure) {
+        use std::sync::atomic::Ordering;
+        let end = match failure {
+            Failure::Timeout => super::FunctionEnd::Timeout,
+            Failure::Memory => super::FunctionEnd::Memory,
+            _ => super::FunctionEnd::Error,
+        } as u8;
+        let _ = self
+            .end
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                let generic = super::FunctionEnd::Error as u8;
+                (c == 0 || (c == generic && end != generic)).then_some(end)
+            });
     }
 }
 

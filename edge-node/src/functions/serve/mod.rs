@@ -75,6 +75,29 @@ pub(crate) struct Call<'a> {
     pub authority: Authority,
     /// The host's `Strict-Transport-Security`, over TLS (see `http::acme`).
     pub hsts: Option<http::HeaderValue>,
+    /// How the request ended, for analytics (a [`FunctionEnd`] code).
+    pub end: &'a std::sync::atomic::AtomicU8,
+}
+
+/// How a function request ended beyond its status, as [`Call::end`] holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum FunctionEnd {
+    Ok = 0,
+    Error = 1,
+    Timeout = 2,
+    Memory = 3,
+}
+
+impl FunctionEnd {
+    pub(crate) fn from_code(c: u8) -> FunctionEnd {
+        match c {
+            1 => FunctionEnd::Error,
+            2 => FunctionEnd::Timeout,
+            3 => FunctionEnd::Memory,
+            _ => FunctionEnd::Ok,
+        }
+    }
 }
 
 /// Serves one function request. An `Err` means the response could not be
@@ -96,6 +119,7 @@ pub(crate) async fn respond(
         inner,
         meta: None,
         hsts: call.hsts.clone(),
+        end: call.end,
     };
     let limit = inner.config.max_request_body_bytes;
     if declared_length(session).is_some_and(|n| n > limit) {
