@@ -564,6 +564,7 @@ async fn store_suite_sqlite() {
     accounts_suite(&s).await;
     domains_suite(&s).await;
     acme_suite(&s).await;
+    analytics_suite(&s).await;
     s.close().await;
 }
 
@@ -575,6 +576,7 @@ async fn store_suite_postgres() {
     accounts_suite(&s).await;
     domains_suite(&s).await;
     acme_suite(&s).await;
+    analytics_suite(&s).await;
     db.drop_db(s).await;
 }
 
@@ -961,6 +963,106 @@ async fn domains_suite(s: &Store) {
 /// Certificates of custom domains: leases (one owner; its own taken back),
 /// what is due, an order recorded then issued, failures and retries, ARI,
 /// expiry, and accounts (the first stored wins), on both databases.
+/// Analytics rollups: a record counts into its minute, hour and day once
+/// however often it is sent; filters narrow; retention trims by granularity.
+async fn analytics_suite(s: &Store) {
+    use analytics::query::Filter;
+    use analytics::{Aggregate, Env, Granularity, Record, RecordId, SiteKey};
+    use coordinator::store::analytics::{Ingested, Rows};
+    s.create_project("an-p", "traffic", "team-a").await.unwrap();
+    let minute = 1_800_000_000 - 1_800_000_000 % 3600 + 120;
+    let record = |seq: u64, requests: u64, project: &str| Record {
+        id: RecordId { start: minute, seq },
+        granularity: Granularity::Minute,
+        sites: vec![(
+            SiteKey {
+                project: project.into(),
+                deployment: "d1".into(),
+                env: Env::Production,
+            },
+            Aggregate {
+                requests,
+                ..Default::default()
+            },
+        )],
+    };
+    assert_eq!(
+        s.ingest_analytics("n1", "fra", &record(1, 5, "traffic"))
+            .await
+            .unwrap(),
+        Ingested::Counted {
+            sites: 1,
+            unknown: 0
+        }
+    );
+    // The same record again (a lost acknowledgement): not counted twice.
+    assert_eq!(
+        s.ingest_analytics("n1", "fra", &record(1, 5, "traffic"))
+            .await
+            .unwrap(),
+        Ingested::Duplicate
+    );
+    // Another record of the same minute merges; a gone project is skipped.
+    s.ingest_analytics("n1", "fra", &record(2, 2, "traffic"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.ingest_analytics("n2", "nyc", &record(1, 4, "nobody"))
+            .await
+            .unwrap(),
+        Ingested::Counted {
+            sites: 0,
+            unknown: 1
+        }
+    );
+    s.ingest_analytics("n2", "nyc", &record(3, 1, "traffic"))
+        .await
+        .unwrap();
+    let rows = |g, f: Filter| async move {
+        match s.analytics_rows("an-p", g, 0, i64::MAX, &f).await.unwrap() {
+            Rows::Found(r) => r,
+            Rows::TooMany => panic!("too many"),
+        }
+    };
+    for g in [Granularity::Minute, Granularity::Hour, Granularity::Day] {
+        let r = rows(g, Filter::default()).await;
+        assert_eq!(r.iter().map(|r| r.agg.requests).sum::<u64>(), 8, "{g:?}");
+        assert_eq!(r.len(), 2, "one row per node: {g:?}");
+        assert!(r.iter().all(|r| r.bucket == g.floor(minute)));
+    }
+    let fra = rows(
+        Granularity::Hour,
+        Filter {
+            region: Some("fra".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        (fra.len(), fra[0].agg.requests, fra[0].node.as_str()),
+        (1, 7, "n1")
+    );
+    // Retention: minutes go first, days stay.
+    let now = minute + 3 * 86_400;
+    s.expire_analytics(
+        now,
+        &[
+            (Granularity::Minute, Some(86_400)),
+            (Granularity::Hour, Some(30 * 86_400)),
+            (Granularity::Day, None),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(rows(Granularity::Minute, Filter::default())
+        .await
+        .is_empty());
+    assert_eq!(rows(Granularity::Hour, Filter::default()).await.len(), 2);
+    // The project's deletion takes its analytics.
+    s.delete_project("an-p").await.unwrap();
+    assert!(rows(Granularity::Day, Filter::default()).await.is_empty());
+}
+
 async fn acme_suite(s: &Store) {
     use coordinator::store::{AddOutcome, DomainRow, Issued, OrderStarted};
     s.create_project("acme-p", "acme-one", "team-a")
