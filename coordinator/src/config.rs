@@ -586,7 +586,9 @@ impl AnalyticsConfig {
             anyhow::bail!("[analytics] minute_retention must be at least one hour");
         }
         if self.hour_retention < self.minute_retention.max(hour * 24) {
-            anyhow::bail!("[analytics] hour_retention must be at least a day and at least minute_retention");
+            anyhow::bail!(
+                "[analytics] hour_retention must be at least a day and at least minute_retention"
+            );
         }
         if self.day_retention.is_some_and(|d| d < self.hour_retention) {
             anyhow::bail!("[analytics] day_retention must be at least hour_retention");
@@ -597,9 +599,18 @@ impl AnalyticsConfig {
     /// Retention per granularity in seconds (`None`: for ever).
     pub fn retention(&self) -> Vec<(analytics::Granularity, Option<i64>)> {
         vec![
-            (analytics::Granularity::Minute, Some(self.minute_retention.as_secs() as i64)),
-            (analytics::Granularity::Hour, Some(self.hour_retention.as_secs() as i64)),
-            (analytics::Granularity::Day, self.day_retention.map(|d| d.as_secs() as i64)),
+            (
+                analytics::Granularity::Minute,
+                Some(self.minute_retention.as_secs() as i64),
+            ),
+            (
+                analytics::Granularity::Hour,
+                Some(self.hour_retention.as_secs() as i64),
+            ),
+            (
+                analytics::Granularity::Day,
+                self.day_retention.map(|d| d.as_secs() as i64),
+            ),
         ]
     }
 }

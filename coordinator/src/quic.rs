@@ -359,7 +359,10 @@ async fn store_analytics(
         }
         Err(e) => {
             tracing::warn!(node = %node.id, error = %e, "storing an analytics record");
-            Err(wire_error(ErrorCode::Internal, "could not store the record; send it again".to_string()))
+            Err(wire_error(
+                ErrorCode::Internal,
+                "could not store the record; send it again".to_string(),
+            ))
         }
     }
 }

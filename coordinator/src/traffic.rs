@@ -71,7 +71,8 @@ mod tests {
 
     #[test]
     fn salts_cover_today_and_tomorrow_and_last_two_days() {
-        let table: &[(&[i64], (Vec<i64>, Vec<i64>))] = &[
+        type Changes = (Vec<i64>, Vec<i64>);
+        let table: &[(&[i64], Changes)] = &[
             (&[], (vec![100, 101], vec![])),
             (&[100], (vec![101], vec![])),
             (&[99, 100, 101], (vec![], vec![])),

@@ -19,7 +19,7 @@ pub mod node;
 pub mod renew;
 pub mod state;
 pub mod status;
-pub mod traffic;
 pub mod store;
 pub mod sync;
 pub mod tls;
+pub mod traffic;

@@ -4,8 +4,8 @@
 //! exactly what the API allows, with the same checks and audit entries.
 
 mod account;
-mod analytics;
 mod admin;
+mod analytics;
 mod deployment;
 mod flash;
 mod project;

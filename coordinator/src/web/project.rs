@@ -121,7 +121,11 @@ pub async fn create(
 }
 
 /// The project (if the user may see it), its header, and their role.
-pub(super) async fn header(state: &App, signed: &SignedIn, name: &str) -> WebResult<(Project, ProjectHeader)> {
+pub(super) async fn header(
+    state: &App,
+    signed: &SignedIn,
+    name: &str,
+) -> WebResult<(Project, ProjectHeader)> {
     let p = app::access::project(state, &signed.who, name, Role::Viewer).await?;
     let team = app::accounts::team_name(state, &p.team_id).await?;
     let has_git = app::git::repository_url(state, &p).await?.is_some();

@@ -702,7 +702,8 @@ fn stranger_rows(ids: &Ids) -> Vec<Row> {
         // Logs, deployments, git, builds.
         row(M::GET, "/projects/{project}/logs", &[p], NotFound),
         row(M::GET, "/projects/{project}/analytics", &[p], NotFound),
-        row(M::GET, "/projects/{project}/analytics", &[p], NotFound).query("since=7d&group_by=node&metric=visitors"),
+        row(M::GET, "/projects/{project}/analytics", &[p], NotFound)
+            .query("since=7d&group_by=node&metric=visitors"),
         row(M::GET, "/projects/{project}/logs", &[p], NotFound).query(&format!("deployment={dep}")),
         row(M::GET, "/projects/{project}/deployments", &[p], NotFound),
         row(M::POST, "/projects/{project}/deployments", &[p], NotFound).body(manifest_body()),

@@ -213,6 +213,14 @@ async fn dashboard_end_to_end_in_chromium() {
         .await;
     assert_eq!(b.text("#tag").await, "version one");
 
+    // The Analytics tab renders its charts and tables (the traffic above
+    // arrives once its minute closes); its range form is a plain GET.
+    b.goto(&format!("{url}/projects/blog/analytics?range=7d"))
+        .await;
+    assert!(b.exists("#analytics").await);
+    assert!(b.exists("#analytics-requests").await);
+    b.shot("analytics").await;
+
     // 4. A second commit, deployed the same way, becomes production;
     //    "Roll back production" brings the first one back.
     commit(

@@ -970,7 +970,7 @@ async fn analytics_suite(s: &Store) {
     use analytics::{Aggregate, Env, Granularity, Record, RecordId, SiteKey};
     use coordinator::store::analytics::{Ingested, Rows};
     s.create_project("an-p", "traffic", "team-a").await.unwrap();
-    let minute = 1_800_000_000 - 1_800_000_000 % 3600 + 120;
+    let minute = 1_800_000_000 + 120; // 1_800_000_000 is on an hour
     let record = |seq: u64, requests: u64, project: &str| Record {
         id: RecordId { start: minute, seq },
         granularity: Granularity::Minute,
