@@ -453,7 +453,6 @@ pub(crate) async fn snapshot(w: &World) -> Value {
         "/projects/b-site/domains".into(),
         format!("/domains/{B_DOMAIN}"),
         "/projects/b-site/logs".into(),
-        "/projects/b-site/analytics?since=1h".into(),
         "/projects/b-site/deployments".into(),
         "/projects/b-site/git".into(),
         "/projects/b-site/builds".into(),
