@@ -144,20 +144,29 @@ pub fn is_page_view(get: bool, status: u16, content_type: Option<&str>) -> bool 
             .is_some_and(|t| t.len() >= 9 && t.as_bytes()[..9].eq_ignore_ascii_case(b"text/html"))
 }
 
+/// A user agent's digest, as [`visitor_hash`] takes it (computed once per
+/// distinct agent: the recorder caches it with the agent's class).
+pub fn agent_digest(user_agent: &str) -> [u8; 16] {
+    blake3::hash(user_agent.as_bytes()).as_bytes()[..16]
+        .try_into()
+        .expect("16 bytes")
+}
+
 /// The visitor's hash: keyed by the day's salt, over address, user agent
-/// and site host (Plausible's scheme). The address never leaves this
-/// function; without the salt (dropped after two days) the hash cannot be
-/// tied back to it.
-pub fn visitor_hash(salt: &[u8; 32], ip: IpAddr, user_agent: &str, host: &str) -> u64 {
+/// (its [`agent_digest`]) and scope (Plausible's scheme, with the project
+/// for the site). The address never leaves this function; without the
+/// salt (dropped after two days) the hash cannot be tied back to it.
+pub fn visitor_hash(salt: &[u8; 32], ip: IpAddr, agent: &[u8; 16], scope: &str) -> u64 {
     let mut h = blake3::Hasher::new_keyed(salt);
-    match ip {
-        IpAddr::V4(v4) => h.update(&v4.octets()),
-        IpAddr::V6(v6) => h.update(&v6.octets()),
+    // Fixed-length parts first (an IPv4 address as its IPv6 mapping), so
+    // no two inputs feed the same bytes.
+    let ip = match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
     };
-    // Lengths first, so no two (agent, host) pairs feed the same bytes.
-    h.update(&(user_agent.len() as u32).to_le_bytes());
-    h.update(user_agent.as_bytes());
-    h.update(host.as_bytes());
+    h.update(&ip.octets());
+    h.update(agent);
+    h.update(scope.as_bytes());
     let out = h.finalize();
     u64::from_le_bytes(out.as_bytes()[..8].try_into().expect("8 bytes"))
 }
@@ -247,14 +256,14 @@ mod tests {
         let s2 = [2u8; 32];
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let ip2: IpAddr = "192.0.2.2".parse().unwrap();
-        let base = visitor_hash(&s1, ip, "ua", "a.test");
-        assert_eq!(base, visitor_hash(&s1, ip, "ua", "a.test"));
+        let (ua, ub) = (agent_digest("ua"), agent_digest("ub"));
+        let base = visitor_hash(&s1, ip, &ua, "a.test");
+        assert_eq!(base, visitor_hash(&s1, ip, &ua, "a.test"));
         for other in [
-            visitor_hash(&s2, ip, "ua", "a.test"),
-            visitor_hash(&s1, ip2, "ua", "a.test"),
-            visitor_hash(&s1, ip, "ub", "a.test"),
-            visitor_hash(&s1, ip, "ua", "b.test"),
-            visitor_hash(&s1, ip, "uaa", ".test"),
+            visitor_hash(&s2, ip, &ua, "a.test"),
+            visitor_hash(&s1, ip2, &ua, "a.test"),
+            visitor_hash(&s1, ip, &ub, "a.test"),
+            visitor_hash(&s1, ip, &ua, "b.test"),
         ] {
             assert_ne!(base, other);
         }

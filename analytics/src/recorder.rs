@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use crate::classify::{is_page_view, referrer_host, visitor_hash, Agent, Classifier};
+use crate::classify::{agent_digest, is_page_view, referrer_host, visitor_hash, Agent, Classifier};
 use crate::model::{cut, Aggregate, Env, FunctionAgg, SiteKey, Top, OTHER};
 
 /// The default budget of distinct keys a minute.
@@ -65,10 +65,33 @@ pub struct Hit<'a> {
 }
 
 type LiveKey = (Arc<str>, Arc<str>, Env);
+type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 
 /// A top list while the minute is open: keyed by the request's own string.
 #[derive(Default)]
-struct LiveTop(HashMap<Box<str>, u64>);
+struct LiveTop(Map<Box<str>, u64>);
+
+/// A top list of names from a fixed set (browsers, OSes, devices): a few
+/// entries, found by a short scan instead of hashing.
+#[derive(Default)]
+struct NameTop(Vec<(&'static str, u64)>);
+
+impl NameTop {
+    fn add(&mut self, name: &'static str) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, c)) => *c += 1,
+            None => self.0.push((name, 1)),
+        }
+    }
+
+    fn into_top(self) -> Top {
+        let mut t = Top::default();
+        for (n, c) in self.0 {
+            t.add(n, c);
+        }
+        t
+    }
+}
 
 impl LiveTop {
     fn add(&mut self, key: &str, budget: &mut usize) {
@@ -102,10 +125,10 @@ struct LiveSite {
     not_found: LiveTop,
     referrers: LiveTop,
     countries: LiveTop,
-    browsers: LiveTop,
-    os: LiveTop,
-    devices: LiveTop,
-    functions: HashMap<Box<str>, FunctionAgg>,
+    browsers: NameTop,
+    os: NameTop,
+    devices: NameTop,
+    functions: Map<Box<str>, FunctionAgg>,
 }
 
 impl LiveSite {
@@ -130,11 +153,12 @@ impl LiveSite {
 struct Live {
     /// The open minute's start (unix seconds).
     start: i64,
-    sites: HashMap<LiveKey, LiveSite>,
+    sites: Map<LiveKey, LiveSite>,
     keys_left: usize,
     /// Hits of sites that found the budget spent (logged at close).
     dropped: u64,
-    agents: HashMap<Box<str>, Agent>,
+    /// Each distinct user agent's class and digest.
+    agents: Map<Box<str>, (Agent, [u8; 16])>,
     /// The visitor salt for each UTC day this node knows of.
     salts: Vec<(i64, [u8; 32])>,
 }
@@ -161,10 +185,10 @@ impl Recorder {
             classifier: Classifier::default(),
             live: Mutex::new(Live {
                 start: crate::record::Granularity::Minute.floor(now),
-                sites: HashMap::new(),
+                sites: Map::default(),
                 keys_left: max_keys,
                 dropped: 0,
-                agents: HashMap::new(),
+                agents: Map::default(),
                 salts: Vec::new(),
             }),
         }
@@ -188,10 +212,13 @@ impl Recorder {
     pub fn record(&self, hit: &Hit<'_>) {
         let mut guard = self.lock();
         let live = &mut *guard;
-        let agent = match live.agents.get(hit.user_agent) {
+        let (agent, digest) = match live.agents.get(hit.user_agent) {
             Some(a) => *a,
             None => {
-                let a = self.classifier.classify(hit.user_agent);
+                let a = (
+                    self.classifier.classify(hit.user_agent),
+                    agent_digest(hit.user_agent),
+                );
                 if hit.user_agent.len() <= AGENT_CACHE_MAX_LEN {
                     if live.agents.len() >= AGENT_CACHE {
                         live.agents.clear();
@@ -252,7 +279,7 @@ impl Recorder {
             let day = live.start.div_euclid(86_400);
             if let Some((_, salt)) = live.salts.iter().find(|(d, _)| *d == day) {
                 a.visitors
-                    .insert(visitor_hash(salt, ip, hit.user_agent, hit.visitor_scope));
+                    .insert(visitor_hash(salt, ip, &digest, hit.visitor_scope));
             }
         }
         if hit.status == 404 {
@@ -267,9 +294,9 @@ impl Recorder {
             if let Some(c) = hit.country {
                 site.countries.add(c, budget);
             }
-            site.browsers.add(agent.browser, budget);
-            site.os.add(agent.os, budget);
-            site.devices.add(agent.device, budget);
+            site.browsers.add(agent.browser);
+            site.os.add(agent.os);
+            site.devices.add(agent.device);
         }
     }
 
@@ -309,7 +336,7 @@ impl Recorder {
     }
 }
 
-fn finish(sites: HashMap<LiveKey, LiveSite>) -> Vec<(SiteKey, Aggregate)> {
+fn finish(sites: Map<LiveKey, LiveSite>) -> Vec<(SiteKey, Aggregate)> {
     let mut v: Vec<(SiteKey, Aggregate)> = sites
         .into_iter()
         .map(|((project, deployment, env), s)| {

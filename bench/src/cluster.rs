@@ -120,9 +120,21 @@ impl Cluster {
     }
 
     fn join(&self, i: usize, region: &str) -> anyhow::Result<Edge> {
+        self.join_with(i, region, &[])
+    }
+
+    /// Joins edge `i` with extra `edge-node` flags and adds it.
+    pub fn add_edge(&mut self, region: &str, flags: &[&str]) -> anyhow::Result<()> {
+        let edge = self.join_with(self.edges.len(), region, flags)?;
+        self.edges.push(edge);
+        Ok(())
+    }
+
+    fn join_with(&self, i: usize, region: &str, flags: &[&str]) -> anyhow::Result<Edge> {
         let dir = self.root.path().join(format!("edge{i}"));
         let name = format!("edge-{i}");
         let mut extra = vec!["--name", &name];
+        extra.extend_from_slice(flags);
         if !self.peer_assist {
             extra.push("--no-peer-assist");
         }

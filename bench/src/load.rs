@@ -48,6 +48,9 @@ pub struct Target {
     pub path: String,
     pub proto: Proto,
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// A `User-Agent` to send (a browser's, where analytics should count
+    /// the request as a visitor's); none by default.
+    pub user_agent: Option<http::HeaderValue>,
 }
 
 /// Latencies in microseconds.
@@ -122,6 +125,10 @@ async fn request(s: &mut Sender, t: &Target) -> anyhow::Result<bool> {
     let req = match s {
         Sender::H1(_) => req.header(http::header::HOST, &t.host),
         Sender::H2(_) => req,
+    };
+    let req = match &t.user_agent {
+        Some(ua) => req.header(http::header::USER_AGENT, ua.clone()),
+        None => req,
     }
     .body(Empty::<Bytes>::new())?;
     let resp = match s {

@@ -428,7 +428,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Static { protos, load } => {
             let mode = load_mode(&load, 32)?;
             let bins = find_bins(&load.bin_dir)?;
-            let cluster = cluster::Cluster::start(&bins, 1, &["local".to_string()], true)?;
+            let mut cluster = cluster::Cluster::start(&bins, 1, &["local".to_string()], true)?;
+            // The reference for analytics' cost: the same node without them.
+            cluster.add_edge("local", &["--no-analytics"])?;
             let progress = indicatif::MultiProgress::new();
             let plan = static_files::Plan {
                 protos,
@@ -437,7 +439,13 @@ async fn main() -> anyhow::Result<()> {
                 timeout: load.timeout,
             };
             let rows = static_files::run(&cluster, &plan, &progress).await?;
-            let dir = report::write(load.out, "static", &argv, &rows, report::static_md(&rows))?;
+            let analytics = static_files::analytics_cost(&cluster, &plan, 3).await?;
+            let md = report::static_md(&rows) + &report::analytics_md(&analytics);
+            let dir = report::write(load.out, "static", &argv, &rows, md)?;
+            std::fs::write(
+                dir.join("analytics.json"),
+                serde_json::to_vec_pretty(&analytics)?,
+            )?;
             for r in &rows {
                 let name = format!("static-{}-{:?}.svg", r.file, r.proto).to_lowercase();
                 plot::latency_cdf(

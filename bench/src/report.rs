@@ -90,6 +90,23 @@ pub fn static_md(rs: &[crate::static_files::StaticRow]) -> String {
     s
 }
 
+pub fn analytics_md(r: &crate::static_files::AnalyticsRow) -> String {
+    format!(
+        "\n## Analytics on vs off\n\n{} over {:?} with a browser's user agent (every request a page view), best of {} alternating runs per side:\n\n| | req/s | p50 | p99 |\n|---|---|---|---|\n| analytics on | {:.0} | {:.2} ms | {:.2} ms |\n| analytics off (`--no-analytics`) | {:.0} | {:.2} ms | {:.2} ms |\n\non/off req/s: **{:.3}** (cost {:.1}%)\n",
+        r.file,
+        r.proto,
+        r.rounds,
+        r.on.rps,
+        r.on.p50_ms,
+        r.on.p99_ms,
+        r.off.rps,
+        r.off.p50_ms,
+        r.off.p99_ms,
+        r.rps_ratio,
+        (1.0 - r.rps_ratio) * 100.0
+    )
+}
+
 pub fn membership_md(rs: &[MembershipReport]) -> String {
     let mut s = String::from(
         "| nodes | rounds | down at a peer p50 | p99 | down at all peers p50 | max | rejoin seen by all p50 | max |\n|---|---|---|---|---|---|---|---|\n",

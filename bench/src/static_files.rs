@@ -37,6 +37,27 @@ pub struct StaticRow {
     pub p99_ratio: f64,
 }
 
+/// Analytics on against off: the same 1 KB HTML page from two edges of
+/// one cluster, one started with `--no-analytics`, requested with a
+/// browser's user agent (so every request is a page view of a visitor:
+/// the recorder's whole path).
+#[derive(Debug, Serialize)]
+pub struct AnalyticsRow {
+    pub file: String,
+    pub proto: Proto,
+    pub mode: Mode,
+    /// Each side's best of `rounds` alternating runs.
+    pub rounds: usize,
+    pub on: Side,
+    pub off: Side,
+    /// on / off requests per second (1.0: no cost).
+    pub rps_ratio: f64,
+}
+
+pub const BROWSER_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+/// The page the analytics comparison requests.
+const PAGE: &str = "1k.html";
+
 pub const FILES: [(&str, usize); 3] = [
     ("1k.bin", 1024),
     ("100k.bin", 100 * 1024),
@@ -99,6 +120,7 @@ pub async fn run(
     let site = cluster.root.path().join("static-site");
     std::fs::create_dir_all(&site)?;
     std::fs::write(site.join("index.html"), "<h1>bench</h1>")?;
+    std::fs::write(site.join(PAGE), html_page(1024))?;
     for (name, len) in FILES {
         std::fs::write(site.join(name), crate::propagate::noise(name, len))?;
     }
@@ -143,6 +165,7 @@ pub async fn run(
                 path: format!("/{name}"),
                 proto,
                 tls: Some(tls.clone()),
+                user_agent: None,
             };
             let (edge_addr, nginx_addr) = if proto.tls() {
                 (edge.https, nginx.https)
@@ -188,4 +211,78 @@ pub async fn run(
         }
     }
     Ok(rows)
+}
+
+/// An HTML page of `len` bytes.
+fn html_page(len: usize) -> String {
+    let head = "<!doctype html><title>bench</title><p>";
+    let mut s = String::with_capacity(len);
+    s.push_str(head);
+    while s.len() < len {
+        s.push('x');
+    }
+    s
+}
+
+/// Analytics on (`cluster.edges[0]`) against off (`cluster.edges[1]`,
+/// started with `--no-analytics`) for a 1 KB page over HTTP/1.1: `rounds`
+/// alternating runs each, the best of each side kept (noise on a shared
+/// machine only ever slows a run down).
+pub async fn analytics_cost(
+    cluster: &Cluster,
+    plan: &Plan,
+    rounds: usize,
+) -> anyhow::Result<AnalyticsRow> {
+    anyhow::ensure!(
+        cluster.edges.len() >= 2,
+        "the analytics comparison needs two edges"
+    );
+    let (on, off) = (&cluster.edges[0], &cluster.edges[1]);
+    let http = reqwest::Client::new();
+    for edge in [on, off] {
+        let started = std::time::Instant::now();
+        loop {
+            let r = http
+                .get(format!("http://{}/{PAGE}", edge.http))
+                .header("Host", HOST)
+                .send()
+                .await;
+            if r.is_ok_and(|r| r.status() == 200) {
+                break;
+            }
+            anyhow::ensure!(
+                started.elapsed() < plan.timeout,
+                "an edge did not serve the page within {:?}",
+                plan.timeout
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let target = |addr| Target {
+        addr,
+        host: HOST.into(),
+        path: format!("/{PAGE}"),
+        proto: Proto::H1,
+        tls: None,
+        user_agent: Some(http::HeaderValue::from_static(BROWSER_UA)),
+    };
+    let (mut best_on, mut best_off): (Option<Side>, Option<Side>) = (None, None);
+    for _ in 0..rounds {
+        for (addr, best) in [(on.http, &mut best_on), (off.http, &mut best_off)] {
+            let s = side(&load::run(&target(addr), plan.mode, plan.duration).await?);
+            if best.as_ref().is_none_or(|b| s.rps > b.rps) {
+                *best = Some(s);
+            }
+        }
+    }
+    let (on, off) = (best_on.expect("rounds > 0"), best_off.expect("rounds > 0"));
+    Ok(AnalyticsRow {
+        file: PAGE.into(),
+        proto: Proto::H1,
+        mode: plan.mode,
+        rounds,
+        rps_ratio: on.rps / off.rps,
+        on,
+        off,
+    })
 }

@@ -157,6 +157,18 @@ pub async fn run(
 ) {
     let mut seq = Seq::new();
     let mut in_flight: Option<RecordId> = None;
+    let keys = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+    metrics.register(
+        "analytics_keys",
+        "Distinct keys (sites weigh 16) the open analytics minute holds, at most --analytics-max-keys",
+        keys.clone(),
+    );
+    let shipped = prometheus_client::metrics::counter::Counter::<u64>::default();
+    metrics.register(
+        "analytics_records_shipped",
+        "Analytics records the coordinator acknowledged",
+        shipped.clone(),
+    );
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     analytics.set_salts(&desired.borrow_and_update());
@@ -209,6 +221,9 @@ pub async fn run(
             .store(records as u64, Ordering::Relaxed);
         analytics.spooled_bytes.store(bytes, Ordering::Relaxed);
         metrics.set_spool(records as u64, bytes);
+        keys.set(analytics.recorder.keys_in_use() as i64);
+        let total = analytics.shipped.load(Ordering::Relaxed);
+        shipped.inc_by(total.saturating_sub(shipped.get()));
     }
 }
 

@@ -24,6 +24,7 @@ pub mod acme;
 pub mod bind;
 pub mod cluster;
 pub mod dns;
+pub mod geoip;
 pub mod git;
 pub mod process;
 pub mod prometheus;

@@ -242,3 +242,98 @@ async fn analytics_count_exactly_what_the_edges_served_and_lose_nothing() {
         a.proc.log_text()
     );
 }
+
+/// Resident memory of a process, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// A flood of distinct paths stays within the key budget (overflow counted
+/// as "(other)", memory flat), and countries come from the edge's GeoIP
+/// database.
+#[tokio::test]
+async fn a_flood_of_distinct_paths_stays_bounded_and_countries_come_from_geoip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coord = Coordinator::start(&tmp.path().join("coord"), None);
+    let api = coord.api();
+    let geoip = tmp.path().join("countries.mmdb");
+    test_support::geoip::write_country_db(&geoip, &[("127.0.0.0/8", "DE")]).unwrap();
+    let g = geoip.display().to_string();
+    let edge = Edge::launch_join(
+        &coord,
+        "fra",
+        &tmp.path().join("edge"),
+        &[
+            "--analytics-max-keys",
+            "500",
+            "--metrics",
+            "127.0.0.1:0",
+            "--geoip",
+            &g,
+        ],
+    )
+    .unwrap();
+    let site = tmp.path().join("site");
+    write_site(&site, "shop");
+    coord.deploy(&site, "shop", true);
+    warm(&edge).await;
+    assert_eq!(hit(&edge, "/", CHROME, None).await, 200);
+
+    let before = rss(edge.proc.child.id());
+    const FLOOD: u64 = 5000;
+    let client = test_support::cluster::no_redirect_client();
+    let addr = edge.http;
+    futures::future::join_all((0..16u64).map(|w| {
+        let client = client.clone();
+        async move {
+            for i in (w..FLOOD).step_by(16) {
+                let r = client
+                    .get(format!("http://{addr}/flood/{i}/{}", "x".repeat(200)))
+                    .header("Host", HOST)
+                    .header("User-Agent", FIREFOX)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 404);
+            }
+        }
+    }))
+    .await;
+    let grown = rss(edge.proc.child.id()).saturating_sub(before);
+    assert!(grown < 32 << 20, "the edge grew by {grown} bytes");
+    let metrics = reqwest::get(format!("http://{}/metrics", edge.metrics.unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let keys: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("outpost_edge_analytics_keys "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0);
+    assert!(
+        (0.0..=500.0).contains(&keys),
+        "keys in use: {keys}\n{metrics}"
+    );
+
+    // Everything counted, the overflow under "(other)"; the country from
+    // the database.
+    let r = counted(&api, FLOOD + 2).await;
+    let not_found: Vec<(String, u64)> =
+        serde_json::from_value(r["top"]["not_found"].clone()).unwrap();
+    let other = not_found
+        .iter()
+        .find(|(k, _)| k == "(other)")
+        .map_or(0, |(_, n)| *n);
+    // A flood across a minute boundary has two budgets.
+    assert!(other > FLOOD - 2 * 500, "{not_found:?}");
+    assert_eq!(r["status"]["404"], FLOOD, "{r}");
+    assert_eq!(r["top"]["countries"], serde_json::json!([["DE", 1]]), "{r}");
+}
