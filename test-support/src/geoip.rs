@@ -17,17 +17,6 @@ struct Country {
     iso_code: String,
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_edges_reader_reads_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("c.mmdb");
-        super::write_country_db(&p, &[("127.0.0.0/8", "DE"), ("10.0.0.0/8", "FR")]).unwrap();
-        assert!(std::fs::metadata(&p).unwrap().len() > 0);
-    }
-}
-
 /// Writes a country database mapping each IPv4 network (`127.0.0.0/8`)
 /// to its ISO code (`DE`) at `path`.
 pub fn write_country_db(path: &Path, networks: &[(&str, &str)]) -> std::io::Result<()> {
@@ -52,4 +41,15 @@ pub fn write_country_db(path: &Path, networks: &[(&str, &str)]) -> std::io::Resu
         .write_to(std::io::BufWriter::new(f))
         .map_err(|e| bad(format!("{e:?}")))?;
     std::io::Write::flush(&mut w)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_edges_reader_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.mmdb");
+        super::write_country_db(&p, &[("127.0.0.0/8", "DE"), ("10.0.0.0/8", "FR")]).unwrap();
+        assert!(std::fs::metadata(&p).unwrap().len() > 0);
+    }
 }
