@@ -498,6 +498,9 @@ pub struct NodeRow {
     pub addr: Option<String>,
     /// When its certificate ends (Unix seconds); it renews it itself.
     pub cert_not_after: Option<i64>,
+    /// Requests per second it served over the last few closed minutes
+    /// (from analytics); `None` when it has sent none.
+    pub requests_per_sec: Option<f64>,
 }
 
 // ---- tokens, team, audit -----------------------------------------------------

@@ -47,6 +47,33 @@ pub struct NodeView {
 
 /// Every node, for the instance owner (operators run the fleet; tenants
 /// have no business with its addresses).
+/// Closed minutes the nodes' request rate averages over.
+const RATE_MINUTES: i64 = 5;
+
+/// Requests per second each node served over the last [`RATE_MINUTES`]
+/// closed minutes, from the analytics rollups (a minute arrives shortly
+/// after it closes, so the window ends a minute back).
+pub async fn request_rates(
+    app: &App,
+    who: &Principal,
+) -> AppResult<std::collections::BTreeMap<String, f64>> {
+    if !who.is_instance_owner() {
+        return Err(AppError::forbidden(
+            "only the instance owner (with an unscoped credential) may see the nodes",
+        ));
+    }
+    let minute = analytics::Granularity::Minute.floor(now_ms() / 1000);
+    let to = minute - 60;
+    let from = to - RATE_MINUTES * 60;
+    Ok(app
+        .store
+        .node_requests(from, to)
+        .await?
+        .into_iter()
+        .map(|(node, n)| (node, n as f64 / (RATE_MINUTES * 60) as f64))
+        .collect())
+}
+
 pub async fn nodes(app: &App, who: &Principal) -> AppResult<Vec<NodeView>> {
     // Addresses, regions and versions of the fleet are the operator's.
     if !who.is_instance_owner() {

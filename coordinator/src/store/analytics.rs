@@ -197,6 +197,31 @@ impl Store {
         Ok(Rows::Found(out))
     }
 
+    /// Requests each node served in the minute rollups with buckets in
+    /// `[from, to)`, over every project (the nodes page's request rate).
+    pub async fn node_requests(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT node_id, data FROM analytics_rollups \
+             WHERE granularity = 'minute' AND bucket >= $1 AND bucket < $2 LIMIT $3",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(MAX_QUERY_ROWS as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = BTreeMap::new();
+        for r in rows {
+            let node: String = r.try_get("node_id")?;
+            let a = decode(&r.try_get::<Vec<u8>, _>("data")?)?;
+            *out.entry(node).or_default() += a.requests;
+        }
+        Ok(out)
+    }
+
     /// Deletes rollups past their granularity's retention (`None`: kept
     /// for ever) and receipts older than a week (a resend comes within
     /// seconds of its lost acknowledgement). Returns the rows deleted.

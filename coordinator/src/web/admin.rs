@@ -27,6 +27,7 @@ async fn nodes_model(
     new_join_token: Option<String>,
 ) -> WebResult<NodesPage> {
     let nodes = app::cluster::nodes(state, &signed.who).await?;
+    let rates = app::cluster::request_rates(state, &signed.who).await?;
     let mut regions: BTreeMap<String, Vec<NodeRow>> = BTreeMap::new();
     for n in nodes {
         // What peers see wins; without peers, the coordinator's own link.
@@ -52,6 +53,7 @@ async fn nodes_model(
                 last_seen: n.node.last_seen,
                 addr: n.node.https_addr.clone().or(n.node.http_addr.clone()),
                 cert_not_after: n.node.cert_not_after,
+                requests_per_sec: rates.get(&n.node.id).copied(),
             });
     }
     Ok(NodesPage {

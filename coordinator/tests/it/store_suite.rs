@@ -1042,6 +1042,13 @@ async fn analytics_suite(s: &Store) {
         (fra.len(), fra[0].agg.requests, fra[0].node.as_str()),
         (1, 7, "n1")
     );
+    // The nodes page's rate: every project's minutes, per node.
+    let per_node = s.node_requests(minute, minute + 60).await.unwrap();
+    assert_eq!(
+        per_node.into_iter().collect::<Vec<_>>(),
+        vec![("n1".to_string(), 7), ("n2".to_string(), 1)]
+    );
+    assert!(s.node_requests(minute + 60, minute + 120).await.unwrap().is_empty());
     // Retention: minutes go first, days stay.
     let now = minute + 3 * 86_400;
     s.expire_analytics(

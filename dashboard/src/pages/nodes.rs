@@ -40,7 +40,7 @@ pub fn nodes(page: &Page, n: &NodesPage) -> String {
                         " " span.muted.small { (g.nodes.len()) " node" @if g.nodes.len() != 1 { "s" } }
                     }
                     (table_wrap(&format!("Nodes in {}", g.region),
-                        &["Node", "State", "Version", "Config", "Bundles", "Last contact", "Certificate ends", "Address", ""],
+                        &["Node", "State", "Requests/s", "Version", "Config", "Bundles", "Last contact", "Certificate ends", "Address", ""],
                         html! { @for node in &g.nodes { (row(page, n.current_config_version, node)) } }))
                 }
             }
@@ -71,6 +71,13 @@ fn row(page: &Page, current: i64, node: &NodeRow) -> Markup {
         tr {
             th scope="row" { (node.name) }
             td { (badge(&node.state)) }
+            td.nowrap.num title="Average over the last five closed minutes" {
+                @match node.requests_per_sec {
+                    Some(r) if r >= 10.0 => (format!("{r:.0}")),
+                    Some(r) => (format!("{r:.1}")),
+                    None => span.muted { "—" },
+                }
+            }
             td { code { (node.version) } }
             td.nowrap {
                 @if lag <= 0 {

@@ -287,6 +287,7 @@ pub fn nodes(full: bool) -> NodesPage {
                         last_seen: Some(NOW - 10_000),
                         addr: Some("10.0.0.1:8702".into()),
                         cert_not_after: Some(NOW / 1000 + 20 * 86400),
+                        requests_per_sec: Some(12.5),
                     },
                     NodeRow {
                         id: "n2".into(),
@@ -299,6 +300,7 @@ pub fn nodes(full: bool) -> NodesPage {
                         last_seen: None,
                         addr: None,
                         cert_not_after: None,
+                        requests_per_sec: None,
                     },
                 ],
             }]
