@@ -213,14 +213,6 @@ async fn dashboard_end_to_end_in_chromium() {
         .await;
     assert_eq!(b.text("#tag").await, "version one");
 
-    // The Analytics tab renders its charts and tables (the traffic above
-    // arrives once its minute closes); its range form is a plain GET.
-    b.goto(&format!("{url}/projects/blog/analytics?range=7d"))
-        .await;
-    assert!(b.exists("#analytics").await);
-    assert!(b.exists("#analytics-requests").await);
-    b.shot("analytics").await;
-
     // 4. A second commit, deployed the same way, becomes production;
     //    "Roll back production" brings the first one back.
     commit(
@@ -392,6 +384,42 @@ async fn dashboard_end_to_end_in_chromium() {
         "{audit}"
     );
     b.shot("10-audit").await;
+
+    // 6b. The Analytics tab shows the traffic the browser made above
+    //     once its minute has closed and reached the coordinator; the
+    //     range form is a plain GET. Then the same page in the dark theme,
+    //     in a browser that prefers it, with the same session.
+    let analytics = format!("{url}/projects/blog/analytics?range=1h");
+    eventually(
+        150,
+        "the browser's traffic on the Analytics tab",
+        || async {
+            b.goto(&analytics).await;
+            let n = b.try_text("#analytics-requests").await.unwrap_or_default();
+            (!n.trim().is_empty() && n.trim() != "0").then_some(())
+        },
+    )
+    .await;
+    assert!(b.exists("#chart-traffic svg[role=img]").await);
+    b.shot("14-analytics").await;
+    let dark = Browser::start_with(&["--blink-settings=preferredColorScheme=0"]).await;
+    dark.goto(&format!("{url}/login")).await;
+    for c in b.client.get_all_cookies().await.unwrap() {
+        dark.client.add_cookie(c).await.unwrap();
+    }
+    dark.goto(&analytics).await;
+    assert!(dark.exists("#chart-traffic svg[role=img]").await);
+    let prefers_dark = dark
+        .client
+        .execute(
+            "return window.matchMedia('(prefers-color-scheme: dark)').matches",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(prefers_dark, serde_json::json!(true));
+    dark.shot("15-analytics-dark").await;
+    dark.close().await;
 
     // A project is deleted from its settings, once its name is typed.
     b.goto(&format!("{url}/projects/blog/settings")).await;

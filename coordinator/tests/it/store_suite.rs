@@ -1048,7 +1048,11 @@ async fn analytics_suite(s: &Store) {
         per_node.into_iter().collect::<Vec<_>>(),
         vec![("n1".to_string(), 7), ("n2".to_string(), 1)]
     );
-    assert!(s.node_requests(minute + 60, minute + 120).await.unwrap().is_empty());
+    assert!(s
+        .node_requests(minute + 60, minute + 120)
+        .await
+        .unwrap()
+        .is_empty());
     // Retention: minutes go first, days stay.
     let now = minute + 3 * 86_400;
     s.expire_analytics(

@@ -123,9 +123,14 @@ fn spawn_driver() -> (Driver, u16) {
 impl Browser {
     /// Starts chromedriver and a fresh headless Chromium session.
     pub async fn start() -> Browser {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Browser::start`] with extra Chromium flags.
+    pub async fn start_with(extra: &[&str]) -> Browser {
         let (driver, port) = spawn_driver();
         let profile = tempfile::tempdir().unwrap();
-        let args = vec![
+        let mut args = vec![
             "--headless=new".to_string(),
             "--no-sandbox".into(),
             "--disable-gpu".into(),
@@ -141,6 +146,7 @@ impl Browser {
             "--host-resolver-rules=MAP *.localhost 127.0.0.1".into(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
+        args.extend(extra.iter().map(|a| a.to_string()));
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
         caps.insert(

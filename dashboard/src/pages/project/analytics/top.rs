@@ -30,17 +30,17 @@ pub fn section(a: &AnalyticsTab) -> Markup {
                 html! { "No 404 responses in this range." }))
             (titled("top-referrers", "Referrers", "Referrer", "Page views", &t.referrers,
                 html! { "No referrers: visitors came directly, or their browsers sent none." }))
-            (titled("top-countries", "Countries", "Country", "Visitors", &t.countries,
+            (titled("top-countries", "Countries", "Country", "Page views", &t.countries,
                 if a.geoip {
                     html! { "No countries recorded in this range." }
                 } else {
-                    html! { "Countries need a GeoIP database: configure a GeoIP database on the coordinator to see them." }
+                    html! { "Countries need a GeoIP database: configure a GeoIP database on the edge nodes (" code { "edge-node run --geoip FILE.mmdb" } ") to see them." }
                 }))
-            (titled("top-browsers", "Browsers", "Browser", "Visitors", &t.browsers,
+            (titled("top-browsers", "Browsers", "Browser", "Page views", &t.browsers,
                 html! { "No browsers recorded in this range." }))
-            (titled("top-os", "Operating systems", "System", "Visitors", &t.os,
+            (titled("top-os", "Operating systems", "System", "Page views", &t.os,
                 html! { "No operating systems recorded in this range." }))
-            (titled("top-devices", "Devices", "Device", "Visitors", &t.devices,
+            (titled("top-devices", "Devices", "Device", "Page views", &t.devices,
                 html! { "No devices recorded in this range." }))
         }
     };
