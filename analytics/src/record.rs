@@ -91,7 +91,16 @@ pub enum RecordError {
         start: i64,
         granularity: Granularity,
     },
+    #[error("analytics record starts at {start}, {what}")]
+    OutOfTime { start: i64, what: &'static str },
 }
+
+/// How far back a record may start: a node's spool may hold old days, but
+/// nothing older than the query model can ever ask for.
+pub const MAX_RECORD_AGE_SECS: i64 = 400 * 86_400;
+/// How far ahead of the coordinator's clock a record may start (a node's
+/// clock a little fast).
+pub const MAX_RECORD_SKEW_SECS: i64 = 86_400;
 
 fn config() -> bincode::config::Configuration<
     bincode::config::LittleEndian,
@@ -131,6 +140,25 @@ impl Record {
             });
         }
         Ok(r)
+    }
+
+    /// Whether the record's bucket is a time its node could have served:
+    /// at most 400 days old, at most a day ahead of `now` (unix seconds).
+    pub fn check_time(&self, now: i64) -> Result<(), RecordError> {
+        let start = self.id.start;
+        if start < now - MAX_RECORD_AGE_SECS {
+            return Err(RecordError::OutOfTime {
+                start,
+                what: "older than analytics are ever asked for",
+            });
+        }
+        if start > now + MAX_RECORD_SKEW_SECS {
+            return Err(RecordError::OutOfTime {
+                start,
+                what: "in the future (is the node's clock right?)",
+            });
+        }
+        Ok(())
     }
 
     /// Records for `sites`, each under [`MAX_RECORD_BYTES`] encoded: sites
@@ -251,6 +279,23 @@ mod tests {
             let e = Record::decode(&b).unwrap_err().to_string();
             assert!(!e.is_empty(), "{what}");
         }
+    }
+
+    #[test]
+    fn records_from_impossible_times_are_refused() {
+        let now = 1_800_000_000;
+        let at = |start| Record {
+            id: RecordId { start, seq: 1 },
+            granularity: Granularity::Minute,
+            sites: vec![],
+        };
+        assert!(at(now).check_time(now).is_ok());
+        assert!(at(now - 399 * 86_400).check_time(now).is_ok());
+        assert!(at(now + 3600).check_time(now).is_ok(), "a fast clock");
+        let e = at(now - 401 * 86_400).check_time(now).unwrap_err().to_string();
+        assert!(e.contains("older"), "{e}");
+        let e = at(now + 2 * 86_400).check_time(now).unwrap_err().to_string();
+        assert!(e.contains("future"), "{e}");
     }
 
     #[test]

@@ -338,10 +338,12 @@ async fn store_analytics(
     node: &Node,
     bytes: &[u8],
 ) -> Result<(), CoordinatorMessage> {
-    let record = analytics::Record::decode(bytes).map_err(|e| {
-        tracing::warn!(node = %node.id, error = %e, "refused an analytics record");
-        wire_error(ErrorCode::BadRequest, e.to_string())
-    })?;
+    let record = analytics::Record::decode(bytes)
+        .and_then(|r| r.check_time(crate::store::now_ms() / 1000).map(|()| r))
+        .map_err(|e| {
+            tracing::warn!(node = %node.id, error = %e, "refused an analytics record");
+            wire_error(ErrorCode::BadRequest, e.to_string())
+        })?;
     match ctx
         .store
         .ingest_analytics(&node.id, &node.region, &record)
