@@ -53,7 +53,9 @@ pub async fn show(client: &Client, o: Options<'_>) -> anyhow::Result<()> {
         .iter()
         .map(|(c, n)| format!("{c} {n}"))
         .collect();
-    println!("  status   {}", classes.join("   "));
+    if !classes.is_empty() {
+        println!("  status   {}", classes.join("   "));
+    }
     if let Some(d) = &r.duration_ms {
         println!(
             "  response time  p50 {:.1} ms   p95 {:.1} ms   p99 {:.1} ms",
