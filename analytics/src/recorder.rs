@@ -5,8 +5,10 @@
 //! closer swaps the minute out whole, so a request only ever takes one
 //! short lock.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::classify::{agent_digest, is_page_view, referrer_host, visitor_hash, Agent, Classifier};
@@ -14,7 +16,9 @@ use crate::model::{cut, Aggregate, Env, FunctionAgg, SiteKey, Top, OTHER};
 
 /// The default budget of distinct keys a minute.
 pub const DEFAULT_MAX_KEYS: usize = 10_000;
-/// What a site's own entry costs of the budget: it carries two sketches.
+/// Site entries a minute may hold per key of the budget: one for every 16
+/// keys (an entry carries two sketches), from a budget of their own so
+/// that paths spending the keys never keep a site from being counted.
 const SITE_WEIGHT: usize = 16;
 /// Distinct user agents whose class is remembered (the cache is emptied
 /// when full: a flood of made-up agents costs parsing, never memory).
@@ -94,18 +98,14 @@ impl NameTop {
 }
 
 impl LiveTop {
-    fn add(&mut self, key: &str, budget: &mut usize) {
+    /// Counts `key`; a new key only if `take` grants one of the budget.
+    fn add(&mut self, key: &str, take: impl Fn(usize) -> bool) {
         let key = cut(key);
         if let Some(n) = self.0.get_mut(key) {
             *n += 1;
             return;
         }
-        let key = if *budget > 0 {
-            *budget -= 1;
-            key
-        } else {
-            OTHER
-        };
+        let key = if take(1) { key } else { OTHER };
         *self.0.entry(key.into()).or_default() += 1;
     }
 
@@ -150,24 +150,58 @@ impl LiveSite {
     }
 }
 
-struct Live {
-    /// The open minute's start (unix seconds).
-    start: i64,
-    sites: Map<LiveKey, LiveSite>,
-    keys_left: usize,
+/// One thread's share of the open minute. Requests count into the shard of
+/// the thread serving them, so the per-request lock is one no other thread
+/// wants (a shared lock's cache line moving between cores cost more than
+/// the counting); the closer takes each shard's sites in turn and merges.
+#[derive(Default)]
+struct Shard {
+    /// Sites by a hash of (project, deployment, environment), so a lookup
+    /// needs no owned key (no reference counts touched per request).
+    sites: Map<u64, Vec<(LiveKey, LiveSite)>>,
     /// Hits of sites that found the budget spent (logged at close).
     dropped: u64,
     /// Each distinct user agent's class and digest.
     agents: Map<Box<str>, (Agent, [u8; 16])>,
     /// The visitor salt for each UTC day this node knows of.
-    salts: Vec<(i64, [u8; 32])>,
+    salts: Arc<Vec<(i64, [u8; 32])>>,
+    /// The last visitor hash made here: consecutive requests on a thread
+    /// are often one client's (a keep-alive connection), and the keyed hash
+    /// is most of what counting a request costs.
+    last_visitor: Option<LastVisitor>,
+}
+
+struct LastVisitor {
+    ip: IpAddr,
+    agent: [u8; 16],
+    day: i64,
+    scope: Box<str>,
+    hash: u64,
+}
+
+static NEXT_RECORDER: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's shard of each live recorder, by the recorder's id.
+    static SHARDS: RefCell<Vec<(usize, Arc<Mutex<Shard>>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Counts requests into per-minute aggregates.
 pub struct Recorder {
+    id: usize,
     max_keys: usize,
     classifier: Classifier,
-    live: Mutex<Live>,
+    /// The open minute's start (unix seconds).
+    start: AtomicI64,
+    /// What is left of this minute's key budget (all shards share it).
+    keys_left: AtomicUsize,
+    /// What is left of this minute's site entries (a site counted on two
+    /// threads has an entry in each).
+    sites_left: AtomicUsize,
+    shards: Mutex<Vec<Arc<Mutex<Shard>>>>,
+    salts: Mutex<Arc<Vec<(i64, [u8; 32])>>>,
+    /// Keys sites by (project, deployment, environment).
+    hasher: ahash::RandomState,
 }
 
 /// A closed minute.
@@ -178,41 +212,94 @@ pub struct Closed {
     pub dropped: u64,
 }
 
+fn site_budget(max_keys: usize) -> usize {
+    (max_keys / SITE_WEIGHT).max(1)
+}
+
+/// Takes `n` of `budget`, if that many are left.
+fn take_from(budget: &AtomicUsize, n: usize) -> bool {
+    budget
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            left.checked_sub(n)
+        })
+        .is_ok()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Recorder {
     pub fn new(max_keys: usize, now: i64) -> Recorder {
         Recorder {
+            id: NEXT_RECORDER.fetch_add(1, Ordering::Relaxed),
             max_keys,
             classifier: Classifier::default(),
-            live: Mutex::new(Live {
-                start: crate::record::Granularity::Minute.floor(now),
-                sites: Map::default(),
-                keys_left: max_keys,
-                dropped: 0,
-                agents: Map::default(),
-                salts: Vec::new(),
-            }),
+            start: AtomicI64::new(crate::record::Granularity::Minute.floor(now)),
+            keys_left: AtomicUsize::new(max_keys),
+            sites_left: AtomicUsize::new(site_budget(max_keys)),
+            shards: Mutex::new(Vec::new()),
+            salts: Mutex::new(Arc::new(Vec::new())),
+            hasher: ahash::RandomState::new(),
         }
     }
 
     /// The visitor salts by UTC day number (days since the epoch); salts
     /// of days not listed are forgotten.
     pub fn set_salts(&self, salts: Vec<(i64, [u8; 32])>) {
-        self.lock().salts = salts;
+        let salts = Arc::new(salts);
+        *lock(&self.salts) = salts.clone();
+        for shard in lock(&self.shards).iter() {
+            let mut s = lock(shard);
+            s.salts = salts.clone();
+            // A hash made with a salt no longer listed must not be reused.
+            s.last_visitor = None;
+        }
     }
 
     /// Keys of the budget in use this minute.
     pub fn keys_in_use(&self) -> usize {
-        self.max_keys - self.lock().keys_left
+        self.max_keys
+            .saturating_sub(self.keys_left.load(Ordering::Relaxed))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Live> {
-        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    /// Takes `n` keys of the budget, if that many are left.
+    fn take(&self, n: usize) -> bool {
+        take_from(&self.keys_left, n)
+    }
+
+    /// Runs `f` on this thread's shard (made and registered on first use).
+    fn with_shard<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+        SHARDS.with(|cell| {
+            let mut mine = cell.borrow_mut();
+            if let Some((_, s)) = mine.iter().find(|(id, _)| *id == self.id) {
+                // Nothing in `f` touches the thread's list again.
+                return f(&mut lock(s));
+            }
+            // First use on this thread. Shards of recorders that are gone
+            // (only this thread still holds them) go first.
+            mine.retain(|(_, s)| Arc::strong_count(s) > 1);
+            let shard = Arc::new(Mutex::new(Shard {
+                salts: lock(&self.salts).clone(),
+                ..Default::default()
+            }));
+            lock(&self.shards).push(shard.clone());
+            mine.push((self.id, shard.clone()));
+            drop(mine);
+            let mut g = lock(&shard);
+            f(&mut g)
+        })
     }
 
     pub fn record(&self, hit: &Hit<'_>) {
-        let mut guard = self.lock();
-        let live = &mut *guard;
-        let (agent, digest) = match live.agents.get(hit.user_agent) {
+        let site_hash = self
+            .hasher
+            .hash_one((&**hit.project, &**hit.deployment, hit.env));
+        self.with_shard(|shard| self.record_into(shard, site_hash, hit));
+    }
+
+    fn record_into(&self, shard: &mut Shard, site_hash: u64, hit: &Hit<'_>) {
+        let (agent, digest) = match shard.agents.get(hit.user_agent) {
             Some(a) => *a,
             None => {
                 let a = (
@@ -220,27 +307,30 @@ impl Recorder {
                     agent_digest(hit.user_agent),
                 );
                 if hit.user_agent.len() <= AGENT_CACHE_MAX_LEN {
-                    if live.agents.len() >= AGENT_CACHE {
-                        live.agents.clear();
+                    if shard.agents.len() >= AGENT_CACHE {
+                        shard.agents.clear();
                     }
-                    live.agents.insert(hit.user_agent.into(), a);
+                    shard.agents.insert(hit.user_agent.into(), a);
                 }
                 a
             }
         };
-        let key = (hit.project.clone(), hit.deployment.clone(), hit.env);
-        let site = match live.sites.get_mut(&key) {
-            Some(s) => s,
+        let bucket = shard.sites.entry(site_hash).or_default();
+        let at = bucket.iter().position(|((p, d, e), _)| {
+            **p == **hit.project && **d == **hit.deployment && *e == hit.env
+        });
+        let site = match at {
+            Some(i) => &mut bucket[i].1,
             None => {
-                if live.keys_left < SITE_WEIGHT {
-                    live.dropped += 1;
+                if !take_from(&self.sites_left, 1) {
+                    shard.dropped += 1;
                     return;
                 }
-                live.keys_left -= SITE_WEIGHT;
-                live.sites.entry(key).or_default()
+                let key = (hit.project.clone(), hit.deployment.clone(), hit.env);
+                bucket.push((key, LiveSite::default()));
+                &mut bucket.last_mut().expect("just pushed").1
             }
         };
-        let budget = &mut live.keys_left;
         let a = &mut site.agg;
         a.requests += 1;
         a.bytes += hit.bytes;
@@ -255,12 +345,7 @@ impl Recorder {
             let fa = match site.functions.get_mut(f.route) {
                 Some(fa) => fa,
                 None => {
-                    let route = if *budget > 0 {
-                        *budget -= 1;
-                        cut(f.route)
-                    } else {
-                        OTHER
-                    };
+                    let route = if self.take(1) { cut(f.route) } else { OTHER };
                     site.functions.entry(route.into()).or_default()
                 }
             };
@@ -276,23 +361,39 @@ impl Recorder {
             return;
         }
         if let Some(ip) = hit.ip {
-            let day = live.start.div_euclid(86_400);
-            if let Some((_, salt)) = live.salts.iter().find(|(d, _)| *d == day) {
-                a.visitors
-                    .insert(visitor_hash(salt, ip, &digest, hit.visitor_scope));
+            let day = self.start.load(Ordering::Relaxed).div_euclid(86_400);
+            let known = shard.last_visitor.as_ref().filter(|v| {
+                v.ip == ip && v.agent == digest && v.day == day && *v.scope == *hit.visitor_scope
+            });
+            match known {
+                Some(v) => a.visitors.insert(v.hash),
+                None => {
+                    if let Some((_, salt)) = shard.salts.iter().find(|(d, _)| *d == day) {
+                        let hash = visitor_hash(salt, ip, &digest, hit.visitor_scope);
+                        a.visitors.insert(hash);
+                        shard.last_visitor = Some(LastVisitor {
+                            ip,
+                            agent: digest,
+                            day,
+                            scope: hit.visitor_scope.into(),
+                            hash,
+                        });
+                    }
+                }
             }
         }
+        let take = |n| self.take(n);
         if hit.status == 404 {
-            site.not_found.add(hit.path, budget);
+            site.not_found.add(hit.path, take);
         }
         if is_page_view(hit.get, hit.status, hit.content_type) {
             a.page_views += 1;
-            site.pages.add(hit.path, budget);
+            site.pages.add(hit.path, take);
             if let Some(r) = hit.referer.and_then(|r| referrer_host(r, hit.host)) {
-                site.referrers.add(&r.to_ascii_lowercase(), budget);
+                site.referrers.add(&r.to_ascii_lowercase(), take);
             }
             if let Some(c) = hit.country {
-                site.countries.add(c, budget);
+                site.countries.add(c, take);
             }
             site.browsers.add(agent.browser);
             site.os.add(agent.os);
@@ -304,52 +405,56 @@ impl Recorder {
     /// minute opened at `now`'s.
     pub fn close(&self, now: i64) -> Option<Closed> {
         let minute = crate::record::Granularity::Minute.floor(now);
-        let mut live = self.lock();
-        if minute <= live.start {
+        let start = self.start.load(Ordering::Relaxed);
+        if minute <= start {
             return None;
         }
-        let start = std::mem::replace(&mut live.start, minute);
-        let sites = std::mem::take(&mut live.sites);
-        live.keys_left = self.max_keys;
-        let dropped = std::mem::take(&mut live.dropped);
-        drop(live);
-        Some(Closed {
-            start,
-            sites: finish(sites),
-            dropped,
-        })
+        self.start.store(minute, Ordering::Relaxed);
+        Some(self.take_all(start))
     }
 
     /// Closes the open minute whatever the time (a graceful stop).
     pub fn close_now(&self) -> Closed {
-        let mut live = self.lock();
-        let start = live.start;
-        let sites = std::mem::take(&mut live.sites);
-        live.keys_left = self.max_keys;
-        let dropped = std::mem::take(&mut live.dropped);
-        drop(live);
+        self.take_all(self.start.load(Ordering::Relaxed))
+    }
+
+    /// Every shard's sites, merged, as the minute that started at `start`;
+    /// the budget starts again. A request counted while this runs lands in
+    /// one minute or the other, never in both.
+    fn take_all(&self, start: i64) -> Closed {
+        self.keys_left.store(self.max_keys, Ordering::Relaxed);
+        self.sites_left
+            .store(site_budget(self.max_keys), Ordering::Relaxed);
+        let shards: Vec<Arc<Mutex<Shard>>> = lock(&self.shards).clone();
+        let mut merged: BTreeMap<SiteKey, Aggregate> = BTreeMap::new();
+        let mut dropped = 0;
+        for shard in shards {
+            let (sites, d) = {
+                let mut g = lock(&shard);
+                (std::mem::take(&mut g.sites), std::mem::take(&mut g.dropped))
+            };
+            dropped += d;
+            for ((project, deployment, env), s) in sites.into_values().flatten() {
+                let key = SiteKey {
+                    project: project.to_string(),
+                    deployment: deployment.to_string(),
+                    env,
+                };
+                let a = s.into_aggregate();
+                match merged.get_mut(&key) {
+                    Some(m) => m.merge(&a),
+                    None => {
+                        merged.insert(key, a);
+                    }
+                }
+            }
+        }
         Closed {
             start,
-            sites: finish(sites),
+            sites: merged.into_iter().collect(),
             dropped,
         }
     }
-}
-
-fn finish(sites: Map<LiveKey, LiveSite>) -> Vec<(SiteKey, Aggregate)> {
-    let mut v: Vec<(SiteKey, Aggregate)> = sites
-        .into_iter()
-        .map(|((project, deployment, env), s)| {
-            let key = SiteKey {
-                project: project.to_string(),
-                deployment: deployment.to_string(),
-                env,
-            };
-            (key, s.into_aggregate())
-        })
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
 }
 
 #[cfg(test)]
@@ -446,8 +551,37 @@ mod tests {
         let a = &c.sites[0].1;
         assert_eq!(a.requests, 10_000);
         assert_eq!(a.not_found.0.values().sum::<u64>(), 10_000);
-        assert!(a.not_found.0.len() <= 100);
+        assert!(a.not_found.0.len() <= 101, "100 keys and (other)");
         assert!(a.not_found.0[OTHER] > 9_000);
+    }
+
+    #[test]
+    fn threads_count_into_shards_that_merge_into_one_minute() {
+        let p: Arc<str> = "shop".into();
+        let d: Arc<str> = "dep1".into();
+        let r = Recorder::new(200, 0);
+        r.set_salts(vec![(0, [7; 32])]);
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (r, p, d) = (&r, &p, &d);
+                s.spawn(move || {
+                    for i in 0..1000 {
+                        let path = format!("/t{t}/{i}");
+                        r.record(&hit(p, d, &path, 404));
+                    }
+                });
+            }
+        });
+        assert!(r.keys_in_use() <= 200);
+        let c = r.close(60).unwrap();
+        assert_eq!(c.sites.len(), 1, "one site, whatever the threads");
+        let a = &c.sites[0].1;
+        assert_eq!(a.requests, 4000);
+        assert_eq!(a.not_found.0.values().sum::<u64>(), 4000);
+        assert_eq!(a.visitors.estimate(), 1);
+        // The next minute starts with the whole budget and nothing in it.
+        assert_eq!(r.keys_in_use(), 0);
+        assert!(r.close(120).unwrap().sites.is_empty());
     }
 
     #[test]
@@ -457,5 +591,65 @@ mod tests {
         let r = Recorder::new(100, 0);
         r.record(&hit(&p, &d, "/", 200));
         assert_eq!(r.close(60).unwrap().sites[0].1.visitors.estimate(), 0);
+    }
+}
+
+#[cfg(test)]
+mod cost {
+    use super::*;
+
+    /// Rough per-request cost of `record` (run with `--release --ignored`).
+    #[test]
+    #[ignore]
+    fn record_cost() {
+        let p: Arc<str> = "shop".into();
+        let d: Arc<str> = "dep1".into();
+        let r = Recorder::new(DEFAULT_MAX_KEYS, 0);
+        r.set_salts(vec![(0, [7; 32])]);
+        let ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+        let hit = Hit {
+            project: &p,
+            deployment: &d,
+            env: Env::Production,
+            host: "shop.test",
+            visitor_scope: "shop",
+            path: "/1k.html",
+            get: true,
+            status: 200,
+            bytes: 1024,
+            micros: 380,
+            content_type: Some("text/html; charset=utf-8"),
+            content_encoding: None,
+            user_agent: ua,
+            referer: None,
+            ip: Some("127.0.0.1".parse().unwrap()),
+            country: None,
+            function: None,
+        };
+        for _ in 0..10_000 {
+            r.record(&hit);
+        }
+        let n = 2_000_000;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            r.record(std::hint::black_box(&hit));
+        }
+        eprintln!("record: {:.0} ns", t.elapsed().as_nanos() as f64 / n as f64);
+        let salt = [7u8; 32];
+        let dg = agent_digest(ua);
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        for i in 0..n {
+            x ^= visitor_hash(
+                &salt,
+                "127.0.0.1".parse().unwrap(),
+                &dg,
+                if i % 2 == 0 { "shop" } else { "shoq" },
+            );
+        }
+        eprintln!(
+            "visitor_hash: {:.0} ns ({x})",
+            t.elapsed().as_nanos() as f64 / n as f64
+        );
     }
 }

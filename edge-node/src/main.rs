@@ -87,9 +87,10 @@ struct NodeFlags {
     /// `<data dir>/analytics` until the coordinator has it.
     #[arg(long, env = "OUTPOST_EDGE_NO_ANALYTICS")]
     no_analytics: bool,
-    /// Distinct keys (paths, referrers, countries, function routes; a site
-    /// counts 16) one minute of analytics may hold; past it new keys are
-    /// counted as "(other)", so memory stays bounded whatever the traffic.
+    /// Distinct keys (paths, referrers, countries, function routes) one
+    /// minute of analytics may hold, and a site entry per 16 of them; past
+    /// it new keys are counted as "(other)", so memory stays bounded
+    /// whatever the traffic.
     #[arg(long, env = "OUTPOST_EDGE_ANALYTICS_MAX_KEYS", default_value_t = analytics::recorder::DEFAULT_MAX_KEYS as u32,
           value_parser = clap::value_parser!(u32).range(100..=10_000_000))]
     analytics_max_keys: u32,

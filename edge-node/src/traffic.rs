@@ -160,7 +160,7 @@ pub async fn run(
     let keys = prometheus_client::metrics::gauge::Gauge::<i64>::default();
     metrics.register(
         "analytics_keys",
-        "Distinct keys (sites weigh 16) the open analytics minute holds, at most --analytics-max-keys",
+        "Distinct keys (paths, referrers, countries, function routes) the open analytics minute holds, at most --analytics-max-keys",
         keys.clone(),
     );
     let shipped = prometheus_client::metrics::counter::Counter::<u64>::default();
