@@ -70,6 +70,8 @@ pub struct Hit<'a> {
 
 type LiveKey = (Arc<str>, Arc<str>, Env);
 type Map<K, V> = HashMap<K, V, ahash::RandomState>;
+/// Visitor salts by UTC day.
+type Salts = Arc<Vec<(i64, [u8; 32])>>;
 
 /// A top list while the minute is open: keyed by the request's own string.
 #[derive(Default)]
@@ -164,7 +166,7 @@ struct Shard {
     /// Each distinct user agent's class and digest.
     agents: Map<Box<str>, (Agent, [u8; 16])>,
     /// The visitor salt for each UTC day this node knows of.
-    salts: Arc<Vec<(i64, [u8; 32])>>,
+    salts: Salts,
     /// The last visitor hash made here: consecutive requests on a thread
     /// are often one client's (a keep-alive connection), and the keyed hash
     /// is most of what counting a request costs.
@@ -199,7 +201,7 @@ pub struct Recorder {
     /// threads has an entry in each).
     sites_left: AtomicUsize,
     shards: Mutex<Vec<Arc<Mutex<Shard>>>>,
-    salts: Mutex<Arc<Vec<(i64, [u8; 32])>>>,
+    salts: Mutex<Salts>,
     /// Keys sites by (project, deployment, environment).
     hasher: ahash::RandomState,
 }
