@@ -3,7 +3,7 @@
 //! no script in the page and no sampling.
 //!
 //! - [`recorder`]: each request counted into the open minute, in memory,
-//!   within a budget of distinct keys.
+//!   per serving thread, within a budget of distinct keys.
 //! - [`record`] and [`spool`]: a closed minute as a record on the edge's
 //!   disk until the coordinator acknowledges it.
 //! - [`model`] and [`sketch`]: what a record holds per site; everything

@@ -1,9 +1,10 @@
 //! The edge's side: every request counted into the current minute's
 //! aggregates, in memory and bounded. At most `max_keys` distinct keys a
-//! minute (paths, referrers, countries, function routes, sites) are held;
-//! past the budget a new key is counted under [`OTHER`], never added. The
-//! closer swaps the minute out whole, so a request only ever takes one
-//! short lock.
+//! minute (paths, referrers, countries, function routes) and one site
+//! entry per 16 of them are held; past the budget a new key is counted
+//! under [`OTHER`], never added. Each serving thread counts into a shard of
+//! its own; the closer takes the shards' sites and merges them, so a
+//! request only ever takes a short lock no other thread is waiting for.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
