@@ -439,7 +439,8 @@ async fn main() -> anyhow::Result<()> {
                 timeout: load.timeout,
             };
             let rows = static_files::run(&cluster, &plan, &progress).await?;
-            let analytics = static_files::analytics_cost(&cluster, &plan, 3).await?;
+            let analytics =
+                static_files::analytics_cost(&cluster, &plan, 15, Duration::from_secs(1)).await?;
             let md = report::static_md(&rows) + &report::analytics_md(&analytics);
             let dir = report::write(load.out, "static", &argv, &rows, md)?;
             std::fs::write(

@@ -92,10 +92,11 @@ pub fn static_md(rs: &[crate::static_files::StaticRow]) -> String {
 
 pub fn analytics_md(r: &crate::static_files::AnalyticsRow) -> String {
     format!(
-        "\n## Analytics on vs off\n\n{} over {:?} with a browser's user agent (every request a page view), best of {} alternating runs per side:\n\n| | req/s | p50 | p99 |\n|---|---|---|---|\n| analytics on | {:.0} | {:.2} ms | {:.2} ms |\n| analytics off (`--no-analytics`) | {:.0} | {:.2} ms | {:.2} ms |\n\non/off req/s: **{:.3}** (cost {:.1}%)\n",
+        "\n## Analytics on vs off\n\n{} over {:?} with a browser's user agent (every request a page view of a visitor), {} pairs of alternating short runs{}:\n\n| | req/s | p50 | p99 |\n|---|---|---|---|\n| analytics on | {:.0} | {:.2} ms | {:.2} ms |\n| analytics off (`--no-analytics`) | {:.0} | {:.2} ms | {:.2} ms |\n\non/off req/s: **{:.3}** over all runs (cost {:.1}%); median of the pairs' ratios {:.3}\n",
         r.file,
         r.proto,
         r.rounds,
+        if r.pinned { ", nodes and load generator on separate CPUs" } else { "" },
         r.on.rps,
         r.on.p50_ms,
         r.on.p99_ms,
@@ -103,7 +104,8 @@ pub fn analytics_md(r: &crate::static_files::AnalyticsRow) -> String {
         r.off.p50_ms,
         r.off.p99_ms,
         r.rps_ratio,
-        (1.0 - r.rps_ratio) * 100.0
+        (1.0 - r.rps_ratio) * 100.0,
+        r.median_pair_ratio
     )
 }
 

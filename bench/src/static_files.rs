@@ -46,12 +46,16 @@ pub struct AnalyticsRow {
     pub file: String,
     pub proto: Proto,
     pub mode: Mode,
-    /// Each side's best of `rounds` alternating runs.
+    /// Pairs of alternating short runs; each side is the sum of its runs.
     pub rounds: usize,
+    /// Nodes on one half of the CPUs, the load generator on the other.
+    pub pinned: bool,
     pub on: Side,
     pub off: Side,
-    /// on / off requests per second (1.0: no cost).
+    /// on / off requests per second over all runs (1.0: no cost).
     pub rps_ratio: f64,
+    /// The median of the pairs' own on / off ratios.
+    pub median_pair_ratio: f64,
 }
 
 pub const BROWSER_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
@@ -225,18 +229,19 @@ fn html_page(len: usize) -> String {
 }
 
 /// Analytics on (`cluster.edges[0]`) against off (`cluster.edges[1]`,
-/// started with `--no-analytics`) for a 1 KB page over HTTP/1.1: `rounds`
-/// alternating runs each, the best of each side kept (noise on a shared
-/// machine only ever slows a run down).
+/// started with `--no-analytics`) for a 1 KB page over HTTP/1.1. The two
+/// take turns in short slices (`pairs` of each), both pinned to the same
+/// half of the CPUs and the load generator to the other half where there
+/// are two or more: on a shared machine whose speed drifts within a minute,
+/// one long run each would compare different moments, not the two nodes.
 pub async fn analytics_cost(
     cluster: &Cluster,
     plan: &Plan,
-    rounds: usize,
+    pairs: usize,
+    slice: Duration,
 ) -> anyhow::Result<AnalyticsRow> {
-    anyhow::ensure!(
-        cluster.edges.len() >= 2,
-        "the analytics comparison needs two edges"
-    );
+    anyhow::ensure!(cluster.edges.len() >= 2, "the analytics comparison needs two edges");
+    anyhow::ensure!(pairs > 0, "at least one pair of runs");
     let (on, off) = (&cluster.edges[0], &cluster.edges[1]);
     let http = reqwest::Client::new();
     for edge in [on, off] {
@@ -258,6 +263,13 @@ pub async fn analytics_cost(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    let (allowed, pinned) = crate::pin::split_if(true);
+    if let Some(split) = &pinned {
+        for e in [on, off] {
+            crate::pin::pin_process(e.proc.child.id(), &split.servers)?;
+        }
+        crate::pin::pin_process(std::process::id(), &split.load)?;
+    }
     let target = |addr| Target {
         addr,
         host: HOST.into(),
@@ -266,22 +278,44 @@ pub async fn analytics_cost(
         tls: None,
         user_agent: Some(http::HeaderValue::from_static(BROWSER_UA)),
     };
-    let (mut best_on, mut best_off): (Option<Side>, Option<Side>) = (None, None);
-    for _ in 0..rounds {
-        for (addr, best) in [(on.http, &mut best_on), (off.http, &mut best_off)] {
-            let s = side(&load::run(&target(addr), plan.mode, plan.duration).await?);
-            if best.as_ref().is_none_or(|b| s.rps > b.rps) {
-                *best = Some(s);
+    let mut totals: [Option<load::LoadResult>; 2] = [None, None];
+    let mut ratios = Vec::with_capacity(pairs);
+    for i in 0..pairs {
+        // Alternate who goes first, so neither always follows the other.
+        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        let mut rps = [0.0; 2];
+        for which in order {
+            let addr = [on.http, off.http][which];
+            let r = load::run(&target(addr), plan.mode, slice).await?;
+            rps[which] = r.requests as f64 / r.elapsed.as_secs_f64();
+            match &mut totals[which] {
+                Some(t) => {
+                    t.requests += r.requests;
+                    t.errors += r.errors;
+                    t.elapsed += r.elapsed;
+                    let _ = t.latency.add(&r.latency);
+                }
+                slot @ None => *slot = Some(r),
             }
         }
+        ratios.push(rps[0] / rps[1]);
     }
-    let (on, off) = (best_on.expect("rounds > 0"), best_off.expect("rounds > 0"));
+    if let (Some(_), Some(all)) = (&pinned, &allowed) {
+        crate::pin::pin_process(std::process::id(), all)?;
+    }
+    ratios.sort_by(f64::total_cmp);
+    let [Some(t_on), Some(t_off)] = totals else {
+        anyhow::bail!("no runs");
+    };
+    let (on, off) = (side(&t_on), side(&t_off));
     Ok(AnalyticsRow {
         file: PAGE.into(),
         proto: Proto::H1,
         mode: plan.mode,
-        rounds,
+        rounds: pairs,
+        pinned: pinned.is_some(),
         rps_ratio: on.rps / off.rps,
+        median_pair_ratio: ratios[ratios.len() / 2],
         on,
         off,
     })
