@@ -240,7 +240,10 @@ pub async fn analytics_cost(
     pairs: usize,
     slice: Duration,
 ) -> anyhow::Result<AnalyticsRow> {
-    anyhow::ensure!(cluster.edges.len() >= 2, "the analytics comparison needs two edges");
+    anyhow::ensure!(
+        cluster.edges.len() >= 2,
+        "the analytics comparison needs two edges"
+    );
     anyhow::ensure!(pairs > 0, "at least one pair of runs");
     let (on, off) = (&cluster.edges[0], &cluster.edges[1]);
     let http = reqwest::Client::new();

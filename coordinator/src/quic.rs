@@ -25,6 +25,7 @@ use crate::blobs::{BlobStore, BlobStoreError};
 use crate::ca::{ClusterCa, COORDINATOR_NAME};
 use crate::edge_config::ConfigHub;
 use crate::ids;
+use crate::store::analytics::AnalyticsStore;
 use crate::store::{
     FunctionLogRow, JoinTokenError, KeyspaceItem, Node, NodeContact, Since, Store, StoreError,
 };

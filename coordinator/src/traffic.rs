@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::AnalyticsConfig;
+use crate::store::analytics::AnalyticsStore;
 use crate::store::{EdgeSync, Store};
 
 const EVERY: Duration = Duration::from_secs(60);

@@ -8,6 +8,7 @@ use analytics::query::{report, Query, Report};
 
 use super::{access, App, AppError, AppResult};
 use crate::accounts::Principal;
+use crate::store::analytics::AnalyticsStore;
 use crate::store::analytics::Rows;
 use crate::store::Role;
 

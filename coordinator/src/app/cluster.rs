@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{App, AppError, AppResult};
 use crate::accounts::{audit, Principal};
 use crate::ids;
+use crate::store::analytics::AnalyticsStore;
 use crate::store::{now_ms, Node};
 
 /// A node whose link reported within this long counts as online.

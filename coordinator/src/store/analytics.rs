@@ -1,8 +1,8 @@
 //! Traffic analytics rollups: what edges served, merged into minute, hour
-//! and day buckets as records arrive. This is the one place analytics are
-//! stored and read ([`Store::ingest_analytics`], [`Store::analytics_rows`],
-//! [`Store::expire_analytics`]); a columnar engine for large fleets would
-//! stand behind these three, with the same rows coming out.
+//! and day buckets as records arrive. [`AnalyticsStore`] is the one
+//! interface analytics are stored and read through; the SQL store (SQLite
+//! or Postgres) implements it here, and a columnar engine for large fleets
+//! would implement the same calls, with the same rows coming out.
 
 use std::collections::BTreeMap;
 
@@ -47,12 +47,50 @@ pub enum Rows {
     TooMany,
 }
 
-impl Store {
+/// Where analytics rollups live.
+pub trait AnalyticsStore {
+    /// Counts one record from `node_id` (in `region`) into its bucket and
+    /// every coarser one, with its receipt: counted once however often it
+    /// is sent.
+    fn ingest_analytics(
+        &self,
+        node_id: &str,
+        region: &str,
+        record: &Record,
+    ) -> impl std::future::Future<Output = Result<Ingested, StoreError>> + Send;
+
+    /// A project's rollups of `granularity` with buckets in `[from, to)`,
+    /// narrowed by `filter`.
+    fn analytics_rows(
+        &self,
+        project_id: &str,
+        granularity: Granularity,
+        from: i64,
+        to: i64,
+        filter: &Filter,
+    ) -> impl std::future::Future<Output = Result<Rows, StoreError>> + Send;
+
+    /// Requests per node in the minute rollups with buckets in `[from, to)`.
+    fn node_requests(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> impl std::future::Future<Output = Result<BTreeMap<String, u64>, StoreError>> + Send;
+
+    /// Deletes rollups past their granularity's retention and old receipts.
+    fn expire_analytics(
+        &self,
+        now_secs: i64,
+        retention: &[(Granularity, Option<i64>)],
+    ) -> impl std::future::Future<Output = Result<u64, StoreError>> + Send;
+}
+
+impl AnalyticsStore for Store {
     /// Counts one record from `node_id` (in `region`) into its bucket and
     /// every coarser one, in one transaction with its receipt: counted
     /// once however often it is sent. Sites of projects that no longer
     /// exist are skipped.
-    pub async fn ingest_analytics(
+    async fn ingest_analytics(
         &self,
         node_id: &str,
         region: &str,
@@ -143,7 +181,7 @@ impl Store {
 
     /// A project's rollups of `granularity` with buckets in `[from, to)`,
     /// narrowed by `filter`.
-    pub async fn analytics_rows(
+    async fn analytics_rows(
         &self,
         project_id: &str,
         granularity: Granularity,
@@ -199,11 +237,7 @@ impl Store {
 
     /// Requests each node served in the minute rollups with buckets in
     /// `[from, to)`, over every project (the nodes page's request rate).
-    pub async fn node_requests(
-        &self,
-        from: i64,
-        to: i64,
-    ) -> Result<BTreeMap<String, u64>, StoreError> {
+    async fn node_requests(&self, from: i64, to: i64) -> Result<BTreeMap<String, u64>, StoreError> {
         let rows = sqlx::query(
             "SELECT node_id, data FROM analytics_rollups \
              WHERE granularity = 'minute' AND bucket >= $1 AND bucket < $2 LIMIT $3",
@@ -225,7 +259,7 @@ impl Store {
     /// Deletes rollups past their granularity's retention (`None`: kept
     /// for ever) and receipts older than a week (a resend comes within
     /// seconds of its lost acknowledgement). Returns the rows deleted.
-    pub async fn expire_analytics(
+    async fn expire_analytics(
         &self,
         now_secs: i64,
         retention: &[(Granularity, Option<i64>)],

@@ -968,7 +968,7 @@ async fn domains_suite(s: &Store) {
 async fn analytics_suite(s: &Store) {
     use analytics::query::Filter;
     use analytics::{Aggregate, Env, Granularity, Record, RecordId, SiteKey};
-    use coordinator::store::analytics::{Ingested, Rows};
+    use coordinator::store::analytics::{AnalyticsStore, Ingested, Rows};
     s.create_project("an-p", "traffic", "team-a").await.unwrap();
     let minute = 1_800_000_000 + 120; // 1_800_000_000 is on an hour
     let record = |seq: u64, requests: u64, project: &str| Record {
