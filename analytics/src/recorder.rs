@@ -27,13 +27,32 @@ const AGENT_CACHE: usize = 4096;
 /// User agents longer than this are classified each time, never cached.
 const AGENT_CACHE_MAX_LEN: usize = 512;
 
-/// How a function request ended, beyond its status.
+/// How a function request ended, beyond its status. The edge's function
+/// path keeps it as a `u8` ([`FunctionEnd::code`]) in an atomic the
+/// dispatcher reads back after the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum FunctionEnd {
-    Ok,
-    Error,
-    Timeout,
-    Memory,
+    Ok = 0,
+    Error = 1,
+    Timeout = 2,
+    Memory = 3,
+}
+
+impl FunctionEnd {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The end a [`code`](Self::code) stands for (anything unknown: `Ok`).
+    pub fn from_code(c: u8) -> FunctionEnd {
+        match c {
+            1 => FunctionEnd::Error,
+            2 => FunctionEnd::Timeout,
+            3 => FunctionEnd::Memory,
+            _ => FunctionEnd::Ok,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

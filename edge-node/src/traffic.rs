@@ -8,7 +8,6 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,11 +53,6 @@ pub struct Analytics {
     /// node that starts without its coordinator): visitors then count per
     /// node until the day's shared salt arrives.
     fallback_salt: [u8; 32],
-    /// Records waiting in the spool, and their bytes (for status/metrics).
-    pub spooled_records: AtomicU64,
-    pub spooled_bytes: AtomicU64,
-    /// Records the coordinator has acknowledged since start.
-    pub shipped: AtomicU64,
 }
 
 fn now_secs() -> i64 {
@@ -84,9 +78,6 @@ impl Analytics {
             recorder: Recorder::new(opts.max_keys, now_secs()),
             geoip,
             fallback_salt,
-            spooled_records: AtomicU64::new(0),
-            spooled_bytes: AtomicU64::new(0),
-            shipped: AtomicU64::new(0),
         })
     }
 
@@ -173,6 +164,8 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     analytics.set_salts(&desired.borrow_and_update());
     let mut last_salt_day = now_secs().div_euclid(86_400);
+    // The spool's size is read again only when something entered or left it.
+    let mut spool_changed = true;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -190,7 +183,7 @@ pub async fn run(
                 spool_closed(&spool, closed, &mut seq);
                 let _ = tokio::time::timeout(
                     Duration::from_secs(2),
-                    ship(&analytics, &spool, &conn, &mut in_flight),
+                    ship(&spool, &conn, &mut in_flight, &shipped),
                 )
                 .await;
                 return;
@@ -202,6 +195,7 @@ pub async fn run(
             analytics.set_salts(&desired.borrow());
         }
         if let Some(closed) = analytics.recorder.close(now) {
+            spool_changed = true;
             spool_closed(&spool, closed, &mut seq);
             let (merged, dropped) = spool.shrink(in_flight, || seq.next());
             if merged + dropped > 0 {
@@ -212,18 +206,15 @@ pub async fn run(
                 );
             }
         }
-        if let Err(e) = ship(&analytics, &spool, &conn, &mut in_flight).await {
+        let before = shipped.get();
+        if let Err(e) = ship(&spool, &conn, &mut in_flight, &shipped).await {
             tracing::debug!(error = %format!("{e:#}"), "shipping analytics deferred");
         }
-        let (records, bytes) = spool.usage();
-        analytics
-            .spooled_records
-            .store(records as u64, Ordering::Relaxed);
-        analytics.spooled_bytes.store(bytes, Ordering::Relaxed);
-        metrics.set_spool(records as u64, bytes);
+        if std::mem::take(&mut spool_changed) || shipped.get() != before {
+            let (records, bytes) = spool.usage();
+            metrics.set_spool(records as u64, bytes);
+        }
         keys.set(analytics.recorder.keys_in_use() as i64);
-        let total = analytics.shipped.load(Ordering::Relaxed);
-        shipped.inc_by(total.saturating_sub(shipped.get()));
     }
 }
 
@@ -250,13 +241,18 @@ fn spool_closed(spool: &Spool, closed: Closed, seq: &mut Seq) {
 }
 
 /// Sends what the spool holds, oldest first, until it is empty or the
-/// coordinator cannot be reached. A damaged record is logged and removed.
+/// coordinator cannot be reached, counting each acknowledged record in
+/// `shipped`. A damaged record is logged and removed. Without a link the
+/// spool is not even listed.
 async fn ship(
-    analytics: &Analytics,
     spool: &Spool,
     conn: &watch::Receiver<Option<quinn::Connection>>,
     in_flight: &mut Option<RecordId>,
+    shipped: &prometheus_client::metrics::counter::Counter,
 ) -> anyhow::Result<()> {
+    if conn.borrow().is_none() {
+        return Ok(());
+    }
     for entry in spool.list() {
         let record = match spool.read(&entry) {
             Ok(r) => r,
@@ -270,7 +266,7 @@ async fn ship(
         send(conn, &record, &entry).await?;
         spool.remove(&entry);
         *in_flight = None;
-        analytics.shipped.fetch_add(1, Ordering::Relaxed);
+        shipped.inc();
     }
     Ok(())
 }

@@ -44,7 +44,7 @@ use metrics::{bump, load, FunctionCounters, StatCounters};
 pub use logs::{FunctionLog, LogStream};
 pub use metrics::{FunctionMetrics, LatencySummary, RuntimeStats};
 pub use outbound::is_restricted as is_restricted_address;
-pub(crate) use serve::{respond, FunctionEnd};
+pub(crate) use serve::respond;
 
 /// Linear memories, core instances and tables one component may use. Rust
 /// components have one memory and a handful of core instances (the program,

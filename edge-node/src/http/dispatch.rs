@@ -34,7 +34,7 @@ use crate::state::{Resolved, Site};
 pub struct Served {
     pub site: Option<Arc<Site>>,
     pub route: Option<Arc<str>>,
-    /// A [`functions::FunctionEnd`] code, set by the function path.
+    /// An [`analytics::recorder::FunctionEnd`] code, set by the function path.
     pub function_end: std::sync::atomic::AtomicU8,
 }
 

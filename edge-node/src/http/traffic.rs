@@ -5,7 +5,7 @@
 
 use tokio::time::Instant;
 
-use analytics::recorder::{FunctionHit, Hit};
+use analytics::recorder::{FunctionEnd, FunctionHit, Hit};
 use analytics::Env;
 use http::header;
 use http::Method;
@@ -13,7 +13,6 @@ use pingora_core::protocols::http::ServerSession;
 
 use super::dispatch::Served;
 use super::EdgeHttp;
-use crate::functions::FunctionEnd;
 
 fn text(h: Option<&http::HeaderValue>) -> Option<&str> {
     h.and_then(|v| v.to_str().ok())
@@ -46,16 +45,11 @@ pub(super) fn count(app: &EdgeHttp, session: &ServerSession, started: Instant, s
     });
     let function = served.route.as_deref().map(|route| FunctionHit {
         route,
-        end: match FunctionEnd::from_code(
+        end: FunctionEnd::from_code(
             served
                 .function_end
                 .load(std::sync::atomic::Ordering::Relaxed),
-        ) {
-            FunctionEnd::Ok => analytics::recorder::FunctionEnd::Ok,
-            FunctionEnd::Error => analytics::recorder::FunctionEnd::Error,
-            FunctionEnd::Timeout => analytics::recorder::FunctionEnd::Timeout,
-            FunctionEnd::Memory => analytics::recorder::FunctionEnd::Memory,
-        },
+        ),
     });
     analytics.record(&Hit {
         project: &site.project,

@@ -102,16 +102,18 @@ impl Exchange<'_> {
     /// Keeps the most telling end: a timeout or memory hit is not
     /// overwritten by the generic failure reported after it.
     fn note_end(&self, failure: Failure) {
+        use analytics::recorder::FunctionEnd;
         use std::sync::atomic::Ordering;
         let end = match failure {
-            Failure::Timeout => super::FunctionEnd::Timeout,
-            Failure::Memory => super::FunctionEnd::Memory,
-            _ => super::FunctionEnd::Error,
-        } as u8;
+            Failure::Timeout => FunctionEnd::Timeout,
+            Failure::Memory => FunctionEnd::Memory,
+            _ => FunctionEnd::Error,
+        }
+        .code();
         let _ = self
             .end
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
-                let generic = super::FunctionEnd::Error as u8;
+                let generic = FunctionEnd::Error.code();
                 (c == 0 || (c == generic && end != generic)).then_some(end)
             });
     }

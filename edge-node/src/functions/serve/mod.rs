@@ -75,29 +75,9 @@ pub(crate) struct Call<'a> {
     pub authority: Authority,
     /// The host's `Strict-Transport-Security`, over TLS (see `http::acme`).
     pub hsts: Option<http::HeaderValue>,
-    /// How the request ended, for analytics (a [`FunctionEnd`] code).
+    /// How the request ended, for analytics (an
+    /// [`analytics::recorder::FunctionEnd`] code).
     pub end: &'a std::sync::atomic::AtomicU8,
-}
-
-/// How a function request ended beyond its status, as [`Call::end`] holds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum FunctionEnd {
-    Ok = 0,
-    Error = 1,
-    Timeout = 2,
-    Memory = 3,
-}
-
-impl FunctionEnd {
-    pub(crate) fn from_code(c: u8) -> FunctionEnd {
-        match c {
-            1 => FunctionEnd::Error,
-            2 => FunctionEnd::Timeout,
-            3 => FunctionEnd::Memory,
-            _ => FunctionEnd::Ok,
-        }
-    }
 }
 
 /// Serves one function request. An `Err` means the response could not be
