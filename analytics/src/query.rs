@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Aggregate, Env, Top};
+use crate::model::{Aggregate, Env};
 use crate::record::Granularity;
 
 /// Longest range one query may cover.
@@ -278,6 +278,12 @@ impl Query {
         if group_by.is_some() && metric.is_none() {
             return Err(bad("group_by needs a metric"));
         }
+        // Only requests are kept per status code.
+        if group_by == Some(Dimension::Status) && metric != Some(Metric::Requests) {
+            return Err(bad(
+                "group_by=status counts requests only: use metric=requests",
+            ));
+        }
         let mut filter = Filter::default();
         let mut set = |k: &str, v: &str| -> Result<(), QueryError> {
             if v.is_empty() || v.len() > 128 {
@@ -451,10 +457,6 @@ pub struct Report {
     pub result: Option<Vec<Keyed>>,
 }
 
-fn top(t: &Top, n: usize) -> Vec<(String, u64)> {
-    t.largest(n)
-}
-
 /// Answers `q` from `rows` (already limited to the project and range).
 pub fn report(q: &Query, rows: &[Row]) -> Report {
     let rows: Vec<&Row> = rows
@@ -506,7 +508,7 @@ pub fn report(q: &Query, rows: &[Row]) -> Report {
             d => {
                 let mut groups: BTreeMap<String, Aggregate> = BTreeMap::new();
                 for r in &rows {
-                    let keys: Vec<String> = match d {
+                    let key = match d {
                         Dimension::Status => {
                             // A status group holds only that status's requests.
                             for (code, n) in &r.agg.status {
@@ -515,15 +517,13 @@ pub fn report(q: &Query, rows: &[Row]) -> Report {
                             }
                             continue;
                         }
-                        Dimension::Node => vec![r.node.clone()],
-                        Dimension::Region => vec![r.region.clone()],
-                        Dimension::Deployment => vec![r.deployment.clone()],
-                        Dimension::Environment => vec![r.env.as_str().to_string()],
+                        Dimension::Node => r.node.clone(),
+                        Dimension::Region => r.region.clone(),
+                        Dimension::Deployment => r.deployment.clone(),
+                        Dimension::Environment => r.env.as_str().to_string(),
                         Dimension::Time => unreachable!("handled above"),
                     };
-                    for k in keys {
-                        groups.entry(k).or_default().merge(&r.agg);
-                    }
+                    groups.entry(key).or_default().merge(&r.agg);
                 }
                 let mut v: Vec<Keyed> = groups
                     .iter()
@@ -565,13 +565,13 @@ pub fn report(q: &Query, rows: &[Row]) -> Report {
         ]),
         series,
         top: Tops {
-            pages: top(&total.pages, n),
-            not_found: top(&total.not_found, n),
-            referrers: top(&total.referrers, n),
-            countries: top(&total.countries, n),
-            browsers: top(&total.browsers, n),
-            os: top(&total.os, n),
-            devices: top(&total.devices, n),
+            pages: total.pages.largest(n),
+            not_found: total.not_found.largest(n),
+            referrers: total.referrers.largest(n),
+            countries: total.countries.largest(n),
+            browsers: total.browsers.largest(n),
+            os: total.os.largest(n),
+            devices: total.devices.largest(n),
         },
         nodes: nodes
             .into_iter()
@@ -654,6 +654,10 @@ mod tests {
                 "unknown dimension",
             ),
             (&[("group_by", "node")], "needs a metric"),
+            (
+                &[("metric", "bytes"), ("group_by", "status")],
+                "requests only",
+            ),
             (&[("since", "1y")], "not a span"),
             (&[("since", "0h")], "not a span"),
             (&[("since", "9999999d")], "not a span"),

@@ -131,24 +131,7 @@ pub async fn run(
     cluster.deploy(&site, "bench").await?;
     let edge = &cluster.edges[0];
     // The edge switches once it holds every blob.
-    let http = reqwest::Client::new();
-    let started = std::time::Instant::now();
-    loop {
-        let r = http
-            .get(format!("http://{}/1m.bin", edge.http))
-            .header("Host", HOST)
-            .send()
-            .await;
-        if r.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < plan.timeout,
-            "the edge did not serve the deploy within {:?}",
-            plan.timeout
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    serves(edge.http, "/1m.bin", plan.timeout).await?;
 
     let key = rcgen::KeyPair::generate()?;
     let cert = rcgen::CertificateParams::new(vec![HOST.to_string()])?.self_signed(&key)?;
@@ -217,6 +200,28 @@ pub async fn run(
     Ok(rows)
 }
 
+/// Waits until the edge at `addr` answers `path` of the bench's host with
+/// 200, for at most `timeout`.
+async fn serves(addr: std::net::SocketAddr, path: &str, timeout: Duration) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    loop {
+        let r = http
+            .get(format!("http://{addr}{path}"))
+            .header("Host", HOST)
+            .send()
+            .await;
+        if r.is_ok_and(|r| r.status() == 200) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            started.elapsed() < timeout,
+            "the edge at {addr} did not serve {path} within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// An HTML page of `len` bytes.
 fn html_page(len: usize) -> String {
     let head = "<!doctype html><title>bench</title><p>";
@@ -246,25 +251,8 @@ pub async fn analytics_cost(
     );
     anyhow::ensure!(pairs > 0, "at least one pair of runs");
     let (on, off) = (&cluster.edges[0], &cluster.edges[1]);
-    let http = reqwest::Client::new();
     for edge in [on, off] {
-        let started = std::time::Instant::now();
-        loop {
-            let r = http
-                .get(format!("http://{}/{PAGE}", edge.http))
-                .header("Host", HOST)
-                .send()
-                .await;
-            if r.is_ok_and(|r| r.status() == 200) {
-                break;
-            }
-            anyhow::ensure!(
-                started.elapsed() < plan.timeout,
-                "an edge did not serve the page within {:?}",
-                plan.timeout
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        serves(edge.http, &format!("/{PAGE}"), plan.timeout).await?;
     }
     let (allowed, pinned) = crate::pin::split_if(true);
     if let Some(split) = &pinned {
