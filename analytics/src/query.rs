@@ -131,48 +131,15 @@ fn parse_time(name: &str, s: &str) -> Result<i64, QueryError> {
             return Ok(n);
         }
     }
-    humantime_like(s).ok_or_else(|| {
-        bad(format!(
-            "{name}={s:?} is neither unix seconds nor an RFC 3339 time (2026-12-07T10:00:00Z)"
-        ))
-    })
-}
-
-/// RFC 3339 in UTC (`Z`), seconds precision: all the API needs, without
-/// a date crate.
-fn humantime_like(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'Z'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1970..=9999).contains(&y)
-        || !(1..=12).contains(&mo)
-        || !(1..=31).contains(&d)
-        || h > 23
-        || mi > 59
-        || se > 59
-    {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + mi * 60 + se)
+    humantime::parse_rfc3339(s)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .ok_or_else(|| {
+            bad(format!(
+                "{name}={s:?} is neither unix seconds nor an RFC 3339 time (2026-12-07T10:00:00Z)"
+            ))
+        })
 }
 
 impl Query {
@@ -663,6 +630,7 @@ mod tests {
             (&[("since", "9999999d")], "not a span"),
             (&[("since", "1000d")], "at most"),
             (&[("from", "2026-13-01T00:00:00Z")], "neither"),
+            (&[("from", "2026-02-31T00:00:00Z")], "neither"),
             (&[("from", "yesterday")], "neither"),
             (&[("from", "100"), ("to", "50")], "before"),
             (&[("from", "100"), ("since", "1h")], "not both"),
