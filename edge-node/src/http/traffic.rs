@@ -34,15 +34,10 @@ pub(super) fn count(app: &EdgeHttp, session: &ServerSession, started: Instant, s
         Some(ip) if analytics.has_geoip() => analytics.country(ip),
         _ => None,
     };
-    // The site's own host, to tell its own pages from referring sites.
-    let host = super::raw_host(req).unwrap_or("");
-    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
+    // The site's own host, to tell its own pages from referring sites (a
+    // borrow for the lowercase hosts a site was found by).
+    let raw = super::raw_host(req).unwrap_or("");
+    let host = protocol::host::normalize_host(raw).unwrap_or(std::borrow::Cow::Borrowed(raw));
     let function = served.route.as_deref().map(|route| FunctionHit {
         route,
         end: FunctionEnd::from_code(
@@ -58,7 +53,7 @@ pub(super) fn count(app: &EdgeHttp, session: &ServerSession, started: Instant, s
             protocol::EnvKind::Production => Env::Production,
             protocol::EnvKind::Preview => Env::Preview,
         },
-        host,
+        host: &host,
         // The visitor is counted per project: one person on the apex and
         // on www is one visitor.
         visitor_scope: &site.project,
