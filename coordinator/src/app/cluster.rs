@@ -48,6 +48,16 @@ pub struct NodeView {
 
 /// Every node, for the instance owner (operators run the fleet; tenants
 /// have no business with its addresses).
+/// Addresses, regions, versions and traffic of the fleet are the operator's.
+fn may_see_nodes(who: &Principal) -> AppResult<()> {
+    if !who.is_instance_owner() {
+        return Err(AppError::forbidden(
+            "only the instance owner (with an unscoped credential) may see the nodes",
+        ));
+    }
+    Ok(())
+}
+
 /// Closed minutes the nodes' request rate averages over.
 const RATE_MINUTES: i64 = 5;
 
@@ -58,11 +68,7 @@ pub async fn request_rates(
     app: &App,
     who: &Principal,
 ) -> AppResult<std::collections::BTreeMap<String, f64>> {
-    if !who.is_instance_owner() {
-        return Err(AppError::forbidden(
-            "only the instance owner (with an unscoped credential) may see the nodes",
-        ));
-    }
+    may_see_nodes(who)?;
     let minute = analytics::Granularity::Minute.floor(now_ms() / 1000);
     let to = minute - 60;
     let from = to - RATE_MINUTES * 60;
@@ -76,12 +82,7 @@ pub async fn request_rates(
 }
 
 pub async fn nodes(app: &App, who: &Principal) -> AppResult<Vec<NodeView>> {
-    // Addresses, regions and versions of the fleet are the operator's.
-    if !who.is_instance_owner() {
-        return Err(AppError::forbidden(
-            "only the instance owner (with an unscoped credential) may see the nodes",
-        ));
-    }
+    may_see_nodes(who)?;
     let current = app.hub.version() as i64;
     let now = now_ms();
     let nodes = app.store.list_nodes().await?;
