@@ -706,6 +706,8 @@ pub struct FileConfig {
     pub metrics: Option<MetricsConfig>,
     #[serde(default)]
     pub analytics: Option<AnalyticsConfig>,
+    #[serde(default)]
+    pub rate_limits: Option<crate::ratelimit::RateLimitsConfig>,
 }
 
 impl FileConfig {
@@ -745,6 +747,8 @@ pub struct Config {
     pub acme: AcmeConfig,
     pub metrics: MetricsConfig,
     pub analytics: AnalyticsConfig,
+    /// `[rate_limits]`: API requests per credential and route class.
+    pub rate_limits: crate::ratelimit::RateLimitsConfig,
     /// Key for secrets at rest (64 hex); default: `<data_dir>/secret.key`.
     pub secret_key: Option<String>,
 }
@@ -895,6 +899,7 @@ mod tests {
             acme: Default::default(),
             metrics: Default::default(),
             analytics: Default::default(),
+            rate_limits: Default::default(),
             secret_key: None,
         }
     }

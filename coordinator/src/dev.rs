@@ -89,6 +89,7 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         acme: acme_off(),
         metrics: Default::default(),
         analytics: Default::default(),
+        rate_limits: Default::default(),
         quotas: Default::default(),
         secret_key: None,
     };

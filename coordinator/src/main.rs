@@ -177,6 +177,27 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// A project's error issues (function traps, panics, timeouts, memory
+    /// limits and 5xx answers; failed builds, deploys and certificate
+    /// orders), grouped by fingerprint, the most recently seen first; or
+    /// `errors show|resolve|ignore|reopen|severity <id>`.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Errors {
+        #[command(subcommand)]
+        action: Option<ErrorsAction>,
+        /// The project whose issues to list.
+        #[arg(required = true)]
+        project: Option<String>,
+        /// open (unresolved and regressed; default), all, unresolved,
+        /// resolved, ignored or regressed.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many issues (1-200, default 50).
+        #[arg(long)]
+        limit: Option<i64>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// A project's traffic: requests, page views, visitors, bots, bytes,
     /// status codes, response times, top pages and referrers, functions.
     /// `--json` prints the API's answer (GET /projects/{p}/analytics).
@@ -309,6 +330,21 @@ enum EnvAction {
         #[arg(long, default_value = "all")]
         env: String,
     },
+}
+
+#[derive(Subcommand)]
+enum ErrorsAction {
+    /// One issue: its sample (message, backtrace, stderr, request id),
+    /// trend and deployments.
+    Show { id: String },
+    /// Mark an issue resolved (a new event reopens it as regressed).
+    Resolve { id: String },
+    /// Ignore an issue (it is counted, never reopened).
+    Ignore { id: String },
+    /// Mark an issue unresolved again.
+    Reopen { id: String },
+    /// Set an issue's severity: critical, high, medium or low.
+    Severity { id: String, level: String },
 }
 
 #[derive(Subcommand)]
@@ -496,6 +532,7 @@ fn resolve_config(a: ServeArgs) -> anyhow::Result<Config> {
         acme: file.acme.unwrap_or_default(),
         metrics: file.metrics.unwrap_or_default(),
         analytics: file.analytics.unwrap_or_default(),
+        rate_limits: file.rate_limits.unwrap_or_default(),
         quotas: file.quotas.unwrap_or_default(),
         secret_key: a.secret_key,
         data_dir,
@@ -756,6 +793,43 @@ async fn main() -> anyhow::Result<()> {
         } => cli::builds::redeploy(&client(&remote)?, &deployment, follow, remote.json).await,
         Command::Cancel { deployment, remote } => {
             cli::builds::cancel(&client(&remote)?, &deployment, remote.json).await
+        }
+        Command::Errors {
+            action,
+            project,
+            state,
+            limit,
+            remote,
+        } => {
+            use coordinator::app::errors::IssueUpdate;
+            let c = client(&remote)?;
+            let state_change = |s: &str| IssueUpdate {
+                state: Some(s.into()),
+                severity: None,
+            };
+            match action {
+                None => {
+                    let project = project.unwrap_or_default();
+                    cli::errors::list(&c, &project, state.as_deref(), limit, remote.json).await
+                }
+                Some(ErrorsAction::Show { id }) => cli::errors::show(&c, &id, remote.json).await,
+                Some(ErrorsAction::Resolve { id }) => {
+                    cli::errors::update(&c, &id, state_change("resolved"), remote.json).await
+                }
+                Some(ErrorsAction::Ignore { id }) => {
+                    cli::errors::update(&c, &id, state_change("ignored"), remote.json).await
+                }
+                Some(ErrorsAction::Reopen { id }) => {
+                    cli::errors::update(&c, &id, state_change("unresolved"), remote.json).await
+                }
+                Some(ErrorsAction::Severity { id, level }) => {
+                    let change = IssueUpdate {
+                        state: None,
+                        severity: Some(level),
+                    };
+                    cli::errors::update(&c, &id, change, remote.json).await
+                }
+            }
         }
         Command::Analytics {
             project,

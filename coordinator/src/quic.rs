@@ -322,6 +322,13 @@ async fn handle_stream(
             };
             reply(&mut send, &msg).await
         }
+        (EdgeRequest::Errors(reports), Some(n)) => {
+            let msg = match store_errors(&ctx, &n, reports).await {
+                Ok(()) => CoordinatorMessage::Ack,
+                Err(e) => e,
+            };
+            reply(&mut send, &msg).await
+        }
         (EdgeRequest::Analytics(bytes), Some(n)) => {
             let msg = match store_analytics(&ctx, &n, &bytes).await {
                 Ok(()) => CoordinatorMessage::Ack,
@@ -450,6 +457,10 @@ async fn join(ctx: &QuicContext, j: JoinRequest) -> Result<Joined, WireError> {
         created_at: 0,
         last_seen: None,
         cert_not_after: Some(not_after),
+        memory_used: 0,
+        memory_total: 0,
+        disk_used: 0,
+        disk_total: 0,
     };
     match ctx
         .store
@@ -503,6 +514,7 @@ async fn subscribe(
         http_addr: bounded_addr(s.http_addr),
         https_addr: bounded_addr(s.https_addr),
         mesh_addr: bounded_addr(s.mesh_addr),
+        resources: Default::default(),
     };
     if !ctx.store.record_node_contact(&node.id, &contact).await? {
         ctx.close_node(&node.id);
@@ -544,8 +556,9 @@ async fn subscribe(
                 sent = catch_up(&ctx, &mut send, sent, false).await?;
             }
             report = reports.recv() => {
-                let Some(EdgeReport::Status { config_version, bundles_present, bundles_pending, mut members }) = report else { break };
+                let Some(EdgeReport::Status { config_version, bundles_present, bundles_pending, mut members, resources }) = report else { break };
                 contact.config_version = config_version as i64;
+                contact.resources = resources;
                 contact.bundles_present = bundles_present as i64;
                 contact.bundles_pending = bundles_pending as i64;
                 if !ctx.store.record_node_contact(&node.id, &contact).await? {
@@ -660,6 +673,58 @@ pub fn seed_peers(nodes: &[Node], me: &Node) -> Vec<protocol::mesh::PeerInfo> {
         .filter(|p| p.is_valid())
         .take(protocol::mesh::MAX_SEEDS)
         .collect()
+}
+
+/// Files an edge's function failures as error events. A message with a
+/// report out of bounds is refused whole; reports of projects this
+/// database does not know (deleted meanwhile) are dropped.
+async fn store_errors(
+    ctx: &QuicContext,
+    node: &Node,
+    reports: Vec<protocol::errors::ErrorReport>,
+) -> Result<(), CoordinatorMessage> {
+    if reports.len() > protocol::errors::MAX_REPORTS {
+        return Err(wire_error(
+            ErrorCode::BadRequest,
+            format!(
+                "at most {} error reports per message",
+                protocol::errors::MAX_REPORTS
+            ),
+        ));
+    }
+    if let Some(e) = reports.iter().find_map(|r| r.validate().err()) {
+        return Err(wire_error(
+            ErrorCode::BadRequest,
+            format!("error report: {e}"),
+        ));
+    }
+    let internal = |e: crate::store::StoreError| {
+        tracing::error!(node = %node.id, error = %e, "storing error reports");
+        wire_error(ErrorCode::Internal, "storing error reports failed")
+    };
+    let mut projects: std::collections::HashMap<String, Option<String>> = Default::default();
+    for r in &reports {
+        let id = match projects.get(&r.project) {
+            Some(id) => id.clone(),
+            None => {
+                let id = ctx
+                    .store
+                    .project(&r.project)
+                    .await
+                    .map_err(internal)?
+                    .map(|p| p.id);
+                projects.insert(r.project.clone(), id.clone());
+                id
+            }
+        };
+        let Some(project_id) = id else { continue };
+        let event = crate::errors::from_report(project_id, &node.id, r);
+        ctx.store
+            .record_error(&crate::ids::new_id(16), &event)
+            .await
+            .map_err(internal)?;
+    }
+    Ok(())
 }
 
 async fn store_logs(

@@ -166,6 +166,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         config: config.clone(),
         quic: quic_ctx.clone(),
         login_limits: Default::default(),
+        api_limits: Arc::new(crate::ratelimit::ApiLimits::new(&config.rate_limits)),
         usage: Default::default(),
         metrics: Default::default(),
     };

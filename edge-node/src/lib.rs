@@ -4,6 +4,7 @@
 pub mod config_state;
 pub mod disk_cache;
 pub mod dns;
+pub mod errorship;
 pub mod enroll;
 pub mod fair;
 pub mod fetch;
@@ -17,6 +18,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod node;
 pub mod renew;
+pub mod resources;
 pub mod state;
 pub mod status;
 pub mod store;

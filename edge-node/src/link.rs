@@ -35,6 +35,8 @@ pub struct Link {
     pub http_addr: Option<String>,
     pub https_addr: Option<String>,
     pub mesh_addr: Option<String>,
+    /// Its file system's use goes with every status report.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Link {
@@ -238,6 +240,7 @@ impl Link {
             bundles_present: s.bundles_present,
             bundles_pending: s.bundles_pending,
             members: self.mesh.member_views(),
+            resources: crate::resources::read(&self.data_dir),
         };
         write_frame(send, &report).await?;
         Ok(())

@@ -338,6 +338,11 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         conn_rx.clone(),
         shutdown_rx.clone(),
     )));
+    tasks.push(tokio::spawn(crate::errorship::run(
+        functions.errors(),
+        conn_rx.clone(),
+        shutdown_rx.clone(),
+    )));
     tasks.push(tokio::spawn(crate::mesh::peer::serve(
         endpoint.clone(),
         mesh.transport.clone(),
@@ -395,6 +400,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         http_addr: Some(http_addr.to_string()),
         https_addr: Some(https_addr.to_string()),
         mesh_addr: Some(mesh_addr.to_string()),
+        data_dir: opts.data_dir.clone(),
     };
     tasks.push(tokio::spawn(link.run(shutdown_rx)));
     Ok(RunningNode {

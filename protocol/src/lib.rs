@@ -7,6 +7,7 @@
 pub mod acme;
 pub mod addr;
 pub mod config;
+pub mod errors;
 pub mod functions;
 pub mod hash;
 pub mod host;

@@ -20,7 +20,7 @@ use crate::signing::{BatchSignature, SignedBatch};
 ///    policies); an older edge could not decode them.
 /// 7: analytics records (`EdgeRequest::Analytics`) and visitor salts in
 ///    the config.
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;
 /// Largest frame either side accepts (a manifest of many files is the
 /// largest; batches and snapshot pages are bounded far below it).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
@@ -87,6 +87,10 @@ pub enum EdgeRequest {
     /// coordinator already had it (acknowledgements are idempotent by the
     /// node and the record's id).
     Analytics(Vec<u8>),
+    /// Function failures folded per route and kind (at most
+    /// [`crate::errors::MAX_REPORTS`]), for error tracking; answered with
+    /// `Ack` once stored.
+    Errors(Vec<crate::errors::ErrorReport>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,6 +185,8 @@ pub enum EdgeReport {
         bundles_pending: u32,
         /// This node's view of the mesh (bounded by `MAX_REPORTED_MEMBERS`).
         members: Vec<MemberView>,
+        /// The host's memory and the data directory's disk.
+        resources: crate::errors::Resources,
     },
 }
 

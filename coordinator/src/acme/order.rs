@@ -124,6 +124,19 @@ pub(super) async fn failed(svc: &AcmeService, name: &str, message: &str, rate_li
     {
         tracing::warn!(domain = %name, error = %e, "recording a failed order");
     }
+    // Filed under the domain's project (the platform's own wildcard has none).
+    if let Ok(Some(d)) = svc.store.domain(name).await {
+        let event = crate::app::errors::coordinator_event(
+            &d.project_id,
+            None,
+            crate::errors::Source::Certificate,
+            "order_failed",
+            name,
+            message,
+            serde_json::json!({ "domain": name, "failures": failures, "next_attempt": next, "gave_up": give_up }),
+        );
+        crate::app::errors::record_in(&svc.store, event).await;
+    }
 }
 
 async fn attempt(svc: &AcmeService, name: &str, presented: &Presented) -> Result<(), Failure> {

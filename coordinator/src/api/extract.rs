@@ -19,22 +19,30 @@ impl FromRequestParts<App> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &App) -> Result<Self, ApiError> {
+        // The rate-limit middleware has usually looked the credential up.
+        let known = parts
+            .extensions
+            .remove::<super::limits::Authenticated>()
+            .map(|a| a.0);
         let ip = client_ip_of(parts, state);
-        let who = match session::resolve(
-            &state.store,
-            &parts.headers,
-            ip,
-            session::wants_secure_cookie(&parts.headers, state.config.accounts.secure_cookies),
-        )
-        .await?
-        {
-            Ok(Some(who)) => who,
-            Ok(None) => {
-                return Err(ApiError::unauthorized(
-                    "missing Authorization: Bearer <token> header",
-                ))
-            }
-            Err(e) => return Err(ApiError::unauthorized(e.to_string())),
+        let who = match known {
+            Some(who) => who,
+            None => match session::resolve(
+                &state.store,
+                &parts.headers,
+                ip,
+                session::wants_secure_cookie(&parts.headers, state.config.accounts.secure_cookies),
+            )
+            .await?
+            {
+                Ok(Some(who)) => who,
+                Ok(None) => {
+                    return Err(ApiError::unauthorized(
+                        "missing Authorization: Bearer <token> header",
+                    ))
+                }
+                Err(e) => return Err(ApiError::unauthorized(e.to_string())),
+            },
         };
         if let Via::Session { csrf, .. } = &who.via {
             if !parts.method.is_safe() {

@@ -9,8 +9,10 @@ pub(crate) mod deployments;
 pub mod domains;
 pub(crate) mod env;
 pub mod error;
+mod errors;
 pub(crate) mod extract;
 pub(crate) mod git;
+mod limits;
 mod logs;
 pub mod openapi;
 pub(crate) mod projects;
@@ -69,6 +71,8 @@ pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(domains::verify))
         .routes(routes!(logs::list))
         .routes(routes!(analytics::get))
+        .routes(routes!(errors::list))
+        .routes(routes!(errors::show, errors::update))
         .routes(routes!(deployments::list, deployments::create))
         .routes(routes!(git::show, git::put, git::delete))
         .routes(routes!(builds::list, builds::create))
@@ -100,7 +104,13 @@ pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
         .map(|(p, item)| (p.strip_prefix("/api/v1").unwrap_or(&p).to_string(), item))
         .collect();
     let spec = std::sync::Arc::new(doc.clone());
+    // Every route registered so far is rate-limited (the layer wraps each
+    // route, so the middleware sees its template); the document is not.
     let api = api
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::enforce,
+        ))
         .route(
             "/api/v1/openapi.json",
             get(move || {

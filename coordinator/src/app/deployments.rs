@@ -131,11 +131,29 @@ pub async fn finalize(app: &App, who: &Principal, id: &str) -> AppResult<(Projec
             )
             .with_details(json!({ "deployments": used.deployments, "stored_bytes": used.stored_bytes })));
         }
-        let publisher = app.publisher();
-        let manifest = publisher.manifest(&d.bundle_id).await?;
-        publisher.check_blobs_present(&manifest).await?;
-        publisher.check_functions(&manifest, Blobs::Stored).await?;
-        publisher.ready_upload(&p, &d).await?;
+        let published = async {
+            let publisher = app.publisher();
+            let manifest = publisher.manifest(&d.bundle_id).await?;
+            publisher.check_blobs_present(&manifest).await?;
+            publisher.check_functions(&manifest, Blobs::Stored).await?;
+            publisher.ready_upload(&p, &d).await
+        }
+        .await;
+        if let Err(e) = published {
+            // A deploy that could not go live is an error of the project
+            // (blobs missing, a function that is no component, the store).
+            let event = super::errors::coordinator_event(
+                &p.id,
+                Some(&d.id),
+                crate::errors::Source::Deploy,
+                "finalize_failed",
+                d.target.as_str(),
+                &e.message,
+                json!({ "deployment": d.id, "code": e.code }),
+            );
+            super::errors::record(app, event).await;
+            return Err(e);
+        }
         tracing::info!(project = %p.name, deployment = %d.id, target = d.target.as_str(), "deployment ready");
     }
     access::deployment(app, who, id, Role::Viewer).await

@@ -23,6 +23,7 @@ pub mod deployments;
 pub mod domains;
 pub mod env;
 pub mod error;
+pub mod errors;
 pub mod git;
 pub mod logs;
 pub mod page;
@@ -51,6 +52,8 @@ pub struct App {
     pub quic: Arc<QuicContext>,
     pub builds: Arc<crate::builds::BuildService>,
     pub login_limits: Arc<crate::accounts::ratelimit::LoginLimits>,
+    /// Requests per credential (or address) and route class.
+    pub api_limits: Arc<crate::ratelimit::ApiLimits>,
     /// What each team holds, counted now and then (see `quotas::UsageCache`).
     pub usage: Arc<quotas::UsageCache>,
     /// DNS checks of custom domains.

@@ -21,6 +21,7 @@ use crate::app::publish::{Blobs, Publisher};
 use crate::blobs::BlobStore;
 use crate::config::Config;
 use crate::edge_config::ConfigHub;
+use crate::errors::Source;
 use crate::secrets::SecretBox;
 use crate::store::{Build, BuildStatus, BuildTrigger, GitMeta, Project, ReadyBuild, Store, Target};
 use logs::{LogHub, LogWriter};
@@ -254,6 +255,8 @@ impl BuildService {
                 if let Err(BuildFailure::Failed(msg)) = self.go_live(&b, &published).await {
                     self.append_system(&b.id, &format!("Build failed: {msg}"))
                         .await;
+                    self.track_failure(&b, "publish_failed", Source::Deploy, &msg)
+                        .await;
                     let _ = self
                         .store
                         .finish_build(&b.id, BuildStatus::Error, Some(&msg))
@@ -280,11 +283,33 @@ impl BuildService {
         }
         writer.finish().await;
         if let Some((status, msg)) = outcome {
+            if status == BuildStatus::Error {
+                self.track_failure(&b, "build_failed", Source::Build, &msg)
+                    .await;
+            }
             if let Err(e) = self.store.finish_build(&b.id, status, Some(&msg)).await {
                 tracing::error!(build = %b.id, error = %e, "recording build result");
             }
             tracing::info!(build = %b.id, status = status.as_str(), error = %msg, "build ended");
         }
+    }
+
+    /// A failed build or publish, filed for error tracking.
+    async fn track_failure(&self, b: &Build, kind: &str, source: Source, msg: &str) {
+        let event = crate::app::errors::coordinator_event(
+            &b.project_id,
+            Some(&b.id),
+            source,
+            kind,
+            &format!("branch {}", b.git.branch),
+            msg,
+            serde_json::json!({
+                "build": b.id,
+                "branch": b.git.branch,
+                "commit": b.git.commit_sha,
+            }),
+        );
+        crate::app::errors::record_in(&self.store, event).await;
     }
 
     async fn build(

@@ -7,4 +7,5 @@ pub mod commands;
 pub mod credentials;
 pub mod deploy;
 pub mod domains;
+pub mod errors;
 pub mod tokens;

@@ -14,6 +14,7 @@ mod config_log;
 mod deployments;
 mod domains;
 mod env;
+pub mod errors;
 mod lifecycle;
 mod logs;
 mod models;

@@ -169,6 +169,12 @@ pub struct Node {
     /// When its current certificate ends (Unix seconds); it renews it
     /// itself with a third of its lifetime left.
     pub cert_not_after: Option<i64>,
+    /// The host's memory in use and in all, and its data disk's, in bytes,
+    /// as last reported (0 before the first report).
+    pub memory_used: i64,
+    pub memory_total: i64,
+    pub disk_used: i64,
+    pub disk_total: i64,
 }
 
 pub struct NodeContact {
@@ -179,6 +185,8 @@ pub struct NodeContact {
     pub http_addr: Option<String>,
     pub https_addr: Option<String>,
     pub mesh_addr: Option<String>,
+    /// The host's memory and the data disk, as last reported.
+    pub resources: protocol::errors::Resources,
 }
 
 #[derive(Clone)]

@@ -8,7 +8,7 @@ use super::{now_ms, FromRow, JoinTokenError, Node, NodeContact, Store, StoreErro
 
 const NODE_COLS: &str = "id, name, region, cert_fingerprint, software_version, config_version, \
      bundles_present, bundles_pending, http_addr, https_addr, mesh_addr, created_at, last_seen, \
-     cert_not_after";
+     cert_not_after, memory_used, memory_total, disk_used, disk_total";
 
 impl Store {
     pub async fn create_join_token(
@@ -155,7 +155,8 @@ impl Store {
     pub async fn record_node_contact(&self, id: &str, c: &NodeContact) -> Result<bool, StoreError> {
         let r = sqlx::query(
             "UPDATE nodes SET software_version = $1, config_version = $2, bundles_present = $3, \
-             bundles_pending = $4, http_addr = $5, https_addr = $6, mesh_addr = $7, last_seen = $8 \
+             bundles_pending = $4, http_addr = $5, https_addr = $6, mesh_addr = $7, last_seen = $8, \
+             memory_used = $10, memory_total = $11, disk_used = $12, disk_total = $13 \
              WHERE id = $9",
         )
         .bind(&c.software_version)
@@ -167,6 +168,10 @@ impl Store {
         .bind(&c.mesh_addr)
         .bind(now_ms())
         .bind(id)
+        .bind(clamp(c.resources.memory_used))
+        .bind(clamp(c.resources.memory_total))
+        .bind(clamp(c.resources.disk_used))
+        .bind(clamp(c.resources.disk_total))
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() == 1)
@@ -199,6 +204,15 @@ impl FromRow for Node {
             created_at: r.try_get("created_at")?,
             last_seen: r.try_get("last_seen")?,
             cert_not_after: r.try_get("cert_not_after")?,
+            memory_used: r.try_get("memory_used")?,
+            memory_total: r.try_get("memory_total")?,
+            disk_used: r.try_get("disk_used")?,
+            disk_total: r.try_get("disk_total")?,
         })
     }
+}
+
+/// Byte counts as the database's signed 64-bit integers.
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }

@@ -77,6 +77,10 @@ fn node(id: &str, fp: &str, region: &str) -> Node {
         created_at: 0,
         last_seen: None,
         cert_not_after: Some(1_000),
+        memory_used: 0,
+        memory_total: 0,
+        disk_used: 0,
+        disk_total: 0,
     }
 }
 

@@ -5,6 +5,7 @@
 //! (and counted) when it is full, so a chatty function can never stall the
 //! node or grow its memory.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -136,10 +137,16 @@ pub(crate) struct RequestLogMeta {
     pub budget: AtomicUsize,
     /// Lines over the budget.
     pub over_budget: AtomicUsize,
+    /// The last stderr lines, also over the budget: a failure's report
+    /// carries them (a panic's message is there).
+    pub stderr_tail: Mutex<VecDeque<String>>,
 }
 
 impl RequestLogMeta {
     fn emit(&self, stream: LogStream, line: String) {
+        if stream == LogStream::Stderr {
+            self.keep_stderr(&line);
+        }
         let allowed = self
             .budget
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1))
@@ -149,6 +156,21 @@ impl RequestLogMeta {
             return;
         }
         self.send(stream, line);
+    }
+
+    fn keep_stderr(&self, line: &str) {
+        use protocol::errors::{bounded, MAX_STDERR_LINE, MAX_STDERR_LINES};
+        let mut tail = self.stderr_tail.lock().unwrap_or_else(|e| e.into_inner());
+        if tail.len() == MAX_STDERR_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(bounded(line, MAX_STDERR_LINE));
+    }
+
+    /// The request's last stderr lines, oldest first.
+    pub fn stderr_tail(&self) -> Vec<String> {
+        let tail = self.stderr_tail.lock().unwrap_or_else(|e| e.into_inner());
+        tail.iter().cloned().collect()
     }
 
     /// A line from the platform about this request (outside the budget).
@@ -348,6 +370,7 @@ mod tests {
             channel: channel.clone(),
             budget: AtomicUsize::new(4),
             over_budget: AtomicUsize::new(0),
+            stderr_tail: Mutex::default(),
         });
         let out = LogSink::new(LogStream::Stdout, meta.clone(), 80);
         let err = LogSink::new(LogStream::Stderr, meta.clone(), 80);
@@ -365,8 +388,21 @@ mod tests {
         assert_eq!(first.request_id, "000000000000beef");
         assert_eq!(rx.try_recv().unwrap().line, "2");
         assert_eq!(rx.try_recv().unwrap().line, "e1");
+        // Stderr's tail is kept past the budget, bounded; stdout's is not.
+        assert_eq!(meta.stderr_tail(), vec!["e1".to_string()]);
+        for i in 0..protocol::errors::MAX_STDERR_LINES {
+            err.write(format!("e{}\n", i + 2).as_bytes());
+        }
+        meta.keep_stderr(&"x".repeat(protocol::errors::MAX_STDERR_LINE + 10));
+        let tail = meta.stderr_tail();
+        assert_eq!(tail.len(), protocol::errors::MAX_STDERR_LINES);
+        assert_eq!(tail[0], "e3");
+        assert_eq!(
+            tail.last().unwrap().len(),
+            protocol::errors::MAX_STDERR_LINE
+        );
         drop((out, err, meta));
         let note = rx.try_recv().unwrap();
-        assert!(note.line.contains("2 more log lines"), "{note:?}");
+        assert!(note.line.contains("12 more log lines"), "{note:?}");
     }
 }

@@ -14,9 +14,11 @@
 //!
 //! `serve/` moves the request and response between pingora and the
 //! instance (its `mod.rs` lists its parts); `outbound.rs`, `logs.rs`,
-//! `cache.rs` and `metrics.rs` hold the pure parts, table-tested.
+//! `cache.rs`, `metrics.rs` and `errors.rs` (failures folded for error
+//! tracking) hold the pure parts, table-tested.
 
 mod cache;
+mod errors;
 mod host;
 mod logs;
 mod metrics;
@@ -41,6 +43,7 @@ use host::Host;
 use logs::LogChannel;
 use metrics::{bump, load, FunctionCounters, StatCounters};
 
+pub use errors::{ErrorReporter, TakenErrors};
 pub use logs::{FunctionLog, LogStream};
 pub use metrics::{FunctionMetrics, LatencySummary, RuntimeStats};
 pub use outbound::is_restricted as is_restricted_address;
@@ -179,6 +182,8 @@ pub(crate) struct Inner {
     functions: Mutex<FxHashMap<FunctionKey, Arc<FunctionState>>>,
     projects: Mutex<FxHashMap<Arc<str>, Arc<ProjectLimits>>>,
     logs: Arc<LogChannel>,
+    /// Instances' failures, folded for error tracking.
+    errors: Arc<ErrorReporter>,
     stats: Arc<StatCounters>,
     tls: Arc<rustls::ClientConfig>,
     /// Where instances run; `None` only while dropping.
@@ -266,6 +271,7 @@ impl FunctionRuntime {
                 tx: logs,
                 dropped: AtomicU64::new(0),
             }),
+            errors: Arc::default(),
             stats: Arc::default(),
             tls: outbound::tls_client_config(),
             executor: Some(executor(&config)?),
@@ -320,6 +326,11 @@ impl FunctionRuntime {
             in_flight: self.inner.config.max_concurrent
                 - self.inner.node_permits.available_permits(),
         }
+    }
+
+    /// The functions' failures, folded; `errorship::run` ships them.
+    pub fn errors(&self) -> Arc<ErrorReporter> {
+        self.inner.errors.clone()
     }
 
     /// Median instantiation time in nanoseconds (for benchmarks).

@@ -14,6 +14,7 @@ use edge_node::functions::{FunctionLog, FunctionRuntime, LogStream, RuntimeConfi
 use edge_node::http::{serve_http, serve_https, EdgeHttp, Limits};
 use edge_node::state::{Routing, ServingState};
 use edge_node::store::blobs::BlobStore;
+use protocol::errors::FailureKind;
 use protocol::functions::FunctionEntry;
 use protocol::{BlobHash, FileEntry, Manifest};
 use reqwest::StatusCode;
@@ -547,6 +548,58 @@ async fn panic_is_a_500_with_request_id_and_the_node_goes_on() {
     let m = fx.runtime.snapshot();
     let panic = m.iter().find(|m| m.route == "/api/panic").unwrap();
     assert_eq!((panic.invocations, panic.errors), (1, 1));
+
+    // Error tracking: the panic as such, with its message and the guest's
+    // own function first; a function's own 5xx folded per route.
+    for _ in 0..2 {
+        let (status, _, _) = fx.get("/api/headers?status=503&secret=1").await;
+        assert_eq!(status, 503);
+    }
+    let taken = fx.runtime.errors().take();
+    assert_eq!(taken.dropped, 0);
+    let panic = taken
+        .reports
+        .iter()
+        .find(|r| r.route == "/api/panic")
+        .unwrap_or_else(|| panic!("{taken:?}"));
+    eprintln!("REPORT {taken:#?}");
+    assert_eq!(panic.kind, FailureKind::Panic, "{panic:?}");
+    assert_eq!(panic.message, "boom from wasm", "{panic:?}");
+    assert_eq!(
+        panic.frames.first().map(String::as_str),
+        Some("fixture_panic::checkout_total"),
+        "{panic:?}"
+    );
+    assert!(
+        panic.stderr.iter().any(|l| l.contains("panicked at")),
+        "{panic:?}"
+    );
+    assert_eq!(
+        (
+            panic.request_id.as_str(),
+            panic.method.as_str(),
+            panic.path.as_str()
+        ),
+        (id.as_str(), "GET", "/api/panic")
+    );
+    assert_eq!(
+        (panic.status, panic.count, panic.project.as_str()),
+        (500, 1, "blog")
+    );
+    assert!(panic.validate().is_ok(), "{panic:?}");
+    let server = taken
+        .reports
+        .iter()
+        .find(|r| r.route == "/api/headers")
+        .unwrap_or_else(|| panic!("{taken:?}"));
+    assert_eq!(server.kind, FailureKind::ServerError);
+    assert_eq!(
+        (server.message.as_str(), server.status, server.count),
+        ("answered 503", 503, 2)
+    );
+    assert_eq!(server.path, "/api/headers", "the query stays out");
+    assert!(server.frames.is_empty(), "{server:?}");
+    assert_eq!(taken.reports.len(), 2, "{taken:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,7 +131,7 @@ impl Drive {
             if self.response_rx.is_none() && !self.header_sent {
                 // Its outparam went unanswered before it returned (seen on
                 // the channel while it still ran): nothing else will come.
-                ex.report(Failure::NoResponse, None);
+                ex.report(session, Failure::NoResponse, None);
                 return ex
                     .fail(session, Failure::NoResponse)
                     .await
@@ -142,7 +142,7 @@ impl Drive {
             return Ok(Step::Continue);
         };
         let failure = classify(e, self.signals.memory_exceeded.load(Ordering::Relaxed));
-        ex.report(failure, Some(e));
+        ex.report(session, failure, Some(e));
         if self.header_sent {
             // Whatever the body looks like, it is not the whole answer.
             ex.record(Outcome::Error);
@@ -161,7 +161,7 @@ impl Drive {
             Ok(Ok(response)) => response,
             Ok(Err(code)) => {
                 tracing::debug!(request_id = %ex.request_id, ?code, "function answered with an error code");
-                ex.report(Failure::Trap, None);
+                ex.report(session, Failure::Trap, None);
                 return ex.fail(session, Failure::Trap).await.map(|()| Step::Done);
             }
             Err(_) => {
@@ -169,7 +169,7 @@ impl Drive {
                 // ended (or dropped it and goes on; then wait for its end).
                 return match &self.guest_result {
                     Some(Ok(())) => {
-                        ex.report(Failure::NoResponse, None);
+                        ex.report(session, Failure::NoResponse, None);
                         ex.fail(session, Failure::NoResponse)
                             .await
                             .map(|()| Step::Done)
@@ -184,7 +184,7 @@ impl Drive {
         let status = parts.status.as_u16();
         if parts.status.is_informational() {
             // Interim responses are not a function's final answer.
-            ex.report(Failure::Trap, None);
+            ex.report(session, Failure::Trap, None);
             return ex.fail(session, Failure::Trap).await.map(|()| Step::Done);
         }
         let bodyless = ex.head || status == 204 || status == 304;
@@ -236,7 +236,7 @@ impl Drive {
             self.guest.release();
         }
         if failed {
-            ex.report(Failure::Trap, None);
+            ex.report(session, Failure::Trap, None);
             return ex.fail(session, Failure::Trap).await.map(|()| Step::Done);
         }
         if ended && self.signals.failed.load(Ordering::Acquire) {
@@ -245,6 +245,9 @@ impl Drive {
             return Ok(Step::Continue);
         }
 
+        if status >= 500 {
+            ex.report_server_error(session, status);
+        }
         // The function's own head goes out with its hop-by-hop headers
         // dropped and ours added, edited in place: no copy of its headers.
         let mut head = parts;
@@ -379,7 +382,7 @@ impl Drive {
         // The instance's task ends itself at the deadline; this is the
         // backstop should its executor be slow to say so.
         self.guest_result = Some(Err(wasmtime::Error::from(Trap::Interrupt)));
-        ex.report(Failure::Timeout, None);
+        ex.report(session, Failure::Timeout, None);
         if self.header_sent {
             ex.record(Outcome::Error);
             return Err(aborted("function timed out mid-response"));

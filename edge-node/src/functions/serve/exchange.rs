@@ -9,7 +9,9 @@ use http::header::{self, HeaderValue};
 use http::StatusCode;
 use pingora_core::protocols::http::ServerSession;
 use pingora_http::ResponseHeader;
+use protocol::errors::FailureKind;
 
+use super::super::errors::{self, FailureKey, Sample};
 use super::super::logs::RequestLogMeta;
 use super::super::metrics::{bump, Outcome};
 use super::super::{FunctionState, Inner};
@@ -72,9 +74,15 @@ impl Exchange<'_> {
     }
 
     /// A failure of the instance itself: counted, logged here and in the
-    /// function's own log stream.
-    pub(super) fn report(&self, failure: Failure, error: Option<&wasmtime::Error>) {
+    /// function's own log stream, and folded for error tracking.
+    pub(super) fn report(
+        &self,
+        session: &ServerSession,
+        failure: Failure,
+        error: Option<&wasmtime::Error>,
+    ) {
         self.note_end(failure);
+        self.track(session, failure, error);
         let stats = &self.inner.stats;
         match failure {
             Failure::Timeout => bump(&stats.timeouts),
@@ -99,6 +107,82 @@ impl Exchange<'_> {
 }
 
 impl Exchange<'_> {
+    /// The function answered a 5xx itself.
+    pub(super) fn report_server_error(&self, session: &ServerSession, status: u16) {
+        let message = format!("answered {status}");
+        self.fold(
+            session,
+            FailureKind::ServerError,
+            &message,
+            Vec::new(),
+            status,
+        );
+    }
+
+    fn track(&self, session: &ServerSession, failure: Failure, error: Option<&wasmtime::Error>) {
+        let (kind, message) = match failure {
+            Failure::Trap => match self
+                .meta
+                .as_ref()
+                .and_then(|m| errors::panic_message(&m.stderr_tail()))
+            {
+                Some(panic) => (FailureKind::Panic, panic),
+                None => (
+                    FailureKind::Trap,
+                    error.map_or_else(|| "the function failed".into(), errors::trap_message),
+                ),
+            },
+            Failure::Memory => (
+                FailureKind::Memory,
+                "the function exceeded its memory limit".into(),
+            ),
+            Failure::Timeout => (FailureKind::Timeout, "the request timed out".into()),
+            Failure::NoResponse => (
+                FailureKind::NoResponse,
+                "the function returned without a response".into(),
+            ),
+            // Refused before any instance ran: not the function's failure.
+            _ => return,
+        };
+        let frames = error.map(errors::frames).unwrap_or_default();
+        self.fold(session, kind, &message, frames, failure.status());
+    }
+
+    fn fold(
+        &self,
+        session: &ServerSession,
+        kind: FailureKind,
+        message: &str,
+        frames: Vec<String>,
+        status: u16,
+    ) {
+        let site = self.site;
+        let key = FailureKey::new(
+            &site.project,
+            &site.deployment,
+            self.route,
+            kind,
+            message,
+            frames,
+        );
+        self.inner.errors.record(key, errors::now_ms(), || {
+            let req = session.req_header();
+            // No meta: logs are off, and no stderr goes out either.
+            let stderr = self
+                .meta
+                .as_ref()
+                .map(|m| m.stderr_tail())
+                .unwrap_or_default();
+            Sample::new(
+                status,
+                &self.request_id.to_string(),
+                req.method.as_str(),
+                req.uri.path(),
+                stderr,
+            )
+        });
+    }
+
     /// Keeps the most telling end: a timeout or memory hit is not
     /// overwritten by the generic failure reported after it.
     fn note_end(&self, failure: Failure) {

@@ -144,6 +144,7 @@ pub(crate) async fn respond(
         channel: inner.logs.clone(),
         budget: AtomicUsize::new(inner.config.max_log_lines_per_request),
         over_budget: AtomicUsize::new(0),
+        stderr_tail: Default::default(),
     });
     ex.meta = Some(meta.clone());
     // The clock starts once the component is loaded: compiling it (first
