@@ -708,6 +708,10 @@ pub struct FileConfig {
     pub analytics: Option<AnalyticsConfig>,
     #[serde(default)]
     pub rate_limits: Option<crate::ratelimit::RateLimitsConfig>,
+    #[serde(default)]
+    pub alerts: Option<crate::alerts::config::AlertsConfig>,
+    #[serde(default)]
+    pub smtp: Option<crate::alerts::config::SmtpConfig>,
 }
 
 impl FileConfig {
@@ -749,6 +753,11 @@ pub struct Config {
     pub analytics: AnalyticsConfig,
     /// `[rate_limits]`: API requests per credential and route class.
     pub rate_limits: crate::ratelimit::RateLimitsConfig,
+    /// `[alerts]`: evaluation and notification grouping.
+    pub alerts: crate::alerts::config::AlertsConfig,
+    /// `[smtp]`: the server e-mail channels send through (none: e-mail
+    /// deliveries fail, visibly).
+    pub smtp: Option<crate::alerts::config::SmtpConfig>,
     /// Key for secrets at rest (64 hex); default: `<data_dir>/secret.key`.
     pub secret_key: Option<String>,
 }
@@ -836,6 +845,10 @@ impl Config {
         self.acme.validate()?;
         self.metrics.validate()?;
         self.analytics.validate()?;
+        self.alerts.validate()?;
+        if let Some(s) = &self.smtp {
+            s.validate()?;
+        }
         if self.retention.every < std::time::Duration::from_secs(1) {
             anyhow::bail!("[retention] every must be at least one second");
         }
@@ -900,6 +913,8 @@ mod tests {
             metrics: Default::default(),
             analytics: Default::default(),
             rate_limits: Default::default(),
+            alerts: Default::default(),
+            smtp: None,
             secret_key: None,
         }
     }

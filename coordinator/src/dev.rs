@@ -90,6 +90,12 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         metrics: Default::default(),
         analytics: Default::default(),
         rate_limits: Default::default(),
+        // A local mode: webhooks and drains may point at this machine.
+        alerts: coordinator::alerts::config::AlertsConfig {
+            allow_private_targets: true,
+            ..Default::default()
+        },
+        smtp: None,
         quotas: Default::default(),
         secret_key: None,
     };

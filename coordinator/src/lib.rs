@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod acme;
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod blobs;

@@ -198,6 +198,24 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Notification channels of a team: webhooks (Alertmanager-shaped JSON,
+    /// signed as Standard Webhooks), Slack incoming webhooks, e-mail.
+    Channels {
+        #[command(subcommand)]
+        action: ChannelsAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Alert rules: a preset type (error_rate, function_error,
+    /// deployment_failure, build_failure, slow_deployment, high_memory,
+    /// disk_space, ssl_expiry) with a threshold, window and `for`,
+    /// notifying channels.
+    Alerts {
+        #[command(subcommand)]
+        action: AlertsAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// A project's traffic: requests, page views, visitors, bots, bytes,
     /// status codes, response times, top pages and referrers, functions.
     /// `--json` prints the API's answer (GET /projects/{p}/analytics).
@@ -330,6 +348,78 @@ enum EnvAction {
         #[arg(long, default_value = "all")]
         env: String,
     },
+}
+
+#[derive(Subcommand)]
+enum ChannelsAction {
+    /// Add a channel: `webhook <url> [--secret S]`, `slack <url>` or
+    /// `email <address>` (team owners).
+    Add {
+        /// webhook, slack or email.
+        kind: String,
+        /// An https URL, or an e-mail address.
+        target: String,
+        /// A webhook's signing secret (default: a new one, shown once).
+        #[arg(long)]
+        secret: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// The team (default: the first team you own).
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// List channels (of one team, or of every team you are in).
+    Ls {
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Send a test message.
+    Test { id: String },
+    /// A channel's delivery history: status codes, errors, retries.
+    Deliveries { id: String },
+    /// Remove a channel.
+    Rm { id: String },
+}
+
+#[derive(Subcommand)]
+enum AlertsAction {
+    /// Add a rule to a project (or `--instance`-wide, for operators).
+    Add {
+        /// The project (omit with --instance).
+        #[arg(required_unless_present = "instance")]
+        project: Option<String>,
+        /// An instance-wide rule (high_memory, disk_space, ssl_expiry).
+        #[arg(long, conflicts_with = "project")]
+        instance: bool,
+        /// error_rate (%), function_error (count), deployment_failure
+        /// (count), build_failure (count), slow_deployment (minutes),
+        /// high_memory (%), disk_space (%), ssl_expiry (days left).
+        #[arg(long = "type")]
+        kind: String,
+        /// Default per type: 5 %, 0 errors, 0 failures, 15 min, 90 %, 90 %, 14 days.
+        #[arg(long)]
+        threshold: Option<f64>,
+        /// The window counts and rates look back over (1m-7d).
+        #[arg(long)]
+        window: Option<String>,
+        /// How long the condition must hold before the alert fires.
+        #[arg(long = "for")]
+        for_: Option<String>,
+        /// A channel id to notify (repeat for several).
+        #[arg(long = "channel", required = true)]
+        channels: Vec<String>,
+    },
+    /// List a project's rules (or the instance's) with their state.
+    Ls {
+        #[arg(required_unless_present = "instance")]
+        project: Option<String>,
+        #[arg(long, conflicts_with = "project")]
+        instance: bool,
+    },
+    /// One rule and the state of each series it watches.
+    Show { id: String },
+    /// Remove a rule.
+    Rm { id: String },
 }
 
 #[derive(Subcommand)]
@@ -533,6 +623,8 @@ fn resolve_config(a: ServeArgs) -> anyhow::Result<Config> {
         metrics: file.metrics.unwrap_or_default(),
         analytics: file.analytics.unwrap_or_default(),
         rate_limits: file.rate_limits.unwrap_or_default(),
+        alerts: file.alerts.unwrap_or_default(),
+        smtp: file.smtp,
         quotas: file.quotas.unwrap_or_default(),
         secret_key: a.secret_key,
         data_dir,
@@ -793,6 +885,66 @@ async fn main() -> anyhow::Result<()> {
         } => cli::builds::redeploy(&client(&remote)?, &deployment, follow, remote.json).await,
         Command::Cancel { deployment, remote } => {
             cli::builds::cancel(&client(&remote)?, &deployment, remote.json).await
+        }
+        Command::Channels { action, remote } => {
+            let c = client(&remote)?;
+            match action {
+                ChannelsAction::Add {
+                    kind,
+                    target,
+                    secret,
+                    name,
+                    team,
+                } => {
+                    let new = coordinator::app::alerts::NewChannel {
+                        team,
+                        kind,
+                        target,
+                        name,
+                        secret,
+                    };
+                    cli::alerts::add_channel(&c, new, remote.json).await
+                }
+                ChannelsAction::Ls { team } => {
+                    cli::alerts::list_channels(&c, team.as_deref(), remote.json).await
+                }
+                ChannelsAction::Test { id } => {
+                    cli::alerts::test_channel(&c, &id, remote.json).await
+                }
+                ChannelsAction::Deliveries { id } => {
+                    cli::alerts::deliveries(&c, &id, remote.json).await
+                }
+                ChannelsAction::Rm { id } => cli::alerts::remove_channel(&c, &id).await,
+            }
+        }
+        Command::Alerts { action, remote } => {
+            let c = client(&remote)?;
+            match action {
+                AlertsAction::Add {
+                    project,
+                    instance: _,
+                    kind,
+                    threshold,
+                    window,
+                    for_,
+                    channels,
+                } => {
+                    let new = coordinator::app::alerts::NewRule {
+                        kind,
+                        threshold,
+                        window,
+                        for_,
+                        channels,
+                    };
+                    cli::alerts::add_rule(&c, project.as_deref(), new, remote.json).await
+                }
+                AlertsAction::Ls {
+                    project,
+                    instance: _,
+                } => cli::alerts::list_rules(&c, project.as_deref(), remote.json).await,
+                AlertsAction::Show { id } => cli::alerts::show_rule(&c, &id, remote.json).await,
+                AlertsAction::Rm { id } => cli::alerts::remove_rule(&c, &id).await,
+            }
         }
         Command::Errors {
             action,

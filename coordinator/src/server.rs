@@ -155,7 +155,19 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         &config.data_dir,
     )
     .context("setting up certificates ([acme])")?;
+    let alerts = Arc::new(crate::alerts::AlertService {
+        store: store.clone(),
+        secrets: secrets.clone(),
+        config: config.alerts.clone(),
+        smtp: config.smtp.clone(),
+        external_url: config.api_url(),
+        holder: crate::acme::instance_id(&config.data_dir)?,
+        data_dir: config.data_dir.clone(),
+        ca_der: quic_ctx.ca.cert_der().to_vec(),
+        wake: Default::default(),
+    });
     let state = App {
+        alerts: alerts.clone(),
         domains: domains.clone(),
         acme: acme.clone(),
         builds: builds.clone(),
@@ -182,6 +194,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         tokio::spawn(acme.run(shutdown_rx.clone())),
         // Retention and garbage collection, every `[retention] every`.
         tokio::spawn(crate::lifecycle::run(state.clone(), shutdown_rx.clone())),
+        // Alert rules evaluated, notifications delivered.
+        tokio::spawn(alerts.run(shutdown_rx.clone())),
         // Visitor salts and analytics retention.
         tokio::spawn(crate::traffic::run(
             store.clone(),

@@ -4,8 +4,8 @@
 pub mod config_state;
 pub mod disk_cache;
 pub mod dns;
-pub mod errorship;
 pub mod enroll;
+pub mod errorship;
 pub mod fair;
 pub mod fetch;
 pub mod functions;

@@ -12,7 +12,7 @@ pub fn read(data_dir: &Path) -> Resources {
         .ok()
         .and_then(|t| parse_meminfo(&t))
         .unwrap_or((0, 0));
-    let (disk_used, disk_total) = disk(data_dir).unwrap_or((0, 0));
+    let (disk_used, disk_total) = platform::fs::disk_usage(data_dir).unwrap_or((0, 0));
     Resources {
         memory_used,
         memory_total,
@@ -46,28 +46,6 @@ pub fn parse_meminfo(text: &str) -> Option<(u64, u64)> {
     }
     let (total, available) = (total?, available?);
     Some((total.saturating_sub(available), total))
-}
-
-/// `(used, total)` bytes of the file system holding `path`.
-fn disk(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized
-    // out-parameter that statvfs fills on success.
-    let st = unsafe {
-        let mut st: libc::statvfs = std::mem::zeroed();
-        if libc::statvfs(c.as_ptr(), &mut st) != 0 {
-            return None;
-        }
-        st
-    };
-    let frsize = st.f_frsize as u64;
-    let blocks = st.f_blocks as u64;
-    let free = st.f_bfree as u64;
-    Some((
-        blocks.saturating_sub(free).saturating_mul(frsize),
-        blocks.saturating_mul(frsize),
-    ))
 }
 
 #[cfg(test)]

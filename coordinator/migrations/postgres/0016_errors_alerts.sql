@@ -66,7 +66,7 @@ CREATE TABLE alert_channels (
     -- The URL, or the e-mail address.
     target TEXT NOT NULL,
     -- The signing secret, sealed with the instance key (webhook only).
-    secret_enc TEXT,
+    secret_enc BYTEA,
     created_at BIGINT NOT NULL
 );
 CREATE INDEX alert_channels_team ON alert_channels (team_id);

@@ -47,7 +47,7 @@ pub(crate) const ORDER_TIMEOUT: Duration = Duration::from_secs(480);
 /// so a restart is the same coordinator (and takes its leases back at
 /// once) while every other coordinator, even a clone on another host with
 /// the same paths, has its own.
-fn instance_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+pub(crate) fn instance_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
     let path = data_dir.join("instance-id");
     if let Ok(id) = std::fs::read_to_string(&path) {
         let id = id.trim();

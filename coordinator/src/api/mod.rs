@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1` (axum, JSON, bearer tokens).
 
 pub mod accounts;
+mod alerts;
 mod analytics;
 pub mod auth;
 pub(crate) mod builds;
@@ -73,6 +74,19 @@ pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(analytics::get))
         .routes(routes!(errors::list))
         .routes(routes!(errors::show, errors::update))
+        .routes(routes!(alerts::list_channels, alerts::add_channel))
+        .routes(routes!(alerts::remove_channel))
+        .routes(routes!(alerts::test_channel))
+        .routes(routes!(alerts::deliveries))
+        .routes(routes!(
+            alerts::list_project_rules,
+            alerts::add_project_rule
+        ))
+        .routes(routes!(
+            alerts::list_instance_rules,
+            alerts::add_instance_rule
+        ))
+        .routes(routes!(alerts::show_rule, alerts::remove_rule))
         .routes(routes!(deployments::list, deployments::create))
         .routes(routes!(git::show, git::put, git::delete))
         .routes(routes!(builds::list, builds::create))

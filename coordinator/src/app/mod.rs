@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod alerts;
 pub mod analytics;
 pub mod builds;
 pub mod cluster;
@@ -60,6 +61,8 @@ pub struct App {
     pub domains: Arc<crate::domains::DomainChecker>,
     /// Their certificates.
     pub acme: Arc<crate::acme::AcmeService>,
+    /// Alert evaluation and deliveries.
+    pub alerts: Arc<crate::alerts::AlertService>,
     /// What `GET /metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
 }

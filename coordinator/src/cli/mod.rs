@@ -1,5 +1,6 @@
 //! Client subcommands: talk to a coordinator over its REST API.
 
+pub mod alerts;
 pub mod analytics;
 pub mod builds;
 pub mod client;

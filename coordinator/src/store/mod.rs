@@ -6,6 +6,7 @@
 
 mod accounts;
 mod acme;
+pub mod alerts;
 pub mod analytics;
 mod builds;
 mod certs;

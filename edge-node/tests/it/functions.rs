@@ -562,7 +562,6 @@ async fn panic_is_a_500_with_request_id_and_the_node_goes_on() {
         .iter()
         .find(|r| r.route == "/api/panic")
         .unwrap_or_else(|| panic!("{taken:?}"));
-    eprintln!("REPORT {taken:#?}");
     assert_eq!(panic.kind, FailureKind::Panic, "{panic:?}");
     assert_eq!(panic.message, "boom from wasm", "{panic:?}");
     assert_eq!(
