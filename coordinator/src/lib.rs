@@ -13,6 +13,7 @@ pub mod cli;
 pub mod components;
 pub mod config;
 pub mod domains;
+pub mod drains;
 pub mod edge_config;
 pub mod errors;
 pub mod http;

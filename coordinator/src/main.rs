@@ -169,6 +169,10 @@ enum Command {
         project: String,
         #[arg(long)]
         deployment: Option<String>,
+        /// One request's lines (the id an error issue's sample and the
+        /// `x-request-id` header show).
+        #[arg(long)]
+        request_id: Option<String>,
         /// stdout or stderr.
         #[arg(long)]
         stream: Option<String>,
@@ -213,6 +217,14 @@ enum Command {
     Alerts {
         #[command(subcommand)]
         action: AlertsAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Log drains: a project's function, request and build logs sent to an
+    /// HTTPS endpoint as signed NDJSON (Vercel's drain format).
+    Drains {
+        #[command(subcommand)]
+        action: DrainsAction,
         #[command(flatten)]
         remote: Remote,
     },
@@ -419,6 +431,30 @@ enum AlertsAction {
     /// One rule and the state of each series it watches.
     Show { id: String },
     /// Remove a rule.
+    Rm { id: String },
+}
+
+#[derive(Subcommand)]
+enum DrainsAction {
+    /// Drain a project's logs to an https URL.
+    Add {
+        project: String,
+        /// The endpoint (https). Not `url`: that is the coordinator's.
+        #[arg(value_name = "URL")]
+        endpoint: String,
+        /// function, request or build (repeat; default: all three).
+        #[arg(long = "source")]
+        sources: Vec<String>,
+        /// The share of requests sent, 0 < rate <= 1 (default 1).
+        #[arg(long)]
+        sample_rate: Option<f64>,
+        /// The signing secret (default: a new one, shown once).
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    /// A project's drains and how their deliveries go.
+    Ls { project: String },
+    /// Remove a drain.
     Rm { id: String },
 }
 
@@ -886,6 +922,28 @@ async fn main() -> anyhow::Result<()> {
         Command::Cancel { deployment, remote } => {
             cli::builds::cancel(&client(&remote)?, &deployment, remote.json).await
         }
+        Command::Drains { action, remote } => {
+            let c = client(&remote)?;
+            match action {
+                DrainsAction::Add {
+                    project,
+                    endpoint,
+                    sources,
+                    sample_rate,
+                    secret,
+                } => {
+                    let new = coordinator::app::drains::NewDrain {
+                        url: endpoint,
+                        sources: (!sources.is_empty()).then_some(sources),
+                        sample_rate,
+                        secret,
+                    };
+                    cli::drains::add(&c, &project, new, remote.json).await
+                }
+                DrainsAction::Ls { project } => cli::drains::list(&c, &project, remote.json).await,
+                DrainsAction::Rm { id } => cli::drains::remove(&c, &id).await,
+            }
+        }
         Command::Channels { action, remote } => {
             let c = client(&remote)?;
             match action {
@@ -1007,6 +1065,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Logs {
             project,
             deployment,
+            request_id,
             stream,
             follow,
             remote,
@@ -1020,6 +1079,7 @@ async fn main() -> anyhow::Result<()> {
                 cli::commands::LogsOptions {
                     project: &project,
                     deployment: deployment.as_deref(),
+                    request_id: request_id.as_deref(),
                     stream: stream.as_deref(),
                     follow,
                     json: remote.json,

@@ -322,6 +322,13 @@ async fn handle_stream(
             };
             reply(&mut send, &msg).await
         }
+        (EdgeRequest::RequestLogs(records), Some(n)) => {
+            let msg = match store_request_logs(&ctx, &n, records).await {
+                Ok(()) => CoordinatorMessage::Ack,
+                Err(e) => e,
+            };
+            reply(&mut send, &msg).await
+        }
         (EdgeRequest::Errors(reports), Some(n)) => {
             let msg = match store_errors(&ctx, &n, reports).await {
                 Ok(()) => CoordinatorMessage::Ack,
@@ -765,13 +772,88 @@ async fn store_logs(
             line: cut(r.line, MAX_LOG_LINE_BYTES),
         })
         .collect();
+    let internal = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "storing function logs failed");
+        wire_error(ErrorCode::Internal, "storing logs failed")
+    };
     ctx.store
         .insert_function_logs(&node.id, &rows)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "storing function logs failed");
-            wire_error(ErrorCode::Internal, "storing logs failed")
-        })
+        .map_err(internal)?;
+    // And for the project's drains, if it has any taking function logs.
+    let mut by_project: std::collections::BTreeMap<&str, Vec<&FunctionLogRow>> = Default::default();
+    for r in &rows {
+        by_project.entry(r.project.as_str()).or_default().push(r);
+    }
+    for (name, rows) in by_project {
+        let Some(p) = ctx.store.project(name).await.map_err(internal)? else {
+            continue;
+        };
+        let lines: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                crate::drains::format::function_line(
+                    &p.id,
+                    &r.deployment,
+                    &r.request_id,
+                    r.ts,
+                    &r.stream,
+                    &r.line,
+                )
+            })
+            .collect();
+        ctx.store
+            .append_drain_lines(&p.id, &lines)
+            .await
+            .map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// Sampled request logs, for the projects' request log drains.
+async fn store_request_logs(
+    ctx: &QuicContext,
+    node: &Node,
+    records: Vec<protocol::wire::RequestLogRecord>,
+) -> Result<(), CoordinatorMessage> {
+    if records.len() > protocol::wire::MAX_REQUEST_LOGS {
+        return Err(wire_error(
+            ErrorCode::BadRequest,
+            format!(
+                "at most {} request logs per message",
+                protocol::wire::MAX_REQUEST_LOGS
+            ),
+        ));
+    }
+    if let Some(e) = records.iter().find_map(|r| r.validate().err()) {
+        return Err(wire_error(
+            ErrorCode::BadRequest,
+            format!("request log: {e}"),
+        ));
+    }
+    let internal = |e: crate::store::StoreError| {
+        tracing::error!(node = %node.id, error = %e, "storing request logs");
+        wire_error(ErrorCode::Internal, "storing request logs failed")
+    };
+    let mut by_project: std::collections::BTreeMap<&str, Vec<&protocol::wire::RequestLogRecord>> =
+        Default::default();
+    for r in &records {
+        by_project.entry(r.project.as_str()).or_default().push(r);
+    }
+    for (name, recs) in by_project {
+        let Some(p) = ctx.store.project(name).await.map_err(internal)? else {
+            continue;
+        };
+        let lines: Vec<_> = recs
+            .iter()
+            .map(|r| crate::drains::format::request_line(&p.id, &node.region, r))
+            .collect();
+        ctx.store
+            .append_drain_lines(&p.id, &lines)
+            .await
+            .map_err(internal)?;
+    }
+    Ok(())
 }
 
 async fn send_blob(ctx: &QuicContext, hash: BlobHash, mut send: SendStream) -> anyhow::Result<()> {

@@ -194,6 +194,15 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         tokio::spawn(acme.run(shutdown_rx.clone())),
         // Retention and garbage collection, every `[retention] every`.
         tokio::spawn(crate::lifecycle::run(state.clone(), shutdown_rx.clone())),
+        // Log drains delivered.
+        tokio::spawn(
+            Arc::new(crate::drains::DrainService {
+                store: store.clone(),
+                secrets: state.secrets.clone(),
+                allow_private: config.alerts.allow_private_targets,
+            })
+            .run(shutdown_rx.clone()),
+        ),
         // Alert rules evaluated, notifications delivered.
         tokio::spawn(alerts.run(shutdown_rx.clone())),
         // Visitor salts and analytics retention.

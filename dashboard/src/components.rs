@@ -61,7 +61,13 @@ pub fn tone(status: &str) -> &'static str {
 }
 
 pub fn badge(status: &str) -> Markup {
-    html! { span class={ "badge badge-" (tone(status)) } { (status) } }
+    badge_toned(status, tone(status))
+}
+
+/// A badge whose colour family the caller picks (words whose meaning
+/// depends on the page, such as an issue's severity).
+pub fn badge_toned(text: &str, tone: &str) -> Markup {
+    html! { span class={ "badge badge-" (tone) } { (text) } }
 }
 
 /// Relative age, with the exact UTC time for hover and assistive tech.

@@ -20,7 +20,7 @@ pub use pages::auth::{account, invite, login, signup};
 pub use pages::deployment::deployment;
 pub use pages::error::error;
 pub use pages::nodes::nodes;
-pub use pages::project::{analytics, project};
+pub use pages::project::{alerts, analytics, errors, issue, project};
 pub use pages::projects::overview;
 pub use pages::team::team;
 pub use pages::tokens::tokens;

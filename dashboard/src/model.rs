@@ -109,7 +109,7 @@ pub struct AccountPage {
 
 // ---- projects ---------------------------------------------------------------
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TeamRef {
     pub id: String,
     pub name: String,
@@ -149,6 +149,8 @@ pub enum ProjectTab {
     Env,
     Functions,
     Analytics,
+    Errors,
+    Alerts,
     Settings,
 }
 
@@ -434,6 +436,184 @@ pub struct FunctionStats {
     pub latency: Option<Percentiles>,
 }
 
+// ---- project errors ------------------------------------------------------------
+
+/// `GET /projects/{name}/errors`: the project's error issues, grouped
+/// failures of its functions, builds, deploys and certificates.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorsTab {
+    /// The `state=` filter: `open`, `all`, `resolved`, `ignored` or
+    /// `regressed`.
+    pub filter: String,
+    pub issues: Vec<IssueRow>,
+    /// The list stopped at its limit: older issues are not shown.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IssueRow {
+    pub id: String,
+    /// `function`, `build`, `deploy` or `certificate`.
+    pub source: String,
+    pub kind: String,
+    pub title: String,
+    /// Where it happened: a route and the top frame, a branch, a domain.
+    pub culprit: String,
+    /// `critical`, `high`, `medium` or `low`.
+    pub severity: String,
+    /// `unresolved`, `resolved`, `ignored` or `regressed`.
+    pub state: String,
+    pub count: u64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub resolved_at: Option<i64>,
+    /// Events per hour over the last 24 hours, oldest first.
+    pub trend: Vec<u64>,
+}
+
+/// `GET /projects/{name}/errors/{id}`: one issue, its newest sample and
+/// where it was seen.
+#[derive(Debug, Clone, Default)]
+pub struct IssuePage {
+    pub issue: IssueRow,
+    pub message: Option<String>,
+    /// The guest's backtrace, innermost first.
+    pub frames: Vec<String>,
+    /// The request that failed, for a function's error.
+    pub request: Option<SampleRequest>,
+    /// The function's last lines of stderr.
+    pub stderr: Vec<String>,
+    /// Other facts of the sample (`build`, `branch`, `domain`, …): label
+    /// and value; the page links a build to its deployment page.
+    pub details: Vec<(String, String)>,
+    pub deployments: Vec<IssueDeploymentRow>,
+    /// The newest events, newest first.
+    pub events: Vec<IssueEventRow>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SampleRequest {
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub status: Option<u16>,
+    pub request_id: Option<String>,
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssueDeploymentRow {
+    pub deployment: String,
+    pub count: u64,
+    pub last_seen: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssueEventRow {
+    pub at: i64,
+    pub deployment: Option<String>,
+    /// Failures this event stands for (an edge folds repeats).
+    pub count: u64,
+    pub request_id: Option<String>,
+    /// One line about it: `GET /api/x → 500 on fra-1`, a build id, …
+    pub summary: String,
+}
+
+// ---- alerts ---------------------------------------------------------------------
+
+/// `GET /projects/{name}/alerts`: the project's alert rules. Rules
+/// notify channels of the project's team; those are managed on the team
+/// page, as every project of the team shares them.
+#[derive(Debug, Clone, Default)]
+pub struct AlertsTab {
+    pub rules: Vec<RuleRow>,
+    /// The kinds a project's rule may take.
+    pub kinds: Vec<RuleKind>,
+    /// The project's team, whose page manages the channels.
+    pub team: TeamRef,
+    /// `(id, label)` of the team's channels, for the rule form.
+    pub channels: Vec<(String, String)>,
+}
+
+/// A preset alert type and what its threshold means.
+#[derive(Debug, Clone)]
+pub struct RuleKind {
+    /// `error_rate`, `function_error`, … (the form's value).
+    pub key: String,
+    /// `>` or `<`.
+    pub condition: String,
+    /// What the threshold counts: `% of requests`, `errors`, `days left`…
+    pub unit: String,
+    pub default_threshold: f64,
+    /// humantime (`5m`); `None` for gauges, which read the newest value.
+    pub default_window: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RuleRow {
+    pub id: String,
+    pub kind: String,
+    pub condition: String,
+    pub threshold: f64,
+    pub unit: String,
+    /// humantime, e.g. `5m`.
+    pub window: String,
+    pub for_: String,
+    /// The names of the channels it notifies.
+    pub channels: Vec<String>,
+    pub enabled: bool,
+    pub created_at: i64,
+    /// Each watched series (a project, a node, a domain) and its state.
+    pub alerts: Vec<AlertRow>,
+}
+
+impl RuleRow {
+    /// Some series is firing: the row is highlighted.
+    pub fn firing(&self) -> bool {
+        self.alerts.iter().any(|a| a.state == "firing")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertRow {
+    pub series: String,
+    /// `pending`, `firing` or `resolved`.
+    pub state: String,
+    pub value: f64,
+    pub since: i64,
+    pub fired_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChannelRow {
+    pub id: String,
+    /// `webhook`, `slack` or `email`.
+    pub kind: String,
+    pub name: String,
+    /// The URL or address (a Slack URL's secret path is not shown).
+    pub target: String,
+    /// Webhook deliveries are signed.
+    pub signed: bool,
+    pub created_at: i64,
+    /// The newest deliveries, newest first.
+    pub deliveries: Vec<DeliveryRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    /// `pending`, `sent` or `failed`.
+    pub status: String,
+    /// The rule it told about, by kind; `None`: a test message.
+    pub rule: Option<String>,
+    pub attempts: i64,
+    /// The receiver's HTTP status (SMTP reply code for e-mail).
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub next_at: i64,
+    pub sent_at: Option<i64>,
+}
+
 // ---- deployment ---------------------------------------------------------------
 
 #[derive(Debug, Clone)]
@@ -476,6 +656,20 @@ pub struct NodesPage {
     pub current_config_version: i64,
     /// Shown once, right after the instance owner created a join token.
     pub new_join_token: Option<String>,
+    /// The instance-wide alert rules (instance owners only; `None` hides
+    /// the section).
+    pub alerts: Option<InstanceAlerts>,
+}
+
+/// Alert rules that watch the instance rather than one project (memory
+/// and disks of the nodes, the cluster's certificates).
+#[derive(Debug, Clone, Default)]
+pub struct InstanceAlerts {
+    pub rules: Vec<RuleRow>,
+    /// The kinds an instance rule may take.
+    pub kinds: Vec<RuleKind>,
+    /// `(id, label)` of every channel the owner may notify.
+    pub channels: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -537,6 +731,11 @@ pub struct TeamPage {
     pub new_invite_url: Option<String>,
     pub is_owner: bool,
     pub error: Option<String>,
+    /// Where the team's alerts go, each with its newest deliveries.
+    pub channels: Vec<ChannelRow>,
+    /// Shown once, right after a webhook channel was added: its name and
+    /// signing secret.
+    pub new_channel_secret: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use protocol::acme::{HostChallenge, HttpsPolicy};
-use protocol::config::ConfigError;
+use protocol::config::{ConfigError, RequestLogPolicy};
 use protocol::signing::{BatchSignature, ConfigVerifier, SignatureError, SignedBatch};
 use protocol::{BundleId, CertEntry, Entry, HostTarget, Key, ProjectRuntime, StateHash};
 use tokio::sync::{broadcast, watch};
@@ -85,6 +85,9 @@ pub struct Desired {
     pub https: Arc<BTreeMap<String, HttpsPolicy>>,
     /// Visitor salts by UTC day, for analytics.
     pub salts: Arc<BTreeMap<i64, [u8; 32]>>,
+    /// Projects with a request log drain: how many of their requests are
+    /// sent as request logs (only valid policies are kept).
+    pub request_logs: Arc<BTreeMap<String, RequestLogPolicy>>,
 }
 
 /// Keys a change touched; `None`: everything may have changed (a snapshot).
@@ -191,6 +194,9 @@ impl ConfigState {
                 }
                 (Key::Salt(day), Entry::Salt(salt)) => {
                     Arc::make_mut(&mut d.salts).insert(day, salt.0);
+                }
+                (Key::RequestLog(p), Entry::RequestLog(policy)) if policy.is_valid() => {
+                    Arc::make_mut(&mut d.request_logs).insert(p, policy);
                 }
                 _ => {}
             }
@@ -494,6 +500,15 @@ fn note(d: &mut Desired, key: Key, value: Option<Entry>) {
         (Key::Salt(day), _) => {
             Arc::make_mut(&mut d.salts).remove(&day);
         }
+        (Key::RequestLog(p), Some(Entry::RequestLog(policy))) if policy.is_valid() => {
+            Arc::make_mut(&mut d.request_logs).insert(p, policy);
+        }
+        // Removed, or a policy this node cannot honour: no request logs.
+        (Key::RequestLog(p), _) => {
+            if d.request_logs.contains_key(&p) {
+                Arc::make_mut(&mut d.request_logs).remove(&p);
+            }
+        }
         (Key::Epoch, value) => {
             tracing::warn!(
                 epoch = ?value,
@@ -608,6 +623,28 @@ mod tests {
                 .map(|(h, tag)| {
                     let key = Key::Host(h.to_string());
                     let value = tag.map(host_entry);
+                    match &value {
+                        Some(v) => self.keyspace.insert(key.encode(), v.encode()),
+                        None => self.keyspace.remove(&key.encode()),
+                    };
+                    Change { key, value }
+                })
+                .collect();
+            let batch = ChangeBatch {
+                version: self.version,
+                changes,
+            };
+            let signature = self.signer.sign(&batch, self.state().checksum());
+            self.last = Some(signature.clone());
+            SignedBatch { batch, signature }
+        }
+
+        /// The next batch, of any keys.
+        fn set(&mut self, changes: Vec<(Key, Option<Entry>)>) -> SignedBatch {
+            self.version += 1;
+            let changes: Vec<Change> = changes
+                .into_iter()
+                .map(|(key, value)| {
                     match &value {
                         Some(v) => self.keyspace.insert(key.encode(), v.encode()),
                         None => self.keyspace.remove(&key.encode()),
@@ -861,5 +898,72 @@ mod tests {
         assert_eq!(s.version(), 1);
         assert_eq!(served(&s, "h0.localhost"), None);
         assert_eq!(served(&s, "a.localhost").as_deref(), Some("d1"));
+    }
+
+    fn request_log(project: &str, sample_ppm: u32) -> (Key, Option<Entry>) {
+        (
+            Key::RequestLog(project.into()),
+            Some(Entry::RequestLog(RequestLogPolicy { sample_ppm })),
+        )
+    }
+
+    fn request_logs(s: &ConfigState) -> Vec<(String, u32)> {
+        s.current()
+            .request_logs
+            .iter()
+            .map(|(p, policy)| (p.clone(), policy.sample_ppm))
+            .collect()
+    }
+
+    /// Request log policies are kept per change and by the full rebuild
+    /// (a restart, a snapshot) alike; an invalid one is not kept.
+    #[test]
+    fn request_log_policies_follow_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Coordinator::new();
+        let s = open(dir.path(), &c);
+        assert!(s.current().request_logs.is_empty());
+        let b1 = c.set(vec![
+            request_log("shop", 10_000),
+            request_log("blog", RequestLogPolicy::ALL),
+            request_log("zero", 0),
+            request_log("over", RequestLogPolicy::ALL + 1),
+        ]);
+        s.accept(vec![b1], Source::Coordinator).unwrap();
+        let both = vec![
+            ("blog".to_string(), RequestLogPolicy::ALL),
+            ("shop".to_string(), 10_000),
+        ];
+        assert_eq!(request_logs(&s), both);
+
+        // A rate changed, a policy removed, one turned invalid.
+        let b2 = c.set(vec![
+            request_log("shop", 500_000),
+            (Key::RequestLog("blog".into()), None),
+            request_log("gone", 0),
+        ]);
+        s.accept(vec![b2], Source::Coordinator).unwrap();
+        assert_eq!(request_logs(&s), vec![("shop".to_string(), 500_000)]);
+        let b3 = c.set(vec![request_log("blog", 1), request_log("shop", 0)]);
+        s.accept(vec![b3], Source::Coordinator).unwrap();
+        assert_eq!(request_logs(&s), vec![("blog".to_string(), 1)]);
+        drop(s);
+
+        // The same after a restart (the stored keyspace, scanned) …
+        let s = open(dir.path(), &c);
+        assert_eq!(request_logs(&s), vec![("blog".to_string(), 1)]);
+
+        // … and after a snapshot into a fresh node.
+        let fresh = tempfile::tempdir().unwrap();
+        let t = open(fresh.path(), &c);
+        let mut snap = t.begin_snapshot(c.version, Source::Coordinator);
+        let entries: Vec<(String, Vec<u8>)> = c
+            .keyspace
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        snap.page(&entries).unwrap();
+        assert!(snap.finish(&c.snapshot_signature()).unwrap());
+        assert_eq!(request_logs(&t), vec![("blog".to_string(), 1)]);
     }
 }

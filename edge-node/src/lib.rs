@@ -18,6 +18,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod node;
 pub mod renew;
+pub mod requestlog;
 pub mod resources;
 pub mod state;
 pub mod status;

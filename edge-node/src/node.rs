@@ -308,6 +308,12 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
             shutdown_rx.clone(),
         )));
     }
+    // Request logs of projects with a log drain: sampled on the request
+    // path, shipped by their own loop.
+    let request_logs = crate::requestlog::Counters::default();
+    request_logs.register(&metrics);
+    let (request_log_sink, request_log_rx) = crate::requestlog::channel(&request_logs);
+    app.set_request_logs(request_log_sink);
     if let Some(listener) = metrics_listener {
         tasks.push(tokio::spawn(crate::metrics::serve(
             listener,
@@ -341,6 +347,12 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     tasks.push(tokio::spawn(crate::errorship::run(
         functions.errors(),
         conn_rx.clone(),
+        shutdown_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::requestlog::run(
+        request_log_rx,
+        conn_rx.clone(),
+        request_logs,
         shutdown_rx.clone(),
     )));
     tasks.push(tokio::spawn(crate::mesh::peer::serve(

@@ -59,6 +59,9 @@ pub struct Routing {
     pub acme: Option<Arc<str>>,
     pub challenges: Arc<BTreeMap<String, protocol::acme::HostChallenge>>,
     pub https: Arc<BTreeMap<String, protocol::acme::HttpsPolicy>>,
+    /// Projects with a request log drain, and their sample rate: requests
+    /// read it once, and only look a project up when it is not empty.
+    pub request_logs: Arc<BTreeMap<String, protocol::config::RequestLogPolicy>>,
 }
 
 /// What resolving a host that is not in the routing snapshot gave.

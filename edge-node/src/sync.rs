@@ -296,7 +296,8 @@ impl Syncer {
                         | Key::Acme
                         | Key::Challenge(_)
                         | Key::Https(_)
-                        | Key::Salt(_) => {}
+                        | Key::Salt(_)
+                        | Key::RequestLog(_) => {}
                     }
                 }
                 self.state.forget(&hosts, &projects);
@@ -420,6 +421,7 @@ impl Syncer {
             acme: desired.acme.clone(),
             challenges: desired.challenges.clone(),
             https: desired.https.clone(),
+            request_logs: desired.request_logs.clone(),
         });
         Ok(())
     }

@@ -183,6 +183,9 @@ pub enum Key {
     /// count a visitor as a keyed hash of it, so every edge counts the same
     /// visitor the same way that day. Dropped after two days.
     Salt(i64),
+    /// A project whose request logs go to a log drain: edges send a
+    /// sample of its requests to the coordinator.
+    RequestLog(String),
 }
 
 impl Key {
@@ -198,6 +201,7 @@ impl Key {
             Key::Challenge(h) => format!("t/{h}"),
             Key::Https(h) => format!("s/{h}"),
             Key::Salt(day) => format!("v/{day}"),
+            Key::RequestLog(p) => format!("q/{p}"),
         }
     }
 
@@ -219,6 +223,7 @@ impl Key {
             "a" if name == "account" => Ok(Key::Acme),
             "t" => Ok(Key::Challenge(name.to_string())),
             "s" => Ok(Key::Https(name.to_string())),
+            "q" => Ok(Key::RequestLog(name.to_string())),
             // Digits only: the day number, never negative, no sign or padding.
             "v" if name.len() <= 12
                 && name.bytes().all(|b| b.is_ascii_digit())
@@ -246,6 +251,36 @@ pub enum Entry {
     Challenge(crate::acme::HostChallenge),
     Https(crate::acme::HttpsPolicy),
     Salt(VisitorSalt),
+    RequestLog(RequestLogPolicy),
+}
+
+/// How many of a project's requests an edge sends as request logs, in
+/// parts per million (1 to 1,000,000): the largest rate any of its
+/// drains asks for; each drain samples its own share of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestLogPolicy {
+    pub sample_ppm: u32,
+}
+
+impl RequestLogPolicy {
+    pub const ALL: u32 = 1_000_000;
+
+    pub fn is_valid(&self) -> bool {
+        (1..=Self::ALL).contains(&self.sample_ppm)
+    }
+
+    /// Whether the request with this id is in the sample: the same id is
+    /// in or out on every edge and in every drain of lower rate.
+    pub fn samples(sample_ppm: u32, request_id: u64) -> bool {
+        Self::bucket(request_id) < sample_ppm
+    }
+
+    /// The request's place in `0..1_000_000`: in a sample of rate `r` ppm
+    /// when below `r` (a multiplicative hash spreads sequential ids).
+    pub fn bucket(request_id: u64) -> u32 {
+        let h = request_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+        (h % u64::from(Self::ALL)) as u32
+    }
 }
 
 /// A day's visitor salt (see [`Key::Salt`]).
@@ -322,6 +357,7 @@ impl Entry {
                 | (Key::Challenge(_), Entry::Challenge(_))
                 | (Key::Https(_), Entry::Https(_))
                 | (Key::Salt(_), Entry::Salt(_))
+                | (Key::RequestLog(_), Entry::RequestLog(_))
         )
     }
 
@@ -479,6 +515,7 @@ mod tests {
             Key::Https("shop.com".into()),
             Key::Salt(20_430),
             Key::Salt(0),
+            Key::RequestLog("shop".into()),
         ] {
             assert_eq!(Key::decode(&k.encode()).unwrap(), k);
         }
@@ -686,5 +723,32 @@ mod tests {
         );
         let bytes = Entry::Cert(cert.clone()).encode();
         assert!(!bytes.windows(3).any(|w| w == b"PEM"));
+    }
+
+    #[test]
+    fn request_log_sampling_is_stable_and_near_its_rate() {
+        assert!(RequestLogPolicy { sample_ppm: 1 }.is_valid());
+        assert!(!RequestLogPolicy { sample_ppm: 0 }.is_valid());
+        assert!(!RequestLogPolicy {
+            sample_ppm: 1_000_001
+        }
+        .is_valid());
+        let n = 100_000u64;
+        for ppm in [10_000u32, 250_000, 1_000_000] {
+            let kept = (0..n)
+                .filter(|&id| RequestLogPolicy::samples(ppm, id))
+                .count() as f64;
+            let want = n as f64 * f64::from(ppm) / 1e6;
+            assert!(
+                (kept - want).abs() <= want * 0.05 + 10.0,
+                "{ppm}: {kept} of {n}"
+            );
+        }
+        // A lower rate keeps a subset of a higher one.
+        for id in 0..10_000u64 {
+            if RequestLogPolicy::samples(100_000, id) {
+                assert!(RequestLogPolicy::samples(500_000, id));
+            }
+        }
     }
 }

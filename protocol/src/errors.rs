@@ -175,7 +175,8 @@ mod tests {
     #[test]
     fn reports_out_of_bounds_are_refused() {
         assert!(report().validate().is_ok());
-        let cases: Vec<(&str, Box<dyn Fn(&mut ErrorReport)>)> = vec![
+        type Break = Box<dyn Fn(&mut ErrorReport)>;
+        let cases: Vec<(&str, Break)> = vec![
             (
                 "message",
                 Box::new(|r| r.message = "x".repeat(MAX_MESSAGE + 1)),

@@ -91,6 +91,57 @@ pub enum EdgeRequest {
     /// [`crate::errors::MAX_REPORTS`]), for error tracking; answered with
     /// `Ack` once stored.
     Errors(Vec<crate::errors::ErrorReport>),
+    /// Sampled request logs of projects with a request log drain (at most
+    /// [`MAX_REQUEST_LOGS`] per message); answered with `Ack` once stored.
+    RequestLogs(Vec<RequestLogRecord>),
+}
+
+/// Request log records in one `EdgeRequest::RequestLogs`.
+pub const MAX_REQUEST_LOGS: usize = 1000;
+
+/// One request an edge answered, for a project's request log drains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestLogRecord {
+    pub ts_ms: i64,
+    pub project: String,
+    pub deployment: String,
+    pub request_id: String,
+    pub method: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    pub host: String,
+    /// Path and query, at most 1024 bytes.
+    pub path: String,
+    pub status: u16,
+    pub duration_ms: u32,
+    pub bytes: u64,
+    /// At most 256 bytes each.
+    pub user_agent: String,
+    pub referer: String,
+}
+
+impl RequestLogRecord {
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v, max) in [
+            ("project", &self.project, 128),
+            ("deployment", &self.deployment, 128),
+            ("request_id", &self.request_id, 64),
+            ("method", &self.method, 16),
+            ("scheme", &self.scheme, 8),
+            ("host", &self.host, 253),
+            ("path", &self.path, 1024),
+            ("user_agent", &self.user_agent, 256),
+            ("referer", &self.referer, 256),
+        ] {
+            if v.len() > max {
+                return Err(format!("{name} longer than {max} bytes"));
+            }
+        }
+        if self.project.is_empty() || !(100..=599).contains(&self.status) {
+            return Err("a request log needs a project and an HTTP status".into());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,6 +28,8 @@ pub mod geoip;
 pub mod git;
 pub mod process;
 pub mod prometheus;
+pub mod receiver;
+pub mod smtp;
 pub mod tls;
 pub mod wait;
 pub mod wasm;

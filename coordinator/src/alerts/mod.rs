@@ -42,6 +42,7 @@ use crate::store::{now_ms, Store, StoreError};
 /// Attempts before a delivery is given up.
 pub const MAX_ATTEMPTS: i64 = 12;
 const LEASE: &str = "alerts.evaluator";
+const JSON: &str = "application/json";
 
 pub struct AlertService {
     pub store: Store,
@@ -69,6 +70,7 @@ impl AlertService {
         let sender = tokio::spawn(self.clone().send_loop(shutdown.clone()));
         let mut tick = tokio::time::interval(self.config.evaluate_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut expired_at = 0;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -76,6 +78,14 @@ impl AlertService {
             }
             if let Err(e) = self.evaluate_all(now_ms()).await {
                 tracing::warn!(error = %e, "evaluating alert rules");
+            }
+            // Error counts past their 30 days, hourly.
+            let now = now_ms();
+            if now - expired_at > 3_600_000 {
+                expired_at = now;
+                if let Err(e) = self.store.expire_error_counts().await {
+                    tracing::warn!(error = %e, "expiring error counts");
+                }
             }
         }
         sender.abort();
@@ -115,13 +125,14 @@ impl AlertService {
             .collect();
         let repeat = self.config.repeat_interval.as_millis() as i64;
         let mut notify = false;
-        let mut seen = Vec::new();
         for s in &samples {
-            let before = prev
-                .remove(&s.series)
-                .map(series_of)
-                .unwrap_or_else(Series::inactive);
+            let known = prev.remove(&s.series);
             let breached = preset.condition.breached(s.value, rule.threshold);
+            if known.is_none() && !breached {
+                // Quiet and never alerted: nothing to keep.
+                continue;
+            }
+            let before = known.map(series_of).unwrap_or_else(Series::inactive);
             let (after, tr) = state::step(before, breached, s.value, now, rule.for_ms, repeat);
             notify |= tr.is_some();
             if tr == Some(Transition::Fired) {
@@ -130,7 +141,6 @@ impl AlertService {
             self.store
                 .put_alert_state(&row_of(&rule.id, &s.series, &after, now))
                 .await?;
-            seen.push(s.series.clone());
         }
         // A series that is gone (a node removed, a domain deleted) is
         // resolved if it fired, and forgotten.
@@ -290,11 +300,11 @@ impl AlertService {
                         message::sign(&secret, &d.id, ts, &body),
                     ));
                 }
-                send::post(&channel.target, allow, &headers, &body).await
+                send::post(&channel.target, allow, JSON, &headers, &body).await
             }
             "slack" => {
                 let body = serde_json::to_vec(&notification.slack()).unwrap_or_default();
-                send::post(&channel.target, allow, &[], &body).await
+                send::post(&channel.target, allow, JSON, &[], &body).await
             }
             "email" => {
                 send::email(

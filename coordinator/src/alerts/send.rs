@@ -97,10 +97,11 @@ async fn pin(u: &url::Url, allow_private: bool) -> Result<SocketAddr, String> {
     Ok(addrs[0])
 }
 
-/// POSTs a JSON body with extra headers.
+/// POSTs a body of `content_type` with extra headers.
 pub async fn post(
     url: &str,
     allow_private: bool,
+    content_type: &str,
     headers: &[(&str, String)],
     body: &[u8],
 ) -> Outcome {
@@ -125,7 +126,7 @@ pub async fn post(
     };
     let mut req = client
         .post(u)
-        .header("content-type", "application/json")
+        .header("content-type", content_type)
         .body(body.to_vec());
     for (k, v) in headers {
         req = req.header(*k, v);
@@ -255,7 +256,14 @@ mod tests {
         let e = pin(&u, false).await.unwrap_err();
         assert!(e.contains("internal address"), "{e}");
         assert!(pin(&u, true).await.is_ok());
-        let out = post("https://localhost.:9/x", false, &[], b"{}").await;
+        let out = post(
+            "https://localhost.:9/x",
+            false,
+            "application/json",
+            &[],
+            b"{}",
+        )
+        .await;
         assert!(!out.ok && out.error.unwrap().contains("internal"));
     }
 }

@@ -13,7 +13,7 @@ use crate::app::{self, App};
     get,
     path = "/projects/{project}/logs",
     tag = "logs",
-    summary = "Function logs (query: deployment, stream, since, until, after, limit)",
+    summary = "Function logs (query: deployment, request_id, stream, since, until, after, limit)",
     params(("project" = String, Path)),
     responses((status = 200, description = "Success", body = FunctionLogPage), super::openapi::Guarded)
 )]

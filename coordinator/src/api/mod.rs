@@ -8,6 +8,7 @@ pub(crate) mod builds;
 pub(crate) mod cluster;
 pub(crate) mod deployments;
 pub mod domains;
+mod drains;
 pub(crate) mod env;
 pub mod error;
 mod errors;
@@ -87,6 +88,8 @@ pub fn routes(state: &App) -> (Router, utoipa::openapi::OpenApi) {
             alerts::add_instance_rule
         ))
         .routes(routes!(alerts::show_rule, alerts::remove_rule))
+        .routes(routes!(drains::list, drains::add))
+        .routes(routes!(drains::show, drains::remove))
         .routes(routes!(deployments::list, deployments::create))
         .routes(routes!(git::show, git::put, git::delete))
         .routes(routes!(builds::list, builds::create))

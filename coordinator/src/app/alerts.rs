@@ -468,7 +468,9 @@ pub async fn add_rule(
         ));
     }
     for c in &new.channels {
-        let ch = channel_of(app, who, c, Role::Viewer).await?;
+        // Notifying a channel is using it: the member role, as sending a
+        // test message needs.
+        let ch = channel_of(app, who, c, Role::Member).await?;
         // A project's alerts go to its own team's channels only.
         if let Some(t) = &team {
             if &ch.team_id != t {

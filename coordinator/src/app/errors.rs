@@ -63,6 +63,8 @@ pub struct IssueEvent {
     pub deployment: Option<String>,
     /// Failures this event stands for (an edge folds repeats).
     pub count: i64,
+    /// The event as sampled, shaped as the issue's `sample`: `message`,
+    /// `place`, `frames` and `detail` (request id, method, path, …).
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
 }

@@ -11,6 +11,8 @@ use crate::store::{FunctionLogRow, LogQuery, Role};
 #[serde(deny_unknown_fields)]
 pub struct LogFilter {
     pub deployment: Option<String>,
+    /// One request's lines (the id error issues and `x-request-id` show).
+    pub request_id: Option<String>,
     /// `stdout` or `stderr`.
     pub stream: Option<String>,
     /// Unix milliseconds.
@@ -62,6 +64,7 @@ pub async fn function_logs(
             &p,
             &LogQuery {
                 deployment: f.deployment,
+                request_id: f.request_id,
                 stream: f.stream,
                 since_ms: f.since,
                 until_ms: f.until,

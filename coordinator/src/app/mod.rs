@@ -22,6 +22,7 @@ pub mod builds;
 pub mod cluster;
 pub mod deployments;
 pub mod domains;
+pub mod drains;
 pub mod env;
 pub mod error;
 pub mod errors;

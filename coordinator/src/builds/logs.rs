@@ -52,7 +52,12 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    pub async fn start(store: Store, hub: std::sync::Arc<LogHub>, build_id: String) -> LogWriter {
+    pub async fn start(
+        store: Store,
+        hub: std::sync::Arc<LogHub>,
+        build_id: String,
+        project_id: String,
+    ) -> LogWriter {
         let first = store.next_build_log_seq(&build_id).await.unwrap_or(1);
         let (tx, mut rx) = mpsc::unbounded_channel::<builder::LogLine>();
         let notify = hub.open(&build_id, first - 1);
@@ -82,6 +87,22 @@ impl LogWriter {
                 if !batch.is_empty() {
                     if let Err(e) = store.append_build_logs(&build_id, &batch).await {
                         tracing::error!(build = %build_id, error = %e, "writing build log");
+                    }
+                    // And for the project's drains, if one takes build logs.
+                    let lines: Vec<_> = batch
+                        .iter()
+                        .map(|l| {
+                            crate::drains::format::build_line(
+                                &project_id,
+                                &build_id,
+                                l.ts,
+                                &l.stream,
+                                &l.line,
+                            )
+                        })
+                        .collect();
+                    if let Err(e) = store.append_drain_lines(&project_id, &lines).await {
+                        tracing::warn!(build = %build_id, error = %e, "queueing build log for drains");
                     }
                     notify.send_replace(seq - 1);
                     batch.clear();

@@ -244,7 +244,13 @@ impl BuildService {
                 }
             })
         };
-        let writer = LogWriter::start(self.store.clone(), self.logs.clone(), b.id.clone()).await;
+        let writer = LogWriter::start(
+            self.store.clone(),
+            self.logs.clone(),
+            b.id.clone(),
+            b.project_id.clone(),
+        )
+        .await;
         let result = self.build(&b, &writer, cancel.clone()).await;
         watcher.abort();
         self.running.lock().unwrap().remove(&b.id);

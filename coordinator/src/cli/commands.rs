@@ -287,6 +287,7 @@ pub async fn outbound(
 pub struct LogsOptions<'a> {
     pub project: &'a str,
     pub deployment: Option<&'a str>,
+    pub request_id: Option<&'a str>,
     pub stream: Option<&'a str>,
     pub follow: bool,
     pub json: bool,
@@ -302,6 +303,10 @@ pub async fn logs(client: &Client, o: LogsOptions<'_>) -> anyhow::Result<()> {
         }
         if let Some(s) = o.stream {
             q.push_str(&format!("&stream={s}"));
+        }
+        if let Some(r) = o.request_id {
+            let r: String = r.chars().filter(char::is_ascii_alphanumeric).collect();
+            q.push_str(&format!("&request_id={r}"));
         }
         let page: FunctionLogPage = client.get(&q).await?;
         for l in &page.items {

@@ -139,7 +139,10 @@ fn print_issue(i: &IssueView, json: bool) -> anyhow::Result<()> {
             d["path"].as_str().unwrap_or(""),
             d["status"]
         );
-        println!("            (its logs: coordinator logs {})", i.project);
+        println!(
+            "            (its logs: coordinator logs {} --request-id {r})",
+            i.project
+        );
     }
     if let Some(lines) = d.get("stderr").and_then(|l| l.as_array()) {
         if !lines.is_empty() {

@@ -8,5 +8,6 @@ pub mod commands;
 pub mod credentials;
 pub mod deploy;
 pub mod domains;
+pub mod drains;
 pub mod errors;
 pub mod tokens;

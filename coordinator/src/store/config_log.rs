@@ -87,6 +87,9 @@ pub enum EdgeSync {
     Challenge(String, Option<protocol::acme::HostChallenge>),
     /// A day's visitor salt for analytics, set or (None) dropped.
     Salt(i64, Option<[u8; 32]>),
+    /// A project's request-log sample for its drains (project id): the
+    /// largest rate of its drains that take request logs, or removed.
+    RequestLog(String),
 }
 
 /// A host certificate as issued, before its key is sealed into an entry.
@@ -996,6 +999,37 @@ async fn derive(
             deployment_id: None,
             value: c.clone().map(Entry::Challenge),
         }),
+        EdgeSync::RequestLog(pid) => {
+            let name: Option<String> = sqlx::query("SELECT name FROM projects WHERE id = $1")
+                .bind(pid)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.try_get("name"))
+                .transpose()?;
+            if let Some(name) = name {
+                let rows =
+                    sqlx::query("SELECT sources, sample_ppm FROM log_drains WHERE project_id = $1")
+                        .bind(pid)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                let mut rate: Option<u32> = None;
+                for r in rows {
+                    let sources: String = r.try_get("sources")?;
+                    let ppm: i64 = r.try_get("sample_ppm")?;
+                    if sources.contains("\"request\"") {
+                        rate = rate.max(Some(ppm.clamp(1, 1_000_000) as u32));
+                    }
+                }
+                out.push(Write {
+                    key: Key::RequestLog(name),
+                    project_id: Some(pid.clone()),
+                    deployment_id: None,
+                    value: rate.map(|sample_ppm| {
+                        Entry::RequestLog(protocol::config::RequestLogPolicy { sample_ppm })
+                    }),
+                });
+            }
+        }
         EdgeSync::Salt(day, salt) => out.push(Write {
             key: Key::Salt(*day),
             project_id: None,

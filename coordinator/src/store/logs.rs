@@ -40,6 +40,7 @@ impl Store {
             "SELECT id, deployment_id, node_id, request_id, ts, stream, line FROM function_logs \
              WHERE project_id = $1 AND id > $2 AND ts >= $3 AND ts <= $4 \
              AND ($5 = '' OR deployment_id = $6) AND ($7 = '' OR stream = $8) \
+             AND ($10 = '' OR request_id = $11) \
              ORDER BY id LIMIT $9",
         )
         .bind(&project.id)
@@ -51,6 +52,8 @@ impl Store {
         .bind(q.stream.clone().unwrap_or_default())
         .bind(q.stream.clone().unwrap_or_default())
         .bind(q.limit)
+        .bind(q.request_id.clone().unwrap_or_default())
+        .bind(q.request_id.clone().unwrap_or_default())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

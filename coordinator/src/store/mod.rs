@@ -14,6 +14,7 @@ mod cluster_keys;
 mod config_log;
 mod deployments;
 mod domains;
+pub mod drains;
 mod env;
 pub mod errors;
 mod lifecycle;

@@ -224,6 +224,7 @@ pub struct FunctionLogRow {
 #[derive(Debug, Default, Clone)]
 pub struct LogQuery {
     pub deployment: Option<String>,
+    pub request_id: Option<String>,
     pub stream: Option<String>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,

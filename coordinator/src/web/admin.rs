@@ -63,6 +63,7 @@ async fn nodes_model(
             .collect(),
         current_config_version: state.hub.version() as i64,
         new_join_token,
+        alerts: super::alerts::instance_alerts(state, signed).await?,
     })
 }
 
@@ -267,7 +268,7 @@ pub async fn create_team(
     .await
 }
 
-async fn team_model(
+pub(super) async fn team_model(
     state: &App,
     signed: &SignedIn,
     id: &str,
@@ -304,6 +305,7 @@ async fn team_model(
     } else {
         Vec::new()
     };
+    let channels = super::alerts::team_channels(state, signed, &team.id).await?;
     let teams = acc::my_teams(state, &signed.who)
         .await?
         .into_iter()
@@ -325,6 +327,8 @@ async fn team_model(
         new_invite_url,
         is_owner,
         error: None,
+        channels,
+        new_channel_secret: None,
     })
 }
 

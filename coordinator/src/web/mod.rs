@@ -5,8 +5,10 @@
 
 mod account;
 mod admin;
+mod alerts;
 mod analytics;
 mod deployment;
+mod errors;
 mod flash;
 mod project;
 
@@ -83,6 +85,21 @@ pub fn router() -> Router<App> {
         )
         .route("/projects/{p}/functions", get(project::functions_tab))
         .route("/projects/{p}/analytics", get(analytics::tab))
+        .route("/projects/{p}/errors", get(errors::tab))
+        .route("/projects/{p}/errors/{id}", get(errors::issue))
+        .route("/projects/{p}/errors/{id}/state", post(errors::set_state))
+        .route(
+            "/projects/{p}/errors/{id}/severity",
+            post(errors::set_severity),
+        )
+        .route(
+            "/projects/{p}/alerts",
+            get(alerts::tab).post(alerts::add_rule),
+        )
+        .route(
+            "/projects/{p}/alerts/{id}/remove",
+            post(alerts::remove_rule),
+        )
         .route("/projects/{p}/settings", get(project::settings_tab))
         .route("/projects/{p}/settings/git", post(project::set_git))
         .route(
@@ -100,6 +117,11 @@ pub fn router() -> Router<App> {
         .route("/nodes", get(admin::nodes_page))
         .route("/nodes/join-tokens", post(admin::create_join_token))
         .route("/nodes/{id}/remove", post(admin::remove_node))
+        .route("/nodes/alerts", post(alerts::add_instance_rule))
+        .route(
+            "/nodes/alerts/{id}/remove",
+            post(alerts::remove_instance_rule),
+        )
         .route("/tokens", get(admin::tokens_page).post(admin::create_token))
         .route("/tokens/{id}/revoke", post(admin::revoke_token))
         .route("/teams", get(admin::teams_index).post(admin::create_team))
@@ -110,6 +132,15 @@ pub fn router() -> Router<App> {
             post(admin::revoke_invitation),
         )
         .route("/teams/{id}/members/{uid}/role", post(admin::set_role))
+        .route("/teams/{id}/channels", post(alerts::add_channel))
+        .route(
+            "/teams/{id}/channels/{cid}/test",
+            post(alerts::test_channel),
+        )
+        .route(
+            "/teams/{id}/channels/{cid}/remove",
+            post(alerts::remove_channel),
+        )
         .route(
             "/teams/{id}/members/{uid}/remove",
             post(admin::remove_member),

@@ -249,6 +249,14 @@ pub(crate) struct Ids {
     pub(crate) pending_inv: String,
     /// The token of an invitation B revoked.
     pub(crate) revoked_inv_token: String,
+    /// An error issue of B's project (a failed finalize).
+    pub(crate) error_issue: String,
+    /// A notification channel of B's team, and an alert rule of B's
+    /// project that notifies it.
+    pub(crate) channel: String,
+    pub(crate) rule: String,
+    /// A log drain of B's project.
+    pub(crate) drain: String,
 }
 
 pub(crate) struct World {
@@ -376,6 +384,68 @@ pub(crate) async fn world() -> World {
         .await;
     assert_eq!(build["status"], "queued", "{build}");
 
+    // An error issue of B's: a deploy whose blob never came fails to
+    // finalize, and that failure is filed.
+    let h = protocol::BlobHash::of(b"never uploaded").to_hex();
+    let staged = http
+        .ok(
+            &b.bearer(),
+            Method::POST,
+            "/projects/b-site/deployments",
+            Some(json!({"manifest": {"format": 1, "files": {"index.html": {"hash": h, "size": 14, "content_type": "text/html"}}}, "target": "preview"})),
+        )
+        .await;
+    let staged_id = staged["deployment"]["id"]
+        .as_str()
+        .or_else(|| staged["id"].as_str())
+        .unwrap_or_else(|| panic!("{staged}"))
+        .to_string();
+    let refused = http
+        .send(
+            &b.bearer(),
+            Method::POST,
+            &format!("/deployments/{staged_id}/finalize"),
+            None,
+            &[],
+        )
+        .await;
+    assert!(refused.status >= 400, "{}", refused.text);
+    let issues = http
+        .ok(&b.bearer(), Method::GET, "/projects/b-site/errors", None)
+        .await;
+    let error_issue = issues[0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{issues}"))
+        .to_string();
+    // A channel of B's team and a rule of B's project notifying it.
+    let channel = http
+        .ok(
+            &b.bearer(),
+            Method::POST,
+            "/channels",
+            Some(json!({"team": b.team, "kind": "webhook", "target": "https://hooks.b.example/alerts"})),
+        )
+        .await;
+    let channel = channel["id"].as_str().unwrap().to_string();
+    let rule = http
+        .ok(
+            &b.bearer(),
+            Method::POST,
+            "/projects/b-site/alerts",
+            Some(json!({"kind": "function_error", "threshold": 1000, "window": "5m", "channels": [channel]})),
+        )
+        .await;
+    let rule = rule["id"].as_str().unwrap().to_string();
+    let drain = http
+        .ok(
+            &b.bearer(),
+            Method::POST,
+            "/projects/b-site/drains",
+            Some(json!({"url": "https://drains.b.example/in", "sources": ["build"]})),
+        )
+        .await;
+    let drain = drain["id"].as_str().unwrap().to_string();
+
     let invitations = format!("/teams/{}/invitations", b.team);
     let pending = http
         .ok(
@@ -414,6 +484,10 @@ pub(crate) async fn world() -> World {
         token_id: b.token_id.clone(),
         pending_inv: pending["id"].as_str().unwrap().into(),
         revoked_inv_token: revoked["token"].as_str().unwrap().into(),
+        error_issue,
+        channel,
+        rule,
+        drain,
     };
     World {
         _tmp: tmp,
@@ -462,6 +536,14 @@ pub(crate) async fn snapshot(w: &World) -> Value {
         format!("/deployments/{}/build-logs", w.ids.build),
         format!("/teams/{t}/members"),
         format!("/teams/{t}/invitations"),
+        "/projects/b-site/errors?state=all".into(),
+        format!("/errors/{}", w.ids.error_issue),
+        format!("/channels?team={t}"),
+        format!("/channels/{}/deliveries", w.ids.channel),
+        "/projects/b-site/alerts".into(),
+        format!("/alerts/{}", w.ids.rule),
+        "/projects/b-site/drains".into(),
+        format!("/drains/{}", w.ids.drain),
         "/tokens".into(),
         format!("/audit?team={t}"),
     ];
@@ -469,6 +551,8 @@ pub(crate) async fn snapshot(w: &World) -> Value {
     for p in paths {
         let mut v = w.http.ok(&w.b.bearer(), Method::GET, &p, None).await;
         strip(&mut v, "last_used_at");
+        // Moves with the clock (hourly buckets of the last 24 hours).
+        strip(&mut v, "trend");
         out.insert(p, v);
     }
     Value::Object(out)
@@ -698,6 +782,33 @@ fn stranger_rows(ids: &Ids) -> Vec<Row> {
         row(M::DELETE, "/domains/{domain}", &[B_DOMAIN], NotFound),
         row(M::PATCH, "/domains/{domain}", &[B_DOMAIN], NotFound)
             .body(json!({"https_redirect": false})),
+        // Error issues, alert rules and channels.
+        row(M::GET, "/projects/{project}/errors", &[p], NotFound),
+        row(M::GET, "/projects/{project}/errors", &[pid], NotFound).query("state=all"),
+        row(M::GET, "/errors/{id}", &[&ids.error_issue], NotFound),
+        row(M::PATCH, "/errors/{id}", &[&ids.error_issue], NotFound)
+            .body(json!({"state": "resolved"})),
+        row(M::GET, "/projects/{project}/alerts", &[p], NotFound),
+        row(M::POST, "/projects/{project}/alerts", &[p], NotFound)
+            .body(json!({"kind": "error_rate", "channels": [ids.channel]})),
+        row(M::GET, "/alerts/{id}", &[&ids.rule], NotFound),
+        row(M::DELETE, "/alerts/{id}", &[&ids.rule], NotFound),
+        row(M::GET, "/channels", &[], Hidden).query(&format!("team={team}")),
+        row(M::POST, "/channels", &[], Hidden)
+            .body(json!({"team": team, "kind": "webhook", "target": "https://evil.example/x"})),
+        row(M::DELETE, "/channels/{id}", &[&ids.channel], NotFound),
+        row(M::POST, "/channels/{id}/test", &[&ids.channel], NotFound),
+        row(
+            M::GET,
+            "/channels/{id}/deliveries",
+            &[&ids.channel],
+            NotFound,
+        ),
+        row(M::GET, "/projects/{project}/drains", &[p], NotFound),
+        row(M::POST, "/projects/{project}/drains", &[p], NotFound)
+            .body(json!({"url": "https://evil.example/steal"})),
+        row(M::GET, "/drains/{id}", &[&ids.drain], NotFound),
+        row(M::DELETE, "/drains/{id}", &[&ids.drain], NotFound),
         // Logs, deployments, git, builds.
         row(M::GET, "/projects/{project}/logs", &[p], NotFound),
         row(M::GET, "/projects/{project}/analytics", &[p], NotFound),
@@ -812,6 +923,26 @@ fn viewer_rows(ids: &Ids) -> Vec<Row> {
         row(M::POST, "/domains/{domain}/verify", &[B_DOMAIN], Forbidden),
         row(M::DELETE, "/domains/{domain}", &[B_DOMAIN], Forbidden),
         row(M::GET, "/projects/{project}/logs", &[p], Ok),
+        row(M::GET, "/projects/{project}/errors", &[p], Ok),
+        row(M::GET, "/errors/{id}", &[&ids.error_issue], Ok),
+        row(M::PATCH, "/errors/{id}", &[&ids.error_issue], Forbidden)
+            .body(json!({"state": "ignored"})),
+        row(M::GET, "/projects/{project}/alerts", &[p], Ok),
+        row(M::POST, "/projects/{project}/alerts", &[p], Forbidden)
+            .body(json!({"kind": "error_rate", "channels": [ids.channel]})),
+        row(M::GET, "/alerts/{id}", &[&ids.rule], Ok),
+        row(M::DELETE, "/alerts/{id}", &[&ids.rule], Forbidden),
+        row(M::GET, "/channels", &[], Ok).query(&format!("team={team}")),
+        row(M::POST, "/channels", &[], Forbidden)
+            .body(json!({"team": team, "kind": "webhook", "target": "https://evil.example/x"})),
+        row(M::DELETE, "/channels/{id}", &[&ids.channel], Forbidden),
+        row(M::POST, "/channels/{id}/test", &[&ids.channel], Forbidden),
+        row(M::GET, "/channels/{id}/deliveries", &[&ids.channel], Ok),
+        row(M::GET, "/projects/{project}/drains", &[p], Ok),
+        row(M::POST, "/projects/{project}/drains", &[p], Forbidden)
+            .body(json!({"url": "https://evil.example/steal"})),
+        row(M::GET, "/drains/{id}", &[&ids.drain], Ok),
+        row(M::DELETE, "/drains/{id}", &[&ids.drain], Forbidden),
         row(M::GET, "/projects/{project}/deployments", &[p], Ok),
         row(M::GET, "/projects/{project}/git", &[p], Ok),
         row(M::GET, "/projects/{project}/builds", &[p], Ok),
@@ -899,6 +1030,16 @@ pub(crate) const NOT_TENANT_SCOPED: &[(&str, &str, &str)] = &[
     ("POST", "/auth/login", "no credential; sign_in_rate_limit"),
     ("POST", "/auth/logout", "ends the caller's own session"),
     ("POST", "/teams", "creates a team of the caller's own"),
+    (
+        "GET",
+        "/alerts",
+        "instance owner only (instance-wide rules); it::alerts checks others get 403",
+    ),
+    (
+        "POST",
+        "/alerts",
+        "instance owner only (instance-wide rules); it::alerts checks others get 403",
+    ),
     (
         "GET",
         "/nodes",
@@ -1033,6 +1174,10 @@ fn dummy_ids() -> Ids {
         token_id: "k".into(),
         pending_inv: "i".into(),
         revoked_inv_token: "inv_x".into(),
+        error_issue: "e".into(),
+        channel: "c".into(),
+        rule: "r".into(),
+        drain: "dr".into(),
     }
 }
 

@@ -71,6 +71,9 @@ const NEW_DOMAIN: &[(&str, &str)] = &[("name", "www.stolen.example")];
 const HTTPS_OFF: &[(&str, &str)] = &[("hsts_max_age", "")];
 const EVIL_GIT: &[(&str, &str)] = &[("url", "https://evil.example/x.git")];
 const OWNER: &[(&str, &str)] = &[("role", "owner")];
+const RESOLVE: &[(&str, &str)] = &[("state", "resolved")];
+const LOW: &[(&str, &str)] = &[("severity", "low")];
+const NEW_CHANNEL: &[(&str, &str)] = &[("kind", "email"), ("target", "evil@example.com")];
 
 /// One row of a table: method, route, path arguments, form, answer.
 type Entry<'a> = (
@@ -102,6 +105,11 @@ fn stranger_rows(w: &World) -> Vec<Row> {
     let new_project: &[(&str, &str)] = &[("name", "sneaky"), ("team", team)];
     let token_form: &[(&str, &str)] = &[("name", "x"), ("scope", &scope)];
     let used = &*ids.revoked_inv_token;
+    let (issue, rule, channel) = (&*ids.error_issue, &*ids.rule, &*ids.channel);
+    // A's own project and team, to aim B's issue, rule and channel through.
+    let (mine, my_team) = ("a-site", &*w.a.team);
+    let rule_form: &[(&str, &str)] = &[("kind", "error_rate"), ("channels", channel)];
+    let instance_rule: &[(&str, &str)] = &[("kind", "high_memory"), ("channels", channel)];
     let mut out = rows(&[
         (M::GET, "/projects/{p}", vec![p], &[], NOT_FOUND),
         (M::GET, "/projects/{p}", vec![pid], &[], NOT_FOUND),
@@ -116,6 +124,27 @@ fn stranger_rows(w: &World) -> Vec<Row> {
         (M::POST, "/projects/{p}/domains/{d}/https", vec![p, B_DOMAIN], HTTPS_OFF, NOT_FOUND),
         (M::GET, "/projects/{p}/functions", vec![p], &[], NOT_FOUND),
         (M::GET, "/projects/{p}/analytics", vec![p], &[], NOT_FOUND),
+        (M::GET, "/projects/{p}/errors", vec![p], &[], NOT_FOUND),
+        (M::GET, "/projects/{p}/errors/{id}", vec![p, issue], &[], NOT_FOUND),
+        (M::GET, "/projects/{p}/errors/{id}", vec![mine, issue], &[], NOT_FOUND),
+        (M::POST, "/projects/{p}/errors/{id}/state", vec![p, issue], RESOLVE, NOT_FOUND),
+        (M::POST, "/projects/{p}/errors/{id}/state", vec![mine, issue], RESOLVE, NOT_FOUND),
+        (M::POST, "/projects/{p}/errors/{id}/severity", vec![p, issue], LOW, NOT_FOUND),
+        (M::POST, "/projects/{p}/errors/{id}/severity", vec![mine, issue], LOW, NOT_FOUND),
+        (M::GET, "/projects/{p}/alerts", vec![p], &[], NOT_FOUND),
+        (M::POST, "/projects/{p}/alerts", vec![p], rule_form, NOT_FOUND),
+        // B's channel in a rule of A's own project, or in an instance rule
+        // of A's (A owns the instance): not A's to notify.
+        (M::POST, "/projects/{p}/alerts", vec![mine], rule_form, NOT_FOUND),
+        (M::POST, "/nodes/alerts", vec![], instance_rule, NOT_FOUND),
+        (M::POST, "/projects/{p}/alerts/{id}/remove", vec![p, rule], &[], NOT_FOUND),
+        (M::POST, "/projects/{p}/alerts/{id}/remove", vec![mine, rule], &[], NOT_FOUND),
+        (M::POST, "/nodes/alerts/{id}/remove", vec![rule], &[], NOT_FOUND),
+        (M::POST, "/teams/{id}/channels", vec![team], NEW_CHANNEL, NOT_FOUND),
+        (M::POST, "/teams/{id}/channels/{cid}/test", vec![team, channel], &[], NOT_FOUND),
+        (M::POST, "/teams/{id}/channels/{cid}/test", vec![my_team, channel], &[], NOT_FOUND),
+        (M::POST, "/teams/{id}/channels/{cid}/remove", vec![team, channel], &[], NOT_FOUND),
+        (M::POST, "/teams/{id}/channels/{cid}/remove", vec![my_team, channel], &[], NOT_FOUND),
         (M::GET, "/projects/{p}/settings", vec![p], &[], NOT_FOUND),
         (M::POST, "/projects/{p}/settings/git", vec![p], EVIL_GIT, NOT_FOUND),
         (M::POST, "/projects/{p}/settings/git/delete", vec![p], &[], NOT_FOUND),
@@ -157,9 +186,21 @@ fn viewer_rows(w: &World) -> Vec<Row> {
     let ids = &w.ids;
     let (p, team, user, inv) = (&*ids.project, &*ids.team, &*ids.user, &*ids.pending_inv);
     let (dep, old, build) = (&*ids.dep_prod, &*ids.dep_old, &*ids.build);
+    let (issue, rule, channel) = (&*ids.error_issue, &*ids.rule, &*ids.channel);
     let new_project: &[(&str, &str)] = &[("name", "sneaky"), ("team", team)];
+    let rule_form: &[(&str, &str)] = &[("kind", "error_rate"), ("channels", channel)];
     let mut out = rows(&[
         (M::GET, "/projects/{p}", vec![p], &[], PAGE),
+        (M::GET, "/projects/{p}/errors", vec![p], &[], PAGE),
+        (M::GET, "/projects/{p}/errors/{id}", vec![p, issue], &[], PAGE),
+        (M::GET, "/projects/{p}/alerts", vec![p], &[], PAGE),
+        (M::POST, "/projects/{p}/errors/{id}/state", vec![p, issue], RESOLVE, SENT_BACK),
+        (M::POST, "/projects/{p}/errors/{id}/severity", vec![p, issue], LOW, SENT_BACK),
+        (M::POST, "/projects/{p}/alerts", vec![p], rule_form, SENT_BACK),
+        (M::POST, "/projects/{p}/alerts/{id}/remove", vec![p, rule], &[], SENT_BACK),
+        (M::POST, "/teams/{id}/channels", vec![team], NEW_CHANNEL, SENT_BACK),
+        (M::POST, "/teams/{id}/channels/{cid}/test", vec![team, channel], &[], SENT_BACK),
+        (M::POST, "/teams/{id}/channels/{cid}/remove", vec![team, channel], &[], SENT_BACK),
         (M::GET, "/projects/{p}/domains", vec![p], &[], PAGE),
         (M::GET, "/projects/{p}/env", vec![p], &[], PAGE),
         (M::GET, "/projects/{p}/functions", vec![p], &[], PAGE),
@@ -191,6 +232,7 @@ fn viewer_rows(w: &World) -> Vec<Row> {
         (M::POST, "/teams/{id}/members/{uid}/remove", vec![team, user], &[], SENT_BACK),
     ]);
     out.push(row(M::GET, "/audit", &[], FORBIDDEN).query(&format!("team={team}")));
+    out.push(row(M::GET, "/projects/{p}/errors", &[p], PAGE).query("state=all"));
     out
 }
 
@@ -316,6 +358,9 @@ const ROUTES_WITH_ROWS: &[(&str, &str)] = &[
     ("GET", "/projects/{p}/env"),
     ("GET", "/projects/{p}/functions"),
     ("GET", "/projects/{p}/analytics"),
+    ("GET", "/projects/{p}/errors"),
+    ("GET", "/projects/{p}/errors/{id}"),
+    ("GET", "/projects/{p}/alerts"),
     ("GET", "/projects/{p}/settings"),
     ("GET", "/teams/{id}"),
     ("GET", "/tokens"),
@@ -337,6 +382,15 @@ const ROUTES_WITH_ROWS: &[(&str, &str)] = &[
     ("POST", "/projects/{p}/rollback"),
     ("POST", "/projects/{p}/settings/git"),
     ("POST", "/projects/{p}/settings/git/delete"),
+    ("POST", "/projects/{p}/errors/{id}/state"),
+    ("POST", "/projects/{p}/errors/{id}/severity"),
+    ("POST", "/projects/{p}/alerts"),
+    ("POST", "/projects/{p}/alerts/{id}/remove"),
+    ("POST", "/nodes/alerts"),
+    ("POST", "/nodes/alerts/{id}/remove"),
+    ("POST", "/teams/{id}/channels"),
+    ("POST", "/teams/{id}/channels/{cid}/test"),
+    ("POST", "/teams/{id}/channels/{cid}/remove"),
     ("POST", "/teams/{id}/invitations"),
     ("POST", "/teams/{id}/invitations/{iid}/revoke"),
     ("POST", "/teams/{id}/members/{uid}/remove"),
@@ -442,6 +496,14 @@ async fn dashboard_strangers_see_404_and_viewers_only_read() {
         failures.push(format!(
             "B POST /nodes/{{id}}/remove -> {status} (want 303)"
         ));
+    }
+    // Instance-wide alert rules are the instance owner's, even with B's
+    // own channel.
+    let instance_rule = row(Method::POST, "/nodes/alerts", &[], expect::SENT_BACK)
+        .form(&[("kind", "disk_space"), ("channels", &w.ids.channel)]);
+    let (status, _) = send(&w, &instance_rule, Some((&w.b.session, &w.b.csrf))).await;
+    if status != expect::SENT_BACK {
+        failures.push(format!("B POST /nodes/alerts -> {status} (want 303)"));
     }
     assert!(
         failures.is_empty(),

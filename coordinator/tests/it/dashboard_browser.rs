@@ -1,8 +1,9 @@
 //! The dashboard in a real browser: headless Chromium, driven through
 //! chromedriver, against a real coordinator, a real edge node and a real
 //! git repository. Signs up, creates a project, connects the repository,
-//! deploys twice, rolls back, manages an API token, looks at nodes, and
-//! checks a second account sees none of it. Screenshots of every page go
+//! deploys twice, rolls back, manages an API token, looks at nodes,
+//! resolves an error issue, adds an alert channel and rule, and checks a
+//! second account sees none of it. Screenshots of every page go
 //! to `$CARGO_TARGET_DIR/screenshots/` for people to look at.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver`
@@ -419,6 +420,98 @@ async fn dashboard_end_to_end_in_chromium() {
         .unwrap();
     assert_eq!(prefers_dark, serde_json::json!(true));
     dark.shot("15-analytics-dark").await;
+    dark.close().await;
+
+    // 6c. The Errors tab: empty at first; a deployment whose file never
+    //     arrives fails to finalize, that failure is filed as an issue,
+    //     and its page resolves it.
+    let errors = format!("{url}/projects/blog/errors");
+    b.goto(&errors).await;
+    assert!(b.body_text().await.contains("No open errors"));
+    let missing = protocol::BlobHash::of(b"never uploaded").to_hex();
+    let staged: Value = api
+        .req(reqwest::Method::POST, "/projects/blog/deployments")
+        .json(&serde_json::json!({
+            "manifest": {"format": 1, "files": {"index.html": {"hash": missing, "size": 14, "content_type": "text/html"}}},
+            "target": "preview",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let staged = staged["deployment"]["id"]
+        .as_str()
+        .or_else(|| staged["id"].as_str())
+        .unwrap_or_else(|| panic!("{staged}"))
+        .to_string();
+    let r = api
+        .req(
+            reqwest::Method::POST,
+            &format!("/deployments/{staged}/finalize"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().as_u16() >= 400, "finalized without its file");
+    b.goto(&errors).await;
+    assert!(b.exists("table svg.spark").await);
+    assert!(b
+        .text(".table-wrap tbody")
+        .await
+        .contains("finalize_failed"));
+    b.shot("16-errors").await;
+    b.click(".table-wrap tbody a[href^=\"/projects/blog/errors/\"]")
+        .await;
+    b.wait_path_prefix("/projects/blog/errors/").await;
+    assert!(b.body_text().await.contains(&staged), "its deployment");
+    b.shot("17-error-issue").await;
+    b.click("form[action$=\"/state\"] button.primary").await;
+    b.wait_flash("Resolved").await;
+    assert!(b.text(".status-line").await.contains("resolved"));
+    b.goto(&errors).await;
+    assert!(b.body_text().await.contains("No open errors"));
+
+    // 6d. Alerts: a channel on the team page (e-mail, so nothing has to
+    //     answer), then a rule on the project's Alerts tab notifying it.
+    b.goto(&format!("{url}/teams")).await;
+    b.wait_path_prefix("/teams/").await;
+    b.select("#channel-kind", "email").await;
+    b.fill("#channel-target", "ops@example.com").await;
+    b.fill("#channel-name", "ops mail").await;
+    b.click("form[action$=\"/channels\"] button[type=submit]")
+        .await;
+    b.wait_flash("Channel ops mail added").await;
+    assert!(b.body_text().await.contains("ops@example.com"));
+    b.shot("18-team-channels").await;
+    b.goto(&format!("{url}/projects/blog/alerts")).await;
+    b.select("#rule-kind", "function_error").await;
+    b.fill("#rule-threshold", "3").await;
+    b.click("form[action=\"/projects/blog/alerts\"] input[name=channels]")
+        .await;
+    b.click("form[action=\"/projects/blog/alerts\"] button[type=submit]")
+        .await;
+    b.wait_flash("Alert added").await;
+    b.wait_path("/projects/blog/alerts").await;
+    let rules = b.text(".table-wrap tbody").await;
+    assert!(
+        rules.contains("Function errors") && rules.contains("ops mail"),
+        "{rules}"
+    );
+    b.shot("19-alerts").await;
+    // Both tabs in the dark theme (the resolved issue under "All").
+    let dark = Browser::start_with(&["--blink-settings=preferredColorScheme=0"]).await;
+    dark.goto(&format!("{url}/login")).await;
+    for c in b.client.get_all_cookies().await.unwrap() {
+        dark.client.add_cookie(c).await.unwrap();
+    }
+    dark.goto(&format!("{errors}?state=all")).await;
+    assert!(dark.exists("table svg.spark").await);
+    dark.shot("16b-errors-dark").await;
+    dark.goto(&format!("{url}/projects/blog/alerts")).await;
+    assert!(dark.body_text().await.contains("Function errors"));
+    dark.shot("19b-alerts-dark").await;
     dark.close().await;
 
     // A project is deleted from its settings, once its name is typed.

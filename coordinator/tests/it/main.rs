@@ -10,6 +10,7 @@
 mod support;
 
 mod acme;
+mod alerts;
 mod analytics;
 mod authz;
 mod authz_dashboard;
@@ -18,7 +19,9 @@ mod builds_vite;
 mod dashboard_browser;
 mod dev_mode;
 mod domains;
+mod drains;
 mod e2e;
+mod errors;
 mod functions_e2e;
 mod hardening;
 mod lifecycle;
@@ -27,6 +30,7 @@ mod mesh_partition;
 mod metrics;
 mod node_trust;
 mod openapi;
+mod rate_limits;
 mod restore;
 mod scale;
 mod sealed;

@@ -267,6 +267,7 @@ async fn suite(s: &Store) {
         http_addr: Some("127.0.0.1:80".into()),
         https_addr: None,
         mesh_addr: Some("127.0.0.1:8702".into()),
+        resources: Default::default(),
     };
     assert!(
         !s.record_node_contact("n2", &contact(1)).await.unwrap(),
@@ -283,11 +284,23 @@ async fn suite(s: &Store) {
                 http_addr: Some("127.0.0.1:80".into()),
                 https_addr: None,
                 mesh_addr: Some("127.0.0.1:8702".into()),
+                resources: protocol::errors::Resources {
+                    memory_used: 3 << 30,
+                    memory_total: 8 << 30,
+                    disk_used: u64::MAX,
+                    disk_total: 100 << 30,
+                },
             },
         )
         .await
         .unwrap());
     let nodes = s.list_nodes().await.unwrap();
+    let n1 = nodes.iter().find(|n| n.id == "n1").unwrap();
+    assert_eq!(
+        (n1.memory_used, n1.memory_total, n1.disk_used, n1.disk_total),
+        (3 << 30, 8 << 30, i64::MAX, 100 << 30),
+        "reported resources kept (a count past i64 clamped)"
+    );
     assert_eq!(nodes.len(), 1);
     assert_eq!(nodes[0].config_version, 7);
     assert_eq!(nodes[0].mesh_addr.as_deref(), Some("127.0.0.1:8702"));
@@ -569,6 +582,7 @@ async fn store_suite_sqlite() {
     domains_suite(&s).await;
     acme_suite(&s).await;
     analytics_suite(&s).await;
+    observability_suite(&s).await;
     s.close().await;
 }
 
@@ -581,6 +595,7 @@ async fn store_suite_postgres() {
     domains_suite(&s).await;
     acme_suite(&s).await;
     analytics_suite(&s).await;
+    observability_suite(&s).await;
     db.drop_db(s).await;
 }
 
@@ -1279,4 +1294,315 @@ fn domain_row(name: &str, pid: &str, team: &str) -> coordinator::store::DomainRo
         hsts_include_subdomains: false,
         hsts_preload: false,
     }
+}
+
+/// Error issues, alert rules, channels, deliveries, leases and drains, the
+/// same on both databases.
+async fn observability_suite(s: &Store) {
+    use coordinator::errors::{Event, Severity, Source, State};
+    use coordinator::store::alerts::{ChannelRow, RuleRow};
+    use coordinator::store::drains::{DrainLine, DrainRow};
+    use coordinator::store::errors::StateFilter;
+    let now = coordinator::store::now_ms();
+    // Channels belong to a real team.
+    s.create_user(
+        &coordinator::store::User {
+            id: "obs".into(),
+            email: "obs@example.com".into(),
+            name: "obs".into(),
+            instance_owner: false,
+            created_at: now,
+        },
+        "h",
+        &coordinator::store::Team {
+            id: "t-obs".into(),
+            name: "obs".into(),
+            created_at: now,
+        },
+    )
+    .await
+    .unwrap();
+    let p = s.create_project("ob-p", "observed", "t-obs").await.unwrap();
+    let event = |msg: &str, at: i64, n: u32| Event {
+        project_id: p.id.clone(),
+        deployment_id: Some("d1".into()),
+        source: Source::Function,
+        kind: "panic".into(),
+        message: msg.into(),
+        place: "/api/x".into(),
+        frames: vec!["app::f".into()],
+        at,
+        first_at: at,
+        count: n,
+        detail: serde_json::json!({"request_id": "00ff"}),
+    };
+    // Two events of one bug (other numbers), one of another.
+    let a = s
+        .record_error("iss1", &event("order 1 failed", now, 2))
+        .await
+        .unwrap();
+    assert!(a.new && !a.regressed);
+    let b = s
+        .record_error("iss2", &event("order 2 failed", now + 1, 3))
+        .await
+        .unwrap();
+    assert_eq!(b.issue_id, "iss1", "grouped by fingerprint");
+    assert!(!b.new);
+    s.record_error("iss3", &event("payment failed", now, 1))
+        .await
+        .unwrap();
+    let open = s.error_issues(&p.id, StateFilter::Open, 10).await.unwrap();
+    assert_eq!(open.len(), 2);
+    let one = s.error_issue("iss1").await.unwrap().unwrap();
+    assert_eq!(
+        (one.count, one.state, one.severity),
+        (5, State::Unresolved, Severity::High)
+    );
+    assert_eq!(
+        s.error_count_since(&p.id, Some(Source::Function), now - 60_000)
+            .await
+            .unwrap(),
+        6
+    );
+    assert_eq!(
+        s.error_count_since(&p.id, Some(Source::Build), now - 60_000)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.error_count_since(&p.id, None, now + 120_000)
+            .await
+            .unwrap(),
+        0
+    );
+    let trends = s.error_trends(&p.id, now - 3_600_000).await.unwrap();
+    assert_eq!(trends["iss1"].values().sum::<i64>(), 5);
+    assert_eq!(s.error_deployments("iss1").await.unwrap()[0].1, 5);
+    // Resolve, then a new event regresses it; ignore keeps ignoring.
+    assert!(s
+        .update_error_issue("iss1", Some(State::Resolved), None)
+        .await
+        .unwrap());
+    assert!(s
+        .error_issue("iss1")
+        .await
+        .unwrap()
+        .unwrap()
+        .resolved_at
+        .is_some());
+    assert_eq!(
+        s.error_issues(&p.id, StateFilter::Open, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let r = s
+        .record_error("iss4", &event("order 3 failed", now + 2, 1))
+        .await
+        .unwrap();
+    assert!(r.regressed);
+    assert_eq!(
+        s.error_issue("iss1").await.unwrap().unwrap().state,
+        State::Regressed
+    );
+    assert!(s
+        .update_error_issue("iss3", Some(State::Ignored), Some(Severity::Low))
+        .await
+        .unwrap());
+    s.record_error("iss5", &event("payment failed", now + 3, 1))
+        .await
+        .unwrap();
+    let ignored = s.error_issue("iss3").await.unwrap().unwrap();
+    assert_eq!(
+        (ignored.state, ignored.severity, ignored.count),
+        (State::Ignored, Severity::Low, 2)
+    );
+    assert_eq!(
+        s.error_issues(&p.id, StateFilter::All, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // Only the newest events are kept.
+    for i in 0..30 {
+        s.record_error("x", &event("order 9 failed", now + 10 + i, 1))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        s.error_events("iss1").await.unwrap().len() as i64,
+        coordinator::store::errors::EVENTS_KEPT
+    );
+
+    // Channels, rules, states.
+    let channel = ChannelRow {
+        id: "ch1".into(),
+        team_id: "t-obs".into(),
+        kind: "webhook".into(),
+        name: "ops".into(),
+        target: "https://hooks.example.com/x".into(),
+        secret_enc: Some(vec![1, 2, 3]),
+        created_at: now,
+    };
+    s.insert_channel(&channel).await.unwrap();
+    assert_eq!(
+        s.team_channels("t-obs").await.unwrap()[0].secret_enc,
+        Some(vec![1, 2, 3])
+    );
+    let rule = RuleRow {
+        id: "ru1".into(),
+        team_id: Some("t-obs".into()),
+        project_id: Some(p.id.clone()),
+        kind: "error_rate".into(),
+        threshold: 2.5,
+        window_ms: 60_000,
+        for_ms: 0,
+        channels: vec!["ch1".into()],
+        enabled: true,
+        created_at: now,
+    };
+    s.insert_rule(&rule).await.unwrap();
+    let instance = RuleRow {
+        id: "ru2".into(),
+        team_id: None,
+        project_id: None,
+        kind: "disk_space".into(),
+        ..rule.clone()
+    };
+    s.insert_rule(&instance).await.unwrap();
+    assert_eq!(s.alert_rules(Some(&p.id)).await.unwrap()[0].threshold, 2.5);
+    assert_eq!(s.alert_rules(None).await.unwrap()[0].id, "ru2");
+    assert_eq!(s.enabled_alert_rules().await.unwrap().len(), 2);
+    // Deliveries: one waiting per rule and channel; claimed once.
+    assert!(s
+        .queue_delivery("dl1", "ch1", Some("ru1"), "{}", now - 1)
+        .await
+        .unwrap());
+    assert!(!s
+        .queue_delivery("dl2", "ch1", Some("ru1"), "{}", now)
+        .await
+        .unwrap());
+    assert!(s
+        .queue_delivery("dl3", "ch1", None, "{\"at\":1}", now - 1)
+        .await
+        .unwrap());
+    let claimed = s.claim_deliveries(10, 60_000).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        s.claim_deliveries(10, 60_000).await.unwrap().is_empty(),
+        "leased"
+    );
+    s.finish_delivery("dl1", true, None, "{\"sent\":1}", Some(200), None)
+        .await
+        .unwrap();
+    s.finish_delivery(
+        "dl3",
+        false,
+        Some(now + 10_000),
+        "{}",
+        None,
+        Some("refused"),
+    )
+    .await
+    .unwrap();
+    let history = s.deliveries("ch1", 10).await.unwrap();
+    let dl1 = history.iter().find(|d| d.id == "dl1").unwrap();
+    assert_eq!(
+        (dl1.status.as_str(), dl1.last_status, dl1.attempts),
+        ("sent", Some(200), 1)
+    );
+    let dl3 = history.iter().find(|d| d.id == "dl3").unwrap();
+    assert_eq!(
+        (dl3.status.as_str(), dl3.last_error.as_deref()),
+        ("pending", Some("refused"))
+    );
+    assert!(s.last_delivery("ch1", "ru1").await.unwrap().is_some());
+    // Leases: one holder at a time, renewable by it.
+    assert!(s.try_lease("job", "c1", 60_000).await.unwrap());
+    assert!(!s.try_lease("job", "c2", 60_000).await.unwrap());
+    assert!(s.try_lease("job", "c1", 60_000).await.unwrap());
+    assert!(s.try_lease("expiring", "c1", -1).await.unwrap());
+    assert!(
+        s.try_lease("expiring", "c2", 60_000).await.unwrap(),
+        "taken over once lapsed"
+    );
+    // Removing the channel takes its deliveries; the rule its states.
+    assert!(s.delete_alert_rule("ru1").await.unwrap());
+    assert!(s.delete_channel("ch1").await.unwrap());
+    assert!(s.deliveries("ch1", 10).await.unwrap().is_empty());
+
+    // Drains: lines only for sources a drain takes; cursor per drain.
+    let line = |source: &'static str, bucket: u32| DrainLine {
+        source,
+        at: now,
+        bucket,
+        line: serde_json::json!({"message": source}),
+    };
+    assert_eq!(
+        s.append_drain_lines(&p.id, &[line("function", 0)])
+            .await
+            .unwrap(),
+        0,
+        "no drain yet"
+    );
+    let drain = DrainRow {
+        id: "dr1".into(),
+        project_id: p.id.clone(),
+        url: "https://logs.example.com/".into(),
+        sources: vec!["function".into(), "request".into()],
+        sample_ppm: 500_000,
+        secret_enc: vec![9],
+        cursor: 0,
+        delivered: 0,
+        failures: 0,
+        next_at: 0,
+        last_status: None,
+        last_error: None,
+        last_success_at: None,
+        created_at: now,
+    };
+    s.insert_drain(&drain).await.unwrap();
+    assert_eq!(s.request_log_rate(&p.id).await.unwrap(), Some(500_000));
+    let n = s
+        .append_drain_lines(
+            &p.id,
+            &[
+                line("function", 0),
+                line("build", 0),
+                line("request", 10),
+                line("request", 900_000),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        n, 2,
+        "the build line and the request out of sample are not kept"
+    );
+    let d = s.claim_drains(10, 30_000).await.unwrap();
+    assert_eq!(d.len(), 1);
+    let batch = s.drain_batch(&d[0], 100).await.unwrap();
+    assert_eq!(batch.len(), 2);
+    s.drain_attempt("dr1", Some(500), Some("answered 500"), now - 1)
+        .await
+        .unwrap();
+    let failing = s.drain("dr1").await.unwrap().unwrap();
+    assert_eq!((failing.failures, failing.last_status), (1, Some(500)));
+    s.advance_drain("dr1", batch[1].id, 2).await.unwrap();
+    let ok = s.drain("dr1").await.unwrap().unwrap();
+    assert_eq!((ok.failures, ok.delivered, ok.cursor), (0, 2, batch[1].id));
+    assert!(ok.last_success_at.is_some());
+    assert!(
+        s.claim_drains(10, 30_000).await.unwrap().is_empty(),
+        "nothing after the cursor"
+    );
+    assert!(
+        s.expire_drain_lines().await.unwrap() >= 2,
+        "delivered lines go"
+    );
+    assert!(s.delete_drain("dr1").await.unwrap());
+    assert_eq!(s.request_log_rate(&p.id).await.unwrap(), None);
 }

@@ -7,11 +7,13 @@
 mod bars;
 mod line;
 mod scale;
+mod spark;
 
 use maud::{html, Markup};
 
 pub use bars::{bars, inline_bar, share_bar, Part};
 pub use line::{time_chart, Line, TimeChart};
+pub use spark::sparkline;
 
 /// A chart under a visible title, with its legend above it and its numbers
 /// (`data`, usually a table) below.

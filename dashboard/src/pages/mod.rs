@@ -1,9 +1,11 @@
 pub mod audit;
 pub mod auth;
+pub mod channels;
 pub mod deployment;
 pub mod error;
 pub mod nodes;
 pub mod project;
 pub mod projects;
+pub mod rules;
 pub mod team;
 pub mod tokens;

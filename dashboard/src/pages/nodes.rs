@@ -5,7 +5,8 @@ use maud::{html, Markup};
 use crate::components::{action, badge, empty, post_form, reveal, table_wrap, time_or, Btn};
 use crate::format::seg;
 use crate::layout::document;
-use crate::model::{NodeRow, NodesPage, Page};
+use crate::model::{InstanceAlerts, NodeRow, NodesPage, Page};
+use crate::pages::rules;
 
 const JOIN_EXAMPLE: &str = "edge-node join COORDINATOR_HOST:8701 --token TOKEN --region REGION";
 
@@ -60,6 +61,7 @@ pub fn nodes(page: &Page, n: &NodesPage) -> String {
                     button type="submit" class="btn primary" { "Create join token" }
                 }))
             }
+            @if let Some(a) = &n.alerts { (instance_alerts(page, a)) }
         }
     };
     document(page, false, body)
@@ -110,4 +112,34 @@ fn slug(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect()
+}
+
+/// The instance's own alert rules: nodes' memory and disks, the cluster's
+/// certificates.
+fn instance_alerts(page: &Page, a: &InstanceAlerts) -> Markup {
+    html! {
+        section aria-labelledby="instance-alerts-h" {
+            h2 #instance-alerts-h { "Instance alerts" }
+            p.muted { "Rules that watch the nodes themselves rather than a project: memory, disks and the cluster's certificates." }
+            @if a.rules.is_empty() {
+                (empty("No instance alerts", html! {
+                    p { "Be told before an edge runs out of memory or disk, or a node's certificate expires." }
+                }))
+            } @else {
+                (rules::table(page, &a.rules, &a.kinds, Some("/nodes/alerts")))
+            }
+            section.card aria-labelledby="instance-rule-add-h" {
+                h3 #instance-rule-add-h { "Add an instance alert" }
+                @if a.channels.is_empty() {
+                    p.note {
+                        "Alerts notify channels, and your teams have none yet. "
+                        a href="/teams" { "Add a channel on a team page" } ", then come back."
+                    }
+                } @else {
+                    (rules::form(page, "instance-rule", "/nodes/alerts", &a.kinds, &a.channels))
+                }
+            }
+            (rules::presets(&a.kinds))
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! A team: members, roles and invitations, plus switching and creating teams.
+//! A team: members, roles and invitations, its alert channels, plus
+//! switching and creating teams.
 
 use maud::{html, Markup};
 
@@ -6,6 +7,7 @@ use crate::components::{action, alert, badge, empty, post_form, reveal, table_wr
 use crate::format::seg;
 use crate::layout::document;
 use crate::model::{InvitationRow, MemberRow, Page, TeamPage};
+use crate::pages::channels;
 
 const ROLES: [&str; 3] = ["owner", "member", "viewer"];
 
@@ -55,6 +57,7 @@ pub fn team(page: &Page, t: &TeamPage) -> String {
                 }
             }
         }
+        (channels::section(page, &base, t))
         div.grid-2 {
             section.card aria-labelledby="teams-h" {
                 h2 #teams-h { "Your teams" }

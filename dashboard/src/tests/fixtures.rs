@@ -309,6 +309,19 @@ pub fn nodes(full: bool) -> NodesPage {
         },
         current_config_version: 7,
         new_join_token: full.then(|| "join-token-secret".into()),
+        alerts: Some(InstanceAlerts {
+            rules: if full {
+                vec![rule_row("r-mem", "high_memory", "firing")]
+            } else {
+                vec![]
+            },
+            kinds: rule_kinds(false),
+            channels: if full {
+                vec![("ch1".into(), format!("{XSS} (webhook)"))]
+            } else {
+                vec![]
+            },
+        }),
     }
 }
 
@@ -380,6 +393,12 @@ pub fn team(full: bool, is_owner: bool) -> TeamPage {
         new_invite_url: full.then(|| "https://outpost.example.com/invite/abc".into()),
         is_owner,
         error: full.then(|| XSS.into()),
+        channels: if full {
+            vec![channel_row("ch1", "webhook"), channel_row("ch2", "email")]
+        } else {
+            vec![]
+        },
+        new_channel_secret: full.then(|| (XSS.to_string(), "whsec_shown_once".to_string())),
     }
 }
 
@@ -536,3 +555,206 @@ pub fn analytics(full: bool) -> AnalyticsTab {
 
 /// 2024-04-30 12:00 UTC: the start of the analytics fixture's 24 hours.
 const NOON_MINUS_DAY: i64 = NOW - 24 * 60 * MIN;
+
+pub fn issue_row(id: &str, state: &str) -> IssueRow {
+    IssueRow {
+        id: id.into(),
+        source: "function".into(),
+        kind: "panic".into(),
+        title: format!("panic: {XSS}"),
+        culprit: format!("/api/{XSS} in checkout::total"),
+        severity: "high".into(),
+        state: state.into(),
+        count: 12_345,
+        first_seen: NOW - 3 * 60 * MIN,
+        last_seen: NOW - 2 * MIN,
+        resolved_at: (state == "resolved").then_some(NOW - MIN),
+        trend: (0..24).map(|i| if i % 5 == 0 { i } else { 0 }).collect(),
+    }
+}
+
+pub fn errors_tab(full: bool) -> ErrorsTab {
+    ErrorsTab {
+        filter: "open".into(),
+        issues: if full {
+            vec![
+                issue_row("iss1", "unresolved"),
+                issue_row("iss2", "regressed"),
+            ]
+        } else {
+            vec![]
+        },
+        truncated: full,
+    }
+}
+
+pub fn issue_page(full: bool, state: &str) -> IssuePage {
+    IssuePage {
+        issue: issue_row("iss1", state),
+        message: full.then(|| format!("boom {XSS}\nsecond line")),
+        frames: if full {
+            vec![format!("checkout::{XSS}"), "main".into()]
+        } else {
+            vec![]
+        },
+        request: full.then(|| SampleRequest {
+            method: Some("POST".into()),
+            path: Some(format!("/api/{XSS}")),
+            status: Some(500),
+            request_id: Some("req-7f3a".into()),
+            node: Some(XSS.into()),
+        }),
+        stderr: if full {
+            vec![XSS.into(), "thread panicked".into()]
+        } else {
+            vec![]
+        },
+        details: if full {
+            vec![
+                ("build".into(), "bld123".into()),
+                ("branch".into(), XSS.into()),
+            ]
+        } else {
+            vec![]
+        },
+        deployments: if full {
+            vec![IssueDeploymentRow {
+                deployment: "dep1234567".into(),
+                count: 40,
+                last_seen: NOW - MIN,
+            }]
+        } else {
+            vec![]
+        },
+        events: if full {
+            vec![IssueEventRow {
+                at: NOW - MIN,
+                deployment: Some("dep1234567".into()),
+                count: 3,
+                request_id: Some("req-7f3a".into()),
+                summary: format!("POST /api/{XSS} → 500"),
+            }]
+        } else {
+            vec![]
+        },
+    }
+}
+
+/// The presets as the handler fills them in; `project` picks a project's
+/// kinds or the instance's.
+pub fn rule_kinds(project: bool) -> Vec<RuleKind> {
+    let k = |key: &str, condition: &str, unit: &str, default: f64, window: Option<&str>| RuleKind {
+        key: key.into(),
+        condition: condition.into(),
+        unit: unit.into(),
+        default_threshold: default,
+        default_window: window.map(str::to_string),
+    };
+    if project {
+        vec![
+            k("error_rate", ">", "% of requests", 5.0, Some("5m")),
+            k("function_error", ">", "errors", 0.0, Some("5m")),
+            k("ssl_expiry", "<", "days left", 14.0, None),
+        ]
+    } else {
+        vec![
+            k("high_memory", ">", "% memory", 90.0, None),
+            k("disk_space", ">", "% disk", 90.0, None),
+            k("ssl_expiry", "<", "days left", 14.0, None),
+        ]
+    }
+}
+
+pub fn rule_row(id: &str, kind: &str, state: &str) -> RuleRow {
+    RuleRow {
+        id: id.into(),
+        kind: kind.into(),
+        condition: ">".into(),
+        threshold: 5.0,
+        unit: "% of requests".into(),
+        window: "5m".into(),
+        for_: "1m".into(),
+        channels: vec![XSS.into()],
+        enabled: true,
+        created_at: NOW - 60 * MIN,
+        alerts: if state.is_empty() {
+            vec![]
+        } else {
+            vec![AlertRow {
+                series: format!("series {XSS}"),
+                state: state.into(),
+                value: 12.5,
+                since: NOW - 10 * MIN,
+                fired_at: (state == "firing").then_some(NOW - 5 * MIN),
+                resolved_at: (state == "resolved").then_some(NOW - MIN),
+            }]
+        },
+    }
+}
+
+pub fn alerts_tab(full: bool) -> AlertsTab {
+    AlertsTab {
+        rules: if full {
+            vec![
+                rule_row("r1", "error_rate", "firing"),
+                rule_row("r2", "function_error", ""),
+            ]
+        } else {
+            vec![]
+        },
+        kinds: rule_kinds(true),
+        team: team_ref("t1"),
+        channels: if full {
+            vec![("ch1".into(), format!("{XSS} (webhook)"))]
+        } else {
+            vec![]
+        },
+    }
+}
+
+pub fn channel_row(id: &str, kind: &str) -> ChannelRow {
+    ChannelRow {
+        id: id.into(),
+        kind: kind.into(),
+        name: format!("{XSS} {id}"),
+        target: format!("https://hooks.example.com/{XSS}"),
+        signed: kind == "webhook",
+        created_at: NOW - 60 * MIN,
+        deliveries: if kind == "webhook" {
+            vec![
+                DeliveryRow {
+                    status: "failed".into(),
+                    rule: Some("r1".into()),
+                    attempts: 5,
+                    last_status: Some(502),
+                    last_error: Some(format!("bad gateway {XSS}")),
+                    created_at: NOW - 30 * MIN,
+                    next_at: NOW - 20 * MIN,
+                    sent_at: None,
+                },
+                DeliveryRow {
+                    status: "pending".into(),
+                    rule: None,
+                    attempts: 1,
+                    last_status: None,
+                    last_error: None,
+                    created_at: NOW - MIN,
+                    next_at: NOW + MIN,
+                    sent_at: None,
+                },
+                DeliveryRow {
+                    status: "sent".into(),
+                    rule: None,
+                    attempts: 1,
+                    last_status: Some(200),
+                    last_error: None,
+                    created_at: NOW - 2 * MIN,
+                    next_at: NOW - 2 * MIN,
+                    sent_at: Some(NOW - 2 * MIN),
+                },
+            ]
+        } else {
+            vec![]
+        },
+    }
+}

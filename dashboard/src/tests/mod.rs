@@ -1,7 +1,9 @@
 //! Whole-page tests: every page, with data and without, must be a complete
 //! document whose forms, labels and escaping are right.
 
+mod alerts;
 mod analytics;
+mod errors;
 mod fixtures;
 mod html_scan;
 mod pages;
@@ -126,6 +128,20 @@ pub fn all_pages(full: bool) -> Vec<(String, String)> {
         ),
     ));
     for can_write in [true, false] {
+        let page = fx::page(Nav::Projects);
+        let h = fx::header(can_write);
+        out.push((
+            format!("project-errors-write={can_write}"),
+            crate::errors(&page, &h, &fx::errors_tab(full)),
+        ));
+        out.push((
+            format!("project-issue-write={can_write}"),
+            crate::issue(&page, &h, &fx::issue_page(full, "unresolved")),
+        ));
+        out.push((
+            format!("project-alerts-write={can_write}"),
+            crate::alerts(&page, &h, &fx::alerts_tab(full)),
+        ));
         for body in fx::bodies(full) {
             let name = format!("project-{}-write={can_write}", tab_name(&body));
             out.push((

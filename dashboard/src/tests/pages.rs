@@ -166,6 +166,8 @@ fn project_tabs_link_every_section() {
         ("/env", "Environment"),
         ("/functions", "Functions"),
         ("/analytics", "Analytics"),
+        ("/errors", "Errors"),
+        ("/alerts", "Alerts"),
         ("/settings", "Settings"),
     ] {
         assert!(

@@ -6,6 +6,7 @@
 //! missing or corrupt blob can still turn into a clean 503 before any byte
 //! of the response is written.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use http::uri::Authority;
 use http::Method;
 use pingora_core::protocols::http::ServerSession;
 use pingora_http::RequestHeader;
+use protocol::config::RequestLogPolicy;
 use protocol::functions::FunctionEntry;
 use protocol::host::{normalize_host, wildcard_of};
 use protocol::path::{parse_decoded_path, parse_request_path};
@@ -22,20 +24,37 @@ use protocol::routing::{headers_for, route, Decision};
 
 use super::acme::{self, Early};
 use super::static_files::{
-    base_header, plan_file, send_file, send_page, set, set_deployment, Conditionals, FilePlan,
+    base_header, plan_file, send_file, send_page, set, set_deployment, set_request_id,
+    Conditionals, FilePlan,
 };
 use super::{proxy, routing, EdgeHttp};
 use crate::functions;
+use crate::functions::serve::RequestId;
 use crate::state::{Resolved, Site};
 
-/// What a request turned out to be, for analytics: the site that answered
-/// (none for the platform's pages of unknown hosts) and the function route.
+/// What a request turned out to be, for analytics and request logs: the
+/// site that answered (none for the platform's pages of unknown hosts) and
+/// the function route.
 #[derive(Default)]
 pub struct Served {
     pub site: Option<Arc<Site>>,
     pub route: Option<Arc<str>>,
     /// An [`analytics::recorder::FunctionEnd`] code, set by the function path.
     pub function_end: std::sync::atomic::AtomicU8,
+    /// The site's project's request log rate (ppm); 0: it has no request
+    /// log drain (or the node ships none).
+    pub log_ppm: u32,
+    /// Set when the request is in its project's request log sample.
+    pub sampled: Option<Sampled>,
+}
+
+/// A request in its project's request log sample (see `crate::requestlog`).
+pub struct Sampled {
+    /// Its id, which its response carries as `x-request-id`.
+    pub id: RequestId,
+    /// The target the client asked for, when a rewrite to a function
+    /// replaced it in the request header (the log shows the client's).
+    pub target: Option<String>,
 }
 
 /// Serves one request whose header has been read. An `Err` means the
@@ -51,10 +70,10 @@ pub async fn respond(
     let routing = app.state.current();
     match acme::early(app, &routing, session.req_header(), tls).await {
         None => {}
-        Some(Early::NotFound) => return send_page(session, 404, None, head).await,
+        Some(Early::NotFound) => return send_page(session, 404, None, None, head).await,
         Some(Early::Challenge(body)) => return send_challenge(session, body, head).await,
         Some(Early::ToHttps(location)) => {
-            return send_redirect(session, None, 308, &location, None).await
+            return send_redirect(session, None, 308, &location, None, None).await
         }
     }
     let hsts = if tls {
@@ -62,15 +81,20 @@ pub async fn respond(
     } else {
         None
     };
+    // Request logs: the projects with a drain. Without any (the common
+    // case) this is the only look at them.
+    let logs = (!routing.request_logs.is_empty() && app.request_logs.get().is_some())
+        .then(|| routing.request_logs.clone());
     drop(routing);
-    let mut reply = decide(app, session.req_header(), None, served);
+    let logs = logs.as_deref();
+    let mut reply = decide(app, session.req_header(), None, served, logs);
     if let Reply::Resolve(host) = reply {
         // A host the routing snapshot does not hold: a deployment's own,
         // served on demand.
         reply = match app.state.resolver() {
             None => Reply::Platform(404),
             Some(r) => match r.resolve(&host).await {
-                Resolved::Site(site) => decide(app, session.req_header(), Some(site), served),
+                Resolved::Site(site) => decide(app, session.req_header(), Some(site), served, logs),
                 Resolved::Unknown => Reply::Platform(404),
                 Resolved::Unavailable => Reply::Platform(503),
                 Resolved::Redirect(r) => {
@@ -87,6 +111,7 @@ pub async fn respond(
                                 r.status,
                                 &location,
                                 hsts.as_deref(),
+                                None,
                             )
                             .await
                         }
@@ -96,9 +121,17 @@ pub async fn respond(
             },
         };
     }
+    // A request of a project with a request log drain has its id from
+    // here on; in the sample, its response carries it (a function's
+    // always does) and its log line will too.
+    let request_id = (served.log_ppm != 0).then(RequestId::new);
+    let stamp = request_id.filter(|id| RequestLogPolicy::samples(served.log_ppm, id.get()));
+    if let Some(id) = stamp {
+        served.sampled = Some(Sampled { id, target: None });
+    }
     match reply {
-        Reply::Resolve(_) => send_page(session, 404, None, head).await,
-        Reply::Platform(status) => send_page(session, status, None, head).await,
+        Reply::Resolve(_) => send_page(session, 404, None, stamp, head).await,
+        Reply::Platform(status) => send_page(session, status, None, stamp, head).await,
         Reply::File {
             site,
             plan,
@@ -107,15 +140,25 @@ pub async fn respond(
             if let Some(v) = hsts {
                 extra.push((header::STRICT_TRANSPORT_SECURITY.to_string(), v));
             }
-            send_file(app, session, &site, plan, &extra, head).await
+            send_file(app, session, &site, plan, &extra, stamp, head).await
         }
         Reply::Redirect {
             site,
             status,
             location,
-        } => send_redirect(session, Some(&site), status, &location, hsts.as_deref()).await,
+        } => {
+            send_redirect(
+                session,
+                Some(&site),
+                status,
+                &location,
+                hsts.as_deref(),
+                stamp,
+            )
+            .await
+        }
         Reply::Proxy { site, url } => {
-            proxy::respond(app, session, &site, &url, hsts.as_deref()).await
+            proxy::respond(app, session, &site, &url, hsts.as_deref(), stamp).await
         }
         Reply::Function {
             site,
@@ -125,12 +168,15 @@ pub async fn respond(
             target,
         } => {
             if let Some(uri) = target {
+                if let Some(s) = &mut served.sampled {
+                    s.target = Some(crate::requestlog::target_of(session.req_header()));
+                }
                 // A rewrite: the function sees the path it was rewritten to.
                 session.req_header_mut().set_uri(uri);
             }
             let Some(runtime) = &app.functions else {
                 tracing::warn!(project = %site.project, %route, "request for a function, but this node runs none");
-                return send_page(session, 503, Some(&site), head).await;
+                return send_page(session, 503, Some(&site), stamp, head).await;
             };
             served.route = Some(route.clone());
             let call = functions::serve::Call {
@@ -140,6 +186,7 @@ pub async fn respond(
                 authority,
                 hsts: hsts.and_then(|v| http::HeaderValue::from_str(&v).ok()),
                 end: &served.function_end,
+                request_id: request_id.unwrap_or_else(RequestId::new),
             };
             functions::respond(runtime, &app.blobs, session, call).await
         }
@@ -178,12 +225,14 @@ enum Reply {
 }
 
 /// The response, from the routing snapshot and the manifest alone; `site`
-/// when the host was resolved on demand.
+/// when the host was resolved on demand; `logs`: the projects with a
+/// request log drain, when there are any.
 fn decide(
     app: &EdgeHttp,
     req: &RequestHeader,
     site: Option<Arc<Site>>,
     served: &mut Served,
+    logs: Option<&BTreeMap<String, RequestLogPolicy>>,
 ) -> Reply {
     let raw_host = super::raw_host(req);
     let Some(host) = raw_host.and_then(|h| normalize_host(h).ok()) else {
@@ -208,7 +257,11 @@ fn decide(
             }
         }
     };
-    if app.analytics.get().is_some() {
+    let logged = logs.and_then(|l| l.get(&*site.project));
+    if let Some(policy) = logged {
+        served.log_ppm = policy.sample_ppm;
+    }
+    if app.analytics.get().is_some() || logged.is_some() {
         served.site = Some(site.clone());
     }
     // The raw target, not the parsed URI: the path parser does the one and
@@ -289,14 +342,16 @@ fn decide(
 }
 
 /// A redirect: no body (clients follow `Location`; a body would only be
-/// shown by clients that do not).
-/// A redirect; a redirecting host has no site (so no deployment header).
+/// shown by clients that do not). A redirecting host has no site (so no
+/// deployment header); `request_id` when the request is in its project's
+/// request log sample.
 async fn send_redirect(
     session: &mut ServerSession,
     site: Option<&Site>,
     status: u16,
     location: &str,
     hsts: Option<&str>,
+    request_id: Option<RequestId>,
 ) -> pingora_core::Result<()> {
     let mut h = base_header(status);
     set(&mut h, header::LOCATION, location);
@@ -307,6 +362,7 @@ async fn send_redirect(
     if let Some(site) = site {
         set_deployment(&mut h, site);
     }
+    set_request_id(&mut h, request_id);
     session.write_response_header(Box::new(h)).await?;
     session.write_response_body(Bytes::new(), true).await
 }

@@ -92,6 +92,9 @@ pub struct EdgeHttp {
     pub(crate) metrics: Arc<EdgeMetrics>,
     /// Traffic analytics, when the node counts them (set once at start).
     pub(crate) analytics: OnceLock<Arc<crate::traffic::Analytics>>,
+    /// Where sampled request logs go, when the node ships them (set once
+    /// at start; see `crate::requestlog`).
+    pub(crate) request_logs: OnceLock<crate::requestlog::RequestLogSink>,
     /// pingora's client for proxy rewrites, with its upstream connection
     /// pool; built on first use (it loads the system's root certificates).
     proxy_connector: OnceLock<Connector>,
@@ -114,6 +117,7 @@ impl EdgeHttp {
             functions: None,
             metrics: Default::default(),
             analytics: OnceLock::new(),
+            request_logs: OnceLock::new(),
             proxy_connector: OnceLock::new(),
         })
     }
@@ -133,6 +137,7 @@ impl EdgeHttp {
             functions: Some(functions),
             metrics: Default::default(),
             analytics: OnceLock::new(),
+            request_logs: OnceLock::new(),
             proxy_connector: OnceLock::new(),
         })
     }
@@ -140,6 +145,12 @@ impl EdgeHttp {
     /// Counts every request a site answers into `analytics`.
     pub fn set_analytics(&self, analytics: Arc<crate::traffic::Analytics>) {
         let _ = self.analytics.set(analytics);
+    }
+
+    /// Sends the sampled requests of projects with a request log drain
+    /// to `sink`.
+    pub fn set_request_logs(&self, sink: crate::requestlog::RequestLogSink) {
+        let _ = self.request_logs.set(sink);
     }
 
     fn proxy_connector(&self) -> &Connector {

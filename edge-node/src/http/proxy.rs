@@ -29,6 +29,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 
 use super::EdgeHttp;
 use crate::functions::outbound::{normalize, permitted};
+use crate::functions::serve::RequestId;
 use crate::state::Site;
 
 /// How many Outpost proxies a request has passed through.
@@ -334,13 +335,15 @@ async fn exchange(
 }
 
 /// Relays the upstream's response for `url`. An `Err` means the response
-/// was cut off after its head was sent.
+/// was cut off after its head was sent. `request_id`: the request is in
+/// its project's request log sample, and the response says so.
 pub async fn respond(
     app: &EdgeHttp,
     session: &mut ServerSession,
     site: &Site,
     url: &str,
     hsts: Option<&str>,
+    request_id: Option<RequestId>,
 ) -> pingora_core::Result<()> {
     let limits = &app.limits.proxy;
     let prepared = async {
@@ -359,7 +362,14 @@ pub async fn respond(
         Err(e) => {
             tracing::debug!(project = %site.project, error = %e, "proxy request failed");
             let head = session.req_header().method == http::Method::HEAD;
-            return super::static_files::send_page(session, e.status(), Some(site), head).await;
+            return super::static_files::send_page(
+                session,
+                e.status(),
+                Some(site),
+                request_id,
+                head,
+            )
+            .await;
         }
     };
     let upstream = up
@@ -375,6 +385,8 @@ pub async fn respond(
         }
     }
     super::static_files::set_deployment(&mut h, site);
+    // Ours replaces the upstream's own.
+    super::static_files::set_request_id(&mut h, request_id);
     if let Some(v) = hsts {
         let _ = h.insert_header(header::STRICT_TRANSPORT_SECURITY, v);
     }

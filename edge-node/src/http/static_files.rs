@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::negotiate::{self, RangeDecision};
 use super::{pages, EdgeHttp};
+use crate::functions::serve::{RequestId, X_REQUEST_ID};
 use crate::state::{Site, X_OUTPOST_DEPLOYMENT};
 use crate::store::{BlobBody, BlobError};
 
@@ -226,10 +227,23 @@ pub(super) fn set_deployment(h: &mut ResponseHeader, site: &Site) {
     }
 }
 
+/// The id of a request in its project's request log sample (see
+/// `crate::requestlog`), so its response and its log line match.
+pub(super) fn set_request_id(h: &mut ResponseHeader, id: Option<RequestId>) {
+    if let Some(id) = id {
+        if let Err(e) = h.insert_header(X_REQUEST_ID, id.header_value()) {
+            tracing::warn!(error = %e, "dropping the request id header");
+        }
+    }
+}
+
+/// One of our pages; `request_id` when the request is in its project's
+/// request log sample.
 pub(super) async fn send_page(
     session: &mut ServerSession,
     status: u16,
     site: Option<&Site>,
+    request_id: Option<RequestId>,
     head: bool,
 ) -> pingora_core::Result<()> {
     let body = pages::page(status);
@@ -245,6 +259,7 @@ pub(super) async fn send_page(
     if let Some(site) = site {
         set_deployment(&mut h, site);
     }
+    set_request_id(&mut h, request_id);
     session.write_response_header(Box::new(h)).await?;
     let body = if head { Bytes::new() } else { body };
     session.write_response_body(body, true).await
@@ -256,6 +271,7 @@ pub(super) async fn send_file(
     site: &Site,
     plan: FilePlan,
     extra: &[(String, String)],
+    request_id: Option<RequestId>,
     head: bool,
 ) -> pingora_core::Result<()> {
     // HEAD opens the blob too, so it answers exactly as GET would (a blob
@@ -263,7 +279,7 @@ pub(super) async fn send_file(
     let opened = match plan.body {
         Some(slice) => match open_blob(app, slice).await {
             Some(body) => Some((body, slice)),
-            None => return send_page(session, 503, Some(site), head).await,
+            None => return send_page(session, 503, Some(site), request_id, head).await,
         },
         None => None,
     };
@@ -282,6 +298,7 @@ pub(super) async fn send_file(
         set(&mut h, header::CONTENT_LENGTH, &len.to_string());
     }
     set_deployment(&mut h, site);
+    set_request_id(&mut h, request_id);
     session.write_response_header(Box::new(h)).await?;
     match opened {
         Some((body, slice)) if !head => send_blob(session, body, slice).await,

@@ -2,6 +2,8 @@
 //! (path, user agent, referrer, client address) and what it got (status,
 //! bytes, content type and encoding, time). Requests no site answered
 //! (unknown hosts, ACME challenges) count in the node's metrics only.
+//! A request in its project's request log sample is also logged (see
+//! `crate::requestlog`).
 
 use tokio::time::Instant;
 
@@ -11,14 +13,19 @@ use http::header;
 use http::Method;
 use pingora_core::protocols::http::ServerSession;
 
-use super::dispatch::Served;
+use super::dispatch::{Sampled, Served};
 use super::EdgeHttp;
+use crate::requestlog::{unix_ms_before, Answered};
 
 fn text(h: Option<&http::HeaderValue>) -> Option<&str> {
     h.and_then(|v| v.to_str().ok())
 }
 
 pub(super) fn count(app: &EdgeHttp, session: &ServerSession, started: Instant, served: &Served) {
+    // Set only for a request in its project's sample: nothing else pays.
+    if let Some(sampled) = &served.sampled {
+        log(app, session, started, served, sampled);
+    }
     let (Some(analytics), Some(site)) = (app.analytics.get(), served.site.as_ref()) else {
         return;
     };
@@ -70,4 +77,47 @@ pub(super) fn count(app: &EdgeHttp, session: &ServerSession, started: Instant, s
         country: country.as_deref(),
         function,
     });
+}
+
+/// A sampled request's log record, into the shipper's channel.
+fn log(
+    app: &EdgeHttp,
+    session: &ServerSession,
+    started: Instant,
+    served: &Served,
+    sampled: &Sampled,
+) {
+    let (Some(sink), Some(site), Some(resp)) = (
+        app.request_logs.get(),
+        served.site.as_ref(),
+        session.response_written(),
+    ) else {
+        return;
+    };
+    let req = session.req_header();
+    let raw = super::raw_host(req).unwrap_or("");
+    let host = protocol::host::normalize_host(raw).unwrap_or(std::borrow::Cow::Borrowed(raw));
+    let duration = started.elapsed();
+    let target = match &sampled.target {
+        Some(t) => t.as_str(),
+        None => req.uri.path_and_query().map_or("/", |p| p.as_str()),
+    };
+    let answered = Answered {
+        ts_ms: unix_ms_before(duration),
+        project: &site.project,
+        deployment: &site.deployment,
+        request_id: sampled.id,
+        method: req.method.as_str(),
+        tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
+        host: &host,
+        target,
+        status: resp.status.as_u16(),
+        duration,
+        bytes: session.body_bytes_sent() as u64,
+        user_agent: req.headers.get(header::USER_AGENT).map(|v| v.as_bytes()),
+        referer: req.headers.get(header::REFERER).map(|v| v.as_bytes()),
+    };
+    if let Some(record) = answered.record() {
+        sink.push(record);
+    }
 }

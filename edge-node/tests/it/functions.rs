@@ -14,8 +14,10 @@ use edge_node::functions::{FunctionLog, FunctionRuntime, LogStream, RuntimeConfi
 use edge_node::http::{serve_http, serve_https, EdgeHttp, Limits};
 use edge_node::state::{Routing, ServingState};
 use edge_node::store::blobs::BlobStore;
+use protocol::config::RequestLogPolicy;
 use protocol::errors::FailureKind;
 use protocol::functions::FunctionEntry;
+use protocol::wire::RequestLogRecord;
 use protocol::{BlobHash, FileEntry, Manifest};
 use reqwest::StatusCode;
 use rustls::pki_types::CertificateDer;
@@ -54,6 +56,8 @@ struct Fixture {
     ca: CertificateDer<'static>,
     runtime: Arc<FunctionRuntime>,
     logs: mpsc::Receiver<FunctionLog>,
+    /// Request logs: every request of `docs` (its project has a drain).
+    request_logs: mpsc::Receiver<RequestLogRecord>,
     components: HashMap<&'static str, BlobHash>,
     blobs: Arc<BlobStore>,
     _shutdown: watch::Sender<bool>,
@@ -154,6 +158,10 @@ impl Fixture {
             ("/api/outbound".to_string(), f("outbound")),
         ]
         .into();
+        // A rewrite to a function: its request log shows the client's path.
+        docs.routing =
+            protocol::routing::from_sources(None, None, Some("/alias  /api/env  200\n"), None)
+                .unwrap();
 
         let (ca, key) = certificates();
         let state = Arc::new(ServingState::default());
@@ -176,6 +184,15 @@ impl Fixture {
             ]
             .into(),
             certs: [(BLOG.to_string(), key)].into(),
+            request_logs: Arc::new(
+                [(
+                    "docs".to_string(),
+                    RequestLogPolicy {
+                        sample_ppm: RequestLogPolicy::ALL,
+                    },
+                )]
+                .into(),
+            ),
             ..Default::default()
         });
 
@@ -183,6 +200,8 @@ impl Fixture {
         let runtime = Arc::new(FunctionRuntime::new(config, log_tx).unwrap());
         let app =
             EdgeHttp::with_functions(state, store.clone(), Limits::default(), runtime.clone());
+        let (sink, request_logs) = edge_node::requestlog::channel(&Default::default());
+        app.set_request_logs(sink);
         let (shutdown, rx) = watch::channel(false);
         let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let https_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -197,6 +216,7 @@ impl Fixture {
             ca,
             runtime,
             logs,
+            request_logs,
             components,
             blobs: store,
             _shutdown: shutdown,
@@ -1243,4 +1263,42 @@ async fn eventually_true(secs: u64, check: impl Fn() -> bool) {
         assert!(Instant::now() < until, "not within {secs} s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A function request of a project with a request log drain is logged
+/// under the id its response carries, with the path the client asked for
+/// (also through a rewrite); a project without one is not logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_requests_are_logged_under_their_response_id() {
+    let mut fx = Fixture::start().await;
+    let c = fx.client();
+    for (path, want) in [
+        ("/api/env?name=DOCS_ONLY", "/api/env?name=DOCS_ONLY"),
+        ("/alias?name=DOCS_ONLY", "/alias?name=DOCS_ONLY"),
+    ] {
+        let r = c.get(fx.docs_url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let id = request_id(r.headers());
+        assert_eq!(r.text().await.unwrap(), "docs-value", "{path}");
+        let rec = tokio::time::timeout(Duration::from_secs(10), fx.request_logs.recv())
+            .await
+            .expect("a request log within 10 s")
+            .unwrap();
+        rec.validate().unwrap();
+        assert_eq!(rec.request_id, id, "{path}");
+        assert_eq!(
+            (rec.path.as_str(), rec.status, rec.method.as_str()),
+            (want, 200, "GET")
+        );
+        assert_eq!(
+            (rec.project.as_str(), rec.deployment.as_str()),
+            ("docs", "dpl-docs")
+        );
+        assert_eq!(rec.bytes, "docs-value".len() as u64);
+    }
+    // The blog has no drain: its functions are not logged.
+    let (status, _, _) = fx.get("/api/hello").await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(fx.request_logs.try_recv().is_err());
 }

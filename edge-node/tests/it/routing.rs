@@ -12,12 +12,14 @@ use bytes::Bytes;
 use edge_node::http::{serve_http, EdgeHttp, Limits, ProxyLimits};
 use edge_node::state::{Routing, ServingState};
 use edge_node::store::blobs::BlobStore;
+use protocol::config::RequestLogPolicy;
 use protocol::routing::{from_sources, OutpostRouting};
+use protocol::wire::RequestLogRecord;
 use protocol::{BlobHash, FileEntry, Manifest, RoutingConfig};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 const FILES: &[(&str, &str)] = &[
     ("index.html", "home"),
@@ -71,6 +73,19 @@ async fn start_edge_on(
     sites: Vec<(&str, RoutingConfig)>,
     proxy: ProxyLimits,
 ) -> Edge {
+    start_logged_edge(listener, sites, proxy, BTreeMap::new())
+        .await
+        .0
+}
+
+/// An edge whose projects in `request_logs` have a request log drain, and
+/// the records it ships.
+async fn start_logged_edge(
+    listener: TcpListener,
+    sites: Vec<(&str, RoutingConfig)>,
+    proxy: ProxyLimits,
+    request_logs: BTreeMap<String, RequestLogPolicy>,
+) -> (Edge, mpsc::Receiver<RequestLogRecord>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let (store, _corrupt) = BlobStore::open(&dir.path().join("blobs")).unwrap();
@@ -112,6 +127,7 @@ async fn start_edge_on(
         config_version: 1,
         hosts,
         certs: BTreeMap::new(),
+        request_logs: Arc::new(request_logs),
         ..Default::default()
     });
     let limits = Limits {
@@ -119,14 +135,17 @@ async fn start_edge_on(
         ..Limits::default()
     };
     let app = EdgeHttp::with_limits(state, store, limits);
+    let (sink, records) = edge_node::requestlog::channel(&Default::default());
+    app.set_request_logs(sink);
     let (shutdown, rx) = watch::channel(false);
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve_http(listener, app, rx));
-    Edge {
+    let edge = Edge {
         addr,
         _dir: dir,
         _shutdown: shutdown,
-    }
+    };
+    (edge, records)
 }
 
 /// A tiny HTTP/1.1 upstream that describes the request it received.
@@ -423,4 +442,128 @@ async fn a_proxy_rewrite_to_itself_ends_after_one_hop() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 508);
+}
+
+/// Requests of a project with a request log drain carry an id, and the
+/// sampled ones are logged under it, whatever answered them (a file, a
+/// redirect, a page, the proxy); a project without one is left alone.
+#[tokio::test]
+async fn request_logs_sample_a_projects_requests_under_their_ids() {
+    let upstream = start_upstream().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let policies = [
+        ("rules.localhost", RequestLogPolicy::ALL),
+        ("slash.localhost", RequestLogPolicy::ALL / 2),
+    ]
+    .into_iter()
+    .map(|(p, sample_ppm)| (p.to_string(), RequestLogPolicy { sample_ppm }))
+    .collect();
+    let (edge, mut records) = start_logged_edge(
+        listener,
+        vec![
+            ("rules.localhost", rules_config(upstream)),
+            ("slash.localhost", slash_config()),
+            ("plain.localhost", slash_config()),
+        ],
+        ProxyLimits {
+            allow_private: true,
+            ..ProxyLimits::default()
+        },
+        policies,
+    )
+    .await;
+    let c = {
+        let mut b = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        for host in ["rules.localhost", "slash.localhost", "plain.localhost"] {
+            b = b.resolve(host, edge.addr);
+        }
+        b.build().unwrap()
+    };
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), records.recv())
+            .await
+            .expect("a request log within 10 s")
+            .expect("the channel is open")
+    };
+
+    // Everything of a project sampled at 100%.
+    for (method, path, status) in [
+        ("GET", "/", 200),
+        ("GET", "/old?a=1&b=two", 301),
+        ("GET", "/en/missing", 404),
+        ("HEAD", "/app.js", 200),
+        ("POST", "/about", 405),
+        ("GET", "/up/hello?x=1", 201),
+    ] {
+        let r = c
+            .request(method.parse().unwrap(), url(&edge, "rules.localhost", path))
+            .header("user-agent", "drain-test/1")
+            .header("referer", "https://ref.example/")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{method} {path}");
+        let id = header(r.headers(), "x-request-id")
+            .unwrap_or_else(|| panic!("{method} {path}: no x-request-id"))
+            .to_string();
+        let bytes = r.bytes().await.unwrap().len() as u64;
+        let rec = next().await;
+        rec.validate().unwrap();
+        assert_eq!(rec.request_id, id, "{method} {path}");
+        assert_eq!(
+            (rec.method.as_str(), rec.path.as_str(), rec.status),
+            (method, path, status)
+        );
+        assert_eq!(
+            (rec.project.as_str(), rec.deployment.as_str()),
+            ("rules.localhost", "dpl-rules.localhost")
+        );
+        assert_eq!(
+            (rec.scheme.as_str(), rec.host.as_str()),
+            ("http", "rules.localhost")
+        );
+        assert_eq!(
+            (rec.user_agent.as_str(), rec.referer.as_str()),
+            ("drain-test/1", "https://ref.example/")
+        );
+        if method != "HEAD" {
+            assert_eq!(rec.bytes, bytes, "{method} {path}");
+        }
+        let u64_id = u64::from_str_radix(&id, 16).unwrap();
+        assert!(RequestLogPolicy::samples(RequestLogPolicy::ALL, u64_id));
+    }
+
+    // Half of another: the responses with an id are exactly the logged
+    // ones, and the id is in the sample.
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let r = c
+            .get(url(&edge, "slash.localhost", &format!("/about/?n={i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        if let Some(id) = header(r.headers(), "x-request-id") {
+            let n = u64::from_str_radix(id, 16).unwrap();
+            assert!(RequestLogPolicy::samples(RequestLogPolicy::ALL / 2, n));
+            ids.push((id.to_string(), format!("/about/?n={i}")));
+        }
+    }
+    assert!(!ids.is_empty() && ids.len() < 40, "{} of 40", ids.len());
+    for (id, path) in &ids {
+        let rec = next().await;
+        assert_eq!((&rec.request_id, &rec.path), (id, path));
+        assert_eq!(rec.project, "slash.localhost");
+    }
+
+    // A project without a drain: no id, no log.
+    let r = c
+        .get(url(&edge, "plain.localhost", "/about/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(header(r.headers(), "x-request-id").is_none());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(records.try_recv().is_err(), "nothing else was logged");
 }

@@ -1,10 +1,12 @@
 //! One project: a header with its production address and actions, tabs,
 //! and the selected tab's content.
 
+mod alerts;
 mod analytics;
 pub(crate) mod deployments;
 mod domains;
 mod env;
+mod errors;
 mod functions;
 mod settings;
 
@@ -13,14 +15,18 @@ use maud::{html, Markup};
 use crate::components::{action, ext_link, Btn};
 use crate::format::seg;
 use crate::layout::document;
-use crate::model::{AnalyticsTab, Page, ProjectBody, ProjectHeader, ProjectTab};
+use crate::model::{
+    AlertsTab, AnalyticsTab, ErrorsTab, IssuePage, Page, ProjectBody, ProjectHeader, ProjectTab,
+};
 
-const TABS: [(ProjectTab, &str, &str); 6] = [
+const TABS: [(ProjectTab, &str, &str); 8] = [
     (ProjectTab::Deployments, "Deployments", ""),
     (ProjectTab::Domains, "Domains", "/domains"),
     (ProjectTab::Env, "Environment", "/env"),
     (ProjectTab::Functions, "Functions", "/functions"),
     (ProjectTab::Analytics, "Analytics", "/analytics"),
+    (ProjectTab::Errors, "Errors", "/errors"),
+    (ProjectTab::Alerts, "Alerts", "/alerts"),
     (ProjectTab::Settings, "Settings", "/settings"),
 ];
 
@@ -44,6 +50,28 @@ pub fn analytics(page: &Page, header: &ProjectHeader, tab: &AnalyticsTab) -> Str
     let base = format!("/projects/{}", seg(&header.name));
     let content = analytics::render(&base, tab);
     frame(page, header, &base, ProjectTab::Analytics, content)
+}
+
+/// `GET /projects/{name}/errors`: the project's error issues. Like
+/// analytics, a page function of its own, so `ProjectBody` stays small.
+pub fn errors(page: &Page, header: &ProjectHeader, tab: &ErrorsTab) -> String {
+    let base = format!("/projects/{}", seg(&header.name));
+    let content = errors::list(page, header, &base, tab);
+    frame(page, header, &base, ProjectTab::Errors, content)
+}
+
+/// `GET /projects/{name}/errors/{id}`: one issue, under the Errors tab.
+pub fn issue(page: &Page, header: &ProjectHeader, issue: &IssuePage) -> String {
+    let base = format!("/projects/{}", seg(&header.name));
+    let content = errors::issue(page, header, &base, issue);
+    frame(page, header, &base, ProjectTab::Errors, content)
+}
+
+/// `GET /projects/{name}/alerts`: the project's alert rules.
+pub fn alerts(page: &Page, header: &ProjectHeader, tab: &AlertsTab) -> String {
+    let base = format!("/projects/{}", seg(&header.name));
+    let content = alerts::render(page, header, &base, tab);
+    frame(page, header, &base, ProjectTab::Alerts, content)
 }
 
 fn frame(

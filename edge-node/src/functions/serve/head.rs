@@ -4,10 +4,9 @@
 use http::header::{self, HeaderName};
 
 use super::super::metrics::Outcome;
-use super::RequestId;
+use super::{RequestId, X_REQUEST_ID};
 use crate::state::{Site, X_OUTPOST_DEPLOYMENT};
 
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 

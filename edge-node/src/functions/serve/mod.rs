@@ -60,7 +60,7 @@ use exchange::Exchange;
 use failure::Failure;
 use guest::{GuestTask, Teardown};
 use instance::{incoming_request, new_store};
-pub(crate) use request_id::RequestId;
+pub(crate) use request_id::{RequestId, X_REQUEST_ID};
 use timer::within;
 
 /// Instantiations timed for the runtime's statistics: one in this many.
@@ -78,6 +78,9 @@ pub(crate) struct Call<'a> {
     /// How the request ended, for analytics (an
     /// [`analytics::recorder::FunctionEnd`] code).
     pub end: &'a std::sync::atomic::AtomicU8,
+    /// The request's id (made by the dispatcher: a request log of it must
+    /// carry the one the response does).
+    pub request_id: RequestId,
 }
 
 /// Serves one function request. An `Err` means the response could not be
@@ -91,7 +94,7 @@ pub(crate) async fn respond(
     let inner = &runtime.inner;
     let mut ex = Exchange {
         start: Instant::now(),
-        request_id: RequestId::new(),
+        request_id: call.request_id,
         head: session.req_header().method == Method::HEAD,
         site: call.site,
         route: call.route,

@@ -2,11 +2,16 @@
 
 use std::fmt;
 
-use http::header::HeaderValue;
+use http::header::{HeaderName, HeaderValue};
+
+/// The response header a request's id goes out in.
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A request's id: random, written as 16 hex digits (`x-request-id`, our
-/// error pages, the function's log lines). Kept as a number so a request
-/// that logs nothing never formats it.
+/// error pages, the function's log lines, request logs). Kept as a number
+/// so a request that logs nothing never formats it. Every function request
+/// has one; any other request only when its project has a request log
+/// drain (it is sampled by it, see `crate::requestlog`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RequestId(pub(super) u64);
 
@@ -15,12 +20,17 @@ impl RequestId {
         RequestId(rand::random())
     }
 
+    /// The number, as request logs are sampled by it.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
     #[cfg(test)]
     pub fn from_u64(id: u64) -> Self {
         RequestId(id)
     }
 
-    pub(super) fn header_value(self) -> HeaderValue {
+    pub(crate) fn header_value(self) -> HeaderValue {
         // Written on the stack, without the formatting machinery: the
         // header value is the only copy.
         let hex = self.hex();
