@@ -159,6 +159,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         store: store.clone(),
         secrets: secrets.clone(),
         config: config.alerts.clone(),
+        targets: config.alerts.targets()?,
         smtp: config.smtp.clone(),
         external_url: config.api_url(),
         holder: crate::acme::instance_id(&config.data_dir)?,
@@ -199,7 +200,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
             Arc::new(crate::drains::DrainService {
                 store: store.clone(),
                 secrets: state.secrets.clone(),
-                allow_private: config.alerts.allow_private_targets,
+                targets: config.alerts.targets()?,
             })
             .run(shutdown_rx.clone()),
         ),

@@ -160,20 +160,6 @@ impl TestPebble {
     }
 }
 
-/// A CA and a certificate for `127.0.0.1` / `localhost` signed by it:
-/// (CA PEM, certificate PEM, key PEM).
 fn tls_files() -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().expect("key");
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "pebble test CA");
-    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = rcgen::KeyPair::generate().expect("key");
-    let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-    leaf.subject_alt_names
-        .push(rcgen::SanType::IpAddress(Ipv4Addr::LOCALHOST.into()));
-    let cert = leaf.signed_by(&key, &issuer).expect("certificate");
-    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+    crate::tls::loopback_cert("pebble test CA")
 }

@@ -1,4 +1,5 @@
-//! A webhook receiver for tests: a plain HTTP/1.1 server on loopback that
+//! A webhook receiver for tests: an HTTP/1.1 server (plain, or HTTPS with
+//! a test CA of its own) on loopback that
 //! keeps every request it gets (head and body) and answers with a status
 //! the test sets, or not at all (`hang`), or refuses connections while
 //! `down`. Enough HTTP for the coordinator's webhook, Slack and drain
@@ -9,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// One request as received.
@@ -44,6 +45,10 @@ struct Shared {
 
 pub struct Receiver {
     pub addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
+    /// With HTTPS: the PEM of the CA its certificate is signed by.
+    pub ca_pem: Option<String>,
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -53,6 +58,32 @@ const MAX_BODY: usize = 16 << 20;
 impl Receiver {
     /// Starts on `127.0.0.1:0`, answering 200.
     pub async fn start() -> Receiver {
+        Self::launch(None).await
+    }
+
+    /// The same over HTTPS, with a certificate for `127.0.0.1` and
+    /// `localhost` from a CA of its own (`ca_pem`).
+    pub async fn start_tls() -> Receiver {
+        let (ca, cert, key) = crate::tls::loopback_cert("receiver test CA");
+        let certs = crate::tls::pem_certs(cert.as_bytes());
+        let key = rustls_pemfile::private_key(&mut key.as_bytes())
+            .expect("key PEM")
+            .expect("a key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server certificate");
+        let mut r = Self::launch(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await;
+        r.ca_pem = Some(ca);
+        r
+    }
+
+    async fn launch(tls: Option<tokio_rustls::TlsAcceptor>) -> Receiver {
+        let tls_on = tls.is_some();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared::default());
@@ -60,37 +91,37 @@ impl Receiver {
         let s = shared.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut conn, _)) = listener.accept().await else {
+                let Ok((conn, _)) = listener.accept().await else {
                     return;
                 };
                 let s = s.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     if s.down.load(Ordering::Relaxed) {
                         return; // dropped: the client sees the connection close
                     }
-                    let Some(req) = read_request(&mut conn).await else {
-                        return;
-                    };
-                    if s.hang.load(Ordering::Relaxed) {
-                        // Never answer; hold the connection a long while.
-                        tokio::time::sleep(std::time::Duration::from_secs(600)).await;
-                        return;
+                    match tls {
+                        None => serve(conn, s).await,
+                        Some(acceptor) => {
+                            if let Ok(conn) = acceptor.accept(conn).await {
+                                serve(conn, s).await;
+                            }
+                        }
                     }
-                    let status = s.status.load(Ordering::Relaxed);
-                    s.got.lock().unwrap().push(Received { status, ..req });
-                    let resp = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
-                    );
-                    let _ = conn.write_all(resp.as_bytes()).await;
-                    let _ = conn.shutdown().await;
                 });
             }
         });
-        Receiver { addr, shared, task }
+        Receiver {
+            addr,
+            scheme: if tls_on { "https" } else { "http" },
+            ca_pem: None,
+            shared,
+            task,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     /// Requests answered so far (with any status), in arrival order.
@@ -128,7 +159,24 @@ impl Drop for Receiver {
     }
 }
 
-async fn read_request(conn: &mut tokio::net::TcpStream) -> Option<Received> {
+/// One request on a connection, answered as the test set.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut conn: S, s: Arc<Shared>) {
+    let Some(req) = read_request(&mut conn).await else {
+        return;
+    };
+    if s.hang.load(Ordering::Relaxed) {
+        // Never answer; hold the connection a long while.
+        tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+        return;
+    }
+    let status = s.status.load(Ordering::Relaxed);
+    s.got.lock().unwrap().push(Received { status, ..req });
+    let resp = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+    let _ = conn.write_all(resp.as_bytes()).await;
+    let _ = conn.shutdown().await;
+}
+
+async fn read_request<S: AsyncRead + Unpin>(conn: &mut S) -> Option<Received> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {

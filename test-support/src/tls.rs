@@ -26,3 +26,22 @@ pub fn pem_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> 
         .collect::<Result<_, _>>()
         .expect("valid PEM")
 }
+
+/// A CA named `ca_name` and a certificate for `127.0.0.1` / `localhost`
+/// signed by it: (CA PEM, certificate PEM, key PEM).
+pub fn loopback_cert(ca_name: &str) -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, ca_name);
+    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    leaf.subject_alt_names.push(rcgen::SanType::IpAddress(
+        std::net::Ipv4Addr::LOCALHOST.into(),
+    ));
+    let cert = leaf.signed_by(&key, &issuer).expect("certificate");
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}

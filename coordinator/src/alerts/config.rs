@@ -36,6 +36,10 @@ pub struct AlertsConfig {
     /// addresses (off: a tenant must not make the coordinator call the
     /// operator's internal services). `coordinator dev` turns it on.
     pub allow_private_targets: bool,
+    /// Extra certificate authorities (PEM) trusted for webhook, Slack and
+    /// drain targets, beside the public web roots: an endpoint behind
+    /// the organisation's own CA.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AlertsConfig {
@@ -46,6 +50,7 @@ impl Default for AlertsConfig {
             group_interval: Duration::from_secs(300),
             repeat_interval: Duration::from_secs(4 * 3600),
             allow_private_targets: false,
+            ca_file: None,
         }
     }
 }
@@ -63,7 +68,36 @@ impl AlertsConfig {
         if self.repeat_interval < Duration::from_secs(60) {
             anyhow::bail!("[alerts] repeat_interval must be at least 1m");
         }
+        if self.ca_file.is_some() {
+            self.roots()?;
+        }
         Ok(())
+    }
+
+    /// The certificates of `ca_file` (none without one).
+    pub fn roots(&self) -> anyhow::Result<Vec<reqwest::Certificate>> {
+        let Some(path) = &self.ca_file else {
+            return Ok(Vec::new());
+        };
+        let pem = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("[alerts] ca_file {}: {e}", path.display()))?;
+        if pem.len() > 1 << 20 {
+            anyhow::bail!("[alerts] ca_file {} is larger than 1 MiB", path.display());
+        }
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| anyhow::anyhow!("[alerts] ca_file {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            anyhow::bail!("[alerts] ca_file {} holds no certificate", path.display());
+        }
+        Ok(certs)
+    }
+
+    /// Where deliveries may go, as `send` checks it.
+    pub fn targets(&self) -> anyhow::Result<super::send::Targets> {
+        Ok(super::send::Targets {
+            allow_private: self.allow_private_targets,
+            roots: self.roots()?,
+        })
     }
 }
 

@@ -4,8 +4,6 @@
 //! reports (memory, disk), the coordinator's own disk and the
 //! certificates.
 
-use std::collections::BTreeMap;
-
 use analytics::query::Filter;
 use analytics::Granularity;
 
@@ -15,14 +13,12 @@ use crate::store::alerts::RuleRow;
 use crate::store::analytics::{AnalyticsStore, Rows};
 use crate::store::{Store, StoreError};
 
-/// One watched series' value, with what to say about it.
+/// One watched series' value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     /// `project`, a node's name, `coordinator`, a certificate's name.
     pub series: String,
     pub value: f64,
-    /// Extra labels (node, region, certificate).
-    pub labels: BTreeMap<String, String>,
 }
 
 impl Sample {
@@ -30,7 +26,6 @@ impl Sample {
         Sample {
             series: series.into(),
             value,
-            labels: BTreeMap::new(),
         }
     }
 }
@@ -126,12 +121,10 @@ pub async fn values(
 }
 
 fn days_left(name: &str, until_s: i64, now_ms: i64) -> Sample {
-    let mut s = Sample::one(
+    Sample::one(
         name,
         ((until_s * 1000 - now_ms) as f64 / 86_400_000.0).max(0.0),
-    );
-    s.labels.insert("certificate".into(), name.into());
-    s
+    )
 }
 
 fn percent(used: i64, total: i64) -> f64 {
@@ -153,12 +146,7 @@ async fn node_gauges(
         .filter(|n| n.last_seen.is_some_and(|t| now - t < STALE_MS))
         .filter_map(|n| {
             let (used, total) = read(n);
-            (total > 0).then(|| {
-                let mut s = Sample::one(&n.name, percent(used, total));
-                s.labels.insert("node".into(), n.name.clone());
-                s.labels.insert("region".into(), n.region.clone());
-                s
-            })
+            (total > 0).then(|| Sample::one(&n.name, percent(used, total)))
         })
         .collect())
 }

@@ -48,6 +48,8 @@ pub struct AlertService {
     pub store: Store,
     pub secrets: Arc<crate::secrets::SecretBox>,
     pub config: AlertsConfig,
+    /// Where webhook and Slack deliveries may go.
+    pub targets: send::Targets,
     pub smtp: Option<SmtpConfig>,
     /// Where people reach the dashboard (links in messages).
     pub external_url: String,
@@ -285,7 +287,7 @@ impl AlertService {
         };
         let body = serde_json::to_vec(&notification).unwrap_or_default();
         let payload = String::from_utf8_lossy(&body).into_owned();
-        let allow = self.config.allow_private_targets;
+        let allow = &self.targets;
         let outcome = match channel.kind.as_str() {
             "webhook" => {
                 let ts = now_ms() / 1000;
@@ -363,6 +365,16 @@ impl AlertService {
                 ]);
                 if let Some(p) = &project {
                     labels.insert("project".into(), p.clone());
+                }
+                // What the series is, as a label of its own.
+                match kind {
+                    Kind::HighMemory | Kind::DiskSpace if s.series != "coordinator" => {
+                        labels.insert("node".into(), s.series.clone());
+                    }
+                    Kind::SslExpiry => {
+                        labels.insert("certificate".into(), s.series.clone());
+                    }
+                    _ => {}
                 }
                 let firing = s.state == "firing";
                 let summary = format!(

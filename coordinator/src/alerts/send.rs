@@ -33,6 +33,14 @@ impl Outcome {
     }
 }
 
+/// Where deliveries may go: internal addresses or not, and the extra
+/// certificate authorities trusted beside the public roots.
+#[derive(Clone, Default)]
+pub struct Targets {
+    pub allow_private: bool,
+    pub roots: Vec<reqwest::Certificate>,
+}
+
 /// Why a URL may not be a target.
 pub fn check_url(url: &str, allow_private: bool) -> Result<url::Url, String> {
     if url.len() > 2048 {
@@ -100,11 +108,12 @@ async fn pin(u: &url::Url, allow_private: bool) -> Result<SocketAddr, String> {
 /// POSTs a body of `content_type` with extra headers.
 pub async fn post(
     url: &str,
-    allow_private: bool,
+    targets: &Targets,
     content_type: &str,
     headers: &[(&str, String)],
     body: &[u8],
 ) -> Outcome {
+    let allow_private = targets.allow_private;
     let u = match check_url(url, allow_private) {
         Ok(u) => u,
         Err(e) => return Outcome::failed(e),
@@ -114,7 +123,11 @@ pub async fn post(
         Err(e) => return Outcome::failed(e),
     };
     let host = u.host_str().unwrap_or("").to_string();
-    let client = match reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    for root in &targets.roots {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    let client = match builder
         .timeout(TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .resolve(&host, addr)
@@ -258,7 +271,7 @@ mod tests {
         assert!(pin(&u, true).await.is_ok());
         let out = post(
             "https://localhost.:9/x",
-            false,
+            &Targets::default(),
             "application/json",
             &[],
             b"{}",

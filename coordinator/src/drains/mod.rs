@@ -30,7 +30,7 @@ pub const BATCH_BYTES: usize = 1 << 20;
 pub struct DrainService {
     pub store: Store,
     pub secrets: Arc<crate::secrets::SecretBox>,
-    pub allow_private: bool,
+    pub targets: send::Targets,
 }
 
 /// The wait after `failures` failed attempts: 1 s doubling, at most 5 min.
@@ -93,7 +93,7 @@ impl DrainService {
         let headers: Vec<(&str, String)> = format::signatures(&secret, &body).into_iter().collect();
         let outcome = send::post(
             &d.url,
-            self.allow_private,
+            &self.targets,
             "application/x-ndjson",
             &headers,
             &body,

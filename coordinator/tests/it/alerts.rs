@@ -242,6 +242,92 @@ async fn an_error_rate_alert_fires_to_a_signed_webhook_and_email_then_resolves()
     let rules = api.get_json("/projects/shop/alerts").await;
     assert_eq!(rules[0]["alerts"][0]["state"], "resolved", "{rules}");
 
+    // Instance-wide rules over real readings: every node's disk and
+    // memory, the coordinator's disk, the node certificates (30 days, so
+    // under a 365-day threshold; the CA's ten years are not).
+    let mut instance = Vec::new();
+    for (kind, threshold) in [
+        ("disk_space", 1.0),
+        ("high_memory", 1.0),
+        ("ssl_expiry", 365.0),
+    ] {
+        let (s, v) = post(
+            &api,
+            "/alerts",
+            json!({"kind": kind, "threshold": threshold, "channels": [wid]}),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+        instance.push((kind, v["id"].as_str().unwrap().to_string()));
+    }
+    // And a project's function errors (the ten 500s above were reported
+    // by the edge as they happened).
+    let (s, v) = post(
+        &api,
+        "/projects/shop/alerts",
+        json!({"kind": "function_error", "threshold": 0, "window": "10m", "channels": [wid]}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    instance.push(("function_error", v["id"].as_str().unwrap().to_string()));
+    for (kind, id) in &instance {
+        let got = eventually(30, &format!("the {kind} alert"), || async {
+            hook.received()
+                .into_iter()
+                .map(|r| r.json())
+                .find(|b| b["groupKey"] == format!("rule:{id}") && b["status"] == "firing")
+        })
+        .await;
+        let series: Vec<String> = got["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["labels"]["series"].as_str().unwrap().to_string())
+            .collect();
+        match *kind {
+            "disk_space" => {
+                assert!(series.contains(&"coordinator".to_string()), "{got}");
+                assert!(series.len() >= 2, "the edge's disk too: {got}");
+            }
+            "high_memory" => assert!(got["alerts"][0]["labels"]["node"].is_string(), "{got}"),
+            "ssl_expiry" => {
+                assert!(series.iter().any(|s| s.starts_with("node ")), "{got}");
+                assert!(!series.contains(&"cluster CA".to_string()), "{got}");
+            }
+            _ => assert_eq!(series, ["project"], "{got}"),
+        }
+    }
+
+    // A Slack-compatible channel gets its `{"text": …}`.
+    let (s, slack) = post(
+        &api,
+        "/channels",
+        json!({"kind": "slack", "target": hook.url("/slack")}),
+    )
+    .await;
+    assert_eq!(s, 201, "{slack}");
+    let (s, _) = post(
+        &api,
+        &format!("/channels/{}/test", slack["id"].as_str().unwrap()),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 202);
+    let text = eventually(30, "the Slack message", || async {
+        hook.received()
+            .into_iter()
+            .find(|r| r.path == "/slack")
+            .map(|r| r.json())
+    })
+    .await;
+    assert!(
+        text["text"]
+            .as_str()
+            .unwrap()
+            .contains("this channel works"),
+        "{text}"
+    );
+
     // "Send test" reaches the receiver, signed.
     let (s, d) = post(&api, &format!("/channels/{wid}/test"), json!({})).await;
     assert_eq!(s, 202, "{d}");

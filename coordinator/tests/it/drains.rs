@@ -1,5 +1,5 @@
 //! Log drains end to end (issue 25): a real edge's function logs and
-//! sampled request logs reach a receiver as signed NDJSON in Vercel's
+//! sampled request logs reach an HTTPS receiver as signed NDJSON in Vercel's
 //! format, every line exactly once across a receiver outage; an endpoint
 //! answering 500 or hanging is retried (bounded) and visible, and
 //! serving never waits for it.
@@ -59,10 +59,17 @@ async fn drain_state(api: &Api, id: &str) -> Value {
 #[tokio::test]
 async fn a_drain_gets_every_line_exactly_once_across_an_outage() {
     let tmp = tempfile::tempdir().unwrap();
-    let recv = Receiver::start().await;
+    // An HTTPS receiver with a CA of its own, which the coordinator is
+    // told to trust for delivery targets.
+    let recv = Receiver::start_tls().await;
+    let ca = tmp.path().join("receiver-ca.pem");
+    std::fs::write(&ca, recv.ca_pem.as_ref().unwrap()).unwrap();
     let coord = Coordinator::start(
         &tmp.path().join("coord"),
-        Some("[alerts]\nallow_private_targets = true\n"),
+        Some(&format!(
+            "[alerts]\nallow_private_targets = true\nca_file = \"{}\"\n",
+            ca.display()
+        )),
     );
     let api = coord.api();
     let edge = Edge::join(&coord, "fra", &tmp.path().join("edge"));
