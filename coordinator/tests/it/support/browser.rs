@@ -299,11 +299,29 @@ impl Browser {
         // The page may be replaced between finding the element and
         // clicking it (a redirect finishing, a script rendering): a stale
         // element is found again, a few times.
+        // The dashboard scrolls smoothly (unless the user prefers reduced
+        // motion), so a click that WebDriver scrolls to may land while the
+        // page still moves and hit something else: the element is brought
+        // to the middle at once first, and a covered click is tried again.
         let mut tries = 0;
         loop {
-            match self.find(css).await.click().await {
+            let element = self.find(css).await;
+            if let Ok(arg) = serde_json::to_value(&element) {
+                let _ = self
+                    .client
+                    .execute(
+                        "arguments[0].scrollIntoView({block: 'center', inline: 'center', behavior: 'instant'})",
+                        vec![arg],
+                    )
+                    .await;
+            }
+            match element.click().await {
                 Ok(_) => return,
-                Err(e) if tries < 5 && e.to_string().contains("stale element") => {
+                Err(e)
+                    if tries < 5
+                        && (e.to_string().contains("stale element")
+                            || e.to_string().contains("click intercepted")) =>
+                {
                     tries += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 }
