@@ -250,7 +250,11 @@ impl Syncer {
                     if let Ok((bundle, result)) = done {
                         loading.remove(&bundle);
                         if let Err(e) = result {
-                            tracing::warn!(bundle = %bundle.short(), error = %format!("{e:#}"), "bundle sync incomplete; will retry");
+                            let error = format!("{e:#}");
+                            tracing::warn!(bundle = %bundle.short(), %error, "bundle sync incomplete; will retry");
+                            if let (Some(f), Some(project)) = (&self.functions, candidates.get(&bundle)) {
+                                report_sync_failure(&f.errors(), project, &bundle, &error);
+                            }
                             failed.insert(bundle);
                         }
                     }
@@ -494,6 +498,30 @@ async fn load_bundle(
     index.mark_complete(&bundle, &manifest)?;
     tracing::info!(bundle = %bundle.short(), files = manifest.files.len(), "bundle complete");
     Ok(manifest)
+}
+
+/// A bundle that did not load, for error tracking (folded with its
+/// retries: one report a second while it keeps failing).
+fn report_sync_failure(
+    errors: &crate::functions::ErrorReporter,
+    project: &str,
+    bundle: &BundleId,
+    error: &str,
+) {
+    use crate::functions::errors::{FailureKey, Sample};
+    let id = bundle.to_hex();
+    let key = FailureKey::new(
+        project,
+        &id,
+        &format!("bundle {}", bundle.short()),
+        protocol::errors::FailureKind::SyncFailed,
+        error.lines().next().unwrap_or(""),
+        Vec::new(),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    errors.record(key, now, || Sample::new(503, "", "", "", Vec::new()));
 }
 
 async fn prepare_components(

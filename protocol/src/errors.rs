@@ -39,6 +39,10 @@ pub enum FailureKind {
     NoResponse,
     /// The function answered with a 5xx status itself.
     ServerError,
+    /// The edge could not load a bundle it must serve (a manifest or blob
+    /// that does not arrive or does not verify, a function that does not
+    /// compile): `route` names the bundle, `deployment` is its id.
+    SyncFailed,
 }
 
 impl FailureKind {
@@ -50,6 +54,7 @@ impl FailureKind {
             FailureKind::Memory => "memory_limit",
             FailureKind::NoResponse => "no_response",
             FailureKind::ServerError => "http_5xx",
+            FailureKind::SyncFailed => "sync_failed",
         }
     }
 }

@@ -26,6 +26,8 @@ pub enum Source {
     Build,
     Deploy,
     Certificate,
+    /// An edge that could not load what it must serve.
+    Edge,
 }
 
 impl Source {
@@ -35,6 +37,7 @@ impl Source {
             Source::Build => "build",
             Source::Deploy => "deploy",
             Source::Certificate => "certificate",
+            Source::Edge => "edge",
         }
     }
 
@@ -44,6 +47,7 @@ impl Source {
             "build" => Source::Build,
             "deploy" => Source::Deploy,
             "certificate" => Source::Certificate,
+            "edge" => Source::Edge,
             _ => return None,
         })
     }
@@ -172,13 +176,13 @@ impl Event {
     }
 
     pub fn fingerprint(&self) -> String {
-        fingerprint(
-            self.source,
-            &self.kind,
-            &self.place,
-            &self.message,
-            &self.frames,
-        )
+        // A bundle an edge cannot load is one problem whichever step
+        // fails (the fetch, the check, the compile): grouped by bundle.
+        let message = match self.source {
+            Source::Edge => "",
+            _ => &self.message,
+        };
+        fingerprint(self.source, &self.kind, &self.place, message, &self.frames)
     }
 }
 
@@ -186,7 +190,7 @@ impl Event {
 pub fn default_severity(source: Source, kind: &str) -> Severity {
     match (source, kind) {
         (Source::Certificate, _) => Severity::Critical,
-        (Source::Deploy, _) | (Source::Build, _) => Severity::High,
+        (Source::Deploy, _) | (Source::Build, _) | (Source::Edge, _) => Severity::High,
         (Source::Function, "panic" | "trap" | "no_response") => Severity::High,
         (Source::Function, "timeout" | "memory_limit") => Severity::Medium,
         _ => Severity::Low,
@@ -196,6 +200,22 @@ pub fn default_severity(source: Source, kind: &str) -> Severity {
 /// An edge's report as an event of its project (`project_id` resolved by
 /// the caller from the report's project name).
 pub fn from_report(project_id: String, node: &str, r: &protocol::errors::ErrorReport) -> Event {
+    if r.kind == protocol::errors::FailureKind::SyncFailed {
+        // Not a request's failure: the bundle an edge could not load.
+        return Event {
+            project_id,
+            deployment_id: None,
+            source: Source::Edge,
+            kind: r.kind.as_str().to_string(),
+            message: r.message.clone(),
+            place: r.route.clone(),
+            frames: Vec::new(),
+            at: r.last_ms,
+            first_at: r.first_ms,
+            count: r.count,
+            detail: serde_json::json!({ "node": node, "bundle": r.deployment }),
+        };
+    }
     Event {
         project_id,
         deployment_id: Some(r.deployment.clone()),
@@ -249,6 +269,31 @@ mod tests {
             assert_eq!(State::parse(s).unwrap().as_str(), s);
         }
         assert!(State::parse("closed").is_none());
+    }
+
+    #[test]
+    fn a_bundle_that_does_not_load_is_one_issue_whatever_fails() {
+        let report = |message: &str| protocol::errors::ErrorReport {
+            project: "shop".into(),
+            deployment: "ab".repeat(32),
+            route: "bundle abababababab".into(),
+            kind: protocol::errors::FailureKind::SyncFailed,
+            message: message.into(),
+            frames: vec![],
+            stderr: vec![],
+            status: 503,
+            request_id: String::new(),
+            method: String::new(),
+            path: String::new(),
+            first_ms: 1,
+            last_ms: 2,
+            count: 1,
+        };
+        let a = from_report("p".into(), "n1", &report("blob x not found"));
+        let b = from_report("p".into(), "n2", &report("stream reset by peer"));
+        assert_eq!((a.source, a.deployment_id.as_deref()), (Source::Edge, None));
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_eq!(default_severity(a.source, &a.kind), Severity::High);
     }
 
     #[test]

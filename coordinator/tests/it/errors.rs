@@ -243,3 +243,59 @@ async fn function_failures_become_grouped_issues_that_regress() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// Every file under `dir` named `name`.
+fn find_files(dir: &std::path::Path, name: &str, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            find_files(&p, name, out);
+        } else if p.file_name().is_some_and(|n| n == name) {
+            out.push(p);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_edge_that_cannot_load_a_bundle_files_an_edge_issue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coord_dir = tmp.path().join("coord");
+    let coord = Coordinator::start(&coord_dir, None);
+    let api = coord.api();
+    let site = tmp.path().join("site");
+    write_site(&site, "broken");
+    coord.deploy(&site, "shop", true);
+    // The coordinator's copy of about.html goes bad before any edge has it.
+    let about = std::fs::read(site.join("about.html")).unwrap();
+    let hex = protocol::BlobHash::of(&about).to_hex();
+    let mut files = Vec::new();
+    find_files(&coord_dir, &hex, &mut files);
+    assert_eq!(files.len(), 1, "{files:?}");
+    std::fs::write(&files[0], b"not what the manifest says").unwrap();
+
+    let _edge = Edge::join(&coord, "fra", &tmp.path().join("edge"));
+    let issue = eventually(60, "an edge issue for the bundle", || async {
+        issues(&api, "")
+            .await
+            .into_iter()
+            .find(|i| i["kind"] == "sync_failed")
+    })
+    .await;
+    assert_eq!(issue["source"], "edge", "{issue}");
+    assert_eq!(issue["severity"], "high");
+    assert!(
+        issue["culprit"].as_str().unwrap().starts_with("bundle "),
+        "{issue}"
+    );
+    assert!(issue["sample"]["detail"]["node"].is_string(), "{issue}");
+    // Its retries fold into the same issue.
+    eventually(30, "the retries counted", || async {
+        let v = api
+            .get_json(&format!("/errors/{}", issue["id"].as_str().unwrap()))
+            .await;
+        (v["count"].as_i64() > Some(1)).then_some(())
+    })
+    .await;
+    let all = issues(&api, "").await;
+    assert_eq!(all.len(), 1, "{all:#?}");
+}

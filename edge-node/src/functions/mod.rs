@@ -18,7 +18,7 @@
 //! tracking) hold the pure parts, table-tested.
 
 mod cache;
-mod errors;
+pub mod errors;
 mod host;
 mod logs;
 mod metrics;
