@@ -183,8 +183,8 @@ enum Command {
     },
     /// A project's error issues (function traps, panics, timeouts, memory
     /// limits and 5xx answers; failed builds, deploys and certificate
-    /// orders), grouped by fingerprint, the most recently seen first; or
-    /// `errors show|resolve|ignore|reopen|severity <id>`.
+    /// orders; bundles an edge cannot load), grouped by fingerprint, the
+    /// most recently seen first; or `errors show|resolve|ignore|reopen|severity <id>`.
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Errors {
         #[command(subcommand)]
