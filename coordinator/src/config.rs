@@ -666,7 +666,7 @@ impl MetricsConfig {
 }
 
 /// `timeout = "15m"` in TOML.
-mod humantime_serde_compat {
+pub(crate) mod humantime_serde_compat {
     use serde::{Deserialize, Deserializer};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {

@@ -716,10 +716,9 @@ async fn store_errors(
             None => {
                 let id = ctx
                     .store
-                    .project(&r.project)
+                    .project_id_named(&r.project)
                     .await
-                    .map_err(internal)?
-                    .map(|p| p.id);
+                    .map_err(internal)?;
                 projects.insert(r.project.clone(), id.clone());
                 id
             }
@@ -786,14 +785,14 @@ async fn store_logs(
         by_project.entry(r.project.as_str()).or_default().push(r);
     }
     for (name, rows) in by_project {
-        let Some(p) = ctx.store.project(name).await.map_err(internal)? else {
+        let Some(pid) = ctx.store.project_id_named(name).await.map_err(internal)? else {
             continue;
         };
         let lines: Vec<_> = rows
             .iter()
             .map(|r| {
                 crate::drains::format::function_line(
-                    &p.id,
+                    &pid,
                     &r.deployment,
                     &r.request_id,
                     r.ts,
@@ -803,7 +802,7 @@ async fn store_logs(
             })
             .collect();
         ctx.store
-            .append_drain_lines(&p.id, &lines)
+            .append_drain_lines(&pid, &lines)
             .await
             .map_err(internal)?;
     }
@@ -841,15 +840,15 @@ async fn store_request_logs(
         by_project.entry(r.project.as_str()).or_default().push(r);
     }
     for (name, recs) in by_project {
-        let Some(p) = ctx.store.project(name).await.map_err(internal)? else {
+        let Some(pid) = ctx.store.project_id_named(name).await.map_err(internal)? else {
             continue;
         };
         let lines: Vec<_> = recs
             .iter()
-            .map(|r| crate::drains::format::request_line(&p.id, &node.region, r))
+            .map(|r| crate::drains::format::request_line(&pid, &node.region, r))
             .collect();
         ctx.store
-            .append_drain_lines(&p.id, &lines)
+            .append_drain_lines(&pid, &lines)
             .await
             .map_err(internal)?;
     }

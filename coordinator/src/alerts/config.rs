@@ -4,33 +4,23 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// `timeout = "15m"` in TOML.
-mod duration {
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
-    }
-}
-
 /// How alerts are evaluated and notifications grouped (Alertmanager's
 /// defaults).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
     /// How often rules are evaluated (one coordinator of a cluster does it).
-    #[serde(with = "duration")]
+    #[serde(with = "crate::config::humantime_serde_compat")]
     pub evaluate_every: Duration,
     /// How long a group's first notification waits for other alerts of
     /// the same rule, so they go out together.
-    #[serde(with = "duration")]
+    #[serde(with = "crate::config::humantime_serde_compat")]
     pub group_wait: Duration,
     /// How long after a group's notification a change to it is sent.
-    #[serde(with = "duration")]
+    #[serde(with = "crate::config::humantime_serde_compat")]
     pub group_interval: Duration,
     /// How often a still-firing alert is sent again.
-    #[serde(with = "duration")]
+    #[serde(with = "crate::config::humantime_serde_compat")]
     pub repeat_interval: Duration,
     /// Webhook, Slack and drain URLs may point at loopback and private
     /// addresses (off: a tenant must not make the coordinator call the

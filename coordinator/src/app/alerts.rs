@@ -117,6 +117,21 @@ pub struct NewRule {
 
 const MAX_NAME: usize = 64;
 
+/// A signing secret as given (16-256 printable characters, header-safe),
+/// or a new one from `make` (webhooks and drains alike).
+pub(super) fn signing_secret(given: Option<String>, make: fn() -> String) -> AppResult<String> {
+    match given {
+        None => Ok(make()),
+        Some(s) if (16..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(s)
+        }
+        Some(_) => Err(AppError::invalid(
+            "invalid_secret",
+            "a signing secret is 16-256 printable characters",
+        )),
+    }
+}
+
 fn redact(kind: &str, target: &str) -> String {
     if kind != "slack" {
         return target.to_string();
@@ -159,20 +174,7 @@ pub async fn add_channel(app: &App, who: &Principal, new: NewChannel) -> AppResu
     let (secret, sealed) = match new.kind.as_str() {
         "webhook" => {
             send::check_url(&target, allow).map_err(|e| AppError::invalid("invalid_target", e))?;
-            let secret = match new.secret {
-                Some(s)
-                    if (16..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) =>
-                {
-                    s
-                }
-                Some(_) => {
-                    return Err(AppError::invalid(
-                        "invalid_secret",
-                        "a signing secret is 16-256 printable characters (whsec_… or any)",
-                    ))
-                }
-                None => message::new_secret(),
-            };
+            let secret = signing_secret(new.secret, message::new_secret)?;
             let sealed = app.secrets.seal(&secret);
             (Some(secret), Some(sealed))
         }
@@ -290,13 +292,13 @@ async fn channel_of(app: &App, who: &Principal, id: &str, need: Role) -> AppResu
         return Err(missing());
     }
     let c = app.store.channel(id).await?.ok_or_else(missing)?;
-    match who.team_role(&c.team_id) {
-        None => Err(missing()),
-        Some(_) => {
-            access::team(app, who, &c.team_id, need).await?;
-            Ok(c)
-        }
-    }
+    access::team(app, who, &c.team_id, need)
+        .await
+        .map_err(|e| match e.kind {
+            super::ErrorKind::NotFound => missing(),
+            _ => e,
+        })?;
+    Ok(c)
 }
 
 pub async fn remove_channel(app: &App, who: &Principal, id: &str) -> AppResult<()> {
@@ -546,12 +548,12 @@ async fn rule_of(
     let r = app.store.alert_rule(id).await?.ok_or_else(missing)?;
     match &r.project_id {
         Some(p) => {
-            let p = access::project_by_id(app, who, p, Role::Viewer)
+            let p = access::project_by_id(app, who, p, need)
                 .await
-                .map_err(|_| missing())?;
-            if need > Role::Viewer {
-                access::project_by_id(app, who, &p.id, need).await?;
-            }
+                .map_err(|e| match e.kind {
+                    super::ErrorKind::NotFound => missing(),
+                    _ => e,
+                })?;
             Ok((r, Some(p.name)))
         }
         None if who.instance_owner => Ok((r, None)),

@@ -103,16 +103,7 @@ pub async fn add(app: &App, who: &Principal, project: &str, new: NewDrain) -> Ap
             "sample_rate must be above 0 and at most 1",
         ));
     }
-    let secret = match new.secret {
-        Some(s) if (16..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) => s,
-        Some(_) => {
-            return Err(AppError::invalid(
-                "invalid_secret",
-                "a signing secret is 16-256 printable characters",
-            ))
-        }
-        None => crate::ids::new_secret(),
-    };
+    let secret = super::alerts::signing_secret(new.secret, crate::ids::new_secret)?;
     let row = DrainRow {
         id: crate::ids::new_id(16),
         project_id: p.id.clone(),
@@ -169,12 +160,12 @@ async fn find(app: &App, who: &Principal, id: &str, need: Role) -> AppResult<(Dr
         return Err(missing());
     }
     let d = app.store.drain(id).await?.ok_or_else(missing)?;
-    let p = access::project_by_id(app, who, &d.project_id, Role::Viewer)
+    let p = access::project_by_id(app, who, &d.project_id, need)
         .await
-        .map_err(|_| missing())?;
-    if need > Role::Viewer {
-        access::project_by_id(app, who, &p.id, need).await?;
-    }
+        .map_err(|e| match e.kind {
+            super::ErrorKind::NotFound => missing(),
+            _ => e,
+        })?;
     Ok((d, p.name))
 }
 

@@ -166,15 +166,13 @@ async fn find(app: &App, who: &Principal, id: &str, need: Role) -> AppResult<(Is
         .error_issue(id)
         .await?
         .ok_or_else(|| AppError::not_found("error issue"))?;
-    let p = access::project_by_id(app, who, &row.project_id, Role::Viewer)
+    // Not the project's 404 but the issue's; a role too small stays 403.
+    let p = access::project_by_id(app, who, &row.project_id, need)
         .await
         .map_err(|e| match e.kind {
             super::ErrorKind::NotFound => AppError::not_found("error issue"),
             _ => e,
         })?;
-    if need > Role::Viewer {
-        access::project_by_id(app, who, &row.project_id, need).await?;
-    }
     Ok((row, p.name))
 }
 

@@ -1,13 +1,7 @@
 //! `coordinator channels …` and `coordinator alerts …`.
 
-use super::client::Client;
+use super::client::{enc, Client};
 use crate::app::alerts::{ChannelView, DeliveryView, NewChannel, NewRule, RuleView};
-
-fn enc(s: &str) -> String {
-    serde_urlencoded::to_string([("", s)])
-        .map(|p| p.trim_start_matches('=').to_string())
-        .unwrap_or_default()
-}
 
 fn print<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);

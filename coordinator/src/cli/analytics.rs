@@ -1,7 +1,7 @@
 //! `coordinator analytics <project>`: a project's traffic for a range, as
 //! a summary or (`--json`) the API's answer as it is.
 
-use super::client::Client;
+use super::client::{enc, Client};
 use crate::api::views::AnalyticsView;
 
 pub struct Options<'a> {
@@ -11,12 +11,6 @@ pub struct Options<'a> {
     pub deployment: Option<&'a str>,
     pub env: Option<&'a str>,
     pub json: bool,
-}
-
-fn enc(s: &str) -> String {
-    serde_urlencoded::to_string([("", s)])
-        .map(|p| p.trim_start_matches('=').to_string())
-        .unwrap_or_default()
 }
 
 pub async fn show(client: &Client, o: Options<'_>) -> anyhow::Result<()> {

@@ -126,3 +126,10 @@ impl Client {
         Ok(())
     }
 }
+
+/// A path segment or query value, percent-encoded.
+pub fn enc(s: &str) -> String {
+    serde_urlencoded::to_string([("", s)])
+        .map(|p| p.trim_start_matches('=').to_string())
+        .unwrap_or_default()
+}

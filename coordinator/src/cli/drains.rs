@@ -1,13 +1,7 @@
 //! `coordinator drains …`: a project's log drains.
 
-use super::client::Client;
+use super::client::{enc, Client};
 use crate::app::drains::{DrainView, NewDrain};
-
-fn enc(s: &str) -> String {
-    serde_urlencoded::to_string([("", s)])
-        .map(|p| p.trim_start_matches('=').to_string())
-        .unwrap_or_default()
-}
 
 pub async fn add(c: &Client, project: &str, new: NewDrain, json: bool) -> anyhow::Result<()> {
     let d: DrainView = c

@@ -1,14 +1,8 @@
 //! `coordinator errors`: a project's error issues, one issue, and
 //! resolving, ignoring or reopening one.
 
-use super::client::Client;
+use super::client::{enc, Client};
 use crate::app::errors::{IssueUpdate, IssueView};
-
-fn enc(s: &str) -> String {
-    serde_urlencoded::to_string([("", s)])
-        .map(|p| p.trim_start_matches('=').to_string())
-        .unwrap_or_default()
-}
 
 fn ago(ms: i64) -> String {
     let secs = (crate::store::now_ms() - ms).max(0) / 1000;

@@ -52,6 +52,18 @@ impl Store {
         row.map(|r| Project::from_row(&r)).transpose()
     }
 
+    /// The id of the project named `name` (edges name projects by name;
+    /// one query, never taking a name for an id).
+    pub async fn project_id_named(&self, name: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query("SELECT id FROM projects WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get("id"))
+            .transpose()
+            .map_err(Into::into)
+    }
+
     /// A project by id only: for ids read from other rows, where a name
     /// must never be taken for an id.
     pub async fn project_by_id(&self, id: &str) -> Result<Option<Project>, StoreError> {
