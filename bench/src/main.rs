@@ -7,6 +7,7 @@
 
 mod build;
 mod cluster;
+mod coordinators;
 mod function;
 mod load;
 mod membership;
@@ -202,6 +203,35 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// One coordinator against three on one Postgres and one real Garage:
+    /// deploys per second (concurrent clients, deploys spread over the
+    /// coordinators), deploy → served on every edge, and a coordinator's
+    /// RSS while it streams one large blob into the store. Needs `garage`
+    /// (see README) and Postgres on 127.0.0.1:5432 (or
+    /// OUTPOST_BENCH_POSTGRES=postgres://user@host:port).
+    Coordinators {
+        /// Deploys measured for throughput per cluster.
+        #[arg(long, default_value_t = 24)]
+        deploys: usize,
+        /// Clients deploying at once (each its own project).
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Sequential production deploys timed until served.
+        #[arg(long, default_value_t = 10)]
+        served: usize,
+        /// Edge nodes per cluster.
+        #[arg(long, default_value_t = 2)]
+        edges: usize,
+        /// Size of the streamed blob in MiB.
+        #[arg(long, default_value_t = 300)]
+        blob_mb: u64,
+        /// Where `coordinator` and `edge-node` are (default: next to this binary).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Report directory (default: results/<timestamp>-coordinators).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Deploy repeatedly: time from finalize until every node serves the
     /// new version, and coordinator egress per deploy, with and without
     /// peer-assisted blob fetch.
@@ -338,6 +368,36 @@ async fn main() -> anyhow::Result<()> {
             let r = tls::run(&bins, &plan, &bar).await?;
             bar.finish_and_clear();
             report::write(out, "tls", &argv, std::slice::from_ref(&r), tls::md(&r))?;
+        }
+        Command::Coordinators {
+            deploys,
+            clients,
+            served,
+            edges,
+            blob_mb,
+            bin_dir,
+            out,
+        } => {
+            anyhow::ensure!(
+                (1..=10_000).contains(&deploys),
+                "--deploys must be 1..=10000"
+            );
+            anyhow::ensure!((1..=64).contains(&clients), "--clients must be 1..=64");
+            anyhow::ensure!((1..=1000).contains(&served), "--served must be 1..=1000");
+            anyhow::ensure!((1..=16).contains(&edges), "--edges must be 1..=16");
+            anyhow::ensure!((1..=4096).contains(&blob_mb), "--blob-mb must be 1..=4096");
+            let bins = find_bins(&bin_dir)?;
+            let o = coordinators::Options {
+                deploys,
+                clients,
+                served,
+                edges,
+                blob_mb,
+            };
+            let r = coordinators::run(&bins, &o).await?;
+            let md = coordinators::md(&r);
+            print!("{md}");
+            report::write(out, "coordinators", &argv, std::slice::from_ref(&r), md)?;
         }
         Command::Function {
             component,

@@ -686,6 +686,12 @@ pub struct FileConfig {
     pub base_domain: Option<String>,
     pub public_url: Option<String>,
     pub api_url: Option<String>,
+    /// `all`, `api` or `builder` (see `role.rs`).
+    pub role: Option<crate::role::Role>,
+    /// The QUIC address edges reach this coordinator at (`host:port`).
+    pub quic_advertise: Option<String>,
+    #[serde(default)]
+    pub blobs: Option<crate::blobs::BlobsConfig>,
     #[serde(default)]
     pub limits: Option<Limits>,
     #[serde(default)]
@@ -741,6 +747,14 @@ pub struct Config {
     /// How people and git hosts reach the API and dashboard (webhook and
     /// invitation links); default: `http://<api_addr>` as bound.
     pub api_url: Option<String>,
+    /// What this process runs (`--role`).
+    pub role: crate::role::Role,
+    /// The QUIC address edges reach this coordinator at, published in the
+    /// edge config so they can fail over to it; default: the bound QUIC
+    /// address when it is a specific one.
+    pub quic_advertise: Option<String>,
+    /// `[blobs]`: local disk, or an S3-compatible store.
+    pub blobs: crate::blobs::BlobsConfig,
     pub limits: Limits,
     pub builds: BuildsConfig,
     pub accounts: AccountsConfig,
@@ -772,6 +786,15 @@ impl Config {
     }
 
     /// The API's address as clients on this host reach it (webhook URLs).
+    /// The QUIC address published for edges: `quic_advertise`, else the
+    /// bound address unless it is unspecified (0.0.0.0 names no host).
+    pub fn quic_advertised(&self, bound: SocketAddr) -> Option<String> {
+        if let Some(a) = &self.quic_advertise {
+            return Some(a.clone());
+        }
+        (!bound.ip().is_unspecified()).then(|| bound.to_string())
+    }
+
     pub fn api_url(&self) -> String {
         match &self.api_url {
             Some(u) => u.trim_end_matches('/').to_string(),
@@ -843,6 +866,14 @@ impl Config {
             anyhow::bail!("[domains] recheck_every must be at least one second");
         }
         self.acme.validate()?;
+        self.blobs.validate()?;
+        if let Some(a) = &self.quic_advertise {
+            if !protocol::config::CoordinatorList::is_valid_addr(a) {
+                anyhow::bail!(
+                    "quic_advertise {a:?} must be host:port (a DNS name or IP address and a port)"
+                );
+            }
+        }
         self.metrics.validate()?;
         self.analytics.validate()?;
         self.alerts.validate()?;
@@ -902,6 +933,9 @@ mod tests {
             base_domain: base_domain.into(),
             public_url: "http://{host}".into(),
             api_url: None,
+            role: Default::default(),
+            quic_advertise: None,
+            blobs: Default::default(),
             limits: Default::default(),
             builds: Default::default(),
             accounts: Default::default(),

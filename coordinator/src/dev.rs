@@ -79,6 +79,9 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         base_domain: "localhost".into(),
         public_url: format!("http://{{host}}:{}", o.http_port),
         api_url: None,
+        role: Default::default(),
+        quic_advertise: None,
+        blobs: Default::default(),
         limits: Limits::default(),
         builds: Default::default(),
         accounts: Default::default(),
@@ -100,6 +103,9 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         secret_key: None,
     };
     let running = server::start(config).await?;
+    let quic_addr = running
+        .quic_addr
+        .context("dev mode runs every role, QUIC included")?;
     let token = match &running.new_admin_token {
         Some(t) => t.clone(),
         None => std::fs::read_to_string(coord_dir.join("admin-token"))
@@ -125,7 +131,7 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
             ca_fingerprint: running.ca_fingerprint.clone(),
         };
         edge_node::enroll::join(edge_node::enroll::JoinOptions {
-            coordinator: &running.quic_addr.to_string(),
+            coordinator: &quic_addr.to_string(),
             token: &join_token.to_string(),
             name: "local",
             region: "local",
@@ -177,10 +183,7 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
     println!("  edge HTTPS:   https://{}", edge.https_addr);
     println!("  admin token:  {token}");
     println!("  cluster CA:   {}", running.ca_path.display());
-    println!(
-        "  edge QUIC:    {} (for `edge-node join`)",
-        running.quic_addr
-    );
+    println!("  edge QUIC:    {} (for `edge-node join`)", quic_addr);
     println!("  credentials:  {}", creds_path.display());
     println!("  data:         {}", data_dir.display());
     println!();

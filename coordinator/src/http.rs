@@ -105,6 +105,7 @@ impl AppError {
             ErrorKind::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::QuotaExceeded => StatusCode::FORBIDDEN,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,6 +129,7 @@ mod tests {
             (ErrorKind::UnsupportedMedia, 415),
             (ErrorKind::RateLimited, 429),
             (ErrorKind::QuotaExceeded, 403),
+            (ErrorKind::Unavailable, 503),
             (ErrorKind::Internal, 500),
         ] {
             assert_eq!(ApiError::new(kind, "x", "y").status().as_u16(), status);

@@ -41,11 +41,26 @@ pub struct Report {
     pub blob_bytes_swept: u64,
 }
 
-pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
+/// The lease that makes one coordinator of several run the pass.
+const LEASE: &str = "retention.pass";
+
+pub async fn run(app: App, holder: String, mut shutdown: watch::Receiver<bool>) {
+    let every = app.config.retention.every;
+    // Held across passes (so the same coordinator keeps doing them) and
+    // passed on when its holder has missed a few.
+    let ttl = (every.as_millis() as i64 * 3).clamp(30_000, 3_600_000);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(app.config.retention.every) => {}
+            _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => return,
+        }
+        match app.store.try_lease(LEASE, &holder, ttl).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "taking the retention lease");
+                continue;
+            }
         }
         match pass(&app).await {
             Ok(r) if r != Report::default() => {

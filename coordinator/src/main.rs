@@ -590,7 +590,7 @@ enum TokenAction {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// TOML config file (keys: data_dir, api_addr, quic_addr, database_url, base_domain, public_url, api_url, [limits], [builds], [accounts], [retention], [quotas], [nodes], [domains], [acme] (and [acme.dns01]), [metrics]; see docs/configuration.md).
+    /// TOML config file (keys: data_dir, api_addr, quic_addr, database_url, base_domain, public_url, api_url, role, quic_advertise, [blobs], [limits], [builds], [accounts], [retention], [quotas], [nodes], [domains], [acme] (and [acme.dns01]), [metrics]; see docs/configuration.md).
     #[arg(long, env = "OUTPOST_CONFIG")]
     config: Option<PathBuf>,
     #[arg(long, env = "OUTPOST_DATA_DIR")]
@@ -613,9 +613,15 @@ struct ServeArgs {
     /// How people and git hosts reach this API and dashboard, for webhook and invitation links [default: http://<api-addr>].
     #[arg(long, env = "OUTPOST_API_URL")]
     api_url: Option<String>,
-    /// Key encrypting secret variables at rest, 64 hex characters [default: <data-dir>/secret.key, created on first start].
+    /// Key encrypting secret variables at rest, 64 hex characters [default: <data-dir>/secret.key, created on first start]. Every coordinator of one cluster needs the same key: it also seals the cluster CA and config-signing key in the database.
     #[arg(long, env = "OUTPOST_SECRET_KEY", hide_env_values = true)]
     secret_key: Option<String>,
+    /// What this process runs: all (default), api (API, dashboard, edges, background passes; never a build) or builder (builds only, plus /healthz).
+    #[arg(long, env = "OUTPOST_ROLE")]
+    role: Option<coordinator::role::Role>,
+    /// The QUIC address edges reach this coordinator at, host:port; published to every edge so that they fail over between coordinators [default: the QUIC address bound, unless it is 0.0.0.0].
+    #[arg(long, env = "OUTPOST_QUIC_ADVERTISE")]
+    quic_advertise: Option<String>,
 }
 
 fn resolve_config(a: ServeArgs) -> anyhow::Result<Config> {
@@ -649,6 +655,9 @@ fn resolve_config(a: ServeArgs) -> anyhow::Result<Config> {
             .or(file.public_url)
             .unwrap_or_else(|| "https://{host}".into()),
         api_url: a.api_url.or(file.api_url),
+        role: a.role.or(file.role).unwrap_or_default(),
+        quic_advertise: a.quic_advertise.or(file.quic_advertise),
+        blobs: file.blobs.unwrap_or_default(),
         limits: file.limits.unwrap_or_default(),
         builds: file.builds.unwrap_or_default(),
         accounts: file.accounts.unwrap_or_default(),
@@ -673,10 +682,17 @@ fn client(r: &Remote) -> anyhow::Result<Client> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let running = coordinator::server::start(resolve_config(args)?).await?;
-    println!(
-        "coordinator API on http://{}/api/v1, edge QUIC on {}",
-        running.api_addr, running.quic_addr
-    );
+    match running.quic_addr {
+        Some(quic) => println!(
+            "coordinator API on http://{}/api/v1, edge QUIC on {quic}",
+            running.api_addr
+        ),
+        // A builder: builds only, its health on the API address.
+        None => println!(
+            "coordinator API on http://{}/api/v1, edge QUIC on none (role builder: builds only)",
+            running.api_addr
+        ),
+    }
     println!("cluster CA: {}", running.ca_path.display());
     if let Some(t) = &running.new_admin_token {
         println!("admin API token (shown once; also saved in the data dir as admin-token): {t}");

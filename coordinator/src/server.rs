@@ -24,7 +24,8 @@ use crate::store::Store;
 
 pub struct Running {
     pub api_addr: SocketAddr,
-    pub quic_addr: SocketAddr,
+    /// None for a builder (it links no edges).
+    pub quic_addr: Option<SocketAddr>,
     /// Set only on the first start, when the admin token is created.
     pub new_admin_token: Option<String>,
     /// While no account exists: the token the first sign-up needs.
@@ -79,13 +80,20 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
             "the dashboard is served under the sites' base domain: tenants' sites there can set cookies it receives; serve it over TLS (its session cookie is then __Host-) or, better, on a host outside the base domain"
         );
     }
-    let ca = Arc::new(ClusterCa::load_or_create(&config.data_dir.join("ca"))?);
-    let endpoint = quic::endpoint(config.quic_addr, &ca, config.nodes.cert_secs())
-        .map_err(|e| bind_error("edge nodes (QUIC)", config.quic_addr, "--quic-addr", e))?;
-
     let store = Store::connect(&config.database_url)
         .await
         .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?;
+    let secrets = Arc::new(match &config.secret_key {
+        Some(hex) => SecretBox::from_hex(hex)?,
+        None => SecretBox::load_or_create(&config.data_dir.join("secret.key"))?,
+    });
+    // The cluster's CA and signing key live in the database (sealed); the
+    // first coordinator makes them, every other one reads them.
+    let ca_dir = config.data_dir.join("ca");
+    crate::bootstrap::cluster_material(&store, &secrets, &ca_dir)
+        .await
+        .context("the cluster CA and config-signing key")?;
+    let ca = Arc::new(ClusterCa::load_or_create(&ca_dir)?);
     // Projects from before accounts existed belong to the first team.
     store
         .ensure_default_team(&crate::store::Team {
@@ -94,13 +102,11 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
             created_at: crate::store::now_ms(),
         })
         .await?;
-    let new_admin_token = bootstrap_admin_token(&store, &config).await?;
+    let new_admin_token = crate::bootstrap::admin_token(&store, &config.data_dir).await?;
     let setup_token = crate::app::accounts::ensure_setup_token(&store, &config.data_dir).await?;
-    let blobs = BlobStore::local(&config.data_dir.join("blobs"))?;
-    let secrets = Arc::new(match &config.secret_key {
-        Some(hex) => SecretBox::from_hex(hex)?,
-        None => SecretBox::load_or_create(&config.data_dir.join("secret.key"))?,
-    });
+    let blobs = BlobStore::open(&config.blobs, &config.data_dir)
+        .context("opening the blob store ([blobs])")?;
+    tracing::info!(blobs = %BlobStore::describe(&config.blobs, &config.data_dir), "blob store");
     let moved = crate::app::git::seal_legacy_credentials(&store, &secrets).await?;
     if moved > 0 {
         tracing::info!(
@@ -108,7 +114,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
             "repository credentials moved out of their URLs"
         );
     }
-    let signer = crate::ca::load_or_create_config_signer(&config.data_dir.join("ca"))?;
+    let signer = crate::ca::load_or_create_config_signer(&ca_dir)?;
     let config_key = signer.public_key_hex();
     // From here on every change the store makes is also a signed batch of
     // the edge config log.
@@ -136,7 +142,32 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         links: Default::default(),
     });
     let api_addr = api_listener.local_addr()?;
-    let quic_addr = endpoint.local_addr()?;
+    let role = config.role;
+    // A builder links no edges: no QUIC endpoint.
+    let endpoint = if role.serves() {
+        Some(
+            quic::endpoint(config.quic_addr, &ca, config.nodes.cert_secs())
+                .map_err(|e| bind_error("edge nodes (QUIC)", config.quic_addr, "--quic-addr", e))?,
+        )
+    } else {
+        None
+    };
+    let quic_addr = endpoint.as_ref().map(|e| e.local_addr()).transpose()?;
+    let holder = crate::acme::instance_id(&config.data_dir)?;
+    // Where edges can reach this coordinator, for every edge's list.
+    let advertised = quic_addr.and_then(|a| config.quic_advertised(a));
+    if role.serves() && advertised.is_none() {
+        tracing::info!("QUIC is bound to an unspecified address and quic_advertise is not set: edges are not told of this coordinator (they keep the address they joined through)");
+    }
+    crate::registry::register(
+        &store,
+        &holder,
+        advertised.as_deref(),
+        &config.api_url(),
+        role,
+    )
+    .await
+    .context("registering this coordinator")?;
     let builds = crate::builds::BuildService::new(
         store.clone(),
         blobs.clone(),
@@ -162,7 +193,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         targets: config.alerts.targets()?,
         smtp: config.smtp.clone(),
         external_url: config.api_url(),
-        holder: crate::acme::instance_id(&config.data_dir)?,
+        holder: holder.clone(),
         data_dir: config.data_dir.clone(),
         ca_der: quic_ctx.ca.cert_der().to_vec(),
         wake: Default::default(),
@@ -184,41 +215,65 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         metrics: Default::default(),
     };
     let mut tasks = vec![
-        tokio::spawn(quic::serve(endpoint, quic_ctx, shutdown_rx.clone())),
         tokio::spawn(
             hub.clone()
                 .poll(Duration::from_secs(2), shutdown_rx.clone()),
         ),
-        tokio::spawn(builds.run(shutdown_rx.clone())),
-        tokio::spawn(domains.run(store.clone(), shutdown_rx.clone())),
-        // Certificates for custom domains: issued and renewed in the background.
-        tokio::spawn(acme.run(shutdown_rx.clone())),
-        // Retention and garbage collection, every `[retention] every`.
-        tokio::spawn(crate::lifecycle::run(state.clone(), shutdown_rx.clone())),
-        // Log drains delivered.
-        tokio::spawn(
-            Arc::new(crate::drains::DrainService {
-                store: store.clone(),
-                secrets: state.secrets.clone(),
-                targets: config.alerts.targets()?,
-            })
-            .run(shutdown_rx.clone()),
-        ),
-        // Alert rules evaluated, notifications delivered.
-        tokio::spawn(alerts.run(shutdown_rx.clone())),
-        // Visitor salts and analytics retention.
-        tokio::spawn(crate::traffic::run(
+        // The build queue: workers when this role builds; everywhere, the
+        // re-queueing of builds whose coordinator died.
+        tokio::spawn(builds.run(holder.clone(), role.builds(), shutdown_rx.clone())),
+        // This coordinator's heartbeat in the registry.
+        tokio::spawn(crate::registry::heartbeat(
             store.clone(),
-            config.analytics.clone(),
+            holder.clone(),
             shutdown_rx.clone(),
         )),
     ];
-    tasks.push(tokio::spawn(crate::listener::serve(
-        api_listener,
-        api::router(state),
-        shutdown_rx.clone(),
-    )));
-    tracing::info!(%api_addr, %quic_addr, data_dir = %config.data_dir.display(), "coordinator started");
+    match endpoint {
+        Some(endpoint) => {
+            tasks.extend([
+                tokio::spawn(quic::serve(endpoint, quic_ctx, shutdown_rx.clone())),
+                tokio::spawn(domains.run(store.clone(), shutdown_rx.clone())),
+                // Certificates for custom domains: issued and renewed in the background.
+                tokio::spawn(acme.run(shutdown_rx.clone())),
+                // Retention and garbage collection, every `[retention] every`.
+                tokio::spawn(crate::lifecycle::run(
+                    state.clone(),
+                    holder.clone(),
+                    shutdown_rx.clone(),
+                )),
+                // Log drains delivered.
+                tokio::spawn(
+                    Arc::new(crate::drains::DrainService {
+                        store: store.clone(),
+                        secrets: state.secrets.clone(),
+                        targets: config.alerts.targets()?,
+                    })
+                    .run(shutdown_rx.clone()),
+                ),
+                // Alert rules evaluated, notifications delivered.
+                tokio::spawn(alerts.run(shutdown_rx.clone())),
+                // Visitor salts and analytics retention.
+                tokio::spawn(crate::traffic::run(
+                    store.clone(),
+                    config.analytics.clone(),
+                    holder.clone(),
+                    shutdown_rx.clone(),
+                )),
+            ]);
+            tasks.push(tokio::spawn(crate::listener::serve(
+                api_listener,
+                api::router(state),
+                shutdown_rx.clone(),
+            )));
+        }
+        None => tasks.push(tokio::spawn(crate::listener::serve(
+            api_listener,
+            crate::registry::builder_router(),
+            shutdown_rx.clone(),
+        ))),
+    }
+    tracing::info!(%api_addr, quic_addr = ?quic_addr, role = role.as_str(), data_dir = %config.data_dir.display(), "coordinator started");
     Ok(Running {
         api_addr,
         quic_addr,
@@ -232,23 +287,6 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         shutdown: shutdown_tx,
         tasks,
     })
-}
-
-/// On first start, creates the admin API token, writes it to
-/// `<data_dir>/admin-token` (mode 0600) and returns it; it is stored hashed.
-async fn bootstrap_admin_token(store: &Store, config: &Config) -> anyhow::Result<Option<String>> {
-    if store.count_api_tokens().await? > 0 {
-        return Ok(None);
-    }
-    let token = format!("{}{}", ids::API_TOKEN_PREFIX, ids::new_secret());
-    store
-        .create_api_token(&ids::new_id(12), "admin", &ids::token_hash(&token))
-        .await?;
-    platform::fs::write_private(
-        &config.data_dir.join("admin-token"),
-        format!("{token}\n").as_bytes(),
-    )?;
-    Ok(Some(token))
 }
 
 fn redact_url(url: &str) -> String {

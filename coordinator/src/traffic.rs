@@ -53,12 +53,30 @@ async fn pass(store: &Store, cfg: &AnalyticsConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(store: Store, cfg: AnalyticsConfig, mut shutdown: watch::Receiver<bool>) {
+/// One coordinator of several keeps the salts (so a day has one) and
+/// expires rollups.
+const LEASE: &str = "analytics.upkeep";
+
+pub async fn run(
+    store: Store,
+    cfg: AnalyticsConfig,
+    holder: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(EVERY);
+    let ttl = (EVERY.as_millis() as i64 * 3).max(30_000);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
+        }
+        match store.try_lease(LEASE, &holder, ttl).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "taking the analytics lease");
+                continue;
+            }
         }
         if let Err(e) = pass(&store, &cfg).await {
             tracing::warn!(error = %format!("{e:#}"), "analytics pass");

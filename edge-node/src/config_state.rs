@@ -88,6 +88,11 @@ pub struct Desired {
     /// Projects with a request log drain: how many of their requests are
     /// sent as request logs (only valid policies are kept).
     pub request_logs: Arc<BTreeMap<String, RequestLogPolicy>>,
+    /// Every coordinator's QUIC address (`host:port`), in the order they
+    /// registered: where the link fails over to. Empty when the config
+    /// has no valid list (an older coordinator): the node then only knows
+    /// the address it joined through.
+    pub coordinators: Arc<Vec<String>>,
 }
 
 /// Keys a change touched; `None`: everything may have changed (a snapshot).
@@ -198,6 +203,9 @@ impl ConfigState {
                 (Key::RequestLog(p), Entry::RequestLog(policy)) if policy.is_valid() => {
                     Arc::make_mut(&mut d.request_logs).insert(p, policy);
                 }
+                (Key::Coordinators, Entry::Coordinators(list)) if list.is_valid() => {
+                    d.coordinators = Arc::new(list.addrs);
+                }
                 _ => {}
             }
         }
@@ -231,6 +239,12 @@ impl ConfigState {
 
     pub fn current(&self) -> Arc<Desired> {
         self.desired.borrow().clone()
+    }
+
+    /// The coordinators' QUIC addresses the config lists (empty if it
+    /// lists none, or an invalid list): the link's failover candidates.
+    pub fn coordinators(&self) -> Vec<String> {
+        self.desired.borrow().coordinators.to_vec()
     }
 
     /// Whether `node_id` was removed from the cluster.
@@ -508,6 +522,17 @@ fn note(d: &mut Desired, key: Key, value: Option<Entry>) {
             if d.request_logs.contains_key(&p) {
                 Arc::make_mut(&mut d.request_logs).remove(&p);
             }
+        }
+        (Key::Coordinators, Some(Entry::Coordinators(list))) if list.is_valid() => {
+            d.coordinators = Arc::new(list.addrs);
+        }
+        // Removed, or a list this node cannot trust: it keeps to the
+        // address it joined through.
+        (Key::Coordinators, value) => {
+            if value.is_some() {
+                tracing::warn!("the config's list of coordinators is invalid; ignoring it");
+            }
+            d.coordinators = Arc::default();
         }
         (Key::Epoch, value) => {
             tracing::warn!(
@@ -965,5 +990,71 @@ mod tests {
         snap.page(&entries).unwrap();
         assert!(snap.finish(&c.snapshot_signature()).unwrap());
         assert_eq!(request_logs(&t), vec![("blog".to_string(), 1)]);
+    }
+
+    fn coordinators(addrs: &[&str]) -> (Key, Option<Entry>) {
+        (
+            Key::Coordinators,
+            Some(Entry::Coordinators(protocol::config::CoordinatorList {
+                addrs: addrs.iter().map(|a| a.to_string()).collect(),
+            })),
+        )
+    }
+
+    /// The list of coordinators is kept per change and by the full
+    /// rebuild alike, in the config's order; an invalid one, or none, is
+    /// an empty list (the link then keeps to the address it joined
+    /// through).
+    #[test]
+    fn the_coordinator_list_follows_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Coordinator::new();
+        let s = open(dir.path(), &c);
+        assert!(s.coordinators().is_empty());
+        let two = ["c2.example:8701", "c1.example:8701"];
+        // What, the change, the list kept.
+        let cases: [(&str, _, &[&str]); 6] = [
+            ("two", coordinators(&two), &two),
+            ("a duplicate", coordinators(&["a:1", "a:1"]), &[]),
+            ("back again", coordinators(&two), &two),
+            ("no port", coordinators(&["c1.example"]), &[]),
+            ("one", coordinators(&["[::1]:8701"]), &["[::1]:8701"]),
+            ("removed", (Key::Coordinators, None), &[]),
+        ];
+        for (what, change, want) in cases {
+            s.accept(vec![c.set(vec![change])], Source::Coordinator)
+                .unwrap();
+            assert_eq!(s.coordinators(), want, "{what}");
+        }
+        s.accept(vec![c.set(vec![coordinators(&two)])], Source::Coordinator)
+            .unwrap();
+        drop(s);
+
+        // The same after a restart (the stored keyspace, scanned) …
+        let s = open(dir.path(), &c);
+        assert_eq!(s.coordinators(), two);
+        s.accept(
+            vec![c.set(vec![coordinators(&["a:1", "a:1"])])],
+            Source::Coordinator,
+        )
+        .unwrap();
+        drop(s);
+        let s = open(dir.path(), &c);
+        assert!(s.coordinators().is_empty(), "an invalid stored list");
+        s.accept(vec![c.set(vec![coordinators(&two)])], Source::Coordinator)
+            .unwrap();
+
+        // … and after a snapshot into a fresh node.
+        let fresh = tempfile::tempdir().unwrap();
+        let t = open(fresh.path(), &c);
+        let mut snap = t.begin_snapshot(c.version, Source::Coordinator);
+        let entries: Vec<(String, Vec<u8>)> = c
+            .keyspace
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        snap.page(&entries).unwrap();
+        assert!(snap.finish(&c.snapshot_signature()).unwrap());
+        assert_eq!(t.coordinators(), two);
     }
 }

@@ -2,6 +2,7 @@
 //! bundles into a local store and serves them over HTTP(S).
 
 pub mod config_state;
+pub mod coordinators;
 pub mod disk_cache;
 pub mod dns;
 pub mod enroll;

@@ -1,7 +1,9 @@
 //! The node's QUIC link to the coordinator: connect with mTLS, subscribe to
-//! the config, apply snapshots and deltas, report status; reconnect with
-//! exponential backoff when the link drops. The node keeps serving
-//! throughout: the link only ever changes the desired config.
+//! the config, apply snapshots and deltas, report status. When the link
+//! drops it moves to the next of the cluster's coordinators at once (see
+//! [`crate::coordinators`]), and backs off exponentially only once a whole
+//! round of them failed. The node keeps serving throughout: the link only
+//! ever changes the desired config.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use protocol::wire::{
 use tokio::sync::{mpsc, watch};
 
 use crate::config_state::{ConfigState, Source};
+use crate::coordinators::{Failover, Outcome};
 use crate::enroll;
 use crate::identity::Identity;
 use crate::mesh::Mesh;
@@ -22,6 +25,12 @@ use crate::sync::SyncStatus;
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const REPORT_EVERY: Duration = Duration::from_secs(10);
+/// Resolving and reaching one coordinator: an unreachable one must not
+/// hold up the round (QUIC alone would wait for its idle timeout).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
+/// A link that held this long was healthy: losing it resets the backoff,
+/// and every other coordinator is tried again at once.
+const STABLE: Duration = Duration::from_secs(30);
 
 pub struct Link {
     /// Replaced when the certificate is renewed.
@@ -43,33 +52,49 @@ impl Link {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = MIN_BACKOFF;
         let mut force_snapshot = false;
+        let mut failover = Failover::new(self.identity().info.coordinator.clone());
         loop {
-            let started = std::time::Instant::now();
+            let Some(addr) = failover.next(&self.config.coordinators()) else {
+                tracing::warn!(retry_in = ?backoff, "no coordinator link held this round; serving last known state");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                failover.new_round();
+                continue;
+            };
+            let mut linked_at = None;
             let result = tokio::select! {
-                r = self.session(force_snapshot) => r,
+                r = self.session(&addr, force_snapshot, &mut linked_at) => r,
                 _ = shutdown.changed() => Ok(()),
             };
             self.conn.send_replace(None);
             if *shutdown.borrow() {
                 return;
             }
-            match result {
-                Ok(()) => tracing::warn!("coordinator closed the link"),
-                Err(e) => {
-                    force_snapshot = e
-                        .downcast_ref::<crate::config_state::AcceptError>()
-                        .is_some();
-                    tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "link to coordinator down; serving last known state");
-                }
-            }
-            if started.elapsed() > Duration::from_secs(30) {
+            let outcome = match linked_at {
+                None => Outcome::Failed,
+                Some(at) if at.elapsed() >= STABLE => Outcome::Lasted,
+                Some(_) => Outcome::Dropped,
+            };
+            if outcome == Outcome::Lasted {
                 backoff = MIN_BACKOFF;
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.changed() => return,
+            failover.record(&addr, outcome);
+            match result {
+                Ok(()) => tracing::warn!(coordinator = %addr, "coordinator closed the link"),
+                Err(e) => {
+                    // A refused config wants a snapshot, from whichever
+                    // coordinator links next (a failed connect is no news).
+                    if linked_at.is_some() {
+                        force_snapshot = e
+                            .downcast_ref::<crate::config_state::AcceptError>()
+                            .is_some();
+                    }
+                    tracing::warn!(coordinator = %addr, error = %format!("{e:#}"), "link to coordinator down; serving last known state");
+                }
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
@@ -111,20 +136,46 @@ impl Link {
         *self.identity.lock().unwrap() = Arc::new(renewed);
     }
 
-    async fn session(&self, force_snapshot: bool) -> anyhow::Result<()> {
+    /// Resolves `coordinator` (`host:port`) and completes the handshake,
+    /// within [`CONNECT_TIMEOUT`].
+    async fn connect(
+        &self,
+        identity: &Identity,
+        coordinator: &str,
+    ) -> anyhow::Result<quinn::Connection> {
+        let attempt = async {
+            let addr = enroll::resolve(coordinator).await?;
+            let cfg = crate::tls::node_client_config(
+                &identity.ca_pem,
+                &identity.cert_pem,
+                &identity.key_pem,
+            )?;
+            self.endpoint
+                .connect_with(cfg, addr, &identity.info.coordinator_name)?
+                .await
+                .with_context(|| format!("connecting to the coordinator at {coordinator} ({addr})"))
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT, attempt)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the coordinator at {coordinator} did not answer within {CONNECT_TIMEOUT:?}"
+                )
+            })?
+    }
+
+    /// One link to `coordinator`, until it fails. `linked_at` is set once
+    /// the node subscribed (the coordinator took it).
+    async fn session(
+        &self,
+        coordinator: &str,
+        force_snapshot: bool,
+        linked_at: &mut Option<std::time::Instant>,
+    ) -> anyhow::Result<()> {
         let identity = self.identity();
         let info = &identity.info;
-        let addr = enroll::resolve(&info.coordinator).await?;
-        let cfg = crate::tls::node_client_config(
-            &identity.ca_pem,
-            &identity.cert_pem,
-            &identity.key_pem,
-        )?;
-        let conn = self
-            .endpoint
-            .connect_with(cfg, addr, &info.coordinator_name)?
-            .await
-            .with_context(|| format!("connecting to the coordinator at {addr}"))?;
+        let conn = self.connect(&identity, coordinator).await?;
+        let addr = conn.remote_address();
         let (mut send, mut recv) = conn.open_bi().await?;
         let have = if force_snapshot {
             0
@@ -144,7 +195,8 @@ impl Link {
         )
         .await?;
         self.conn.send_replace(Some(conn.clone()));
-        tracing::info!(coordinator = %addr, node = %info.node_id, have, "linked to coordinator");
+        *linked_at = Some(std::time::Instant::now());
+        tracing::info!(coordinator = %coordinator, at = %addr, node = %info.node_id, have, "linked to coordinator");
         self.renew_if_due(&conn).await;
 
         // Frame reads are not cancellation-safe; they get their own task.

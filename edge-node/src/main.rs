@@ -237,14 +237,11 @@ fn print_status(data_dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
     println!("node      {} ({}, region {})", s.node_id, s.name, s.region);
     println!("mesh      {}", s.mesh_addr);
     println!("config    version {}", s.config_version);
-    println!(
-        "link      {}",
-        if s.coordinator_link {
-            "connected to the coordinator"
-        } else {
-            "no coordinator link (serving last known state)"
-        }
-    );
+    match (&s.coordinator_link, &s.coordinator_addr) {
+        (true, Some(addr)) => println!("link      connected to the coordinator at {addr}"),
+        (true, None) => println!("link      connected to the coordinator"),
+        _ => println!("link      no coordinator link (serving last known state)"),
+    }
     println!(
         "bundles   {} present, {} pending",
         s.bundles_present, s.bundles_pending

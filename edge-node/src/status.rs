@@ -60,6 +60,11 @@ impl StatusWriter {
             software_version: env!("CARGO_PKG_VERSION").to_string(),
             config_version: self.config.version(),
             coordinator_link: self.conn.borrow().is_some(),
+            coordinator_addr: self
+                .conn
+                .borrow()
+                .as_ref()
+                .map(|c| c.remote_address().to_string()),
             bundles_present: s.bundles_present,
             bundles_pending: s.bundles_pending,
             blob_bytes_from_coordinator: f.from_coordinator_bytes,

@@ -301,7 +301,8 @@ impl Syncer {
                         | Key::Challenge(_)
                         | Key::Https(_)
                         | Key::Salt(_)
-                        | Key::RequestLog(_) => {}
+                        | Key::RequestLog(_)
+                        | Key::Coordinators => {}
                     }
                 }
                 self.state.forget(&hosts, &projects);

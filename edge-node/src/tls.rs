@@ -5,6 +5,7 @@
 //! presents only if it hashes to that fingerprint.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -17,14 +18,27 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn quic(tls: rustls::ClientConfig) -> anyhow::Result<quinn::ClientConfig> {
+/// How soon a coordinator that stops answering (killed, cut off: it sends
+/// no close) is given up on, so the link fails over to another within
+/// about this long. The coordinator advertises a longer idle timeout; the
+/// shorter of the two applies.
+pub const COORDINATOR_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pings on a quiet coordinator link, a few per idle timeout: a live
+/// coordinator's answers keep it open, a dead one's silence ends it.
+pub const COORDINATOR_KEEP_ALIVE: Duration = Duration::from_secs(3);
+
+fn quic(
+    tls: rustls::ClientConfig,
+    transport: quinn::TransportConfig,
+) -> anyhow::Result<quinn::ClientConfig> {
     let mut cfg = quinn::ClientConfig::new(Arc::new(
         quinn::crypto::rustls::QuicClientConfig::try_from(tls)?,
     ));
-    cfg.transport_config(Arc::new(transport()?));
+    cfg.transport_config(Arc::new(transport));
     Ok(cfg)
 }
 
+/// The mesh's connections, both ways (and the base of the coordinator's).
 fn transport() -> anyhow::Result<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
     transport
@@ -32,6 +46,15 @@ fn transport() -> anyhow::Result<quinn::TransportConfig> {
         .max_idle_timeout(Some(std::time::Duration::from_secs(20).try_into()?))
         .max_concurrent_bidi_streams(64u32.into());
     Ok(transport)
+}
+
+/// Connections to a coordinator: the mesh's, but a dead coordinator is
+/// noticed sooner (the node has others to move to).
+fn coordinator_transport() -> anyhow::Result<quinn::TransportConfig> {
+    let mut t = transport()?;
+    t.keep_alive_interval(Some(COORDINATOR_KEEP_ALIVE))
+        .max_idle_timeout(Some(COORDINATOR_IDLE_TIMEOUT.try_into()?));
+    Ok(t)
 }
 
 pub fn parse_certs(pem: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
@@ -45,14 +68,14 @@ pub fn parse_key(pem: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
         .ok_or_else(|| anyhow::anyhow!("no private key in PEM"))
 }
 
-/// mTLS client config: cluster CA as the only root, node certificate as
-/// the client identity.
+/// mTLS client config for the coordinator link: cluster CA as the only
+/// root, node certificate as the client identity.
 pub fn node_client_config(
     ca_pem: &str,
     cert_pem: &str,
     key_pem: &str,
 ) -> anyhow::Result<quinn::ClientConfig> {
-    client_config_with_alpn(ca_pem, cert_pem, key_pem, ALPN)
+    client_config_with_alpn(ca_pem, cert_pem, key_pem, ALPN, coordinator_transport()?)
 }
 
 /// Client config for connections to peers: the peer must present a
@@ -63,7 +86,13 @@ pub fn mesh_client_config(
     cert_pem: &str,
     key_pem: &str,
 ) -> anyhow::Result<quinn::ClientConfig> {
-    client_config_with_alpn(ca_pem, cert_pem, key_pem, protocol::mesh::MESH_ALPN)
+    client_config_with_alpn(
+        ca_pem,
+        cert_pem,
+        key_pem,
+        protocol::mesh::MESH_ALPN,
+        transport()?,
+    )
 }
 
 /// Server side of the mesh: only clients with a cluster-CA certificate
@@ -100,6 +129,7 @@ fn client_config_with_alpn(
     cert_pem: &str,
     key_pem: &str,
     alpn: &[u8],
+    transport: quinn::TransportConfig,
 ) -> anyhow::Result<quinn::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for c in parse_certs(ca_pem)? {
@@ -110,7 +140,7 @@ fn client_config_with_alpn(
         .with_root_certificates(roots)
         .with_client_auth_cert(parse_certs(cert_pem)?, parse_key(key_pem)?)?;
     tls.alpn_protocols = vec![alpn.to_vec()];
-    quic(tls)
+    quic(tls, transport)
 }
 
 /// Client config for `join`: no client certificate; the server's chain must
@@ -126,7 +156,7 @@ pub fn join_client_config(ca_fingerprint: &str) -> anyhow::Result<quinn::ClientC
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    quic(tls)
+    quic(tls, coordinator_transport()?)
 }
 
 pub fn fingerprint(der: &[u8]) -> String {

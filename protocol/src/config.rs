@@ -186,6 +186,9 @@ pub enum Key {
     /// A project whose request logs go to a log drain: edges send a
     /// sample of its requests to the coordinator.
     RequestLog(String),
+    /// Every coordinator's QUIC address: where an edge links to, and moves
+    /// to when its coordinator goes away.
+    Coordinators,
 }
 
 impl Key {
@@ -202,6 +205,7 @@ impl Key {
             Key::Https(h) => format!("s/{h}"),
             Key::Salt(day) => format!("v/{day}"),
             Key::RequestLog(p) => format!("q/{p}"),
+            Key::Coordinators => "k/cluster".to_string(),
         }
     }
 
@@ -224,6 +228,7 @@ impl Key {
             "t" => Ok(Key::Challenge(name.to_string())),
             "s" => Ok(Key::Https(name.to_string())),
             "q" => Ok(Key::RequestLog(name.to_string())),
+            "k" if name == "cluster" => Ok(Key::Coordinators),
             // Digits only: the day number, never negative, no sign or padding.
             "v" if name.len() <= 12
                 && name.bytes().all(|b| b.is_ascii_digit())
@@ -252,6 +257,58 @@ pub enum Entry {
     Https(crate::acme::HttpsPolicy),
     Salt(VisitorSalt),
     RequestLog(RequestLogPolicy),
+    Coordinators(CoordinatorList),
+}
+
+/// The QUIC addresses (`host:port`) of the cluster's coordinators, in the
+/// order they first registered. All of them present a certificate for
+/// [`crate::wire::COORDINATOR_NAME`] from the cluster CA, so any is as good
+/// as another to an edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoordinatorList {
+    pub addrs: Vec<String>,
+}
+
+impl CoordinatorList {
+    /// More coordinators than this is a config error, not a cluster.
+    pub const MAX: usize = 64;
+    /// A `host:port` longer than a DNS name and a port.
+    pub const MAX_ADDR_BYTES: usize = 260;
+
+    /// At most [`Self::MAX`] addresses, each a `host:port` with a port
+    /// (1..=65535) and a host of visible ASCII with no spaces, no
+    /// duplicates.
+    pub fn is_valid(&self) -> bool {
+        let mut seen = std::collections::BTreeSet::new();
+        !self.addrs.is_empty()
+            && self.addrs.len() <= Self::MAX
+            && self
+                .addrs
+                .iter()
+                .all(|a| seen.insert(a.as_str()) && Self::is_valid_addr(a))
+    }
+
+    /// `host:port` or `[v6]:port`, bounded, with a non-zero port.
+    pub fn is_valid_addr(a: &str) -> bool {
+        if a.is_empty() || a.len() > Self::MAX_ADDR_BYTES {
+            return false;
+        }
+        let Some((host, port)) = a.rsplit_once(':') else {
+            return false;
+        };
+        let port_ok = matches!(port.parse::<u16>(), Ok(p) if p != 0)
+            && !port.starts_with('+')
+            && !port.starts_with('0');
+        let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            v6.parse::<std::net::Ipv6Addr>().is_ok()
+        } else {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+        };
+        port_ok && host_ok
+    }
 }
 
 /// How many of a project's requests an edge sends as request logs, in
@@ -358,6 +415,7 @@ impl Entry {
                 | (Key::Https(_), Entry::Https(_))
                 | (Key::Salt(_), Entry::Salt(_))
                 | (Key::RequestLog(_), Entry::RequestLog(_))
+                | (Key::Coordinators, Entry::Coordinators(_))
         )
     }
 
@@ -516,6 +574,7 @@ mod tests {
             Key::Salt(20_430),
             Key::Salt(0),
             Key::RequestLog("shop".into()),
+            Key::Coordinators,
         ] {
             assert_eq!(Key::decode(&k.encode()).unwrap(), k);
         }
@@ -526,6 +585,7 @@ mod tests {
             "blog",
             "r/not.a.label",
             "e/other",
+            "k/other",
             "v/-1",
             "v/+5",
             "v/007",
@@ -750,5 +810,43 @@ mod tests {
                 assert!(RequestLogPolicy::samples(500_000, id));
             }
         }
+    }
+
+    #[test]
+    fn coordinator_lists_are_bounded_and_well_formed() {
+        let list = |a: &[&str]| CoordinatorList {
+            addrs: a.iter().map(|s| s.to_string()).collect(),
+        };
+        for good in [
+            &["127.0.0.1:8701"][..],
+            &["coord-a.example.com:8701", "[::1]:8701", "c_b:1"],
+        ] {
+            assert!(list(good).is_valid(), "{good:?}");
+        }
+        let long = format!("{}:8701", "a".repeat(300));
+        let many: Vec<String> = (0..=CoordinatorList::MAX)
+            .map(|i| format!("c{i}:1"))
+            .collect();
+        let many: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
+        for bad in [
+            &[][..],
+            &["127.0.0.1"],
+            &["127.0.0.1:0"],
+            &["127.0.0.1:65536"],
+            &["127.0.0.1:08701"],
+            &["127.0.0.1:+1"],
+            &[":8701"],
+            &["a b:8701"],
+            &["[nonsense]:8701"],
+            &["a:1", "a:1"],
+            &[long.as_str()],
+            &many,
+        ] {
+            assert!(!list(bad).is_valid(), "{:?}", bad.first());
+        }
+        let e = Entry::Coordinators(list(&["127.0.0.1:8701"]));
+        assert!(e.fits(&Key::Coordinators));
+        assert!(!e.fits(&Key::Epoch));
+        assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
     }
 }

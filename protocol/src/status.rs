@@ -20,6 +20,10 @@ pub struct NodeStatus {
     pub software_version: String,
     pub config_version: u64,
     pub coordinator_link: bool,
+    /// Which coordinator the link is to (absent before several
+    /// coordinators, and while unlinked).
+    #[serde(default)]
+    pub coordinator_addr: Option<String>,
     pub bundles_present: u32,
     pub bundles_pending: u32,
     pub blob_bytes_from_coordinator: u64,

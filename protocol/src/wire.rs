@@ -20,7 +20,10 @@ use crate::signing::{BatchSignature, SignedBatch};
 ///    policies); an older edge could not decode them.
 /// 7: analytics records (`EdgeRequest::Analytics`) and visitor salts in
 ///    the config.
-pub const PROTOCOL_VERSION: u16 = 8;
+/// 8: error reports, request logs, node resources.
+/// 9: the list of coordinators in the config (`Key::Coordinators`): edges
+///    fail over between them.
+pub const PROTOCOL_VERSION: u16 = 9;
 /// Largest frame either side accepts (a manifest of many files is the
 /// largest; batches and snapshot pages are bounded far below it).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;

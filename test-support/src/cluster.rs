@@ -75,6 +75,23 @@ impl Coordinator {
         quic: &str,
         envs: &[(&str, &str)],
     ) -> Result<Coordinator> {
+        Self::launch_member(bins, dir, config_toml, quic, envs, &[], None)
+    }
+
+    /// Like [`launch`](Self::launch), for one of several coordinators on
+    /// one database: `extra` flags (`--role builder`), and the cluster's
+    /// admin token when another coordinator made it (only the first one
+    /// has it in its data directory). A builder has no QUIC address
+    /// (`quic` is then `0.0.0.0:0`).
+    pub fn launch_member(
+        bins: &Bins,
+        dir: &Path,
+        config_toml: Option<&str>,
+        quic: &str,
+        envs: &[(&str, &str)],
+        extra: &[&str],
+        token: Option<&str>,
+    ) -> Result<Coordinator> {
         std::fs::create_dir_all(dir)?;
         let mut args = vec![
             "serve".to_string(),
@@ -104,14 +121,22 @@ impl Coordinator {
         std::fs::write(&p, toml)?;
         args.push("--config".into());
         args.push(p.display().to_string());
+        args.extend(extra.iter().map(|a| a.to_string()));
         let mut proc = Proc::launch(&bins.coordinator, &args, dir.join("coordinator.log"), envs)?;
         let line = proc.try_wait_line("coordinator API on", STARTUP)?;
         let api = addr_after(&line, "http://")?;
-        let quic = addr_after(&line, "edge QUIC on ")?;
-        let token = std::fs::read_to_string(dir.join("admin-token"))
-            .map_err(|e| Error::new(format!("admin token: {e}")))?
-            .trim()
-            .to_string();
+        let quic = if line.contains("edge QUIC on none") {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            addr_after(&line, "edge QUIC on ")?
+        };
+        let token = match std::fs::read_to_string(dir.join("admin-token")) {
+            Ok(t) => t.trim().to_string(),
+            Err(e) => match token {
+                Some(t) => t.to_string(),
+                None => return Err(Error::new(format!("admin token: {e}"))),
+            },
+        };
         let setup_token = std::fs::read_to_string(dir.join("setup-token"))
             .ok()
             .map(|t| t.trim().to_string());

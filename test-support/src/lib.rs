@@ -13,6 +13,7 @@
 //! - [`dns`]: a real DNS server (Pebble's challtestsrv) whose answers a test sets.
 //! - [`acme`]: a real ACME CA (Pebble) validating against the test's edges.
 //! - [`bind`]: a real authoritative DNS server (BIND) taking TSIG-signed updates.
+//! - [`garage`]: a real S3-compatible object store (Garage), one node.
 //! - [`prometheus`]: a real Prometheus scraping the test's processes, and
 //!   `promtool check metrics`.
 //!
@@ -24,6 +25,7 @@ pub mod acme;
 pub mod bind;
 pub mod cluster;
 pub mod dns;
+pub mod garage;
 pub mod geoip;
 pub mod git;
 pub mod process;

@@ -1,8 +1,6 @@
 //! Deployments: the upload protocol (manifest → missing blobs → uploads →
 //! finalize), promotion and rollback. The rules live in `app::deployments`.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -94,32 +92,32 @@ pub async fn upload_blob(
     who: Principal,
     State(app): State<App>,
     Path(hash): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
 ) -> ApiResult<StatusCode> {
-    // Who may upload is checked before the body's failure is reported.
+    // Who may upload is checked before anything of the body is read.
     if !who.can_write_somewhere() {
         return Err(ApiError::forbidden(
             "uploading needs the member role in some team",
         ));
     }
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                ErrorKind::TooLarge,
-                "payload_too_large",
-                format!(
-                    "blob exceeds the {}-byte limit (limits.max_blob_bytes)",
-                    app.config.limits.max_blob_bytes
-                ),
-            )
-        } else {
-            ApiError::bad_request("bad_body", e.body_text())
-        }
-    });
-    // A bad hash is reported before a bad body, as before.
     hash.parse::<BlobHash>()
         .map_err(|e| ApiError::bad_request("bad_hash", e.to_string()))?;
-    app::deployments::upload_blob(&app, &who, &hash, body?).await?;
+    // A declared length over the limit is refused before any byte is read;
+    // a body without one is counted as it streams.
+    let limit = app.config.limits.max_blob_bytes;
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::new(
+            ErrorKind::TooLarge,
+            "payload_too_large",
+            format!("blob exceeds the {limit}-byte limit (limits.max_blob_bytes)"),
+        ));
+    }
+    app::deployments::upload_blob(&app, &who, &hash, body.into_data_stream()).await?;
     Ok(StatusCode::CREATED)
 }
 

@@ -94,22 +94,20 @@ pub async fn missing_blobs(
     Ok(app.blobs.missing(hashes).await?)
 }
 
-/// Stores one blob whose bytes must hash to `hash`.
-pub async fn upload_blob(app: &App, who: &Principal, hash: &str, body: Bytes) -> AppResult<()> {
+/// Streams one blob into the store; its bytes must hash to `hash`.
+pub async fn upload_blob<S, E>(app: &App, who: &Principal, hash: &str, body: S) -> AppResult<()>
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Send + Unpin,
+    E: std::fmt::Display,
+{
     may_upload(who)?;
     let hash: BlobHash = hash.parse().map_err(|e: protocol::hash::HashParseError| {
         AppError::invalid("bad_hash", e.to_string())
     })?;
-    match app.blobs.put_verified(&hash, body).await {
-        Ok(()) => Ok(()),
-        Err(crate::blobs::BlobStoreError::HashMismatch { expected, actual }) => {
-            Err(AppError::invalid(
-                "hash_mismatch",
-                format!("uploaded bytes hash to {actual}, not {expected}"),
-            ))
-        }
-        Err(e) => Err(e.into()),
-    }
+    app.blobs
+        .put_stream(&hash, body, app.config.limits.max_blob_bytes)
+        .await?;
+    Ok(())
 }
 
 /// Marks an uploaded deployment ready once every blob is present; a ready

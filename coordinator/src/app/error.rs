@@ -26,6 +26,9 @@ pub enum ErrorKind {
     RateLimited,
     /// The team's quota would be exceeded (deleting something frees it).
     QuotaExceeded,
+    /// Something the platform depends on (the blob store) is down; the
+    /// same request may succeed later.
+    Unavailable,
     /// The platform failed; the detail is in the coordinator's log.
     Internal,
 }
@@ -128,7 +131,25 @@ impl From<crate::store::StoreError> for AppError {
 
 impl From<crate::blobs::BlobStoreError> for AppError {
     fn from(e: crate::blobs::BlobStoreError) -> Self {
-        AppError::internal(e)
+        use crate::blobs::BlobStoreError as B;
+        match e {
+            B::HashMismatch { expected, actual } => AppError::invalid(
+                "hash_mismatch",
+                format!("uploaded bytes hash to {actual}, not {expected}"),
+            ),
+            B::TooLarge { .. } => {
+                AppError::new(ErrorKind::TooLarge, "payload_too_large", e.to_string())
+            }
+            B::Body(_) => AppError::invalid("bad_body", e.to_string()),
+            // The store is down or refuses us: say so, and that it is
+            // worth trying again (nothing was kept).
+            B::Backend(_) => AppError::new(
+                ErrorKind::Unavailable,
+                "blob_storage_unavailable",
+                format!("blob storage is unavailable, nothing was stored; try again: {e}"),
+            ),
+            other => AppError::internal(other),
+        }
     }
 }
 

@@ -29,6 +29,19 @@ use logs::{LogHub, LogWriter};
 /// How often idle workers look at the queue (an enqueue wakes them at once)
 /// and running builds look for a cancel request from another coordinator.
 const POLL: Duration = Duration::from_secs(2);
+/// A running build is its coordinator's while this lease lasts; renewed
+/// every [`LEASE_RENEW`], so a coordinator that died leaves its builds to
+/// be re-queued by another within about this long.
+const LEASE: Duration = Duration::from_secs(30);
+const LEASE_RENEW: Duration = Duration::from_secs(10);
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildServiceError {
@@ -164,29 +177,58 @@ impl BuildService {
         }
     }
 
-    /// Re-queues what a stopped coordinator left running, then runs the
-    /// queue until shutdown.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        match self.store.recover_interrupted_builds().await {
+    /// One recovery pass (see [`Self::run`]); the build's log says what
+    /// happened to it.
+    async fn recover(&self, me: &str, mine: bool) {
+        match self.store.recover_interrupted_builds(me, mine).await {
             Ok(found) => {
                 for (b, requeued) in found {
                     let text = if requeued {
                         format!(
-                            "The coordinator restarted while this build ran; re-queued (attempt {} of {}).",
+                            "The coordinator running this build stopped; re-queued (attempt {} of {}).",
                             b.attempts + 1,
                             crate::store::MAX_BUILD_ATTEMPTS
                         )
                     } else {
-                        "The coordinator restarted while this build ran, and it has no attempts left; marked failed.".to_string()
+                        "The coordinator running this build stopped, and it has no attempts left; marked failed.".to_string()
                     };
-                    tracing::warn!(build = %b.id, requeued, "interrupted build found at start");
+                    tracing::warn!(build = %b.id, requeued, "interrupted build found");
                     self.append_system(&b.id, &text).await;
+                    if requeued {
+                        self.wake.notify_one();
+                    }
                 }
             }
             Err(e) => tracing::error!(error = %e, "recovering interrupted builds"),
         }
+    }
+
+    /// Re-queues what a stopped coordinator left running (this one before
+    /// its restart at once; another one's when its lease lapses, checked
+    /// every few seconds on every coordinator), and, when `work`, runs the
+    /// queue until shutdown.
+    pub async fn run(self: Arc<Self>, me: String, work: bool, mut shutdown: watch::Receiver<bool>) {
+        self.recover(&me, true).await;
+        let recovery = {
+            let (me2, this, mut stop) = (me.clone(), self.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(LEASE_RENEW) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                    this.recover(&me2, false).await;
+                }
+            })
+        };
+        let _recovery = AbortOnDrop(recovery);
+        if !work {
+            let _ = shutdown.wait_for(|s| *s).await;
+            return;
+        }
         let workers = self.config.builds.concurrency;
         if workers == 0 || self.builder.is_none() {
+            let _ = shutdown.wait_for(|s| *s).await;
             return;
         }
         let slots = Arc::new(Semaphore::new(workers));
@@ -196,12 +238,13 @@ impl BuildService {
                 p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
                 _ = shutdown.wait_for(|s| *s) => break,
             };
-            match self.store.claim_build().await {
+            match self.store.claim_build(&me, LEASE.as_millis() as i64).await {
                 Ok(Some(b)) => {
-                    let me = self.clone();
+                    let this = self.clone();
                     let stop = shutdown.clone();
+                    let worker = me.clone();
                     tasks.spawn(async move {
-                        me.run_one(b, stop).await;
+                        this.run_one(b, worker, stop).await;
                         drop(permit);
                     });
                     continue;
@@ -217,29 +260,54 @@ impl BuildService {
             }
             while tasks.try_join_next().is_some() {}
         }
-        // Running builds stop with the coordinator; the next start re-queues them.
+        // Running builds stop with the coordinator; its next start re-queues
+        // them, or another coordinator once their lease lapses.
         for t in self.running.lock().unwrap().values() {
             t.cancel();
         }
         while tasks.join_next().await.is_some() {}
     }
 
-    async fn run_one(self: &Arc<Self>, b: Build, shutdown: watch::Receiver<bool>) {
+    async fn run_one(self: &Arc<Self>, b: Build, worker: String, shutdown: watch::Receiver<bool>) {
         let cancel = CancellationToken::new();
         self.running
             .lock()
             .unwrap()
             .insert(b.id.clone(), cancel.clone());
-        // A cancel requested through another coordinator arrives by the DB.
+        // A cancel requested through another coordinator arrives by the DB;
+        // the lease is renewed on the way, and a build that is no longer
+        // this coordinator's (its lease lapsed and another took it) stops
+        // here without a word: the other run owns its outcome.
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let watcher = {
             let me = self.clone();
-            let (id, token) = (b.id.clone(), cancel.clone());
+            let (id, token, lost) = (b.id.clone(), cancel.clone(), lost.clone());
             tokio::spawn(async move {
+                let mut renewed = tokio::time::Instant::now();
                 loop {
                     tokio::time::sleep(POLL).await;
                     if me.store.cancel_requested(&id).await.unwrap_or(false) {
                         token.cancel();
                         return;
+                    }
+                    if renewed.elapsed() >= LEASE_RENEW {
+                        match me
+                            .store
+                            .renew_build_lease(&id, &worker, LEASE.as_millis() as i64)
+                            .await
+                        {
+                            Ok(true) => renewed = tokio::time::Instant::now(),
+                            Ok(false) => {
+                                tracing::warn!(build = %id, "this build's lease was lost (another coordinator re-queued it); stopping here");
+                                lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                                token.cancel();
+                                return;
+                            }
+                            // The database is away: keep building, try again.
+                            Err(e) => {
+                                tracing::warn!(build = %id, error = %e, "renewing a build's lease")
+                            }
+                        }
                     }
                 }
             })
@@ -254,6 +322,10 @@ impl BuildService {
         let result = self.build(&b, &writer, cancel.clone()).await;
         watcher.abort();
         self.running.lock().unwrap().remove(&b.id);
+        if lost.load(std::sync::atomic::Ordering::SeqCst) {
+            writer.finish().await;
+            return;
+        }
         let interrupted = *shutdown.borrow();
         let outcome = match result {
             Ok(published) => {
@@ -271,7 +343,8 @@ impl BuildService {
                 return;
             }
             Err(BuildFailure::Canceled) if interrupted => {
-                // Left `building`: the next start re-queues it.
+                // Left `building`: re-queued at the next start, or by another
+                // coordinator when the lease lapses.
                 let _ = writer.tx.send(logs::system(
                     "The coordinator is stopping; this build will be re-queued.",
                 ));

@@ -1,6 +1,5 @@
 //! Alert channels, rules, the state of each watched series, deliveries
-//! (the outbox and its history), and leases for work one coordinator of a
-//! cluster does at a time.
+//! (the outbox and its history). Leases are in `coordinators.rs`.
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -454,30 +453,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(delivery).collect()
-    }
-
-    /// Takes or keeps the lease `name` for `ttl_ms`: true when `holder`
-    /// has it now. A lease whose holder stopped renewing it passes to the
-    /// next coordinator that asks once it expires.
-    pub async fn try_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let now = now_ms();
-        let r = sqlx::query(
-            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET holder = $2, expires_at = $3 \
-             WHERE leases.holder = $2 OR leases.expires_at < $4",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(now + ttl_ms)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
     }
 
     /// A project's builds created since `since_ms` or still unfinished:

@@ -309,8 +309,13 @@ impl Store {
     }
 
     /// Takes the oldest queued build of a project with nothing building,
-    /// if any, and marks it building.
-    pub async fn claim_build(&self) -> Result<Option<Build>, StoreError> {
+    /// if any, and marks it building by `worker` (a coordinator's id) for
+    /// `lease_ms`, which the worker renews while it runs.
+    pub async fn claim_build(
+        &self,
+        worker: &str,
+        lease_ms: i64,
+    ) -> Result<Option<Build>, StoreError> {
         loop {
             // One build per project at a time: they share the project's
             // package cache, and the newer one would be promoted last anyway.
@@ -325,12 +330,15 @@ impl Store {
             .await?;
             let Some(row) = row else { return Ok(None) };
             let id: String = row.try_get("id")?;
+            let now = now_ms();
             let claimed = sqlx::query(
-                "UPDATE builds SET status = $1, started_at = $2, attempts = attempts + 1 \
-                 WHERE id = $3 AND status = $4",
+                "UPDATE builds SET status = $1, started_at = $2, attempts = attempts + 1, \
+                 worker = $3, lease_until = $4 WHERE id = $5 AND status = $6",
             )
             .bind(BuildStatus::Building.as_str())
-            .bind(now_ms())
+            .bind(now)
+            .bind(worker)
+            .bind(now + lease_ms)
             .bind(&id)
             .bind(BuildStatus::Queued.as_str())
             .execute(&self.pool)
@@ -341,6 +349,26 @@ impl Store {
             }
             // Someone else took it (or it was canceled): look again.
         }
+    }
+
+    /// Extends `worker`'s lease on a running build: false when it is no
+    /// longer its (re-queued after the lease lapsed, or ended).
+    pub async fn renew_build_lease(
+        &self,
+        id: &str,
+        worker: &str,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE builds SET lease_until = $1 WHERE id = $2 AND worker = $3 AND status = $4",
+        )
+        .bind(now_ms() + lease_ms)
+        .bind(id)
+        .bind(worker)
+        .bind(BuildStatus::Building.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Records what the build resolved "latest of the branch" to.
@@ -490,38 +518,65 @@ impl Store {
         })
     }
 
-    /// Builds left `building` by a coordinator that stopped: each goes back
-    /// to the queue, or fails once it has used its attempts. Returns the
-    /// builds and whether each was re-queued.
-    pub async fn recover_interrupted_builds(&self) -> Result<Vec<(Build, bool)>, StoreError> {
+    /// Builds whose coordinator stopped: running with a lapsed lease (or
+    /// none: rows from before leases), and with `mine` also those this
+    /// coordinator (`me`) ran before it restarted. Each is queued again
+    /// while it has attempts left, else failed; returned with which.
+    pub async fn recover_interrupted_builds(
+        &self,
+        me: &str,
+        mine: bool,
+    ) -> Result<Vec<(Build, bool)>, StoreError> {
+        let now = now_ms();
+        // `me` never matches when `mine` is false (ids are never empty).
+        let me = if mine { me } else { "" };
+        const LAPSED: &str =
+            "status = $1 AND (lease_until IS NULL OR lease_until < $2 OR worker = $3)";
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {BUILD_COLS} FROM builds WHERE status = $1"
+            "SELECT {BUILD_COLS} FROM builds WHERE {LAPSED}"
         )))
         .bind(BuildStatus::Building.as_str())
+        .bind(now)
+        .bind(me)
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::new();
         for r in &rows {
             let b = Build::from_row(r)?;
             let requeue = b.attempts < MAX_BUILD_ATTEMPTS;
-            if requeue {
-                sqlx::query("UPDATE builds SET status = $1, started_at = NULL WHERE id = $2")
-                    .bind(BuildStatus::Queued.as_str())
-                    .bind(&b.id)
-                    .execute(&self.pool)
-                    .await?;
-            } else {
-                sqlx::query(
-                    "UPDATE builds SET status = $1, error = $2, finished_at = $3 WHERE id = $4",
-                )
-                .bind(BuildStatus::Error.as_str())
-                .bind("interrupted by coordinator restarts too many times")
-                .bind(now_ms())
+            // The same condition again: of coordinators finding the same
+            // build, one moves it.
+            let moved = if requeue {
+                sqlx::query(AssertSqlSafe(format!(
+                    "UPDATE builds SET status = $4, started_at = NULL, worker = NULL, \
+                     lease_until = NULL WHERE id = $5 AND {LAPSED}"
+                )))
+                .bind(BuildStatus::Building.as_str())
+                .bind(now)
+                .bind(me)
+                .bind(BuildStatus::Queued.as_str())
                 .bind(&b.id)
                 .execute(&self.pool)
-                .await?;
+                .await?
+            } else {
+                sqlx::query(AssertSqlSafe(format!(
+                    "UPDATE builds SET status = $4, error = $5, finished_at = $6, worker = NULL, \
+                     lease_until = NULL WHERE id = $7 AND {LAPSED}"
+                )))
+                .bind(BuildStatus::Building.as_str())
+                .bind(now)
+                .bind(me)
+                .bind(BuildStatus::Error.as_str())
+                .bind("interrupted by coordinator restarts too many times")
+                .bind(now)
+                .bind(&b.id)
+                .execute(&self.pool)
+                .await?
             }
-            out.push((b, requeue));
+            .rows_affected();
+            if moved == 1 {
+                out.push((b, requeue));
+            }
         }
         Ok(out)
     }

@@ -90,6 +90,9 @@ pub enum EdgeSync {
     /// A project's request-log sample for its drains (project id): the
     /// largest rate of its drains that take request logs, or removed.
     RequestLog(String),
+    /// The registered coordinators' QUIC addresses (edges fail over
+    /// between them).
+    Coordinators,
 }
 
 /// A host certificate as issued, before its key is sealed into an entry.
@@ -1029,6 +1032,30 @@ async fn derive(
                     }),
                 });
             }
+        }
+        EdgeSync::Coordinators => {
+            let mut addrs: Vec<String> = Vec::new();
+            for r in sqlx::query("SELECT quic_addr FROM coordinators ORDER BY started_at, id")
+                .fetch_all(&mut **tx)
+                .await?
+            {
+                let a: String = r.try_get("quic_addr")?;
+                // An address no edge could parse is left out (validated at
+                // start too); the list is bounded like the edge bounds it.
+                if protocol::config::CoordinatorList::is_valid_addr(&a)
+                    && !addrs.contains(&a)
+                    && addrs.len() < protocol::config::CoordinatorList::MAX
+                {
+                    addrs.push(a);
+                }
+            }
+            let list = protocol::config::CoordinatorList { addrs };
+            out.push(Write {
+                key: Key::Coordinators,
+                project_id: None,
+                deployment_id: None,
+                value: list.is_valid().then_some(Entry::Coordinators(list)),
+            });
         }
         EdgeSync::Salt(day, salt) => out.push(Write {
             key: Key::Salt(*day),

@@ -28,6 +28,7 @@ mod lifecycle;
 mod mesh;
 mod mesh_partition;
 mod metrics;
+mod multi;
 mod node_trust;
 mod openapi;
 mod rate_limits;

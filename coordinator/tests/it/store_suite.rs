@@ -380,18 +380,21 @@ async fn builds_suite(s: &Store) {
     s.enqueue_build(&queued("b1", &p.id, "main", 10))
         .await
         .unwrap();
-    let first = s.claim_build().await.unwrap().unwrap();
+    let first = s.claim_build("coord-a", 60_000).await.unwrap().unwrap();
     assert_eq!(
         (first.id.as_str(), first.status, first.attempts),
         ("b1", BuildStatus::Building, 1)
     );
     // b2 waits: its project is building; another project's build goes on.
-    assert!(s.claim_build().await.unwrap().is_none());
+    assert!(s.claim_build("coord-a", 60_000).await.unwrap().is_none());
     let other = s.create_project("po", "other", "team-a").await.unwrap();
     s.enqueue_build(&queued("o1", &other.id, "main", 25))
         .await
         .unwrap();
-    assert_eq!(s.claim_build().await.unwrap().unwrap().id, "o1");
+    assert_eq!(
+        s.claim_build("coord-a", 60_000).await.unwrap().unwrap().id,
+        "o1"
+    );
     s.finish_build("o1", BuildStatus::Error, Some("x"))
         .await
         .unwrap();
@@ -432,7 +435,7 @@ async fn builds_suite(s: &Store) {
         branch_alias: true,
     };
     s.finish_build_ready(&ready(&first, true)).await.unwrap();
-    let second = s.claim_build().await.unwrap().unwrap();
+    let second = s.claim_build("coord-a", 60_000).await.unwrap().unwrap();
     assert_eq!(second.id, "b2", "claimed once b1 is done");
     s.finish_build_ready(&ready(&second, false)).await.unwrap();
     assert_eq!(s.config_version().await.unwrap(), v0 + 2);
@@ -457,7 +460,7 @@ async fn builds_suite(s: &Store) {
     );
     let mut again = queued("b3", &p.id, "dev", 30);
     s.enqueue_build(&again).await.unwrap();
-    again = s.claim_build().await.unwrap().unwrap();
+    again = s.claim_build("coord-a", 60_000).await.unwrap().unwrap();
     s.finish_build_ready(&ReadyBuild {
         build: &again,
         bundle_id: "bundle-b",
@@ -488,7 +491,7 @@ async fn builds_suite(s: &Store) {
         s.enqueue_build(&queued(id, &p.id, "main", 35))
             .await
             .unwrap();
-        let b = s.claim_build().await.unwrap().unwrap();
+        let b = s.claim_build("coord-a", 60_000).await.unwrap().unwrap();
         s.finish_build_ready(&ReadyBuild {
             build: &b,
             bundle_id: "bundle-b",
@@ -536,7 +539,7 @@ async fn builds_suite(s: &Store) {
     s.enqueue_build(&queued("c2", &p.id, "x", 50))
         .await
         .unwrap();
-    s.claim_build().await.unwrap().unwrap();
+    s.claim_build("coord-a", 60_000).await.unwrap().unwrap();
     assert!(!s.cancel_requested("c2").await.unwrap());
     assert_eq!(
         s.request_cancel("c2").await.unwrap().unwrap().status,
@@ -548,19 +551,43 @@ async fn builds_suite(s: &Store) {
         .unwrap();
 
     // Interrupted builds: re-queued while attempts remain, then failed.
+    // A build under a live lease is its coordinator's: another one (or the
+    // periodic pass) leaves it; its own coordinator restarted takes it back
+    // at once; another takes it once the lease lapsed.
     s.enqueue_build(&queued("r1", &p.id, "x", 60))
         .await
         .unwrap();
-    s.claim_build().await.unwrap().unwrap();
-    let found = s.recover_interrupted_builds().await.unwrap();
+    s.claim_build("coord-a", 60_000).await.unwrap().unwrap();
+    assert!(s
+        .recover_interrupted_builds("coord-b", true)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .recover_interrupted_builds("coord-a", false)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s.renew_build_lease("r1", "coord-a", 60_000).await.unwrap());
+    assert!(!s.renew_build_lease("r1", "coord-b", 60_000).await.unwrap());
+    let found = s.recover_interrupted_builds("coord-a", true).await.unwrap();
     assert_eq!(found.len(), 1);
     assert!(found[0].1, "first interruption re-queues");
     assert_eq!(
         s.build("r1").await.unwrap().unwrap().status,
         BuildStatus::Queued
     );
-    s.claim_build().await.unwrap().unwrap();
-    let found = s.recover_interrupted_builds().await.unwrap();
+    assert!(
+        !s.renew_build_lease("r1", "coord-a", 60_000).await.unwrap(),
+        "a re-queued build's lease is nobody's"
+    );
+    // A lease of 0 ms has lapsed by the time anyone looks.
+    s.claim_build("coord-a", 0).await.unwrap().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let found = s
+        .recover_interrupted_builds("coord-b", false)
+        .await
+        .unwrap();
     assert!(!found[0].1, "second interruption fails");
     let r1 = s.build("r1").await.unwrap().unwrap();
     assert_eq!(r1.status, BuildStatus::Error);

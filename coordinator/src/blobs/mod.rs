@@ -1,6 +1,9 @@
 //! The coordinator's blob store on `object_store`: local disk by default,
-//! any S3-compatible store later. Keys are `blobs/<2 hex>/<64 hex>`; a blob
-//! is written only after its bytes hash to its name.
+//! any S3-compatible store with `[blobs] url` (`config.rs`). Keys are
+//! `blobs/<2 hex>/<64 hex>`; a blob is written only after its bytes hash
+//! to its name: an upload streams into the store and is completed (local:
+//! renamed into place; S3: the multipart upload completed) only once the
+//! hash matched (`upload.rs`).
 //!
 //! On local disk a blob is written durably: a temporary file under `tmp/`,
 //! fsynced, renamed into place, and its directory fsynced, so that after a
@@ -8,6 +11,11 @@
 //! streams: a blob that no longer matches its name (a disk that lied) ends
 //! its stream with an error and is removed, so the next deploy that needs
 //! it is told it is missing and uploads it again.
+
+mod config;
+mod upload;
+
+pub use config::{BlobsConfig, S3Location};
 
 use std::sync::Arc;
 
@@ -33,6 +41,10 @@ pub enum BlobStoreError {
     Backend(#[from] object_store::Error),
     #[error("blob storage i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("blob is larger than the {limit}-byte limit (limits.max_blob_bytes)")]
+    TooLarge { limit: u64 },
+    #[error("the upload's body broke off: {0}")]
+    Body(String),
 }
 
 #[derive(Clone)]
@@ -41,6 +53,8 @@ pub struct BlobStore {
     /// The directory of a local store: writes go through the file system
     /// there, durably.
     local: Option<Arc<std::path::PathBuf>>,
+    /// Multipart part size (S3).
+    part_size: usize,
 }
 
 fn key(h: &BlobHash) -> ObjectPath {
@@ -49,6 +63,41 @@ fn key(h: &BlobHash) -> ObjectPath {
 }
 
 impl BlobStore {
+    /// The store `[blobs]` names: S3 when it has a URL, else local disk
+    /// under `data_dir/blobs`.
+    pub fn open(config: &BlobsConfig, data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        match config.location()? {
+            None => Ok(Self::local(&data_dir.join("blobs"))?),
+            Some(loc) => {
+                let s3 = config.s3(&loc)?;
+                let inner: Arc<dyn ObjectStore> = if loc.prefix.is_empty() {
+                    s3
+                } else {
+                    Arc::new(object_store::prefix::PrefixStore::new(
+                        s3,
+                        loc.prefix.as_str(),
+                    ))
+                };
+                Ok(BlobStore {
+                    inner,
+                    local: None,
+                    part_size: config.part_size() as usize,
+                })
+            }
+        }
+    }
+
+    /// Where blobs are kept, for logs (no credentials).
+    pub fn describe(config: &BlobsConfig, data_dir: &std::path::Path) -> String {
+        match &config.url {
+            Some(u) => match &config.endpoint {
+                Some(e) => format!("{u} at {e}"),
+                None => u.clone(),
+            },
+            None => data_dir.join("blobs").display().to_string(),
+        }
+    }
+
     pub fn local(dir: &std::path::Path) -> Result<Self, BlobStoreError> {
         std::fs::create_dir_all(dir.join("tmp"))?;
         // Leftovers of a crash mid-write were never blobs.
@@ -58,6 +107,7 @@ impl BlobStore {
         Ok(BlobStore {
             inner: Arc::new(LocalFileSystem::new_with_prefix(dir)?),
             local: Some(Arc::new(dir.to_path_buf())),
+            part_size: config::DEFAULT_PART_SIZE as usize,
         })
     }
 
