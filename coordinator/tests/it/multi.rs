@@ -164,8 +164,9 @@ async fn coordinators_share_postgres_and_garage_and_edges_fail_over() {
         );
     }
 
-    // A dies without a word in the middle of an upload: nothing of it
-    // is visible, and the same upload goes through B.
+    // A dies without a word in the middle of an upload and of a deploy's
+    // propagation: nothing of the upload is visible and it goes through B;
+    // the deploy A published reaches every edge (A's own through B).
     let blob: Vec<u8> = (0..40_000_000u32)
         .map(|i| (i.wrapping_mul(40_503) >> 9) as u8)
         .collect();
@@ -173,7 +174,7 @@ async fn coordinators_share_postgres_and_garage_and_edges_fail_over() {
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         blob.chunks(1 << 20).map(|c| Ok(c.to_vec())).collect();
     let slow = futures::stream::iter(chunks).then(|c| async move {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
         c
     });
     let upload = a
@@ -182,7 +183,8 @@ async fn coordinators_share_postgres_and_garage_and_edges_fail_over() {
         .body(reqwest::Body::wrap_stream(slow))
         .send();
     let upload = tokio::spawn(upload);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    write_site(&site, "v4");
+    a.deploy(&site, "shop", true);
     a.proc.kill9();
     assert!(upload.await.unwrap().is_err(), "A died mid-upload");
     let missing = |c: &Coordinator| {
@@ -211,11 +213,13 @@ async fn coordinators_share_postgres_and_garage_and_edges_fail_over() {
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     assert!(!missing(&b).await);
 
-    // With A gone its edge moves to B and follows what B publishes.
-    write_site(&site, "v4");
-    b.deploy(&site, "shop", true);
     served(&e1, "shop.localhost", "v4").await;
     served(&e2, "shop.localhost", "v4").await;
+    // With A gone its edge follows what B publishes.
+    write_site(&site, "v4b");
+    b.deploy(&site, "shop", true);
+    served(&e1, "shop.localhost", "v4b").await;
+    served(&e2, "shop.localhost", "v4b").await;
 
     // The object store down: an upload fails, clearly and soon; the edges
     // serve on; once it is back the same deploy goes through.
@@ -236,7 +240,7 @@ async fn coordinators_share_postgres_and_garage_and_edges_fail_over() {
         started.elapsed() < Duration::from_secs(90),
         "a store that is down fails the upload soon, not after minutes"
     );
-    served(&e1, "shop.localhost", "v4").await;
+    served(&e1, "shop.localhost", "v4b").await;
     store.resume().unwrap();
     eventually(60, "a deploy once the store is back", || async {
         b.cli(&[
