@@ -610,6 +610,7 @@ async fn store_suite_sqlite() {
     acme_suite(&s).await;
     analytics_suite(&s).await;
     observability_suite(&s).await;
+    coordinators_suite(&s).await;
     s.close().await;
 }
 
@@ -623,6 +624,7 @@ async fn store_suite_postgres() {
     acme_suite(&s).await;
     analytics_suite(&s).await;
     observability_suite(&s).await;
+    coordinators_suite(&s).await;
     db.drop_db(s).await;
 }
 
@@ -1632,4 +1634,78 @@ async fn observability_suite(s: &Store) {
     );
     assert!(s.delete_drain("dr1").await.unwrap());
     assert_eq!(s.request_log_rate(&p.id).await.unwrap(), None);
+}
+
+/// What several coordinators share: the first material stored wins, one
+/// admin token under its fixed id, the registry, named leases.
+async fn coordinators_suite(s: &Store) {
+    assert_eq!(s.cluster_material("cluster-ca").await.unwrap(), None);
+    assert!(s
+        .insert_cluster_material("cluster-ca", b"first")
+        .await
+        .unwrap());
+    assert!(!s
+        .insert_cluster_material("cluster-ca", b"second")
+        .await
+        .unwrap());
+    assert_eq!(
+        s.cluster_material("cluster-ca").await.unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+
+    assert!(s
+        .create_api_token_once("admin", "admin", "hash-a")
+        .await
+        .unwrap());
+    assert!(!s
+        .create_api_token_once("admin", "admin", "hash-b")
+        .await
+        .unwrap());
+
+    s.register_coordinator("c-a", "10.0.0.1:8701", "http://a", "all")
+        .await
+        .unwrap();
+    s.register_coordinator("c-b", "", "http://b", "builder")
+        .await
+        .unwrap();
+    // A restart updates the row in place.
+    s.register_coordinator("c-a", "10.0.0.9:8701", "http://a2", "api")
+        .await
+        .unwrap();
+    let list = s.coordinators().await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(
+        (
+            list[0].id.as_str(),
+            list[0].quic_addr.as_str(),
+            list[0].role.as_str()
+        ),
+        ("c-a", "10.0.0.9:8701", "api")
+    );
+    assert!(s.coordinator_seen("c-b").await.unwrap());
+    assert!(!s.coordinator_seen("nobody").await.unwrap());
+    assert_eq!(s.forget_coordinators(0).await.unwrap(), 0);
+    let later = coordinator::store::now_ms() + 1;
+    assert_eq!(s.forget_coordinators(later).await.unwrap(), 2);
+    assert!(s.coordinators().await.unwrap().is_empty());
+    assert!(
+        !s.coordinator_seen("c-a").await.unwrap(),
+        "forgotten: registers again"
+    );
+
+    // A lease is its holder's until it lapses.
+    assert!(s.try_lease("retention.pass", "c-a", 60_000).await.unwrap());
+    assert!(
+        s.try_lease("retention.pass", "c-a", 60_000).await.unwrap(),
+        "kept"
+    );
+    assert!(!s.try_lease("retention.pass", "c-b", 60_000).await.unwrap());
+    assert!(s.try_lease("analytics.upkeep", "c-b", 0).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert!(
+        s.try_lease("analytics.upkeep", "c-a", 60_000)
+            .await
+            .unwrap(),
+        "a lapsed lease passes on"
+    );
 }
