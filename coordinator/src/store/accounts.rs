@@ -43,8 +43,24 @@ impl Store {
         name: &str,
         hash: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+        if self.create_api_token_once(id, name, hash).await? {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(format!("API token {id}")))
+        }
+    }
+
+    /// Creates the API token `id` unless one with that id exists: whether
+    /// this call made it (two coordinators starting together make one).
+    pub async fn create_api_token_once(
+        &self,
+        id: &str,
+        name: &str,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO NOTHING",
         )
         .bind(id)
         .bind(name)
@@ -52,7 +68,7 @@ impl Store {
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(r.rows_affected() == 1)
     }
 
     // ---- users ----------------------------------------------------------------

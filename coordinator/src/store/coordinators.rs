@@ -1,7 +1,7 @@
 //! What several coordinators on one database share beyond the tables of
 //! their features: the cluster material the first one makes
 //! (`cluster_material`, sealed), the registry of coordinators (where edges
-//! link to), the one-time admin token, and named leases (`leases`): work
+//! link to), and named leases (`leases`): work
 //! one coordinator of several does at a time (alert evaluation, retention
 //! and GC, analytics upkeep), passed on when its holder stops renewing.
 
@@ -70,27 +70,6 @@ impl Store {
         )
         .bind(name)
         .bind(value)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    /// Creates the API token `id` unless one with that id exists: whether
-    /// this call made it (two coordinators starting together make one).
-    pub async fn create_api_token_once(
-        &self,
-        id: &str,
-        name: &str,
-        hash: &str,
-    ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(hash)
         .bind(now_ms())
         .execute(&self.pool)
         .await?;

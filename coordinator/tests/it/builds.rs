@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use crate::support::webhooks::{commit, git, github_push, have, hmac_hex, sse, start, wait_status};
+use crate::support::webhooks::{
+    commit, git, github_push, have, hmac_hex, queue_build, sse, start, wait_status,
+};
 use crate::support::{eventually, Edge};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -341,22 +343,7 @@ async fn failures_cancel_and_restart_are_clean() {
         .send()
         .await
         .unwrap();
-    let queue = |project: &'static str| {
-        let api = &api;
-        async move {
-            let b: Value = api
-                .req(Method::POST, &format!("/projects/{project}/builds"))
-                .json(&json!({}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            b["id"].as_str().unwrap().to_string()
-        }
-    };
-    let hang = queue("hangs").await;
+    let hang = queue_build(&api, "hangs").await;
     wait_status(&api, &hang, "building", 60).await;
     let out = coord.cli_ok(&["cancel", &hang]);
     assert!(out.contains(&hang), "{out}");
@@ -365,7 +352,7 @@ async fn failures_cancel_and_restart_are_clean() {
 
     // A coordinator killed mid-build re-queues the build on restart, and
     // the log says so.
-    let hang2 = queue("hangs").await;
+    let hang2 = queue_build(&api, "hangs").await;
     eventually(60, "build started", || async {
         let logs: Value = api
             .req(Method::GET, &format!("/deployments/{hang2}/build-logs"))

@@ -35,6 +35,17 @@ fn member(dir: &std::path::Path, toml: &str, extra: &[&str], token: Option<&str>
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The status of `GET /api/v1/projects` there, with the admin token.
+async fn projects_status(c: &Coordinator) -> u16 {
+    c.api()
+        .req(reqwest::Method::GET, "/projects")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 #[tokio::test]
 async fn coordinators_share_postgres_and_garage_and_edges_fail_over() {
     if !garage::available() {
@@ -82,14 +93,8 @@ async fn coordinators_share_postgres_and_garage_and_edges_fail_over() {
     a.token = token.clone();
     b.token = token.clone();
     for c in [&a, &b] {
-        let r = c
-            .api()
-            .req(reqwest::Method::GET, "/projects")
-            .send()
-            .await
-            .unwrap();
         assert_eq!(
-            r.status(),
+            projects_status(c).await,
             200,
             "the one admin token works on every coordinator"
         );
@@ -108,13 +113,7 @@ async fn coordinators_share_postgres_and_garage_and_edges_fail_over() {
         .await
         .unwrap();
     assert_eq!(health.text().await.unwrap(), "ok: builder\n");
-    let api = builder
-        .api()
-        .req(reqwest::Method::GET, "/projects")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(api.status(), 404, "a builder has no API");
+    assert_eq!(projects_status(&builder).await, 404, "a builder has no API");
 
     // Edges join through either coordinator.
     let e1 = Edge::join(&a, "fra", &tmp.path().join("e1"));
@@ -265,7 +264,7 @@ async fn coordinators_share_postgres_and_garage_and_edges_fail_over() {
 /// killed mid-build leaves the build to another builder, which finishes it.
 #[tokio::test]
 async fn builds_run_on_builders_and_move_when_one_dies() {
-    use crate::support::webhooks::{commit, have, init, sse, wait_status};
+    use crate::support::webhooks::{commit, have, init, queue_build, sse, wait_status};
     if !garage::available() || !have("bwrap") || !have("npm") {
         eprintln!("SKIPPING: needs garage, bubblewrap and npm (.ci/run installs them)");
         return;
@@ -328,21 +327,8 @@ async fn builds_run_on_builders_and_move_when_one_dies() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-    let queue = || async {
-        let b: serde_json::Value = api
-            .req(reqwest::Method::POST, "/projects/site/builds")
-            .json(&serde_json::json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        b["id"].as_str().unwrap().to_string()
-    };
-
     // Built on the builder, followed live through the API coordinator.
-    let id = queue().await;
+    let id = queue_build(&api, "site").await;
     let events = sse(&api, &id).await;
     assert!(
         events.contains("started") && events.contains("ready"),
@@ -356,7 +342,7 @@ async fn builds_run_on_builders_and_move_when_one_dies() {
     assert!(tmp.path().join("b1-work").join("jobs").exists());
 
     // The builder dies mid-build; another builder finishes it.
-    let id2 = queue().await;
+    let id2 = queue_build(&api, "site").await;
     eventually(60, "the build to start", || async {
         let logs = api
             .get_json(&format!("/deployments/{id2}/build-logs"))

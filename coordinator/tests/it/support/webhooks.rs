@@ -78,6 +78,20 @@ pub fn start_with_timeout(tmp: &Path, timeout: &str) -> Coordinator {
     )
 }
 
+/// Queues a build of `project`'s branch head through the API; its id.
+pub async fn queue_build(api: &Api, project: &str) -> String {
+    let b: Value = api
+        .req(Method::POST, &format!("/projects/{project}/builds"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    b["id"].as_str().unwrap().to_string()
+}
+
 pub async fn build_status(api: &Api, id: &str) -> Value {
     api.get_json(&format!("/builds/{id}")).await
 }
