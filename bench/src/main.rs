@@ -396,7 +396,6 @@ async fn main() -> anyhow::Result<()> {
             };
             let r = coordinators::run(&bins, &o).await?;
             let md = coordinators::md(&r);
-            print!("{md}");
             report::write(out, "coordinators", &argv, std::slice::from_ref(&r), md)?;
         }
         Command::Function {
