@@ -215,9 +215,11 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         metrics: Default::default(),
     };
     let mut tasks = vec![
+        // What another coordinator wrote reaches this one's edges within a
+        // poll (one `SELECT` of the version while nothing changed).
         tokio::spawn(
             hub.clone()
-                .poll(Duration::from_secs(2), shutdown_rx.clone()),
+                .poll(Duration::from_millis(250), shutdown_rx.clone()),
         ),
         // The build queue: workers when this role builds; everywhere, the
         // re-queueing of builds whose coordinator died.
