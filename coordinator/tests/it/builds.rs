@@ -308,16 +308,7 @@ async fn failures_cancel_and_restart_are_clean() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let b: Value = api
-        .req(Method::POST, "/projects/fails/builds")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = b["id"].as_str().unwrap().to_string();
+    let id = queue_build(&api, "fails").await;
     let b = wait_status(&api, &id, "error", 120).await;
     assert!(b["error"].as_str().unwrap().contains("exit"), "{b}");
     let logs: Value = api
