@@ -1,15 +1,15 @@
-//! The built-in load generator: keep-alive HTTP/1.1 (plain or TLS) and
-//! HTTP/2 (TLS), closed-loop at a fixed concurrency or open-loop at a
-//! constant rate. In constant-rate mode latency is measured from when a
-//! request *should* have been sent, so a stalled server is charged for the
-//! requests it delayed (no coordinated omission).
+//! The built-in load generator: keep-alive HTTP/1.1 (plain or TLS),
+//! HTTP/2 (TLS) and HTTP/3 (QUIC), closed-loop at a fixed concurrency or
+//! open-loop at a constant rate. In constant-rate mode latency is measured
+//! from when a request *should* have been sent, so a stalled server is
+//! charged for the requests it delayed (no coordinated omission).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -24,11 +24,25 @@ pub enum Proto {
     H1s,
     /// HTTP/2 over TLS.
     H2,
+    /// HTTP/3 over QUIC (UDP to the HTTPS port's address; TLS 1.3, ALPN
+    /// `h3`), one QUIC connection (and one UDP socket) per connection of
+    /// the load.
+    H3,
 }
 
 impl Proto {
     pub fn tls(self) -> bool {
         !matches!(self, Proto::H1)
+    }
+
+    /// For reports: `HTTP/1.1`, `HTTP/1.1 over TLS`, `HTTP/2`, `HTTP/3`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::H1 => "HTTP/1.1",
+            Proto::H1s => "HTTP/1.1 over TLS",
+            Proto::H2 => "HTTP/2",
+            Proto::H3 => "HTTP/3",
+        }
     }
 }
 
@@ -71,12 +85,35 @@ impl LoadResult {
     }
 }
 
+/// How long an HTTP/3 connection may take to set up (a TCP connect to a
+/// closed port fails at once; QUIC to a silent one waits).
+const H3_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 enum Sender {
     H1(hyper::client::conn::http1::SendRequest<Empty<Bytes>>),
     H2(hyper::client::conn::http2::SendRequest<Empty<Bytes>>),
+    /// The request sender, and the connection it sends on (held only to
+    /// be closed when the sender is dropped).
+    H3 {
+        send: test_support::h3::SendRequest,
+        _client: Box<test_support::h3::H3Client>,
+    },
 }
 
 async fn connect(t: &Target) -> anyhow::Result<Sender> {
+    if t.proto == Proto::H3 {
+        let tls = t
+            .tls
+            .as_ref()
+            .context("TLS target without a client config")?;
+        let client =
+            test_support::h3::H3Client::connect_with(t.addr, &t.host, tls, H3_CONNECT_TIMEOUT)
+                .await?;
+        return Ok(Sender::H3 {
+            send: client.sender(),
+            _client: Box::new(client),
+        });
+    }
     let tcp = tokio::net::TcpStream::connect(t.addr)
         .await
         .with_context(|| format!("connecting to {}", t.addr))?;
@@ -120,25 +157,33 @@ async fn request(s: &mut Sender, t: &Target) -> anyhow::Result<bool> {
     let scheme = if t.proto.tls() { "https" } else { "http" };
     let req = http::Request::get(match s {
         Sender::H1(_) => t.path.clone(),
-        Sender::H2(_) => format!("{scheme}://{}{}", t.host, t.path),
+        Sender::H2(_) | Sender::H3 { .. } => format!("{scheme}://{}{}", t.host, t.path),
     });
     let req = match s {
         Sender::H1(_) => req.header(http::header::HOST, &t.host),
-        Sender::H2(_) => req,
+        Sender::H2(_) | Sender::H3 { .. } => req,
     };
     let req = match &t.user_agent {
         Some(ua) => req.header(http::header::USER_AGENT, ua.clone()),
         None => req,
-    }
-    .body(Empty::<Bytes>::new())?;
+    };
     let resp = match s {
         Sender::H1(s) => {
             s.ready().await?;
-            s.send_request(req).await?
+            s.send_request(req.body(Empty::<Bytes>::new())?).await?
         }
         Sender::H2(s) => {
             s.ready().await?;
-            s.send_request(req).await?
+            s.send_request(req.body(Empty::<Bytes>::new())?).await?
+        }
+        Sender::H3 { send: s, .. } => {
+            let mut stream = s.send_request(req.body(())?).await?;
+            stream.finish().await?;
+            let ok = stream.recv_response().await?.status().is_success();
+            while let Some(mut chunk) = stream.recv_data().await? {
+                chunk.advance(chunk.remaining());
+            }
+            return Ok(ok);
         }
     };
     let ok = resp.status().is_success();

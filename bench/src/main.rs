@@ -17,6 +17,7 @@ mod plot;
 mod probe;
 mod propagate;
 mod report;
+mod rss;
 mod scale;
 mod static_files;
 mod stats;
@@ -133,7 +134,8 @@ enum Command {
         load: LoadArgs,
     },
     /// Time DNS, TCP connect, TLS and first byte to each URL, repeated:
-    /// run it from each region against your own nodes.
+    /// run it from each region against your own nodes. With --http3, https
+    /// URLs over HTTP/3: DNS, QUIC handshake (TLS inside), first byte.
     Probe {
         /// http:// or https:// URLs (at most 64).
         #[arg(required = true)]
@@ -154,16 +156,29 @@ enum Command {
         /// Also trust this CA (PEM), e.g. the cluster CA for platform hosts.
         #[arg(long)]
         cacert: Option<PathBuf>,
+        /// Probe https:// URLs over HTTP/3 (QUIC, UDP to the URL's port or
+        /// --connect); `connect` is then the QUIC handshake with TLS inside
+        /// it, and TLS is empty. http:// URLs stay HTTP/1.1.
+        #[arg(long)]
+        http3: bool,
         /// Report directory (default: results/<timestamp>-probe).
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// The same files (1 KB, 100 KB, 1 MB) from an edge node and from nginx
-    /// under the same load: req/s, p50/p90/p99/p99.9 and edge/nginx ratios.
+    /// under the same load: req/s, p50/p90/p99/p99.9 and edge/nginx ratios;
+    /// both servers' RSS, idle (the edge serving --sites sites) and at the
+    /// peak of each 1 MB run.
     Static {
-        /// Protocols: h1 (HTTP/1.1), h1s (HTTP/1.1 over TLS), h2 (over TLS).
-        #[arg(long, value_delimiter = ',', default_value = "h1,h2")]
+        /// Protocols: h1 (HTTP/1.1), h1s (HTTP/1.1 over TLS), h2 (over
+        /// TLS), h3 (HTTP/3 over QUIC; nginx is driven with HTTP/2, as
+        /// Debian's has no HTTP/3).
+        #[arg(long, value_delimiter = ',', default_value = "h1,h2,h3")]
         protos: Vec<load::Proto>,
+        /// Sites the edge serves when its idle RSS is read: the bench site
+        /// and small ones (index, stylesheet, 10 KB script each).
+        #[arg(long, default_value_t = 100)]
+        sites: usize,
         #[command(flatten)]
         load: LoadArgs,
     },
@@ -447,6 +462,7 @@ async fn main() -> anyhow::Result<()> {
             timeout,
             connect,
             cacert,
+            http3,
             out,
         } => {
             anyhow::ensure!(urls.len() <= 64, "at most 64 URLs");
@@ -478,14 +494,19 @@ async fn main() -> anyhow::Result<()> {
                 ),
                 None => None,
             };
-            let rs = probe::run(&targets, count, interval, timeout, ca.as_deref()).await?;
+            let rs = probe::run(&targets, count, interval, timeout, ca.as_deref(), http3).await?;
             report::write(out, "probe", &argv, &rs, report::probe_md(&rs))?;
             if rs.iter().all(|r| r.samples == 0) {
                 anyhow::bail!("every probe failed");
             }
         }
-        Command::Static { protos, load } => {
+        Command::Static {
+            protos,
+            sites,
+            load,
+        } => {
             let mode = load_mode(&load, 32)?;
+            anyhow::ensure!((1..=1000).contains(&sites), "--sites must be 1..=1000");
             let bins = find_bins(&load.bin_dir)?;
             let mut cluster = cluster::Cluster::start(&bins, 1, &["local".to_string()], true)?;
             // The reference for analytics' cost: the same node without them.
@@ -496,22 +517,38 @@ async fn main() -> anyhow::Result<()> {
                 mode,
                 duration: load.duration,
                 timeout: load.timeout,
+                sites,
             };
-            let rows = static_files::run(&cluster, &plan, &progress).await?;
+            let run = static_files::run(&cluster, &plan, &progress).await?;
+            let rows = run.rows;
             let analytics =
                 static_files::analytics_cost(&cluster, &plan, 15, Duration::from_secs(1)).await?;
-            let md = report::static_md(&rows) + &report::analytics_md(&analytics);
-            let dir = report::write(load.out, "static", &argv, &rows, md)?;
+            let md = report::static_md(&rows)
+                + &report::rss_md(&run.rss)
+                + &report::analytics_md(&analytics);
+            let dir = report::write_with(
+                load.out,
+                "static",
+                &argv,
+                &rows,
+                &[("rss", serde_json::to_value(&run.rss)?)],
+                md,
+            )?;
             std::fs::write(
                 dir.join("analytics.json"),
                 serde_json::to_vec_pretty(&analytics)?,
             )?;
             for r in &rows {
                 let name = format!("static-{}-{:?}.svg", r.file, r.proto).to_lowercase();
+                let nginx = if r.reference_proto == r.proto {
+                    "nginx".to_string()
+                } else {
+                    format!("nginx ({})", r.reference_proto.name())
+                };
                 plot::latency_cdf(
                     &dir.join(&name),
-                    &format!("{} over {:?}: latency CDF", r.file, r.proto),
-                    &[("edge", &r.edge.cdf), ("nginx", &r.nginx.cdf)],
+                    &format!("{} over {}: latency CDF", r.file, r.proto.name()),
+                    &[("edge", &r.edge.cdf), (&nginx, &r.nginx.cdf)],
                 )?;
             }
         }

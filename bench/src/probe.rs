@@ -1,6 +1,12 @@
 //! `bench probe`: what one user's first request costs, phase by phase —
 //! DNS, TCP connect, TLS handshake, time to first byte — to each target,
 //! repeated. For operators to run from each region against their nodes.
+//!
+//! With `--http3`, https URLs are probed over HTTP/3 instead (UDP to the
+//! URL's port): `connect` is then the whole QUIC handshake, TLS 1.3
+//! included, and `tls` is empty. QUIC carries TLS inside its own
+//! handshake (one round trip for both), and quinn reports no point
+//! between a transport and a TLS part, so there is nothing to split.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,11 +24,14 @@ const MAX_BODY: usize = 16 << 20;
 #[derive(Debug, Serialize)]
 pub struct ProbeReport {
     pub url: String,
+    /// `HTTP/1.1`, or `HTTP/3` (https URLs with `--http3`).
+    pub protocol: &'static str,
     pub samples: usize,
     pub failures: usize,
     pub dns: Summary,
+    /// TCP connect; over HTTP/3 the QUIC handshake, TLS included.
     pub connect: Summary,
-    /// Empty for plain HTTP.
+    /// Empty for plain HTTP, and over HTTP/3 (see `connect`).
     pub tls: Summary,
     /// From sending the request to the first response byte.
     pub first_byte: Summary,
@@ -69,10 +78,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     url: &reqwest::Url,
     host: &str,
 ) -> anyhow::Result<(Duration, usize)> {
-    let path = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    };
+    let path = path_and_query(url);
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: outpost-bench\r\nConnection: close\r\n\r\n"
     );
@@ -102,6 +108,80 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     Ok((first, total))
 }
 
+/// The request's target: the URL's path and query.
+fn path_and_query(url: &reqwest::Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    }
+}
+
+/// The address to connect to: `--connect`, or the host's first.
+async fn resolve(t: &ProbeTarget, host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    Ok(match t.connect {
+        Some(a) => a,
+        None => tokio::net::lookup_host((host, port))
+            .await
+            .with_context(|| format!("resolving {host}"))?
+            .next()
+            .with_context(|| format!("{host} resolves to nothing"))?,
+    })
+}
+
+/// One probe over HTTP/3: DNS, the QUIC handshake (as `connect`), the
+/// request to its response's headers (first byte) and body.
+async fn once_h3(
+    t: &ProbeTarget,
+    tls: &rustls::ClientConfig,
+    timeout: Duration,
+) -> anyhow::Result<Sample> {
+    use bytes::Buf;
+
+    let host = t.url.host_str().context("URL without a host")?.to_string();
+    let port = t
+        .url
+        .port_or_known_default()
+        .context("URL without a port")?;
+    let started = Instant::now();
+    let addr = resolve(t, &host, port).await?;
+    let dns = started.elapsed();
+    let authority = match t.url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
+    };
+    let client = test_support::h3::H3Client::connect_with(addr, &authority, tls, timeout).await?;
+    let connect = started.elapsed() - dns;
+    let req = http::Request::get(format!("https://{authority}{}", path_and_query(&t.url)))
+        .header(http::header::USER_AGENT, "outpost-bench")
+        .body(())?;
+    let sent = Instant::now();
+    let mut send = client.sender();
+    let mut stream = send
+        .send_request(req)
+        .await
+        .context("sending the request")?;
+    stream.finish().await.context("sending the request")?;
+    stream.recv_response().await.context("the response")?;
+    let first_byte = sent.elapsed();
+    let mut total = 0;
+    while let Some(mut chunk) = stream.recv_data().await.context("the response body")? {
+        total += chunk.remaining();
+        chunk.advance(chunk.remaining());
+        if total > MAX_BODY {
+            break;
+        }
+    }
+    let sample = Sample {
+        dns,
+        connect,
+        tls: None,
+        first_byte,
+        total: started.elapsed(),
+    };
+    client.close().await;
+    Ok(sample)
+}
+
 async fn once(t: &ProbeTarget, tls: &Arc<rustls::ClientConfig>) -> anyhow::Result<Sample> {
     let host = t.url.host_str().context("URL without a host")?.to_string();
     let https = match t.url.scheme() {
@@ -114,14 +194,7 @@ async fn once(t: &ProbeTarget, tls: &Arc<rustls::ClientConfig>) -> anyhow::Resul
         .port_or_known_default()
         .context("URL without a port")?;
     let started = Instant::now();
-    let addr = match t.connect {
-        Some(a) => a,
-        None => tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .with_context(|| format!("resolving {host}"))?
-            .next()
-            .with_context(|| format!("{host} resolves to nothing"))?,
-    };
+    let addr = resolve(t, &host, port).await?;
     let dns = started.elapsed();
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
@@ -161,10 +234,12 @@ pub async fn run(
     interval: Duration,
     timeout: Duration,
     extra_ca: Option<&str>,
+    http3: bool,
 ) -> anyhow::Result<Vec<ProbeReport>> {
     let tls = tls_config(extra_ca)?;
     let mut out = Vec::new();
     for t in targets {
+        let h3 = http3 && t.url.scheme() == "https";
         let mut samples = Vec::new();
         let mut failures = 0;
         let mut last_error = None;
@@ -172,7 +247,14 @@ pub async fn run(
             if i > 0 {
                 tokio::time::sleep(interval).await;
             }
-            match tokio::time::timeout(timeout, once(t, &tls)).await {
+            let probe = async {
+                if h3 {
+                    once_h3(t, &tls, timeout).await
+                } else {
+                    once(t, &tls).await
+                }
+            };
+            match tokio::time::timeout(timeout, probe).await {
                 Ok(Ok(s)) => samples.push(s),
                 Ok(Err(e)) => {
                     failures += 1;
@@ -193,6 +275,7 @@ pub async fn run(
         };
         out.push(ProbeReport {
             url: t.url.to_string(),
+            protocol: if h3 { "HTTP/3" } else { "HTTP/1.1" },
             samples: samples.len(),
             failures,
             dns: summarize(&ms(&|s| Some(s.dns))),

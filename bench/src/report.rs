@@ -44,18 +44,33 @@ pub fn write<T: Serialize>(
     results: &[T],
     md: String,
 ) -> anyhow::Result<PathBuf> {
+    write_with(out, what, argv, results, &[], md)
+}
+
+/// [`write`] with more top-level fields of `report.json` beside `results`.
+pub fn write_with<T: Serialize>(
+    out: Option<PathBuf>,
+    what: &str,
+    argv: &[String],
+    results: &[T],
+    extra: &[(&str, serde_json::Value)],
+    md: String,
+) -> anyhow::Result<PathBuf> {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .replace(':', "-");
     let dir = out.unwrap_or_else(|| PathBuf::from("results").join(format!("{stamp}-{what}")));
     std::fs::create_dir_all(&dir)?;
-    let json = serde_json::json!({
+    let mut json = serde_json::json!({
         "benchmark": what,
         "command": argv.join(" "),
         "machine": machine(),
         "version": env!("CARGO_PKG_VERSION"),
         "results": results,
     });
+    for (k, v) in extra {
+        json[*k] = v.clone();
+    }
     std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&json)?)?;
     let full = format!(
         "# bench {what}\n\n- command: `{}`\n- machine: {}\n- outpost {}\n\n{md}",
@@ -79,14 +94,55 @@ pub fn static_md(rs: &[crate::static_files::StaticRow]) -> String {
             crate::load::Mode::Rate { rate, conns } => format!("{rate}/s on {conns} conns"),
         };
         s += &format!(
-            "| {} | {:?} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {}/{} |\n",
-            r.file, r.proto, load, r.edge.rps, r.nginx.rps, r.rps_ratio,
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {}/{} |\n",
+            r.file, proto_label(r.proto, r.reference_proto), load, r.edge.rps, r.nginx.rps, r.rps_ratio,
             r.edge.p50_ms, r.edge.p90_ms, r.edge.p99_ms, r.edge.p999_ms,
             r.nginx.p50_ms, r.nginx.p90_ms, r.nginx.p99_ms, r.nginx.p999_ms,
             r.p99_ratio, r.edge.errors, r.nginx.errors
         );
     }
     s += "\nLatency CDFs: `static-<file>-<proto>.svg` next to this report (milliseconds).\n";
+    if rs.iter().any(|r| r.proto != r.reference_proto) {
+        s += "HTTP/3 rows: the edge over HTTP/3 (QUIC) against nginx over HTTP/2 (Debian's nginx has no HTTP/3).\n";
+    }
+    s
+}
+
+/// A static row's protocol: `H2`, or `HTTP/3 (nginx: HTTP/2)` where the
+/// two sides differ.
+fn proto_label(proto: crate::load::Proto, reference: crate::load::Proto) -> String {
+    if proto == reference {
+        format!("{proto:?}")
+    } else {
+        format!("{} (nginx: {})", proto.name(), reference.name())
+    }
+}
+
+pub fn rss_md(r: &crate::static_files::RssReport) -> String {
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
+    let mut s = format!(
+        "\n## RSS\n\nVmRSS of the edge process and of nginx (master + {} workers, summed: pages they share count once per process).\n\n         | | edge | nginx | edge/nginx |\n|---|---|---|---|\n         | idle, edge serving {} sites (nginx: one root) | {} | {} | {:.2} |\n",
+        r.nginx_processes.saturating_sub(1),
+        r.sites,
+        mib(r.edge_idle_bytes),
+        mib(r.nginx_idle_bytes),
+        r.edge_idle_bytes as f64 / r.nginx_idle_bytes.max(1) as f64,
+    );
+    for l in &r.under_load {
+        s += &format!(
+            "| peak under the 1 MB load ({}), {} | {} | {} | {:.2} |\n",
+            l.file,
+            if l.proto == l.reference_proto {
+                l.proto.name().to_string()
+            } else {
+                proto_label(l.proto, l.reference_proto)
+            },
+            mib(l.edge_peak_bytes),
+            mib(l.nginx_peak_bytes),
+            l.edge_peak_bytes as f64 / l.nginx_peak_bytes.max(1) as f64,
+        );
+    }
+    s += "\nIdle: each site's index requested once, then 2 s. Peaks: read every 100 ms during each side's own run.\n";
     s
 }
 
@@ -156,7 +212,7 @@ pub fn propagate_md(rs: &[PropagateReport]) -> String {
 
 pub fn probe_md(rs: &[crate::probe::ProbeReport]) -> String {
     let mut s = String::from(
-        "| url | ok/failed | DNS p50 | connect p50 | TLS p50 | first byte p50 | p99 | total p50 | p99 |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| url | protocol | ok/failed | DNS p50 | connect p50 | TLS p50 | first byte p50 | p99 | total p50 | p99 |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let f = |v: f64| {
         if v.is_nan() {
@@ -167,8 +223,9 @@ pub fn probe_md(rs: &[crate::probe::ProbeReport]) -> String {
     };
     for r in rs {
         s += &format!(
-            "| {} | {}/{} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.url,
+            r.protocol,
             r.samples,
             r.failures,
             f(r.dns.p50_ms),
@@ -182,6 +239,9 @@ pub fn probe_md(rs: &[crate::probe::ProbeReport]) -> String {
         if let Some(e) = &r.last_error {
             s += &format!("\nlast error for {}: {e}\n", r.url);
         }
+    }
+    if rs.iter().any(|r| r.protocol == "HTTP/3") {
+        s += "\nHTTP/3: connect is the QUIC handshake, TLS 1.3 inside it (one round trip for both), so TLS is empty.\n";
     }
     s
 }

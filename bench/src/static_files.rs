@@ -1,14 +1,23 @@
 //! `bench static`: the same files from an edge node and from nginx, under
-//! the same load from the built-in generator, side by side.
+//! the same load from the built-in generator, side by side; and both
+//! servers' resident sets, idle (the edge serving many sites) and at
+//! their peak under the 1 MB load.
+//!
+//! HTTP/3 rows compare the edge's HTTP/3 against nginx's HTTP/2: Debian's
+//! nginx has no HTTP/3 ([`reference_proto`]).
 
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::cluster::Cluster;
 use crate::load::{self, Mode, Proto, Target};
 use crate::nginx::Nginx;
+use crate::rss;
 
 pub const HOST: &str = "bench.localhost";
 
@@ -29,12 +38,47 @@ pub struct Side {
 pub struct StaticRow {
     pub file: String,
     pub bytes: usize,
+    /// What the edge was driven with.
     pub proto: Proto,
+    /// What nginx was driven with: `proto`, but HTTP/2 for HTTP/3.
+    pub reference_proto: Proto,
     pub mode: Mode,
     pub edge: Side,
     pub nginx: Side,
     pub rps_ratio: f64,
     pub p99_ratio: f64,
+}
+
+/// Resident sets (VmRSS) of the edge process and of nginx (its master and
+/// workers summed: pages they share count once per process).
+#[derive(Debug, Serialize)]
+pub struct RssReport {
+    /// Sites the edge serves when idle: the bench site and small ones
+    /// (an index, a stylesheet and a 10 KB script each).
+    pub sites: usize,
+    /// The edge, about 2 s after serving each site's index once.
+    pub edge_idle_bytes: u64,
+    /// nginx at the same moment (it serves the bench site's one root).
+    pub nginx_idle_bytes: u64,
+    /// nginx's processes counted (master + workers).
+    pub nginx_processes: usize,
+    /// The peaks during each protocol's 1 MB run, read every 100 ms.
+    pub under_load: Vec<LoadRss>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LoadRss {
+    pub file: String,
+    pub proto: Proto,
+    pub reference_proto: Proto,
+    pub edge_peak_bytes: u64,
+    pub nginx_peak_bytes: u64,
+}
+
+/// What [`run`] measured.
+pub struct StaticRun {
+    pub rows: Vec<StaticRow>,
+    pub rss: RssReport,
 }
 
 /// Analytics on against off: the same 1 KB HTML page from two edges of
@@ -67,6 +111,18 @@ pub const FILES: [(&str, usize); 3] = [
     ("100k.bin", 100 * 1024),
     ("1m.bin", 1 << 20),
 ];
+
+/// The file whose runs the resident sets are sampled during.
+const RSS_FILE: &str = "1m.bin";
+
+/// What nginx is driven with when the edge is driven with `proto`: the
+/// same, but HTTP/2 for HTTP/3 (Debian's nginx is built without HTTP/3).
+pub fn reference_proto(proto: Proto) -> Proto {
+    match proto {
+        Proto::H3 => Proto::H2,
+        p => p,
+    }
+}
 
 pub fn side(r: &load::LoadResult) -> Side {
     // Every recorded value with the share of requests at or below it: the
@@ -112,15 +168,19 @@ pub struct Plan {
     pub protos: Vec<Proto>,
     pub mode: Mode,
     pub duration: Duration,
-    /// Bound on waiting for the deploy to be served.
+    /// Bound on waiting for the deploy to be served (and, once all are
+    /// deployed, for the edge to serve every site).
     pub timeout: Duration,
+    /// Sites the edge serves for the idle resident set, the bench site
+    /// included.
+    pub sites: usize,
 }
 
 pub async fn run(
     cluster: &Cluster,
     plan: &Plan,
     progress: &indicatif::MultiProgress,
-) -> anyhow::Result<Vec<StaticRow>> {
+) -> anyhow::Result<StaticRun> {
     let site = cluster.root.path().join("static-site");
     std::fs::create_dir_all(&site)?;
     std::fs::write(site.join("index.html"), "<h1>bench</h1>")?;
@@ -132,6 +192,7 @@ pub async fn run(
     let edge = &cluster.edges[0];
     // The edge switches once it holds every blob.
     serves(edge.http, "/1m.bin", plan.timeout).await?;
+    let small = small_sites(cluster, plan.sites.saturating_sub(1), plan.timeout).await?;
 
     let key = rcgen::KeyPair::generate()?;
     let cert = rcgen::CertificateParams::new(vec![HOST.to_string()])?.self_signed(&key)?;
@@ -143,10 +204,36 @@ pub async fn run(
     )?;
     let tls = tls_config(&[&cluster.ca_pem()?, &cert.pem()])?;
 
+    // Idle: every site's index served once (small_sites waited on each),
+    // nginx's once, then a pause.
+    let r = reqwest::Client::new()
+        .get(format!("http://{}/index.html", nginx.http))
+        .header("Host", HOST)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status() == 200,
+        "nginx answers {} for /index.html",
+        r.status()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let edge_pid = edge.proc.child.id();
+    let edge_idle_bytes = rss::rss_bytes(edge_pid).context("the edge's resident set")?;
+    let (nginx_idle_bytes, nginx_processes) =
+        rss::tree_rss_bytes(nginx.pid()).context("nginx's resident set")?;
+    let mut rss = RssReport {
+        sites: 1 + small,
+        edge_idle_bytes,
+        nginx_idle_bytes,
+        nginx_processes,
+        under_load: Vec::new(),
+    };
+
     let mut rows = Vec::new();
     for &proto in &plan.protos {
+        let reference = reference_proto(proto);
         for (name, bytes) in FILES {
-            let target = |addr| Target {
+            let target = |addr, proto| Target {
                 addr,
                 host: HOST.into(),
                 path: format!("/{name}"),
@@ -154,13 +241,19 @@ pub async fn run(
                 tls: Some(tls.clone()),
                 user_agent: None,
             };
-            let (edge_addr, nginx_addr) = if proto.tls() {
-                (edge.https, nginx.https)
+            // HTTP/3: UDP to the edge's HTTPS address.
+            let edge_addr = if proto.tls() { edge.https } else { edge.http };
+            let nginx_addr = if reference.tls() {
+                nginx.https
             } else {
-                (edge.http, nginx.http)
+                nginx.http
             };
             let mut sides = Vec::new();
-            for (who, addr) in [("edge", edge_addr), ("nginx", nginx_addr)] {
+            let mut peaks = Vec::new();
+            for (who, addr, p, pid, tree) in [
+                ("edge", edge_addr, proto, edge_pid, false),
+                ("nginx", nginx_addr, reference, nginx.pid(), true),
+            ] {
                 let bar =
                     progress.add(indicatif::ProgressBar::new(plan.duration.as_millis() as u64));
                 bar.set_style(
@@ -168,7 +261,7 @@ pub async fn run(
                         .unwrap()
                         .progress_chars("=> "),
                 );
-                bar.set_message(format!("{who} {name} {proto:?}"));
+                bar.set_message(format!("{who} {name} {p:?}"));
                 let ticker = {
                     let bar = bar.clone();
                     tokio::spawn(async move {
@@ -178,10 +271,25 @@ pub async fn run(
                         }
                     })
                 };
-                let r = load::run(&target(addr), plan.mode, plan.duration).await;
+                let sampler = (name == RSS_FILE).then(|| rss::Peak::start(pid, tree));
+                let r = load::run(&target(addr, p), plan.mode, plan.duration).await;
                 ticker.abort();
                 bar.finish_and_clear();
-                sides.push(side(&r?));
+                let peak = sampler.map(rss::Peak::stop);
+                let r = r.with_context(|| format!("{who} {name} over {}", p.name()))?;
+                if let Some(peak) = peak {
+                    peaks.push(peak.with_context(|| format!("{who}'s resident set"))?);
+                }
+                sides.push(side(&r));
+            }
+            if let [edge_peak_bytes, nginx_peak_bytes] = peaks[..] {
+                rss.under_load.push(LoadRss {
+                    file: name.into(),
+                    proto,
+                    reference_proto: reference,
+                    edge_peak_bytes,
+                    nginx_peak_bytes,
+                });
             }
             let nginx_side = sides.pop().unwrap();
             let edge_side = sides.pop().unwrap();
@@ -189,6 +297,7 @@ pub async fn run(
                 file: name.into(),
                 bytes,
                 proto,
+                reference_proto: reference,
                 mode: plan.mode,
                 rps_ratio: edge_side.rps / nginx_side.rps,
                 p99_ratio: edge_side.p99_ms / nginx_side.p99_ms,
@@ -197,7 +306,80 @@ pub async fn run(
             });
         }
     }
-    Ok(rows)
+    Ok(StaticRun { rows, rss })
+}
+
+/// Deploys `n` small sites (`site-001`, …: an index, a stylesheet and a
+/// 10 KB script, distinct per site), four at a time, and waits until the
+/// edge serves each one's index, all within `timeout` of the last deploy.
+/// Returns `n`.
+async fn small_sites(cluster: &Cluster, n: usize, timeout: Duration) -> anyhow::Result<usize> {
+    let root = cluster.root.path().join("sites");
+    let names: Vec<String> = (1..=n).map(|i| format!("site-{i:03}")).collect();
+    for name in &names {
+        write_small_site(&root.join(name), name)?;
+    }
+    let root = &root;
+    futures::stream::iter(names.iter())
+        .map(|name| async move {
+            cluster
+                .deploy(&root.join(name), name)
+                .await
+                .with_context(|| format!("deploying site {name}"))
+        })
+        .buffer_unordered(4)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let http = reqwest::Client::new();
+    let addr = cluster.edges[0].http;
+    let deadline = Instant::now() + timeout;
+    for name in &names {
+        let host = format!("{name}.localhost");
+        let marker = format!("<h1>{name}</h1>");
+        loop {
+            let r = http
+                .get(format!("http://{addr}/"))
+                .header("Host", &host)
+                .send()
+                .await;
+            if let Ok(r) = r {
+                if r.status() == 200 && r.text().await.is_ok_and(|b| b.contains(&marker)) {
+                    break;
+                }
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the edge at {addr} did not serve site {name} ({host}) within {timeout:?} of the last deploy"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(n)
+}
+
+/// A small site of its own for `name`: index.html, app.css, a 10 KB app.js.
+fn write_small_site(dir: &Path, name: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join("index.html"),
+        format!(
+            "<!doctype html><title>{name}</title><link rel=stylesheet href=/app.css><script src=/app.js defer></script><h1>{name}</h1>"
+        ),
+    )?;
+    let hue = blake3::hash(name.as_bytes()).as_bytes()[0];
+    std::fs::write(
+        dir.join("app.css"),
+        format!("/* {name} */ body {{ font: 16px sans-serif; color: hsl({hue}, 40%, 30%) }}\n"),
+    )?;
+    let mut js = format!("// {name}\n");
+    let mut i = 0;
+    while js.len() < 10 * 1024 {
+        let v = blake3::hash(format!("{name}/{i}").as_bytes()).to_hex();
+        js += &format!("var v{i} = \"{}\";\n", &v[..32]);
+        i += 1;
+    }
+    std::fs::write(dir.join("app.js"), js)?;
+    Ok(())
 }
 
 /// Waits until the edge at `addr` answers `path` of the bench's host with

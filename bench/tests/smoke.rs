@@ -65,12 +65,46 @@ fn static_smoke() {
         "h1,h2",
         "--concurrency",
         "2",
+        "--sites",
+        "3",
     ]);
     let rows = r["results"].as_array().unwrap();
     assert_eq!(rows.len(), 6, "3 files x 2 protocols");
     for row in rows {
         assert!(row["edge"]["rps"].as_f64().unwrap() > 0.0, "{row}");
         assert!(row["nginx"]["rps"].as_f64().unwrap() > 0.0, "{row}");
+        assert_eq!(row["reference_proto"], row["proto"], "{row}");
+    }
+    let rss = &r["rss"];
+    assert_eq!(rss["sites"], 3, "{rss}");
+    assert!(rss["edge_idle_bytes"].as_u64().unwrap() > 0, "{rss}");
+    assert!(rss["nginx_idle_bytes"].as_u64().unwrap() > 0, "{rss}");
+    let load = rss["under_load"].as_array().unwrap();
+    assert_eq!(load.len(), 2, "one 1 MB row per protocol: {rss}");
+    assert!(load[0]["edge_peak_bytes"].as_u64().unwrap() > 0, "{rss}");
+}
+
+/// HTTP/3 at the edge against nginx's HTTP/2.
+#[test]
+fn static_h3_smoke() {
+    let r = run(&[
+        "static",
+        "--duration",
+        "300ms",
+        "--protos",
+        "h3",
+        "--concurrency",
+        "2",
+        "--sites",
+        "1",
+    ]);
+    let rows = r["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "3 files over HTTP/3");
+    for row in rows {
+        assert_eq!(row["proto"], "h3", "{row}");
+        assert_eq!(row["reference_proto"], "h2", "{row}");
+        assert!(row["edge"]["rps"].as_f64().unwrap() > 0.0, "{row}");
+        assert_eq!(row["edge"]["errors"], 0, "{row}");
     }
 }
 
@@ -86,6 +120,8 @@ fn constant_rate_smoke() {
         "200",
         "--concurrency",
         "2",
+        "--sites",
+        "1",
     ]);
     assert_eq!(r["results"][0]["mode"]["Rate"]["rate"], 200);
 }
@@ -185,6 +221,120 @@ fn probe_smoke() {
     }
 }
 
+/// A loopback HTTP/3 server (h3 over quinn) answering every request with
+/// 200 and "ok", its certificate for `localhost` signed by the CA returned.
+fn tiny_h3_server() -> (std::net::SocketAddr, String) {
+    use std::sync::Arc;
+    let (ca, cert, key) = test_support::tls::loopback_cert("probe CA");
+    let key = rustls_pemfile::private_key(&mut key.as_bytes())
+        .unwrap()
+        .unwrap();
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(test_support::pem_certs(cert.as_bytes()), key)
+    .unwrap();
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let endpoint = quinn::Endpoint::server(
+                quinn::ServerConfig::with_crypto(Arc::new(quic)),
+                "127.0.0.1:0".parse().unwrap(),
+            )
+            .unwrap();
+            tx.send(endpoint.local_addr().unwrap()).unwrap();
+            while let Some(incoming) = endpoint.accept().await {
+                tokio::spawn(async move {
+                    let Ok(conn) = incoming.await else { return };
+                    let Ok(mut h3conn) = h3::server::Connection::<_, bytes::Bytes>::new(
+                        h3_quinn::Connection::new(conn),
+                    )
+                    .await
+                    else {
+                        return;
+                    };
+                    while let Ok(Some(resolver)) = h3conn.accept().await {
+                        tokio::spawn(async move {
+                            let Ok((_, mut stream)) = resolver.resolve_request().await else {
+                                return;
+                            };
+                            let resp = http::Response::builder().status(200).body(()).unwrap();
+                            let _ = stream.send_response(resp).await;
+                            let _ = stream.send_data(bytes::Bytes::from_static(b"ok")).await;
+                            let _ = stream.finish().await;
+                        });
+                    }
+                });
+            }
+        });
+    });
+    (rx.recv().unwrap(), ca)
+}
+
+#[test]
+fn probe_http3_smoke() {
+    let (addr, ca) = tiny_h3_server();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca).unwrap();
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_bench"));
+    let out = Command::new(&bench)
+        .args(["probe", "--http3", "--count", "3", "--interval", "10ms"])
+        .arg("--connect")
+        .arg(addr.to_string())
+        .arg("--cacert")
+        .arg(dir.path().join("ca.pem"))
+        .arg(format!("https://localhost:{}/x?y=1", addr.port()))
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out").join("report.json")).unwrap())
+            .unwrap();
+    let target = &r["results"][0];
+    assert_eq!(target["protocol"], "HTTP/3", "{target}");
+    assert_eq!(target["samples"], 3, "{target}");
+    assert!(
+        target["connect"]["p50_ms"].as_f64().unwrap() > 0.0,
+        "{target}"
+    );
+    assert!(
+        target["first_byte"]["p50_ms"].as_f64().unwrap() > 0.0,
+        "{target}"
+    );
+
+    // Nothing serving HTTP/3 there: every probe fails, within its timeout.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let out = Command::new(&bench)
+        .args(["probe", "--http3", "--count", "1", "--timeout", "1s"])
+        .arg("--connect")
+        .arg(silent.local_addr().unwrap().to_string())
+        .arg("https://localhost/")
+        .arg("--out")
+        .arg(dir.path().join("out2"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("every probe failed"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bad_arguments_are_refused_clearly() {
     let bench = PathBuf::from(env!("CARGO_BIN_EXE_bench"));
@@ -192,6 +342,7 @@ fn bad_arguments_are_refused_clearly() {
         (vec!["membership", "--nodes", "1"], "--nodes must be"),
         (vec!["propagate", "--deploys", "0"], "--deploys must be"),
         (vec!["build", "--rounds", "0"], "--rounds must be"),
+        (vec!["static", "--sites", "0"], "--sites must be"),
         (
             vec!["membership", "--bin-dir", "/nonexistent"],
             "is missing",

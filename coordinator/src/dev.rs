@@ -158,6 +158,8 @@ pub async fn run(o: DevOptions) -> anyhow::Result<()> {
         key_cache: None,
         metrics_addr: None,
         analytics: Default::default(),
+        http3: true,
+        memory_cache_bytes: edge_node::store::blobs::DEFAULT_MEMORY_CACHE_BYTES,
     })
     .await
     .context("starting the local edge node")?;

@@ -105,6 +105,18 @@ struct NodeFlags {
     /// are not counted.
     #[arg(long, env = "OUTPOST_EDGE_GEOIP", value_name = "FILE")]
     geoip: Option<PathBuf>,
+    /// Do not serve HTTP/3. By default the node serves it over UDP on the
+    /// HTTPS port (open that UDP port in your firewall) and advertises it
+    /// to HTTPS clients with `Alt-Svc`.
+    #[arg(long, env = "OUTPOST_EDGE_NO_HTTP3")]
+    no_http3: bool,
+    /// Memory for hot files: blobs up to 2 MiB are read and verified once,
+    /// then served from memory, least recently used out first (e.g.
+    /// `256MiB`). Larger files are served from disk (`sendfile` over plain
+    /// HTTP).
+    #[arg(long, env = "OUTPOST_EDGE_MEMORY_CACHE", default_value = "64MiB",
+          value_parser = parse_cache_size)]
+    memory_cache: bytesize::ByteSize,
 }
 
 /// A size of at least 1 MiB (less could not hold one site) and at most 1 PiB.
@@ -224,6 +236,8 @@ fn run_options(
             spool_bytes: node.analytics_spool_size.0,
             geoip: node.geoip,
         },
+        http3: !node.no_http3,
+        memory_cache_bytes: node.memory_cache.0,
     }
 }
 
@@ -381,8 +395,9 @@ async fn main() -> anyhow::Result<()> {
         .metrics_addr
         .map(|a| format!(", metrics http://{a}/metrics"))
         .unwrap_or_default();
+    let http3 = if running.http3 { ", HTTP/3 on UDP" } else { "" };
     println!(
-        "serving http://{} and https://{}, mesh {}{metrics}",
+        "serving http://{} and https://{}{http3}, mesh {}{metrics}",
         running.http_addr, running.https_addr, running.mesh_addr
     );
     let stop = running.shutdown_handle();

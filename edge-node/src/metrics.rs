@@ -50,11 +50,19 @@ const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
 type RequestLabels = [(&'static str, &'static str); 3];
 type Label = [(&'static str, &'static str); 1];
 
+/// The HTTP version a request came in over (the `proto` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    H1 = 0,
+    H2 = 1,
+    H3 = 2,
+}
+
 /// The node's metrics. Cheap to share (`Arc`); every method takes `&self`.
 pub struct EdgeMetrics {
     registry: Mutex<Registry>,
-    /// Indexed by [class][h2][tls].
-    requests: [[[Counter; 2]; 2]; CLASSES.len()],
+    /// Indexed by [class][protocol][tls].
+    requests: [[[Counter; 2]; 3]; CLASSES.len()],
     response_bytes: Counter,
     duration: DurationHistogram,
     /// [ok, error].
@@ -115,12 +123,12 @@ impl EdgeMetrics {
         let mut r = Registry::with_prefix("outpost_edge");
         let requests_family = Family::<RequestLabels, Counter>::default();
         let requests = std::array::from_fn(|class| {
-            std::array::from_fn(|h2| {
+            std::array::from_fn(|proto| {
                 std::array::from_fn(|tls| {
                     requests_family
                         .get_or_create(&[
                             ("class", CLASSES[class]),
-                            ("proto", ["h1", "h2"][h2]),
+                            ("proto", ["h1", "h2", "h3"][proto]),
                             ("tls", ["false", "true"][tls]),
                         ])
                         .clone()
@@ -274,12 +282,12 @@ impl EdgeMetrics {
     /// `bytes` of response body, `elapsed` since its head was read. A few
     /// atomic adds; no lock, no allocation.
     #[inline]
-    pub fn request(&self, status: u16, bytes: u64, elapsed: Duration, h2: bool, tls: bool) {
+    pub fn request(&self, status: u16, bytes: u64, elapsed: Duration, proto: Proto, tls: bool) {
         let class = match status {
             100..=599 => usize::from(status / 100 - 1),
             _ => CLASSES.len() - 1,
         };
-        self.requests[class][usize::from(h2)][usize::from(tls)].inc();
+        self.requests[class][proto as usize][usize::from(tls)].inc();
         if bytes > 0 {
             self.response_bytes.inc_by(bytes);
         }
@@ -530,12 +538,13 @@ mod tests {
     #[test]
     fn requests_land_in_their_class_protocol_and_tls_series() {
         let m = EdgeMetrics::new();
-        m.request(200, 100, Duration::from_micros(300), false, false);
-        m.request(204, 0, Duration::from_millis(3), true, true);
-        m.request(404, 10, Duration::from_millis(30), false, true);
-        m.request(503, 5, Duration::from_secs(20), true, true);
-        m.request(0, 0, Duration::from_millis(1), false, false);
-        m.request(999, 0, Duration::from_millis(1), false, false);
+        m.request(200, 100, Duration::from_micros(300), Proto::H1, false);
+        m.request(204, 0, Duration::from_millis(3), Proto::H2, true);
+        m.request(404, 10, Duration::from_millis(30), Proto::H1, true);
+        m.request(503, 5, Duration::from_secs(20), Proto::H2, true);
+        m.request(0, 0, Duration::from_millis(1), Proto::H1, false);
+        m.request(999, 0, Duration::from_millis(1), Proto::H1, false);
+        m.request(200, 0, Duration::from_millis(1), Proto::H3, true);
         let text = m.encode();
         let get = |s: &str| line(&text, s).unwrap_or_else(|| panic!("{s} missing:\n{text}"));
         let req = |class: &str, proto: &str, tls: &str| {
@@ -548,6 +557,7 @@ mod tests {
         assert_eq!(req("2xx", "h2", "true"), "1");
         assert_eq!(req("4xx", "h1", "true"), "1");
         assert_eq!(req("5xx", "h2", "true"), "1");
+        assert_eq!(req("2xx", "h3", "true"), "1");
         assert_eq!(req("none", "h1", "false"), "2");
         assert_eq!(
             req("3xx", "h2", "false"),
@@ -562,16 +572,16 @@ mod tests {
             .to_string()
         };
         assert_eq!(bucket("0.0005"), "1");
-        assert_eq!(bucket("0.001"), "3");
-        assert_eq!(bucket("0.005"), "4");
-        assert_eq!(bucket("0.05"), "5");
-        assert_eq!(bucket("10"), "5");
-        assert_eq!(bucket("+Inf"), "6");
-        assert_eq!(get("outpost_edge_http_request_duration_seconds_count"), "6");
+        assert_eq!(bucket("0.001"), "4");
+        assert_eq!(bucket("0.005"), "5");
+        assert_eq!(bucket("0.05"), "6");
+        assert_eq!(bucket("10"), "6");
+        assert_eq!(bucket("+Inf"), "7");
+        assert_eq!(get("outpost_edge_http_request_duration_seconds_count"), "7");
         let sum: f64 = get("outpost_edge_http_request_duration_seconds_sum")
             .parse()
             .unwrap();
-        assert!((sum - 20.0353).abs() < 1e-6, "{sum}");
+        assert!((sum - 20.0363).abs() < 1e-6, "{sum}");
         assert!(text.contains("# TYPE outpost_edge_http_request_duration_seconds histogram"));
     }
 
@@ -663,7 +673,7 @@ mod tests {
     #[tokio::test]
     async fn the_listener_serves_metrics_and_nothing_else() {
         let m = Arc::new(EdgeMetrics::new());
-        m.request(200, 1, Duration::from_millis(1), false, false);
+        m.request(200, 1, Duration::from_millis(1), Proto::H1, false);
         let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, rx) = watch::channel(false);

@@ -54,6 +54,10 @@ pub struct RunOptions {
     pub metrics_addr: Option<SocketAddr>,
     /// Traffic analytics (`--analytics-*`).
     pub analytics: crate::traffic::AnalyticsOptions,
+    /// Serve HTTP/3 on the HTTPS port over UDP (and advertise it).
+    pub http3: bool,
+    /// Memory for verified blobs served from memory (`--memory-cache`).
+    pub memory_cache_bytes: u64,
 }
 
 pub struct RunningNode {
@@ -64,6 +68,8 @@ pub struct RunningNode {
     pub mesh_addr: SocketAddr,
     /// Where `GET /metrics` is served, with `--metrics`.
     pub metrics_addr: Option<SocketAddr>,
+    /// HTTP/3 is served on UDP at `https_addr`.
+    pub http3: bool,
     pub mesh: Arc<Mesh>,
     pub state: Arc<ServingState>,
     pub status: watch::Receiver<SyncStatus>,
@@ -157,6 +163,19 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     let https_listener = bind(https_addr, "HTTPS", "--https").await?;
     let http_addr = http_listener.local_addr()?;
     let https_addr = https_listener.local_addr()?;
+    // HTTP/3 on the same port number over UDP (what `Alt-Svc` names). It
+    // only speeds clients up, so a port that cannot be had is a warning.
+    let http3_socket = if opts.http3 {
+        match std::net::UdpSocket::bind(https_addr) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(addr = %https_addr, error = %e, "cannot listen for HTTP/3 on UDP; serving HTTP/1.1 and HTTP/2 only");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let metrics_listener = match opts.metrics_addr {
         Some(a) => Some(crate::metrics::bind(a).await?),
         None => None,
@@ -183,7 +202,8 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
     let mesh_addr = advertised(mesh_listen, advertise_flag, &identity.info.coordinator).await;
 
     let index = Arc::new(Index::open(&opts.data_dir.join("index"))?);
-    let (blobs, corrupt) = BlobStore::open(&opts.data_dir.join("blobs"))?;
+    let (blobs, corrupt) =
+        BlobStore::open_with_memory(&opts.data_dir.join("blobs"), opts.memory_cache_bytes)?;
     let state = Arc::new(ServingState::default());
     let (status_tx, status_rx) = watch::channel(SyncStatus::default());
     let (conn_tx, conn_rx) = watch::channel(None);
@@ -327,6 +347,16 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
             tracing::error!(error = %e, "HTTP server failed");
         }
     }));
+    let http3 = http3_socket.is_some();
+    if let Some(socket) = http3_socket {
+        app.advertise_http3(https_addr.port());
+        let (a, s) = (app.clone(), shutdown_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = http::serve_http3(socket, a, s).await {
+                tracing::error!(error = %e, "HTTP/3 server failed");
+            }
+        }));
+    }
     let (a, s) = (app, shutdown_rx.clone());
     tasks.push(tokio::spawn(async move {
         if let Err(e) = http::serve_https(https_listener, a, s).await {
@@ -421,6 +451,7 @@ pub async fn start(opts: RunOptions) -> anyhow::Result<RunningNode> {
         https_addr,
         mesh_addr,
         metrics_addr,
+        http3,
         mesh,
         state,
         status: status_rx,

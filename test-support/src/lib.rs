@@ -14,6 +14,7 @@
 //! - [`acme`]: a real ACME CA (Pebble) validating against the test's edges.
 //! - [`bind`]: a real authoritative DNS server (BIND) taking TSIG-signed updates.
 //! - [`garage`]: a real S3-compatible object store (Garage), one node.
+//! - [`h3`](mod@h3): a real HTTP/3 client (quinn, rustls with ring).
 //! - [`prometheus`]: a real Prometheus scraping the test's processes, and
 //!   `promtool check metrics`.
 //!
@@ -28,6 +29,7 @@ pub mod dns;
 pub mod garage;
 pub mod geoip;
 pub mod git;
+pub mod h3;
 pub mod process;
 pub mod prometheus;
 pub mod receiver;

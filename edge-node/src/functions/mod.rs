@@ -684,15 +684,15 @@ impl Inner {
 }
 
 fn read_blob(blobs: &BlobStore, hash: &BlobHash) -> anyhow::Result<Vec<u8>> {
-    use std::io::Read;
+    use std::os::unix::fs::FileExt;
     match blobs
         .open_verified(hash)
         .with_context(|| format!("component blob {hash} is not available"))?
     {
         BlobBody::Memory(b) => Ok(b.to_vec()),
-        BlobBody::File { mut file, len } => {
-            let mut v = Vec::with_capacity(len as usize);
-            file.read_to_end(&mut v)?;
+        BlobBody::File { file, len } => {
+            let mut v = vec![0; len as usize];
+            file.read_exact_at(&mut v, 0)?;
             Ok(v)
         }
     }

@@ -27,7 +27,8 @@ use super::static_files::{
     base_header, plan_file, send_file, send_page, set, set_deployment, set_request_id,
     Conditionals, FilePlan,
 };
-use super::{proxy, routing, EdgeHttp};
+use super::transport::ZeroCopy;
+use super::{proxy, routing, EdgeHttp, Stamps};
 use crate::functions;
 use crate::functions::serve::RequestId;
 use crate::state::{Resolved, Site};
@@ -59,10 +60,12 @@ pub struct Sampled {
 
 /// Serves one request whose header has been read. An `Err` means the
 /// response could not be completed and the connection must not be reused.
+/// `zero_copy`: the connection is plain HTTP/1.1 and can `sendfile`.
 pub async fn respond(
     app: &EdgeHttp,
     session: &mut ServerSession,
     served: &mut Served,
+    zero_copy: Option<&ZeroCopy>,
 ) -> pingora_core::Result<()> {
     let head = session.req_header().method == Method::HEAD;
     let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
@@ -73,13 +76,22 @@ pub async fn respond(
         Some(Early::NotFound) => return send_page(session, 404, None, None, head).await,
         Some(Early::Challenge(body)) => return send_challenge(session, body, head).await,
         Some(Early::ToHttps(location)) => {
-            return send_redirect(session, None, 308, &location, None, None).await
+            return send_redirect(session, None, 308, &location, &Stamps::default(), None).await
         }
     }
-    let hsts = if tls {
-        acme::hsts(&routing, session.req_header())
-    } else {
-        None
+    let stamps = Stamps {
+        hsts: if tls {
+            acme::hsts(&routing, session.req_header())
+                .and_then(|v| http::HeaderValue::from_str(&v).ok())
+        } else {
+            None
+        },
+        // HTTP/3's own answers need not point at HTTP/3.
+        alt_svc: if tls && !session.is_custom() {
+            app.alt_svc.get().cloned()
+        } else {
+            None
+        },
     };
     // Request logs: the projects with a drain. Without any (the common
     // case) this is the only look at them.
@@ -105,15 +117,8 @@ pub async fn respond(
                         .map_or("/", |p| p.as_str());
                     match r.location(if tls { "https" } else { "http" }, pq) {
                         Some(location) => {
-                            return send_redirect(
-                                session,
-                                None,
-                                r.status,
-                                &location,
-                                hsts.as_deref(),
-                                None,
-                            )
-                            .await
+                            return send_redirect(session, None, r.status, &location, &stamps, None)
+                                .await
                         }
                         None => Reply::Platform(404),
                     }
@@ -137,28 +142,23 @@ pub async fn respond(
             plan,
             mut extra,
         } => {
-            if let Some(v) = hsts {
-                extra.push((header::STRICT_TRANSPORT_SECURITY.to_string(), v));
+            for (name, v) in [
+                (header::STRICT_TRANSPORT_SECURITY, stamps.hsts),
+                (header::ALT_SVC, stamps.alt_svc),
+            ] {
+                if let Some(v) = v.as_ref().and_then(|v| v.to_str().ok()) {
+                    extra.push((name.to_string(), v.to_string()));
+                }
             }
-            send_file(app, session, &site, plan, &extra, stamp, head).await
+            send_file(app, session, &site, plan, &extra, stamp, head, zero_copy).await
         }
         Reply::Redirect {
             site,
             status,
             location,
-        } => {
-            send_redirect(
-                session,
-                Some(&site),
-                status,
-                &location,
-                hsts.as_deref(),
-                stamp,
-            )
-            .await
-        }
+        } => send_redirect(session, Some(&site), status, &location, &stamps, stamp).await,
         Reply::Proxy { site, url } => {
-            proxy::respond(app, session, &site, &url, hsts.as_deref(), stamp).await
+            proxy::respond(app, session, &site, &url, &stamps, stamp).await
         }
         Reply::Function {
             site,
@@ -184,7 +184,7 @@ pub async fn respond(
                 route: &route,
                 entry: &entry,
                 authority,
-                hsts: hsts.and_then(|v| http::HeaderValue::from_str(&v).ok()),
+                stamps,
                 end: &served.function_end,
                 request_id: request_id.unwrap_or_else(RequestId::new),
             };
@@ -350,15 +350,13 @@ async fn send_redirect(
     site: Option<&Site>,
     status: u16,
     location: &str,
-    hsts: Option<&str>,
+    stamps: &Stamps,
     request_id: Option<RequestId>,
 ) -> pingora_core::Result<()> {
     let mut h = base_header(status);
     set(&mut h, header::LOCATION, location);
     set(&mut h, header::CONTENT_LENGTH, "0");
-    if let Some(v) = hsts {
-        set(&mut h, header::STRICT_TRANSPORT_SECURITY, v);
-    }
+    stamps.apply_to(&mut h);
     if let Some(site) = site {
         set_deployment(&mut h, site);
     }

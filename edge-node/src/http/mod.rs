@@ -1,4 +1,6 @@
-//! HTTP/1.1 + HTTP/2 static serving on pingora's protocol stack.
+//! HTTP/1.1, HTTP/2 and HTTP/3 serving on pingora's protocol stack (h3 on
+//! quinn, as a pingora custom session, so every protocol shares one
+//! request handler).
 //!
 //! We run our own accept loops (plain and TLS) and drive pingora's h1/h2
 //! sessions ourselves instead of using pingora's `Server`: that one owns the
@@ -8,8 +10,8 @@
 
 mod acme;
 mod certs;
-mod coalesce;
 mod dispatch;
+mod http3;
 mod negotiate;
 pub(crate) mod pages;
 mod proxy;
@@ -17,6 +19,7 @@ mod routing;
 mod server;
 mod static_files;
 mod traffic;
+mod transport;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -43,6 +46,40 @@ pub(crate) fn raw_host(req: &pingora_http::RequestHeader) -> Option<&str> {
     }
 }
 pub use proxy::ProxyLimits;
+
+/// Headers the platform adds to every answer to a site's request over
+/// HTTPS, whatever produced it (file, redirect, proxy, function): the
+/// host's `Strict-Transport-Security` policy, and `Alt-Svc` on TCP
+/// connections when the node serves HTTP/3.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stamps {
+    pub hsts: Option<http::HeaderValue>,
+    pub alt_svc: Option<http::HeaderValue>,
+}
+
+impl Stamps {
+    /// Sets them on `h`, replacing a function's or upstream's own.
+    pub fn apply(&self, h: &mut http::HeaderMap) {
+        if let Some(v) = &self.hsts {
+            h.insert(http::header::STRICT_TRANSPORT_SECURITY, v.clone());
+        }
+        if let Some(v) = &self.alt_svc {
+            h.insert(http::header::ALT_SVC, v.clone());
+        }
+    }
+
+    pub fn apply_to(&self, h: &mut pingora_http::ResponseHeader) {
+        for (name, v) in [
+            (http::header::STRICT_TRANSPORT_SECURITY, &self.hsts),
+            (http::header::ALT_SVC, &self.alt_svc),
+        ] {
+            if let Some(v) = v {
+                let _ = h.insert_header(name, v.clone());
+            }
+        }
+    }
+}
+pub use http3::serve_http3;
 pub use server::{serve_http, serve_https};
 
 /// Bounds on what one client can hold on to. Every field is a protection
@@ -98,6 +135,8 @@ pub struct EdgeHttp {
     /// pingora's client for proxy rewrites, with its upstream connection
     /// pool; built on first use (it loads the system's root certificates).
     proxy_connector: OnceLock<Connector>,
+    /// `Alt-Svc` for answers over TLS on TCP, once HTTP/3 is served.
+    alt_svc: OnceLock<http::HeaderValue>,
 }
 
 impl EdgeHttp {
@@ -119,6 +158,7 @@ impl EdgeHttp {
             analytics: OnceLock::new(),
             request_logs: OnceLock::new(),
             proxy_connector: OnceLock::new(),
+            alt_svc: OnceLock::new(),
         })
     }
 
@@ -139,6 +179,7 @@ impl EdgeHttp {
             analytics: OnceLock::new(),
             request_logs: OnceLock::new(),
             proxy_connector: OnceLock::new(),
+            alt_svc: OnceLock::new(),
         })
     }
 
@@ -151,6 +192,15 @@ impl EdgeHttp {
     /// to `sink`.
     pub fn set_request_logs(&self, sink: crate::requestlog::RequestLogSink) {
         let _ = self.request_logs.set(sink);
+    }
+
+    /// Advertises HTTP/3 on UDP `port` (the HTTPS port, normally) in every
+    /// answer over TLS on TCP, for a day, as Cloudflare and Google do.
+    pub fn advertise_http3(&self, port: u16) {
+        let value = format!("h3=\":{port}\"; ma=86400");
+        let _ = self
+            .alt_svc
+            .set(http::HeaderValue::from_str(&value).expect("a valid header value"));
     }
 
     fn proxy_connector(&self) -> &Connector {

@@ -342,7 +342,7 @@ pub async fn respond(
     session: &mut ServerSession,
     site: &Site,
     url: &str,
-    hsts: Option<&str>,
+    stamps: &super::Stamps,
     request_id: Option<RequestId>,
 ) -> pingora_core::Result<()> {
     let limits = &app.limits.proxy;
@@ -387,10 +387,12 @@ pub async fn respond(
     super::static_files::set_deployment(&mut h, site);
     // Ours replaces the upstream's own.
     super::static_files::set_request_id(&mut h, request_id);
-    if let Some(v) = hsts {
-        let _ = h.insert_header(header::STRICT_TRANSPORT_SECURITY, v);
-    }
-    if !h.headers.contains_key(header::CONTENT_LENGTH) && !session.is_http2() {
+    stamps.apply_to(&mut h);
+    // h2 and h3 frame bodies themselves.
+    if !h.headers.contains_key(header::CONTENT_LENGTH)
+        && !session.is_http2()
+        && !session.is_custom()
+    {
         if session.req_header().version == Version::HTTP_11 {
             let _ = h.insert_header(header::TRANSFER_ENCODING, "chunked");
         } else {

@@ -7,7 +7,6 @@
 //! request header, idle keep-alive, each body write.
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use http::header;
@@ -16,8 +15,7 @@ use pingora_core::protocols::http::v2::server::{
     default_h2_options, handshake, H2Accept, HttpSession,
 };
 use pingora_core::protocols::http::ServerSession;
-use pingora_core::protocols::l4::stream::Stream as L4Stream;
-use pingora_core::protocols::{Digest, GetSocketDigest, SocketDigest, Stream, ALPN};
+use pingora_core::protocols::{Digest, Stream, ALPN};
 use pingora_core::InvalidHTTPHeader;
 use pingora_http::ResponseHeader;
 use rustls::ServerConfig;
@@ -27,7 +25,9 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep, timeout, Duration, Instant};
 
 use super::certs::SniResolver;
+use super::transport::{Transport, ZeroCopy};
 use super::{dispatch, pages, EdgeHttp};
+use crate::metrics::Proto;
 
 /// Serves plain HTTP/1.x until `shutdown` becomes true (or its sender is
 /// dropped), then stops accepting and gives in-flight requests
@@ -77,7 +77,7 @@ const MAX_REJECTED_H2_STREAMS: usize = 32;
 
 /// Resolves once shutdown is requested. A dropped sender counts as a
 /// request: nobody is left who could ask later.
-async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
+pub(super) async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
@@ -156,17 +156,19 @@ async fn connection(
     // Responses are written as header then body; without this the body
     // would wait on the header's ACK (Nagle + delayed ACK).
     let _ = tcp.set_nodelay(true);
-    let fd = tcp.as_raw_fd();
-    let mut l4 = L4Stream::from(tcp);
-    // Lets sessions report the client address (X-Forwarded-For on proxy
-    // rewrites); the peer address is looked up only when asked for.
-    l4.set_socket_digest(SocketDigest::from_raw_fd(fd));
-    let l4 = super::coalesce::Coalesced::new(l4);
     let over_tls = tls.is_some();
+    // Plain HTTP sends file bodies with `sendfile`; TLS encrypts in user
+    // space, so there it would buy nothing.
+    let zero_copy = (!over_tls).then(|| Arc::new(ZeroCopy::default()));
+    let transport = Transport::new(tcp, zero_copy.clone());
     let stream: Stream = match tls {
-        None => Box::new(l4),
+        None => Box::new(transport),
         Some(acceptor) => {
-            let handshake = timeout(app.limits.handshake_timeout, acceptor.tls_handshake(l4)).await;
+            let handshake = timeout(
+                app.limits.handshake_timeout,
+                acceptor.tls_handshake(transport),
+            )
+            .await;
             app.metrics.tls_handshake(matches!(handshake, Ok(Ok(_))));
             match handshake {
                 Ok(Ok(s)) => Box::new(s),
@@ -184,16 +186,18 @@ async fn connection(
     if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
         serve_h2(app, stream, shutdown).await
     } else {
-        serve_h1(app, stream, shutdown, over_tls).await
+        serve_h1(app, stream, shutdown, zero_copy).await
     }
 }
 
+/// `zero_copy` is there exactly when the connection is plain TCP.
 async fn serve_h1(
     app: Arc<EdgeHttp>,
     mut stream: Stream,
     shutdown: watch::Receiver<bool>,
-    tls: bool,
+    zero_copy: Option<Arc<ZeroCopy>>,
 ) {
+    let tls = zero_copy.is_none();
     let limits = &app.limits;
     let idle_secs = limits.idle_timeout.as_secs().max(1);
     // One timer and one shutdown subscription per connection, not per
@@ -252,7 +256,8 @@ async fn serve_h1(
         session.set_keepalive(keep.then_some(idle_secs));
         let started = Instant::now();
         let mut served = dispatch::Served::default();
-        let responded = dispatch::respond(&app, &mut session, &mut served).await;
+        let responded =
+            dispatch::respond(&app, &mut session, &mut served, zero_copy.as_deref()).await;
         count_request(&app, &session, started, tls);
         super::traffic::count(&app, &session, started, &served);
         if let Err(e) = responded {
@@ -276,13 +281,21 @@ async fn serve_h1(
 
 /// The request's line in the metrics: its status class, body bytes and
 /// time from its head read to its response sent.
-fn count_request(app: &EdgeHttp, session: &ServerSession, started: Instant, tls: bool) {
+pub(super) fn count_request(app: &EdgeHttp, session: &ServerSession, started: Instant, tls: bool) {
     let status = session.response_written().map_or(0, |h| h.status.as_u16());
+    let proto = if session.is_http2() {
+        Proto::H2
+    } else if session.is_custom() {
+        // The only custom sessions here are HTTP/3's.
+        Proto::H3
+    } else {
+        Proto::H1
+    };
     app.metrics.request(
         status,
         session.body_bytes_sent() as u64,
         started.elapsed(),
-        session.is_http2(),
+        proto,
         tls,
     );
 }
@@ -355,7 +368,7 @@ async fn serve_h2(app: Arc<EdgeHttp>, stream: Stream, mut shutdown: watch::Recei
                         let started = Instant::now();
                         let mut served = dispatch::Served::default();
                         let responded =
-                            dispatch::respond(&app, &mut session, &mut served).await;
+                            dispatch::respond(&app, &mut session, &mut served, None).await;
                         // h2 is only ever negotiated by ALPN, so over TLS.
                         count_request(&app, &session, started, true);
                         super::traffic::count(&app, &session, started, &served);

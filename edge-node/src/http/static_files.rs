@@ -5,25 +5,28 @@
 //! the response-head helpers and the platform's own pages that
 //! `dispatch` and `proxy` answer with.
 
-use std::io::SeekFrom;
-
 use bytes::Bytes;
 use http::header::{self, HeaderName};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::{OrErr, ReadError};
 use pingora_http::{RequestHeader, ResponseHeader};
 use protocol::{BlobHash, Encoding, FileEntry};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::negotiate::{self, RangeDecision};
+use super::transport::ZeroCopy;
 use super::{pages, EdgeHttp};
 use crate::functions::serve::{RequestId, X_REQUEST_ID};
 use crate::state::{Site, X_OUTPOST_DEPLOYMENT};
-use crate::store::{BlobBody, BlobError};
+use crate::store::{read_at, BlobBody, BlobError, Prefer};
 
-/// Body chunk for file-backed blobs: big enough to keep syscalls and h2
-/// frames efficient, small enough that many concurrent downloads stay cheap.
-const CHUNK: usize = 64 * 1024;
+/// Body chunk for file-backed blobs sent through user space (TLS, and only
+/// for blobs too large for memory): big enough that the thread hop of each
+/// read is amortised, small enough that many concurrent downloads stay cheap.
+const CHUNK: u64 = 256 * 1024;
+
+/// From this size a body over plain HTTP goes out with `sendfile`; smaller
+/// ones leave from memory together with their head in a single write.
+const ZERO_COPY_MIN: u64 = 32 * 1024;
 
 const NO_STORE: &str = "no-store";
 
@@ -265,6 +268,7 @@ pub(super) async fn send_page(
     session.write_response_body(body, true).await
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn send_file(
     app: &EdgeHttp,
     session: &mut ServerSession,
@@ -273,11 +277,16 @@ pub(super) async fn send_file(
     extra: &[(String, String)],
     request_id: Option<RequestId>,
     head: bool,
+    zero_copy: Option<&ZeroCopy>,
 ) -> pingora_core::Result<()> {
+    let prefer = match (zero_copy, plan.body) {
+        (Some(_), Some(slice)) if slice.len >= ZERO_COPY_MIN && !head => Prefer::File,
+        _ => Prefer::Memory,
+    };
     // HEAD opens the blob too, so it answers exactly as GET would (a blob
     // that is missing here is a 503 for both).
     let opened = match plan.body {
-        Some(slice) => match open_blob(app, slice).await {
+        Some(slice) => match open_blob(app, slice, prefer).await {
             Some(body) => Some((body, slice)),
             None => return send_page(session, 503, Some(site), request_id, head).await,
         },
@@ -301,7 +310,7 @@ pub(super) async fn send_file(
     set_request_id(&mut h, request_id);
     session.write_response_header(Box::new(h)).await?;
     match opened {
-        Some((body, slice)) if !head => send_blob(session, body, slice).await,
+        Some((body, slice)) if !head => send_blob(session, body, slice, zero_copy).await,
         _ => session.write_response_body(Bytes::new(), true).await,
     }
 }
@@ -309,14 +318,14 @@ pub(super) async fn send_file(
 /// Opens and verifies a blob off the async threads (verification may hash
 /// the whole file). `None` means the node cannot serve it right now; the
 /// store has already queued a corrupt blob for re-fetch.
-async fn open_blob(app: &EdgeHttp, slice: BlobSlice) -> Option<BlobBody> {
+async fn open_blob(app: &EdgeHttp, slice: BlobSlice, prefer: Prefer) -> Option<BlobBody> {
     let hash = slice.hash;
-    // Verified small blobs sit in memory: no thread hop for the hot path.
-    let opened = match app.blobs.cached(&hash) {
-        Some(bytes) => Ok(Ok(BlobBody::Memory(bytes))),
+    // Hot blobs are in memory or have a kept descriptor: no thread hop.
+    let opened = match app.blobs.cached(&hash, prefer) {
+        Some(body) => Ok(Ok(body)),
         None => {
             let blobs = app.blobs.clone();
-            tokio::task::spawn_blocking(move || blobs.open_verified(&hash)).await
+            tokio::task::spawn_blocking(move || blobs.open_for(&hash, prefer)).await
         }
     };
     match opened {
@@ -345,36 +354,31 @@ async fn send_blob(
     session: &mut ServerSession,
     body: BlobBody,
     slice: BlobSlice,
+    zero_copy: Option<&ZeroCopy>,
 ) -> pingora_core::Result<()> {
     match body {
         BlobBody::Memory(bytes) => {
             let range = slice.start as usize..(slice.start + slice.len) as usize;
             session.write_response_body(bytes.slice(range), true).await
         }
-        BlobBody::File { file, .. } => {
-            let mut file = tokio::fs::File::from_std(file);
-            if slice.start > 0 {
-                file.seek(SeekFrom::Start(slice.start))
-                    .await
-                    .or_err(ReadError, "seeking in blob file")?;
-            }
-            let mut remaining = slice.len;
-            if remaining == 0 {
-                return session.write_response_body(Bytes::new(), true).await;
-            }
-            while remaining > 0 {
-                let n = remaining.min(CHUNK as u64) as usize;
-                let mut buf = vec![0; n];
-                file.read_exact(&mut buf)
-                    .await
-                    .or_err(ReadError, "reading blob file")?;
-                remaining -= n as u64;
-                session
-                    .write_response_body(Bytes::from(buf), remaining == 0)
-                    .await?;
-            }
-            Ok(())
+        BlobBody::File { .. } if slice.len == 0 => {
+            session.write_response_body(Bytes::new(), true).await
         }
+        BlobBody::File { file, .. } => match zero_copy {
+            Some(zc) => zc.send_body(session, file, slice.start, slice.len).await,
+            None => {
+                let (mut at, end) = (slice.start, slice.start + slice.len);
+                while at < end {
+                    let n = (end - at).min(CHUNK);
+                    let chunk = read_at(&file, at, n as usize)
+                        .await
+                        .or_err(ReadError, "reading blob file")?;
+                    at += n;
+                    session.write_response_body(chunk, at == end).await?;
+                }
+                Ok(())
+            }
+        },
     }
 }
 

@@ -15,7 +15,6 @@ use protocol::wire::{
     ErrorCode, WireError, MAX_BATCHES_PER_MESSAGE, MAX_CONTROL_FRAME_BYTES, MAX_FRAME_BYTES,
 };
 use protocol::{BlobHash, BundleId, SignedBatch};
-use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use super::transport::Transport;
@@ -142,15 +141,13 @@ async fn handle(
             write_frame(&mut send, &PeerMessage::Blob { size: body.len() }).await?;
             match body {
                 BlobBody::Memory(b) => send.write_all(&b).await?,
-                BlobBody::File { file, .. } => {
-                    let mut file = tokio::fs::File::from_std(file);
-                    let mut buf = vec![0u8; 256 * 1024];
-                    loop {
-                        let n = file.read(&mut buf).await?;
-                        if n == 0 {
-                            break;
-                        }
-                        send.write_all(&buf[..n]).await?;
+                BlobBody::File { file, len } => {
+                    let mut offset = 0;
+                    while offset < len {
+                        let n = (len - offset).min(256 * 1024) as usize;
+                        let chunk = crate::store::read_at(&file, offset, n).await?;
+                        send.write_all(&chunk).await?;
+                        offset += n as u64;
                     }
                 }
             }

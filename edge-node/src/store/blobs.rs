@@ -2,26 +2,40 @@
 //!
 //! Blobs are written to a temporary file while being hashed and renamed into
 //! place only when the hash matches, so a file under its final name was
-//! complete and correct when written. Reads verify again: a small blob is
-//! hashed on every read from disk (then cached in memory), a large one once
-//! per (size, mtime, inode) of its file. A mismatch deletes the file and is
-//! reported on the `corrupt` channel so the sync loop fetches it again.
+//! complete and correct when written. Reads verify again before a byte is
+//! served:
+//! - a blob up to [`MEMORY_BLOB_BYTES`] is read and hashed once, then served
+//!   from memory (a byte budget, least recently used out first): the bytes
+//!   sent are the very bytes that were hashed;
+//! - a larger one, or one a caller wants as a file (zero-copy `sendfile`), is
+//!   hashed once per (size, mtime, inode) of its file, and its open
+//!   descriptor is kept (a bounded set, like nginx's `open_file_cache`).
+//!   Every use of a kept descriptor `fstat`s it first, so a file changed
+//!   since it was hashed is hashed again before it is served.
+//!
+//! A mismatch deletes the file and is reported on the `corrupt` channel so
+//! the sync loop fetches it again.
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::num::NonZeroUsize;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use lru::LruCache;
 use protocol::BlobHash;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-/// Blobs up to this size are served from memory after verification.
-pub const SMALL_BLOB_BYTES: u64 = 256 * 1024;
-/// Memory given to the small-blob cache.
-const MEMORY_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// Blobs up to this size are served from memory after verification (most
+/// of a site: pages, scripts, styles, fonts, most images).
+pub const MEMORY_BLOB_BYTES: u64 = 2 * 1024 * 1024;
+/// Default memory given to verified blobs (`--memory-cache`).
+pub const DEFAULT_MEMORY_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// Open descriptors kept for blobs served from their files.
+const OPEN_FILES: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -43,7 +57,13 @@ pub enum BlobError {
 /// A verified blob, ready to send.
 pub enum BlobBody {
     Memory(Bytes),
-    File { file: std::fs::File, len: u64 },
+    /// A verified file. Shared: the same descriptor serves every request
+    /// for it, so readers use positioned reads (`pread`, `sendfile` with
+    /// an offset) and never the file's own cursor.
+    File {
+        file: Arc<std::fs::File>,
+        len: u64,
+    },
 }
 
 impl BlobBody {
@@ -59,7 +79,32 @@ impl BlobBody {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// `len` bytes of a verified file from `offset`, read off the async
+/// threads with a positioned read (the descriptor is shared). A file
+/// shorter than that is an error: its blob was verified at full length.
+pub async fn read_at(file: &Arc<std::fs::File>, offset: u64, len: usize) -> std::io::Result<Bytes> {
+    let file = file.clone();
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0; len];
+        file.read_exact_at(&mut buf, offset)?;
+        Ok(Bytes::from(buf))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// How the caller will send the blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefer {
+    /// Bytes in memory where the blob is small enough (TLS encrypts from
+    /// memory anyway; tiny bodies go out with their head in one write).
+    Memory,
+    /// A file descriptor, for a zero-copy `sendfile` to a plain socket.
+    File,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct FileStamp {
     len: u64,
     mtime_ns: i128,
@@ -76,11 +121,33 @@ impl FileStamp {
     }
 }
 
-#[derive(Default)]
 struct Caches {
-    memory: HashMap<BlobHash, Bytes>,
-    memory_bytes: usize,
+    memory: LruCache<BlobHash, Bytes>,
+    memory_bytes: u64,
+    memory_budget: u64,
+    /// Verified descriptors, with the stamp their file had when hashed.
+    files: LruCache<BlobHash, (Arc<std::fs::File>, FileStamp)>,
     verified_files: HashMap<BlobHash, FileStamp>,
+}
+
+impl Caches {
+    fn new(memory_budget: u64) -> Self {
+        Caches {
+            memory: LruCache::unbounded(),
+            memory_bytes: 0,
+            memory_budget,
+            files: LruCache::new(NonZeroUsize::new(OPEN_FILES).expect("non-zero")),
+            verified_files: HashMap::new(),
+        }
+    }
+
+    fn forget(&mut self, hash: &BlobHash) {
+        if let Some(b) = self.memory.pop(hash) {
+            self.memory_bytes -= b.len() as u64;
+        }
+        self.files.pop(hash);
+        self.verified_files.remove(hash);
+    }
 }
 
 pub struct BlobStore {
@@ -92,9 +159,18 @@ pub struct BlobStore {
 }
 
 impl BlobStore {
-    /// Opens (creating) the store under `root`; corrupt blobs found while
-    /// serving are announced on the returned receiver.
+    /// Opens (creating) the store under `root` with the default memory
+    /// budget; corrupt blobs found while serving are announced on the
+    /// returned receiver.
     pub fn open(root: &Path) -> Result<(Arc<Self>, mpsc::Receiver<BlobHash>), BlobError> {
+        Self::open_with_memory(root, DEFAULT_MEMORY_CACHE_BYTES)
+    }
+
+    /// [`Self::open`] with `memory_bytes` for verified blobs held in memory.
+    pub fn open_with_memory(
+        root: &Path,
+        memory_bytes: u64,
+    ) -> Result<(Arc<Self>, mpsc::Receiver<BlobHash>), BlobError> {
         std::fs::create_dir_all(root.join("tmp"))?;
         // Leftovers of a crash mid-write are never valid blobs.
         for e in std::fs::read_dir(root.join("tmp"))? {
@@ -104,7 +180,7 @@ impl BlobStore {
         Ok((
             Arc::new(BlobStore {
                 root: root.to_path_buf(),
-                caches: Mutex::default(),
+                caches: Mutex::new(Caches::new(memory_bytes)),
                 corrupt: tx,
             }),
             rx,
@@ -181,16 +257,48 @@ impl BlobStore {
         result
     }
 
-    /// A verified small blob from memory, if cached. Never blocks on disk.
-    pub fn cached(&self, hash: &BlobHash) -> Option<Bytes> {
-        self.caches.lock().unwrap().memory.get(hash).cloned()
+    /// A verified blob without touching the disk beyond one `fstat`: from
+    /// memory, or (for [`Prefer::File`]) a kept descriptor whose file is
+    /// unchanged since it was hashed. `None`: ask [`Self::open_verified`]
+    /// off the async threads.
+    pub fn cached(&self, hash: &BlobHash, prefer: Prefer) -> Option<BlobBody> {
+        let mut c = self.caches.lock().unwrap();
+        if prefer == Prefer::File {
+            if let Some((file, stamp)) = c.files.get(hash) {
+                let (file, stamp) = (file.clone(), *stamp);
+                drop(c);
+                // Outside the lock: an fstat of an open file never waits on
+                // the disk for data, but it is still a system call.
+                return match file.metadata() {
+                    Ok(m) if FileStamp::of(&m) == stamp => Some(BlobBody::File {
+                        file,
+                        len: stamp.len,
+                    }),
+                    // Changed since it was hashed (or unreadable): the
+                    // blocking path opens and hashes it again.
+                    _ => {
+                        let mut c = self.caches.lock().unwrap();
+                        c.files.pop(hash);
+                        c.verified_files.remove(hash);
+                        None
+                    }
+                };
+            }
+        }
+        c.memory.get(hash).cloned().map(BlobBody::Memory)
     }
 
-    /// Opens a blob for serving, verified against its hash. Blocking: call
-    /// from `spawn_blocking` or accept the cost for small files.
+    /// Opens a blob for serving, verified against its hash. Blocking (it
+    /// may hash the whole file): call from `spawn_blocking`.
     pub fn open_verified(&self, hash: &BlobHash) -> Result<BlobBody, BlobError> {
-        if let Some(b) = self.cached(hash) {
-            return Ok(BlobBody::Memory(b));
+        self.open_for(hash, Prefer::Memory)
+    }
+
+    /// [`Self::open_verified`], as a file when `prefer` says so and the
+    /// blob is not empty.
+    pub fn open_for(&self, hash: &BlobHash, prefer: Prefer) -> Result<BlobBody, BlobError> {
+        if let Some(b) = self.cached(hash, prefer) {
+            return Ok(b);
         }
         let path = self.path_of(hash);
         let mut file = match std::fs::File::open(&path) {
@@ -203,7 +311,7 @@ impl BlobStore {
             Err(e) => return Err(e.into()),
         };
         let meta = file.metadata()?;
-        if meta.len() <= SMALL_BLOB_BYTES {
+        if prefer == Prefer::Memory && meta.len() <= MEMORY_BLOB_BYTES {
             let mut buf = Vec::with_capacity(meta.len() as usize);
             file.read_to_end(&mut buf)?;
             if BlobHash::of(&buf) != *hash {
@@ -221,13 +329,17 @@ impl BlobStore {
             if BlobHash::from_blake3(hasher.finalize()) != *hash {
                 return Err(self.quarantine(hash, &path));
             }
-            self.caches
-                .lock()
-                .unwrap()
-                .verified_files
-                .insert(*hash, stamp);
-            file = std::fs::File::open(&path)?;
+            // The stamp again, after hashing: a write that raced the hash
+            // leaves a stamp that will not match at the next use.
+            let after = FileStamp::of(&file.metadata()?);
+            if after != stamp {
+                return Err(self.quarantine(hash, &path));
+            }
         }
+        let file = Arc::new(file);
+        let mut c = self.caches.lock().unwrap();
+        c.verified_files.insert(*hash, stamp);
+        c.files.put(*hash, (file.clone(), stamp));
         Ok(BlobBody::File {
             file,
             len: meta.len(),
@@ -272,34 +384,41 @@ impl BlobStore {
     /// Removes a blob's file and whatever is cached of it. Removing one
     /// that is not there is not an error.
     pub fn remove(&self, hash: &BlobHash) -> Result<(), BlobError> {
-        {
-            let mut c = self.caches.lock().unwrap();
-            if let Some(b) = c.memory.remove(hash) {
-                c.memory_bytes -= b.len();
-            }
-            c.verified_files.remove(hash);
-        }
+        self.caches.lock().unwrap().forget(hash);
         match std::fs::remove_file(self.path_of(hash)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
     }
 
+    /// Bytes of verified blobs held in memory (for tests and metrics).
+    pub fn memory_bytes(&self) -> u64 {
+        self.caches.lock().unwrap().memory_bytes
+    }
+
     fn remember(&self, hash: &BlobHash, bytes: &Bytes) {
         let mut c = self.caches.lock().unwrap();
-        if c.memory_bytes + bytes.len() > MEMORY_CACHE_BYTES {
-            // Crude but bounded: start over rather than track recency.
-            c.memory.clear();
-            c.memory_bytes = 0;
+        let len = bytes.len() as u64;
+        if len > c.memory_budget {
+            return;
         }
-        c.memory_bytes += bytes.len();
-        c.memory.insert(*hash, bytes.clone());
+        if let Some(old) = c.memory.pop(hash) {
+            c.memory_bytes -= old.len() as u64;
+        }
+        while c.memory_bytes + len > c.memory_budget {
+            match c.memory.pop_lru() {
+                Some((_, old)) => c.memory_bytes -= old.len() as u64,
+                None => break,
+            }
+        }
+        c.memory_bytes += len;
+        c.memory.put(*hash, bytes.clone());
     }
 
     fn quarantine(&self, hash: &BlobHash, path: &Path) -> BlobError {
         tracing::error!(blob = %hash, path = %path.display(), "blob on disk does not match its hash; removing it and fetching it again");
         let _ = std::fs::remove_file(path);
-        self.caches.lock().unwrap().verified_files.remove(hash);
+        self.caches.lock().unwrap().forget(hash);
         let _ = self.corrupt.try_send(*hash);
         BlobError::Corrupt(*hash)
     }
@@ -342,16 +461,19 @@ mod tests {
         }
     }
 
+    /// Small chunks, to exercise reassembly; large blobs in 64 KiB ones.
     fn chunks(data: &[u8]) -> Chunks {
-        Chunks(data.chunks(7).map(Bytes::copy_from_slice).collect())
+        let size = if data.len() > 4096 { 64 * 1024 } else { 7 };
+        Chunks(data.chunks(size).map(Bytes::copy_from_slice).collect())
     }
 
     fn body_bytes(b: BlobBody) -> Vec<u8> {
         match b {
             BlobBody::Memory(b) => b.to_vec(),
-            BlobBody::File { mut file, .. } => {
-                let mut v = vec![];
-                file.read_to_end(&mut v).unwrap();
+            BlobBody::File { file, len } => {
+                use std::os::unix::fs::FileExt;
+                let mut v = vec![0; len as usize];
+                file.read_exact_at(&mut v, 0).unwrap();
                 v
             }
         }
@@ -398,9 +520,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn corruption_is_detected_for_small_and_large_blobs() {
+    async fn corruption_is_detected_in_memory_and_file_paths() {
         let dir = tempfile::tempdir().unwrap();
-        for size in [100usize, (SMALL_BLOB_BYTES as usize) * 2] {
+        // (size, how it is asked for): read into memory, or a file either
+        // because it is too large for memory or because the caller wants
+        // one for sendfile.
+        let cases = [
+            (100usize, Prefer::Memory),
+            (100, Prefer::File),
+            (MEMORY_BLOB_BYTES as usize + 1, Prefer::Memory),
+        ];
+        for (size, prefer) in cases {
             let (store, mut corrupt) = BlobStore::open(dir.path()).unwrap();
             let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
             let h = BlobHash::of(&data);
@@ -409,12 +539,85 @@ mod tests {
             let mut bad = data.clone();
             bad[size / 2] ^= 0xff;
             std::fs::write(&path, &bad).unwrap();
-            assert!(matches!(
-                store.open_verified(&h),
-                Err(BlobError::Corrupt(_))
-            ));
+            assert!(
+                matches!(store.open_for(&h, prefer), Err(BlobError::Corrupt(_))),
+                "{size} {prefer:?}"
+            );
             assert_eq!(corrupt.try_recv().unwrap(), h);
             assert!(!path.exists(), "corrupt blob must be removed");
         }
+    }
+
+    /// A kept descriptor is only used while its file is what was hashed:
+    /// a file rewritten in place after it was verified is hashed again
+    /// (and here found corrupt) before any byte of it is served.
+    #[tokio::test]
+    async fn a_kept_descriptor_is_checked_before_every_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut corrupt) = BlobStore::open(dir.path()).unwrap();
+        let data = vec![7u8; 300 * 1024];
+        let h = BlobHash::of(&data);
+        store
+            .write(&h, data.len() as u64, chunks(&data))
+            .await
+            .unwrap();
+        let first = store.open_for(&h, Prefer::File).unwrap();
+        assert!(matches!(first, BlobBody::File { .. }));
+        assert_eq!(body_bytes(first), data);
+        // The second use comes from the kept descriptor, without opening.
+        assert!(matches!(
+            store.cached(&h, Prefer::File),
+            Some(BlobBody::File { .. })
+        ));
+        // Rewrite the same inode in place, then make its mtime differ for
+        // sure (the write may land within the same clock tick).
+        {
+            use std::io::{Seek, Write};
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(store.path_of(&h))
+                .unwrap();
+            f.seek(std::io::SeekFrom::Start(1000)).unwrap();
+            f.write_all(b"corrupt").unwrap();
+            f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+                .unwrap();
+        }
+        assert!(store.cached(&h, Prefer::File).is_none());
+        assert!(matches!(
+            store.open_for(&h, Prefer::File),
+            Err(BlobError::Corrupt(_))
+        ));
+        assert_eq!(corrupt.try_recv().unwrap(), h);
+    }
+
+    /// The memory budget holds: the least recently used blobs leave first,
+    /// and one larger than the whole budget is served but not kept.
+    #[tokio::test]
+    async fn memory_is_bounded_and_least_recently_used_goes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _corrupt) = BlobStore::open_with_memory(dir.path(), 250).unwrap();
+        let mut hashes = vec![];
+        for i in 0..3u8 {
+            let data = vec![i; 100];
+            let h = BlobHash::of(&data);
+            store.write(&h, 100, chunks(&data)).await.unwrap();
+            hashes.push(h);
+        }
+        store.open_verified(&hashes[0]).unwrap();
+        store.open_verified(&hashes[1]).unwrap();
+        // Touch the first, so the second is the least recently used.
+        assert!(store.cached(&hashes[0], Prefer::Memory).is_some());
+        store.open_verified(&hashes[2]).unwrap();
+        assert_eq!(store.memory_bytes(), 200);
+        assert!(store.cached(&hashes[0], Prefer::Memory).is_some());
+        assert!(store.cached(&hashes[1], Prefer::Memory).is_none());
+        assert!(store.cached(&hashes[2], Prefer::Memory).is_some());
+
+        let big = vec![9u8; 300];
+        let hb = BlobHash::of(&big);
+        store.write(&hb, 300, chunks(&big)).await.unwrap();
+        assert_eq!(body_bytes(store.open_verified(&hb).unwrap()), big);
+        assert!(store.cached(&hb, Prefer::Memory).is_none());
+        assert_eq!(store.memory_bytes(), 200);
     }
 }

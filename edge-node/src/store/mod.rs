@@ -6,5 +6,5 @@ pub mod blobs;
 pub mod gc;
 pub mod index;
 
-pub use blobs::{BlobBody, BlobError, BlobStore};
+pub use blobs::{read_at, BlobBody, BlobError, BlobStore, Prefer};
 pub use index::{Index, IndexError};

@@ -482,12 +482,16 @@ async fn status_and_headers_from_the_function() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_returning_with_handles_open_is_answered() {
     let fx = Fixture::start().await;
-    // Answered well inside the function's 10 s deadline, with our id.
+    // Answered inside the function's 10 s deadline, with our id. The
+    // first call also compiles the component (slow in a debug build on a
+    // loaded machine: 5 s was missed there), so the bound sits just under
+    // the deadline: what it tells apart is "answered" from "held until
+    // the deadline".
     let answered = |leak: &'static str| {
         let fx = &fx;
         async move {
             let (status, h, body) = tokio::time::timeout(
-                Duration::from_secs(5),
+                Duration::from_secs(9),
                 fx.get(&format!("/api/headers?leak={leak}")),
             )
             .await

@@ -1,5 +1,6 @@
-//! Static serving over real sockets: plain HTTP/1.1, HTTPS with h2 and
-//! http/1.1 by ALPN, certificates by SNI, a blob store in a temp dir.
+//! Static serving over real sockets: plain HTTP/1.1 (file bodies by
+//! `sendfile`), HTTPS with h2 and http/1.1 by ALPN, HTTP/3 over QUIC on the
+//! same port, certificates by SNI, a blob store in a temp dir.
 
 use crate::support::*;
 use std::collections::{BTreeMap, HashMap};
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use edge_node::http::{serve_http, serve_https, EdgeHttp, Limits};
+use edge_node::http::{serve_http, serve_http3, serve_https, EdgeHttp, Limits};
 use edge_node::state::{Routing, ServingState};
 use edge_node::store::blobs::BlobStore;
 use protocol::{BlobHash, Encoding, FileEntry, Manifest, Variant};
@@ -189,8 +190,12 @@ impl Fixture {
         let https_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = http_listener.local_addr().unwrap();
         let https = https_listener.local_addr().unwrap();
+        // HTTP/3 on the HTTPS port number, over UDP, as a node serves it.
+        let udp = std::net::UdpSocket::bind(https).unwrap();
+        app.advertise_http3(https.port());
         let servers = vec![
             tokio::spawn(serve_http(http_listener, app.clone(), rx.clone())),
+            tokio::spawn(serve_http3(udp, app.clone(), rx.clone())),
             tokio::spawn(serve_https(https_listener, app, rx)),
         ];
         Fixture {
@@ -709,14 +714,128 @@ async fn corrupt_or_missing_blobs_are_503_and_reported() {
     assert_eq!(r.status(), StatusCode::OK);
 }
 
+/// A large file is served from a kept, verified descriptor (by `sendfile`
+/// over plain HTTP). Rewritten in place after that, it is hashed again
+/// before its next byte goes out: a 503 and a re-fetch, never the changed
+/// bytes.
+#[tokio::test]
+async fn a_file_changed_after_it_was_verified_is_not_served() {
+    let mut f = Fixture::start().await;
+    let c = f.client();
+    let big = big_body();
+    for _ in 0..2 {
+        let r = c.get(f.url("/big.bin")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.bytes().await.unwrap() == big);
+    }
+    let path = f.blob_path("big.bin");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[BIG_LEN / 2] ^= 0xff;
+    // The same inode, rewritten; its mtime moves on with the write.
+    std::fs::write(&path, bytes).unwrap();
+    let r = c.get(f.url("/big.bin")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let reported = tokio::time::timeout(Duration::from_secs(5), f.corrupt.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reported, f.hashes["big.bin"]);
+}
+
+/// HTTP/3 answers exactly what HTTP/2 does, on the same port over UDP,
+/// several requests on one connection; TCP answers over TLS advertise it.
+#[tokio::test]
+async fn http3_serves_what_https_serves() {
+    let f = Fixture::start().await;
+    let tls = test_support::tls_client_config([f.ca.clone()], &[b"h3"]);
+    let h3 = test_support::h3::H3Client::connect_with(
+        f.https,
+        "blog.localhost",
+        &tls,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let id = h3.stable_id();
+
+    let r = h3.get("/about", &[]).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("10"));
+    assert_eq!(r.header("x-outpost-deployment"), Some("dpl-blog"));
+    assert_eq!(r.header("alt-svc"), None, "HTTP/3 need not point at itself");
+    assert!(r.header("connection").is_none());
+    assert_eq!(r.text(), "about page");
+    let r = h3.request("HEAD", "/data.txt", &[], b"").await.unwrap();
+    assert_eq!((r.status, r.header("content-length")), (200, Some("20")));
+    assert!(r.body.is_empty());
+    let etag = format!("\"{}\"", f.hashes["data.txt"].to_hex());
+    let r = h3
+        .get("/data.txt", &[("if-none-match", &etag)])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 304);
+    let r = h3
+        .get("/data.txt", &[("range", "bytes=2-4")])
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (206, &b"234"[..]));
+    let r = h3.get("/", &[("accept-encoding", "br")]).await.unwrap();
+    assert_eq!(r.header("content-encoding"), Some("br"));
+    assert_eq!(r.body, INDEX_BR);
+    let r = h3.get("/nope", &[]).await.unwrap();
+    assert_eq!((r.status, r.text().as_str()), (404, "custom not found"));
+    let r = h3.request("POST", "/", &[], b"x").await.unwrap();
+    assert_eq!(r.status, 405);
+    let big = big_body();
+    let gets: Vec<_> = (0..3).map(|_| h3.get("/big.bin", &[])).collect();
+    for r in futures::future::join_all(gets).await {
+        let r = r.unwrap();
+        assert_eq!(r.status, 200);
+        assert!(r.body == big, "3 MiB body over HTTP/3");
+    }
+    // A missing blob is a clean 503 over HTTP/3 too.
+    let r = h3.get("/missing.txt", &[]).await.unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(h3.stable_id(), id, "one connection for all of them");
+    assert!(h3.is_open());
+
+    // TCP answers over TLS advertise HTTP/3 on the same port; plain HTTP
+    // ones do not (an https origin's alternative is only learnt over TLS).
+    let alt = format!("h3=\":{}\"; ma=86400", f.https.port());
+    let h2 = f.tls_client(&[b"h2"]);
+    let url = format!("https://blog.localhost:{}/about", f.https.port());
+    let r = h2.get(&url).send().await.unwrap();
+    assert_eq!(hdr(r.headers(), "alt-svc"), Some(alt.as_str()));
+    let r = f.client().get(f.url("/about")).send().await.unwrap();
+    assert_eq!(hdr(r.headers(), "alt-svc"), None);
+
+    // No certificate for the name: the QUIC handshake fails, and the
+    // listener serves on.
+    let other = test_support::h3::H3Client::connect_with(
+        f.https,
+        "other.example",
+        &tls,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(other.is_err());
+    let r = h3.get("/about", &[]).await.unwrap();
+    assert_eq!(r.status, 200);
+}
+
 #[tokio::test]
 async fn keep_alive_serves_several_requests_on_one_connection() {
     let f = Fixture::start().await;
     let mut s = TcpStream::connect(f.http).await.unwrap();
+    // A body sent with `sendfile` (large) between ordinary ones: the
+    // connection stays in step.
+    let big = big_body();
     let requests = [
         ("GET", "/data.txt", 200, DATA),
         ("HEAD", "/big.bin", 200, &b""[..]),
+        ("GET", "/big.bin", 200, &big[..]),
         ("GET", "/nope", 404, b"custom not found"),
+        ("GET", "/big.bin", 200, &big[..]),
         ("GET", "/data.txt", 200, DATA),
     ];
     for (method, path, want, body) in requests {

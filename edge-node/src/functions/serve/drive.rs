@@ -260,7 +260,7 @@ impl Drive {
         h.reserve(6);
         h.entry(header::SERVER)
             .or_insert(HeaderValue::from_static("outpost"));
-        stamp(h, ex.request_id, ex.site, ex.hsts.as_ref());
+        stamp(h, ex.request_id, ex.site, &ex.stamps);
         if !bodyless && !h.contains_key(header::CONTENT_LENGTH) {
             if ended {
                 h.insert(header::CONTENT_LENGTH, HeaderValue::from(collected_len));

@@ -30,7 +30,7 @@ pub(super) struct Exchange<'a> {
     pub(super) function: Arc<FunctionState>,
     pub(super) inner: &'a Inner,
     pub(super) meta: Option<Arc<RequestLogMeta>>,
-    pub(super) hsts: Option<http::HeaderValue>,
+    pub(super) stamps: crate::http::Stamps,
     pub(super) end: &'a std::sync::atomic::AtomicU8,
 }
 
@@ -65,7 +65,7 @@ impl Exchange<'_> {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         h.insert(header::SERVER, HeaderValue::from_static("outpost"));
-        stamp(h, self.request_id, self.site, self.hsts.as_ref());
+        stamp(h, self.request_id, self.site, &self.stamps);
         session
             .write_response_header(Box::new(ResponseHeader::from(head)))
             .await?;

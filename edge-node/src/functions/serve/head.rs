@@ -20,16 +20,14 @@ pub(super) fn stamp(
     h: &mut http::HeaderMap,
     request_id: RequestId,
     site: &Site,
-    hsts: Option<&http::HeaderValue>,
+    stamps: &crate::http::Stamps,
 ) {
     h.insert(X_REQUEST_ID, request_id.header_value());
     if let Some(v) = &site.deployment_header {
         h.insert(X_OUTPOST_DEPLOYMENT, v.clone());
     }
     // The platform's policy for the host wins over the function's own.
-    if let Some(v) = hsts {
-        h.insert(http::header::STRICT_TRANSPORT_SECURITY, v.clone());
-    }
+    stamps.apply(h);
 }
 
 /// Drops the headers that describe one connection, not the message.

@@ -73,8 +73,8 @@ pub(crate) struct Call<'a> {
     pub entry: &'a FunctionEntry,
     /// The authority the client addressed (`Host` or `:authority`).
     pub authority: Authority,
-    /// The host's `Strict-Transport-Security`, over TLS (see `http::acme`).
-    pub hsts: Option<http::HeaderValue>,
+    /// HSTS and Alt-Svc, over TLS (see `http::Stamps`).
+    pub stamps: crate::http::Stamps,
     /// How the request ended, for analytics (an
     /// [`analytics::recorder::FunctionEnd`] code).
     pub end: &'a std::sync::atomic::AtomicU8,
@@ -101,7 +101,7 @@ pub(crate) async fn respond(
         function: inner.function(&call.site.project, call.route, call.entry.component),
         inner,
         meta: None,
-        hsts: call.hsts.clone(),
+        stamps: call.stamps.clone(),
         end: call.end,
     };
     let limit = inner.config.max_request_body_bytes;
