@@ -128,6 +128,22 @@ async fn resolve(t: &ProbeTarget, host: &str, port: u16) -> anyhow::Result<Socke
     })
 }
 
+/// The target's host, the address to connect to (resolved: this is the
+/// DNS phase) and the authority requests name (`host[:port]`).
+async fn locate(t: &ProbeTarget) -> anyhow::Result<(String, SocketAddr, String)> {
+    let host = t.url.host_str().context("URL without a host")?.to_string();
+    let port = t
+        .url
+        .port_or_known_default()
+        .context("URL without a port")?;
+    let addr = resolve(t, &host, port).await?;
+    let authority = match t.url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
+    };
+    Ok((host, addr, authority))
+}
+
 /// One probe over HTTP/3: DNS, the QUIC handshake (as `connect`), the
 /// request to its response's headers (first byte) and body.
 async fn once_h3(
@@ -137,18 +153,9 @@ async fn once_h3(
 ) -> anyhow::Result<Sample> {
     use bytes::Buf;
 
-    let host = t.url.host_str().context("URL without a host")?.to_string();
-    let port = t
-        .url
-        .port_or_known_default()
-        .context("URL without a port")?;
     let started = Instant::now();
-    let addr = resolve(t, &host, port).await?;
+    let (_, addr, authority) = locate(t).await?;
     let dns = started.elapsed();
-    let authority = match t.url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.clone(),
-    };
     let client = test_support::h3::H3Client::connect_with(addr, &authority, tls, timeout).await?;
     let connect = started.elapsed() - dns;
     let req = http::Request::get(format!("https://{authority}{}", path_and_query(&t.url)))
@@ -183,28 +190,19 @@ async fn once_h3(
 }
 
 async fn once(t: &ProbeTarget, tls: &Arc<rustls::ClientConfig>) -> anyhow::Result<Sample> {
-    let host = t.url.host_str().context("URL without a host")?.to_string();
     let https = match t.url.scheme() {
         "https" => true,
         "http" => false,
         other => bail!("unsupported scheme {other:?} (http or https)"),
     };
-    let port = t
-        .url
-        .port_or_known_default()
-        .context("URL without a port")?;
     let started = Instant::now();
-    let addr = resolve(t, &host, port).await?;
+    let (host, addr, header_host) = locate(t).await?;
     let dns = started.elapsed();
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to {addr}"))?;
     tcp.set_nodelay(true)?;
     let connect = started.elapsed() - dns;
-    let header_host = match t.url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.clone(),
-    };
     let (tls_time, first_byte) = if https {
         let name = rustls::pki_types::ServerName::try_from(host.clone())?;
         let before = Instant::now();

@@ -97,7 +97,24 @@ async fn an_edge_keeps_secrets_and_private_keys_only_sealed() {
     let ca = std::fs::read(coord.ca_path()).unwrap();
     let https = crate::e2e::https_client(&ca, "blog.localhost", edge.https);
     let url = format!("https://blog.localhost:{}/", edge.https.port());
-    assert_eq!(https.get(&url).send().await.unwrap().status(), 200);
+    let r = https.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // … and advertises HTTP/3 on the same port, which serves the same
+    // certificate, static files and functions (with their secrets).
+    let alt = format!("h3=\":{}\"; ma=86400", edge.https.port());
+    assert_eq!(
+        r.headers().get("alt-svc").and_then(|v| v.to_str().ok()),
+        Some(alt.as_str())
+    );
+    let ca_pem = String::from_utf8(ca.clone()).unwrap();
+    let h3 = test_support::h3::H3Client::connect(edge.https, "blog.localhost", &[&ca_pem])
+        .await
+        .unwrap();
+    let r = h3.get("/api/env?name=API_SECRET", &[]).await.unwrap();
+    assert_eq!((r.status, r.text()), (200, SECRET.to_string()));
+    assert!(r.header("x-request-id").is_some());
+    assert_eq!(h3.get("/", &[]).await.unwrap().status, 200);
+    h3.close().await;
 
     // Stopped, its data directory is what a thief would copy.
     assert!(edge.proc.terminate().success(), "{}", edge.proc.log_text());

@@ -136,31 +136,18 @@ async fn connection(
             return;
         }
     };
-    let conn = match timeout(app.limits.handshake_timeout, connecting).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "QUIC handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!("QUIC handshake timed out");
-            return;
-        }
+    let Some(conn) =
+        server::within(app.limits.handshake_timeout, "QUIC handshake", connecting).await
+    else {
+        return;
     };
     let peer = conn.remote_address();
     let mut builder = h3::server::builder();
     builder.max_field_section_size(MAX_HEADER_SECTION);
     let built = builder.build::<Conn, Bytes>(h3_quinn::Connection::new(conn));
-    let mut h3 = match timeout(app.limits.handshake_timeout, built).await {
-        Ok(Ok(h3)) => h3,
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "HTTP/3 setup failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!("HTTP/3 setup timed out");
-            return;
-        }
+    let Some(mut h3) = server::within(app.limits.handshake_timeout, "HTTP/3 setup", built).await
+    else {
+        return;
     };
     let mut requests = JoinSet::new();
     let mut draining = false;
@@ -197,18 +184,15 @@ async fn request(
     resolver: RequestResolver<Conn, Bytes>,
     peer: std::net::SocketAddr,
 ) {
-    let (req, stream) =
-        match timeout(app.limits.header_read_timeout, resolver.resolve_request()).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "bad HTTP/3 request");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!("HTTP/3 request header timed out");
-                return;
-            }
-        };
+    let Some((req, stream)) = server::within(
+        app.limits.header_read_timeout,
+        "HTTP/3 request header",
+        resolver.resolve_request(),
+    )
+    .await
+    else {
+        return;
+    };
     let (parts, ()) = req.into_parts();
     let mut session = ServerSession::new_custom(Box::new(H3Session::new(
         RequestHeader::from(parts),

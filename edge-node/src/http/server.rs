@@ -62,6 +62,13 @@ fn tls_acceptor(app: &EdgeHttp) -> io::Result<Acceptor> {
         .map_err(io::Error::other)?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver::new(app.state.clone())));
+    // EXPERIMENT (removed before landing): TLS 1.3 tickets per handshake.
+    if let Some(n) = std::env::var("OUTPOST_EXPERIMENT_TLS_TICKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.send_tls13_tickets = n;
+    }
     // `acme-tls/1` last: rustls picks by our order, and only a CA's
     // validation handshake offers it alone (see `certs`).
     config.alpn_protocols = vec![
@@ -74,6 +81,27 @@ fn tls_acceptor(app: &EdgeHttp) -> io::Result<Acceptor> {
 
 /// Malformed h2 requests tolerated per connection (pingora's own figure).
 const MAX_REJECTED_H2_STREAMS: usize = 32;
+
+/// Runs one step a client controls (a handshake, a preface, a header)
+/// within `limit`; its failure or timeout is logged as `what` at debug
+/// level (clients fail these all the time) and gives `None`.
+pub(super) async fn within<T, E: std::fmt::Display>(
+    limit: Duration,
+    what: &str,
+    step: impl std::future::Future<Output = Result<T, E>>,
+) -> Option<T> {
+    match timeout(limit, step).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "{what} failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("{what} timed out");
+            None
+        }
+    }
+}
 
 /// Resolves once shutdown is requested. A dropped sender counts as a
 /// request: nobody is left who could ask later.
@@ -164,22 +192,16 @@ async fn connection(
     let stream: Stream = match tls {
         None => Box::new(transport),
         Some(acceptor) => {
-            let handshake = timeout(
+            let handshake = within(
                 app.limits.handshake_timeout,
+                "TLS handshake",
                 acceptor.tls_handshake(transport),
             )
             .await;
-            app.metrics.tls_handshake(matches!(handshake, Ok(Ok(_))));
+            app.metrics.tls_handshake(handshake.is_some());
             match handshake {
-                Ok(Ok(s)) => Box::new(s),
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!("TLS handshake timed out");
-                    return;
-                }
+                Some(s) => Box::new(s),
+                None => return,
             }
         }
     };
@@ -326,21 +348,22 @@ async fn serve_h2(app: Arc<EdgeHttp>, stream: Stream, mut shutdown: watch::Recei
         proxy_digest: stream.get_proxy_digest(),
         socket_digest: stream.get_socket_digest(),
     });
-    let mut conn = match timeout(
+    let mut options = default_h2_options();
+    // EXPERIMENT (removed before landing): h2's per-stream send buffer.
+    if let Some(n) = std::env::var("OUTPOST_EXPERIMENT_H2_SEND_BUFFER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options.max_send_buffer_size(n);
+    }
+    let Some(mut conn) = within(
         limits.handshake_timeout,
-        handshake(stream, Some(default_h2_options())),
+        "h2 preface",
+        handshake(stream, Some(options)),
     )
     .await
-    {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "h2 handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!("h2 preface timed out");
-            return;
-        }
+    else {
+        return;
     };
     // Streams run as tasks; this loop keeps polling the connection, which is
     // what actually moves their frames. Dropping the set (connection gone)
