@@ -34,8 +34,24 @@ use tokio::sync::mpsc;
 pub const MEMORY_BLOB_BYTES: u64 = 2 * 1024 * 1024;
 /// Default memory given to verified blobs (`--memory-cache`).
 pub const DEFAULT_MEMORY_CACHE_BYTES: u64 = 64 * 1024 * 1024;
-/// Open descriptors kept for blobs served from their files.
+/// Open descriptors kept for blobs served from their files, at most; and
+/// never more than an eighth of the process's descriptor limit, so that
+/// under a shell's default of 1,024 the kept files cannot starve sockets.
 const OPEN_FILES: usize = 1024;
+
+fn open_files_bound() -> NonZeroUsize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `getrlimit` writes one `rlimit` we own.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        1024
+    };
+    NonZeroUsize::new((soft / 8).clamp(16, OPEN_FILES)).expect("at least 16")
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -136,7 +152,7 @@ impl Caches {
             memory: LruCache::unbounded(),
             memory_bytes: 0,
             memory_budget,
-            files: LruCache::new(NonZeroUsize::new(OPEN_FILES).expect("non-zero")),
+            files: LruCache::new(open_files_bound()),
             verified_files: HashMap::new(),
         }
     }
