@@ -24,7 +24,7 @@ use protocol::routing::{headers_for, route, Decision};
 
 use super::acme::{self, Early};
 use super::static_files::{
-    base_header, plan_file, send_file, send_page, set, set_deployment, set_request_id,
+    self, base_header, plan_file, send_file, send_page, set, set_deployment, set_request_id,
     Conditionals, FilePlan,
 };
 use super::transport::ZeroCopy;
@@ -137,20 +137,16 @@ pub async fn respond(
     match reply {
         Reply::Resolve(_) => send_page(session, 404, None, stamp, head).await,
         Reply::Platform(status) => send_page(session, status, None, stamp, head).await,
-        Reply::File {
-            site,
-            plan,
-            mut extra,
-        } => {
-            for (name, v) in [
-                (header::STRICT_TRANSPORT_SECURITY, stamps.hsts),
-                (header::ALT_SVC, stamps.alt_svc),
-            ] {
-                if let Some(v) = v.as_ref().and_then(|v| v.to_str().ok()) {
-                    extra.push((name.to_string(), v.to_string()));
-                }
-            }
-            send_file(app, session, &site, plan, &extra, stamp, head, zero_copy).await
+        Reply::File { site, plan, extra } => {
+            let file = static_files::FileReply {
+                site: &site,
+                plan,
+                extra: &extra,
+                stamps: &stamps,
+                request_id: stamp,
+                head,
+            };
+            send_file(app, session, file, zero_copy).await
         }
         Reply::Redirect {
             site,

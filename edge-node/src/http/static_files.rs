@@ -14,7 +14,7 @@ use protocol::{BlobHash, Encoding, FileEntry};
 
 use super::negotiate::{self, RangeDecision};
 use super::transport::ZeroCopy;
-use super::{pages, EdgeHttp};
+use super::{pages, EdgeHttp, Stamps};
 use crate::functions::serve::{RequestId, X_REQUEST_ID};
 use crate::state::{Site, X_OUTPOST_DEPLOYMENT};
 use crate::store::{read_at, BlobBody, BlobError, Prefer};
@@ -268,17 +268,32 @@ pub(super) async fn send_page(
     session.write_response_body(body, true).await
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A bundle file's answer, decided: what `send_file` sends.
+pub(super) struct FileReply<'a> {
+    pub site: &'a Site,
+    pub plan: FilePlan,
+    /// Headers from the bundle's header rules.
+    pub extra: &'a [(String, String)],
+    /// HSTS and Alt-Svc, set last so no rule replaces them.
+    pub stamps: &'a Stamps,
+    pub request_id: Option<RequestId>,
+    pub head: bool,
+}
+
 pub(super) async fn send_file(
     app: &EdgeHttp,
     session: &mut ServerSession,
-    site: &Site,
-    plan: FilePlan,
-    extra: &[(String, String)],
-    request_id: Option<RequestId>,
-    head: bool,
+    file: FileReply<'_>,
     zero_copy: Option<&ZeroCopy>,
 ) -> pingora_core::Result<()> {
+    let FileReply {
+        site,
+        plan,
+        extra,
+        stamps,
+        request_id,
+        head,
+    } = file;
     let prefer = match (zero_copy, plan.body) {
         (Some(_), Some(slice)) if slice.len >= ZERO_COPY_MIN && !head => Prefer::File,
         _ => Prefer::Memory,
@@ -303,6 +318,7 @@ pub(super) async fn send_file(
             set(&mut h, name, value);
         }
     }
+    stamps.apply_to(&mut h);
     if let Some(len) = plan.content_length {
         set(&mut h, header::CONTENT_LENGTH, &len.to_string());
     }
