@@ -107,8 +107,9 @@ impl Classifier {
     }
 }
 
-/// The host of a `Referer`, lower-cased, when it is another site's
-/// (`None` for none, a malformed one, or the site itself).
+/// The host of a `Referer` as written (callers lower-case it before
+/// counting), when it is another site's (`None` for none, a malformed one,
+/// or the site itself, in any case).
 pub fn referrer_host<'a>(referer: &'a str, own_host: &str) -> Option<&'a str> {
     let rest = referer
         .strip_prefix("https://")

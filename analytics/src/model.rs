@@ -54,7 +54,7 @@ pub struct Top(pub BTreeMap<String, u64>);
 impl Top {
     pub fn add(&mut self, key: &str, n: u64) {
         match self.0.get_mut(key) {
-            Some(c) => *c += n,
+            Some(c) => *c = c.saturating_add(n),
             None => {
                 self.0.insert(cut(key).to_string(), n);
             }
@@ -78,10 +78,13 @@ impl Top {
         let mut v: Vec<(String, u64)> = std::mem::take(&mut self.0).into_iter().collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let keep = cap.saturating_sub(1);
-        let folded: u64 = v[keep.min(v.len())..].iter().map(|(_, n)| n).sum();
+        let folded = v[keep.min(v.len())..]
+            .iter()
+            .fold(0u64, |sum, (_, n)| sum.saturating_add(*n));
         v.truncate(keep);
         self.0 = v.into_iter().collect();
-        self.0.insert(OTHER.to_string(), other + folded);
+        self.0
+            .insert(OTHER.to_string(), other.saturating_add(folded));
     }
 
     /// The `n` largest, largest first (ties by key).
@@ -119,10 +122,10 @@ pub struct FunctionAgg {
 
 impl FunctionAgg {
     pub fn merge(&mut self, o: &FunctionAgg) {
-        self.invocations += o.invocations;
-        self.errors += o.errors;
-        self.timeouts += o.timeouts;
-        self.memory_limit += o.memory_limit;
+        self.invocations = self.invocations.saturating_add(o.invocations);
+        self.errors = self.errors.saturating_add(o.errors);
+        self.timeouts = self.timeouts.saturating_add(o.timeouts);
+        self.memory_limit = self.memory_limit.saturating_add(o.memory_limit);
         self.duration.merge(&o.duration);
     }
 }
@@ -173,17 +176,20 @@ pub const MERGED_TOP_CAP: usize = 1000;
 pub const MAX_FUNCTION_ROUTES: usize = 256;
 
 impl Aggregate {
+    /// Counters saturate: records come from edges, and no pair of them may
+    /// wrap a total (or, in a debug build, panic).
     pub fn merge(&mut self, o: &Aggregate) {
-        self.requests += o.requests;
-        self.page_views += o.page_views;
-        self.bots += o.bots;
-        self.bytes += o.bytes;
+        self.requests = self.requests.saturating_add(o.requests);
+        self.page_views = self.page_views.saturating_add(o.page_views);
+        self.bots = self.bots.saturating_add(o.bots);
+        self.bytes = self.bytes.saturating_add(o.bytes);
         for (code, n) in &o.status {
-            *self.status.entry(*code).or_default() += n;
+            let mine = self.status.entry(*code).or_default();
+            *mine = mine.saturating_add(*n);
         }
-        self.encodings.br += o.encodings.br;
-        self.encodings.gzip += o.encodings.gzip;
-        self.encodings.identity += o.encodings.identity;
+        self.encodings.br = self.encodings.br.saturating_add(o.encodings.br);
+        self.encodings.gzip = self.encodings.gzip.saturating_add(o.encodings.gzip);
+        self.encodings.identity = self.encodings.identity.saturating_add(o.encodings.identity);
         self.visitors.merge(&o.visitors);
         self.duration.merge(&o.duration);
         for (mine, theirs) in [
@@ -225,7 +231,8 @@ impl Aggregate {
                 400..=499 => "4xx",
                 _ => "5xx",
             };
-            *m.entry(class).or_default() += n;
+            let sum = m.entry(class).or_default();
+            *sum = u64::saturating_add(*sum, *n);
         }
         m
     }
@@ -234,6 +241,30 @@ impl Aggregate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records arrive from edges: two huge counts saturate, never wrap or
+    /// panic.
+    #[test]
+    fn merged_counters_saturate() {
+        let mut a = Aggregate {
+            requests: u64::MAX - 1,
+            ..Default::default()
+        };
+        a.status.insert(200, u64::MAX);
+        a.pages.add("/", u64::MAX);
+        let b = a.clone();
+        a.merge(&b);
+        assert_eq!(a.requests, u64::MAX);
+        assert_eq!(a.status[&200], u64::MAX);
+        assert_eq!(a.pages.0["/"], u64::MAX);
+        assert_eq!(a.status_classes()["2xx"], u64::MAX);
+        let mut t = Top::default();
+        for k in ["a", "b", "c"] {
+            t.add(k, u64::MAX);
+        }
+        t.trim(2);
+        assert_eq!(t.0[OTHER], u64::MAX);
+    }
 
     #[test]
     fn top_folds_the_smallest_into_other() {

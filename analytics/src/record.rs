@@ -32,7 +32,9 @@ impl Granularity {
 
     /// The start of the bucket holding `t` (unix seconds).
     pub fn floor(self, t: i64) -> i64 {
-        t - t.rem_euclid(self.seconds())
+        // Saturating: a decoded record's start may be anything (the
+        // decoder then refuses it as misaligned or out of time).
+        t.saturating_sub(t.rem_euclid(self.seconds()))
     }
 
     pub fn as_str(self) -> &'static str {

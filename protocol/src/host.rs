@@ -26,7 +26,11 @@ pub fn normalize_host(raw: &str) -> Result<Cow<'_, str>, HostError> {
     let raw = raw.trim();
     let name = match raw.rsplit_once(':') {
         Some((name, port)) => {
-            if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+            if port.is_empty()
+                || port.len() > 5
+                || !port.bytes().all(|b| b.is_ascii_digit())
+                || port.parse::<u16>().is_err()
+            {
                 return Err(HostError::BadPort);
             }
             name
@@ -113,6 +117,9 @@ mod tests {
             (":80", Err(HostError::Empty)),
             ("a.com:", Err(HostError::BadPort)),
             ("a.com:80x", Err(HostError::BadPort)),
+            ("a.com:65535", Ok("a.com")),
+            ("a.com:65536", Err(HostError::BadPort)),
+            ("a.com:+80", Err(HostError::BadPort)),
             ("a.com:1234567", Err(HostError::BadPort)),
             ("a_b.com", Err(HostError::BadChar)),
             ("a b.com", Err(HostError::BadChar)),

@@ -49,8 +49,9 @@ pub fn validity(der: &[u8]) -> Option<(i64, i64)> {
 /// Whether a certificate valid over `(from, until)` should be renewed at
 /// `now` (Unix seconds): when less than a third of its lifetime is left.
 pub fn renew_due((from, until): (i64, i64), now: i64) -> bool {
-    let life = until - from;
-    life <= 0 || until - now < life / 3
+    // Saturating: validity comes from a certificate, `now` from a clock.
+    let life = until.saturating_sub(from);
+    life <= 0 || until.saturating_sub(now) < life / 3
 }
 
 #[cfg(test)]

@@ -117,9 +117,11 @@ pub fn parse_decoded_path(path: &str) -> Result<RequestPath, PathError> {
         check_segment(seg)?;
         segments.push(seg.to_string());
     }
+    // `//` is the root, as its rooted form says.
+    let trailing_slash = !segments.is_empty() && path.ends_with('/');
     Ok(RequestPath {
         segments,
-        trailing_slash: path.len() > 1 && path.ends_with('/'),
+        trailing_slash,
     })
 }
 
@@ -135,7 +137,6 @@ pub fn parse_request_path(target: &str) -> Result<RequestPath, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotRooted);
     }
-    let trailing_slash = raw.len() > 1 && raw.ends_with('/');
     let mut segments = Vec::new();
     let mut total = 0;
     for raw_seg in raw.split('/').filter(|s| !s.is_empty()) {
@@ -152,6 +153,12 @@ pub fn parse_request_path(target: &str) -> Result<RequestPath, PathError> {
         }
         segments.push(seg);
     }
+    // The rooted form (what routing matches and a rewrite re-parses) must
+    // fit too, its trailing slash included; `//` is the root.
+    let trailing_slash = !segments.is_empty() && raw.ends_with('/');
+    if total + usize::from(trailing_slash) > MAX_PATH_BYTES {
+        return Err(PathError::TooLong);
+    }
     Ok(RequestPath {
         segments,
         trailing_slash,
@@ -164,9 +171,14 @@ pub(crate) fn percent_decode(s: &str) -> Result<String, PathError> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(PathError::BadEncoding)?;
-            let hex = std::str::from_utf8(hex).map_err(|_| PathError::BadEncoding)?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| PathError::BadEncoding)?);
+            // Two hex digits exactly (`from_str_radix` alone would take `+f`).
+            let digit = |j: usize| {
+                bytes
+                    .get(j)
+                    .and_then(|&b| (b as char).to_digit(16))
+                    .ok_or(PathError::BadEncoding)
+            };
+            out.push((digit(i + 1)? * 16 + digit(i + 2)?) as u8);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -231,6 +243,11 @@ mod tests {
             ("/a%zz", Err(PathError::BadEncoding)),
             ("/a%c3", Err(PathError::BadEncoding)),
             ("/a%", Err(PathError::BadEncoding)),
+            // Found by the property tests: a sign is not a hex digit.
+            ("/a%+1", Err(PathError::BadEncoding)),
+            ("/a%-1", Err(PathError::BadEncoding)),
+            // `//` is the root, not a directory named "".
+            ("//", ok(&[], false)),
             ("relative", Err(PathError::NotRooted)),
             ("*", Err(PathError::NotRooted)),
         ];
@@ -239,6 +256,17 @@ mod tests {
         }
         let huge = format!("/{}", "a/".repeat(MAX_PATH_BYTES));
         assert_eq!(parse_request_path(&huge), Err(PathError::TooLong));
+        // At the limit, the rooted form's trailing slash counts too: a path
+        // whose rooted form would not parse back is refused here.
+        let full = format!("/{}", "a".repeat(255)).repeat(MAX_PATH_BYTES / 256);
+        assert_eq!(
+            parse_request_path(&full).unwrap().rooted().len(),
+            MAX_PATH_BYTES
+        );
+        assert_eq!(
+            parse_request_path(&format!("{full}/")),
+            Err(PathError::TooLong)
+        );
     }
 
     #[test]

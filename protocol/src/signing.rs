@@ -133,7 +133,8 @@ pub struct ConfigVerifier {
 impl ConfigVerifier {
     pub fn from_hex(hex: &str) -> Result<Self, SignatureError> {
         let bad = || SignatureError::BadKey("expected 64 hex digits".into());
-        if hex.len() != 64 || !hex.is_ascii() {
+        // Digits only: `from_str_radix` alone would also take a `+`.
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
         let mut public = [0u8; 32];
@@ -288,7 +289,15 @@ mod tests {
 
     #[test]
     fn bad_keys_are_refused() {
-        for bad in ["", "zz", &"0".repeat(63), &"g".repeat(64), &"é".repeat(32)] {
+        let signed = format!("+f{}", "0".repeat(62));
+        for bad in [
+            "",
+            "zz",
+            &"0".repeat(63),
+            &"g".repeat(64),
+            &"é".repeat(32),
+            &signed,
+        ] {
             assert!(ConfigVerifier::from_hex(bad).is_err(), "{bad:?}");
         }
         assert!(ConfigSigner::from_pkcs8(b"not a key").is_err());

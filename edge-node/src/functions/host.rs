@@ -17,6 +17,8 @@ pub(crate) struct Host {
     pub http: WasiHttpCtx,
     pub hooks: Hooks,
     pub limiter: Limiter,
+    /// The epoch ticks while this store exists.
+    pub _ticking: super::ticker::Ticking,
 }
 
 impl WasiView for Host {

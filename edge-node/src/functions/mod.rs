@@ -24,6 +24,7 @@ mod logs;
 mod metrics;
 pub(crate) mod outbound;
 pub(crate) mod serve;
+mod ticker;
 
 use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
@@ -188,6 +189,8 @@ pub(crate) struct Inner {
     tls: Arc<rustls::ClientConfig>,
     /// Where instances run; `None` only while dropping.
     executor: Option<tokio::runtime::Runtime>,
+    /// Instances running, for the epoch ticker.
+    ticker: Arc<ticker::Ticker>,
 }
 
 impl Drop for Inner {
@@ -275,6 +278,7 @@ impl FunctionRuntime {
             stats: Arc::default(),
             tls: outbound::tls_client_config(),
             executor: Some(executor(&config)?),
+            ticker: Arc::default(),
             config,
         });
         spawn_ticker(&inner)?;
@@ -430,20 +434,26 @@ fn executor(config: &RuntimeConfig) -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the function executor")
 }
 
-/// Ticks the engine's epoch and logs the metrics summary now and then.
-/// Exits when the runtime is dropped.
+/// Ticks the engine's epoch while an instance runs (see `ticker`) and logs
+/// the metrics summary now and then. Exits when the runtime is dropped.
 fn spawn_ticker(inner: &Arc<Inner>) -> anyhow::Result<()> {
     let weak: Weak<Inner> = Arc::downgrade(inner);
     let engine = inner.engine.clone();
+    let ticker = inner.ticker.clone();
     let tick = inner.config.epoch_tick.max(Duration::from_millis(1));
     let interval = inner.config.metrics_log_interval;
+    // While idle, the thread still looks now and then whether the runtime
+    // is gone or a summary is due.
+    let idle = interval.clamp(Duration::from_millis(10), Duration::from_secs(1));
     std::thread::Builder::new()
         .name("wasm-epoch".into())
         .spawn(move || {
             let mut last_log = Instant::now();
             loop {
-                std::thread::sleep(tick);
-                engine.increment_epoch();
+                if ticker.wait_for_instances(idle) {
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                }
                 // In-flight instances hold the runtime too: they still need
                 // ticks for their timeouts after the last handle is dropped.
                 let Some(inner) = weak.upgrade() else { break };

@@ -105,7 +105,7 @@ pub async fn respond(
         // served on demand.
         reply = match app.state.resolver() {
             None => Reply::Platform(404),
-            Some(r) => match r.resolve(&host).await {
+            Some(r) => match Box::pin(r.resolve(&host)).await {
                 Resolved::Site(site) => decide(app, session.req_header(), Some(site), served, logs),
                 Resolved::Unknown => Reply::Platform(404),
                 Resolved::Unavailable => Reply::Platform(503),
@@ -154,7 +154,10 @@ pub async fn respond(
             location,
         } => send_redirect(session, Some(&site), status, &location, &stamps, stamp).await,
         Reply::Proxy { site, url } => {
-            proxy::respond(app, session, &site, &url, &stamps, stamp).await
+            // Boxed, like the function arm below: a rare arm's large state
+            // would otherwise be part of every request's future, which is
+            // moved into its task when an h2 stream is spawned.
+            Box::pin(proxy::respond(app, session, &site, &url, &stamps, stamp)).await
         }
         Reply::Function {
             site,
@@ -184,7 +187,7 @@ pub async fn respond(
                 end: &served.function_end,
                 request_id: request_id.unwrap_or_else(RequestId::new),
             };
-            functions::respond(runtime, &app.blobs, session, call).await
+            Box::pin(functions::respond(runtime, &app.blobs, session, call)).await
         }
     }
 }
@@ -379,4 +382,36 @@ async fn send_challenge(
         Bytes::from(body)
     };
     session.write_response_body(body, true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use pingora_core::protocols::l4::stream::Stream;
+
+    use super::*;
+    use crate::state::ServingState;
+    use crate::store::blobs::BlobStore;
+
+    /// Every request's future is moved into its task when an h2 stream is
+    /// spawned, and again when the task finishes: its size is paid per
+    /// request (memmove showed in the 1 KB HTTP/2 profile). The function,
+    /// proxy and on-demand arms are boxed so that only what static files
+    /// need is inline. Measured in a debug build: 2,480 bytes, where it was
+    /// 14,216 with every arm inline.
+    #[tokio::test]
+    async fn a_request_future_stays_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let (blobs, _fetches) = BlobStore::open(dir.path()).unwrap();
+        let app = EdgeHttp::new(Arc::new(ServingState::default()), blobs);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut session = ServerSession::new_http1(Box::new(Stream::from(server)));
+        let mut served = Served::default();
+        let size = std::mem::size_of_val(&respond(&app, &mut session, &mut served, None));
+        println!("respond future: {size} bytes");
+        assert!(size <= 4096, "the request future grew to {size} bytes");
+    }
 }

@@ -129,6 +129,7 @@ pub(super) fn new_store(
             table_elements: TABLE_ELEMENTS,
             signals: signals.clone(),
         },
+        _ticking: inner.ticker.start(),
     };
     let mut store = Store::new(&inner.engine, host);
     store.limiter(|h| &mut h.limiter);
