@@ -324,6 +324,7 @@ pub async fn run(cluster: &mut Cluster, plan: &Plan) -> anyhow::Result<FunctionR
         proto: Proto::H1,
         tls: None,
         user_agent: None,
+        expect: None,
     };
     let bare_args = vec![component.display().to_string(), "127.0.0.1:0".to_string()];
     let (bare_proc, bare_addr) =

@@ -65,6 +65,17 @@ pub struct Target {
     /// A `User-Agent` to send (a browser's, where analytics should count
     /// the request as a visitor's); none by default.
     pub user_agent: Option<http::HeaderValue>,
+    /// The status every response must have; `None`: any 2xx.
+    pub expect: Option<u16>,
+}
+
+impl Target {
+    fn answered(&self, status: http::StatusCode) -> bool {
+        match self.expect {
+            Some(s) => status.as_u16() == s,
+            None => status.is_success(),
+        }
+    }
 }
 
 /// Latencies in microseconds.
@@ -78,6 +89,16 @@ pub struct LoadResult {
 impl LoadResult {
     pub fn rps(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Adds another run of the same target: counts and time summed,
+    /// latencies merged.
+    pub fn absorb(&mut self, other: LoadResult) -> anyhow::Result<()> {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.latency.add(&other.latency)?;
+        Ok(())
     }
 
     pub fn quantile_ms(&self, q: f64) -> f64 {
@@ -152,7 +173,8 @@ async fn connect(t: &Target) -> anyhow::Result<Sender> {
     }
 }
 
-/// One request, body read to the end. `Ok(false)`: not a 2xx.
+/// One request, body read to the end. `Ok(false)`: not the status the
+/// target expects.
 async fn request(s: &mut Sender, t: &Target) -> anyhow::Result<bool> {
     let scheme = if t.proto.tls() { "https" } else { "http" };
     let req = http::Request::get(match s {
@@ -179,14 +201,14 @@ async fn request(s: &mut Sender, t: &Target) -> anyhow::Result<bool> {
         Sender::H3 { send: s, .. } => {
             let mut stream = s.send_request(req.body(())?).await?;
             stream.finish().await?;
-            let ok = stream.recv_response().await?.status().is_success();
+            let ok = t.answered(stream.recv_response().await?.status());
             while let Some(mut chunk) = stream.recv_data().await? {
                 chunk.advance(chunk.remaining());
             }
             return Ok(ok);
         }
     };
-    let ok = resp.status().is_success();
+    let ok = t.answered(resp.status());
     let mut body = resp.into_body();
     while let Some(frame) = body.frame().await {
         frame?;
@@ -202,13 +224,28 @@ fn histogram() -> Histogram<u64> {
 /// Drives `target` for `duration`. Connection failures mid-run count as
 /// errors and the connection is re-established.
 pub async fn run(target: &Target, mode: Mode, duration: Duration) -> anyhow::Result<LoadResult> {
+    let mut windows = run_windows(target, mode, duration, duration).await?;
+    Ok(windows.remove(0))
+}
+
+/// [`run`], with the results split into consecutive windows of `window`
+/// (the last one may be shorter), by when each request was (to be) sent.
+pub async fn run_windows(
+    target: &Target,
+    mode: Mode,
+    duration: Duration,
+    window: Duration,
+) -> anyhow::Result<Vec<LoadResult>> {
+    anyhow::ensure!(!window.is_zero(), "a window must be longer than zero");
+    let count = duration.as_nanos().div_ceil(window.as_nanos()).max(1) as usize;
     // Fail early and clearly if the target does not answer at all.
     let mut probe = connect(target).await?;
     anyhow::ensure!(
         request(&mut probe, target).await?,
-        "{}{} does not answer 2xx",
+        "{}{} does not answer {}",
         target.host,
-        target.path
+        target.path,
+        target.expect.map_or("2xx".to_string(), |s| s.to_string())
     );
     drop(probe);
 
@@ -230,8 +267,12 @@ pub async fn run(target: &Target, mode: Mode, duration: Duration) -> anyhow::Res
     let tasks = (0..conns).map(|i| {
         let t = target.clone();
         async move {
-            let mut hist = histogram();
-            let (mut n, mut errors) = (0u64, 0u64);
+            let mut windows: Vec<(u64, u64, Histogram<u64>)> =
+                (0..count).map(|_| (0, 0, histogram())).collect();
+            let slot = |at: Instant| {
+                ((at.saturating_duration_since(started).as_nanos() / window.as_nanos()) as usize)
+                    .min(count - 1)
+            };
             let mut sender = None;
             // Task i sends the requests scheduled at start + (i + k*conns)/rate.
             let mut intended = interval.map(|iv| started + iv.mul_f64(i as f64 / conns as f64));
@@ -250,11 +291,12 @@ pub async fn run(target: &Target, mode: Mode, duration: Duration) -> anyhow::Res
                     }
                     None => now,
                 };
+                let (n, errors, hist) = &mut windows[slot(t0)];
                 if sender.is_none() {
                     match connect(&t).await {
                         Ok(s) => sender = Some(s),
                         Err(_) => {
-                            errors += 1;
+                            *errors += 1;
                             tokio::time::sleep(Duration::from_millis(10)).await;
                             continue;
                         }
@@ -262,13 +304,13 @@ pub async fn run(target: &Target, mode: Mode, duration: Duration) -> anyhow::Res
                 }
                 match request(sender.as_mut().unwrap(), &t).await {
                     Ok(true) => {
-                        n += 1;
+                        *n += 1;
                         let us = t0.elapsed().as_micros().clamp(1, 60_000_000) as u64;
                         let _ = hist.record(us);
                     }
-                    Ok(false) => errors += 1,
+                    Ok(false) => *errors += 1,
                     Err(_) => {
-                        errors += 1;
+                        *errors += 1;
                         sender = None;
                     }
                 }
@@ -276,23 +318,28 @@ pub async fn run(target: &Target, mode: Mode, duration: Duration) -> anyhow::Res
                     *at += iv;
                 }
             }
-            (n, errors, hist)
+            windows
         }
     });
-    let mut total = LoadResult {
-        requests: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latency: histogram(),
-    };
+    let mut total: Vec<LoadResult> = (0..count)
+        .map(|_| LoadResult {
+            requests: 0,
+            errors: 0,
+            elapsed: window,
+            latency: histogram(),
+        })
+        .collect();
     // One task per connection, so the generator uses every core.
     let handles: Vec<_> = tasks.map(tokio::spawn).collect();
     for h in handles {
-        let (n, e, h) = h.await?;
-        total.requests += n;
-        total.errors += e;
-        total.latency.add(&h)?;
+        for (total, (n, e, h)) in total.iter_mut().zip(h.await?) {
+            total.requests += n;
+            total.errors += e;
+            total.latency.add(&h)?;
+        }
     }
-    total.elapsed = started.elapsed();
+    if let Some(last) = total.last_mut() {
+        last.elapsed = started.elapsed().saturating_sub(window * (count as u32 - 1));
+    }
     Ok(total)
 }

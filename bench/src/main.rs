@@ -19,6 +19,7 @@ mod propagate;
 mod report;
 mod rss;
 mod scale;
+mod soak;
 mod static_files;
 mod stats;
 mod tls;
@@ -179,8 +180,39 @@ enum Command {
         /// and small ones (index, stylesheet, 10 KB script each).
         #[arg(long, default_value_t = 100)]
         sites: usize,
+        /// Each side's --duration is split into this many slices, edge and
+        /// nginx taking turns (who goes first alternating); the req/s ratio
+        /// is the median of the slices' own ratios.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
         #[command(flatten)]
         load: LoadArgs,
+    },
+    /// One edge under a constant mixed load for a long time: a page and a
+    /// 100 KB script, a function and 404s, over HTTP/1.1 and HTTP/2 with
+    /// TLS. Reports errors, the edge's RSS and open descriptors (start,
+    /// peak, end) and latency per window; fails when any request failed.
+    Soak {
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Requests per second, all kinds together (an equal share each).
+        #[arg(long, default_value_t = 600)]
+        rate: u64,
+        /// Connections per kind of traffic.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Latency and resources are reported per window of this length.
+        #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+        window: Duration,
+        /// Where `coordinator` and `edge-node` are (default: next to this binary).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Report directory (default: results/<timestamp>-soak).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Give up waiting for the deploy to be served after this long.
+        #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
     },
     /// Builds from git of an N-file static site with empty install/build
     /// commands (so only Outpost's own work is timed: queue, clone, collect,
@@ -503,10 +535,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Static {
             protos,
             sites,
+            rounds,
             load,
         } => {
             let mode = load_mode(&load, 32)?;
             anyhow::ensure!((1..=1000).contains(&sites), "--sites must be 1..=1000");
+            anyhow::ensure!(
+                (1..=100).contains(&rounds) && load.duration / rounds as u32 >= Duration::from_millis(100),
+                "--rounds must be 1..=100, each at least 100 ms of --duration"
+            );
             let bins = find_bins(&load.bin_dir)?;
             let mut cluster = cluster::Cluster::start(&bins, 1, &["local".to_string()], true)?;
             // The reference for analytics' cost: the same node without them.
@@ -516,6 +553,7 @@ async fn main() -> anyhow::Result<()> {
                 protos,
                 mode,
                 duration: load.duration,
+                rounds,
                 timeout: load.timeout,
                 sites,
             };
@@ -551,6 +589,40 @@ async fn main() -> anyhow::Result<()> {
                     &[("edge", &r.edge.cdf), (&nginx, &r.nginx.cdf)],
                 )?;
             }
+        }
+        Command::Soak {
+            duration,
+            rate,
+            connections,
+            window,
+            bin_dir,
+            out,
+            timeout,
+        } => {
+            anyhow::ensure!(
+                duration >= Duration::from_secs(1) && duration <= Duration::from_secs(7 * 86_400),
+                "--duration must be between 1s and 7 days"
+            );
+            anyhow::ensure!(
+                window >= Duration::from_secs(1) && window <= duration,
+                "--window must be at least 1s and at most --duration"
+            );
+            anyhow::ensure!((1..=1_000_000).contains(&rate), "--rate must be 1..=1000000");
+            anyhow::ensure!((1..=1024).contains(&connections), "--connections must be 1..=1024");
+            let bins = find_bins(&bin_dir)?;
+            let cluster = cluster::Cluster::start(&bins, 1, &["local".to_string()], false)?;
+            let plan = soak::Plan {
+                duration,
+                rate,
+                connections,
+                window,
+                timeout,
+            };
+            let report = soak::run(&cluster, &plan).await?;
+            let md = soak::markdown(&report);
+            let errors = report.errors;
+            report::write(out, "soak", &argv, &[report], md)?;
+            anyhow::ensure!(errors == 0, "{errors} requests failed during the soak");
         }
         Command::Build {
             files,

@@ -101,6 +101,12 @@ pub fn static_md(rs: &[crate::static_files::StaticRow]) -> String {
             r.p99_ratio, r.edge.errors, r.nginx.errors
         );
     }
+    if let Some(r) = rs.first() {
+        s += &format!(
+            "\nEach side ran {} slices, the two taking turns; edge/nginx req/s is the median of the slices' own ratios, p99s are over all slices.\n",
+            r.rounds
+        );
+    }
     s += "\nLatency CDFs: `static-<file>-<proto>.svg` next to this report (milliseconds).\n";
     if rs.iter().any(|r| r.proto != r.reference_proto) {
         s += "HTTP/3 rows: the edge over HTTP/3 (QUIC) against nginx over HTTP/2 (Debian's nginx has no HTTP/3).\n";
@@ -121,7 +127,7 @@ fn proto_label(proto: crate::load::Proto, reference: crate::load::Proto) -> Stri
 pub fn rss_md(r: &crate::static_files::RssReport) -> String {
     let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
     let mut s = format!(
-        "\n## RSS\n\nVmRSS of the edge process and of nginx (master + {} workers, summed: pages they share count once per process).\n\n         | | edge | nginx | edge/nginx |\n|---|---|---|---|\n         | idle, edge serving {} sites (nginx: one root) | {} | {} | {:.2} |\n",
+        "\n## RSS\n\nVmRSS of the edge process and of nginx (master + {} workers, summed: pages they share count once per process).\n\n| | edge | nginx | edge/nginx |\n|---|---|---|---|\n| idle, edge serving {} sites (nginx: one root) | {} | {} | {:.2} |\n",
         r.nginx_processes.saturating_sub(1),
         r.sites,
         mib(r.edge_idle_bytes),

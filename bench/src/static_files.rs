@@ -45,7 +45,13 @@ pub struct StaticRow {
     pub mode: Mode,
     pub edge: Side,
     pub nginx: Side,
+    /// Slices each side ran, taking turns.
+    pub rounds: usize,
+    /// The median of the rounds' own edge/nginx req/s ratios.
     pub rps_ratio: f64,
+    /// edge/nginx req/s over all rounds.
+    pub rps_ratio_total: f64,
+    /// edge/nginx p99, each side's latencies over all its rounds.
     pub p99_ratio: f64,
 }
 
@@ -148,7 +154,7 @@ pub fn side(r: &load::LoadResult) -> Side {
     }
 }
 
-fn tls_config(roots_pem: &[&str]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+pub(crate) fn tls_config(roots_pem: &[&str]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     for pem in roots_pem {
         for c in rustls_pemfile::certs(&mut pem.as_bytes()) {
@@ -168,6 +174,9 @@ pub struct Plan {
     pub protos: Vec<Proto>,
     pub mode: Mode,
     pub duration: Duration,
+    /// `duration` is split into this many slices per side, the two sides
+    /// taking turns.
+    pub rounds: usize,
     /// Bound on waiting for the deploy to be served (and, once all are
     /// deployed, for the edge to serve every site).
     pub timeout: Duration,
@@ -240,6 +249,7 @@ pub async fn run(
                 proto,
                 tls: Some(tls.clone()),
                 user_agent: None,
+                expect: None,
             };
             // HTTP/3: UDP to the edge's HTTPS address.
             let edge_addr = if proto.tls() { edge.https } else { edge.http };
@@ -248,41 +258,49 @@ pub async fn run(
             } else {
                 nginx.http
             };
-            let mut sides = Vec::new();
-            let mut peaks = Vec::new();
-            for (who, addr, p, pid, tree) in [
+            let servers = [
                 ("edge", edge_addr, proto, edge_pid, false),
                 ("nginx", nginx_addr, reference, nginx.pid(), true),
-            ] {
-                let bar =
-                    progress.add(indicatif::ProgressBar::new(plan.duration.as_millis() as u64));
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template("{msg:32} [{bar:30}] {elapsed}")
-                        .unwrap()
-                        .progress_chars("=> "),
-                );
-                bar.set_message(format!("{who} {name} {p:?}"));
-                let ticker = {
-                    let bar = bar.clone();
-                    tokio::spawn(async move {
-                        loop {
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            bar.inc(100);
-                        }
-                    })
-                };
-                let sampler = (name == RSS_FILE).then(|| rss::Peak::start(pid, tree));
-                let r = load::run(&target(addr, p), plan.mode, plan.duration).await;
-                ticker.abort();
-                bar.finish_and_clear();
-                let peak = sampler.map(rss::Peak::stop);
-                let r = r.with_context(|| format!("{who} {name} over {}", p.name()))?;
-                if let Some(peak) = peak {
-                    peaks.push(peak.with_context(|| format!("{who}'s resident set"))?);
+            ];
+            let bar = progress.add(indicatif::ProgressBar::new(2 * plan.rounds as u64));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg:32} [{bar:30}] {elapsed}")
+                    .unwrap()
+                    .progress_chars("=> "),
+            );
+            bar.set_message(format!("{name} {proto:?}"));
+            // The two take turns in short slices, who goes first
+            // alternating: on a VM whose speed drifts by tens of percent
+            // within a minute, one run each would compare two moments.
+            let slice = plan.duration / plan.rounds as u32;
+            let mut totals: [Option<load::LoadResult>; 2] = [None, None];
+            let mut peaks: [Option<u64>; 2] = [None, None];
+            let mut ratios = Vec::with_capacity(plan.rounds);
+            for round in 0..plan.rounds {
+                let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+                let mut rps = [0.0; 2];
+                for which in order {
+                    let (who, addr, p, pid, tree) = servers[which];
+                    let sampler = (name == RSS_FILE).then(|| rss::Peak::start(pid, tree));
+                    let r = load::run(&target(addr, p), plan.mode, slice).await;
+                    let peak = sampler.map(rss::Peak::stop);
+                    let r = r.with_context(|| format!("{who} {name} over {}", p.name()))?;
+                    if let Some(peak) = peak {
+                        let peak = peak.with_context(|| format!("{who}'s resident set"))?;
+                        peaks[which] = Some(peaks[which].unwrap_or(0).max(peak));
+                    }
+                    rps[which] = r.rps();
+                    match &mut totals[which] {
+                        Some(t) => t.absorb(r)?,
+                        slot @ None => *slot = Some(r),
+                    }
+                    bar.inc(1);
                 }
-                sides.push(side(&r));
+                ratios.push(rps[0] / rps[1]);
             }
-            if let [edge_peak_bytes, nginx_peak_bytes] = peaks[..] {
+            bar.finish_and_clear();
+            ratios.sort_by(f64::total_cmp);
+            if let [Some(edge_peak_bytes), Some(nginx_peak_bytes)] = peaks {
                 rss.under_load.push(LoadRss {
                     file: name.into(),
                     proto,
@@ -291,15 +309,19 @@ pub async fn run(
                     nginx_peak_bytes,
                 });
             }
-            let nginx_side = sides.pop().unwrap();
-            let edge_side = sides.pop().unwrap();
+            let [Some(edge_total), Some(nginx_total)] = totals else {
+                anyhow::bail!("no runs of {name}");
+            };
+            let (edge_side, nginx_side) = (side(&edge_total), side(&nginx_total));
             rows.push(StaticRow {
                 file: name.into(),
                 bytes,
                 proto,
                 reference_proto: reference,
                 mode: plan.mode,
-                rps_ratio: edge_side.rps / nginx_side.rps,
+                rounds: plan.rounds,
+                rps_ratio: ratios[ratios.len() / 2],
+                rps_ratio_total: edge_side.rps / nginx_side.rps,
                 p99_ratio: edge_side.p99_ms / nginx_side.p99_ms,
                 edge: edge_side,
                 nginx: nginx_side,
@@ -384,7 +406,7 @@ fn write_small_site(dir: &Path, name: &str) -> anyhow::Result<()> {
 
 /// Waits until the edge at `addr` answers `path` of the bench's host with
 /// 200, for at most `timeout`.
-async fn serves(addr: std::net::SocketAddr, path: &str, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) async fn serves(addr: std::net::SocketAddr, path: &str, timeout: Duration) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let started = std::time::Instant::now();
     loop {
@@ -450,6 +472,7 @@ pub async fn analytics_cost(
         proto: Proto::H1,
         tls: None,
         user_agent: Some(http::HeaderValue::from_static(BROWSER_UA)),
+        expect: None,
     };
     let mut totals: [Option<load::LoadResult>; 2] = [None, None];
     let mut ratios = Vec::with_capacity(pairs);
@@ -462,12 +485,7 @@ pub async fn analytics_cost(
             let r = load::run(&target(addr), plan.mode, slice).await?;
             rps[which] = r.requests as f64 / r.elapsed.as_secs_f64();
             match &mut totals[which] {
-                Some(t) => {
-                    t.requests += r.requests;
-                    t.errors += r.errors;
-                    t.elapsed += r.elapsed;
-                    let _ = t.latency.add(&r.latency);
-                }
+                Some(t) => t.absorb(r)?,
                 slot @ None => *slot = Some(r),
             }
         }

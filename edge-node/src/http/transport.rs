@@ -130,7 +130,14 @@ impl Transport {
         // rewrites); the peer address is looked up only when asked for.
         let digest = Some(Arc::new(SocketDigest::from_raw_fd(tcp.as_raw_fd())));
         Transport {
-            io: BufWriter::with_capacity(WRITE_BUFFER, Tcp { tcp, digest }),
+            io: BufWriter::with_capacity(
+                WRITE_BUFFER,
+                Tcp {
+                    tcp,
+                    digest,
+                    more: false,
+                },
+            ),
             zero_copy,
         }
     }
@@ -141,8 +148,15 @@ impl Transport {
                 "placeholder body bytes on a connection without zero-copy",
             )));
         };
-        // The response head (and anything before it) goes first.
-        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        // The response head (and anything before it) goes first, marked
+        // as having more to follow: the kernel holds it and sends it in one
+        // segment with the file's first bytes (nginx's `tcp_nopush`), where
+        // on its own it would cost a packet and, on loopback, the client's
+        // whole receive path. The file's last bytes push everything out.
+        self.io.get_mut().more = true;
+        let flushed = Pin::new(&mut self.io).poll_flush(cx);
+        self.io.get_mut().more = false;
+        ready!(flushed)?;
         let mut armed = zero_copy.0.lock().unwrap();
         let Some(range) = armed.as_mut().filter(|r| r.remaining > 0) else {
             return Poll::Ready(Err(io::Error::other(
@@ -164,9 +178,40 @@ impl Transport {
 struct Tcp {
     tcp: TcpStream,
     digest: Option<Arc<SocketDigest>>,
+    /// Writes carry `MSG_MORE` (set only while the head before a file
+    /// body is flushed).
+    more: bool,
 }
 
 impl Tcp {
+    /// One `send` with `MSG_MORE`: the bytes wait in the kernel for the
+    /// write that follows.
+    fn poll_send_more(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.tcp.poll_write_ready(cx))?;
+            let sent = self.tcp.try_io(Interest::WRITABLE, || {
+                // SAFETY: `buf` is valid for `buf.len()` bytes for the call.
+                let n = unsafe {
+                    libc::send(
+                        self.tcp.as_raw_fd(),
+                        buf.as_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_MORE | libc::MSG_NOSIGNAL,
+                    )
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            return match sent {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => Poll::Ready(other),
+            };
+        }
+    }
+
     /// One `sendfile` of up to `len` bytes at `offset` (the file's own
     /// cursor is not used: the descriptor is shared between requests).
     /// Reads come from the page cache; a blob not in it blocks this thread
@@ -223,6 +268,9 @@ impl AsyncWrite for Tcp {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.more {
+            return self.poll_send_more(cx, buf);
+        }
         Pin::new(&mut self.tcp).poll_write(cx, buf)
     }
 

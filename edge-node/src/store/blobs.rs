@@ -300,6 +300,11 @@ impl BlobStore {
                     }
                 };
             }
+            // Not kept as a file (yet): the caller opens it once, rather
+            // than copy it from memory on every request where `sendfile`
+            // could send it. A copy read into memory left its file's stamp
+            // in `verified_files`, so that open hashes nothing.
+            return None;
         }
         c.memory.get(hash).cloned().map(BlobBody::Memory)
     }
@@ -332,6 +337,17 @@ impl BlobStore {
             file.read_to_end(&mut buf)?;
             if BlobHash::of(&buf) != *hash {
                 return Err(self.quarantine(hash, &path));
+            }
+            // The file is verified too, as long as its stamp holds (the
+            // stamp again after reading: a write that raced the read
+            // leaves nothing remembered).
+            let stamp = FileStamp::of(&meta);
+            if FileStamp::of(&file.metadata()?) == stamp {
+                self.caches
+                    .lock()
+                    .unwrap()
+                    .verified_files
+                    .insert(*hash, stamp);
             }
             let bytes = Bytes::from(buf);
             self.remember(hash, &bytes);
