@@ -339,7 +339,9 @@ pub async fn run_windows(
         }
     }
     if let Some(last) = total.last_mut() {
-        last.elapsed = started.elapsed().saturating_sub(window * (count as u32 - 1));
+        last.elapsed = started
+            .elapsed()
+            .saturating_sub(window * (count as u32 - 1));
     }
     Ok(total)
 }

@@ -541,7 +541,8 @@ async fn main() -> anyhow::Result<()> {
             let mode = load_mode(&load, 32)?;
             anyhow::ensure!((1..=1000).contains(&sites), "--sites must be 1..=1000");
             anyhow::ensure!(
-                (1..=100).contains(&rounds) && load.duration / rounds as u32 >= Duration::from_millis(100),
+                (1..=100).contains(&rounds)
+                    && load.duration / rounds as u32 >= Duration::from_millis(100),
                 "--rounds must be 1..=100, each at least 100 ms of --duration"
             );
             let bins = find_bins(&load.bin_dir)?;
@@ -607,8 +608,14 @@ async fn main() -> anyhow::Result<()> {
                 window >= Duration::from_secs(1) && window <= duration,
                 "--window must be at least 1s and at most --duration"
             );
-            anyhow::ensure!((1..=1_000_000).contains(&rate), "--rate must be 1..=1000000");
-            anyhow::ensure!((1..=1024).contains(&connections), "--connections must be 1..=1024");
+            anyhow::ensure!(
+                (1..=1_000_000).contains(&rate),
+                "--rate must be 1..=1000000"
+            );
+            anyhow::ensure!(
+                (1..=1024).contains(&connections),
+                "--connections must be 1..=1024"
+            );
             let bins = find_bins(&bin_dir)?;
             let cluster = cluster::Cluster::start(&bins, 1, &["local".to_string()], false)?;
             let plan = soak::Plan {

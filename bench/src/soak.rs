@@ -37,12 +37,42 @@ struct Kind {
 }
 
 const KINDS: &[Kind] = &[
-    Kind { name: "page, HTTP/1.1", path: "/", proto: Proto::H1, status: 200 },
-    Kind { name: "100 KB script, HTTP/2", path: "/app.js", proto: Proto::H2, status: 200 },
-    Kind { name: "function, HTTP/1.1", path: "/api/hello", proto: Proto::H1, status: 200 },
-    Kind { name: "function, HTTP/2", path: "/api/hello", proto: Proto::H2, status: 200 },
-    Kind { name: "404, HTTP/1.1", path: "/missing", proto: Proto::H1, status: 404 },
-    Kind { name: "404, HTTP/2", path: "/missing.png", proto: Proto::H2, status: 404 },
+    Kind {
+        name: "page, HTTP/1.1",
+        path: "/",
+        proto: Proto::H1,
+        status: 200,
+    },
+    Kind {
+        name: "100 KB script, HTTP/2",
+        path: "/app.js",
+        proto: Proto::H2,
+        status: 200,
+    },
+    Kind {
+        name: "function, HTTP/1.1",
+        path: "/api/hello",
+        proto: Proto::H1,
+        status: 200,
+    },
+    Kind {
+        name: "function, HTTP/2",
+        path: "/api/hello",
+        proto: Proto::H2,
+        status: 200,
+    },
+    Kind {
+        name: "404, HTTP/1.1",
+        path: "/missing",
+        proto: Proto::H1,
+        status: 404,
+    },
+    Kind {
+        name: "404, HTTP/2",
+        path: "/missing.png",
+        proto: Proto::H2,
+        status: 404,
+    },
 ];
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -112,7 +142,10 @@ pub async fn run(cluster: &Cluster, plan: &Plan) -> anyhow::Result<SoakReport> {
     let site = cluster.root.path().join("soak-site");
     std::fs::create_dir_all(site.join("api"))?;
     std::fs::write(site.join("index.html"), "<h1>soak</h1>".repeat(80))?;
-    std::fs::write(site.join("app.js"), crate::propagate::noise("app.js", 100 * 1024))?;
+    std::fs::write(
+        site.join("app.js"),
+        crate::propagate::noise("app.js", 100 * 1024),
+    )?;
     let component = tokio::task::spawn_blocking(|| test_support::wasm_fixture("hello")).await?;
     std::fs::copy(&component, site.join("api/hello.wasm"))?;
     cluster.deploy(&site, "bench").await?;
@@ -155,9 +188,7 @@ pub async fn run(cluster: &Cluster, plan: &Plan) -> anyhow::Result<SoakReport> {
                 conns: plan.connections,
             };
             let (duration, window) = (plan.duration, plan.window);
-            tokio::spawn(
-                async move { load::run_windows(&target, mode, duration, window).await },
-            )
+            tokio::spawn(async move { load::run_windows(&target, mode, duration, window).await })
         })
         .collect();
     let mut per_kind = Vec::new();
@@ -220,7 +251,7 @@ pub async fn run(cluster: &Cluster, plan: &Plan) -> anyhow::Result<SoakReport> {
             .iter()
             .chain([&end])
             .copied()
-            .max_by_key(|s| f(s))
+            .max_by_key(f)
             .unwrap_or(end)
     };
     Ok(SoakReport {
@@ -274,7 +305,10 @@ pub fn markdown(r: &SoakReport) -> String {
     }
     md += "\n| kind | requests | errors | p99 ms |\n|---|---|---|---|\n";
     for k in &r.kinds {
-        md += &format!("| {} | {} | {} | {:.2} |\n", k.kind, k.requests, k.errors, k.p99_ms);
+        md += &format!(
+            "| {} | {} | {} | {:.2} |\n",
+            k.kind, k.requests, k.errors, k.p99_ms
+        );
     }
     md
 }

@@ -406,7 +406,11 @@ fn write_small_site(dir: &Path, name: &str) -> anyhow::Result<()> {
 
 /// Waits until the edge at `addr` answers `path` of the bench's host with
 /// 200, for at most `timeout`.
-pub(crate) async fn serves(addr: std::net::SocketAddr, path: &str, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) async fn serves(
+    addr: std::net::SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let started = std::time::Instant::now();
     loop {

@@ -61,6 +61,8 @@ fn static_smoke() {
         "static",
         "--duration",
         "300ms",
+        "--rounds",
+        "2",
         "--protos",
         "h1,h2",
         "--concurrency",
@@ -91,6 +93,8 @@ fn static_h3_smoke() {
         "static",
         "--duration",
         "300ms",
+        "--rounds",
+        "2",
         "--protos",
         "h3",
         "--concurrency",
@@ -114,6 +118,8 @@ fn constant_rate_smoke() {
         "static",
         "--duration",
         "300ms",
+        "--rounds",
+        "2",
         "--protos",
         "h1",
         "--rate",
@@ -335,6 +341,28 @@ fn probe_http3_smoke() {
     );
 }
 
+/// Mixed traffic through one edge, two windows: every kind answered as
+/// expected (200s and 404s), resources read.
+#[test]
+fn soak_smoke() {
+    let r = run(&[
+        "soak",
+        "--duration",
+        "2s",
+        "--window",
+        "1s",
+        "--rate",
+        "60",
+        "--connections",
+        "1",
+    ]);
+    let report = &r["results"][0];
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["windows"].as_array().unwrap().len(), 2);
+    assert_eq!(report["kinds"].as_array().unwrap().len(), 6);
+    assert!(report["end"]["fds"].as_u64().unwrap() > 0);
+}
+
 #[test]
 fn bad_arguments_are_refused_clearly() {
     let bench = PathBuf::from(env!("CARGO_BIN_EXE_bench"));
@@ -343,6 +371,14 @@ fn bad_arguments_are_refused_clearly() {
         (vec!["propagate", "--deploys", "0"], "--deploys must be"),
         (vec!["build", "--rounds", "0"], "--rounds must be"),
         (vec!["static", "--sites", "0"], "--sites must be"),
+        (vec!["static", "--rounds", "0"], "--rounds must be"),
+        (vec!["static", "--duration", "300ms"], "--rounds must be"),
+        (vec!["soak", "--rate", "0"], "--rate must be"),
+        (vec!["soak", "--window", "0s"], "--window must be"),
+        (
+            vec!["soak", "--duration", "1m", "--window", "2m"],
+            "--window must be",
+        ),
         (
             vec!["membership", "--bin-dir", "/nonexistent"],
             "is missing",

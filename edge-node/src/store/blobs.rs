@@ -622,6 +622,61 @@ mod tests {
         assert_eq!(corrupt.try_recv().unwrap(), h);
     }
 
+    /// A blob first read into memory (a TLS response, say) is still sent
+    /// from its file where a caller wants one (sendfile), opened once and
+    /// kept, and trusted by the stamp its file had when it was hashed; a
+    /// file changed since then is hashed again.
+    #[tokio::test]
+    async fn a_blob_in_memory_is_still_opened_as_a_file_when_wanted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut corrupt) = BlobStore::open(dir.path()).unwrap();
+        let data = vec![9u8; 100 * 1024];
+        let h = BlobHash::of(&data);
+        store
+            .write(&h, data.len() as u64, chunks(&data))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.open_for(&h, Prefer::Memory).unwrap(),
+            BlobBody::Memory(_)
+        ));
+        assert!(matches!(
+            store.cached(&h, Prefer::Memory),
+            Some(BlobBody::Memory(_))
+        ));
+        assert!(
+            store.cached(&h, Prefer::File).is_none(),
+            "not kept as a file yet"
+        );
+        let file = store.open_for(&h, Prefer::File).unwrap();
+        assert!(matches!(file, BlobBody::File { .. }));
+        assert_eq!(body_bytes(file), data);
+        assert!(matches!(
+            store.cached(&h, Prefer::File),
+            Some(BlobBody::File { .. })
+        ));
+
+        // Forget the kept descriptor, change the file: the remembered
+        // stamp no longer holds, so the open hashes, and finds it corrupt.
+        store.caches.lock().unwrap().files.pop(&h);
+        {
+            use std::io::{Seek, Write};
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(store.path_of(&h))
+                .unwrap();
+            f.seek(std::io::SeekFrom::Start(10)).unwrap();
+            f.write_all(b"x").unwrap();
+            f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+                .unwrap();
+        }
+        assert!(matches!(
+            store.open_for(&h, Prefer::File),
+            Err(BlobError::Corrupt(_))
+        ));
+        assert_eq!(corrupt.try_recv().unwrap(), h);
+    }
+
     /// The memory budget holds: the least recently used blobs leave first,
     /// and one larger than the whole budget is served but not kept.
     #[tokio::test]
