@@ -28,15 +28,21 @@ pub fn canonical_bytes(data: &[u8]) {
     validated(&m);
 }
 
-/// JSON from the deploy API: what parses round-trips through JSON, and
-/// what validates is as safe as canonical bytes are.
+/// JSON from the deploy API: what parses re-serialises to JSON that
+/// parses, and what validates round-trips exactly and is as safe as
+/// canonical bytes are. (A format 1 manifest carrying routing parses, and
+/// loses its routing on the way out; validation refuses it.)
 pub fn json(data: &[u8]) {
     let Ok(m) = serde_json::from_slice::<Manifest>(data) else {
         return;
     };
     let text = serde_json::to_string(&m).expect("a manifest serialises");
     let again: Manifest = serde_json::from_str(&text).expect("a manifest's own JSON parses");
-    assert_eq!(again, m, "JSON round trip changed the manifest");
+    if m.format >= 2 || m.routing.is_empty() {
+        assert_eq!(again, m, "JSON round trip changed the manifest");
+    } else {
+        assert!(m.validate(&ManifestLimits::default()).is_err());
+    }
     validated(&m);
 }
 
