@@ -2,7 +2,10 @@
 //! request paths, host names, the function route matcher, the routing
 //! evaluator and the config log's diff/apply. Each property is something
 //! the edge or the coordinator relies on, stated once for every input the
-//! generators reach rather than for the cases someone thought of.
+//! generators reach rather than for the cases someone thought of. Where a
+//! fuzz target checks the same thing, the property calls that target's
+//! check (`outpost_invariants`), so each invariant is written once: the
+//! generators here reach deep structure quickly, the fuzzers odd bytes.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +16,6 @@ use protocol::config::{
 use protocol::functions::{FunctionEntry, RouteTable};
 use protocol::hash::BlobHash;
 use protocol::host::normalize_host;
-use protocol::path::{parse_decoded_path, parse_request_path, MAX_PATH_BYTES};
 use protocol::routing::{route, Action, Decision, RoutingConfig, Rule};
 
 // ---- request paths -------------------------------------------------------
@@ -64,25 +66,11 @@ fn target() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    /// An accepted path names something inside the bundle: no segment can
-    /// climb, hide a separator, or carry a control character, and its
-    /// rooted form is within the limit and parses back to the same path.
+    /// An accepted path stays inside the bundle (the `request_path` fuzz
+    /// target's check, over path-shaped targets).
     #[test]
     fn an_accepted_request_path_stays_inside_the_bundle(t in target()) {
-        if let Ok(p) = parse_request_path(&t) {
-            for s in &p.segments {
-                prop_assert!(!s.is_empty() && s != "." && s != "..", "{s:?} from {t:?}");
-                prop_assert!(!s.contains(['/', '\\']), "{s:?} from {t:?}");
-                prop_assert!(!s.chars().any(char::is_control), "{s:?} from {t:?}");
-                prop_assert!(s.len() <= 255);
-            }
-            let rooted = p.rooted();
-            prop_assert!(rooted.len() <= MAX_PATH_BYTES, "{} bytes from {t:?}", rooted.len());
-            prop_assert_eq!(parse_decoded_path(&rooted), Ok(p.clone()), "from {:?}", t);
-            // Percent-encoding the decoded path reaches the same path again.
-            let encoded = protocol::routing::encode_path(&rooted);
-            prop_assert_eq!(parse_request_path(&encoded), Ok(p), "from {:?}", t);
-        }
+        outpost_invariants::requests::path(t.as_bytes());
     }
 
     /// Names are case-insensitive, a port and one trailing dot do not name
@@ -117,15 +105,11 @@ proptest! {
         }
     }
 
-    /// Anything at all: never a panic, and an accepted host is in the one
-    /// form.
+    /// Anything at all: refused, or in the one form (the `host_header`
+    /// fuzz target's check).
     #[test]
     fn any_host_header_is_refused_or_normal(raw in "\\PC{0,80}") {
-        if let Ok(n) = normalize_host(&raw) {
-            prop_assert!(n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'));
-            let again = normalize_host(&n).map(|h| h.into_owned());
-            prop_assert_eq!(again, Ok(n.to_string()));
-        }
+        outpost_invariants::requests::host(raw.as_bytes());
     }
 }
 
@@ -284,23 +268,17 @@ fn rooted_path() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    /// A rule that is not forced never answers for a path that exists:
-    /// with every path existing, the config decides exactly as its forced
-    /// rules alone do.
+    /// An unforced rule never shadows an existing path; a same-site
+    /// redirect never leaves the site (the routing fuzz targets' check, over
+    /// generated configs and paths).
     #[test]
-    fn an_unforced_rule_never_shadows_an_existing_path(
+    fn each_decision_holds(
         cfg in config(),
         path in rooted_path(),
         query in proptest::option::of("[a-z]{1,3}=[a-z]{0,3}"),
+        exists in any::<bool>(),
     ) {
-        let forced = RoutingConfig {
-            rules: cfg.rules.iter().filter(|r| r.force).cloned().collect(),
-            ..cfg.clone()
-        };
-        prop_assert_eq!(
-            route(&cfg, &path, query.as_deref(), |_| true),
-            route(&forced, &path, query.as_deref(), |_| true)
-        );
+        outpost_invariants::routing::decision_holds(&cfg, &path, query.as_deref(), exists);
     }
 
     /// The first rule that answers decides: rules after it change nothing.
@@ -319,21 +297,6 @@ proptest! {
         prop_assume!(longer.validate().is_ok());
         if decided != Decision::Pass {
             prop_assert_eq!(route(&longer, &path, None, |_| exists), decided);
-        }
-    }
-
-    /// A same-site redirect never becomes a protocol-relative one (`//x`
-    /// or `/\x` would send the browser to another host).
-    #[test]
-    fn a_local_redirect_stays_on_the_site(
-        cfg in config(),
-        path in rooted_path(),
-        exists in any::<bool>(),
-    ) {
-        if let Decision::Redirect { location, .. } = route(&cfg, &path, None, |_| exists) {
-            if location.starts_with('/') {
-                prop_assert!(!matches!(location.as_bytes().get(1), Some(b'/' | b'\\')), "{location}");
-            }
         }
     }
 }
