@@ -91,9 +91,19 @@ impl LoadResult {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// Adds another run of the same target: counts and time summed,
-    /// latencies merged.
-    pub fn absorb(&mut self, other: LoadResult) -> anyhow::Result<()> {
+    /// Nothing yet, over `elapsed`.
+    pub fn empty(elapsed: Duration) -> LoadResult {
+        LoadResult {
+            requests: 0,
+            errors: 0,
+            elapsed,
+            latency: histogram(),
+        }
+    }
+
+    /// Adds another result: requests, errors and time summed, latencies
+    /// merged.
+    pub fn absorb(&mut self, other: &LoadResult) -> anyhow::Result<()> {
         self.requests += other.requests;
         self.errors += other.errors;
         self.elapsed += other.elapsed;
@@ -321,14 +331,7 @@ pub async fn run_windows(
             windows
         }
     });
-    let mut total: Vec<LoadResult> = (0..count)
-        .map(|_| LoadResult {
-            requests: 0,
-            errors: 0,
-            elapsed: window,
-            latency: histogram(),
-        })
-        .collect();
+    let mut total: Vec<LoadResult> = (0..count).map(|_| LoadResult::empty(window)).collect();
     // One task per connection, so the generator uses every core.
     let handles: Vec<_> = tasks.map(tokio::spawn).collect();
     for h in handles {
@@ -344,4 +347,43 @@ pub async fn run_windows(
             .saturating_sub(window * (count as u32 - 1));
     }
     Ok(total)
+}
+
+/// Two sides measured in turns: each side's runs summed, and the median
+/// of the rounds' own side 0 / side 1 req/s ratios.
+pub struct Turns {
+    pub sides: [LoadResult; 2],
+    pub median_ratio: f64,
+}
+
+/// Runs `run(0)` and `run(1)` `rounds` times each, who goes first
+/// alternating: on a VM whose speed drifts by tens of percent within a
+/// minute, one long run per side would compare two moments more than two
+/// servers.
+pub async fn take_turns<F, Fut>(rounds: usize, mut run: F) -> anyhow::Result<Turns>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<LoadResult>>,
+{
+    anyhow::ensure!(rounds > 0, "at least one round");
+    let mut sides = [
+        LoadResult::empty(Duration::ZERO),
+        LoadResult::empty(Duration::ZERO),
+    ];
+    let mut ratios = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        let mut rps = [0.0; 2];
+        for which in order {
+            let r = run(which).await?;
+            rps[which] = r.rps();
+            sides[which].absorb(&r)?;
+        }
+        ratios.push(rps[0] / rps[1]);
+    }
+    ratios.sort_by(f64::total_cmp);
+    Ok(Turns {
+        sides,
+        median_ratio: ratios[ratios.len() / 2],
+    })
 }

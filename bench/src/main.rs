@@ -608,9 +608,11 @@ async fn main() -> anyhow::Result<()> {
                 window >= Duration::from_secs(1) && window <= duration,
                 "--window must be at least 1s and at most --duration"
             );
+            // At least one request per second of each kind.
+            let kinds = soak::KINDS.len() as u64;
             anyhow::ensure!(
-                (1..=1_000_000).contains(&rate),
-                "--rate must be 1..=1000000"
+                (kinds..=1_000_000).contains(&rate),
+                "--rate must be {kinds}..=1000000"
             );
             anyhow::ensure!(
                 (1..=1024).contains(&connections),

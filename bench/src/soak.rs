@@ -3,8 +3,6 @@
 //! and whether anything drifts: errors, resident memory, open descriptors,
 //! latency per window.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -29,14 +27,15 @@ pub struct Plan {
 }
 
 /// One kind of request in the mix.
-struct Kind {
+pub struct Kind {
     name: &'static str,
     path: &'static str,
     proto: Proto,
     status: u16,
 }
 
-const KINDS: &[Kind] = &[
+/// The mix; `--rate` is shared equally among them.
+pub const KINDS: &[Kind] = &[
     Kind {
         name: "page, HTTP/1.1",
         path: "/",
@@ -134,11 +133,6 @@ fn sample(pid: u32, started: Instant) -> anyhow::Result<Sample> {
 }
 
 pub async fn run(cluster: &Cluster, plan: &Plan) -> anyhow::Result<SoakReport> {
-    anyhow::ensure!(
-        plan.rate >= KINDS.len() as u64,
-        "--rate must be at least {} (one request per second of each kind)",
-        KINDS.len()
-    );
     let site = cluster.root.path().join("soak-site");
     std::fs::create_dir_all(site.join("api"))?;
     std::fs::write(site.join("index.html"), "<h1>soak</h1>".repeat(80))?;
@@ -158,19 +152,21 @@ pub async fn run(cluster: &Cluster, plan: &Plan) -> anyhow::Result<SoakReport> {
     // Each kind gets an equal share of the rate.
     let share = plan.rate / KINDS.len() as u64;
     let started = Instant::now();
-    let samples = Arc::new(Mutex::new(vec![sample(pid, started)?]));
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (samples, done) = (samples.clone(), done.clone());
-        tokio::spawn(async move {
-            while !done.load(Ordering::Relaxed) {
-                tokio::time::sleep(SAMPLE_EVERY).await;
-                if let Ok(s) = sample(pid, started) {
-                    samples.lock().unwrap().push(s);
+    let first = sample(pid, started)?;
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let sampler = tokio::spawn(async move {
+        let mut samples = vec![first];
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return samples,
+                _ = tokio::time::sleep(SAMPLE_EVERY) => {
+                    if let Ok(s) = sample(pid, started) {
+                        samples.push(s);
+                    }
                 }
             }
-        })
-    };
+        }
+    });
     let loads: Vec<_> = KINDS
         .iter()
         .map(|k| {
@@ -195,20 +191,15 @@ pub async fn run(cluster: &Cluster, plan: &Plan) -> anyhow::Result<SoakReport> {
     for (k, l) in KINDS.iter().zip(loads) {
         per_kind.push(l.await?.with_context(|| format!("load of {}", k.name))?);
     }
-    done.store(true, Ordering::Relaxed);
-    sampler.await?;
-    let samples = samples.lock().unwrap().clone();
+    let _ = stop.send(());
+    let samples = sampler.await?;
     let end = sample(pid, started)?;
 
     let windows = (0..per_kind[0].len())
         .map(|i| {
-            let mut hist = per_kind[0][i].latency.clone();
-            hist.reset();
-            let (mut requests, mut errors) = (0, 0);
-            for k in &per_kind {
-                requests += k[i].requests;
-                errors += k[i].errors;
-                let _ = hist.add(&k[i].latency);
+            let mut all = load::LoadResult::empty(Duration::ZERO);
+            for kind in &per_kind {
+                all.absorb(&kind[i])?;
             }
             let until = plan.window.as_secs_f64() * (i + 1) as f64;
             let at_end = samples
@@ -217,35 +208,34 @@ pub async fn run(cluster: &Cluster, plan: &Plan) -> anyhow::Result<SoakReport> {
                 .find(|s| s.at_secs <= until)
                 .copied()
                 .unwrap_or(end);
-            let q = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
-            Window {
+            Ok(Window {
                 from_secs: plan.window.as_secs_f64() * i as f64,
-                requests,
-                errors,
-                p50_ms: q(0.5),
-                p99_ms: q(0.99),
-                p999_ms: q(0.999),
+                requests: all.requests,
+                errors: all.errors,
+                p50_ms: all.quantile_ms(0.5),
+                p99_ms: all.quantile_ms(0.99),
+                p999_ms: all.quantile_ms(0.999),
                 rss_bytes: at_end.rss_bytes,
                 fds: at_end.fds,
-            }
+            })
         })
-        .collect::<Vec<_>>();
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let kinds = KINDS
         .iter()
         .zip(&per_kind)
-        .map(|(k, w)| {
-            let mut hist = w[0].latency.clone();
-            for x in &w[1..] {
-                let _ = hist.add(&x.latency);
+        .map(|(k, windows)| {
+            let mut all = load::LoadResult::empty(Duration::ZERO);
+            for w in windows {
+                all.absorb(w)?;
             }
-            KindTotal {
+            Ok(KindTotal {
                 kind: k.name,
-                requests: w.iter().map(|x| x.requests).sum(),
-                errors: w.iter().map(|x| x.errors).sum(),
-                p99_ms: hist.value_at_quantile(0.99) as f64 / 1000.0,
-            }
+                requests: all.requests,
+                errors: all.errors,
+                p99_ms: all.quantile_ms(0.99),
+            })
         })
-        .collect::<Vec<_>>();
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let max_by = |f: fn(&Sample) -> u64| {
         samples
             .iter()

@@ -6,6 +6,7 @@
 //! HTTP/3 rows compare the edge's HTTP/3 against nginx's HTTP/2: Debian's
 //! nginx has no HTTP/3 ([`reference_proto`]).
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -269,37 +270,29 @@ pub async fn run(
                     .progress_chars("=> "),
             );
             bar.set_message(format!("{name} {proto:?}"));
-            // The two take turns in short slices, who goes first
-            // alternating: on a VM whose speed drifts by tens of percent
-            // within a minute, one run each would compare two moments.
-            let slice = plan.duration / plan.rounds as u32;
-            let mut totals: [Option<load::LoadResult>; 2] = [None, None];
-            let mut peaks: [Option<u64>; 2] = [None, None];
-            let mut ratios = Vec::with_capacity(plan.rounds);
-            for round in 0..plan.rounds {
-                let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-                let mut rps = [0.0; 2];
-                for which in order {
-                    let (who, addr, p, pid, tree) = servers[which];
+            let peaks: RefCell<[Option<u64>; 2]> = RefCell::default();
+            let turns = load::take_turns(plan.rounds, |which| {
+                let (who, addr, p, pid, tree) = servers[which];
+                let target = target(addr, p);
+                let (peaks, bar) = (&peaks, &bar);
+                let slice = plan.duration / plan.rounds as u32;
+                async move {
                     let sampler = (name == RSS_FILE).then(|| rss::Peak::start(pid, tree));
-                    let r = load::run(&target(addr, p), plan.mode, slice).await;
+                    let r = load::run(&target, plan.mode, slice).await;
                     let peak = sampler.map(rss::Peak::stop);
                     let r = r.with_context(|| format!("{who} {name} over {}", p.name()))?;
                     if let Some(peak) = peak {
                         let peak = peak.with_context(|| format!("{who}'s resident set"))?;
+                        let mut peaks = peaks.borrow_mut();
                         peaks[which] = Some(peaks[which].unwrap_or(0).max(peak));
                     }
-                    rps[which] = r.rps();
-                    match &mut totals[which] {
-                        Some(t) => t.absorb(r)?,
-                        slot @ None => *slot = Some(r),
-                    }
                     bar.inc(1);
+                    Ok(r)
                 }
-                ratios.push(rps[0] / rps[1]);
-            }
+            })
+            .await?;
             bar.finish_and_clear();
-            ratios.sort_by(f64::total_cmp);
+            let peaks = peaks.into_inner();
             if let [Some(edge_peak_bytes), Some(nginx_peak_bytes)] = peaks {
                 rss.under_load.push(LoadRss {
                     file: name.into(),
@@ -309,10 +302,8 @@ pub async fn run(
                     nginx_peak_bytes,
                 });
             }
-            let [Some(edge_total), Some(nginx_total)] = totals else {
-                anyhow::bail!("no runs of {name}");
-            };
-            let (edge_side, nginx_side) = (side(&edge_total), side(&nginx_total));
+            let [edge_total, nginx_total] = &turns.sides;
+            let (edge_side, nginx_side) = (side(edge_total), side(nginx_total));
             rows.push(StaticRow {
                 file: name.into(),
                 bytes,
@@ -320,7 +311,7 @@ pub async fn run(
                 reference_proto: reference,
                 mode: plan.mode,
                 rounds: plan.rounds,
-                rps_ratio: ratios[ratios.len() / 2],
+                rps_ratio: turns.median_ratio,
                 rps_ratio_total: edge_side.rps / nginx_side.rps,
                 p99_ratio: edge_side.p99_ms / nginx_side.p99_ms,
                 edge: edge_side,
@@ -478,31 +469,15 @@ pub async fn analytics_cost(
         user_agent: Some(http::HeaderValue::from_static(BROWSER_UA)),
         expect: None,
     };
-    let mut totals: [Option<load::LoadResult>; 2] = [None, None];
-    let mut ratios = Vec::with_capacity(pairs);
-    for i in 0..pairs {
-        // Alternate who goes first, so neither always follows the other.
-        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
-        let mut rps = [0.0; 2];
-        for which in order {
-            let addr = [on.http, off.http][which];
-            let r = load::run(&target(addr), plan.mode, slice).await?;
-            rps[which] = r.requests as f64 / r.elapsed.as_secs_f64();
-            match &mut totals[which] {
-                Some(t) => t.absorb(r)?,
-                slot @ None => *slot = Some(r),
-            }
-        }
-        ratios.push(rps[0] / rps[1]);
-    }
+    let turns = load::take_turns(pairs, |which| {
+        let target = target([on.http, off.http][which]);
+        async move { load::run(&target, plan.mode, slice).await }
+    })
+    .await?;
     if let (Some(_), Some(all)) = (&pinned, &allowed) {
         crate::pin::pin_process(std::process::id(), all)?;
     }
-    ratios.sort_by(f64::total_cmp);
-    let [Some(t_on), Some(t_off)] = totals else {
-        anyhow::bail!("no runs");
-    };
-    let (on, off) = (side(&t_on), side(&t_off));
+    let (on, off) = (side(&turns.sides[0]), side(&turns.sides[1]));
     Ok(AnalyticsRow {
         file: PAGE.into(),
         proto: Proto::H1,
@@ -510,7 +485,7 @@ pub async fn analytics_cost(
         rounds: pairs,
         pinned: pinned.is_some(),
         rps_ratio: on.rps / off.rps,
-        median_pair_ratio: ratios[ratios.len() / 2],
+        median_pair_ratio: turns.median_ratio,
         on,
         off,
     })

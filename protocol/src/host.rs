@@ -26,8 +26,9 @@ pub fn normalize_host(raw: &str) -> Result<Cow<'_, str>, HostError> {
     let raw = raw.trim();
     let name = match raw.rsplit_once(':') {
         Some((name, port)) => {
-            if port.is_empty()
-                || port.len() > 5
+            // Digits only (`parse` alone takes a sign), at most five, a
+            // port number (none when empty).
+            if port.len() > 5
                 || !port.bytes().all(|b| b.is_ascii_digit())
                 || port.parse::<u16>().is_err()
             {

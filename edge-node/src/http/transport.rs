@@ -187,29 +187,17 @@ impl Tcp {
     /// One `send` with `MSG_MORE`: the bytes wait in the kernel for the
     /// write that follows.
     fn poll_send_more(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.tcp.poll_write_ready(cx))?;
-            let sent = self.tcp.try_io(Interest::WRITABLE, || {
-                // SAFETY: `buf` is valid for `buf.len()` bytes for the call.
-                let n = unsafe {
-                    libc::send(
-                        self.tcp.as_raw_fd(),
-                        buf.as_ptr().cast(),
-                        buf.len(),
-                        libc::MSG_MORE | libc::MSG_NOSIGNAL,
-                    )
-                };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            });
-            return match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => Poll::Ready(other),
-            };
-        }
+        self.poll_write_with(cx, || {
+            // SAFETY: `buf` is valid for `buf.len()` bytes for the call.
+            unsafe {
+                libc::send(
+                    self.tcp.as_raw_fd(),
+                    buf.as_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_MORE | libc::MSG_NOSIGNAL,
+                )
+            }
+        })
     }
 
     /// One `sendfile` of up to `len` bytes at `offset` (the file's own
@@ -223,30 +211,41 @@ impl Tcp {
         offset: u64,
         len: usize,
     ) -> Poll<io::Result<usize>> {
+        let mut off = libc::off_t::try_from(offset).map_err(io::Error::other)?;
+        match ready!(self.poll_write_with(cx, || {
+            // SAFETY: both descriptors are open for the duration of the
+            // call and `off` is a valid, exclusively borrowed offset.
+            unsafe { libc::sendfile(self.tcp.as_raw_fd(), file.as_raw_fd(), &mut off, len) }
+        })) {
+            Ok(0) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "blob file ended before its verified length",
+            ))),
+            other => Poll::Ready(other),
+        }
+    }
+
+    /// A write system call (`-1` and `errno` on failure) once the socket is
+    /// writable, waiting again whenever it would block.
+    fn poll_write_with(
+        &self,
+        cx: &mut Context<'_>,
+        mut call: impl FnMut() -> isize,
+    ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.tcp.poll_write_ready(cx))?;
-            let sent = self.tcp.try_io(Interest::WRITABLE, || {
-                let mut off = libc::off_t::try_from(offset).map_err(io::Error::other)?;
-                // SAFETY: both descriptors are open for the duration of the
-                // call and `off` is a valid, exclusively borrowed offset.
-                let n = unsafe {
-                    libc::sendfile(self.tcp.as_raw_fd(), file.as_raw_fd(), &mut off, len)
-                };
+            let written = self.tcp.try_io(Interest::WRITABLE, || {
+                let n = call();
                 if n < 0 {
                     Err(io::Error::last_os_error())
                 } else {
                     Ok(n as usize)
                 }
             });
-            return match sent {
-                Ok(0) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "blob file ended before its verified length",
-                ))),
-                Ok(n) => Poll::Ready(Ok(n)),
+            return match written {
                 // Readiness was cleared by `try_io`: wait for it again.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => Poll::Ready(Err(e)),
+                other => Poll::Ready(other),
             };
         }
     }

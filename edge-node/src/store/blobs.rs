@@ -303,8 +303,13 @@ impl BlobStore {
             // Not kept as a file (yet): the caller opens it once, rather
             // than copy it from memory on every request where `sendfile`
             // could send it. A copy read into memory left its file's stamp
-            // in `verified_files`, so that open hashes nothing.
-            return None;
+            // in `verified_files`, so that open hashes nothing. Unless the
+            // kept descriptors are all taken: then more hot files than it
+            // holds would open one per request, where the copy in memory
+            // costs no system call at all.
+            if c.files.len() < c.files.cap().get() {
+                return None;
+            }
         }
         c.memory.get(hash).cloned().map(BlobBody::Memory)
     }
@@ -675,6 +680,41 @@ mod tests {
             Err(BlobError::Corrupt(_))
         ));
         assert_eq!(corrupt.try_recv().unwrap(), h);
+    }
+
+    /// With every kept descriptor taken by other files, a blob in memory
+    /// is served from there rather than opened per request.
+    #[tokio::test]
+    async fn a_full_descriptor_cache_falls_back_to_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _corrupt) = BlobStore::open(dir.path()).unwrap();
+        store
+            .caches
+            .lock()
+            .unwrap()
+            .files
+            .resize(NonZeroUsize::new(1).unwrap());
+        let (a, b) = (vec![1u8; 64 * 1024], vec![2u8; 64 * 1024]);
+        let (ha, hb) = (BlobHash::of(&a), BlobHash::of(&b));
+        for (h, data) in [(ha, &a), (hb, &b)] {
+            store
+                .write(&h, data.len() as u64, chunks(data))
+                .await
+                .unwrap();
+        }
+        assert!(matches!(
+            store.open_for(&ha, Prefer::Memory).unwrap(),
+            BlobBody::Memory(_)
+        ));
+        assert!(store.cached(&ha, Prefer::File).is_none(), "room: open it");
+        assert!(matches!(
+            store.open_for(&hb, Prefer::File).unwrap(),
+            BlobBody::File { .. }
+        ));
+        assert!(matches!(
+            store.cached(&ha, Prefer::File),
+            Some(BlobBody::Memory(_))
+        ));
     }
 
     /// The memory budget holds: the least recently used blobs leave first,
